@@ -1,0 +1,58 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", ".cache/", "coverage/"] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      "no-restricted-syntax": [
+        "error",
+        { selector: "ExportDefaultDeclaration", message: "Use named exports." },
+      ],
+    },
+  },
+  { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ["src/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["node:fs*", "node:child_process", "node:net", "node:http*", "node:process", "node:os"], message: "src/core is pure: no I/O, environment or process access." },
+            { group: ["**/app/**", "**/agent/**", "**/render/**", "**/cli/**"], message: "src/core depends on nothing else in src." },
+          ],
+        },
+      ],
+      "no-restricted-globals": ["error", { name: "process", message: "src/core reads no environment or process state." }],
+      "no-restricted-properties": [
+        "error",
+        { object: "Date", property: "now", message: "Inject a clock instead of reading it in src/core." },
+        { object: "Math", property: "random", message: "src/core is deterministic." },
+      ],
+    },
+  },
+  {
+    files: ["src/app/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: ["**/agent/**"], message: "app and agent share only src/core." }] }],
+    },
+  },
+  {
+    files: ["src/agent/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: ["**/app/**"], message: "app and agent share only src/core." }] }],
+    },
+  },
+  {
+    files: ["eslint.config.js", "vitest.config.ts"],
+    rules: { "no-restricted-syntax": "off" },
+  },
+);

@@ -1,0 +1,92 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { CONFIG_PATH, defaultConfig, validateConfig, type Config } from "../core/config.ts";
+import { formatProblem } from "../core/errors.ts";
+import { renderHtmlPage } from "../core/html.ts";
+import { renderMarkdown } from "../core/markdown.ts";
+import { hasChanges, toJsonReport, type DiffReport } from "../core/report.ts";
+import { compareCheckouts, selectEnvironments } from "../render/compare.ts";
+import { openRendererContext, resolveTools } from "../render/setup.ts";
+import { loadPageViews } from "../views.ts";
+
+/** Output formats of `sluice diff`. */
+export type DiffFormat = "markdown" | "json" | "html";
+
+/** The parsed arguments of `sluice diff`. */
+export interface DiffArgs {
+  base: string;
+  head: string;
+  environments: string[];
+  configFile?: string;
+  format: DiffFormat;
+  out?: string;
+}
+
+/** What the command needs from the process, passed in so it can be tested. */
+export interface CommandIo {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+/** Exit codes as `kubectl diff`: no changes, changes, error. */
+export const EXIT = { noChanges: 0, changes: 1, error: 2 } as const;
+
+/** Runs `sluice diff` and returns its exit code. */
+export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
+  const baseDir = resolve(io.cwd, args.base);
+  const headDir = resolve(io.cwd, args.head);
+  const config = await loadConfig(baseDir, args.configFile ? resolve(io.cwd, args.configFile) : undefined, args.configFile);
+  if (!config.ok) {
+    for (const message of config.errors) io.stderr(`${message}\n`);
+    return EXIT.error;
+  }
+  try {
+    selectEnvironments(config.config, args.environments);
+  } catch (error) {
+    io.stderr(`sluice diff: ${(error as Error).message}\n`);
+    return EXIT.error;
+  }
+  const tools = await resolveTools(io.env);
+  const [base, head] = await Promise.all([openRendererContext(baseDir, tools), openRendererContext(headDir, tools)]);
+  let report: DiffReport;
+  try {
+    report = await compareCheckouts({ base, head, config: config.config, environments: args.environments });
+  } finally {
+    await Promise.all([base.dispose(), head.dispose()]);
+  }
+  const output = await format(report, args);
+  if (args.out) await writeFile(resolve(io.cwd, args.out), output);
+  else io.stdout(output);
+  for (const problem of report.errors) io.stderr(`${formatProblem(problem)}\n`);
+  if (report.errors.length > 0) return EXIT.error;
+  return hasChanges(report) ? EXIT.changes : EXIT.noChanges;
+}
+
+async function format(report: DiffReport, args: DiffArgs): Promise<string> {
+  switch (args.format) {
+    case "json":
+      return `${JSON.stringify(toJsonReport(report), null, 2)}\n`;
+    case "markdown":
+      return `${renderMarkdown(report, { header: `### Sluice diff\n\n\`${args.base}\` → \`${args.head}\`` })}\n`;
+    case "html":
+      return renderHtmlPage(report, await loadPageViews(), { title: "Sluice diff", subtitle: `${args.base} → ${args.head}` });
+  }
+}
+
+type Loaded = { ok: true; config: Config } | { ok: false; errors: string[] };
+
+/** Reads the configuration: an explicit file, else BASE/.github/sluice.yml, else the default. */
+async function loadConfig(baseDir: string, explicit: string | undefined, shownAs: string | undefined): Promise<Loaded> {
+  const path = explicit ?? resolve(baseDir, CONFIG_PATH);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if (explicit) return { ok: false, errors: [`${shownAs ?? path}: cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`] };
+    return { ok: true, config: defaultConfig() };
+  }
+  const result = validateConfig(text, shownAs ?? CONFIG_PATH);
+  return result.ok ? result : { ok: false, errors: result.errors.map((e) => e.message) };
+}

@@ -1,0 +1,185 @@
+import { LineCounter, parseDocument } from "yaml";
+import { z } from "zod";
+import { SourceError } from "./errors.ts";
+import { lineOfPath, yamlErrorMessage } from "./yaml-location.ts";
+
+/** Where the configuration lives in a repository. */
+export const CONFIG_PATH = ".github/sluice.yml";
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A path inside the repository: relative, with no `..` segment. */
+const repoPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), {
+    error: "must be a path inside the repository (relative, without '..')",
+  });
+
+const helmSchema = z.strictObject({
+  releaseName: z.string().regex(dnsLabel, "must be a DNS label ([a-z0-9-], at most 53 characters)").max(53).optional()
+    .describe("Release name passed to `helm template`; defaults to the environment name."),
+  values: z.array(repoPath).default([])
+    .describe("Values files, relative to the environment path, applied in order."),
+  set: z.record(z.string(), z.string()).default({})
+    .describe("Values set on the command line (`--set-string key=value`)."),
+  includeCRDs: z.boolean().default(true).describe("Render the chart's crds/ directory too."),
+});
+
+const environmentSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be lowercase letters, digits and '-'").max(63)
+    .describe("Unique environment name, also the GitHub Deployment environment."),
+  path: repoPath.default(".").describe("Directory in the repository holding the environment's manifests."),
+  namespace: z.string().regex(dnsLabel, "must be a DNS label").max(63).default("default")
+    .describe("Default namespace for namespaced objects that set none."),
+  render: z.enum(["auto", "plain", "kustomize", "helm"]).default("auto")
+    .describe("auto picks kustomize for kustomization.yaml, helm for Chart.yaml, plain otherwise."),
+  branch: z.string().min(1).default("main").describe("Branch whose pushes deploy this environment."),
+  watch: z.array(repoPath).default([])
+    .describe("Extra paths whose changes affect this environment (shared bases, charts)."),
+  helm: helmSchema.optional(),
+  autoDeploy: z.boolean().default(true).describe("Deploy on every push to the tracked branch."),
+  prune: z.boolean().default(true).describe("Delete objects that left the manifests."),
+  allowEmpty: z.boolean().default(false).describe("Allow a deploy that would prune every object."),
+  selfHeal: z.boolean().default(false).describe("Re-apply when the live cluster drifts."),
+});
+
+/** The schema of `.github/sluice.yml`. */
+export const configSchema = z
+  .strictObject({
+    version: z.literal(1).describe("Schema version; always 1."),
+    environments: z.array(environmentSchema).min(1, "must list at least one environment"),
+    commands: z
+      .strictObject({
+        permission: z.enum(["read", "triage", "write", "maintain", "admin"]).default("write")
+          .describe("Least repository permission needed for /sync and /rollback."),
+      })
+      .prefault({}),
+    previews: z
+      .strictObject({
+        drafts: z.boolean().default(true).describe("Preview draft pull requests too."),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.environments.forEach((env, index) => {
+      const first = seen.get(env.name);
+      if (first === undefined) {
+        seen.set(env.name, index);
+      } else {
+        ctx.addIssue({
+          code: "custom",
+          path: ["environments", index, "name"],
+          message: `duplicates environments[${first}].name "${env.name}"; names must be unique`,
+        });
+      }
+      if (env.render === "helm" || env.helm !== undefined) {
+        if (env.render !== "helm" && env.render !== "auto") {
+          ctx.addIssue({ code: "custom", path: ["environments", index, "helm"], message: `is only used with render: helm (render is ${env.render})` });
+        }
+      }
+    });
+  });
+
+/** A validated configuration with defaults filled in. */
+export type Config = z.output<typeof configSchema>;
+/** One environment of a configuration. */
+export type Environment = Config["environments"][number];
+/** How an environment's directory is turned into objects. */
+export type RenderMode = Environment["render"];
+
+/** The configuration used when a repository has no `.github/sluice.yml`: the whole checkout, one environment. */
+export function defaultConfig(): Config {
+  return configSchema.parse({ version: 1, environments: [{ name: "default" }] });
+}
+
+/** An invalid configuration: names the file, line and field. */
+export class ConfigError extends SourceError {
+  /** The dotted path of the offending field, such as `environments[0].name`. */
+  readonly field: string;
+
+  constructor(file: string, line: number, field: string, message: string) {
+    super({ file, line, message: field ? `${field}: ${message}` : message });
+    this.name = "ConfigError";
+    this.field = field;
+  }
+}
+
+/**
+ * Parses and validates a configuration file.
+ * @param text the file's contents
+ * @param file the file's name as it should appear in errors
+ * @throws ConfigError naming the file, line and field of the first problem (all problems are in `errors`)
+ */
+export function parseConfig(text: string, file: string = CONFIG_PATH): Config {
+  const result = validateConfig(text, file);
+  if (!result.ok) {
+    const [first] = result.errors;
+    if (first === undefined) throw new ConfigError(file, 0, "", "invalid configuration");
+    throw first;
+  }
+  return result.config;
+}
+
+/** The outcome of validating a configuration: the config, or every error found. */
+export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+
+/** Validates a configuration file and returns every problem, each with its file, line and field. */
+export function validateConfig(text: string, file: string = CONFIG_PATH): ConfigResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      errors: doc.errors.map((e) => new ConfigError(file, lineCounter.linePos(e.pos[0]).line, "", `invalid YAML: ${yamlErrorMessage(e.message)}`)),
+    };
+  }
+  const value: unknown = doc.toJS({ maxAliasCount: 1000 });
+  if (value === null || value === undefined) {
+    return { ok: false, errors: [new ConfigError(file, 1, "", "is empty; it needs at least `version: 1` and `environments`")] };
+  }
+  const parsed = configSchema.safeParse(value);
+  if (parsed.success) return { ok: true, config: parsed.data };
+  return {
+    ok: false,
+    errors: parsed.error.issues.map((issue) => {
+      const path = issue.path;
+      const line = lineOfPath(doc, lineCounter, path);
+      const field = issue.code === "unrecognized_keys" ? fieldName([...path, issue.keys[0] ?? ""]) : fieldName(path);
+      return new ConfigError(file, issue.code === "unrecognized_keys" ? lineOfPath(doc, lineCounter, [...path, issue.keys[0] ?? ""]) : line, field, issueMessage(issue));
+    }),
+  };
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+    case "invalid_value":
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "invalid_type":
+      return issue.message.startsWith("Invalid input") ? `must be ${article(issue.expected)}` : issue.message;
+    default:
+      return issue.message;
+  }
+}
+
+function article(expected: string): string {
+  return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
+}
+
+/** `["environments", 0, "name"]` → `environments[0].name`. */
+export function fieldName(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+/** The configuration's JSON Schema, for editors (`# yaml-language-server: $schema=…`). */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}

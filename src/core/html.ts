@@ -1,0 +1,52 @@
+import { html as diffToHtml } from "diff2html";
+import { formatProblem } from "./errors.ts";
+import { escapeHtml, orderedChanges } from "./markdown.ts";
+import type { DiffReport } from "./report.ts";
+
+/** The page template (views/diff-page.html) and the stylesheets inlined into it. */
+export interface PageViews {
+  template: string;
+  styles: readonly string[];
+}
+
+/** What the page shows besides the report. */
+export interface PageOptions {
+  title: string;
+  /** A line under the title, such as the commit range. Plain text. */
+  subtitle?: string;
+}
+
+/**
+ * The full diff page: a self-contained HTML document (styles inlined, no scripts, no CDN) with
+ * the summary, the errors, and every changed resource side by side with a file list.
+ */
+export function renderHtmlPage(report: DiffReport, views: PageViews, options: PageOptions): string {
+  const sections = report.environments.map((env) => {
+    const changes = orderedChanges(env);
+    const diff = changes.map((c) => c.diff).join("");
+    const s = env.summary;
+    const counts = `${s.added} added, ${s.modified} modified, ${s.removed} removed, ${s.unchanged} unchanged`;
+    const body = changes.length === 0
+      ? `<p class="sluice-empty">No changes${env.skipped ? ` (${escapeHtml(env.skipped)})` : ""}.</p>`
+      : diffToHtml(diff, { outputFormat: "side-by-side", drawFileList: true, matching: "none", diffStyle: "word" });
+    return `<section class="sluice-env" id="env-${escapeHtml(env.name)}"><h2>${escapeHtml(env.name)} <small>${counts}</small></h2>${body}</section>`;
+  });
+  const errors = report.errors.length === 0 ? "" : `<section class="sluice-errors"><h2>Errors</h2><ul>${report.errors
+    .map((e) => `<li><code>${escapeHtml(formatProblem({ ...e, message: "" }).replace(/: $/, ""))}</code>${e.environment ? ` (${escapeHtml(e.environment)}${e.side ? `, ${e.side}` : ""})` : ""}: ${escapeHtml(e.message)}</li>`)
+    .join("")}</ul></section>`;
+  return fillTemplate(views.template, {
+    title: escapeHtml(options.title),
+    subtitle: escapeHtml(options.subtitle ?? ""),
+    styles: views.styles.map((css) => css.replace(/<\/style/gi, "<\\/style")).join("\n"),
+    body: errors + sections.join("\n"),
+  });
+}
+
+/** Replaces `{{name}}` placeholders with already-escaped values; an unknown placeholder is an error. */
+export function fillTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`template placeholder {{${name}}} has no value`);
+    return value;
+  });
+}

@@ -1,0 +1,9 @@
+import type { RunOptions } from "./process.ts";
+import type { RenderTools } from "./tools.ts";
+
+/** Everything a renderer needs besides the directory: where the checkout is, the tools, and how to run them. */
+export interface RendererContext {
+  checkoutRoot: string;
+  tools: RenderTools;
+  run: RunOptions;
+}

@@ -1,0 +1,69 @@
+import { spawn } from "node:child_process";
+
+/** How to run one renderer. */
+export interface RunOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** The process group is killed after this long. */
+  timeoutMs: number;
+  /** The process group is killed once stdout grows past this. */
+  maxOutputBytes: number;
+  /** Prefix the command with `unshare --net` so it has no network at all. */
+  isolateNetwork: boolean;
+}
+
+/** How a run ended. */
+export type RunResult =
+  | { outcome: "ok"; stdout: string; stderr: string }
+  | { outcome: "exit"; code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+  | { outcome: "timeout" | "output-limit"; stderr: string }
+  | { outcome: "spawn"; error: Error };
+
+const MAX_STDERR = 64 * 1024;
+
+/** Runs a command to completion with a timeout and an output cap, in its own process group. */
+export function runBounded(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  const [file, argv] = options.isolateNetwork
+    ? ["unshare", ["--net", "--map-root-user", "--", command, ...args]]
+    : [command, [...args]];
+  return new Promise((resolve) => {
+    const child = spawn(file, argv, { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let stderr = "";
+    let ended: "timeout" | "output-limit" | undefined;
+    const kill = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // The group is already gone.
+      }
+    };
+    const timer = setTimeout(() => {
+      ended ??= "timeout";
+      kill();
+    }, options.timeoutMs);
+    child.stdout.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > options.maxOutputBytes) {
+        ended ??= "output-limit";
+        kill();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (stderr.length < MAX_STDERR) stderr += chunk.toString("utf8");
+    });
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      resolve({ outcome: "spawn", error });
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (ended) resolve({ outcome: ended, stderr });
+      else if (code === 0) resolve({ outcome: "ok", stdout: Buffer.concat(chunks).toString("utf8"), stderr });
+      else resolve({ outcome: "exit", code, signal, stdout: Buffer.concat(chunks).toString("utf8"), stderr });
+    });
+  });
+}

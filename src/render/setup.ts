@@ -1,0 +1,34 @@
+import { DEFAULT_LIMITS, type RenderLimits } from "./render-environment.ts";
+import type { RendererContext } from "./context.ts";
+import { canIsolateNetwork, createScratch, type Scratch } from "./sandbox.ts";
+import { findOnPath, toolsFromEnv, type RenderTools } from "./tools.ts";
+
+/** Resolves the renderer binaries once: explicit `SLUICE_*` paths first, then PATH. */
+export async function resolveTools(env: NodeJS.ProcessEnv): Promise<RenderTools> {
+  const tools = toolsFromEnv(env);
+  const [kustomize, kubectl, helm] = await Promise.all([
+    tools.kustomize ?? findOnPath("kustomize", env.PATH),
+    tools.kubectl ?? findOnPath("kubectl", env.PATH),
+    tools.helm ?? findOnPath("helm", env.PATH),
+  ]);
+  return {
+    ...(kustomize ? { kustomize } : {}),
+    ...(kubectl ? { kubectl } : {}),
+    ...(helm ? { helm } : {}),
+  };
+}
+
+/** A renderer context for one checkout, with its own scratch home; dispose it when done. */
+export async function openRendererContext(
+  checkoutRoot: string,
+  tools: RenderTools,
+  limits: RenderLimits = DEFAULT_LIMITS,
+): Promise<RendererContext & { dispose: Scratch["dispose"] }> {
+  const [scratch, isolateNetwork] = await Promise.all([createScratch(), canIsolateNetwork()]);
+  return {
+    checkoutRoot,
+    tools,
+    run: { cwd: scratch.home, env: scratch.env, isolateNetwork, ...limits },
+    dispose: scratch.dispose,
+  };
+}

@@ -1,0 +1,47 @@
+import type { SourceProblem } from "../core/errors.ts";
+import { RenderError } from "./errors.ts";
+import type { RunResult } from "./process.ts";
+
+const MAX_MESSAGE = 1_000;
+
+/**
+ * The error line of a renderer's stderr, with absolute checkout paths made relative and the
+ * length capped. Only the `Error:` line is kept: tools echo input on later lines, and input may
+ * hold secrets.
+ */
+export function errorLine(stderr: string, checkoutRoot: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => l.startsWith("Error:")) ?? lines[0] ?? "failed without a message";
+  const relative = line.replace(/^Error:\s*/, "").split(`${checkoutRoot}/`).join("").split(checkoutRoot).join(".");
+  return relative.length > MAX_MESSAGE ? `${relative.slice(0, MAX_MESSAGE)}…` : relative;
+}
+
+/** The `yaml: line N` number a tool reports, if any. */
+export function yamlLine(message: string): number | undefined {
+  const match = /\byaml: line (\d+)/.exec(message);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
+/** Turns a failed run into a RenderError at `fallback`, or returns the stdout of a successful one. */
+export function outputOrThrow(
+  result: RunResult,
+  tool: string,
+  fallback: SourceProblem,
+  locate: (message: string) => SourceProblem,
+  options: { timeoutMs: number; maxOutputBytes: number; checkoutRoot: string },
+): string {
+  switch (result.outcome) {
+    case "ok":
+      return result.stdout;
+    case "timeout":
+      throw new RenderError({ ...fallback, message: `${tool} did not finish within ${options.timeoutMs} ms` }, "timeout");
+    case "output-limit":
+      throw new RenderError({ ...fallback, message: `${tool} output exceeded the limit of ${options.maxOutputBytes} bytes` }, "output-limit");
+    case "spawn":
+      throw new RenderError({ ...fallback, message: `${tool} could not be started: ${result.error.message}` }, "spawn", { cause: result.error });
+    case "exit": {
+      const message = errorLine(result.stderr, options.checkoutRoot);
+      throw new RenderError(locate(`${tool}: ${message}`), "exit");
+    }
+  }
+}
