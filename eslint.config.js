@@ -12,6 +12,8 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+      // @kubernetes/client-node types its models as classes, but its API takes and returns plain JSON.
+      "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
       "no-restricted-syntax": [
         "error",
         { selector: "ExportDefaultDeclaration", message: "Use named exports." },

@@ -11,13 +11,21 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools_dir="$root/test/env/tools"
 cache="${SLUICE_TOOLS_CACHE:-$HOME/.cache/sluice-test-env}"
-all_tools=(etcd kube-apiserver kustomize helm dyff)
+all_tools=(etcd kube-apiserver kube-controller-manager kustomize helm dyff)
+
+# The wrapper module a tool is built from (the Kubernetes commands share one).
+wrapper_of() {
+  case "$1" in
+    kube-controller-manager) echo "kube-apiserver" ;;
+    *) echo "$1" ;;
+  esac
+}
 
 # The module whose version names the cache directory, and the package that is the command.
 module_of() {
   case "$1" in
     etcd) echo "go.etcd.io/etcd/server/v3" ;;
-    kube-apiserver) echo "k8s.io/kubernetes" ;;
+    kube-apiserver|kube-controller-manager) echo "k8s.io/kubernetes" ;;
     kustomize) echo "sigs.k8s.io/kustomize/kustomize/v5" ;;
     helm) echo "helm.sh/helm/v3" ;;
     dyff) echo "github.com/homeport/dyff" ;;
@@ -26,7 +34,7 @@ module_of() {
 }
 package_of() {
   case "$1" in
-    kube-apiserver) echo "k8s.io/kubernetes/cmd/kube-apiserver" ;;
+    kube-apiserver|kube-controller-manager) echo "k8s.io/kubernetes/cmd/$1" ;;
     helm) echo "helm.sh/helm/v3/cmd/helm" ;;
     dyff) echo "github.com/homeport/dyff/cmd/dyff" ;;
     *) module_of "$1" ;;
@@ -37,15 +45,15 @@ version_of() {
   local tool=$1 module
   module=$(module_of "$tool")
   local v
-  v=$(awk -v m="$module" '$1 == "require" && $2 == m { print $3 }' "$tools_dir/$tool/go.mod")
-  [ -n "$v" ] || { echo "test-tools: $tools_dir/$tool/go.mod has no 'require $module vX' line" >&2; return 1; }
+  v=$(awk -v m="$module" '$1 == "require" && $2 == m { print $3 }' "$tools_dir/$(wrapper_of "$tool")/go.mod")
+  [ -n "$v" ] || { echo "test-tools: $tools_dir/$(wrapper_of "$tool")/go.mod has no 'require $module vX' line" >&2; return 1; }
   echo "$v"
 }
 
 ldflags_of() {
   local tool=$1 version=$2
   case "$tool" in
-    kube-apiserver)
+    kube-apiserver|kube-controller-manager)
       # The same variables hack/lib/version.sh sets, so /version reports the real release.
       local minor=${version#v1.}; minor=${minor%%.*}
       local flags="" pkg
@@ -80,10 +88,10 @@ build() {
   echo "test-tools: building $tool $version ($(package_of "$tool"))"
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/.build-$tool.XXXXXX")
-  if ! (cd "$tools_dir/$tool" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+  if ! (cd "$tools_dir/$(wrapper_of "$tool")" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
         -ldflags "$(ldflags_of "$tool" "$version")" -o "$tmp/$tool" "$(package_of "$tool")"); then
     rm -rf "$tmp"
-    echo "test-tools: building $tool failed: module $(module_of "$tool") $version (wrapper $tools_dir/$tool)" >&2
+    echo "test-tools: building $tool failed: module $(module_of "$tool") $version (wrapper $tools_dir/$(wrapper_of "$tool"))" >&2
     return 1
   fi
   rm -rf "$out"

@@ -1,6 +1,9 @@
 //go:build tools
 
-// Package tools pins the kube-apiserver command so `go mod tidy` keeps its dependencies.
+// Package tools pins the Kubernetes commands the tests run so `go mod tidy` keeps their dependencies.
 package tools
 
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)

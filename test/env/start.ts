@@ -1,0 +1,121 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { ensureTools } from "./binaries.ts";
+import { generatePki, kubeconfigYaml } from "./certs.ts";
+import { startEtcd } from "./etcd.ts";
+import { startKubeApiServer } from "./kube-apiserver.ts";
+import { startControllerManager } from "./kube-controller-manager.ts";
+import type { ManagedProcess } from "./managed-process.ts";
+import { startRedis } from "./redis.ts";
+
+/** A running test environment. */
+export interface TestEnv {
+  /** Path of a kubeconfig with cluster-admin rights. */
+  kubeconfigPath: string;
+  redisUrl: string;
+  /** Whether Deployments and Jobs are reconciled by a real kube-controller-manager. */
+  controllers: boolean;
+  tools: { kustomize: string; helm: string };
+  /** Versions of what runs, for reports. */
+  versions: Record<string, string>;
+  /** Stops everything this started and removes its files. Safe to call twice. */
+  stop: () => Promise<void>;
+}
+
+/** Where to start the environment and which existing services to use instead. */
+export interface StartOptions {
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  /** Start kube-controller-manager too (default true). */
+  controllers?: boolean;
+}
+
+function port(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const value = env[name];
+  if (value === undefined || value === "") return undefined;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 65_535) throw new Error(`${name} must be a port number, got "${value}"`);
+  return parsed;
+}
+
+/** Refuses a KUBECONFIG whose server is not on this machine unless SLUICE_TEST_ALLOW_REMOTE=1: tests create and delete objects. */
+async function checkExistingKubeconfig(path: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const config = parse(await readFile(path, "utf8")) as { "current-context"?: string; contexts?: { name: string; context: { cluster: string } }[]; clusters?: { name: string; cluster: { server: string } }[] };
+  const context = config.contexts?.find((c) => c.name === config["current-context"]);
+  const server = config.clusters?.find((c) => c.name === context?.context.cluster)?.cluster.server ?? "";
+  const host = server ? new URL(server).hostname : "";
+  if (!["127.0.0.1", "localhost", "[::1]", "::1"].includes(host) && env.SLUICE_TEST_ALLOW_REMOTE !== "1") {
+    throw new Error(`KUBECONFIG points at ${server || "no server"}; the tests create and delete objects, so only a local cluster is used. Set SLUICE_TEST_ALLOW_REMOTE=1 to use it anyway`);
+  }
+}
+
+/**
+ * Starts etcd, kube-apiserver, kube-controller-manager and Redis on free loopback ports, or uses
+ * what `KUBECONFIG` and `REDIS_URL` point at; builds or reuses kustomize and helm. On any failure
+ * everything already started is stopped before the error is thrown.
+ */
+export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
+  const { env, log } = options;
+  const useKubeconfig = env.KUBECONFIG;
+  const useRedis = env.REDIS_URL;
+  const wantControllers = options.controllers ?? true;
+  const needed = ["kustomize", "helm"] as const;
+  const control = useKubeconfig ? [] : wantControllers ? (["etcd", "kube-apiserver", "kube-controller-manager"] as const) : (["etcd", "kube-apiserver"] as const);
+  const tools = await ensureTools([...needed, ...control], env, log);
+
+  const workDir = env.SLUICE_TEST_ENV_DIR ?? (await mkdtemp(join(tmpdir(), "sluice-test-env-")));
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  const started: ManagedProcess[] = [];
+  const versions: Record<string, string> = {};
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    for (const process of started.reverse()) await process.stop();
+    if (!env.SLUICE_TEST_ENV_DIR) await rm(workDir, { recursive: true, force: true });
+  };
+  try {
+    let kubeconfigPath: string;
+    let controllers = false;
+    if (useKubeconfig) {
+      await checkExistingKubeconfig(useKubeconfig, env);
+      kubeconfigPath = useKubeconfig;
+      controllers = true;
+      log(`test-env: using the cluster of KUBECONFIG=${useKubeconfig}`);
+    } else {
+      const pkiDir = join(workDir, "pki");
+      await mkdir(pkiDir, { recursive: true, mode: 0o700 });
+      const pki = await generatePki(pkiDir);
+      const etcd = await startEtcd(tools.etcd, join(workDir, "etcd"), workDir, { client: port(env, "SLUICE_ETCD_PORT") });
+      started.push(etcd.process);
+      const apiserver = await startKubeApiServer(tools["kube-apiserver"], etcd.url, pki, workDir, port(env, "SLUICE_APISERVER_PORT"));
+      started.push(apiserver.process);
+      kubeconfigPath = join(workDir, "kubeconfig");
+      await writeFile(kubeconfigPath, kubeconfigYaml(apiserver.url, pki), { mode: 0o600 });
+      if (wantControllers) {
+        started.push(await startControllerManager(tools["kube-controller-manager"], kubeconfigPath, pki, workDir));
+        controllers = true;
+      }
+      log(`test-env: kube-apiserver ready at ${apiserver.url}, etcd at ${etcd.url}`);
+    }
+    let redisUrl: string;
+    if (useRedis) {
+      redisUrl = useRedis;
+      log(`test-env: using the Redis of REDIS_URL`);
+    } else {
+      const redisDir = join(workDir, "redis");
+      await mkdir(redisDir, { recursive: true, mode: 0o700 });
+      const redis = await startRedis(redisDir, port(env, "SLUICE_REDIS_PORT"));
+      started.push(redis.process);
+      redisUrl = redis.url;
+      log(`test-env: redis-server ready at ${redis.url}`);
+    }
+    for (const [name, path] of Object.entries(tools)) versions[name] = path.split("/").at(-2) ?? path;
+    return { kubeconfigPath, redisUrl, controllers, tools: { kustomize: tools.kustomize, helm: tools.helm }, versions, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
