@@ -181,5 +181,9 @@ export function fieldName(path: readonly PropertyKey[]): string {
 
 /** The configuration's JSON Schema, for editors (`# yaml-language-server: $schema=…`). */
 export function configJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+  return {
+    $id: "https://sluice.dev/schema/sluice.schema.json",
+    title: "Sluice configuration (.github/sluice.yml)",
+    ...z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }),
+  };
 }

@@ -54,9 +54,13 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
 /** Maps a kustomize error to the file and line it names (`in File: x`, `yaml: line N`). */
 export function locateKustomizeError(message: string, envPath: string, kustomization: string): SourceProblem {
   const line = yamlLine(message) ?? 1;
+  // File names are relative to the kustomization being built when the error happened: the
+  // innermost base kustomize recursed into, else the environment's own directory.
+  const bases = [...message.matchAll(/recursed accumulation of path '([^']+)'/g)];
+  const dir = bases.at(-1)?.[1] ?? envPath;
   const inFile = /\bin File: (\S+)/.exec(message)?.[1];
-  if (inFile) return { file: inFile.includes("/") ? inFile : `${envPath}/${inFile}`, line, message };
+  if (inFile) return { file: inFile.includes("/") ? inFile : `${dir}/${inFile}`, line, message };
   const from = /accumulating resources from '([^']+\.ya?ml)'/.exec(message)?.[1];
-  if (from && !from.includes("://") && !message.includes("no such file")) return { file: from.startsWith(envPath) ? from : `${envPath}/${from}`, line, message };
+  if (from && !from.includes("://") && !message.includes("no such file")) return { file: from.startsWith(dir) ? from : `${dir}/${from}`, line, message };
   return { file: kustomization, line, message };
 }

@@ -1,0 +1,127 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { main } from "../../../src/cli/main.ts";
+import type { JsonReport } from "../../../src/core/report.ts";
+import { checkout, removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
+
+afterAll(removeCheckouts);
+
+const ENTRY = fileURLToPath(new URL("../../../src/cli/sluice.ts", import.meta.url));
+
+async function sluice(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(args, {
+    env: { PATH: process.env.PATH, SLUICE_KUSTOMIZE: inject("kustomize"), SLUICE_HELM: inject("helm") },
+    cwd: process.cwd(),
+    stdout: (t) => { stdout += t; },
+    stderr: (t) => { stderr += t; },
+  });
+  return { code, stdout, stderr };
+}
+
+async function json(args: string[]): Promise<{ code: number; report: JsonReport; stderr: string }> {
+  const { code, stdout, stderr } = await sluice([...args, "--format", "json"]);
+  return { code, report: JSON.parse(stdout) as JsonReport, stderr };
+}
+
+describe("sluice diff", () => {
+  it("exits 0 when nothing changed", async () => {
+    const { code, report } = await json(["diff", await checkout("kustomize-app"), await checkout("kustomize-app")]);
+    expect(code).toBe(0);
+    expect(report.environments.map((e) => [e.name, e.summary])).toEqual([
+      ["staging", { added: 0, modified: 0, removed: 0, unchanged: 3 }],
+      ["production", { added: 0, modified: 0, removed: 0, unchanged: 4 }],
+    ]);
+  });
+
+  it("exits 1 with the JSON contract when something changed", async () => {
+    const base = await checkout("kustomize-app");
+    const head = await checkout("kustomize-app", { "deploy/overlays/production/kustomization.yaml": (await readFile(join(base, "deploy/overlays/production/kustomization.yaml"), "utf8")).replace("newTag: 1.3.2", "newTag: 1.4.0") });
+    const { code, report } = await json(["diff", base, head, "--env", "production"]);
+    expect(code).toBe(1);
+    expect(report.environments).toHaveLength(1);
+    const production = report.environments[0];
+    expect(production?.summary).toEqual({ added: 0, modified: 1, removed: 0, unchanged: 3 });
+    const deployment = production?.changes.find((c) => c.kind === "Deployment");
+    expect(deployment).toMatchObject({ group: "apps", version: "v1", kind: "Deployment", namespace: "web-prod", name: "web", action: "modified" });
+    expect(deployment?.diff).toContain("-          image: ghcr.io/example/web:1.3.2\n+          image: ghcr.io/example/web:1.4.0");
+    expect(production?.changes.filter((c) => c.action === "unchanged").every((c) => c.diff === "")).toBe(true);
+    expect(report.errors).toEqual([]);
+  });
+
+  it("never prints a Secret value in any format", async () => {
+    const base = await checkout("kustomize-app");
+    const head = await checkout("kustomize-app", { "deploy/overlays/production/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-credentials\nstringData:\n  DATABASE_PASSWORD: Tr0ub4dor&3\n  API_TOKEN: tok_live_4f9a8b7c6d5e\n" });
+    const values = ["correct-horse-battery-staple", "Tr0ub4dor&3", "tok_live_4f9a8b7c6d5e"].flatMap((v) => [v, Buffer.from(v).toString("base64")]);
+    for (const format of ["json", "markdown", "html"]) {
+      const { code, stdout } = await sluice(["diff", base, head, "--format", format]);
+      expect(code).toBe(1);
+      for (const value of values) expect(stdout).not.toContain(value);
+    }
+    const { report } = await json(["diff", base, head, "--env", "production"]);
+    expect(report.environments[0]?.changes.find((c) => c.kind === "Secret")?.secretKeys).toEqual({ API_TOKEN: "unchanged", DATABASE_PASSWORD: "changed" });
+  });
+
+  it("gives cluster-scoped objects an empty namespace and reports errors with files relative to the checkout", async () => {
+    const base = await checkout("plain-app");
+    const head = await checkout("plain-app", { "manifests/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {}\n" });
+    const { code, report, stderr } = await json(["diff", base, head]);
+    expect(code).toBe(2);
+    expect(report.environments[0]?.changes.find((c) => c.kind === "Namespace")?.namespace).toBe("");
+    expect(report.errors).toEqual([{ file: "manifests/broken.yaml", line: 1, message: "ConfigMap is missing metadata.name", environment: "default", side: "head" }]);
+    expect(stderr).toContain("manifests/broken.yaml:1: ConfigMap is missing metadata.name");
+  });
+
+  it("reads the configuration from BASE, not HEAD", async () => {
+    const base = await checkout("kustomize-app");
+    const head = await checkout("kustomize-app", { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: everything\n    path: .\n" });
+    const { report } = await json(["diff", base, head]);
+    expect(report.environments.map((e) => e.name)).toEqual(["staging", "production"]);
+  });
+
+  it("takes --config and --out", async () => {
+    const dir = await tempDir();
+    const configFile = join(dir, "sluice.yml");
+    const out = join(dir, "report.html");
+    await import("node:fs/promises").then((fs) => fs.writeFile(configFile, "version: 1\nenvironments:\n  - name: web\n    path: charts/web\n    namespace: prod\n"));
+    const { code, stdout } = await sluice(["diff", await checkout("helm-app"), await checkout("helm-app", { "charts/web/values.yaml": "replicaCount: 2\nimage: { repository: r, tag: t }\nservice: { port: 80 }\ningress: { enabled: false }\n" }), "--config", configFile, "--format", "html", "--out", out]);
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    const page = await readFile(out, "utf8");
+    expect(page).toContain("d2h-file-side-diff");
+    expect(page).toContain("Deployment/prod/web-web");
+  });
+
+  it("exits 2 with the file, line and field of an invalid configuration", async () => {
+    const base = await checkout("plain-app", { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: Bad_Name\n" });
+    const { code, stderr } = await sluice(["diff", base, base]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(".github/sluice.yml:3: environments[0].name: must be lowercase letters, digits and '-'");
+  });
+
+  it("exits 2 on an unknown environment, format, or missing argument", async () => {
+    const dir = await checkout("kustomize-app");
+    expect(await sluice(["diff", dir, dir, "--env", "qa"])).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown environment "qa"; the configuration has "staging", "production"') as string });
+    expect(await sluice(["diff", dir, dir, "--format", "yaml"])).toMatchObject({ code: 2, stderr: expect.stringContaining("--format must be one of markdown, json, html") as string });
+    expect((await sluice(["diff", dir])).code).toBe(2);
+    expect((await sluice(["diff", dir, dir, "--bogus"])).stderr).toContain("Unknown option '--bogus'");
+    expect((await sluice(["deploy"])).stderr).toContain('unknown command "deploy"');
+    expect((await sluice(["diff", dir, dir, "--config", "/nonexistent.yml"])).stderr).toContain("/nonexistent.yml: cannot be read: ENOENT");
+  });
+
+  it("runs as a process with kubectl diff exit codes", async () => {
+    const base = await checkout("plain-app");
+    const head = await checkout("plain-app", { "manifests/namespace.yaml": null });
+    const run = promisify(execFile);
+    const env = { ...process.env, SLUICE_KUSTOMIZE: inject("kustomize") };
+    const same = await run(process.execPath, [ENTRY, "diff", base, base], { env });
+    expect(same.stdout).toContain("| `default` | 0 | 0 | 0 | 5 | no changes |");
+    const changed = await run(process.execPath, [ENTRY, "diff", base, head], { env }).then(() => 0, (error: unknown) => error);
+    expect(changed).toMatchObject({ code: 1, stdout: expect.stringContaining("🔴 removed <code>Namespace shop</code>") as string });
+  });
+});

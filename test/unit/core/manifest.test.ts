@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import { parseManifests } from "../../../src/core/manifest.ts";
+
+const file = "deploy/app.yaml";
+
+describe("parseManifests", () => {
+  it("reads a multi-document stream, skipping empty and comment-only documents", () => {
+    const text = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n";
+    const { objects, problems } = parseManifests(text, { file });
+    expect(problems).toEqual([]);
+    expect(objects.map((o) => [(o.object.metadata as { name: string }).name, o.source.line])).toEqual([["a", 2], ["b", 10]]);
+  });
+
+  it("resolves anchors, aliases and merge keys", () => {
+    const text = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: &labels
+    app: web
+spec:
+  selector:
+    matchLabels: *labels
+  template:
+    metadata:
+      labels:
+        <<: *labels
+        tier: front
+`;
+    const [deployment] = parseManifests(text, { file }).objects;
+    expect(deployment?.object).toMatchObject({
+      spec: { selector: { matchLabels: { app: "web" } }, template: { metadata: { labels: { app: "web", tier: "front" } } } },
+    });
+  });
+
+  it("flattens List kinds, each item keeping its own line", () => {
+    const text = `apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: { name: one }
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: { name: two }
+`;
+    const { objects } = parseManifests(text, { file });
+    expect(objects.map((o) => o.source)).toEqual([{ file, line: 4 }, { file, line: 7 }]);
+  });
+
+  it("reads JSON", () => {
+    const { objects } = parseManifests('{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}}', { file: "ns.json" });
+    expect(objects).toHaveLength(1);
+  });
+
+  it("names the missing fields, the file and the line", () => {
+    const text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\nkind: ConfigMap\nmetadata:\n  name: no-version\n---\napiVersion: v1\nmetadata: {}\n";
+    const { objects, problems } = parseManifests(text, { file });
+    expect(objects).toHaveLength(1);
+    expect(problems).toEqual([
+      { file, line: 6, message: 'ConfigMap "no-version" is missing apiVersion' },
+      { file, line: 10, message: "object is missing kind, metadata.name" },
+    ]);
+  });
+
+  it("reports unparseable YAML with its line and keeps reading later documents", () => {
+    const text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  password: c2VjcmV0\n  bad: [\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n";
+    const { objects, problems } = parseManifests(text, { file });
+    expect(objects.map((o) => (o.object.metadata as { name: string }).name)).toEqual(["after"]);
+    expect(problems[0]).toMatchObject({ file, message: expect.stringMatching(/^invalid YAML: /) as string });
+    expect(problems[0]?.line).toBeGreaterThanOrEqual(7);
+    // The parser's code frame would echo the Secret's lines; only the first sentence is kept.
+    expect(JSON.stringify(problems)).not.toContain("c2VjcmV0");
+  });
+
+  it("rejects documents that are not mappings", () => {
+    expect(parseManifests("- a\n- b\n", { file }).problems).toEqual([{ file, line: 1, message: "document is a list, not a Kubernetes object" }]);
+    expect(parseManifests("just text\n", { file }).problems[0]?.message).toBe("document is a string, not a Kubernetes object");
+  });
+
+  it("reports duplicate keys", () => {
+    const { problems } = parseManifests("apiVersion: v1\nkind: ConfigMap\nkind: Secret\nmetadata: { name: x }\n", { file });
+    expect(problems[0]).toMatchObject({ line: 3, message: expect.stringContaining("invalid YAML") as string });
+  });
+
+  it("refuses alias bombs instead of expanding them", () => {
+    const bomb = ["a: &a [x,x,x,x,x,x,x,x,x,x]"];
+    for (let i = 1; i < 10; i++) bomb.push(`${"abcdefghij"[i] ?? "z"}: &${"abcdefghij"[i] ?? "z"} [${Array(10).fill(`*${"abcdefghij"[i - 1] ?? "z"}`).join(",")}]`);
+    const { objects, problems } = parseManifests(`apiVersion: v1\nkind: ConfigMap\nmetadata: { name: bomb }\n${bomb.join("\n")}\n`, { file });
+    expect(objects).toEqual([]);
+    expect(problems[0]?.message).toMatch(/^invalid YAML: .*alias/i);
+  });
+
+  it("maps lines through a locator", () => {
+    const { objects } = parseManifests("apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n", {
+      file: "out",
+      locate: (line) => ({ file: "templates/cm.yaml", line: line + 100 }),
+    });
+    expect(objects[0]?.source).toEqual({ file: "templates/cm.yaml", line: 101 });
+  });
+});

@@ -1,0 +1,190 @@
+import { chmod, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { parseConfig, type Environment } from "../../../src/core/config.ts";
+import type { RendererContext } from "../../../src/render/context.ts";
+import { renderEnvironment } from "../../../src/render/render-environment.ts";
+import { openRendererContext } from "../../../src/render/setup.ts";
+import type { RenderTools } from "../../../src/render/tools.ts";
+import { checkout, removeCheckouts, tempDir, writeTree } from "../../helpers/checkouts.ts";
+
+afterAll(removeCheckouts);
+
+const contexts: (RendererContext & { dispose: () => Promise<void> })[] = [];
+afterAll(async () => { await Promise.all(contexts.map((c) => c.dispose())); });
+
+async function context(root: string, tools: RenderTools = { kustomize: inject("kustomize"), helm: inject("helm") }, limits?: { timeoutMs: number; maxOutputBytes: number }) {
+  const ctx = await openRendererContext(root, tools, limits);
+  contexts.push(ctx);
+  return ctx;
+}
+
+function env(fields: Partial<Environment> & { name?: string } = {}): Environment {
+  const base = parseConfig(`version: 1\nenvironments:\n  - name: ${fields.name ?? "test"}\n`).environments[0];
+  if (!base) throw new Error("no environment");
+  return { ...base, ...fields };
+}
+
+const names = (objects: { object: Record<string, unknown> }[]) =>
+  objects.map((o) => `${String(o.object.kind)}/${(o.object.metadata as { name: string }).name}`);
+
+describe("plain rendering", () => {
+  it("reads yaml, yml and json recursively, skipping hidden directories and other files", async () => {
+    const root = await checkout("plain-app");
+    const rendered = await renderEnvironment(await context(root), env());
+    expect(rendered.problems).toEqual([]);
+    expect(names(rendered.objects)).toEqual(["Deployment/api", "Service/api", "ConfigMap/api-flags", "ConfigMap/api-limits", "Namespace/shop"]);
+    expect(rendered.objects[0]?.source).toEqual({ file: "manifests/apps/api.yaml", line: 2 });
+    expect(rendered.objects[2]?.source.file).toBe("manifests/apps/config.json");
+  });
+
+  it("renders nothing for a path that does not exist", async () => {
+    const rendered = await renderEnvironment(await context(await checkout("plain-app")), env({ path: "nowhere" }));
+    expect(rendered).toEqual({ objects: [], problems: [] });
+  });
+
+  it("refuses a path that is a symbolic link out of the checkout", async () => {
+    const root = await checkout("plain-app");
+    await symlink("/etc", join(root, "escape"));
+    const rendered = await renderEnvironment(await context(root), env({ path: "escape" }));
+    expect(rendered.problems).toEqual([{ file: "escape", line: 1, message: "escape resolves outside the checkout" }]);
+  });
+
+  it("does not follow symbolic links inside the tree", async () => {
+    const root = await checkout("plain-app");
+    await symlink("/etc/hostname", join(root, "manifests", "host.yaml"));
+    const rendered = await renderEnvironment(await context(root), env());
+    expect(rendered.problems).toEqual([]);
+    expect(rendered.objects).toHaveLength(5);
+  });
+});
+
+describe("kustomize rendering (real kustomize)", () => {
+  it("builds an overlay with its base, patches and images", async () => {
+    const root = await checkout("kustomize-app");
+    const config = parseConfig(await import("node:fs/promises").then((fs) => fs.readFile(join(root, ".github/sluice.yml"), "utf8")));
+    const production = config.environments.find((e) => e.name === "production");
+    if (!production) throw new Error("fixture has no production");
+    const rendered = await renderEnvironment(await context(root), production);
+    expect(rendered.problems).toEqual([]);
+    expect(names(rendered.objects).sort()).toEqual([expect.stringMatching(/^ConfigMap\/web-config-[a-z0-9]{10}$/), "Deployment/web", "Secret/web-credentials", "Service/web"]);
+    const deployment = rendered.objects.find((o) => o.object.kind === "Deployment")?.object as { metadata: { namespace: string }; spec: { replicas: number; template: { spec: { containers: { image: string }[] } } } };
+    expect(deployment.metadata.namespace).toBe("web-prod");
+    expect(deployment.spec.replicas).toBe(3);
+    expect(deployment.spec.template.spec.containers[0]?.image).toBe("ghcr.io/example/web:1.3.2");
+    expect(rendered.objects[0]?.source.file).toBe("deploy/overlays/production/kustomization.yaml");
+  });
+
+  it("is picked by render: auto, and kubectl kustomize is used when kustomize is absent", async () => {
+    const root = await checkout("kustomize-app");
+    const viaKubectl = await renderEnvironment(await context(root, { kubectl: "kubectl" }), env({ path: "deploy/overlays/staging" }));
+    const viaKustomize = await renderEnvironment(await context(root), env({ path: "deploy/overlays/staging" }));
+    expect(viaKubectl.problems).toEqual([]);
+    expect(names(viaKubectl.objects)).toEqual(names(viaKustomize.objects));
+    expect(names(viaKustomize.objects)).toHaveLength(3);
+  });
+
+  it("maps a YAML error in a resource to its file and line", async () => {
+    const root = await checkout("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [\n" });
+    const rendered = await renderEnvironment(await context(root), env({ path: "deploy/overlays/staging" }));
+    expect(rendered.objects).toEqual([]);
+    expect(rendered.problems).toHaveLength(1);
+    expect(rendered.problems[0]).toMatchObject({ file: "deploy/base/service.yaml", line: 6, message: expect.stringMatching(/^kustomize: .*service\.yaml/) as string });
+    expect(rendered.problems[0]?.message).not.toContain(root);
+  });
+
+  it("reports an invalid kustomization at the kustomization file", async () => {
+    const root = await checkout("kustomize-app", { "deploy/overlays/staging/kustomization.yaml": "resources:\n  - ../../base\n  bad: [\n" });
+    const rendered = await renderEnvironment(await context(root), env({ path: "deploy/overlays/staging" }));
+    expect(rendered.problems).toEqual([{ file: "deploy/overlays/staging/kustomization.yaml", line: 2, message: expect.stringContaining("kustomize: invalid Kustomization") as string }]);
+  });
+
+  it("has no network: a remote base fails at once with a clear error", async () => {
+    const root = await checkout(undefined, { "k/kustomization.yaml": "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n" });
+    const rendered = await renderEnvironment(await context(root), env({ path: "k" }));
+    expect(rendered.objects).toEqual([]);
+    expect(rendered.problems[0]?.file).toBe("k/kustomization.yaml");
+    expect(rendered.problems[0]?.message).toMatch(/^kustomize: /);
+  });
+
+  it("refuses exec functions and plugins", async () => {
+    const root = await checkout(undefined, {
+      "k/kustomization.yaml": "generators:\n  - gen.yaml\n",
+      "k/gen.yaml": "apiVersion: example.com/v1\nkind: Gen\nmetadata:\n  name: g\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n",
+    });
+    const rendered = await renderEnvironment(await context(root), env({ path: "k" }));
+    expect(rendered.objects).toEqual([]);
+    expect(rendered.problems).toHaveLength(1);
+  });
+});
+
+describe("helm rendering (real helm)", () => {
+  const production = () => env({ name: "production", path: "charts/web", namespace: "prod", render: "helm", helm: { releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true } });
+
+  it("renders the chart with its values, CRDs and namespace, pointing at each template", async () => {
+    const rendered = await renderEnvironment(await context(await checkout("helm-app")), production());
+    expect(rendered.problems).toEqual([]);
+    expect(names(rendered.objects)).toEqual(["CustomResourceDefinition/backups.web.example.com", "Service/web-web", "Deployment/web-web", "Ingress/web-web"]);
+    const deployment = rendered.objects.find((o) => o.object.kind === "Deployment");
+    expect((deployment?.object.spec as { replicas: number }).replicas).toBe(4);
+    expect(deployment?.source).toEqual({ file: "charts/web/templates/deployment.yaml", line: 1 });
+  });
+
+  it("is picked by render: auto", async () => {
+    const rendered = await renderEnvironment(await context(await checkout("helm-app")), env({ path: "charts/web" }));
+    expect(names(rendered.objects)).toEqual(["CustomResourceDefinition/backups.web.example.com", "Service/test-web", "Deployment/test-web"]);
+  });
+
+  it("maps a template error to the template file and line", async () => {
+    const root = await checkout("helm-app", { "charts/web/templates/broken.yaml": "kind: ConfigMap\n{{ .Values.missing.deeper }}\n" });
+    const rendered = await renderEnvironment(await context(root), production());
+    expect(rendered.problems).toEqual([{ file: "charts/web/templates/broken.yaml", line: 2, message: expect.stringContaining("nil pointer") as string }]);
+  });
+
+  it("maps a values file error to the values file", async () => {
+    const root = await checkout("helm-app", { "charts/web/values-prod.yaml": "replicaCount: [\n" });
+    const rendered = await renderEnvironment(await context(root), production());
+    expect(rendered.problems[0]).toMatchObject({ file: "charts/web/values-prod.yaml", line: 1 });
+  });
+
+  it("names a missing values file", async () => {
+    const rendered = await renderEnvironment(await context(await checkout("helm-app")), { ...production(), helm: { releaseName: "web", values: ["nope.yaml"], set: {}, includeCRDs: true } });
+    expect(rendered.problems).toEqual([{ file: "charts/web/nope.yaml", line: 1, message: "helm values file nope.yaml does not exist" }]);
+  });
+
+  it("says when helm is not installed", async () => {
+    const rendered = await renderEnvironment(await context(await checkout("helm-app"), {}), production());
+    expect(rendered.problems[0]?.message).toBe("helm was not found; install it or set SLUICE_HELM");
+  });
+});
+
+describe("renderer limits", () => {
+  async function fakeTool(script: string): Promise<string> {
+    const dir = await tempDir();
+    const path = join(dir, "tool");
+    await writeTree(dir, { tool: `#!/bin/sh\n${script}\n` });
+    await chmod(path, 0o755);
+    return path;
+  }
+
+  it("kills a renderer that runs past the timeout", async () => {
+    const root = await checkout(undefined, { "k/kustomization.yaml": "resources: []\n" });
+    const ctx = await context(root, { kustomize: await fakeTool("sleep 30") }, { timeoutMs: 300, maxOutputBytes: 1024 });
+    const rendered = await renderEnvironment(ctx, env({ path: "k" }));
+    expect(rendered.problems).toEqual([{ file: "k/kustomization.yaml", line: 1, message: "kustomize did not finish within 300 ms" }]);
+  });
+
+  it("kills a renderer whose output passes the limit", async () => {
+    const root = await checkout(undefined, { "k/kustomization.yaml": "resources: []\n" });
+    const ctx = await context(root, { kustomize: await fakeTool("yes 'a: b'") }, { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 });
+    const rendered = await renderEnvironment(ctx, env({ path: "k" }));
+    expect(rendered.problems).toEqual([{ file: "k/kustomization.yaml", line: 1, message: "kustomize output exceeded the limit of 65536 bytes" }]);
+  });
+
+  it("caps the size of plain manifests", async () => {
+    const root = await checkout("plain-app");
+    const ctx = await context(root, {}, { timeoutMs: 1_000, maxOutputBytes: 300 });
+    const rendered = await renderEnvironment(ctx, env());
+    expect(rendered.problems[0]?.message).toMatch(/manifests exceed the limit of 300 bytes/);
+  });
+});
