@@ -2,7 +2,7 @@ import { createTwoFilesPatch } from "diff";
 import { diffPath, isSecret, type ResourceId } from "./identity.ts";
 import type { KubeObject, SourceLocation } from "./manifest.ts";
 import { maskSecretPair, secretKeyChanges, type SecretKeyChange } from "./mask.ts";
-import { canonicalYaml } from "./normalize.ts";
+import { canonicalYaml, sameObject } from "./normalize.ts";
 import type { Resource } from "./resource-set.ts";
 
 /** What happened to a resource between base and head. */
@@ -59,12 +59,20 @@ export function diffResources(
     const after = head.get(key);
     const id = (after ?? before)?.id;
     if (id === undefined) throw new Error(`resource ${key} is in neither set`);
-    const action: ChangeAction = !before ? "added" : !after ? "removed" : before.canonical === after.canonical ? "unchanged" : "modified";
+    // Most resources are unchanged and byte-identical: only parse the JSON when it differs.
+    const identical = before !== undefined && after !== undefined && before.json === after.json;
+    const beforeObject = before && !identical ? (JSON.parse(before.json) as KubeObject) : undefined;
+    const afterObject = after && !identical ? (JSON.parse(after.json) as KubeObject) : undefined;
+    const action: ChangeAction = !before ? "added" : !after ? "removed"
+      : identical || (beforeObject && afterObject && sameObject(beforeObject, afterObject)) ? "unchanged" : "modified";
     const change: ResourceChange = { id, action, diff: "" };
     if (before) change.base = before.source;
     if (after) change.head = after.source;
-    if (isSecret(id)) change.secretKeys = Object.fromEntries(secretKeyChanges(before?.object, after?.object));
-    if (action !== "unchanged") Object.assign(change, unifiedDiff(id, before?.object, after?.object, settings));
+    if (isSecret(id)) {
+      const data = identical ? (JSON.parse(before.json) as KubeObject) : undefined;
+      change.secretKeys = Object.fromEntries(secretKeyChanges(data ?? beforeObject, data ?? afterObject));
+    }
+    if (action !== "unchanged") Object.assign(change, unifiedDiff(id, beforeObject, afterObject, settings));
     return change;
   });
 }

@@ -1,3 +1,4 @@
+import { CORE_SCHEMA, load, mergeTag } from "js-yaml";
 import { isMap, isSeq, LineCounter, parseAllDocuments, type Node } from "yaml";
 import type { SourceProblem } from "./errors.ts";
 import { yamlErrorMessage } from "./yaml-location.ts";
@@ -29,16 +30,123 @@ export interface ParseOptions {
   file: string;
   /** Maps a line of the stream to another origin (used for renderer output). */
   locate?: (line: number) => SourceLocation;
+  /**
+   * Documents already parsed, by their exact text. Two renders of nearby commits share most
+   * documents; parsed values are never changed afterwards, so they can be shared.
+   */
+  cache?: Map<string, unknown>;
 }
+
+/** YAML 1.2 core schema plus merge keys (`<<`), as Kubernetes tools read manifests. */
+const FAST_SCHEMA = CORE_SCHEMA.withTags(mergeTag);
 
 /**
  * Reads a YAML or JSON stream the way kubectl does: multi-document, anchors, aliases and merge
  * keys, `List` kinds flattened, empty and comment-only documents skipped. Each object is checked
  * for `apiVersion`, `kind` and `metadata.name`; what fails becomes a problem naming file and line.
+ *
+ * Rendered output runs to tens of thousands of documents, so each document is first read with
+ * js-yaml, which is several times faster. Documents it does not take as they are (errors, which
+ * need exact lines; aliases that expand too far; `List`s, whose items need their own lines) are
+ * read again with the `yaml` library, which keeps every node's position and bounds aliases.
  */
 export function parseManifests(text: string, options: ParseOptions): ParseResult {
-  const lineCounter = new LineCounter();
   const locate = options.locate ?? ((line: number): SourceLocation => ({ file: options.file, line }));
+  const objects: ManifestObject[] = [];
+  const problems: SourceProblem[] = [];
+  // Directives (%YAML, %TAG) scope over document boundaries; leave such rare streams to the full parser.
+  const chunks = /^%/m.test(text) ? [{ text, line: 1 }] : splitDocuments(text);
+  for (const chunk of chunks) {
+    const value = cachedLoad(chunk.text, options.cache);
+    if (value !== FAILED && !isListValue(value)) {
+      if (value === null || value === undefined) continue;
+      collect(value, null, locate(chunk.line + firstContentLine(chunk.text)), objects, problems, new LineCounter(), locate);
+      continue;
+    }
+    const shifted = (line: number): SourceLocation => locate(line + chunk.line - 1);
+    const precise = parsePrecisely(chunk.text, shifted);
+    objects.push(...precise.objects);
+    problems.push(...precise.problems);
+  }
+  return { objects, problems };
+}
+
+const FAILED = Symbol("failed");
+
+function cachedLoad(text: string, cache: Map<string, unknown> | undefined): unknown {
+  if (!cache) return fastLoad(text);
+  if (cache.has(text)) return cache.get(text);
+  const value = fastLoad(text);
+  if (value !== FAILED) cache.set(text, value);
+  return value;
+}
+/** Past this many nodes once aliases are expanded, a document is handed to the bounded parser. */
+const MAX_EXPANDED_NODES = 200_000;
+
+function fastLoad(text: string): unknown {
+  let value: unknown;
+  try {
+    value = load(text, { schema: FAST_SCHEMA });
+  } catch {
+    return FAILED;
+  }
+  // Aliases are shared references here; an alias bomb would explode when copied, so measure first.
+  return text.includes("*") && expandedSize(value, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES ? FAILED : value;
+}
+
+/** Counts nodes as if every alias were expanded, stopping once `limit` is passed. */
+function expandedSize(value: unknown, limit: number): number {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && count <= limit) {
+    const node = stack.pop();
+    count += 1;
+    if (Array.isArray(node)) stack.push(...(node as unknown[]));
+    else if (isRecord(node)) stack.push(...Object.values(node));
+  }
+  return count;
+}
+
+function isListValue(value: unknown): boolean {
+  return isRecord(value) && isListKind(value);
+}
+
+/** Splits a stream at `---` and `...` marker lines; each chunk keeps the 1-based line it starts on. */
+export function splitDocuments(text: string): { text: string; line: number }[] {
+  const chunks: { text: string; line: number }[] = [];
+  const marker = /^(?:---|\.\.\.)(?=[ \t\r\n]|$)/gm;
+  let start = 0;
+  let startLine = 1;
+  let line = 1;
+  let cursor = 0;
+  for (let match = marker.exec(text); match !== null; match = marker.exec(text)) {
+    line += countNewlines(text, cursor, match.index);
+    cursor = match.index;
+    if (match.index > start || chunks.length > 0) chunks.push({ text: text.slice(start, match.index), line: startLine });
+    // What follows `---` on its own line (`--- {a: 1}`) belongs to the next document.
+    start = match[0] === "---" ? match.index + 3 : text.indexOf("\n", match.index) + 1 || text.length;
+    startLine = match[0] === "---" ? line : line + 1;
+  }
+  chunks.push({ text: text.slice(start), line: startLine });
+  return chunks.filter((chunk) => chunk.text.trim() !== "");
+}
+
+function countNewlines(text: string, from: number, to: number): number {
+  let count = 0;
+  for (let i = text.indexOf("\n", from); i !== -1 && i < to; i = text.indexOf("\n", i + 1)) count += 1;
+  return count;
+}
+
+/** The 0-based offset of the first line that is neither blank nor a comment. */
+function firstContentLine(text: string): number {
+  const lines = text.split("\n", 200);
+  const index = lines.findIndex((l) => l.trim() !== "" && !l.trimStart().startsWith("#"));
+  return index < 0 ? 0 : index;
+}
+
+/** Parses with positions: exact lines for errors and list items, bounded alias expansion. */
+function parsePrecisely(text: string, locate: (line: number) => SourceLocation): ParseResult {
+  const lineCounter = new LineCounter();
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
   const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true });

@@ -1,4 +1,4 @@
-import { stringify } from "yaml";
+import { dump } from "js-yaml";
 import { isSecret, type ResourceId } from "./identity.ts";
 import { isRecord, type KubeObject } from "./manifest.ts";
 
@@ -11,8 +11,9 @@ const LEADING_FIELDS = ["apiVersion", "kind", "metadata"];
 
 /**
  * Returns the object as it should be compared: server-populated fields dropped, the namespace made
- * explicit (or removed for cluster-scoped kinds), a Secret's `stringData` folded into `data`, and
- * every map's keys sorted so that key order never matters. The input is not changed.
+ * explicit (or removed for cluster-scoped kinds), and a Secret's `stringData` folded into `data`.
+ * Key order is left as it was: {@link canonicalJson} and {@link canonicalYaml} sort. The input is
+ * not changed.
  */
 export function normalize(object: KubeObject, id: ResourceId): KubeObject {
   const out: KubeObject = { ...object };
@@ -27,7 +28,7 @@ export function normalize(object: KubeObject, id: ResourceId): KubeObject {
   else delete metadata.namespace;
   out.metadata = metadata;
   if (isSecret(id)) foldStringData(out);
-  return sortTopLevel(sortKeys(out) as KubeObject);
+  return out;
 }
 
 function withoutKeys(record: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -48,28 +49,35 @@ function foldStringData(secret: KubeObject): void {
   delete secret.stringData;
 }
 
-/** A deep copy with every map's keys sorted. Lists keep their order. */
-export function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
+/** A deep copy with every map's keys sorted (by `compare`, default code-point order). Lists keep their order. */
+export function sortKeys(value: unknown, compare?: (a: string, b: string) => number): unknown {
+  if (Array.isArray(value)) return value.map((item) => sortKeys(item, compare));
   if (!isRecord(value)) return value;
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort()) out[key] = sortKeys(value[key]);
+  for (const key of Object.keys(value).sort(compare)) out[key] = sortKeys(value[key], compare);
   return out;
 }
 
-function sortTopLevel(object: KubeObject): KubeObject {
-  const out: KubeObject = {};
-  for (const key of LEADING_FIELDS) if (key in object) out[key] = object[key];
-  for (const key of Object.keys(object)) if (!(key in out)) out[key] = object[key];
-  return out;
+/** Key order for display: apiVersion, kind, metadata first (at any depth, as in pod templates), then sorted. */
+function compareKeys(a: string, b: string): number {
+  const rank = (key: string): number => {
+    const index = LEADING_FIELDS.indexOf(key);
+    return index < 0 ? LEADING_FIELDS.length : index;
+  };
+  return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-/** A canonical string for equality checks of normalized objects. */
+/** A string equal for two objects exactly when they are equal, whatever their key order. */
 export function canonicalJson(object: KubeObject): string {
-  return JSON.stringify(object);
+  return JSON.stringify(sortKeys(object));
 }
 
-/** A normalized object as YAML for diffs: block style, no line folding, keys in their (sorted) order. */
+/** Whether two normalized objects are equal, ignoring key order. */
+export function sameObject(a: KubeObject, b: KubeObject): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** A normalized object as YAML for diffs: block style, no line folding, keys in display order. */
 export function canonicalYaml(object: KubeObject): string {
-  return stringify(object, { lineWidth: 0, minContentWidth: 0, aliasDuplicateObjects: false, indentSeq: true });
+  return dump(sortKeys(object, compareKeys), { lineWidth: -1, noRefs: true });
 }

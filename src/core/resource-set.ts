@@ -1,16 +1,18 @@
 import type { SourceProblem } from "./errors.ts";
 import { displayName, identify, resourceKey, ScopeResolver, type ResourceId } from "./identity.ts";
-import type { KubeObject, ManifestObject, SourceLocation } from "./manifest.ts";
-import { canonicalJson, normalize } from "./normalize.ts";
+import type { ManifestObject, SourceLocation } from "./manifest.ts";
+import { normalize } from "./normalize.ts";
 
-/** An object with its identity, normalized form and origin. */
+/**
+ * An object with its identity, normalized form and origin. The normalized object is kept as JSON
+ * (in its own key order): compact, cheap to pass between threads, and a fast first check of
+ * equality; it is parsed again only for the few objects that differ.
+ */
 export interface Resource {
   id: ResourceId;
   key: string;
-  /** The normalized object: what is compared and shown. */
-  object: KubeObject;
-  /** The canonical JSON of `object`, for equality. */
-  canonical: string;
+  /** The normalized object as JSON. */
+  json: string;
   source: SourceLocation;
 }
 
@@ -39,8 +41,7 @@ export function buildResourceSet(objects: readonly ManifestObject[], defaultName
       });
       continue;
     }
-    const normalized = normalize(object, id);
-    resources.set(key, { id, key, object: normalized, canonical: canonicalJson(normalized), source });
+    resources.set(key, { id, key, json: JSON.stringify(normalize(object, id)), source });
   }
   return { resources, problems };
 }

@@ -1,7 +1,8 @@
 import type { Config, Environment } from "../core/config.ts";
 import { diffResources, summarize, type DiffOptions } from "../core/diff.ts";
+import type { SourceProblem } from "../core/errors.ts";
 import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/report.ts";
-import { buildResourceSet } from "../core/resource-set.ts";
+import { buildResourceSet, type Resource } from "../core/resource-set.ts";
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";
 
@@ -15,18 +16,32 @@ export interface CompareInput {
   diff?: DiffOptions;
 }
 
-/** Renders every selected environment at base and head and diffs them, one environment at a time. */
+/**
+ * Renders every selected environment at base and head and diffs them, one environment at a time.
+ * Both sides share a parse cache: most documents are the same text on both sides and are parsed once.
+ */
 export async function compareCheckouts(input: CompareInput): Promise<DiffReport> {
   const selected = selectEnvironments(input.config, input.environments);
   const errors: ReportProblem[] = [];
   const environments: EnvironmentDiff[] = [];
   for (const env of selected) {
-    const [base, head] = await Promise.all([renderSide(input.base, env, "base"), renderSide(input.head, env, "head")]);
-    errors.push(...base.problems, ...head.problems);
+    const parseCache = new Map<string, unknown>();
+    const [base, head] = await Promise.all([
+      renderSide({ ...input.base, parseCache }, env),
+      renderSide({ ...input.head, parseCache }, env),
+    ]);
+    errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
     const changes = diffResources(base.resources, head.resources, input.diff);
     environments.push({ name: env.name, summary: summarize(changes), changes });
   }
   return { environments, errors };
+}
+
+/** Renders one environment of one checkout and indexes its resources. */
+export async function renderSide(context: RendererContext, env: Environment): Promise<{ resources: Map<string, Resource>; problems: SourceProblem[] }> {
+  const rendered = await renderEnvironment(context, env);
+  const set = buildResourceSet(rendered.objects, env.namespace);
+  return { resources: set.resources, problems: [...rendered.problems, ...set.problems] };
 }
 
 /**
@@ -43,9 +58,6 @@ export function selectEnvironments(config: Config, names: readonly string[] | un
   return config.environments.filter((env) => names.includes(env.name));
 }
 
-async function renderSide(context: RendererContext, env: Environment, side: Side) {
-  const rendered = await renderEnvironment(context, env);
-  const set = buildResourceSet(rendered.objects, env.namespace);
-  const problems = [...rendered.problems, ...set.problems].map((p): ReportProblem => ({ ...p, environment: env.name, side }));
-  return { resources: set.resources, problems };
+function tagProblems(problems: readonly SourceProblem[], env: Environment, side: Side): ReportProblem[] {
+  return problems.map((p) => ({ ...p, environment: env.name, side }));
 }

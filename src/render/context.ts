@@ -6,4 +6,6 @@ export interface RendererContext {
   checkoutRoot: string;
   tools: RenderTools;
   run: RunOptions;
+  /** Parsed documents by their text, shared by renders that see mostly the same documents. */
+  parseCache?: Map<string, unknown>;
 }

@@ -41,7 +41,7 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
     checkoutRoot: context.checkoutRoot,
   });
   const sources = sourceLines(stdout, envPath, chartName);
-  const parsed = parseManifests(stdout, { file: chartFile, locate: (line) => sourceAt(sources, line) ?? { file: chartFile, line: 1 } });
+  const parsed = parseManifests(stdout, { file: chartFile, locate: (line) => sourceAt(sources, line) ?? { file: chartFile, line: 1 }, ...(context.parseCache ? { cache: context.parseCache } : {}) });
   return { objects: parsed.objects, problems: parsed.problems };
 }
 

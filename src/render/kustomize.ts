@@ -47,7 +47,7 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
     checkoutRoot: context.checkoutRoot,
   });
   // kustomize output carries no origin; objects point at the kustomization that produced them.
-  const parsed = parseManifests(stdout, { file: kustomization, locate: () => ({ file: kustomization, line: 1 }) });
+  const parsed = parseManifests(stdout, { file: kustomization, locate: () => ({ file: kustomization, line: 1 }), ...(context.parseCache ? { cache: context.parseCache } : {}) });
   return { objects: parsed.objects, problems: parsed.problems };
 }
 

@@ -10,7 +10,7 @@ export interface Rendered {
 }
 
 /** Reads every `*.yaml`, `*.yml` and `*.json` file under `dir` (recursively) as manifests. */
-export async function renderPlain(checkoutRoot: string, dir: string, maxBytes: number): Promise<Rendered> {
+export async function renderPlain(checkoutRoot: string, dir: string, maxBytes: number, cache?: Map<string, unknown>): Promise<Rendered> {
   const files = await listManifestFiles(dir);
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
@@ -25,7 +25,7 @@ export async function renderPlain(checkoutRoot: string, dir: string, maxBytes: n
       if (total - text.length <= maxBytes) problems.push({ file, line: 1, message: `manifests exceed the limit of ${maxBytes} bytes; this file and later ones were not read` });
       return;
     }
-    const result = parseManifests(text, { file });
+    const result = parseManifests(text, { file, ...(cache ? { cache } : {}) });
     objects.push(...result.objects);
     problems.push(...result.problems);
   });

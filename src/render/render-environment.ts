@@ -51,7 +51,7 @@ export async function renderEnvironment(context: RendererContext, env: Environme
     const mode = env.render === "auto" ? await detectRenderMode(target.absolute) : env.render;
     switch (mode) {
       case "plain":
-        return await renderPlain(context.checkoutRoot, target.absolute, context.run.maxOutputBytes);
+        return await renderPlain(context.checkoutRoot, target.absolute, context.run.maxOutputBytes, context.parseCache);
       case "kustomize":
         return await renderKustomize(context, target.absolute);
       case "helm":

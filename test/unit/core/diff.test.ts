@@ -41,8 +41,8 @@ describe("diffResources", () => {
    name: c
    namespace: prod
  data:
--  a: "1"
-+  a: "2"
+-  a: '1'
++  a: '2'
    b: x
 `);
   });
@@ -72,10 +72,10 @@ describe("diffResources", () => {
     for (const value of [oldValue, newValue, "YWRtaW4=", "Z29uZQ==", "hunter2", "hunter3", "admin", "plain-token-value", Buffer.from("plain-token-value").toString("base64")]) {
       expect(text).not.toContain(value);
     }
-    expect(change?.diff).toContain('-  password: "<masked: changed, old value>"');
-    expect(change?.diff).toContain('+  password: "<masked: changed, new value>"');
-    expect(change?.diff).toContain('+  token: "<masked: added>"');
-    expect(change?.diff).toContain('-  gone: "<masked: removed>"');
+    expect(change?.diff).toContain("-  password: '<masked: changed, old value>'");
+    expect(change?.diff).toContain("+  password: '<masked: changed, new value>'");
+    expect(change?.diff).toContain("+  token: '<masked: added>'");
+    expect(change?.diff).toContain("-  gone: '<masked: removed>'");
   });
 
   it("shows a Secret whose only change is a value as modified, with masked tokens", () => {
@@ -86,7 +86,7 @@ describe("diffResources", () => {
 
   it("masks every value of an added Secret", () => {
     const [change] = diffResources(set(), set(secret({}, { password: "s3cr3t" })));
-    expect(change?.diff).toContain('+  password: "<masked: added>"');
+    expect(change?.diff).toContain("+  password: '<masked: added>'");
     expect(change?.diff).not.toContain("s3cr3t");
     expect(change?.diff).not.toContain(Buffer.from("s3cr3t").toString("base64"));
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseManifests } from "../../../src/core/manifest.ts";
+import { parseManifests, splitDocuments } from "../../../src/core/manifest.ts";
 
 const file = "deploy/app.yaml";
 
@@ -97,5 +97,33 @@ items:
       locate: (line) => ({ file: "templates/cm.yaml", line: line + 100 }),
     });
     expect(objects[0]?.source).toEqual({ file: "templates/cm.yaml", line: 101 });
+  });
+});
+
+describe("splitDocuments", () => {
+  it("splits at marker lines, keeping each document's first line", () => {
+    const text = "a: 1\n---\nb: 2\n--- {c: 3}\n...\n---\n# comment\nd: 4\n";
+    expect(splitDocuments(text)).toEqual([
+      { text: "a: 1\n", line: 1 },
+      { text: "\nb: 2\n", line: 2 },
+      { text: " {c: 3}\n", line: 4 },
+      { text: "\n# comment\nd: 4\n", line: 6 },
+    ]);
+  });
+
+  it("does not split at dashes that are not a marker", () => {
+    expect(splitDocuments("a: |\n  --- not a marker\nb: ----\n")).toHaveLength(1);
+  });
+});
+
+describe("parse cache", () => {
+  it("gives the same objects, parsing each distinct document once", () => {
+    const cache = new Map<string, unknown>();
+    const text = "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: b }\n";
+    const first = parseManifests(text, { file, cache });
+    const second = parseManifests(text.replace("name: b", "name: c"), { file, cache });
+    expect(cache.size).toBe(3);
+    expect(second.objects[0]?.object).toBe(first.objects[0]?.object);
+    expect(second.objects.map((o) => o.source.line)).toEqual([1, 5]);
   });
 });
