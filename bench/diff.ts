@@ -35,7 +35,7 @@ try {
     const peers: Record<string, () => Promise<Sample>> = {
       sluice: () => measure(process.execPath, [cli, "diff", base, head, "--format", "json", "--out", join(work, "out.json")], [0, 1]),
       dyff: () => measure(dyff, ["between", "--omit-header", "--set-exit-code", join(base, "all.yaml"), join(head, "all.yaml")], [0, 1]),
-      "git diff": () => measure("git", ["diff", "--no-index", "--no-color", "--quiet", join(base, "all.yaml"), join(head, "all.yaml")], [0, 1]),
+      "git diff": () => measure("git", ["diff", "--no-index", "--no-color", join(base, "all.yaml"), join(head, "all.yaml")], [0, 1]),
     };
     const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(peers).map((k) => [k, []]));
     await peers.sluice?.(); // warm the file cache once

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-tools_dir="$root/test/env/tools"
+tools_dir="${SLUICE_TOOLS_DIR:-$root/test/env/tools}"
 cache="${SLUICE_TOOLS_CACHE:-$HOME/.cache/sluice-test-env}"
 all_tools=(etcd kube-apiserver kube-controller-manager kustomize helm dyff)
 

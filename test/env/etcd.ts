@@ -3,6 +3,14 @@ import { join } from "node:path";
 import { ManagedProcess, waitUntil } from "./managed-process.ts";
 import { choosePort } from "./ports.ts";
 
+/** Fails when `dataDir` holds anything: data left by an earlier run would be served as if fresh. */
+export async function checkDataDir(dataDir: string): Promise<void> {
+  const leftovers = await readdir(dataDir).catch(() => []);
+  if (leftovers.length > 0) {
+    throw new Error(`etcd data directory ${dataDir} is not empty (${leftovers.join(", ")}), left by an earlier run; remove it before starting again`);
+  }
+}
+
 /** A running etcd. */
 export interface Etcd {
   url: string;
@@ -14,11 +22,8 @@ export interface Etcd {
  * left by an earlier run would be served to the new apiserver as if it were fresh.
  */
 export async function startEtcd(binary: string, dataDir: string, logDir: string, ports: { client?: number; peer?: number } = {}): Promise<Etcd> {
+  await checkDataDir(dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const leftovers = await readdir(dataDir);
-  if (leftovers.length > 0) {
-    throw new Error(`etcd data directory ${dataDir} is not empty (${leftovers.join(", ")}), left by an earlier run; remove it before starting again`);
-  }
   const client = await choosePort("etcd clients", ports.client);
   const peer = await choosePort("etcd peers", ports.peer);
   const url = `http://127.0.0.1:${client}`;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { ensureTools } from "./binaries.ts";
 import { generatePki, kubeconfigYaml } from "./certs.ts";
-import { startEtcd } from "./etcd.ts";
+import { checkDataDir, startEtcd } from "./etcd.ts";
 import { startKubeApiServer } from "./kube-apiserver.ts";
 import { startControllerManager } from "./kube-controller-manager.ts";
 import type { ManagedProcess } from "./managed-process.ts";
@@ -85,6 +85,7 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
       controllers = true;
       log(`test-env: using the cluster of KUBECONFIG=${useKubeconfig}`);
     } else {
+      await checkDataDir(join(workDir, "etcd"));
       const pkiDir = join(workDir, "pki");
       await mkdir(pkiDir, { recursive: true, mode: 0o700 });
       const pki = await generatePki(pkiDir);
