@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { runApp } from "./app-command.ts";
 import { EXIT, runDiff, type CommandIo, type DiffFormat } from "./diff-command.ts";
 
 const USAGE = `Usage: sluice <command>
@@ -10,6 +11,7 @@ Commands:
       --format FORMAT   markdown (default), json or html.
       --out FILE        Write the report to FILE instead of standard output.
     Exit code: 0 no changes, 1 changes, 2 errors.
+  app               Run the GitHub App (settings from the environment or ./.env).
 `;
 
 const FORMATS: readonly DiffFormat[] = ["markdown", "json", "html"];
@@ -25,6 +27,8 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     switch (command) {
       case "diff":
         return await diffCommand(rest, io);
+      case "app":
+        return await runApp(io);
       default:
         io.stderr(`sluice: unknown command "${command}"\n\n${USAGE}`);
         return EXIT.error;

@@ -1,0 +1,224 @@
+import type { ProbotOctokit } from "probot";
+import { z } from "zod";
+import type { Annotation } from "../../core/preview-comment.ts";
+
+/** A repository permission level, least to most. */
+export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "admin";
+/** Permission levels in increasing order. */
+export const PERMISSION_ORDER: readonly Permission[] = ["none", "read", "triage", "write", "maintain", "admin"];
+
+/** The repository an API call is about. */
+export interface RepoCoordinates {
+  owner: string;
+  repo: string;
+}
+
+/** What Sluice needs to know of a pull request. */
+export interface PullRequestInfo {
+  number: number;
+  baseSha: string;
+  headSha: string;
+  baseRef: string;
+  draft: boolean;
+  state: "open" | "closed";
+  merged: boolean;
+}
+
+/** A comment found on an issue or pull request. */
+export interface IssueComment {
+  id: number;
+  body: string;
+}
+
+/** Fields of a check run Sluice writes. */
+export interface CheckRunFields {
+  status?: "queued" | "in_progress" | "completed";
+  conclusion?: "success" | "failure" | "neutral" | "cancelled" | "skipped" | "timed_out" | "action_required";
+  detailsUrl?: string;
+  output?: { title: string; summary: string; text?: string; annotations?: Annotation[] };
+}
+
+/** GitHub accepts at most this many annotations per check-run request. */
+export const ANNOTATIONS_PER_REQUEST = 50;
+
+const pullSchema = z.object({
+  number: z.number(),
+  state: z.enum(["open", "closed"]),
+  draft: z.boolean().optional(),
+  merged: z.boolean().nullable().optional(),
+  base: z.object({ sha: z.string(), ref: z.string() }),
+  head: z.object({ sha: z.string() }),
+});
+const commentSchema = z.object({ id: z.number(), body: z.string().nullable().optional() });
+const permissionSchema = z.object({ permission: z.string(), role_name: z.string().optional() });
+
+function status(error: unknown): number | undefined {
+  return typeof error === "object" && error !== null && "status" in error && typeof error.status === "number" ? error.status : undefined;
+}
+
+/**
+ * The one place that calls GitHub. Every method maps GitHub's REST shapes to Sluice's types at
+ * this edge, validating what it reads.
+ */
+export class GitHubClient {
+  readonly #octokit: ProbotOctokit;
+
+  constructor(octokit: ProbotOctokit) {
+    this.#octokit = octokit;
+  }
+
+  /** A file's text at a commit, or undefined when it does not exist there. */
+  async fileAt(repo: RepoCoordinates, path: string, ref: string): Promise<string | undefined> {
+    try {
+      const response = await this.#octokit.rest.repos.getContent({ ...repo, path, ref, mediaType: { format: "raw" } });
+      const data: unknown = response.data;
+      if (typeof data === "string") return data;
+      if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
+      throw new Error(`GET contents ${path}@${ref} did not return the raw file`);
+    } catch (error) {
+      if (status(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** The gzipped tarball of a commit (one request; GitHub redirects to its archive host). */
+  async tarball(repo: RepoCoordinates, ref: string): Promise<Buffer> {
+    const response = await this.#octokit.rest.repos.downloadTarballArchive({ ...repo, ref });
+    const data: unknown = response.data;
+    if (data instanceof ArrayBuffer) return Buffer.from(data);
+    if (Buffer.isBuffer(data)) return data;
+    throw new Error(`GET tarball ${repo.owner}/${repo.repo}@${ref} returned ${typeof data}, not bytes`);
+  }
+
+  /** A pull request's commits, branch and state. */
+  async pullRequest(repo: RepoCoordinates, number: number): Promise<PullRequestInfo> {
+    const { data } = await this.#octokit.rest.pulls.get({ ...repo, pull_number: number });
+    const pull = pullSchema.parse(data);
+    return {
+      number: pull.number,
+      baseSha: pull.base.sha,
+      headSha: pull.head.sha,
+      baseRef: pull.base.ref,
+      draft: pull.draft ?? false,
+      state: pull.state,
+      merged: pull.merged ?? false,
+    };
+  }
+
+  /** The first comment on an issue or pull request whose body contains `marker`. */
+  async findComment(repo: RepoCoordinates, issueNumber: number, marker: string): Promise<IssueComment | undefined> {
+    const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, { ...repo, issue_number: issueNumber, per_page: 100 });
+    for await (const page of iterator) {
+      for (const raw of page.data) {
+        const comment = commentSchema.parse(raw);
+        if (comment.body?.includes(marker)) return { id: comment.id, body: comment.body };
+      }
+    }
+    return undefined;
+  }
+
+  /** Creates a comment; returns its id. */
+  async createComment(repo: RepoCoordinates, issueNumber: number, body: string): Promise<number> {
+    const { data } = await this.#octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body });
+    return commentSchema.parse(data).id;
+  }
+
+  /** Replaces a comment's body. */
+  async updateComment(repo: RepoCoordinates, commentId: number, body: string): Promise<void> {
+    await this.#octokit.rest.issues.updateComment({ ...repo, comment_id: commentId, body });
+  }
+
+  /** Adds a reaction to an issue comment. */
+  async react(repo: RepoCoordinates, commentId: number, content: "eyes" | "+1" | "-1" | "rocket" | "confused"): Promise<void> {
+    await this.#octokit.rest.reactions.createForIssueComment({ ...repo, comment_id: commentId, content });
+  }
+
+  /** A user's permission on the repository (the fine-grained role when GitHub gives one). */
+  async permission(repo: RepoCoordinates, username: string): Promise<Permission> {
+    try {
+      const { data } = await this.#octokit.rest.repos.getCollaboratorPermissionLevel({ ...repo, username });
+      const parsed = permissionSchema.parse(data);
+      const role = parsed.role_name && PERMISSION_ORDER.includes(parsed.role_name as Permission) ? parsed.role_name : parsed.permission;
+      return PERMISSION_ORDER.includes(role as Permission) ? (role as Permission) : "none";
+    } catch (error) {
+      if (status(error) === 404) return "none";
+      throw error;
+    }
+  }
+
+  /** The commit a branch points at. */
+  async branchSha(repo: RepoCoordinates, branch: string): Promise<string> {
+    const { data } = await this.#octokit.rest.repos.getBranch({ ...repo, branch });
+    return z.object({ commit: z.object({ sha: z.string() }) }).parse(data).commit.sha;
+  }
+
+  /**
+   * The commit of the newest successful deployment of an environment before the current one, or
+   * undefined when there is none. Looks at the 30 newest deployments.
+   */
+  async previousSuccessfulDeployment(repo: RepoCoordinates, environment: string): Promise<string | undefined> {
+    const { data } = await this.#octokit.rest.repos.listDeployments({ ...repo, environment, per_page: 30 });
+    const deployments = z.array(z.object({ id: z.number(), sha: z.string() })).parse(data);
+    let successes = 0;
+    for (const deployment of deployments) {
+      const statuses = await this.#octokit.rest.repos.listDeploymentStatuses({ ...repo, deployment_id: deployment.id, per_page: 1 });
+      const latest = z.array(z.object({ state: z.string() })).parse(statuses.data)[0];
+      if (latest?.state !== "success") continue;
+      successes += 1;
+      if (successes === 2) return deployment.sha;
+    }
+    return undefined;
+  }
+
+  /** Creates a check run on a commit; returns its id. */
+  async createCheckRun(repo: RepoCoordinates, name: string, headSha: string, fields: CheckRunFields & { externalId?: string }): Promise<number> {
+    const [first, rest] = splitAnnotations(fields.output);
+    const { data } = await this.#octokit.rest.checks.create({
+      ...repo,
+      name,
+      head_sha: headSha,
+      ...(fields.externalId ? { external_id: fields.externalId } : {}),
+      ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
+    });
+    const id = z.object({ id: z.number() }).parse(data).id;
+    await this.#moreAnnotations(repo, id, fields.output, rest);
+    return id;
+  }
+
+  /** Updates a check run; annotations beyond GitHub's 50 per request go in further requests. */
+  async updateCheckRun(repo: RepoCoordinates, checkRunId: number, fields: CheckRunFields): Promise<void> {
+    const [first, rest] = splitAnnotations(fields.output);
+    await this.#octokit.rest.checks.update({ ...repo, check_run_id: checkRunId, ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }) });
+    await this.#moreAnnotations(repo, checkRunId, fields.output, rest);
+  }
+
+  async #moreAnnotations(repo: RepoCoordinates, id: number, output: CheckRunFields["output"], rest: Annotation[]): Promise<void> {
+    if (!output) return;
+    for (let i = 0; i < rest.length; i += ANNOTATIONS_PER_REQUEST) {
+      await this.#octokit.rest.checks.update({
+        ...repo,
+        check_run_id: id,
+        output: { title: output.title, summary: output.summary, annotations: rest.slice(i, i + ANNOTATIONS_PER_REQUEST) },
+      });
+    }
+  }
+}
+
+function splitAnnotations(output: CheckRunFields["output"]): [CheckRunFields["output"], Annotation[]] {
+  if (!output?.annotations || output.annotations.length <= ANNOTATIONS_PER_REQUEST) return [output, []];
+  return [{ ...output, annotations: output.annotations.slice(0, ANNOTATIONS_PER_REQUEST) }, output.annotations.slice(ANNOTATIONS_PER_REQUEST)];
+}
+
+function checkRunBody(fields: CheckRunFields) {
+  return {
+    ...(fields.status ? { status: fields.status } : {}),
+    ...(fields.conclusion ? { conclusion: fields.conclusion } : {}),
+    ...(fields.detailsUrl ? { details_url: fields.detailsUrl } : {}),
+    ...(fields.output ? { output: fields.output } : {}),
+  };
+}
+
+/** Whether `actual` is at least `required`. */
+export function permits(actual: Permission, required: Permission): boolean {
+  return PERMISSION_ORDER.indexOf(actual) >= PERMISSION_ORDER.indexOf(required);
+}

@@ -1,0 +1,33 @@
+import { z } from "zod";
+
+const repository = z.object({ id: z.number(), name: z.string(), owner: z.object({ login: z.string() }) });
+const installation = z.object({ id: z.number() });
+
+/** The slice of a `pull_request` webhook Sluice reads. */
+export const pullRequestEventSchema = z.object({
+  action: z.string(),
+  installation,
+  repository,
+  pull_request: z.object({
+    number: z.number(),
+    state: z.enum(["open", "closed"]),
+    draft: z.boolean().optional(),
+    merged: z.boolean().nullable().optional(),
+    base: z.object({ sha: z.string(), ref: z.string() }),
+    head: z.object({ sha: z.string() }),
+  }),
+});
+
+/** The slice of an `issue_comment` webhook Sluice reads. */
+export const issueCommentEventSchema = z.object({
+  action: z.string(),
+  installation,
+  repository,
+  issue: z.object({ number: z.number(), pull_request: z.looseObject({}).optional() }),
+  comment: z.object({ id: z.number(), body: z.string().nullable(), user: z.object({ login: z.string(), type: z.string() }) }),
+});
+
+/** Maps a webhook repository to the jobs' repository reference. */
+export function repositoryRef(repo: z.infer<typeof repository>): { owner: string; name: string; id: number } {
+  return { owner: repo.owner.login, name: repo.name, id: repo.id };
+}

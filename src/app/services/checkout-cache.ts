@@ -1,0 +1,135 @@
+import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { extractTarball, type ExtractLimits } from "./extract.ts";
+
+/** A checkout in use; release it when done so it may be evicted. */
+export interface Lease {
+  dir: string;
+  release: () => void;
+}
+
+interface Entry {
+  dir: string;
+  bytes: number;
+  lastUsed: number;
+  users: number;
+}
+
+/** Options of the checkout cache. */
+export interface CheckoutCacheOptions extends ExtractLimits {
+  /** Where checkouts are kept. */
+  dir: string;
+  /** Least-recently-used checkouts are removed past this many bytes on disk. */
+  maxCacheBytes: number;
+  /** The clock, injected so tests control recency. */
+  now?: () => number;
+}
+
+/**
+ * Commit checkouts on disk, fetched once per commit SHA (one tarball request), unpacked safely,
+ * kept in a size-bounded least-recently-used cache. Concurrent requests for one commit share one
+ * download; a checkout in use is never evicted.
+ */
+export class CheckoutCache {
+  readonly #options: CheckoutCacheOptions;
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<Entry>>();
+  readonly #now: () => number;
+  #loaded: Promise<void> | undefined;
+
+  constructor(options: CheckoutCacheOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The checkout of `sha`, downloading it with `fetch` when it is not cached. */
+  async acquire(key: string, fetch: () => Promise<Buffer>): Promise<Lease> {
+    await this.#load();
+    if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`checkout key "${key}" has characters other than letters, digits, '.', '_' and '-'`);
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      let pending = this.#inflight.get(key);
+      if (!pending) {
+        pending = this.#download(key, fetch).finally(() => this.#inflight.delete(key));
+        this.#inflight.set(key, pending);
+      }
+      entry = await pending;
+    }
+    entry.users += 1;
+    entry.lastUsed = this.#now();
+    let released = false;
+    const held = entry;
+    return {
+      dir: entry.dir,
+      release: () => {
+        if (released) return;
+        released = true;
+        held.users -= 1;
+      },
+    };
+  }
+
+  /** Bytes the cached checkouts take. */
+  get size(): number {
+    let total = 0;
+    for (const entry of this.#entries.values()) total += entry.bytes;
+    return total;
+  }
+
+  async #download(key: string, fetch: () => Promise<Buffer>): Promise<Entry> {
+    const archive = await fetch();
+    const staging = join(this.#options.dir, `.staging-${key}-${process.pid}-${this.#now()}`);
+    const dir = join(this.#options.dir, key);
+    await mkdir(staging, { recursive: true });
+    let bytes: number;
+    try {
+      ({ bytes } = await extractTarball(archive, staging, this.#options));
+      await rm(dir, { recursive: true, force: true });
+      await rename(staging, dir);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      throw error;
+    }
+    const entry: Entry = { dir, bytes, lastUsed: this.#now(), users: 0 };
+    this.#entries.set(key, entry);
+    await this.#evict();
+    return entry;
+  }
+
+  async #evict(): Promise<void> {
+    const candidates = [...this.#entries.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    let total = this.size;
+    for (const [key, entry] of candidates) {
+      if (total <= this.#options.maxCacheBytes) break;
+      if (entry.users > 0) continue;
+      this.#entries.delete(key);
+      total -= entry.bytes;
+      await rm(entry.dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Takes in checkouts left by an earlier process; removes half-written ones. */
+  #load(): Promise<void> {
+    this.#loaded ??= (async () => {
+      await mkdir(this.#options.dir, { recursive: true });
+      for (const name of await readdir(this.#options.dir)) {
+        const path = join(this.#options.dir, name);
+        if (name.startsWith(".staging-")) {
+          await rm(path, { recursive: true, force: true });
+          continue;
+        }
+        const info = await stat(path);
+        this.#entries.set(name, { dir: path, bytes: await treeSize(path), lastUsed: info.mtimeMs, users: 0 });
+      }
+    })();
+    return this.#loaded;
+  }
+}
+
+async function treeSize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}

@@ -1,0 +1,115 @@
+import { helpText, parseCommand } from "../../core/commands.ts";
+import type { Config } from "../../core/config.ts";
+import type { DeployReason, RepositoryRef } from "../../core/jobs.ts";
+import { permits, type GitHubClient, type Permission } from "../github/client.ts";
+import type { AppQueues } from "../queue/queues.ts";
+import type { Logger } from "./logger.ts";
+import type { PullRequestState } from "./pr-state.ts";
+import { requestPreview } from "./preview-requests.ts";
+import { configAt } from "./preview-service.ts";
+
+/** A comment that may hold a command. */
+export interface CommentEvent {
+  repository: RepositoryRef;
+  installationId: number;
+  pullRequest: number;
+  commentId: number;
+  body: string;
+  author: string;
+  authorIsBot: boolean;
+}
+
+/** What the command service needs. */
+export interface CommandDeps {
+  queues: AppQueues;
+  prState: PullRequestState;
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * Handles `/diff`, `/sync`, `/rollback` and `/help` in pull-request comments: acknowledges with 👀,
+ * reads the configuration from the base commit, checks the commenter's permission for anything
+ * that deploys, acts, and replies with the outcome.
+ */
+export class CommandService {
+  readonly #deps: CommandDeps;
+
+  constructor(deps: CommandDeps) {
+    this.#deps = deps;
+  }
+
+  /** Handles a new comment; comments not addressed to Sluice, and bots, are ignored. */
+  async handle(gh: GitHubClient, event: CommentEvent): Promise<void> {
+    if (event.authorIsBot || parseCommand(event.body, []) === undefined) return;
+    const repo = { owner: event.repository.owner, repo: event.repository.name };
+    await gh.react(repo, event.commentId, "eyes");
+    const pull = await gh.pullRequest(repo, event.pullRequest);
+    const config = await configAt(gh, repo, pull.baseSha);
+    if (!config.ok) {
+      const [first] = config.errors;
+      await gh.createComment(repo, event.pullRequest, `@${event.author} the configuration on the base branch is invalid, so no command can run: \`${first?.file ?? ""}:${first?.line ?? 0}\` ${first?.message ?? ""}`);
+      return;
+    }
+    const environments = config.config.environments.map((e) => e.name);
+    const permission = config.config.commands.permission;
+    const command = parseCommand(event.body, environments);
+    switch (command?.kind) {
+      case undefined:
+        return;
+      case "help":
+        await gh.createComment(repo, event.pullRequest, helpText(environments, permission));
+        return;
+      case "invalid":
+        await gh.createComment(repo, event.pullRequest, helpText(environments, permission, command.reason));
+        return;
+      case "diff":
+        await requestPreview(gh, this.#deps, { repository: event.repository, installationId: event.installationId, pull });
+        await gh.createComment(repo, event.pullRequest, `@${event.author} queued a new preview of \`${pull.headSha.slice(0, 7)}\`; the preview comment updates when it is done.`);
+        return;
+      case "sync":
+      case "rollback": {
+        const actual = await gh.permission(repo, event.author);
+        if (!permits(actual, permission)) {
+          await gh.createComment(repo, event.pullRequest, refusal(event.author, command.kind, permission, actual));
+          this.#deps.log.info({ repository: event.repository.id, author: event.author, command: command.kind, permission: actual }, "command refused");
+          return;
+        }
+        const lines = await this.#deploy(gh, event, config.config, command.kind, command.environments);
+        await gh.createComment(repo, event.pullRequest, `@${event.author} \`/${command.kind}\`:\n\n${lines.join("\n")}`);
+        return;
+      }
+    }
+  }
+
+  async #deploy(gh: GitHubClient, event: CommentEvent, config: Config, reason: DeployReason, names: readonly string[]): Promise<string[]> {
+    const repo = { owner: event.repository.owner, repo: event.repository.name };
+    const lines: string[] = [];
+    for (const env of config.environments.filter((e) => names.includes(e.name))) {
+      const sha = reason === "rollback" ? await gh.previousSuccessfulDeployment(repo, env.name) : await gh.branchSha(repo, env.branch);
+      if (sha === undefined) {
+        lines.push(`- \`${env.name}\`: no earlier successful deployment to roll back to; nothing queued.`);
+        continue;
+      }
+      const added = await this.#deps.queues.addDeployRequest({
+        version: 1,
+        repository: event.repository,
+        installationId: event.installationId,
+        environment: env.name,
+        sha,
+        reason,
+        requestedBy: event.author,
+        createdAt: new Date(this.#deps.now()).toISOString(),
+        pullRequest: event.pullRequest,
+      });
+      const what = reason === "rollback" ? `roll back to \`${sha.slice(0, 7)}\`` : `deploy \`${env.branch}\` at \`${sha.slice(0, 7)}\``;
+      lines.push(`- \`${env.name}\`: ${added ? "queued" : "already queued"}: ${what}.`);
+    }
+    return lines;
+  }
+}
+
+/** The polite refusal: what was asked, what it needs, what the commenter has; nothing happened. */
+export function refusal(author: string, command: string, required: Permission, actual: Permission): string {
+  return `Sorry @${author}, \`/${command}\` needs **${required}** permission on this repository and you have **${actual}**. Nothing was done.`;
+}

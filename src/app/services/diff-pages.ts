@@ -1,0 +1,72 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
+import type { Redis } from "ioredis";
+import type { DiffReport } from "../../core/report.ts";
+
+/** What a diff page shows. */
+export interface DiffPageData {
+  title: string;
+  subtitle: string;
+  report: DiffReport;
+}
+
+/** Where the pages live and how long. */
+export interface DiffPageOptions {
+  /** The app's public URL, without a trailing slash. */
+  publicUrl: string;
+  /** HMAC key for links. */
+  secret: string;
+  ttlSeconds: number;
+}
+
+/** The path prefix the app serves diff pages under. */
+export const DIFF_PAGE_PATH = "/sluice/diff/";
+
+/** How a link was judged. */
+export type LinkVerdict = { ok: true; id: string } | { ok: false; status: 403 | 410 };
+
+/**
+ * Full diff pages: the report is kept in Redis for `ttlSeconds` so any replica can serve it, and
+ * links carry an expiry and an HMAC signature.
+ */
+export class DiffPages {
+  readonly #redis: Redis;
+  readonly #options: DiffPageOptions;
+
+  constructor(redis: Redis, options: DiffPageOptions) {
+    this.#redis = redis;
+    this.#options = options;
+  }
+
+  /** Stores a page; returns its signed link, valid until `now + ttl`. */
+  async store(data: DiffPageData, now: number): Promise<string> {
+    const id = randomBytes(16).toString("base64url");
+    await this.#redis.set(this.#key(id), gzipSync(JSON.stringify(data)), "EX", this.#options.ttlSeconds);
+    const expires = Math.floor(now / 1000) + this.#options.ttlSeconds;
+    return `${this.#options.publicUrl}${DIFF_PAGE_PATH}${id}?exp=${expires}&sig=${this.#sign(id, expires)}`;
+  }
+
+  /** A stored page, or undefined once it has expired from Redis. */
+  async load(id: string): Promise<DiffPageData | undefined> {
+    const data = await this.#redis.getBuffer(this.#key(id));
+    return data ? (JSON.parse(gunzipSync(data).toString("utf8")) as DiffPageData) : undefined;
+  }
+
+  /** Checks a link's signature and expiry: 403 when forged or malformed, 410 when expired. */
+  verify(id: string, expires: string | null, signature: string | null, now: number): LinkVerdict {
+    if (!/^[A-Za-z0-9_-]{22}$/.test(id) || !expires || !/^\d{1,12}$/.test(expires) || !signature) return { ok: false, status: 403 };
+    const expected = Buffer.from(this.#sign(id, Number(expires)));
+    const given = Buffer.from(signature);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, status: 403 };
+    if (Number(expires) * 1000 < now) return { ok: false, status: 410 };
+    return { ok: true, id };
+  }
+
+  #sign(id: string, expires: number): string {
+    return createHmac("sha256", this.#options.secret).update(`${id}.${expires}`).digest("base64url");
+  }
+
+  #key(id: string): string {
+    return `sluice:diff-page:${id}`;
+  }
+}

@@ -1,0 +1,77 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+
+/** Identifies a pull request across repositories. */
+export interface PullRef {
+  repositoryId: number;
+  number: number;
+}
+
+// Keys of one pull request share a hash tag, so the scripts below work on Redis Cluster.
+const keys = (pr: PullRef) => {
+  const tag = `{sluice:pr:${pr.repositoryId}:${pr.number}}`;
+  return { seq: `${tag}:seq`, posted: `${tag}:posted`, lock: `${tag}:lock` };
+};
+
+const RAISE_POSTED = `
+local posted = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < posted then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const STATE_TTL = 90 * 24 * 3600;
+
+/**
+ * Orders the previews of one pull request: every push or `/diff` takes the next sequence number,
+ * and a preview is published only while holding the pull request's lock and only if nothing newer
+ * was published, so a slow render of an old head never overwrites a newer one.
+ */
+export class PullRequestState {
+  readonly #redis: Redis;
+
+  constructor(redis: Redis) {
+    this.#redis = redis;
+  }
+
+  /** Takes the next sequence number for a pull request's preview. */
+  async next(pr: PullRef): Promise<number> {
+    const k = keys(pr);
+    const seq = await this.#redis.incr(k.seq);
+    await this.#redis.expire(k.seq, STATE_TTL);
+    return seq;
+  }
+
+  /** Whether `seq` is still the newest preview of the pull request. */
+  async isLatest(pr: PullRef, seq: number): Promise<boolean> {
+    return Number((await this.#redis.get(keys(pr).seq)) ?? "0") <= seq;
+  }
+
+  /**
+   * Runs `publish` under the pull request's lock, unless a preview newer than `seq` was already
+   * published. Returns whether it ran.
+   */
+  async publish(pr: PullRef, seq: number, publish: () => Promise<void>, options: { timeoutMs?: number } = {}): Promise<boolean> {
+    const k = keys(pr);
+    const token = randomUUID();
+    const deadline = performance.now() + (options.timeoutMs ?? 120_000);
+    while ((await this.#redis.set(k.lock, token, "PX", 120_000, "NX")) !== "OK") {
+      if (performance.now() > deadline) throw new Error(`pull request ${pr.repositoryId}#${pr.number} stayed locked for ${options.timeoutMs ?? 120_000} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    try {
+      if ((await this.#redis.eval(RAISE_POSTED, 1, k.posted, String(seq), String(STATE_TTL))) !== 1) return false;
+      await publish();
+      return true;
+    } finally {
+      await this.#redis.eval(RELEASE, 1, k.lock, token);
+    }
+  }
+}
+
+/**
+ * Remembers webhook deliveries, so a redelivery (same `X-GitHub-Delivery`) changes nothing.
+ * Returns true the first time an id is claimed.
+ */
+export async function claimDelivery(redis: Redis, deliveryId: string, ttlSeconds = 7 * 24 * 3600): Promise<boolean> {
+  return (await redis.set(`sluice:delivery:${deliveryId}`, "1", "EX", ttlSeconds, "NX")) === "OK";
+}

@@ -1,0 +1,35 @@
+import type { RepositoryRef } from "../../core/jobs.ts";
+import type { GitHubClient, PullRequestInfo } from "../github/client.ts";
+import type { AppQueues } from "../queue/queues.ts";
+import type { PullRequestState } from "./pr-state.ts";
+import { PREVIEW_CHECK } from "./preview-service.ts";
+
+/**
+ * Starts a preview: takes the pull request's next sequence number, puts the `sluice/preview`
+ * check run in progress at once, and queues the render. Fast enough for a webhook.
+ */
+export async function requestPreview(
+  gh: GitHubClient,
+  deps: { queues: AppQueues; prState: PullRequestState },
+  target: { repository: RepositoryRef; installationId: number; pull: PullRequestInfo },
+): Promise<void> {
+  const { repository, installationId, pull } = target;
+  const repo = { owner: repository.owner, repo: repository.name };
+  const seq = await deps.prState.next({ repositoryId: repository.id, number: pull.number });
+  const checkRunId = await gh.createCheckRun(repo, PREVIEW_CHECK, pull.headSha, {
+    status: "in_progress",
+    externalId: `preview-${pull.number}-${seq}`,
+    output: { title: "Rendering", summary: `Rendering \`${pull.baseSha.slice(0, 7)}\` and \`${pull.headSha.slice(0, 7)}\`.` },
+  });
+  await deps.queues.addPreview({
+    repository,
+    installationId,
+    pullRequest: pull.number,
+    baseSha: pull.baseSha,
+    headSha: pull.headSha,
+    baseRef: pull.baseRef,
+    draft: pull.draft,
+    seq,
+    checkRunId,
+  });
+}

@@ -1,0 +1,70 @@
+import { createHash } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
+import type { Redis } from "ioredis";
+import type { SourceProblem } from "../../core/errors.ts";
+import type { Resource } from "../../core/resource-set.ts";
+
+/** One environment rendered at one set of inputs. */
+export interface CachedRender {
+  resources: Resource[];
+  problems: SourceProblem[];
+}
+
+/** Bounds of the render cache. */
+export interface RenderCacheOptions {
+  ttlSeconds: number;
+  /** Renders larger than this (compressed) are not cached. */
+  maxEntryBytes: number;
+  /** Least-recently-used entries are dropped past this count. */
+  maxEntries: number;
+  prefix?: string;
+}
+
+/**
+ * Rendered environments in Redis, keyed by a digest of the environment's inputs and settings, so
+ * every app replica reuses them: a second pull request on the same base renders only its head.
+ */
+export class RenderCache {
+  readonly #redis: Redis;
+  readonly #options: Required<RenderCacheOptions>;
+
+  constructor(redis: Redis, options: RenderCacheOptions) {
+    this.#redis = redis;
+    this.#options = { prefix: "sluice:render", ...options };
+  }
+
+  /** The cache key for inputs digested as `inputsDigest` rendered with `settings`. */
+  static key(inputsDigest: string, settings: unknown): string {
+    return createHash("sha256").update(inputsDigest).update("\0").update(JSON.stringify(settings)).digest("hex");
+  }
+
+  /** A cached render, refreshing its recency. */
+  async get(key: string, now: number): Promise<CachedRender | undefined> {
+    const data = await this.#redis.getBuffer(`${this.#options.prefix}:${key}`);
+    if (!data) return undefined;
+    await this.#redis.zadd(this.#index(), now, key);
+    try {
+      return JSON.parse(gunzipSync(data).toString("utf8")) as CachedRender;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stores a render unless it is too large; drops the least recently used entries past the bound. */
+  async set(key: string, render: CachedRender, now: number): Promise<boolean> {
+    const data = gzipSync(JSON.stringify(render));
+    if (data.length > this.#options.maxEntryBytes) return false;
+    await this.#redis.set(`${this.#options.prefix}:${key}`, data, "EX", this.#options.ttlSeconds);
+    await this.#redis.zadd(this.#index(), now, key);
+    const excess = (await this.#redis.zcard(this.#index())) - this.#options.maxEntries;
+    if (excess > 0) {
+      const evicted = await this.#redis.zpopmin(this.#index(), excess);
+      for (let i = 0; i < evicted.length; i += 2) await this.#redis.del(`${this.#options.prefix}:${evicted[i] ?? ""}`);
+    }
+    return true;
+  }
+
+  #index(): string {
+    return `${this.#options.prefix}:index`;
+  }
+}

@@ -1,0 +1,89 @@
+import { Redis } from "ioredis";
+import { Probot, Server, type ApplicationFunction } from "probot";
+import { DEFAULT_LIMITS } from "../render/render-environment.ts";
+import { resolveTools } from "../render/setup.ts";
+import { loadPageViews } from "../views.ts";
+import { GitHubClient } from "./github/client.ts";
+import { issueCommentHandler } from "./handlers/issue-comment.ts";
+import { pullRequestHandler } from "./handlers/pull-request.ts";
+import { diffPageHandler } from "./http/diff-page-handler.ts";
+import { AppQueues, previewWorker } from "./queue/queues.ts";
+import { CheckoutCache } from "./services/checkout-cache.ts";
+import { CommandService } from "./services/command-service.ts";
+import { DiffPages } from "./services/diff-pages.ts";
+import { PullRequestState } from "./services/pr-state.ts";
+import { PreviewService } from "./services/preview-service.ts";
+import { RenderCache } from "./services/render-cache.ts";
+import type { AppSettings } from "./settings.ts";
+
+/** A running app. */
+export interface RunningApp {
+  port: number;
+  /** Stops taking webhooks, lets running previews finish, closes connections. */
+  stop: () => Promise<void>;
+}
+
+/** Starts the Probot server, its webhook handlers, the diff pages and the preview worker. */
+export async function startApp(settings: AppSettings, now: () => number = Date.now): Promise<RunningApp> {
+  const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const queues = new AppQueues(redis);
+  const prState = new PullRequestState(redis);
+  const diffPages = new DiffPages(redis, { publicUrl: settings.publicUrl, secret: settings.linkSecret, ttlSeconds: settings.diffTtlSeconds });
+  const tools = await resolveTools(settings.env);
+  let probot: Probot | undefined;
+  const github = async (installationId: number): Promise<GitHubClient> => {
+    if (!probot) throw new Error("the app is not loaded yet");
+    return new GitHubClient(await probot.auth(installationId));
+  };
+  const log = {
+    info: (details: Record<string, unknown>, message: string) => { probot?.log.info(details, message); },
+    warn: (details: Record<string, unknown>, message: string) => { probot?.log.warn(details, message); },
+    error: (details: Record<string, unknown>, message: string) => { probot?.log.error(details, message); },
+  };
+  const previews = new PreviewService({
+    github,
+    checkouts: new CheckoutCache({ dir: settings.cacheDir, maxCacheBytes: settings.cacheMaxBytes, maxBytes: settings.checkoutMaxBytes, maxFiles: settings.checkoutMaxFiles, now }),
+    renderCache: new RenderCache(redis, { ttlSeconds: 7 * 24 * 3600, maxEntryBytes: 64 * 1024 * 1024, maxEntries: settings.renderCacheEntries }),
+    prState,
+    diffPages,
+    tools,
+    limits: { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs },
+    webUrl: settings.githubWebUrl,
+    now,
+    log,
+  });
+  const commands = new CommandService({ queues, prState, now, log });
+  let views: ReturnType<typeof loadPageViews> | undefined;
+
+  const appFn: ApplicationFunction = (app, { addHandler }) => {
+    probot = app;
+    app.on("pull_request", pullRequestHandler({ redis, queues, prState, previews }));
+    app.on("issue_comment.created", issueCommentHandler({ redis, commands }));
+    addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
+  };
+  const server = new Server({
+    Probot: Probot.defaults({ appId: settings.appId, privateKey: settings.privateKey, secret: settings.webhookSecret, baseUrl: settings.githubApiUrl, logLevel: settings.logLevel }),
+    port: settings.port,
+    host: settings.host,
+  });
+  await server.load(appFn);
+  const worker = previewWorker(redis, (job) => previews.run(job), { concurrency: settings.previewConcurrency });
+  worker.on("failed", (job, error) => {
+    log.error({ job: job?.id, error: error.message }, "preview job failed");
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      previews.fail(job.data as Parameters<PreviewService["fail"]>[0], error).catch((failure: unknown) => {
+        log.error({ job: job.id, error: String(failure) }, "could not mark the preview check run failed");
+      });
+    }
+  });
+  await server.start();
+  return {
+    port: server.port,
+    stop: async () => {
+      await server.stop();
+      await worker.close();
+      await queues.close();
+      await redis.quit();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { CommandIo } from "./diff-command.ts";
+
+/** Runs `sluice app` until SIGTERM or SIGINT; reads `.env` from the working directory when present. */
+export async function runApp(io: CommandIo): Promise<number> {
+  const envFile = join(io.cwd, ".env");
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
+  const { loadSettings } = await import("../app/settings.ts");
+  const { startApp } = await import("../app/start.ts");
+  const settings = await loadSettings(process.env);
+  const app = await startApp(settings);
+  io.stderr(`sluice app: listening on ${settings.host}:${app.port}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  io.stderr("sluice app: stopping\n");
+  await app.stop();
+  return 0;
+}

@@ -1,0 +1,46 @@
+import { z } from "zod";
+
+/** Why a deploy happens. */
+export const deployReasonSchema = z.enum(["merge", "sync", "rollback"]);
+/** Why a deploy happens. */
+export type DeployReason = z.infer<typeof deployReasonSchema>;
+
+const sha = z.string().regex(/^[0-9a-f]{40}$/, "must be a 40-character commit SHA");
+
+/** A repository as jobs name it. */
+export const repositoryRefSchema = z.strictObject({
+  owner: z.string().min(1),
+  name: z.string().min(1),
+  id: z.number().int().positive(),
+});
+/** A repository as jobs name it. */
+export type RepositoryRef = z.infer<typeof repositoryRefSchema>;
+
+/**
+ * A request to deploy one environment of one repository at one commit, made by a merge, a
+ * `/sync` or a `/rollback`. The app turns it into a signed agent job once the commit is rendered.
+ */
+export const deployRequestSchema = z.strictObject({
+  version: z.literal(1),
+  repository: repositoryRefSchema,
+  installationId: z.number().int().positive(),
+  environment: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/),
+  sha,
+  reason: deployReasonSchema,
+  requestedBy: z.string().min(1),
+  /** ISO 8601 time the request was made. */
+  createdAt: z.iso.datetime(),
+  /** The pull request the request came from, when there is one. */
+  pullRequest: z.number().int().positive().optional(),
+});
+/** A request to deploy one environment at one commit. */
+export type DeployRequest = z.infer<typeof deployRequestSchema>;
+
+/**
+ * A BullMQ job id for a deploy request: derived from repository, environment, commit and reason,
+ * so a redelivered webhook maps to the same job. BullMQ forbids `:` in custom ids and ids that
+ * are integers; this id has neither.
+ */
+export function deployJobId(request: Pick<DeployRequest, "repository" | "environment" | "sha" | "reason">): string {
+  return `${request.reason}-${request.repository.id}-${request.environment}-${request.sha}`;
+}

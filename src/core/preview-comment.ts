@@ -1,0 +1,97 @@
+import { errorList, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
+import { hasChanges, type DiffReport, type ReportProblem } from "./report.ts";
+
+/** The hidden marker that identifies Sluice's sticky comment on a pull request. */
+export const PREVIEW_MARKER = "<!-- sluice:preview -->";
+/** GitHub refuses check-run summaries and texts longer than this. */
+export const CHECK_RUN_TEXT_LIMIT = 65_535;
+
+/** What the preview comment shows besides the report. */
+export interface PreviewCommentInput {
+  report: DiffReport;
+  baseSha: string;
+  headSha: string;
+  /** Link to GitHub's compare view of the two commits. */
+  compareUrl?: string;
+  /** Link to the full diff page. */
+  fullDiffUrl?: string;
+}
+
+/** The body of the sticky comment: header, report, live section and marker, at most 65,536 characters. */
+export function previewComment(input: PreviewCommentInput): string {
+  const range = `\`${input.baseSha.slice(0, 7)}\`…\`${input.headSha.slice(0, 7)}\``;
+  const header = [
+    "### Sluice preview",
+    `Comparing ${input.compareUrl ? `[${range}](${input.compareUrl})` : range}${input.fullDiffUrl ? ` · [full diff](${input.fullDiffUrl})` : ""}`,
+  ].join("\n\n");
+  return renderMarkdown(input.report, {
+    header,
+    footer: `${liveSection()}\n\n${PREVIEW_MARKER}`,
+    maxLength: GITHUB_COMMENT_LIMIT,
+    ...(input.fullDiffUrl ? { fullDiffUrl: input.fullDiffUrl } : {}),
+  });
+}
+
+/** The live-cluster section. Until an agent reports a live diff, it says so plainly. */
+export function liveSection(): string {
+  return "#### Live cluster\n\nNo live diff is available yet: this compares the rendered manifests of the two commits, not the cluster.";
+}
+
+/** The sticky comment when rendering failed before any diff existed. */
+export function failureComment(message: string, headSha: string): string {
+  return `### Sluice preview\n\n❌ The preview of \`${headSha.slice(0, 7)}\` failed: ${message.replace(/[<>]/g, "")}\n\n${PREVIEW_MARKER}`;
+}
+
+/** Marks an existing preview comment as belonging to a closed or merged pull request. */
+export function closedComment(body: string, state: "closed" | "merged"): string {
+  const banner = state === "merged"
+    ? "> [!NOTE]\n> This pull request was merged. The preview below is no longer updated."
+    : "> [!NOTE]\n> This pull request was closed. The preview below is no longer updated.";
+  const withoutBanner = body.replace(/^> \[!NOTE\]\n> This pull request was (merged|closed)\. The preview below is no longer updated\.\n\n/, "");
+  const result = `${banner}\n\n${withoutBanner}`;
+  return result.length <= GITHUB_COMMENT_LIMIT ? result : body;
+}
+
+/** How the preview check run concludes. */
+export type PreviewConclusion = "success" | "failure" | "neutral";
+
+/** The conclusion: failure on any error, neutral when nothing relevant changed, success otherwise. */
+export function previewConclusion(report: DiffReport): PreviewConclusion {
+  if (report.errors.length > 0) return "failure";
+  return hasChanges(report) ? "success" : "neutral";
+}
+
+/** The check run's title and summary (the summary table and the errors). */
+export function previewCheckOutput(report: DiffReport): { title: string; summary: string } {
+  const changed = report.environments.filter((e) => e.summary.added + e.summary.modified + e.summary.removed > 0).length;
+  const title = report.errors.length > 0
+    ? `${report.errors.length} error${report.errors.length === 1 ? "" : "s"}`
+    : changed === 0 ? "No changes" : `Changes in ${changed} environment${changed === 1 ? "" : "s"}`;
+  const summary = [summaryTable(report.environments), errorList(report.errors, 50)].filter(Boolean).join("\n\n");
+  return { title, summary: summary.length <= CHECK_RUN_TEXT_LIMIT ? summary : `${summary.slice(0, CHECK_RUN_TEXT_LIMIT - 14)}\n\n…(truncated)` };
+}
+
+/** A check-run annotation on a file and line. */
+export interface Annotation {
+  path: string;
+  start_line: number;
+  end_line: number;
+  annotation_level: "failure" | "warning" | "notice";
+  message: string;
+  title: string;
+}
+
+/** One failure annotation per error, on its file and line (line 1 when the tool named no line). */
+export function previewAnnotations(errors: readonly ReportProblem[]): Annotation[] {
+  return errors.map((e) => {
+    const line = Math.max(1, e.line);
+    return {
+      path: e.file,
+      start_line: line,
+      end_line: line,
+      annotation_level: "failure",
+      message: e.message.slice(0, 64 * 1024),
+      title: `Sluice${e.environment ? ` (${e.environment}${e.side ? `, ${e.side}` : ""})` : ""}`,
+    };
+  });
+}

@@ -1,0 +1,104 @@
+import { createHmac, generateKeyPairSync, randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { Redis } from "ioredis";
+import { inject } from "vitest";
+import { loadSettings } from "../../src/app/settings.ts";
+import { startApp, type RunningApp } from "../../src/app/start.ts";
+import { freePort } from "../env/ports.ts";
+import { tempDir } from "./checkouts.ts";
+import { FakeGitHub } from "./fake-github.ts";
+
+const WEBHOOK_SECRET = "sluice-test-webhook-secret";
+
+interface Example {
+  name: string;
+  examples: Record<string, unknown>[];
+}
+
+/** A real webhook payload from @octokit/webhooks-examples: the first of `event` whose action matches. */
+export function examplePayload(event: string, action?: string): Record<string, unknown> {
+  const require = createRequire(import.meta.url);
+  const all = JSON.parse(readFileSync(require.resolve("@octokit/webhooks-examples/api.github.com/index.json"), "utf8")) as Example[];
+  const payload = all.find((e) => e.name === event)?.examples.find((p) => action === undefined || p.action === action);
+  if (!payload) throw new Error(`@octokit/webhooks-examples has no ${event}${action ? `.${action}` : ""} example`);
+  return structuredClone(payload);
+}
+
+/** A clock the tests move. */
+export class TestClock {
+  now = Date.UTC(2026, 10, 27, 12, 0, 0);
+  readonly read = (): number => this.now;
+}
+
+/** The app under test, started against a fake GitHub and the real Redis, in its own Redis database. */
+export interface AppHarness {
+  app: RunningApp;
+  github: FakeGitHub;
+  redis: Redis;
+  clock: TestClock;
+  url: string;
+  deliver: (event: string, payload: unknown, deliveryId?: string) => Promise<{ status: number; ms: number }>;
+  stop: () => Promise<void>;
+}
+
+/** Starts the app the way `sluice app` does, with settings from an environment. */
+export async function startHarness(database: number): Promise<AppHarness> {
+  const github = await new FakeGitHub().start();
+  const base = new URL(inject("redisUrl"));
+  base.pathname = `/${database}`;
+  const redisUrl = base.toString();
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  await redis.flushdb();
+  const port = await freePort();
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const clock = new TestClock();
+  const settings = await loadSettings({
+    PATH: process.env.PATH,
+    APP_ID: "12345",
+    PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+    WEBHOOK_SECRET,
+    REDIS_URL: redisUrl,
+    SLUICE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    GITHUB_API_URL: github.url,
+    GITHUB_WEB_URL: "https://github.example",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "warn",
+    SLUICE_CACHE_DIR: await tempDir("sluice-app-cache-"),
+    SLUICE_KUSTOMIZE: inject("kustomize"),
+    SLUICE_HELM: inject("helm"),
+  });
+  const app = await startApp(settings, clock.read);
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    app,
+    github,
+    redis,
+    clock,
+    url,
+    deliver: async (event, payload, deliveryId = randomUUID()) => {
+      const body = JSON.stringify(payload);
+      const started = performance.now();
+      const response = await fetch(`${url}/api/github/webhooks`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-github-event": event,
+          "x-github-delivery": deliveryId,
+          "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
+          "user-agent": "GitHub-Hookshot/test",
+        },
+        body,
+      });
+      await response.text();
+      return { status: response.status, ms: performance.now() - started };
+    },
+    stop: async () => {
+      await app.stop();
+      await github.stop();
+      await redis.flushdb();
+      await redis.quit();
+    },
+  };
+}

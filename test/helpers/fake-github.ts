@@ -1,0 +1,269 @@
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { bodyErrors, matchOperation } from "./openapi.ts";
+
+const run = promisify(execFile);
+
+/** A request the app sent to GitHub, as the fake understood it. */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  operationId: string;
+  params: Record<string, string>;
+  body: unknown;
+}
+
+/** A comment as the fake stores it. */
+export interface FakeComment {
+  id: number;
+  issue: number;
+  body: string;
+  user: string;
+}
+
+/** A check run as the fake stores it (the latest of every field written). */
+export interface FakeCheckRun {
+  id: number;
+  name: string;
+  head_sha: string;
+  status?: string;
+  conclusion?: string;
+  external_id?: string;
+  details_url?: string;
+  output?: { title?: string; summary?: string; text?: string };
+  annotations: { path: string; start_line: number; message: string; annotation_level: string }[];
+}
+
+interface FakeRepo {
+  owner: string;
+  name: string;
+  id: number;
+  commits: Map<string, { dir: string; tarball: Buffer }>;
+  pulls: Map<number, { number: number; base: { sha: string; ref: string }; head: { sha: string; ref: string }; state: "open" | "closed"; draft: boolean; merged: boolean }>;
+  branches: Map<string, string>;
+  permissions: Map<string, string>;
+  deployments: { id: number; sha: string; environment: string; state: string }[];
+}
+
+type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
+
+/**
+ * GitHub, faked at the HTTP layer: a real HTTP server that the app's Octokit talks to. Every
+ * request is matched against GitHub's OpenAPI description and its JSON body validated against the
+ * operation's schema; anything unknown or invalid is recorded as a violation (and answered with
+ * 404 or 422, as GitHub would). Unhandled operations are violations too.
+ */
+export class FakeGitHub {
+  readonly requests: RecordedRequest[] = [];
+  readonly violations: string[] = [];
+  readonly comments: FakeComment[] = [];
+  readonly checkRuns = new Map<number, FakeCheckRun>();
+  readonly reactions: { commentId: number; content: string }[] = [];
+  readonly #repos = new Map<string, FakeRepo>();
+  #server: Server | undefined;
+  #nextId = 1000;
+  url = "";
+
+  /** Starts listening on a free loopback port. */
+  async start(): Promise<this> {
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        this.violations.push(`fake GitHub crashed on ${req.method ?? ""} ${req.url ?? ""}: ${String(error)}`);
+        res.writeHead(500).end();
+      });
+    });
+    await new Promise<void>((resolve) => this.#server?.listen(0, "127.0.0.1", resolve));
+    const address = this.#server.address();
+    if (typeof address !== "object" || !address) throw new Error("fake GitHub has no address");
+    this.url = `http://127.0.0.1:${address.port}`;
+    return this;
+  }
+
+  /** Stops the server. */
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (this.#server) this.#server.close(() => { resolve(); });
+      else resolve();
+    });
+  }
+
+  /** Adds a repository. */
+  addRepo(owner: string, name: string, id: number): FakeRepo {
+    const repo: FakeRepo = { owner, name, id, commits: new Map(), pulls: new Map(), branches: new Map(), permissions: new Map(), deployments: [] };
+    this.#repos.set(`${owner}/${name}`, repo);
+    return repo;
+  }
+
+  /** Makes a commit whose tree is `dir`, served as a GitHub-shaped tarball (`owner-repo-sha/…`). */
+  async addCommit(owner: string, name: string, sha: string, dir: string): Promise<void> {
+    const repo = this.#repo(owner, name);
+    const top = `${owner}-${name}-${sha.slice(0, 7)}`;
+    const { stdout } = await run("tar", ["-czf", "-", "--transform", `s,^\\.,${top},`, "-C", dir, "."], { encoding: "buffer", maxBuffer: 512 * 1024 * 1024 });
+    repo.commits.set(sha, { dir, tarball: stdout });
+  }
+
+  /** Sets a pull request as `pulls/get` returns it. */
+  setPull(owner: string, name: string, pull: FakeRepo["pulls"] extends Map<number, infer P> ? P : never): void {
+    this.#repo(owner, name).pulls.set(pull.number, pull);
+  }
+
+  /** Sets a user's role on a repository. */
+  setPermission(owner: string, name: string, user: string, role: string): void {
+    this.#repo(owner, name).permissions.set(user, role);
+  }
+
+  /** Points a branch at a commit. */
+  setBranch(owner: string, name: string, branch: string, sha: string): void {
+    this.#repo(owner, name).branches.set(branch, sha);
+  }
+
+  /** The requests made for one operation. */
+  calls(operationId: string): RecordedRequest[] {
+    return this.requests.filter((r) => r.operationId === operationId);
+  }
+
+  #repo(owner: string, name: string): FakeRepo {
+    const repo = this.#repos.get(`${owner}/${name}`);
+    if (!repo) throw new Error(`fake GitHub has no repository ${owner}/${name}`);
+    return repo;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", this.url);
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const raw = Buffer.concat(chunks).toString("utf8");
+    if (url.pathname.startsWith("/_codeload/")) {
+      const [, , owner = "", name = "", file = ""] = url.pathname.split("/");
+      const commit = this.#repos.get(`${owner}/${name}`)?.commits.get(file.replace(/\.tar\.gz$/, ""));
+      if (!commit) {
+        this.#send(res, { status: 404, body: { message: "Not Found" } });
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/x-gzip", "content-length": String(commit.tarball.length) }).end(commit.tarball);
+      return;
+    }
+    const method = req.method ?? "GET";
+    const matched = matchOperation(method, url.pathname);
+    if (!matched) {
+      this.violations.push(`${method} ${url.pathname} is not a GitHub REST endpoint`);
+      this.#send(res, { status: 404, body: { message: "Not Found" } });
+      return;
+    }
+    let body: unknown;
+    if (raw) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        this.violations.push(`${matched.operation.operationId}: body is not JSON`);
+      }
+    }
+    const errors = method === "GET" ? [] : bodyErrors(matched.operation, body);
+    this.requests.push({ method, path: url.pathname, operationId: matched.operation.operationId, params: matched.params, body });
+    if (errors.length > 0) {
+      this.violations.push(`${matched.operation.operationId} (${method} ${url.pathname}): ${errors.join("; ")}`);
+      this.#send(res, { status: 422, body: { message: "Validation Failed", errors } });
+      return;
+    }
+    const reply = await this.#operation(matched.operation.operationId, matched.params, body as Record<string, unknown>, url);
+    if (!reply) {
+      this.violations.push(`the fake does not implement ${matched.operation.operationId}`);
+      this.#send(res, { status: 501, body: { message: "not implemented by the fake" } });
+      return;
+    }
+    this.#send(res, reply);
+  }
+
+  #send(res: ServerResponse, reply: Reply): void {
+    const headers = { ...(reply.headers ?? {}) };
+    if (typeof reply.body === "string") {
+      res.writeHead(reply.status, { "content-type": "text/plain; charset=utf-8", ...headers }).end(reply.body);
+    } else {
+      res.writeHead(reply.status, { "content-type": "application/json; charset=utf-8", ...headers }).end(reply.body === undefined ? "" : JSON.stringify(reply.body));
+    }
+  }
+
+  async #operation(operationId: string, p: Record<string, string>, body: Record<string, unknown>, url: URL): Promise<Reply | undefined> {
+    const repo = (): FakeRepo => this.#repo(p.owner ?? "", p.repo ?? "");
+    switch (operationId) {
+      case "apps/create-installation-access-token":
+        return { status: 201, body: { token: `ghs_fake${p.installation_id ?? ""}`, expires_at: "2099-01-01T00:00:00Z", permissions: {}, repository_selection: "all" } };
+      case "repos/get-content": {
+        const commit = repo().commits.get(url.searchParams.get("ref") ?? "");
+        if (!commit) return { status: 404, body: { message: "No commit found for the ref" } };
+        try {
+          return { status: 200, body: await readFile(join(commit.dir, p.path ?? ""), "utf8") };
+        } catch {
+          return { status: 404, body: { message: "Not Found" } };
+        }
+      }
+      case "repos/download-tarball-archive": {
+        if (!repo().commits.has(p.ref ?? "")) return { status: 404, body: { message: "Not Found" } };
+        return { status: 302, headers: { location: `${this.url}/_codeload/${p.owner ?? ""}/${p.repo ?? ""}/${p.ref ?? ""}.tar.gz` } };
+      }
+      case "pulls/get": {
+        const pull = repo().pulls.get(Number(p.pull_number));
+        return pull ? { status: 200, body: pull } : { status: 404, body: { message: "Not Found" } };
+      }
+      case "issues/list-comments":
+        return { status: 200, body: this.comments.filter((c) => c.issue === Number(p.issue_number)).map((c) => ({ id: c.id, body: c.body, user: { login: c.user, type: "Bot" } })) };
+      case "issues/create-comment": {
+        const comment = { id: this.#nextId++, issue: Number(p.issue_number), body: String(body.body), user: "sluice[bot]" };
+        this.comments.push(comment);
+        return { status: 201, body: { id: comment.id, body: comment.body } };
+      }
+      case "issues/update-comment": {
+        const comment = this.comments.find((c) => c.id === Number(p.comment_id));
+        if (!comment) return { status: 404, body: { message: "Not Found" } };
+        comment.body = String(body.body);
+        return { status: 200, body: { id: comment.id, body: comment.body } };
+      }
+      case "reactions/create-for-issue-comment":
+        this.reactions.push({ commentId: Number(p.comment_id), content: String(body.content) });
+        return { status: 201, body: { id: this.#nextId++, content: body.content } };
+      case "repos/get-collaborator-permission-level": {
+        const permission = repo().permissions.get(p.username ?? "") ?? "none";
+        const legacy = permission === "maintain" ? "write" : permission === "triage" ? "read" : permission;
+        return { status: 200, body: { permission: legacy, role_name: permission, user: { login: p.username } } };
+      }
+      case "repos/get-branch": {
+        const sha = repo().branches.get(p.branch ?? "");
+        return sha ? { status: 200, body: { name: p.branch, commit: { sha } } } : { status: 404, body: { message: "Branch not found" } };
+      }
+      case "repos/list-deployments":
+        return { status: 200, body: repo().deployments.filter((d) => d.environment === url.searchParams.get("environment")).map((d) => ({ id: d.id, sha: d.sha, environment: d.environment })) };
+      case "repos/list-deployment-statuses": {
+        const deployment = repo().deployments.find((d) => d.id === Number(p.deployment_id));
+        return { status: 200, body: deployment ? [{ state: deployment.state }] : [] };
+      }
+      case "checks/create": {
+        const run: FakeCheckRun = { id: this.#nextId++, name: String(body.name), head_sha: String(body.head_sha), annotations: [] };
+        this.checkRuns.set(run.id, run);
+        this.#applyCheckRun(run, body);
+        return { status: 201, body: { id: run.id } };
+      }
+      case "checks/update": {
+        const run = this.checkRuns.get(Number(p.check_run_id));
+        if (!run) return { status: 404, body: { message: "Not Found" } };
+        this.#applyCheckRun(run, body);
+        return { status: 200, body: { id: run.id } };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  #applyCheckRun(run: FakeCheckRun, body: Record<string, unknown>): void {
+    for (const field of ["status", "conclusion", "external_id", "details_url"] as const) {
+      if (typeof body[field] === "string") run[field] = body[field];
+    }
+    const output = body.output as { title?: string; summary?: string; text?: string; annotations?: FakeCheckRun["annotations"] } | undefined;
+    if (output) {
+      run.output = { ...(output.title ? { title: output.title } : {}), ...(output.summary ? { summary: output.summary } : {}), ...(output.text ? { text: output.text } : {}) };
+      run.annotations.push(...(output.annotations ?? []));
+    }
+  }
+}

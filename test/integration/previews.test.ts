@@ -1,0 +1,296 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DEPLOY_REQUEST_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
+import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
+import { startHarness, examplePayload, type AppHarness } from "../helpers/app-harness.ts";
+import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
+
+const OWNER = "sluice-test";
+const REPO = "web";
+const REPO_ID = 4242;
+const INSTALLATION = 777;
+let nextSha = 1;
+const sha = (): string => (nextSha++).toString(16).padStart(40, "a");
+
+let h: AppHarness;
+
+beforeAll(async () => {
+  h = await startHarness(1);
+  h.github.addRepo(OWNER, REPO, REPO_ID);
+});
+afterAll(async () => {
+  await h.stop();
+  await removeCheckouts();
+});
+afterEach(() => {
+  // Every request the app sent must be a real GitHub endpoint with a valid body.
+  expect(h.github.violations).toEqual([]);
+});
+
+/** Registers a commit made of `fixture` plus `changes`; returns its SHA. */
+async function commit(fixture: string | undefined, changes: Record<string, string | null> = {}): Promise<string> {
+  const id = sha();
+  await h.github.addCommit(OWNER, REPO, id, await checkout(fixture, changes));
+  return id;
+}
+
+function pullRequestPayload(action: string, number: number, base: string, head: string, extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {}): Record<string, unknown> {
+  const payload = examplePayload("pull_request", action);
+  const repository = payload.repository as Record<string, unknown>;
+  Object.assign(repository, { id: REPO_ID, name: REPO, full_name: `${OWNER}/${REPO}`, owner: { ...(repository.owner as object), login: OWNER } });
+  const pull = payload.pull_request as Record<string, Record<string, unknown>>;
+  Object.assign(pull, { number, state: action === "closed" ? "closed" : "open", draft: extra.draft ?? false, merged: extra.merged ?? false });
+  pull.base = { ...pull.base, sha: base, ref: "main", repo: repository };
+  pull.head = { ...pull.head, sha: head, ref: "feature", repo: extra.fork ? { ...repository, id: 9999, full_name: "someone/web", owner: { login: "someone" } } : repository };
+  payload.number = number;
+  payload.installation = { id: INSTALLATION, node_id: "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc3" };
+  return payload;
+}
+
+function commentPayload(number: number, body: string, user = "octocat", type = "User"): Record<string, unknown> {
+  const payload = examplePayload("issue_comment", "created");
+  const repository = payload.repository as Record<string, unknown>;
+  Object.assign(repository, { id: REPO_ID, name: REPO, full_name: `${OWNER}/${REPO}`, owner: { ...(repository.owner as object), login: OWNER } });
+  const issue = payload.issue as Record<string, unknown>;
+  Object.assign(issue, { number, pull_request: { url: `https://api.github.com/repos/${OWNER}/${REPO}/pulls/${number}` } });
+  const comment = payload.comment as Record<string, unknown>;
+  Object.assign(comment, { id: 50_000 + number * 10 + h.github.comments.length, body, user: { ...(comment.user as object), login: user, type } });
+  payload.installation = { id: INSTALLATION, node_id: "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc3" };
+  return payload;
+}
+
+const previewComment = (number: number) => h.github.comments.filter((c) => c.issue === number && c.body.includes(PREVIEW_MARKER));
+const checkRunsFor = (head: string) => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name === "sluice/preview");
+const completed = async (head: string) => {
+  await expect.poll(() => checkRunsFor(head).map((r) => r.status), { timeout: 60_000, interval: 100 }).toEqual(["completed"]);
+  return checkRunsFor(head)[0];
+};
+
+describe("pull request previews", () => {
+  it("comments the diff and completes the check run on the first open, answering the webhook fast", async () => {
+    const base = await commit("kustomize-app");
+    const head = await commit("kustomize-app", { "deploy/overlays/production/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 5\n" });
+    const { status, ms } = await h.deliver("pull_request", pullRequestPayload("opened", 1, base, head));
+    expect(status).toBe(200);
+    expect(ms).toBeLessThan(10_000);
+    const run = await completed(head);
+    expect(run?.conclusion).toBe("success");
+    expect(run?.output?.summary).toContain("| `production` | 0 | 1 | 0 | 3 | changes |");
+    expect(run?.output?.summary).toContain("| `staging` | 0 | 0 | 0 | 0 | no changes (inputs unchanged) |");
+    expect(run?.details_url).toMatch(new RegExp(`^${h.url}/sluice/diff/`));
+    const [comment] = previewComment(1);
+    expect(comment?.body).toContain("### Sluice preview");
+    expect(comment?.body).toContain(`\`${base.slice(0, 7)}\`…\`${head.slice(0, 7)}\``);
+    expect(comment?.body).toContain("-  replicas: 3\n+  replicas: 5");
+    expect(comment?.body).toContain("No live diff is available yet");
+    // Configuration and both commits were read from GitHub: one tarball request per commit.
+    expect(h.github.calls("repos/download-tarball-archive").map((c) => c.params.ref).sort()).toEqual([base, head].sort());
+    expect(h.github.calls("repos/get-content")[0]?.params).toMatchObject({ path: ".github/sluice.yml" });
+  });
+
+  it("edits the same comment after a push and never adds a second one", async () => {
+    const base = await commit("kustomize-app");
+    const first = await commit("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 8080\n" });
+    await h.deliver("pull_request", pullRequestPayload("opened", 2, base, first));
+    await completed(first);
+    const second = await commit("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 9090\n" });
+    await h.deliver("pull_request", pullRequestPayload("synchronize", 2, base, second));
+    await completed(second);
+    expect(previewComment(2)).toHaveLength(1);
+    expect(previewComment(2)[0]?.body).toContain(second.slice(0, 7));
+    expect(previewComment(2)[0]?.body).toContain("+    - port: 9090");
+    expect(h.github.calls("issues/update-comment").length).toBeGreaterThanOrEqual(1);
+    // The base was fetched once and reused from the checkout cache.
+    expect(h.github.calls("repos/download-tarball-archive").filter((c) => c.params.ref === base)).toHaveLength(1);
+  });
+
+  it("changes nothing when a webhook is redelivered", async () => {
+    const base = await commit("plain-app");
+    const head = await commit("plain-app", { "manifests/namespace.yaml": null });
+    const payload = pullRequestPayload("opened", 3, base, head);
+    await h.deliver("pull_request", payload, "delivery-3");
+    await completed(head);
+    const before = h.github.requests.length;
+    const { status } = await h.deliver("pull_request", payload, "delivery-3");
+    expect(status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(h.github.requests.length).toBe(before);
+    expect(checkRunsFor(head)).toHaveLength(1);
+  });
+
+  it("fails the check run with annotations on invalid YAML", async () => {
+    const base = await commit("plain-app");
+    const head = await commit("plain-app", { "manifests/apps/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  key: [unclosed\n" });
+    await h.deliver("pull_request", pullRequestPayload("opened", 4, base, head));
+    const run = await completed(head);
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.annotations).toEqual([expect.objectContaining({ path: "manifests/apps/broken.yaml", start_line: 7, annotation_level: "failure" })]);
+    expect(previewComment(4)[0]?.body).toContain("`manifests/apps/broken.yaml:7`");
+  });
+
+  it("keeps a huge diff under 65,536 characters with a complete summary and a signed link to the rest", async () => {
+    const many = (version: number) => Array.from({ length: 400 }, (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  namespace: shop\ndata:\n${Array.from({ length: 12 }, (_, k) => `  key${k}: value-${version}-${i}-${k}`).join("\n")}\n`).join("---\n");
+    const base = await commit("plain-app", { "manifests/many.yaml": many(1) });
+    const head = await commit("plain-app", { "manifests/many.yaml": many(2) });
+    await h.deliver("pull_request", pullRequestPayload("opened", 5, base, head));
+    const run = await completed(head);
+    const [comment] = previewComment(5);
+    expect(comment?.body.length).toBeLessThanOrEqual(65_536);
+    expect(comment?.body).toContain("| `default` | 0 | 400 | 0 | 5 | changes |");
+    expect(comment?.body).toMatch(/\*\*\d+ diffs not shown here\*\*/);
+    const link = /\[Open the full diff\]\(([^)]+)\)/.exec(comment?.body ?? "")?.[1] ?? "";
+    expect(link).toBe(run?.details_url);
+    const page = await fetch(link);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain("d2h-file-side-diff");
+    expect(html).toContain("cm-399");
+    const forged = await fetch(link.replace(/sig=[^&]+/, "sig=AAAA"));
+    expect(forged.status).toBe(403);
+    expect(await forged.text()).toBe("Forbidden\n");
+    h.clock.now += 31 * 24 * 3600 * 1000;
+    try {
+      const expired = await fetch(link);
+      expect(expired.status).toBe(410);
+      expect(await expired.text()).toBe("Gone\n");
+    } finally {
+      h.clock.now -= 31 * 24 * 3600 * 1000;
+    }
+  });
+
+  it("never sends a Secret value to GitHub", async () => {
+    const base = await commit("kustomize-app");
+    const head = await commit("kustomize-app", { "deploy/overlays/production/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-credentials\ntype: Opaque\nstringData:\n  DATABASE_PASSWORD: n3w-pa55w0rd-value\n  API_TOKEN: tok_live_4f9a8b7c6d5e\n" });
+    await h.deliver("pull_request", pullRequestPayload("opened", 6, base, head));
+    await completed(head);
+    expect(previewComment(6)[0]?.body).toContain("`DATABASE_PASSWORD` changed");
+    const sent = JSON.stringify(h.github.requests.map((r) => r.body));
+    for (const value of ["n3w-pa55w0rd-value", "correct-horse-battery-staple", "tok_live_4f9a8b7c6d5e"]) {
+      expect(sent).not.toContain(value);
+      expect(sent).not.toContain(Buffer.from(value).toString("base64"));
+    }
+  });
+
+  it("previews a pull request from a fork, with the configuration of the base", async () => {
+    const base = await commit("kustomize-app");
+    const head = await commit("kustomize-app", {
+      ".github/sluice.yml": "version: 1\nenvironments:\n  - name: everything\n    path: .\n",
+      "deploy/overlays/staging/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: web-staging\nresources:\n  - ../../base\nnameSuffix: -fork\n",
+    });
+    await h.deliver("pull_request", pullRequestPayload("opened", 7, base, head, { fork: true }));
+    const run = await completed(head);
+    expect(run?.output?.summary).toContain("`staging`");
+    expect(run?.output?.summary).not.toContain("`everything`");
+    expect(h.github.calls("repos/get-content").filter((c) => c.path.includes(REPO)).every((c) => c.params.path === ".github/sluice.yml")).toBe(true);
+    expect(h.github.requests.some((r) => r.path.includes("someone/"))).toBe(false);
+  });
+
+  it("shows the newer head when two pushes come in quick succession", async () => {
+    const base = await commit("plain-app");
+    const heads = [await commit("plain-app", { "manifests/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n" }), await commit("plain-app", { "manifests/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n" })];
+    await Promise.all([h.deliver("pull_request", pullRequestPayload("opened", 8, base, heads[0] ?? "")), h.deliver("pull_request", pullRequestPayload("synchronize", 8, base, heads[1] ?? ""))]);
+    await completed(heads[0] ?? "");
+    await completed(heads[1] ?? "");
+    expect(previewComment(8)).toHaveLength(1);
+    expect(previewComment(8)[0]?.body).toContain((heads[1] ?? "").slice(0, 7));
+    expect(previewComment(8)[0]?.body).toContain("ConfigMap default/second");
+  });
+
+  it("fails the check run naming the file, line and field of an invalid configuration", async () => {
+    const base = await commit("plain-app", { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: prod\n    render: jsonnet\n" });
+    const head = await commit("plain-app", { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: prod\n    render: jsonnet\n", "manifests/x.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n" });
+    await h.deliver("pull_request", pullRequestPayload("opened", 9, base, head));
+    const run = await completed(head);
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.annotations[0]).toMatchObject({ path: ".github/sluice.yml", start_line: 4, message: expect.stringContaining("environments[0].render: must be one of") as string });
+  });
+
+  it("marks the comment when the pull request is merged", async () => {
+    const base = await commit("plain-app");
+    const head = await commit("plain-app", { "manifests/namespace.yaml": null });
+    await h.deliver("pull_request", pullRequestPayload("opened", 10, base, head));
+    await completed(head);
+    await h.deliver("pull_request", pullRequestPayload("closed", 10, base, head, { merged: true }));
+    await expect.poll(() => previewComment(10)[0]?.body.startsWith("> [!NOTE]\n> This pull request was merged."), { timeout: 10_000 }).toBe(true);
+  });
+});
+
+describe("pull request commands", () => {
+  let deployRequests: Queue;
+  beforeAll(() => {
+    deployRequests = new Queue(DEPLOY_REQUEST_QUEUE, { connection: h.redis, prefix: QUEUE_PREFIX });
+  });
+  afterAll(async () => {
+    await deployRequests.close();
+  });
+
+  const replies = (number: number) => h.github.comments.filter((c) => c.issue === number && !c.body.includes(PREVIEW_MARKER)).map((c) => c.body);
+
+  async function pullWithConfig(number: number): Promise<{ base: string; head: string }> {
+    const base = await commit("kustomize-app");
+    const head = await commit("kustomize-app", { "deploy/base/deployment.yaml": (await readFile(join(await checkout("kustomize-app"), "deploy/base/deployment.yaml"), "utf8")).replace("1.4.0", "1.5.0") });
+    h.github.setPull(OWNER, REPO, { number, base: { sha: base, ref: "main" }, head: { sha: head, ref: "feature" }, state: "open", draft: false, merged: false });
+    return { base, head };
+  }
+
+  it("refuses /sync politely to a commenter without write permission and queues nothing", async () => {
+    await pullWithConfig(20);
+    h.github.setPermission(OWNER, REPO, "reader", "read");
+    await h.deliver("issue_comment", commentPayload(20, "/sync production", "reader"));
+    await expect.poll(() => replies(20), { timeout: 10_000 }).toEqual(["Sorry @reader, `/sync` needs **write** permission on this repository and you have **read**. Nothing was done."]);
+    expect(h.github.reactions.at(-1)).toMatchObject({ content: "eyes" });
+    expect(await deployRequests.getJobCounts()).toMatchObject({ waiting: 0, delayed: 0 });
+  });
+
+  it("answers an unknown environment or command with the help", async () => {
+    await pullWithConfig(21);
+    await h.deliver("issue_comment", commentPayload(21, "/sync qa"));
+    await h.deliver("issue_comment", commentPayload(21, "/sluice deploy now"));
+    await expect.poll(() => replies(21).length, { timeout: 10_000 }).toBe(2);
+    expect(replies(21).join("\n")).toContain("I did not understand that: unknown environment `qa`.");
+    expect(replies(21).join("\n")).toContain("I did not understand that: unknown command `/deploy`.");
+    expect(replies(21)[0]).toContain("| `/sync [env…]` |");
+  });
+
+  it("ignores bots and comments that are not commands", async () => {
+    await pullWithConfig(22);
+    await h.deliver("issue_comment", commentPayload(22, "/sync", "renovate[bot]", "Bot"));
+    await h.deliver("issue_comment", commentPayload(22, "Looks good to me /sync"));
+    await h.deliver("issue_comment", commentPayload(22, "/lgtm"));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(replies(22)).toEqual([]);
+  });
+
+  it("queues a deploy request for /sync from a writer, and /help lists the environments", async () => {
+    await pullWithConfig(23);
+    const tracked = sha();
+    h.github.setBranch(OWNER, REPO, "main", tracked);
+    h.github.setPermission(OWNER, REPO, "writer", "maintain");
+    await h.deliver("issue_comment", commentPayload(23, "/sync staging", "writer"));
+    await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(1);
+    expect(replies(23)[0]).toContain(`- \`staging\`: queued: deploy \`main\` at \`${tracked.slice(0, 7)}\`.`);
+    const job = await deployRequests.getJob(`sync-${REPO_ID}-staging-${tracked}`);
+    expect(job?.data).toMatchObject({ version: 1, environment: "staging", sha: tracked, reason: "sync", requestedBy: "writer", pullRequest: 23, installationId: INSTALLATION });
+    await h.deliver("issue_comment", commentPayload(23, "/help"));
+    await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(2);
+    expect(replies(23)[1]).toContain("Environments: `staging`, `production`.");
+  });
+
+  it("re-runs the preview on /diff", async () => {
+    const { head } = await pullWithConfig(24);
+    await h.deliver("issue_comment", commentPayload(24, "/diff"));
+    await completed(head);
+    expect(previewComment(24)).toHaveLength(1);
+    expect(replies(24)[0]).toContain(`queued a new preview of \`${head.slice(0, 7)}\``);
+  });
+
+  it("says when there is nothing to roll back to", async () => {
+    await pullWithConfig(25);
+    h.github.setPermission(OWNER, REPO, "admin-user", "admin");
+    await h.deliver("issue_comment", commentPayload(25, "/rollback production", "admin-user"));
+    await expect.poll(() => replies(25).length, { timeout: 10_000 }).toBe(1);
+    expect(replies(25)[0]).toContain("- `production`: no earlier successful deployment to roll back to; nothing queued.");
+  });
+});

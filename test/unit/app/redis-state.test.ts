@@ -1,0 +1,78 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { DiffPages } from "../../../src/app/services/diff-pages.ts";
+import { claimDelivery, PullRequestState } from "../../../src/app/services/pr-state.ts";
+import { RenderCache } from "../../../src/app/services/render-cache.ts";
+
+let redis: Redis;
+beforeAll(() => { redis = new Redis(inject("redisUrl")); });
+afterAll(async () => { await redis.quit(); });
+
+const resource = (name: string) => ({ id: { group: "", version: "v1", kind: "ConfigMap", namespace: "d", name }, key: `v1/ConfigMap/d/${name}`, json: "{}", source: { file: "a.yaml", line: 1 } });
+
+describe("PullRequestState (real Redis)", () => {
+  it("publishes in order and never lets an older preview overwrite a newer one", async () => {
+    const state = new PullRequestState(redis);
+    const pr = { repositoryId: Math.floor(Math.random() * 1e9), number: 1 };
+    const older = await state.next(pr);
+    const newer = await state.next(pr);
+    expect(await state.isLatest(pr, older)).toBe(false);
+    expect(await state.isLatest(pr, newer)).toBe(true);
+    const published: number[] = [];
+    let releaseOlder: () => void = () => undefined;
+    const olderHolds = new Promise<void>((resolve) => { releaseOlder = resolve; });
+    // The older preview takes the lock first and is slow; the newer one waits, then publishes.
+    const first = state.publish(pr, older, async () => { await olderHolds; published.push(older); });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const second = state.publish(pr, newer, () => { published.push(newer); return Promise.resolve(); });
+    releaseOlder();
+    expect(await Promise.all([first, second])).toEqual([true, true]);
+    expect(published).toEqual([older, newer]);
+    // Once the newer one is out, the older one is refused.
+    expect(await state.publish(pr, older, () => { published.push(-1); return Promise.resolve(); })).toBe(false);
+    expect(published).toEqual([older, newer]);
+  });
+
+  it("claims a delivery once", async () => {
+    const id = randomUUID();
+    expect(await claimDelivery(redis, id)).toBe(true);
+    expect(await claimDelivery(redis, id)).toBe(false);
+  });
+});
+
+describe("RenderCache (real Redis)", () => {
+  it("stores and returns renders, bounded by entry count and size", async () => {
+    const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 400, maxEntries: 2, prefix: `test:${randomUUID()}` });
+    const key = (n: number) => RenderCache.key(`digest-${n}`, { env: "x" });
+    expect(await cache.set(key(1), { resources: [resource("a")], problems: [] }, 1)).toBe(true);
+    expect(await cache.set(key(2), { resources: [resource("b")], problems: [] }, 2)).toBe(true);
+    expect((await cache.get(key(1), 3))?.resources[0]?.id.name).toBe("a");
+    expect(await cache.set(key(3), { resources: [resource("c")], problems: [] }, 4)).toBe(true);
+    // Entry 2 was least recently used.
+    expect(await cache.get(key(2), 5)).toBeUndefined();
+    expect(await cache.get(key(1), 5)).toBeDefined();
+    const huge = { resources: Array.from({ length: 200 }, (_, i) => ({ ...resource(`n${i}`), json: JSON.stringify({ i, pad: randomUUID() }) })), problems: [] };
+    expect(await cache.set(key(4), huge, 6)).toBe(false);
+    expect(RenderCache.key("d", { a: 1 })).not.toBe(RenderCache.key("d", { a: 2 }));
+  });
+});
+
+describe("DiffPages (real Redis)", () => {
+  const pages = () => new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "s3cret-key-for-links", ttlSeconds: 3600 });
+
+  it("stores a page behind a signed, expiring link", async () => {
+    const now = Date.UTC(2026, 0, 1);
+    const link = new URL(await pages().store({ title: "t", subtitle: "s", report: { environments: [], errors: [] } }, now));
+    const id = link.pathname.split("/").at(-1) ?? "";
+    expect(link.origin).toBe("https://sluice.example");
+    expect(pages().verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now)).toEqual({ ok: true, id });
+    expect(await pages().load(id)).toMatchObject({ title: "t" });
+    expect(pages().verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now + 3601_000)).toEqual({ ok: false, status: 410 });
+    expect(pages().verify(id, String(Number(link.searchParams.get("exp")) + 1), link.searchParams.get("sig"), now)).toEqual({ ok: false, status: 403 });
+    expect(pages().verify(id, link.searchParams.get("exp"), null, now)).toEqual({ ok: false, status: 403 });
+    expect(pages().verify("../../etc", "1", "x", now)).toEqual({ ok: false, status: 403 });
+    const other = new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "another-secret-key", ttlSeconds: 3600 });
+    expect(other.verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now)).toEqual({ ok: false, status: 403 });
+  });
+});

@@ -1,0 +1,45 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../../src/core/config.ts";
+import { environmentInputs } from "../../../src/render/inputs.ts";
+import { checkout, removeCheckouts } from "../../helpers/checkouts.ts";
+
+afterAll(removeCheckouts);
+
+const config = parseConfig(`version: 1
+environments:
+  - name: staging
+    path: deploy/overlays/staging
+  - name: production
+    path: deploy/overlays/production
+    watch: [shared]
+`);
+const [staging, production] = config.environments;
+if (!staging || !production) throw new Error("fixture config");
+
+describe("environmentInputs", () => {
+  it("follows kustomize bases, so a base change touches every overlay", async () => {
+    const before = await checkout("kustomize-app");
+    const after = await checkout("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n" });
+    const inputs = await environmentInputs(before, staging);
+    expect(inputs.files).toEqual(["deploy/base/deployment.yaml", "deploy/base/kustomization.yaml", "deploy/base/service.yaml", "deploy/overlays/staging/kustomization.yaml"]);
+    expect((await environmentInputs(after, staging)).digest).not.toBe(inputs.digest);
+    expect((await environmentInputs(after, production)).digest).not.toBe((await environmentInputs(before, production)).digest);
+  });
+
+  it("is unchanged by files the environment does not read, and changed by watched ones", async () => {
+    const before = await checkout("kustomize-app");
+    const elsewhere = await checkout("kustomize-app", { "deploy/overlays/production/replicas.yaml": "x: 1\n", "README.md": "hi\n" });
+    expect((await environmentInputs(elsewhere, staging)).digest).toBe((await environmentInputs(before, staging)).digest);
+    const watched = await checkout("kustomize-app", { "shared/values.txt": "x\n" });
+    expect((await environmentInputs(watched, production)).digest).not.toBe((await environmentInputs(before, production)).digest);
+  });
+
+  it("skips remote bases and inline patches and survives an unparseable kustomization", async () => {
+    const root = await checkout(undefined, {
+      "k/kustomization.yaml": "resources:\n  - https://github.com/x/y//z?ref=v1\n  - ../outside-of-nothing\npatches:\n  - patch: |-\n      - op: add\n",
+      "broken/kustomization.yaml": "resources: [\n",
+    });
+    expect((await environmentInputs(root, { ...staging, path: "k" })).files).toEqual(["k/kustomization.yaml"]);
+    expect((await environmentInputs(root, { ...staging, path: "broken" })).files).toEqual(["broken/kustomization.yaml"]);
+  });
+});
