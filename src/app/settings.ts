@@ -27,6 +27,10 @@ const envSchema = z.object({
   SLUICE_RENDER_TIMEOUT_SECONDS: positiveInt(120),
   SLUICE_RENDER_CACHE_ENTRIES: positiveInt(2_000),
   SLUICE_PREVIEW_CONCURRENCY: positiveInt(2),
+  SLUICE_JOB_SIGNING_KEY: z.string().optional(),
+  SLUICE_JOB_SIGNING_KEY_PATH: z.string().optional(),
+  SLUICE_AGENT_PUBLIC_KEYS: z.string().optional(),
+  SLUICE_AGENT_PUBLIC_KEYS_PATH: z.string().optional(),
   SLUICE_KUSTOMIZE: z.string().optional(),
   SLUICE_KUBECTL: z.string().optional(),
   SLUICE_HELM: z.string().optional(),
@@ -53,6 +57,10 @@ export interface AppSettings {
   renderTimeoutMs: number;
   renderCacheEntries: number;
   previewConcurrency: number;
+  /** Ed25519 private key (PEM) that signs deploy jobs; deploys are off without it. */
+  jobSigningKey: string | undefined;
+  /** Ed25519 public keys (PEM, concatenated) of the agents whose reports are trusted. */
+  agentPublicKeys: string[];
   env: NodeJS.ProcessEnv;
 }
 
@@ -68,6 +76,9 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
   const e = parsed.data;
   const privateKey = e.PRIVATE_KEY?.replace(/\\n/g, "\n") ?? (e.PRIVATE_KEY_PATH ? await readFile(e.PRIVATE_KEY_PATH, "utf8") : undefined);
   if (!privateKey) throw new Error("invalid configuration:\n  PRIVATE_KEY or PRIVATE_KEY_PATH: the GitHub App's private key is required");
+  const jobSigningKey = e.SLUICE_JOB_SIGNING_KEY?.replace(/\\n/g, "\n") ?? (e.SLUICE_JOB_SIGNING_KEY_PATH ? await readFile(e.SLUICE_JOB_SIGNING_KEY_PATH, "utf8") : undefined);
+  const agentKeys = e.SLUICE_AGENT_PUBLIC_KEYS?.replace(/\\n/g, "\n") ?? (e.SLUICE_AGENT_PUBLIC_KEYS_PATH ? await readFile(e.SLUICE_AGENT_PUBLIC_KEYS_PATH, "utf8") : "");
+  if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY")) throw new Error("invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports");
   return {
     appId: e.APP_ID,
     privateKey,
@@ -89,6 +100,8 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     renderTimeoutMs: e.SLUICE_RENDER_TIMEOUT_SECONDS * 1000,
     renderCacheEntries: e.SLUICE_RENDER_CACHE_ENTRIES,
     previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
+    jobSigningKey,
+    agentPublicKeys: agentKeys.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [],
     env,
   };
 }

@@ -7,7 +7,10 @@ import { GitHubClient } from "./github/client.ts";
 import { issueCommentHandler } from "./handlers/issue-comment.ts";
 import { pullRequestHandler } from "./handlers/pull-request.ts";
 import { diffPageHandler } from "./http/diff-page-handler.ts";
-import { AppQueues, previewWorker } from "./queue/queues.ts";
+import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
+import { pushHandler } from "./handlers/push.ts";
+import { AppQueues, deployRequestWorker, previewWorker, reportWorker } from "./queue/queues.ts";
+import { DeployService } from "./services/deploy-service.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
 import { CommandService } from "./services/command-service.ts";
 import { DiffPages } from "./services/diff-pages.ts";
@@ -40,18 +43,35 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     warn: (details: Record<string, unknown>, message: string) => { probot?.log.warn(details, message); },
     error: (details: Record<string, unknown>, message: string) => { probot?.log.error(details, message); },
   };
+  const checkouts = new CheckoutCache({ dir: settings.cacheDir, maxCacheBytes: settings.cacheMaxBytes, maxBytes: settings.checkoutMaxBytes, maxFiles: settings.checkoutMaxFiles, now });
+  const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs };
   const previews = new PreviewService({
     github,
-    checkouts: new CheckoutCache({ dir: settings.cacheDir, maxCacheBytes: settings.cacheMaxBytes, maxBytes: settings.checkoutMaxBytes, maxFiles: settings.checkoutMaxFiles, now }),
+    checkouts,
     renderCache: new RenderCache(redis, { ttlSeconds: 7 * 24 * 3600, maxEntryBytes: 64 * 1024 * 1024, maxEntries: settings.renderCacheEntries }),
     prState,
     diffPages,
     tools,
-    limits: { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs },
+    limits,
     webUrl: settings.githubWebUrl,
     now,
     log,
   });
+  const deploys = settings.jobSigningKey
+    ? new DeployService({
+      redis,
+      queues,
+      github,
+      checkouts,
+      tools,
+      limits,
+      signingKey: privateKeyFromPem(settings.jobSigningKey),
+      agentKeys: settings.agentPublicKeys.map(publicKeyFromPem),
+      webUrl: settings.githubWebUrl,
+      now,
+      log,
+    })
+    : undefined;
   const commands = new CommandService({ queues, prState, now, log });
   let views: ReturnType<typeof loadPageViews> | undefined;
 
@@ -59,6 +79,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     probot = app;
     app.on("pull_request", pullRequestHandler({ redis, queues, prState, previews }));
     app.on("issue_comment.created", issueCommentHandler({ redis, commands }));
+    if (deploys) app.on("push", pushHandler({ redis, deploys }));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
   };
   const server = new Server({
@@ -76,11 +97,14 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       });
     }
   });
+  const deployWorkers = deploys ? [deployRequestWorker(redis, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
+  for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });
   await server.start();
   return {
     port: server.port,
     stop: async () => {
       await server.stop();
+      await Promise.all(deployWorkers.map((w) => w.close()));
       await worker.close();
       await queues.close();
       await redis.quit();

@@ -1,4 +1,6 @@
 import { parseArgs } from "node:util";
+import { generateSigningKeys } from "../core/signing.ts";
+import { runAgent } from "./agent-command.ts";
 import { runApp } from "./app-command.ts";
 import { EXIT, runDiff, type CommandIo, type DiffFormat } from "./diff-command.ts";
 
@@ -12,6 +14,8 @@ Commands:
       --out FILE        Write the report to FILE instead of standard output.
     Exit code: 0 no changes, 1 changes, 2 errors.
   app               Run the GitHub App (settings from the environment or ./.env).
+  agent             Run the in-cluster agent (settings from the environment).
+  keys generate     Print a new Ed25519 key pair (PEM) for signing jobs or reports.
 `;
 
 const FORMATS: readonly DiffFormat[] = ["markdown", "json", "html"];
@@ -29,6 +33,18 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
         return await diffCommand(rest, io);
       case "app":
         return await runApp(io);
+      case "agent":
+        return await runAgent(io);
+      case "keys":
+        if (rest[0] !== "generate" || rest.length > 1) {
+          io.stderr(`sluice keys: the only subcommand is "generate"\n`);
+          return EXIT.error;
+        }
+        {
+          const keys = generateSigningKeys();
+          io.stdout(`${keys.privateKey}${keys.publicKey}`);
+        }
+        return 0;
       default:
         io.stderr(`sluice: unknown command "${command}"\n\n${USAGE}`);
         return EXIT.error;

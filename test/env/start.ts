@@ -30,6 +30,8 @@ export interface StartOptions {
   log: (line: string) => void;
   /** Start kube-controller-manager too (default true). */
   controllers?: boolean;
+  /** Start etcd and kube-apiserver at all (default true); benchmarks of the app need only Redis. */
+  kubernetes?: boolean;
 }
 
 function port(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -58,11 +60,12 @@ async function checkExistingKubeconfig(path: string, env: NodeJS.ProcessEnv): Pr
  */
 export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
   const { env, log } = options;
-  const useKubeconfig = env.KUBECONFIG;
+  const wantKubernetes = options.kubernetes ?? true;
+  const useKubeconfig = wantKubernetes ? env.KUBECONFIG : undefined;
   const useRedis = env.REDIS_URL;
   const wantControllers = options.controllers ?? true;
   const needed = ["kustomize", "helm"] as const;
-  const control = useKubeconfig ? [] : wantControllers ? (["etcd", "kube-apiserver", "kube-controller-manager"] as const) : (["etcd", "kube-apiserver"] as const);
+  const control = useKubeconfig || !wantKubernetes ? [] : wantControllers ? (["etcd", "kube-apiserver", "kube-controller-manager"] as const) : (["etcd", "kube-apiserver"] as const);
   const tools = await ensureTools([...needed, ...control], env, log);
 
   const workDir = env.SLUICE_TEST_ENV_DIR ?? (await mkdtemp(join(tmpdir(), "sluice-test-env-")));
@@ -77,9 +80,11 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
     if (!env.SLUICE_TEST_ENV_DIR) await rm(workDir, { recursive: true, force: true });
   };
   try {
-    let kubeconfigPath: string;
+    let kubeconfigPath = "";
     let controllers = false;
-    if (useKubeconfig) {
+    if (!wantKubernetes) {
+      log("test-env: no Kubernetes requested");
+    } else if (useKubeconfig) {
       await checkExistingKubeconfig(useKubeconfig, env);
       kubeconfigPath = useKubeconfig;
       controllers = true;

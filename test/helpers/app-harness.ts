@@ -2,7 +2,6 @@ import { createHmac, generateKeyPairSync, randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
-import { inject } from "vitest";
 import { loadSettings } from "../../src/app/settings.ts";
 import { startApp, type RunningApp } from "../../src/app/start.ts";
 import { freePort } from "../env/ports.ts";
@@ -34,6 +33,7 @@ export class TestClock {
 /** The app under test, started against a fake GitHub and the real Redis, in its own Redis database. */
 export interface AppHarness {
   app: RunningApp;
+  redisUrl: string;
   github: FakeGitHub;
   redis: Redis;
   clock: TestClock;
@@ -42,10 +42,23 @@ export interface AppHarness {
   stop: () => Promise<void>;
 }
 
+/** Where the harness finds Redis and the renderers. */
+export interface HarnessOptions {
+  redisUrl: string;
+  kustomize: string;
+  helm: string;
+  /** The Redis database the app uses, so several harnesses do not share queues. */
+  database: number;
+  logLevel?: "debug" | "info" | "warn" | "error";
+  /** Enables deploys: the app's job signing key and the agents' public keys (PEM). */
+  deployKeys?: { jobSigningKey: string; agentPublicKeys: string };
+}
+
 /** Starts the app the way `sluice app` does, with settings from an environment. */
-export async function startHarness(database: number): Promise<AppHarness> {
+export async function startHarness(options: HarnessOptions): Promise<AppHarness> {
+  const { database } = options;
   const github = await new FakeGitHub().start();
-  const base = new URL(inject("redisUrl"));
+  const base = new URL(options.redisUrl);
   base.pathname = `/${database}`;
   const redisUrl = base.toString();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
@@ -64,15 +77,17 @@ export async function startHarness(database: number): Promise<AppHarness> {
     GITHUB_WEB_URL: "https://github.example",
     PORT: String(port),
     HOST: "127.0.0.1",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: options.logLevel ?? "warn",
     SLUICE_CACHE_DIR: await tempDir("sluice-app-cache-"),
-    SLUICE_KUSTOMIZE: inject("kustomize"),
-    SLUICE_HELM: inject("helm"),
+    SLUICE_KUSTOMIZE: options.kustomize,
+    SLUICE_HELM: options.helm,
+    ...(options.deployKeys ? { SLUICE_JOB_SIGNING_KEY: options.deployKeys.jobSigningKey, SLUICE_AGENT_PUBLIC_KEYS: options.deployKeys.agentPublicKeys } : {}),
   });
   const app = await startApp(settings, clock.read);
   const url = `http://127.0.0.1:${port}`;
   return {
     app,
+    redisUrl,
     github,
     redis,
     clock,

@@ -62,6 +62,8 @@ export class FakeGitHub {
   readonly comments: FakeComment[] = [];
   readonly checkRuns = new Map<number, FakeCheckRun>();
   readonly reactions: { commentId: number; content: string }[] = [];
+  readonly deploymentStatuses: { deploymentId: number; state: string; log_url?: string }[] = [];
+  readonly deploymentsCreated: { id: number; ref: string; environment: string; auto_merge?: boolean; required_contexts?: unknown[] }[] = [];
   readonly #repos = new Map<string, FakeRepo>();
   #server: Server | undefined;
   #nextId = 1000;
@@ -239,6 +241,21 @@ export class FakeGitHub {
         const deployment = repo().deployments.find((d) => d.id === Number(p.deployment_id));
         return { status: 200, body: deployment ? [{ state: deployment.state }] : [] };
       }
+      case "repos/create-deployment": {
+        const deployment = { id: this.#nextId++, ref: String(body.ref), environment: String(body.environment), auto_merge: body.auto_merge as boolean, required_contexts: body.required_contexts as unknown[] };
+        this.deploymentsCreated.push(deployment);
+        repo().deployments.push({ id: deployment.id, sha: deployment.ref, environment: deployment.environment, state: "pending" });
+        return { status: 201, body: { id: deployment.id, sha: deployment.ref, environment: deployment.environment } };
+      }
+      case "repos/create-deployment-status": {
+        const state = String(body.state);
+        this.deploymentStatuses.push({ deploymentId: Number(p.deployment_id), state, ...(typeof body.log_url === "string" ? { log_url: body.log_url } : {}) });
+        const deployment = repo().deployments.find((d) => d.id === Number(p.deployment_id));
+        if (deployment) deployment.state = state;
+        return { status: 201, body: { id: this.#nextId++, state } };
+      }
+      case "repos/list-pull-requests-associated-with-commit":
+        return { status: 200, body: [...repo().pulls.values()].filter((pull) => pull.merged && pull.head.sha === p.commit_sha).map((pull) => ({ number: pull.number, merged_at: "2026-11-27T00:00:00Z" })) };
       case "checks/create": {
         const run: FakeCheckRun = { id: this.#nextId++, name: String(body.name), head_sha: String(body.head_sha), annotations: [] };
         this.checkRuns.set(run.id, run);

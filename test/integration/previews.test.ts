@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Queue } from "bullmq";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEPLOY_REQUEST_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { startHarness, examplePayload, type AppHarness } from "../helpers/app-harness.ts";
@@ -17,7 +17,7 @@ const sha = (): string => (nextSha++).toString(16).padStart(40, "a");
 let h: AppHarness;
 
 beforeAll(async () => {
-  h = await startHarness(1);
+  h = await startHarness({ redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 1 });
   h.github.addRepo(OWNER, REPO, REPO_ID);
 });
 afterAll(async () => {

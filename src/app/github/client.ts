@@ -170,6 +170,40 @@ export class GitHubClient {
     return undefined;
   }
 
+  /** Creates a GitHub Deployment of a commit to an environment; returns its id. */
+  async createDeployment(repo: RepoCoordinates, fields: { sha: string; environment: string; description: string; payload: Record<string, unknown> }): Promise<number> {
+    const { data } = await this.#octokit.rest.repos.createDeployment({
+      ...repo,
+      ref: fields.sha,
+      environment: fields.environment,
+      description: fields.description.slice(0, 140),
+      payload: fields.payload,
+      auto_merge: false,
+      required_contexts: [],
+      transient_environment: false,
+      production_environment: fields.environment === "production",
+    });
+    return z.object({ id: z.number() }).parse(data).id;
+  }
+
+  /** Adds a status to a deployment. */
+  async deploymentStatus(repo: RepoCoordinates, deploymentId: number, fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string }): Promise<void> {
+    await this.#octokit.rest.repos.createDeploymentStatus({
+      ...repo,
+      deployment_id: deploymentId,
+      state: fields.state,
+      description: fields.description.slice(0, 140),
+      ...(fields.logUrl ? { log_url: fields.logUrl } : {}),
+      auto_inactive: fields.state === "success",
+    });
+  }
+
+  /** Merged pull requests that contain a commit. */
+  async mergedPullsFor(repo: RepoCoordinates, sha: string): Promise<number[]> {
+    const { data } = await this.#octokit.rest.repos.listPullRequestsAssociatedWithCommit({ ...repo, commit_sha: sha });
+    return z.array(z.object({ number: z.number(), merged_at: z.string().nullable().optional() })).parse(data).filter((p) => p.merged_at).map((p) => p.number);
+  }
+
   /** Creates a check run on a commit; returns its id. */
   async createCheckRun(repo: RepoCoordinates, name: string, headSha: string, fields: CheckRunFields & { externalId?: string }): Promise<number> {
     const [first, rest] = splitAnnotations(fields.output);

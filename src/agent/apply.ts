@@ -1,0 +1,222 @@
+import { applyOrder, stageOf } from "../core/apply-order.ts";
+import { computeHealth, type HealthStatus } from "../core/health.ts";
+import { displayName, splitApiVersion, type ResourceId } from "../core/identity.ts";
+import { FORCE_ANNOTATION, ownershipLabels } from "../core/inventory.ts";
+import { isRecord, type KubeObject } from "../core/manifest.ts";
+import { canonicalJson } from "../core/normalize.ts";
+import type { ObjectResult } from "../core/agent-protocol.ts";
+import { KubeApiError, subjectOf, type Cluster } from "./kube/cluster.ts";
+
+/** One object to apply, with its identity. */
+export interface Planned {
+  id: ResourceId;
+  object: KubeObject;
+}
+
+/** A deploy that must not be retried: the same input would fail the same way. */
+export class PermanentDeployError extends Error {
+  /** Per-object results known at the time of failure. */
+  readonly objects: ObjectResult[];
+
+  constructor(message: string, objects: ObjectResult[] = []) {
+    super(message);
+    this.name = "PermanentDeployError";
+    this.objects = objects;
+  }
+}
+
+/** Identity of an object as sent by the app (namespace already resolved, empty when cluster-scoped). */
+export function idOf(object: KubeObject): ResourceId {
+  const { group, version } = splitApiVersion(String(object.apiVersion));
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  return { group, version, kind: String(object.kind), namespace: typeof metadata.namespace === "string" ? metadata.namespace : "", name: String(metadata.name) };
+}
+
+/** Adds Sluice's ownership labels to an object (a copy). */
+export function withOwnership(object: KubeObject, repository: string, environment: string): KubeObject {
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const labels = isRecord(metadata.labels) ? metadata.labels : {};
+  return { ...object, metadata: { ...metadata, labels: { ...labels, ...ownershipLabels(repository, environment) } } };
+}
+
+function annotation(object: KubeObject | undefined, key: string): string | undefined {
+  const metadata = object && isRecord(object.metadata) ? object.metadata : {};
+  const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+  return typeof annotations[key] === "string" ? annotations[key] : undefined;
+}
+
+/** What decides whether a write would change anything: the object without server bookkeeping, and who owns which fields. */
+function comparable(object: KubeObject): string {
+  const metadata = isRecord(object.metadata) ? { ...object.metadata } : {};
+  const managed = Array.isArray(metadata.managedFields) ? (metadata.managedFields as unknown[]).filter(isRecord).map((m) => ({ manager: m.manager, operation: m.operation, fieldsV1: m.fieldsV1, subresource: m.subresource })) : [];
+  delete metadata.managedFields;
+  delete metadata.resourceVersion;
+  return canonicalJson({ ...object, metadata, managedFields: managed });
+}
+
+/** Runs `work` over `items` with at most `limit` at once, in order of start. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+/** Options of one apply. */
+export interface ApplyOptions {
+  concurrency: number;
+  /** Called as objects are written: n of N. */
+  progress: (applied: number, total: number, note: string) => Promise<void>;
+  /** The time, for durations. */
+  now: () => number;
+}
+
+interface Preflight {
+  planned: Planned;
+  live: KubeObject | undefined;
+  verdict: "create" | "configure" | "unchanged" | "recreate" | "deferred";
+}
+
+/**
+ * Applies a set of objects the careful way: server-side dry-run of everything first (nothing is
+ * written if any object would fail), then CRDs, Namespaces and classes, waited for, then the rest
+ * in a stable kind order with webhooks last, writing only what the dry-run says would change.
+ */
+export class Applier {
+  readonly #cluster: Cluster;
+
+  constructor(cluster: Cluster) {
+    this.#cluster = cluster;
+  }
+
+  /** Applies `objects`; returns one result per object. */
+  async apply(objects: readonly Planned[], options: ApplyOptions): Promise<ObjectResult[]> {
+    const ordered = applyOrder(objects);
+    const definedHere = new Set(ordered.filter((p) => p.id.kind === "CustomResourceDefinition").map((p) => {
+      const spec = isRecord(p.object.spec) ? p.object.spec : {};
+      const names = isRecord(spec.names) ? spec.names : {};
+      return `${String(spec.group)}/${String(names.kind)}`;
+    }));
+    const namespacesHere = new Set(ordered.filter((p) => p.id.kind === "Namespace").map((p) => p.id.name));
+
+    // 1. Preflight: dry-run everything that can be dry-run before anything is written.
+    const started = options.now();
+    const preflight = await mapBounded(ordered, options.concurrency, (planned) => this.#preflight(planned, definedHere, namespacesHere));
+    const failures = preflight.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
+    if (failures.length > 0) {
+      throw new PermanentDeployError(
+        `server-side dry-run failed for ${failures.length} of ${ordered.length} objects; nothing was written:\n${failures.map((f) => `- ${f.error.message}`).join("\n")}`,
+        preflight.map((p) => result(p.planned.id, "error" in p ? "failed" : "skipped", "unknown", options.now() - started, "error" in p ? p.error.message : "not applied: preflight failed")),
+      );
+    }
+    const results = new Map<string, ObjectResult>();
+    let applied = 0;
+    const total = ordered.length;
+    const write = async (item: Preflight): Promise<void> => {
+      const begin = options.now();
+      const verdict = item.verdict;
+      if (verdict === "recreate") {
+        await this.#cluster.delete(item.planned.object);
+        await this.#waitGone(item.planned.object);
+      }
+      if (verdict !== "unchanged") await this.#cluster.apply(item.planned.object);
+      applied += 1;
+      results.set(key(item.planned.id), result(item.planned.id, verdict === "create" || verdict === "recreate" ? "created" : verdict === "configure" ? "configured" : "unchanged", "unknown", options.now() - begin));
+    };
+
+    // 2. Definitions first, then wait for them to be usable.
+    const definitions = (preflight as Preflight[]).filter((p) => stageOf(p.planned.id) === "definitions");
+    await mapBounded(definitions, options.concurrency, write);
+    if (definitions.length > 0) {
+      await options.progress(applied, total, `waiting for ${definitions.length} definitions to be established`);
+      await this.#waitEstablished(definitions.map((d) => d.planned.object));
+    }
+    // 3. Objects deferred for new definitions are dry-run now, before any of them is written.
+    const rest = (preflight as Preflight[]).filter((p) => stageOf(p.planned.id) === "resources");
+    const deferred = rest.filter((p) => p.verdict === "deferred");
+    const late = await mapBounded(deferred, options.concurrency, (p) => this.#preflight(p.planned, new Set(), new Set()));
+    const lateFailures = late.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
+    if (lateFailures.length > 0) {
+      throw new PermanentDeployError(`server-side dry-run failed after the definitions were applied:\n${lateFailures.map((f) => `- ${f.error.message}`).join("\n")}`, [...results.values()]);
+    }
+    for (const p of late) {
+      const original = rest.find((r) => r.planned === p.planned);
+      if (original) original.verdict = p.verdict;
+    }
+    // 4. The rest, kind group by kind group, so what others need exists first.
+    await options.progress(applied, total, "applying");
+    let group: Preflight[] = [];
+    const flush = async () => {
+      await mapBounded(group, options.concurrency, write);
+      group = [];
+      await options.progress(applied, total, "applying");
+    };
+    for (const item of rest) {
+      if (group.length > 0 && group[0]?.planned.id.kind !== item.planned.id.kind) await flush();
+      group.push(item);
+    }
+    if (group.length > 0) await flush();
+    return ordered.map((p) => results.get(key(p.id)) ?? result(p.id, "skipped", "unknown", 0));
+  }
+
+  async #preflight(planned: Planned, definedHere: ReadonlySet<string>, namespacesHere: ReadonlySet<string>): Promise<Preflight | (Preflight & { error: KubeApiError })> {
+    const { id, object } = planned;
+    if (definedHere.has(`${id.group}/${id.kind}`) || (id.namespace && namespacesHere.has(id.namespace) && !(await this.#cluster.get({ apiVersion: "v1", kind: "Namespace", metadata: { name: id.namespace } })))) {
+      // Its definition or namespace is created by this very deploy: dry-run after stage one.
+      if (!(await this.#served(object))) return { planned, live: undefined, verdict: "deferred" };
+      if (id.namespace && namespacesHere.has(id.namespace)) return { planned, live: undefined, verdict: "deferred" };
+    }
+    const live = await this.#cluster.get(object);
+    try {
+      const dry = await this.#cluster.apply(object, { dryRun: true });
+      const verdict = !live ? "create" : comparable(dry) === comparable(live) ? "unchanged" : "configure";
+      return { planned, live, verdict };
+    } catch (error) {
+      if (!(error instanceof KubeApiError) || error.transient) throw error;
+      if (error.immutable && annotation(object, FORCE_ANNOTATION) === "enabled") return { planned, live, verdict: "recreate" };
+      const hint = error.immutable ? ` (annotate it with ${FORCE_ANNOTATION}: enabled to let Sluice recreate it)` : "";
+      return { planned, live, verdict: "create", error: new KubeApiError(displayName(id), error.status, error.reason, `dry-run failed: ${error.message.replace(/^[^:]*: /, "")}${hint}`) };
+    }
+  }
+
+  async #served(object: KubeObject): Promise<boolean> {
+    return (await this.#cluster.namespaced(String(object.apiVersion), String(object.kind))) !== undefined;
+  }
+
+  async #waitEstablished(objects: readonly KubeObject[], timeoutMs = 60_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (const object of objects) {
+      for (;;) {
+        const live = await this.#cluster.get(object);
+        const health = live ? computeHealth(live) : { status: "in-progress", message: "not found" } satisfies HealthStatus;
+        if (health.status === "current") break;
+        if (health.status === "failed") throw new PermanentDeployError(`${subjectOf(object)} failed: ${health.message}`);
+        if (performance.now() > deadline) throw new Error(`${subjectOf(object)} was not ready within ${timeoutMs} ms: ${health.message}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  async #waitGone(object: KubeObject, timeoutMs = 60_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (await this.#cluster.get(object)) {
+      if (performance.now() > deadline) throw new Error(`${subjectOf(object)} was not deleted within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+function key(id: ResourceId): string {
+  return `${id.group}/${id.kind}/${id.namespace}/${id.name}`;
+}
+
+/** A result record for one object. */
+export function result(id: ResourceId, action: ObjectResult["action"], health: ObjectResult["health"], durationMs: number, message?: string): ObjectResult {
+  return { ...id, action, health, durationMs, ...(message ? { message } : {}) };
+}

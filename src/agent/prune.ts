@@ -1,0 +1,54 @@
+import { displayName, type ResourceId } from "../core/identity.ts";
+import { OWNER_ENVIRONMENT_LABEL, OWNER_REPOSITORY_LABEL, PRUNE_ANNOTATION, labelValue, pruneCandidates } from "../core/inventory.ts";
+import { isRecord, type KubeObject } from "../core/manifest.ts";
+import type { ObjectResult } from "../core/agent-protocol.ts";
+import { result } from "./apply.ts";
+import type { Cluster } from "./kube/cluster.ts";
+
+/** What pruning may do. */
+export interface PruneOptions {
+  repository: string;
+  environment: string;
+  /** Prune at all (the environment's `prune` setting). */
+  enabled: boolean;
+  /** Allow deleting every object of the environment at once. */
+  allowEmpty: boolean;
+  now: () => number;
+}
+
+function objectFor(id: ResourceId): KubeObject {
+  return { apiVersion: id.group ? `${id.group}/${id.version}` : id.version, kind: id.kind, metadata: { name: id.name, ...(id.namespace ? { namespace: id.namespace } : {}) } };
+}
+
+/**
+ * Deletes what the previous inventory had and the new set lacks, but only objects that carry
+ * Sluice's ownership labels for this repository and environment, never one annotated
+ * `sluice.dev/prune: disabled`, and never everything at once unless allowed.
+ */
+export async function prune(cluster: Cluster, previous: readonly ResourceId[], next: readonly ResourceId[], options: PruneOptions): Promise<ObjectResult[]> {
+  const candidates = pruneCandidates(previous, next);
+  if (!options.enabled || candidates.length === 0) return [];
+  if (next.length === 0 && previous.length > 0 && !options.allowEmpty) {
+    throw new Error(`refusing to prune all ${previous.length} objects of ${options.environment}: the new revision has none; set allowEmpty: true to allow it`);
+  }
+  const results: ObjectResult[] = [];
+  for (const id of candidates) {
+    const started = options.now();
+    const live = await cluster.get(objectFor(id));
+    if (!live) continue;
+    const metadata = isRecord(live.metadata) ? live.metadata : {};
+    const labels = isRecord(metadata.labels) ? metadata.labels : {};
+    const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+    if (labels[OWNER_REPOSITORY_LABEL] !== labelValue(options.repository) || labels[OWNER_ENVIRONMENT_LABEL] !== labelValue(options.environment)) {
+      results.push(result(id, "skipped", "unknown", options.now() - started, `${displayName(id)} is not owned by this environment; not pruned`));
+      continue;
+    }
+    if (annotations[PRUNE_ANNOTATION] === "disabled") {
+      results.push(result(id, "skipped", "unknown", options.now() - started, `${PRUNE_ANNOTATION}: disabled; not pruned`));
+      continue;
+    }
+    await cluster.delete(objectFor(id));
+    results.push(result(id, "pruned", "current", options.now() - started));
+  }
+  return results;
+}

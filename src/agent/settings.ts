@@ -1,0 +1,69 @@
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+
+const list = (fallback: string) => z.string().default(fallback).transform((value) => value.split(",").map((s) => s.trim()).filter(Boolean));
+
+const envSchema = z.object({
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  KUBECONFIG: z.string().optional(),
+  SLUICE_APP_PUBLIC_KEY: z.string().optional(),
+  SLUICE_APP_PUBLIC_KEY_PATH: z.string().optional(),
+  SLUICE_AGENT_SIGNING_KEY: z.string().optional(),
+  SLUICE_AGENT_SIGNING_KEY_PATH: z.string().optional(),
+  SLUICE_AGENT_ENVIRONMENTS: list("").refine((envs) => envs.length > 0, { error: "SLUICE_AGENT_ENVIRONMENTS must name at least one environment" }),
+  SLUICE_AGENT_REPOSITORIES: list("").refine((repos) => repos.length > 0, { error: "SLUICE_AGENT_REPOSITORIES must name at least one owner/name (globs allowed)" }),
+  SLUICE_AGENT_NAMESPACES: list("").refine((ns) => ns.length > 0, { error: "SLUICE_AGENT_NAMESPACES must name at least one namespace glob" }),
+  SLUICE_AGENT_CLUSTER_KINDS: list(""),
+  SLUICE_AGENT_NAMESPACE: z.string().default("sluice-system"),
+  SLUICE_FIELD_MANAGER: z.string().min(1).max(128).default("sluice"),
+  SLUICE_AGENT_CONCURRENCY: z.coerce.number().int().positive().default(16),
+  SLUICE_AGENT_QPS: z.coerce.number().positive().default(100),
+  SLUICE_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(300),
+});
+
+/** The agent's settings: from its own environment (a ConfigMap and a Secret), never from a repository. */
+export interface AgentSettings {
+  redisUrl: string;
+  kubeconfig: string | undefined;
+  appPublicKey: string;
+  signingKey: string;
+  environments: string[];
+  /** `owner/name` globs. */
+  repositories: string[];
+  namespaces: string[];
+  clusterKinds: string[];
+  /** The agent's own namespace, where inventories live. */
+  namespace: string;
+  fieldManager: string;
+  concurrency: number;
+  qps: number;
+  healthTimeoutMs: number;
+}
+
+async function secret(inline: string | undefined, path: string | undefined, name: string): Promise<string> {
+  if (inline) return inline.replace(/\\n/g, "\n");
+  if (path) return readFile(path, "utf8");
+  throw new Error(`invalid configuration:\n  ${name} or ${name}_PATH is required`);
+}
+
+/** Reads the agent's settings from its environment. @throws Error listing every problem */
+export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSettings> {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
+  const e = parsed.data;
+  return {
+    redisUrl: e.REDIS_URL,
+    kubeconfig: e.KUBECONFIG,
+    appPublicKey: await secret(e.SLUICE_APP_PUBLIC_KEY, e.SLUICE_APP_PUBLIC_KEY_PATH, "SLUICE_APP_PUBLIC_KEY"),
+    signingKey: await secret(e.SLUICE_AGENT_SIGNING_KEY, e.SLUICE_AGENT_SIGNING_KEY_PATH, "SLUICE_AGENT_SIGNING_KEY"),
+    environments: e.SLUICE_AGENT_ENVIRONMENTS,
+    repositories: e.SLUICE_AGENT_REPOSITORIES,
+    namespaces: e.SLUICE_AGENT_NAMESPACES,
+    clusterKinds: e.SLUICE_AGENT_CLUSTER_KINDS,
+    namespace: e.SLUICE_AGENT_NAMESPACE,
+    fieldManager: e.SLUICE_FIELD_MANAGER,
+    concurrency: e.SLUICE_AGENT_CONCURRENCY,
+    qps: e.SLUICE_AGENT_QPS,
+    healthTimeoutMs: e.SLUICE_HEALTH_TIMEOUT_SECONDS * 1000,
+  };
+}

@@ -1,0 +1,106 @@
+import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import { agentQueue, REPORT_QUEUE, type AgentJob, type AgentReport } from "../core/agent-protocol.ts";
+import { privateKeyFromPem, publicKeyFromPem, seal } from "../core/signing.ts";
+import { PermanentDeployError } from "./apply.ts";
+import { Deployer, RejectedJobError, verifyJob, type Report } from "./deployer.ts";
+import { HealthTimeoutError } from "./health-wait.ts";
+import { InventoryStore } from "./inventory-store.ts";
+import { Cluster } from "./kube/cluster.ts";
+import type { AgentSettings } from "./settings.ts";
+
+/** A running agent. */
+export interface RunningAgent {
+  /** Stops taking jobs; the job in progress finishes first (BullMQ's close waits for it). */
+  stop: () => Promise<void>;
+}
+
+/** Log lines of the agent: fixed messages, details in an object. */
+export type AgentLog = (level: "info" | "warn" | "error", message: string, details: Record<string, unknown>) => void;
+
+/** Starts one worker per served environment, one deploy at a time per environment across all replicas. */
+export async function startAgent(settings: AgentSettings, options: { now?: () => number; log?: AgentLog } = {}): Promise<RunningAgent> {
+  const now = options.now ?? Date.now;
+  const log: AgentLog = options.log ?? ((level, message, details) => { process.stderr.write(`${JSON.stringify({ level, message, ...details })}\n`); });
+  const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const cluster = Cluster.connect(settings.kubeconfig, { fieldManager: settings.fieldManager, qps: settings.qps });
+  const appKey = publicKeyFromPem(settings.appPublicKey);
+  const agentKey = privateKeyFromPem(settings.signingKey);
+  const reports = new Queue(REPORT_QUEUE.name, { connection: redis, prefix: REPORT_QUEUE.prefix });
+  const policy = { namespaces: settings.namespaces, clusterKinds: settings.clusterKinds, environments: settings.environments, repositories: settings.repositories };
+  const deployer = new Deployer({
+    redis,
+    cluster,
+    inventories: new InventoryStore(cluster, settings.namespace),
+    appKey,
+    policy,
+    concurrency: settings.concurrency,
+    healthTimeoutMs: settings.healthTimeoutMs,
+    now,
+  });
+
+  const reporter = (job: AgentJob): Report => async (fields) => {
+    const report: AgentReport = {
+      version: 1,
+      jobId: job.id,
+      repository: job.repository,
+      installationId: job.installationId,
+      environment: job.environment,
+      sha: job.sha,
+      at: new Date(now()).toISOString(),
+      ...fields,
+    };
+    await reports.add("report", seal("report", report, agentKey), { attempts: 10, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } });
+  };
+
+  const processJob = async (bullJob: Job): Promise<void> => {
+    let job: AgentJob;
+    try {
+      job = verifyJob(bullJob.data, { appKey, policy });
+    } catch (error) {
+      // An unverified job names nothing that can be trusted, so nothing is reported to GitHub.
+      log("warn", "job rejected", { job: bullJob.id, error: String(error) });
+      throw new UnrecoverableError(String(error instanceof Error ? error.message : error));
+    }
+    const report = reporter(job);
+    const supersededBy = await deployer.supersededBy(job);
+    if (supersededBy) {
+      await report({ phase: "superseded", message: `superseded by a newer deploy (${supersededBy})`, supersededBy });
+      return;
+    }
+    const started = now();
+    try {
+      const objects = await deployer.objects(job);
+      const results = await deployer.deploy(job, objects, report);
+      await report({ phase: "succeeded", message: `deployed ${results.length} objects`, objects: results, durationMs: now() - started });
+      log("info", "deploy succeeded", { job: job.id, objects: results.length, ms: now() - started });
+    } catch (error) {
+      const permanent = error instanceof PermanentDeployError || error instanceof HealthTimeoutError || error instanceof RejectedJobError;
+      const lastAttempt = bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
+      if (permanent || lastAttempt) {
+        const objects = error instanceof PermanentDeployError || error instanceof HealthTimeoutError ? error.objects : [];
+        await report({ phase: error instanceof RejectedJobError ? "rejected" : "failed", message: error instanceof Error ? error.message : String(error), objects, durationMs: now() - started });
+      }
+      log("error", "deploy failed", { job: job.id, error: String(error), permanent });
+      if (permanent) throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
+      throw error;
+    }
+  };
+
+  const workers: Worker[] = [];
+  const queues: Queue[] = [];
+  for (const environment of settings.environments) {
+    const q = agentQueue(environment);
+    const queue = new Queue(q.name, { connection: redis, prefix: q.prefix });
+    await queue.setGlobalConcurrency(1);
+    queues.push(queue);
+    workers.push(new Worker(q.name, processJob, { connection: redis, prefix: q.prefix, concurrency: 1, lockDuration: 120_000 }));
+  }
+  return {
+    stop: async () => {
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all([...queues, reports].map((q) => q.close()));
+      await redis.quit();
+    },
+  };
+}

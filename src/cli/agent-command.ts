@@ -1,0 +1,22 @@
+import type { CommandIo } from "./diff-command.ts";
+
+/** Runs `sluice agent` until SIGTERM or SIGINT; the job in progress finishes before it exits. */
+export async function runAgent(io: CommandIo): Promise<number> {
+  const { loadAgentSettings } = await import("../agent/settings.ts");
+  const { startAgent } = await import("../agent/start.ts");
+  const settings = await loadAgentSettings(io.env);
+  const agent = await startAgent(settings);
+  io.stderr(`sluice agent: serving ${settings.environments.join(", ")}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  io.stderr("sluice agent: stopping after the current job\n");
+  await agent.stop();
+  return 0;
+}

@@ -1,0 +1,54 @@
+import type { AgentReport, ObjectResult } from "./agent-protocol.ts";
+import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
+
+/** The name of an environment's deploy check run. */
+export function deployCheckName(environment: string): string {
+  return `sluice/deploy (${environment})`;
+}
+
+const ACTION_ICON: Record<ObjectResult["action"], string> = { created: "🟢", configured: "🟡", unchanged: "⚪", pruned: "🔴", skipped: "⏭️", failed: "❌" };
+
+/** A per-object table: object, action, health, duration; cut to fit a check run. */
+export function objectTable(objects: readonly ObjectResult[]): string {
+  const header = "| Object | Action | Health | Duration |\n|---|---|---|--:|";
+  const rows: string[] = [];
+  let length = header.length;
+  for (const [index, o] of objects.entries()) {
+    const name = `${o.kind} ${o.namespace ? `${o.namespace}/` : ""}${o.name}`;
+    const note = o.message ? ` — ${o.message.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 300)}` : "";
+    const row = `| \`${name}\` | ${ACTION_ICON[o.action]} ${o.action}${note} | ${o.health} | ${(o.durationMs / 1000).toFixed(1)} s |`;
+    if (length + row.length + 200 > CHECK_RUN_TEXT_LIMIT) {
+      rows.push(`\n…and ${objects.length - index} more objects.`);
+      break;
+    }
+    rows.push(row);
+    length += row.length + 1;
+  }
+  return `${header}\n${rows.join("\n")}`;
+}
+
+/** Counts per action, for titles. */
+export function actionCounts(objects: readonly ObjectResult[]): string {
+  const counts = new Map<string, number>();
+  for (const o of objects) counts.set(o.action, (counts.get(o.action) ?? 0) + 1);
+  return [...counts.entries()].map(([action, n]) => `${n} ${action}`).join(", ") || "no objects";
+}
+
+/** A check run's title and summary for a report. */
+export function deployCheckOutput(report: AgentReport): { title: string; summary: string; text?: string } {
+  const table = report.objects && report.objects.length > 0 ? objectTable(report.objects) : undefined;
+  const seconds = report.durationMs === undefined ? "" : ` in ${Math.round(report.durationMs / 1000)} s`;
+  switch (report.phase) {
+    case "started":
+      return { title: "Applying", summary: report.message };
+    case "progress":
+      return { title: report.applied !== undefined && report.total !== undefined ? `${report.applied} of ${report.total} applied` : "Applying", summary: report.message };
+    case "succeeded":
+      return { title: `Deployed${seconds}`, summary: `${actionCounts(report.objects ?? [])}.`, ...(table ? { text: table } : {}) };
+    case "failed":
+    case "rejected":
+      return { title: report.phase === "rejected" ? "Rejected by the agent" : `Failed${seconds}`, summary: report.message.slice(0, 60_000), ...(table ? { text: table } : {}) };
+    case "superseded":
+      return { title: "Superseded", summary: report.message };
+  }
+}

@@ -1,0 +1,239 @@
+import { randomUUID } from "node:crypto";
+import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { Queue } from "bullmq";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { agentQueue, objectsDigest, type AgentJob } from "../../src/core/agent-protocol.ts";
+import { deployCheckName } from "../../src/core/deploy-report.ts";
+import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
+import { loadAgentSettings } from "../../src/agent/settings.ts";
+import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
+import { examplePayload, startHarness, type AppHarness } from "../helpers/app-harness.ts";
+import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
+
+const OWNER = "sluice-test";
+const appKeys = generateSigningKeys();
+const agentKeys = generateSigningKeys();
+let h: AppHarness;
+let kube: KubernetesObjectApi;
+const agents: RunningAgent[] = [];
+const agentNamespace = `sluice-system-${randomUUID().slice(0, 6)}`;
+const createdNamespaces: string[] = [];
+let nextSha = 1;
+let nextRepo = 5000;
+const sha = (): string => (nextSha++).toString(16).padStart(40, "d");
+
+async function agent(environments: string, healthTimeoutSeconds = 30): Promise<RunningAgent> {
+  const settings = await loadAgentSettings({
+    REDIS_URL: h.redisUrl,
+    KUBECONFIG: inject("kubeconfigPath"),
+    SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
+    SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
+    SLUICE_AGENT_ENVIRONMENTS: environments,
+    SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
+    SLUICE_AGENT_NAMESPACES: "deploy-*",
+    SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
+    SLUICE_AGENT_NAMESPACE: agentNamespace,
+    SLUICE_HEALTH_TIMEOUT_SECONDS: String(healthTimeoutSeconds),
+  });
+  const running = await startAgent(settings, { log: () => undefined });
+  agents.push(running);
+  return running;
+}
+
+beforeAll(async () => {
+  h = await startHarness({ redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 2, deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: agentKeys.publicKey } });
+  const kc = new KubeConfig();
+  kc.loadFromFile(inject("kubeconfigPath"));
+  kube = KubernetesObjectApi.makeApiClient(kc);
+  await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: agentNamespace } });
+  await agent("production");
+});
+afterAll(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  await h.stop();
+  for (const name of [agentNamespace, ...createdNamespaces]) await kube.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch(() => undefined);
+  await removeCheckouts();
+});
+afterEach(() => {
+  expect(h.github.violations).toEqual([]);
+});
+
+/** A repository whose `production` environment deploys `manifests/` to a fresh namespace on pushes to main. */
+function repository(environment = "production", branch = "main"): { name: string; id: number; namespace: string; config: string } {
+  const id = nextRepo++;
+  const namespace = `deploy-${randomUUID().slice(0, 8)}`;
+  createdNamespaces.push(namespace);
+  h.github.addRepo(OWNER, `app-${id}`, id);
+  return { name: `app-${id}`, id, namespace, config: `version: 1\nenvironments:\n  - name: ${environment}\n    path: manifests\n    namespace: ${namespace}\n    branch: ${branch}\n` };
+}
+
+async function commit(repo: { name: string }, files: Record<string, string>): Promise<string> {
+  const id = sha();
+  await h.github.addCommit(OWNER, repo.name, id, await checkout(undefined, files));
+  return id;
+}
+
+function pushPayload(repo: { name: string; id: number }, after: string, ref = "refs/heads/main"): Record<string, unknown> {
+  const payload = examplePayload("push");
+  const repository = payload.repository as Record<string, unknown>;
+  Object.assign(repository, { id: repo.id, name: repo.name, full_name: `${OWNER}/${repo.name}`, owner: { ...(repository.owner as object), login: OWNER, name: OWNER } });
+  Object.assign(payload, { ref, after, deleted: false, installation: { id: 31 } });
+  return payload;
+}
+
+const namespaceYaml = (ns: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
+const configMapYaml = (name: string, extra = "") => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}data:\n  key: value\n`;
+const deploymentYaml = (replicas: number) => `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: ${replicas}\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: registry.invalid/web:1.0\n`;
+
+const deployRuns = (head: string, environment = "production") => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name === deployCheckName(environment));
+async function finished(head: string, environment = "production") {
+  await expect.poll(() => deployRuns(head, environment).map((r) => r.status), { timeout: 90_000, interval: 200 }).toEqual(["completed"]);
+  return deployRuns(head, environment)[0];
+}
+
+async function exists(apiVersion: string, kind: string, name: string, namespace?: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return (await kube.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } })) as unknown as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 404) return undefined;
+    throw error;
+  }
+}
+
+describe("deploys", () => {
+  it("applies a merge and reports success on the check run, the Deployment and the pull request", async () => {
+    const repo = repository();
+    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/cm.yaml": configMapYaml("settings"), "manifests/web.yaml": deploymentYaml(0) });
+    h.github.setPull(OWNER, repo.name, { number: 7, base: { sha: sha(), ref: "main" }, head: { sha: head, ref: "feature" }, state: "closed", draft: false, merged: true });
+    expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
+    const run = await finished(head);
+    expect(run?.conclusion).toBe("success");
+    expect(run?.output?.text).toContain("| `Deployment deploy-");
+    expect(run?.output?.summary).toMatch(/3 created/);
+    const deployment = await exists("apps/v1", "Deployment", "web", repo.namespace) as { metadata: { labels: Record<string, string>; managedFields: { manager: string }[] } };
+    expect(deployment.metadata.labels).toMatchObject({ "app.kubernetes.io/managed-by": "sluice", "sluice.dev/repository": `${OWNER}.app-${repo.id}`, "sluice.dev/environment": "production" });
+    expect(deployment.metadata.managedFields.map((f) => f.manager)).toContain("sluice");
+    const created = h.github.deploymentsCreated.find((d) => d.ref === head);
+    expect(created).toMatchObject({ environment: "production", auto_merge: false, required_contexts: [] });
+    await expect.poll(() => h.github.deploymentStatuses.filter((s) => s.deploymentId === created?.id).map((s) => s.state), { timeout: 10_000 }).toEqual(["queued", "in_progress", "success"]);
+    expect(h.github.deploymentStatuses.at(-1)?.log_url).toBe(`https://github.example/${OWNER}/${repo.name}/runs/${run?.id ?? 0}`);
+    await expect.poll(() => h.github.comments.filter((c) => c.issue === 7).map((c) => c.body), { timeout: 10_000 }).toEqual([expect.stringMatching(new RegExp(`^🚀 Deployed \`${head.slice(0, 7)}\` to \\*\\*production\\*\\* in \\d+ s`))]);
+
+    // A redelivered push (same delivery) and a second delivery of the same commit change nothing.
+    const before = h.github.calls("checks/create").length;
+    await h.deliver("push", pushPayload(repo, head));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(h.github.calls("checks/create").length).toBe(before);
+    expect(deployRuns(head)).toHaveLength(1);
+  });
+
+  it("writes nothing when the preflight dry-run fails", async () => {
+    const repo = repository();
+    await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: repo.namespace } });
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/cm.yaml": configMapYaml("fine"),
+      "manifests/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n    - port: 99999\n",
+    });
+    await h.deliver("push", pushPayload(repo, head));
+    const run = await finished(head);
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.output?.summary).toContain("nothing was written");
+    expect(run?.output?.summary).toMatch(/Service deploy-[a-z0-9]+\/broken: dry-run failed: .*99999/);
+    expect(await exists("v1", "ConfigMap", "fine", repo.namespace)).toBeUndefined();
+  });
+
+  it("refuses objects outside the agent's policy and writes nothing", async () => {
+    const repo = repository();
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/escape.yaml": configMapYaml("escape").replace("  name: escape\n", "  name: escape\n  namespace: kube-system\n"),
+    });
+    await h.deliver("push", pushPayload(repo, head));
+    const run = await finished(head);
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.output?.summary).toContain("refused by the agent's policy; nothing was written");
+    expect(run?.output?.summary).toContain("ConfigMap kube-system/escape: namespace kube-system is not allowed (allowed: deploy-*)");
+    expect(await exists("v1", "Namespace", repo.namespace)).toBeUndefined();
+  });
+
+  it("prunes what left the manifests, except objects annotated sluice.dev/prune: disabled", async () => {
+    const repo = repository();
+    const files = { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/keep.yaml": configMapYaml("keep") };
+    const first = await commit(repo, { ...files, "manifests/gone.yaml": configMapYaml("gone"), "manifests/held.yaml": configMapYaml("held", "  annotations:\n    sluice.dev/prune: disabled\n") });
+    await h.deliver("push", pushPayload(repo, first));
+    expect((await finished(first))?.conclusion).toBe("success");
+    const second = await commit(repo, files);
+    await h.deliver("push", pushPayload(repo, second));
+    const run = await finished(second);
+    expect(run?.conclusion).toBe("success");
+    expect(run?.output?.text).toMatch(/`ConfigMap deploy-[a-z0-9]+\/gone` \| 🔴 pruned/);
+    expect(run?.output?.text).toContain("sluice.dev/prune: disabled; not pruned");
+    await expect.poll(() => exists("v1", "ConfigMap", "gone", repo.namespace), { timeout: 10_000 }).toBeUndefined();
+    expect(await exists("v1", "ConfigMap", "held", repo.namespace)).toBeDefined();
+    expect(await exists("v1", "ConfigMap", "keep", repo.namespace)).toBeDefined();
+  });
+
+  it("fails with each unhealthy object named when health waiting times out", async () => {
+    await agent("canary", 4);
+    const repo = repository("canary");
+    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/web.yaml": deploymentYaml(1) });
+    await h.deliver("push", pushPayload(repo, head));
+    const run = await finished(head, "canary");
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.output?.summary).toMatch(/health check timed out after 4 s; not healthy:\n- Deployment deploy-[a-z0-9]+\/web: 0 of 1 replicas (available|updated)/);
+  });
+
+  it("supersedes a queued deploy with a newer commit and links the newer check run", async () => {
+    const repo = repository("qa");
+    const files = (n: string) => ({ ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/cm.yaml": configMapYaml(`v${n}`) });
+    const older = await commit(repo, files("1"));
+    const newer = await commit(repo, files("2"));
+    await h.deliver("push", pushPayload(repo, older));
+    await expect.poll(() => deployRuns(older, "qa").map((r) => r.status), { timeout: 30_000 }).toEqual(["queued"]);
+    await h.deliver("push", pushPayload(repo, newer));
+    await expect.poll(() => deployRuns(newer, "qa").map((r) => r.status), { timeout: 30_000 }).toEqual(["queued"]);
+    await expect.poll(() => h.github.deploymentsCreated.filter((d) => d.ref === newer || d.ref === older).length, { timeout: 30_000 }).toBe(2);
+    await agent("qa");
+    const superseded = await finished(older, "qa");
+    expect(superseded?.conclusion).toBe("cancelled");
+    expect(superseded?.output?.summary).toContain(`Superseded by [\`${newer.slice(0, 7)}\`](https://github.example/${OWNER}/${repo.name}/runs/${deployRuns(newer, "qa")[0]?.id ?? 0})`);
+    expect((await finished(newer, "qa"))?.conclusion).toBe("success");
+    expect(await exists("v1", "ConfigMap", "v1", repo.namespace)).toBeUndefined();
+    expect(await exists("v1", "ConfigMap", "v2", repo.namespace)).toBeDefined();
+  });
+
+  it("rejects forged and tampered jobs without touching the cluster", async () => {
+    const namespace = `deploy-${randomUUID().slice(0, 8)}`;
+    createdNamespaces.push(namespace);
+    const objects = [{ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }];
+    const job: AgentJob = {
+      version: 1, id: `merge-1-production-${"e".repeat(40)}`, repository: { owner: OWNER, name: "forged", id: 1 }, installationId: 31,
+      environment: "production", sha: "e".repeat(40), reason: "merge", requestedBy: "mallory", createdAt: new Date().toISOString(),
+      settings: { namespace, prune: true, allowEmpty: false }, digest: objectsDigest(objects), objects: { inline: objects },
+    };
+    const q = agentQueue("production");
+    const queue = new Queue(q.name, { connection: h.redis, prefix: q.prefix });
+    try {
+      const forged = seal("job", job, privateKeyFromPem(generateSigningKeys().privateKey));
+      const genuine = seal("job", job, privateKeyFromPem(appKeys.privateKey));
+      const tampered = { ...genuine, body: genuine.body.replace(namespace, "deploy-tampered") };
+      const badDigest = seal("job", { ...job, digest: "0".repeat(64) }, privateKeyFromPem(appKeys.privateKey));
+      const added = await Promise.all([forged, tampered, badDigest].map((data, i) => queue.add("deploy", data, { jobId: `attack-${i}-${randomUUID()}`, attempts: 3 })));
+      for (const bullJob of added) {
+        await expect.poll(async () => (await queue.getJobState(bullJob.id ?? "")), { timeout: 30_000 }).toBe("failed");
+      }
+      const reasons = await Promise.all(added.map(async (j) => (await queue.getJob(j.id ?? ""))?.failedReason));
+      expect(reasons[0]).toContain("signature does not verify");
+      expect(reasons[1]).toContain("signature does not verify");
+      expect(reasons[2]).toContain("does not match the signed digest");
+      // None of them was retried, and nothing was written.
+      expect(await Promise.all(added.map(async (j) => (await queue.getJob(j.id ?? ""))?.attemptsMade))).toEqual([1, 1, 1]);
+      expect(await exists("v1", "Namespace", namespace)).toBeUndefined();
+      expect(await exists("v1", "Namespace", "deploy-tampered")).toBeUndefined();
+    } finally {
+      await queue.close();
+    }
+  });
+});
