@@ -31,14 +31,24 @@ function signedBytes(kind: SignedKind, body: string): Buffer {
 
 /** Parses a PEM Ed25519 private key. */
 export function privateKeyFromPem(pem: string): KeyObject {
-  const key = createPrivateKey(pem);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    throw new SignatureError(`the signing key is not a PEM private key: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`signing keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
   return key;
 }
 
 /** Parses a PEM Ed25519 public key. */
 export function publicKeyFromPem(pem: string): KeyObject {
-  const key = createPublicKey(pem);
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new SignatureError(`the verification key is not a PEM public key: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`verification keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
   return key;
 }
