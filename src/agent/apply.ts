@@ -90,9 +90,20 @@ interface Preflight {
  */
 export class Applier {
   readonly #cluster: Cluster;
+  /** Live objects listed for the preflight, by key; undefined means read one by one. */
+  #live: Map<string, KubeObject> | undefined;
 
   constructor(cluster: Cluster) {
     this.#cluster = cluster;
+  }
+
+  async #listLive(objects: readonly Planned[], concurrency: number): Promise<Map<string, KubeObject>> {
+    const groups = new Map<string, { apiVersion: string; kind: string; namespace: string }>();
+    for (const { id, object } of objects) groups.set(`${String(object.apiVersion)}|${id.kind}|${id.namespace}`, { apiVersion: String(object.apiVersion), kind: id.kind, namespace: id.namespace });
+    const lists = await mapBounded([...groups.values()], concurrency, (g) => this.#cluster.list(g.apiVersion, g.kind, g.namespace));
+    const live = new Map<string, KubeObject>();
+    for (const item of lists.flat()) live.set(key(idOf(item)), item);
+    return live;
   }
 
   /** Applies `objects`; returns one result per object. */
@@ -105,8 +116,10 @@ export class Applier {
     }));
     const namespacesHere = new Set(ordered.filter((p) => p.id.kind === "Namespace").map((p) => p.id.name));
 
-    // 1. Preflight: dry-run everything that can be dry-run before anything is written.
+    // 1. Preflight: dry-run everything that can be dry-run before anything is written. The live
+    // objects are listed once per kind and namespace rather than read one by one.
     const started = options.now();
+    this.#live = await this.#listLive(ordered, options.concurrency);
     const preflight = await mapBounded(ordered, options.concurrency, (planned) => this.#preflight(planned, definedHere, namespacesHere));
     const failures = preflight.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
     if (failures.length > 0) {
@@ -140,6 +153,7 @@ export class Applier {
     // 3. Objects deferred for new definitions are dry-run now, before any of them is written.
     const rest = (preflight as Preflight[]).filter((p) => stageOf(p.planned.id) === "resources");
     const deferred = rest.filter((p) => p.verdict === "deferred");
+    this.#live = undefined;
     const late = await mapBounded(deferred, options.concurrency, (p) => this.#preflight(p.planned, new Set(), new Set()));
     const lateFailures = late.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
     if (lateFailures.length > 0) {
@@ -172,7 +186,7 @@ export class Applier {
       if (!(await this.#served(object))) return { planned, live: undefined, verdict: "deferred" };
       if (id.namespace && namespacesHere.has(id.namespace)) return { planned, live: undefined, verdict: "deferred" };
     }
-    const live = await this.#cluster.get(object);
+    const live = this.#live ? this.#live.get(key(id)) : await this.#cluster.get(object);
     try {
       const dry = await this.#cluster.apply(object, { dryRun: true });
       const verdict = !live ? "create" : comparable(dry) === comparable(live) ? "unchanged" : "configure";

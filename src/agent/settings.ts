@@ -17,7 +17,7 @@ const envSchema = z.object({
   SLUICE_AGENT_NAMESPACE: z.string().default("sluice-system"),
   SLUICE_FIELD_MANAGER: z.string().min(1).max(128).default("sluice"),
   SLUICE_AGENT_CONCURRENCY: z.coerce.number().int().positive().default(16),
-  SLUICE_AGENT_QPS: z.coerce.number().positive().default(100),
+  SLUICE_AGENT_QPS: z.coerce.number().positive().default(500),
   SLUICE_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(300),
 });
 

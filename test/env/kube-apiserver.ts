@@ -44,7 +44,7 @@ export async function startKubeApiServer(binary: string, etcdUrl: string, pki: T
     `--service-account-key-file=${pki.serviceAccountPub}`,
     `--service-account-signing-key-file=${pki.serviceAccountKey}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-    "--service-cluster-ip-range=10.0.0.0/24",
+    "--service-cluster-ip-range=10.96.0.0/16",
     "--allow-privileged=true",
     "--disable-admission-plugins=ServiceAccount",
     "--enable-priority-and-fairness=false",

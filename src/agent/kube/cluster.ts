@@ -1,4 +1,5 @@
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from "@kubernetes/client-node";
+import { Agent, request, type RequestOptions } from "node:https";
+import { KubeConfig } from "@kubernetes/client-node";
 import type { KubeObject } from "../../core/manifest.ts";
 import { isRecord } from "../../core/manifest.ts";
 
@@ -32,34 +33,11 @@ export function subjectOf(object: KubeObject): string {
   return `${String(object.kind)}/${namespace}${String(metadata.name)}`;
 }
 
-function toApiError(subject: string, error: unknown): unknown {
-  if (!(error instanceof ApiException)) {
-    if (error instanceof Error && /ECONNREFUSED|ECONNRESET|ETIMEDOUT|socket hang up|fetch failed/i.test(error.message)) return new KubeApiError(subject, 0, "Unavailable", error.message, { cause: error });
-    return error;
-  }
-  const code = error.code;
-  let reason = "";
-  let message = `HTTP ${code}`;
-  const body: unknown = typeof error.body === "string" ? safeJson(error.body) : error.body;
-  if (isRecord(body)) {
-    if (typeof body.reason === "string") reason = body.reason;
-    if (typeof body.message === "string") message = body.message;
-  }
-  return new KubeApiError(subject, code, reason, message, { cause: error });
-}
-
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
     return text;
-  }
-}
-
-/** Exposes the object API's discovery, which the client keeps protected. */
-class DiscoveringObjectApi extends KubernetesObjectApi {
-  async namespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
-    return (await this.resource(apiVersion, kind))?.namespaced;
   }
 }
 
@@ -93,21 +71,39 @@ export interface ClusterOptions {
   fieldManager: string;
   /** Requests per second to the API server. */
   qps: number;
+  /** Connections kept open to the API server. */
+  connections?: number;
+}
+
+/** A served resource: its plural name and scope. */
+interface ApiResource {
+  name: string;
+  namespaced: boolean;
 }
 
 /**
- * The agent's one door to Kubernetes: server-side apply (real or dry-run), get, delete and list,
- * with errors that name the object and keep the API's reason.
+ * The agent's one door to Kubernetes: server-side apply (real or dry-run), get, list and delete
+ * over the REST API, with errors that name the object and keep the API's reason. Credentials come
+ * from @kubernetes/client-node's KubeConfig; requests are plain JSON over a keep-alive agent,
+ * because the typed client's model conversion costs more CPU than the API server's work.
  */
 export class Cluster {
-  readonly #api: DiscoveringObjectApi;
+  readonly #kc: KubeConfig;
+  readonly #server: URL;
   readonly #options: ClusterOptions;
   readonly #limiter: RateLimiter;
+  readonly #agent: Agent;
+  readonly #discovery = new Map<string, Promise<Map<string, ApiResource>>>();
+  #auth: { options: Promise<RequestOptions>; until: number } | undefined;
 
   constructor(kubeConfig: KubeConfig, options: ClusterOptions) {
-    this.#api = kubeConfig.makeApiClient(DiscoveringObjectApi);
+    const server = kubeConfig.getCurrentCluster()?.server;
+    if (!server) throw new Error("the kubeconfig has no current cluster");
+    this.#kc = kubeConfig;
+    this.#server = new URL(server);
     this.#options = options;
     this.#limiter = new RateLimiter(options.qps);
+    this.#agent = new Agent({ keepAlive: true, maxSockets: options.connections ?? 32 });
   }
 
   /** A cluster from a kubeconfig file, or the in-cluster service account when none is given. */
@@ -118,27 +114,125 @@ export class Cluster {
     return new Cluster(kc, options);
   }
 
-  async #call<T>(subject: string, request: () => Promise<T>): Promise<T> {
+  /** Closes the connections. */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  async #request(subject: string, method: string, path: string, body?: { contentType: string; data: unknown }): Promise<unknown> {
     await this.#limiter.take();
+    const auth = await this.#authOptions();
+    const options: RequestOptions = { ...auth, method, agent: this.#agent, headers: { ...(auth.headers as Record<string, string> | undefined), accept: "application/json" } };
+    const url = new URL(path, this.#server);
+    const payload = body ? JSON.stringify(body.data) : undefined;
+    if (body) Object.assign(options.headers ?? {}, { "content-type": body.contentType, "content-length": Buffer.byteLength(payload ?? "") });
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }); });
+        res.on("error", reject);
+      });
+      req.on("error", (error) => { reject(new KubeApiError(subject, 0, "Unavailable", error.message, { cause: error })); });
+      req.setTimeout(60_000, () => req.destroy(new Error("request timed out after 60 s")));
+      req.end(payload);
+    });
+    const json: unknown = text ? safeJson(text) : undefined;
+    if (status >= 200 && status < 300) return json;
+    const reason = isRecord(json) && typeof json.reason === "string" ? json.reason : "";
+    const message = isRecord(json) && typeof json.message === "string" ? json.message : `HTTP ${status}`;
+    throw new KubeApiError(subject, status, reason, message);
+  }
+
+  /**
+   * TLS material and credentials, computed once a minute: building them per request costs a TLS
+   * context each time, and once a minute still follows token rotation.
+   */
+  #authOptions(): Promise<RequestOptions> {
+    const now = performance.now();
+    if (!this.#auth || this.#auth.until < now) {
+      const options: RequestOptions = {};
+      this.#auth = { options: this.#kc.applyToHTTPSOptions(options).then(() => options), until: now + 60_000 };
+    }
+    return this.#auth.options;
+  }
+
+  /** The resource serving a kind, from discovery (refreshed once when the kind is new, as after a CRD). */
+  async #resource(apiVersion: string, kind: string): Promise<ApiResource | undefined> {
+    const load = (): Promise<Map<string, ApiResource>> => {
+      const path = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+      return this.#request(`${apiVersion} discovery`, "GET", path).then((list) => {
+        const resources = new Map<string, ApiResource>();
+        const items = isRecord(list) && Array.isArray(list.resources) ? (list.resources as unknown[]) : [];
+        for (const r of items) {
+          if (isRecord(r) && typeof r.name === "string" && !r.name.includes("/") && typeof r.kind === "string") resources.set(r.kind, { name: r.name, namespaced: r.namespaced === true });
+        }
+        return resources;
+      }, (error: unknown) => {
+        if (error instanceof KubeApiError && error.status === 404) return new Map<string, ApiResource>();
+        throw error;
+      });
+    };
+    let cached = this.#discovery.get(apiVersion);
+    if (!cached) {
+      cached = load();
+      this.#discovery.set(apiVersion, cached);
+    }
+    let resources: Map<string, ApiResource>;
     try {
-      return await request();
+      resources = await cached;
     } catch (error) {
-      throw toApiError(subject, error);
+      this.#discovery.delete(apiVersion);
+      throw error;
+    }
+    if (!resources.has(kind)) {
+      const fresh = load();
+      this.#discovery.set(apiVersion, fresh);
+      resources = await fresh;
+    }
+    return resources.get(kind);
+  }
+
+  async #path(object: KubeObject, options: { collection?: boolean } = {}): Promise<string> {
+    const apiVersion = String(object.apiVersion);
+    const kind = String(object.kind);
+    const resource = await this.#resource(apiVersion, kind);
+    if (!resource) throw new KubeApiError(subjectOf(object), 404, "NotFound", `the server does not serve ${kind} in ${apiVersion}`);
+    const metadata = isRecord(object.metadata) ? object.metadata : {};
+    const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const namespace = resource.namespaced ? `/namespaces/${encodeURIComponent(typeof metadata.namespace === "string" && metadata.namespace ? metadata.namespace : "default")}` : "";
+    const name = options.collection ? "" : `/${encodeURIComponent(String(metadata.name))}`;
+    return `${base}${namespace}/${resource.name}${name}`;
+  }
+
+  /** Server-side applies an object as the field manager; `dryRun` writes nothing. Conflicts are forced: Git is the source of truth. */
+  async apply(object: KubeObject, options: { dryRun?: boolean } = {}): Promise<KubeObject> {
+    const query = new URLSearchParams({ fieldManager: this.#options.fieldManager, force: "true" });
+    if (options.dryRun) query.set("dryRun", "All");
+    const path = `${await this.#path(object)}?${query.toString()}`;
+    return (await this.#request(subjectOf(object), "PATCH", path, { contentType: "application/apply-patch+yaml", data: object })) as KubeObject;
+  }
+
+  /** The live object, or undefined when it (or its kind) does not exist. */
+  async get(object: KubeObject): Promise<KubeObject | undefined> {
+    try {
+      return (await this.#request(subjectOf(object), "GET", await this.#path(object))) as KubeObject;
+    } catch (error) {
+      if (error instanceof KubeApiError && error.status === 404) return undefined;
+      throw error;
     }
   }
 
-  /** Server-side applies an object as the field manager; `dryRun` writes nothing. */
-  async apply(object: KubeObject, options: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject> {
-    return this.#call(subjectOf(object), () => this.#api.patch(object as KubernetesObject, undefined, options.dryRun ? "All" : undefined, this.#options.fieldManager, options.force ?? true, PatchStrategy.ServerSideApply) as Promise<KubeObject>);
-  }
-
-  /** The live object, or undefined when it does not exist. */
-  async get(object: KubeObject): Promise<KubeObject | undefined> {
+  /** Every object of a kind (in a namespace, or cluster-wide when `namespace` is empty); empty when the kind is not served. */
+  async list(apiVersion: string, kind: string, namespace: string): Promise<KubeObject[]> {
     try {
-      const header = { apiVersion: String(object.apiVersion), kind: String(object.kind), metadata: object.metadata as { name: string; namespace?: string } };
-      return await this.#call(subjectOf(object), () => this.#api.read<KubeObject & { apiVersion: string; kind: string }>(header));
+      const path = await this.#path({ apiVersion, kind, metadata: { namespace } }, { collection: true });
+      const list = await this.#request(`${kind} list${namespace ? ` in ${namespace}` : ""}`, "GET", path);
+      const items = isRecord(list) && Array.isArray(list.items) ? (list.items as KubeObject[]) : [];
+      // Items of a list come without apiVersion and kind.
+      return items.map((item) => ({ ...item, apiVersion, kind }));
     } catch (error) {
-      if (error instanceof KubeApiError && error.status === 404) return undefined;
+      if (error instanceof KubeApiError && error.status === 404) return [];
       throw error;
     }
   }
@@ -146,7 +240,7 @@ export class Cluster {
   /** Deletes an object (dependents in the background); a missing object is not an error. */
   async delete(object: KubeObject): Promise<void> {
     try {
-      await this.#call(subjectOf(object), () => this.#api.delete(object as KubernetesObject, undefined, undefined, undefined, undefined, "Background"));
+      await this.#request(subjectOf(object), "DELETE", await this.#path(object), { contentType: "application/json", data: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" } });
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return;
       throw error;
@@ -155,11 +249,6 @@ export class Cluster {
 
   /** Whether a kind is namespaced, from discovery; undefined when the API server does not serve it. */
   async namespaced(apiVersion: string, kind: string): Promise<boolean | undefined> {
-    try {
-      return await this.#call(`${kind} (${apiVersion})`, () => this.#api.namespaced(apiVersion, kind));
-    } catch (error) {
-      if (error instanceof KubeApiError && error.status === 404) return undefined;
-      throw error;
-    }
+    return (await this.#resource(apiVersion, kind))?.namespaced;
   }
 }

@@ -1,0 +1,75 @@
+// Benchmark: Sluice's apply engine (preflight dry-run of everything, staged server-side apply)
+// against `kubectl apply --server-side --force-conflicts -f` of the same 1,000 objects, on the
+// same kube-apiserver, alternating runs. A first apply goes to a fresh namespace; the no-op
+// re-applies the same objects. Usage: npm run bench:apply [-- --runs 3 --apps 250]
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { stringify } from "yaml";
+import { Applier, idOf, type Planned } from "../src/agent/apply.ts";
+import { Cluster } from "../src/agent/kube/cluster.ts";
+import type { KubeObject } from "../src/core/manifest.ts";
+import { startTestEnv } from "../test/env/start.ts";
+import { median } from "./measure.ts";
+
+const run = promisify(execFile);
+const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, apps: { type: "string", default: "250" } } });
+const runs = Number(values.runs);
+const apps = Number(values.apps);
+
+/** The flux-benchmark shape: per app a Deployment with 0 replicas, a ServiceAccount, a Service and an Ingress. */
+function objects(namespace: string): KubeObject[] {
+  const out: KubeObject[] = [{ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }];
+  for (let i = 0; i < apps; i++) {
+    const name = `app-${i}`;
+    const labels = { app: name };
+    out.push(
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } },
+      { apiVersion: "v1", kind: "Service", metadata: { name, namespace }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } },
+      { apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace }, spec: { replicas: 0, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { serviceAccountName: name, containers: [{ name: "app", image: "ghcr.io/example/app:1.0.0", ports: [{ containerPort: 8080 }] }] } } } },
+      { apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace }, spec: { rules: [{ host: `${name}.example.com`, http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name, port: { number: 80 } } } }] } }] } },
+    );
+  }
+  return out;
+}
+
+// Redis is not used here; pointing REDIS_URL anywhere keeps the starter from starting one.
+const env = await startTestEnv({ env: { ...process.env, KUBECONFIG: "", REDIS_URL: "redis://127.0.0.1:1" }, controllers: false, log: () => undefined });
+const work = await mkdtemp(join(tmpdir(), "sluice-bench-apply-"));
+try {
+  const samples = { sluice: { first: [] as number[], noop: [] as number[] }, kubectl: { first: [] as number[], noop: [] as number[] } };
+  const sluice = async (set: KubeObject[]): Promise<number> => {
+    const cluster = Cluster.connect(env.kubeconfigPath, { fieldManager: "sluice", qps: 500 });
+    const started = performance.now();
+    await new Applier(cluster).apply(set.map((object): Planned => ({ id: idOf(object), object })), { concurrency: 16, now: Date.now, progress: () => Promise.resolve() });
+    return performance.now() - started;
+  };
+  const kubectl = async (set: KubeObject[], file: string): Promise<number> => {
+    await writeFile(file, set.map((o) => stringify(o)).join("---\n"));
+    const started = performance.now();
+    await run("kubectl", ["--kubeconfig", env.kubeconfigPath, "apply", "--server-side", "--force-conflicts", "--field-manager", "kubectl-bench", "-f", file], { maxBuffer: 64 * 1024 * 1024 });
+    return performance.now() - started;
+  };
+  for (let i = 0; i < runs; i++) {
+    const order = i % 2 === 0 ? (["sluice", "kubectl"] as const) : (["kubectl", "sluice"] as const);
+    for (const tool of order) {
+      const set = objects(`bench-${tool}-${i}`);
+      const file = join(work, `${tool}-${i}.yaml`);
+      const first = tool === "sluice" ? await sluice(set) : await kubectl(set, file);
+      const noop = tool === "sluice" ? await sluice(set) : await kubectl(set, file);
+      samples[tool].first.push(first);
+      samples[tool].noop.push(noop);
+    }
+  }
+  const s = { first: median(samples.sluice.first), noop: median(samples.sluice.noop) };
+  const k = { first: median(samples.kubectl.first), noop: median(samples.kubectl.noop) };
+  console.log(`\n${apps * 4 + 1} objects (${apps} apps: Deployment with 0 replicas, ServiceAccount, Service, Ingress; and a Namespace), ${runs} runs, medians:`);
+  console.log(`                 sluice (ms)  kubectl (ms)  sluice / kubectl`);
+  console.log(`first apply     ${s.first.toFixed(0).padStart(11)}  ${k.first.toFixed(0).padStart(12)}  ${(s.first / k.first).toFixed(2).padStart(16)}`);
+  console.log(`no-op re-apply  ${s.noop.toFixed(0).padStart(11)}  ${k.noop.toFixed(0).padStart(12)}  ${(s.noop / k.noop).toFixed(2).padStart(16)}`);
+} finally {
+  await env.stop();
+  await rm(work, { recursive: true, force: true });
+}
