@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Sluice image: the `sluice` command with kustomize and helm built from the same pinned modules the
-# tests use. Build: docker build -t sluice .   Run: docker run --rm -v "$PWD:/work" sluice diff /work/base /work/head
+# tests use. One image, three uses: `app` (default), `agent`, and `diff BASE HEAD`.
+# Build: docker build -t sluice .
 
 FROM golang:1.26-bookworm AS renderers
 WORKDIR /src
@@ -29,5 +30,6 @@ COPY views ./views
 COPY schema ./schema
 ENV NODE_ENV=production SLUICE_KUSTOMIZE=/usr/local/bin/kustomize SLUICE_HELM=/usr/local/bin/helm
 USER node
+EXPOSE 3000
 ENTRYPOINT ["node", "/app/bin/sluice.js"]
-CMD ["--help"]
+CMD ["app"]

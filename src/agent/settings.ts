@@ -48,7 +48,8 @@ async function secret(inline: string | undefined, path: string | undefined, name
 
 /** Reads the agent's settings from its environment. @throws Error listing every problem */
 export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSettings> {
-  const parsed = envSchema.safeParse(env);
+  // An empty variable (as copied from .env.example) means unset.
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
   if (!parsed.success) throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
   const e = parsed.data;
   return {

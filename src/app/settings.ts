@@ -69,7 +69,8 @@ export interface AppSettings {
  * @throws Error listing every missing or invalid variable
  */
 export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings> {
-  const parsed = envSchema.safeParse(env);
+  // An empty variable (as copied from .env.example) means unset.
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
   if (!parsed.success) {
     throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
   }
