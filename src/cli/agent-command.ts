@@ -1,4 +1,5 @@
 import type { CommandIo } from "./diff-command.ts";
+import { untilStopSignal } from "./signals.ts";
 
 /** Runs `sluice agent` until SIGTERM or SIGINT; the job in progress finishes before it exits. */
 export async function runAgent(io: CommandIo): Promise<number> {
@@ -7,15 +8,7 @@ export async function runAgent(io: CommandIo): Promise<number> {
   const settings = await loadAgentSettings(io.env);
   const agent = await startAgent(settings);
   io.stderr(`sluice agent: serving ${settings.environments.join(", ")}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
+  await untilStopSignal();
   io.stderr("sluice agent: stopping after the current job\n");
   await agent.stop();
   return 0;

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { CommandIo } from "./diff-command.ts";
+import { untilStopSignal } from "./signals.ts";
 
 /** Runs `sluice app` until SIGTERM or SIGINT; reads `.env` from the working directory when present. */
 export async function runApp(io: CommandIo): Promise<number> {
@@ -11,15 +12,7 @@ export async function runApp(io: CommandIo): Promise<number> {
   const settings = await loadSettings(process.env);
   const app = await startApp(settings);
   io.stderr(`sluice app: listening on ${settings.host}:${app.port}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
+  await untilStopSignal();
   io.stderr("sluice app: stopping\n");
   await app.stop();
   return 0;

@@ -1,6 +1,7 @@
 import type { ProbotOctokit } from "probot";
 import { z } from "zod";
 import type { Annotation } from "../../core/preview-comment.ts";
+import { pullRequestSliceSchema } from "./schemas.ts";
 
 /** A repository permission level, least to most. */
 export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "admin";
@@ -41,14 +42,6 @@ export interface CheckRunFields {
 /** GitHub accepts at most this many annotations per check-run request. */
 export const ANNOTATIONS_PER_REQUEST = 50;
 
-const pullSchema = z.object({
-  number: z.number(),
-  state: z.enum(["open", "closed"]),
-  draft: z.boolean().optional(),
-  merged: z.boolean().nullable().optional(),
-  base: z.object({ sha: z.string(), ref: z.string() }),
-  head: z.object({ sha: z.string() }),
-});
 const commentSchema = z.object({ id: z.number(), body: z.string().nullable().optional() });
 const permissionSchema = z.object({ permission: z.string(), role_name: z.string().optional() });
 
@@ -93,7 +86,7 @@ export class GitHubClient {
   /** A pull request's commits, branch and state. */
   async pullRequest(repo: RepoCoordinates, number: number): Promise<PullRequestInfo> {
     const { data } = await this.#octokit.rest.pulls.get({ ...repo, pull_number: number });
-    const pull = pullSchema.parse(data);
+    const pull = pullRequestSliceSchema.parse(data);
     return {
       number: pull.number,
       baseSha: pull.base.sha,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { pullRequestSliceSchema } from "../github/schemas.ts";
 
 const repository = z.object({ id: z.number(), name: z.string(), owner: z.object({ login: z.string() }) });
 const installation = z.object({ id: z.number() });
@@ -8,14 +9,7 @@ export const pullRequestEventSchema = z.object({
   action: z.string(),
   installation,
   repository,
-  pull_request: z.object({
-    number: z.number(),
-    state: z.enum(["open", "closed"]),
-    draft: z.boolean().optional(),
-    merged: z.boolean().nullable().optional(),
-    base: z.object({ sha: z.string(), ref: z.string() }),
-    head: z.object({ sha: z.string() }),
-  }),
+  pull_request: pullRequestSliceSchema,
 });
 
 /** The slice of an `issue_comment` webhook Sluice reads. */
