@@ -7,10 +7,10 @@ import { z } from "zod";
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const envSchema = z.object({
-  APP_ID: z.coerce.number().int().positive({ error: "APP_ID must be the GitHub App's numeric id" }),
+  APP_ID: z.coerce.number({ error: "APP_ID must be the GitHub App's numeric id" }).int().positive({ error: "APP_ID must be the GitHub App's numeric id" }),
   PRIVATE_KEY: z.string().optional(),
   PRIVATE_KEY_PATH: z.string().optional(),
-  WEBHOOK_SECRET: z.string().min(1, { error: "WEBHOOK_SECRET is required: the secret GitHub signs webhooks with" }),
+  WEBHOOK_SECRET: z.string({ error: "WEBHOOK_SECRET is required: the secret GitHub signs webhooks with" }).min(1),
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
   SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }),
   SLUICE_LINK_SECRET: z.string().min(16).optional(),

@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { resolveTools } from "../render/setup.ts";
@@ -82,10 +83,13 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     if (deploys) app.on("push", pushHandler({ redis, deploys }));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
   };
+  // One JSON logger at the configured level for the server, the webhooks and the services.
+  const logger = pino({ level: settings.logLevel });
   const server = new Server({
-    Probot: Probot.defaults({ appId: settings.appId, privateKey: settings.privateKey, secret: settings.webhookSecret, baseUrl: settings.githubApiUrl, logLevel: settings.logLevel }),
+    Probot: Probot.defaults({ appId: settings.appId, privateKey: settings.privateKey, secret: settings.webhookSecret, baseUrl: settings.githubApiUrl, log: logger }),
     port: settings.port,
     host: settings.host,
+    log: logger,
   });
   await server.load(appFn);
   const worker = previewWorker(redis, (job) => previews.run(job), { concurrency: settings.previewConcurrency });

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { loadAgentSettings } from "../../../src/agent/settings.ts";
+import { loadSettings } from "../../../src/app/settings.ts";
+import { main } from "../../../src/cli/main.ts";
+import { generateSigningKeys } from "../../../src/core/signing.ts";
+
+describe("app settings", () => {
+  it("lists every missing or invalid variable", async () => {
+    await expect(loadSettings({ APP_ID: "abc", SLUICE_PUBLIC_URL: "not a url" })).rejects.toThrow(/APP_ID: APP_ID must be the GitHub App's numeric id[\s\S]*WEBHOOK_SECRET: WEBHOOK_SECRET is required[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL must be the app's public URL/);
+  });
+
+  it("treats empty variables as unset and derives the link secret", async () => {
+    const settings = await loadSettings({ APP_ID: "1", PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----\\nx\\n-----END RSA PRIVATE KEY-----", WEBHOOK_SECRET: "w", SLUICE_PUBLIC_URL: "https://s.example/", SLUICE_LINK_SECRET: "", PORT: "" });
+    expect(settings.publicUrl).toBe("https://s.example");
+    expect(settings.port).toBe(3000);
+    expect(settings.linkSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(settings.privateKey).toContain("\nx\n");
+    expect(settings.jobSigningKey).toBeUndefined();
+  });
+
+  it("needs agent keys when deploys are on", async () => {
+    await expect(loadSettings({ APP_ID: "1", PRIVATE_KEY: "k", WEBHOOK_SECRET: "w", SLUICE_PUBLIC_URL: "https://s.example", SLUICE_JOB_SIGNING_KEY: generateSigningKeys().privateKey })).rejects.toThrow("SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key");
+  });
+});
+
+describe("agent settings", () => {
+  it("needs environments, repositories, namespaces and both keys", async () => {
+    await expect(loadAgentSettings({})).rejects.toThrow(/SLUICE_AGENT_ENVIRONMENTS must name at least one environment[\s\S]*SLUICE_AGENT_REPOSITORIES[\s\S]*SLUICE_AGENT_NAMESPACES/);
+    await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*" })).rejects.toThrow("SLUICE_APP_PUBLIC_KEY or SLUICE_APP_PUBLIC_KEY_PATH is required");
+  });
+
+  it("splits lists and applies defaults", async () => {
+    const keys = generateSigningKeys();
+    const settings = await loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod, staging", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*,shared", SLUICE_APP_PUBLIC_KEY: keys.publicKey, SLUICE_AGENT_SIGNING_KEY: keys.privateKey });
+    expect(settings).toMatchObject({ environments: ["prod", "staging"], namespaces: ["team-*", "shared"], clusterKinds: [], fieldManager: "sluice", namespace: "sluice-system", healthTimeoutMs: 300_000 });
+  });
+});
+
+describe("sluice keys generate", () => {
+  it("prints an Ed25519 key pair, and refuses other subcommands", async () => {
+    let out = "";
+    let err = "";
+    const io = { env: {}, cwd: process.cwd(), stdout: (t: string) => { out += t; }, stderr: (t: string) => { err += t; } };
+    expect(await main(["keys", "generate"], io)).toBe(0);
+    expect(out).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    expect(await main(["keys", "rotate"], io)).toBe(2);
+    expect(err).toContain('sluice keys: the only subcommand is "generate"');
+  });
+});
