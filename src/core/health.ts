@@ -74,6 +74,7 @@ export function computeHealth(object: KubeObject): HealthStatus {
       return { status: "current", message: `${desired} pods available` };
     }
     case "Job": {
+      if (spec.suspend === true) return { status: "current", message: "suspended" };
       if (condition("Failed")?.status === "True") return { status: "failed", message: condition("Failed")?.message ?? "job failed" };
       if (condition("Complete")?.status === "True") return { status: "current", message: "job complete" };
       return { status: "in-progress", message: `${num(status.succeeded)} succeeded, ${num(status.active)} active` };

@@ -117,6 +117,11 @@ export class FakeGitHub {
     this.#repo(owner, name).permissions.set(user, role);
   }
 
+  /** Records a deployment (newest first, as GitHub lists them) with its latest state. */
+  addDeployment(owner: string, name: string, deployment: { sha: string; environment: string; state: string }): void {
+    this.#repo(owner, name).deployments.unshift({ id: this.#nextId++, ...deployment });
+  }
+
   /** Points a branch at a commit. */
   setBranch(owner: string, name: string, branch: string, sha: string): void {
     this.#repo(owner, name).branches.set(branch, sha);
@@ -244,7 +249,7 @@ export class FakeGitHub {
       case "repos/create-deployment": {
         const deployment = { id: this.#nextId++, ref: String(body.ref), environment: String(body.environment), auto_merge: body.auto_merge as boolean, required_contexts: body.required_contexts as unknown[] };
         this.deploymentsCreated.push(deployment);
-        repo().deployments.push({ id: deployment.id, sha: deployment.ref, environment: deployment.environment, state: "pending" });
+        repo().deployments.unshift({ id: deployment.id, sha: deployment.ref, environment: deployment.environment, state: "pending" });
         return { status: 201, body: { id: deployment.id, sha: deployment.ref, environment: deployment.environment } };
       }
       case "repos/create-deployment-status": {

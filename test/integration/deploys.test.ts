@@ -204,6 +204,47 @@ describe("deploys", () => {
     expect(await exists("v1", "ConfigMap", "v2", repo.namespace)).toBeDefined();
   });
 
+  it("carries large object sets as a content-addressed blob", async () => {
+    const repo = repository();
+    const many = Array.from({ length: 150 }, (_, i) => configMapYaml(`cm-${i}`).replace("  key: value\n", `  key: ${"v".repeat(2_000)}\n`)).join("---\n");
+    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/many.yaml": many });
+    await h.deliver("push", pushPayload(repo, head));
+    const run = await finished(head);
+    expect(run?.conclusion).toBe("success");
+    expect(run?.output?.summary).toMatch(/151 created/);
+    const q = agentQueue("production");
+    const queue = new Queue(q.name, { connection: h.redis, prefix: q.prefix });
+    try {
+      const job = await queue.getJob(`merge-${repo.id}-production-${head}`);
+      const envelope = job?.data as { body: string };
+      expect(JSON.parse(envelope.body)).toMatchObject({ objects: { blob: expect.stringMatching(/^\{sluice-production\}:blob:[0-9a-f]{64}$/) as string } });
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it("reports an immutable field change clearly, and recreates the object when annotated", async () => {
+    const repo = repository();
+    // A Deployment's selector cannot change once set.
+    const job = (selector: string, annotation = "") => `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: migrate\n${annotation}spec:\n  replicas: 0\n  selector:\n    matchLabels: { step: ${selector} }\n  template:\n    metadata:\n      labels: { step: ${selector} }\n    spec:\n      containers:\n        - name: m\n          image: registry.invalid/migrate:1\n`;
+    const files = { ".github/sluice.yml": repo.config.replace("    branch: main\n", "    branch: main\n"), "manifests/ns.yaml": namespaceYaml(repo.namespace) };
+    const first = await commit(repo, { ...files, "manifests/job.yaml": job("one") });
+    await h.deliver("push", pushPayload(repo, first));
+    expect((await finished(first))?.conclusion).toBe("success");
+    const changed = await commit(repo, { ...files, "manifests/job.yaml": job("two") });
+    await h.deliver("push", pushPayload(repo, changed));
+    const refused = await finished(changed);
+    expect(refused?.conclusion).toBe("failure");
+    expect(refused?.output?.summary).toMatch(/Deployment deploy-[a-z0-9]+\/migrate: dry-run failed: .*immutable.*annotate it with sluice.dev\/force: enabled/s);
+    const forced = await commit(repo, { ...files, "manifests/job.yaml": job("two", "  annotations:\n    sluice.dev/force: enabled\n") });
+    await h.deliver("push", pushPayload(repo, forced));
+    const recreated = await finished(forced);
+    expect(recreated?.conclusion).toBe("success");
+    expect(recreated?.output?.text).toMatch(/`Deployment deploy-[a-z0-9]+\/migrate` \| 🟢 created/);
+    const live = await exists("apps/v1", "Deployment", "migrate", repo.namespace) as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+    expect(live.spec.template.metadata.labels.step).toBe("two");
+  });
+
   it("rejects forged and tampered jobs without touching the cluster", async () => {
     const namespace = `deploy-${randomUUID().slice(0, 8)}`;
     createdNamespaces.push(namespace);

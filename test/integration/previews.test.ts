@@ -286,6 +286,20 @@ describe("pull request commands", () => {
     expect(replies(24)[0]).toContain(`queued a new preview of \`${head.slice(0, 7)}\``);
   });
 
+  it("queues a rollback to the previous successful deployment", async () => {
+    await pullWithConfig(26);
+    h.github.setPermission(OWNER, REPO, "admin-user", "admin");
+    const previous = sha();
+    const current = sha();
+    h.github.addDeployment(OWNER, REPO, { sha: previous, environment: "staging", state: "success" });
+    h.github.addDeployment(OWNER, REPO, { sha: sha(), environment: "staging", state: "failure" });
+    h.github.addDeployment(OWNER, REPO, { sha: current, environment: "staging", state: "success" });
+    await h.deliver("issue_comment", commentPayload(26, "/rollback staging", "admin-user"));
+    await expect.poll(() => replies(26).length, { timeout: 10_000 }).toBe(1);
+    expect(replies(26)[0]).toContain(`- \`staging\`: queued: roll back to \`${previous.slice(0, 7)}\`.`);
+    expect((await deployRequests.getJob(`rollback-${REPO_ID}-staging-${previous}`))?.data).toMatchObject({ reason: "rollback", requestedBy: "admin-user" });
+  });
+
   it("says when there is nothing to roll back to", async () => {
     await pullWithConfig(25);
     h.github.setPermission(OWNER, REPO, "admin-user", "admin");

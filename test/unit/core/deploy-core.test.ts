@@ -57,6 +57,8 @@ describe("health", () => {
 
   it("covers Jobs, PVCs, CRDs and generic conditions", () => {
     expect(computeHealth({ kind: "Job", status: { conditions: [{ type: "Complete", status: "True" }] } }).status).toBe("current");
+    expect(computeHealth({ kind: "Job", spec: { suspend: true }, status: {} })).toEqual({ status: "current", message: "suspended" });
+    expect(computeHealth({ kind: "Job", status: { active: 1 } })).toEqual({ status: "in-progress", message: "0 succeeded, 1 active" });
     expect(computeHealth({ kind: "Job", status: { conditions: [{ type: "Failed", status: "True", message: "backoff" }] } })).toEqual({ status: "failed", message: "backoff" });
     expect(computeHealth({ kind: "PersistentVolumeClaim", status: { phase: "Pending" } })).toEqual({ status: "in-progress", message: "phase Pending" });
     expect(computeHealth({ kind: "CustomResourceDefinition", status: { conditions: [{ type: "Established", status: "True" }] } }).status).toBe("current");
