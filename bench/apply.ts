@@ -44,7 +44,9 @@ try {
     const cluster = Cluster.connect(env.kubeconfigPath, { fieldManager: "sluice", qps: 500 });
     const started = performance.now();
     await new Applier(cluster).apply(set.map((object): Planned => ({ id: idOf(object), object })), { concurrency: 16, now: Date.now, progress: () => Promise.resolve() });
-    return performance.now() - started;
+    const elapsed = performance.now() - started;
+    cluster.close();
+    return elapsed;
   };
   const kubectl = async (set: KubeObject[], file: string): Promise<number> => {
     await writeFile(file, set.map((o) => stringify(o)).join("---\n"));

@@ -101,6 +101,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all([...queues, reports].map((q) => q.close()));
       await redis.quit();
+      cluster.close();
     },
   };
 }
