@@ -87,7 +87,8 @@ export class PreviewService {
       });
       return;
     }
-    const report = await this.#compare(gh, repo, job, config.config);
+    const pendingWrites: Promise<unknown>[] = [];
+    const report = await this.#compare(gh, repo, job, config.config, pendingWrites);
     const fullDiffUrl = await deps.diffPages.store(
       { title: `${job.repository.owner}/${job.repository.name}#${job.pullRequest}`, subtitle: `${job.baseSha.slice(0, 7)}…${job.headSha.slice(0, 7)}`, report },
       deps.now(),
@@ -109,6 +110,8 @@ export class PreviewService {
       });
     });
     if (!published) await this.#supersede(gh, repo, job);
+    // Cache writes finish after the comment is out, but before the job is done.
+    await Promise.all(pendingWrites);
     deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
   }
 
@@ -120,7 +123,7 @@ export class PreviewService {
     if (body !== existing.body) await gh.updateComment(repo, existing.id, body);
   }
 
-  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, config: Config): Promise<DiffReport> {
+  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, config: Config, pendingWrites: Promise<unknown>[]): Promise<DiffReport> {
     const deps = this.#deps;
     const leases: Lease[] = [];
     const contexts: (RendererContext & { dispose: () => Promise<void> })[] = [];
@@ -143,8 +146,8 @@ export class PreviewService {
         }
         const parseCache = new Map<string, unknown>();
         const [before, after] = await Promise.all([
-          this.#render({ ...base, parseCache }, env, baseInputs, "base"),
-          this.#render({ ...head, parseCache }, env, headInputs, "head"),
+          this.#render({ ...base, parseCache }, env, baseInputs, "base", pendingWrites),
+          this.#render({ ...head, parseCache }, env, headInputs, "head", pendingWrites),
         ]);
         errors.push(...before.problems, ...after.problems);
         const changes = diffResources(before.resources, after.resources);
@@ -158,7 +161,7 @@ export class PreviewService {
   }
 
   /** Renders one side through the shared cache. */
-  async #render(context: RendererContext, env: Environment, inputs: EnvironmentInputs, side: Side): Promise<{ resources: Map<string, Resource>; problems: ReportProblem[] }> {
+  async #render(context: RendererContext, env: Environment, inputs: EnvironmentInputs, side: Side, pendingWrites: Promise<unknown>[]): Promise<{ resources: Map<string, Resource>; problems: ReportProblem[] }> {
     const deps = this.#deps;
     const key = RenderCache.key(inputs.digest, { env, tools: deps.tools, limits: deps.limits });
     const tag = (problems: readonly { file: string; line: number; message: string }[]): ReportProblem[] => problems.map((p) => ({ ...p, environment: env.name, side }));
@@ -167,7 +170,9 @@ export class PreviewService {
     const rendered = await renderSide(context, env);
     // A render that timed out may succeed next time; everything else is a function of the inputs.
     if (!rendered.problems.some((p) => /did not finish within/.test(p.message))) {
-      await deps.renderCache.set(key, { resources: [...rendered.resources.values()], problems: rendered.problems }, deps.now());
+      pendingWrites.push(deps.renderCache.set(key, { resources: [...rendered.resources.values()], problems: rendered.problems }, deps.now()).catch((error: unknown) => {
+        deps.log.warn({ error: String(error) }, "render cache write failed");
+      }));
     }
     return { resources: rendered.resources, problems: tag(rendered.problems) };
   }

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { constants, gunzip, gzip } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { SourceProblem } from "../../core/errors.ts";
 import type { Resource } from "../../core/resource-set.ts";
@@ -44,7 +45,7 @@ export class RenderCache {
     if (!data) return undefined;
     await this.#redis.zadd(this.#index(), now, key);
     try {
-      return JSON.parse(gunzipSync(data).toString("utf8")) as CachedRender;
+      return JSON.parse((await promisify(gunzip)(data)).toString("utf8")) as CachedRender;
     } catch {
       return undefined;
     }
@@ -52,7 +53,8 @@ export class RenderCache {
 
   /** Stores a render unless it is too large; drops the least recently used entries past the bound. */
   async set(key: string, render: CachedRender, now: number): Promise<boolean> {
-    const data = gzipSync(JSON.stringify(render));
+    // Fast compression off the main thread: rendered manifests compress well at any level.
+    const data = await promisify(gzip)(JSON.stringify(render), { level: constants.Z_BEST_SPEED });
     if (data.length > this.#options.maxEntryBytes) return false;
     await this.#redis.set(`${this.#options.prefix}:${key}`, data, "EX", this.#options.ttlSeconds);
     await this.#redis.zadd(this.#index(), now, key);
