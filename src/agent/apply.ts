@@ -79,7 +79,6 @@ export interface ApplyOptions {
 
 interface Preflight {
   planned: Planned;
-  live: KubeObject | undefined;
   verdict: "create" | "configure" | "unchanged" | "recreate" | "deferred";
 }
 
@@ -106,21 +105,39 @@ export class Applier {
     return live;
   }
 
-  /** Applies `objects`; returns one result per object. */
-  async apply(objects: readonly Planned[], options: ApplyOptions): Promise<ObjectResult[]> {
-    const ordered = applyOrder(objects);
+  /**
+   * What cannot be dry-run before stage one: objects of kinds whose CRD this set brings and the
+   * server does not serve yet, and objects in namespaces this set creates. Decided once per kind
+   * and namespace, from the listing and discovery.
+   */
+  async #waitsForDefinitions(ordered: readonly Planned[], live: ReadonlyMap<string, KubeObject>): Promise<(id: ResourceId) => boolean> {
+    const newNamespaces = new Set(ordered.filter((p) => p.id.kind === "Namespace" && !live.has(key(p.id))).map((p) => p.id.name));
     const definedHere = new Set(ordered.filter((p) => p.id.kind === "CustomResourceDefinition").map((p) => {
       const spec = isRecord(p.object.spec) ? p.object.spec : {};
       const names = isRecord(spec.names) ? spec.names : {};
       return `${String(spec.group)}/${String(names.kind)}`;
     }));
-    const namespacesHere = new Set(ordered.filter((p) => p.id.kind === "Namespace").map((p) => p.id.name));
+    const unserved = new Set<string>();
+    const checked = new Set<string>();
+    for (const { id, object } of ordered) {
+      const kind = `${id.group}/${id.kind}`;
+      if (!definedHere.has(kind) || checked.has(kind)) continue;
+      checked.add(kind);
+      if ((await this.#cluster.namespaced(String(object.apiVersion), id.kind)) === undefined) unserved.add(kind);
+    }
+    return (id) => unserved.has(`${id.group}/${id.kind}`) || newNamespaces.has(id.namespace);
+  }
+
+  /** Applies `objects`; returns one result per object, in the order given. */
+  async apply(objects: readonly Planned[], options: ApplyOptions): Promise<ObjectResult[]> {
+    const ordered = applyOrder(objects);
 
     // 1. Preflight: dry-run everything that can be dry-run before anything is written. The live
     // objects are listed once per kind and namespace rather than read one by one.
     const started = options.now();
     this.#live = await this.#listLive(ordered, options.concurrency);
-    const preflight = await mapBounded(ordered, options.concurrency, (planned) => this.#preflight(planned, definedHere, namespacesHere));
+    const deferred = await this.#waitsForDefinitions(ordered, this.#live);
+    const preflight = await mapBounded(ordered, options.concurrency, (planned) => this.#preflight(planned, deferred));
     const failures = preflight.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
     if (failures.length > 0) {
       throw new PermanentDeployError(
@@ -152,17 +169,17 @@ export class Applier {
     }
     // 3. Objects deferred for new definitions are dry-run now, before any of them is written.
     const rest = (preflight as Preflight[]).filter((p) => stageOf(p.planned.id) === "resources");
-    const deferred = rest.filter((p) => p.verdict === "deferred");
+    const waiting = rest.filter((p) => p.verdict === "deferred");
     this.#live = undefined;
-    const late = await mapBounded(deferred, options.concurrency, (p) => this.#preflight(p.planned, new Set(), new Set()));
+    const late = await mapBounded(waiting, options.concurrency, (p) => this.#preflight(p.planned, () => false));
     const lateFailures = late.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
     if (lateFailures.length > 0) {
       throw new PermanentDeployError(`server-side dry-run failed after the definitions were applied:\n${lateFailures.map((f) => `- ${f.error.message}`).join("\n")}`, [...results.values()]);
     }
-    for (const p of late) {
-      const original = rest.find((r) => r.planned === p.planned);
-      if (original) original.verdict = p.verdict;
-    }
+    late.forEach((p, index) => {
+      const item = waiting[index];
+      if (item) item.verdict = p.verdict;
+    });
     // 4. The rest, kind group by kind group, so what others need exists first.
     await options.progress(applied, total, "applying");
     let group: Preflight[] = [];
@@ -176,31 +193,24 @@ export class Applier {
       group.push(item);
     }
     if (group.length > 0) await flush();
-    return ordered.map((p) => results.get(key(p.id)) ?? result(p.id, "skipped", "unknown", 0));
+    return objects.map((p) => results.get(key(p.id)) ?? result(p.id, "skipped", "unknown", 0));
   }
 
-  async #preflight(planned: Planned, definedHere: ReadonlySet<string>, namespacesHere: ReadonlySet<string>): Promise<Preflight | (Preflight & { error: KubeApiError })> {
+  async #preflight(planned: Planned, deferred: (id: ResourceId) => boolean): Promise<Preflight | (Preflight & { error: KubeApiError })> {
     const { id, object } = planned;
-    if (definedHere.has(`${id.group}/${id.kind}`) || (id.namespace && namespacesHere.has(id.namespace) && !(await this.#cluster.get({ apiVersion: "v1", kind: "Namespace", metadata: { name: id.namespace } })))) {
-      // Its definition or namespace is created by this very deploy: dry-run after stage one.
-      if (!(await this.#served(object))) return { planned, live: undefined, verdict: "deferred" };
-      if (id.namespace && namespacesHere.has(id.namespace)) return { planned, live: undefined, verdict: "deferred" };
-    }
+    // Its definition or namespace is created by this very deploy: dry-run after stage one.
+    if (deferred(id)) return { planned, verdict: "deferred" };
     const live = this.#live ? this.#live.get(key(id)) : await this.#cluster.get(object);
     try {
       const dry = await this.#cluster.apply(object, { dryRun: true });
       const verdict = !live ? "create" : comparable(dry) === comparable(live) ? "unchanged" : "configure";
-      return { planned, live, verdict };
+      return { planned, verdict };
     } catch (error) {
       if (!(error instanceof KubeApiError) || error.transient) throw error;
-      if (error.immutable && annotation(object, FORCE_ANNOTATION) === "enabled") return { planned, live, verdict: "recreate" };
+      if (error.immutable && annotation(object, FORCE_ANNOTATION) === "enabled") return { planned, verdict: "recreate" };
       const hint = error.immutable ? ` (annotate it with ${FORCE_ANNOTATION}: enabled to let Sluice recreate it)` : "";
-      return { planned, live, verdict: "create", error: new KubeApiError(displayName(id), error.status, error.reason, `dry-run failed: ${error.message.replace(/^[^:]*: /, "")}${hint}`) };
+      return { planned, verdict: "create", error: new KubeApiError(displayName(id), error.status, error.reason, `dry-run failed: ${error.message.replace(/^[^:]*: /, "")}${hint}`) };
     }
-  }
-
-  async #served(object: KubeObject): Promise<boolean> {
-    return (await this.#cluster.namespaced(String(object.apiVersion), String(object.kind))) !== undefined;
   }
 
   async #waitEstablished(objects: readonly KubeObject[], timeoutMs = 60_000): Promise<void> {

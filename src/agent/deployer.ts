@@ -105,17 +105,12 @@ export class Deployer {
       allowEmpty: job.settings.allowEmpty,
       now: deps.now,
     });
-    await waitForHealth(deps.cluster, applyOrderOf(planned, results), results, {
+    await waitForHealth(deps.cluster, planned, results, {
       timeoutMs: deps.healthTimeoutMs,
+      concurrency: deps.concurrency,
       waiting: (note) => report({ phase: "progress", message: `${planned.length} of ${planned.length} applied; ${note}`, applied: planned.length, total: planned.length }),
     });
     await deps.inventories.write(nextInventory(previous, { repository, environment: job.environment, objects: planned.map((p) => p.id) }, { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.now()).toISOString() }));
     return [...results, ...pruned];
   }
-}
-
-/** The planned objects in the order of their results (the applier returns them in apply order). */
-function applyOrderOf(planned: readonly Planned[], results: readonly ObjectResult[]): Planned[] {
-  const byKey = new Map(planned.map((p) => [`${p.id.group}/${p.id.kind}/${p.id.namespace}/${p.id.name}`, p]));
-  return results.map((r) => byKey.get(`${r.group}/${r.kind}/${r.namespace}/${r.name}`)).filter((p): p is Planned => p !== undefined);
 }

@@ -1,7 +1,7 @@
 import { computeHealth } from "../core/health.ts";
 import { displayName } from "../core/identity.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
-import type { Planned } from "./apply.ts";
+import { mapBounded, type Planned } from "./apply.ts";
 import type { Cluster } from "./kube/cluster.ts";
 
 /** Health waiting gave up: names every object that was not healthy and why. */
@@ -17,22 +17,27 @@ export class HealthTimeoutError extends Error {
 
 /**
  * Polls the applied objects until every one is current (kstatus rules), one fails, or the
- * timeout passes. Reports which object it is waiting for as it goes.
+ * timeout passes. `results` is parallel to `objects` and gets each object's health. Reports
+ * which object it is waiting for as it goes.
  */
 export async function waitForHealth(
   cluster: Cluster,
   objects: readonly Planned[],
   results: ObjectResult[],
-  options: { timeoutMs: number; intervalMs?: number; waiting: (what: string) => Promise<void> },
+  options: { timeoutMs: number; concurrency: number; intervalMs?: number; waiting: (what: string) => Promise<void> },
 ): Promise<void> {
   const deadline = performance.now() + options.timeoutMs;
   const pending = new Map(objects.map((p, index) => [index, p]));
   let lastNote = "";
   for (;;) {
     const messages: string[] = [];
-    for (const [index, planned] of pending) {
+    const round = [...pending];
+    const states = await mapBounded(round, options.concurrency, async ([, planned]) => {
       const live = await cluster.get(planned.object);
-      const health = live ? computeHealth(live) : { status: "in-progress" as const, message: "not found" };
+      return live ? computeHealth(live) : { status: "in-progress" as const, message: "not found" };
+    });
+    for (const [position, [index, planned]] of round.entries()) {
+      const health = states[position] ?? { status: "in-progress" as const, message: "not read" };
       const entry = results[index];
       if (entry) {
         entry.health = health.status;

@@ -29,28 +29,25 @@ function signedBytes(kind: SignedKind, body: string): Buffer {
   return Buffer.from(`sluice/${kind}/v1\n${body}`, "utf8");
 }
 
-/** Parses a PEM Ed25519 private key. */
-export function privateKeyFromPem(pem: string): KeyObject {
+function ed25519Key(pem: string, create: (pem: string) => KeyObject, what: string): KeyObject {
   let key: KeyObject;
   try {
-    key = createPrivateKey(pem);
+    key = create(pem);
   } catch (error) {
-    throw new SignatureError(`the signing key is not a PEM private key: ${error instanceof Error ? error.message : String(error)}`);
+    throw new SignatureError(`the ${what} key is not a PEM ${what === "signing" ? "private" : "public"} key: ${error instanceof Error ? error.message : String(error)}`);
   }
-  if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`signing keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
+  if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`${what} keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
   return key;
+}
+
+/** Parses a PEM Ed25519 private key. */
+export function privateKeyFromPem(pem: string): KeyObject {
+  return ed25519Key(pem, createPrivateKey, "signing");
 }
 
 /** Parses a PEM Ed25519 public key. */
 export function publicKeyFromPem(pem: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pem);
-  } catch (error) {
-    throw new SignatureError(`the verification key is not a PEM public key: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`verification keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
-  return key;
+  return ed25519Key(pem, createPublicKey, "verification");
 }
 
 /** Signs a payload. */

@@ -14,6 +14,16 @@ export interface CompareInput {
   /** Only these environments (all when absent). */
   environments?: readonly string[];
   diff?: DiffOptions;
+  /** Why an environment need not be rendered at all (such as unchanged inputs); undefined renders it. */
+  skip?: (env: Environment) => Promise<string | undefined>;
+  /** Renders one side of one environment; {@link renderSide} by default (the app adds its cache). */
+  render?: (context: RendererContext, env: Environment, side: Side) => Promise<RenderedSide>;
+}
+
+/** One environment of one checkout, rendered and indexed. */
+export interface RenderedSide {
+  resources: Map<string, Resource>;
+  problems: SourceProblem[];
 }
 
 /**
@@ -24,11 +34,17 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
   const selected = selectEnvironments(input.config, input.environments);
   const errors: ReportProblem[] = [];
   const environments: EnvironmentDiff[] = [];
+  const render = input.render ?? ((context: RendererContext, env: Environment) => renderSide(context, env));
   for (const env of selected) {
+    const skipped = await input.skip?.(env);
+    if (skipped !== undefined) {
+      environments.push({ name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped });
+      continue;
+    }
     const parseCache = new Map<string, unknown>();
     const [base, head] = await Promise.all([
-      renderSide({ ...input.base, parseCache }, env),
-      renderSide({ ...input.head, parseCache }, env),
+      render({ ...input.base, parseCache }, env, "base"),
+      render({ ...input.head, parseCache }, env, "head"),
     ]);
     errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
     const changes = diffResources(base.resources, head.resources, input.diff);
@@ -38,7 +54,7 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
 }
 
 /** Renders one environment of one checkout and indexes its resources. */
-export async function renderSide(context: RendererContext, env: Environment): Promise<{ resources: Map<string, Resource>; problems: SourceProblem[] }> {
+export async function renderSide(context: RendererContext, env: Environment): Promise<RenderedSide> {
   const rendered = await renderEnvironment(context, env);
   const set = buildResourceSet(rendered.objects, env.namespace);
   return { resources: set.resources, problems: [...rendered.problems, ...set.problems] };

@@ -1,5 +1,9 @@
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { RendererContext } from "../../render/context.ts";
+import type { RenderLimits } from "../../render/render-environment.ts";
+import { openRendererContext } from "../../render/setup.ts";
+import type { RenderTools } from "../../render/tools.ts";
 import { extractTarball, type ExtractLimits } from "./extract.ts";
 
 /** A checkout in use; release it when done so it may be evicted. */
@@ -132,4 +136,19 @@ async function treeSize(dir: string): Promise<number> {
     if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
   }
   return total;
+}
+
+/** A checkout ready to render; `close` releases the checkout and removes the scratch home. */
+export type OpenCheckout = RendererContext & { close: () => Promise<void> };
+
+/** Takes a commit's checkout from the cache (fetching it once) and a renderer context over it. */
+export async function openCheckout(cache: CheckoutCache, key: string, fetch: () => Promise<Buffer>, tools: RenderTools, limits: RenderLimits): Promise<OpenCheckout> {
+  const lease = await cache.acquire(key, fetch);
+  try {
+    const context = await openRendererContext(lease.dir, tools, limits);
+    return { ...context, close: async () => { lease.release(); await context.dispose(); } };
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
 }

@@ -9,11 +9,10 @@ import { previewAnnotations, previewCheckOutput } from "../../core/preview-comme
 import { open, seal, SignatureError } from "../../core/signing.ts";
 import { renderSide } from "../../render/compare.ts";
 import type { RenderLimits } from "../../render/render-environment.ts";
-import { openRendererContext } from "../../render/setup.ts";
 import type { RenderTools } from "../../render/tools.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
-import type { CheckoutCache } from "./checkout-cache.ts";
+import { openCheckout, type CheckoutCache } from "./checkout-cache.ts";
 import type { Logger } from "./logger.ts";
 import { configAt } from "./preview-service.ts";
 
@@ -100,14 +99,12 @@ export class DeployService {
       await gh.createCheckRun(repo, name, request.sha, { externalId: jobId, status: "completed", conclusion: "failure", output: { title: "Invalid configuration", summary: previewCheckOutput({ environments: [], errors }).summary, annotations: previewAnnotations(errors) } });
       return;
     }
-    const lease = await deps.checkouts.acquire(`${request.repository.id}-${request.sha}`, () => gh.tarball(repo, request.sha));
-    const context = await openRendererContext(lease.dir, deps.tools, deps.limits);
+    const checkout = await openCheckout(deps.checkouts, `${request.repository.id}-${request.sha}`, () => gh.tarball(repo, request.sha), deps.tools, deps.limits);
     let rendered: Awaited<ReturnType<typeof renderSide>>;
     try {
-      rendered = await renderSide(context, env);
+      rendered = await renderSide(checkout, env);
     } finally {
-      lease.release();
-      await context.dispose();
+      await checkout.close();
     }
     if (rendered.problems.length > 0) {
       const errors = rendered.problems.map((p) => ({ ...p, environment: env.name }));

@@ -1,5 +1,4 @@
 import { CONFIG_PATH, defaultConfig, validateConfig, type Config, type Environment } from "../../core/config.ts";
-import { diffResources, summarize } from "../../core/diff.ts";
 import { errorMessage } from "../../core/errors.ts";
 import {
   closedComment,
@@ -10,17 +9,15 @@ import {
   previewComment,
   previewConclusion,
 } from "../../core/preview-comment.ts";
-import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../../core/report.ts";
-import type { Resource } from "../../core/resource-set.ts";
-import { renderSide } from "../../render/compare.ts";
+import type { DiffReport, ReportProblem, Side } from "../../core/report.ts";
+import { compareCheckouts, renderSide, type RenderedSide } from "../../render/compare.ts";
 import type { RendererContext } from "../../render/context.ts";
 import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
 import type { RenderLimits } from "../../render/render-environment.ts";
-import { openRendererContext } from "../../render/setup.ts";
 import type { RenderTools } from "../../render/tools.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
-import type { CheckoutCache, Lease } from "./checkout-cache.ts";
+import { openCheckout, type CheckoutCache, type OpenCheckout } from "./checkout-cache.ts";
 import type { DiffPages } from "./diff-pages.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
@@ -125,48 +122,41 @@ export class PreviewService {
 
   async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, config: Config, pendingWrites: Promise<unknown>[]): Promise<DiffReport> {
     const deps = this.#deps;
-    const leases: Lease[] = [];
-    const contexts: (RendererContext & { dispose: () => Promise<void> })[] = [];
+    const opened: OpenCheckout[] = [];
     try {
-      const open = async (sha: string): Promise<RendererContext> => {
-        const lease = await deps.checkouts.acquire(`${job.repository.id}-${sha}`, () => gh.tarball(repo, sha));
-        leases.push(lease);
-        const context = await openRendererContext(lease.dir, deps.tools, deps.limits);
-        contexts.push(context);
-        return context;
+      const open = async (sha: string): Promise<OpenCheckout> => {
+        const checkout = await openCheckout(deps.checkouts, `${job.repository.id}-${sha}`, () => gh.tarball(repo, sha), deps.tools, deps.limits);
+        opened.push(checkout);
+        return checkout;
       };
       const [base, head] = await Promise.all([open(job.baseSha), open(job.headSha)]);
-      const environments: EnvironmentDiff[] = [];
-      const errors: ReportProblem[] = [];
-      for (const env of config.environments) {
-        const [baseInputs, headInputs] = await Promise.all([environmentInputs(base.checkoutRoot, env), environmentInputs(head.checkoutRoot, env)]);
-        if (baseInputs.digest === headInputs.digest) {
-          environments.push({ name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped: "inputs unchanged" });
-          continue;
-        }
-        const parseCache = new Map<string, unknown>();
-        const [before, after] = await Promise.all([
-          this.#render({ ...base, parseCache }, env, baseInputs, "base", pendingWrites),
-          this.#render({ ...head, parseCache }, env, headInputs, "head", pendingWrites),
-        ]);
-        errors.push(...before.problems, ...after.problems);
-        const changes = diffResources(before.resources, after.resources);
-        environments.push({ name: env.name, summary: summarize(changes), changes });
-      }
-      return { environments, errors };
+      const inputs = new Map<string, Record<Side, EnvironmentInputs>>();
+      return await compareCheckouts({
+        base,
+        head,
+        config,
+        skip: async (env) => {
+          const [baseInputs, headInputs] = await Promise.all([environmentInputs(base.checkoutRoot, env), environmentInputs(head.checkoutRoot, env)]);
+          inputs.set(env.name, { base: baseInputs, head: headInputs });
+          return baseInputs.digest === headInputs.digest ? "inputs unchanged" : undefined;
+        },
+        render: (context, env, side) => {
+          const digests = inputs.get(env.name);
+          if (!digests) throw new Error(`inputs of ${env.name} were not read`);
+          return this.#render(context, env, digests[side], pendingWrites);
+        },
+      });
     } finally {
-      for (const lease of leases) lease.release();
-      await Promise.all(contexts.map((c) => c.dispose()));
+      await Promise.all(opened.map((c) => c.close()));
     }
   }
 
   /** Renders one side through the shared cache. */
-  async #render(context: RendererContext, env: Environment, inputs: EnvironmentInputs, side: Side, pendingWrites: Promise<unknown>[]): Promise<{ resources: Map<string, Resource>; problems: ReportProblem[] }> {
+  async #render(context: RendererContext, env: Environment, inputs: EnvironmentInputs, pendingWrites: Promise<unknown>[]): Promise<RenderedSide> {
     const deps = this.#deps;
     const key = RenderCache.key(inputs.digest, { env, tools: deps.tools, limits: deps.limits });
-    const tag = (problems: readonly { file: string; line: number; message: string }[]): ReportProblem[] => problems.map((p) => ({ ...p, environment: env.name, side }));
     const cached = await deps.renderCache.get(key, deps.now());
-    if (cached) return { resources: new Map(cached.resources.map((r) => [r.key, r])), problems: tag(cached.problems) };
+    if (cached) return { resources: new Map(cached.resources.map((r) => [r.key, r])), problems: cached.problems };
     const rendered = await renderSide(context, env);
     // A render that timed out may succeed next time; everything else is a function of the inputs.
     if (!rendered.problems.some((p) => /did not finish within/.test(p.message))) {
@@ -174,7 +164,7 @@ export class PreviewService {
         deps.log.warn({ error: String(error) }, "render cache write failed");
       }));
     }
-    return { resources: rendered.resources, problems: tag(rendered.problems) };
+    return rendered;
   }
 
   async #publishFailure(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, errors: ReportProblem[], title: string): Promise<void> {
