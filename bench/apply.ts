@@ -43,7 +43,7 @@ try {
   const sluice = async (set: KubeObject[]): Promise<number> => {
     const cluster = Cluster.connect(env.kubeconfigPath, { fieldManager: "sluice", qps: 500 });
     const started = performance.now();
-    await new Applier(cluster).apply(set.map((object): Planned => ({ id: idOf(object), object })), { concurrency: 16, now: Date.now, progress: () => Promise.resolve() });
+    await new Applier(cluster).apply(set.map((object): Planned => ({ id: idOf(object), object })), { concurrency: 16, now: Date.now, owner: { repositoryId: 1, environment: "bench" }, allowAdoption: true, progress: () => Promise.resolve() });
     const elapsed = performance.now() - started;
     cluster.close();
     return elapsed;

@@ -1,7 +1,7 @@
 import { applyOrder, stageOf } from "../core/apply-order.ts";
 import { computeHealth, type HealthStatus } from "../core/health.ts";
 import { displayName, splitApiVersion, type ResourceId } from "../core/identity.ts";
-import { FORCE_ANNOTATION, ownershipLabels } from "../core/inventory.ts";
+import { FORCE_ANNOTATION, labelValue, ownerOf, ownershipLabels, REPOSITORY_ANNOTATION } from "../core/inventory.ts";
 import { isRecord, type KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
@@ -32,11 +32,25 @@ export function idOf(object: KubeObject): ResourceId {
   return { group, version, kind: String(object.kind), namespace: typeof metadata.namespace === "string" ? metadata.namespace : "", name: String(metadata.name) };
 }
 
-/** Adds Sluice's ownership labels to an object (a copy). */
-export function withOwnership(object: KubeObject, repository: string, environment: string): KubeObject {
+/** Adds Sluice's ownership labels (by repository id) and the repository's name as an annotation, to a copy. */
+export function withOwnership(object: KubeObject, repository: { id: number; owner: string; name: string }, environment: string): KubeObject {
   const metadata = isRecord(object.metadata) ? object.metadata : {};
   const labels = isRecord(metadata.labels) ? metadata.labels : {};
-  return { ...object, metadata: { ...metadata, labels: { ...labels, ...ownershipLabels(repository, environment) } } };
+  const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+  return {
+    ...object,
+    metadata: { ...metadata, labels: { ...labels, ...ownershipLabels(repository.id, environment) }, annotations: { ...annotations, [REPOSITORY_ANNOTATION]: `${repository.owner}/${repository.name}` } },
+  };
+}
+
+/** Why applying over a live object would take it from another owner, or undefined when it would not. */
+function ownedElsewhere(live: KubeObject | undefined, owner: ApplyOptions["owner"]): string | undefined {
+  const metadata = live && isRecord(live.metadata) ? live.metadata : {};
+  const found = ownerOf(isRecord(metadata.labels) ? metadata.labels : {});
+  if (!found || (found.repositoryId === String(owner.repositoryId) && found.environment === labelValue(owner.environment))) return undefined;
+  const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+  const name = typeof annotations[REPOSITORY_ANNOTATION] === "string" ? `${annotations[REPOSITORY_ANNOTATION]} (id ${found.repositoryId})` : `repository id ${found.repositoryId}`;
+  return `owned by ${name}, environment ${found.environment}; the agent does not take objects over unless SLUICE_AGENT_ALLOW_ADOPTION is true`;
 }
 
 function annotation(object: KubeObject | undefined, key: string): string | undefined {
@@ -75,6 +89,9 @@ export interface ApplyOptions {
   progress: (applied: number, total: number, note: string) => Promise<void>;
   /** The time, for durations. */
   now: () => number;
+  /** Who applies: objects another repository or environment owns are refused unless adoption is allowed. */
+  owner: { repositoryId: number; environment: string };
+  allowAdoption: boolean;
 }
 
 interface Preflight {
@@ -137,7 +154,7 @@ export class Applier {
     const started = options.now();
     this.#live = await this.#listLive(ordered, options.concurrency);
     const deferred = await this.#waitsForDefinitions(ordered, this.#live);
-    const preflight = await mapBounded(ordered, options.concurrency, (planned) => this.#preflight(planned, deferred));
+    const preflight = await mapBounded(ordered, options.concurrency, (planned) => this.#preflight(planned, deferred, options));
     const failures = preflight.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
     if (failures.length > 0) {
       throw new PermanentDeployError(
@@ -171,7 +188,7 @@ export class Applier {
     const rest = (preflight as Preflight[]).filter((p) => stageOf(p.planned.id) === "resources");
     const waiting = rest.filter((p) => p.verdict === "deferred");
     this.#live = undefined;
-    const late = await mapBounded(waiting, options.concurrency, (p) => this.#preflight(p.planned, () => false));
+    const late = await mapBounded(waiting, options.concurrency, (p) => this.#preflight(p.planned, () => false, options));
     const lateFailures = late.filter((p): p is Preflight & { error: KubeApiError } => "error" in p);
     if (lateFailures.length > 0) {
       throw new PermanentDeployError(`server-side dry-run failed after the definitions were applied:\n${lateFailures.map((f) => `- ${f.error.message}`).join("\n")}`, [...results.values()]);
@@ -196,11 +213,13 @@ export class Applier {
     return objects.map((p) => results.get(key(p.id)) ?? result(p.id, "skipped", "unknown", 0));
   }
 
-  async #preflight(planned: Planned, deferred: (id: ResourceId) => boolean): Promise<Preflight | (Preflight & { error: KubeApiError })> {
+  async #preflight(planned: Planned, deferred: (id: ResourceId) => boolean, options: ApplyOptions): Promise<Preflight | (Preflight & { error: KubeApiError })> {
     const { id, object } = planned;
     // Its definition or namespace is created by this very deploy: dry-run after stage one.
     if (deferred(id)) return { planned, verdict: "deferred" };
     const live = this.#live ? this.#live.get(key(id)) : await this.#cluster.get(object);
+    const elsewhere = options.allowAdoption ? undefined : ownedElsewhere(live, options.owner);
+    if (elsewhere) return { planned, verdict: "configure", error: new KubeApiError(displayName(id), 409, "OwnedElsewhere", elsewhere) };
     try {
       const dry = await this.#cluster.apply(object, { dryRun: true });
       const verdict = !live ? "create" : comparable(dry) === comparable(live) ? "unchanged" : "configure";

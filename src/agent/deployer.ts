@@ -2,11 +2,12 @@ import { gunzipSync } from "node:zlib";
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import { agentJobSchema, latestJobKey, objectsDigest, type AgentJob, type AgentReport, type ObjectResult } from "../core/agent-protocol.ts";
-import { nextInventory } from "../core/inventory.ts";
-import type { KubeObject } from "../core/manifest.ts";
-import { namespaceAllowed, policyViolations, type AgentPolicy } from "../core/policy.ts";
+import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
+import { splitApiVersion } from "../core/identity.ts";
+import { isRecord, type KubeObject } from "../core/manifest.ts";
+import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
 import { open, SignatureError } from "../core/signing.ts";
-import { Applier, PermanentDeployError, idOf, withOwnership, type Planned } from "./apply.ts";
+import { Applier, PermanentDeployError, withOwnership, type Planned } from "./apply.ts";
 import { waitForHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
@@ -29,13 +30,19 @@ export interface DeployerDeps {
   cluster: Cluster;
   inventories: InventoryStore;
   appKey: KeyObject;
-  policy: AgentPolicy & { environments: readonly string[]; repositories: readonly string[] };
+  policy: AgentPolicy & { environments: readonly string[]; maxJobAgeMs: number };
   concurrency: number;
   healthTimeoutMs: number;
   now: () => number;
 }
 
-/** Verifies a job envelope: signature, schema, served environment and repository. */
+/** How far ahead of the agent's clock a job's signing time may be. */
+const CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * Verifies a job envelope: signature, schema and served environment. What fails here names
+ * nothing that can be trusted, so it is dropped without a report.
+ */
 export function verifyJob(envelope: unknown, deps: Pick<DeployerDeps, "appKey" | "policy">): AgentJob {
   let payload: unknown;
   try {
@@ -47,9 +54,23 @@ export function verifyJob(envelope: unknown, deps: Pick<DeployerDeps, "appKey" |
   if (!parsed.success) throw new RejectedJobError(`signed job does not match the job schema: ${parsed.error.issues[0]?.message ?? ""}`);
   const job = parsed.data;
   if (!deps.policy.environments.includes(job.environment)) throw new RejectedJobError(`environment ${job.environment} is not served by this agent`);
-  const repository = `${job.repository.owner}/${job.repository.name}`;
-  if (!namespaceAllowed(repository, deps.policy.repositories)) throw new RejectedJobError(`repository ${repository} is not allowed by this agent`);
   return job;
+}
+
+/**
+ * Whether a verified job may run at all: its repository is served, and it is fresh (not expired,
+ * not signed longer ago than the agent allows, not signed in the future).
+ * @throws RejectedJobError saying which
+ */
+export function admitJob(job: AgentJob, policy: DeployerDeps["policy"], now: number): void {
+  const repository = `${job.repository.owner}/${job.repository.name}`;
+  if (namespacesFor(policy, repository) === undefined) throw new RejectedJobError(`repository ${repository} is not allowed by this agent`);
+  const signedAt = Date.parse(job.signedAt);
+  const expiresAt = Date.parse(job.expiresAt);
+  const at = new Date(now).toISOString();
+  if (now > expiresAt) throw new RejectedJobError(`job ${job.id} expired at ${job.expiresAt} (now ${at}); a stale job is never applied`);
+  if (now - signedAt > policy.maxJobAgeMs) throw new RejectedJobError(`job ${job.id} was signed at ${job.signedAt}, more than the agent's limit of ${policy.maxJobAgeMs / 1000} s ago`);
+  if (signedAt - now > CLOCK_SKEW_MS) throw new RejectedJobError(`job ${job.id} was signed at ${job.signedAt}, in the future (now ${at}); check the clocks`);
 }
 
 /** Runs verified deploy jobs against the cluster. */
@@ -67,7 +88,13 @@ export class Deployer {
     else {
       const blob = await this.#deps.redis.getBuffer(job.objects.blob);
       if (!blob) throw new RejectedJobError(`the objects blob ${job.objects.blob} is gone`);
-      objects = JSON.parse(gunzipSync(blob).toString("utf8")) as KubeObject[];
+      let text: string;
+      try {
+        text = gunzipSync(blob, { maxOutputLength: MAX_BLOB_BYTES }).toString("utf8");
+      } catch (error) {
+        throw new RejectedJobError(`the objects blob ${job.objects.blob} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      objects = JSON.parse(text) as KubeObject[];
     }
     const digest = objectsDigest(objects);
     if (digest !== job.digest) throw new RejectedJobError(`objects digest ${digest} does not match the signed digest ${job.digest}`);
@@ -81,25 +108,34 @@ export class Deployer {
   }
 
   /**
-   * Deploys: policy check of every object (nothing written on refusal), preflight dry-run and
-   * staged apply, prune, health wait, new inventory and revision. Reports as it goes.
+   * Deploys: scope of every object from discovery, policy check (nothing written on refusal),
+   * replay check against the cluster's own record, preflight dry-run and staged apply, prune,
+   * health wait, new inventory and revision. Reports as it goes.
    */
   async deploy(job: AgentJob, objects: KubeObject[], report: Report): Promise<ObjectResult[]> {
     const deps = this.#deps;
     const repository = `${job.repository.owner}/${job.repository.name}`;
-    const planned: Planned[] = objects.map((object) => ({ id: idOf(object), object: withOwnership(object, repository, job.environment) }));
-    const violations = policyViolations(planned.map((p) => p.id), deps.policy);
+    const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
+    const violations = [...scoped.unknown, ...policyViolations(scoped.objects.map((o) => o.id), namespacesFor(deps.policy, repository) ?? [], deps.policy.clusterKinds)];
     if (violations.length > 0) throw new PermanentDeployError(`refused by the agent's policy; nothing was written:\n${violations.map((v) => `- ${v}`).join("\n")}`);
+    const planned: Planned[] = scoped.objects.map(({ id, object }) => ({ id, object: withOwnership(object, job.repository, job.environment) }));
+    // The cluster's record, not Redis, decides whether this job is newer than the last one accepted.
+    const previous = await deps.inventories.read(job.repository.id, job.environment);
+    const refusal = replayRefusal(previous, job);
+    if (refusal) throw new RejectedJobError(refusal);
+    const accepted: Inventory = { version: 1, repositoryId: job.repository.id, repository, environment: job.environment, objects: previous?.objects ?? [], revisions: previous?.revisions ?? [], sequence: job.sequence, sequenceJobId: job.id };
+    await deps.inventories.write(accepted);
     await report({ phase: "started", message: `applying ${planned.length} objects`, applied: 0, total: planned.length });
-    const previous = await deps.inventories.read(repository, job.environment);
     const applier = new Applier(deps.cluster);
     const results = await applier.apply(planned, {
       concurrency: deps.concurrency,
       now: deps.now,
+      owner: { repositoryId: job.repository.id, environment: job.environment },
+      allowAdoption: deps.policy.allowAdoption,
       progress: (applied, total, note) => report({ phase: "progress", message: `${applied} of ${total} applied; ${note}`, applied, total }),
     });
-    const pruned = await prune(deps.cluster, previous?.objects ?? [], planned.map((p) => p.id), {
-      repository,
+    const pruned = await prune(deps.cluster, accepted.objects, planned.map((p) => p.id), {
+      repositoryId: job.repository.id,
       environment: job.environment,
       enabled: job.settings.prune,
       allowEmpty: job.settings.allowEmpty,
@@ -110,7 +146,44 @@ export class Deployer {
       concurrency: deps.concurrency,
       waiting: (note) => report({ phase: "progress", message: `${planned.length} of ${planned.length} applied; ${note}`, applied: planned.length, total: planned.length }),
     });
-    await deps.inventories.write(nextInventory(previous, { repository, environment: job.environment, objects: planned.map((p) => p.id) }, { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.now()).toISOString() }));
+    await deps.inventories.write(nextInventory(accepted, { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) }, { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.now()).toISOString() }));
     return [...results, ...pruned];
   }
+}
+
+/** A decompressed objects blob larger than this is refused: jobs are bounded by what the app renders. */
+const MAX_BLOB_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Each object's scope as the API server serves it (discovery), or as a CRD in the same set
+ * defines it; never as the manifest claims. Cluster-scoped objects lose any namespace they carry;
+ * namespaced ones without one get `defaultNamespace`. Kinds neither the server nor the set knows
+ * are listed in `unknown`.
+ */
+export async function resolveScopes(cluster: Cluster, objects: readonly KubeObject[], defaultNamespace: string): Promise<{ objects: Planned[]; unknown: string[] }> {
+  const definedHere = new Map<string, boolean>();
+  for (const object of objects) {
+    if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
+    const { group, names, scope } = object.spec;
+    if (typeof group === "string" && isRecord(names) && typeof names.kind === "string") definedHere.set(`${group}/${names.kind}`, scope !== "Cluster");
+  }
+  const planned: Planned[] = [];
+  const unknown: string[] = [];
+  for (const object of objects) {
+    const apiVersion = String(object.apiVersion);
+    const { group, version } = splitApiVersion(apiVersion);
+    const kind = String(object.kind);
+    const metadata = isRecord(object.metadata) ? { ...object.metadata } : {};
+    const name = String(metadata.name);
+    const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? definedHere.get(`${group}/${kind}`);
+    if (namespaced === undefined) {
+      unknown.push(`${kind} ${name} (${apiVersion}): the API server does not serve this kind and no CustomResourceDefinition in this deploy defines it`);
+      continue;
+    }
+    if (namespaced) metadata.namespace = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : defaultNamespace;
+    else delete metadata.namespace;
+    const namespace = namespaced ? String(metadata.namespace) : "";
+    planned.push({ id: { group, version, kind, namespace, name }, object: { ...object, metadata } });
+  }
+  return { objects: planned, unknown };
 }

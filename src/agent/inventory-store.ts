@@ -13,17 +13,25 @@ export class InventoryStore {
     this.#namespace = namespace;
   }
 
-  #name(repository: string, environment: string): string {
-    return `sluice-inventory-${createHash("sha256").update(`${repository}\n${environment}`).digest("hex").slice(0, 16)}`;
+  /** Keyed by the repository's id, so a rename keeps the inventory and a new repository with the old name does not get it. */
+  #name(repositoryId: number, environment: string): string {
+    return `sluice-inventory-${createHash("sha256").update(`${repositoryId}\n${environment}`).digest("hex").slice(0, 16)}`;
   }
 
   /** The stored inventory, or undefined before the first deploy. A corrupt one is an error. */
-  async read(repository: string, environment: string): Promise<Inventory | undefined> {
-    const live = await this.#cluster.get({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: this.#name(repository, environment), namespace: this.#namespace } });
+  async read(repositoryId: number, environment: string): Promise<Inventory | undefined> {
+    const name = this.#name(repositoryId, environment);
+    const live = await this.#cluster.get({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: this.#namespace } });
     const data = live?.data as Record<string, string> | undefined;
     if (!data?.inventory) return undefined;
-    const parsed = inventorySchema.safeParse(JSON.parse(data.inventory));
-    if (!parsed.success) throw new Error(`inventory ConfigMap ${this.#namespace}/${this.#name(repository, environment)} is corrupt: ${parsed.error.message}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(data.inventory);
+    } catch (error) {
+      throw new Error(`inventory ConfigMap ${this.#namespace}/${name} is corrupt: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    const parsed = inventorySchema.safeParse(json);
+    if (!parsed.success) throw new Error(`inventory ConfigMap ${this.#namespace}/${name} is corrupt: ${parsed.error.message}`);
     return parsed.data;
   }
 
@@ -33,10 +41,10 @@ export class InventoryStore {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: {
-        name: this.#name(inventory.repository, inventory.environment),
+        name: this.#name(inventory.repositoryId, inventory.environment),
         namespace: this.#namespace,
         labels: { [MANAGED_BY]: "sluice", "sluice.dev/inventory": "true" },
-        annotations: { "sluice.dev/repository": inventory.repository, "sluice.dev/environment": inventory.environment },
+        annotations: { "sluice.dev/repository": inventory.repository, "sluice.dev/repository-id": String(inventory.repositoryId), "sluice.dev/environment": inventory.environment },
       },
       data: { inventory: JSON.stringify(inventory) },
     });

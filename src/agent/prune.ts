@@ -7,7 +7,7 @@ import type { Cluster } from "./kube/cluster.ts";
 
 /** What pruning may do. */
 export interface PruneOptions {
-  repository: string;
+  repositoryId: number;
   environment: string;
   /** Prune at all (the environment's `prune` setting). */
   enabled: boolean;
@@ -39,7 +39,7 @@ export async function prune(cluster: Cluster, previous: readonly ResourceId[], n
     const metadata = isRecord(live.metadata) ? live.metadata : {};
     const labels = isRecord(metadata.labels) ? metadata.labels : {};
     const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
-    if (labels[OWNER_REPOSITORY_LABEL] !== labelValue(options.repository) || labels[OWNER_ENVIRONMENT_LABEL] !== labelValue(options.environment)) {
+    if (labels[OWNER_REPOSITORY_LABEL] !== String(options.repositoryId) || labels[OWNER_ENVIRONMENT_LABEL] !== labelValue(options.environment)) {
       results.push(result(id, "skipped", "unknown", options.now() - started, `${displayName(id)} is not owned by this environment; not pruned`));
       continue;
     }

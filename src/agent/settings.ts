@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
+import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 
 const list = (fallback: string) => z.string().default(fallback).transform((value) => value.split(",").map((s) => s.trim()).filter(Boolean));
 
@@ -11,9 +12,11 @@ const envSchema = z.object({
   SLUICE_AGENT_SIGNING_KEY: z.string().optional(),
   SLUICE_AGENT_SIGNING_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_ENVIRONMENTS: list("").refine((envs) => envs.length > 0, { error: "SLUICE_AGENT_ENVIRONMENTS must name at least one environment" }),
-  SLUICE_AGENT_REPOSITORIES: list("").refine((repos) => repos.length > 0, { error: "SLUICE_AGENT_REPOSITORIES must name at least one owner/name (globs allowed)" }),
-  SLUICE_AGENT_NAMESPACES: list("").refine((ns) => ns.length > 0, { error: "SLUICE_AGENT_NAMESPACES must name at least one namespace glob" }),
+  SLUICE_AGENT_REPOSITORIES: z.string({ error: "SLUICE_AGENT_REPOSITORIES must name at least one owner/name (globs allowed)" }).min(1),
+  SLUICE_AGENT_NAMESPACES: list(""),
   SLUICE_AGENT_CLUSTER_KINDS: list(""),
+  SLUICE_AGENT_ALLOW_ADOPTION: z.enum(["true", "false"]).default("false"),
+  SLUICE_AGENT_MAX_JOB_AGE_SECONDS: z.coerce.number().int().positive().default(900),
   SLUICE_AGENT_NAMESPACE: z.string().default("sluice-system"),
   SLUICE_FIELD_MANAGER: z.string().min(1).max(128).default("sluice"),
   SLUICE_AGENT_CONCURRENCY: z.coerce.number().int().positive().default(16),
@@ -28,10 +31,14 @@ export interface AgentSettings {
   appPublicKey: string;
   signingKey: string;
   environments: string[];
-  /** `owner/name` globs. */
-  repositories: string[];
-  namespaces: string[];
+  /** Which repositories it serves, and the namespaces each may write to. */
+  rules: RepositoryRule[];
+  /** Cluster-scoped kinds it may apply, `Kind` (core group) or `Kind.group`. */
   clusterKinds: string[];
+  /** Apply over objects another repository or environment owns. */
+  allowAdoption: boolean;
+  /** A job signed longer ago than this is refused, whatever its own expiry says. */
+  maxJobAgeMs: number;
   /** The agent's own namespace, where inventories live. */
   namespace: string;
   fieldManager: string;
@@ -52,15 +59,22 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
   const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
   if (!parsed.success) throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
   const e = parsed.data;
+  let rules: RepositoryRule[];
+  try {
+    rules = parseRepositoryRules(e.SLUICE_AGENT_REPOSITORIES, e.SLUICE_AGENT_NAMESPACES);
+  } catch (error) {
+    throw new Error(`invalid configuration:\n  SLUICE_AGENT_REPOSITORIES: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
   return {
     redisUrl: e.REDIS_URL,
     kubeconfig: e.KUBECONFIG,
     appPublicKey: await secret(e.SLUICE_APP_PUBLIC_KEY, e.SLUICE_APP_PUBLIC_KEY_PATH, "SLUICE_APP_PUBLIC_KEY"),
     signingKey: await secret(e.SLUICE_AGENT_SIGNING_KEY, e.SLUICE_AGENT_SIGNING_KEY_PATH, "SLUICE_AGENT_SIGNING_KEY"),
     environments: e.SLUICE_AGENT_ENVIRONMENTS,
-    repositories: e.SLUICE_AGENT_REPOSITORIES,
-    namespaces: e.SLUICE_AGENT_NAMESPACES,
+    rules,
     clusterKinds: e.SLUICE_AGENT_CLUSTER_KINDS,
+    allowAdoption: e.SLUICE_AGENT_ALLOW_ADOPTION === "true",
+    maxJobAgeMs: e.SLUICE_AGENT_MAX_JOB_AGE_SECONDS * 1000,
     namespace: e.SLUICE_AGENT_NAMESPACE,
     fieldManager: e.SLUICE_FIELD_MANAGER,
     concurrency: e.SLUICE_AGENT_CONCURRENCY,

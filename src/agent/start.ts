@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { agentQueue, REPORT_QUEUE, type AgentJob, type AgentReport } from "../core/agent-protocol.ts";
 import { privateKeyFromPem, publicKeyFromPem, seal } from "../core/signing.ts";
 import { PermanentDeployError } from "./apply.ts";
-import { Deployer, RejectedJobError, verifyJob, type Report } from "./deployer.ts";
+import { admitJob, Deployer, RejectedJobError, verifyJob, type Report } from "./deployer.ts";
 import { HealthTimeoutError } from "./health-wait.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { Cluster } from "./kube/cluster.ts";
@@ -27,7 +27,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   const appKey = publicKeyFromPem(settings.appPublicKey);
   const agentKey = privateKeyFromPem(settings.signingKey);
   const reports = new Queue(REPORT_QUEUE.name, { connection: redis, prefix: REPORT_QUEUE.prefix });
-  const policy = { namespaces: settings.namespaces, clusterKinds: settings.clusterKinds, environments: settings.environments, repositories: settings.repositories };
+  const policy = { rules: settings.rules, clusterKinds: settings.clusterKinds, allowAdoption: settings.allowAdoption, environments: settings.environments, maxJobAgeMs: settings.maxJobAgeMs };
   const deployer = new Deployer({
     redis,
     cluster,
@@ -63,13 +63,14 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       throw new UnrecoverableError(String(error instanceof Error ? error.message : error));
     }
     const report = reporter(job);
-    const supersededBy = await deployer.supersededBy(job);
-    if (supersededBy) {
-      await report({ phase: "superseded", message: `superseded by a newer deploy (${supersededBy})`, supersededBy });
-      return;
-    }
     const started = now();
     try {
+      admitJob(job, policy, now());
+      const supersededBy = await deployer.supersededBy(job);
+      if (supersededBy) {
+        await report({ phase: "superseded", message: `superseded by a newer deploy (${supersededBy})`, supersededBy });
+        return;
+      }
       const objects = await deployer.objects(job);
       const results = await deployer.deploy(job, objects, report);
       await report({ phase: "succeeded", message: `deployed ${results.length} objects`, objects: results, durationMs: now() - started });

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { defaultRenderHeapMb } from "../render/render-pool.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -10,7 +11,8 @@ const envSchema = z.object({
   APP_ID: z.coerce.number({ error: "APP_ID must be the GitHub App's numeric id" }).int().positive({ error: "APP_ID must be the GitHub App's numeric id" }),
   PRIVATE_KEY: z.string().optional(),
   PRIVATE_KEY_PATH: z.string().optional(),
-  WEBHOOK_SECRET: z.string({ error: "WEBHOOK_SECRET is required: the secret GitHub signs webhooks with" }).min(1),
+  WEBHOOK_SECRET: z.string().min(1).optional(),
+  WEBHOOK_SECRET_PATH: z.string().optional(),
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
   SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }),
   SLUICE_LINK_SECRET: z.string().min(16).optional(),
@@ -27,6 +29,8 @@ const envSchema = z.object({
   SLUICE_RENDER_TIMEOUT_SECONDS: positiveInt(120),
   SLUICE_RENDER_CACHE_ENTRIES: positiveInt(2_000),
   SLUICE_PREVIEW_CONCURRENCY: positiveInt(2),
+  SLUICE_RENDER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
+  SLUICE_JOB_TTL_SECONDS: positiveInt(900),
   SLUICE_JOB_SIGNING_KEY: z.string().optional(),
   SLUICE_JOB_SIGNING_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_PUBLIC_KEYS: z.string().optional(),
@@ -35,6 +39,22 @@ const envSchema = z.object({
   SLUICE_KUBECTL: z.string().optional(),
   SLUICE_HELM: z.string().optional(),
 });
+
+/** An agent's public key and the environments it may report on (all when undefined). */
+export interface AgentKey {
+  pem: string;
+  environments?: string[];
+}
+
+/** Reads concatenated PEM public keys, each optionally after a `# environments: a,b` line. */
+export function parseAgentKeys(text: string): AgentKey[] {
+  const keys: AgentKey[] = [];
+  for (const match of text.matchAll(/(?:^[ \t]*#[ \t]*environments:[ \t]*([^\n]*)\n)?(-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----)/gm)) {
+    const environments = match[1]?.split(",").map((e) => e.trim()).filter(Boolean);
+    keys.push({ pem: match[2] ?? "", ...(environments && environments.length > 0 ? { environments } : {}) });
+  }
+  return keys;
+}
 
 /** The app's settings, parsed once from the environment at start-up. */
 export interface AppSettings {
@@ -57,11 +77,24 @@ export interface AppSettings {
   renderTimeoutMs: number;
   renderCacheEntries: number;
   previewConcurrency: number;
+  /** Heap limit of each render process, in MiB. */
+  renderMemoryMb: number;
+  /** How long a signed deploy job stays valid. */
+  jobTtlMs: number;
   /** Ed25519 private key (PEM) that signs deploy jobs; deploys are off without it. */
   jobSigningKey: string | undefined;
-  /** Ed25519 public keys (PEM, concatenated) of the agents whose reports are trusted. */
-  agentPublicKeys: string[];
+  /**
+   * Ed25519 public keys (PEM) of the agents whose reports are trusted, each bound to the
+   * environments named on a `# environments: a,b` line before it (any environment when absent).
+   */
+  agentPublicKeys: AgentKey[];
   env: NodeJS.ProcessEnv;
+}
+
+/** A secret given inline (with `\n` escapes, as in .env files) or as a file path; a file is the safer way, since it stays out of the process environment. */
+async function inlineOrFile(inline: string | undefined, path: string | undefined): Promise<string | undefined> {
+  if (inline !== undefined) return inline.replace(/\\n/g, "\n");
+  return path ? readFile(path, "utf8") : undefined;
 }
 
 /**
@@ -70,24 +103,27 @@ export interface AppSettings {
  */
 export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings> {
   // An empty variable (as copied from .env.example) means unset.
-  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
-  if (!parsed.success) {
-    throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
-  }
+  const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+  const parsed = envSchema.safeParse(given);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  if (given.WEBHOOK_SECRET === undefined && given.WEBHOOK_SECRET_PATH === undefined) problems.push("  WEBHOOK_SECRET: WEBHOOK_SECRET is required (or WEBHOOK_SECRET_PATH): the secret GitHub signs webhooks with");
+  if (!parsed.success || problems.length > 0) throw new Error(`invalid configuration:\n${problems.join("\n")}`);
   const e = parsed.data;
-  const privateKey = e.PRIVATE_KEY?.replace(/\\n/g, "\n") ?? (e.PRIVATE_KEY_PATH ? await readFile(e.PRIVATE_KEY_PATH, "utf8") : undefined);
+  const privateKey = await inlineOrFile(e.PRIVATE_KEY, e.PRIVATE_KEY_PATH);
   if (!privateKey) throw new Error("invalid configuration:\n  PRIVATE_KEY or PRIVATE_KEY_PATH: the GitHub App's private key is required");
-  const jobSigningKey = e.SLUICE_JOB_SIGNING_KEY?.replace(/\\n/g, "\n") ?? (e.SLUICE_JOB_SIGNING_KEY_PATH ? await readFile(e.SLUICE_JOB_SIGNING_KEY_PATH, "utf8") : undefined);
-  const agentKeys = e.SLUICE_AGENT_PUBLIC_KEYS?.replace(/\\n/g, "\n") ?? (e.SLUICE_AGENT_PUBLIC_KEYS_PATH ? await readFile(e.SLUICE_AGENT_PUBLIC_KEYS_PATH, "utf8") : "");
+  const webhookSecret = (await inlineOrFile(e.WEBHOOK_SECRET, e.WEBHOOK_SECRET_PATH))?.trim();
+  if (!webhookSecret) throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
+  const jobSigningKey = await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH);
+  const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH)) ?? "";
   if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY")) throw new Error("invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports");
   return {
     appId: e.APP_ID,
     privateKey,
-    webhookSecret: e.WEBHOOK_SECRET,
+    webhookSecret,
     redisUrl: e.REDIS_URL,
     publicUrl: e.SLUICE_PUBLIC_URL.replace(/\/+$/, ""),
     // Links stay valid across replicas and restarts without another secret to manage.
-    linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", e.WEBHOOK_SECRET).update("sluice diff page links").digest("base64url"),
+    linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", webhookSecret).update("sluice diff page links").digest("base64url"),
     githubApiUrl: e.GITHUB_API_URL.replace(/\/+$/, ""),
     githubWebUrl: e.GITHUB_WEB_URL.replace(/\/+$/, ""),
     port: e.PORT,
@@ -101,8 +137,10 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     renderTimeoutMs: e.SLUICE_RENDER_TIMEOUT_SECONDS * 1000,
     renderCacheEntries: e.SLUICE_RENDER_CACHE_ENTRIES,
     previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
+    renderMemoryMb: e.SLUICE_RENDER_MEMORY_MB ?? defaultRenderHeapMb(),
+    jobTtlMs: e.SLUICE_JOB_TTL_SECONDS * 1000,
     jobSigningKey,
-    agentPublicKeys: agentKeys.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [],
+    agentPublicKeys: parseAgentKeys(agentKeys),
     env,
   };
 }

@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
+import { outputLimitFor, RenderPool } from "../render/render-pool.ts";
 import { resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 import { GitHubClient } from "./github/client.ts";
@@ -10,7 +11,9 @@ import { pullRequestHandler } from "./handlers/pull-request.ts";
 import { diffPageHandler } from "./http/diff-page-handler.ts";
 import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
 import { pushHandler } from "./handlers/push.ts";
-import { AppQueues, deployRequestWorker, previewWorker, reportWorker } from "./queue/queues.ts";
+import { deduplicated } from "./handlers/deduplicated.ts";
+import { limitRequestBodies } from "./http/body-limit.ts";
+import { AppQueues, deployRequestWorker, previewWorker, reportWorker, requestKeyFrom } from "./queue/queues.ts";
 import { DeployService } from "./services/deploy-service.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
 import { CommandService } from "./services/command-service.ts";
@@ -30,7 +33,8 @@ export interface RunningApp {
 /** Starts the Probot server, its webhook handlers, the diff pages and the preview worker. */
 export async function startApp(settings: AppSettings, now: () => number = Date.now): Promise<RunningApp> {
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const queues = new AppQueues(redis);
+  const requestKey = settings.jobSigningKey ? requestKeyFrom(settings.jobSigningKey) : undefined;
+  const queues = new AppQueues(redis, { ...(requestKey ? { requestKey } : {}), now });
   const prState = new PullRequestState(redis);
   const diffPages = new DiffPages(redis, { publicUrl: settings.publicUrl, secret: settings.linkSecret, ttlSeconds: settings.diffTtlSeconds });
   const tools = await resolveTools(settings.env);
@@ -45,15 +49,16 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     error: (details: Record<string, unknown>, message: string) => { probot?.log.error(details, message); },
   };
   const checkouts = new CheckoutCache({ dir: settings.cacheDir, maxCacheBytes: settings.cacheMaxBytes, maxBytes: settings.checkoutMaxBytes, maxFiles: settings.checkoutMaxFiles, now });
-  const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs };
+  // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
+  const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
+  const renderer = new RenderPool({ size: settings.previewConcurrency + 1, heapMb: settings.renderMemoryMb, tools, limits });
   const previews = new PreviewService({
     github,
     checkouts,
     renderCache: new RenderCache(redis, { ttlSeconds: 7 * 24 * 3600, maxEntryBytes: 64 * 1024 * 1024, maxEntries: settings.renderCacheEntries }),
     prState,
     diffPages,
-    tools,
-    limits,
+    renderer,
     webUrl: settings.githubWebUrl,
     now,
     log,
@@ -64,10 +69,10 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       queues,
       github,
       checkouts,
-      tools,
-      limits,
+      renderer,
       signingKey: privateKeyFromPem(settings.jobSigningKey),
-      agentKeys: settings.agentPublicKeys.map(publicKeyFromPem),
+      agentKeys: settings.agentPublicKeys.map((k) => ({ key: publicKeyFromPem(k.pem), ...(k.environments ? { environments: k.environments } : {}) })),
+      jobTtlMs: settings.jobTtlMs,
       webUrl: settings.githubWebUrl,
       now,
       log,
@@ -78,9 +83,9 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
     probot = app;
-    app.on("pull_request", pullRequestHandler({ redis, queues, prState, previews }));
-    app.on("issue_comment.created", issueCommentHandler({ redis, commands }));
-    if (deploys) app.on("push", pushHandler({ redis, deploys }));
+    app.on("pull_request", deduplicated(redis, pullRequestHandler({ queues, prState, previews })));
+    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ commands })));
+    if (deploys) app.on("push", deduplicated(redis, pushHandler({ deploys })));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
   };
   // One JSON logger at the configured level for the server, the webhooks and the services.
@@ -101,15 +106,16 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       });
     }
   });
-  const deployWorkers = deploys ? [deployRequestWorker(redis, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
+  const deployWorkers = deploys && requestKey ? [deployRequestWorker(redis, { requestKey, now }, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
   for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });
-  await server.start();
+  limitRequestBodies(await server.start(), "/api/github/webhooks");
   return {
     port: server.port,
     stop: async () => {
       await server.stop();
       await Promise.all(deployWorkers.map((w) => w.close()));
       await worker.close();
+      await renderer.close();
       await queues.close();
       await redis.quit();
     },

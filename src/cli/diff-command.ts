@@ -5,7 +5,7 @@ import { formatProblem } from "../core/errors.ts";
 import { renderHtmlPage } from "../core/html.ts";
 import { renderMarkdown } from "../core/markdown.ts";
 import { hasChanges, toJsonReport, type DiffReport } from "../core/report.ts";
-import { compareCheckouts, selectEnvironments } from "../render/compare.ts";
+import { compareCheckouts, renderBothInProcess, selectEnvironments } from "../render/compare.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 
@@ -52,7 +52,7 @@ export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
   const [base, head] = await Promise.all([openRendererContext(baseDir, tools), openRendererContext(headDir, tools)]);
   let report: DiffReport;
   try {
-    report = await compareCheckouts({ base, head, config: config.config, environments: args.environments });
+    report = await compareCheckouts({ render: renderBothInProcess(base, head), config: config.config, environments: args.environments });
   } finally {
     await Promise.all([base.dispose(), head.dispose()]);
   }

@@ -18,8 +18,14 @@ export const agentJobSchema = z.strictObject({
   reason: deployReasonSchema,
   requestedBy: z.string().min(1),
   createdAt: z.iso.datetime(),
-  /** Settings of the environment from the repository's configuration at `sha`. */
+  /** Settings of the environment from the reviewed configuration (the default branch's head). */
   settings: z.strictObject({ namespace: z.string(), prune: z.boolean(), allowEmpty: z.boolean() }),
+  /** Orders the jobs of one repository environment; the agent refuses one older than the last it accepted. */
+  sequence: z.number().int().positive(),
+  /** When the app signed the job. */
+  signedAt: z.iso.datetime(),
+  /** After this the job is refused: a signed job must not stay valid forever. */
+  expiresAt: z.iso.datetime(),
   /** SHA-256 of the canonical JSON of the objects. */
   digest: z.string().regex(/^[0-9a-f]{64}$/),
   /** The objects inline, or the Redis key of their gzipped, content-addressed blob. */

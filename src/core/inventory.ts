@@ -12,13 +12,20 @@ export const revisionSchema = z.strictObject({
   appliedAt: z.iso.datetime(),
 });
 
-/** What Sluice applied to an environment last, and the revisions before. */
+/** What Sluice applied to an environment last, the revisions before, and the newest job it accepted. */
 export const inventorySchema = z.strictObject({
   version: z.literal(1),
+  /** The repository's numeric id: what owns the objects, through renames. */
+  repositoryId: z.number().int().positive(),
+  /** `owner/name` when last deployed, for people. */
   repository: z.string(),
   environment: z.string(),
   objects: z.array(idSchema),
   revisions: z.array(revisionSchema),
+  /** The sequence of the newest job accepted; older ones are refused as replays. */
+  sequence: z.number().int().nonnegative().default(0),
+  /** The job that sequence belongs to: a retry of that job is not a replay. */
+  sequenceJobId: z.string().default(""),
 });
 /** What Sluice applied to an environment last. */
 export type Inventory = z.infer<typeof inventorySchema>;
@@ -34,21 +41,31 @@ export function pruneCandidates(previous: readonly ResourceId[], next: readonly 
 }
 
 /** The next inventory: the new objects, and the revision prepended to at most `keep` revisions. */
-export function nextInventory(previous: Inventory | undefined, base: Omit<Inventory, "revisions" | "version">, revision: Revision, keep = 10): Inventory {
-  return { version: 1, ...base, revisions: [revision, ...(previous?.revisions ?? [])].slice(0, keep) };
+export function nextInventory(previous: Inventory | undefined, base: Pick<Inventory, "repositoryId" | "repository" | "environment" | "objects">, revision: Revision, keep = 10): Inventory {
+  return { version: 1, sequence: 0, sequenceJobId: "", ...previous, ...base, revisions: [revision, ...(previous?.revisions ?? [])].slice(0, keep) };
+}
+
+/** Why a job may not run after what the inventory records, or undefined when it may. */
+export function replayRefusal(inventory: Inventory | undefined, job: { id: string; sequence: number }): string | undefined {
+  if (!inventory) return undefined;
+  if (job.sequence > inventory.sequence) return undefined;
+  // A retry of the job that was accepted last (after a crash, say) is not a replay.
+  if (job.sequence === inventory.sequence && job.id === inventory.sequenceJobId) return undefined;
+  return `job ${job.id} has sequence ${job.sequence}, not newer than the last accepted job ${inventory.sequenceJobId} (sequence ${inventory.sequence}); a replayed or out-of-order job is never applied`;
 }
 
 /** Labels Sluice puts on every object it applies. */
 export const MANAGED_BY = "app.kubernetes.io/managed-by";
-/** The ownership labels' names. */
-export const OWNER_REPOSITORY_LABEL = "sluice.dev/repository";
+/** The label that names the owning repository by its numeric id, which survives renames. */
+export const OWNER_REPOSITORY_LABEL = "sluice.dev/repository-id";
+/** The annotation that names the owning repository as `owner/name`, for people. */
+export const REPOSITORY_ANNOTATION = "sluice.dev/repository";
 /** The ownership labels' names. */
 export const OWNER_ENVIRONMENT_LABEL = "sluice.dev/environment";
 
 /**
- * A label value of at most 63 characters: `owner/name` becomes `owner.name` (owners cannot
- * contain dots, so this stays unique); anything else that does not fit gets a readable prefix
- * and a hash.
+ * A label value of at most 63 characters: anything that does not fit gets a readable prefix and a
+ * hash.
  */
 export function labelValue(value: string): string {
   const dotted = value.replace("/", ".");
@@ -58,9 +75,16 @@ export function labelValue(value: string): string {
   return `${clean.slice(0, 52).replace(/[^A-Za-z0-9]+$/, "")}-${hash}`;
 }
 
-/** The ownership labels for a repository's environment. */
-export function ownershipLabels(repository: string, environment: string): Record<string, string> {
-  return { [MANAGED_BY]: "sluice", [OWNER_REPOSITORY_LABEL]: labelValue(repository), [OWNER_ENVIRONMENT_LABEL]: labelValue(environment) };
+/** The ownership labels for a repository's environment, keyed by the repository's id. */
+export function ownershipLabels(repositoryId: number, environment: string): Record<string, string> {
+  return { [MANAGED_BY]: "sluice", [OWNER_REPOSITORY_LABEL]: String(repositoryId), [OWNER_ENVIRONMENT_LABEL]: labelValue(environment) };
+}
+
+/** Who owns a live object by its labels, if Sluice does. */
+export function ownerOf(labels: Record<string, unknown>): { repositoryId: string; environment: string } | undefined {
+  const repositoryId = labels[OWNER_REPOSITORY_LABEL];
+  const environment = labels[OWNER_ENVIRONMENT_LABEL];
+  return typeof repositoryId === "string" && typeof environment === "string" ? { repositoryId, environment } : undefined;
 }
 
 /** The annotation that keeps an object from being pruned. */

@@ -32,15 +32,26 @@ export const deployRequestSchema = z.strictObject({
   createdAt: z.iso.datetime(),
   /** The pull request the request came from, when there is one. */
   pullRequest: z.number().int().positive().optional(),
+  /**
+   * What asked: `push` for a merge (redelivering the push asks again for the same deploy), or
+   * `comment-<id>` for a command, so every `/sync` and `/rollback` is a request of its own.
+   */
+  trigger: z.string().regex(/^(push|comment-\d+|check-run-\d+-\d+)$/, "must be push, comment-<id> or check-run-<id>-<n>"),
+  /**
+   * Orders the deploys of one repository environment: it only grows (at least the request time in
+   * milliseconds), and the agent refuses a job older than the last it accepted.
+   */
+  sequence: z.number().int().positive(),
 });
 /** A request to deploy one environment at one commit. */
 export type DeployRequest = z.infer<typeof deployRequestSchema>;
 
 /**
- * A BullMQ job id for a deploy request: derived from repository, environment, commit and reason,
- * so a redelivered webhook maps to the same job. BullMQ forbids `:` in custom ids and ids that
- * are integers; this id has neither.
+ * A BullMQ job id for a deploy request: derived from repository, environment, commit, reason and
+ * trigger, so a redelivered webhook maps to the same job while each command is a job of its own.
+ * BullMQ forbids `:` in custom ids and ids that are integers; this id has neither.
  */
-export function deployJobId(request: Pick<DeployRequest, "repository" | "environment" | "sha" | "reason">): string {
-  return `${request.reason}-${request.repository.id}-${request.environment}-${request.sha}`;
+export function deployJobId(request: Pick<DeployRequest, "repository" | "environment" | "sha" | "reason" | "trigger">): string {
+  const base = `${request.reason}-${request.repository.id}-${request.environment}-${request.sha}`;
+  return request.trigger === "push" ? base : `${base}-${request.trigger}`;
 }

@@ -35,6 +35,21 @@ export interface ParseOptions {
    * documents; parsed values are never changed afterwards, so they can be shared.
    */
   cache?: Map<string, unknown>;
+  /**
+   * What alias expansion may still produce, shared by every document of one render, so many small
+   * alias bombs cannot add up to a large one. Taken from as documents are read.
+   */
+  budget?: AliasBudget;
+}
+
+/** Nodes that alias expansion may still produce in one render. */
+export interface AliasBudget {
+  remaining: number;
+}
+
+/** The alias budget of one render: a million nodes, far beyond any real use of anchors. */
+export function aliasBudget(nodes = 1_000_000): AliasBudget {
+  return { remaining: nodes };
 }
 
 /** YAML 1.2 core schema plus merge keys (`<<`), as Kubernetes tools read manifests. */
@@ -54,21 +69,42 @@ export function parseManifests(text: string, options: ParseOptions): ParseResult
   const locate = options.locate ?? ((line: number): SourceLocation => ({ file: options.file, line }));
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
+  const budget = options.budget ?? aliasBudget();
   // Directives (%YAML, %TAG) scope over document boundaries; leave such rare streams to the full parser.
   const chunks = /^%/m.test(text) ? [{ text, line: 1 }] : splitDocuments(text);
   for (const chunk of chunks) {
     const value = cachedLoad(chunk.text, options.cache);
     if (value !== FAILED && !isListValue(value)) {
       if (value === null || value === undefined) continue;
-      collect(value, null, locate(chunk.line + firstContentLine(chunk.text)), objects, problems, new LineCounter(), locate);
+      const at = locate(chunk.line + firstContentLine(chunk.text));
+      if (chunk.text.includes("*") && !spend(budget, value)) {
+        problems.push({ ...at, message: aliasBudgetMessage() });
+        continue;
+      }
+      collect(value, null, at, objects, problems, new LineCounter(), locate);
       continue;
     }
     const shifted = (line: number): SourceLocation => locate(line + chunk.line - 1);
-    const precise = parsePrecisely(chunk.text, shifted);
+    const precise = parsePrecisely(chunk.text, shifted, budget);
     objects.push(...precise.objects);
     problems.push(...precise.problems);
   }
   return { objects, problems };
+}
+
+/** Takes a document's expanded size from the budget; false (and nothing taken) when it does not fit. */
+function spend(budget: AliasBudget, value: unknown): boolean {
+  const size = expandedSize(value, budget.remaining);
+  if (size > budget.remaining) {
+    budget.remaining = 0;
+    return false;
+  }
+  budget.remaining -= size;
+  return true;
+}
+
+function aliasBudgetMessage(): string {
+  return "YAML aliases in this render expand to more than the limit of 1,000,000 nodes; the document was not read (is it an alias bomb?)";
 }
 
 const FAILED = Symbol("failed");
@@ -101,8 +137,9 @@ function expandedSize(value: unknown, limit: number): number {
   while (stack.length > 0 && count <= limit) {
     const node = stack.pop();
     count += 1;
-    if (Array.isArray(node)) stack.push(...(node as unknown[]));
-    else if (isRecord(node)) stack.push(...Object.values(node));
+    // One push per item: spreading a 150,000-item list into push() overflows the call stack.
+    if (Array.isArray(node)) for (const item of node as unknown[]) stack.push(item);
+    else if (isRecord(node)) for (const item of Object.values(node)) stack.push(item);
   }
   return count;
 }
@@ -145,7 +182,7 @@ function firstContentLine(text: string): number {
 }
 
 /** Parses with positions: exact lines for errors and list items, bounded alias expansion. */
-function parsePrecisely(text: string, locate: (line: number) => SourceLocation): ParseResult {
+function parsePrecisely(text: string, locate: (line: number) => SourceLocation, budget: AliasBudget): ParseResult {
   const lineCounter = new LineCounter();
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
@@ -169,6 +206,10 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation):
       continue;
     }
     const line = contentLine(doc.contents, lineCounter) ?? startLine;
+    if (text.includes("*") && !spend(budget, value)) {
+      problems.push({ ...locate(line), message: aliasBudgetMessage() });
+      continue;
+    }
     collect(value, doc.contents, locate(line), objects, problems, lineCounter, locate);
   }
   return { objects, problems };

@@ -136,7 +136,8 @@ function escapeCode(text: string): string {
   return text.replace(/`/g, "'");
 }
 
-function escapeInline(text: string): string {
+/** Escapes untrusted text for one line of markdown: no HTML, no line breaks. */
+export function escapeInline(text: string): string {
   return text.replace(/[<>]/g, (c) => (c === "<" ? "&lt;" : "&gt;")).replace(/\r?\n/g, " ");
 }
 

@@ -1,33 +1,80 @@
 import { displayName, type ResourceId } from "./identity.ts";
 
-/** What an agent may touch: namespaces by glob, cluster-scoped kinds by name. */
-export interface AgentPolicy {
-  /** Namespace globs (`*` matches any run of characters), such as `team-*`. */
+/** Which repositories an agent serves, and the namespaces each may write to. */
+export interface RepositoryRule {
+  /** An `owner/name` glob (`*` matches any run of characters), such as `acme/team-a-*`. */
+  repositories: string;
+  /** Namespace globs these repositories may write to, such as `team-a-*`. */
   namespaces: readonly string[];
-  /** Cluster-scoped kinds the agent may apply, such as `Namespace` or `ClusterRole`. */
+}
+
+/** What an agent may touch: per repository, namespaces by glob; cluster-scoped kinds by group and kind. */
+export interface AgentPolicy {
+  rules: readonly RepositoryRule[];
+  /**
+   * Cluster-scoped kinds the agent may apply: `Kind` for the core group (`Namespace`), or
+   * `Kind.group` (`ClusterRole.rbac.authorization.k8s.io`), as kubectl names them.
+   */
   clusterKinds: readonly string[];
+  /** Apply over objects that another repository or environment owns (taking them over). */
+  allowAdoption: boolean;
 }
 
 function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
 }
 
-/** Whether a namespace matches any of the globs. */
-export function namespaceAllowed(namespace: string, globs: readonly string[]): boolean {
-  return globs.some((glob) => globToRegExp(glob).test(namespace));
+/** Whether a name matches any of the globs. */
+export function globAllowed(name: string, globs: readonly string[]): boolean {
+  return globs.some((glob) => globToRegExp(glob).test(name));
 }
 
-/** Every object outside the policy, with why. Empty means the whole set may be applied. */
-export function policyViolations(ids: readonly ResourceId[], policy: AgentPolicy): string[] {
+/**
+ * The namespace globs a repository may write to: the union of every rule that matches it, or
+ * undefined when no rule does (the agent does not serve it).
+ */
+export function namespacesFor(policy: Pick<AgentPolicy, "rules">, repository: string): string[] | undefined {
+  const matching = policy.rules.filter((rule) => globAllowed(repository, [rule.repositories]));
+  return matching.length === 0 ? undefined : [...new Set(matching.flatMap((rule) => rule.namespaces))];
+}
+
+/** Whether a cluster-scoped kind of a group is allowed (`Kind` names the core group only). */
+export function clusterKindAllowed(clusterKinds: readonly string[], group: string, kind: string): boolean {
+  return clusterKinds.includes(group ? `${kind}.${group}` : kind);
+}
+
+/**
+ * Every object outside the policy, with why; empty means the whole set may be applied. Each id's
+ * namespace must already be resolved from the API server's discovery (empty when cluster-scoped),
+ * never taken from what the manifest claims.
+ */
+export function policyViolations(ids: readonly ResourceId[], namespaces: readonly string[], clusterKinds: readonly string[]): string[] {
   const violations: string[] = [];
   for (const id of ids) {
     if (id.namespace === "") {
-      if (!policy.clusterKinds.includes(id.kind)) violations.push(`${displayName(id)}: cluster-scoped kind ${id.kind} is not allowed (allowed: ${policy.clusterKinds.join(", ") || "none"})`);
+      const name = id.group ? `${id.kind}.${id.group}` : id.kind;
+      if (!clusterKindAllowed(clusterKinds, id.group, id.kind)) violations.push(`${displayName(id)}: cluster-scoped kind ${name} is not allowed (allowed: ${clusterKinds.join(", ") || "none"})`);
       // A Namespace object is itself a namespace the agent will own.
-      if (id.kind === "Namespace" && !namespaceAllowed(id.name, policy.namespaces)) violations.push(`${displayName(id)}: namespace ${id.name} is not allowed (allowed: ${policy.namespaces.join(", ")})`);
-    } else if (!namespaceAllowed(id.namespace, policy.namespaces)) {
-      violations.push(`${displayName(id)}: namespace ${id.namespace} is not allowed (allowed: ${policy.namespaces.join(", ")})`);
+      if (id.group === "" && id.kind === "Namespace" && !globAllowed(id.name, namespaces)) violations.push(`${displayName(id)}: namespace ${id.name} is not allowed for this repository (allowed: ${namespaces.join(", ")})`);
+    } else if (!globAllowed(id.namespace, namespaces)) {
+      violations.push(`${displayName(id)}: namespace ${id.namespace} is not allowed for this repository (allowed: ${namespaces.join(", ")})`);
     }
   }
   return violations;
+}
+
+/**
+ * Reads the agent's repository rules: comma-separated `owner/name` globs, each optionally
+ * followed by `=` and `|`-separated namespace globs (`acme/team-a-*=team-a-*|shared`). A rule
+ * without namespaces gets `defaultNamespaces`.
+ * @throws Error naming a rule that is not of that form
+ */
+export function parseRepositoryRules(text: string, defaultNamespaces: readonly string[]): RepositoryRule[] {
+  return text.split(",").map((s) => s.trim()).filter(Boolean).map((entry) => {
+    const [repositories = "", namespaces] = entry.split("=", 2);
+    if (!/^[^/\s]+\/[^/\s]+$/.test(repositories)) throw new Error(`repository rule "${entry}" must start with an owner/name glob`);
+    const globs = namespaces === undefined ? [...defaultNamespaces] : namespaces.split("|").map((n) => n.trim()).filter(Boolean);
+    if (globs.length === 0) throw new Error(`repository rule "${entry}" names no namespace (give them after '=', or set SLUICE_AGENT_NAMESPACES)`);
+    return { repositories, namespaces: globs };
+  });
 }

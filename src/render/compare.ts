@@ -6,46 +6,38 @@ import { buildResourceSet, type Resource } from "../core/resource-set.ts";
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";
 
-/** The two checkouts to compare and how. */
+/** What to compare and how. */
 export interface CompareInput {
-  base: RendererContext;
-  head: RendererContext;
   config: Config;
+  /** Renders both sides of one environment: in this process ({@link renderBothInProcess}) or in the app's render processes. */
+  render: (env: Environment) => Promise<Record<Side, RenderedSide>>;
   /** Only these environments (all when absent). */
   environments?: readonly string[];
   diff?: DiffOptions;
   /** Why an environment need not be rendered at all (such as unchanged inputs); undefined renders it. */
   skip?: (env: Environment) => Promise<string | undefined>;
-  /** Renders one side of one environment; {@link renderSide} by default (the app adds its cache). */
-  render?: (context: RendererContext, env: Environment, side: Side) => Promise<RenderedSide>;
 }
 
 /** One environment of one checkout, rendered and indexed. */
 export interface RenderedSide {
   resources: Map<string, Resource>;
   problems: SourceProblem[];
+  /** The render may succeed when tried again (it timed out, or its process died): never cache it. */
+  transient?: boolean;
 }
 
-/**
- * Renders every selected environment at base and head and diffs them, one environment at a time.
- * Both sides share a parse cache: most documents are the same text on both sides and are parsed once.
- */
+/** Renders every selected environment at base and head and diffs them, one environment at a time. */
 export async function compareCheckouts(input: CompareInput): Promise<DiffReport> {
   const selected = selectEnvironments(input.config, input.environments);
   const errors: ReportProblem[] = [];
   const environments: EnvironmentDiff[] = [];
-  const render = input.render ?? ((context: RendererContext, env: Environment) => renderSide(context, env));
   for (const env of selected) {
     const skipped = await input.skip?.(env);
     if (skipped !== undefined) {
       environments.push({ name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped });
       continue;
     }
-    const parseCache = new Map<string, unknown>();
-    const [base, head] = await Promise.all([
-      render({ ...input.base, parseCache }, env, "base"),
-      render({ ...input.head, parseCache }, env, "head"),
-    ]);
+    const { base, head } = await input.render(env);
     errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
     const changes = diffResources(base.resources, head.resources, input.diff);
     environments.push({ name: env.name, summary: summarize(changes), changes });
@@ -53,11 +45,39 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
   return { environments, errors };
 }
 
-/** Renders one environment of one checkout and indexes its resources. */
-export async function renderSide(context: RendererContext, env: Environment): Promise<RenderedSide> {
-  const rendered = await renderEnvironment(context, env);
+/**
+ * Renders both sides of an environment in this process, sharing one parse cache: most documents
+ * are the same text on both sides and are parsed once.
+ */
+export function renderBothInProcess(base: RendererContext, head: RendererContext): CompareInput["render"] {
+  return async (env) => {
+    const [baseSide, headSide] = await renderSides([base, head], env);
+    if (!baseSide || !headSide) throw new Error("renderSides returned fewer sides than asked");
+    return { base: baseSide, head: headSide };
+  };
+}
+
+/** How a render treats an environment with no inputs. */
+export interface RenderSideOptions {
+  /** A deploy needs its inputs: a missing directory, or one that renders nothing, is an error rather than an empty environment. */
+  requireInputs?: boolean;
+}
+
+/** Renders one environment of several checkouts at once, sharing a parse cache; each side has its own alias budget. */
+export async function renderSides(contexts: readonly RendererContext[], env: Environment, options: RenderSideOptions = {}): Promise<RenderedSide[]> {
+  const parseCache = new Map<string, unknown>();
+  return Promise.all(contexts.map((context) => renderSide({ ...context, parseCache }, env, options)));
+}
+
+/** Renders one side of one environment of one checkout and indexes its resources. */
+export async function renderSide(context: RendererContext, env: Environment, options: RenderSideOptions = {}): Promise<RenderedSide> {
+  const rendered = await renderEnvironment(context, env, options);
   const set = buildResourceSet(rendered.objects, env.namespace);
-  return { resources: set.resources, problems: [...rendered.problems, ...set.problems] };
+  const problems = [...rendered.problems, ...set.problems];
+  if (options.requireInputs && problems.length === 0 && set.resources.size === 0) {
+    problems.push({ file: env.path, line: 1, message: `environment ${env.name} renders no objects; a deploy never applies an empty render (remove the environment from the configuration instead)` });
+  }
+  return { resources: set.resources, problems, ...(rendered.transient ? { transient: true } : {}) };
 }
 
 /**

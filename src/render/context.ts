@@ -1,3 +1,4 @@
+import type { AliasBudget, ParseOptions } from "../core/manifest.ts";
 import type { RunOptions } from "./process.ts";
 import type { RenderTools } from "./tools.ts";
 
@@ -8,4 +9,11 @@ export interface RendererContext {
   run: RunOptions;
   /** Parsed documents by their text, shared by renders that see mostly the same documents. */
   parseCache?: Map<string, unknown>;
+  /** The alias budget of the render under way; every stream it parses takes from the same one. */
+  budget?: AliasBudget;
+}
+
+/** The parse options every stream of a render shares: its parse cache and its alias budget. */
+export function sharedParseOptions(context: RendererContext): Pick<ParseOptions, "cache" | "budget"> {
+  return { ...(context.parseCache ? { cache: context.parseCache } : {}), ...(context.budget ? { budget: context.budget } : {}) };
 }

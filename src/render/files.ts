@@ -1,9 +1,11 @@
-import { lstat, readdir, realpath } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { lstat, readdir, readFile, readlink, realpath } from "node:fs/promises";
+import { isAbsolute, join, relative, sep } from "node:path";
 
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
 /** Directories never read: VCS and tool metadata, and vendored packages. */
 const SKIPPED_DIRS = new Set(["node_modules"]);
+/** Symbolic links followed in one path before it counts as a loop (the kernel's own limit). */
+const MAX_LINK_HOPS = 40;
 
 /** Whether a file name is a manifest by its extension. */
 export function isManifestFile(name: string): boolean {
@@ -11,13 +13,20 @@ export function isManifestFile(name: string): boolean {
   return MANIFEST_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
+/** A manifest file found under a directory, with its size. */
+export interface ListedFile {
+  path: string;
+  size: number;
+}
+
 /**
- * Lists manifest files under `dir` recursively, sorted, as absolute paths. Hidden directories
- * (such as .git and .github) and node_modules are skipped, and so are symbolic links, so that
- * nothing outside the checkout is read.
+ * Lists manifest files under `dir` recursively, sorted, as absolute paths with their sizes. Hidden
+ * directories (such as .git and .github) and node_modules are skipped, and so is everything that
+ * is not a regular file or a directory (symbolic links, devices, pipes), so nothing outside the
+ * checkout is read.
  */
-export async function listManifestFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
+export async function listManifestFiles(dir: string): Promise<ListedFile[]> {
+  const out: ListedFile[] = [];
   async function walk(current: string): Promise<void> {
     const entries = await readdir(current, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -26,7 +35,7 @@ export async function listManifestFiles(dir: string): Promise<string[]> {
       if (entry.isDirectory()) {
         if (!entry.name.startsWith(".") && !SKIPPED_DIRS.has(entry.name)) await walk(path);
       } else if (entry.isFile() && isManifestFile(entry.name)) {
-        out.push(path);
+        out.push({ path, size: (await lstat(path)).size });
       }
     }
   }
@@ -40,25 +49,96 @@ export function relativeTo(root: string, path: string): string {
   return sep === "/" ? rel : rel.split(sep).join("/");
 }
 
+/**
+ * Where a path inside a checkout leads once every symbolic link on the way is followed; `real` is
+ * under the root as given, with no link left in it.
+ */
+export type Resolution =
+  | { kind: "inside"; real: string; exists: boolean }
+  | { kind: "outside"; via: string }
+  | { kind: "loop" };
+
+/**
+ * Follows `path` (relative to `root`) one component at a time, as the kernel does, and says whether
+ * it stays inside the checkout. Unlike a lexical check, a link that climbs through another link
+ * (`s -> ../..`, then `leak -> s/../../etc/passwd`) is seen for what it is. An absolute link
+ * target is outside by definition: a repository cannot know where it is checked out.
+ */
+export async function resolveInCheckout(root: string, path: string): Promise<Resolution> {
+  const realRoot = await realpath(root);
+  const pending = path.split(/[\\/]+/);
+  const current: string[] = [];
+  let hops = 0;
+  while (pending.length > 0) {
+    const part = pending.shift() ?? "";
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (current.length === 0) return { kind: "outside", via: path };
+      current.pop();
+      continue;
+    }
+    const next = join(realRoot, ...current, part);
+    let info;
+    try {
+      info = await lstat(next);
+    } catch {
+      // Nothing there: the rest cannot lead anywhere else.
+      return { kind: "inside", real: join(root, ...current, part, ...pending), exists: false };
+    }
+    if (info.isSymbolicLink()) {
+      hops += 1;
+      if (hops > MAX_LINK_HOPS) return { kind: "loop" };
+      const target = await readlink(next);
+      if (isAbsolute(target)) return { kind: "outside", via: relativeTo(realRoot, next) };
+      pending.unshift(...target.split(/[\\/]+/));
+      continue;
+    }
+    current.push(part);
+  }
+  return { kind: "inside", real: join(root, ...current), exists: true };
+}
+
+/** A path of a checkout that may not be read: it leaves the checkout, loops, or is not a regular file. */
+export class CheckoutPathError extends Error {
+  /** The path as the repository names it. */
+  readonly path: string;
+
+  constructor(path: string, message: string) {
+    super(`${path} ${message}`);
+    this.name = "CheckoutPathError";
+    this.path = path;
+  }
+}
+
 /** What a path inside a checkout turned out to be. */
 export type PathKind = "directory" | "file" | "missing";
 
 /**
  * Resolves `path` (relative to `root`) and checks that it stays inside the checkout once
- * symbolic links are followed.
- * @throws Error naming the path when it escapes the checkout
+ * symbolic links are followed. Anything but a directory or a regular file is refused.
+ * @throws CheckoutPathError naming the path when it escapes the checkout, loops or is a device
  */
 export async function resolveInside(root: string, path: string): Promise<{ absolute: string; kind: PathKind }> {
-  const absolute = join(root, path);
-  try {
-    await lstat(absolute);
-  } catch {
-    return { absolute, kind: "missing" };
-  }
-  const [realRoot, real] = await Promise.all([realpath(root), realpath(absolute)]);
-  if (real !== realRoot && !real.startsWith(realRoot + sep)) {
-    throw new Error(`${path} resolves outside the checkout`);
-  }
-  const stats = await lstat(real);
-  return { absolute: real, kind: stats.isDirectory() ? "directory" : "file" };
+  const resolved = await resolveInCheckout(root, path);
+  if (resolved.kind === "outside") throw new CheckoutPathError(path, "resolves outside the checkout");
+  if (resolved.kind === "loop") throw new CheckoutPathError(path, "is a loop of symbolic links");
+  if (!resolved.exists) return { absolute: resolved.real, kind: "missing" };
+  const info = await lstat(resolved.real);
+  if (info.isDirectory()) return { absolute: resolved.real, kind: "directory" };
+  if (info.isFile()) return { absolute: resolved.real, kind: "file" };
+  throw new CheckoutPathError(path, "is neither a regular file nor a directory");
+}
+
+/**
+ * Reads a regular file of a checkout, following links only while they stay inside it, and never
+ * more than `maxBytes`: a device, a pipe or an oversized file is refused before it is opened.
+ * @throws CheckoutPathError naming the path
+ */
+export async function readCheckoutFile(root: string, path: string, maxBytes: number): Promise<Buffer> {
+  const target = await resolveInside(root, path);
+  if (target.kind === "missing") throw new CheckoutPathError(path, "does not exist");
+  if (target.kind !== "file") throw new CheckoutPathError(path, "is a directory, not a file");
+  const { size } = await lstat(target.absolute);
+  if (size > maxBytes) throw new CheckoutPathError(path, `is ${size} bytes, over the limit of ${maxBytes} bytes`);
+  return readFile(target.absolute);
 }

@@ -1,13 +1,13 @@
-import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
 import type { Environment } from "../core/config.ts";
 import type { SourceProblem } from "../core/errors.ts";
 import { isRecord, parseManifests, type SourceLocation } from "../core/manifest.ts";
 import { RenderError } from "./errors.ts";
-import { relativeTo, resolveInside } from "./files.ts";
+import { errorMessage } from "../core/errors.ts";
+import { CheckoutPathError, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
 import type { Rendered } from "./plain.ts";
 import { runBounded } from "./process.ts";
-import type { RendererContext } from "./context.ts";
+import { sharedParseOptions, type RendererContext } from "./context.ts";
 import { outputOrThrow, yamlLine } from "./tool-output.ts";
 
 /**
@@ -21,14 +21,17 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
   if (!context.tools.helm) {
     throw new RenderError({ file: chartFile, line: 1, message: "helm was not found; install it or set SLUICE_HELM" }, "missing-tool");
   }
-  const chartName = await readChartName(dir, chartFile);
+  const chartName = await readChartName(context.checkoutRoot, chartFile);
   const helm = env.helm ?? { values: [], set: {}, includeCRDs: true };
   const args = ["template", helm.releaseName ?? env.name, dir, "--namespace", env.namespace, "--skip-tests"];
   if (helm.includeCRDs) args.push("--include-crds");
   for (const values of helm.values) {
     const resolved = await resolveInside(dir, values).catch((error: unknown) => {
-      throw new RenderError({ file: chartFile, line: 1, message: `helm values file ${values}: ${error instanceof Error ? error.message : String(error)}` }, "exit");
+      throw new RenderError({ file: chartFile, line: 1, message: `helm values file ${values}: ${errorMessage(error)}` }, "exit");
     });
+    if (resolved.kind === "directory") {
+      throw new RenderError({ file: `${envPath}/${values}`, line: 1, message: `helm values file ${values} is a directory` }, "exit");
+    }
     if (resolved.kind !== "file") {
       throw new RenderError({ file: `${envPath}/${values}`, line: 1, message: `helm values file ${values} does not exist` }, "exit");
     }
@@ -41,16 +44,20 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
     checkoutRoot: context.checkoutRoot,
   });
   const sources = sourceLines(stdout, envPath, chartName);
-  const parsed = parseManifests(stdout, { file: chartFile, locate: (line) => sourceAt(sources, line) ?? { file: chartFile, line: 1 }, ...(context.parseCache ? { cache: context.parseCache } : {}) });
+  const parsed = parseManifests(stdout, { file: chartFile, locate: (line) => sourceAt(sources, line) ?? { file: chartFile, line: 1 }, ...sharedParseOptions(context) });
   return { objects: parsed.objects, problems: parsed.problems };
 }
 
-async function readChartName(dir: string, chartFile: string): Promise<string> {
+/** Chart.yaml is metadata: a few kilobytes at most. */
+const MAX_CHART_FILE = 1024 * 1024;
+
+async function readChartName(checkoutRoot: string, chartFile: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(`${dir}/Chart.yaml`, "utf8");
-  } catch {
-    throw new RenderError({ file: chartFile, line: 1, message: "Chart.yaml is missing; render: helm needs a chart directory" }, "exit");
+    text = (await readCheckoutFile(checkoutRoot, chartFile, MAX_CHART_FILE)).toString("utf8");
+  } catch (error) {
+    const missing = error instanceof CheckoutPathError && error.message.endsWith("does not exist");
+    throw new RenderError({ file: chartFile, line: 1, message: missing ? "Chart.yaml is missing; render: helm needs a chart directory" : errorMessage(error) }, "exit");
   }
   let chart: unknown;
   try {

@@ -1,64 +1,35 @@
 import { createHash } from "node:crypto";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { lstat, readdir, readlink } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
 import { join, relative, resolve, sep } from "node:path";
-import { parse } from "yaml";
 import type { Environment } from "../core/config.ts";
-import { isRecord } from "../core/manifest.ts";
-import { findKustomization } from "./kustomize.ts";
+import { relativeTo, resolveInside } from "./files.ts";
+import { loadKustomization, localReferences } from "./kustomizations.ts";
 
 /** The files an environment's render reads, and a digest of their paths and contents. */
 export interface EnvironmentInputs {
-  /** Paths relative to the checkout, sorted. */
+  /** Paths relative to the checkout, sorted: regular files and symbolic links. */
   files: string[];
-  /** SHA-256 over every path and content: equal digests render equally. */
+  /** SHA-256 over every path and content (a link's target for a link): equal digests render equally. */
   digest: string;
 }
 
-function isRemote(ref: string): boolean {
-  return /^[a-z]+:\/\//i.test(ref) || ref.startsWith("git@") || /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(ref);
-}
-
-/** Local paths a kustomization refers to, relative to its directory. */
-function kustomizationRefs(doc: unknown): string[] {
-  if (!isRecord(doc)) return [];
-  const refs: string[] = [];
-  const strings = (value: unknown): void => {
-    if (Array.isArray(value)) for (const item of value) if (typeof item === "string") refs.push(item);
-  };
-  for (const field of ["resources", "bases", "components", "crds", "configurations", "transformers", "generators", "validators", "patchesStrategicMerge"]) strings(doc[field]);
-  for (const field of ["patches", "patchesJson6902", "replacements"]) {
-    const list = doc[field];
-    if (Array.isArray(list)) for (const item of list) if (isRecord(item) && typeof item.path === "string") refs.push(item.path);
-  }
-  for (const field of ["configMapGenerator", "secretGenerator"]) {
-    const list = doc[field];
-    if (!Array.isArray(list)) continue;
-    for (const item of list) {
-      if (!isRecord(item)) continue;
-      const listed: unknown[] = [...(Array.isArray(item.files) ? (item.files as unknown[]) : []), ...(Array.isArray(item.envs) ? (item.envs as unknown[]) : []), item.env];
-      for (const file of listed) {
-        if (typeof file === "string") refs.push(file.includes("=") ? file.slice(file.indexOf("=") + 1) : file);
-      }
+/**
+ * Adds every regular file and symbolic link under `dir` to `out`; links are inputs too, since a
+ * render follows them. Returns the links, whose targets are inputs as well.
+ */
+async function listTree(dir: string, out: Set<string>): Promise<string[]> {
+  const links: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile()) out.add(path);
+    else if (entry.isSymbolicLink()) {
+      out.add(path);
+      links.push(path);
     }
   }
-  if (isRecord(doc.openapi) && typeof doc.openapi.path === "string") refs.push(doc.openapi.path);
-  // Inline patches and multi-line strings are not paths.
-  return refs.filter((ref) => !ref.includes("\n") && !isRemote(ref));
-}
-
-async function kindOf(path: string): Promise<"file" | "directory" | "missing"> {
-  try {
-    const info = await stat(path);
-    return info.isDirectory() ? "directory" : "file";
-  } catch {
-    return "missing";
-  }
-}
-
-async function listTree(dir: string, out: Set<string>): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) out.add(join(entry.parentPath, entry.name));
-  }
+  return links;
 }
 
 /**
@@ -75,22 +46,23 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
   async function visit(path: string): Promise<void> {
     if (!insideRoot(path) || visited.has(path)) return;
     visited.add(path);
-    const kind = await kindOf(path);
-    if (kind === "file") {
-      files.add(path);
+    // The path as named is an input (a link's target is hashed), and so is what it leads to.
+    if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) files.add(path);
+    let target: Awaited<ReturnType<typeof resolveInside>>;
+    try {
+      target = await resolveInside(root, relativeTo(root, path));
+    } catch {
+      return; // Outside the checkout, a loop or a device: the render refuses it and says so.
+    }
+    if (target.kind === "file") {
+      files.add(target.absolute);
       return;
     }
-    if (kind === "missing") return;
-    await listTree(path, files);
-    const kustomization = await findKustomization(path);
-    if (!kustomization) return;
-    let doc: unknown;
-    try {
-      doc = parse(await readFile(join(path, kustomization), "utf8"));
-    } catch {
-      return; // The render reports the error; the directory's files are already inputs.
-    }
-    for (const ref of kustomizationRefs(doc)) await visit(resolve(path, ref));
+    if (target.kind === "missing") return;
+    for (const link of await listTree(target.absolute, files)) await visit(link);
+    const kustomization = await loadKustomization(root, target.absolute);
+    if (!kustomization) return; // The render reports what is wrong; the directory's files are already inputs.
+    for (const ref of localReferences(kustomization.doc)) await visit(resolve(target.absolute, ref));
   }
 
   await visit(resolve(root, env.path));
@@ -99,8 +71,18 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
   const hash = createHash("sha256");
   for (const file of relativeFiles) {
     hash.update(file).update("\0");
-    hash.update(createHash("sha256").update(await readFile(join(root, file))).digest()).update("\0");
+    hash.update(await contentDigest(join(root, file))).update("\0");
   }
   return { files: relativeFiles, digest: hash.digest("hex") };
+}
+
+/** A file's content digest; a link's is of its target, so a change made only through a link changes it. */
+async function contentDigest(path: string): Promise<Buffer> {
+  const info = await lstat(path);
+  if (info.isSymbolicLink()) return createHash("sha256").update("link\0").update(await readlink(path)).digest();
+  if (!info.isFile()) return createHash("sha256").update(`special\0${info.mode}`).digest();
+  const hash = createHash("sha256").update("file\0");
+  await pipeline(createReadStream(path), hash);
+  return hash.digest();
 }
 

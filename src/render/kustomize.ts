@@ -1,33 +1,18 @@
-import { access } from "node:fs/promises";
-import { join } from "node:path";
 import type { SourceProblem } from "../core/errors.ts";
 import { parseManifests } from "../core/manifest.ts";
 import { RenderError } from "./errors.ts";
 import { relativeTo } from "./files.ts";
+import { findKustomization, readKustomizations, secretGeneratorValues } from "./kustomizations.ts";
 import type { Rendered } from "./plain.ts";
 import { runBounded } from "./process.ts";
-import type { RendererContext } from "./context.ts";
+import { sharedParseOptions, type RendererContext } from "./context.ts";
 import { outputOrThrow, yamlLine } from "./tool-output.ts";
-
-/** File names kustomize accepts for a kustomization, in its order of preference. */
-export const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-
-/** The kustomization file in `dir`, if there is one. */
-export async function findKustomization(dir: string): Promise<string | undefined> {
-  for (const name of KUSTOMIZATION_FILES) {
-    try {
-      await access(join(dir, name));
-      return name;
-    } catch {
-      // Try the next name.
-    }
-  }
-  return undefined;
-}
 
 /**
  * Runs `kustomize build` (or `kubectl kustomize`) on `dir`, with no plugins, exec functions or
- * helm inflation, and reads its output as manifests.
+ * helm inflation, and reads its output as manifests. A remote base or resource is refused before
+ * kustomize runs, whatever the sandbox allows; kustomize's messages are masked with every
+ * `secretGenerator` value, since it quotes literals in its errors.
  */
 export async function renderKustomize(context: RendererContext, dir: string): Promise<Rendered> {
   const envPath = relativeTo(context.checkoutRoot, dir);
@@ -41,13 +26,20 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
   if (command === undefined) {
     throw new RenderError({ ...fallback, message: "neither kustomize nor kubectl was found; install one or set SLUICE_KUSTOMIZE" }, "missing-tool");
   }
+  const { kustomizations, remote } = await readKustomizations(context.checkoutRoot, dir);
+  const [first] = remote;
+  if (first) {
+    throw new RenderError({ file: first.file, line: first.line, message: `remote reference "${first.ref}" is not allowed: Sluice renders without network access; vendor it into the repository${remote.length > 1 ? ` (${remote.length - 1} more remote references)` : ""}` }, "exit");
+  }
   const result = await runBounded(command, args, context.run);
+  const secrets = result.outcome === "exit" ? await secretGeneratorValues(context.checkoutRoot, kustomizations) : [];
   const stdout = outputOrThrow(result, "kustomize", fallback, (message) => locateKustomizeError(message, envPath, kustomization), {
     ...context.run,
     checkoutRoot: context.checkoutRoot,
+    secrets,
   });
   // kustomize output carries no origin; objects point at the kustomization that produced them.
-  const parsed = parseManifests(stdout, { file: kustomization, locate: () => ({ file: kustomization, line: 1 }), ...(context.parseCache ? { cache: context.parseCache } : {}) });
+  const parsed = parseManifests(stdout, { file: kustomization, locate: () => ({ file: kustomization, line: 1 }), ...sharedParseOptions(context) });
   return { objects: parsed.objects, problems: parsed.problems };
 }
 

@@ -8,8 +8,12 @@ export interface RunOptions {
   timeoutMs: number;
   /** The process group is killed once stdout grows past this. */
   maxOutputBytes: number;
-  /** Prefix the command with `unshare --net` so it has no network at all. */
-  isolateNetwork: boolean;
+  /**
+   * Run the command in namespaces of its own (`unshare`): no network at all (not even loopback),
+   * its own process tree and /proc (so no other process's environment or files under /proc can
+   * be read), and an unprivileged user.
+   */
+  sandbox: boolean;
 }
 
 /** How a run ended. */
@@ -20,12 +24,12 @@ export type RunResult =
   | { outcome: "spawn"; error: Error };
 
 const MAX_STDERR = 64 * 1024;
+/** A user namespace (unprivileged), a network namespace with nothing in it, and a PID namespace with its own /proc. */
+const SANDBOX_FLAGS = ["--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"];
 
 /** Runs a command to completion with a timeout and an output cap, in its own process group. */
 export function runBounded(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
-  const [file, argv] = options.isolateNetwork
-    ? ["unshare", ["--net", "--map-root-user", "--", command, ...args]]
-    : [command, [...args]];
+  const [file, argv] = options.sandbox ? ["unshare", [...SANDBOX_FLAGS, "--", command, ...args]] : [command, [...args]];
   return new Promise((resolve) => {
     const child = spawn(file, argv, { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const chunks: Buffer[] = [];

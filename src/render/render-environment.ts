@@ -1,13 +1,14 @@
-import { access, readFile } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Environment, RenderMode } from "../core/config.ts";
 import { errorMessage } from "../core/errors.ts";
-import { parseManifests } from "../core/manifest.ts";
-import type { RendererContext } from "./context.ts";
+import { aliasBudget, parseManifests } from "../core/manifest.ts";
+import { sharedParseOptions, type RendererContext } from "./context.ts";
 import { RenderError } from "./errors.ts";
-import { relativeTo, resolveInside } from "./files.ts";
+import { readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
 import { renderHelm } from "./helm.ts";
-import { findKustomization, renderKustomize } from "./kustomize.ts";
+import { renderKustomize } from "./kustomize.ts";
+import { findKustomization } from "./kustomizations.ts";
 import { renderPlain, type Rendered } from "./plain.ts";
 
 /** Limits that apply to every renderer run. */
@@ -32,33 +33,39 @@ export async function detectRenderMode(dir: string): Promise<Exclude<RenderMode,
 
 /**
  * Renders one environment of one checkout into objects. A missing directory renders to nothing
- * (an environment added or removed by the change); every failure becomes a problem with a file
- * and line rather than an exception, so one broken environment does not hide the others.
+ * (an environment added or removed by the change) unless `requireInputs`; every failure becomes a
+ * problem with a file and line rather than an exception, so one broken environment does not hide
+ * the others. A checkout that is not there at all is always an error.
  */
-export async function renderEnvironment(context: RendererContext, env: Environment): Promise<Rendered> {
+export async function renderEnvironment(given: RendererContext, env: Environment, options: { requireInputs?: boolean } = {}): Promise<Rendered> {
+  const context: RendererContext = { ...given, budget: given.budget ?? aliasBudget() };
+  const root = await stat(context.checkoutRoot).catch(() => undefined);
+  if (!root?.isDirectory()) return { objects: [], problems: [{ file: env.path, line: 1, message: `the checkout ${context.checkoutRoot} is missing; nothing was rendered` }], transient: true };
   let target: Awaited<ReturnType<typeof resolveInside>>;
   try {
     target = await resolveInside(context.checkoutRoot, env.path);
   } catch (error) {
     return { objects: [], problems: [{ file: env.path, line: 1, message: errorMessage(error) }] };
   }
-  if (target.kind === "missing") return { objects: [], problems: [] };
+  if (target.kind === "missing") {
+    return { objects: [], problems: options.requireInputs ? [{ file: env.path, line: 1, message: `environment ${env.name}: path ${env.path} does not exist at this commit` }] : [] };
+  }
   try {
     if (target.kind === "file") {
       const file = relativeTo(context.checkoutRoot, target.absolute);
-      return parseManifests(await readFile(target.absolute, "utf8"), { file });
+      return parseManifests((await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes)).toString("utf8"), { file, ...sharedParseOptions(context) });
     }
     const mode = env.render === "auto" ? await detectRenderMode(target.absolute) : env.render;
     switch (mode) {
       case "plain":
-        return await renderPlain(context.checkoutRoot, target.absolute, context.run.maxOutputBytes, context.parseCache);
+        return await renderPlain(context, target.absolute);
       case "kustomize":
         return await renderKustomize(context, target.absolute);
       case "helm":
         return await renderHelm(context, target.absolute, env);
     }
   } catch (error) {
-    if (error instanceof RenderError) return { objects: [], problems: [error.toProblem()] };
+    if (error instanceof RenderError) return { objects: [], problems: [error.toProblem()], ...(error.failure === "timeout" ? { transient: true } : {}) };
     return { objects: [], problems: [{ file: env.path, line: 1, message: `rendering failed: ${errorMessage(error)}` }] };
   }
 }

@@ -3,18 +3,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runBounded } from "./process.ts";
 
-let networkIsolation: Promise<boolean> | undefined;
+let sandboxWorks: Promise<boolean> | undefined;
 
-/** Whether `unshare --net` works here (user namespaces allowed); probed once per process. */
-export function canIsolateNetwork(): Promise<boolean> {
-  networkIsolation ??= runBounded("true", [], {
+/**
+ * Whether renderers can run in namespaces of their own here (`unshare` with user, network and PID
+ * namespaces; container runtimes' default seccomp profiles often forbid it); probed once per process.
+ */
+export function canSandbox(): Promise<boolean> {
+  sandboxWorks ??= runBounded("true", [], {
     cwd: tmpdir(),
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
     timeoutMs: 5_000,
     maxOutputBytes: 1024,
-    isolateNetwork: true,
+    sandbox: true,
   }).then((result) => result.outcome === "ok");
-  return networkIsolation;
+  return sandboxWorks;
 }
 
 /** A scratch home for one renderer run, so no user configuration, plugin or cache is used. */

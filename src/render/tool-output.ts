@@ -9,11 +9,23 @@ const MAX_MESSAGE = 1_000;
  * length capped. Only the `Error:` line is kept: tools echo input on later lines, and input may
  * hold secrets.
  */
-export function errorLine(stderr: string, checkoutRoot: string): string {
+export function errorLine(stderr: string, checkoutRoot: string, secrets: readonly string[] = []): string {
   const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   const line = lines.find((l) => l.startsWith("Error:")) ?? lines[0] ?? "failed without a message";
-  const relative = line.replace(/^Error:\s*/, "").split(`${checkoutRoot}/`).join("").split(checkoutRoot).join(".");
+  const relative = maskValues(line.replace(/^Error:\s*/, "").split(`${checkoutRoot}/`).join("").split(checkoutRoot).join("."), secrets);
   return relative.length > MAX_MESSAGE ? `${relative.slice(0, MAX_MESSAGE)}…` : relative;
+}
+
+/** Replaces every occurrence of any of `values` (longest first, and their base64) with a mask. */
+export function maskValues(text: string, values: readonly string[]): string {
+  const forms = new Set<string>();
+  for (const value of values) {
+    forms.add(value);
+    forms.add(Buffer.from(value, "utf8").toString("base64"));
+  }
+  let out = text;
+  for (const form of [...forms].sort((a, b) => b.length - a.length)) if (form.length >= 3) out = out.split(form).join("<masked>");
+  return out;
 }
 
 /** The `yaml: line N` number a tool reports, if any. */
@@ -28,7 +40,7 @@ export function outputOrThrow(
   tool: string,
   fallback: SourceProblem,
   locate: (message: string) => SourceProblem,
-  options: { timeoutMs: number; maxOutputBytes: number; checkoutRoot: string },
+  options: { timeoutMs: number; maxOutputBytes: number; checkoutRoot: string; secrets?: readonly string[] },
 ): string {
   switch (result.outcome) {
     case "ok":
@@ -40,7 +52,7 @@ export function outputOrThrow(
     case "spawn":
       throw new RenderError({ ...fallback, message: `${tool} could not be started: ${result.error.message}` }, "spawn", { cause: result.error });
     case "exit": {
-      const message = errorLine(result.stderr, options.checkoutRoot);
+      const message = errorLine(result.stderr, options.checkoutRoot, options.secrets);
       throw new RenderError(locate(`${tool}: ${message}`), "exit");
     }
   }

@@ -46,6 +46,7 @@ interface FakeRepo {
   branches: Map<string, string>;
   permissions: Map<string, string>;
   deployments: { id: number; sha: string; environment: string; state: string }[];
+  defaultBranch: string;
 }
 
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
@@ -94,7 +95,7 @@ export class FakeGitHub {
 
   /** Adds a repository. */
   addRepo(owner: string, name: string, id: number): FakeRepo {
-    const repo: FakeRepo = { owner, name, id, commits: new Map(), pulls: new Map(), branches: new Map(), permissions: new Map(), deployments: [] };
+    const repo: FakeRepo = { owner, name, id, commits: new Map(), pulls: new Map(), branches: new Map(), permissions: new Map(), deployments: [], defaultBranch: "main" };
     this.#repos.set(`${owner}/${name}`, repo);
     return repo;
   }
@@ -198,6 +199,10 @@ export class FakeGitHub {
     switch (operationId) {
       case "apps/create-installation-access-token":
         return { status: 201, body: { token: `ghs_fake${p.installation_id ?? ""}`, expires_at: "2099-01-01T00:00:00Z", permissions: {}, repository_selection: "all" } };
+      case "repos/get": {
+        const r = repo();
+        return { status: 200, body: { id: r.id, name: r.name, full_name: `${r.owner}/${r.name}`, owner: { login: r.owner }, default_branch: r.defaultBranch } };
+      }
       case "repos/get-content": {
         const commit = repo().commits.get(url.searchParams.get("ref") ?? "");
         if (!commit) return { status: 404, body: { message: "No commit found for the ref" } };

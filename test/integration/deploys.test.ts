@@ -35,7 +35,7 @@ async function agent(environments: string, healthTimeoutSeconds = 30): Promise<R
     SLUICE_AGENT_NAMESPACE: agentNamespace,
     SLUICE_HEALTH_TIMEOUT_SECONDS: String(healthTimeoutSeconds),
   });
-  const running = await startAgent(settings, { log: () => undefined });
+  const running = await startAgent(settings, { log: () => undefined, now: h.clock.read });
   agents.push(running);
   return running;
 }
@@ -73,7 +73,9 @@ async function commit(repo: { name: string }, files: Record<string, string>): Pr
   return id;
 }
 
+/** A push as GitHub delivers it, after the branch moved to `after`. */
 function pushPayload(repo: { name: string; id: number }, after: string, ref = "refs/heads/main"): Record<string, unknown> {
+  h.github.setBranch(OWNER, repo.name, ref.replace("refs/heads/", ""), after);
   const payload = examplePayload("push");
   const repository = payload.repository as Record<string, unknown>;
   Object.assign(repository, { id: repo.id, name: repo.name, full_name: `${OWNER}/${repo.name}`, owner: { ...(repository.owner as object), login: OWNER, name: OWNER } });
@@ -111,7 +113,8 @@ describe("deploys", () => {
     expect(run?.output?.text).toContain("| `Deployment deploy-");
     expect(run?.output?.summary).toMatch(/3 created/);
     const deployment = await exists("apps/v1", "Deployment", "web", repo.namespace) as { metadata: { labels: Record<string, string>; managedFields: { manager: string }[] } };
-    expect(deployment.metadata.labels).toMatchObject({ "app.kubernetes.io/managed-by": "sluice", "sluice.dev/repository": `${OWNER}.app-${repo.id}`, "sluice.dev/environment": "production" });
+    expect(deployment.metadata.labels).toMatchObject({ "app.kubernetes.io/managed-by": "sluice", "sluice.dev/repository-id": String(repo.id), "sluice.dev/environment": "production" });
+    expect((deployment.metadata as { annotations?: Record<string, string> }).annotations?.["sluice.dev/repository"]).toBe(`${OWNER}/app-${repo.id}`);
     expect(deployment.metadata.managedFields.map((f) => f.manager)).toContain("sluice");
     const created = h.github.deploymentsCreated.find((d) => d.ref === head);
     expect(created).toMatchObject({ environment: "production", auto_merge: false, required_contexts: [] });
@@ -154,7 +157,7 @@ describe("deploys", () => {
     const run = await finished(head);
     expect(run?.conclusion).toBe("failure");
     expect(run?.output?.summary).toContain("refused by the agent's policy; nothing was written");
-    expect(run?.output?.summary).toContain("ConfigMap kube-system/escape: namespace kube-system is not allowed (allowed: deploy-*)");
+    expect(run?.output?.summary).toContain("ConfigMap kube-system/escape: namespace kube-system is not allowed for this repository (allowed: deploy-*)");
     expect(await exists("v1", "Namespace", repo.namespace)).toBeUndefined();
   });
 
@@ -252,7 +255,8 @@ describe("deploys", () => {
     const job: AgentJob = {
       version: 1, id: `merge-1-production-${"e".repeat(40)}`, repository: { owner: OWNER, name: "forged", id: 1 }, installationId: 31,
       environment: "production", sha: "e".repeat(40), reason: "merge", requestedBy: "mallory", createdAt: new Date().toISOString(),
-      settings: { namespace, prune: true, allowEmpty: false }, digest: objectsDigest(objects), objects: { inline: objects },
+      settings: { namespace, prune: true, allowEmpty: false }, sequence: h.clock.now, signedAt: new Date(h.clock.now).toISOString(), expiresAt: new Date(h.clock.now + 600_000).toISOString(),
+      digest: objectsDigest(objects), objects: { inline: objects },
     };
     const q = agentQueue("production");
     const queue = new Queue(q.name, { connection: h.redis, prefix: q.prefix });

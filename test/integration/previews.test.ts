@@ -4,6 +4,7 @@ import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEPLOY_REQUEST_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
+import { generateSigningKeys } from "../../src/core/signing.ts";
 import { startHarness, examplePayload, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 
@@ -17,7 +18,8 @@ const sha = (): string => (nextSha++).toString(16).padStart(40, "a");
 let h: AppHarness;
 
 beforeAll(async () => {
-  h = await startHarness({ redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 1 });
+  const appKeys = generateSigningKeys();
+  h = await startHarness({ redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 1, deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: generateSigningKeys().publicKey } });
   h.github.addRepo(OWNER, REPO, REPO_ID);
 });
 afterAll(async () => {
@@ -226,12 +228,16 @@ describe("pull request commands", () => {
     await deployRequests.close();
   });
 
+  /** The deploy requests whose job id starts with `prefix`, whatever state the app's worker has them in. */
+  const requestsFor = async (prefix: string) => (await deployRequests.getJobs(["waiting", "active", "completed", "failed", "delayed"])).filter((j) => j.id?.startsWith(prefix)) as { data: { request: Record<string, unknown> } }[];
   const replies = (number: number) => h.github.comments.filter((c) => c.issue === number && !c.body.includes(PREVIEW_MARKER)).map((c) => c.body);
 
   async function pullWithConfig(number: number): Promise<{ base: string; head: string }> {
     const base = await commit("kustomize-app");
     const head = await commit("kustomize-app", { "deploy/base/deployment.yaml": (await readFile(join(await checkout("kustomize-app"), "deploy/base/deployment.yaml"), "utf8")).replace("1.4.0", "1.5.0") });
     h.github.setPull(OWNER, REPO, { number, base: { sha: base, ref: "main" }, head: { sha: head, ref: "feature" }, state: "open", draft: false, merged: false });
+    // Commands read the configuration of the default branch's head.
+    h.github.setBranch(OWNER, REPO, "main", base);
     return { base, head };
   }
 
@@ -241,7 +247,7 @@ describe("pull request commands", () => {
     await h.deliver("issue_comment", commentPayload(20, "/sync production", "reader"));
     await expect.poll(() => replies(20), { timeout: 10_000 }).toEqual(["Sorry @reader, `/sync` needs **write** permission on this repository and you have **read**. Nothing was done."]);
     expect(h.github.reactions.at(-1)).toMatchObject({ content: "eyes" });
-    expect(await deployRequests.getJobCounts()).toMatchObject({ waiting: 0, delayed: 0 });
+    expect(await requestsFor(`sync-${REPO_ID}-production-`)).toEqual([]);
   });
 
   it("answers an unknown environment or command with the help", async () => {
@@ -265,14 +271,14 @@ describe("pull request commands", () => {
 
   it("queues a deploy request for /sync from a writer, and /help lists the environments", async () => {
     await pullWithConfig(23);
-    const tracked = sha();
+    const tracked = await commit("kustomize-app");
     h.github.setBranch(OWNER, REPO, "main", tracked);
     h.github.setPermission(OWNER, REPO, "writer", "maintain");
     await h.deliver("issue_comment", commentPayload(23, "/sync staging", "writer"));
     await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(1);
     expect(replies(23)[0]).toContain(`- \`staging\`: queued: deploy \`main\` at \`${tracked.slice(0, 7)}\`.`);
-    const job = await deployRequests.getJob(`sync-${REPO_ID}-staging-${tracked}`);
-    expect(job?.data).toMatchObject({ version: 1, environment: "staging", sha: tracked, reason: "sync", requestedBy: "writer", pullRequest: 23, installationId: INSTALLATION });
+    const [job] = await requestsFor(`sync-${REPO_ID}-staging-${tracked}-comment-`);
+    expect(job?.data.request).toMatchObject({ version: 1, environment: "staging", sha: tracked, reason: "sync", requestedBy: "writer", pullRequest: 23, installationId: INSTALLATION, trigger: expect.stringMatching(/^comment-\d+$/) as string });
     await h.deliver("issue_comment", commentPayload(23, "/help"));
     await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(2);
     expect(replies(23)[1]).toContain("Environments: `staging`, `production`.");
@@ -297,7 +303,7 @@ describe("pull request commands", () => {
     await h.deliver("issue_comment", commentPayload(26, "/rollback staging", "admin-user"));
     await expect.poll(() => replies(26).length, { timeout: 10_000 }).toBe(1);
     expect(replies(26)[0]).toContain(`- \`staging\`: queued: roll back to \`${previous.slice(0, 7)}\`.`);
-    expect((await deployRequests.getJob(`rollback-${REPO_ID}-staging-${previous}`))?.data).toMatchObject({ reason: "rollback", requestedBy: "admin-user" });
+    expect((await requestsFor(`rollback-${REPO_ID}-staging-${previous}-comment-`))[0]?.data.request).toMatchObject({ reason: "rollback", requestedBy: "admin-user" });
   });
 
   it("says when there is nothing to roll back to", async () => {

@@ -139,6 +139,12 @@ export class GitHubClient {
     }
   }
 
+  /** The repository's default branch. */
+  async defaultBranch(repo: RepoCoordinates): Promise<string> {
+    const { data } = await this.#octokit.rest.repos.get({ ...repo });
+    return z.object({ default_branch: z.string().min(1) }).parse(data).default_branch;
+  }
+
   /** The commit a branch points at. */
   async branchSha(repo: RepoCoordinates, branch: string): Promise<string> {
     const { data } = await this.#octokit.rest.repos.getBranch({ ...repo, branch });

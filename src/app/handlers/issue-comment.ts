@@ -1,19 +1,13 @@
 import type { Context } from "probot";
-import type { Redis } from "ioredis";
 import { GitHubClient } from "../github/client.ts";
 import type { CommandService } from "../services/command-service.ts";
-import { claimDelivery } from "../services/pr-state.ts";
 import { issueCommentEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Handles new pull-request comments that hold Sluice commands. */
-export function issueCommentHandler(deps: { redis: Redis; commands: CommandService }) {
+export function issueCommentHandler(deps: { commands: CommandService }) {
   return async (context: Context<"issue_comment.created">): Promise<void> => {
     const event = issueCommentEventSchema.parse(context.payload);
     if (!event.issue.pull_request || !event.comment.body?.trimStart().startsWith("/")) return;
-    if (!(await claimDelivery(deps.redis, context.id))) {
-      context.log.info({ delivery: context.id }, "redelivered webhook ignored");
-      return;
-    }
     await deps.commands.handle(new GitHubClient(context.octokit), {
       repository: repositoryRef(event.repository),
       installationId: event.installation.id,

@@ -1,24 +1,19 @@
 import type { Context } from "probot";
 import { GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
-import { claimDelivery, type PullRequestState } from "../services/pr-state.ts";
+import type { PullRequestState } from "../services/pr-state.ts";
 import { requestPreview } from "../services/preview-requests.ts";
 import type { PreviewService } from "../services/preview-service.ts";
-import type { Redis } from "ioredis";
 import { pullRequestEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Actions that (re)start a preview. */
 export const PREVIEW_ACTIONS = ["opened", "synchronize", "reopened", "ready_for_review"];
 
 /** Handles `pull_request` webhooks: previews on open and push, marks the comment on close. */
-export function pullRequestHandler(deps: { redis: Redis; queues: AppQueues; prState: PullRequestState; previews: PreviewService }) {
+export function pullRequestHandler(deps: { queues: AppQueues; prState: PullRequestState; previews: PreviewService }) {
   return async (context: Context<"pull_request">): Promise<void> => {
     const event = pullRequestEventSchema.parse(context.payload);
     if (!PREVIEW_ACTIONS.includes(event.action) && event.action !== "closed") return;
-    if (!(await claimDelivery(deps.redis, context.id))) {
-      context.log.info({ delivery: context.id }, "redelivered webhook ignored");
-      return;
-    }
     const gh = new GitHubClient(context.octokit);
     const repository = repositoryRef(event.repository);
     const pr = event.pull_request;

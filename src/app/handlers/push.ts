@@ -1,9 +1,7 @@
 import type { Context } from "probot";
-import type { Redis } from "ioredis";
 import { z } from "zod";
 import { GitHubClient } from "../github/client.ts";
 import type { DeployService } from "../services/deploy-service.ts";
-import { claimDelivery } from "../services/pr-state.ts";
 import { repositoryRef } from "./payloads.ts";
 
 const pushSchema = z.object({
@@ -17,14 +15,10 @@ const pushSchema = z.object({
 });
 
 /** Handles `push`: a push to an environment's tracked branch queues a deploy of that environment. */
-export function pushHandler(deps: { redis: Redis; deploys: DeployService }) {
+export function pushHandler(deps: { deploys: DeployService }) {
   return async (context: Context<"push">): Promise<void> => {
     const event = pushSchema.parse(context.payload);
     if (!event.ref.startsWith("refs/heads/") || event.deleted || /^0+$/.test(event.after)) return;
-    if (!(await claimDelivery(deps.redis, context.id))) {
-      context.log.info({ delivery: context.id }, "redelivered webhook ignored");
-      return;
-    }
     const environments = await deps.deploys.requestFromPush(new GitHubClient(context.octokit), {
       repository: repositoryRef(event.repository),
       installationId: event.installation.id,

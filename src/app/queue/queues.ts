@@ -1,8 +1,10 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/jobs.ts";
+import { canonicalJson } from "../../core/normalize.ts";
 import type { Envelope } from "../../core/signing.ts";
 
 /** BullMQ key prefix; the hash tag keeps each queue's keys in one Redis Cluster slot. */
@@ -27,6 +29,40 @@ export const previewJobSchema = z.strictObject({
 /** A preview to render. */
 export type PreviewJob = z.infer<typeof previewJobSchema>;
 
+/** A deploy request as it waits in Redis: the request and its MAC. */
+const queuedRequestSchema = z.strictObject({ request: z.unknown(), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
+/** Deploy requests older than this are dropped unread: nothing legitimate waits a day. */
+const MAX_REQUEST_AGE_MS = 24 * 3600 * 1000;
+
+/**
+ * The key that authenticates deploy requests, derived from the job signing key. It never enters
+ * Redis, so whoever can write to Redis cannot choose what the app renders and signs.
+ */
+export function requestKeyFrom(jobSigningKeyPem: string): Buffer {
+  return createHmac("sha256", jobSigningKeyPem).update("sluice deploy requests v1").digest();
+}
+
+function requestMac(key: Buffer, request: DeployRequest): string {
+  return createHmac("sha256", key).update(canonicalJson(request)).digest("base64url");
+}
+
+// Raises a repository environment's sequence to at least the clock, then by one: it grows across
+// replicas, and after a Redis flush it starts again above everything signed before.
+const NEXT_SEQUENCE = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+local next = current + 1
+if next < floor then next = floor end
+redis.call('SET', KEYS[1], next, 'EX', ARGV[2])
+return next`;
+
+/** What the app's queues need besides Redis. */
+export interface AppQueueOptions {
+  /** Authenticates deploy requests; see {@link requestKeyFrom}. Deploy requests cannot be queued without it. */
+  requestKey?: Buffer;
+  now?: () => number;
+}
+
 /** The queues the app adds to. This module is the only place that adds jobs. */
 export class AppQueues {
   readonly #connection: ConnectionOptions;
@@ -34,10 +70,14 @@ export class AppQueues {
   readonly #preview: Queue;
   readonly #deploy: Queue;
   readonly #agents = new Map<string, Queue>();
+  readonly #requestKey: Buffer | undefined;
+  readonly #now: () => number;
 
-  constructor(connection: Redis) {
+  constructor(connection: Redis, options: AppQueueOptions = {}) {
     this.#connection = connection;
     this.#redis = connection;
+    this.#requestKey = options.requestKey;
+    this.#now = options.now ?? Date.now;
     this.#preview = new Queue(PREVIEW_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#deploy = new Queue(DEPLOY_REQUEST_QUEUE, { connection, prefix: QUEUE_PREFIX });
   }
@@ -69,19 +109,23 @@ export class AppQueues {
   }
 
   /**
-   * Queues a deploy request. Its id is derived from repository, environment, commit and reason,
-   * so the same request twice is one job. Returns false when that job already existed. The
-   * request also becomes the environment's newest: an older job that has not started by the
-   * time an agent picks it ends as superseded (marked here, in request order, because rendering
-   * may finish out of order).
+   * Queues a deploy request with the next sequence number of its repository environment and a
+   * MAC. Its id is derived from repository, environment, commit, reason and trigger, so the same
+   * request twice is one job. Returns false when that job already existed. The request also
+   * becomes the environment's newest: an older job that has not started by the time an agent
+   * picks it ends as superseded (marked here, in request order, because rendering may finish out
+   * of order).
    */
-  async addDeployRequest(request: DeployRequest): Promise<boolean> {
-    const data = deployRequestSchema.parse(request);
-    const jobId = deployJobId(data);
+  async addDeployRequest(request: Omit<DeployRequest, "sequence">): Promise<boolean> {
+    if (!this.#requestKey) throw new Error("deploy requests need the job signing key (SLUICE_JOB_SIGNING_KEY)");
+    const jobId = deployJobId(request);
     const existing = await this.#deploy.getJob(jobId);
-    if (existing === undefined) await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
-    await this.#deploy.add("deploy", data, { jobId, attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
-    return existing === undefined;
+    if (existing !== undefined) return false;
+    const sequence = Number(await this.#redis.eval(NEXT_SEQUENCE, 1, `{sluice}:sequence:${request.repository.id}:${request.environment}`, String(this.#now()), String(365 * 24 * 3600)));
+    const data = deployRequestSchema.parse({ ...request, sequence });
+    await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
+    await this.#deploy.add("deploy", { request: data, mac: requestMac(this.#requestKey, data) }, { jobId, attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
+    return true;
   }
 
   /** Closes the queue connections. */
@@ -100,12 +144,28 @@ export function previewWorker(connection: ConnectionOptions, process: (job: Prev
   }, { connection, prefix: QUEUE_PREFIX, concurrency: 2, ...options });
 }
 
-/** Consumes deploy requests: renders the commit and hands a signed job to the agents. */
-export function deployRequestWorker(connection: ConnectionOptions, process: (request: DeployRequest) => Promise<void>): Worker {
+/**
+ * Reads a queued deploy request: only one this app queued (its MAC verifies), well-formed, and
+ * less than a day old is returned.
+ * @throws UnrecoverableError saying why anything else is refused; retrying cannot help
+ */
+export function openDeployRequest(data: unknown, key: Buffer, now: number): DeployRequest {
+  const queued = queuedRequestSchema.safeParse(data);
+  if (!queued.success) throw new UnrecoverableError("deploy request refused: it is not a request queued by Sluice (no MAC)");
+  const parsed = deployRequestSchema.safeParse(queued.data.request);
+  if (!parsed.success) throw new UnrecoverableError(`deploy request refused: malformed: ${parsed.error.issues[0]?.message ?? ""}`);
+  const expected = Buffer.from(requestMac(key, parsed.data));
+  const given = Buffer.from(queued.data.mac);
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw new UnrecoverableError("deploy request refused: its MAC does not verify; it was not queued by this app");
+  const age = now - Date.parse(parsed.data.createdAt);
+  if (age > MAX_REQUEST_AGE_MS) throw new UnrecoverableError(`deploy request refused: it was made ${Math.round(age / 3600_000)} hours ago, over the limit of 24 hours`);
+  return parsed.data;
+}
+
+/** Consumes deploy requests: renders the commit and hands a signed job to the agents. Requests that do not verify fail at once. */
+export function deployRequestWorker(connection: ConnectionOptions, options: { requestKey: Buffer; now: () => number }, process: (request: DeployRequest) => Promise<void>): Worker {
   return new Worker(DEPLOY_REQUEST_QUEUE, async (job: Job) => {
-    const parsed = deployRequestSchema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`deploy request ${job.id ?? "?"} is malformed: ${parsed.error.message}`);
-    await process(parsed.data);
+    await process(openDeployRequest(job.data, options.requestKey, options.now()));
   }, { connection, prefix: QUEUE_PREFIX, concurrency: 2 });
 }
 

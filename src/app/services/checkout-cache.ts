@@ -1,9 +1,5 @@
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { RendererContext } from "../../render/context.ts";
-import type { RenderLimits } from "../../render/render-environment.ts";
-import { openRendererContext } from "../../render/setup.ts";
-import type { RenderTools } from "../../render/tools.ts";
 import { extractTarball, type ExtractLimits } from "./extract.ts";
 
 /** A checkout in use; release it when done so it may be evicted. */
@@ -38,6 +34,8 @@ export class CheckoutCache {
   readonly #options: CheckoutCacheOptions;
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<Entry>>();
+  /** Checkouts someone is waiting for: never evicted, not even by their own download. */
+  readonly #wanted = new Map<string, number>();
   readonly #now: () => number;
   #loaded: Promise<void> | undefined;
 
@@ -52,12 +50,19 @@ export class CheckoutCache {
     if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`checkout key "${key}" has characters other than letters, digits, '.', '_' and '-'`);
     let entry = this.#entries.get(key);
     if (!entry) {
-      let pending = this.#inflight.get(key);
-      if (!pending) {
-        pending = this.#download(key, fetch).finally(() => this.#inflight.delete(key));
-        this.#inflight.set(key, pending);
+      this.#wanted.set(key, (this.#wanted.get(key) ?? 0) + 1);
+      try {
+        let pending = this.#inflight.get(key);
+        if (!pending) {
+          pending = this.#download(key, fetch).finally(() => this.#inflight.delete(key));
+          this.#inflight.set(key, pending);
+        }
+        entry = await pending;
+      } finally {
+        const left = (this.#wanted.get(key) ?? 1) - 1;
+        if (left > 0) this.#wanted.set(key, left);
+        else this.#wanted.delete(key);
       }
-      entry = await pending;
     }
     entry.users += 1;
     entry.lastUsed = this.#now();
@@ -105,7 +110,7 @@ export class CheckoutCache {
     let total = this.size;
     for (const [key, entry] of candidates) {
       if (total <= this.#options.maxCacheBytes) break;
-      if (entry.users > 0) continue;
+      if (entry.users > 0 || this.#wanted.has(key)) continue;
       this.#entries.delete(key);
       total -= entry.bytes;
       await rm(entry.dir, { recursive: true, force: true });
@@ -136,19 +141,4 @@ async function treeSize(dir: string): Promise<number> {
     if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
   }
   return total;
-}
-
-/** A checkout ready to render; `close` releases the checkout and removes the scratch home. */
-export type OpenCheckout = RendererContext & { close: () => Promise<void> };
-
-/** Takes a commit's checkout from the cache (fetching it once) and a renderer context over it. */
-export async function openCheckout(cache: CheckoutCache, key: string, fetch: () => Promise<Buffer>, tools: RenderTools, limits: RenderLimits): Promise<OpenCheckout> {
-  const lease = await cache.acquire(key, fetch);
-  try {
-    const context = await openRendererContext(lease.dir, tools, limits);
-    return { ...context, close: async () => { lease.release(); await context.dispose(); } };
-  } catch (error) {
-    lease.release();
-    throw error;
-  }
 }

@@ -1,4 +1,5 @@
 import { helpText, parseCommand } from "../../core/commands.ts";
+import { escapeInline } from "../../core/markdown.ts";
 import type { Config } from "../../core/config.ts";
 import type { DeployReason, RepositoryRef } from "../../core/jobs.ts";
 import { permits, type GitHubClient, type Permission } from "../github/client.ts";
@@ -6,7 +7,7 @@ import type { AppQueues } from "../queue/queues.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
 import { requestPreview } from "./preview-requests.ts";
-import { configAt } from "./preview-service.ts";
+import { reviewedConfig } from "./repository-config.ts";
 
 /** A comment that may hold a command. */
 export interface CommentEvent {
@@ -45,10 +46,11 @@ export class CommandService {
     const repo = { owner: event.repository.owner, repo: event.repository.name };
     await gh.react(repo, event.commentId, "eyes");
     const pull = await gh.pullRequest(repo, event.pullRequest);
-    const config = await configAt(gh, repo, pull.baseSha);
+    // Who may run what, and where it deploys, is the default branch's word, never the pull request's base.
+    const config = await reviewedConfig(gh, repo);
     if (!config.ok) {
       const [first] = config.errors;
-      await gh.createComment(repo, event.pullRequest, `@${event.author} the configuration on the base branch is invalid, so no command can run: \`${first?.file ?? ""}:${first?.line ?? 0}\` ${first?.message ?? ""}`);
+      await gh.createComment(repo, event.pullRequest, `@${event.author} the configuration on the default branch is invalid, so no command can run: \`${first?.file ?? ""}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}`);
       return;
     }
     const environments = config.config.environments.map((e) => e.name);
@@ -101,6 +103,7 @@ export class CommandService {
         requestedBy: event.author,
         createdAt: new Date(this.#deps.now()).toISOString(),
         pullRequest: event.pullRequest,
+        trigger: `comment-${event.commentId}`,
       });
       const what = reason === "rollback" ? `roll back to \`${sha.slice(0, 7)}\`` : `deploy \`${env.branch}\` at \`${sha.slice(0, 7)}\``;
       lines.push(`- \`${env.name}\`: ${added ? "queued" : "already queued"}: ${what}.`);

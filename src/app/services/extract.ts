@@ -5,6 +5,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { extract as tarExtract, type Header } from "tar-stream";
+import { errorMessage } from "../../core/errors.ts";
+import { resolveInCheckout } from "../../render/files.ts";
 
 /** Limits on what one tarball may unpack to. */
 export interface ExtractLimits {
@@ -33,12 +35,16 @@ function inside(root: string, path: string): boolean {
 
 /**
  * Unpacks a gzipped GitHub tarball into `root` (which must exist and be empty). Refuses absolute
- * names, `..` segments, links that point outside the checkout, hard links and device files, and
- * stops past `maxBytes` or `maxFiles`. On error, what was written is left for the caller to remove.
+ * names, `..` segments, hard links, device files and duplicate entries, and stops past `maxBytes`
+ * or `maxFiles`. Symbolic links are made last, so no entry is ever written through one, and then
+ * each is followed through the real tree: one that leads outside the checkout, even by way of
+ * other links, refuses the whole archive. On error, what was written is left for the caller to
+ * remove.
  */
 export async function extractTarball(archive: Buffer, root: string, limits: ExtractLimits): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
+  const links: { raw: string; name: string; target: string; link: string }[] = [];
   const extractor = tarExtract();
   const done = (async () => {
     for await (const entry of extractor) {
@@ -70,15 +76,17 @@ export async function extractTarball(archive: Buffer, root: string, limits: Extr
           if (files > limits.maxFiles) throw new UnsafeArchiveError(`tarball has more than ${limits.maxFiles} files`);
           if (bytes > limits.maxBytes) throw new UnsafeArchiveError(`tarball unpacks to more than ${limits.maxBytes} bytes`);
           await mkdir(dirname(target), { recursive: true });
-          await pipeline(entry, createWriteStream(target, { mode: 0o644 }));
+          // `wx` fails on an existing path: a second entry of one name never overwrites the first.
+          await pipeline(entry, createWriteStream(target, { mode: 0o644, flags: "wx" })).catch((error: unknown) => {
+            throw new UnsafeArchiveError(`tarball entry "${raw}" cannot be written: ${errorMessage(error)}`);
+          });
           break;
         }
         case "symlink": {
           const link = header.linkname;
           const pointsTo = resolve(dirname(target), link);
           if (isAbsolute(link) || !inside(root, pointsTo)) throw new UnsafeArchiveError(`tarball symlink "${raw}" points outside the checkout (${link})`);
-          await mkdir(dirname(target), { recursive: true });
-          await symlink(link, target);
+          links.push({ raw, name, target, link });
           entry.resume();
           break;
         }
@@ -94,8 +102,24 @@ export async function extractTarball(archive: Buffer, root: string, limits: Extr
   } catch (error) {
     extractor.destroy();
     if (error instanceof UnsafeArchiveError) throw error;
-    throw new UnsafeArchiveError(`tarball cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    throw new UnsafeArchiveError(`tarball cannot be read: ${errorMessage(error)}`);
   }
+  await makeLinks(root, links);
   return { files, bytes };
+}
+
+/** Creates the archive's symbolic links, then follows each through the real tree. */
+async function makeLinks(root: string, links: readonly { raw: string; name: string; target: string; link: string }[]): Promise<void> {
+  for (const { raw, target, link } of links) {
+    await mkdir(dirname(target), { recursive: true });
+    await symlink(link, target).catch((error: unknown) => {
+      throw new UnsafeArchiveError(`tarball symlink "${raw}" cannot be made: ${errorMessage(error)}`);
+    });
+  }
+  for (const { raw, name, link } of links) {
+    const resolved = await resolveInCheckout(root, name);
+    if (resolved.kind === "outside") throw new UnsafeArchiveError(`tarball symlink "${raw}" resolves outside the checkout (${link}, through ${resolved.via})`);
+    if (resolved.kind === "loop") throw new UnsafeArchiveError(`tarball symlink "${raw}" is part of a loop of symbolic links`);
+  }
 }
 

@@ -67,11 +67,3 @@ export class PullRequestState {
     }
   }
 }
-
-/**
- * Remembers webhook deliveries, so a redelivery (same `X-GitHub-Delivery`) changes nothing.
- * Returns true the first time an id is claimed.
- */
-export async function claimDelivery(redis: Redis, deliveryId: string, ttlSeconds = 7 * 24 * 3600): Promise<boolean> {
-  return (await redis.set(`sluice:delivery:${deliveryId}`, "1", "EX", ttlSeconds, "NX")) === "OK";
-}

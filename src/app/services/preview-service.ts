@@ -1,4 +1,4 @@
-import { CONFIG_PATH, defaultConfig, validateConfig, type Config, type Environment } from "../../core/config.ts";
+import { CONFIG_PATH, type Config } from "../../core/config.ts";
 import { errorMessage } from "../../core/errors.ts";
 import {
   closedComment,
@@ -9,19 +9,19 @@ import {
   previewComment,
   previewConclusion,
 } from "../../core/preview-comment.ts";
-import type { DiffReport, ReportProblem, Side } from "../../core/report.ts";
-import { compareCheckouts, renderSide, type RenderedSide } from "../../render/compare.ts";
-import type { RendererContext } from "../../render/context.ts";
-import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
-import type { RenderLimits } from "../../render/render-environment.ts";
-import type { RenderTools } from "../../render/tools.ts";
+import type { DiffReport, ReportProblem } from "../../core/report.ts";
+import { compareCheckouts } from "../../render/compare.ts";
+import type { RenderPool } from "../../render/render-pool.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
-import { openCheckout, type CheckoutCache, type OpenCheckout } from "./checkout-cache.ts";
+import { CachedRenderer } from "./cached-renderer.ts";
+import type { CheckoutCache, Lease } from "./checkout-cache.ts";
+import { UnsafeArchiveError } from "./extract.ts";
 import type { DiffPages } from "./diff-pages.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
-import { RenderCache } from "./render-cache.ts";
+import type { RenderCache } from "./render-cache.ts";
+import { configAt } from "./repository-config.ts";
 
 /** The name of the preview check run. */
 export const PREVIEW_CHECK = "sluice/preview";
@@ -33,20 +33,11 @@ export interface PreviewDeps {
   renderCache: RenderCache;
   prState: PullRequestState;
   diffPages: DiffPages;
-  tools: RenderTools;
-  limits: RenderLimits;
+  renderer: RenderPool;
   /** The GitHub web host, for compare links. */
   webUrl: string;
   now: () => number;
   log: Logger;
-}
-
-/** Reads the configuration at a commit: the file if present (validated), the default otherwise. */
-export async function configAt(gh: GitHubClient, repo: RepoCoordinates, sha: string): Promise<{ ok: true; config: Config } | { ok: false; errors: ReportProblem[] }> {
-  const text = await gh.fileAt(repo, CONFIG_PATH, sha);
-  if (text === undefined) return { ok: true, config: defaultConfig() };
-  const result = validateConfig(text, CONFIG_PATH);
-  return result.ok ? result : { ok: false, errors: result.errors.map((e) => ({ file: e.file, line: e.line, message: e.detail, side: "base" as const })) };
 }
 
 /** Renders, diffs and publishes pull-request previews. */
@@ -84,8 +75,16 @@ export class PreviewService {
       });
       return;
     }
-    const pendingWrites: Promise<unknown>[] = [];
-    const report = await this.#compare(gh, repo, job, config.config, pendingWrites);
+    let compared: { report: DiffReport; renderer: CachedRenderer };
+    try {
+      compared = await this.#compare(gh, repo, job, config.config);
+    } catch (error) {
+      if (!(error instanceof UnsafeArchiveError)) throw error;
+      // A tarball that tries to escape its checkout is the pull request's fault, not a transient one.
+      await this.#publishFailure(gh, repo, job, [{ file: ".", line: 1, message: error.message }], "The commit cannot be checked out safely");
+      return;
+    }
+    const { report, renderer } = compared;
     const fullDiffUrl = await deps.diffPages.store(
       { title: `${job.repository.owner}/${job.repository.name}#${job.pullRequest}`, subtitle: `${job.baseSha.slice(0, 7)}…${job.headSha.slice(0, 7)}`, report },
       deps.now(),
@@ -108,7 +107,7 @@ export class PreviewService {
     });
     if (!published) await this.#supersede(gh, repo, job);
     // Cache writes finish after the comment is out, but before the job is done.
-    await Promise.all(pendingWrites);
+    await renderer.flush();
     deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
   }
 
@@ -120,51 +119,22 @@ export class PreviewService {
     if (body !== existing.body) await gh.updateComment(repo, existing.id, body);
   }
 
-  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, config: Config, pendingWrites: Promise<unknown>[]): Promise<DiffReport> {
+  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, config: Config): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
     const deps = this.#deps;
-    const opened: OpenCheckout[] = [];
+    const leases: Lease[] = [];
     try {
-      const open = async (sha: string): Promise<OpenCheckout> => {
-        const checkout = await openCheckout(deps.checkouts, `${job.repository.id}-${sha}`, () => gh.tarball(repo, sha), deps.tools, deps.limits);
-        opened.push(checkout);
-        return checkout;
+      const acquire = async (sha: string): Promise<Lease> => {
+        const lease = await deps.checkouts.acquire(`${job.repository.id}-${sha}`, () => gh.tarball(repo, sha));
+        leases.push(lease);
+        return lease;
       };
-      const [base, head] = await Promise.all([open(job.baseSha), open(job.headSha)]);
-      const inputs = new Map<string, Record<Side, EnvironmentInputs>>();
-      return await compareCheckouts({
-        base,
-        head,
-        config,
-        skip: async (env) => {
-          const [baseInputs, headInputs] = await Promise.all([environmentInputs(base.checkoutRoot, env), environmentInputs(head.checkoutRoot, env)]);
-          inputs.set(env.name, { base: baseInputs, head: headInputs });
-          return baseInputs.digest === headInputs.digest ? "inputs unchanged" : undefined;
-        },
-        render: (context, env, side) => {
-          const digests = inputs.get(env.name);
-          if (!digests) throw new Error(`inputs of ${env.name} were not read`);
-          return this.#render(context, env, digests[side], pendingWrites);
-        },
-      });
+      const [base, head] = await Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
+      const renderer = new CachedRenderer({ pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log }, { base: base.dir, head: head.dir });
+      const report = await compareCheckouts({ config, skip: (env) => renderer.unchanged(env), render: (env) => renderer.render(env) });
+      return { report, renderer };
     } finally {
-      await Promise.all(opened.map((c) => c.close()));
+      for (const lease of leases) lease.release();
     }
-  }
-
-  /** Renders one side through the shared cache. */
-  async #render(context: RendererContext, env: Environment, inputs: EnvironmentInputs, pendingWrites: Promise<unknown>[]): Promise<RenderedSide> {
-    const deps = this.#deps;
-    const key = RenderCache.key(inputs.digest, { env, tools: deps.tools, limits: deps.limits });
-    const cached = await deps.renderCache.get(key, deps.now());
-    if (cached) return { resources: new Map(cached.resources.map((r) => [r.key, r])), problems: cached.problems };
-    const rendered = await renderSide(context, env);
-    // A render that timed out may succeed next time; everything else is a function of the inputs.
-    if (!rendered.problems.some((p) => /did not finish within/.test(p.message))) {
-      pendingWrites.push(deps.renderCache.set(key, { resources: [...rendered.resources.values()], problems: rendered.problems }, deps.now()).catch((error: unknown) => {
-        deps.log.warn({ error: String(error) }, "render cache write failed");
-      }));
-    }
-    return rendered;
   }
 
   async #publishFailure(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, errors: ReportProblem[], title: string): Promise<void> {

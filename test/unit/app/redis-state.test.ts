@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DiffPages } from "../../../src/app/services/diff-pages.ts";
-import { claimDelivery, PullRequestState } from "../../../src/app/services/pr-state.ts";
+import { deduplicated } from "../../../src/app/handlers/deduplicated.ts";
+import { PullRequestState } from "../../../src/app/services/pr-state.ts";
 import { RenderCache } from "../../../src/app/services/render-cache.ts";
 
 let redis: Redis;
@@ -34,10 +35,36 @@ describe("PullRequestState (real Redis)", () => {
     expect(published).toEqual([older, newer]);
   });
 
-  it("claims a delivery once", async () => {
-    const id = randomUUID();
-    expect(await claimDelivery(redis, id)).toBe(true);
-    expect(await claimDelivery(redis, id)).toBe(false);
+  it("handles a delivery once, and again after its handling failed", async () => {
+    const context = { id: randomUUID(), log: { info: () => undefined } };
+    let calls = 0;
+    let fail = true;
+    const handler = deduplicated(redis, () => {
+      calls += 1;
+      return fail ? Promise.reject(new Error("GitHub is down")) : Promise.resolve();
+    });
+    // A failed delivery is released, so GitHub's redelivery is handled rather than ignored for a week.
+    await expect(handler(context)).rejects.toThrow("GitHub is down");
+    fail = false;
+    await handler(context);
+    await handler(context);
+    expect(calls).toBe(2);
+  });
+
+  it("ignores a redelivery while another replica is still handling the first", async () => {
+    const context = { id: randomUUID(), log: { info: () => undefined } };
+    let release: () => void = () => undefined;
+    let calls = 0;
+    const handler = deduplicated(redis, async () => {
+      calls += 1;
+      await new Promise<void>((resolve) => { release = resolve; });
+    });
+    const first = handler(context);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await handler(context);
+    release();
+    await first;
+    expect(calls).toBe(1);
   });
 });
 

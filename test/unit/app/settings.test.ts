@@ -6,7 +6,7 @@ import { generateSigningKeys } from "../../../src/core/signing.ts";
 
 describe("app settings", () => {
   it("lists every missing or invalid variable", async () => {
-    await expect(loadSettings({ APP_ID: "abc", SLUICE_PUBLIC_URL: "not a url" })).rejects.toThrow(/APP_ID: APP_ID must be the GitHub App's numeric id[\s\S]*WEBHOOK_SECRET: WEBHOOK_SECRET is required[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL must be the app's public URL/);
+    await expect(loadSettings({ APP_ID: "abc", SLUICE_PUBLIC_URL: "not a url" })).rejects.toThrow(/APP_ID: APP_ID must be the GitHub App's numeric id[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL must be the app's public URL[\s\S]*WEBHOOK_SECRET: WEBHOOK_SECRET is required/);
   });
 
   it("treats empty variables as unset and derives the link secret", async () => {
@@ -25,14 +25,24 @@ describe("app settings", () => {
 
 describe("agent settings", () => {
   it("needs environments, repositories, namespaces and both keys", async () => {
-    await expect(loadAgentSettings({})).rejects.toThrow(/SLUICE_AGENT_ENVIRONMENTS must name at least one environment[\s\S]*SLUICE_AGENT_REPOSITORIES[\s\S]*SLUICE_AGENT_NAMESPACES/);
+    await expect(loadAgentSettings({})).rejects.toThrow(/SLUICE_AGENT_ENVIRONMENTS must name at least one environment[\s\S]*SLUICE_AGENT_REPOSITORIES must name at least one owner\/name/);
+    await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*" })).rejects.toThrow('SLUICE_AGENT_REPOSITORIES: repository rule "o/*" names no namespace');
     await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*" })).rejects.toThrow("SLUICE_APP_PUBLIC_KEY or SLUICE_APP_PUBLIC_KEY_PATH is required");
   });
 
   it("splits lists and applies defaults", async () => {
     const keys = generateSigningKeys();
-    const settings = await loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod, staging", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*,shared", SLUICE_APP_PUBLIC_KEY: keys.publicKey, SLUICE_AGENT_SIGNING_KEY: keys.privateKey });
-    expect(settings).toMatchObject({ environments: ["prod", "staging"], namespaces: ["team-*", "shared"], clusterKinds: [], fieldManager: "sluice", namespace: "sluice-system", healthTimeoutMs: 300_000 });
+    const settings = await loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod, staging", SLUICE_AGENT_REPOSITORIES: "o/*, o/platform=platform-*", SLUICE_AGENT_NAMESPACES: "team-*,shared", SLUICE_APP_PUBLIC_KEY: keys.publicKey, SLUICE_AGENT_SIGNING_KEY: keys.privateKey });
+    expect(settings).toMatchObject({
+      environments: ["prod", "staging"],
+      rules: [{ repositories: "o/*", namespaces: ["team-*", "shared"] }, { repositories: "o/platform", namespaces: ["platform-*"] }],
+      clusterKinds: [],
+      allowAdoption: false,
+      maxJobAgeMs: 900_000,
+      fieldManager: "sluice",
+      namespace: "sluice-system",
+      healthTimeoutMs: 300_000,
+    });
   });
 });
 

@@ -4,9 +4,9 @@ import { agentQueue, objectsDigest } from "../../../src/core/agent-protocol.ts";
 import { applyOrder, stageOf } from "../../../src/core/apply-order.ts";
 import { actionCounts, deployCheckOutput, objectTable } from "../../../src/core/deploy-report.ts";
 import { computeHealth } from "../../../src/core/health.ts";
-import { labelValue, nextInventory, ownershipLabels, pruneCandidates } from "../../../src/core/inventory.ts";
+import { labelValue, nextInventory, ownershipLabels, pruneCandidates, replayRefusal } from "../../../src/core/inventory.ts";
 import { deployJobId } from "../../../src/core/jobs.ts";
-import { namespaceAllowed, policyViolations } from "../../../src/core/policy.ts";
+import { clusterKindAllowed, globAllowed, namespacesFor, parseRepositoryRules, policyViolations } from "../../../src/core/policy.ts";
 import { generateSigningKeys, open, privateKeyFromPem, publicKeyFromPem, seal } from "../../../src/core/signing.ts";
 
 const id = (kind: string, name = "x", namespace = "ns", group = "") => ({ group, version: "v1", kind, namespace, name });
@@ -69,19 +69,41 @@ describe("health", () => {
 });
 
 describe("policy", () => {
-  const policy = { namespaces: ["team-*", "shared"], clusterKinds: ["Namespace"] };
+  const namespaces = ["team-*", "shared"];
+  const clusterKinds = ["Namespace"];
   it("allows namespaces by glob and cluster kinds by name", () => {
-    expect(namespaceAllowed("team-a", policy.namespaces)).toBe(true);
-    expect(namespaceAllowed("teamx", policy.namespaces)).toBe(false);
-    expect(policyViolations([id("ConfigMap", "a", "team-a"), id("Namespace", "team-b", "")], policy)).toEqual([]);
+    expect(globAllowed("team-a", namespaces)).toBe(true);
+    expect(globAllowed("teamx", namespaces)).toBe(false);
+    expect(policyViolations([id("ConfigMap", "a", "team-a"), id("Namespace", "team-b", "")], namespaces, clusterKinds)).toEqual([]);
   });
 
   it("names every object outside the policy", () => {
-    expect(policyViolations([id("ConfigMap", "a", "kube-system"), id("ClusterRole", "admin", "", "rbac.authorization.k8s.io"), id("Namespace", "prod", "")], policy)).toEqual([
-      "ConfigMap kube-system/a: namespace kube-system is not allowed (allowed: team-*, shared)",
-      "ClusterRole admin: cluster-scoped kind ClusterRole is not allowed (allowed: Namespace)",
-      "Namespace prod: namespace prod is not allowed (allowed: team-*, shared)",
+    expect(policyViolations([id("ConfigMap", "a", "kube-system"), id("ClusterRole", "admin", "", "rbac.authorization.k8s.io"), id("Namespace", "prod", "")], namespaces, clusterKinds)).toEqual([
+      "ConfigMap kube-system/a: namespace kube-system is not allowed for this repository (allowed: team-*, shared)",
+      "ClusterRole admin: cluster-scoped kind ClusterRole.rbac.authorization.k8s.io is not allowed (allowed: Namespace)",
+      "Namespace prod: namespace prod is not allowed for this repository (allowed: team-*, shared)",
     ]);
+  });
+
+  it("matches cluster kinds on group and kind, so a look-alike group is not the real one", () => {
+    expect(clusterKindAllowed(["ClusterRole.rbac.authorization.k8s.io"], "rbac.authorization.k8s.io", "ClusterRole")).toBe(true);
+    expect(clusterKindAllowed(["ClusterRole.rbac.authorization.k8s.io"], "evil.example.com", "ClusterRole")).toBe(false);
+    expect(clusterKindAllowed(["ClusterRole"], "rbac.authorization.k8s.io", "ClusterRole")).toBe(false);
+    expect(clusterKindAllowed(["Namespace"], "", "Namespace")).toBe(true);
+  });
+
+  it("maps repositories to their own namespaces", () => {
+    const rules = parseRepositoryRules("acme/team-a-*=team-a-*|shared, acme/platform, acme/team-b=team-b", ["platform-*"]);
+    expect(rules).toEqual([
+      { repositories: "acme/team-a-*", namespaces: ["team-a-*", "shared"] },
+      { repositories: "acme/platform", namespaces: ["platform-*"] },
+      { repositories: "acme/team-b", namespaces: ["team-b"] },
+    ]);
+    expect(namespacesFor({ rules }, "acme/team-a-web")).toEqual(["team-a-*", "shared"]);
+    expect(namespacesFor({ rules }, "acme/team-b")).toEqual(["team-b"]);
+    expect(namespacesFor({ rules }, "other/repo")).toBeUndefined();
+    expect(() => parseRepositoryRules("team-a-*=x", [])).toThrow('repository rule "team-a-*=x" must start with an owner/name glob');
+    expect(() => parseRepositoryRules("acme/x", [])).toThrow("names no namespace");
   });
 });
 
@@ -92,24 +114,37 @@ describe("inventory", () => {
 
   it("keeps the last revisions", () => {
     let inventory = undefined as ReturnType<typeof nextInventory> | undefined;
-    for (let i = 0; i < 12; i++) inventory = nextInventory(inventory, { repository: "o/r", environment: "p", objects: [] }, { sha: String(i), jobId: `j${i}`, digest: "d", appliedAt: "2026-01-01T00:00:00.000Z" });
+    for (let i = 0; i < 12; i++) inventory = nextInventory(inventory, { repositoryId: 1, repository: "o/r", environment: "p", objects: [] }, { sha: String(i), jobId: `j${i}`, digest: "d", appliedAt: "2026-01-01T00:00:00.000Z" });
     expect(inventory?.revisions.map((r) => r.sha)).toEqual(["11", "10", "9", "8", "7", "6", "5", "4", "3", "2"]);
   });
 
+  it("refuses jobs not newer than the last accepted one, except a retry of that job", () => {
+    const inventory = { ...nextInventory(undefined, { repositoryId: 1, repository: "o/r", environment: "p", objects: [] }, { sha: "a", jobId: "j", digest: "d", appliedAt: "2026-01-01T00:00:00.000Z" }), sequence: 10, sequenceJobId: "j10" };
+    expect(replayRefusal(undefined, { id: "j1", sequence: 1 })).toBeUndefined();
+    expect(replayRefusal(inventory, { id: "j11", sequence: 11 })).toBeUndefined();
+    expect(replayRefusal(inventory, { id: "j10", sequence: 10 })).toBeUndefined();
+    expect(replayRefusal(inventory, { id: "other", sequence: 10 })).toMatch(/not newer than the last accepted job j10/);
+    expect(replayRefusal(inventory, { id: "j9", sequence: 9 })).toMatch(/replayed or out-of-order/);
+  });
+
   it("makes valid, bounded label values", () => {
-    expect(labelValue("octo/web")).toBe("octo.web");
+    expect(labelValue("production")).toBe("production");
     const long = labelValue(`octo/${"x".repeat(80)}`);
     expect(long.length).toBeLessThanOrEqual(63);
     expect(long).toMatch(/^octo\.x+-[0-9a-f]{10}$/);
     expect(labelValue("weird repo!/name")).toMatch(/^weird_repo_.name-[0-9a-f]{10}$/);
-    expect(ownershipLabels("o/r", "prod")).toEqual({ "app.kubernetes.io/managed-by": "sluice", "sluice.dev/repository": "o.r", "sluice.dev/environment": "prod" });
+    expect(ownershipLabels(42, "prod")).toEqual({ "app.kubernetes.io/managed-by": "sluice", "sluice.dev/repository-id": "42", "sluice.dev/environment": "prod" });
   });
 });
 
 describe("jobs and reports", () => {
   it("derives BullMQ-safe job ids and per-environment queues", () => {
-    const jobId = deployJobId({ repository: { owner: "o", name: "r", id: 42 }, environment: "prod", sha: "a".repeat(40), reason: "merge" });
+    const jobId = deployJobId({ repository: { owner: "o", name: "r", id: 42 }, environment: "prod", sha: "a".repeat(40), reason: "merge", trigger: "push" });
     expect(jobId).toBe(`merge-42-prod-${"a".repeat(40)}`);
+    // Each command is a request of its own, even for the same commit.
+    const first = deployJobId({ repository: { owner: "o", name: "r", id: 42 }, environment: "prod", sha: "a".repeat(40), reason: "sync", trigger: "comment-7" });
+    const second = deployJobId({ repository: { owner: "o", name: "r", id: 42 }, environment: "prod", sha: "a".repeat(40), reason: "sync", trigger: "comment-8" });
+    expect(first).not.toBe(second);
     expect(jobId).not.toContain(":");
     expect(Number.isInteger(Number(jobId))).toBe(false);
     expect(agentQueue("prod")).toEqual({ name: "deploy-prod", prefix: "{sluice-prod}" });

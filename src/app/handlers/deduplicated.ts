@@ -1,0 +1,35 @@
+import type { Redis } from "ioredis";
+
+/** How long a delivery being handled blocks its redeliveries; past this a crashed replica's claim lapses. */
+const HANDLING_TTL_SECONDS = 10 * 60;
+/** How long a handled delivery is remembered. */
+const HANDLED_TTL_SECONDS = 7 * 24 * 3600;
+
+const key = (deliveryId: string): string => `sluice:delivery:${deliveryId}`;
+
+/** What a webhook handler gets: the delivery id and a logger (Probot's context has both). */
+interface DeliveryContext {
+  id: string;
+  log: { info: (details: Record<string, unknown>, message: string) => void };
+}
+
+/**
+ * Wraps a webhook handler so that a redelivery (same `X-GitHub-Delivery`) of a handled delivery,
+ * or one that another replica is handling right now, changes nothing. A delivery whose handling
+ * failed is released, so GitHub's redelivery of it is handled again instead of ignored for a week.
+ */
+export function deduplicated<C extends DeliveryContext>(redis: Redis, handler: (context: C) => Promise<void>): (context: C) => Promise<void> {
+  return async (context) => {
+    if ((await redis.set(key(context.id), "handling", "EX", HANDLING_TTL_SECONDS, "NX")) !== "OK") {
+      context.log.info({ delivery: context.id }, "redelivered webhook ignored");
+      return;
+    }
+    try {
+      await handler(context);
+    } catch (error) {
+      await redis.del(key(context.id));
+      throw error;
+    }
+    await redis.set(key(context.id), "handled", "EX", HANDLED_TTL_SECONDS);
+  };
+}

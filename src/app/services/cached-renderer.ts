@@ -1,0 +1,90 @@
+import type { Environment } from "../../core/config.ts";
+import type { Side } from "../../core/report.ts";
+import type { RenderedSide } from "../../render/compare.ts";
+import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
+import type { RenderPool } from "../../render/render-pool.ts";
+import type { Logger } from "./logger.ts";
+import { RenderCache } from "./render-cache.ts";
+
+/** What a cached renderer needs. */
+export interface CachedRendererDeps {
+  pool: RenderPool;
+  cache: RenderCache;
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * Renders the environments of two checkouts for a preview: knows each environment's input
+ * digests, skips what did not change, serves sides from the shared render cache, renders the rest
+ * in one render-process call, and writes new renders back (awaited by {@link flush}, so the
+ * comment need not wait for them).
+ */
+export class CachedRenderer {
+  readonly #deps: CachedRendererDeps;
+  readonly #checkouts: Record<Side, string>;
+  readonly #inputs = new Map<string, Promise<Record<Side, EnvironmentInputs>>>();
+  readonly #writes: Promise<unknown>[] = [];
+
+  constructor(deps: CachedRendererDeps, checkouts: Record<Side, string>) {
+    this.#deps = deps;
+    this.#checkouts = checkouts;
+  }
+
+  /** Why `env` need not be rendered ("inputs unchanged"), or undefined. */
+  async unchanged(env: Environment): Promise<string | undefined> {
+    const inputs = await this.#inputsOf(env);
+    return inputs.base.digest === inputs.head.digest ? "inputs unchanged" : undefined;
+  }
+
+  /** Both sides of `env`, from the cache where possible. */
+  async render(env: Environment): Promise<Record<Side, RenderedSide>> {
+    const inputs = await this.#inputsOf(env);
+    const sides: Side[] = ["base", "head"];
+    const keys = { base: this.#key(env, inputs.base), head: this.#key(env, inputs.head) };
+    const found = await Promise.all(sides.map((side) => this.#deps.cache.get(keys[side], this.#deps.now())));
+    const result: Partial<Record<Side, RenderedSide>> = {};
+    sides.forEach((side, index) => {
+      const cached = found[index];
+      if (cached) result[side] = { resources: new Map(cached.resources.map((r) => [r.key, r])), problems: cached.problems };
+    });
+    const missing = sides.filter((side) => result[side] === undefined);
+    if (missing.length > 0) {
+      const rendered = await this.#deps.pool.render(env, missing.map((side) => this.#checkouts[side]));
+      missing.forEach((side, index) => {
+        const side_ = rendered[index];
+        if (!side_) return;
+        result[side] = side_;
+        if (!side_.transient) this.#write(keys[side], side_);
+      });
+    }
+    const { base, head } = result;
+    if (!base || !head) throw new Error(`rendering ${env.name} returned fewer sides than asked`);
+    return { base, head };
+  }
+
+  /** Waits for the cache writes started so far. */
+  async flush(): Promise<void> {
+    await Promise.all(this.#writes.splice(0));
+  }
+
+  #inputsOf(env: Environment): Promise<Record<Side, EnvironmentInputs>> {
+    let inputs = this.#inputs.get(env.name);
+    if (!inputs) {
+      inputs = Promise.all([environmentInputs(this.#checkouts.base, env), environmentInputs(this.#checkouts.head, env)]).then(([base, head]) => ({ base, head }));
+      this.#inputs.set(env.name, inputs);
+    }
+    return inputs;
+  }
+
+  #key(env: Environment, inputs: EnvironmentInputs): string {
+    return RenderCache.key(inputs.digest, { env, ...this.#deps.pool.settings });
+  }
+
+  #write(key: string, side: RenderedSide): void {
+    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems }, this.#deps.now()).catch((error: unknown) => {
+      this.#deps.log.warn({ error: String(error) }, "render cache write failed");
+    });
+    this.#writes.push(write);
+  }
+}
