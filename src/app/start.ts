@@ -41,7 +41,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   let probot: Probot | undefined;
   const github = async (installationId: number): Promise<GitHubClient> => {
     if (!probot) throw new Error("the app is not loaded yet");
-    return new GitHubClient(await probot.auth(installationId));
+    return new GitHubClient(await probot.auth(installationId), settings.appId);
   };
   const log = {
     info: (details: Record<string, unknown>, message: string) => { probot?.log.info(details, message); },
@@ -83,9 +83,9 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
     probot = app;
-    app.on("pull_request", deduplicated(redis, pullRequestHandler({ queues, prState, previews })));
-    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ commands })));
-    if (deploys) app.on("push", deduplicated(redis, pushHandler({ deploys })));
+    app.on("pull_request", deduplicated(redis, pullRequestHandler({ appId: settings.appId, queues, prState, previews })));
+    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ appId: settings.appId, commands })));
+    if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, deploys })));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
   };
   // One JSON logger at the configured level for the server, the webhooks and the services.

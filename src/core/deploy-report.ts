@@ -1,4 +1,5 @@
 import type { AgentReport, ObjectResult } from "./agent-protocol.ts";
+import { escapeCode, escapeInline, escapeLines } from "./markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
 
 /** The name of an environment's deploy check run. */
@@ -15,8 +16,8 @@ export function objectTable(objects: readonly ObjectResult[]): string {
   let length = header.length;
   for (const [index, o] of objects.entries()) {
     const name = `${o.kind} ${o.namespace ? `${o.namespace}/` : ""}${o.name}`;
-    const note = o.message ? ` — ${o.message.replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 300)}` : "";
-    const row = `| \`${name}\` | ${ACTION_ICON[o.action]} ${o.action}${note} | ${o.health} | ${(o.durationMs / 1000).toFixed(1)} s |`;
+    const note = o.message ? ` — ${escapeInline(o.message.slice(0, 300))}` : "";
+    const row = `| \`${escapeCode(name)}\` | ${ACTION_ICON[o.action]} ${o.action}${note} | ${o.health} | ${(o.durationMs / 1000).toFixed(1)} s |`;
     if (length + row.length + 200 > CHECK_RUN_TEXT_LIMIT) {
       rows.push(`\n…and ${objects.length - index} more objects.`);
       break;
@@ -40,15 +41,15 @@ export function deployCheckOutput(report: AgentReport): { title: string; summary
   const seconds = report.durationMs === undefined ? "" : ` in ${Math.round(report.durationMs / 1000)} s`;
   switch (report.phase) {
     case "started":
-      return { title: "Applying", summary: report.message };
+      return { title: "Applying", summary: escapeLines(report.message) };
     case "progress":
-      return { title: report.applied !== undefined && report.total !== undefined ? `${report.applied} of ${report.total} applied` : "Applying", summary: report.message };
+      return { title: report.applied !== undefined && report.total !== undefined ? `${report.applied} of ${report.total} applied` : "Applying", summary: escapeLines(report.message) };
     case "succeeded":
       return { title: `Deployed${seconds}`, summary: `${actionCounts(report.objects ?? [])}.`, ...(table ? { text: table } : {}) };
     case "failed":
     case "rejected":
-      return { title: report.phase === "rejected" ? "Rejected by the agent" : `Failed${seconds}`, summary: report.message.slice(0, 60_000), ...(table ? { text: table } : {}) };
+      return { title: report.phase === "rejected" ? "Rejected by the agent" : `Failed${seconds}`, summary: escapeLines(report.message.slice(0, 30_000)), ...(table ? { text: table } : {}) };
     case "superseded":
-      return { title: "Superseded", summary: report.message };
+      return { title: "Superseded", summary: escapeLines(report.message) };
   }
 }

@@ -276,6 +276,14 @@ function describe(object: KubeObject): string {
   return `${kind}${name}`;
 }
 
+/**
+ * Sets an own property, whatever its name: plain assignment of `__proto__` changes the object's
+ * prototype instead, and the key would vanish from diffs, digests and masks.
+ */
+export function setOwn(record: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** Narrows a value to a plain record. */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

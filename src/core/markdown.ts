@@ -69,8 +69,8 @@ export function summaryTable(environments: readonly EnvironmentDiff[]): string {
   if (environments.length === 0) return "_No environments._";
   const rows = environments.map((env) => {
     const s = env.summary;
-    const status = env.skipped ? `no changes (${escapeCell(env.skipped)})` : s.added + s.modified + s.removed === 0 ? "no changes" : "changes";
-    return `| \`${env.name}\` | ${s.added} | ${s.modified} | ${s.removed} | ${s.unchanged} | ${status} |`;
+    const status = env.skipped ? `no changes (${escapeInline(env.skipped)})` : s.added + s.modified + s.removed === 0 ? "no changes" : "changes";
+    return `| \`${escapeCode(env.name)}\` | ${s.added} | ${s.modified} | ${s.removed} | ${s.unchanged} | ${status} |`;
   });
   return ["| Environment | 🟢 Added | 🟡 Modified | 🔴 Removed | Unchanged | |", "|---|--:|--:|--:|--:|---|", ...rows].join("\n");
 }
@@ -80,7 +80,7 @@ export function errorList(errors: readonly ReportProblem[], max: number): string
   if (errors.length === 0) return "";
   const lines = errors.slice(0, max).map((e) => {
     const where = [e.environment, e.side].filter(Boolean).join(", ");
-    return `- \`${escapeCode(formatProblem({ file: e.file, line: e.line, message: "" }).replace(/: $/, ""))}\`${where ? ` (${where})` : ""}: ${escapeInline(e.message)}`;
+    return `- \`${escapeCode(formatProblem({ file: e.file, line: e.line, message: "" }).replace(/: $/, ""))}\`${where ? ` (${escapeInline(where)})` : ""}: ${escapeInline(e.message)}`;
   });
   if (errors.length > max) lines.push(`- … and ${errors.length - max} more`);
   return `**❌ ${errors.length} error${errors.length === 1 ? "" : "s"}**\n\n${lines.join("\n")}`;
@@ -127,20 +127,34 @@ function fenceFor(text: string): string {
   return "`".repeat(longest + 1);
 }
 
-/** Escapes text for HTML content and attributes. */
+/** Control characters and line breaks: in untrusted text each becomes a space. */
+// eslint-disable-next-line no-control-regex
+const BREAKS = /[\u0000-\u001f\u007f\u2028\u2029]+/g;
+
+/** Escapes text for HTML content and attributes, on one line (a blank line would end an HTML block such as `<summary>`). */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return text.replace(BREAKS, " ").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200b");
 }
 
-function escapeCode(text: string): string {
-  return text.replace(/`/g, "'");
+/** Text for inside a code span: one line, no backtick to close it early. */
+export function escapeCode(text: string): string {
+  return text.replace(BREAKS, " ").replace(/`/g, "'");
 }
 
-/** Escapes untrusted text for one line of markdown: no HTML, no line breaks. */
+/**
+ * Escapes untrusted text for one line of markdown: no line breaks, no HTML, no emphasis, links,
+ * images, headings or tables, and no @mention (a zero-width space after `@` keeps GitHub from
+ * notifying anyone on Sluice's behalf).
+ */
 export function escapeInline(text: string): string {
-  return text.replace(/[<>]/g, (c) => (c === "<" ? "&lt;" : "&gt;")).replace(/\r?\n/g, " ");
+  return text
+    .replace(BREAKS, " ")
+    .replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`)
+    .replace(/[&<>]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&gt;"))
+    .replace(/@/g, "@\u200b");
 }
 
-function escapeCell(text: string): string {
-  return escapeInline(text).replace(/\|/g, "\\|");
+/** Escapes untrusted text of several lines: each line as {@link escapeInline}, the breaks kept. */
+export function escapeLines(text: string): string {
+  return text.split(/\r?\n/).map(escapeInline).join("\n");
 }

@@ -1,4 +1,4 @@
-import { isRecord, type KubeObject } from "./manifest.ts";
+import { isRecord, setOwn, type KubeObject } from "./manifest.ts";
 
 /** How one key of a Secret changed. Values are never shown, only this. */
 export type SecretKeyChange = "added" | "removed" | "changed" | "unchanged";
@@ -15,8 +15,9 @@ export function secretKeyChanges(base: KubeObject | undefined, head: KubeObject 
   const after = secretData(head);
   const changes = new Map<string, SecretKeyChange>();
   for (const key of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
-    if (!(key in after)) changes.set(key, "removed");
-    else if (!(key in before)) changes.set(key, "added");
+    // Own keys only: `"constructor" in {}` is true, and a key of that name must not look unchanged.
+    if (!Object.hasOwn(after, key)) changes.set(key, "removed");
+    else if (!Object.hasOwn(before, key)) changes.set(key, "added");
     else changes.set(key, before[key] === after[key] ? "unchanged" : "changed");
   }
   return changes;
@@ -36,9 +37,12 @@ function maskSide(object: KubeObject | undefined, changes: Map<string, SecretKey
   const out: KubeObject = { ...object };
   const data = secretData(object);
   if (isRecord(object.data)) {
-    const masked: Record<string, string> = {};
-    for (const key of Object.keys(data)) masked[key] = maskToken(changes.get(key) ?? "unchanged", side);
+    const masked: Record<string, unknown> = {};
+    for (const key of Object.keys(data)) setOwn(masked, key, maskToken(changes.get(key) ?? "unchanged", side));
     out.data = masked;
+  } else if (object.data !== undefined && object.data !== null) {
+    // Not a map: nothing can be said per key, so nothing of it is shown.
+    out.data = "<masked: not a map>";
   }
   // Normalization folds stringData away; strip it anyway so an unnormalized Secret cannot leak.
   delete out.stringData;

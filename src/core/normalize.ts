@@ -1,6 +1,6 @@
 import { dump } from "js-yaml";
 import { isSecret, type ResourceId } from "./identity.ts";
-import { isRecord, type KubeObject } from "./manifest.ts";
+import { isRecord, setOwn, type KubeObject } from "./manifest.ts";
 
 /** Server-populated metadata fields that say nothing about intent. */
 const DROPPED_METADATA = ["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"];
@@ -43,7 +43,7 @@ function foldStringData(secret: KubeObject): void {
   }
   const data: Record<string, unknown> = isRecord(secret.data) ? { ...secret.data } : {};
   for (const [key, value] of Object.entries(secret.stringData)) {
-    data[key] = Buffer.from(String(value), "utf8").toString("base64");
+    setOwn(data, key, Buffer.from(String(value), "utf8").toString("base64"));
   }
   secret.data = data;
   delete secret.stringData;
@@ -54,7 +54,7 @@ export function sortKeys(value: unknown, compare?: (a: string, b: string) => num
   if (Array.isArray(value)) return value.map((item) => sortKeys(item, compare));
   if (!isRecord(value)) return value;
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort(compare)) out[key] = sortKeys(value[key], compare);
+  for (const key of Object.keys(value).sort(compare)) setOwn(out, key, sortKeys(value[key], compare));
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { errorList, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
+import { errorList, escapeInline, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
 import { hasChanges, type DiffReport, type ReportProblem } from "./report.ts";
 
 /** The hidden marker that identifies Sluice's sticky comment on a pull request. */
@@ -39,7 +39,7 @@ export function liveSection(): string {
 
 /** The sticky comment when rendering failed before any diff existed. */
 export function failureComment(message: string, headSha: string): string {
-  return `### Sluice preview\n\n❌ The preview of \`${headSha.slice(0, 7)}\` failed: ${message.replace(/[<>]/g, "")}\n\n${PREVIEW_MARKER}`;
+  return `### Sluice preview\n\n❌ The preview of \`${headSha.slice(0, 7)}\` failed: ${escapeInline(message)}\n\n${PREVIEW_MARKER}`;
 }
 
 /** Marks an existing preview comment as belonging to a closed or merged pull request. */
@@ -81,9 +81,15 @@ export interface Annotation {
   title: string;
 }
 
-/** One failure annotation per error, on its file and line (line 1 when the tool named no line). */
+/** At most this many annotations per check run: 100,000 errors from one file must not become 2,000 requests. */
+export const MAX_ANNOTATIONS = 200;
+
+/**
+ * One failure annotation per error, on its file and line (line 1 when the tool named no line), at
+ * most {@link MAX_ANNOTATIONS}; the last one says how many more there were.
+ */
 export function previewAnnotations(errors: readonly ReportProblem[]): Annotation[] {
-  return errors.map((e) => {
+  const annotations = errors.slice(0, MAX_ANNOTATIONS).map((e) => {
     const line = Math.max(1, e.line);
     return {
       path: e.file,
@@ -92,6 +98,9 @@ export function previewAnnotations(errors: readonly ReportProblem[]): Annotation
       annotation_level: "failure",
       message: e.message.slice(0, 64 * 1024),
       title: `Sluice${e.environment ? ` (${e.environment}${e.side ? `, ${e.side}` : ""})` : ""}`,
-    };
+    } satisfies Annotation;
   });
+  const last = annotations.at(-1);
+  if (last && errors.length > MAX_ANNOTATIONS) last.message = `${last.message}\n\n(${errors.length - MAX_ANNOTATIONS} more errors are not annotated; the preview comment lists them.)`;
+  return annotations;
 }

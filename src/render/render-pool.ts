@@ -39,7 +39,7 @@ export interface RenderPoolOptions {
 }
 
 const MIB = 1024 * 1024;
-const STDERR_TAIL = 4 * 1024;
+const STDERR_TAIL = 16 * 1024;
 
 /**
  * The heap a render process gets by default: a quarter of the memory this process may use (its
@@ -87,7 +87,8 @@ class RenderProcess {
     this.#child.on("message", (message: RenderReply) => {
       if (this.#task?.id === message.id) this.#task.resolve(message);
     });
-    this.#child.on("exit", (code, signal) => {
+    // "close" comes after stderr is drained, so V8's out-of-memory report is there to read.
+    this.#child.on("close", (code, signal) => {
       this.#exited = signal ? `was killed by ${signal}` : `exited with code ${String(code)}`;
       this.#task?.reject(new Error(this.#exited));
     });
@@ -97,13 +98,17 @@ class RenderProcess {
     });
   }
 
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   get alive(): boolean {
     return this.#exited === undefined;
   }
 
-  /** The last lines the process wrote to stderr (V8 writes its out-of-memory report there). */
-  get stderrTail(): string {
-    return this.#stderr.trim().split("\n").slice(-3).join(" ");
+  /** Whether the process said it ran out of heap (V8 writes a FATAL ERROR line, then a stack, to stderr). */
+  get outOfMemory(): boolean {
+    return /heap out of memory|Reached heap limit/i.test(this.#stderr);
   }
 
   run(task: RenderTask, deadlineMs: number): Promise<RenderReply> {
@@ -161,12 +166,16 @@ export class RenderPool {
       if (!reply.ok) return failed(env, checkouts.length, `rendering ${env.path} failed: ${reply.error}`);
       return reply.sides.map((side) => ({ resources: new Map(side.resources.map((r) => [r.key, r])), problems: side.problems, ...(side.transient ? { transient: true } : {}) }));
     } catch (error) {
-      const tail = worker.stderrTail;
-      const memory = /heap out of memory|allocation failed/i.test(tail) ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
+      const memory = worker.outOfMemory ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
       return failed(env, checkouts.length, `the render process for ${env.path} ${error instanceof Error ? error.message : String(error)}${memory}; nothing was rendered`);
     } finally {
       this.#give(worker);
     }
+  }
+
+  /** The process ids of the render processes running now. */
+  pids(): number[] {
+    return [...this.#all].filter((w) => w.alive).map((w) => w.pid).filter((pid): pid is number => pid !== undefined);
   }
 
   /** Stops every render process. */

@@ -68,7 +68,7 @@ export async function startHarness(options: HarnessOptions): Promise<AppHarness>
   const clock = new TestClock();
   const settings = await loadSettings({
     PATH: process.env.PATH,
-    APP_ID: "12345",
+    APP_ID: String(FakeGitHub.APP_ID),
     PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
     WEBHOOK_SECRET,
     REDIS_URL: redisUrl,

@@ -58,6 +58,8 @@ type Reply = { status: number; body?: unknown; headers?: Record<string, string> 
  * 404 or 422, as GitHub would). Unhandled operations are violations too.
  */
 export class FakeGitHub {
+  /** The id of the app under test, which the harness configures as APP_ID. */
+  static readonly APP_ID = 12345;
   readonly requests: RecordedRequest[] = [];
   readonly violations: string[] = [];
   readonly comments: FakeComment[] = [];
@@ -104,7 +106,7 @@ export class FakeGitHub {
   async addCommit(owner: string, name: string, sha: string, dir: string): Promise<void> {
     const repo = this.#repo(owner, name);
     const top = `${owner}-${name}-${sha.slice(0, 7)}`;
-    const { stdout } = await run("tar", ["-czf", "-", "--transform", `s,^\\.,${top},`, "-C", dir, "."], { encoding: "buffer", maxBuffer: 512 * 1024 * 1024 });
+    const { stdout } = await run("tar", ["-czf", "-", "--transform", `s,^\\.,${top},S`, "-C", dir, "."], { encoding: "buffer", maxBuffer: 512 * 1024 * 1024 });
     repo.commits.set(sha, { dir, tarball: stdout });
   }
 
@@ -121,6 +123,13 @@ export class FakeGitHub {
   /** Records a deployment (newest first, as GitHub lists them) with its latest state. */
   addDeployment(owner: string, name: string, deployment: { sha: string; environment: string; state: string }): void {
     this.#repo(owner, name).deployments.unshift({ id: this.#nextId++, ...deployment });
+  }
+
+  /** A comment someone else wrote, as GitHub would list it. */
+  addUserComment(issue: number, user: string, body: string): FakeComment {
+    const comment = { id: this.#nextId++, issue, body, user };
+    this.comments.push(comment);
+    return comment;
   }
 
   /** Points a branch at a commit. */
@@ -221,7 +230,15 @@ export class FakeGitHub {
         return pull ? { status: 200, body: pull } : { status: 404, body: { message: "Not Found" } };
       }
       case "issues/list-comments":
-        return { status: 200, body: this.comments.filter((c) => c.issue === Number(p.issue_number)).map((c) => ({ id: c.id, body: c.body, user: { login: c.user, type: "Bot" } })) };
+        return {
+          status: 200,
+          body: this.comments.filter((c) => c.issue === Number(p.issue_number)).map((c) => ({
+            id: c.id,
+            body: c.body,
+            user: { login: c.user, type: c.user.endsWith("[bot]") ? "Bot" : "User" },
+            performed_via_github_app: c.user === "sluice[bot]" ? { id: FakeGitHub.APP_ID, slug: "sluice" } : null,
+          })),
+        };
       case "issues/create-comment": {
         const comment = { id: this.#nextId++, issue: Number(p.issue_number), body: String(body.body), user: "sluice[bot]" };
         this.comments.push(comment);

@@ -7,7 +7,8 @@ import { deployCheckName } from "../../src/core/deploy-report.ts";
 import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
-import { examplePayload, startHarness, type AppHarness } from "../helpers/app-harness.ts";
+import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
+import { pushPayload as push } from "../helpers/payloads.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 
 const OWNER = "sluice-test";
@@ -76,11 +77,7 @@ async function commit(repo: { name: string }, files: Record<string, string>): Pr
 /** A push as GitHub delivers it, after the branch moved to `after`. */
 function pushPayload(repo: { name: string; id: number }, after: string, ref = "refs/heads/main"): Record<string, unknown> {
   h.github.setBranch(OWNER, repo.name, ref.replace("refs/heads/", ""), after);
-  const payload = examplePayload("push");
-  const repository = payload.repository as Record<string, unknown>;
-  Object.assign(repository, { id: repo.id, name: repo.name, full_name: `${OWNER}/${repo.name}`, owner: { ...(repository.owner as object), login: OWNER, name: OWNER } });
-  Object.assign(payload, { ref, after, deleted: false, installation: { id: 31 } });
-  return payload;
+  return push({ owner: OWNER, repo: repo.name, repoId: repo.id, installation: 31 }, after, ref);
 }
 
 const namespaceYaml = (ns: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
@@ -157,7 +154,7 @@ describe("deploys", () => {
     const run = await finished(head);
     expect(run?.conclusion).toBe("failure");
     expect(run?.output?.summary).toContain("refused by the agent's policy; nothing was written");
-    expect(run?.output?.summary).toContain("ConfigMap kube-system/escape: namespace kube-system is not allowed for this repository (allowed: deploy-*)");
+    expect(run?.output?.summary).toContain("ConfigMap kube-system/escape: namespace kube-system is not allowed for this repository \\(allowed: deploy-\\*\\)");
     expect(await exists("v1", "Namespace", repo.namespace)).toBeUndefined();
   });
 

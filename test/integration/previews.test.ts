@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { DEPLOY_REQUEST_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
-import { startHarness, examplePayload, type AppHarness } from "../helpers/app-harness.ts";
+import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
+import { commentPayload as comment, pullRequestPayload as pullRequest } from "../helpers/payloads.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 
 const OWNER = "sluice-test";
@@ -38,29 +39,12 @@ async function commit(fixture: string | undefined, changes: Record<string, strin
   return id;
 }
 
+const target = { owner: OWNER, repo: REPO, repoId: REPO_ID, installation: INSTALLATION };
 function pullRequestPayload(action: string, number: number, base: string, head: string, extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {}): Record<string, unknown> {
-  const payload = examplePayload("pull_request", action);
-  const repository = payload.repository as Record<string, unknown>;
-  Object.assign(repository, { id: REPO_ID, name: REPO, full_name: `${OWNER}/${REPO}`, owner: { ...(repository.owner as object), login: OWNER } });
-  const pull = payload.pull_request as Record<string, Record<string, unknown>>;
-  Object.assign(pull, { number, state: action === "closed" ? "closed" : "open", draft: extra.draft ?? false, merged: extra.merged ?? false });
-  pull.base = { ...pull.base, sha: base, ref: "main", repo: repository };
-  pull.head = { ...pull.head, sha: head, ref: "feature", repo: extra.fork ? { ...repository, id: 9999, full_name: "someone/web", owner: { login: "someone" } } : repository };
-  payload.number = number;
-  payload.installation = { id: INSTALLATION, node_id: "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc3" };
-  return payload;
+  return pullRequest(target, action, number, base, head, extra);
 }
-
 function commentPayload(number: number, body: string, user = "octocat", type = "User"): Record<string, unknown> {
-  const payload = examplePayload("issue_comment", "created");
-  const repository = payload.repository as Record<string, unknown>;
-  Object.assign(repository, { id: REPO_ID, name: REPO, full_name: `${OWNER}/${REPO}`, owner: { ...(repository.owner as object), login: OWNER } });
-  const issue = payload.issue as Record<string, unknown>;
-  Object.assign(issue, { number, pull_request: { url: `https://api.github.com/repos/${OWNER}/${REPO}/pulls/${number}` } });
-  const comment = payload.comment as Record<string, unknown>;
-  Object.assign(comment, { id: 50_000 + number * 10 + h.github.comments.length, body, user: { ...(comment.user as object), login: user, type } });
-  payload.installation = { id: INSTALLATION, node_id: "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc3" };
-  return payload;
+  return comment(target, number, 50_000 + number * 10 + h.github.comments.length, body, user, type);
 }
 
 const previewComment = (number: number) => h.github.comments.filter((c) => c.issue === number && c.body.includes(PREVIEW_MARKER));
@@ -290,6 +274,11 @@ describe("pull request commands", () => {
     await completed(head);
     expect(previewComment(24)).toHaveLength(1);
     expect(replies(24)[0]).toContain(`queued a new preview of \`${head.slice(0, 7)}\``);
+    // A second /diff within the minute is answered, not rendered: each one used to store a 30-day page.
+    await h.deliver("issue_comment", commentPayload(24, "/diff"));
+    await expect.poll(() => replies(24).length, { timeout: 10_000 }).toBe(2);
+    expect(replies(24)[1]).toContain("a preview was requested less than a minute ago");
+    expect(checkRunsFor(head)).toHaveLength(1);
   });
 
   it("queues a rollback to the previous successful deployment", async () => {

@@ -42,7 +42,7 @@ export interface CheckRunFields {
 /** GitHub accepts at most this many annotations per check-run request. */
 export const ANNOTATIONS_PER_REQUEST = 50;
 
-const commentSchema = z.object({ id: z.number(), body: z.string().nullable().optional() });
+const commentSchema = z.object({ id: z.number(), body: z.string().nullable().optional(), performed_via_github_app: z.object({ id: z.number() }).nullable().optional() });
 const permissionSchema = z.object({ permission: z.string(), role_name: z.string().optional() });
 
 function status(error: unknown): number | undefined {
@@ -55,9 +55,12 @@ function status(error: unknown): number | undefined {
  */
 export class GitHubClient {
   readonly #octokit: ProbotOctokit;
+  readonly #appId: number;
 
-  constructor(octokit: ProbotOctokit) {
+  /** `appId` is this GitHub App's id: comments are Sluice's only when this app wrote them. */
+  constructor(octokit: ProbotOctokit, appId: number) {
     this.#octokit = octokit;
+    this.#appId = appId;
   }
 
   /** A file's text at a commit, or undefined when it does not exist there. */
@@ -98,13 +101,16 @@ export class GitHubClient {
     };
   }
 
-  /** The first comment on an issue or pull request whose body contains `marker`. */
+  /**
+   * The first comment this app wrote on an issue or pull request whose body contains `marker`.
+   * Anyone can paste the marker into a comment of their own; only the app's own comment counts.
+   */
   async findComment(repo: RepoCoordinates, issueNumber: number, marker: string): Promise<IssueComment | undefined> {
     const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, { ...repo, issue_number: issueNumber, per_page: 100 });
     for await (const page of iterator) {
       for (const raw of page.data) {
         const comment = commentSchema.parse(raw);
-        if (comment.body?.includes(marker)) return { id: comment.id, body: comment.body };
+        if (comment.performed_via_github_app?.id === this.#appId && comment.body?.includes(marker)) return { id: comment.id, body: comment.body };
       }
     }
     return undefined;

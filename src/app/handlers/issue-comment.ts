@@ -4,11 +4,11 @@ import type { CommandService } from "../services/command-service.ts";
 import { issueCommentEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Handles new pull-request comments that hold Sluice commands. */
-export function issueCommentHandler(deps: { commands: CommandService }) {
+export function issueCommentHandler(deps: { appId: number; commands: CommandService }) {
   return async (context: Context<"issue_comment.created">): Promise<void> => {
     const event = issueCommentEventSchema.parse(context.payload);
     if (!event.issue.pull_request || !event.comment.body?.trimStart().startsWith("/")) return;
-    await deps.commands.handle(new GitHubClient(context.octokit), {
+    await deps.commands.handle(new GitHubClient(context.octokit, deps.appId), {
       repository: repositoryRef(event.repository),
       installationId: event.installation.id,
       pullRequest: event.issue.number,

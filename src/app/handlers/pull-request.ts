@@ -10,11 +10,11 @@ import { pullRequestEventSchema, repositoryRef } from "./payloads.ts";
 export const PREVIEW_ACTIONS = ["opened", "synchronize", "reopened", "ready_for_review"];
 
 /** Handles `pull_request` webhooks: previews on open and push, marks the comment on close. */
-export function pullRequestHandler(deps: { queues: AppQueues; prState: PullRequestState; previews: PreviewService }) {
+export function pullRequestHandler(deps: { appId: number; queues: AppQueues; prState: PullRequestState; previews: PreviewService }) {
   return async (context: Context<"pull_request">): Promise<void> => {
     const event = pullRequestEventSchema.parse(context.payload);
     if (!PREVIEW_ACTIONS.includes(event.action) && event.action !== "closed") return;
-    const gh = new GitHubClient(context.octokit);
+    const gh = new GitHubClient(context.octokit, deps.appId);
     const repository = repositoryRef(event.repository);
     const pr = event.pull_request;
     if (event.action === "closed") {

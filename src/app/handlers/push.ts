@@ -15,11 +15,11 @@ const pushSchema = z.object({
 });
 
 /** Handles `push`: a push to an environment's tracked branch queues a deploy of that environment. */
-export function pushHandler(deps: { deploys: DeployService }) {
+export function pushHandler(deps: { appId: number; deploys: DeployService }) {
   return async (context: Context<"push">): Promise<void> => {
     const event = pushSchema.parse(context.payload);
     if (!event.ref.startsWith("refs/heads/") || event.deleted || /^0+$/.test(event.after)) return;
-    const environments = await deps.deploys.requestFromPush(new GitHubClient(context.octokit), {
+    const environments = await deps.deploys.requestFromPush(new GitHubClient(context.octokit, deps.appId), {
       repository: repositoryRef(event.repository),
       installationId: event.installation.id,
       branch: event.ref.slice("refs/heads/".length),

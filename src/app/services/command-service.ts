@@ -66,6 +66,10 @@ export class CommandService {
         await gh.createComment(repo, event.pullRequest, helpText(environments, permission, command.reason));
         return;
       case "diff":
+        if (!(await this.#deps.prState.allowDiff({ repositoryId: event.repository.id, number: event.pullRequest }))) {
+          await gh.createComment(repo, event.pullRequest, `@${event.author} a preview was requested less than a minute ago; it updates the preview comment when done.`);
+          return;
+        }
         await requestPreview(gh, this.#deps, { repository: event.repository, installationId: event.installationId, pull });
         await gh.createComment(repo, event.pullRequest, `@${event.author} queued a new preview of \`${pull.headSha.slice(0, 7)}\`; the preview comment updates when it is done.`);
         return;

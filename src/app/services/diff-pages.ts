@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { DiffReport } from "../../core/report.ts";
@@ -38,10 +38,14 @@ export class DiffPages {
     this.#options = options;
   }
 
-  /** Stores a page; returns its signed link, valid until `now + ttl`. */
+  /**
+   * Stores a page; returns its signed link, valid until `now + ttl`. The page's id comes from its
+   * content, so the same report stored again (a repeated `/diff`) reuses one entry.
+   */
   async store(data: DiffPageData, now: number): Promise<string> {
-    const id = randomBytes(16).toString("base64url");
-    await this.#redis.set(this.#key(id), gzipSync(JSON.stringify(data)), "EX", this.#options.ttlSeconds);
+    const json = JSON.stringify(data);
+    const id = createHmac("sha256", this.#options.secret).update("page\0").update(json).digest("base64url").slice(0, 22);
+    await this.#redis.set(this.#key(id), gzipSync(json), "EX", this.#options.ttlSeconds);
     const expires = Math.floor(now / 1000) + this.#options.ttlSeconds;
     return `${this.#options.publicUrl}${DIFF_PAGE_PATH}${id}?exp=${expires}&sig=${this.#sign(id, expires)}`;
   }

@@ -10,7 +10,7 @@ export interface PullRef {
 // Keys of one pull request share a hash tag, so the scripts below work on Redis Cluster.
 const keys = (pr: PullRef) => {
   const tag = `{sluice:pr:${pr.repositoryId}:${pr.number}}`;
-  return { seq: `${tag}:seq`, posted: `${tag}:posted`, lock: `${tag}:lock` };
+  return { seq: `${tag}:seq`, posted: `${tag}:posted`, lock: `${tag}:lock`, diff: `${tag}:diff` };
 };
 
 const RAISE_POSTED = `
@@ -39,6 +39,11 @@ export class PullRequestState {
     const seq = await this.#redis.incr(k.seq);
     await this.#redis.expire(k.seq, STATE_TTL);
     return seq;
+  }
+
+  /** Whether a `/diff` may run now: at most one a minute per pull request. */
+  async allowDiff(pr: PullRef, windowSeconds = 60): Promise<boolean> {
+    return (await this.#redis.set(keys(pr).diff, "1", "EX", windowSeconds, "NX")) === "OK";
   }
 
   /** Whether `seq` is still the newest preview of the pull request. */
