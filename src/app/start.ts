@@ -13,7 +13,8 @@ import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
 import { pushHandler } from "./handlers/push.ts";
 import { deduplicated } from "./handlers/deduplicated.ts";
 import { limitRequestBodies } from "./http/body-limit.ts";
-import { AppQueues, deployRequestWorker, previewWorker, reportWorker, requestKeyFrom } from "./queue/queues.ts";
+import { AppQueues, deployRequestWorker, previewWorker, reportWorker } from "./queue/queues.ts";
+import { RedisMac } from "./services/redis-mac.ts";
 import { DeployService } from "./services/deploy-service.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
 import { CommandService } from "./services/command-service.ts";
@@ -33,10 +34,11 @@ export interface RunningApp {
 /** Starts the Probot server, its webhook handlers, the diff pages and the preview worker. */
 export async function startApp(settings: AppSettings, now: () => number = Date.now): Promise<RunningApp> {
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
-  const requestKey = settings.jobSigningKey ? requestKeyFrom(settings.jobSigningKey) : undefined;
-  const queues = new AppQueues(redis, { ...(requestKey ? { requestKey } : {}), now });
+  // Redis is not trusted: everything the app reads back from it is authenticated with this.
+  const mac = new RedisMac(settings.webhookSecret);
+  const queues = new AppQueues(redis, { mac, now });
   const prState = new PullRequestState(redis);
-  const diffPages = new DiffPages(redis, { publicUrl: settings.publicUrl, secret: settings.linkSecret, ttlSeconds: settings.diffTtlSeconds });
+  const diffPages = new DiffPages(redis, { publicUrl: settings.publicUrl, secret: settings.linkSecret, ttlSeconds: settings.diffTtlSeconds, mac });
   const tools = await resolveTools(settings.env);
   let probot: Probot | undefined;
   const github = async (installationId: number): Promise<GitHubClient> => {
@@ -55,7 +57,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const previews = new PreviewService({
     github,
     checkouts,
-    renderCache: new RenderCache(redis, { ttlSeconds: 7 * 24 * 3600, maxEntryBytes: 64 * 1024 * 1024, maxEntries: settings.renderCacheEntries }),
+    renderCache: new RenderCache(redis, { ttlSeconds: 7 * 24 * 3600, maxEntryBytes: 64 * 1024 * 1024, maxEntries: settings.renderCacheEntries, mac }),
     prState,
     diffPages,
     renderer,
@@ -78,7 +80,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       log,
     })
     : undefined;
-  const commands = new CommandService({ queues, prState, now, log });
+  const commands = new CommandService({ queues, prState, now, log, deploysEnabled: deploys !== undefined });
   let views: ReturnType<typeof loadPageViews> | undefined;
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
@@ -97,7 +99,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     log: logger,
   });
   await server.load(appFn);
-  const worker = previewWorker(redis, (job) => previews.run(job), { concurrency: settings.previewConcurrency });
+  const worker = previewWorker(redis, mac, (job) => previews.run(job), { concurrency: settings.previewConcurrency });
   worker.on("failed", (job, error) => {
     log.error({ job: job?.id, error: error.message }, "preview job failed");
     if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
@@ -106,7 +108,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       });
     }
   });
-  const deployWorkers = deploys && requestKey ? [deployRequestWorker(redis, { requestKey, now }, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
+  const deployWorkers = deploys ? [deployRequestWorker(redis, { mac, now }, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
   for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });
   limitRequestBodies(await server.start(), "/api/github/webhooks");
   return {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { DEPLOY_REQUEST_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
+import { DEPLOY_REQUEST_QUEUE, PREVIEW_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
 import { agentQueue, latestJobKey, REPORT_QUEUE, type AgentReport } from "../../src/core/agent-protocol.ts";
 import { deployCheckName } from "../../src/core/deploy-report.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
@@ -209,6 +209,17 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
       tried("a deploy request written straight into the deploy-requests queue, without and with a made-up MAC", "both refused unread; nothing rendered or signed");
     } finally {
       await queue.close();
+    }
+    // Nor can it make the app render and comment on a commit of its choosing.
+    const previews = new Queue(PREVIEW_QUEUE, { connection: h.redis, prefix: QUEUE_PREFIX });
+    try {
+      const job = { repository: { owner: OWNER, name: repo.repo, id: repo.repoId }, installationId: 41, pullRequest: 77, baseSha: target, headSha: target, baseRef: "main", draft: false, seq: 1, checkRunId: 1 };
+      const added = await previews.add("preview", job, { jobId: `forged-preview-${randomUUID()}` });
+      await expect.poll(async () => previews.getJobState(added.id ?? ""), { timeout: 20_000 }).toBe("failed");
+      expect((await previews.getJob(added.id ?? ""))?.failedReason).toContain("no MAC");
+      expect(h.github.comments.filter((c) => c.issue === 77)).toEqual([]);
+    } finally {
+      await previews.close();
     }
   });
 

@@ -1,10 +1,10 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/jobs.ts";
 import { canonicalJson } from "../../core/normalize.ts";
+import type { RedisMac } from "../services/redis-mac.ts";
 import type { Envelope } from "../../core/signing.ts";
 
 /** BullMQ key prefix; the hash tag keeps each queue's keys in one Redis Cluster slot. */
@@ -29,21 +29,30 @@ export const previewJobSchema = z.strictObject({
 /** A preview to render. */
 export type PreviewJob = z.infer<typeof previewJobSchema>;
 
-/** A deploy request as it waits in Redis: the request and its MAC. */
-const queuedRequestSchema = z.strictObject({ request: z.unknown(), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
-/** Deploy requests older than this are dropped unread: nothing legitimate waits a day. */
+/** A request as it waits in Redis: the request and its MAC. */
+const queuedSchema = z.strictObject({ request: z.unknown(), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
+/** Requests older than this are dropped unread: nothing legitimate waits a day. */
 const MAX_REQUEST_AGE_MS = 24 * 3600 * 1000;
 
 /**
- * The key that authenticates deploy requests, derived from the job signing key. It never enters
- * Redis, so whoever can write to Redis cannot choose what the app renders and signs.
+ * Wraps a request for a queue with its MAC: whoever can write to Redis cannot choose what the
+ * app renders, comments or signs.
  */
-export function requestKeyFrom(jobSigningKeyPem: string): Buffer {
-  return createHmac("sha256", jobSigningKeyPem).update("sluice deploy requests v1").digest();
+function sealed(mac: RedisMac, queue: string, request: object): { request: object; mac: string } {
+  return { request, mac: mac.sign(queue, canonicalJson(request as Record<string, unknown>)) };
 }
 
-function requestMac(key: Buffer, request: DeployRequest): string {
-  return createHmac("sha256", key).update(canonicalJson(request)).digest("base64url");
+/**
+ * Reads a queued request: only one this app queued (its MAC verifies) and well-formed is returned.
+ * @throws UnrecoverableError saying why anything else is refused; retrying cannot help
+ */
+function openQueued<T>(data: unknown, mac: RedisMac, queue: string, schema: z.ZodType<T>): T {
+  const queued = queuedSchema.safeParse(data);
+  if (!queued.success) throw new UnrecoverableError(`${queue} job refused: it is not a request queued by Sluice (no MAC)`);
+  const parsed = schema.safeParse(queued.data.request);
+  if (!parsed.success) throw new UnrecoverableError(`${queue} job refused: malformed: ${parsed.error.issues[0]?.message ?? ""}`);
+  if (!mac.verify(queue, canonicalJson(parsed.data as Record<string, unknown>), queued.data.mac)) throw new UnrecoverableError(`${queue} job refused: its MAC does not verify; it was not queued by this app`);
+  return parsed.data;
 }
 
 // Raises a repository environment's sequence to at least the clock, then by one: it grows across
@@ -58,8 +67,8 @@ return next`;
 
 /** What the app's queues need besides Redis. */
 export interface AppQueueOptions {
-  /** Authenticates deploy requests; see {@link requestKeyFrom}. Deploy requests cannot be queued without it. */
-  requestKey?: Buffer;
+  /** Authenticates what is queued. */
+  mac: RedisMac;
   now?: () => number;
 }
 
@@ -70,13 +79,13 @@ export class AppQueues {
   readonly #preview: Queue;
   readonly #deploy: Queue;
   readonly #agents = new Map<string, Queue>();
-  readonly #requestKey: Buffer | undefined;
+  readonly #mac: RedisMac;
   readonly #now: () => number;
 
-  constructor(connection: Redis, options: AppQueueOptions = {}) {
+  constructor(connection: Redis, options: AppQueueOptions) {
     this.#connection = connection;
     this.#redis = connection;
-    this.#requestKey = options.requestKey;
+    this.#mac = options.mac;
     this.#now = options.now ?? Date.now;
     this.#preview = new Queue(PREVIEW_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#deploy = new Queue(DEPLOY_REQUEST_QUEUE, { connection, prefix: QUEUE_PREFIX });
@@ -99,7 +108,7 @@ export class AppQueues {
   /** Queues a preview render. The id is unique per pull request, head and sequence number. */
   async addPreview(job: PreviewJob): Promise<void> {
     const data = previewJobSchema.parse(job);
-    await this.#preview.add("preview", data, {
+    await this.#preview.add("preview", sealed(this.#mac, PREVIEW_QUEUE, data), {
       jobId: `preview-${data.repository.id}-${data.pullRequest}-${data.headSha}-${data.seq}`,
       attempts: 3,
       backoff: { type: "exponential", delay: 2_000 },
@@ -117,14 +126,13 @@ export class AppQueues {
    * of order).
    */
   async addDeployRequest(request: Omit<DeployRequest, "sequence">): Promise<boolean> {
-    if (!this.#requestKey) throw new Error("deploy requests need the job signing key (SLUICE_JOB_SIGNING_KEY)");
     const jobId = deployJobId(request);
     const existing = await this.#deploy.getJob(jobId);
     if (existing !== undefined) return false;
     const sequence = Number(await this.#redis.eval(NEXT_SEQUENCE, 1, `{sluice}:sequence:${request.repository.id}:${request.environment}`, String(this.#now()), String(365 * 24 * 3600)));
     const data = deployRequestSchema.parse({ ...request, sequence });
     await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
-    await this.#deploy.add("deploy", { request: data, mac: requestMac(this.#requestKey, data) }, { jobId, attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
+    await this.#deploy.add("deploy", sealed(this.#mac, DEPLOY_REQUEST_QUEUE, data), { jobId, attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
     return true;
   }
 
@@ -134,38 +142,28 @@ export class AppQueues {
   }
 }
 
-/** Consumes preview jobs with `process`; jobs whose data does not match the schema fail at once. */
-export function previewWorker(connection: ConnectionOptions, process: (job: PreviewJob) => Promise<void>, options: Partial<WorkerOptions> = {}): Worker {
+/** Consumes preview jobs with `process`; jobs the app did not queue, or malformed ones, fail at once. */
+export function previewWorker(connection: ConnectionOptions, mac: RedisMac, process: (job: PreviewJob) => Promise<void>, options: Partial<WorkerOptions> = {}): Worker {
   return new Worker(PREVIEW_QUEUE, async (job: Job) => {
-    const parsed = previewJobSchema.safeParse(job.data);
-    // Malformed data will not get better on retry.
-    if (!parsed.success) throw new UnrecoverableError(`preview job ${job.id ?? "?"} is malformed: ${parsed.error.message}`);
-    await process(parsed.data);
+    await process(openQueued(job.data, mac, PREVIEW_QUEUE, previewJobSchema));
   }, { connection, prefix: QUEUE_PREFIX, concurrency: 2, ...options });
 }
 
 /**
- * Reads a queued deploy request: only one this app queued (its MAC verifies), well-formed, and
- * less than a day old is returned.
- * @throws UnrecoverableError saying why anything else is refused; retrying cannot help
+ * Reads a queued deploy request: only one this app queued, well-formed, and less than a day old.
+ * @throws UnrecoverableError saying why anything else is refused
  */
-export function openDeployRequest(data: unknown, key: Buffer, now: number): DeployRequest {
-  const queued = queuedRequestSchema.safeParse(data);
-  if (!queued.success) throw new UnrecoverableError("deploy request refused: it is not a request queued by Sluice (no MAC)");
-  const parsed = deployRequestSchema.safeParse(queued.data.request);
-  if (!parsed.success) throw new UnrecoverableError(`deploy request refused: malformed: ${parsed.error.issues[0]?.message ?? ""}`);
-  const expected = Buffer.from(requestMac(key, parsed.data));
-  const given = Buffer.from(queued.data.mac);
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw new UnrecoverableError("deploy request refused: its MAC does not verify; it was not queued by this app");
-  const age = now - Date.parse(parsed.data.createdAt);
-  if (age > MAX_REQUEST_AGE_MS) throw new UnrecoverableError(`deploy request refused: it was made ${Math.round(age / 3600_000)} hours ago, over the limit of 24 hours`);
-  return parsed.data;
+export function openDeployRequest(data: unknown, mac: RedisMac, now: number): DeployRequest {
+  const request = openQueued(data, mac, DEPLOY_REQUEST_QUEUE, deployRequestSchema);
+  const age = now - Date.parse(request.createdAt);
+  if (age > MAX_REQUEST_AGE_MS) throw new UnrecoverableError(`${DEPLOY_REQUEST_QUEUE} job refused: it was made ${Math.round(age / 3600_000)} hours ago, over the limit of 24 hours`);
+  return request;
 }
 
 /** Consumes deploy requests: renders the commit and hands a signed job to the agents. Requests that do not verify fail at once. */
-export function deployRequestWorker(connection: ConnectionOptions, options: { requestKey: Buffer; now: () => number }, process: (request: DeployRequest) => Promise<void>): Worker {
+export function deployRequestWorker(connection: ConnectionOptions, options: { mac: RedisMac; now: () => number }, process: (request: DeployRequest) => Promise<void>): Worker {
   return new Worker(DEPLOY_REQUEST_QUEUE, async (job: Job) => {
-    await process(openDeployRequest(job.data, options.requestKey, options.now()));
+    await process(openDeployRequest(job.data, options.mac, options.now()));
   }, { connection, prefix: QUEUE_PREFIX, concurrency: 2 });
 }
 

@@ -26,6 +26,8 @@ export interface CommandDeps {
   prState: PullRequestState;
   now: () => number;
   log: Logger;
+  /** Whether this app signs deploy jobs at all (it has a job signing key). */
+  deploysEnabled: boolean;
 }
 
 /**
@@ -79,6 +81,10 @@ export class CommandService {
         if (!permits(actual, permission)) {
           await gh.createComment(repo, event.pullRequest, refusal(event.author, command.kind, permission, actual));
           this.#deps.log.info({ repository: event.repository.id, author: event.author, command: command.kind, permission: actual }, "command refused");
+          return;
+        }
+        if (!this.#deps.deploysEnabled) {
+          await gh.createComment(repo, event.pullRequest, `@${event.author} deploys are not enabled on this Sluice (it has no job signing key), so \`/${command.kind}\` cannot run. Nothing was done.`);
           return;
         }
         const lines = await this.#deploy(gh, event, config.config, command.kind, command.environments);

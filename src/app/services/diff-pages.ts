@@ -2,6 +2,10 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { DiffReport } from "../../core/report.ts";
+import type { RedisMac } from "./redis-mac.ts";
+
+/** A stored page never decompresses past this. */
+const MAX_PAGE_BYTES = 512 * 1024 * 1024;
 
 /** What a diff page shows. */
 export interface DiffPageData {
@@ -17,6 +21,8 @@ export interface DiffPageOptions {
   /** HMAC key for links. */
   secret: string;
   ttlSeconds: number;
+  /** Authenticates stored pages: a page read from Redis is shown only if this app wrote it. */
+  mac: RedisMac;
 }
 
 /** The path prefix the app serves diff pages under. */
@@ -45,15 +51,16 @@ export class DiffPages {
   async store(data: DiffPageData, now: number): Promise<string> {
     const json = JSON.stringify(data);
     const id = createHmac("sha256", this.#options.secret).update("page\0").update(json).digest("base64url").slice(0, 22);
-    await this.#redis.set(this.#key(id), gzipSync(json), "EX", this.#options.ttlSeconds);
+    await this.#redis.set(this.#key(id), this.#options.mac.seal(`page:${id}`, gzipSync(json)), "EX", this.#options.ttlSeconds);
     const expires = Math.floor(now / 1000) + this.#options.ttlSeconds;
     return `${this.#options.publicUrl}${DIFF_PAGE_PATH}${id}?exp=${expires}&sig=${this.#sign(id, expires)}`;
   }
 
-  /** A stored page, or undefined once it has expired from Redis. */
+  /** A stored page, or undefined once it has expired from Redis (or was not written by this app). */
   async load(id: string): Promise<DiffPageData | undefined> {
-    const data = await this.#redis.getBuffer(this.#key(id));
-    return data ? (JSON.parse(gunzipSync(data).toString("utf8")) as DiffPageData) : undefined;
+    const sealed = await this.#redis.getBuffer(this.#key(id));
+    const data = sealed ? this.#options.mac.open(`page:${id}`, sealed) : undefined;
+    return data ? (JSON.parse(gunzipSync(data, { maxOutputLength: MAX_PAGE_BYTES }).toString("utf8")) as DiffPageData) : undefined;
   }
 
   /** Checks a link's signature and expiry: 403 when forged or malformed, 410 when expired. */

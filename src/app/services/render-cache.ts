@@ -4,6 +4,10 @@ import { constants, gunzip, gzip } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { SourceProblem } from "../../core/errors.ts";
 import type { Resource } from "../../core/resource-set.ts";
+import type { RedisMac } from "./redis-mac.ts";
+
+/** A cached render never decompresses past this. */
+const MAX_RENDER_BYTES = 1024 * 1024 * 1024;
 
 /** One environment rendered at one set of inputs. */
 export interface CachedRender {
@@ -19,6 +23,8 @@ export interface RenderCacheOptions {
   /** Least-recently-used entries are dropped past this count. */
   maxEntries: number;
   prefix?: string;
+  /** Authenticates entries: Redis is not trusted, and a forged render would hide changes from reviewers. */
+  mac: RedisMac;
 }
 
 /**
@@ -41,11 +47,12 @@ export class RenderCache {
 
   /** A cached render, refreshing its recency. */
   async get(key: string, now: number): Promise<CachedRender | undefined> {
-    const data = await this.#redis.getBuffer(`${this.#options.prefix}:${key}`);
+    const sealed = await this.#redis.getBuffer(`${this.#options.prefix}:${key}`);
+    const data = sealed ? this.#options.mac.open(`render:${key}`, sealed) : undefined;
     if (!data) return undefined;
     await this.#redis.zadd(this.#index(), now, key);
     try {
-      return JSON.parse((await promisify(gunzip)(data)).toString("utf8")) as CachedRender;
+      return JSON.parse((await promisify(gunzip)(data, { maxOutputLength: MAX_RENDER_BYTES })).toString("utf8")) as CachedRender;
     } catch {
       return undefined;
     }
@@ -56,7 +63,7 @@ export class RenderCache {
     // Fast compression off the main thread: rendered manifests compress well at any level.
     const data = await promisify(gzip)(JSON.stringify(render), { level: constants.Z_BEST_SPEED });
     if (data.length > this.#options.maxEntryBytes) return false;
-    await this.#redis.set(`${this.#options.prefix}:${key}`, data, "EX", this.#options.ttlSeconds);
+    await this.#redis.set(`${this.#options.prefix}:${key}`, this.#options.mac.seal(`render:${key}`, data), "EX", this.#options.ttlSeconds);
     await this.#redis.zadd(this.#index(), now, key);
     const excess = (await this.#redis.zcard(this.#index())) - this.#options.maxEntries;
     if (excess > 0) {

@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DiffPages } from "../../../src/app/services/diff-pages.ts";
 import { deduplicated } from "../../../src/app/handlers/deduplicated.ts";
 import { PullRequestState } from "../../../src/app/services/pr-state.ts";
+import { RedisMac } from "../../../src/app/services/redis-mac.ts";
 import { RenderCache } from "../../../src/app/services/render-cache.ts";
+
+const mac = new RedisMac("webhook-secret-for-tests");
 
 let redis: Redis;
 beforeAll(() => { redis = new Redis(inject("redisUrl")); });
@@ -70,7 +73,7 @@ describe("PullRequestState (real Redis)", () => {
 
 describe("RenderCache (real Redis)", () => {
   it("stores and returns renders, bounded by entry count and size", async () => {
-    const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 400, maxEntries: 2, prefix: `test:${randomUUID()}` });
+    const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 400, maxEntries: 2, prefix: `test:${randomUUID()}`, mac });
     const key = (n: number) => RenderCache.key(`digest-${n}`, { env: "x" });
     expect(await cache.set(key(1), { resources: [resource("a")], problems: [] }, 1)).toBe(true);
     expect(await cache.set(key(2), { resources: [resource("b")], problems: [] }, 2)).toBe(true);
@@ -83,10 +86,24 @@ describe("RenderCache (real Redis)", () => {
     expect(await cache.set(key(4), huge, 6)).toBe(false);
     expect(RenderCache.key("d", { a: 1 })).not.toBe(RenderCache.key("d", { a: 2 }));
   });
+
+  it("ignores an entry written by anyone but the app, so a Redis writer cannot hide a change from reviewers", async () => {
+    const prefix = `test:${randomUUID()}`;
+    const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 4096, maxEntries: 10, prefix, mac });
+    const key = RenderCache.key("digest", { env: "x" });
+    await cache.set(key, { resources: [resource("real")], problems: [] }, 1);
+    const { gzipSync } = await import("node:zlib");
+    await redis.set(`${prefix}:${key}`, gzipSync(JSON.stringify({ resources: [resource("forged")], problems: [] })));
+    expect(await cache.get(key, 2)).toBeUndefined();
+    const other = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 4096, maxEntries: 10, prefix, mac: new RedisMac("another-secret") });
+    await cache.set(key, { resources: [resource("real")], problems: [] }, 3);
+    expect(await other.get(key, 4)).toBeUndefined();
+    expect((await cache.get(key, 5))?.resources[0]?.id.name).toBe("real");
+  });
 });
 
 describe("DiffPages (real Redis)", () => {
-  const pages = () => new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "s3cret-key-for-links", ttlSeconds: 3600 });
+  const pages = () => new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "s3cret-key-for-links", ttlSeconds: 3600, mac });
 
   it("stores a page behind a signed, expiring link", async () => {
     const now = Date.UTC(2026, 0, 1);
@@ -99,7 +116,13 @@ describe("DiffPages (real Redis)", () => {
     expect(pages().verify(id, String(Number(link.searchParams.get("exp")) + 1), link.searchParams.get("sig"), now)).toEqual({ ok: false, status: 403 });
     expect(pages().verify(id, link.searchParams.get("exp"), null, now)).toEqual({ ok: false, status: 403 });
     expect(pages().verify("../../etc", "1", "x", now)).toEqual({ ok: false, status: 403 });
-    const other = new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "another-secret-key", ttlSeconds: 3600 });
+    const other = new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "another-secret-key", ttlSeconds: 3600, mac });
     expect(other.verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now)).toEqual({ ok: false, status: 403 });
+    // The same report stored again is the same page.
+    expect(await pages().store({ title: "t", subtitle: "s", report: { environments: [], errors: [] } }, now)).toBe(link.toString());
+    // A page rewritten in Redis by someone else is not shown.
+    const { gzipSync } = await import("node:zlib");
+    await redis.set(`sluice:diff-page:${id}`, gzipSync(JSON.stringify({ title: "forged", subtitle: "", report: { environments: [], errors: [] } })));
+    expect(await pages().load(id)).toBeUndefined();
   });
 });
