@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { outputLimitFor, RenderPool } from "../render/render-pool.ts";
+import { canSandbox } from "../render/sandbox.ts";
 import { resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 import { GitHubClient } from "./github/client.ts";
@@ -111,6 +112,8 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const deployWorkers = deploys ? [deployRequestWorker(redis, { mac, now }, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
   for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });
   limitRequestBodies(await server.start(), "/api/github/webhooks");
+  if (await canSandbox()) logger.info({ sandbox: "namespaces" }, "renderers run in user, network and PID namespaces of their own");
+  else logger.warn({ sandbox: "none" }, "renderers cannot run in namespaces here (user namespaces are not allowed); remote bases are still refused and renders still run without the app's environment");
   return {
     port: server.port,
     stop: async () => {
