@@ -1,4 +1,4 @@
-import type { CommandIo } from "./diff-command.ts";
+import type { CommandIo } from "./io.ts";
 import { untilStopSignal } from "./signals.ts";
 
 /** Runs `sluice agent` until SIGTERM or SIGINT; the job in progress finishes before it exits. */

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { CommandIo } from "./diff-command.ts";
+import type { CommandIo } from "./io.ts";
 import { untilStopSignal } from "./signals.ts";
 
 /** Runs `sluice app` until SIGTERM or SIGINT; reads `.env` from the working directory when present. */

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { CONFIG_PATH, defaultConfig, validateConfig, type Config } from "../core/config.ts";
 import { formatProblem } from "../core/errors.ts";
@@ -8,6 +8,7 @@ import { hasChanges, toJsonReport, type DiffReport } from "../core/report.ts";
 import { compareCheckouts, renderBothInProcess, selectEnvironments } from "../render/compare.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
+import { EXIT, type CommandIo } from "./io.ts";
 
 /** Output formats of `sluice diff`. */
 export type DiffFormat = "markdown" | "json" | "html";
@@ -22,21 +23,19 @@ export interface DiffArgs {
   out?: string;
 }
 
-/** What the command needs from the process, passed in so it can be tested. */
-export interface CommandIo {
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-/** Exit codes as `kubectl diff`: no changes, changes, error. */
-export const EXIT = { noChanges: 0, changes: 1, error: 2 } as const;
 
 /** Runs `sluice diff` and returns its exit code. */
 export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
   const baseDir = resolve(io.cwd, args.base);
   const headDir = resolve(io.cwd, args.head);
+  // A checkout that is not there would read as "everything removed": that is an error, not a diff.
+  for (const [name, dir] of [["BASE", args.base], ["HEAD", args.head]] as const) {
+    const problem = await checkoutProblem(resolve(io.cwd, dir));
+    if (problem) {
+      io.stderr(`sluice diff: ${name} ${dir} ${problem}\n`);
+      return EXIT.error;
+    }
+  }
   const config = await loadConfig(baseDir, args.configFile ? resolve(io.cwd, args.configFile) : undefined, args.configFile);
   if (!config.ok) {
     for (const message of config.errors) io.stderr(`${message}\n`);
@@ -72,6 +71,19 @@ async function format(report: DiffReport, args: DiffArgs): Promise<string> {
       return `${renderMarkdown(report, { header: `### Sluice diff\n\n\`${args.base}\` → \`${args.head}\`` })}\n`;
     case "html":
       return renderHtmlPage(report, await loadPageViews(), { title: "Sluice diff", subtitle: `${args.base} → ${args.head}` });
+  }
+}
+
+/** Why a path cannot be a checkout, or undefined when it is a readable directory. */
+async function checkoutProblem(dir: string): Promise<string | undefined> {
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory()) return "is a file; a checkout is a directory";
+    await access(dir, constants.R_OK | constants.X_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "cannot be read (permission denied)" : `cannot be read: ${code ?? String(error)}`;
   }
 }
 

@@ -1,24 +1,53 @@
 import { parseArgs } from "node:util";
-import { generateSigningKeys } from "../core/signing.ts";
-import { runAgent } from "./agent-command.ts";
-import { runApp } from "./app-command.ts";
-import { EXIT, runDiff, type CommandIo, type DiffFormat } from "./diff-command.ts";
+import { EXIT, type CommandIo } from "./io.ts";
+
+// Only what every command needs is imported here; each command loads its own modules when it
+// runs, so `sluice --help` does not pay for the app's, the agent's or the renderers' code.
+
+const DIFF_USAGE = `Usage: sluice diff BASE HEAD [options]
+
+Render and diff two checkouts with the engine the app uses.
+
+Options:
+  --env NAME        Only this environment (repeatable).
+  --config FILE     Configuration file (default: BASE/.github/sluice.yml).
+  --format FORMAT   markdown (default), json or html.
+  --out FILE        Write the report to FILE instead of standard output.
+  -h, --help        Show this help.
+
+Exit code: 0 no changes, 1 changes, 2 errors.
+`;
+
+const APP_USAGE = `Usage: sluice app
+
+Run the GitHub App. Settings come from the environment or ./.env (see README.md).
+`;
+
+const AGENT_USAGE = `Usage: sluice agent
+
+Run the in-cluster agent. Settings come from the environment (see README.md).
+`;
+
+const KEYS_USAGE = `Usage: sluice keys generate
+
+Print a new Ed25519 key pair (PEM, private key first) for signing jobs or reports.
+`;
 
 const USAGE = `Usage: sluice <command>
 
 Commands:
   diff BASE HEAD    Render and diff two checkouts with the engine the app uses.
-      --env NAME        Only this environment (repeatable).
-      --config FILE     Configuration file (default: BASE/.github/sluice.yml).
-      --format FORMAT   markdown (default), json or html.
-      --out FILE        Write the report to FILE instead of standard output.
-    Exit code: 0 no changes, 1 changes, 2 errors.
   app               Run the GitHub App (settings from the environment or ./.env).
   agent             Run the in-cluster agent (settings from the environment).
   keys generate     Print a new Ed25519 key pair (PEM) for signing jobs or reports.
+
+Run "sluice <command> --help" for a command's options.
 `;
 
-const FORMATS: readonly DiffFormat[] = ["markdown", "json", "html"];
+/** Output formats of `sluice diff`. */
+const FORMATS = ["markdown", "json", "html"] as const;
+
+const wantsHelp = (args: readonly string[]): boolean => args.includes("--help") || args.includes("-h");
 
 /** Runs the `sluice` command line and returns the exit code. */
 export async function main(argv: readonly string[], io: CommandIo): Promise<number> {
@@ -30,17 +59,22 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
   try {
     switch (command) {
       case "diff":
+        if (wantsHelp(rest)) return help(io, DIFF_USAGE);
         return await diffCommand(rest, io);
       case "app":
-        return await runApp(io);
+        if (wantsHelp(rest)) return help(io, APP_USAGE);
+        return await (await import("./app-command.ts")).runApp(io);
       case "agent":
-        return await runAgent(io);
+        if (wantsHelp(rest)) return help(io, AGENT_USAGE);
+        return await (await import("./agent-command.ts")).runAgent(io);
       case "keys":
+        if (wantsHelp(rest)) return help(io, KEYS_USAGE);
         if (rest[0] !== "generate" || rest.length > 1) {
-          io.stderr(`sluice keys: the only subcommand is "generate"\n`);
+          io.stderr(`sluice keys: the only subcommand is "generate"\n\n${KEYS_USAGE}`);
           return EXIT.error;
         }
         {
+          const { generateSigningKeys } = await import("../core/signing.ts");
           const keys = generateSigningKeys();
           io.stdout(`${keys.privateKey}${keys.publicKey}`);
         }
@@ -55,28 +89,41 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
   }
 }
 
+function help(io: CommandIo, usage: string): number {
+  io.stdout(usage);
+  return 0;
+}
+
 async function diffCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      env: { type: "string", multiple: true },
-      config: { type: "string" },
-      format: { type: "string", default: "markdown" },
-      out: { type: "string" },
-    },
-  });
-  const [base, head, ...extra] = positionals;
-  if (base === undefined || head === undefined || extra.length > 0) {
-    io.stderr(`sluice diff: expected two directories, BASE and HEAD, got ${positionals.length}\n\n${USAGE}`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        env: { type: "string", multiple: true },
+        config: { type: "string" },
+        format: { type: "string", default: "markdown" },
+        out: { type: "string" },
+      },
+    });
+  } catch (error) {
+    io.stderr(`sluice diff: ${error instanceof Error ? error.message : String(error)}\n\n${DIFF_USAGE}`);
     return EXIT.error;
   }
-  const format = values.format as DiffFormat;
-  if (!FORMATS.includes(format)) {
+  const { values, positionals } = parsed;
+  const [base, head, ...extra] = positionals;
+  if (base === undefined || head === undefined || extra.length > 0) {
+    io.stderr(`sluice diff: expected two directories, BASE and HEAD, got ${positionals.length}\n\n${DIFF_USAGE}`);
+    return EXIT.error;
+  }
+  const format = FORMATS.find((f) => f === values.format);
+  if (!format) {
     io.stderr(`sluice diff: --format must be one of ${FORMATS.join(", ")}, got "${values.format}"\n`);
     return EXIT.error;
   }
+  const { runDiff } = await import("./diff-command.ts");
   return runDiff(
     {
       base,

@@ -1,5 +1,7 @@
 import { html as diffToHtml } from "diff2html";
+import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
+import { diffPath } from "./identity.ts";
 import { escapeHtml, orderedChanges } from "./markdown.ts";
 import type { DiffReport } from "./report.ts";
 
@@ -17,13 +19,23 @@ export interface PageOptions {
 }
 
 /**
+ * A change's diff with git's header in front: diff2html takes a `/dev/null` side without a
+ * `new file mode` or `deleted file mode` line for a rename, and would tag an added object RENAMED.
+ */
+function withGitHeader(change: ResourceChange): string {
+  const path = diffPath(change.id);
+  const mode = change.action === "added" ? "new file mode 100644\n" : change.action === "removed" ? "deleted file mode 100644\n" : "";
+  return `diff --git a/${path} b/${path}\n${mode}${change.diff}`;
+}
+
+/**
  * The full diff page: a self-contained HTML document (styles inlined, no scripts, no CDN) with
  * the summary, the errors, and every changed resource side by side with a file list.
  */
 export function renderHtmlPage(report: DiffReport, views: PageViews, options: PageOptions): string {
   const sections = report.environments.map((env) => {
     const changes = orderedChanges(env);
-    const diff = changes.map((c) => c.diff).join("");
+    const diff = changes.map(withGitHeader).join("");
     const s = env.summary;
     const counts = `${s.added} added, ${s.modified} modified, ${s.removed} removed, ${s.unchanged} unchanged`;
     const body = changes.length === 0

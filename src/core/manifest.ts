@@ -245,6 +245,14 @@ function collect(
     return;
   }
   const missing = missingFields(object);
+  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  if (missing.length === 1 && missing[0] === "metadata.name" && typeof metadata.generateName === "string") {
+    problems.push({
+      ...at,
+      message: `${describe(object)} has metadata.generateName "${metadata.generateName}" and no metadata.name: Sluice applies objects declaratively (server-side apply), which needs a fixed name. Set metadata.name; for a Job that must run on every deploy, put a version or a hash of its spec in the name`,
+    });
+    return;
+  }
   if (missing.length > 0) {
     problems.push({ ...at, message: `${describe(object)} is missing ${missing.join(", ")}` });
     return;

@@ -125,3 +125,38 @@ describe("sluice diff", () => {
     expect(changed).toMatchObject({ code: 1, stdout: expect.stringContaining("🔴 removed <code>Namespace shop</code>") as string });
   });
 });
+
+describe("sluice diff on what is not a checkout", () => {
+  it("is an error naming the path, never a diff against nothing", async () => {
+    const base = await checkout("plain-app");
+    const missing = join(await tempDir(), "nonexistent");
+    const one = await sluice(["diff", base, missing]);
+    expect(one.code).toBe(2);
+    expect(one.stderr).toBe(`sluice diff: HEAD ${missing} does not exist\n`);
+    const both = await sluice(["diff", missing, `${missing}-too`]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain(`BASE ${missing} does not exist`);
+    const file = await sluice(["diff", join(base, "manifests/namespace.yaml"), base]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain("manifests/namespace.yaml is a file; a checkout is a directory");
+  });
+});
+
+describe("help", () => {
+  it.each([["diff", "Usage: sluice diff BASE HEAD"], ["keys", "Usage: sluice keys generate"], ["app", "Usage: sluice app"], ["agent", "Usage: sluice agent"]])("sluice %s --help prints the command's help and does nothing else", async (command, usage) => {
+    for (const args of [[command, "--help"], [command, "-h"], ...(command === "keys" ? [["keys", "generate", "--help"]] : [])]) {
+      const { code, stdout, stderr } = await sluice(args);
+      expect(code).toBe(0);
+      expect(stdout).toContain(usage);
+      expect(stdout).not.toContain("BEGIN PRIVATE KEY");
+      expect(stderr).toBe("");
+    }
+  });
+
+  it("answers an unknown option with the command's help on stderr", async () => {
+    const { code, stderr } = await sluice(["diff", "--colour", "a", "b"]);
+    expect(code).toBe(2);
+    expect(stderr).toContain("Unknown option '--colour'");
+    expect(stderr).toContain("Usage: sluice diff BASE HEAD");
+  });
+});

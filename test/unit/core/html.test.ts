@@ -26,6 +26,14 @@ describe("renderHtmlPage", () => {
     expect(page).toContain("1 added, 1 modified, 0 removed, 0 unchanged");
   });
 
+  it("labels added objects ADDED and removed ones DELETED, never RENAMED", async () => {
+    const object = (name: string) => ({ object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { a: "1" } }, source: { file: "a", line: 1 } });
+    const changes = diffResources(buildResourceSet([object("gone"), object("kept")], "prod").resources, buildResourceSet([object("new"), { ...object("kept"), object: { ...object("kept").object, data: { a: "2" } } }], "prod").resources);
+    const page = renderHtmlPage({ environments: [{ name: "production", summary: summarize(changes), changes }], errors: [] }, await loadPageViews(), { title: "t" });
+    const tags = [...page.matchAll(/d2h-tag[^>]*>([A-Z]+)</g)].map((m) => m[1]);
+    expect(tags.sort()).toEqual(["ADDED", "CHANGED", "DELETED"]);
+  });
+
   it("has the views the page needs", async () => {
     const template = await readFile(new URL("../../../views/diff-page.html", import.meta.url), "utf8");
     expect(() => fillTemplate(template, { title: "", subtitle: "", styles: "", body: "" })).not.toThrow();

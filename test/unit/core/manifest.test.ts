@@ -63,6 +63,11 @@ items:
     ]);
   });
 
+  it("explains that generateName objects cannot be applied, and what to do", () => {
+    const { problems } = parseManifests("apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n", { file });
+    expect(problems).toEqual([{ file, line: 1, message: expect.stringMatching(/^Job has metadata.generateName "migrate-" and no metadata.name: Sluice applies objects declaratively \(server-side apply\), which needs a fixed name\. Set metadata.name; for a Job that must run on every deploy/) as string }]);
+  });
+
   it("reports unparseable YAML with its line and keeps reading later documents", () => {
     const text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  password: c2VjcmV0\n  bad: [\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n";
     const { objects, problems } = parseManifests(text, { file });
