@@ -125,7 +125,9 @@ export class Deployer {
     if (refusal) throw new RejectedJobError(refusal);
     const accepted: Inventory = { version: 1, repositoryId: job.repository.id, repository, environment: job.environment, objects: previous?.objects ?? [], revisions: previous?.revisions ?? [], sequence: job.sequence, sequenceJobId: job.id };
     await deps.inventories.write(accepted);
-    await report({ phase: "started", message: `applying ${planned.length} objects`, applied: 0, total: planned.length });
+    // Where the cluster's scope differs from what the manifest said, the report says so.
+    const corrections = scoped.corrections.length > 0 ? `\n${scoped.corrections.map((c) => `- ${c}`).join("\n")}` : "";
+    await report({ phase: "started", message: `applying ${planned.length} objects${corrections}`, applied: 0, total: planned.length });
     const applier = new Applier(deps.cluster);
     const results = await applier.apply(planned, {
       concurrency: deps.concurrency,
@@ -160,7 +162,7 @@ const MAX_BLOB_BYTES = 512 * 1024 * 1024;
  * namespaced ones without one get `defaultNamespace`. Kinds neither the server nor the set knows
  * are listed in `unknown`.
  */
-export async function resolveScopes(cluster: Cluster, objects: readonly KubeObject[], defaultNamespace: string): Promise<{ objects: Planned[]; unknown: string[] }> {
+export async function resolveScopes(cluster: Cluster, objects: readonly KubeObject[], defaultNamespace: string): Promise<{ objects: Planned[]; unknown: string[]; corrections: string[] }> {
   const definedHere = new Map<string, boolean>();
   for (const object of objects) {
     if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
@@ -169,6 +171,7 @@ export async function resolveScopes(cluster: Cluster, objects: readonly KubeObje
   }
   const planned: Planned[] = [];
   const unknown: string[] = [];
+  const corrections: string[] = [];
   for (const object of objects) {
     const apiVersion = String(object.apiVersion);
     const { group, version } = splitApiVersion(apiVersion);
@@ -181,9 +184,12 @@ export async function resolveScopes(cluster: Cluster, objects: readonly KubeObje
       continue;
     }
     if (namespaced) metadata.namespace = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : defaultNamespace;
-    else delete metadata.namespace;
+    else {
+      if (typeof metadata.namespace === "string" && metadata.namespace !== "") corrections.push(`${kind} ${name} is cluster-scoped; its metadata.namespace ${metadata.namespace} was ignored`);
+      delete metadata.namespace;
+    }
     const namespace = namespaced ? String(metadata.namespace) : "";
     planned.push({ id: { group, version, kind, namespace, name }, object: { ...object, metadata } });
   }
-  return { objects: planned, unknown };
+  return { objects: planned, unknown, corrections };
 }

@@ -1,4 +1,5 @@
 import { isRecord, type KubeObject } from "./manifest.ts";
+import type { ScopeResolver } from "./scopes.ts";
 
 /** Identifies a resource: group, version, kind, namespace (`""` when cluster-scoped) and name. */
 export interface ResourceId {
@@ -9,59 +10,10 @@ export interface ResourceId {
   name: string;
 }
 
-/** Kinds that live outside namespaces, by `group/kind` (the core group is empty). */
-const BUILT_IN_CLUSTER_SCOPED = new Set([
-  "/Namespace", "/Node", "/PersistentVolume", "/ComponentStatus",
-  "rbac.authorization.k8s.io/ClusterRole", "rbac.authorization.k8s.io/ClusterRoleBinding",
-  "apiextensions.k8s.io/CustomResourceDefinition",
-  "apiregistration.k8s.io/APIService",
-  "admissionregistration.k8s.io/ValidatingWebhookConfiguration",
-  "admissionregistration.k8s.io/MutatingWebhookConfiguration",
-  "admissionregistration.k8s.io/ValidatingAdmissionPolicy",
-  "admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding",
-  "admissionregistration.k8s.io/MutatingAdmissionPolicy",
-  "admissionregistration.k8s.io/MutatingAdmissionPolicyBinding",
-  "storage.k8s.io/StorageClass", "storage.k8s.io/CSIDriver", "storage.k8s.io/CSINode",
-  "storage.k8s.io/VolumeAttachment", "storage.k8s.io/VolumeAttributesClass",
-  "scheduling.k8s.io/PriorityClass",
-  "node.k8s.io/RuntimeClass",
-  "networking.k8s.io/IngressClass", "networking.k8s.io/IPAddress", "networking.k8s.io/ServiceCIDR",
-  "certificates.k8s.io/CertificateSigningRequest", "certificates.k8s.io/ClusterTrustBundle",
-  "flowcontrol.apiserver.k8s.io/FlowSchema", "flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
-  "resource.k8s.io/DeviceClass", "resource.k8s.io/ResourceSlice",
-  "internal.apiserver.k8s.io/StorageVersion", "storagemigration.k8s.io/StorageVersionMigration",
-  "authentication.k8s.io/TokenReview", "authentication.k8s.io/SelfSubjectReview",
-  "authorization.k8s.io/SubjectAccessReview", "authorization.k8s.io/SelfSubjectAccessReview",
-  "authorization.k8s.io/SelfSubjectRulesReview",
-]);
-
 /** Splits an apiVersion into group and version (`v1` → core group). */
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const slash = apiVersion.lastIndexOf("/");
   return slash < 0 ? { group: "", version: apiVersion } : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
-}
-
-/** Decides whether a kind is cluster-scoped: the built-in kinds plus CRDs defined in the same set. */
-export class ScopeResolver {
-  readonly #clusterScoped: Set<string>;
-  readonly #namespaced = new Set<string>();
-
-  /** Learns the scope of every CRD among `objects`. */
-  constructor(objects: Iterable<KubeObject>) {
-    this.#clusterScoped = new Set(BUILT_IN_CLUSTER_SCOPED);
-    for (const object of objects) {
-      if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
-      const { group, names, scope } = object.spec;
-      if (typeof group !== "string" || !isRecord(names) || typeof names.kind !== "string") continue;
-      (scope === "Cluster" ? this.#clusterScoped : this.#namespaced).add(`${group}/${names.kind}`);
-    }
-  }
-
-  /** Whether objects of this group and kind have no namespace. */
-  isClusterScoped(group: string, kind: string): boolean {
-    const key = `${group}/${kind}`;
-    return !this.#namespaced.has(key) && this.#clusterScoped.has(key);
-  }
 }
 
 /** The identity of an object; a namespaced object without a namespace takes `defaultNamespace`. */
@@ -70,14 +22,25 @@ export function identify(object: KubeObject, defaultNamespace: string, scopes: S
   const kind = String(object.kind);
   const metadata = isRecord(object.metadata) ? object.metadata : {};
   const name = String(metadata.name);
-  if (scopes.isClusterScoped(group, kind)) return { group, version, kind, namespace: "", name };
-  const namespace = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : defaultNamespace;
-  return { group, version, kind, namespace, name };
+  const declared = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : undefined;
+  switch (scopes.scopeOf(group, kind)) {
+    case "cluster":
+      return { group, version, kind, namespace: "", name };
+    case "namespaced":
+      return { group, version, kind, namespace: declared ?? defaultNamespace, name };
+    case "unknown":
+      // A namespace the manifest gives is believed; none is never invented.
+      return { group, version, kind, namespace: declared ?? "", name };
+  }
 }
 
-/** A string key unique per identity, usable in maps. */
-export function resourceKey(id: ResourceId): string {
-  return `${id.group}/${id.version}/${id.kind}/${id.namespace}/${id.name}`;
+/**
+ * A string key unique per identity, usable in maps. Identity is group, kind, namespace and name,
+ * as the API server and Argo CD and Flux key objects: the version is content, so
+ * `autoscaling/v2beta2` to `autoscaling/v2` is one object, modified.
+ */
+export function resourceKey(id: Pick<ResourceId, "group" | "kind" | "namespace" | "name">): string {
+  return `${id.group}/${id.kind}/${id.namespace}/${id.name}`;
 }
 
 /** A short human name: `Deployment prod/web`, or `Namespace prod` when cluster-scoped. */

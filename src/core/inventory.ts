@@ -34,8 +34,8 @@ export type Revision = z.infer<typeof revisionSchema>;
 
 /** Objects in the previous inventory that the new set lacks: the prune candidates. */
 export function pruneCandidates(previous: readonly ResourceId[], next: readonly ResourceId[]): ResourceId[] {
-  // Versions change without the object changing; compare without them.
-  const key = (id: ResourceId) => resourceKey({ ...id, version: "" });
+  // Identity has no version: a version bump is the same object.
+  const key = (id: ResourceId) => resourceKey(id);
   const keep = new Set(next.map(key));
   return previous.filter((id) => !keep.has(key(id)));
 }

@@ -29,7 +29,7 @@ const ICONS: Record<ResourceChange["action"], string> = { added: "🟢", removed
  */
 export function renderMarkdown(report: DiffReport, options: MarkdownOptions = {}): string {
   const maxLength = options.maxLength ?? GITHUB_COMMENT_LIMIT;
-  const head = [options.header, summaryTable(report.environments), errorList(report.errors, options.maxErrors ?? 50)]
+  const head = [options.header, summaryTable(report.environments), noteList(report.environments), errorList(report.errors, options.maxErrors ?? 50)]
     .filter((part): part is string => Boolean(part))
     .join("\n\n");
   const tail = options.footer ? `\n\n${options.footer}` : "";
@@ -73,6 +73,11 @@ export function summaryTable(environments: readonly EnvironmentDiff[]): string {
     return `| \`${escapeCode(env.name)}\` | ${s.added} | ${s.modified} | ${s.removed} | ${s.unchanged} | ${status} |`;
   });
   return ["| Environment | 🟢 Added | 🟡 Modified | 🔴 Removed | Unchanged | |", "|---|--:|--:|--:|--:|---|", ...rows].join("\n");
+}
+
+/** The environments' notes, one line each. */
+export function noteList(environments: readonly EnvironmentDiff[]): string {
+  return environments.flatMap((env) => (env.notes ?? []).map((note) => `> ℹ️ \`${escapeCode(env.name)}\`: ${escapeInline(note)}`)).join("\n>\n");
 }
 
 /** The errors, each as `file:line: message`, capped at `max` entries. */

@@ -9,6 +9,8 @@ export interface EnvironmentDiff {
   changes: ResourceChange[];
   /** Set when the environment was not rendered, with the reason (for example "inputs unchanged"). */
   skipped?: string;
+  /** Things worth knowing that are not errors, said once per environment. */
+  notes?: string[];
 }
 
 /** Which checkout a problem was found in. */
@@ -50,6 +52,7 @@ export interface JsonReport {
       secretKeys?: ResourceChange["secretKeys"];
     }[];
     skipped?: string;
+    notes?: string[];
   }[];
   errors: ReportProblem[];
 }
@@ -67,6 +70,7 @@ export function toJsonReport(report: DiffReport): JsonReport {
         ...(change.secretKeys ? { secretKeys: change.secretKeys } : {}),
       })),
       ...(env.skipped ? { skipped: env.skipped } : {}),
+      ...(env.notes ? { notes: env.notes } : {}),
     })),
     errors: report.errors.map((e) => ({ ...e })),
   };

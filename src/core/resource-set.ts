@@ -1,5 +1,6 @@
 import type { SourceProblem } from "./errors.ts";
-import { displayName, identify, resourceKey, ScopeResolver, type ResourceId } from "./identity.ts";
+import { displayName, identify, resourceKey, type ResourceId } from "./identity.ts";
+import { ScopeResolver } from "./scopes.ts";
 import type { ManifestObject, SourceLocation } from "./manifest.ts";
 import { normalize } from "./normalize.ts";
 
@@ -20,6 +21,8 @@ export interface Resource {
 export interface ResourceSet {
   resources: Map<string, Resource>;
   problems: SourceProblem[];
+  /** Kinds (`Kind.group`) whose scope could not be told without a cluster, sorted. */
+  unknownScopes: string[];
 }
 
 /**
@@ -30,18 +33,18 @@ export function buildResourceSet(objects: readonly ManifestObject[], defaultName
   const scopes = new ScopeResolver(objects.map((o) => o.object));
   const resources = new Map<string, Resource>();
   const problems: SourceProblem[] = [];
+  const unknown = new Set<string>();
   for (const { object, source } of objects) {
     const id = identify(object, defaultNamespace, scopes);
+    if (scopes.scopeOf(id.group, id.kind) === "unknown") unknown.add(`${id.kind}.${id.group}`);
     const key = resourceKey(id);
     const existing = resources.get(key);
     if (existing) {
-      problems.push({
-        ...source,
-        message: `duplicate ${displayName(id)} (${id.group || "core"}/${id.version}): also defined at ${existing.source.file}:${existing.source.line}`,
-      });
+      const versions = existing.id.version === id.version ? `${id.group || "core"}/${id.version}` : `as ${existing.id.group || "core"}/${existing.id.version} and as ${id.group || "core"}/${id.version}; the version is not part of an object's identity`;
+      problems.push({ ...source, message: `duplicate ${displayName(id)} (${versions}): also defined at ${existing.source.file}:${existing.source.line}` });
       continue;
     }
     resources.set(key, { id, key, json: JSON.stringify(normalize(object, id)), source });
   }
-  return { resources, problems };
+  return { resources, problems, unknownScopes: [...unknown].sort() };
 }

@@ -24,6 +24,8 @@ export interface RenderedSide {
   problems: SourceProblem[];
   /** The render may succeed when tried again (it timed out, or its process died): never cache it. */
   transient?: boolean;
+  /** Kinds whose scope is unknown without a cluster (`Kind.group`). */
+  unknownScopes?: string[];
 }
 
 /** Renders every selected environment at base and head and diffs them, one environment at a time. */
@@ -40,7 +42,9 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
     const { base, head } = await input.render(env);
     errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
     const changes = diffResources(base.resources, head.resources, input.diff);
-    environments.push({ name: env.name, summary: summarize(changes), changes });
+    const unknown = [...new Set([...(base.unknownScopes ?? []), ...(head.unknownScopes ?? [])])].sort();
+    const notes = unknown.length > 0 ? [unknownScopeNote(unknown)] : [];
+    environments.push({ name: env.name, summary: summarize(changes), changes, ...(notes.length > 0 ? { notes } : {}) });
   }
   return { environments, errors };
 }
@@ -77,7 +81,12 @@ export async function renderSide(context: RendererContext, env: Environment, opt
   if (options.requireInputs && problems.length === 0 && set.resources.size === 0) {
     problems.push({ file: env.path, line: 1, message: `environment ${env.name} renders no objects; a deploy never applies an empty render (remove the environment from the configuration instead)` });
   }
-  return { resources: set.resources, problems, ...(rendered.transient ? { transient: true } : {}) };
+  return { resources: set.resources, problems, ...(rendered.transient ? { transient: true } : {}), ...(set.unknownScopes.length > 0 ? { unknownScopes: set.unknownScopes } : {}) };
+}
+
+/** The one line that says which kinds' scope is unknown and what follows from it. */
+export function unknownScopeNote(kinds: readonly string[]): string {
+  return `the scope of ${kinds.join(", ")} is unknown here (no CustomResourceDefinition in these manifests): such objects show the namespace their manifest gives, or none; the agent reads the real scope from the cluster`;
 }
 
 /**

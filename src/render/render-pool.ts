@@ -23,6 +23,7 @@ export interface WireSide {
   resources: Resource[];
   problems: SourceProblem[];
   transient?: boolean;
+  unknownScopes?: string[];
 }
 
 /** A render process's answer. */
@@ -164,7 +165,7 @@ export class RenderPool {
     try {
       const reply = await worker.run(task, deadline);
       if (!reply.ok) return failed(env, checkouts.length, `rendering ${env.path} failed: ${reply.error}`);
-      return reply.sides.map((side) => ({ resources: new Map(side.resources.map((r) => [r.key, r])), problems: side.problems, ...(side.transient ? { transient: true } : {}) }));
+      return reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }));
     } catch (error) {
       const memory = worker.outOfMemory ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
       return failed(env, checkouts.length, `the render process for ${env.path} ${error instanceof Error ? error.message : String(error)}${memory}; nothing was rendered`);

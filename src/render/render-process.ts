@@ -10,7 +10,7 @@ async function handle(task: RenderTask): Promise<RenderReply> {
   const contexts = await Promise.all(task.checkouts.map((root) => openRendererContext(root, task.tools, task.limits)));
   try {
     const sides = await renderSides(contexts, task.env, { requireInputs: task.requireInputs });
-    return { id: task.id, ok: true, sides: sides.map((side) => ({ resources: [...side.resources.values()], problems: side.problems, ...(side.transient ? { transient: true } : {}) })) };
+    return { id: task.id, ok: true, sides: sides.map((side) => ({ ...side, resources: [...side.resources.values()] })) };
   } finally {
     await Promise.all(contexts.map((context) => context.dispose()));
   }

@@ -46,7 +46,7 @@ export class CachedRenderer {
     const result: Partial<Record<Side, RenderedSide>> = {};
     sides.forEach((side, index) => {
       const cached = found[index];
-      if (cached) result[side] = { resources: new Map(cached.resources.map((r) => [r.key, r])), problems: cached.problems };
+      if (cached) result[side] = { ...cached, resources: new Map(cached.resources.map((r) => [r.key, r])) };
     });
     const missing = sides.filter((side) => result[side] === undefined);
     if (missing.length > 0) {
@@ -78,11 +78,12 @@ export class CachedRenderer {
   }
 
   #key(env: Environment, inputs: EnvironmentInputs): string {
-    return RenderCache.key(inputs.digest, { env, ...this.#deps.pool.settings });
+    // `format` changes when what a cached render holds changes (2: keys without the version).
+    return RenderCache.key(inputs.digest, { format: 2, env, ...this.#deps.pool.settings });
   }
 
   #write(key: string, side: RenderedSide): void {
-    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems }, this.#deps.now()).catch((error: unknown) => {
+    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems, ...(side.unknownScopes ? { unknownScopes: side.unknownScopes } : {}) }, this.#deps.now()).catch((error: unknown) => {
       this.#deps.log.warn({ error: String(error) }, "render cache write failed");
     });
     this.#writes.push(write);

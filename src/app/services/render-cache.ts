@@ -13,6 +13,7 @@ const MAX_RENDER_BYTES = 1024 * 1024 * 1024;
 export interface CachedRender {
   resources: Resource[];
   problems: SourceProblem[];
+  unknownScopes?: string[];
 }
 
 /** Bounds of the render cache. */

@@ -160,3 +160,14 @@ describe("help", () => {
     expect(stderr).toContain("Usage: sluice diff BASE HEAD");
   });
 });
+
+describe("kinds whose scope is unknown", () => {
+  it("shows them without an invented namespace and says so once", async () => {
+    const files = { "m/issuer.yaml": "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata:\n  name: letsencrypt\nspec: {}\n", "m/widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n", "m/gadget.yaml": "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n" };
+    const { code, report } = await json(["diff", await checkout(undefined, {}), await checkout(undefined, files)]);
+    expect(code).toBe(1);
+    const [env] = report.environments;
+    expect(env?.changes.map((c) => [c.kind, c.namespace])).toEqual([["ClusterIssuer", ""], ["Gadget", ""], ["Widget", ""]]);
+    expect(env?.notes).toEqual([expect.stringMatching(/^the scope of Gadget\.example\.com, Widget\.example\.com is unknown here/)]);
+  });
+});

@@ -25,6 +25,23 @@ describe("buildResourceSet", () => {
   });
 });
 
+describe("object identity without the version", () => {
+  const hpa = (apiVersion: string, max: number) => ({ apiVersion, kind: "HorizontalPodAutoscaler", metadata: { name: "podinfo" }, spec: { maxReplicas: max } });
+
+  it("shows an apiVersion bump as one object, modified, with the apiVersion line changing", () => {
+    const changes = diffResources(set(hpa("autoscaling/v2beta2", 4)), set(hpa("autoscaling/v2", 4)));
+    expect(changes.map((c) => [c.id.kind, c.id.version, c.action])).toEqual([["HorizontalPodAutoscaler", "v2", "modified"]]);
+    expect(changes[0]?.diff).toContain("-apiVersion: autoscaling/v2beta2\n+apiVersion: autoscaling/v2\n");
+    const removed = diffResources(set(hpa("autoscaling/v2beta2", 4)), set());
+    expect(removed[0]?.id.version).toBe("v2beta2");
+  });
+
+  it("treats one object declared under two versions as a duplicate", () => {
+    const { problems } = buildResourceSet([{ object: hpa("autoscaling/v2beta2", 4), source: { file: "a.yaml", line: 1 } }, { object: hpa("autoscaling/v2", 4), source: { file: "b.yaml", line: 1 } }], "prod");
+    expect(problems).toEqual([{ file: "b.yaml", line: 1, message: "duplicate HorizontalPodAutoscaler prod/podinfo (as autoscaling/v2beta2 and as autoscaling/v2; the version is not part of an object's identity): also defined at a.yaml:1" }]);
+  });
+});
+
 describe("diffResources", () => {
   it("classifies every resource and sorts by identity", () => {
     const changes = diffResources(set(cm("gone", {}), cm("same", { a: "1" }), cm("edit", { a: "1" })), set(cm("same", { a: "1" }), cm("edit", { a: "2" }), cm("new", {})));
