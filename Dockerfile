@@ -8,7 +8,8 @@ WORKDIR /src
 COPY test/env/tools/kustomize ./kustomize
 COPY test/env/tools/helm ./helm
 RUN cd kustomize && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/kustomize sigs.k8s.io/kustomize/kustomize/v5 \
- && cd ../helm && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/helm helm.sh/helm/v3/cmd/helm
+ && cd ../helm && minor=$(go list -m -f '{{.Version}}' k8s.io/client-go | sed -E 's/^v0\.([0-9]+)\..*/\1/') \
+ && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" -o /out/helm helm.sh/helm/v3/cmd/helm
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app

@@ -63,22 +63,41 @@ ldflags_of() {
       done
       echo "-s -w$flags" ;;
     kustomize) echo "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=$version" ;;
-    helm) echo "-s -w -X helm.sh/helm/v3/internal/version.version=$version" ;;
+    helm)
+      # As helm's Makefile does: the Kubernetes version helm assumes (.Capabilities.KubeVersion,
+      # chart kubeVersion checks) follows the client-go it is built with. Without it helm claims
+      # v1.20.0 and charts that need a newer Kubernetes do not render.
+      local k8s minor
+      k8s=$(cd "$tools_dir/helm" && GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go)
+      minor=${k8s#v0.}; minor=${minor%%.*}
+      local flags="-s -w -X helm.sh/helm/v3/internal/version.version=$version"
+      for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+        flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+      done
+      echo "$flags" ;;
     dyff) echo "-s -w -X github.com/homeport/dyff/internal/cmd.version=${version#v}" ;;
     *) echo "-s -w" ;;
+  esac
+}
+
+# Bumped when a tool's build recipe changes, so a binary cached by an older recipe is rebuilt.
+recipe_of() {
+  case "$1" in
+    helm) echo "-r2" ;;
+    *) echo "" ;;
   esac
 }
 
 binary_path() {
   local tool=$1 version
   version=$(version_of "$tool")
-  echo "$cache/$tool-$version/$tool"
+  echo "$cache/$tool-$version$(recipe_of "$tool")/$tool"
 }
 
 build() {
   local tool=$1 version out
   version=$(version_of "$tool")
-  out="$cache/$tool-$version"
+  out="$cache/$tool-$version$(recipe_of "$tool")"
   if [ -x "$out/$tool" ]; then
     echo "test-tools: $tool $version cached at $out"
     return 0

@@ -24,6 +24,10 @@ const helmSchema = z.strictObject({
   set: z.record(z.string(), z.string()).default({})
     .describe("Values set on the command line (`--set-string key=value`)."),
   includeCRDs: z.boolean().default(true).describe("Render the chart's crds/ directory too."),
+  kubeVersion: z.string().regex(/^v?\d+\.\d+(\.\d+)?$/, "must be a Kubernetes version such as 1.33 or v1.33.2").optional()
+    .describe("Kubernetes version the chart is rendered for (`--kube-version`); defaults to the one helm was built with."),
+  apiVersions: z.array(z.string().min(1)).default([])
+    .describe("Extra API versions the chart may assume the cluster serves (`--api-versions`), such as monitoring.coreos.com/v1."),
 });
 
 const environmentSchema = z.strictObject({

@@ -21,10 +21,13 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
   if (!context.tools.helm) {
     throw new RenderError({ file: chartFile, line: 1, message: "helm was not found; install it or set SLUICE_HELM" }, "missing-tool");
   }
-  const chartName = await readChartName(context.checkoutRoot, chartFile);
-  const helm = env.helm ?? { values: [], set: {}, includeCRDs: true };
+  const chart = await readChart(context.checkoutRoot, chartFile);
+  const chartName = chart.name;
+  const helm = env.helm ?? { values: [], set: {}, includeCRDs: true, apiVersions: [] };
   const args = ["template", helm.releaseName ?? env.name, dir, "--namespace", env.namespace, "--skip-tests"];
   if (helm.includeCRDs) args.push("--include-crds");
+  if (helm.kubeVersion) args.push("--kube-version", helm.kubeVersion);
+  for (const apiVersion of helm.apiVersions) args.push("--api-versions", apiVersion);
   for (const values of helm.values) {
     const resolved = await resolveInside(dir, values).catch((error: unknown) => {
       throw new RenderError({ file: chartFile, line: 1, message: `helm values file ${values}: ${errorMessage(error)}` }, "exit");
@@ -39,7 +42,7 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
   }
   for (const [key, value] of Object.entries(helm.set)) args.push("--set-string", `${key}=${value}`);
   const result = await runBounded(context.tools.helm, args, context.run);
-  const stdout = outputOrThrow(result, "helm", { file: chartFile, line: 1, message: "" }, (message) => locateHelmError(message, envPath, chartName), {
+  const stdout = outputOrThrow(result, "helm", { file: chartFile, line: 1, message: "" }, (message) => locateHelmError(message, envPath, chartName, chart.text), {
     ...context.run,
     checkoutRoot: context.checkoutRoot,
   });
@@ -51,7 +54,7 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
 /** Chart.yaml is metadata: a few kilobytes at most. */
 const MAX_CHART_FILE = 1024 * 1024;
 
-async function readChartName(checkoutRoot: string, chartFile: string): Promise<string> {
+async function readChart(checkoutRoot: string, chartFile: string): Promise<{ name: string; text: string }> {
   let text: string;
   try {
     text = (await readCheckoutFile(checkoutRoot, chartFile, MAX_CHART_FILE)).toString("utf8");
@@ -68,7 +71,7 @@ async function readChartName(checkoutRoot: string, chartFile: string): Promise<s
   if (!isRecord(chart) || typeof chart.name !== "string") {
     throw new RenderError({ file: chartFile, line: 1, message: "Chart.yaml has no name" }, "exit");
   }
-  return chart.name;
+  return { name: chart.name, text };
 }
 
 /** Maps a chart-relative template path (`web/templates/x.yaml`) to a checkout path. */
@@ -76,8 +79,13 @@ function templatePath(path: string, envPath: string, chartName: string): string 
   return path.startsWith(`${chartName}/`) ? `${envPath}/${path.slice(chartName.length + 1)}` : `${envPath}/${path}`;
 }
 
-/** Maps a helm error to the template or values file and line it names. */
-export function locateHelmError(message: string, envPath: string, chartName: string): SourceProblem {
+/** Maps a helm error to the template or values file and line it names (or to Chart.yaml's `kubeVersion:`). */
+export function locateHelmError(message: string, envPath: string, chartName: string, chartText = ""): SourceProblem {
+  if (/chart requires kubeVersion/.test(message)) {
+    const index = chartText.search(/^kubeVersion:/m);
+    const line = index < 0 ? 1 : chartText.slice(0, index).split("\n").length;
+    return { file: `${envPath}/Chart.yaml`, line, message: `${message} (set helm.kubeVersion in .github/sluice.yml to the version your cluster runs)` };
+  }
   const template = /template: ([^\s:]+):(\d+):\d+/.exec(message) ?? /parse error at \(([^\s:]+):(\d+)\)/.exec(message);
   if (template?.[1] && template[2]) return { file: templatePath(template[1], envPath, chartName), line: Number(template[2]), message };
   const yamlError = /YAML parse error on ([^\s:]+):/.exec(message);

@@ -119,7 +119,7 @@ describe("kustomize rendering (real kustomize)", () => {
 });
 
 describe("helm rendering (real helm)", () => {
-  const production = () => env({ name: "production", path: "charts/web", namespace: "prod", render: "helm", helm: { releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true } });
+  const production = () => env({ name: "production", path: "charts/web", namespace: "prod", render: "helm", helm: { releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true, apiVersions: [] } });
 
   it("renders the chart with its values, CRDs and namespace, pointing at each template", async () => {
     const rendered = await renderEnvironment(await context(await checkout("helm-app")), production());
@@ -148,8 +148,27 @@ describe("helm rendering (real helm)", () => {
   });
 
   it("names a missing values file", async () => {
-    const rendered = await renderEnvironment(await context(await checkout("helm-app")), { ...production(), helm: { releaseName: "web", values: ["nope.yaml"], set: {}, includeCRDs: true } });
+    const rendered = await renderEnvironment(await context(await checkout("helm-app")), { ...production(), helm: { releaseName: "web", values: ["nope.yaml"], set: {}, includeCRDs: true, apiVersions: [] } });
     expect(rendered.problems).toEqual([{ file: "charts/web/nope.yaml", line: 1, message: "helm values file nope.yaml does not exist" }]);
+  });
+
+  it("renders as the Kubernetes it targets: a chart that needs a recent Kubernetes renders, and helm.kubeVersion and helm.apiVersions reach it", async () => {
+    // podinfo's chart shape: a kubeVersion constraint and a template that asks for an API version.
+    const chart = {
+      "chart/Chart.yaml": "apiVersion: v1\nname: podinfo\nversion: 6.9.2\nappVersion: 6.9.2\nkubeVersion: \">=1.23.0-0\"\ndescription: Podinfo Helm chart for Kubernetes\n",
+      "chart/values.yaml": "replicaCount: 1\n",
+      "chart/templates/hpa.yaml": '{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: monitoring\n{{- end }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: "{{ .Capabilities.KubeVersion.Version }}"\n',
+    };
+    const root = await checkout(undefined, chart);
+    const base = env({ path: "chart", render: "helm" });
+    const plain = await renderEnvironment(await context(root), base);
+    expect(plain.problems).toEqual([]);
+    expect(names(plain.objects)).toEqual(["ConfigMap/kube"]);
+    const pinned = await renderEnvironment(await context(root), { ...base, helm: { values: [], set: {}, includeCRDs: true, kubeVersion: "1.31.4", apiVersions: ["monitoring.coreos.com/v1"] } });
+    expect(names(pinned.objects)).toEqual(["ConfigMap/monitoring", "ConfigMap/kube"]);
+    expect((pinned.objects[1]?.object.data as { version: string }).version).toBe("v1.31.4");
+    const old = await renderEnvironment(await context(root), { ...base, helm: { values: [], set: {}, includeCRDs: true, kubeVersion: "1.20", apiVersions: [] } });
+    expect(old.problems).toEqual([{ file: "chart/Chart.yaml", line: 5, message: expect.stringContaining("chart requires kubeVersion: >=1.23.0-0 which is incompatible with Kubernetes v1.20") as string }]);
   });
 
   it("says when helm is not installed", async () => {
