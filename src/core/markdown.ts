@@ -22,10 +22,26 @@ export interface MarkdownOptions {
 
 const ICONS: Record<ResourceChange["action"], string> = { added: "🟢", removed: "🔴", modified: "🟡", unchanged: "⚪" };
 
+/** UTF-8 bytes of a text: GitHub's limits hold in bytes as well as characters, and an emoji is four bytes. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 4;
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
 /**
- * The PR-comment report. The summary table and the errors are always complete; per-resource
- * diffs follow, removed first, then modified, then added, as many as fit under `maxLength`;
- * whatever did not fit is named and pointed at the full diff page.
+ * The PR-comment report. The summary table and the errors are always complete, and every changed
+ * object is named: per-resource diffs follow (removed first, then modified, then added) as many as
+ * fit under `maxLength`, counted in bytes; the objects whose diffs did not fit are listed by name
+ * in a compact table (added and removed first), pointing at the full diff page.
  */
 export function renderMarkdown(report: DiffReport, options: MarkdownOptions = {}): string {
   const maxLength = options.maxLength ?? GITHUB_COMMENT_LIMIT;
@@ -33,28 +49,32 @@ export function renderMarkdown(report: DiffReport, options: MarkdownOptions = {}
     .filter((part): part is string => Boolean(part))
     .join("\n\n");
   const tail = options.footer ? `\n\n${options.footer}` : "";
-  const sections = report.environments.flatMap((env) => orderedChanges(env).map((change) => ({ env, change })));
+  const sections = report.environments.flatMap((env) => orderedChanges(env).map((change) => ({ env: env.name, change })));
   const multipleEnvironments = report.environments.length > 1;
+  const available = maxLength - utf8Length(head) - utf8Length(tail);
 
-  // Reserve room for the list of what was left out; it shrinks itself to fit this budget.
-  const reserve = sections.length > 0 ? Math.min(4_000, Math.floor(maxLength / 8)) : 0;
-  let budget = maxLength - head.length - tail.length - reserve;
+  // Room for naming every changed object is kept first; diff bodies get what is left.
+  const allNamed = sections.length > 0 ? omittedList(sections, options.fullDiffUrl, available) : "";
+  let budget = available - utf8Length(allNamed) - 4;
   const shown: string[] = [];
   const omitted: { env: string; change: ResourceChange }[] = [];
-  for (const { env, change } of sections) {
-    const block = `\n\n${changeDetails(change, multipleEnvironments ? env.name : undefined)}`;
-    if (block.length <= budget) {
+  for (const section of sections) {
+    const block = `\n\n${changeDetails(section.change, multipleEnvironments ? section.env : undefined)}`;
+    const size = utf8Length(block);
+    if (size <= budget) {
       shown.push(block);
-      budget -= block.length;
+      budget -= size;
     } else {
-      omitted.push({ env: env.name, change });
+      omitted.push(section);
     }
   }
-  const leftOut = omitted.length > 0 ? `\n\n${omittedList(omitted, reserve + budget, options.fullDiffUrl)}` : fullLink(options.fullDiffUrl, sections.length > 0);
+  const leftOut = omitted.length > 0 ? `\n\n${omittedList(omitted, options.fullDiffUrl, available)}` : fullLink(options.fullDiffUrl, sections.length > 0);
   const body = head + shown.join("") + leftOut + tail;
-  if (body.length > maxLength) {
+  if (utf8Length(body) > maxLength) {
     // Only a header or footer larger than the cap gets here: cut, never exceed.
-    return `${body.slice(0, maxLength - 20)}\n\n… (truncated)`;
+    let cut = body.slice(0, maxLength - 20);
+    while (utf8Length(cut) > maxLength - 20) cut = cut.slice(0, Math.floor(cut.length * 0.9));
+    return `${cut}\n\n… (truncated)`;
   }
   return body;
 }
@@ -106,19 +126,32 @@ function secretKeyTable(keys: Record<string, string>): string {
   return `Secret keys (values are never shown): ${entries.map(([key, change]) => `\`${escapeCode(key)}\` ${change}`).join(", ")}`;
 }
 
-function omittedList(omitted: readonly { env: string; change: ResourceChange }[], budget: number, url: string | undefined): string {
+/** Added and removed first when naming what was left out: they matter most to a reviewer. */
+const NAMING_ORDER: readonly ResourceChange["action"][] = ["added", "removed", "modified"];
+
+/**
+ * Names every object whose diff is not shown, in one table by environment, action and kind. When
+ * even the names do not fit in `budget` bytes, each row gives a count instead.
+ */
+function omittedList(omitted: readonly { env: string; change: ResourceChange }[], url: string | undefined, budget: number): string {
   const link = url ? ` [Open the full diff](${url}).` : "";
-  const intro = `**${omitted.length} diff${omitted.length === 1 ? "" : "s"} not shown here** (the comment has a size limit).${link}\n\n`;
-  const names: string[] = [];
-  let used = intro.length + 40;
-  for (const { env, change } of omitted) {
-    const name = `${ICONS[change.action]} \`${escapeCode(displayName(change.id))}\` (${env})`;
-    if (used + name.length + 2 > budget) break;
-    names.push(name);
-    used += name.length + 2;
+  const intro = `**${omitted.length} diff${omitted.length === 1 ? "" : "s"} not shown here** (the comment has a size limit).${link}\n\n| Environment | Change | Kind | Objects |\n|---|---|---|---|\n`;
+  const groups = new Map<string, { env: string; action: ResourceChange["action"]; kind: string; names: string[] }>();
+  const ordered = [...omitted].sort((a, b) => NAMING_ORDER.indexOf(a.change.action) - NAMING_ORDER.indexOf(b.change.action));
+  for (const { env, change } of ordered) {
+    const kind = change.id.group ? `${change.id.kind}.${change.id.group}` : change.id.kind;
+    const key = `${env}\0${change.action}\0${kind}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = { env, action: change.action, kind, names: [] };
+      groups.set(key, group);
+    }
+    group.names.push(change.id.namespace ? `${change.id.namespace}/${change.id.name}` : change.id.name);
   }
-  const rest = omitted.length - names.length;
-  return intro + names.join(", ") + (rest > 0 ? `${names.length > 0 ? ", " : ""}… and ${rest} more` : "");
+  const row = (g: { env: string; action: ResourceChange["action"]; kind: string }, objects: string) => `| \`${escapeCode(g.env)}\` | ${ICONS[g.action]} ${g.action} | ${escapeInline(g.kind)} | ${objects} |`;
+  const named = intro + [...groups.values()].map((g) => row(g, g.names.map((n) => `\`${escapeCode(n)}\``).join(", "))).join("\n");
+  if (utf8Length(named) <= budget) return named;
+  return intro + [...groups.values()].map((g) => row(g, `${g.names.length} object${g.names.length === 1 ? "" : "s"} (names on the full diff page)`)).join("\n");
 }
 
 function fullLink(url: string | undefined, anyChange: boolean): string {

@@ -27,7 +27,7 @@ environments:
     render: helm
     helm: { releaseName: web, values: [values-prod.yaml] }
 `);
-    expect(config.environments[0]?.helm).toEqual({ releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true });
+    expect(config.environments[0]?.helm).toEqual({ releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true, apiVersions: [] });
   });
 
   it("names the file, line and field of a bad environment name", () => {

@@ -38,10 +38,31 @@ describe("renderMarkdown", () => {
     expect(md).not.toContain("<summary>🟡 modified");
   });
 
-  it("respects a small cap exactly", () => {
+  it("respects a small cap exactly, and still names every changed object", () => {
     const md = renderMarkdown(report(Array.from({ length: 50 }, (_, i) => change(`d${i}`, "modified", 20))), { maxLength: 3_000 });
     expect(md.length).toBeLessThanOrEqual(3_000);
-    expect(md).toContain("… and");
+    for (let i = 0; i < 50; i++) expect(md).toMatch(new RegExp(`prod/d${i}\\b`));
+  });
+
+  it("names every changed object of a kube-prometheus-sized change, added and removed first", () => {
+    // 103 changed objects with large diffs, one of them an added ConfigMap.
+    const changes = Array.from({ length: 102 }, (_, i) => change(`obj-${String(i).padStart(3, "0")}`, "modified", 400));
+    const added: ResourceChange = { id: { group: "", version: "v1", kind: "ConfigMap", namespace: "monitoring", name: "grafana-dashboard-new" }, action: "added", diff: `--- /dev/null\n+++ b\n@@ -0,0 +1 @@\n${"+  x: y\n".repeat(300)}` };
+    const md = renderMarkdown(report([...changes, added]), { fullDiffUrl: "https://sluice.example/d" });
+    expect(md.length).toBeLessThanOrEqual(65_536);
+    expect(md).toMatch(/\*\*\d+ diffs not shown here\*\*/);
+    for (let i = 0; i < 102; i++) expect(md).toContain(`prod/obj-${String(i).padStart(3, "0")}`);
+    expect(md).toContain("monitoring/grafana-dashboard-new");
+    const table = md.slice(md.indexOf("| Environment | Change | Kind | Objects |"));
+    expect(table.indexOf("🟢 added")).toBeLessThan(table.indexOf("🟡 modified"));
+    expect(md).not.toContain("… and");
+  });
+
+  it("budgets in bytes, so a comment full of emoji stays under GitHub's limit", () => {
+    const emoji = (name: string): ResourceChange => ({ ...change(name, "modified"), diff: `--- a\n+++ b\n@@ -1 +1 @@\n${"+  note: 🚀🚀🚀🚀🚀🚀🚀🚀🚀🚀\n".repeat(200)}` });
+    const md = renderMarkdown(report(Array.from({ length: 40 }, (_, i) => emoji(`e${i}`))));
+    expect(new TextEncoder().encode(md).length).toBeLessThanOrEqual(65_536);
+    for (let i = 0; i < 40; i++) expect(md).toContain(`prod/e${i}`);
   });
 
   it("lists errors with file and line", () => {
