@@ -4,6 +4,7 @@ import type { Redis } from "ioredis";
 import { agentJobSchema, latestJobKey, objectsDigest, type AgentJob, type AgentReport, type ObjectResult } from "../core/agent-protocol.ts";
 import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
 import { splitApiVersion } from "../core/identity.ts";
+import { parseJson } from "../core/json.ts";
 import { isRecord, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
 import { open, SignatureError } from "../core/signing.ts";
@@ -94,7 +95,7 @@ export class Deployer {
       } catch (error) {
         throw new RejectedJobError(`the objects blob ${job.objects.blob} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
       }
-      objects = JSON.parse(text) as KubeObject[];
+      objects = parseJson(text) as KubeObject[];
     }
     const digest = objectsDigest(objects);
     if (digest !== job.digest) throw new RejectedJobError(`objects digest ${digest} does not match the signed digest ${job.digest}`);

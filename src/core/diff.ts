@@ -1,5 +1,6 @@
 import { createTwoFilesPatch } from "diff";
 import { diffPath, isSecret, type ResourceId } from "./identity.ts";
+import { parseJson } from "./json.ts";
 import type { KubeObject, SourceLocation } from "./manifest.ts";
 import { maskSecretPair, secretKeyChanges, type SecretKeyChange } from "./mask.ts";
 import { canonicalYaml, sameObject } from "./normalize.ts";
@@ -61,15 +62,15 @@ export function diffResources(
     if (id === undefined) throw new Error(`resource ${key} is in neither set`);
     // Most resources are unchanged and byte-identical: only parse the JSON when it differs.
     const identical = before !== undefined && after !== undefined && before.json === after.json;
-    const beforeObject = before && !identical ? (JSON.parse(before.json) as KubeObject) : undefined;
-    const afterObject = after && !identical ? (JSON.parse(after.json) as KubeObject) : undefined;
+    const beforeObject = before && !identical ? (parseJson(before.json) as KubeObject) : undefined;
+    const afterObject = after && !identical ? (parseJson(after.json) as KubeObject) : undefined;
     const action: ChangeAction = !before ? "added" : !after ? "removed"
       : identical || (beforeObject && afterObject && sameObject(beforeObject, afterObject)) ? "unchanged" : "modified";
     const change: ResourceChange = { id, action, diff: "" };
     if (before) change.base = before.source;
     if (after) change.head = after.source;
     if (isSecret(id)) {
-      const data = identical ? (JSON.parse(before.json) as KubeObject) : undefined;
+      const data = identical ? (parseJson(before.json) as KubeObject) : undefined;
       change.secretKeys = Object.fromEntries(secretKeyChanges(data ?? beforeObject, data ?? afterObject));
     }
     if (action !== "unchanged") Object.assign(change, unifiedDiff(id, beforeObject, afterObject, settings));

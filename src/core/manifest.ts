@@ -1,6 +1,7 @@
 import { CORE_SCHEMA, load, mergeTag } from "js-yaml";
 import { isMap, isSeq, LineCounter, parseAllDocuments, type Node } from "yaml";
 import type { SourceProblem } from "./errors.ts";
+import { exactInteger, isRawJson } from "./json.ts";
 import { yamlErrorMessage } from "./yaml-location.ts";
 
 /** A Kubernetes object as plain data. */
@@ -52,8 +53,47 @@ export function aliasBudget(nodes = 1_000_000): AliasBudget {
   return { remaining: nodes };
 }
 
-/** YAML 1.2 core schema plus merge keys (`<<`), as Kubernetes tools read manifests. */
+/** YAML 1.2 core schema plus merge keys (`<<`): what most documents mean in YAML 1.1 too. */
 const FAST_SCHEMA = CORE_SCHEMA.withTags(mergeTag);
+
+/**
+ * Plain scalars that YAML 1.1 (which kubectl and helm read with) resolves unlike YAML 1.2:
+ * `yes`/`no`/`on`/`off`/`y`/`n` booleans, `0755` octals, `0b` binaries, `1_000`, `1:20`
+ * sexagesimals, `0o` strings, and integers too long for a JavaScript number. A document with any
+ * of them is read by the YAML 1.1 parser; the rest read the same either way.
+ */
+const YAML_11_SCALAR = /(?:^|[\s[{,?:-])(?:[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-9_]+(?:\.[0-9_]*)?|[-+]?0o[0-7]+|[-+]?0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[-+]?[0-9][0-9]*_[0-9_]*(?:\.[0-9_]*)?|[-+]?[0-9]{16,})(?=[ \t]*(?:$|[,\]}#]|:(?:[ \t]|$)))/m;
+
+/** Go's `0o` octal, which go-yaml v2 reads through strconv.ParseInt (YAML 1.1 itself has no `0o`). */
+const GO_OCTAL = {
+  identify: (value: unknown) => typeof value === "bigint",
+  default: true,
+  tag: "tag:yaml.org,2002:int",
+  format: "OCT",
+  test: /^[-+]?0o[0-7_]+$/,
+  resolve: (text: string) => {
+    const negative = text.startsWith("-");
+    const digits = text.replace(/^[-+]?0o/, "").replaceAll("_", "");
+    const value = BigInt(`0o${digits}`);
+    return negative ? -value : value;
+  },
+};
+
+/**
+ * YAML 1.1 as go-yaml v2 reads it for kubectl and helm: timestamps and base-60 numbers stay
+ * strings (go-yaml does not read them), Go's `0o` octals are numbers.
+ */
+const YAML_11_OPTIONS = {
+  version: "1.1",
+  intAsBigInt: true,
+  customTags: (tags: readonly unknown[]) => [
+    GO_OCTAL,
+    ...tags.filter((tag) => {
+      const { tag: name, format } = tag as { tag?: string; format?: string };
+      return name !== "tag:yaml.org,2002:timestamp" && format !== "TIME";
+    }),
+  ],
+} as const;
 
 /**
  * Reads a YAML or JSON stream the way kubectl does: multi-document, anchors, aliases and merge
@@ -120,6 +160,7 @@ function cachedLoad(text: string, cache: Map<string, unknown> | undefined): unkn
 const MAX_EXPANDED_NODES = 200_000;
 
 function fastLoad(text: string): unknown {
+  if (YAML_11_SCALAR.test(text)) return FAILED;
   let value: unknown;
   try {
     value = load(text, { schema: FAST_SCHEMA });
@@ -186,7 +227,7 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
   const lineCounter = new LineCounter();
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
-  const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true, ...YAML_11_OPTIONS } as Parameters<typeof parseAllDocuments>[1]);
   // parseAllDocuments returns an EmptyStream (an array) when there is nothing but comments.
   for (const doc of docs) {
     const startLine = lineCounter.linePos(doc.range[0]).line;
@@ -200,7 +241,7 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
     if (doc.contents === null) continue;
     let value: unknown;
     try {
-      value = doc.toJS({ maxAliasCount: 1000 });
+      value = exactIntegers(doc.toJS({ maxAliasCount: 1000 }));
     } catch (error) {
       problems.push({ ...locate(startLine), message: `invalid YAML: ${yamlErrorMessage(error instanceof Error ? error.message : String(error))}` });
       continue;
@@ -213,6 +254,19 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
     collect(value, doc.contents, locate(line), objects, problems, lineCounter, locate);
   }
   return { objects, problems };
+}
+
+/** Replaces every BigInt (the 1.1 parser reads all integers as BigInt) with an exact number. */
+function exactIntegers(value: unknown): unknown {
+  if (typeof value === "bigint") return exactInteger(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = exactIntegers(value[i]);
+    return value;
+  }
+  if (isRecord(value)) {
+    for (const key of Object.keys(value)) setOwn(value, key, exactIntegers(value[key]));
+  }
+  return value;
 }
 
 function contentLine(node: Node | null | undefined, lineCounter: LineCounter): number | undefined {
@@ -292,7 +346,7 @@ export function setOwn(record: Record<string, unknown>, key: string, value: unkn
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** Narrows a value to a plain record. */
+/** Narrows a value to a plain record (not a list, and not an exact big integer). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawJson(value);
 }

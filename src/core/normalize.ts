@@ -1,5 +1,6 @@
-import { dump } from "js-yaml";
+import { dump, DUMP_SCHEMA, intCoreTag, intYaml11Tag, NOT_RESOLVED } from "js-yaml";
 import { isSecret, type ResourceId } from "./identity.ts";
+import { isRawJson } from "./json.ts";
 import { isRecord, setOwn, type KubeObject } from "./manifest.ts";
 
 /** Server-populated metadata fields that say nothing about intent. */
@@ -77,7 +78,20 @@ export function sameObject(a: KubeObject, b: KubeObject): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
+/** Exact big integers (raw JSON numbers) are written as the plain integers they are. */
+// The dump schema's own `!!int`, taught to write exact big integers (raw JSON) as plain integers.
+const EXACT_INTEGER = {
+  ...intYaml11Tag,
+  resolve: (source: string, isExplicit: boolean, tagName: string) => {
+    const result = intYaml11Tag.resolve(source, isExplicit, tagName);
+    return result === NOT_RESOLVED ? intCoreTag.resolve(source, isExplicit, tagName) : result;
+  },
+  identify: (value: unknown) => isRawJson(value) || intYaml11Tag.identify(value),
+  represent: (value: unknown) => (isRawJson(value) ? (value as { rawJSON: string }).rawJSON : intYaml11Tag.represent(value)),
+};
+const DISPLAY_SCHEMA = DUMP_SCHEMA.withTags(EXACT_INTEGER);
+
 /** A normalized object as YAML for diffs: block style, no line folding, keys in display order. */
 export function canonicalYaml(object: KubeObject): string {
-  return dump(sortKeys(object, compareKeys), { lineWidth: -1, noRefs: true });
+  return dump(sortKeys(object, compareKeys), { lineWidth: -1, noRefs: true, schema: DISPLAY_SCHEMA });
 }

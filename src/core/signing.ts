@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { z } from "zod";
+import { parseJson } from "./json.ts";
 
 /** What a signed message is: a job from the app, or a report from an agent. */
 export type SignedKind = "job" | "report";
@@ -68,7 +69,7 @@ export function open(kind: SignedKind, envelope: unknown, key: KeyObject): unkno
   if (!verify(null, signedBytes(kind, parsed.data.body), key, Buffer.from(parsed.data.sig, "base64"))) {
     throw new SignatureError(`the ${kind}'s signature does not verify with the configured public key`);
   }
-  return JSON.parse(parsed.data.body) as unknown;
+  return parseJson(parsed.data.body);
 }
 
 /** A new Ed25519 key pair as PEM. */

@@ -2,6 +2,7 @@ import { Agent, request, type RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { KubeObject } from "../../core/manifest.ts";
 import { isRecord } from "../../core/manifest.ts";
+import { parseJson } from "../../core/json.ts";
 
 /** An API error about one object: its status code, the API's reason and message. */
 export class KubeApiError extends Error {
@@ -35,7 +36,7 @@ export function subjectOf(object: KubeObject): string {
 
 function safeJson(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseJson(text);
   } catch {
     return text;
   }

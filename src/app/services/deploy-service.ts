@@ -7,6 +7,7 @@ import type { Config } from "../../core/config.ts";
 import { deployCheckName, deployCheckOutput } from "../../core/deploy-report.ts";
 import { deployJobId, deployReasonSchema, repositoryRefSchema, type DeployRequest, type RepositoryRef } from "../../core/jobs.ts";
 import type { KubeObject } from "../../core/manifest.ts";
+import { parseJson } from "../../core/json.ts";
 import { previewAnnotations, previewCheckOutput } from "../../core/preview-comment.ts";
 import type { ReportProblem } from "../../core/report.ts";
 import { open, seal, SignatureError } from "../../core/signing.ts";
@@ -183,7 +184,7 @@ export class DeployService {
       await this.#failBeforeQueue(gh, repo, request, jobId, "Render failed", side.problems.map((p) => ({ ...p, environment: env.name })));
       return undefined;
     }
-    return [...side.resources.values()].map((r) => JSON.parse(r.json) as KubeObject);
+    return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
   }
 
   async #failBeforeQueue(gh: GitHubClient, repo: RepoCoordinates, request: DeployRequest, jobId: string, title: string, errors: ReportProblem[]): Promise<void> {
