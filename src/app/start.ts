@@ -81,7 +81,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       log,
     })
     : undefined;
-  const commands = new CommandService({ queues, prState, now, log, deploysEnabled: deploys !== undefined });
+  const commands = new CommandService({ queues, prState, now, log, deploysEnabled: deploys !== undefined, checkouts });
   let views: ReturnType<typeof loadPageViews> | undefined;
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {

@@ -1,11 +1,12 @@
 import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { CONFIG_PATH, defaultConfig, validateConfig, type Config } from "../core/config.ts";
+import { CONFIG_PATH, validateConfig, type Config } from "../core/config.ts";
 import { formatProblem } from "../core/errors.ts";
 import { renderHtmlPage } from "../core/html.ts";
 import { renderMarkdown } from "../core/markdown.ts";
 import { hasChanges, toJsonReport, type DiffReport } from "../core/report.ts";
 import { compareCheckouts, renderBothInProcess, selectEnvironments } from "../render/compare.ts";
+import { discoverBoth } from "../render/discover.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 import { EXIT, type CommandIo } from "./io.ts";
@@ -36,7 +37,7 @@ export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
       return EXIT.error;
     }
   }
-  const config = await loadConfig(baseDir, args.configFile ? resolve(io.cwd, args.configFile) : undefined, args.configFile);
+  const config = await loadConfig(baseDir, headDir, args.configFile ? resolve(io.cwd, args.configFile) : undefined, args.configFile);
   if (!config.ok) {
     for (const message of config.errors) io.stderr(`${message}\n`);
     return EXIT.error;
@@ -90,14 +91,14 @@ async function checkoutProblem(dir: string): Promise<string | undefined> {
 type Loaded = { ok: true; config: Config } | { ok: false; errors: string[] };
 
 /** Reads the configuration: an explicit file, else BASE/.github/sluice.yml, else the default. */
-async function loadConfig(baseDir: string, explicit: string | undefined, shownAs: string | undefined): Promise<Loaded> {
+async function loadConfig(baseDir: string, headDir: string, explicit: string | undefined, shownAs: string | undefined): Promise<Loaded> {
   const path = explicit ?? resolve(baseDir, CONFIG_PATH);
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
     if (explicit) return { ok: false, errors: [`${shownAs ?? path}: cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`] };
-    return { ok: true, config: defaultConfig() };
+    return { ok: true, config: await discoverBoth(baseDir, headDir) };
   }
   const result = validateConfig(text, shownAs ?? CONFIG_PATH);
   return result.ok ? result : { ok: false, errors: result.errors.map((e) => e.message) };

@@ -3,6 +3,11 @@ export interface SourceProblem {
   file: string;
   line: number;
   message: string;
+  /**
+   * Set when the document is not a Kubernetes object at all (no apiVersion or kind, or not a
+   * map) or is not YAML: a lenient render skips such files rather than failing on them.
+   */
+  reason?: "not-an-object" | "invalid-yaml";
 }
 
 /** An error about a place in a checkout; it keeps the file and line so every surface can point at them. */

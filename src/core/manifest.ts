@@ -234,7 +234,7 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
         const at = locate(lineCounter.linePos(error.pos[0]).line);
-        problems.push({ ...at, message: `invalid YAML: ${yamlErrorMessage(error.message)}` });
+        problems.push({ ...at, message: `invalid YAML: ${yamlErrorMessage(error.message)}`, reason: "invalid-yaml" });
       }
       continue;
     }
@@ -243,7 +243,7 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
     try {
       value = exactIntegers(doc.toJS({ maxAliasCount: 1000 }));
     } catch (error) {
-      problems.push({ ...locate(startLine), message: `invalid YAML: ${yamlErrorMessage(error instanceof Error ? error.message : String(error))}` });
+      problems.push({ ...locate(startLine), message: `invalid YAML: ${yamlErrorMessage(error instanceof Error ? error.message : String(error))}`, reason: "invalid-yaml" });
       continue;
     }
     const line = contentLine(doc.contents, lineCounter) ?? startLine;
@@ -284,7 +284,7 @@ function collect(
 ): void {
   if (value === null || value === undefined) return;
   if (typeof value !== "object" || Array.isArray(value)) {
-    problems.push({ ...at, message: `document is ${Array.isArray(value) ? "a list" : `a ${typeof value}`}, not a Kubernetes object` });
+    problems.push({ ...at, message: `document is ${Array.isArray(value) ? "a list" : `a ${typeof value}`}, not a Kubernetes object`, reason: "not-an-object" });
     return;
   }
   const object = value as KubeObject;
@@ -308,7 +308,8 @@ function collect(
     return;
   }
   if (missing.length > 0) {
-    problems.push({ ...at, message: `${describe(object)} is missing ${missing.join(", ")}` });
+    const notAnObject = missing.includes("apiVersion") || missing.includes("kind");
+    problems.push({ ...at, message: `${describe(object)} is missing ${missing.join(", ")}`, ...(notAnObject ? { reason: "not-an-object" as const } : {}) });
     return;
   }
   objects.push({ object, source: at });

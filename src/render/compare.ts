@@ -26,6 +26,8 @@ export interface RenderedSide {
   transient?: boolean;
   /** Kinds whose scope is unknown without a cluster (`Kind.group`). */
   unknownScopes?: string[];
+  /** Things worth knowing that are not errors. */
+  notes?: string[];
 }
 
 /** Renders every selected environment at base and head and diffs them, one environment at a time. */
@@ -43,7 +45,7 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
     errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
     const changes = diffResources(base.resources, head.resources, input.diff);
     const unknown = [...new Set([...(base.unknownScopes ?? []), ...(head.unknownScopes ?? [])])].sort();
-    const notes = unknown.length > 0 ? [unknownScopeNote(unknown)] : [];
+    const notes = [...new Set([...(head.notes ?? []), ...(unknown.length > 0 ? [unknownScopeNote(unknown)] : [])])];
     environments.push({ name: env.name, summary: summarize(changes), changes, ...(notes.length > 0 ? { notes } : {}) });
   }
   return { environments, errors };
@@ -81,7 +83,13 @@ export async function renderSide(context: RendererContext, env: Environment, opt
   if (options.requireInputs && problems.length === 0 && set.resources.size === 0) {
     problems.push({ file: env.path, line: 1, message: `environment ${env.name} renders no objects; a deploy never applies an empty render (remove the environment from the configuration instead)` });
   }
-  return { resources: set.resources, problems, ...(rendered.transient ? { transient: true } : {}), ...(set.unknownScopes.length > 0 ? { unknownScopes: set.unknownScopes } : {}) };
+  return {
+    resources: set.resources,
+    problems,
+    ...(rendered.transient ? { transient: true } : {}),
+    ...(set.unknownScopes.length > 0 ? { unknownScopes: set.unknownScopes } : {}),
+    ...(rendered.notes ? { notes: rendered.notes } : {}),
+  };
 }
 
 /** The one line that says which kinds' scope is unknown and what follows from it. */
@@ -104,5 +112,6 @@ export function selectEnvironments(config: Config, names: readonly string[] | un
 }
 
 function tagProblems(problems: readonly SourceProblem[], env: Environment, side: Side): ReportProblem[] {
-  return problems.map((p) => ({ ...p, environment: env.name, side }));
+  // The reason is for renderers deciding what to skip; reports carry file, line and message.
+  return problems.map((p) => ({ file: p.file, line: p.line, message: p.message, environment: env.name, side }));
 }

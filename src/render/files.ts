@@ -23,15 +23,16 @@ export interface ListedFile {
  * Lists manifest files under `dir` recursively, sorted, as absolute paths with their sizes. Hidden
  * directories (such as .git and .github) and node_modules are skipped, and so is everything that
  * is not a regular file or a directory (symbolic links, devices, pipes), so nothing outside the
- * checkout is read.
+ * checkout is read. Paths in `ignored` (absolute) are not listed.
  */
-export async function listManifestFiles(dir: string): Promise<ListedFile[]> {
+export async function listManifestFiles(dir: string, ignored: ReadonlySet<string> = new Set()): Promise<ListedFile[]> {
   const out: ListedFile[] = [];
   async function walk(current: string): Promise<void> {
     const entries = await readdir(current, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       const path = join(current, entry.name);
+      if (ignored.has(path)) continue;
       if (entry.isDirectory()) {
         if (!entry.name.startsWith(".") && !SKIPPED_DIRS.has(entry.name)) await walk(path);
       } else if (entry.isFile() && isManifestFile(entry.name)) {

@@ -58,7 +58,7 @@ export async function renderEnvironment(given: RendererContext, env: Environment
     const mode = env.render === "auto" ? await detectRenderMode(target.absolute) : env.render;
     switch (mode) {
       case "plain":
-        return await renderPlain(context, target.absolute);
+        return await renderPlain(context, target.absolute, { ignore: env.ignore, lenient: !env.strict });
       case "kustomize":
         return await renderKustomize(context, target.absolute);
       case "helm":

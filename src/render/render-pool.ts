@@ -24,6 +24,7 @@ export interface WireSide {
   problems: SourceProblem[];
   transient?: boolean;
   unknownScopes?: string[];
+  notes?: string[];
 }
 
 /** A render process's answer. */

@@ -78,12 +78,12 @@ export class CachedRenderer {
   }
 
   #key(env: Environment, inputs: EnvironmentInputs): string {
-    // `format` changes when what a cached render holds changes (2: keys without the version).
-    return RenderCache.key(inputs.digest, { format: 2, env, ...this.#deps.pool.settings });
+    // `format` changes when what a cached render holds changes (2: keys without the version; 3: notes).
+    return RenderCache.key(inputs.digest, { format: 3, env, ...this.#deps.pool.settings });
   }
 
   #write(key: string, side: RenderedSide): void {
-    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems, ...(side.unknownScopes ? { unknownScopes: side.unknownScopes } : {}) }, this.#deps.now()).catch((error: unknown) => {
+    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems, ...(side.unknownScopes ? { unknownScopes: side.unknownScopes } : {}), ...(side.notes ? { notes: side.notes } : {}) }, this.#deps.now()).catch((error: unknown) => {
       this.#deps.log.warn({ error: String(error) }, "render cache write failed");
     });
     this.#writes.push(write);

@@ -7,7 +7,8 @@ import type { AppQueues } from "../queue/queues.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
 import { requestPreview } from "./preview-requests.ts";
-import { reviewedConfig } from "./repository-config.ts";
+import type { CheckoutCache } from "./checkout-cache.ts";
+import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
 
 /** A comment that may hold a command. */
 export interface CommentEvent {
@@ -28,6 +29,8 @@ export interface CommandDeps {
   log: Logger;
   /** Whether this app signs deploy jobs at all (it has a job signing key). */
   deploysEnabled: boolean;
+  /** Commit checkouts, for repositories whose environments are discovered rather than configured. */
+  checkouts: CheckoutCache;
 }
 
 /**
@@ -49,7 +52,7 @@ export class CommandService {
     await gh.react(repo, event.commentId, "eyes");
     const pull = await gh.pullRequest(repo, event.pullRequest);
     // Who may run what, and where it deploys, is the default branch's word, never the pull request's base.
-    const config = await reviewedConfig(gh, repo);
+    const config = await reviewedConfig(gh, repo, discoverFromCheckout(this.#deps.checkouts, gh, repo, event.repository.id));
     if (!config.ok) {
       const [first] = config.errors;
       await gh.createComment(repo, event.pullRequest, `@${event.author} the configuration on the default branch is invalid, so no command can run: \`${first?.file ?? ""}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}`);

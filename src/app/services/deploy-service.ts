@@ -17,7 +17,7 @@ import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import { UnsafeArchiveError } from "./extract.ts";
 import type { Logger } from "./logger.ts";
-import { reviewedConfig } from "./repository-config.ts";
+import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
 
 /** Jobs whose objects are larger than this travel as a compressed blob in Redis. */
 const INLINE_LIMIT = 256 * 1024;
@@ -80,7 +80,7 @@ export class DeployService {
   /** Queues a deploy for every environment that the reviewed configuration tracks on `branch` and deploys automatically. */
   async requestFromPush(gh: GitHubClient, push: PushEvent): Promise<string[]> {
     const repo = { owner: push.repository.owner, repo: push.repository.name };
-    const config = await reviewedConfig(gh, repo);
+    const config = await reviewedConfig(gh, repo, discoverFromCheckout(this.#deps.checkouts, gh, repo, push.repository.id));
     if (!config.ok) {
       this.#deps.log.warn({ repository: push.repository.id, sha: push.sha }, "push not deployed: the default branch's configuration is invalid");
       return [];
@@ -110,7 +110,7 @@ export class DeployService {
     const gh = await deps.github(request.installationId);
     const repo = { owner: request.repository.owner, repo: request.repository.name };
     const jobId = deployJobId(request);
-    const config = await reviewedConfig(gh, repo);
+    const config = await reviewedConfig(gh, repo, discoverFromCheckout(deps.checkouts, gh, repo, request.repository.id));
     const env = config.ok ? config.config.environments.find((e) => e.name === request.environment) : undefined;
     if (!config.ok || !env) {
       const errors = config.ok ? [{ file: ".github/sluice.yml", line: 1, message: `environment ${request.environment} is not in the default branch's configuration` }] : config.errors;

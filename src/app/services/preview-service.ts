@@ -22,6 +22,7 @@ import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
 import type { RenderCache } from "./render-cache.ts";
 import { configAt } from "./repository-config.ts";
+import { discoverBoth } from "../../render/discover.ts";
 
 /** The name of the preview check run. */
 export const PREVIEW_CHECK = "sluice/preview";
@@ -77,7 +78,7 @@ export class PreviewService {
     }
     let compared: { report: DiffReport; renderer: CachedRenderer };
     try {
-      compared = await this.#compare(gh, repo, job, config.config);
+      compared = await this.#compare(gh, repo, job, config.fromFile ? config.config : undefined);
     } catch (error) {
       if (!(error instanceof UnsafeArchiveError)) throw error;
       // A tarball that tries to escape its checkout is the pull request's fault, not a transient one.
@@ -119,7 +120,8 @@ export class PreviewService {
     if (body !== existing.body) await gh.updateComment(repo, existing.id, body);
   }
 
-  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, config: Config): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
+  /** Compares base and head; without a configuration file, the environments are discovered in both. */
+  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, configured: Config | undefined): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
     const deps = this.#deps;
     const leases: Lease[] = [];
     try {
@@ -129,6 +131,7 @@ export class PreviewService {
         return lease;
       };
       const [base, head] = await Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
+      const config = configured ?? (await discoverBoth(base.dir, head.dir, job.baseRef));
       const renderer = new CachedRenderer({ pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log }, { base: base.dir, head: head.dir });
       const report = await compareCheckouts({ config, skip: (env) => renderer.unchanged(env), render: (env) => renderer.render(env) });
       return { report, renderer };

@@ -14,6 +14,7 @@ export interface CachedRender {
   resources: Resource[];
   problems: SourceProblem[];
   unknownScopes?: string[];
+  notes?: string[];
 }
 
 /** Bounds of the render cache. */

@@ -1,16 +1,27 @@
 import { CONFIG_PATH, defaultConfig, validateConfig, type Config } from "../../core/config.ts";
 import type { ReportProblem } from "../../core/report.ts";
+import { discoverConfig } from "../../render/discover.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
+import type { CheckoutCache } from "./checkout-cache.ts";
 
 /** A repository's configuration at one commit: valid, or every problem with its line. */
-export type ConfigAt = { ok: true; config: Config; sha: string } | { ok: false; errors: ReportProblem[] };
+export type ConfigAt = { ok: true; config: Config; sha: string; fromFile: boolean } | { ok: false; errors: ReportProblem[] };
 
-/** Reads the configuration at a commit: the file if present (validated), the default otherwise. */
-export async function configAt(gh: GitHubClient, repo: RepoCoordinates, sha: string): Promise<ConfigAt> {
+/** Finds the environments of a commit without a configuration file (see `discoverConfig`). */
+export type Discover = (sha: string, branch: string) => Promise<Config>;
+
+/**
+ * Reads the configuration at a commit: the file if present (validated); otherwise what `discover`
+ * finds in the commit's tree, or the whole checkout as one lenient environment.
+ */
+export async function configAt(gh: GitHubClient, repo: RepoCoordinates, sha: string, options: { branch?: string; discover?: Discover } = {}): Promise<ConfigAt> {
   const text = await gh.fileAt(repo, CONFIG_PATH, sha);
-  if (text === undefined) return { ok: true, config: defaultConfig(), sha };
+  if (text === undefined) {
+    const branch = options.branch ?? "main";
+    return { ok: true, config: options.discover ? await options.discover(sha, branch) : defaultConfig(branch), sha, fromFile: false };
+  }
   const result = validateConfig(text, CONFIG_PATH);
-  return result.ok ? { ...result, sha } : { ok: false, errors: result.errors.map((e) => ({ file: e.file, line: e.line, message: e.detail, side: "base" as const })) };
+  return result.ok ? { ...result, sha, fromFile: true } : { ok: false, errors: result.errors.map((e) => ({ file: e.file, line: e.line, message: e.detail, side: "base" as const })) };
 }
 
 /**
@@ -18,7 +29,19 @@ export async function configAt(gh: GitHubClient, repo: RepoCoordinates, sha: str
  * commands and drift read only this, so neither a pull request nor a push to another branch can
  * change what deploys where, who may run commands, or how.
  */
-export async function reviewedConfig(gh: GitHubClient, repo: RepoCoordinates): Promise<ConfigAt> {
+export async function reviewedConfig(gh: GitHubClient, repo: RepoCoordinates, discover?: Discover): Promise<ConfigAt> {
   const branch = await gh.defaultBranch(repo);
-  return configAt(gh, repo, await gh.branchSha(repo, branch));
+  return configAt(gh, repo, await gh.branchSha(repo, branch), { branch, ...(discover ? { discover } : {}) });
+}
+
+/** Discovery over the commit's checkout, fetched into the cache once. */
+export function discoverFromCheckout(checkouts: CheckoutCache, gh: GitHubClient, repo: RepoCoordinates, repositoryId: number): Discover {
+  return async (sha, branch) => {
+    const lease = await checkouts.acquire(`${repositoryId}-${sha}`, () => gh.tarball(repo, sha));
+    try {
+      return await discoverConfig(lease.dir, branch);
+    } finally {
+      lease.release();
+    }
+  };
 }

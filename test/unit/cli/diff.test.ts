@@ -171,3 +171,36 @@ describe("kinds whose scope is unknown", () => {
     expect(env?.notes).toEqual([expect.stringMatching(/^the scope of Gadget\.example\.com, Widget\.example\.com is unknown here/)]);
   });
 });
+
+describe("a repository without .github/sluice.yml", () => {
+  it("is read as Flux reads a plain path: charts and kustomizations are environments of their own, other YAML is skipped with one note", async () => {
+    // The shape of fluxcd/flux2-kustomize-helm-example plus a chart and a docker-compose file.
+    const files = {
+      "clusters/production/apps.yaml": "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  interval: 10m0s\n  path: ./apps/production\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+      "apps/base/podinfo/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: podinfo\nresources:\n  - namespace.yaml\n  - release.yaml\n",
+      "apps/base/podinfo/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n",
+      "apps/base/podinfo/release.yaml": "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\nspec:\n  interval: 50m\n  chart:\n    spec:\n      chart: podinfo\n      version: \"6.x\"\n",
+      "apps/production/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base/podinfo\n",
+      "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+      "charts/web/values.yaml": "replicaCount: 2\n",
+      "charts/web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-web\ndata:\n  replicas: \"{{ .Values.replicaCount }}\"\n",
+      "docker-compose.yml": "services:\n  web:\n    image: nginx\n",
+      "values-extra.yaml": "global:\n  enabled: true\n",
+    };
+    const { code, report, stderr } = await json(["diff", await checkout(undefined, {}), await checkout(undefined, files)]);
+    expect(report.errors).toEqual([]);
+    expect(stderr).toBe("");
+    expect(code).toBe(1);
+    expect(report.environments.map((e) => [e.name, e.summary.added])).toEqual([["default", 1], ["apps-base-podinfo", 2], ["apps-production", 2], ["charts-web", 1]]);
+    expect(report.environments[0]?.notes).toContain("skipped 2 files that hold no Kubernetes objects: docker-compose.yml, values-extra.yaml");
+    expect(report.environments[3]?.changes.map((c) => c.name)).toEqual(["charts-web-web"]);
+  });
+
+  it("is strict where the configuration names a path", async () => {
+    const files = { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: prod\n    path: m\n", "m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "m/values.yaml": "replicas: 2\n" };
+    const repo = await checkout(undefined, files);
+    const { code, report } = await json(["diff", repo, repo]);
+    expect(code).toBe(2);
+    expect(report.errors.filter((e) => e.side === "head")).toEqual([expect.objectContaining({ file: "m/values.yaml", message: expect.stringContaining("is missing apiVersion, kind") as string })]);
+  });
+});

@@ -12,7 +12,7 @@ describe("parseConfig", () => {
   it("fills defaults for a minimal environment", () => {
     const config = parseConfig("version: 1\nenvironments:\n  - name: production\n    path: deploy/prod\n");
     expect(config.environments[0]).toEqual({
-      name: "production", path: "deploy/prod", namespace: "default", render: "auto", branch: "main", watch: [],
+      name: "production", path: "deploy/prod", namespace: "default", render: "auto", branch: "main", watch: [], ignore: [], strict: true,
       autoDeploy: true, prune: true, allowEmpty: false, selfHeal: false,
     });
     expect(config.commands.permission).toBe("write");

@@ -58,8 +58,8 @@ items:
     const { objects, problems } = parseManifests(text, { file });
     expect(objects).toHaveLength(1);
     expect(problems).toEqual([
-      { file, line: 6, message: 'ConfigMap "no-version" is missing apiVersion' },
-      { file, line: 10, message: "object is missing kind, metadata.name" },
+      { file, line: 6, message: 'ConfigMap "no-version" is missing apiVersion', reason: "not-an-object" },
+      { file, line: 10, message: "object is missing kind, metadata.name", reason: "not-an-object" },
     ]);
   });
 
@@ -79,7 +79,7 @@ items:
   });
 
   it("rejects documents that are not mappings", () => {
-    expect(parseManifests("- a\n- b\n", { file }).problems).toEqual([{ file, line: 1, message: "document is a list, not a Kubernetes object" }]);
+    expect(parseManifests("- a\n- b\n", { file }).problems).toEqual([{ file, line: 1, message: "document is a list, not a Kubernetes object", reason: "not-an-object" }]);
     expect(parseManifests("just text\n", { file }).problems[0]?.message).toBe("document is a string, not a Kubernetes object");
   });
 
