@@ -1,5 +1,5 @@
 // Benchmark: `sluice diff` against dyff and `git diff --no-index` on the same generated trees.
-// Usage: npm run bench:diff [-- --runs 5 --sizes 1000,10000]
+// Usage: npm run bench:diff [-- --runs 7 --sizes 1000,10000]
 import { execFile } from "node:child_process";
 import { access, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,7 +10,7 @@ import { generatePair } from "./generate.ts";
 import { measure, median, type Sample } from "./measure.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const { values } = parseArgs({ options: { runs: { type: "string", default: "5" }, sizes: { type: "string", default: "1000,10000" } } });
+const { values } = parseArgs({ options: { runs: { type: "string", default: "7" }, sizes: { type: "string", default: "1000,10000" } } });
 const runs = Number(values.runs);
 const sizes = values.sizes.split(",").map(Number);
 

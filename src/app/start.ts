@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { outputLimitFor, RenderPool } from "../render/render-pool.ts";
-import { canSandbox } from "../render/sandbox.ts";
+import { canSandbox } from "../render/process.ts";
 import { resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 import { GitHubClient } from "./github/client.ts";

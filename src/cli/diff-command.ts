@@ -1,14 +1,13 @@
 import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { CONFIG_PATH, validateConfig, type Config } from "../core/config.ts";
+import { CONFIG_PATH } from "../core/config-defaults.ts";
+import type { Config } from "../core/config.ts";
 import { formatProblem } from "../core/errors.ts";
-import { renderHtmlPage } from "../core/html.ts";
 import { renderMarkdown } from "../core/markdown.ts";
 import { hasChanges, toJsonReport, type DiffReport } from "../core/report.ts";
 import { compareCheckouts, renderBothInProcess, selectEnvironments } from "../render/compare.ts";
 import { discoverBoth } from "../render/discover.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";
-import { loadPageViews } from "../views.ts";
 import { EXIT, type CommandIo } from "./io.ts";
 
 /** Output formats of `sluice diff`. */
@@ -70,8 +69,11 @@ async function format(report: DiffReport, args: DiffArgs): Promise<string> {
       return `${JSON.stringify(toJsonReport(report), null, 2)}\n`;
     case "markdown":
       return `${renderMarkdown(report, { header: `### Sluice diff\n\n\`${args.base}\` → \`${args.head}\`` })}\n`;
-    case "html":
+    case "html": {
+      // diff2html is loaded only for this format.
+      const [{ renderHtmlPage }, { loadPageViews }] = await Promise.all([import("../core/html.ts"), import("../views.ts")]);
       return renderHtmlPage(report, await loadPageViews(), { title: "Sluice diff", subtitle: `${args.base} → ${args.head}` });
+    }
   }
 }
 
@@ -100,6 +102,8 @@ async function loadConfig(baseDir: string, headDir: string, explicit: string | u
     if (explicit) return { ok: false, errors: [`${shownAs ?? path}: cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`] };
     return { ok: true, config: await discoverBoth(baseDir, headDir) };
   }
+  // The schema (and zod) load only when there is a file to check.
+  const { validateConfig } = await import("../core/config.ts");
   const result = validateConfig(text, shownAs ?? CONFIG_PATH);
   return result.ok ? result : { ok: false, errors: result.errors.map((e) => e.message) };
 }

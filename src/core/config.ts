@@ -1,10 +1,9 @@
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
+import { CONFIG_PATH } from "./config-defaults.ts";
 import { SourceError } from "./errors.ts";
 import { lineOfPath, yamlErrorMessage } from "./yaml-location.ts";
 
-/** Where the configuration lives in a repository. */
-export const CONFIG_PATH = ".github/sluice.yml";
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -96,37 +95,6 @@ export type Config = z.output<typeof configSchema>;
 export type Environment = Config["environments"][number];
 /** How an environment's directory is turned into objects. */
 export type RenderMode = Environment["render"];
-
-/** The configuration used when a repository has no `.github/sluice.yml` and nothing was discovered: the whole checkout, one lenient environment. */
-export function defaultConfig(branch = "main"): Config {
-  return configSchema.parse({ version: 1, environments: [{ name: "default", branch, strict: false }] });
-}
-
-/** A directory that renders on its own: it holds a kustomization or a chart. */
-export interface DiscoveredRoot {
-  path: string;
-  render: "kustomize" | "helm";
-}
-
-/**
- * The configuration of a repository without `.github/sluice.yml`, as Flux treats a plain path:
- * every kustomization and chart directory is an environment of its own (named after its path),
- * and the manifests outside them form the `default` environment, which skips files that are not
- * Kubernetes objects instead of failing on them.
- */
-export function discoveredConfig(roots: readonly DiscoveredRoot[], looseManifests: boolean, branch = "main"): Config {
-  const used = new Set<string>();
-  const nameOf = (path: string): string => {
-    const base = path.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 55).replace(/-+$/, "") || "root";
-    let name = base;
-    for (let i = 2; used.has(name) || name === "default"; i++) name = `${base}-${i}`;
-    used.add(name);
-    return name;
-  };
-  const environments: Record<string, unknown>[] = roots.map((root) => ({ name: nameOf(root.path), path: root.path, render: root.render, branch, strict: false }));
-  if (looseManifests || environments.length === 0) environments.unshift({ name: "default", path: ".", render: "plain", branch, strict: false, ignore: roots.map((r) => r.path) });
-  return configSchema.parse({ version: 1, environments });
-}
 
 /** An invalid configuration: names the file, line and field. */
 export class ConfigError extends SourceError {

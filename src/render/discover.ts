@@ -1,6 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { discoveredConfig, type Config, type DiscoveredRoot } from "../core/config.ts";
+import { discoveredConfig, type DiscoveredRoot } from "../core/config-defaults.ts";
+import type { Config } from "../core/config.ts";
 import { isManifestFile, relativeTo } from "./files.ts";
 import { KUSTOMIZATION_FILES } from "./kustomizations.ts";
 

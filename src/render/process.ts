@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { tmpdir } from "node:os";
 
 /** How to run one renderer. */
 export interface RunOptions {
@@ -13,7 +14,7 @@ export interface RunOptions {
    * its own process tree and /proc (so no other process's environment or files under /proc can
    * be read), and an unprivileged user.
    */
-  sandbox: boolean;
+  sandbox: boolean | "auto";
 }
 
 /** How a run ended. */
@@ -27,11 +28,36 @@ const MAX_STDERR = 64 * 1024;
 /** A user namespace (unprivileged), a network namespace with nothing in it, and a PID namespace with its own /proc. */
 const SANDBOX_FLAGS = ["--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"];
 
-/** Runs a command to completion with a timeout and an output cap, in its own process group. */
-export function runBounded(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
-  const [file, argv] = options.sandbox ? ["unshare", [...SANDBOX_FLAGS, "--", command, ...args]] : [command, [...args]];
+let sandboxWorks: Promise<boolean> | undefined;
+
+/**
+ * Whether renderers can run in namespaces of their own here (`unshare` with user, network and PID
+ * namespaces; container runtimes' default seccomp profiles often forbid it); probed once per
+ * process, the first time a renderer runs.
+ */
+export function canSandbox(): Promise<boolean> {
+  sandboxWorks ??= runBounded("true", [], {
+    cwd: tmpdir(),
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    timeoutMs: 5_000,
+    maxOutputBytes: 1024,
+    sandbox: true,
+  }).then((result) => result.outcome === "ok");
+  return sandboxWorks;
+}
+
+/**
+ * Runs a command to completion with a timeout and an output cap, in its own process group, and
+ * in the sandbox when asked (`"auto"`: wherever the machine allows it).
+ */
+export async function runBounded(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  const sandbox = options.sandbox === "auto" ? await canSandbox() : options.sandbox;
+  return runProcess(sandbox ? "unshare" : command, sandbox ? [...SANDBOX_FLAGS, "--", command, ...args] : [...args], options);
+}
+
+function runProcess(file: string, argv: readonly string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(file, argv, { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(file, [...argv], { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const chunks: Buffer[] = [];
     let size = 0;
     let stderr = "";

@@ -1,24 +1,6 @@
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runBounded } from "./process.ts";
-
-let sandboxWorks: Promise<boolean> | undefined;
-
-/**
- * Whether renderers can run in namespaces of their own here (`unshare` with user, network and PID
- * namespaces; container runtimes' default seccomp profiles often forbid it); probed once per process.
- */
-export function canSandbox(): Promise<boolean> {
-  sandboxWorks ??= runBounded("true", [], {
-    cwd: tmpdir(),
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    timeoutMs: 5_000,
-    maxOutputBytes: 1024,
-    sandbox: true,
-  }).then((result) => result.outcome === "ok");
-  return sandboxWorks;
-}
 
 /** A scratch home for one renderer run, so no user configuration, plugin or cache is used. */
 export interface Scratch {

@@ -1,6 +1,6 @@
 import { DEFAULT_LIMITS, type RenderLimits } from "./render-environment.ts";
 import type { RendererContext } from "./context.ts";
-import { canSandbox, createScratch, type Scratch } from "./sandbox.ts";
+import { createScratch, type Scratch } from "./sandbox.ts";
 import { findOnPath, toolsFromEnv, type RenderTools } from "./tools.ts";
 
 /** Resolves the renderer binaries once: explicit `SLUICE_*` paths first, then PATH. */
@@ -24,11 +24,12 @@ export async function openRendererContext(
   tools: RenderTools,
   limits: RenderLimits = DEFAULT_LIMITS,
 ): Promise<RendererContext & { dispose: Scratch["dispose"] }> {
-  const [scratch, sandbox] = await Promise.all([createScratch(), canSandbox()]);
+  const scratch = await createScratch();
   return {
     checkoutRoot,
     tools,
-    run: { cwd: scratch.home, env: scratch.env, sandbox, ...limits },
+    // The sandbox is probed the first time a renderer runs; plain manifests never need it.
+    run: { cwd: scratch.home, env: scratch.env, sandbox: "auto", ...limits },
     dispose: scratch.dispose,
   };
 }

@@ -19,10 +19,9 @@ import type { DiffReport } from "../../src/core/report.ts";
 import { buildResourceSet } from "../../src/core/resource-set.ts";
 import { readCheckoutFile } from "../../src/render/files.ts";
 import { environmentInputs } from "../../src/render/inputs.ts";
-import { runBounded } from "../../src/render/process.ts";
+import { canSandbox, runBounded } from "../../src/render/process.ts";
 import { renderEnvironment } from "../../src/render/render-environment.ts";
 import { RenderPool } from "../../src/render/render-pool.ts";
-import { canSandbox } from "../../src/render/sandbox.ts";
 import { openRendererContext } from "../../src/render/setup.ts";
 import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
 

@@ -1,4 +1,5 @@
-import { CONFIG_PATH, type Config } from "../../core/config.ts";
+import type { Config } from "../../core/config.ts";
+import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { errorMessage } from "../../core/errors.ts";
 import {
   closedComment,

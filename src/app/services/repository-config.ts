@@ -1,4 +1,5 @@
-import { CONFIG_PATH, defaultConfig, validateConfig, type Config } from "../../core/config.ts";
+import { CONFIG_PATH, defaultConfig } from "../../core/config-defaults.ts";
+import { validateConfig, type Config } from "../../core/config.ts";
 import type { ReportProblem } from "../../core/report.ts";
 import { discoverConfig } from "../../render/discover.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";

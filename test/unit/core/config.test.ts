@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { ConfigError, configJsonSchema, defaultConfig, parseConfig, validateConfig } from "../../../src/core/config.ts";
+import { CONFIG_DEFAULTS, defaultConfig, ENVIRONMENT_DEFAULTS } from "../../../src/core/config-defaults.ts";
+import { ConfigError, configJsonSchema, configSchema, parseConfig, validateConfig } from "../../../src/core/config.ts";
 
 function errorsOf(text: string): { line: number; field: string; message: string }[] {
   const result = validateConfig(text);
@@ -82,6 +83,14 @@ environments:
 
   it("has a default of one environment over the whole checkout", () => {
     expect(defaultConfig().environments).toMatchObject([{ name: "default", path: ".", namespace: "default", render: "auto" }]);
+  });
+
+  it("keeps the defaults used without a configuration file equal to the schema's", () => {
+    const parsed = configSchema.parse({ version: 1, environments: [{ name: "x" }] });
+    const { environments: [environment], ...rest } = parsed;
+    expect({ ...ENVIRONMENT_DEFAULTS, name: "x" }).toEqual(environment);
+    expect(CONFIG_DEFAULTS).toEqual(rest);
+    expect(configSchema.parse(defaultConfig())).toEqual(defaultConfig());
   });
 });
 
