@@ -3,8 +3,6 @@ import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
-import { pack, type Header } from "tar-stream";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { CheckoutCache } from "../../src/app/services/checkout-cache.ts";
 import { extractTarball } from "../../src/app/services/extract.ts";
@@ -24,6 +22,7 @@ import { renderEnvironment } from "../../src/render/render-environment.ts";
 import { RenderPool } from "../../src/render/render-pool.ts";
 import { openRendererContext } from "../../src/render/setup.ts";
 import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
+import { tarball, type Entry } from "../helpers/tarballs.ts";
 
 const run = promisify(execFile);
 afterAll(removeCheckouts);
@@ -37,25 +36,6 @@ function env(fields: Partial<Environment> = {}): Environment {
   const base = parseConfig("version: 1\nenvironments:\n  - name: test\n").environments[0];
   if (!base) throw new Error("no environment");
   return { ...base, ...fields };
-}
-
-type Entry = { name: string; type?: string; linkname?: string; body?: string };
-
-async function tarball(entries: Entry[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    p.on("data", (c: unknown) => { chunks.push(c as Buffer); });
-    p.on("end", resolve);
-    p.on("error", reject);
-  });
-  for (const { body, ...header } of entries) {
-    if (body !== undefined) p.entry({ type: "file", ...header } as Header, body);
-    else p.entry({ type: "directory", ...header } as Header);
-  }
-  p.finalize();
-  await done;
-  return gzipSync(Buffer.concat(chunks));
 }
 
 const limits = { maxBytes: 1024 * 1024, maxFiles: 100 };

@@ -1,34 +1,12 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
-import { pack, type Header } from "tar-stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { CheckoutCache } from "../../../src/app/services/checkout-cache.ts";
 import { extractTarball } from "../../../src/app/services/extract.ts";
 import { removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
+import { tarball, type Entry } from "../../helpers/tarballs.ts";
 
 afterAll(removeCheckouts);
-
-type Entry = Partial<Omit<Header, "type">> & { name: string; type?: string; body?: string };
-
-async function tarball(entries: Entry[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    p.on("data", (c: unknown) => { chunks.push(c as Buffer); });
-    p.on("end", resolve);
-    p.on("error", reject);
-  });
-  // GitHub's tarballs start with a pax global header carrying the commit id.
-  p.entry({ name: "pax_global_header", type: "pax-global-header", pax: { comment: "0123456789abcdef" } } as unknown as Header);
-  for (const { body, ...header } of entries) {
-    if (body !== undefined) p.entry({ type: "file", ...header } as Header, body);
-    else p.entry({ type: "directory", ...header } as Header);
-  }
-  p.finalize();
-  await done;
-  return gzipSync(Buffer.concat(chunks));
-}
 
 const limits = { maxBytes: 1024 * 1024, maxFiles: 100 };
 
