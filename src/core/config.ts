@@ -2,7 +2,8 @@ import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { CONFIG_PATH } from "./config-defaults.ts";
 import { SourceError } from "./errors.ts";
-import { lineOfPath, yamlErrorMessage } from "./yaml-location.ts";
+import { yamlErrorMessage } from "./errors.ts";
+import { lineOfPath } from "./yaml-location.ts";
 
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -42,3 +42,9 @@ export function formatProblem(problem: SourceProblem): string {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A YAML parser error reduced to its first sentence, so no source text (which may hold a secret) is echoed. */
+export function yamlErrorMessage(message: string): string {
+  const first = message.split("\n", 1)[0] ?? message;
+  return first.replace(/ at line \d+, column \d+:?$/, "").trim();
+}

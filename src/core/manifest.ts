@@ -1,8 +1,10 @@
 import { CORE_SCHEMA, load, mergeTag } from "js-yaml";
-import { isMap, isSeq, LineCounter, parseAllDocuments, type Node } from "yaml";
+import { createRequire } from "node:module";
+import type * as Yaml from "yaml";
+import type { LineCounter, Node } from "yaml";
 import type { SourceProblem } from "./errors.ts";
 import { exactInteger, isRawJson } from "./json.ts";
-import { yamlErrorMessage } from "./yaml-location.ts";
+import { yamlErrorMessage } from "./errors.ts";
 
 /** A Kubernetes object as plain data. */
 export type KubeObject = Record<string, unknown>;
@@ -51,6 +53,14 @@ export interface AliasBudget {
 /** The alias budget of one render: a million nodes, far beyond any real use of anchors. */
 export function aliasBudget(nodes = 1_000_000): AliasBudget {
   return { remaining: nodes };
+}
+
+// The precise parser is loaded the first time a document needs it: most never do, and loading it
+// costs a command line run more than reading a thousand objects.
+const requireModule = createRequire(import.meta.url);
+let yamlModule: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  return (yamlModule ??= requireModule("yaml") as typeof Yaml);
 }
 
 /** YAML 1.2 core schema plus merge keys (`<<`): what most documents mean in YAML 1.1 too. */
@@ -121,7 +131,7 @@ export function parseManifests(text: string, options: ParseOptions): ParseResult
         problems.push({ ...at, message: aliasBudgetMessage() });
         continue;
       }
-      collect(value, null, at, objects, problems, new LineCounter(), locate);
+      collect(value, null, at, objects, problems, undefined, locate);
       continue;
     }
     const shifted = (line: number): SourceLocation => locate(line + chunk.line - 1);
@@ -224,7 +234,8 @@ function firstContentLine(text: string): number {
 
 /** Parses with positions: exact lines for errors and list items, bounded alias expansion. */
 function parsePrecisely(text: string, locate: (line: number) => SourceLocation, budget: AliasBudget): ParseResult {
-  const lineCounter = new LineCounter();
+  const { LineCounter: Counter, parseAllDocuments } = yaml();
+  const lineCounter = new Counter();
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
   const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true, ...YAML_11_OPTIONS } as Parameters<typeof parseAllDocuments>[1]);
@@ -269,8 +280,8 @@ function exactIntegers(value: unknown): unknown {
   return value;
 }
 
-function contentLine(node: Node | null | undefined, lineCounter: LineCounter): number | undefined {
-  return node?.range ? lineCounter.linePos(node.range[0]).line : undefined;
+function contentLine(node: Node | null | undefined, lineCounter: LineCounter | undefined): number | undefined {
+  return node?.range && lineCounter ? lineCounter.linePos(node.range[0]).line : undefined;
 }
 
 function collect(
@@ -279,7 +290,7 @@ function collect(
   at: SourceLocation,
   objects: ManifestObject[],
   problems: SourceProblem[],
-  lineCounter: LineCounter,
+  lineCounter: LineCounter | undefined,
   locate: (line: number) => SourceLocation,
 ): void {
   if (value === null || value === undefined) return;
@@ -289,10 +300,10 @@ function collect(
   }
   const object = value as KubeObject;
   if (isListKind(object)) {
-    const itemsNode = isMap(node) ? node.get("items", true) : undefined;
+    const itemsNode = node && yaml().isMap(node) ? node.get("items", true) : undefined;
     const items = object.items as unknown[];
     items.forEach((item, index) => {
-      const itemNode = isSeq(itemsNode) ? (itemsNode.items[index] as Node | undefined) : undefined;
+      const itemNode = itemsNode && yaml().isSeq(itemsNode) ? (itemsNode.items[index] as Node | undefined) : undefined;
       const line = contentLine(itemNode, lineCounter);
       collect(item, itemNode ?? null, line === undefined ? at : locate(line), objects, problems, lineCounter, locate);
     });

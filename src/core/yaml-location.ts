@@ -25,9 +25,3 @@ function keyLine(parent: unknown, key: PropertyKey | undefined, lineCounter: Lin
   }
   return undefined;
 }
-
-/** A YAML parser error reduced to its first sentence, so no source text (which may hold a secret) is echoed. */
-export function yamlErrorMessage(message: string): string {
-  const first = message.split("\n", 1)[0] ?? message;
-  return first.replace(/ at line \d+, column \d+:?$/, "").trim();
-}

@@ -1,4 +1,3 @@
-import { parse } from "yaml";
 import type { Environment } from "../core/config.ts";
 import type { SourceProblem } from "../core/errors.ts";
 import { isRecord, parseManifests, type SourceLocation } from "../core/manifest.ts";
@@ -62,6 +61,7 @@ async function readChart(checkoutRoot: string, chartFile: string): Promise<{ nam
     const missing = error instanceof CheckoutPathError && error.message.endsWith("does not exist");
     throw new RenderError({ file: chartFile, line: 1, message: missing ? "Chart.yaml is missing; render: helm needs a chart directory" : errorMessage(error) }, "exit");
   }
+  const { parse } = await import("yaml");
   let chart: unknown;
   try {
     chart = parse(text);

@@ -1,6 +1,5 @@
 import { lstat, readFile } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import { parse } from "yaml";
 import { isRecord } from "../core/manifest.ts";
 import { relativeTo, resolveInside } from "./files.ts";
 
@@ -91,6 +90,8 @@ export async function loadKustomization(root: string, dir: string): Promise<Kust
   const info = await lstat(file);
   if (!info.isFile() || info.size > MAX_KUSTOMIZATION_BYTES) return undefined;
   const text = await readFile(file, "utf8");
+  // Loaded here, not at start-up: plain manifests never need it.
+  const { parse } = await import("yaml");
   let doc: unknown;
   try {
     doc = parse(text, { maxAliasCount: 100 });
