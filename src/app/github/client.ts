@@ -1,3 +1,5 @@
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ProbotOctokit } from "probot";
 import { z } from "zod";
 import type { Annotation } from "../../core/preview-comment.ts";
@@ -77,12 +79,16 @@ export class GitHubClient {
     }
   }
 
-  /** The gzipped tarball of a commit (one request; GitHub redirects to its archive host). */
-  async tarball(repo: RepoCoordinates, ref: string): Promise<Buffer> {
-    const response = await this.#octokit.rest.repos.downloadTarballArchive({ ...repo, ref });
+  /**
+   * The gzipped tarball of a commit as a stream (one request; GitHub redirects to its archive
+   * host). It is never held in memory whole: the caller unpacks it as it arrives.
+   */
+  async tarball(repo: RepoCoordinates, ref: string): Promise<Readable> {
+    const response = await this.#octokit.rest.repos.downloadTarballArchive({ ...repo, ref, request: { parseSuccessResponseBody: false } });
     const data: unknown = response.data;
-    if (data instanceof ArrayBuffer) return Buffer.from(data);
-    if (Buffer.isBuffer(data)) return data;
+    if (data instanceof ReadableStream) return Readable.fromWeb(data as WebReadableStream<Uint8Array>);
+    if (data instanceof ArrayBuffer) return Readable.from([Buffer.from(data)]);
+    if (Buffer.isBuffer(data)) return Readable.from([data]);
     throw new Error(`GET tarball ${repo.owner}/${repo.repo}@${ref} returned ${typeof data}, not bytes`);
   }
 

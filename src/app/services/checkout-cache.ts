@@ -1,5 +1,6 @@
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { extractTarball, type ExtractLimits } from "./extract.ts";
 
 /** A checkout in use; release it when done so it may be evicted. */
@@ -45,7 +46,7 @@ export class CheckoutCache {
   }
 
   /** The checkout of `sha`, downloading it with `fetch` when it is not cached. */
-  async acquire(key: string, fetch: () => Promise<Buffer>): Promise<Lease> {
+  async acquire(key: string, fetch: () => Promise<Buffer | Readable>): Promise<Lease> {
     await this.#load();
     if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`checkout key "${key}" has characters other than letters, digits, '.', '_' and '-'`);
     let entry = this.#entries.get(key);
@@ -85,7 +86,7 @@ export class CheckoutCache {
     return total;
   }
 
-  async #download(key: string, fetch: () => Promise<Buffer>): Promise<Entry> {
+  async #download(key: string, fetch: () => Promise<Buffer | Readable>): Promise<Entry> {
     const archive = await fetch();
     const staging = join(this.#options.dir, `.staging-${key}-${process.pid}-${this.#now()}`);
     const dir = join(this.#options.dir, key);

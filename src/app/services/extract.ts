@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, symlink } from "node:fs/promises";
 import { dirname, isAbsolute, normalize, relative, resolve } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { extract as tarExtract, type Header } from "tar-stream";
@@ -12,6 +12,8 @@ import { resolveInCheckout } from "../../render/files.ts";
 export interface ExtractLimits {
   maxBytes: number;
   maxFiles: number;
+  /** Compressed bytes read at the most (default `maxBytes`): a download is cut off past it. */
+  maxArchiveBytes?: number;
 }
 
 /** A tarball that is unsafe or too large to unpack; names the entry. */
@@ -41,7 +43,7 @@ function inside(root: string, path: string): boolean {
  * other links, refuses the whole archive. On error, what was written is left for the caller to
  * remove.
  */
-export async function extractTarball(archive: Buffer, root: string, limits: ExtractLimits): Promise<{ files: number; bytes: number }> {
+export async function extractTarball(archive: Buffer | Readable, root: string, limits: ExtractLimits): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
   const links: { raw: string; name: string; target: string; link: string }[] = [];
@@ -95,7 +97,16 @@ export async function extractTarball(archive: Buffer, root: string, limits: Extr
       }
     }
   })();
-  const source = pipeline(Readable.from([archive]), createGunzip(), extractor);
+  const maxArchive = limits.maxArchiveBytes ?? limits.maxBytes;
+  let archived = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      archived += chunk.length;
+      if (archived > maxArchive) callback(new UnsafeArchiveError(`tarball is larger than ${maxArchive} bytes`));
+      else callback(null, chunk);
+    },
+  });
+  const source = pipeline(Buffer.isBuffer(archive) ? Readable.from([archive]) : archive, counted, createGunzip(), extractor);
   // Whichever fails first decides; stop the other.
   try {
     await Promise.all([done, source]);

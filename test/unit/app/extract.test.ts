@@ -1,5 +1,6 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { CheckoutCache } from "../../../src/app/services/checkout-cache.ts";
 import { extractTarball } from "../../../src/app/services/extract.ts";
@@ -43,6 +44,14 @@ describe("extractTarball", () => {
 
   it("says when the archive is not a tarball", async () => {
     await expect(extractTarball(Buffer.from("not gzip"), await tempDir(), limits)).rejects.toThrow(/^tarball cannot be read: /);
+  });
+
+  it("unpacks a stream as it arrives and cuts a download off past its compressed limit", async () => {
+    const archive = await tarball([{ name: "o-r-x/a.yaml", body: "kind: ConfigMap\n" }, { name: "o-r-x/big", body: "x".repeat(64 * 1024) }]);
+    const chunks = (size: number) => Readable.from(Array.from({ length: Math.ceil(archive.length / size) }, (_, i) => archive.subarray(i * size, (i + 1) * size)));
+    const root = await tempDir();
+    expect(await extractTarball(chunks(100), root, limits)).toEqual({ files: 2, bytes: 16 + 64 * 1024 });
+    await expect(extractTarball(chunks(100), await tempDir(), { ...limits, maxArchiveBytes: archive.length - 1 })).rejects.toThrow(`tarball is larger than ${archive.length - 1} bytes`);
   });
 });
 
