@@ -5,24 +5,13 @@ import { FORCE_ANNOTATION, labelValue, ownerOf, ownershipLabels, REPOSITORY_ANNO
 import { isRecord, type KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
+import { PermanentDeployError } from "./errors.ts";
 import { KubeApiError, subjectOf, type Cluster } from "./kube/cluster.ts";
 
 /** One object to apply, with its identity. */
 export interface Planned {
   id: ResourceId;
   object: KubeObject;
-}
-
-/** A deploy that must not be retried: the same input would fail the same way. */
-export class PermanentDeployError extends Error {
-  /** Per-object results known at the time of failure. */
-  readonly objects: ObjectResult[];
-
-  constructor(message: string, objects: ObjectResult[] = []) {
-    super(message);
-    this.name = "PermanentDeployError";
-    this.objects = objects;
-  }
 }
 
 /** Identity of an object as sent by the app (namespace already resolved, empty when cluster-scoped). */

@@ -8,7 +8,8 @@ import { parseJson } from "../core/json.ts";
 import { isRecord, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
 import { open, SignatureError } from "../core/signing.ts";
-import { Applier, PermanentDeployError, withOwnership, type Planned } from "./apply.ts";
+import { Applier, withOwnership, type Planned } from "./apply.ts";
+import { PermanentDeployError, RejectedJobError } from "./errors.ts";
 import { waitForHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
@@ -16,14 +17,6 @@ import { prune } from "./prune.ts";
 
 /** Sends a report (signed by the caller's reporter). */
 export type Report = (report: Omit<AgentReport, "version" | "jobId" | "repository" | "installationId" | "environment" | "sha" | "at">) => Promise<void>;
-
-/** A job that must not run: bad signature, wrong digest, not served here, outside policy. */
-export class RejectedJobError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "RejectedJobError";
-  }
-}
 
 /** What the deployer needs. */
 export interface DeployerDeps {

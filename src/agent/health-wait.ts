@@ -2,18 +2,8 @@ import { computeHealth } from "../core/health.ts";
 import { displayName } from "../core/identity.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
 import { mapBounded, type Planned } from "./apply.ts";
+import { HealthTimeoutError } from "./errors.ts";
 import type { Cluster } from "./kube/cluster.ts";
-
-/** Health waiting gave up: names every object that was not healthy and why. */
-export class HealthTimeoutError extends Error {
-  readonly objects: ObjectResult[];
-
-  constructor(message: string, objects: ObjectResult[]) {
-    super(message);
-    this.name = "HealthTimeoutError";
-    this.objects = objects;
-  }
-}
 
 /**
  * Polls the applied objects until every one is current (kstatus rules), one fails, or the

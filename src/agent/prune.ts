@@ -3,6 +3,7 @@ import { OWNER_ENVIRONMENT_LABEL, OWNER_REPOSITORY_LABEL, PRUNE_ANNOTATION, labe
 import { isRecord, type KubeObject } from "../core/manifest.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
 import { result } from "./apply.ts";
+import { PermanentDeployError } from "./errors.ts";
 import type { Cluster } from "./kube/cluster.ts";
 
 /** What pruning may do. */
@@ -29,7 +30,8 @@ export async function prune(cluster: Cluster, previous: readonly ResourceId[], n
   const candidates = pruneCandidates(previous, next);
   if (!options.enabled || candidates.length === 0) return [];
   if (next.length === 0 && previous.length > 0 && !options.allowEmpty) {
-    throw new Error(`refusing to prune all ${previous.length} objects of ${options.environment}: the new revision has none; set allowEmpty: true to allow it`);
+    // The same revision would be refused again: permanent, so it does not burn retries.
+    throw new PermanentDeployError(`refusing to prune all ${previous.length} objects of ${options.environment}: the new revision has none; set allowEmpty: true to allow it`);
   }
   const results: ObjectResult[] = [];
   for (const id of candidates) {

@@ -2,9 +2,8 @@ import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import { agentQueue, REPORT_QUEUE, type AgentJob, type AgentReport } from "../core/agent-protocol.ts";
 import { privateKeyFromPem, publicKeyFromPem, seal } from "../core/signing.ts";
-import { PermanentDeployError } from "./apply.ts";
-import { admitJob, Deployer, RejectedJobError, verifyJob, type Report } from "./deployer.ts";
-import { HealthTimeoutError } from "./health-wait.ts";
+import { admitJob, Deployer, verifyJob, type Report } from "./deployer.ts";
+import { DeployError } from "./errors.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { Cluster } from "./kube/cluster.ts";
 import type { AgentSettings } from "./settings.ts";
@@ -76,11 +75,11 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       await report({ phase: "succeeded", message: `deployed ${results.length} objects`, objects: results, durationMs: now() - started });
       log("info", "deploy succeeded", { job: job.id, objects: results.length, ms: now() - started });
     } catch (error) {
-      const permanent = error instanceof PermanentDeployError || error instanceof HealthTimeoutError || error instanceof RejectedJobError;
+      const ended = error instanceof DeployError ? error : undefined;
+      const permanent = ended?.permanent ?? false;
       const lastAttempt = bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
       if (permanent || lastAttempt) {
-        const objects = error instanceof PermanentDeployError || error instanceof HealthTimeoutError ? error.objects : [];
-        await report({ phase: error instanceof RejectedJobError ? "rejected" : "failed", message: error instanceof Error ? error.message : String(error), objects, durationMs: now() - started });
+        await report({ phase: ended?.end ?? "failed", message: error instanceof Error ? error.message : String(error), objects: ended?.objects ?? [], durationMs: now() - started });
       }
       log("error", "deploy failed", { job: job.id, error: String(error), permanent });
       if (permanent) throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
