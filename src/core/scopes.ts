@@ -100,9 +100,4 @@ export class ScopeResolver {
     if (this.#cluster.has(`${group}/${kind}`) || this.#cluster.has(`${group}/*`)) return "cluster";
     return isBuiltInGroup(group) ? "namespaced" : "unknown";
   }
-
-  /** Whether objects of this group and kind have no namespace. */
-  isClusterScoped(group: string, kind: string): boolean {
-    return this.scopeOf(group, kind) === "cluster";
-  }
 }
