@@ -7,6 +7,7 @@ import { splitApiVersion } from "../core/identity.ts";
 import { parseJson } from "../core/json.ts";
 import { isRecord, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
+import { crdScopes } from "../core/scopes.ts";
 import { open, SignatureError } from "../core/signing.ts";
 import { Applier, withOwnership, type Planned } from "./apply.ts";
 import { PermanentDeployError, RejectedJobError } from "./errors.ts";
@@ -14,6 +15,7 @@ import { waitForHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
 import { prune } from "./prune.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** Sends a report (signed by the caller's reporter). */
 export type Report = (report: Omit<AgentReport, "version" | "jobId" | "repository" | "installationId" | "environment" | "sha" | "at">) => Promise<void>;
@@ -86,7 +88,7 @@ export class Deployer {
       try {
         text = gunzipSync(blob, { maxOutputLength: MAX_BLOB_BYTES }).toString("utf8");
       } catch (error) {
-        throw new RejectedJobError(`the objects blob ${job.objects.blob} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+        throw new RejectedJobError(`the objects blob ${job.objects.blob} cannot be read: ${errorMessage(error)}`);
       }
       objects = parseJson(text) as KubeObject[];
     }
@@ -157,12 +159,7 @@ const MAX_BLOB_BYTES = 512 * 1024 * 1024;
  * are listed in `unknown`.
  */
 export async function resolveScopes(cluster: Cluster, objects: readonly KubeObject[], defaultNamespace: string): Promise<{ objects: Planned[]; unknown: string[]; corrections: string[] }> {
-  const definedHere = new Map<string, boolean>();
-  for (const object of objects) {
-    if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
-    const { group, names, scope } = object.spec;
-    if (typeof group === "string" && isRecord(names) && typeof names.kind === "string") definedHere.set(`${group}/${names.kind}`, scope !== "Cluster");
-  }
+  const definedHere = crdScopes(objects);
   const planned: Planned[] = [];
   const unknown: string[] = [];
   const corrections: string[] = [];
@@ -172,7 +169,8 @@ export async function resolveScopes(cluster: Cluster, objects: readonly KubeObje
     const kind = String(object.kind);
     const metadata = isRecord(object.metadata) ? { ...object.metadata } : {};
     const name = String(metadata.name);
-    const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? definedHere.get(`${group}/${kind}`);
+    const defined = definedHere.get(`${group}/${kind}`);
+    const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? (defined === undefined ? undefined : defined === "namespaced");
     if (namespaced === undefined) {
       unknown.push(`${kind} ${name} (${apiVersion}): the API server does not serve this kind and no CustomResourceDefinition in this deploy defines it`);
       continue;

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { inventorySchema, type Inventory } from "../core/inventory.ts";
 import { MANAGED_BY } from "../core/inventory.ts";
 import type { Cluster } from "./kube/cluster.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** Where inventories live: one ConfigMap per repository environment in the agent's namespace. */
 export class InventoryStore {
@@ -28,7 +29,7 @@ export class InventoryStore {
     try {
       json = JSON.parse(data.inventory);
     } catch (error) {
-      throw new Error(`inventory ConfigMap ${this.#namespace}/${name} is corrupt: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new Error(`inventory ConfigMap ${this.#namespace}/${name} is corrupt: ${errorMessage(error)}`, { cause: error });
     }
     const parsed = inventorySchema.safeParse(json);
     if (!parsed.success) throw new Error(`inventory ConfigMap ${this.#namespace}/${name} is corrupt: ${parsed.error.message}`);

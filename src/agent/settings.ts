@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
+import { errorMessage } from "../core/errors.ts";
 
 const list = (fallback: string) => z.string().default(fallback).transform((value) => value.split(",").map((s) => s.trim()).filter(Boolean));
 
@@ -63,7 +64,7 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
   try {
     rules = parseRepositoryRules(e.SLUICE_AGENT_REPOSITORIES, e.SLUICE_AGENT_NAMESPACES);
   } catch (error) {
-    throw new Error(`invalid configuration:\n  SLUICE_AGENT_REPOSITORIES: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`invalid configuration:\n  SLUICE_AGENT_REPOSITORIES: ${errorMessage(error)}`, { cause: error });
   }
   return {
     redisUrl: e.REDIS_URL,

@@ -7,6 +7,7 @@ import { DeployError } from "./errors.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { Cluster } from "./kube/cluster.ts";
 import type { AgentSettings } from "./settings.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** A running agent. */
 export interface RunningAgent {
@@ -59,7 +60,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     } catch (error) {
       // An unverified job names nothing that can be trusted, so nothing is reported to GitHub.
       log("warn", "job rejected", { job: bullJob.id, error: String(error) });
-      throw new UnrecoverableError(String(error instanceof Error ? error.message : error));
+      throw new UnrecoverableError(errorMessage(error));
     }
     const report = reporter(job);
     const started = now();
@@ -79,10 +80,10 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       const permanent = ended?.permanent ?? false;
       const lastAttempt = bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
       if (permanent || lastAttempt) {
-        await report({ phase: ended?.end ?? "failed", message: error instanceof Error ? error.message : String(error), objects: ended?.objects ?? [], durationMs: now() - started });
+        await report({ phase: ended?.end ?? "failed", message: errorMessage(error), objects: ended?.objects ?? [], durationMs: now() - started });
       }
       log("error", "deploy failed", { job: job.id, error: String(error), permanent });
-      if (permanent) throw new UnrecoverableError(error instanceof Error ? error.message : String(error));
+      if (permanent) throw new UnrecoverableError(errorMessage(error));
       throw error;
     }
   };

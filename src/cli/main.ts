@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { EXIT, type CommandIo } from "./io.ts";
+import { errorMessage } from "../core/errors.ts";
 
 // Only what every command needs is imported here; each command loads its own modules when it
 // runs, so `sluice --help` does not pay for the app's, the agent's or the renderers' code.
@@ -84,7 +85,7 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
         return EXIT.error;
     }
   } catch (error) {
-    io.stderr(`sluice ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr(`sluice ${command}: ${errorMessage(error)}\n`);
     return EXIT.error;
   }
 }
@@ -109,7 +110,7 @@ async function diffCommand(argv: string[], io: CommandIo): Promise<number> {
       },
     });
   } catch (error) {
-    io.stderr(`sluice diff: ${error instanceof Error ? error.message : String(error)}\n\n${DIFF_USAGE}`);
+    io.stderr(`sluice diff: ${errorMessage(error)}\n\n${DIFF_USAGE}`);
     return EXIT.error;
   }
   const { values, positionals } = parsed;

@@ -43,6 +43,11 @@ export function resourceKey(id: Pick<ResourceId, "group" | "kind" | "namespace" 
   return `${id.group}/${id.kind}/${id.namespace}/${id.name}`;
 }
 
+/** A kind as kubectl names it across groups: `Kind` in the core group, `Kind.group` otherwise. */
+export function kindName(id: Pick<ResourceId, "group" | "kind">): string {
+  return id.group ? `${id.kind}.${id.group}` : id.kind;
+}
+
 /** A short human name: `Deployment prod/web`, or `Namespace prod` when cluster-scoped. */
 export function displayName(id: ResourceId): string {
   return id.namespace ? `${id.kind} ${id.namespace}/${id.name}` : `${id.kind} ${id.name}`;

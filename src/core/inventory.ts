@@ -35,9 +35,8 @@ export type Revision = z.infer<typeof revisionSchema>;
 /** Objects in the previous inventory that the new set lacks: the prune candidates. */
 export function pruneCandidates(previous: readonly ResourceId[], next: readonly ResourceId[]): ResourceId[] {
   // Identity has no version: a version bump is the same object.
-  const key = (id: ResourceId) => resourceKey(id);
-  const keep = new Set(next.map(key));
-  return previous.filter((id) => !keep.has(key(id)));
+  const keep = new Set(next.map(resourceKey));
+  return previous.filter((id) => !keep.has(resourceKey(id)));
 }
 
 /** The next inventory: the new objects, and the revision prepended to at most `keep` revisions. */

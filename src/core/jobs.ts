@@ -36,7 +36,7 @@ export const deployRequestSchema = z.strictObject({
    * What asked: `push` for a merge (redelivering the push asks again for the same deploy), or
    * `comment-<id>` for a command, so every `/sync` and `/rollback` is a request of its own.
    */
-  trigger: z.string().regex(/^(push|comment-\d+|check-run-\d+-\d+)$/, "must be push, comment-<id> or check-run-<id>-<n>"),
+  trigger: z.string().regex(/^(push|comment-\d+)$/, "must be push or comment-<id>"),
   /**
    * Orders the deploys of one repository environment: it only grows (at least the request time in
    * milliseconds), and the agent refuses a job older than the last it accepted.

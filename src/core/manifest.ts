@@ -2,9 +2,8 @@ import { CORE_SCHEMA, load, mergeTag } from "js-yaml";
 import { createRequire } from "node:module";
 import type * as Yaml from "yaml";
 import type { LineCounter, Node } from "yaml";
-import type { SourceProblem } from "./errors.ts";
 import { exactInteger, isRawJson } from "./json.ts";
-import { yamlErrorMessage } from "./errors.ts";
+import { errorMessage, yamlErrorMessage, type SourceProblem } from "./errors.ts";
 
 /** A Kubernetes object as plain data. */
 export type KubeObject = Record<string, unknown>;
@@ -50,9 +49,12 @@ export interface AliasBudget {
   remaining: number;
 }
 
-/** The alias budget of one render: a million nodes, far beyond any real use of anchors. */
-export function aliasBudget(nodes = 1_000_000): AliasBudget {
-  return { remaining: nodes };
+/** Nodes alias expansion may produce in one render: far beyond any real use of anchors. */
+const ALIAS_BUDGET_NODES = 1_000_000;
+
+/** The alias budget of one render. */
+export function aliasBudget(): AliasBudget {
+  return { remaining: ALIAS_BUDGET_NODES };
 }
 
 // The precise parser is loaded the first time a document needs it: most never do, and loading it
@@ -154,7 +156,7 @@ function spend(budget: AliasBudget, value: unknown): boolean {
 }
 
 function aliasBudgetMessage(): string {
-  return "YAML aliases in this render expand to more than the limit of 1,000,000 nodes; the document was not read (is it an alias bomb?)";
+  return `YAML aliases in this render expand to more than the limit of ${ALIAS_BUDGET_NODES.toLocaleString("en-US")} nodes; the document was not read (is it an alias bomb?)`;
 }
 
 const FAILED = Symbol("failed");
@@ -254,7 +256,7 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
     try {
       value = exactIntegers(doc.toJS({ maxAliasCount: 1000 }));
     } catch (error) {
-      problems.push({ ...locate(startLine), message: `invalid YAML: ${yamlErrorMessage(error instanceof Error ? error.message : String(error))}`, reason: "invalid-yaml" });
+      problems.push({ ...locate(startLine), message: `invalid YAML: ${yamlErrorMessage(errorMessage(error))}`, reason: "invalid-yaml" });
       continue;
     }
     const line = contentLine(doc.contents, lineCounter) ?? startLine;

@@ -1,6 +1,6 @@
 import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
-import { displayName } from "./identity.ts";
+import { displayName, kindName } from "./identity.ts";
 import { ACTION_ORDER, type DiffReport, type EnvironmentDiff, type ReportProblem } from "./report.ts";
 
 /** GitHub refuses issue comments longer than this. */
@@ -139,7 +139,7 @@ function omittedList(omitted: readonly { env: string; change: ResourceChange }[]
   const groups = new Map<string, { env: string; action: ResourceChange["action"]; kind: string; names: string[] }>();
   const ordered = [...omitted].sort((a, b) => NAMING_ORDER.indexOf(a.change.action) - NAMING_ORDER.indexOf(b.change.action));
   for (const { env, change } of ordered) {
-    const kind = change.id.group ? `${change.id.kind}.${change.id.group}` : change.id.kind;
+    const kind = kindName(change.id);
     const key = `${env}\0${change.action}\0${kind}`;
     let group = groups.get(key);
     if (!group) {

@@ -78,8 +78,7 @@ export function sameObject(a: KubeObject, b: KubeObject): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
-/** Exact big integers (raw JSON numbers) are written as the plain integers they are. */
-// The dump schema's own `!!int`, taught to write exact big integers (raw JSON) as plain integers.
+/** The dump schema's own `!!int`, taught to write exact big integers (raw JSON numbers) as the plain integers they are. */
 const EXACT_INTEGER = {
   ...intYaml11Tag,
   resolve: (source: string, isExplicit: boolean, tagName: string) => {

@@ -1,4 +1,4 @@
-import { displayName, type ResourceId } from "./identity.ts";
+import { displayName, kindName, type ResourceId } from "./identity.ts";
 
 /** Which repositories an agent serves, and the namespaces each may write to. */
 export interface RepositoryRule {
@@ -40,7 +40,7 @@ export function namespacesFor(policy: Pick<AgentPolicy, "rules">, repository: st
 
 /** Whether a cluster-scoped kind of a group is allowed (`Kind` names the core group only). */
 export function clusterKindAllowed(clusterKinds: readonly string[], group: string, kind: string): boolean {
-  return clusterKinds.includes(group ? `${kind}.${group}` : kind);
+  return clusterKinds.includes(kindName({ group, kind }));
 }
 
 /**
@@ -52,8 +52,7 @@ export function policyViolations(ids: readonly ResourceId[], namespaces: readonl
   const violations: string[] = [];
   for (const id of ids) {
     if (id.namespace === "") {
-      const name = id.group ? `${id.kind}.${id.group}` : id.kind;
-      if (!clusterKindAllowed(clusterKinds, id.group, id.kind)) violations.push(`${displayName(id)}: cluster-scoped kind ${name} is not allowed (allowed: ${clusterKinds.join(", ") || "none"})`);
+      if (!clusterKindAllowed(clusterKinds, id.group, id.kind)) violations.push(`${displayName(id)}: cluster-scoped kind ${kindName(id)} is not allowed (allowed: ${clusterKinds.join(", ") || "none"})`);
       // A Namespace object is itself a namespace the agent will own.
       if (id.group === "" && id.kind === "Namespace" && !globAllowed(id.name, namespaces)) violations.push(`${displayName(id)}: namespace ${id.name} is not allowed for this repository (allowed: ${namespaces.join(", ")})`);
     } else if (!globAllowed(id.namespace, namespaces)) {

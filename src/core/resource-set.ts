@@ -1,5 +1,5 @@
 import type { SourceProblem } from "./errors.ts";
-import { displayName, identify, resourceKey, type ResourceId } from "./identity.ts";
+import { displayName, identify, kindName, resourceKey, type ResourceId } from "./identity.ts";
 import { ScopeResolver } from "./scopes.ts";
 import type { ManifestObject, SourceLocation } from "./manifest.ts";
 import { normalize } from "./normalize.ts";
@@ -36,7 +36,7 @@ export function buildResourceSet(objects: readonly ManifestObject[], defaultName
   const unknown = new Set<string>();
   for (const { object, source } of objects) {
     const id = identify(object, defaultNamespace, scopes);
-    if (scopes.scopeOf(id.group, id.kind) === "unknown") unknown.add(`${id.kind}.${id.group}`);
+    if (scopes.scopeOf(id.group, id.kind) === "unknown") unknown.add(kindName(id));
     const key = resourceKey(id);
     const existing = resources.get(key);
     if (existing) {

@@ -74,6 +74,17 @@ function isBuiltInGroup(group: string): boolean {
   return group.endsWith(".k8s.io") && !group.startsWith("gateway.networking.") && !group.startsWith("snapshot.storage.") && !group.endsWith(".x-k8s.io") && !group.endsWith(".sigs.k8s.io");
 }
 
+/** The scope of every kind a CustomResourceDefinition among `objects` defines, by `group/kind`. */
+export function crdScopes(objects: Iterable<KubeObject>): Map<string, "cluster" | "namespaced"> {
+  const scopes = new Map<string, "cluster" | "namespaced">();
+  for (const object of objects) {
+    if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
+    const { group, names, scope } = object.spec;
+    if (typeof group === "string" && isRecord(names) && typeof names.kind === "string") scopes.set(`${group}/${names.kind}`, scope === "Cluster" ? "cluster" : "namespaced");
+  }
+  return scopes;
+}
+
 /**
  * Decides a kind's scope without a cluster: Kubernetes' own kinds, CRDs defined in the same set,
  * then a table of well-known projects' cluster-scoped kinds. Anything else is unknown; the agent
@@ -81,16 +92,11 @@ function isBuiltInGroup(group: string): boolean {
  */
 export class ScopeResolver {
   readonly #cluster = new Set([...BUILT_IN_CLUSTER_SCOPED, ...WELL_KNOWN_CLUSTER_SCOPED]);
-  readonly #defined = new Map<string, Scope>();
+  readonly #defined: ReadonlyMap<string, Scope>;
 
   /** Learns the scope of every CRD among `objects`. */
   constructor(objects: Iterable<KubeObject>) {
-    for (const object of objects) {
-      if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
-      const { group, names, scope } = object.spec;
-      if (typeof group !== "string" || !isRecord(names) || typeof names.kind !== "string") continue;
-      this.#defined.set(`${group}/${names.kind}`, scope === "Cluster" ? "cluster" : "namespaced");
-    }
+    this.#defined = crdScopes(objects);
   }
 
   /** The scope of a group's kind. */

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { parseJson } from "./json.ts";
+import { errorMessage } from "./errors.ts";
 
 /** What a signed message is: a job from the app, or a report from an agent. */
 export type SignedKind = "job" | "report";
@@ -35,7 +36,7 @@ function ed25519Key(pem: string, create: (pem: string) => KeyObject, what: strin
   try {
     key = create(pem);
   } catch (error) {
-    throw new SignatureError(`the ${what} key is not a PEM ${what === "signing" ? "private" : "public"} key: ${error instanceof Error ? error.message : String(error)}`);
+    throw new SignatureError(`the ${what} key is not a PEM ${what === "signing" ? "private" : "public"} key: ${errorMessage(error)}`);
   }
   if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`${what} keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
   return key;

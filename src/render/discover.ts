@@ -2,11 +2,8 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { discoveredConfig, type DiscoveredRoot } from "../core/config-defaults.ts";
 import type { Config } from "../core/config.ts";
-import { isManifestFile, relativeTo } from "./files.ts";
+import { isManifestFile, isSkippedDirectory, relativeTo } from "./files.ts";
 import { KUSTOMIZATION_FILES } from "./kustomizations.ts";
-
-/** Directories never searched: hidden ones (.git, .github) and vendored packages. */
-const SKIPPED = (name: string): boolean => name.startsWith(".") || name === "node_modules";
 
 /**
  * Finds what a checkout without `.github/sluice.yml` deploys: the topmost directories holding a
@@ -30,7 +27,7 @@ export async function discoverRoots(checkoutRoot: string): Promise<{ roots: Disc
     }
     if (!looseManifests && entries.some((e) => e.isFile() && isManifestFile(e.name))) looseManifests = true;
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) if (entry.isDirectory() && !SKIPPED(entry.name)) await walk(join(dir, entry.name));
+    for (const entry of entries) if (entry.isDirectory() && !isSkippedDirectory(entry.name)) await walk(join(dir, entry.name));
   }
   await walk(checkoutRoot);
   return { roots, looseManifests };

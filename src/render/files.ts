@@ -2,8 +2,10 @@ import { lstat, readdir, readFile, readlink, realpath } from "node:fs/promises";
 import { isAbsolute, join, relative, sep } from "node:path";
 
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
-/** Directories never read: VCS and tool metadata, and vendored packages. */
-const SKIPPED_DIRS = new Set(["node_modules"]);
+/** Directories never read: hidden ones (VCS and tool metadata such as .git and .github) and vendored packages. */
+export function isSkippedDirectory(name: string): boolean {
+  return name.startsWith(".") || name === "node_modules";
+}
 /** Symbolic links followed in one path before it counts as a loop (the kernel's own limit). */
 const MAX_LINK_HOPS = 40;
 
@@ -34,7 +36,7 @@ export async function listManifestFiles(dir: string, ignored: ReadonlySet<string
       const path = join(current, entry.name);
       if (ignored.has(path)) continue;
       if (entry.isDirectory()) {
-        if (!entry.name.startsWith(".") && !SKIPPED_DIRS.has(entry.name)) await walk(path);
+        if (!isSkippedDirectory(entry.name)) await walk(path);
       } else if (entry.isFile() && isManifestFile(entry.name)) {
         out.push({ path, size: (await lstat(path)).size });
       }
@@ -99,15 +101,20 @@ export async function resolveInCheckout(root: string, path: string): Promise<Res
   return { kind: "inside", real: join(root, ...current), exists: true };
 }
 
-/** A path of a checkout that may not be read: it leaves the checkout, loops, or is not a regular file. */
+/** Why a path of a checkout cannot be read. */
+export type CheckoutPathProblem = "missing" | "outside" | "loop" | "special" | "directory" | "too-large";
+
+/** A path of a checkout that may not be read: it is missing, leaves the checkout, loops, or is not a regular file. */
 export class CheckoutPathError extends Error {
   /** The path as the repository names it. */
   readonly path: string;
+  readonly problem: CheckoutPathProblem;
 
-  constructor(path: string, message: string) {
+  constructor(path: string, problem: CheckoutPathProblem, message: string) {
     super(`${path} ${message}`);
     this.name = "CheckoutPathError";
     this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -119,15 +126,15 @@ export type PathKind = "directory" | "file" | "missing";
  * symbolic links are followed. Anything but a directory or a regular file is refused.
  * @throws CheckoutPathError naming the path when it escapes the checkout, loops or is a device
  */
-export async function resolveInside(root: string, path: string): Promise<{ absolute: string; kind: PathKind }> {
+export async function resolveInside(root: string, path: string): Promise<{ absolute: string; kind: PathKind; size: number }> {
   const resolved = await resolveInCheckout(root, path);
-  if (resolved.kind === "outside") throw new CheckoutPathError(path, "resolves outside the checkout");
-  if (resolved.kind === "loop") throw new CheckoutPathError(path, "is a loop of symbolic links");
-  if (!resolved.exists) return { absolute: resolved.real, kind: "missing" };
+  if (resolved.kind === "outside") throw new CheckoutPathError(path, "outside", "resolves outside the checkout");
+  if (resolved.kind === "loop") throw new CheckoutPathError(path, "loop", "is a loop of symbolic links");
+  if (!resolved.exists) return { absolute: resolved.real, kind: "missing", size: 0 };
   const info = await lstat(resolved.real);
-  if (info.isDirectory()) return { absolute: resolved.real, kind: "directory" };
-  if (info.isFile()) return { absolute: resolved.real, kind: "file" };
-  throw new CheckoutPathError(path, "is neither a regular file nor a directory");
+  if (info.isDirectory()) return { absolute: resolved.real, kind: "directory", size: 0 };
+  if (info.isFile()) return { absolute: resolved.real, kind: "file", size: info.size };
+  throw new CheckoutPathError(path, "special", "is neither a regular file nor a directory");
 }
 
 /**
@@ -137,9 +144,8 @@ export async function resolveInside(root: string, path: string): Promise<{ absol
  */
 export async function readCheckoutFile(root: string, path: string, maxBytes: number): Promise<Buffer> {
   const target = await resolveInside(root, path);
-  if (target.kind === "missing") throw new CheckoutPathError(path, "does not exist");
-  if (target.kind !== "file") throw new CheckoutPathError(path, "is a directory, not a file");
-  const { size } = await lstat(target.absolute);
-  if (size > maxBytes) throw new CheckoutPathError(path, `is ${size} bytes, over the limit of ${maxBytes} bytes`);
+  if (target.kind === "missing") throw new CheckoutPathError(path, "missing", "does not exist");
+  if (target.kind === "directory") throw new CheckoutPathError(path, "directory", "is a directory, not a file");
+  if (target.size > maxBytes) throw new CheckoutPathError(path, "too-large", `is ${target.size} bytes, over the limit of ${maxBytes} bytes`);
   return readFile(target.absolute);
 }

@@ -58,7 +58,7 @@ async function readChart(checkoutRoot: string, chartFile: string): Promise<{ nam
   try {
     text = (await readCheckoutFile(checkoutRoot, chartFile, MAX_CHART_FILE)).toString("utf8");
   } catch (error) {
-    const missing = error instanceof CheckoutPathError && error.message.endsWith("does not exist");
+    const missing = error instanceof CheckoutPathError && error.problem === "missing";
     throw new RenderError({ file: chartFile, line: 1, message: missing ? "Chart.yaml is missing; render: helm needs a chart directory" : errorMessage(error) }, "exit");
   }
   const { parse } = await import("yaml");

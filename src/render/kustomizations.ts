@@ -1,7 +1,7 @@
-import { lstat, readFile } from "node:fs/promises";
+import { lstat } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { isRecord } from "../core/manifest.ts";
-import { relativeTo, resolveInside } from "./files.ts";
+import { readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
 
 /** File names kustomize accepts for a kustomization, in its order of preference. */
 export const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -86,10 +86,10 @@ export interface RemoteReference {
 export async function loadKustomization(root: string, dir: string): Promise<Kustomization | undefined> {
   const name = await findKustomization(dir);
   if (!name) return undefined;
-  const file = join(dir, name);
-  const info = await lstat(file);
-  if (!info.isFile() || info.size > MAX_KUSTOMIZATION_BYTES) return undefined;
-  const text = await readFile(file, "utf8");
+  const file = relativeTo(root, join(dir, name));
+  // A kustomization that is a link inside the checkout is read through it, as kustomize does.
+  const text = await readLocal(root, file, MAX_KUSTOMIZATION_BYTES);
+  if (text === undefined) return undefined;
   // Loaded here, not at start-up: plain manifests never need it.
   const { parse } = await import("yaml");
   let doc: unknown;
@@ -98,7 +98,7 @@ export async function loadKustomization(root: string, dir: string): Promise<Kust
   } catch {
     return undefined;
   }
-  return isRecord(doc) ? { dir, file: relativeTo(root, file), text, doc } : undefined;
+  return isRecord(doc) ? { dir, file, text, doc } : undefined;
 }
 
 /**
@@ -127,6 +127,11 @@ export async function readKustomizations(root: string, dir: string): Promise<{ k
   return { kustomizations, remote };
 }
 
+/** A file of the checkout as text, or undefined when it cannot be read safely (kustomize reports why). */
+async function readLocal(root: string, path: string, maxBytes: number): Promise<string | undefined> {
+  return readCheckoutFile(root, path, maxBytes).then((data) => data.toString("utf8"), () => undefined);
+}
+
 function lineOf(text: string, needle: string): number {
   const index = text.indexOf(needle);
   return index < 0 ? 1 : text.slice(0, index).split("\n").length;
@@ -138,24 +143,19 @@ function lineOf(text: string, needle: string): number {
  */
 export async function secretGeneratorValues(root: string, kustomizations: readonly Kustomization[]): Promise<string[]> {
   const values = new Set<string>();
-  const readLocal = async (dir: string, path: string): Promise<string | undefined> => {
-    const target = await resolveInside(root, relativeTo(root, resolve(dir, path))).catch(() => undefined);
-    if (target?.kind !== "file") return undefined;
-    const info = await lstat(target.absolute);
-    return info.size > MAX_GENERATOR_FILE_BYTES ? undefined : readFile(target.absolute, "utf8");
-  };
+  const generatorFile = (dir: string, path: string) => readLocal(root, relativeTo(root, resolve(dir, path)), MAX_GENERATOR_FILE_BYTES);
   for (const { dir, doc } of kustomizations) {
     for (const source of generatorSources(doc)) {
       if (!source.secret) continue;
       for (const literal of source.literals) values.add(literal.includes("=") ? literal.slice(literal.indexOf("=") + 1) : literal);
       for (const file of source.files) {
-        const text = await readLocal(dir, file);
+        const text = await generatorFile(dir, file);
         if (text === undefined) continue;
         values.add(text);
         for (const line of text.split(/\r?\n/)) values.add(line);
       }
       for (const env of source.envs) {
-        const text = await readLocal(dir, env);
+        const text = await generatorFile(dir, env);
         for (const line of text?.split(/\r?\n/) ?? []) if (line.includes("=") && !line.trimStart().startsWith("#")) values.add(line.slice(line.indexOf("=") + 1));
       }
     }

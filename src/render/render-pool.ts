@@ -7,6 +7,7 @@ import type { Resource } from "../core/resource-set.ts";
 import type { RenderedSide } from "./compare.ts";
 import type { RenderLimits } from "./render-environment.ts";
 import type { RenderTools } from "./tools.ts";
+import { errorMessage } from "../core/errors.ts";
 
 /** One render asked of a render process: one environment at one or more checkouts. */
 export interface RenderTask {
@@ -169,7 +170,7 @@ export class RenderPool {
       return reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }));
     } catch (error) {
       const memory = worker.outOfMemory ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
-      return failed(env, checkouts.length, `the render process for ${env.path} ${error instanceof Error ? error.message : String(error)}${memory}; nothing was rendered`);
+      return failed(env, checkouts.length, `the render process for ${env.path} ${errorMessage(error)}${memory}; nothing was rendered`);
     } finally {
       this.#give(worker);
     }
@@ -181,13 +182,13 @@ export class RenderPool {
   }
 
   /** Stops every render process. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
     for (const worker of this.#all) worker.kill();
     this.#all.clear();
     this.#idle.length = 0;
     for (const wake of this.#waiting.splice(0)) wake();
-    await Promise.resolve();
+    return Promise.resolve();
   }
 
   async #take(): Promise<RenderProcess> {

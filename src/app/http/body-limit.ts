@@ -23,8 +23,8 @@ export function limitRequestBodies(server: Server, path: string, maxBytes = MAX_
       return;
     }
     const tooLarge = (): void => {
-      res.writeHead(413, { "content-type": "text/plain; charset=utf-8", connection: "close" }).end(`Payload over the limit of ${maxBytes} bytes\n`);
-      req.destroy();
+      // The connection is dropped once the answer is out, so the rest of the body is never read.
+      res.writeHead(413, { "content-type": "text/plain; charset=utf-8", connection: "close" }).end(`Payload over the limit of ${maxBytes} bytes\n`, () => req.destroy());
     };
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > maxBytes) {
