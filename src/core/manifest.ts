@@ -229,9 +229,27 @@ function countNewlines(text: string, from: number, to: number): number {
 
 /** The 0-based offset of the first line that is neither blank nor a comment. */
 function firstContentLine(text: string): number {
-  const lines = text.split("\n", 200);
-  const index = lines.findIndex((l) => l.trim() !== "" && !l.trimStart().startsWith("#"));
-  return index < 0 ? 0 : index;
+  // Scans characters instead of splitting: this runs once per document of every render.
+  let line = 0;
+  let atLineStart = true;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      line += 1;
+      atLineStart = true;
+    } else if (c === 32 || c === 9 || c === 13) {
+      continue;
+    } else if (atLineStart && c === 35) {
+      // A comment line: skip to its end.
+      const end = text.indexOf("\n", i);
+      if (end < 0) return 0;
+      i = end - 1;
+      atLineStart = false;
+    } else {
+      return line;
+    }
+  }
+  return 0;
 }
 
 /** Parses with positions: exact lines for errors and list items, bounded alias expansion. */

@@ -26,10 +26,17 @@ export interface ResourceSet {
 }
 
 /**
+ * Normalized JSON by parsed object, shared by the sides of one comparison: a document whose text
+ * is the same on both sides is parsed once (the parse cache hands both sides one object), and
+ * with this it is also normalized and serialized once.
+ */
+export type NormalizedMemo = WeakMap<object, { key: string; json: string }>;
+
+/**
  * Identifies and normalizes rendered objects. Two objects with one identity are an error that
  * names both places; the first one is kept so the rest of the set can still be compared.
  */
-export function buildResourceSet(objects: readonly ManifestObject[], defaultNamespace: string): ResourceSet {
+export function buildResourceSet(objects: readonly ManifestObject[], defaultNamespace: string, memo?: NormalizedMemo): ResourceSet {
   const scopes = new ScopeResolver(objects.map((o) => o.object));
   const resources = new Map<string, Resource>();
   const problems: SourceProblem[] = [];
@@ -44,7 +51,17 @@ export function buildResourceSet(objects: readonly ManifestObject[], defaultName
       problems.push({ ...source, message: `duplicate ${displayName(id)} (${versions}): also defined at ${existing.source.file}:${existing.source.line}` });
       continue;
     }
-    resources.set(key, { id, key, json: JSON.stringify(normalize(object, id)), source });
+    resources.set(key, { id, key, json: normalizedJson(object, id, key, memo), source });
   }
   return { resources, problems, unknownScopes: [...unknown].sort() };
+}
+
+function normalizedJson(object: ManifestObject["object"], id: ResourceId, key: string, memo: NormalizedMemo | undefined): string {
+  // Normalization depends on the object and its identity, which can differ for one object (another
+  // default namespace, a CRD that changes its scope): the key says whether the memo applies.
+  const known = memo?.get(object);
+  if (known?.key === key) return known.json;
+  const json = JSON.stringify(normalize(object, id));
+  memo?.set(object, { key, json });
+  return json;
 }

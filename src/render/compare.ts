@@ -2,7 +2,7 @@ import type { Config, Environment } from "../core/config.ts";
 import { diffResources, summarize, type DiffOptions } from "../core/diff.ts";
 import type { SourceProblem } from "../core/errors.ts";
 import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/report.ts";
-import { buildResourceSet, type Resource } from "../core/resource-set.ts";
+import { buildResourceSet, type NormalizedMemo, type Resource } from "../core/resource-set.ts";
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";
 
@@ -72,13 +72,14 @@ export interface RenderSideOptions {
 /** Renders one environment of several checkouts at once, sharing a parse cache; each side has its own alias budget. */
 export async function renderSides(contexts: readonly RendererContext[], env: Environment, options: RenderSideOptions = {}): Promise<RenderedSide[]> {
   const parseCache = new Map<string, unknown>();
-  return Promise.all(contexts.map((context) => renderSide({ ...context, parseCache }, env, options)));
+  const normalized: NormalizedMemo = new WeakMap();
+  return Promise.all(contexts.map((context) => renderSide({ ...context, parseCache, normalized }, env, options)));
 }
 
 /** Renders one side of one environment of one checkout and indexes its resources. */
 export async function renderSide(context: RendererContext, env: Environment, options: RenderSideOptions = {}): Promise<RenderedSide> {
   const rendered = await renderEnvironment(context, env, options);
-  const set = buildResourceSet(rendered.objects, env.namespace);
+  const set = buildResourceSet(rendered.objects, env.namespace, context.normalized);
   const problems = [...rendered.problems, ...set.problems];
   if (options.requireInputs && problems.length === 0 && set.resources.size === 0) {
     problems.push({ file: env.path, line: 1, message: `environment ${env.name} renders no objects; a deploy never applies an empty render (remove the environment from the configuration instead)` });

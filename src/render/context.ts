@@ -1,4 +1,5 @@
 import type { AliasBudget, ParseOptions } from "../core/manifest.ts";
+import type { NormalizedMemo } from "../core/resource-set.ts";
 import type { RunOptions } from "./process.ts";
 import type { RenderTools } from "./tools.ts";
 
@@ -9,6 +10,8 @@ export interface RendererContext {
   run: RunOptions;
   /** Parsed documents by their text, shared by renders that see mostly the same documents. */
   parseCache?: Map<string, unknown>;
+  /** Normalized JSON of those parsed documents, shared the same way. */
+  normalized?: NormalizedMemo;
   /** The alias budget of the render under way; every stream it parses takes from the same one. */
   budget?: AliasBudget;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { diffResources, summarize } from "../../../src/core/diff.ts";
 import type { ManifestObject } from "../../../src/core/manifest.ts";
-import { buildResourceSet } from "../../../src/core/resource-set.ts";
+import { buildResourceSet, type NormalizedMemo } from "../../../src/core/resource-set.ts";
 
 function set(...objects: Record<string, unknown>[]) {
   const manifests: ManifestObject[] = objects.map((object, index) => ({ object, source: { file: "m.yaml", line: index + 1 } }));
@@ -22,6 +22,18 @@ describe("buildResourceSet", () => {
     const { resources, problems } = buildResourceSet(manifests, "prod");
     expect(resources.size).toBe(1);
     expect(problems).toEqual([{ file: "two.yaml", line: 9, message: "duplicate ConfigMap prod/a (core/v1): also defined at one.yaml:3" }]);
+  });
+
+  it("shares normalized JSON between sides only where the identity is the same", () => {
+    const memo: NormalizedMemo = new WeakMap();
+    const object = cm("a", { k: "v" });
+    const source = { file: "a.yaml", line: 1 };
+    const prod = buildResourceSet([{ object, source }], "prod", memo).resources.get("/ConfigMap/prod/a");
+    const again = buildResourceSet([{ object, source }], "prod", memo).resources.get("/ConfigMap/prod/a");
+    const staging = buildResourceSet([{ object, source }], "staging", memo).resources.get("/ConfigMap/staging/a");
+    expect(again?.json).toBe(prod?.json);
+    expect(JSON.parse(staging?.json ?? "{}")).toMatchObject({ metadata: { namespace: "staging" } });
+    expect(JSON.parse(prod?.json ?? "{}")).toMatchObject({ metadata: { namespace: "prod" } });
   });
 });
 
