@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { stringify } from "yaml";
-import { Applier, idOf, type Planned } from "../src/agent/apply.ts";
+import { applyAllStaged } from "../src/agent/apply.ts";
+import type { Planned } from "../src/agent/preflight.ts";
+import { statedId } from "../src/core/identity.ts";
 import { Cluster } from "../src/agent/kube/cluster.ts";
 import type { KubeObject } from "../src/core/manifest.ts";
 import { startTestEnv } from "../test/env/start.ts";
@@ -43,7 +45,7 @@ try {
   const sluice = async (set: KubeObject[]): Promise<number> => {
     const cluster = Cluster.connect(env.kubeconfigPath, { fieldManager: "sluice", qps: 500 });
     const started = performance.now();
-    await new Applier(cluster).apply(set.map((object): Planned => ({ id: idOf(object), object })), { concurrency: 16, now: Date.now, owner: { repositoryId: 1, environment: "bench" }, allowAdoption: true, progress: () => Promise.resolve() });
+    await applyAllStaged(cluster, set.map((object): Planned => ({ id: statedId(object), object })), { concurrency: 16, clock: { now: Date.now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) }, owner: { repositoryId: 1, environment: "bench" }, allowAdoption: true, progress: () => Promise.resolve() });
     const elapsed = performance.now() - started;
     cluster.close();
     return elapsed;

@@ -3,17 +3,20 @@ import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import { agentJobSchema, latestJobKey, objectsDigest, type AgentJob, type AgentReport, type ObjectResult } from "../core/agent-protocol.ts";
 import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
-import { splitApiVersion } from "../core/identity.ts";
+import type { Clock } from "../core/clock.ts";
+import { resourceKey, splitApiVersion } from "../core/identity.ts";
 import { parseJson } from "../core/json.ts";
-import { isRecord, type KubeObject } from "../core/manifest.ts";
+import { metadataOf, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
 import { crdScopes } from "../core/scopes.ts";
 import { open, SignatureError } from "../core/signing.ts";
-import { Applier, withOwnership, type Planned } from "./apply.ts";
-import { PermanentDeployError, RejectedJobError } from "./errors.ts";
+import { applyAllStaged } from "./apply.ts";
+import { HealthTimeoutError, PermanentDeployError, RejectedJobError } from "./errors.ts";
 import { waitForHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
+import { withOwnership } from "./ownership.ts";
+import type { Planned } from "./preflight.ts";
 import { prune } from "./prune.ts";
 import { errorMessage } from "../core/errors.ts";
 
@@ -29,7 +32,7 @@ export interface DeployerDeps {
   policy: AgentPolicy & { environments: readonly string[]; maxJobAgeMs: number };
   concurrency: number;
   healthTimeoutMs: number;
-  now: () => number;
+  clock: Clock;
 }
 
 /** How far ahead of the agent's clock a job's signing time may be. */
@@ -124,10 +127,9 @@ export class Deployer {
     // Where the cluster's scope differs from what the manifest said, the report says so.
     const corrections = scoped.corrections.length > 0 ? `\n${scoped.corrections.map((c) => `- ${c}`).join("\n")}` : "";
     await report({ phase: "started", message: `applying ${planned.length} objects${corrections}`, applied: 0, total: planned.length });
-    const applier = new Applier(deps.cluster);
-    const results = await applier.apply(planned, {
+    const changes = await applyAllStaged(deps.cluster, planned, {
       concurrency: deps.concurrency,
-      now: deps.now,
+      clock: deps.clock,
       owner: { repositoryId: job.repository.id, environment: job.environment },
       allowAdoption: deps.policy.allowAdoption,
       progress: (applied, total, note) => report({ phase: "progress", message: `${applied} of ${total} applied; ${note}`, applied, total }),
@@ -137,14 +139,20 @@ export class Deployer {
       environment: job.environment,
       enabled: job.settings.prune,
       allowEmpty: job.settings.allowEmpty,
-      now: deps.now,
+      now: deps.clock.now,
     });
-    await waitForHealth(deps.cluster, planned, results, {
+    const outcome = await waitForHealth(deps.cluster, planned, {
       timeoutMs: deps.healthTimeoutMs,
       concurrency: deps.concurrency,
+      clock: deps.clock,
       waiting: (note) => report({ phase: "progress", message: `${planned.length} of ${planned.length} applied; ${note}`, applied: planned.length, total: planned.length }),
     });
-    await deps.inventories.write(nextInventory(accepted, { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) }, { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.now()).toISOString() }));
+    const results = changes.entries(planned.map((p) => p.id)).map((result) => {
+      const health = outcome.health.get(resourceKey(result));
+      return health ? { ...result, health: health.status, ...(health.status === "current" ? {} : { message: health.message }) } : result;
+    });
+    if (outcome.ended !== "healthy") throw new HealthTimeoutError(outcome.message, results);
+    await deps.inventories.write(nextInventory(accepted, { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) }, { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString() }));
     return [...results, ...pruned];
   }
 }
@@ -167,7 +175,7 @@ export async function resolveScopes(cluster: Cluster, objects: readonly KubeObje
     const apiVersion = String(object.apiVersion);
     const { group, version } = splitApiVersion(apiVersion);
     const kind = String(object.kind);
-    const metadata = isRecord(object.metadata) ? { ...object.metadata } : {};
+    const metadata = { ...metadataOf(object) };
     const name = String(metadata.name);
     const defined = definedHere.get(`${group}/${kind}`);
     const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? (defined === undefined ? undefined : defined === "namespaced");

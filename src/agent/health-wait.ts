@@ -1,51 +1,63 @@
-import { computeHealth } from "../core/health.ts";
-import { displayName } from "../core/identity.ts";
-import type { ObjectResult } from "../core/agent-protocol.ts";
-import { mapBounded, type Planned } from "./apply.ts";
-import { HealthTimeoutError } from "./errors.ts";
+import type { Clock } from "../core/clock.ts";
+import { mapBounded } from "../core/clock.ts";
+import { computeHealth, type HealthStatus } from "../core/health.ts";
+import { displayName, resourceKey } from "../core/identity.ts";
 import type { Cluster } from "./kube/cluster.ts";
+import type { Planned } from "./preflight.ts";
+
+/** How a health wait ended: every object current, one failed, or time ran out; each object's last health by identity key. */
+export interface HealthOutcome {
+  ended: "healthy" | "failed" | "timed-out";
+  /** What went wrong, naming the objects; empty when healthy. */
+  message: string;
+  health: Map<string, HealthStatus>;
+}
+
+/** Options of one health wait. */
+export interface HealthWaitOptions {
+  timeoutMs: number;
+  concurrency: number;
+  clock: Clock;
+  intervalMs?: number;
+  /** Told which object it is waiting for, when that changes. */
+  waiting: (what: string) => Promise<void>;
+}
 
 /**
  * Polls the applied objects until every one is current (kstatus rules), one fails, or the
- * timeout passes. `results` is parallel to `objects` and gets each object's health. Reports
- * which object it is waiting for as it goes.
+ * timeout passes, and returns each object's health as last seen.
  */
-export async function waitForHealth(
-  cluster: Cluster,
-  objects: readonly Planned[],
-  results: ObjectResult[],
-  options: { timeoutMs: number; concurrency: number; intervalMs?: number; waiting: (what: string) => Promise<void> },
-): Promise<void> {
-  const deadline = performance.now() + options.timeoutMs;
-  const pending = new Map(objects.map((p, index) => [index, p]));
+export async function waitForHealth(cluster: Cluster, objects: readonly Planned[], options: HealthWaitOptions): Promise<HealthOutcome> {
+  const deadline = options.clock.now() + options.timeoutMs;
+  const health = new Map<string, HealthStatus>();
+  let pending = [...objects];
   let lastNote = "";
   for (;;) {
-    const messages: string[] = [];
-    const round = [...pending];
-    const states = await mapBounded(round, options.concurrency, async ([, planned]) => {
+    const states = await mapBounded(pending, options.concurrency, async (planned): Promise<HealthStatus> => {
       const live = await cluster.get(planned.object);
-      return live ? computeHealth(live) : { status: "in-progress" as const, message: "not found" };
+      return live ? computeHealth(live) : { status: "in-progress", message: "not found" };
     });
-    for (const [position, [index, planned]] of round.entries()) {
-      const health = states[position] ?? { status: "in-progress" as const, message: "not read" };
-      const entry = results[index];
-      if (entry) {
-        entry.health = health.status;
-        if (health.status !== "current") entry.message = health.message;
+    const messages: string[] = [];
+    const still: Planned[] = [];
+    for (const [index, planned] of pending.entries()) {
+      const state = states[index] ?? { status: "in-progress", message: "not read" };
+      health.set(resourceKey(planned.id), state);
+      if (state.status === "failed") return { ended: "failed", message: `${displayName(planned.id)} failed: ${state.message}`, health };
+      if (state.status !== "current") {
+        still.push(planned);
+        messages.push(`${displayName(planned.id)}: ${state.message}`);
       }
-      if (health.status === "current") pending.delete(index);
-      else if (health.status === "failed") throw new HealthTimeoutError(`${displayName(planned.id)} failed: ${health.message}`, results);
-      else messages.push(`${displayName(planned.id)}: ${health.message}`);
     }
-    if (pending.size === 0) return;
-    if (performance.now() > deadline) {
-      throw new HealthTimeoutError(`health check timed out after ${Math.round(options.timeoutMs / 1000)} s; not healthy:\n${messages.map((m) => `- ${m}`).join("\n")}`, results);
+    pending = still;
+    if (pending.length === 0) return { ended: "healthy", message: "", health };
+    if (options.clock.now() > deadline) {
+      return { ended: "timed-out", message: `health check timed out after ${Math.round(options.timeoutMs / 1000)} s; not healthy:\n${messages.map((m) => `- ${m}`).join("\n")}`, health };
     }
     const note = `waiting for the health of ${messages[0] ?? ""}${messages.length > 1 ? ` and ${messages.length - 1} more` : ""}`;
     if (note !== lastNote) {
       lastNote = note;
       await options.waiting(note);
     }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
+    await options.clock.sleep(options.intervalMs ?? 500);
   }
 }

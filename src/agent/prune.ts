@@ -1,8 +1,8 @@
 import { displayName, type ResourceId } from "../core/identity.ts";
 import { OWNER_ENVIRONMENT_LABEL, OWNER_REPOSITORY_LABEL, PRUNE_ANNOTATION, labelValue, pruneCandidates } from "../core/inventory.ts";
-import { isRecord, type KubeObject } from "../core/manifest.ts";
+import { metadataOf, recordOf, type KubeObject } from "../core/manifest.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
-import { result } from "./apply.ts";
+import { entry } from "./change-set.ts";
 import { PermanentDeployError } from "./errors.ts";
 import type { Cluster } from "./kube/cluster.ts";
 
@@ -38,19 +38,19 @@ export async function prune(cluster: Cluster, previous: readonly ResourceId[], n
     const started = options.now();
     const live = await cluster.get(objectFor(id));
     if (!live) continue;
-    const metadata = isRecord(live.metadata) ? live.metadata : {};
-    const labels = isRecord(metadata.labels) ? metadata.labels : {};
-    const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+    const metadata = metadataOf(live);
+    const labels = recordOf(metadata.labels);
+    const annotations = recordOf(metadata.annotations);
     if (labels[OWNER_REPOSITORY_LABEL] !== String(options.repositoryId) || labels[OWNER_ENVIRONMENT_LABEL] !== labelValue(options.environment)) {
-      results.push(result(id, "skipped", "unknown", options.now() - started, `${displayName(id)} is not owned by this environment; not pruned`));
+      results.push(entry(id, "skipped", "unknown", options.now() - started, `${displayName(id)} is not owned by this environment; not pruned`));
       continue;
     }
     if (annotations[PRUNE_ANNOTATION] === "disabled") {
-      results.push(result(id, "skipped", "unknown", options.now() - started, `${PRUNE_ANNOTATION}: disabled; not pruned`));
+      results.push(entry(id, "skipped", "unknown", options.now() - started, `${PRUNE_ANNOTATION}: disabled; not pruned`));
       continue;
     }
     await cluster.delete(objectFor(id));
-    results.push(result(id, "pruned", "current", options.now() - started));
+    results.push(entry(id, "pruned", "current", options.now() - started));
   }
   return results;
 }

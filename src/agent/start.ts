@@ -36,7 +36,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     policy,
     concurrency: settings.concurrency,
     healthTimeoutMs: settings.healthTimeoutMs,
-    now,
+    clock: { now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
   });
 
   const reporter = (job: AgentJob): Report => async (fields) => {

@@ -1,4 +1,4 @@
-import { isRecord, type KubeObject } from "./manifest.ts";
+import { metadataOf, type KubeObject } from "./manifest.ts";
 import type { ScopeResolver } from "./scopes.ts";
 
 /** Identifies a resource: group, version, kind, namespace (`""` when cluster-scoped) and name. */
@@ -20,7 +20,7 @@ export function splitApiVersion(apiVersion: string): { group: string; version: s
 export function identify(object: KubeObject, defaultNamespace: string, scopes: ScopeResolver): ResourceId {
   const { group, version } = splitApiVersion(String(object.apiVersion));
   const kind = String(object.kind);
-  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const metadata = metadataOf(object);
   const name = String(metadata.name);
   const declared = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : undefined;
   switch (scopes.scopeOf(group, kind)) {
@@ -32,6 +32,22 @@ export function identify(object: KubeObject, defaultNamespace: string, scopes: S
       // A namespace the manifest gives is believed; none is never invented.
       return { group, version, kind, namespace: declared ?? "", name };
   }
+}
+
+/**
+ * The identity an object states for itself, its namespace taken as written (empty when it has
+ * none): for objects whose scope is already resolved, as the agent receives them and the API
+ * server returns them.
+ */
+export function statedId(object: KubeObject): ResourceId {
+  const { group, version } = splitApiVersion(String(object.apiVersion));
+  const metadata = metadataOf(object);
+  return { group, version, kind: String(object.kind), namespace: typeof metadata.namespace === "string" ? metadata.namespace : "", name: String(metadata.name) };
+}
+
+/** How messages name an object that states its own identity: `Deployment prod/web`. */
+export function objectName(object: KubeObject): string {
+  return displayName(statedId(object));
 }
 
 /**

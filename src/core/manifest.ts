@@ -330,17 +330,17 @@ function collect(
     return;
   }
   const missing = missingFields(object);
-  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const metadata = metadataOf(object);
   if (missing.length === 1 && missing[0] === "metadata.name" && typeof metadata.generateName === "string") {
     problems.push({
       ...at,
-      message: `${describe(object)} has metadata.generateName "${metadata.generateName}" and no metadata.name: Sluice applies objects declaratively (server-side apply), which needs a fixed name. Set metadata.name; for a Job that must run on every deploy, put a version or a hash of its spec in the name`,
+      message: `${describeIncomplete(object)} has metadata.generateName "${metadata.generateName}" and no metadata.name: Sluice applies objects declaratively (server-side apply), which needs a fixed name. Set metadata.name; for a Job that must run on every deploy, put a version or a hash of its spec in the name`,
     });
     return;
   }
   if (missing.length > 0) {
     const notAnObject = missing.includes("apiVersion") || missing.includes("kind");
-    problems.push({ ...at, message: `${describe(object)} is missing ${missing.join(", ")}`, ...(notAnObject ? { reason: "not-an-object" as const } : {}) });
+    problems.push({ ...at, message: `${describeIncomplete(object)} is missing ${missing.join(", ")}`, ...(notAnObject ? { reason: "not-an-object" as const } : {}) });
     return;
   }
   objects.push({ object, source: at });
@@ -363,7 +363,8 @@ function missingFields(object: KubeObject): string[] {
   return missing;
 }
 
-function describe(object: KubeObject): string {
+/** Names an object that may lack its kind or name: `Job "migrate"`, `object "x"`. */
+function describeIncomplete(object: KubeObject): string {
   const kind = typeof object.kind === "string" && object.kind ? object.kind : "object";
   const metadata = object.metadata;
   const name = isRecord(metadata) && typeof metadata.name === "string" ? ` "${metadata.name}"` : "";
@@ -381,4 +382,14 @@ export function setOwn(record: Record<string, unknown>, key: string, value: unkn
 /** Narrows a value to a plain record (not a list, and not an exact big integer). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawJson(value);
+}
+
+/** The value when it is a mapping, otherwise an empty one: for reading optional nested fields. */
+export function recordOf(value: unknown): Record<string, unknown> {
+  return isRecord(value) ? value : {};
+}
+
+/** An object's `metadata`, or an empty mapping when it has none. */
+export function metadataOf(object: KubeObject | undefined): Record<string, unknown> {
+  return recordOf(object?.metadata);
 }

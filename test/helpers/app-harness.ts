@@ -24,9 +24,21 @@ export function examplePayload(event: string, action?: string): Record<string, u
   return structuredClone(payload);
 }
 
-/** A clock the tests move. */
+/**
+ * A clock that starts at a fixed date and runs at real speed, so deadlines pass as they would;
+ * tests move it by setting `now` (jumping days ahead to expire things, say).
+ */
 export class TestClock {
-  now = Date.UTC(2026, 10, 27, 12, 0, 0);
+  #offset = Date.UTC(2026, 10, 27, 12, 0, 0) - performance.now();
+
+  get now(): number {
+    return Math.floor(performance.now() + this.#offset);
+  }
+
+  set now(value: number) {
+    this.#offset = value - performance.now();
+  }
+
   readonly read = (): number => this.now;
 }
 

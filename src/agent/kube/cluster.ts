@@ -1,7 +1,7 @@
 import { Agent, request, type RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { KubeObject } from "../../core/manifest.ts";
-import { isRecord } from "../../core/manifest.ts";
+import { objectName } from "../../core/identity.ts";
+import { isRecord, metadataOf, type KubeObject } from "../../core/manifest.ts";
 import { parseJson } from "../../core/json.ts";
 
 /** An API error about one object: its status code, the API's reason and message. */
@@ -25,13 +25,6 @@ export class KubeApiError extends Error {
   get immutable(): boolean {
     return this.status === 422 && /field is immutable|may not change once set|Forbidden: updates to .* are forbidden/i.test(this.message);
   }
-}
-
-/** `Kind namespace/name` for messages. */
-export function subjectOf(object: KubeObject): string {
-  const metadata = isRecord(object.metadata) ? object.metadata : {};
-  const namespace = typeof metadata.namespace === "string" && metadata.namespace ? `${metadata.namespace}/` : "";
-  return `${String(object.kind)}/${namespace}${String(metadata.name)}`;
 }
 
 function safeJson(text: string): unknown {
@@ -198,8 +191,8 @@ export class Cluster {
     const apiVersion = String(object.apiVersion);
     const kind = String(object.kind);
     const resource = await this.#resource(apiVersion, kind);
-    if (!resource) throw new KubeApiError(subjectOf(object), 404, "NotFound", `the server does not serve ${kind} in ${apiVersion}`);
-    const metadata = isRecord(object.metadata) ? object.metadata : {};
+    if (!resource) throw new KubeApiError(objectName(object), 404, "NotFound", `the server does not serve ${kind} in ${apiVersion}`);
+    const metadata = metadataOf(object);
     const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
     const namespace = resource.namespaced ? `/namespaces/${encodeURIComponent(typeof metadata.namespace === "string" && metadata.namespace ? metadata.namespace : "default")}` : "";
     const name = options.collection ? "" : `/${encodeURIComponent(String(metadata.name))}`;
@@ -211,13 +204,13 @@ export class Cluster {
     const query = new URLSearchParams({ fieldManager: this.#options.fieldManager, force: "true" });
     if (options.dryRun) query.set("dryRun", "All");
     const path = `${await this.#path(object)}?${query.toString()}`;
-    return (await this.#request(subjectOf(object), "PATCH", path, { contentType: "application/apply-patch+yaml", data: object })) as KubeObject;
+    return (await this.#request(objectName(object), "PATCH", path, { contentType: "application/apply-patch+yaml", data: object })) as KubeObject;
   }
 
   /** The live object, or undefined when it (or its kind) does not exist. */
   async get(object: KubeObject): Promise<KubeObject | undefined> {
     try {
-      return (await this.#request(subjectOf(object), "GET", await this.#path(object))) as KubeObject;
+      return (await this.#request(objectName(object), "GET", await this.#path(object))) as KubeObject;
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return undefined;
       throw error;
@@ -241,7 +234,7 @@ export class Cluster {
   /** Deletes an object (dependents in the background); a missing object is not an error. */
   async delete(object: KubeObject): Promise<void> {
     try {
-      await this.#request(subjectOf(object), "DELETE", await this.#path(object), { contentType: "application/json", data: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" } });
+      await this.#request(objectName(object), "DELETE", await this.#path(object), { contentType: "application/json", data: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" } });
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return;
       throw error;
