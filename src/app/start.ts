@@ -14,7 +14,8 @@ import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
 import { pushHandler } from "./handlers/push.ts";
 import { deduplicated } from "./handlers/deduplicated.ts";
 import { limitRequestBodies } from "./http/body-limit.ts";
-import { AppQueues, deployRequestWorker, previewWorker, reportWorker } from "./queue/queues.ts";
+import { AppQueues, deployRequestWorker, previewWorker, reportWorker, type PreviewJob } from "./queue/queues.ts";
+import { errorMessage } from "../core/errors.ts";
 import { RedisMac } from "./services/redis-mac.ts";
 import { DeployService } from "./services/deploy-service.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
@@ -100,14 +101,14 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     log: logger,
   });
   await server.load(appFn);
-  const worker = previewWorker(redis, mac, (job) => previews.run(job), { concurrency: settings.previewConcurrency });
+  const giveUp = async (job: PreviewJob, error: unknown): Promise<void> => {
+    await previews.fail(job, error).catch((failure: unknown) => {
+      log.error({ pullRequest: job.pullRequest, error: errorMessage(failure) }, "could not mark the preview check run failed");
+    });
+  };
+  const worker = previewWorker(redis, mac, { run: (job) => previews.run(job), giveUp }, { concurrency: settings.previewConcurrency });
   worker.on("failed", (job, error) => {
     log.error({ job: job?.id, error: error.message }, "preview job failed");
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-      previews.fail(job.data as Parameters<PreviewService["fail"]>[0], error).catch((failure: unknown) => {
-        log.error({ job: job.id, error: String(failure) }, "could not mark the preview check run failed");
-      });
-    }
   });
   const deployWorkers = deploys ? [deployRequestWorker(redis, { mac, now }, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
   for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });

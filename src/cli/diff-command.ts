@@ -4,7 +4,7 @@ import { CONFIG_PATH } from "../core/config-defaults.ts";
 import type { Config } from "../core/config.ts";
 import { formatProblem } from "../core/errors.ts";
 import { renderMarkdown } from "../core/markdown.ts";
-import { hasChanges, toJsonReport, type DiffReport } from "../core/report.ts";
+import { hasChanges, toJsonReport, type DiffReport } from "../core/diff-report.ts";
 import { compareCheckouts, renderBothInProcess, selectEnvironments } from "../render/compare.ts";
 import { discoverBoth } from "../render/discover.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { deployReasonSchema, repositoryRefSchema } from "./jobs.ts";
+import { deployReasonSchema, repositoryRefSchema } from "./deploy-requests.ts";
 import type { KubeObject } from "./manifest.ts";
 import { canonicalJson } from "./normalize.ts";
 

@@ -3,7 +3,7 @@ import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
 import { diffPath } from "./identity.ts";
 import { escapeHtml, orderedChanges } from "./markdown.ts";
-import type { DiffReport } from "./report.ts";
+import type { DiffReport } from "./diff-report.ts";
 
 /** The page template (views/diff-page.html) and the stylesheets inlined into it. */
 export interface PageViews {

@@ -1,7 +1,7 @@
 import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
 import { displayName, kindName } from "./identity.ts";
-import { ACTION_ORDER, type DiffReport, type EnvironmentDiff, type ReportProblem } from "./report.ts";
+import { ACTION_ORDER, type DiffReport, type EnvironmentDiff, type ReportProblem } from "./diff-report.ts";
 
 /** GitHub refuses issue comments longer than this. */
 export const GITHUB_COMMENT_LIMIT = 65_536;

@@ -1,5 +1,5 @@
 import { errorList, escapeInline, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
-import { hasChanges, type DiffReport, type ReportProblem } from "./report.ts";
+import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.ts";
 
 /** The hidden marker that identifies Sluice's sticky comment on a pull request. */
 export const PREVIEW_MARKER = "<!-- sluice:preview -->";

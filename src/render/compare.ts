@@ -1,7 +1,7 @@
 import type { Config, Environment } from "../core/config.ts";
 import { diffResources, summarize, type DiffOptions } from "../core/diff.ts";
 import type { SourceProblem } from "../core/errors.ts";
-import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/report.ts";
+import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/diff-report.ts";
 import { buildResourceSet, type NormalizedMemo, type Resource } from "../core/resource-set.ts";
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";

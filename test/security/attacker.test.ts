@@ -7,7 +7,7 @@ import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEPLOY_REQUEST_QUEUE, PREVIEW_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
 import { agentQueue, latestJobKey, REPORT_QUEUE, type AgentReport } from "../../src/core/agent-protocol.ts";
-import { deployCheckName } from "../../src/core/deploy-report.ts";
+import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys, privateKeyFromPem, seal, type Envelope } from "../../src/core/signing.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";

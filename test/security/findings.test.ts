@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { CheckoutCache } from "../../src/app/services/checkout-cache.ts";
-import { extractTarball } from "../../src/app/services/extract.ts";
+import { extractTarball } from "../../src/app/services/unpack-tarball.ts";
 import { objectsDigest } from "../../src/core/agent-protocol.ts";
 import { parseConfig, type Environment } from "../../src/core/config.ts";
 import { diffResources } from "../../src/core/diff.ts";
@@ -13,7 +13,7 @@ import { errorList, escapeInline, renderMarkdown } from "../../src/core/markdown
 import { parseManifests } from "../../src/core/manifest.ts";
 import { maskSecretPair } from "../../src/core/mask.ts";
 import { MAX_ANNOTATIONS, previewAnnotations } from "../../src/core/preview-comment.ts";
-import type { DiffReport } from "../../src/core/report.ts";
+import type { DiffReport } from "../../src/core/diff-report.ts";
 import { buildResourceSet } from "../../src/core/resource-set.ts";
 import { readCheckoutFile } from "../../src/render/files.ts";
 import { environmentInputs } from "../../src/render/inputs.ts";

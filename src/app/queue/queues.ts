@@ -2,7 +2,7 @@ import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, ty
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../core/agent-protocol.ts";
-import { deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/jobs.ts";
+import { deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
 import { canonicalJson } from "../../core/normalize.ts";
 import type { RedisMac } from "../services/redis-mac.ts";
 import type { Envelope } from "../../core/signing.ts";
@@ -142,10 +142,25 @@ export class AppQueues {
   }
 }
 
-/** Consumes preview jobs with `process`; jobs the app did not queue, or malformed ones, fail at once. */
-export function previewWorker(connection: ConnectionOptions, mac: RedisMac, process: (job: PreviewJob) => Promise<void>, options: Partial<WorkerOptions> = {}): Worker {
+/**
+ * Consumes preview jobs with `run`; jobs the app did not queue, or malformed ones, fail at once.
+ * When the last attempt at a job fails, `giveUp` gets the job (verified, as `run` did) and the
+ * error, so its check run does not stay in progress forever.
+ */
+export function previewWorker(
+  connection: ConnectionOptions,
+  mac: RedisMac,
+  handlers: { run: (job: PreviewJob) => Promise<void>; giveUp: (job: PreviewJob, error: unknown) => Promise<void> },
+  options: Partial<WorkerOptions> = {},
+): Worker {
   return new Worker(PREVIEW_QUEUE, async (job: Job) => {
-    await process(openQueued(job.data, mac, PREVIEW_QUEUE, previewJobSchema));
+    const preview = openQueued(job.data, mac, PREVIEW_QUEUE, previewJobSchema);
+    try {
+      await handlers.run(preview);
+    } catch (error) {
+      if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await handlers.giveUp(preview, error);
+      throw error;
+    }
   }, { connection, prefix: QUEUE_PREFIX, concurrency: 2, ...options });
 }
 

@@ -1,5 +1,5 @@
 import type { Environment } from "../../core/config.ts";
-import type { Side } from "../../core/report.ts";
+import type { Side } from "../../core/diff-report.ts";
 import type { RenderedSide } from "../../render/compare.ts";
 import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
 import type { RenderPool } from "../../render/render-pool.ts";

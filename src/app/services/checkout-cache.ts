@@ -1,7 +1,7 @@
 import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { extractTarball, type ExtractLimits } from "./extract.ts";
+import { extractTarball, type ExtractLimits } from "./unpack-tarball.ts";
 
 /** A checkout in use; release it when done so it may be evicted. */
 export interface Lease {

@@ -1,7 +1,7 @@
 import { helpText, parseCommand } from "../../core/commands.ts";
 import { escapeInline } from "../../core/markdown.ts";
 import type { Config } from "../../core/config.ts";
-import type { DeployReason, RepositoryRef } from "../../core/jobs.ts";
+import type { DeployReason, RepositoryRef } from "../../core/deploy-requests.ts";
 import { permits, type GitHubClient, type Permission } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { Logger } from "./logger.ts";

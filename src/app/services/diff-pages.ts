@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { Redis } from "ioredis";
-import type { DiffReport } from "../../core/report.ts";
+import type { DiffReport } from "../../core/diff-report.ts";
 import type { RedisMac } from "./redis-mac.ts";
 
 /** A stored page never decompresses past this. */

@@ -1,4 +1,4 @@
-import type { RepositoryRef } from "../../core/jobs.ts";
+import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import type { GitHubClient, PullRequestInfo } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { PullRequestState } from "./pr-state.ts";

@@ -10,14 +10,14 @@ import {
   previewComment,
   previewConclusion,
 } from "../../core/preview-comment.ts";
-import type { DiffReport, ReportProblem } from "../../core/report.ts";
+import type { DiffReport, ReportProblem } from "../../core/diff-report.ts";
 import { compareCheckouts } from "../../render/compare.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
 import { CachedRenderer } from "./cached-renderer.ts";
 import type { CheckoutCache, Lease } from "./checkout-cache.ts";
-import { UnsafeArchiveError } from "./extract.ts";
+import { UnsafeArchiveError } from "./unpack-tarball.ts";
 import type { DiffPages } from "./diff-pages.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";

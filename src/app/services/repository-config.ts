@@ -1,6 +1,6 @@
 import { CONFIG_PATH, defaultConfig } from "../../core/config-defaults.ts";
 import { validateConfig, type Config } from "../../core/config.ts";
-import type { ReportProblem } from "../../core/report.ts";
+import type { ReportProblem } from "../../core/diff-report.ts";
 import { discoverConfig } from "../../render/discover.ts";
 import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";

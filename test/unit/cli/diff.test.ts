@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { main } from "../../../src/cli/main.ts";
-import type { JsonReport } from "../../../src/core/report.ts";
+import type { JsonReport } from "../../../src/core/diff-report.ts";
 import { checkout, removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
 
 afterAll(removeCheckouts);

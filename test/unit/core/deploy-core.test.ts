@@ -2,10 +2,10 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { agentQueue, objectsDigest } from "../../../src/core/agent-protocol.ts";
 import { applyOrder, stageOf } from "../../../src/core/apply-order.ts";
-import { actionCounts, deployCheckOutput, objectTable } from "../../../src/core/deploy-report.ts";
+import { actionCounts, deployCheckOutput, objectTable } from "../../../src/core/deploy-status.ts";
 import { computeHealth } from "../../../src/core/health.ts";
 import { labelValue, nextInventory, ownershipLabels, pruneCandidates, replayRefusal } from "../../../src/core/inventory.ts";
-import { deployJobId } from "../../../src/core/jobs.ts";
+import { deployJobId } from "../../../src/core/deploy-requests.ts";
 import { clusterKindAllowed, globAllowed, namespacesFor, parseRepositoryRules, policyViolations } from "../../../src/core/policy.ts";
 import { generateSigningKeys, open, privateKeyFromPem, publicKeyFromPem, seal } from "../../../src/core/signing.ts";
 

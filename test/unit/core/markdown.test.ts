@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ResourceChange } from "../../../src/core/diff.ts";
 import { renderMarkdown, summaryTable } from "../../../src/core/markdown.ts";
-import type { DiffReport } from "../../../src/core/report.ts";
+import type { DiffReport } from "../../../src/core/diff-report.ts";
 
 function change(name: string, action: ResourceChange["action"], diffLines = 3): ResourceChange {
   const body = Array.from({ length: diffLines }, (_, i) => `+  line${i}: value`).join("\n");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { closedComment, PREVIEW_MARKER, previewAnnotations, previewCheckOutput, previewComment, previewConclusion } from "../../../src/core/preview-comment.ts";
-import type { DiffReport } from "../../../src/core/report.ts";
+import type { DiffReport } from "../../../src/core/diff-report.ts";
 
 const env = (added: number) => ({ name: "production", summary: { added, modified: 0, removed: 0, unchanged: 1 }, changes: [] });
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { CheckoutCache } from "../../../src/app/services/checkout-cache.ts";
-import { extractTarball } from "../../../src/app/services/extract.ts";
+import { extractTarball } from "../../../src/app/services/unpack-tarball.ts";
 import { removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
 import { tarball, type Entry } from "../../helpers/tarballs.ts";
 
