@@ -17,7 +17,9 @@ import { limitRequestBodies } from "./http/body-limit.ts";
 import { AppQueues, deployRequestWorker, previewWorker, reportWorker, type PreviewJob } from "./queue/queues.ts";
 import { errorMessage } from "../core/errors.ts";
 import { RedisMac } from "./services/redis-mac.ts";
-import { DeployService } from "./services/deploy-service.ts";
+import { DeployJobs } from "./services/deploy-jobs.ts";
+import { DeployRecords } from "./services/deploy-records.ts";
+import { DeployReports } from "./services/deploy-reports.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
 import { CommandService } from "./services/command-service.ts";
 import { DiffPages } from "./services/diff-pages.ts";
@@ -67,20 +69,18 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     now,
     log,
   });
+  const records = new DeployRecords(redis, mac, log);
   const deploys = settings.jobSigningKey
-    ? new DeployService({
-      redis,
-      queues,
-      github,
-      checkouts,
-      renderer,
-      signingKey: privateKeyFromPem(settings.jobSigningKey),
-      agentKeys: settings.agentPublicKeys.map((k) => ({ key: publicKeyFromPem(k.pem), ...(k.environments ? { environments: k.environments } : {}) })),
-      jobTtlMs: settings.jobTtlMs,
-      webUrl: settings.githubWebUrl,
-      now,
-      log,
-    })
+    ? {
+      jobs: new DeployJobs({ redis, queues, github, checkouts, renderer, records, signingKey: privateKeyFromPem(settings.jobSigningKey), jobTtlMs: settings.jobTtlMs, webUrl: settings.githubWebUrl, now, log }),
+      reports: new DeployReports({
+        github,
+        records,
+        agentKeys: settings.agentPublicKeys.map((k) => ({ key: publicKeyFromPem(k.pem), ...(k.environments ? { environments: k.environments } : {}) })),
+        webUrl: settings.githubWebUrl,
+        log,
+      }),
+    }
     : undefined;
   const commands = new CommandService({ queues, prState, now, log, deploysEnabled: deploys !== undefined, checkouts });
   let views: ReturnType<typeof loadPageViews> | undefined;
@@ -89,7 +89,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     probot = app;
     app.on("pull_request", deduplicated(redis, pullRequestHandler({ appId: settings.appId, queues, prState, previews })));
     app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ appId: settings.appId, commands })));
-    if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, deploys })));
+    if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, queues, checkouts, now, log })));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
   };
   // One JSON logger at the configured level for the server, the webhooks and the services.
@@ -110,7 +110,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   worker.on("failed", (job, error) => {
     log.error({ job: job?.id, error: error.message }, "preview job failed");
   });
-  const deployWorkers = deploys ? [deployRequestWorker(redis, { mac, now }, (request) => deploys.prepare(request)), reportWorker(redis, (envelope) => deploys.consume(envelope))] : [];
+  const deployWorkers = deploys ? [deployRequestWorker(redis, { mac, now }, (request) => deploys.jobs.prepare(request)), reportWorker(redis, (envelope) => deploys.reports.consume(envelope))] : [];
   for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });
   limitRequestBodies(await server.start(), "/api/github/webhooks");
   if (await canSandbox()) logger.info({ sandbox: "namespaces" }, "renderers run in user, network and PID namespaces of their own");

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { deployReasonSchema, repositoryRefSchema } from "./deploy-requests.ts";
+import { commitShaSchema, deployReasonSchema, repositoryRefSchema } from "./deploy-requests.ts";
 import type { KubeObject } from "./manifest.ts";
 import { canonicalJson } from "./normalize.ts";
 
-const sha = z.string().regex(/^[0-9a-f]{40}$/);
+const sha = commitShaSchema;
 
 /** A deploy job as the agent receives it (inside a signed envelope). */
 export const agentJobSchema = z.strictObject({

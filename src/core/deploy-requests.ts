@@ -5,7 +5,9 @@ export const deployReasonSchema = z.enum(["merge", "sync", "rollback"]);
 /** Why a deploy happens. */
 export type DeployReason = z.infer<typeof deployReasonSchema>;
 
-const sha = z.string().regex(/^[0-9a-f]{40}$/, "must be a 40-character commit SHA");
+/** A full commit SHA, as GitHub gives it in webhooks. */
+export const commitShaSchema = z.string().regex(/^[0-9a-f]{40}$/, "must be a 40-character commit SHA");
+const sha = commitShaSchema;
 
 /** A repository as jobs name it. */
 export const repositoryRefSchema = z.strictObject({
@@ -54,4 +56,24 @@ export type DeployRequest = z.infer<typeof deployRequestSchema>;
 export function deployJobId(request: Pick<DeployRequest, "repository" | "environment" | "sha" | "reason" | "trigger">): string {
   const base = `${request.reason}-${request.repository.id}-${request.environment}-${request.sha}`;
   return request.trigger === "push" ? base : `${base}-${request.trigger}`;
+}
+
+/** What makes a deploy request; the rest (version, time) is filled in by {@link deployRequest}. */
+export interface DeployRequestFields {
+  repository: RepositoryRef;
+  installationId: number;
+  environment: string;
+  sha: string;
+  reason: DeployReason;
+  requestedBy: string;
+  trigger: DeployRequest["trigger"];
+  pullRequest?: number;
+}
+
+/**
+ * The one way a deploy request is made, by a push or by a command. The sequence is added when it
+ * is queued.
+ */
+export function deployRequest(fields: DeployRequestFields, now: number): Omit<DeployRequest, "sequence"> {
+  return { version: 1, ...fields, createdAt: new Date(now).toISOString() };
 }

@@ -1,4 +1,5 @@
 import type { AgentReport, ObjectResult } from "./agent-protocol.ts";
+import { displayName } from "./identity.ts";
 import { escapeCode, escapeInline, escapeLines } from "./markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
 
@@ -15,7 +16,7 @@ export function objectTable(objects: readonly ObjectResult[]): string {
   const rows: string[] = [];
   let length = header.length;
   for (const [index, o] of objects.entries()) {
-    const name = `${o.kind} ${o.namespace ? `${o.namespace}/` : ""}${o.name}`;
+    const name = displayName(o);
     const note = o.message ? ` — ${escapeInline(o.message.slice(0, 300))}` : "";
     const row = `| \`${escapeCode(name)}\` | ${ACTION_ICON[o.action]} ${o.action}${note} | ${o.health} | ${(o.durationMs / 1000).toFixed(1)} s |`;
     if (length + row.length + 200 > CHECK_RUN_TEXT_LIMIT) {
@@ -52,4 +53,55 @@ export function deployCheckOutput(report: AgentReport): { title: string; summary
     case "superseded":
       return { title: "Superseded", summary: escapeLines(report.message) };
   }
+}
+
+/** A report's phase. */
+export type DeployPhase = AgentReport["phase"];
+
+/** Whether a phase ends the deploy: nothing after it changes GitHub. */
+export function isFinal(phase: DeployPhase): boolean {
+  return phase === "succeeded" || phase === "failed" || phase === "rejected" || phase === "superseded";
+}
+
+/** The deploy check run's status and conclusion in a phase. */
+export function checkRunState(phase: DeployPhase): { status: "in_progress" } | { status: "completed"; conclusion: "success" | "cancelled" | "failure" } {
+  if (!isFinal(phase)) return { status: "in_progress" };
+  return { status: "completed", conclusion: phase === "succeeded" ? "success" : phase === "superseded" ? "cancelled" : "failure" };
+}
+
+/** The GitHub Deployment status a phase sets, or undefined when the phase does not change it. */
+export function deploymentState(phase: DeployPhase): "in_progress" | "success" | "inactive" | "failure" | undefined {
+  switch (phase) {
+    case "started":
+      return "in_progress";
+    case "progress":
+      return undefined;
+    case "succeeded":
+      return "success";
+    case "superseded":
+      return "inactive";
+    case "failed":
+    case "rejected":
+      return "failure";
+  }
+}
+
+/** What a deploy's pull-request comment says, for the phases that comment (success and failure). */
+export function deployComment(deploy: { sha: string; environment: string }, report: Pick<AgentReport, "phase" | "durationMs">, detailsUrl: string): string | undefined {
+  const seconds = Math.round((report.durationMs ?? 0) / 1000);
+  const sha = deploy.sha.slice(0, 7);
+  const environment = escapeInline(deploy.environment);
+  if (report.phase === "succeeded") return `🚀 Deployed \`${sha}\` to **${environment}** in ${seconds} s. [Details](${detailsUrl})`;
+  if (report.phase === "failed") return `❌ Deploying \`${sha}\` to **${environment}** failed after ${seconds} s. [Details](${detailsUrl})`;
+  return undefined;
+}
+
+/** The summary of a superseded deploy's check run, linking the deploy that runs instead. */
+export function supersededSummary(newerSha: string, newerCheckRunUrl: string): string {
+  return `Superseded by [\`${newerSha.slice(0, 7)}\`](${newerCheckRunUrl}), which was queued after this deploy and runs instead.`;
+}
+
+/** What a queued deploy's check run says until the agent picks it up. */
+export function queuedSummary(objects: number, request: { sha: string; reason: string; requestedBy: string }): string {
+  return `${objects} objects of \`${request.sha.slice(0, 7)}\` queued for the agent (${request.reason}, requested by ${escapeInline(request.requestedBy)}).`;
 }

@@ -8,7 +8,8 @@ import { freePort } from "../env/ports.ts";
 import { tempDir } from "./checkouts.ts";
 import { FakeGitHub } from "./fake-github.ts";
 
-const WEBHOOK_SECRET = "sluice-test-webhook-secret";
+/** The webhook secret the app under test is configured with. */
+export const WEBHOOK_SECRET = "sluice-test-webhook-secret";
 
 interface Example {
   name: string;

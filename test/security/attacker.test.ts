@@ -5,14 +5,17 @@ import { join } from "node:path";
 import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { DEPLOY_REQUEST_QUEUE, PREVIEW_QUEUE, QUEUE_PREFIX } from "../../src/app/queue/queues.ts";
+import { DEPLOY_REQUEST_QUEUE, PREVIEW_QUEUE } from "../../src/app/queue/queues.ts";
+import { QUEUE_PREFIX } from "../../src/app/redis-keys.ts";
 import { agentQueue, latestJobKey, REPORT_QUEUE, type AgentReport } from "../../src/core/agent-protocol.ts";
 import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys, privateKeyFromPem, seal, type Envelope } from "../../src/core/signing.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
-import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
+import { startHarness, WEBHOOK_SECRET, type AppHarness } from "../helpers/app-harness.ts";
+import { DeployRecords } from "../../src/app/services/deploy-records.ts";
+import { RedisMac } from "../../src/app/services/redis-mac.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 import { commentPayload, pullRequestPayload, pushPayload, type PayloadTarget } from "../helpers/payloads.ts";
 
@@ -31,6 +34,8 @@ const namespaces: string[] = [agentNamespace];
 let nextSha = 1;
 let nextRepo = 7000;
 const sha = (): string => (nextSha++).toString(16).padStart(40, "c");
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function tried(attempt: string, outcome: string): void {
   process.stdout.write(`  [attacker] tried: ${attempt}\n  [attacker] result: ${outcome}\n`);
@@ -275,15 +280,52 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
     expect(run?.conclusion).toBe("success");
     const jobId = `merge-${repo.repoId}-production-${head}`;
     const report: AgentReport = { version: 1, jobId, repository: { owner: OWNER, name: repo.repo, id: repo.repoId }, installationId: 41, environment: "production", sha: head, phase: "failed", message: "forged failure", at: new Date(h.clock.now).toISOString() };
-    // Mark the deploy open again, as a Redis writer could, so only the key binding stands in the way.
-    const record = JSON.parse((await h.redis.get(`sluice:deploy:${jobId}`)) ?? "{}") as Record<string, unknown>;
-    await h.redis.set(`sluice:deploy:${jobId}`, JSON.stringify({ ...record, completed: false }));
+    // Mark the deploy open again (with the app's own record key, which a Redis writer does not
+    // have), so only the key binding stands in the way.
+    const records = new DeployRecords(h.redis, new RedisMac(WEBHOOK_SECRET), quiet);
+    const record = await records.load(jobId);
+    if (!record) throw new Error("the deploy has no record");
+    await records.save(jobId, { ...record, completed: false });
     const reports = new Queue(REPORT_QUEUE.name, { connection: h.redis, prefix: REPORT_QUEUE.prefix });
     try {
       const added = await reports.add("report", seal("report", report, privateKeyFromPem(rogueKeys.privateKey)));
       await expect.poll(async () => reports.getJobState(added.id ?? ""), { timeout: 10_000 }).toBe("completed");
       expect(deployRuns(head)[0]?.conclusion).toBe("success");
       tried("a production report signed with the staging agent's key", "dropped; the check run still says success");
+    } finally {
+      await reports.close();
+    }
+  });
+});
+
+describe("Redis is not trusted with what a report changes on GitHub", () => {
+  it("ignores a deploy record rewritten to point an agent's replayed report at another repository's check run", async () => {
+    const victim = repository("b");
+    const broken = await commit(victim, { ".github/sluice.yml": config(victim), "manifests/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n" });
+    await merge(victim, broken);
+    const victimRun = await deployed(broken);
+    expect(victimRun?.conclusion).toBe("failure");
+    const repo = repository("a");
+    const head = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("a", "1") });
+    await merge(repo, head);
+    expect((await deployed(head))?.conclusion).toBe("success");
+    const jobId = `merge-${repo.repoId}-production-${head}`;
+    const reports = new Queue(REPORT_QUEUE.name, { connection: h.redis, prefix: REPORT_QUEUE.prefix });
+    try {
+      // The agent's own signed "succeeded" report, still in the queue's history.
+      const succeeded = async () => (await reports.getCompleted(0, 1_000)).map((j) => j.data as Envelope).find((e) => {
+        const body = JSON.parse(e.body) as AgentReport;
+        return body.jobId === jobId && body.phase === "succeeded";
+      });
+      await expect.poll(succeeded, { timeout: 10_000 }).toBeDefined();
+      const signed = await succeeded();
+      // The record, rewritten as a Redis writer could: open again, and about the victim's check run.
+      const forged = { checkRunId: victimRun?.id, deploymentId: 0, repository: { owner: OWNER, name: victim.repo, id: victim.repoId }, installationId: 41, environment: "production", sha: broken, reason: "merge", completed: false };
+      await h.redis.set(`sluice:deploy:${jobId}`, JSON.stringify(forged));
+      const replay = await reports.add("report", signed);
+      await expect.poll(async () => reports.getJobState(replay.id ?? ""), { timeout: 10_000 }).toBe("completed");
+      expect(h.github.checkRuns.get(victimRun?.id ?? 0)?.conclusion).toBe("failure");
+      tried("rewriting a deploy record in Redis so a replayed success report lands on another repository's failed check run", "the record does not verify and the report is dropped; the victim's check run still says failure");
     } finally {
       await reports.close();
     }

@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ProbotOctokit } from "probot";
 import { z } from "zod";
+import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import { pullRequestSliceSchema } from "./schemas.ts";
 
@@ -10,10 +11,17 @@ export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "ad
 /** Permission levels in increasing order. */
 export const PERMISSION_ORDER: readonly Permission[] = ["none", "read", "triage", "write", "maintain", "admin"];
 
-/** The repository an API call is about. */
-export interface RepoCoordinates {
-  owner: string;
-  repo: string;
+/** The repository an API call is about: Sluice's `RepositoryRef`, or just its owner and name. */
+export type RepoName = Pick<RepositoryRef, "owner" | "name">;
+
+/** The web page of a check run. */
+export function checkRunUrl(webUrl: string, repository: RepoName, checkRunId: number): string {
+  return `${webUrl}/${repository.owner}/${repository.name}/runs/${checkRunId}`;
+}
+
+/** GitHub's REST parameters for a repository. */
+function coordinates(repository: RepoName): { owner: string; repo: string } {
+  return { owner: repository.owner, repo: repository.name };
 }
 
 /** What Sluice needs to know of a pull request. */
@@ -66,9 +74,9 @@ export class GitHubClient {
   }
 
   /** A file's text at a commit, or undefined when it does not exist there. */
-  async fileAt(repo: RepoCoordinates, path: string, ref: string): Promise<string | undefined> {
+  async fileAt(repository: RepoName, path: string, ref: string): Promise<string | undefined> {
     try {
-      const response = await this.#octokit.rest.repos.getContent({ ...repo, path, ref, mediaType: { format: "raw" } });
+      const response = await this.#octokit.rest.repos.getContent({ ...coordinates(repository), path, ref, mediaType: { format: "raw" } });
       const data: unknown = response.data;
       if (typeof data === "string") return data;
       if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
@@ -83,18 +91,18 @@ export class GitHubClient {
    * The gzipped tarball of a commit as a stream (one request; GitHub redirects to its archive
    * host). It is never held in memory whole: the caller unpacks it as it arrives.
    */
-  async tarball(repo: RepoCoordinates, ref: string): Promise<Readable> {
-    const response = await this.#octokit.rest.repos.downloadTarballArchive({ ...repo, ref, request: { parseSuccessResponseBody: false } });
+  async tarball(repository: RepoName, ref: string): Promise<Readable> {
+    const response = await this.#octokit.rest.repos.downloadTarballArchive({ ...coordinates(repository), ref, request: { parseSuccessResponseBody: false } });
     const data: unknown = response.data;
     if (data instanceof ReadableStream) return Readable.fromWeb(data as WebReadableStream<Uint8Array>);
     if (data instanceof ArrayBuffer) return Readable.from([Buffer.from(data)]);
     if (Buffer.isBuffer(data)) return Readable.from([data]);
-    throw new Error(`GET tarball ${repo.owner}/${repo.repo}@${ref} returned ${typeof data}, not bytes`);
+    throw new Error(`GET tarball ${repository.owner}/${repository.name}@${ref} returned ${typeof data}, not bytes`);
   }
 
   /** A pull request's commits, branch and state. */
-  async pullRequest(repo: RepoCoordinates, number: number): Promise<PullRequestInfo> {
-    const { data } = await this.#octokit.rest.pulls.get({ ...repo, pull_number: number });
+  async pullRequest(repository: RepoName, number: number): Promise<PullRequestInfo> {
+    const { data } = await this.#octokit.rest.pulls.get({ ...coordinates(repository), pull_number: number });
     const pull = pullRequestSliceSchema.parse(data);
     return {
       number: pull.number,
@@ -111,8 +119,8 @@ export class GitHubClient {
    * The first comment this app wrote on an issue or pull request whose body contains `marker`.
    * Anyone can paste the marker into a comment of their own; only the app's own comment counts.
    */
-  async findComment(repo: RepoCoordinates, issueNumber: number, marker: string): Promise<IssueComment | undefined> {
-    const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, { ...repo, issue_number: issueNumber, per_page: 100 });
+  async findComment(repository: RepoName, issueNumber: number, marker: string): Promise<IssueComment | undefined> {
+    const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, { ...coordinates(repository), issue_number: issueNumber, per_page: 100 });
     for await (const page of iterator) {
       for (const raw of page.data) {
         const comment = commentSchema.parse(raw);
@@ -123,25 +131,25 @@ export class GitHubClient {
   }
 
   /** Creates a comment; returns its id. */
-  async createComment(repo: RepoCoordinates, issueNumber: number, body: string): Promise<number> {
-    const { data } = await this.#octokit.rest.issues.createComment({ ...repo, issue_number: issueNumber, body });
+  async createComment(repository: RepoName, issueNumber: number, body: string): Promise<number> {
+    const { data } = await this.#octokit.rest.issues.createComment({ ...coordinates(repository), issue_number: issueNumber, body });
     return commentSchema.parse(data).id;
   }
 
   /** Replaces a comment's body. */
-  async updateComment(repo: RepoCoordinates, commentId: number, body: string): Promise<void> {
-    await this.#octokit.rest.issues.updateComment({ ...repo, comment_id: commentId, body });
+  async updateComment(repository: RepoName, commentId: number, body: string): Promise<void> {
+    await this.#octokit.rest.issues.updateComment({ ...coordinates(repository), comment_id: commentId, body });
   }
 
   /** Adds a reaction to an issue comment. */
-  async react(repo: RepoCoordinates, commentId: number, content: "eyes" | "+1" | "-1" | "rocket" | "confused"): Promise<void> {
-    await this.#octokit.rest.reactions.createForIssueComment({ ...repo, comment_id: commentId, content });
+  async react(repository: RepoName, commentId: number, content: "eyes" | "+1" | "-1" | "rocket" | "confused"): Promise<void> {
+    await this.#octokit.rest.reactions.createForIssueComment({ ...coordinates(repository), comment_id: commentId, content });
   }
 
   /** A user's permission on the repository (the fine-grained role when GitHub gives one). */
-  async permission(repo: RepoCoordinates, username: string): Promise<Permission> {
+  async permission(repository: RepoName, username: string): Promise<Permission> {
     try {
-      const { data } = await this.#octokit.rest.repos.getCollaboratorPermissionLevel({ ...repo, username });
+      const { data } = await this.#octokit.rest.repos.getCollaboratorPermissionLevel({ ...coordinates(repository), username });
       const parsed = permissionSchema.parse(data);
       const role = parsed.role_name && PERMISSION_ORDER.includes(parsed.role_name as Permission) ? parsed.role_name : parsed.permission;
       return PERMISSION_ORDER.includes(role as Permission) ? (role as Permission) : "none";
@@ -152,14 +160,14 @@ export class GitHubClient {
   }
 
   /** The repository's default branch. */
-  async defaultBranch(repo: RepoCoordinates): Promise<string> {
-    const { data } = await this.#octokit.rest.repos.get({ ...repo });
+  async defaultBranch(repository: RepoName): Promise<string> {
+    const { data } = await this.#octokit.rest.repos.get(coordinates(repository));
     return z.object({ default_branch: z.string().min(1) }).parse(data).default_branch;
   }
 
   /** The commit a branch points at. */
-  async branchSha(repo: RepoCoordinates, branch: string): Promise<string> {
-    const { data } = await this.#octokit.rest.repos.getBranch({ ...repo, branch });
+  async branchSha(repository: RepoName, branch: string): Promise<string> {
+    const { data } = await this.#octokit.rest.repos.getBranch({ ...coordinates(repository), branch });
     return z.object({ commit: z.object({ sha: z.string() }) }).parse(data).commit.sha;
   }
 
@@ -167,12 +175,12 @@ export class GitHubClient {
    * The commit of the newest successful deployment of an environment before the current one, or
    * undefined when there is none. Looks at the 30 newest deployments.
    */
-  async previousSuccessfulDeployment(repo: RepoCoordinates, environment: string): Promise<string | undefined> {
-    const { data } = await this.#octokit.rest.repos.listDeployments({ ...repo, environment, per_page: 30 });
+  async previousSuccessfulDeployment(repository: RepoName, environment: string): Promise<string | undefined> {
+    const { data } = await this.#octokit.rest.repos.listDeployments({ ...coordinates(repository), environment, per_page: 30 });
     const deployments = z.array(z.object({ id: z.number(), sha: z.string() })).parse(data);
     let successes = 0;
     for (const deployment of deployments) {
-      const statuses = await this.#octokit.rest.repos.listDeploymentStatuses({ ...repo, deployment_id: deployment.id, per_page: 1 });
+      const statuses = await this.#octokit.rest.repos.listDeploymentStatuses({ ...coordinates(repository), deployment_id: deployment.id, per_page: 1 });
       const latest = z.array(z.object({ state: z.string() })).parse(statuses.data)[0];
       if (latest?.state !== "success") continue;
       successes += 1;
@@ -182,9 +190,9 @@ export class GitHubClient {
   }
 
   /** Creates a GitHub Deployment of a commit to an environment; returns its id. */
-  async createDeployment(repo: RepoCoordinates, fields: { sha: string; environment: string; description: string; payload: Record<string, unknown> }): Promise<number> {
+  async createDeployment(repository: RepoName, fields: { sha: string; environment: string; description: string; payload: Record<string, unknown> }): Promise<number> {
     const { data } = await this.#octokit.rest.repos.createDeployment({
-      ...repo,
+      ...coordinates(repository),
       ref: fields.sha,
       environment: fields.environment,
       description: fields.description.slice(0, 140),
@@ -198,9 +206,9 @@ export class GitHubClient {
   }
 
   /** Adds a status to a deployment. */
-  async deploymentStatus(repo: RepoCoordinates, deploymentId: number, fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string }): Promise<void> {
+  async deploymentStatus(repository: RepoName, deploymentId: number, fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string }): Promise<void> {
     await this.#octokit.rest.repos.createDeploymentStatus({
-      ...repo,
+      ...coordinates(repository),
       deployment_id: deploymentId,
       state: fields.state,
       description: fields.description.slice(0, 140),
@@ -210,38 +218,38 @@ export class GitHubClient {
   }
 
   /** Merged pull requests that contain a commit. */
-  async mergedPullsFor(repo: RepoCoordinates, sha: string): Promise<number[]> {
-    const { data } = await this.#octokit.rest.repos.listPullRequestsAssociatedWithCommit({ ...repo, commit_sha: sha });
+  async mergedPullsFor(repository: RepoName, sha: string): Promise<number[]> {
+    const { data } = await this.#octokit.rest.repos.listPullRequestsAssociatedWithCommit({ ...coordinates(repository), commit_sha: sha });
     return z.array(z.object({ number: z.number(), merged_at: z.string().nullable().optional() })).parse(data).filter((p) => p.merged_at).map((p) => p.number);
   }
 
   /** Creates a check run on a commit; returns its id. */
-  async createCheckRun(repo: RepoCoordinates, name: string, headSha: string, fields: CheckRunFields & { externalId?: string }): Promise<number> {
+  async createCheckRun(repository: RepoName, name: string, headSha: string, fields: CheckRunFields & { externalId?: string }): Promise<number> {
     const [first, rest] = splitAnnotations(fields.output);
     const { data } = await this.#octokit.rest.checks.create({
-      ...repo,
+      ...coordinates(repository),
       name,
       head_sha: headSha,
       ...(fields.externalId ? { external_id: fields.externalId } : {}),
       ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
     });
     const id = z.object({ id: z.number() }).parse(data).id;
-    await this.#moreAnnotations(repo, id, fields.output, rest);
+    await this.#moreAnnotations(repository, id, fields.output, rest);
     return id;
   }
 
   /** Updates a check run; annotations beyond GitHub's 50 per request go in further requests. */
-  async updateCheckRun(repo: RepoCoordinates, checkRunId: number, fields: CheckRunFields): Promise<void> {
+  async updateCheckRun(repository: RepoName, checkRunId: number, fields: CheckRunFields): Promise<void> {
     const [first, rest] = splitAnnotations(fields.output);
-    await this.#octokit.rest.checks.update({ ...repo, check_run_id: checkRunId, ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }) });
-    await this.#moreAnnotations(repo, checkRunId, fields.output, rest);
+    await this.#octokit.rest.checks.update({ ...coordinates(repository), check_run_id: checkRunId, ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }) });
+    await this.#moreAnnotations(repository, checkRunId, fields.output, rest);
   }
 
-  async #moreAnnotations(repo: RepoCoordinates, id: number, output: CheckRunFields["output"], rest: Annotation[]): Promise<void> {
+  async #moreAnnotations(repository: RepoName, id: number, output: CheckRunFields["output"], rest: Annotation[]): Promise<void> {
     if (!output) return;
     for (let i = 0; i < rest.length; i += ANNOTATIONS_PER_REQUEST) {
       await this.#octokit.rest.checks.update({
-        ...repo,
+        ...coordinates(repository),
         check_run_id: id,
         output: { title: output.title, summary: output.summary, annotations: rest.slice(i, i + ANNOTATIONS_PER_REQUEST) },
       });

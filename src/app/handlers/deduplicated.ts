@@ -1,11 +1,12 @@
 import type { Redis } from "ioredis";
+import { deliveryKey } from "../redis-keys.ts";
 
 /** How long a delivery being handled blocks its redeliveries; past this a crashed replica's claim lapses. */
 const HANDLING_TTL_SECONDS = 10 * 60;
 /** How long a handled delivery is remembered. */
 const HANDLED_TTL_SECONDS = 7 * 24 * 3600;
 
-const key = (deliveryId: string): string => `sluice:delivery:${deliveryId}`;
+const key = deliveryKey;
 
 /** What a webhook handler gets: the delivery id and a logger (Probot's context has both). */
 interface DeliveryContext {

@@ -18,7 +18,7 @@ export function pullRequestHandler(deps: { appId: number; queues: AppQueues; prS
     const repository = repositoryRef(event.repository);
     const pr = event.pull_request;
     if (event.action === "closed") {
-      await deps.previews.markClosed(gh, { owner: repository.owner, repo: repository.name }, pr.number, pr.merged ?? false);
+      await deps.previews.markClosed(gh, repository, pr.number, pr.merged ?? false);
       return;
     }
     await requestPreview(gh, deps, {

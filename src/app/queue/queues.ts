@@ -2,13 +2,12 @@ import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, ty
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../core/agent-protocol.ts";
-import { deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
+import { commitShaSchema, deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
 import { canonicalJson } from "../../core/normalize.ts";
+import { QUEUE_PREFIX, sequenceKey } from "../redis-keys.ts";
 import type { RedisMac } from "../services/redis-mac.ts";
 import type { Envelope } from "../../core/signing.ts";
 
-/** BullMQ key prefix; the hash tag keeps each queue's keys in one Redis Cluster slot. */
-export const QUEUE_PREFIX = "{sluice}";
 /** Rendering of pull-request previews, consumed by the app itself. */
 export const PREVIEW_QUEUE = "preview-render";
 /** Deploy requests from merges and commands, turned into signed agent jobs by the deploy pipeline. */
@@ -19,8 +18,8 @@ export const previewJobSchema = z.strictObject({
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
   pullRequest: z.number().int().positive(),
-  baseSha: z.string().regex(/^[0-9a-f]{40}$/),
-  headSha: z.string().regex(/^[0-9a-f]{40}$/),
+  baseSha: commitShaSchema,
+  headSha: commitShaSchema,
   baseRef: z.string().min(1),
   draft: z.boolean(),
   seq: z.number().int().positive(),
@@ -129,7 +128,7 @@ export class AppQueues {
     const jobId = deployJobId(request);
     const existing = await this.#deploy.getJob(jobId);
     if (existing !== undefined) return false;
-    const sequence = Number(await this.#redis.eval(NEXT_SEQUENCE, 1, `{sluice}:sequence:${request.repository.id}:${request.environment}`, String(this.#now()), String(365 * 24 * 3600)));
+    const sequence = Number(await this.#redis.eval(NEXT_SEQUENCE, 1, sequenceKey(request.repository.id, request.environment), String(this.#now()), String(365 * 24 * 3600)));
     const data = deployRequestSchema.parse({ ...request, sequence });
     await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
     await this.#deploy.add("deploy", sealed(this.#mac, DEPLOY_REQUEST_QUEUE, data), { jobId, attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { DiffReport } from "../../core/diff-report.ts";
+import { diffPageKey } from "../redis-keys.ts";
 import type { RedisMac } from "./redis-mac.ts";
 
 /** A stored page never decompresses past this. */
@@ -78,6 +79,6 @@ export class DiffPages {
   }
 
   #key(id: string): string {
-    return `sluice:diff-page:${id}`;
+    return diffPageKey(id);
   }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import { pullRequestKeys } from "../redis-keys.ts";
 
 /** Identifies a pull request across repositories. */
 export interface PullRef {
@@ -7,11 +8,7 @@ export interface PullRef {
   number: number;
 }
 
-// Keys of one pull request share a hash tag, so the scripts below work on Redis Cluster.
-const keys = (pr: PullRef) => {
-  const tag = `{sluice:pr:${pr.repositoryId}:${pr.number}}`;
-  return { seq: `${tag}:seq`, posted: `${tag}:posted`, lock: `${tag}:lock`, diff: `${tag}:diff` };
-};
+const keys = (pr: PullRef) => pullRequestKeys(pr.repositoryId, pr.number);
 
 const RAISE_POSTED = `
 local posted = tonumber(redis.call('GET', KEYS[1]) or '0')

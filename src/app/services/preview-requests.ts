@@ -14,9 +14,8 @@ export async function requestPreview(
   target: { repository: RepositoryRef; installationId: number; pull: PullRequestInfo },
 ): Promise<void> {
   const { repository, installationId, pull } = target;
-  const repo = { owner: repository.owner, repo: repository.name };
   const seq = await deps.prState.next({ repositoryId: repository.id, number: pull.number });
-  const checkRunId = await gh.createCheckRun(repo, PREVIEW_CHECK, pull.headSha, {
+  const checkRunId = await gh.createCheckRun(repository, PREVIEW_CHECK, pull.headSha, {
     status: "in_progress",
     externalId: `preview-${pull.number}-${seq}`,
     output: { title: "Rendering", summary: `Rendering \`${pull.baseSha.slice(0, 7)}\` and \`${pull.headSha.slice(0, 7)}\`.` },

@@ -13,7 +13,7 @@ import {
 import type { DiffReport, ReportProblem } from "../../core/diff-report.ts";
 import { compareCheckouts } from "../../render/compare.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
-import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
+import type { GitHubClient, RepoName } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
 import { CachedRenderer } from "./cached-renderer.ts";
 import type { CheckoutCache, Lease } from "./checkout-cache.ts";
@@ -58,19 +58,18 @@ export class PreviewService {
   async run(job: PreviewJob): Promise<void> {
     const deps = this.#deps;
     const gh = await deps.github(job.installationId);
-    const repo = { owner: job.repository.owner, repo: job.repository.name };
     const pr = { repositoryId: job.repository.id, number: job.pullRequest };
     if (!(await deps.prState.isLatest(pr, job.seq))) {
-      await this.#supersede(gh, repo, job);
+      await this.#supersede(gh, job);
       return;
     }
-    const config = await configAt(gh, repo, job.baseSha);
+    const config = await configAt(gh, job.repository, job.baseSha);
     if (!config.ok) {
-      await this.#publishFailure(gh, repo, job, config.errors, `${CONFIG_PATH} on the base branch is invalid`);
+      await this.#publishFailure(gh, job, config.errors, `${CONFIG_PATH} on the base branch is invalid`);
       return;
     }
     if (job.draft && !config.config.previews.drafts) {
-      await gh.updateCheckRun(repo, job.checkRunId, {
+      await gh.updateCheckRun(job.repository, job.checkRunId, {
         status: "completed",
         conclusion: "neutral",
         output: { title: "Draft not previewed", summary: "This repository's configuration does not preview draft pull requests (`previews.drafts: false`)." },
@@ -79,11 +78,11 @@ export class PreviewService {
     }
     let compared: { report: DiffReport; renderer: CachedRenderer };
     try {
-      compared = await this.#compare(gh, repo, job, config.fromFile ? config.config : undefined);
+      compared = await this.#compare(gh, job, config.fromFile ? config.config : undefined);
     } catch (error) {
       if (!(error instanceof UnsafeArchiveError)) throw error;
       // A tarball that tries to escape its checkout is the pull request's fault, not a transient one.
-      await this.#publishFailure(gh, repo, job, [{ file: ".", line: 1, message: error.message }], "The commit cannot be checked out safely");
+      await this.#publishFailure(gh, job, [{ file: ".", line: 1, message: error.message }], "The commit cannot be checked out safely");
       return;
     }
     const { report, renderer } = compared;
@@ -99,35 +98,35 @@ export class PreviewService {
       fullDiffUrl,
     });
     const published = await deps.prState.publish(pr, job.seq, async () => {
-      await upsertComment(gh, repo, job.pullRequest, body);
-      await gh.updateCheckRun(repo, job.checkRunId, {
+      await upsertComment(gh, job.repository, job.pullRequest, body);
+      await gh.updateCheckRun(job.repository, job.checkRunId, {
         status: "completed",
         conclusion: previewConclusion(report),
         detailsUrl: fullDiffUrl,
         output: { ...previewCheckOutput(report), annotations: previewAnnotations(report.errors) },
       });
     });
-    if (!published) await this.#supersede(gh, repo, job);
+    if (!published) await this.#supersede(gh, job);
     // Cache writes finish after the comment is out, but before the job is done.
     await renderer.flush();
     deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
   }
 
   /** Marks the sticky comment of a closed or merged pull request. */
-  async markClosed(gh: GitHubClient, repo: RepoCoordinates, pullRequest: number, merged: boolean): Promise<void> {
-    const existing = await gh.findComment(repo, pullRequest, PREVIEW_MARKER);
+  async markClosed(gh: GitHubClient, repository: RepoName, pullRequest: number, merged: boolean): Promise<void> {
+    const existing = await gh.findComment(repository, pullRequest, PREVIEW_MARKER);
     if (!existing) return;
     const body = closedComment(existing.body, merged ? "merged" : "closed");
-    if (body !== existing.body) await gh.updateComment(repo, existing.id, body);
+    if (body !== existing.body) await gh.updateComment(repository, existing.id, body);
   }
 
   /** Compares base and head; without a configuration file, the environments are discovered in both. */
-  async #compare(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, configured: Config | undefined): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
+  async #compare(gh: GitHubClient, job: PreviewJob, configured: Config | undefined): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
     const deps = this.#deps;
     const leases: Lease[] = [];
     try {
       const acquire = async (sha: string): Promise<Lease> => {
-        const lease = await deps.checkouts.acquire(`${job.repository.id}-${sha}`, () => gh.tarball(repo, sha));
+        const lease = await deps.checkouts.acquire(`${job.repository.id}-${sha}`, () => gh.tarball(job.repository, sha));
         leases.push(lease);
         return lease;
       };
@@ -141,12 +140,12 @@ export class PreviewService {
     }
   }
 
-  async #publishFailure(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob, errors: ReportProblem[], title: string): Promise<void> {
+  async #publishFailure(gh: GitHubClient, job: PreviewJob, errors: ReportProblem[], title: string): Promise<void> {
     const pr = { repositoryId: job.repository.id, number: job.pullRequest };
     const report: DiffReport = { environments: [], errors };
     await this.#deps.prState.publish(pr, job.seq, async () => {
-      await upsertComment(gh, repo, job.pullRequest, failureComment(`${title}: ${errors.map((e) => `\`${e.file}:${e.line}\` ${e.message}`).join("; ")}`, job.headSha));
-      await gh.updateCheckRun(repo, job.checkRunId, {
+      await upsertComment(gh, job.repository, job.pullRequest, failureComment(`${title}: ${errors.map((e) => `\`${e.file}:${e.line}\` ${e.message}`).join("; ")}`, job.headSha));
+      await gh.updateCheckRun(job.repository, job.checkRunId, {
         status: "completed",
         conclusion: "failure",
         output: { title, summary: previewCheckOutput(report).summary, annotations: previewAnnotations(errors) },
@@ -154,8 +153,8 @@ export class PreviewService {
     });
   }
 
-  async #supersede(gh: GitHubClient, repo: RepoCoordinates, job: PreviewJob): Promise<void> {
-    await gh.updateCheckRun(repo, job.checkRunId, {
+  async #supersede(gh: GitHubClient, job: PreviewJob): Promise<void> {
+    await gh.updateCheckRun(job.repository, job.checkRunId, {
       status: "completed",
       conclusion: "skipped",
       output: { title: "Superseded", summary: "A newer push or `/diff` replaced this preview." },
@@ -165,8 +164,7 @@ export class PreviewService {
   /** Completes a check run as failed when a preview job gives up, so it does not spin forever. */
   async fail(job: PreviewJob, error: unknown): Promise<void> {
     const gh = await this.#deps.github(job.installationId);
-    const repo = { owner: job.repository.owner, repo: job.repository.name };
-    await gh.updateCheckRun(repo, job.checkRunId, {
+    await gh.updateCheckRun(job.repository, job.checkRunId, {
       status: "completed",
       conclusion: "failure",
       output: { title: "Preview failed", summary: `The preview could not be produced: ${errorMessage(error).slice(0, 1_000)}` },
@@ -175,8 +173,8 @@ export class PreviewService {
 }
 
 /** Creates the sticky comment, or edits it in place when its body changed. */
-export async function upsertComment(gh: GitHubClient, repo: RepoCoordinates, pullRequest: number, body: string): Promise<void> {
-  const existing = await gh.findComment(repo, pullRequest, PREVIEW_MARKER);
-  if (!existing) await gh.createComment(repo, pullRequest, body);
-  else if (existing.body !== body) await gh.updateComment(repo, existing.id, body);
+export async function upsertComment(gh: GitHubClient, repository: RepoName, pullRequest: number, body: string): Promise<void> {
+  const existing = await gh.findComment(repository, pullRequest, PREVIEW_MARKER);
+  if (!existing) await gh.createComment(repository, pullRequest, body);
+  else if (existing.body !== body) await gh.updateComment(repository, existing.id, body);
 }

@@ -4,6 +4,7 @@ import { constants, gunzip, gzip } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { SourceProblem } from "../../core/errors.ts";
 import type { Resource } from "../../core/resource-set.ts";
+import { RENDER_CACHE_PREFIX } from "../redis-keys.ts";
 import type { RedisMac } from "./redis-mac.ts";
 
 /** A cached render never decompresses past this. */
@@ -39,7 +40,7 @@ export class RenderCache {
 
   constructor(redis: Redis, options: RenderCacheOptions) {
     this.#redis = redis;
-    this.#options = { prefix: "sluice:render", ...options };
+    this.#options = { prefix: RENDER_CACHE_PREFIX, ...options };
   }
 
   /** The cache key for inputs digested as `inputsDigest` rendered with `settings`. */

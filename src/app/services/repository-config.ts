@@ -2,7 +2,8 @@ import { CONFIG_PATH, defaultConfig } from "../../core/config-defaults.ts";
 import { validateConfig, type Config } from "../../core/config.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { discoverConfig } from "../../render/discover.ts";
-import type { GitHubClient, RepoCoordinates } from "../github/client.ts";
+import type { RepositoryRef } from "../../core/deploy-requests.ts";
+import type { GitHubClient, RepoName } from "../github/client.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 
 /** A repository's configuration at one commit: valid, or every problem with its line. */
@@ -15,8 +16,8 @@ export type Discover = (sha: string, branch: string) => Promise<Config>;
  * Reads the configuration at a commit: the file if present (validated); otherwise what `discover`
  * finds in the commit's tree, or the whole checkout as one lenient environment.
  */
-export async function configAt(gh: GitHubClient, repo: RepoCoordinates, sha: string, options: { branch?: string; discover?: Discover } = {}): Promise<ConfigAt> {
-  const text = await gh.fileAt(repo, CONFIG_PATH, sha);
+export async function configAt(gh: GitHubClient, repository: RepoName, sha: string, options: { branch?: string; discover?: Discover } = {}): Promise<ConfigAt> {
+  const text = await gh.fileAt(repository, CONFIG_PATH, sha);
   if (text === undefined) {
     const branch = options.branch ?? "main";
     return { ok: true, config: options.discover ? await options.discover(sha, branch) : defaultConfig(branch), sha, fromFile: false };
@@ -30,15 +31,15 @@ export async function configAt(gh: GitHubClient, repo: RepoCoordinates, sha: str
  * commands and drift read only this, so neither a pull request nor a push to another branch can
  * change what deploys where, who may run commands, or how.
  */
-export async function reviewedConfig(gh: GitHubClient, repo: RepoCoordinates, discover?: Discover): Promise<ConfigAt> {
-  const branch = await gh.defaultBranch(repo);
-  return configAt(gh, repo, await gh.branchSha(repo, branch), { branch, ...(discover ? { discover } : {}) });
+export async function reviewedConfig(gh: GitHubClient, repository: RepoName, discover?: Discover): Promise<ConfigAt> {
+  const branch = await gh.defaultBranch(repository);
+  return configAt(gh, repository, await gh.branchSha(repository, branch), { branch, ...(discover ? { discover } : {}) });
 }
 
 /** Discovery over the commit's checkout, fetched into the cache once. */
-export function discoverFromCheckout(checkouts: CheckoutCache, gh: GitHubClient, repo: RepoCoordinates, repositoryId: number): Discover {
+export function discoverFromCheckout(checkouts: CheckoutCache, gh: GitHubClient, repository: RepositoryRef): Discover {
   return async (sha, branch) => {
-    const lease = await checkouts.acquire(`${repositoryId}-${sha}`, () => gh.tarball(repo, sha));
+    const lease = await checkouts.acquire(`${repository.id}-${sha}`, () => gh.tarball(repository, sha));
     try {
       return await discoverConfig(lease.dir, branch);
     } finally {

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { agentQueue, objectsDigest } from "../../../src/core/agent-protocol.ts";
 import { applyOrder, stageOf } from "../../../src/core/apply-order.ts";
-import { actionCounts, deployCheckOutput, objectTable } from "../../../src/core/deploy-status.ts";
+import { actionCounts, checkRunState, deployCheckOutput, deployComment, deploymentState, isFinal, objectTable } from "../../../src/core/deploy-status.ts";
 import { computeHealth } from "../../../src/core/health.ts";
 import { labelValue, nextInventory, ownershipLabels, pruneCandidates, replayRefusal } from "../../../src/core/inventory.ts";
 import { deployJobId } from "../../../src/core/deploy-requests.ts";
@@ -163,5 +163,28 @@ describe("jobs and reports", () => {
     const base = { version: 1 as const, jobId: "j", repository: { owner: "o", name: "r", id: 1 }, installationId: 1, environment: "p", sha: "a".repeat(40), at: "2026-01-01T00:00:00.000Z" };
     expect(deployCheckOutput({ ...base, phase: "succeeded", message: "", objects, durationMs: 42_000 }).title).toBe("Deployed in 42 s");
     expect(deployCheckOutput({ ...base, phase: "progress", message: "3 of 9 applied", applied: 3, total: 9 }).title).toBe("3 of 9 applied");
+  });
+});
+
+describe("what a deploy's phase means on GitHub", () => {
+  const phases = ["started", "progress", "succeeded", "failed", "rejected", "superseded"] as const;
+
+  it("maps every phase to a check run state and a Deployment status", () => {
+    expect(phases.map((p) => [p, checkRunState(p), deploymentState(p), isFinal(p)])).toEqual([
+      ["started", { status: "in_progress" }, "in_progress", false],
+      ["progress", { status: "in_progress" }, undefined, false],
+      ["succeeded", { status: "completed", conclusion: "success" }, "success", true],
+      ["failed", { status: "completed", conclusion: "failure" }, "failure", true],
+      ["rejected", { status: "completed", conclusion: "failure" }, "failure", true],
+      ["superseded", { status: "completed", conclusion: "cancelled" }, "inactive", true],
+    ]);
+  });
+
+  it("comments on the pull request only when a deploy succeeded or failed", () => {
+    const deploy = { sha: "0123456789abcdef0123456789abcdef01234567", environment: "production" };
+    const url = "https://github.example/o/r/runs/5";
+    expect(deployComment(deploy, { phase: "succeeded", durationMs: 12_400 }, url)).toBe(`🚀 Deployed \`0123456\` to **production** in 12 s. [Details](${url})`);
+    expect(deployComment(deploy, { phase: "failed", durationMs: 3_600 }, url)).toBe(`❌ Deploying \`0123456\` to **production** failed after 4 s. [Details](${url})`);
+    expect(phases.filter((p) => deployComment(deploy, { phase: p }, url) !== undefined)).toEqual(["succeeded", "failed"]);
   });
 });

@@ -1,0 +1,37 @@
+/**
+ * Every Redis key and queue prefix the app makes up, in one place. The keys the app shares with
+ * the agents (agent queues, the newest job, job blobs, the report queue) are part of the protocol
+ * and live in `core/agent-protocol.ts`.
+ */
+
+/** Prefix of the app's own queues (a hash tag, so each queue's keys share a Redis Cluster slot). */
+export const QUEUE_PREFIX = "{sluice}";
+
+/** The last deploy sequence of a repository environment. */
+export function sequenceKey(repositoryId: number, environment: string): string {
+  return `${QUEUE_PREFIX}:sequence:${repositoryId}:${environment}`;
+}
+
+/** A deploy's record: its check run, Deployment and whether it is finished. */
+export function deployRecordKey(jobId: string): string {
+  return `sluice:deploy:${jobId}`;
+}
+
+/** The keys of one pull request's preview state; they share a hash tag, so scripts over them work on Redis Cluster. */
+export function pullRequestKeys(repositoryId: number, number: number): { seq: string; posted: string; lock: string; diff: string } {
+  const tag = `{sluice:pr:${repositoryId}:${number}}`;
+  return { seq: `${tag}:seq`, posted: `${tag}:posted`, lock: `${tag}:lock`, diff: `${tag}:diff` };
+}
+
+/** Prefix of the render cache's entries (`<prefix>:<key>`) and its LRU index (`<prefix>:index`). */
+export const RENDER_CACHE_PREFIX = "sluice:render";
+
+/** A sealed diff page. */
+export function diffPageKey(id: string): string {
+  return `sluice:diff-page:${id}`;
+}
+
+/** A webhook delivery's deduplication claim. */
+export function deliveryKey(deliveryId: string): string {
+  return `sluice:delivery:${deliveryId}`;
+}

@@ -1,0 +1,158 @@
+import type { KeyObject } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import type { Redis } from "ioredis";
+import { blobKey, objectsDigest, type AgentJob } from "../../core/agent-protocol.ts";
+import type { Environment } from "../../core/config.ts";
+import { CONFIG_PATH } from "../../core/config-defaults.ts";
+import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
+import { deployCheckName, queuedSummary } from "../../core/deploy-status.ts";
+import type { ReportProblem } from "../../core/diff-report.ts";
+import { parseJson } from "../../core/json.ts";
+import type { KubeObject } from "../../core/manifest.ts";
+import { previewAnnotations, previewCheckOutput } from "../../core/preview-comment.ts";
+import { seal } from "../../core/signing.ts";
+import type { RenderPool } from "../../render/render-pool.ts";
+import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import type { AppQueues } from "../queue/queues.ts";
+import type { CheckoutCache } from "./checkout-cache.ts";
+import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
+import type { Logger } from "./logger.ts";
+import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
+import { UnsafeArchiveError } from "./unpack-tarball.ts";
+
+/** Jobs whose objects are larger than this travel as a compressed blob in Redis. */
+const INLINE_LIMIT = 256 * 1024;
+const BLOB_TTL_SECONDS = 30 * 24 * 3600;
+
+/** What turning deploy requests into jobs needs. */
+export interface DeployJobDeps {
+  redis: Redis;
+  queues: AppQueues;
+  github: (installationId: number) => Promise<GitHubClient>;
+  checkouts: CheckoutCache;
+  renderer: RenderPool;
+  records: DeployRecords;
+  signingKey: KeyObject;
+  /** How long a signed job stays valid. */
+  jobTtlMs: number;
+  webUrl: string;
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * Turns a deploy request into a signed agent job: the environment from the default branch's
+ * configuration, the commit rendered in a render process, a check run and a GitHub Deployment,
+ * the record that ties them to the job, then the job signed and queued for the environment's
+ * agents. A request that cannot be deployed ends in a failed check run instead.
+ */
+export class DeployJobs {
+  readonly #deps: DeployJobDeps;
+
+  constructor(deps: DeployJobDeps) {
+    this.#deps = deps;
+  }
+
+  async prepare(request: DeployRequest): Promise<void> {
+    const deps = this.#deps;
+    const gh = await deps.github(request.installationId);
+    const config = await reviewedConfig(gh, request.repository, discoverFromCheckout(deps.checkouts, gh, request.repository));
+    const env = config.ok ? config.config.environments.find((e) => e.name === request.environment) : undefined;
+    if (!config.ok || !env) {
+      const errors = config.ok ? [{ file: CONFIG_PATH, line: 1, message: `environment ${request.environment} is not in the default branch's configuration` }] : config.errors;
+      await failBeforeQueue(gh, request, "Invalid configuration", errors);
+      return;
+    }
+    const objects = await this.#render(gh, request, env);
+    if (!objects) return;
+    const payload = await this.#payload(env.name, objects);
+    const jobId = deployJobId(request);
+    const checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, { externalId: jobId, status: "queued", output: { title: "Queued", summary: queuedSummary(objects.length, request) } });
+    // Saved before anything else can refer to this deploy (a superseded report links its check run).
+    const record: DeployRecord = {
+      checkRunId,
+      deploymentId: 0,
+      repository: request.repository,
+      installationId: request.installationId,
+      environment: env.name,
+      sha: request.sha,
+      reason: request.reason,
+      completed: false,
+      ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+    };
+    await deps.records.save(jobId, record);
+    record.deploymentId = await gh.createDeployment(request.repository, { sha: request.sha, environment: env.name, description: `Sluice ${request.reason} by ${request.requestedBy}`, payload: { jobId } });
+    await gh.deploymentStatus(request.repository, record.deploymentId, { state: "queued", description: "Queued for the agent", logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId) });
+    await deps.records.save(jobId, record);
+    const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs });
+    await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
+    deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
+  }
+
+  /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */
+  async #render(gh: GitHubClient, request: DeployRequest, env: Environment): Promise<KubeObject[] | undefined> {
+    const deps = this.#deps;
+    let lease;
+    try {
+      lease = await deps.checkouts.acquire(`${request.repository.id}-${request.sha}`, () => gh.tarball(request.repository, request.sha));
+    } catch (error) {
+      if (!(error instanceof UnsafeArchiveError)) throw error;
+      await failBeforeQueue(gh, request, "The commit cannot be checked out safely", [{ file: ".", line: 1, message: error.message }]);
+      return undefined;
+    }
+    let side;
+    try {
+      [side] = await deps.renderer.render(env, [lease.dir], { requireInputs: true });
+    } finally {
+      lease.release();
+    }
+    if (!side) throw new Error(`rendering ${env.name} returned nothing`);
+    if (side.problems.length > 0) {
+      // A transient failure (a timeout, a render process that died) is retried by the queue.
+      if (side.transient) throw new Error(`rendering ${env.name} at ${request.sha.slice(0, 7)} failed and may succeed on retry: ${side.problems[0]?.message ?? ""}`);
+      await failBeforeQueue(gh, request, "Render failed", side.problems.map((p) => ({ ...p, environment: env.name })));
+      return undefined;
+    }
+    return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
+  }
+
+  /** The objects inline, or as a compressed, content-addressed blob when they are large. */
+  async #payload(environment: string, objects: KubeObject[]): Promise<{ digest: string; objects: AgentJob["objects"] }> {
+    const digest = objectsDigest(objects);
+    const body = JSON.stringify(objects);
+    if (body.length <= INLINE_LIMIT) return { digest, objects: { inline: objects } };
+    const key = blobKey(environment, digest);
+    await this.#deps.redis.set(key, gzipSync(body), "EX", BLOB_TTL_SECONDS);
+    return { digest, objects: { blob: key } };
+  }
+}
+
+/** The agent job for a request, signed at `signedAt` and valid for `ttlMs`. */
+export function agentJob(request: DeployRequest, env: Environment, payload: { digest: string; objects: AgentJob["objects"] }, time: { signedAt: number; ttlMs: number }): AgentJob {
+  return {
+    version: 1,
+    id: deployJobId(request),
+    repository: request.repository,
+    installationId: request.installationId,
+    environment: env.name,
+    sha: request.sha,
+    reason: request.reason,
+    requestedBy: request.requestedBy,
+    createdAt: request.createdAt,
+    settings: { namespace: env.namespace, prune: env.prune, allowEmpty: env.allowEmpty },
+    sequence: request.sequence,
+    signedAt: new Date(time.signedAt).toISOString(),
+    expiresAt: new Date(time.signedAt + time.ttlMs).toISOString(),
+    digest: payload.digest,
+    objects: payload.objects,
+  };
+}
+
+async function failBeforeQueue(gh: GitHubClient, request: DeployRequest, title: string, errors: ReportProblem[]): Promise<void> {
+  await gh.createCheckRun(request.repository, deployCheckName(request.environment), request.sha, {
+    externalId: deployJobId(request),
+    status: "completed",
+    conclusion: "failure",
+    output: { title, summary: previewCheckOutput({ environments: [], errors }).summary, annotations: previewAnnotations(errors) },
+  });
+}
