@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { inlineOrFile } from "../core/secrets.ts";
 import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
@@ -49,9 +50,9 @@ export interface AgentSettings {
 }
 
 async function secret(inline: string | undefined, path: string | undefined, name: string): Promise<string> {
-  if (inline) return inline.replace(/\\n/g, "\n");
-  if (path) return readFile(path, "utf8");
-  throw new Error(`invalid configuration:\n  ${name} or ${name}_PATH is required`);
+  const value = await inlineOrFile(inline, path, (file) => readFile(file, "utf8"));
+  if (value === undefined) throw new Error(`invalid configuration:\n  ${name} or ${name}_PATH is required`);
+  return value;
 }
 
 /** Reads the agent's settings from its environment. @throws Error listing every problem */

@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { inlineOrFile } from "../core/secrets.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -91,11 +92,7 @@ export interface AppSettings {
   env: NodeJS.ProcessEnv;
 }
 
-/** A secret given inline (with `\n` escapes, as in .env files) or as a file path; a file is the safer way, since it stays out of the process environment. */
-async function inlineOrFile(inline: string | undefined, path: string | undefined): Promise<string | undefined> {
-  if (inline !== undefined) return inline.replace(/\\n/g, "\n");
-  return path ? readFile(path, "utf8") : undefined;
-}
+const readText = (path: string): Promise<string> => readFile(path, "utf8");
 
 /**
  * Reads the settings from the environment.
@@ -109,12 +106,12 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
   if (given.WEBHOOK_SECRET === undefined && given.WEBHOOK_SECRET_PATH === undefined) problems.push("  WEBHOOK_SECRET: WEBHOOK_SECRET is required (or WEBHOOK_SECRET_PATH): the secret GitHub signs webhooks with");
   if (!parsed.success || problems.length > 0) throw new Error(`invalid configuration:\n${problems.join("\n")}`);
   const e = parsed.data;
-  const privateKey = await inlineOrFile(e.PRIVATE_KEY, e.PRIVATE_KEY_PATH);
+  const privateKey = await inlineOrFile(e.PRIVATE_KEY, e.PRIVATE_KEY_PATH, readText);
   if (!privateKey) throw new Error("invalid configuration:\n  PRIVATE_KEY or PRIVATE_KEY_PATH: the GitHub App's private key is required");
-  const webhookSecret = (await inlineOrFile(e.WEBHOOK_SECRET, e.WEBHOOK_SECRET_PATH))?.trim();
+  const webhookSecret = (await inlineOrFile(e.WEBHOOK_SECRET, e.WEBHOOK_SECRET_PATH, readText))?.trim();
   if (!webhookSecret) throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
-  const jobSigningKey = await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH);
-  const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH)) ?? "";
+  const jobSigningKey = await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readText);
+  const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readText)) ?? "";
   if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY")) throw new Error("invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports");
   return {
     appId: e.APP_ID,

@@ -5,7 +5,7 @@ import type { Config } from "../core/config.ts";
 import { formatProblem } from "../core/errors.ts";
 import { renderMarkdown } from "../core/markdown.ts";
 import { hasChanges, toJsonReport, type DiffReport } from "../core/diff-report.ts";
-import { compareCheckouts, renderBothInProcess, selectEnvironments } from "../render/compare.ts";
+import { compareCheckouts, InProcessRenderer, selectEnvironments } from "../render/compare.ts";
 import { discoverBoth } from "../render/discover.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";
 import { EXIT, type CommandIo } from "./io.ts";
@@ -51,7 +51,7 @@ export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
   const [base, head] = await Promise.all([openRendererContext(baseDir, tools), openRendererContext(headDir, tools)]);
   let report: DiffReport;
   try {
-    report = await compareCheckouts({ render: renderBothInProcess(base, head), config: config.config, environments: args.environments });
+    report = await compareCheckouts({ renderer: new InProcessRenderer(base, head), config: config.config, environments: args.environments });
   } finally {
     await Promise.all([base.dispose(), head.dispose()]);
   }

@@ -1,3 +1,5 @@
+import { escapeCode, escapeInline } from "./markdown.ts";
+
 /** A command addressed to Sluice in a pull-request comment. */
 export type Command =
   | { kind: "diff" }
@@ -54,3 +56,19 @@ export function helpText(environments: readonly string[], permission: string, re
 Environments: ${environments.map((e) => `\`${e}\``).join(", ") || "none"}. Without names, \`/sync\` and \`/rollback\` act on all of them.
 \`/sync\` and \`/rollback\` need **${permission}** permission on this repository.`;
 }
+
+/** Replies to commands: one function per situation, the commenter mentioned first. */
+export const replies = {
+  invalidConfig: (author: string, first: { file: string; line: number; message: string } | undefined): string =>
+    `@${author} the configuration on the default branch is invalid, so no command can run: \`${escapeCode(first?.file ?? "")}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}`,
+  diffTooSoon: (author: string): string => `@${author} a preview was requested less than a minute ago; it updates the preview comment when done.`,
+  diffQueued: (author: string, headSha: string): string => `@${author} queued a new preview of \`${headSha.slice(0, 7)}\`; the preview comment updates when it is done.`,
+  /** The polite refusal: what was asked, what it needs, what the commenter has; nothing happened. */
+  refused: (author: string, command: string, required: string, actual: string): string =>
+    `Sorry @${author}, \`/${command}\` needs **${required}** permission on this repository and you have **${actual}**. Nothing was done.`,
+  deploysDisabled: (author: string, command: string): string =>
+    `@${author} deploys are not enabled on this Sluice (it has no job signing key), so \`/${command}\` cannot run. Nothing was done.`,
+  deployed: (author: string, command: string, lines: readonly string[]): string => `@${author} \`/${command}\`:\n\n${lines.join("\n")}`,
+  nothingToRollBack: (environment: string): string => `- \`${environment}\`: no earlier successful deployment to roll back to; nothing queued.`,
+  queuedLine: (environment: string, added: boolean, what: string): string => `- \`${environment}\`: ${added ? "queued" : "already queued"}: ${what}.`,
+};

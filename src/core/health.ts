@@ -1,4 +1,4 @@
-import { isRecord, type KubeObject } from "./manifest.ts";
+import { isRecord, metadataOf, recordOf, type KubeObject } from "./manifest.ts";
 
 /** An object's health, after kstatus: done, still converging, or failed. */
 export type Health = "current" | "in-progress" | "failed";
@@ -17,7 +17,7 @@ interface Condition {
 }
 
 function conditions(object: KubeObject): Condition[] {
-  const status = isRecord(object.status) ? object.status : {};
+  const status = recordOf(object.status);
   return Array.isArray(status.conditions) ? (status.conditions as unknown[]).filter(isRecord).map((c) => ({
     type: String(c.type),
     status: String(c.status),
@@ -38,9 +38,9 @@ function num(value: unknown): number {
  */
 export function computeHealth(object: KubeObject): HealthStatus {
   const kind = String(object.kind);
-  const status = isRecord(object.status) ? object.status : {};
-  const spec = isRecord(object.spec) ? object.spec : {};
-  const metadata = isRecord(object.metadata) ? object.metadata : {};
+  const status = recordOf(object.status);
+  const spec = recordOf(object.spec);
+  const metadata = metadataOf(object);
   const conds = conditions(object);
   const condition = (type: string) => conds.find((c) => c.type === type);
   if (typeof metadata.deletionTimestamp === "string") return { status: "in-progress", message: "being deleted" };

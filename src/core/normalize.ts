@@ -1,7 +1,7 @@
 import { dump, DUMP_SCHEMA, intCoreTag, intYaml11Tag, NOT_RESOLVED } from "js-yaml";
 import { isSecret, type ResourceId } from "./identity.ts";
 import { isRawJson } from "./json.ts";
-import { isRecord, setOwn, type KubeObject } from "./manifest.ts";
+import { isRecord, metadataOf, setOwn, type KubeObject } from "./manifest.ts";
 
 /** Server-populated metadata fields that say nothing about intent. */
 const DROPPED_METADATA = ["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"];
@@ -19,7 +19,7 @@ const LEADING_FIELDS = ["apiVersion", "kind", "metadata"];
 export function normalize(object: KubeObject, id: ResourceId): KubeObject {
   const out: KubeObject = { ...object };
   delete out.status;
-  const metadata = withoutKeys(isRecord(object.metadata) ? object.metadata : {}, DROPPED_METADATA);
+  const metadata = withoutKeys(metadataOf(object), DROPPED_METADATA);
   if (isRecord(metadata.annotations)) {
     const annotations = withoutKeys(metadata.annotations, DROPPED_ANNOTATIONS);
     if (Object.keys(annotations).length === 0) delete metadata.annotations;

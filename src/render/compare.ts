@@ -2,30 +2,30 @@ import type { Config, Environment } from "../core/config.ts";
 import { diffResources, summarize, type DiffOptions } from "../core/diff.ts";
 import type { SourceProblem } from "../core/errors.ts";
 import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/diff-report.ts";
-import { buildResourceSet, type NormalizedMemo, type Resource } from "../core/resource-set.ts";
+import { buildResourceSet, type NormalizedMemo, type ResourceSet } from "../core/resource-set.ts";
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";
+
+/** Renders both sides of an environment: in this process ({@link InProcessRenderer}) or in the app's render processes, cached. */
+export interface SidesRenderer {
+  /** Why an environment need not be rendered at all (such as unchanged inputs); undefined renders it. */
+  unchanged?: (env: Environment) => Promise<string | undefined>;
+  render: (env: Environment) => Promise<Record<Side, RenderedSide>>;
+}
 
 /** What to compare and how. */
 export interface CompareInput {
   config: Config;
-  /** Renders both sides of one environment: in this process ({@link renderBothInProcess}) or in the app's render processes. */
-  render: (env: Environment) => Promise<Record<Side, RenderedSide>>;
+  renderer: SidesRenderer;
   /** Only these environments (all when absent). */
   environments?: readonly string[];
   diff?: DiffOptions;
-  /** Why an environment need not be rendered at all (such as unchanged inputs); undefined renders it. */
-  skip?: (env: Environment) => Promise<string | undefined>;
 }
 
 /** One environment of one checkout, rendered and indexed. */
-export interface RenderedSide {
-  resources: Map<string, Resource>;
-  problems: SourceProblem[];
+export interface RenderedSide extends ResourceSet {
   /** The render may succeed when tried again (it timed out, or its process died): never cache it. */
   transient?: boolean;
-  /** Kinds whose scope is unknown without a cluster (`Kind.group`). */
-  unknownScopes?: string[];
   /** Things worth knowing that are not errors. */
   notes?: string[];
 }
@@ -36,15 +36,15 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
   const errors: ReportProblem[] = [];
   const environments: EnvironmentDiff[] = [];
   for (const env of selected) {
-    const skipped = await input.skip?.(env);
+    const skipped = await input.renderer.unchanged?.(env);
     if (skipped !== undefined) {
       environments.push({ name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped });
       continue;
     }
-    const { base, head } = await input.render(env);
+    const { base, head } = await input.renderer.render(env);
     errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
     const changes = diffResources(base.resources, head.resources, input.diff);
-    const unknown = [...new Set([...(base.unknownScopes ?? []), ...(head.unknownScopes ?? [])])].sort();
+    const unknown = [...new Set([...base.unknownScopes, ...head.unknownScopes])].sort();
     const notes = [...new Set([...(head.notes ?? []), ...(unknown.length > 0 ? [unknownScopeNote(unknown)] : [])])];
     environments.push({ name: env.name, summary: summarize(changes), changes, ...(notes.length > 0 ? { notes } : {}) });
   }
@@ -55,12 +55,20 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
  * Renders both sides of an environment in this process, sharing one parse cache: most documents
  * are the same text on both sides and are parsed once.
  */
-export function renderBothInProcess(base: RendererContext, head: RendererContext): CompareInput["render"] {
-  return async (env) => {
-    const [baseSide, headSide] = await renderSides([base, head], env);
-    if (!baseSide || !headSide) throw new Error("renderSides returned fewer sides than asked");
-    return { base: baseSide, head: headSide };
-  };
+export class InProcessRenderer implements SidesRenderer {
+  readonly #base: RendererContext;
+  readonly #head: RendererContext;
+
+  constructor(base: RendererContext, head: RendererContext) {
+    this.#base = base;
+    this.#head = head;
+  }
+
+  async render(env: Environment): Promise<Record<Side, RenderedSide>> {
+    const [base, head] = await renderSides([this.#base, this.#head], env);
+    if (!base || !head) throw new Error("renderSides returned fewer sides than asked");
+    return { base, head };
+  }
 }
 
 /** How a render treats an environment with no inputs. */
@@ -87,8 +95,8 @@ export async function renderSide(context: RendererContext, env: Environment, opt
   return {
     resources: set.resources,
     problems,
+    unknownScopes: set.unknownScopes,
     ...(rendered.transient ? { transient: true } : {}),
-    ...(set.unknownScopes.length > 0 ? { unknownScopes: set.unknownScopes } : {}),
     ...(rendered.notes ? { notes: rendered.notes } : {}),
   };
 }

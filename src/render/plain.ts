@@ -1,14 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { SourceProblem } from "../core/errors.ts";
-import { parseManifests, type ManifestObject } from "../core/manifest.ts";
+import { parseManifests, type ManifestObject, type ParseResult } from "../core/manifest.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
 import { listManifestFiles, relativeTo } from "./files.ts";
 
 /** What a renderer produced: the objects, and the problems that kept some from being read. */
-export interface Rendered {
-  objects: ManifestObject[];
-  problems: SourceProblem[];
+export interface Rendered extends ParseResult {
   /** The failure may not happen again (a timeout): the render must not be cached. */
   transient?: boolean;
   /** Things worth knowing that are not errors (files a lenient render skipped). */

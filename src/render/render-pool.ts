@@ -2,7 +2,6 @@ import { fork, type ChildProcess } from "node:child_process";
 import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Environment } from "../core/config.ts";
-import type { SourceProblem } from "../core/errors.ts";
 import type { Resource } from "../core/resource-set.ts";
 import type { RenderedSide } from "./compare.ts";
 import type { RenderLimits } from "./render-environment.ts";
@@ -19,14 +18,8 @@ export interface RenderTask {
   requireInputs: boolean;
 }
 
-/** A rendered side as it crosses the process boundary. */
-export interface WireSide {
-  resources: Resource[];
-  problems: SourceProblem[];
-  transient?: boolean;
-  unknownScopes?: string[];
-  notes?: string[];
-}
+/** A rendered side as it crosses the process boundary: its resources as a list. */
+export type WireSide = Omit<RenderedSide, "resources"> & { resources: Resource[] };
 
 /** A render process's answer. */
 export type RenderReply = { id: number; ok: true; sides: WireSide[] } | { id: number; ok: false; error: string };
@@ -217,5 +210,5 @@ export class RenderPool {
 }
 
 function failed(env: Environment, sides: number, message: string): RenderedSide[] {
-  return Array.from({ length: sides }, () => ({ resources: new Map(), problems: [{ file: env.path, line: 1, message }], transient: true }));
+  return Array.from({ length: sides }, () => ({ resources: new Map(), problems: [{ file: env.path, line: 1, message }], unknownScopes: [], transient: true }));
 }

@@ -1,6 +1,6 @@
 import type { Environment } from "../../core/config.ts";
 import type { Side } from "../../core/diff-report.ts";
-import type { RenderedSide } from "../../render/compare.ts";
+import type { RenderedSide, SidesRenderer } from "../../render/compare.ts";
 import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
 import type { Logger } from "./logger.ts";
@@ -20,7 +20,7 @@ export interface CachedRendererDeps {
  * in one render-process call, and writes new renders back (awaited by {@link flush}, so the
  * comment need not wait for them).
  */
-export class CachedRenderer {
+export class CachedRenderer implements SidesRenderer {
   readonly #deps: CachedRendererDeps;
   readonly #checkouts: Record<Side, string>;
   readonly #inputs = new Map<string, Promise<Record<Side, EnvironmentInputs>>>();
@@ -46,7 +46,7 @@ export class CachedRenderer {
     const result: Partial<Record<Side, RenderedSide>> = {};
     sides.forEach((side, index) => {
       const cached = found[index];
-      if (cached) result[side] = { ...cached, resources: new Map(cached.resources.map((r) => [r.key, r])) };
+      if (cached) result[side] = { ...cached, unknownScopes: cached.unknownScopes ?? [], resources: new Map(cached.resources.map((r) => [r.key, r])) };
     });
     const missing = sides.filter((side) => result[side] === undefined);
     if (missing.length > 0) {
@@ -83,7 +83,7 @@ export class CachedRenderer {
   }
 
   #write(key: string, side: RenderedSide): void {
-    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems, ...(side.unknownScopes ? { unknownScopes: side.unknownScopes } : {}), ...(side.notes ? { notes: side.notes } : {}) }, this.#deps.now()).catch((error: unknown) => {
+    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems, ...(side.unknownScopes.length > 0 ? { unknownScopes: side.unknownScopes } : {}), ...(side.notes ? { notes: side.notes } : {}) }, this.#deps.now()).catch((error: unknown) => {
       this.#deps.log.warn({ error: String(error) }, "render cache write failed");
     });
     this.#writes.push(write);

@@ -1,8 +1,7 @@
-import { helpText, parseCommand } from "../../core/commands.ts";
-import { escapeInline } from "../../core/markdown.ts";
+import { helpText, parseCommand, replies } from "../../core/commands.ts";
 import type { Config } from "../../core/config.ts";
 import { deployRequest, type DeployReason, type RepositoryRef } from "../../core/deploy-requests.ts";
-import { permits, type GitHubClient, type Permission } from "../github/client.ts";
+import { permits, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
@@ -54,7 +53,7 @@ export class CommandService {
     const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
     if (!config.ok) {
       const [first] = config.errors;
-      await gh.createComment(event.repository, event.pullRequest, `@${event.author} the configuration on the default branch is invalid, so no command can run: \`${first?.file ?? ""}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}`);
+      await gh.createComment(event.repository, event.pullRequest, replies.invalidConfig(event.author, first));
       return;
     }
     const environments = config.config.environments.map((e) => e.name);
@@ -71,26 +70,26 @@ export class CommandService {
         return;
       case "diff":
         if (!(await this.#deps.prState.allowDiff({ repositoryId: event.repository.id, number: event.pullRequest }))) {
-          await gh.createComment(event.repository, event.pullRequest, `@${event.author} a preview was requested less than a minute ago; it updates the preview comment when done.`);
+          await gh.createComment(event.repository, event.pullRequest, replies.diffTooSoon(event.author));
           return;
         }
         await requestPreview(gh, this.#deps, { repository: event.repository, installationId: event.installationId, pull });
-        await gh.createComment(event.repository, event.pullRequest, `@${event.author} queued a new preview of \`${pull.headSha.slice(0, 7)}\`; the preview comment updates when it is done.`);
+        await gh.createComment(event.repository, event.pullRequest, replies.diffQueued(event.author, pull.headSha));
         return;
       case "sync":
       case "rollback": {
         const actual = await gh.permission(event.repository, event.author);
         if (!permits(actual, permission)) {
-          await gh.createComment(event.repository, event.pullRequest, refusal(event.author, command.kind, permission, actual));
+          await gh.createComment(event.repository, event.pullRequest, replies.refused(event.author, command.kind, permission, actual));
           this.#deps.log.info({ repository: event.repository.id, author: event.author, command: command.kind, permission: actual }, "command refused");
           return;
         }
         if (!this.#deps.deploysEnabled) {
-          await gh.createComment(event.repository, event.pullRequest, `@${event.author} deploys are not enabled on this Sluice (it has no job signing key), so \`/${command.kind}\` cannot run. Nothing was done.`);
+          await gh.createComment(event.repository, event.pullRequest, replies.deploysDisabled(event.author, command.kind));
           return;
         }
         const lines = await this.#deploy(gh, event, config.config, command.kind, command.environments);
-        await gh.createComment(event.repository, event.pullRequest, `@${event.author} \`/${command.kind}\`:\n\n${lines.join("\n")}`);
+        await gh.createComment(event.repository, event.pullRequest, replies.deployed(event.author, command.kind, lines));
         return;
       }
     }
@@ -101,7 +100,7 @@ export class CommandService {
     for (const env of config.environments.filter((e) => names.includes(e.name))) {
       const sha = reason === "rollback" ? await gh.previousSuccessfulDeployment(event.repository, env.name) : await gh.branchSha(event.repository, env.branch);
       if (sha === undefined) {
-        lines.push(`- \`${env.name}\`: no earlier successful deployment to roll back to; nothing queued.`);
+        lines.push(replies.nothingToRollBack(env.name));
         continue;
       }
       const request = deployRequest(
@@ -110,13 +109,8 @@ export class CommandService {
       );
       const added = await this.#deps.queues.addDeployRequest(request);
       const what = reason === "rollback" ? `roll back to \`${sha.slice(0, 7)}\`` : `deploy \`${env.branch}\` at \`${sha.slice(0, 7)}\``;
-      lines.push(`- \`${env.name}\`: ${added ? "queued" : "already queued"}: ${what}.`);
+      lines.push(replies.queuedLine(env.name, added, what));
     }
     return lines;
   }
-}
-
-/** The polite refusal: what was asked, what it needs, what the commenter has; nothing happened. */
-export function refusal(author: string, command: string, required: Permission, actual: Permission): string {
-  return `Sorry @${author}, \`/${command}\` needs **${required}** permission on this repository and you have **${actual}**. Nothing was done.`;
 }

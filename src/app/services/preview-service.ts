@@ -133,7 +133,7 @@ export class PreviewService {
       const [base, head] = await Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
       const config = configured ?? (await discoverBoth(base.dir, head.dir, job.baseRef));
       const renderer = new CachedRenderer({ pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log }, { base: base.dir, head: head.dir });
-      const report = await compareCheckouts({ config, skip: (env) => renderer.unchanged(env), render: (env) => renderer.render(env) });
+      const report = await compareCheckouts({ config, renderer });
       return { report, renderer };
     } finally {
       for (const lease of leases) lease.release();
