@@ -14,10 +14,7 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
       // @kubernetes/client-node types its models as classes, but its API takes and returns plain JSON.
       "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
-      "no-restricted-syntax": [
-        "error",
-        { selector: "ExportDefaultDeclaration", message: "Use named exports." },
-      ],
+      "no-restricted-syntax": ["error", { selector: "ExportDefaultDeclaration", message: "Use named exports." }],
     },
   },
   { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
@@ -28,7 +25,10 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { group: ["node:fs*", "node:child_process", "node:net", "node:http*", "node:process", "node:os"], message: "src/core is pure: no I/O, environment or process access." },
+            {
+              group: ["node:fs*", "node:child_process", "node:net", "node:http*", "node:process", "node:os"],
+              message: "src/core is pure: no I/O, environment or process access.",
+            },
             { group: ["**/app/**", "**/agent/**", "**/render/**", "**/cli/**"], message: "src/core depends on nothing else in src." },
           ],
         },

@@ -29,23 +29,69 @@ function objects(namespace: string): KubeObject[] {
     const labels = { app: name };
     out.push(
       { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } },
-      { apiVersion: "v1", kind: "Service", metadata: { name, namespace }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } },
-      { apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace }, spec: { replicas: 0, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { serviceAccountName: name, containers: [{ name: "app", image: "ghcr.io/example/app:1.0.0", ports: [{ containerPort: 8080 }] }] } } } },
-      { apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace }, spec: { rules: [{ host: `${name}.example.com`, http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name, port: { number: 80 } } } }] } }] } },
+      {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name, namespace },
+        spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name, namespace },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: name,
+              containers: [{ name: "app", image: "ghcr.io/example/app:1.0.0", ports: [{ containerPort: 8080 }] }],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "Ingress",
+        metadata: { name, namespace },
+        spec: {
+          rules: [
+            {
+              host: `${name}.example.com`,
+              http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name, port: { number: 80 } } } }] },
+            },
+          ],
+        },
+      },
     );
   }
   return out;
 }
 
 // Redis is not used here; pointing REDIS_URL anywhere keeps the starter from starting one.
-const env = await startTestEnv({ env: { ...process.env, KUBECONFIG: "", REDIS_URL: "redis://127.0.0.1:1" }, controllers: false, log: () => undefined });
+const env = await startTestEnv({
+  env: { ...process.env, KUBECONFIG: "", REDIS_URL: "redis://127.0.0.1:1" },
+  controllers: false,
+  log: () => undefined,
+});
 const work = await mkdtemp(join(tmpdir(), "sluice-bench-apply-"));
 try {
   const samples = { sluice: { first: [] as number[], noop: [] as number[] }, kubectl: { first: [] as number[], noop: [] as number[] } };
   const sluice = async (set: KubeObject[]): Promise<number> => {
     const cluster = Cluster.connect(env.kubeconfigPath, { fieldManager: "sluice", qps: 500 });
     const started = performance.now();
-    await applyAllStaged(cluster, set.map((object): Planned => ({ id: statedId(object), object })), { concurrency: 16, clock: { now: Date.now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) }, owner: { repositoryId: 1, environment: "bench" }, allowAdoption: true, progress: () => Promise.resolve() });
+    await applyAllStaged(
+      cluster,
+      set.map((object): Planned => ({ id: statedId(object), object })),
+      {
+        concurrency: 16,
+        clock: { now: Date.now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+        owner: { repositoryId: 1, environment: "bench" },
+        allowAdoption: true,
+        progress: () => Promise.resolve(),
+      },
+    );
     const elapsed = performance.now() - started;
     cluster.close();
     return elapsed;
@@ -53,7 +99,11 @@ try {
   const kubectl = async (set: KubeObject[], file: string): Promise<number> => {
     await writeFile(file, set.map((o) => stringify(o)).join("---\n"));
     const started = performance.now();
-    await run("kubectl", ["--kubeconfig", env.kubeconfigPath, "apply", "--server-side", "--force-conflicts", "--field-manager", "kubectl-bench", "-f", file], { maxBuffer: 64 * 1024 * 1024 });
+    await run(
+      "kubectl",
+      ["--kubeconfig", env.kubeconfigPath, "apply", "--server-side", "--force-conflicts", "--field-manager", "kubectl-bench", "-f", file],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
     return performance.now() - started;
   };
   for (let i = 0; i < runs; i++) {
@@ -69,10 +119,16 @@ try {
   }
   const s = { first: median(samples.sluice.first), noop: median(samples.sluice.noop) };
   const k = { first: median(samples.kubectl.first), noop: median(samples.kubectl.noop) };
-  console.log(`\n${apps * 4 + 1} objects (${apps} apps: Deployment with 0 replicas, ServiceAccount, Service, Ingress; and a Namespace), ${runs} runs, medians:`);
+  console.log(
+    `\n${apps * 4 + 1} objects (${apps} apps: Deployment with 0 replicas, ServiceAccount, Service, Ingress; and a Namespace), ${runs} runs, medians:`,
+  );
   console.log(`                 sluice (ms)  kubectl (ms)  sluice / kubectl`);
-  console.log(`first apply     ${s.first.toFixed(0).padStart(11)}  ${k.first.toFixed(0).padStart(12)}  ${(s.first / k.first).toFixed(2).padStart(16)}`);
-  console.log(`no-op re-apply  ${s.noop.toFixed(0).padStart(11)}  ${k.noop.toFixed(0).padStart(12)}  ${(s.noop / k.noop).toFixed(2).padStart(16)}`);
+  console.log(
+    `first apply     ${s.first.toFixed(0).padStart(11)}  ${k.first.toFixed(0).padStart(12)}  ${(s.first / k.first).toFixed(2).padStart(16)}`,
+  );
+  console.log(
+    `no-op re-apply  ${s.noop.toFixed(0).padStart(11)}  ${k.noop.toFixed(0).padStart(12)}  ${(s.noop / k.noop).toFixed(2).padStart(16)}`,
+  );
 } finally {
   await env.stop();
   await rm(work, { recursive: true, force: true });

@@ -18,7 +18,9 @@ const cli = join(root, "bin", "sluice.js");
 await access(join(root, "dist", "cli", "sluice.js")).catch(() => {
   throw new Error("dist/ is missing: run `npm run build` first (npm run bench:diff does)");
 });
-const { stdout: dyffEnv } = await promisify(execFile)("bash", [join(root, "scripts", "test-tools.sh"), "dyff"]).then(() => promisify(execFile)("bash", [join(root, "scripts", "test-tools.sh"), "--print-env"]));
+const { stdout: dyffEnv } = await promisify(execFile)("bash", [join(root, "scripts", "test-tools.sh"), "dyff"]).then(() =>
+  promisify(execFile)("bash", [join(root, "scripts", "test-tools.sh"), "--print-env"]),
+);
 const dyff = /^SLUICE_DYFF=(.*)$/m.exec(dyffEnv)?.[1];
 if (!dyff) throw new Error("dyff was not built");
 
@@ -45,12 +47,16 @@ try {
       for (const name of order) samples[name]?.push(await (peers[name] as () => Promise<Sample>)());
     }
     const sluiceMs = median((samples.sluice ?? []).map((s) => s.ms));
-    console.log(`\n${size} resources (${pair.counts.modified} modified, ${pair.counts.added} added, ${pair.counts.removed} removed), ${runs} runs, medians:`);
+    console.log(
+      `\n${size} resources (${pair.counts.modified} modified, ${pair.counts.added} added, ${pair.counts.removed} removed), ${runs} runs, medians:`,
+    );
     console.log("tool        time (ms)  peak RSS (MB)  sluice / tool");
     for (const [name, list] of Object.entries(samples)) {
       const ms = median(list.map((s) => s.ms));
       const rss = Math.max(...list.map((s) => s.rssMb));
-      console.log(`${name.padEnd(10)} ${ms.toFixed(0).padStart(10)} ${rss.toFixed(0).padStart(14)} ${(sluiceMs / ms).toFixed(2).padStart(14)}`);
+      console.log(
+        `${name.padEnd(10)} ${ms.toFixed(0).padStart(10)} ${rss.toFixed(0).padStart(14)} ${(sluiceMs / ms).toFixed(2).padStart(14)}`,
+      );
     }
   }
 } finally {

@@ -28,20 +28,41 @@ function resource(index: number, version: number): Record<string, unknown> {
   switch (index % 3) {
     case 0:
       return {
-        apiVersion: "apps/v1", kind: "Deployment", metadata: { name: app, namespace, labels },
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: app, namespace, labels },
         spec: {
           replicas: 2 + version,
           selector: { matchLabels: labels },
           template: {
             metadata: { labels },
-            spec: { containers: [{ name: "main", image: `ghcr.io/example/${app}:1.${version}.0`, ports: [{ containerPort: 8080 }], resources: { requests: { cpu: "100m", memory: "128Mi" } } }] },
+            spec: {
+              containers: [
+                {
+                  name: "main",
+                  image: `ghcr.io/example/${app}:1.${version}.0`,
+                  ports: [{ containerPort: 8080 }],
+                  resources: { requests: { cpu: "100m", memory: "128Mi" } },
+                },
+              ],
+            },
           },
         },
       };
     case 1:
-      return { apiVersion: "v1", kind: "Service", metadata: { name: app, namespace, labels }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 + version }] } };
+      return {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: app, namespace, labels },
+        spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 + version }] },
+      };
     default:
-      return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: `${app}-config`, namespace, labels }, data: { LOG_LEVEL: version ? "debug" : "info", FEATURE_FLAGS: "a,b,c", TIMEOUT: "30s" } };
+      return {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: `${app}-config`, namespace, labels },
+        data: { LOG_LEVEL: version ? "debug" : "info", FEATURE_FLAGS: "a,b,c", TIMEOUT: "30s" },
+      };
   }
 }
 

@@ -11,13 +11,20 @@ export interface Sample {
 }
 
 /** Runs a command under GNU time, returning wall time and peak RSS; `okCodes` are accepted exit codes. */
-export async function measure(command: string, args: readonly string[], okCodes: readonly number[], env: NodeJS.ProcessEnv = process.env): Promise<Sample> {
+export async function measure(
+  command: string,
+  args: readonly string[],
+  okCodes: readonly number[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Sample> {
   const rssFile = join(tmpdir(), `sluice-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const start = performance.now();
   const code = await new Promise<number>((resolve, reject) => {
     const child = spawn("/usr/bin/time", ["-f", "%M", "-o", rssFile, command, ...args], { stdio: ["ignore", "ignore", "pipe"], env });
     let stderr = "";
-    child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
     child.on("error", reject);
     child.on("close", (c) => {
       if (c !== null && okCodes.includes(c)) resolve(c);

@@ -13,7 +13,13 @@ import { generatePair } from "./generate.ts";
 import { median } from "./measure.ts";
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, kustomize: { type: "string", default: "4000" }, plain: { type: "string", default: "10000" } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    kustomize: { type: "string", default: "4000" },
+    plain: { type: "string", default: "10000" },
+  },
+});
 const runs = Number(values.runs);
 
 /** A kustomize tree of `resources` objects in `resources / 4` files, with a namespace and a labels transformer. */
@@ -27,7 +33,10 @@ async function kustomizeTree(dir: string, resources: number, version: number): P
     files.push(name);
     await writeFile(join(dir, "app", name), docs.slice(i, i + 4).join("---\n"));
   }
-  await writeFile(join(dir, "app", "kustomization.yaml"), `namespace: bench\nlabels:\n  - pairs:\n      team: bench\nresources:\n${files.map((f) => `  - ${f}`).join("\n")}\n`);
+  await writeFile(
+    join(dir, "app", "kustomization.yaml"),
+    `namespace: bench\nlabels:\n  - pairs:\n      team: bench\nresources:\n${files.map((f) => `  - ${f}`).join("\n")}\n`,
+  );
   await mkdir(join(dir, ".github"), { recursive: true });
   await writeFile(join(dir, ".github", "sluice.yml"), "version: 1\nenvironments:\n  - name: bench\n    path: app\n    namespace: bench\n");
 }
@@ -60,8 +69,28 @@ const env = await startTestEnv({ env: { ...process.env, KUBECONFIG: "" }, kubern
 const work = await mkdtemp(join(tmpdir(), "sluice-bench-preview-"));
 try {
   const scenarios = [
-    { name: `plain, ${values.plain} resources`, tree: plainTree, size: Number(values.plain), renderer: async (dir: string) => run(process.execPath, [join(import.meta.dirname, "..", "bin", "sluice.js"), "diff", dir, dir, "--format", "json", "--out", "/dev/null"]) },
-    { name: `kustomize, ${values.kustomize} resources in ${Number(values.kustomize) / 4} files`, tree: kustomizeTree, size: Number(values.kustomize), renderer: async (dir: string) => run(env.tools.kustomize, ["build", join(dir, "app")], { maxBuffer: 1024 ** 3 }) },
+    {
+      name: `plain, ${values.plain} resources`,
+      tree: plainTree,
+      size: Number(values.plain),
+      renderer: async (dir: string) =>
+        run(process.execPath, [
+          join(import.meta.dirname, "..", "bin", "sluice.js"),
+          "diff",
+          dir,
+          dir,
+          "--format",
+          "json",
+          "--out",
+          "/dev/null",
+        ]),
+    },
+    {
+      name: `kustomize, ${values.kustomize} resources in ${Number(values.kustomize) / 4} files`,
+      tree: kustomizeTree,
+      size: Number(values.kustomize),
+      renderer: async (dir: string) => run(env.tools.kustomize, ["build", join(dir, "app")], { maxBuffer: 1024 ** 3 }),
+    },
   ];
   let shaCounter = 1;
   for (const scenario of scenarios) {
@@ -69,21 +98,35 @@ try {
     const warm: number[] = [];
     const render: number[] = [];
     for (let i = 0; i < runs; i++) {
-      const h = await startHarness({ redisUrl: env.redisUrl, kustomize: env.tools.kustomize, helm: env.tools.helm, database: 3, logLevel: "error" });
+      const h = await startHarness({
+        redisUrl: env.redisUrl,
+        kustomize: env.tools.kustomize,
+        helm: env.tools.helm,
+        database: 3,
+        logLevel: "error",
+      });
       try {
         h.github.addRepo("bench", "bench", 1);
-        const dirs = await Promise.all([0, 1, 2].map(async (v) => {
-          const dir = join(work, `${scenario.size}-${i}-${v}`);
-          await scenario.tree(dir, scenario.size, Math.min(v, 1));
-          return dir;
-        }));
-        const [base = "", head = "", head2 = ""] = await Promise.all(dirs.map(async (dir, v) => {
-          const sha = (shaCounter++).toString(16).padStart(40, "b");
-          // head2 differs from head by one file, so its render is not cached.
-          if (v === 2) await writeFile(join(dir, scenario.size === Number(values.plain) ? "manifests/extra.yaml" : "app/r-0000.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n");
-          await h.github.addCommit("bench", "bench", sha, dir);
-          return sha;
-        }));
+        const dirs = await Promise.all(
+          [0, 1, 2].map(async (v) => {
+            const dir = join(work, `${scenario.size}-${i}-${v}`);
+            await scenario.tree(dir, scenario.size, Math.min(v, 1));
+            return dir;
+          }),
+        );
+        const [base = "", head = "", head2 = ""] = await Promise.all(
+          dirs.map(async (dir, v) => {
+            const sha = (shaCounter++).toString(16).padStart(40, "b");
+            // head2 differs from head by one file, so its render is not cached.
+            if (v === 2)
+              await writeFile(
+                join(dir, scenario.size === Number(values.plain) ? "manifests/extra.yaml" : "app/r-0000.yaml"),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n",
+              );
+            await h.github.addCommit("bench", "bench", sha, dir);
+            return sha;
+          }),
+        );
         const started = performance.now();
         await scenario.renderer(dirs[1] ?? "");
         render.push(performance.now() - started);
@@ -98,8 +141,12 @@ try {
     const w = median(warm);
     console.log(`\n${scenario.name}, ${runs} runs, medians:`);
     console.log(`  one head render (renderer alone)  ${r.toFixed(0)} ms`);
-    console.log(`  opened → comment, cold            ${c.toFixed(0)} ms  (${(c / r).toFixed(2)}× one render; base and head render in parallel)`);
-    console.log(`  opened → comment, base cached     ${w.toFixed(0)} ms  (${(w / r).toFixed(2)}× one head render; Sluice's own share ${(((w - r) / r) * 100).toFixed(1)}% of the render time)`);
+    console.log(
+      `  opened → comment, cold            ${c.toFixed(0)} ms  (${(c / r).toFixed(2)}× one render; base and head render in parallel)`,
+    );
+    console.log(
+      `  opened → comment, base cached     ${w.toFixed(0)} ms  (${(w / r).toFixed(2)}× one head render; Sluice's own share ${(((w - r) / r) * 100).toFixed(1)}% of the render time)`,
+    );
   }
 } finally {
   await env.stop();

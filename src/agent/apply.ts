@@ -6,7 +6,15 @@ import type { KubeObject } from "../core/manifest.ts";
 import { ChangeSet, entry } from "./change-set.ts";
 import { PermanentDeployError } from "./errors.ts";
 import type { Cluster } from "./kube/cluster.ts";
-import { listLive, preflightAll, waitsForDefinitions, type Planned, type Preflight, type PreflightOptions, type Verdict } from "./preflight.ts";
+import {
+  listLive,
+  preflightAll,
+  waitsForDefinitions,
+  type Planned,
+  type Preflight,
+  type PreflightOptions,
+  type Verdict,
+} from "./preflight.ts";
 
 /** Options of one staged apply. */
 export interface ApplyOptions extends PreflightOptions {
@@ -42,9 +50,20 @@ export async function applyAllStaged(cluster: Cluster, objects: readonly Planned
   if (refused.length > 0) {
     for (const item of preflight) {
       const error = "error" in item ? item.error.message : undefined;
-      changes.add(entry(item.planned.id, error ? "failed" : "skipped", "unknown", options.clock.now() - started, error ?? "not applied: preflight failed"));
+      changes.add(
+        entry(
+          item.planned.id,
+          error ? "failed" : "skipped",
+          "unknown",
+          options.clock.now() - started,
+          error ?? "not applied: preflight failed",
+        ),
+      );
     }
-    throw new PermanentDeployError(`server-side dry-run failed for ${refused.length} of ${ordered.length} objects; nothing was written:\n${refused.join("\n")}`, changes.entries(objects.map((o) => o.id)));
+    throw new PermanentDeployError(
+      `server-side dry-run failed for ${refused.length} of ${ordered.length} objects; nothing was written:\n${refused.join("\n")}`,
+      changes.entries(objects.map((o) => o.id)),
+    );
   }
   const writes = preflight as Write[];
   const counter = { applied: 0, total: ordered.length };
@@ -53,15 +72,26 @@ export async function applyAllStaged(cluster: Cluster, objects: readonly Planned
   await applyAll(cluster, definitions, changes, counter, options);
   if (definitions.length > 0) {
     await options.progress(counter.applied, counter.total, `waiting for ${definitions.length} definitions to be established`);
-    await waitEstablished(cluster, definitions.map((d) => d.planned.object), options);
+    await waitEstablished(
+      cluster,
+      definitions.map((d) => d.planned.object),
+      options,
+    );
   }
 
   const rest = writes.filter((w) => stageOf(w.planned.id) === "resources");
   const waited = rest.filter((w) => w.verdict === "deferred");
-  const late = await preflightAll(cluster, waited.map((w) => w.planned), options);
+  const late = await preflightAll(
+    cluster,
+    waited.map((w) => w.planned),
+    options,
+  );
   const lateRefused = refusals(late);
   if (lateRefused.length > 0) {
-    throw new PermanentDeployError(`server-side dry-run failed after the definitions were applied:\n${lateRefused.join("\n")}`, changes.entries(definitions.map((d) => d.planned.id)));
+    throw new PermanentDeployError(
+      `server-side dry-run failed after the definitions were applied:\n${lateRefused.join("\n")}`,
+      changes.entries(definitions.map((d) => d.planned.id)),
+    );
   }
   const verdicts = new Map(late.map((p) => [p.planned, (p as Write).verdict]));
   const resources = rest.map((w) => ({ planned: w.planned, verdict: verdicts.get(w.planned) ?? w.verdict }));
@@ -75,7 +105,13 @@ export async function applyAllStaged(cluster: Cluster, objects: readonly Planned
 }
 
 /** Writes what the preflight says would change, at most `concurrency` at once, adding each outcome to `changes`. */
-async function applyAll(cluster: Cluster, writes: readonly Write[], changes: ChangeSet, counter: { applied: number }, options: ApplyOptions): Promise<void> {
+async function applyAll(
+  cluster: Cluster,
+  writes: readonly Write[],
+  changes: ChangeSet,
+  counter: { applied: number },
+  options: ApplyOptions,
+): Promise<void> {
   await mapBounded(writes, options.concurrency, async ({ planned, verdict }) => {
     const begin = options.clock.now();
     if (verdict === "recreate") {

@@ -2,7 +2,13 @@ import type { ObjectResult } from "../core/agent-protocol.ts";
 import { resourceKey, type ResourceId } from "../core/identity.ts";
 
 /** What happened to one object in a deploy. */
-export function entry(id: ResourceId, action: ObjectResult["action"], health: ObjectResult["health"], durationMs: number, message?: string): ObjectResult {
+export function entry(
+  id: ResourceId,
+  action: ObjectResult["action"],
+  health: ObjectResult["health"],
+  durationMs: number,
+  message?: string,
+): ObjectResult {
   return { ...id, action, health, durationMs, ...(message ? { message } : {}) };
 }
 

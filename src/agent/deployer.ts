@@ -21,7 +21,9 @@ import { prune } from "./prune.ts";
 import { errorMessage } from "../core/errors.ts";
 
 /** Sends a report (signed by the caller's reporter). */
-export type Report = (report: Omit<AgentReport, "version" | "jobId" | "repository" | "installationId" | "environment" | "sha" | "at">) => Promise<void>;
+export type Report = (
+  report: Omit<AgentReport, "version" | "jobId" | "repository" | "installationId" | "environment" | "sha" | "at">,
+) => Promise<void>;
 
 /** What the deployer needs. */
 export interface DeployerDeps {
@@ -52,7 +54,8 @@ export function verifyJob(envelope: unknown, deps: Pick<DeployerDeps, "appKey" |
   const parsed = agentJobSchema.safeParse(payload);
   if (!parsed.success) throw new RejectedJobError(`signed job does not match the job schema: ${parsed.error.issues[0]?.message ?? ""}`);
   const job = parsed.data;
-  if (!deps.policy.environments.includes(job.environment)) throw new RejectedJobError(`environment ${job.environment} is not served by this agent`);
+  if (!deps.policy.environments.includes(job.environment))
+    throw new RejectedJobError(`environment ${job.environment} is not served by this agent`);
   return job;
 }
 
@@ -68,8 +71,12 @@ export function admitJob(job: AgentJob, policy: DeployerDeps["policy"], now: num
   const expiresAt = Date.parse(job.expiresAt);
   const at = new Date(now).toISOString();
   if (now > expiresAt) throw new RejectedJobError(`job ${job.id} expired at ${job.expiresAt} (now ${at}); a stale job is never applied`);
-  if (now - signedAt > policy.maxJobAgeMs) throw new RejectedJobError(`job ${job.id} was signed at ${job.signedAt}, more than the agent's limit of ${policy.maxJobAgeMs / 1000} s ago`);
-  if (signedAt - now > CLOCK_SKEW_MS) throw new RejectedJobError(`job ${job.id} was signed at ${job.signedAt}, in the future (now ${at}); check the clocks`);
+  if (now - signedAt > policy.maxJobAgeMs)
+    throw new RejectedJobError(
+      `job ${job.id} was signed at ${job.signedAt}, more than the agent's limit of ${policy.maxJobAgeMs / 1000} s ago`,
+    );
+  if (signedAt - now > CLOCK_SKEW_MS)
+    throw new RejectedJobError(`job ${job.id} was signed at ${job.signedAt}, in the future (now ${at}); check the clocks`);
 }
 
 /** Runs verified deploy jobs against the cluster. */
@@ -115,14 +122,34 @@ export class Deployer {
     const deps = this.#deps;
     const repository = `${job.repository.owner}/${job.repository.name}`;
     const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
-    const violations = [...scoped.unknown, ...policyViolations(scoped.objects.map((o) => o.id), namespacesFor(deps.policy, repository) ?? [], deps.policy.clusterKinds)];
-    if (violations.length > 0) throw new PermanentDeployError(`refused by the agent's policy; nothing was written:\n${violations.map((v) => `- ${v}`).join("\n")}`);
-    const planned: Planned[] = scoped.objects.map(({ id, object }) => ({ id, object: withOwnership(object, job.repository, job.environment) }));
+    const violations = [
+      ...scoped.unknown,
+      ...policyViolations(
+        scoped.objects.map((o) => o.id),
+        namespacesFor(deps.policy, repository) ?? [],
+        deps.policy.clusterKinds,
+      ),
+    ];
+    if (violations.length > 0)
+      throw new PermanentDeployError(`refused by the agent's policy; nothing was written:\n${violations.map((v) => `- ${v}`).join("\n")}`);
+    const planned: Planned[] = scoped.objects.map(({ id, object }) => ({
+      id,
+      object: withOwnership(object, job.repository, job.environment),
+    }));
     // The cluster's record, not Redis, decides whether this job is newer than the last one accepted.
     const previous = await deps.inventories.read(job.repository.id, job.environment);
     const refusal = replayRefusal(previous, job);
     if (refusal) throw new RejectedJobError(refusal);
-    const accepted: Inventory = { version: 1, repositoryId: job.repository.id, repository, environment: job.environment, objects: previous?.objects ?? [], revisions: previous?.revisions ?? [], sequence: job.sequence, sequenceJobId: job.id };
+    const accepted: Inventory = {
+      version: 1,
+      repositoryId: job.repository.id,
+      repository,
+      environment: job.environment,
+      objects: previous?.objects ?? [],
+      revisions: previous?.revisions ?? [],
+      sequence: job.sequence,
+      sequenceJobId: job.id,
+    };
     await deps.inventories.write(accepted);
     // Where the cluster's scope differs from what the manifest said, the report says so.
     const corrections = scoped.corrections.length > 0 ? `\n${scoped.corrections.map((c) => `- ${c}`).join("\n")}` : "";
@@ -134,25 +161,42 @@ export class Deployer {
       allowAdoption: deps.policy.allowAdoption,
       progress: (applied, total, note) => report({ phase: "progress", message: `${applied} of ${total} applied; ${note}`, applied, total }),
     });
-    const pruned = await prune(deps.cluster, accepted.objects, planned.map((p) => p.id), {
-      repositoryId: job.repository.id,
-      environment: job.environment,
-      enabled: job.settings.prune,
-      allowEmpty: job.settings.allowEmpty,
-      now: deps.clock.now,
-    });
+    const pruned = await prune(
+      deps.cluster,
+      accepted.objects,
+      planned.map((p) => p.id),
+      {
+        repositoryId: job.repository.id,
+        environment: job.environment,
+        enabled: job.settings.prune,
+        allowEmpty: job.settings.allowEmpty,
+        now: deps.clock.now,
+      },
+    );
     const outcome = await waitForHealth(deps.cluster, planned, {
       timeoutMs: deps.healthTimeoutMs,
       concurrency: deps.concurrency,
       clock: deps.clock,
-      waiting: (note) => report({ phase: "progress", message: `${planned.length} of ${planned.length} applied; ${note}`, applied: planned.length, total: planned.length }),
+      waiting: (note) =>
+        report({
+          phase: "progress",
+          message: `${planned.length} of ${planned.length} applied; ${note}`,
+          applied: planned.length,
+          total: planned.length,
+        }),
     });
     const results = changes.entries(planned.map((p) => p.id)).map((result) => {
       const health = outcome.health.get(resourceKey(result));
       return health ? { ...result, health: health.status, ...(health.status === "current" ? {} : { message: health.message }) } : result;
     });
     if (outcome.ended !== "healthy") throw new HealthTimeoutError(outcome.message, results);
-    await deps.inventories.write(nextInventory(accepted, { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) }, { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString() }));
+    await deps.inventories.write(
+      nextInventory(
+        accepted,
+        { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) },
+        { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString() },
+      ),
+    );
     return [...results, ...pruned];
   }
 }
@@ -166,7 +210,11 @@ const MAX_BLOB_BYTES = 512 * 1024 * 1024;
  * namespaced ones without one get `defaultNamespace`. Kinds neither the server nor the set knows
  * are listed in `unknown`.
  */
-export async function resolveScopes(cluster: Cluster, objects: readonly KubeObject[], defaultNamespace: string): Promise<{ objects: Planned[]; unknown: string[]; corrections: string[] }> {
+export async function resolveScopes(
+  cluster: Cluster,
+  objects: readonly KubeObject[],
+  defaultNamespace: string,
+): Promise<{ objects: Planned[]; unknown: string[]; corrections: string[] }> {
   const definedHere = crdScopes(objects);
   const planned: Planned[] = [];
   const unknown: string[] = [];
@@ -180,12 +228,16 @@ export async function resolveScopes(cluster: Cluster, objects: readonly KubeObje
     const defined = definedHere.get(`${group}/${kind}`);
     const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? (defined === undefined ? undefined : defined === "namespaced");
     if (namespaced === undefined) {
-      unknown.push(`${kind} ${name} (${apiVersion}): the API server does not serve this kind and no CustomResourceDefinition in this deploy defines it`);
+      unknown.push(
+        `${kind} ${name} (${apiVersion}): the API server does not serve this kind and no CustomResourceDefinition in this deploy defines it`,
+      );
       continue;
     }
-    if (namespaced) metadata.namespace = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : defaultNamespace;
+    if (namespaced)
+      metadata.namespace = typeof metadata.namespace === "string" && metadata.namespace !== "" ? metadata.namespace : defaultNamespace;
     else {
-      if (typeof metadata.namespace === "string" && metadata.namespace !== "") corrections.push(`${kind} ${name} is cluster-scoped; its metadata.namespace ${metadata.namespace} was ignored`);
+      if (typeof metadata.namespace === "string" && metadata.namespace !== "")
+        corrections.push(`${kind} ${name} is cluster-scoped; its metadata.namespace ${metadata.namespace} was ignored`);
       delete metadata.namespace;
     }
     const namespace = namespaced ? String(metadata.namespace) : "";

@@ -51,7 +51,11 @@ export async function waitForHealth(cluster: Cluster, objects: readonly Planned[
     pending = still;
     if (pending.length === 0) return { ended: "healthy", message: "", health };
     if (options.clock.now() > deadline) {
-      return { ended: "timed-out", message: `health check timed out after ${Math.round(options.timeoutMs / 1000)} s; not healthy:\n${messages.map((m) => `- ${m}`).join("\n")}`, health };
+      return {
+        ended: "timed-out",
+        message: `health check timed out after ${Math.round(options.timeoutMs / 1000)} s; not healthy:\n${messages.map((m) => `- ${m}`).join("\n")}`,
+        health,
+      };
     }
     const note = `waiting for the health of ${messages[0] ?? ""}${messages.length > 1 ? ` and ${messages.length - 1} more` : ""}`;
     if (note !== lastNote) {

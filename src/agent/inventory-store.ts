@@ -45,7 +45,11 @@ export class InventoryStore {
         name: this.#name(inventory.repositoryId, inventory.environment),
         namespace: this.#namespace,
         labels: { [MANAGED_BY]: "sluice", "sluice.dev/inventory": "true" },
-        annotations: { "sluice.dev/repository": inventory.repository, "sluice.dev/repository-id": String(inventory.repositoryId), "sluice.dev/environment": inventory.environment },
+        annotations: {
+          "sluice.dev/repository": inventory.repository,
+          "sluice.dev/repository-id": String(inventory.repositoryId),
+          "sluice.dev/environment": inventory.environment,
+        },
       },
       data: { inventory: JSON.stringify(inventory) },
     });

@@ -8,7 +8,11 @@ export interface Owner {
 }
 
 /** Adds Sluice's ownership labels (by repository id) and the repository's name as an annotation, to a copy. */
-export function withOwnership(object: KubeObject, repository: { id: number; owner: string; name: string }, environment: string): KubeObject {
+export function withOwnership(
+  object: KubeObject,
+  repository: { id: number; owner: string; name: string },
+  environment: string,
+): KubeObject {
   const metadata = metadataOf(object);
   return {
     ...object,
@@ -24,7 +28,8 @@ export function withOwnership(object: KubeObject, repository: { id: number; owne
 export function ownedElsewhere(live: KubeObject | undefined, owner: Owner): string | undefined {
   const metadata = metadataOf(live);
   const found = ownerOf(recordOf(metadata.labels));
-  if (!found || (found.repositoryId === String(owner.repositoryId) && found.environment === labelValue(owner.environment))) return undefined;
+  if (!found || (found.repositoryId === String(owner.repositoryId) && found.environment === labelValue(owner.environment)))
+    return undefined;
   const named = annotationOf(live, REPOSITORY_ANNOTATION);
   const name = named === undefined ? `repository id ${found.repositoryId}` : `${named} (id ${found.repositoryId})`;
   return `owned by ${name}, environment ${found.environment}; the agent does not take objects over unless SLUICE_AGENT_ALLOW_ADOPTION is true`;

@@ -28,7 +28,12 @@ export interface PreflightOptions {
 /** Live objects by identity key, read once per kind and namespace rather than one by one. */
 export async function listLive(cluster: Cluster, objects: readonly Planned[], concurrency: number): Promise<Map<string, KubeObject>> {
   const groups = new Map<string, { apiVersion: string; kind: string; namespace: string }>();
-  for (const { id, object } of objects) groups.set(`${String(object.apiVersion)}|${id.kind}|${id.namespace}`, { apiVersion: String(object.apiVersion), kind: id.kind, namespace: id.namespace });
+  for (const { id, object } of objects)
+    groups.set(`${String(object.apiVersion)}|${id.kind}|${id.namespace}`, {
+      apiVersion: String(object.apiVersion),
+      kind: id.kind,
+      namespace: id.namespace,
+    });
   const lists = await mapBounded([...groups.values()], concurrency, (g) => cluster.list(g.apiVersion, g.kind, g.namespace));
   return new Map(lists.flat().map((item) => [resourceKey(statedId(item)), item]));
 }
@@ -38,7 +43,11 @@ export async function listLive(cluster: Cluster, objects: readonly Planned[], co
  * and the server does not serve yet, and objects in namespaces this set creates. Decided once per
  * kind, from the listing and discovery.
  */
-export async function waitsForDefinitions(cluster: Cluster, objects: readonly Planned[], live: ReadonlyMap<string, KubeObject>): Promise<(id: ResourceId) => boolean> {
+export async function waitsForDefinitions(
+  cluster: Cluster,
+  objects: readonly Planned[],
+  live: ReadonlyMap<string, KubeObject>,
+): Promise<(id: ResourceId) => boolean> {
   const newNamespaces = new Set(objects.filter((p) => p.id.kind === "Namespace" && !live.has(resourceKey(p.id))).map((p) => p.id.name));
   const definedHere = new Set(
     objects
@@ -82,7 +91,15 @@ export async function preflightAll(
       if (!(error instanceof KubeApiError) || error.transient) throw error;
       if (error.immutable && mayRecreate(object)) return { planned, verdict: "recreate" };
       const hint = error.immutable ? ` (annotate it with ${FORCE_ANNOTATION}: enabled to let Sluice recreate it)` : "";
-      return { planned, error: new KubeApiError(displayName(id), error.status, error.reason, `dry-run failed: ${error.message.replace(/^[^:]*: /, "")}${hint}`) };
+      return {
+        planned,
+        error: new KubeApiError(
+          displayName(id),
+          error.status,
+          error.reason,
+          `dry-run failed: ${error.message.replace(/^[^:]*: /, "")}${hint}`,
+        ),
+      };
     }
   });
 }
@@ -91,7 +108,9 @@ export async function preflightAll(
 function comparable(object: KubeObject): string {
   const metadata = { ...metadataOf(object) };
   const managed = Array.isArray(metadata.managedFields)
-    ? (metadata.managedFields as unknown[]).filter(isRecord).map((m) => ({ manager: m.manager, operation: m.operation, fieldsV1: m.fieldsV1, subresource: m.subresource }))
+    ? (metadata.managedFields as unknown[])
+        .filter(isRecord)
+        .map((m) => ({ manager: m.manager, operation: m.operation, fieldsV1: m.fieldsV1, subresource: m.subresource }))
     : [];
   delete metadata.managedFields;
   delete metadata.resourceVersion;

@@ -18,7 +18,11 @@ export interface PruneOptions {
 }
 
 function objectFor(id: ResourceId): KubeObject {
-  return { apiVersion: id.group ? `${id.group}/${id.version}` : id.version, kind: id.kind, metadata: { name: id.name, ...(id.namespace ? { namespace: id.namespace } : {}) } };
+  return {
+    apiVersion: id.group ? `${id.group}/${id.version}` : id.version,
+    kind: id.kind,
+    metadata: { name: id.name, ...(id.namespace ? { namespace: id.namespace } : {}) },
+  };
 }
 
 /**
@@ -26,12 +30,19 @@ function objectFor(id: ResourceId): KubeObject {
  * Sluice's ownership labels for this repository and environment, never one annotated
  * `sluice.dev/prune: disabled`, and never everything at once unless allowed.
  */
-export async function prune(cluster: Cluster, previous: readonly ResourceId[], next: readonly ResourceId[], options: PruneOptions): Promise<ObjectResult[]> {
+export async function prune(
+  cluster: Cluster,
+  previous: readonly ResourceId[],
+  next: readonly ResourceId[],
+  options: PruneOptions,
+): Promise<ObjectResult[]> {
   const candidates = pruneCandidates(previous, next);
   if (!options.enabled || candidates.length === 0) return [];
   if (next.length === 0 && previous.length > 0 && !options.allowEmpty) {
     // The same revision would be refused again: permanent, so it does not burn retries.
-    throw new PermanentDeployError(`refusing to prune all ${previous.length} objects of ${options.environment}: the new revision has none; set allowEmpty: true to allow it`);
+    throw new PermanentDeployError(
+      `refusing to prune all ${previous.length} objects of ${options.environment}: the new revision has none; set allowEmpty: true to allow it`,
+    );
   }
   const results: ObjectResult[] = [];
   for (const id of candidates) {
@@ -41,8 +52,13 @@ export async function prune(cluster: Cluster, previous: readonly ResourceId[], n
     const metadata = metadataOf(live);
     const labels = recordOf(metadata.labels);
     const annotations = recordOf(metadata.annotations);
-    if (labels[OWNER_REPOSITORY_LABEL] !== String(options.repositoryId) || labels[OWNER_ENVIRONMENT_LABEL] !== labelValue(options.environment)) {
-      results.push(entry(id, "skipped", "unknown", options.now() - started, `${displayName(id)} is not owned by this environment; not pruned`));
+    if (
+      labels[OWNER_REPOSITORY_LABEL] !== String(options.repositoryId) ||
+      labels[OWNER_ENVIRONMENT_LABEL] !== labelValue(options.environment)
+    ) {
+      results.push(
+        entry(id, "skipped", "unknown", options.now() - started, `${displayName(id)} is not owned by this environment; not pruned`),
+      );
       continue;
     }
     if (annotations[PRUNE_ANNOTATION] === "disabled") {

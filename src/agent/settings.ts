@@ -4,7 +4,16 @@ import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
 
-const list = (fallback: string) => z.string().default(fallback).transform((value) => value.split(",").map((s) => s.trim()).filter(Boolean));
+const list = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
 
 const envSchema = z.object({
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
@@ -13,7 +22,9 @@ const envSchema = z.object({
   SLUICE_APP_PUBLIC_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_SIGNING_KEY: z.string().optional(),
   SLUICE_AGENT_SIGNING_KEY_PATH: z.string().optional(),
-  SLUICE_AGENT_ENVIRONMENTS: list("").refine((envs) => envs.length > 0, { error: "SLUICE_AGENT_ENVIRONMENTS must name at least one environment" }),
+  SLUICE_AGENT_ENVIRONMENTS: list("").refine((envs) => envs.length > 0, {
+    error: "SLUICE_AGENT_ENVIRONMENTS must name at least one environment",
+  }),
   SLUICE_AGENT_REPOSITORIES: z.string({ error: "SLUICE_AGENT_REPOSITORIES must name at least one owner/name (globs allowed)" }).min(1),
   SLUICE_AGENT_NAMESPACES: list(""),
   SLUICE_AGENT_CLUSTER_KINDS: list(""),
@@ -59,7 +70,8 @@ async function secret(inline: string | undefined, path: string | undefined, name
 export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSettings> {
   // An empty variable (as copied from .env.example) means unset.
   const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
-  if (!parsed.success) throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
+  if (!parsed.success)
+    throw new Error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
   const e = parsed.data;
   let rules: RepositoryRule[];
   try {

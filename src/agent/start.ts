@@ -21,13 +21,23 @@ export type AgentLog = (level: "info" | "warn" | "error", message: string, detai
 /** Starts one worker per served environment, one deploy at a time per environment across all replicas. */
 export async function startAgent(settings: AgentSettings, options: { now?: () => number; log?: AgentLog } = {}): Promise<RunningAgent> {
   const now = options.now ?? Date.now;
-  const log: AgentLog = options.log ?? ((level, message, details) => { process.stderr.write(`${JSON.stringify({ level, message, ...details })}\n`); });
+  const log: AgentLog =
+    options.log ??
+    ((level, message, details) => {
+      process.stderr.write(`${JSON.stringify({ level, message, ...details })}\n`);
+    });
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
   const cluster = Cluster.connect(settings.kubeconfig, { fieldManager: settings.fieldManager, qps: settings.qps });
   const appKey = publicKeyFromPem(settings.appPublicKey);
   const agentKey = privateKeyFromPem(settings.signingKey);
   const reports = new Queue(REPORT_QUEUE.name, { connection: redis, prefix: REPORT_QUEUE.prefix });
-  const policy = { rules: settings.rules, clusterKinds: settings.clusterKinds, allowAdoption: settings.allowAdoption, environments: settings.environments, maxJobAgeMs: settings.maxJobAgeMs };
+  const policy = {
+    rules: settings.rules,
+    clusterKinds: settings.clusterKinds,
+    allowAdoption: settings.allowAdoption,
+    environments: settings.environments,
+    maxJobAgeMs: settings.maxJobAgeMs,
+  };
   const deployer = new Deployer({
     redis,
     cluster,
@@ -39,19 +49,26 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     clock: { now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
   });
 
-  const reporter = (job: AgentJob): Report => async (fields) => {
-    const report: AgentReport = {
-      version: 1,
-      jobId: job.id,
-      repository: job.repository,
-      installationId: job.installationId,
-      environment: job.environment,
-      sha: job.sha,
-      at: new Date(now()).toISOString(),
-      ...fields,
+  const reporter =
+    (job: AgentJob): Report =>
+    async (fields) => {
+      const report: AgentReport = {
+        version: 1,
+        jobId: job.id,
+        repository: job.repository,
+        installationId: job.installationId,
+        environment: job.environment,
+        sha: job.sha,
+        at: new Date(now()).toISOString(),
+        ...fields,
+      };
+      await reports.add("report", seal("report", report, agentKey), {
+        attempts: 10,
+        backoff: { type: "exponential", delay: 1_000 },
+        removeOnComplete: { age: 3600 },
+        removeOnFail: { age: 7 * 24 * 3600 },
+      });
     };
-    await reports.add("report", seal("report", report, agentKey), { attempts: 10, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 24 * 3600 } });
-  };
 
   const processJob = async (bullJob: Job): Promise<void> => {
     let job: AgentJob;
@@ -80,7 +97,12 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       const permanent = ended?.permanent ?? false;
       const lastAttempt = bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
       if (permanent || lastAttempt) {
-        await report({ phase: ended?.end ?? "failed", message: errorMessage(error), objects: ended?.objects ?? [], durationMs: now() - started });
+        await report({
+          phase: ended?.end ?? "failed",
+          message: errorMessage(error),
+          objects: ended?.objects ?? [],
+          durationMs: now() - started,
+        });
       }
       log("error", "deploy failed", { job: job.id, error: String(error), permanent });
       if (permanent) throw new UnrecoverableError(errorMessage(error));

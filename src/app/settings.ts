@@ -9,7 +9,10 @@ import { defaultRenderHeapMb } from "../render/render-pool.ts";
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const envSchema = z.object({
-  APP_ID: z.coerce.number({ error: "APP_ID must be the GitHub App's numeric id" }).int().positive({ error: "APP_ID must be the GitHub App's numeric id" }),
+  APP_ID: z.coerce
+    .number({ error: "APP_ID must be the GitHub App's numeric id" })
+    .int()
+    .positive({ error: "APP_ID must be the GitHub App's numeric id" }),
   PRIVATE_KEY: z.string().optional(),
   PRIVATE_KEY_PATH: z.string().optional(),
   WEBHOOK_SECRET: z.string().min(1).optional(),
@@ -50,8 +53,13 @@ export interface AgentKey {
 /** Reads concatenated PEM public keys, each optionally after a `# environments: a,b` line. */
 export function parseAgentKeys(text: string): AgentKey[] {
   const keys: AgentKey[] = [];
-  for (const match of text.matchAll(/(?:^[ \t]*#[ \t]*environments:[ \t]*([^\n]*)\n)?(-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----)/gm)) {
-    const environments = match[1]?.split(",").map((e) => e.trim()).filter(Boolean);
+  for (const match of text.matchAll(
+    /(?:^[ \t]*#[ \t]*environments:[ \t]*([^\n]*)\n)?(-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----)/gm,
+  )) {
+    const environments = match[1]
+      ?.split(",")
+      .map((e) => e.trim())
+      .filter(Boolean);
     keys.push({ pem: match[2] ?? "", ...(environments && environments.length > 0 ? { environments } : {}) });
   }
   return keys;
@@ -103,16 +111,19 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
   const parsed = envSchema.safeParse(given);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-  if (given.WEBHOOK_SECRET === undefined && given.WEBHOOK_SECRET_PATH === undefined) problems.push("  WEBHOOK_SECRET: WEBHOOK_SECRET is required (or WEBHOOK_SECRET_PATH): the secret GitHub signs webhooks with");
+  if (given.WEBHOOK_SECRET === undefined && given.WEBHOOK_SECRET_PATH === undefined)
+    problems.push("  WEBHOOK_SECRET: WEBHOOK_SECRET is required (or WEBHOOK_SECRET_PATH): the secret GitHub signs webhooks with");
   if (!parsed.success || problems.length > 0) throw new Error(`invalid configuration:\n${problems.join("\n")}`);
   const e = parsed.data;
   const privateKey = await inlineOrFile(e.PRIVATE_KEY, e.PRIVATE_KEY_PATH, readText);
   if (!privateKey) throw new Error("invalid configuration:\n  PRIVATE_KEY or PRIVATE_KEY_PATH: the GitHub App's private key is required");
   const webhookSecret = (await inlineOrFile(e.WEBHOOK_SECRET, e.WEBHOOK_SECRET_PATH, readText))?.trim();
-  if (!webhookSecret) throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
+  if (!webhookSecret)
+    throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
   const jobSigningKey = await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readText);
   const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readText)) ?? "";
-  if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY")) throw new Error("invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports");
+  if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY"))
+    throw new Error("invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports");
   return {
     appId: e.APP_ID,
     privateKey,

@@ -42,7 +42,12 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const mac = new RedisMac(settings.webhookSecret);
   const queues = new AppQueues(redis, { mac, now });
   const prState = new PullRequestState(redis);
-  const diffPages = new DiffPages(redis, { publicUrl: settings.publicUrl, secret: settings.linkSecret, ttlSeconds: settings.diffTtlSeconds, mac });
+  const diffPages = new DiffPages(redis, {
+    publicUrl: settings.publicUrl,
+    secret: settings.linkSecret,
+    ttlSeconds: settings.diffTtlSeconds,
+    mac,
+  });
   const tools = await resolveTools(settings.env);
   let probot: Probot | undefined;
   const github = async (installationId: number): Promise<GitHubClient> => {
@@ -50,18 +55,35 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     return new GitHubClient(await probot.auth(installationId), settings.appId);
   };
   const log = {
-    info: (details: Record<string, unknown>, message: string) => { probot?.log.info(details, message); },
-    warn: (details: Record<string, unknown>, message: string) => { probot?.log.warn(details, message); },
-    error: (details: Record<string, unknown>, message: string) => { probot?.log.error(details, message); },
+    info: (details: Record<string, unknown>, message: string) => {
+      probot?.log.info(details, message);
+    },
+    warn: (details: Record<string, unknown>, message: string) => {
+      probot?.log.warn(details, message);
+    },
+    error: (details: Record<string, unknown>, message: string) => {
+      probot?.log.error(details, message);
+    },
   };
-  const checkouts = new CheckoutCache({ dir: settings.cacheDir, maxCacheBytes: settings.cacheMaxBytes, maxBytes: settings.checkoutMaxBytes, maxFiles: settings.checkoutMaxFiles, now });
+  const checkouts = new CheckoutCache({
+    dir: settings.cacheDir,
+    maxCacheBytes: settings.cacheMaxBytes,
+    maxBytes: settings.checkoutMaxBytes,
+    maxFiles: settings.checkoutMaxFiles,
+    now,
+  });
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
   const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
   const renderer = new RenderPool({ size: settings.previewConcurrency + 1, heapMb: settings.renderMemoryMb, tools, limits });
   const previews = new PreviewService({
     github,
     checkouts,
-    renderCache: new RenderCache(redis, { ttlSeconds: 7 * 24 * 3600, maxEntryBytes: 64 * 1024 * 1024, maxEntries: settings.renderCacheEntries, mac }),
+    renderCache: new RenderCache(redis, {
+      ttlSeconds: 7 * 24 * 3600,
+      maxEntryBytes: 64 * 1024 * 1024,
+      maxEntries: settings.renderCacheEntries,
+      mac,
+    }),
     prState,
     diffPages,
     renderer,
@@ -72,15 +94,30 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const records = new DeployRecords(redis, mac, log);
   const deploys = settings.jobSigningKey
     ? {
-      jobs: new DeployJobs({ redis, queues, github, checkouts, renderer, records, signingKey: privateKeyFromPem(settings.jobSigningKey), jobTtlMs: settings.jobTtlMs, webUrl: settings.githubWebUrl, now, log }),
-      reports: new DeployReports({
-        github,
-        records,
-        agentKeys: settings.agentPublicKeys.map((k) => ({ key: publicKeyFromPem(k.pem), ...(k.environments ? { environments: k.environments } : {}) })),
-        webUrl: settings.githubWebUrl,
-        log,
-      }),
-    }
+        jobs: new DeployJobs({
+          redis,
+          queues,
+          github,
+          checkouts,
+          renderer,
+          records,
+          signingKey: privateKeyFromPem(settings.jobSigningKey),
+          jobTtlMs: settings.jobTtlMs,
+          webUrl: settings.githubWebUrl,
+          now,
+          log,
+        }),
+        reports: new DeployReports({
+          github,
+          records,
+          agentKeys: settings.agentPublicKeys.map((k) => ({
+            key: publicKeyFromPem(k.pem),
+            ...(k.environments ? { environments: k.environments } : {}),
+          })),
+          webUrl: settings.githubWebUrl,
+          log,
+        }),
+      }
     : undefined;
   const commands = new CommandService({ queues, prState, now, log, deploysEnabled: deploys !== undefined, checkouts });
   let views: ReturnType<typeof loadPageViews> | undefined;
@@ -95,7 +132,13 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   // One JSON logger at the configured level for the server, the webhooks and the services.
   const logger = pino({ level: settings.logLevel });
   const server = new Server({
-    Probot: Probot.defaults({ appId: settings.appId, privateKey: settings.privateKey, secret: settings.webhookSecret, baseUrl: settings.githubApiUrl, log: logger }),
+    Probot: Probot.defaults({
+      appId: settings.appId,
+      privateKey: settings.privateKey,
+      secret: settings.webhookSecret,
+      baseUrl: settings.githubApiUrl,
+      log: logger,
+    }),
     port: settings.port,
     host: settings.host,
     log: logger,
@@ -110,11 +153,23 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   worker.on("failed", (job, error) => {
     log.error({ job: job?.id, error: error.message }, "preview job failed");
   });
-  const deployWorkers = deploys ? [deployRequestWorker(redis, { mac, now }, (request) => deploys.jobs.prepare(request)), reportWorker(redis, (envelope) => deploys.reports.consume(envelope))] : [];
-  for (const w of deployWorkers) w.on("failed", (job, error) => { log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed"); });
+  const deployWorkers = deploys
+    ? [
+        deployRequestWorker(redis, { mac, now }, (request) => deploys.jobs.prepare(request)),
+        reportWorker(redis, (envelope) => deploys.reports.consume(envelope)),
+      ]
+    : [];
+  for (const w of deployWorkers)
+    w.on("failed", (job, error) => {
+      log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed");
+    });
   limitRequestBodies(await server.start(), "/api/github/webhooks");
   if (await canSandbox()) logger.info({ sandbox: "namespaces" }, "renderers run in user, network and PID namespaces of their own");
-  else logger.warn({ sandbox: "none" }, "renderers cannot run in namespaces here (user namespaces are not allowed); remote bases are still refused and renders still run without the app's environment");
+  else
+    logger.warn(
+      { sandbox: "none" },
+      "renderers cannot run in namespaces here (user namespaces are not allowed); remote bases are still refused and renders still run without the app's environment",
+    );
   return {
     port: server.port,
     stop: async () => {

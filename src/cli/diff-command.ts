@@ -23,13 +23,15 @@ export interface DiffArgs {
   out?: string;
 }
 
-
 /** Runs `sluice diff` and returns its exit code. */
 export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
   const baseDir = resolve(io.cwd, args.base);
   const headDir = resolve(io.cwd, args.head);
   // A checkout that is not there would read as "everything removed": that is an error, not a diff.
-  for (const [name, dir] of [["BASE", args.base], ["HEAD", args.head]] as const) {
+  for (const [name, dir] of [
+    ["BASE", args.base],
+    ["HEAD", args.head],
+  ] as const) {
     const problem = await checkoutProblem(resolve(io.cwd, dir));
     if (problem) {
       io.stderr(`sluice diff: ${name} ${dir} ${problem}\n`);
@@ -51,7 +53,11 @@ export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
   const [base, head] = await Promise.all([openRendererContext(baseDir, tools), openRendererContext(headDir, tools)]);
   let report: DiffReport;
   try {
-    report = await compareCheckouts({ renderer: new InProcessRenderer(base, head), config: config.config, environments: args.environments });
+    report = await compareCheckouts({
+      renderer: new InProcessRenderer(base, head),
+      config: config.config,
+      environments: args.environments,
+    });
   } finally {
     await Promise.all([base.dispose(), head.dispose()]);
   }
@@ -86,7 +92,11 @@ async function checkoutProblem(dir: string): Promise<string | undefined> {
     return undefined;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "cannot be read (permission denied)" : `cannot be read: ${code ?? String(error)}`;
+    return code === "ENOENT"
+      ? "does not exist"
+      : code === "EACCES"
+        ? "cannot be read (permission denied)"
+        : `cannot be read: ${code ?? String(error)}`;
   }
 }
 
@@ -99,7 +109,8 @@ async function loadConfig(baseDir: string, headDir: string, explicit: string | u
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    if (explicit) return { ok: false, errors: [`${shownAs ?? path}: cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`] };
+    if (explicit)
+      return { ok: false, errors: [`${shownAs ?? path}: cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`] };
     return { ok: true, config: await discoverBoth(baseDir, headDir) };
   }
   // The schema (and zod) load only when there is a file to check.

@@ -5,16 +5,44 @@ const FIRST_STAGE = new Set(["CustomResourceDefinition", "Namespace"]);
 
 /** Apply order within the second stage, after Flux's: what others refer to comes first. */
 const KIND_ORDER = [
-  "ResourceQuota", "LimitRange", "PodSecurityPolicy", "PodDisruptionBudget",
-  "ServiceAccount", "Secret", "SecretList", "ConfigMap",
-  "ClusterRole", "ClusterRoleList", "ClusterRoleBinding", "ClusterRoleBindingList",
-  "Role", "RoleList", "RoleBinding", "RoleBindingList",
-  "PersistentVolume", "PersistentVolumeClaim", "Service",
-  "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
-  "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "Ingress", "APIService",
+  "ResourceQuota",
+  "LimitRange",
+  "PodSecurityPolicy",
+  "PodDisruptionBudget",
+  "ServiceAccount",
+  "Secret",
+  "SecretList",
+  "ConfigMap",
+  "ClusterRole",
+  "ClusterRoleList",
+  "ClusterRoleBinding",
+  "ClusterRoleBindingList",
+  "Role",
+  "RoleList",
+  "RoleBinding",
+  "RoleBindingList",
+  "PersistentVolume",
+  "PersistentVolumeClaim",
+  "Service",
+  "DaemonSet",
+  "Pod",
+  "ReplicationController",
+  "ReplicaSet",
+  "Deployment",
+  "HorizontalPodAutoscaler",
+  "StatefulSet",
+  "Job",
+  "CronJob",
+  "Ingress",
+  "APIService",
 ];
 /** Applied last: they may call services applied before them. */
-const LAST = new Set(["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
+const LAST = new Set([
+  "MutatingWebhookConfiguration",
+  "ValidatingWebhookConfiguration",
+  "ValidatingAdmissionPolicy",
+  "ValidatingAdmissionPolicyBinding",
+]);
 
 /** Which stage an object is applied in. */
 export type Stage = "definitions" | "resources";
@@ -34,6 +62,12 @@ function rank(kind: string): number {
 export function applyOrder<T extends { id: ResourceId }>(items: readonly T[]): T[] {
   return [...items].sort((a, b) => {
     const stage = Number(stageOf(a.id) === "resources") - Number(stageOf(b.id) === "resources");
-    return stage || rank(a.id.kind) - rank(b.id.kind) || a.id.kind.localeCompare(b.id.kind) || a.id.namespace.localeCompare(b.id.namespace) || a.id.name.localeCompare(b.id.name);
+    return (
+      stage ||
+      rank(a.id.kind) - rank(b.id.kind) ||
+      a.id.kind.localeCompare(b.id.kind) ||
+      a.id.namespace.localeCompare(b.id.namespace) ||
+      a.id.name.localeCompare(b.id.name)
+    );
   });
 }

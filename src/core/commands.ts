@@ -61,14 +61,18 @@ Environments: ${environments.map((e) => `\`${e}\``).join(", ") || "none"}. Witho
 export const replies = {
   invalidConfig: (author: string, first: { file: string; line: number; message: string } | undefined): string =>
     `@${author} the configuration on the default branch is invalid, so no command can run: \`${escapeCode(first?.file ?? "")}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}`,
-  diffTooSoon: (author: string): string => `@${author} a preview was requested less than a minute ago; it updates the preview comment when done.`,
-  diffQueued: (author: string, headSha: string): string => `@${author} queued a new preview of \`${headSha.slice(0, 7)}\`; the preview comment updates when it is done.`,
+  diffTooSoon: (author: string): string =>
+    `@${author} a preview was requested less than a minute ago; it updates the preview comment when done.`,
+  diffQueued: (author: string, headSha: string): string =>
+    `@${author} queued a new preview of \`${headSha.slice(0, 7)}\`; the preview comment updates when it is done.`,
   /** The polite refusal: what was asked, what it needs, what the commenter has; nothing happened. */
   refused: (author: string, command: string, required: string, actual: string): string =>
     `Sorry @${author}, \`/${command}\` needs **${required}** permission on this repository and you have **${actual}**. Nothing was done.`,
   deploysDisabled: (author: string, command: string): string =>
     `@${author} deploys are not enabled on this Sluice (it has no job signing key), so \`/${command}\` cannot run. Nothing was done.`,
   deployed: (author: string, command: string, lines: readonly string[]): string => `@${author} \`/${command}\`:\n\n${lines.join("\n")}`,
-  nothingToRollBack: (environment: string): string => `- \`${environment}\`: no earlier successful deployment to roll back to; nothing queued.`,
-  queuedLine: (environment: string, added: boolean, what: string): string => `- \`${environment}\`: ${added ? "queued" : "already queued"}: ${what}.`,
+  nothingToRollBack: (environment: string): string =>
+    `- \`${environment}\`: no earlier successful deployment to roll back to; nothing queued.`,
+  queuedLine: (environment: string, added: boolean, what: string): string =>
+    `- \`${environment}\`: ${added ? "queued" : "already queued"}: ${what}.`,
 };

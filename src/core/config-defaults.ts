@@ -45,15 +45,36 @@ export interface DiscoveredRoot {
 export function discoveredConfig(roots: readonly DiscoveredRoot[], looseManifests: boolean, branch = "main"): Config {
   const used = new Set<string>();
   const nameOf = (path: string): string => {
-    const base = path.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 55).replace(/-+$/, "") || "root";
+    const base =
+      path
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, "-")
+        .replace(/^-+|-+$/g, "")
+        .slice(0, 55)
+        .replace(/-+$/, "") || "root";
     let name = base;
     for (let i = 2; used.has(name) || name === "default"; i++) name = `${base}-${i}`;
     used.add(name);
     return name;
   };
-  const environments: Environment[] = roots.map((root) => ({ ...ENVIRONMENT_DEFAULTS, name: nameOf(root.path), path: root.path, render: root.render, branch, strict: false }));
+  const environments: Environment[] = roots.map((root) => ({
+    ...ENVIRONMENT_DEFAULTS,
+    name: nameOf(root.path),
+    path: root.path,
+    render: root.render,
+    branch,
+    strict: false,
+  }));
   if (looseManifests || environments.length === 0) {
-    environments.unshift({ ...ENVIRONMENT_DEFAULTS, name: "default", path: ".", render: "plain", branch, strict: false, ignore: roots.map((r) => r.path) });
+    environments.unshift({
+      ...ENVIRONMENT_DEFAULTS,
+      name: "default",
+      path: ".",
+      render: "plain",
+      branch,
+      strict: false,
+      ignore: roots.map((r) => r.path),
+    });
   }
   return { ...CONFIG_DEFAULTS, environments };
 }

@@ -5,7 +5,6 @@ import { SourceError } from "./errors.ts";
 import { yamlErrorMessage } from "./errors.ts";
 import { lineOfPath } from "./yaml-location.ts";
 
-
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** A path inside the repository: relative, with no `..` segment. */
@@ -17,33 +16,49 @@ const repoPath = z
   });
 
 const helmSchema = z.strictObject({
-  releaseName: z.string().regex(dnsLabel, "must be a DNS label ([a-z0-9-], at most 53 characters)").max(53).optional()
+  releaseName: z
+    .string()
+    .regex(dnsLabel, "must be a DNS label ([a-z0-9-], at most 53 characters)")
+    .max(53)
+    .optional()
     .describe("Release name passed to `helm template`; defaults to the environment name."),
-  values: z.array(repoPath).default([])
-    .describe("Values files, relative to the environment path, applied in order."),
-  set: z.record(z.string(), z.string()).default({})
-    .describe("Values set on the command line (`--set-string key=value`)."),
+  values: z.array(repoPath).default([]).describe("Values files, relative to the environment path, applied in order."),
+  set: z.record(z.string(), z.string()).default({}).describe("Values set on the command line (`--set-string key=value`)."),
   includeCRDs: z.boolean().default(true).describe("Render the chart's crds/ directory too."),
-  kubeVersion: z.string().regex(/^v?\d+\.\d+(\.\d+)?$/, "must be a Kubernetes version such as 1.33 or v1.33.2").optional()
+  kubeVersion: z
+    .string()
+    .regex(/^v?\d+\.\d+(\.\d+)?$/, "must be a Kubernetes version such as 1.33 or v1.33.2")
+    .optional()
     .describe("Kubernetes version the chart is rendered for (`--kube-version`); defaults to the one helm was built with."),
-  apiVersions: z.array(z.string().min(1)).default([])
+  apiVersions: z
+    .array(z.string().min(1))
+    .default([])
     .describe("Extra API versions the chart may assume the cluster serves (`--api-versions`), such as monitoring.coreos.com/v1."),
 });
 
 const environmentSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be lowercase letters, digits and '-'").max(63)
+  name: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be lowercase letters, digits and '-'")
+    .max(63)
     .describe("Unique environment name, also the GitHub Deployment environment."),
   path: repoPath.default(".").describe("Directory in the repository holding the environment's manifests."),
-  namespace: z.string().regex(dnsLabel, "must be a DNS label").max(63).default("default")
+  namespace: z
+    .string()
+    .regex(dnsLabel, "must be a DNS label")
+    .max(63)
+    .default("default")
     .describe("Default namespace for namespaced objects that set none."),
-  render: z.enum(["auto", "plain", "kustomize", "helm"]).default("auto")
+  render: z
+    .enum(["auto", "plain", "kustomize", "helm"])
+    .default("auto")
     .describe("auto picks kustomize for kustomization.yaml, helm for Chart.yaml, plain otherwise."),
   branch: z.string().min(1).default("main").describe("Branch whose pushes deploy this environment."),
-  watch: z.array(repoPath).default([])
-    .describe("Extra paths whose changes affect this environment (shared bases, charts)."),
-  ignore: z.array(repoPath).default([])
-    .describe("Paths under `path` that plain rendering skips (relative to the repository)."),
-  strict: z.boolean().default(true)
+  watch: z.array(repoPath).default([]).describe("Extra paths whose changes affect this environment (shared bases, charts)."),
+  ignore: z.array(repoPath).default([]).describe("Paths under `path` that plain rendering skips (relative to the repository)."),
+  strict: z
+    .boolean()
+    .default(true)
     .describe("A file under `path` that is not a Kubernetes object is an error; false skips it, with one note."),
   helm: helmSchema.optional(),
   autoDeploy: z.boolean().default(true).describe("Deploy on every push to the tracked branch."),
@@ -59,7 +74,9 @@ export const configSchema = z
     environments: z.array(environmentSchema).min(1, "must list at least one environment"),
     commands: z
       .strictObject({
-        permission: z.enum(["read", "triage", "write", "maintain", "admin"]).default("write")
+        permission: z
+          .enum(["read", "triage", "write", "maintain", "admin"])
+          .default("write")
           .describe("Least repository permission needed for /sync and /rollback."),
       })
       .prefault({}),
@@ -84,7 +101,11 @@ export const configSchema = z
       }
       if (env.render === "helm" || env.helm !== undefined) {
         if (env.render !== "helm" && env.render !== "auto") {
-          ctx.addIssue({ code: "custom", path: ["environments", index, "helm"], message: `is only used with render: helm (render is ${env.render})` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["environments", index, "helm"],
+            message: `is only used with render: helm (render is ${env.render})`,
+          });
         }
       }
     });
@@ -135,7 +156,9 @@ export function validateConfig(text: string, file: string = CONFIG_PATH): Config
   if (doc.errors.length > 0) {
     return {
       ok: false,
-      errors: doc.errors.map((e) => new ConfigError(file, lineCounter.linePos(e.pos[0]).line, "", `invalid YAML: ${yamlErrorMessage(e.message)}`)),
+      errors: doc.errors.map(
+        (e) => new ConfigError(file, lineCounter.linePos(e.pos[0]).line, "", `invalid YAML: ${yamlErrorMessage(e.message)}`),
+      ),
     };
   }
   const value: unknown = doc.toJS({ maxAliasCount: 1000 });
@@ -150,7 +173,12 @@ export function validateConfig(text: string, file: string = CONFIG_PATH): Config
       const path = issue.path;
       const line = lineOfPath(doc, lineCounter, path);
       const field = issue.code === "unrecognized_keys" ? fieldName([...path, issue.keys[0] ?? ""]) : fieldName(path);
-      return new ConfigError(file, issue.code === "unrecognized_keys" ? lineOfPath(doc, lineCounter, [...path, issue.keys[0] ?? ""]) : line, field, issueMessage(issue));
+      return new ConfigError(
+        file,
+        issue.code === "unrecognized_keys" ? lineOfPath(doc, lineCounter, [...path, issue.keys[0] ?? ""]) : line,
+        field,
+        issueMessage(issue),
+      );
     }),
   };
 }

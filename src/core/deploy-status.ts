@@ -8,7 +8,14 @@ export function deployCheckName(environment: string): string {
   return `sluice/deploy (${environment})`;
 }
 
-const ACTION_ICON: Record<ObjectResult["action"], string> = { created: "🟢", configured: "🟡", unchanged: "⚪", pruned: "🔴", skipped: "⏭️", failed: "❌" };
+const ACTION_ICON: Record<ObjectResult["action"], string> = {
+  created: "🟢",
+  configured: "🟡",
+  unchanged: "⚪",
+  pruned: "🔴",
+  skipped: "⏭️",
+  failed: "❌",
+};
 
 /** A per-object table: object, action, health, duration; cut to fit a check run. */
 export function objectTable(objects: readonly ObjectResult[]): string {
@@ -44,12 +51,19 @@ export function deployCheckOutput(report: AgentReport): { title: string; summary
     case "started":
       return { title: "Applying", summary: escapeLines(report.message) };
     case "progress":
-      return { title: report.applied !== undefined && report.total !== undefined ? `${report.applied} of ${report.total} applied` : "Applying", summary: escapeLines(report.message) };
+      return {
+        title: report.applied !== undefined && report.total !== undefined ? `${report.applied} of ${report.total} applied` : "Applying",
+        summary: escapeLines(report.message),
+      };
     case "succeeded":
       return { title: `Deployed${seconds}`, summary: `${actionCounts(report.objects ?? [])}.`, ...(table ? { text: table } : {}) };
     case "failed":
     case "rejected":
-      return { title: report.phase === "rejected" ? "Rejected by the agent" : `Failed${seconds}`, summary: escapeLines(report.message.slice(0, 30_000)), ...(table ? { text: table } : {}) };
+      return {
+        title: report.phase === "rejected" ? "Rejected by the agent" : `Failed${seconds}`,
+        summary: escapeLines(report.message.slice(0, 30_000)),
+        ...(table ? { text: table } : {}),
+      };
     case "superseded":
       return { title: "Superseded", summary: escapeLines(report.message) };
   }
@@ -64,7 +78,9 @@ export function isFinal(phase: DeployPhase): boolean {
 }
 
 /** The deploy check run's status and conclusion in a phase. */
-export function checkRunState(phase: DeployPhase): { status: "in_progress" } | { status: "completed"; conclusion: "success" | "cancelled" | "failure" } {
+export function checkRunState(
+  phase: DeployPhase,
+): { status: "in_progress" } | { status: "completed"; conclusion: "success" | "cancelled" | "failure" } {
   if (!isFinal(phase)) return { status: "in_progress" };
   return { status: "completed", conclusion: phase === "succeeded" ? "success" : phase === "superseded" ? "cancelled" : "failure" };
 }
@@ -87,7 +103,11 @@ export function deploymentState(phase: DeployPhase): "in_progress" | "success" |
 }
 
 /** What a deploy's pull-request comment says, for the phases that comment (success and failure). */
-export function deployComment(deploy: { sha: string; environment: string }, report: Pick<AgentReport, "phase" | "durationMs">, detailsUrl: string): string | undefined {
+export function deployComment(
+  deploy: { sha: string; environment: string },
+  report: Pick<AgentReport, "phase" | "durationMs">,
+  detailsUrl: string,
+): string | undefined {
   const seconds = Math.round((report.durationMs ?? 0) / 1000);
   const sha = deploy.sha.slice(0, 7);
   const environment = escapeInline(deploy.environment);

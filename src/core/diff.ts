@@ -64,8 +64,13 @@ export function diffResources(
     const identical = before !== undefined && after !== undefined && before.json === after.json;
     const beforeObject = before && !identical ? (parseJson(before.json) as KubeObject) : undefined;
     const afterObject = after && !identical ? (parseJson(after.json) as KubeObject) : undefined;
-    const action: ChangeAction = !before ? "added" : !after ? "removed"
-      : identical || (beforeObject && afterObject && sameObject(beforeObject, afterObject)) ? "unchanged" : "modified";
+    const action: ChangeAction = !before
+      ? "added"
+      : !after
+        ? "removed"
+        : identical || (beforeObject && afterObject && sameObject(beforeObject, afterObject))
+          ? "unchanged"
+          : "modified";
     const change: ResourceChange = { id, action, diff: "" };
     if (before) change.base = before.source;
     if (after) change.head = after.source;

@@ -38,14 +38,21 @@ export function renderHtmlPage(report: DiffReport, views: PageViews, options: Pa
     const diff = changes.map(withGitHeader).join("");
     const s = env.summary;
     const counts = `${s.added} added, ${s.modified} modified, ${s.removed} removed, ${s.unchanged} unchanged`;
-    const body = changes.length === 0
-      ? `<p class="sluice-empty">No changes${env.skipped ? ` (${escapeHtml(env.skipped)})` : ""}.</p>`
-      : diffToHtml(diff, { outputFormat: "side-by-side", drawFileList: true, matching: "none", diffStyle: "word" });
+    const body =
+      changes.length === 0
+        ? `<p class="sluice-empty">No changes${env.skipped ? ` (${escapeHtml(env.skipped)})` : ""}.</p>`
+        : diffToHtml(diff, { outputFormat: "side-by-side", drawFileList: true, matching: "none", diffStyle: "word" });
     return `<section class="sluice-env" id="env-${escapeHtml(env.name)}"><h2>${escapeHtml(env.name)} <small>${counts}</small></h2>${body}</section>`;
   });
-  const errors = report.errors.length === 0 ? "" : `<section class="sluice-errors"><h2>Errors</h2><ul>${report.errors
-    .map((e) => `<li><code>${escapeHtml(formatProblem({ ...e, message: "" }).replace(/: $/, ""))}</code>${e.environment ? ` (${escapeHtml(e.environment)}${e.side ? `, ${e.side}` : ""})` : ""}: ${escapeHtml(e.message)}</li>`)
-    .join("")}</ul></section>`;
+  const errors =
+    report.errors.length === 0
+      ? ""
+      : `<section class="sluice-errors"><h2>Errors</h2><ul>${report.errors
+          .map(
+            (e) =>
+              `<li><code>${escapeHtml(formatProblem({ ...e, message: "" }).replace(/: $/, ""))}</code>${e.environment ? ` (${escapeHtml(e.environment)}${e.side ? `, ${e.side}` : ""})` : ""}: ${escapeHtml(e.message)}</li>`,
+          )
+          .join("")}</ul></section>`;
   return fillTemplate(views.template, {
     title: escapeHtml(options.title),
     subtitle: escapeHtml(options.subtitle ?? ""),

@@ -42,7 +42,13 @@ export function identify(object: KubeObject, defaultNamespace: string, scopes: S
 export function statedId(object: KubeObject): ResourceId {
   const { group, version } = splitApiVersion(String(object.apiVersion));
   const metadata = metadataOf(object);
-  return { group, version, kind: String(object.kind), namespace: typeof metadata.namespace === "string" ? metadata.namespace : "", name: String(metadata.name) };
+  return {
+    group,
+    version,
+    kind: String(object.kind),
+    namespace: typeof metadata.namespace === "string" ? metadata.namespace : "",
+    name: String(metadata.name),
+  };
 }
 
 /** How messages name an object that states its own identity: `Deployment prod/web`. */

@@ -40,8 +40,20 @@ export function pruneCandidates(previous: readonly ResourceId[], next: readonly 
 }
 
 /** The next inventory: the new objects, and the revision prepended to at most `keep` revisions. */
-export function nextInventory(previous: Inventory | undefined, base: Pick<Inventory, "repositoryId" | "repository" | "environment" | "objects">, revision: Revision, keep = 10): Inventory {
-  return { version: 1, sequence: 0, sequenceJobId: "", ...previous, ...base, revisions: [revision, ...(previous?.revisions ?? [])].slice(0, keep) };
+export function nextInventory(
+  previous: Inventory | undefined,
+  base: Pick<Inventory, "repositoryId" | "repository" | "environment" | "objects">,
+  revision: Revision,
+  keep = 10,
+): Inventory {
+  return {
+    version: 1,
+    sequence: 0,
+    sequenceJobId: "",
+    ...previous,
+    ...base,
+    revisions: [revision, ...(previous?.revisions ?? [])].slice(0, keep),
+  };
 }
 
 /** Why a job may not run after what the inventory records, or undefined when it may. */

@@ -39,7 +39,8 @@ export function parseJson(text: string): unknown {
   // A reviver costs a call per value; only text with a 16-digit run can hold such an integer.
   if (!/\d{16}/.test(text)) return JSON.parse(text);
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
-    if (typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined && /^-?\d+$/.test(context.source)) return rawJson(context.source);
+    if (typeof value === "number" && !Number.isSafeInteger(value) && context?.source !== undefined && /^-?\d+$/.test(context.source))
+      return rawJson(context.source);
     return value;
   } as (key: string, value: unknown) => unknown);
 }

@@ -74,7 +74,8 @@ const FAST_SCHEMA = CORE_SCHEMA.withTags(mergeTag);
  * sexagesimals, `0o` strings, and integers too long for a JavaScript number. A document with any
  * of them is read by the YAML 1.1 parser; the rest read the same either way.
  */
-const YAML_11_SCALAR = /(?:^|[\s[{,?:-])(?:[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-9_]+(?:\.[0-9_]*)?|[-+]?0o[0-7]+|[-+]?0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[-+]?[0-9][0-9]*_[0-9_]*(?:\.[0-9_]*)?|[-+]?[0-9]{16,})(?=[ \t]*(?:$|[,\]}#]|:(?:[ \t]|$)))/m;
+const YAML_11_SCALAR =
+  /(?:^|[\s[{,?:-])(?:[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-9_]+(?:\.[0-9_]*)?|[-+]?0o[0-7]+|[-+]?0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[-+]?[0-9][0-9]*_[0-9_]*(?:\.[0-9_]*)?|[-+]?[0-9]{16,})(?=[ \t]*(?:$|[,\]}#]|:(?:[ \t]|$)))/m;
 
 /** Go's `0o` octal, which go-yaml v2 reads through strconv.ParseInt (YAML 1.1 itself has no `0o`). */
 const GO_OCTAL = {
@@ -258,7 +259,13 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
   const lineCounter = new Counter();
   const objects: ManifestObject[] = [];
   const problems: SourceProblem[] = [];
-  const docs = parseAllDocuments(text, { lineCounter, merge: true, prettyErrors: false, uniqueKeys: true, ...YAML_11_OPTIONS } as Parameters<typeof parseAllDocuments>[1]);
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    merge: true,
+    prettyErrors: false,
+    uniqueKeys: true,
+    ...YAML_11_OPTIONS,
+  } as Parameters<typeof parseAllDocuments>[1]);
   // parseAllDocuments returns an EmptyStream (an array) when there is nothing but comments.
   for (const doc of docs) {
     const startLine = lineCounter.linePos(doc.range[0]).line;
@@ -315,7 +322,11 @@ function collect(
 ): void {
   if (value === null || value === undefined) return;
   if (typeof value !== "object" || Array.isArray(value)) {
-    problems.push({ ...at, message: `document is ${Array.isArray(value) ? "a list" : `a ${typeof value}`}, not a Kubernetes object`, reason: "not-an-object" });
+    problems.push({
+      ...at,
+      message: `document is ${Array.isArray(value) ? "a list" : `a ${typeof value}`}, not a Kubernetes object`,
+      reason: "not-an-object",
+    });
     return;
   }
   const object = value as KubeObject;
@@ -340,7 +351,11 @@ function collect(
   }
   if (missing.length > 0) {
     const notAnObject = missing.includes("apiVersion") || missing.includes("kind");
-    problems.push({ ...at, message: `${describeIncomplete(object)} is missing ${missing.join(", ")}`, ...(notAnObject ? { reason: "not-an-object" as const } : {}) });
+    problems.push({
+      ...at,
+      message: `${describeIncomplete(object)} is missing ${missing.join(", ")}`,
+      ...(notAnObject ? { reason: "not-an-object" as const } : {}),
+    });
     return;
   }
   objects.push({ object, source: at });

@@ -45,7 +45,12 @@ export function utf8Length(text: string): number {
  */
 export function renderMarkdown(report: DiffReport, options: MarkdownOptions = {}): string {
   const maxLength = options.maxLength ?? GITHUB_COMMENT_LIMIT;
-  const head = [options.header, summaryTable(report.environments), noteList(report.environments), errorList(report.errors, options.maxErrors ?? 50)]
+  const head = [
+    options.header,
+    summaryTable(report.environments),
+    noteList(report.environments),
+    errorList(report.errors, options.maxErrors ?? 50),
+  ]
     .filter((part): part is string => Boolean(part))
     .join("\n\n");
   const tail = options.footer ? `\n\n${options.footer}` : "";
@@ -68,7 +73,8 @@ export function renderMarkdown(report: DiffReport, options: MarkdownOptions = {}
       omitted.push(section);
     }
   }
-  const leftOut = omitted.length > 0 ? `\n\n${omittedList(omitted, options.fullDiffUrl, available)}` : fullLink(options.fullDiffUrl, sections.length > 0);
+  const leftOut =
+    omitted.length > 0 ? `\n\n${omittedList(omitted, options.fullDiffUrl, available)}` : fullLink(options.fullDiffUrl, sections.length > 0);
   const body = head + shown.join("") + leftOut + tail;
   if (utf8Length(body) > maxLength) {
     // Only a header or footer larger than the cap gets here: cut, never exceed.
@@ -89,7 +95,11 @@ export function summaryTable(environments: readonly EnvironmentDiff[]): string {
   if (environments.length === 0) return "_No environments._";
   const rows = environments.map((env) => {
     const s = env.summary;
-    const status = env.skipped ? `no changes (${escapeInline(env.skipped)})` : s.added + s.modified + s.removed === 0 ? "no changes" : "changes";
+    const status = env.skipped
+      ? `no changes (${escapeInline(env.skipped)})`
+      : s.added + s.modified + s.removed === 0
+        ? "no changes"
+        : "changes";
     return `| \`${escapeCode(env.name)}\` | ${s.added} | ${s.modified} | ${s.removed} | ${s.unchanged} | ${status} |`;
   });
   return ["| Environment | 🟢 Added | 🟡 Modified | 🔴 Removed | Unchanged | |", "|---|--:|--:|--:|--:|---|", ...rows].join("\n");
@@ -97,7 +107,9 @@ export function summaryTable(environments: readonly EnvironmentDiff[]): string {
 
 /** The environments' notes, one line each. */
 export function noteList(environments: readonly EnvironmentDiff[]): string {
-  return environments.flatMap((env) => (env.notes ?? []).map((note) => `> ℹ️ \`${escapeCode(env.name)}\`: ${escapeInline(note)}`)).join("\n>\n");
+  return environments
+    .flatMap((env) => (env.notes ?? []).map((note) => `> ℹ️ \`${escapeCode(env.name)}\`: ${escapeInline(note)}`))
+    .join("\n>\n");
 }
 
 /** The errors, each as `file:line: message`, capped at `max` entries. */
@@ -148,10 +160,16 @@ function omittedList(omitted: readonly { env: string; change: ResourceChange }[]
     }
     group.names.push(change.id.namespace ? `${change.id.namespace}/${change.id.name}` : change.id.name);
   }
-  const row = (g: { env: string; action: ResourceChange["action"]; kind: string }, objects: string) => `| \`${escapeCode(g.env)}\` | ${ICONS[g.action]} ${g.action} | ${escapeInline(g.kind)} | ${objects} |`;
+  const row = (g: { env: string; action: ResourceChange["action"]; kind: string }, objects: string) =>
+    `| \`${escapeCode(g.env)}\` | ${ICONS[g.action]} ${g.action} | ${escapeInline(g.kind)} | ${objects} |`;
   const named = intro + [...groups.values()].map((g) => row(g, g.names.map((n) => `\`${escapeCode(n)}\``).join(", "))).join("\n");
   if (utf8Length(named) <= budget) return named;
-  return intro + [...groups.values()].map((g) => row(g, `${g.names.length} object${g.names.length === 1 ? "" : "s"} (names on the full diff page)`)).join("\n");
+  return (
+    intro +
+    [...groups.values()]
+      .map((g) => row(g, `${g.names.length} object${g.names.length === 1 ? "" : "s"} (names on the full diff page)`))
+      .join("\n")
+  );
 }
 
 function fullLink(url: string | undefined, anyChange: boolean): string {
@@ -171,7 +189,10 @@ const BREAKS = /[\u0000-\u001f\u007f\u2028\u2029]+/g;
 
 /** Escapes text for HTML content and attributes, on one line (a blank line would end an HTML block such as `<summary>`). */
 export function escapeHtml(text: string): string {
-  return text.replace(BREAKS, " ").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200b");
+  return text
+    .replace(BREAKS, " ")
+    .replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+    .replace(/@/g, "@\u200b");
 }
 
 /** Text for inside a code span: one line, no backtick to close it early. */

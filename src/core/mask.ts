@@ -27,7 +27,10 @@ export function secretKeyChanges(base: KubeObject | undefined, head: KubeObject 
  * Replaces every value of a normalized Secret's `data` with a mask token for its change, so a diff
  * of the masked pair shows which keys changed and nothing of any value, encoded or decoded.
  */
-export function maskSecretPair(base: KubeObject | undefined, head: KubeObject | undefined): [KubeObject | undefined, KubeObject | undefined] {
+export function maskSecretPair(
+  base: KubeObject | undefined,
+  head: KubeObject | undefined,
+): [KubeObject | undefined, KubeObject | undefined] {
   const changes = secretKeyChanges(base, head);
   return [maskSide(base, changes, "base"), maskSide(head, changes, "head")];
 }

@@ -21,7 +21,12 @@ export interface AgentPolicy {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  return new RegExp(
+    `^${glob
+      .split("*")
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
 }
 
 /** Whether a name matches any of the globs. */
@@ -52,11 +57,17 @@ export function policyViolations(ids: readonly ResourceId[], namespaces: readonl
   const violations: string[] = [];
   for (const id of ids) {
     if (id.namespace === "") {
-      if (!clusterKindAllowed(clusterKinds, id.group, id.kind)) violations.push(`${displayName(id)}: cluster-scoped kind ${kindName(id)} is not allowed (allowed: ${clusterKinds.join(", ") || "none"})`);
+      if (!clusterKindAllowed(clusterKinds, id.group, id.kind))
+        violations.push(
+          `${displayName(id)}: cluster-scoped kind ${kindName(id)} is not allowed (allowed: ${clusterKinds.join(", ") || "none"})`,
+        );
       // A Namespace object is itself a namespace the agent will own.
-      if (id.group === "" && id.kind === "Namespace" && !globAllowed(id.name, namespaces)) violations.push(`${displayName(id)}: namespace ${id.name} is not allowed for this repository (allowed: ${namespaces.join(", ")})`);
+      if (id.group === "" && id.kind === "Namespace" && !globAllowed(id.name, namespaces))
+        violations.push(`${displayName(id)}: namespace ${id.name} is not allowed for this repository (allowed: ${namespaces.join(", ")})`);
     } else if (!globAllowed(id.namespace, namespaces)) {
-      violations.push(`${displayName(id)}: namespace ${id.namespace} is not allowed for this repository (allowed: ${namespaces.join(", ")})`);
+      violations.push(
+        `${displayName(id)}: namespace ${id.namespace} is not allowed for this repository (allowed: ${namespaces.join(", ")})`,
+      );
     }
   }
   return violations;
@@ -69,11 +80,22 @@ export function policyViolations(ids: readonly ResourceId[], namespaces: readonl
  * @throws Error naming a rule that is not of that form
  */
 export function parseRepositoryRules(text: string, defaultNamespaces: readonly string[]): RepositoryRule[] {
-  return text.split(",").map((s) => s.trim()).filter(Boolean).map((entry) => {
-    const [repositories = "", namespaces] = entry.split("=", 2);
-    if (!/^[^/\s]+\/[^/\s]+$/.test(repositories)) throw new Error(`repository rule "${entry}" must start with an owner/name glob`);
-    const globs = namespaces === undefined ? [...defaultNamespaces] : namespaces.split("|").map((n) => n.trim()).filter(Boolean);
-    if (globs.length === 0) throw new Error(`repository rule "${entry}" names no namespace (give them after '=', or set SLUICE_AGENT_NAMESPACES)`);
-    return { repositories, namespaces: globs };
-  });
+  return text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const [repositories = "", namespaces] = entry.split("=", 2);
+      if (!/^[^/\s]+\/[^/\s]+$/.test(repositories)) throw new Error(`repository rule "${entry}" must start with an owner/name glob`);
+      const globs =
+        namespaces === undefined
+          ? [...defaultNamespaces]
+          : namespaces
+              .split("|")
+              .map((n) => n.trim())
+              .filter(Boolean);
+      if (globs.length === 0)
+        throw new Error(`repository rule "${entry}" names no namespace (give them after '=', or set SLUICE_AGENT_NAMESPACES)`);
+      return { repositories, namespaces: globs };
+    });
 }

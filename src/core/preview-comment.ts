@@ -44,10 +44,14 @@ export function failureComment(message: string, headSha: string): string {
 
 /** Marks an existing preview comment as belonging to a closed or merged pull request. */
 export function closedComment(body: string, state: "closed" | "merged"): string {
-  const banner = state === "merged"
-    ? "> [!NOTE]\n> This pull request was merged. The preview below is no longer updated."
-    : "> [!NOTE]\n> This pull request was closed. The preview below is no longer updated.";
-  const withoutBanner = body.replace(/^> \[!NOTE\]\n> This pull request was (merged|closed)\. The preview below is no longer updated\.\n\n/, "");
+  const banner =
+    state === "merged"
+      ? "> [!NOTE]\n> This pull request was merged. The preview below is no longer updated."
+      : "> [!NOTE]\n> This pull request was closed. The preview below is no longer updated.";
+  const withoutBanner = body.replace(
+    /^> \[!NOTE\]\n> This pull request was (merged|closed)\. The preview below is no longer updated\.\n\n/,
+    "",
+  );
   const result = `${banner}\n\n${withoutBanner}`;
   return result.length <= GITHUB_COMMENT_LIMIT ? result : body;
 }
@@ -64,11 +68,17 @@ export function previewConclusion(report: DiffReport): PreviewConclusion {
 /** The check run's title and summary (the summary table and the errors). */
 export function previewCheckOutput(report: DiffReport): { title: string; summary: string } {
   const changed = report.environments.filter((e) => e.summary.added + e.summary.modified + e.summary.removed > 0).length;
-  const title = report.errors.length > 0
-    ? `${report.errors.length} error${report.errors.length === 1 ? "" : "s"}`
-    : changed === 0 ? "No changes" : `Changes in ${changed} environment${changed === 1 ? "" : "s"}`;
+  const title =
+    report.errors.length > 0
+      ? `${report.errors.length} error${report.errors.length === 1 ? "" : "s"}`
+      : changed === 0
+        ? "No changes"
+        : `Changes in ${changed} environment${changed === 1 ? "" : "s"}`;
   const summary = [summaryTable(report.environments), errorList(report.errors, 50)].filter(Boolean).join("\n\n");
-  return { title, summary: summary.length <= CHECK_RUN_TEXT_LIMIT ? summary : `${summary.slice(0, CHECK_RUN_TEXT_LIMIT - 14)}\n\n…(truncated)` };
+  return {
+    title,
+    summary: summary.length <= CHECK_RUN_TEXT_LIMIT ? summary : `${summary.slice(0, CHECK_RUN_TEXT_LIMIT - 14)}\n\n…(truncated)`,
+  };
 }
 
 /** A check-run annotation on a file and line. */
@@ -101,6 +111,7 @@ export function previewAnnotations(errors: readonly ReportProblem[]): Annotation
     } satisfies Annotation;
   });
   const last = annotations.at(-1);
-  if (last && errors.length > MAX_ANNOTATIONS) last.message = `${last.message}\n\n(${errors.length - MAX_ANNOTATIONS} more errors are not annotated; the preview comment lists them.)`;
+  if (last && errors.length > MAX_ANNOTATIONS)
+    last.message = `${last.message}\n\n(${errors.length - MAX_ANNOTATIONS} more errors are not annotated; the preview comment lists them.)`;
   return annotations;
 }

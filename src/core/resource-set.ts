@@ -47,8 +47,14 @@ export function buildResourceSet(objects: readonly ManifestObject[], defaultName
     const key = resourceKey(id);
     const existing = resources.get(key);
     if (existing) {
-      const versions = existing.id.version === id.version ? `${id.group || "core"}/${id.version}` : `as ${existing.id.group || "core"}/${existing.id.version} and as ${id.group || "core"}/${id.version}; the version is not part of an object's identity`;
-      problems.push({ ...source, message: `duplicate ${displayName(id)} (${versions}): also defined at ${existing.source.file}:${existing.source.line}` });
+      const versions =
+        existing.id.version === id.version
+          ? `${id.group || "core"}/${id.version}`
+          : `as ${existing.id.group || "core"}/${existing.id.version} and as ${id.group || "core"}/${id.version}; the version is not part of an object's identity`;
+      problems.push({
+        ...source,
+        message: `duplicate ${displayName(id)} (${versions}): also defined at ${existing.source.file}:${existing.source.line}`,
+      });
       continue;
     }
     resources.set(key, { id, key, json: normalizedJson(object, id, key, memo), source });

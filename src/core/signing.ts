@@ -38,7 +38,8 @@ function ed25519Key(pem: string, create: (pem: string) => KeyObject, what: strin
   } catch (error) {
     throw new SignatureError(`the ${what} key is not a PEM ${what === "signing" ? "private" : "public"} key: ${errorMessage(error)}`);
   }
-  if (key.asymmetricKeyType !== "ed25519") throw new SignatureError(`${what} keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
+  if (key.asymmetricKeyType !== "ed25519")
+    throw new SignatureError(`${what} keys must be Ed25519, got ${key.asymmetricKeyType ?? "unknown"}`);
   return key;
 }
 

@@ -78,7 +78,11 @@ export interface RenderSideOptions {
 }
 
 /** Renders one environment of several checkouts at once, sharing a parse cache; each side has its own alias budget. */
-export async function renderSides(contexts: readonly RendererContext[], env: Environment, options: RenderSideOptions = {}): Promise<RenderedSide[]> {
+export async function renderSides(
+  contexts: readonly RendererContext[],
+  env: Environment,
+  options: RenderSideOptions = {},
+): Promise<RenderedSide[]> {
   const parseCache = new Map<string, unknown>();
   const normalized: NormalizedMemo = new WeakMap();
   return Promise.all(contexts.map((context) => renderSide({ ...context, parseCache, normalized }, env, options)));
@@ -90,7 +94,11 @@ export async function renderSide(context: RendererContext, env: Environment, opt
   const set = buildResourceSet(rendered.objects, env.namespace, context.normalized);
   const problems = [...rendered.problems, ...set.problems];
   if (options.requireInputs && problems.length === 0 && set.resources.size === 0) {
-    problems.push({ file: env.path, line: 1, message: `environment ${env.name} renders no objects; a deploy never applies an empty render (remove the environment from the configuration instead)` });
+    problems.push({
+      file: env.path,
+      line: 1,
+      message: `environment ${env.name} renders no objects; a deploy never applies an empty render (remove the environment from the configuration instead)`,
+    });
   }
   return {
     resources: set.resources,
@@ -115,7 +123,9 @@ export function selectEnvironments(config: Config, names: readonly string[] | un
   const known = new Set(config.environments.map((e) => e.name));
   const unknown = names.filter((name) => !known.has(name));
   if (unknown.length > 0) {
-    throw new Error(`unknown environment ${unknown.map((n) => `"${n}"`).join(", ")}; the configuration has ${[...known].map((n) => `"${n}"`).join(", ")}`);
+    throw new Error(
+      `unknown environment ${unknown.map((n) => `"${n}"`).join(", ")}; the configuration has ${[...known].map((n) => `"${n}"`).join(", ")}`,
+    );
   }
   return config.environments.filter((env) => names.includes(env.name));
 }

@@ -41,7 +41,11 @@ export async function discoverBoth(baseRoot: string, headRoot: string, branch = 
   const [base, head] = await Promise.all([discoverRoots(baseRoot), discoverRoots(headRoot)]);
   const roots = new Map<string, DiscoveredRoot>();
   for (const root of [...base.roots, ...head.roots]) if (!roots.has(root.path)) roots.set(root.path, root);
-  return discoveredConfig([...roots.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), base.looseManifests || head.looseManifests, branch);
+  return discoveredConfig(
+    [...roots.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    base.looseManifests || head.looseManifests,
+    branch,
+  );
 }
 
 /** The configuration of a checkout that has no configuration file (see {@link discoveredConfig}). */

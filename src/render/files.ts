@@ -56,10 +56,7 @@ export function relativeTo(root: string, path: string): string {
  * Where a path inside a checkout leads once every symbolic link on the way is followed; `real` is
  * under the root as given, with no link left in it.
  */
-export type Resolution =
-  | { kind: "inside"; real: string; exists: boolean }
-  | { kind: "outside"; via: string }
-  | { kind: "loop" };
+export type Resolution = { kind: "inside"; real: string; exists: boolean } | { kind: "outside"; via: string } | { kind: "loop" };
 
 /**
  * Follows `path` (relative to `root`) one component at a time, as the kernel does, and says whether
@@ -146,6 +143,7 @@ export async function readCheckoutFile(root: string, path: string, maxBytes: num
   const target = await resolveInside(root, path);
   if (target.kind === "missing") throw new CheckoutPathError(path, "missing", "does not exist");
   if (target.kind === "directory") throw new CheckoutPathError(path, "directory", "is a directory, not a file");
-  if (target.size > maxBytes) throw new CheckoutPathError(path, "too-large", `is ${target.size} bytes, over the limit of ${maxBytes} bytes`);
+  if (target.size > maxBytes)
+    throw new CheckoutPathError(path, "too-large", `is ${target.size} bytes, over the limit of ${maxBytes} bytes`);
   return readFile(target.absolute);
 }

@@ -41,12 +41,22 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
   }
   for (const [key, value] of Object.entries(helm.set)) args.push("--set-string", `${key}=${value}`);
   const result = await runBounded(context.tools.helm, args, context.run);
-  const stdout = outputOrThrow(result, "helm", { file: chartFile, line: 1, message: "" }, (message) => locateHelmError(message, envPath, chartName, chart.text), {
-    ...context.run,
-    checkoutRoot: context.checkoutRoot,
-  });
+  const stdout = outputOrThrow(
+    result,
+    "helm",
+    { file: chartFile, line: 1, message: "" },
+    (message) => locateHelmError(message, envPath, chartName, chart.text),
+    {
+      ...context.run,
+      checkoutRoot: context.checkoutRoot,
+    },
+  );
   const sources = sourceLines(stdout, envPath, chartName);
-  const parsed = parseManifests(stdout, { file: chartFile, locate: (line) => sourceAt(sources, line) ?? { file: chartFile, line: 1 }, ...sharedParseOptions(context) });
+  const parsed = parseManifests(stdout, {
+    file: chartFile,
+    locate: (line) => sourceAt(sources, line) ?? { file: chartFile, line: 1 },
+    ...sharedParseOptions(context),
+  });
   return { objects: parsed.objects, problems: parsed.problems };
 }
 
@@ -59,7 +69,10 @@ async function readChart(checkoutRoot: string, chartFile: string): Promise<{ nam
     text = (await readCheckoutFile(checkoutRoot, chartFile, MAX_CHART_FILE)).toString("utf8");
   } catch (error) {
     const missing = error instanceof CheckoutPathError && error.problem === "missing";
-    throw new RenderError({ file: chartFile, line: 1, message: missing ? "Chart.yaml is missing; render: helm needs a chart directory" : errorMessage(error) }, "exit");
+    throw new RenderError(
+      { file: chartFile, line: 1, message: missing ? "Chart.yaml is missing; render: helm needs a chart directory" : errorMessage(error) },
+      "exit",
+    );
   }
   const { parse } = await import("yaml");
   let chart: unknown;
@@ -84,14 +97,19 @@ export function locateHelmError(message: string, envPath: string, chartName: str
   if (/chart requires kubeVersion/.test(message)) {
     const index = chartText.search(/^kubeVersion:/m);
     const line = index < 0 ? 1 : chartText.slice(0, index).split("\n").length;
-    return { file: `${envPath}/Chart.yaml`, line, message: `${message} (set helm.kubeVersion in .github/sluice.yml to the version your cluster runs)` };
+    return {
+      file: `${envPath}/Chart.yaml`,
+      line,
+      message: `${message} (set helm.kubeVersion in .github/sluice.yml to the version your cluster runs)`,
+    };
   }
   const template = /template: ([^\s:]+):(\d+):\d+/.exec(message) ?? /parse error at \(([^\s:]+):(\d+)\)/.exec(message);
   if (template?.[1] && template[2]) return { file: templatePath(template[1], envPath, chartName), line: Number(template[2]), message };
   const yamlError = /YAML parse error on ([^\s:]+):/.exec(message);
   if (yamlError?.[1]) return { file: templatePath(yamlError[1], envPath, chartName), line: yamlLine(message) ?? 1, message };
   const values = /failed to parse ([^\s:]+):/.exec(message);
-  if (values?.[1]) return { file: values[1].startsWith(envPath) ? values[1] : `${envPath}/${values[1]}`, line: yamlLine(message) ?? 1, message };
+  if (values?.[1])
+    return { file: values[1].startsWith(envPath) ? values[1] : `${envPath}/${values[1]}`, line: yamlLine(message) ?? 1, message };
   return { file: `${envPath}/Chart.yaml`, line: 1, message };
 }
 

@@ -79,10 +79,13 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
 /** A file's content digest; a link's is of its target, so a change made only through a link changes it. */
 async function contentDigest(path: string): Promise<Buffer> {
   const info = await lstat(path);
-  if (info.isSymbolicLink()) return createHash("sha256").update("link\0").update(await readlink(path)).digest();
+  if (info.isSymbolicLink())
+    return createHash("sha256")
+      .update("link\0")
+      .update(await readlink(path))
+      .digest();
   if (!info.isFile()) return createHash("sha256").update(`special\0${info.mode}`).digest();
   const hash = createHash("sha256").update("file\0");
   await pipeline(createReadStream(path), hash);
   return hash.digest();
 }
-

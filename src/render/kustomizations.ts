@@ -21,7 +21,12 @@ export async function findKustomization(dir: string): Promise<string | undefined
 
 /** Whether a kustomization reference names something fetched over the network. */
 export function isRemote(ref: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(ref) || /^[a-z][a-z0-9+.-]*::/i.test(ref) || ref.startsWith("git@") || /^(github\.com|gitlab\.com|bitbucket\.org)[/:]/.test(ref);
+  return (
+    /^[a-z][a-z0-9+.-]*:\/\//i.test(ref) ||
+    /^[a-z][a-z0-9+.-]*::/i.test(ref) ||
+    ref.startsWith("git@") ||
+    /^(github\.com|gitlab\.com|bitbucket\.org)[/:]/.test(ref)
+  );
 }
 
 /** Every path-like reference of a kustomization, local or remote, as written. */
@@ -30,7 +35,18 @@ function references(doc: Record<string, unknown>): string[] {
   const strings = (value: unknown): void => {
     if (Array.isArray(value)) for (const item of value) if (typeof item === "string") refs.push(item);
   };
-  for (const field of ["resources", "bases", "components", "crds", "configurations", "transformers", "generators", "validators", "patchesStrategicMerge"]) strings(doc[field]);
+  for (const field of [
+    "resources",
+    "bases",
+    "components",
+    "crds",
+    "configurations",
+    "transformers",
+    "generators",
+    "validators",
+    "patchesStrategicMerge",
+  ])
+    strings(doc[field]);
   for (const field of ["patches", "patchesJson6902", "replacements"]) {
     const list = doc[field];
     if (Array.isArray(list)) for (const item of list) if (isRecord(item) && typeof item.path === "string") refs.push(item.path);
@@ -49,9 +65,15 @@ function generatorSources(doc: Record<string, unknown>): { secret: boolean; lite
     if (!Array.isArray(list)) continue;
     for (const item of list) {
       if (!isRecord(item)) continue;
-      const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : typeof value === "string" ? [value] : []);
+      const strings = (value: unknown): string[] =>
+        Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : typeof value === "string" ? [value] : [];
       const files = strings(item.files).map((file) => (file.includes("=") ? file.slice(file.indexOf("=") + 1) : file));
-      out.push({ secret: field === "secretGenerator", literals: strings(item.literals), files, envs: [...strings(item.envs), ...strings(item.env)] });
+      out.push({
+        secret: field === "secretGenerator",
+        literals: strings(item.literals),
+        files,
+        envs: [...strings(item.envs), ...strings(item.env)],
+      });
     }
   }
   return out;
@@ -105,7 +127,10 @@ export async function loadKustomization(root: string, dir: string): Promise<Kust
  * Reads the kustomization in `dir` and every local base and component it refers to, transitively,
  * staying inside the checkout. Says which references are remote: Sluice renders without network.
  */
-export async function readKustomizations(root: string, dir: string): Promise<{ kustomizations: Kustomization[]; remote: RemoteReference[] }> {
+export async function readKustomizations(
+  root: string,
+  dir: string,
+): Promise<{ kustomizations: Kustomization[]; remote: RemoteReference[] }> {
   const kustomizations: Kustomization[] = [];
   const remote: RemoteReference[] = [];
   const visited = new Set<string>();
@@ -129,7 +154,10 @@ export async function readKustomizations(root: string, dir: string): Promise<{ k
 
 /** A file of the checkout as text, or undefined when it cannot be read safely (kustomize reports why). */
 async function readLocal(root: string, path: string, maxBytes: number): Promise<string | undefined> {
-  return readCheckoutFile(root, path, maxBytes).then((data) => data.toString("utf8"), () => undefined);
+  return readCheckoutFile(root, path, maxBytes).then(
+    (data) => data.toString("utf8"),
+    () => undefined,
+  );
 }
 
 function lineOf(text: string, needle: string): number {
@@ -156,7 +184,8 @@ export async function secretGeneratorValues(root: string, kustomizations: readon
       }
       for (const env of source.envs) {
         const text = await generatorFile(dir, env);
-        for (const line of text?.split(/\r?\n/) ?? []) if (line.includes("=") && !line.trimStart().startsWith("#")) values.add(line.slice(line.indexOf("=") + 1));
+        for (const line of text?.split(/\r?\n/) ?? [])
+          if (line.includes("=") && !line.trimStart().startsWith("#")) values.add(line.slice(line.indexOf("=") + 1));
       }
     }
   }

@@ -24,12 +24,22 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
       ? [context.tools.kubectl, ["kustomize", dir]]
       : [undefined, []];
   if (command === undefined) {
-    throw new RenderError({ ...fallback, message: "neither kustomize nor kubectl was found; install one or set SLUICE_KUSTOMIZE" }, "missing-tool");
+    throw new RenderError(
+      { ...fallback, message: "neither kustomize nor kubectl was found; install one or set SLUICE_KUSTOMIZE" },
+      "missing-tool",
+    );
   }
   const { kustomizations, remote } = await readKustomizations(context.checkoutRoot, dir);
   const [first] = remote;
   if (first) {
-    throw new RenderError({ file: first.file, line: first.line, message: `remote reference "${first.ref}" is not allowed: Sluice renders without network access; vendor it into the repository${remote.length > 1 ? ` (${remote.length - 1} more remote references)` : ""}` }, "exit");
+    throw new RenderError(
+      {
+        file: first.file,
+        line: first.line,
+        message: `remote reference "${first.ref}" is not allowed: Sluice renders without network access; vendor it into the repository${remote.length > 1 ? ` (${remote.length - 1} more remote references)` : ""}`,
+      },
+      "exit",
+    );
   }
   const result = await runBounded(command, args, context.run);
   const secrets = result.outcome === "exit" ? await secretGeneratorValues(context.checkoutRoot, kustomizations) : [];
@@ -39,7 +49,11 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
     secrets,
   });
   // kustomize output carries no origin; objects point at the kustomization that produced them.
-  const parsed = parseManifests(stdout, { file: kustomization, locate: () => ({ file: kustomization, line: 1 }), ...sharedParseOptions(context) });
+  const parsed = parseManifests(stdout, {
+    file: kustomization,
+    locate: () => ({ file: kustomization, line: 1 }),
+    ...sharedParseOptions(context),
+  });
   return { objects: parsed.objects, problems: parsed.problems };
 }
 
@@ -53,6 +67,7 @@ export function locateKustomizeError(message: string, envPath: string, kustomiza
   const inFile = /\bin File: (\S+)/.exec(message)?.[1];
   if (inFile) return { file: inFile.includes("/") ? inFile : `${dir}/${inFile}`, line, message };
   const from = /accumulating resources from '([^']+\.ya?ml)'/.exec(message)?.[1];
-  if (from && !from.includes("://") && !message.includes("no such file")) return { file: from.startsWith(dir) ? from : `${dir}/${from}`, line, message };
+  if (from && !from.includes("://") && !message.includes("no such file"))
+    return { file: from.startsWith(dir) ? from : `${dir}/${from}`, line, message };
   return { file: kustomization, line, message };
 }

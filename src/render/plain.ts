@@ -34,7 +34,11 @@ export async function renderPlain(context: RendererContext, dir: string, options
   const files = listed.filter(({ path, size }) => {
     total += size;
     if (total > maxBytes && total - size <= maxBytes) {
-      problems.push({ file: relativeTo(checkoutRoot, path), line: 1, message: `manifests exceed the limit of ${maxBytes} bytes; this file and later ones were not read` });
+      problems.push({
+        file: relativeTo(checkoutRoot, path),
+        line: 1,
+        message: `manifests exceed the limit of ${maxBytes} bytes; this file and later ones were not read`,
+      });
     }
     return total <= maxBytes;
   });
@@ -48,14 +52,22 @@ export async function renderPlain(context: RendererContext, dir: string, options
     // As Flux reads a plain path: a file with no Kubernetes object in it (Helm values, a compose
     // file) is not an error there, only where the configuration names the path. YAML that does
     // not parse is an error either way: it may well be a broken manifest.
-    if (options.lenient && result.objects.length === 0 && result.problems.length > 0 && result.problems.every((p) => p.reason === "not-an-object")) {
+    if (
+      options.lenient &&
+      result.objects.length === 0 &&
+      result.problems.length > 0 &&
+      result.problems.every((p) => p.reason === "not-an-object")
+    ) {
       skipped.push(file);
       return;
     }
     objects.push(...result.objects);
     problems.push(...result.problems);
   });
-  const notes = skipped.length > 0 ? [`skipped ${skipped.length} file${skipped.length === 1 ? "" : "s"} that hold no Kubernetes objects: ${fileList(skipped)}`] : [];
+  const notes =
+    skipped.length > 0
+      ? [`skipped ${skipped.length} file${skipped.length === 1 ? "" : "s"} that hold no Kubernetes objects: ${fileList(skipped)}`]
+      : [];
   return { objects, problems, ...(notes.length > 0 ? { notes } : {}) };
 }
 

@@ -37,10 +37,19 @@ export async function detectRenderMode(dir: string): Promise<Exclude<RenderMode,
  * problem with a file and line rather than an exception, so one broken environment does not hide
  * the others. A checkout that is not there at all is always an error.
  */
-export async function renderEnvironment(given: RendererContext, env: Environment, options: { requireInputs?: boolean } = {}): Promise<Rendered> {
+export async function renderEnvironment(
+  given: RendererContext,
+  env: Environment,
+  options: { requireInputs?: boolean } = {},
+): Promise<Rendered> {
   const context: RendererContext = { ...given, budget: given.budget ?? aliasBudget() };
   const root = await stat(context.checkoutRoot).catch(() => undefined);
-  if (!root?.isDirectory()) return { objects: [], problems: [{ file: env.path, line: 1, message: `the checkout ${context.checkoutRoot} is missing; nothing was rendered` }], transient: true };
+  if (!root?.isDirectory())
+    return {
+      objects: [],
+      problems: [{ file: env.path, line: 1, message: `the checkout ${context.checkoutRoot} is missing; nothing was rendered` }],
+      transient: true,
+    };
   let target: Awaited<ReturnType<typeof resolveInside>>;
   try {
     target = await resolveInside(context.checkoutRoot, env.path);
@@ -48,12 +57,20 @@ export async function renderEnvironment(given: RendererContext, env: Environment
     return { objects: [], problems: [{ file: env.path, line: 1, message: errorMessage(error) }] };
   }
   if (target.kind === "missing") {
-    return { objects: [], problems: options.requireInputs ? [{ file: env.path, line: 1, message: `environment ${env.name}: path ${env.path} does not exist at this commit` }] : [] };
+    return {
+      objects: [],
+      problems: options.requireInputs
+        ? [{ file: env.path, line: 1, message: `environment ${env.name}: path ${env.path} does not exist at this commit` }]
+        : [],
+    };
   }
   try {
     if (target.kind === "file") {
       const file = relativeTo(context.checkoutRoot, target.absolute);
-      return parseManifests((await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes)).toString("utf8"), { file, ...sharedParseOptions(context) });
+      return parseManifests((await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes)).toString("utf8"), {
+        file,
+        ...sharedParseOptions(context),
+      });
     }
     const mode = env.render === "auto" ? await detectRenderMode(target.absolute) : env.render;
     switch (mode) {
@@ -65,7 +82,8 @@ export async function renderEnvironment(given: RendererContext, env: Environment
         return await renderHelm(context, target.absolute, env);
     }
   } catch (error) {
-    if (error instanceof RenderError) return { objects: [], problems: [error.toProblem()], ...(error.failure === "timeout" ? { transient: true } : {}) };
+    if (error instanceof RenderError)
+      return { objects: [], problems: [error.toProblem()], ...(error.failure === "timeout" ? { transient: true } : {}) };
     return { objects: [], problems: [{ file: env.path, line: 1, message: `rendering failed: ${errorMessage(error)}` }] };
   }
 }

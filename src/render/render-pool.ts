@@ -113,11 +113,13 @@ class RenderProcess {
         reject(new Error(`did not answer within ${deadlineMs} ms`));
         this.kill();
       }, deadlineMs);
-      const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        clearTimeout(timer);
-        this.#task = undefined;
-        fn(value);
-      };
+      const settle =
+        <T>(fn: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(timer);
+          this.#task = undefined;
+          fn(value);
+        };
       this.#task = { id: task.id, resolve: settle(resolve), reject: settle(reject) };
       this.#child.send(task);
     });
@@ -154,7 +156,14 @@ export class RenderPool {
   /** Renders `env` at each checkout (sharing one parse cache); one side per checkout, in order. Never throws for the render's sake. */
   async render(env: Environment, checkouts: readonly string[], options: { requireInputs?: boolean } = {}): Promise<RenderedSide[]> {
     const worker = await this.#take();
-    const task: RenderTask = { id: this.#nextId++, env, checkouts: [...checkouts], tools: this.#options.tools, limits: this.#options.limits, requireInputs: options.requireInputs ?? false };
+    const task: RenderTask = {
+      id: this.#nextId++,
+      env,
+      checkouts: [...checkouts],
+      tools: this.#options.tools,
+      limits: this.#options.limits,
+      requireInputs: options.requireInputs ?? false,
+    };
     // Renderers time out on their own; this catches a process that stopped answering.
     const deadline = this.#options.limits.timeoutMs * Math.max(1, checkouts.length) + 30_000;
     try {
@@ -171,7 +180,10 @@ export class RenderPool {
 
   /** The process ids of the render processes running now. */
   pids(): number[] {
-    return [...this.#all].filter((w) => w.alive).map((w) => w.pid).filter((pid): pid is number => pid !== undefined);
+    return [...this.#all]
+      .filter((w) => w.alive)
+      .map((w) => w.pid)
+      .filter((pid): pid is number => pid !== undefined);
   }
 
   /** Stops every render process. */
@@ -210,5 +222,10 @@ export class RenderPool {
 }
 
 function failed(env: Environment, sides: number, message: string): RenderedSide[] {
-  return Array.from({ length: sides }, () => ({ resources: new Map(), problems: [{ file: env.path, line: 1, message }], unknownScopes: [], transient: true }));
+  return Array.from({ length: sides }, () => ({
+    resources: new Map(),
+    problems: [{ file: env.path, line: 1, message }],
+    unknownScopes: [],
+    transient: true,
+  }));
 }

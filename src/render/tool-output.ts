@@ -10,9 +10,20 @@ const MAX_MESSAGE = 1_000;
  * hold secrets.
  */
 export function errorLine(stderr: string, checkoutRoot: string, secrets: readonly string[] = []): string {
-  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   const line = lines.find((l) => l.startsWith("Error:")) ?? lines[0] ?? "failed without a message";
-  const relative = maskValues(line.replace(/^Error:\s*/, "").split(`${checkoutRoot}/`).join("").split(checkoutRoot).join("."), secrets);
+  const relative = maskValues(
+    line
+      .replace(/^Error:\s*/, "")
+      .split(`${checkoutRoot}/`)
+      .join("")
+      .split(checkoutRoot)
+      .join("."),
+    secrets,
+  );
   return relative.length > MAX_MESSAGE ? `${relative.slice(0, MAX_MESSAGE)}…` : relative;
 }
 
@@ -48,9 +59,14 @@ export function outputOrThrow(
     case "timeout":
       throw new RenderError({ ...fallback, message: `${tool} did not finish within ${options.timeoutMs} ms` }, "timeout");
     case "output-limit":
-      throw new RenderError({ ...fallback, message: `${tool} output exceeded the limit of ${options.maxOutputBytes} bytes` }, "output-limit");
+      throw new RenderError(
+        { ...fallback, message: `${tool} output exceeded the limit of ${options.maxOutputBytes} bytes` },
+        "output-limit",
+      );
     case "spawn":
-      throw new RenderError({ ...fallback, message: `${tool} could not be started: ${result.error.message}` }, "spawn", { cause: result.error });
+      throw new RenderError({ ...fallback, message: `${tool} could not be started: ${result.error.message}` }, "spawn", {
+        cause: result.error,
+      });
     case "exit": {
       const message = errorLine(result.stderr, options.checkoutRoot, options.secrets);
       throw new RenderError(locate(`${tool}: ${message}`), "exit");

@@ -11,7 +11,10 @@ const SCRIPT = fileURLToPath(new URL("../../scripts/test-tools.sh", import.meta.
 export type ToolName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kustomize" | "helm" | "dyff";
 
 async function executable(path: string): Promise<boolean> {
-  return access(path, constants.X_OK).then(() => true, () => false);
+  return access(path, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -19,7 +22,11 @@ async function executable(path: string): Promise<boolean> {
  * that directory has them; everything else is built (once, then cached) by scripts/test-tools.sh
  * from the pinned wrapper modules.
  */
-export async function ensureTools(names: readonly ToolName[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<Record<ToolName, string>> {
+export async function ensureTools(
+  names: readonly ToolName[],
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<Record<ToolName, string>> {
   const found: Partial<Record<ToolName, string>> = {};
   const assets = env.KUBEBUILDER_ASSETS;
   if (assets) {
@@ -28,7 +35,8 @@ export async function ensureTools(names: readonly ToolName[], env: NodeJS.Proces
       if (await executable(path)) found[name] = path;
     }
     if (names.includes("etcd") && !found.etcd) throw new Error(`KUBEBUILDER_ASSETS=${assets} has no executable etcd`);
-    if (names.includes("kube-apiserver") && !found["kube-apiserver"]) throw new Error(`KUBEBUILDER_ASSETS=${assets} has no executable kube-apiserver`);
+    if (names.includes("kube-apiserver") && !found["kube-apiserver"])
+      throw new Error(`KUBEBUILDER_ASSETS=${assets} has no executable kube-apiserver`);
   }
   const missing = names.filter((name) => !found[name]);
   if (missing.length > 0) {
@@ -40,10 +48,15 @@ export async function ensureTools(names: readonly ToolName[], env: NodeJS.Proces
       throw new Error(`building the test tools failed:\n${(stderr || stdout).trim().split("\n").slice(-20).join("\n")}`, { cause: error });
     }
     const { stdout } = await run("bash", [SCRIPT, "--print-env"], { env });
-    const paths = new Map(stdout.trim().split("\n").map((line) => {
-      const [key = "", value = ""] = line.split("=", 2);
-      return [key, value] as const;
-    }));
+    const paths = new Map(
+      stdout
+        .trim()
+        .split("\n")
+        .map((line) => {
+          const [key = "", value = ""] = line.split("=", 2);
+          return [key, value] as const;
+        }),
+    );
     for (const name of missing) {
       const path = paths.get(`SLUICE_${name.toUpperCase().replaceAll("-", "_")}`);
       if (!path) throw new Error(`scripts/test-tools.sh did not produce ${name}`);

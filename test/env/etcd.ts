@@ -7,7 +7,9 @@ import { choosePort } from "./ports.ts";
 export async function checkDataDir(dataDir: string): Promise<void> {
   const leftovers = await readdir(dataDir).catch(() => []);
   if (leftovers.length > 0) {
-    throw new Error(`etcd data directory ${dataDir} is not empty (${leftovers.join(", ")}), left by an earlier run; remove it before starting again`);
+    throw new Error(
+      `etcd data directory ${dataDir} is not empty (${leftovers.join(", ")}), left by an earlier run; remove it before starting again`,
+    );
   }
 }
 
@@ -21,24 +23,34 @@ export interface Etcd {
  * Starts a single-member etcd on loopback with its data in `dataDir`, which must be empty: data
  * left by an earlier run would be served to the new apiserver as if it were fresh.
  */
-export async function startEtcd(binary: string, dataDir: string, logDir: string, ports: { client?: number; peer?: number } = {}): Promise<Etcd> {
+export async function startEtcd(
+  binary: string,
+  dataDir: string,
+  logDir: string,
+  ports: { client?: number; peer?: number } = {},
+): Promise<Etcd> {
   await checkDataDir(dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const client = await choosePort("etcd clients", ports.client);
   const peer = await choosePort("etcd peers", ports.peer);
   const url = `http://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
-  const process = await ManagedProcess.start("etcd", binary, [
-    "--name=sluice-test",
-    `--data-dir=${dataDir}`,
-    `--listen-client-urls=${url}`,
-    `--advertise-client-urls=${url}`,
-    `--listen-peer-urls=${peerUrl}`,
-    `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=sluice-test=${peerUrl}`,
-    "--unsafe-no-fsync=true",
-    "--log-level=warn",
-  ], join(logDir, "etcd.log"));
+  const process = await ManagedProcess.start(
+    "etcd",
+    binary,
+    [
+      "--name=sluice-test",
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=sluice-test=${peerUrl}`,
+      "--unsafe-no-fsync=true",
+      "--log-level=warn",
+    ],
+    join(logDir, "etcd.log"),
+  );
   try {
     await waitUntil(process, "healthy", 30_000, async () => {
       const response = await fetch(`${url}/health`);

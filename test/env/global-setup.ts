@@ -15,7 +15,12 @@ let running: TestEnv | undefined;
 
 /** Starts the real test environment once for the whole run and hands its addresses to the tests. */
 export async function setup(project: TestProject): Promise<void> {
-  running = await startTestEnv({ env: process.env, log: (line) => { process.stderr.write(`${line}\n`); } });
+  running = await startTestEnv({
+    env: process.env,
+    log: (line) => {
+      process.stderr.write(`${line}\n`);
+    },
+  });
   project.provide("kubeconfigPath", running.kubeconfigPath);
   project.provide("redisUrl", running.redisUrl);
   project.provide("controllers", running.controllers);

@@ -28,29 +28,40 @@ export function getStatus(url: string, path: string, pki: TestPki): Promise<numb
  * certificates, RBAC, a service-account signing key, client certificates trusted from the test
  * CA; then waits for /readyz.
  */
-export async function startKubeApiServer(binary: string, etcdUrl: string, pki: TestPki, workDir: string, port?: number): Promise<KubeApiServer> {
+export async function startKubeApiServer(
+  binary: string,
+  etcdUrl: string,
+  pki: TestPki,
+  workDir: string,
+  port?: number,
+): Promise<KubeApiServer> {
   const securePort = await choosePort("kube-apiserver", port);
   const url = `https://127.0.0.1:${securePort}`;
-  const process = await ManagedProcess.start("kube-apiserver", binary, [
-    `--etcd-servers=${etcdUrl}`,
-    "--bind-address=127.0.0.1",
-    "--advertise-address=127.0.0.1",
-    `--secure-port=${securePort}`,
-    `--cert-dir=${workDir}`,
-    `--tls-cert-file=${pki.servingCert}`,
-    `--tls-private-key-file=${pki.servingKey}`,
-    `--client-ca-file=${pki.caCert}`,
-    "--authorization-mode=RBAC",
-    `--service-account-key-file=${pki.serviceAccountPub}`,
-    `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-    "--service-cluster-ip-range=10.96.0.0/16",
-    "--allow-privileged=true",
-    "--disable-admission-plugins=ServiceAccount",
-    "--enable-priority-and-fairness=false",
-    "--profiling=false",
-    "--v=0",
-  ], join(workDir, "kube-apiserver.log"));
+  const process = await ManagedProcess.start(
+    "kube-apiserver",
+    binary,
+    [
+      `--etcd-servers=${etcdUrl}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${securePort}`,
+      `--cert-dir=${workDir}`,
+      `--tls-cert-file=${pki.servingCert}`,
+      `--tls-private-key-file=${pki.servingKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      "--authorization-mode=RBAC",
+      `--service-account-key-file=${pki.serviceAccountPub}`,
+      `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      "--service-cluster-ip-range=10.96.0.0/16",
+      "--allow-privileged=true",
+      "--disable-admission-plugins=ServiceAccount",
+      "--enable-priority-and-fairness=false",
+      "--profiling=false",
+      "--v=0",
+    ],
+    join(workDir, "kube-apiserver.log"),
+  );
   try {
     await waitUntil(process, "ready (/readyz)", 90_000, async () => (await getStatus(url, "/readyz", pki)) === 200);
   } catch (error) {

@@ -30,7 +30,13 @@ export class ManagedProcess {
   /** Starts `command` under the supervisor; its output goes to `logFile`. */
   static async start(name: string, command: string, args: readonly string[], logFile: string): Promise<ManagedProcess> {
     const log = createWriteStream(logFile, { flags: "a" });
-    await new Promise<void>((resolve, reject) => log.once("open", () => { resolve(); }).once("error", reject));
+    await new Promise<void>((resolve, reject) =>
+      log
+        .once("open", () => {
+          resolve();
+        })
+        .once("error", reject),
+    );
     const child = spawn("bash", [SUPERVISE, command, ...args], { stdio: ["pipe", "pipe", "pipe"] });
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
@@ -38,7 +44,9 @@ export class ManagedProcess {
     const spawned = new ManagedProcess(name, logFile, child);
     await new Promise<void>((resolve, reject) => {
       child.once("spawn", resolve);
-      child.once("error", (error) => { reject(new Error(`${name} could not be started: ${error.message}`, { cause: error })); });
+      child.once("error", (error) => {
+        reject(new Error(`${name} could not be started: ${error.message}`, { cause: error }));
+      });
     });
     return spawned;
   }

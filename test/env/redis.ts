@@ -15,9 +15,17 @@ export interface RedisServer {
 export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: "127.0.0.1" }, () => socket.write("PING\r\n"));
-    socket.setTimeout(2_000, () => { socket.destroy(); resolve(false); });
-    socket.once("data", (data) => { socket.destroy(); resolve(data.toString().startsWith("+PONG")); });
-    socket.once("error", () => { resolve(false); });
+    socket.setTimeout(2_000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("data", (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith("+PONG"));
+    });
+    socket.once("error", () => {
+      resolve(false);
+    });
   });
 }
 
@@ -27,7 +35,9 @@ export async function findRedisServer(binary = "redis-server"): Promise<string> 
     await promisify(execFile)(binary, ["--version"]);
     return binary;
   } catch {
-    throw new Error("redis-server is not installed: run `apt-get install redis-server` (or your system's equivalent), or set REDIS_URL to an existing Redis");
+    throw new Error(
+      "redis-server is not installed: run `apt-get install redis-server` (or your system's equivalent), or set REDIS_URL to an existing Redis",
+    );
   }
 }
 
@@ -38,16 +48,29 @@ export async function findRedisServer(binary = "redis-server"): Promise<string> 
 export async function startRedis(dir: string, port?: number): Promise<RedisServer> {
   const binary = await findRedisServer();
   const chosen = await choosePort("redis-server", port);
-  const process = await ManagedProcess.start("redis-server", binary, [
-    "--port", String(chosen),
-    "--bind", "127.0.0.1",
-    "--dir", dir,
-    "--appendonly", "yes",
-    "--save", "",
-    "--maxmemory-policy", "noeviction",
-    "--protected-mode", "yes",
-    "--daemonize", "no",
-  ], join(dir, "redis.log"));
+  const process = await ManagedProcess.start(
+    "redis-server",
+    binary,
+    [
+      "--port",
+      String(chosen),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--save",
+      "",
+      "--maxmemory-policy",
+      "noeviction",
+      "--protected-mode",
+      "yes",
+      "--daemonize",
+      "no",
+    ],
+    join(dir, "redis.log"),
+  );
   try {
     await waitUntil(process, "answering PING", 20_000, () => ping(chosen));
   } catch (error) {

@@ -44,12 +44,18 @@ function port(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /** Refuses a KUBECONFIG whose server is not on this machine unless SLUICE_TEST_ALLOW_REMOTE=1: tests create and delete objects. */
 async function checkExistingKubeconfig(path: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const config = parse(await readFile(path, "utf8")) as { "current-context"?: string; contexts?: { name: string; context: { cluster: string } }[]; clusters?: { name: string; cluster: { server: string } }[] };
+  const config = parse(await readFile(path, "utf8")) as {
+    "current-context"?: string;
+    contexts?: { name: string; context: { cluster: string } }[];
+    clusters?: { name: string; cluster: { server: string } }[];
+  };
   const context = config.contexts?.find((c) => c.name === config["current-context"]);
   const server = config.clusters?.find((c) => c.name === context?.context.cluster)?.cluster.server ?? "";
   const host = server ? new URL(server).hostname : "";
   if (!["127.0.0.1", "localhost", "[::1]", "::1"].includes(host) && env.SLUICE_TEST_ALLOW_REMOTE !== "1") {
-    throw new Error(`KUBECONFIG points at ${server || "no server"}; the tests create and delete objects, so only a local cluster is used. Set SLUICE_TEST_ALLOW_REMOTE=1 to use it anyway`);
+    throw new Error(
+      `KUBECONFIG points at ${server || "no server"}; the tests create and delete objects, so only a local cluster is used. Set SLUICE_TEST_ALLOW_REMOTE=1 to use it anyway`,
+    );
   }
 }
 
@@ -65,7 +71,12 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
   const useRedis = env.REDIS_URL;
   const wantControllers = options.controllers ?? true;
   const needed = ["kustomize", "helm"] as const;
-  const control = useKubeconfig || !wantKubernetes ? [] : wantControllers ? (["etcd", "kube-apiserver", "kube-controller-manager"] as const) : (["etcd", "kube-apiserver"] as const);
+  const control =
+    useKubeconfig || !wantKubernetes
+      ? []
+      : wantControllers
+        ? (["etcd", "kube-apiserver", "kube-controller-manager"] as const)
+        : (["etcd", "kube-apiserver"] as const);
   const tools = await ensureTools([...needed, ...control], env, log);
 
   const workDir = env.SLUICE_TEST_ENV_DIR ?? (await mkdtemp(join(tmpdir(), "sluice-test-env-")));

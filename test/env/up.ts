@@ -7,16 +7,27 @@ const cacheDir = fileURLToPath(new URL("../../.cache/test-env/", import.meta.url
 const envFile = `${cacheDir}env`;
 
 try {
-  const env = await startTestEnv({ env: process.env, log: (line) => { process.stderr.write(`${line}\n`); } });
+  const env = await startTestEnv({
+    env: process.env,
+    log: (line) => {
+      process.stderr.write(`${line}\n`);
+    },
+  });
   await mkdir(cacheDir, { recursive: true });
-  await writeFile(envFile, `KUBECONFIG=${env.kubeconfigPath}\nREDIS_URL=${env.redisUrl}\nSLUICE_KUSTOMIZE=${env.tools.kustomize}\nSLUICE_HELM=${env.tools.helm}\n`);
+  await writeFile(
+    envFile,
+    `KUBECONFIG=${env.kubeconfigPath}\nREDIS_URL=${env.redisUrl}\nSLUICE_KUSTOMIZE=${env.tools.kustomize}\nSLUICE_HELM=${env.tools.helm}\n`,
+  );
   process.stderr.write(`test-env: up. Wrote ${envFile}; use it with: set -a; . ${envFile}; set +a\ntest-env: press Ctrl-C to stop.\n`);
   let stopping = false;
   const shutdown = (): void => {
     if (stopping) return;
     stopping = true;
     process.stderr.write("test-env: stopping\n");
-    void env.stop().then(() => rm(envFile, { force: true })).then(() => process.exit(0));
+    void env
+      .stop()
+      .then(() => rm(envFile, { force: true }))
+      .then(() => process.exit(0));
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);

@@ -94,7 +94,9 @@ export async function startHarness(options: HarnessOptions): Promise<AppHarness>
     SLUICE_CACHE_DIR: await tempDir("sluice-app-cache-"),
     SLUICE_KUSTOMIZE: options.kustomize,
     SLUICE_HELM: options.helm,
-    ...(options.deployKeys ? { SLUICE_JOB_SIGNING_KEY: options.deployKeys.jobSigningKey, SLUICE_AGENT_PUBLIC_KEYS: options.deployKeys.agentPublicKeys } : {}),
+    ...(options.deployKeys
+      ? { SLUICE_JOB_SIGNING_KEY: options.deployKeys.jobSigningKey, SLUICE_AGENT_PUBLIC_KEYS: options.deployKeys.agentPublicKeys }
+      : {}),
   });
   const app = await startApp(settings, clock.read);
   const url = `http://127.0.0.1:${port}`;

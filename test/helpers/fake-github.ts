@@ -42,7 +42,17 @@ interface FakeRepo {
   name: string;
   id: number;
   commits: Map<string, { dir: string; tarball: Buffer }>;
-  pulls: Map<number, { number: number; base: { sha: string; ref: string }; head: { sha: string; ref: string }; state: "open" | "closed"; draft: boolean; merged: boolean }>;
+  pulls: Map<
+    number,
+    {
+      number: number;
+      base: { sha: string; ref: string };
+      head: { sha: string; ref: string };
+      state: "open" | "closed";
+      draft: boolean;
+      merged: boolean;
+    }
+  >;
   branches: Map<string, string>;
   permissions: Map<string, string>;
   deployments: { id: number; sha: string; environment: string; state: string }[];
@@ -90,14 +100,27 @@ export class FakeGitHub {
   /** Stops the server. */
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => {
-      if (this.#server) this.#server.close(() => { resolve(); });
+      if (this.#server)
+        this.#server.close(() => {
+          resolve();
+        });
       else resolve();
     });
   }
 
   /** Adds a repository. */
   addRepo(owner: string, name: string, id: number): FakeRepo {
-    const repo: FakeRepo = { owner, name, id, commits: new Map(), pulls: new Map(), branches: new Map(), permissions: new Map(), deployments: [], defaultBranch: "main" };
+    const repo: FakeRepo = {
+      owner,
+      name,
+      id,
+      commits: new Map(),
+      pulls: new Map(),
+      branches: new Map(),
+      permissions: new Map(),
+      deployments: [],
+      defaultBranch: "main",
+    };
     this.#repos.set(`${owner}/${name}`, repo);
     return repo;
   }
@@ -106,7 +129,10 @@ export class FakeGitHub {
   async addCommit(owner: string, name: string, sha: string, dir: string): Promise<void> {
     const repo = this.#repo(owner, name);
     const top = `${owner}-${name}-${sha.slice(0, 7)}`;
-    const { stdout } = await run("tar", ["-czf", "-", "--transform", `s,^\\.,${top},S`, "-C", dir, "."], { encoding: "buffer", maxBuffer: 512 * 1024 * 1024 });
+    const { stdout } = await run("tar", ["-czf", "-", "--transform", `s,^\\.,${top},S`, "-C", dir, "."], {
+      encoding: "buffer",
+      maxBuffer: 512 * 1024 * 1024,
+    });
     repo.commits.set(sha, { dir, tarball: stdout });
   }
 
@@ -199,7 +225,9 @@ export class FakeGitHub {
     if (typeof reply.body === "string") {
       res.writeHead(reply.status, { "content-type": "text/plain; charset=utf-8", ...headers }).end(reply.body);
     } else {
-      res.writeHead(reply.status, { "content-type": "application/json; charset=utf-8", ...headers }).end(reply.body === undefined ? "" : JSON.stringify(reply.body));
+      res
+        .writeHead(reply.status, { "content-type": "application/json; charset=utf-8", ...headers })
+        .end(reply.body === undefined ? "" : JSON.stringify(reply.body));
     }
   }
 
@@ -207,10 +235,21 @@ export class FakeGitHub {
     const repo = (): FakeRepo => this.#repo(p.owner ?? "", p.repo ?? "");
     switch (operationId) {
       case "apps/create-installation-access-token":
-        return { status: 201, body: { token: `ghs_fake${p.installation_id ?? ""}`, expires_at: "2099-01-01T00:00:00Z", permissions: {}, repository_selection: "all" } };
+        return {
+          status: 201,
+          body: {
+            token: `ghs_fake${p.installation_id ?? ""}`,
+            expires_at: "2099-01-01T00:00:00Z",
+            permissions: {},
+            repository_selection: "all",
+          },
+        };
       case "repos/get": {
         const r = repo();
-        return { status: 200, body: { id: r.id, name: r.name, full_name: `${r.owner}/${r.name}`, owner: { login: r.owner }, default_branch: r.defaultBranch } };
+        return {
+          status: 200,
+          body: { id: r.id, name: r.name, full_name: `${r.owner}/${r.name}`, owner: { login: r.owner }, default_branch: r.defaultBranch },
+        };
       }
       case "repos/get-content": {
         const commit = repo().commits.get(url.searchParams.get("ref") ?? "");
@@ -232,12 +271,14 @@ export class FakeGitHub {
       case "issues/list-comments":
         return {
           status: 200,
-          body: this.comments.filter((c) => c.issue === Number(p.issue_number)).map((c) => ({
-            id: c.id,
-            body: c.body,
-            user: { login: c.user, type: c.user.endsWith("[bot]") ? "Bot" : "User" },
-            performed_via_github_app: c.user === "sluice[bot]" ? { id: FakeGitHub.APP_ID, slug: "sluice" } : null,
-          })),
+          body: this.comments
+            .filter((c) => c.issue === Number(p.issue_number))
+            .map((c) => ({
+              id: c.id,
+              body: c.body,
+              user: { login: c.user, type: c.user.endsWith("[bot]") ? "Bot" : "User" },
+              performed_via_github_app: c.user === "sluice[bot]" ? { id: FakeGitHub.APP_ID, slug: "sluice" } : null,
+            })),
         };
       case "issues/create-comment": {
         const comment = { id: this.#nextId++, issue: Number(p.issue_number), body: String(body.body), user: "sluice[bot]" };
@@ -263,26 +304,46 @@ export class FakeGitHub {
         return sha ? { status: 200, body: { name: p.branch, commit: { sha } } } : { status: 404, body: { message: "Branch not found" } };
       }
       case "repos/list-deployments":
-        return { status: 200, body: repo().deployments.filter((d) => d.environment === url.searchParams.get("environment")).map((d) => ({ id: d.id, sha: d.sha, environment: d.environment })) };
+        return {
+          status: 200,
+          body: repo()
+            .deployments.filter((d) => d.environment === url.searchParams.get("environment"))
+            .map((d) => ({ id: d.id, sha: d.sha, environment: d.environment })),
+        };
       case "repos/list-deployment-statuses": {
         const deployment = repo().deployments.find((d) => d.id === Number(p.deployment_id));
         return { status: 200, body: deployment ? [{ state: deployment.state }] : [] };
       }
       case "repos/create-deployment": {
-        const deployment = { id: this.#nextId++, ref: String(body.ref), environment: String(body.environment), auto_merge: body.auto_merge as boolean, required_contexts: body.required_contexts as unknown[] };
+        const deployment = {
+          id: this.#nextId++,
+          ref: String(body.ref),
+          environment: String(body.environment),
+          auto_merge: body.auto_merge as boolean,
+          required_contexts: body.required_contexts as unknown[],
+        };
         this.deploymentsCreated.push(deployment);
         repo().deployments.unshift({ id: deployment.id, sha: deployment.ref, environment: deployment.environment, state: "pending" });
         return { status: 201, body: { id: deployment.id, sha: deployment.ref, environment: deployment.environment } };
       }
       case "repos/create-deployment-status": {
         const state = String(body.state);
-        this.deploymentStatuses.push({ deploymentId: Number(p.deployment_id), state, ...(typeof body.log_url === "string" ? { log_url: body.log_url } : {}) });
+        this.deploymentStatuses.push({
+          deploymentId: Number(p.deployment_id),
+          state,
+          ...(typeof body.log_url === "string" ? { log_url: body.log_url } : {}),
+        });
         const deployment = repo().deployments.find((d) => d.id === Number(p.deployment_id));
         if (deployment) deployment.state = state;
         return { status: 201, body: { id: this.#nextId++, state } };
       }
       case "repos/list-pull-requests-associated-with-commit":
-        return { status: 200, body: [...repo().pulls.values()].filter((pull) => pull.merged && pull.head.sha === p.commit_sha).map((pull) => ({ number: pull.number, merged_at: "2026-11-27T00:00:00Z" })) };
+        return {
+          status: 200,
+          body: [...repo().pulls.values()]
+            .filter((pull) => pull.merged && pull.head.sha === p.commit_sha)
+            .map((pull) => ({ number: pull.number, merged_at: "2026-11-27T00:00:00Z" })),
+        };
       case "checks/create": {
         const run: FakeCheckRun = { id: this.#nextId++, name: String(body.name), head_sha: String(body.head_sha), annotations: [] };
         this.checkRuns.set(run.id, run);
@@ -304,9 +365,14 @@ export class FakeGitHub {
     for (const field of ["status", "conclusion", "external_id", "details_url"] as const) {
       if (typeof body[field] === "string") run[field] = body[field];
     }
-    const output = body.output as { title?: string; summary?: string; text?: string; annotations?: FakeCheckRun["annotations"] } | undefined;
+    const output = body.output as
+      { title?: string; summary?: string; text?: string; annotations?: FakeCheckRun["annotations"] } | undefined;
     if (output) {
-      run.output = { ...(output.title ? { title: output.title } : {}), ...(output.summary ? { summary: output.summary } : {}), ...(output.text ? { text: output.text } : {}) };
+      run.output = {
+        ...(output.title ? { title: output.title } : {}),
+        ...(output.summary ? { summary: output.summary } : {}),
+        ...(output.text ? { text: output.text } : {}),
+      };
       run.annotations.push(...(output.annotations ?? []));
     }
   }

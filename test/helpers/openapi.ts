@@ -52,7 +52,9 @@ export function githubOperations(): { operations: Operation[]; ajv: Ajv } {
         params,
         literal: template.replace(/\{\w+\}/g, "").length,
         bodyRequired: operation.requestBody?.required === true,
-        ...(hasJsonBody ? { bodyRef: `github#/paths/${escapePointer(template)}/${method}/requestBody/content/application~1json/schema` } : {}),
+        ...(hasJsonBody
+          ? { bodyRef: `github#/paths/${escapePointer(template)}/${method}/requestBody/content/application~1json/schema` }
+          : {}),
       });
     }
   }

@@ -10,25 +10,55 @@ export interface PayloadTarget {
 
 function withRepository(payload: Record<string, unknown>, target: PayloadTarget): Record<string, unknown> {
   const repository = payload.repository as Record<string, unknown>;
-  Object.assign(repository, { id: target.repoId, name: target.repo, full_name: `${target.owner}/${target.repo}`, default_branch: "main", owner: { ...(repository.owner as object), login: target.owner, name: target.owner } });
+  Object.assign(repository, {
+    id: target.repoId,
+    name: target.repo,
+    full_name: `${target.owner}/${target.repo}`,
+    default_branch: "main",
+    owner: { ...(repository.owner as object), login: target.owner, name: target.owner },
+  });
   payload.installation = { id: target.installation, node_id: "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNzc3" };
   return repository;
 }
 
 /** A `pull_request` payload from @octokit/webhooks-examples, pointed at `target`. */
-export function pullRequestPayload(target: PayloadTarget, action: string, number: number, base: string, head: string, extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {}): Record<string, unknown> {
+export function pullRequestPayload(
+  target: PayloadTarget,
+  action: string,
+  number: number,
+  base: string,
+  head: string,
+  extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {},
+): Record<string, unknown> {
   const payload = examplePayload("pull_request", action);
   const repository = withRepository(payload, target);
   const pull = payload.pull_request as Record<string, Record<string, unknown>>;
-  Object.assign(pull, { number, state: action === "closed" ? "closed" : "open", draft: extra.draft ?? false, merged: extra.merged ?? false });
+  Object.assign(pull, {
+    number,
+    state: action === "closed" ? "closed" : "open",
+    draft: extra.draft ?? false,
+    merged: extra.merged ?? false,
+  });
   pull.base = { ...pull.base, sha: base, ref: "main", repo: repository };
-  pull.head = { ...pull.head, sha: head, ref: "feature", repo: extra.fork ? { ...repository, id: 9999, full_name: `someone/${target.repo}`, owner: { login: "someone" } } : repository };
+  pull.head = {
+    ...pull.head,
+    sha: head,
+    ref: "feature",
+    repo: extra.fork ? { ...repository, id: 9999, full_name: `someone/${target.repo}`, owner: { login: "someone" } } : repository,
+  };
   payload.number = number;
   return payload;
 }
 
 /** An `issue_comment.created` payload on pull request `number`. */
-export function commentPayload(target: PayloadTarget, number: number, commentId: number, body: string, user = "octocat", type = "User"): Record<string, unknown> {
+export function commentPayload(
+  target: PayloadTarget,
+  number: number,
+  commentId: number,
+  body: string,
+  user = "octocat",
+  type = "User",
+): Record<string, unknown> {
   const payload = examplePayload("issue_comment", "created");
   withRepository(payload, target);
   const issue = payload.issue as Record<string, unknown>;

@@ -9,7 +9,9 @@ export async function tarball(entries: Entry[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    p.on("data", (c: unknown) => { chunks.push(c as Buffer); });
+    p.on("data", (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     p.on("end", resolve);
     p.on("error", reject);
   });

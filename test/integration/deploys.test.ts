@@ -42,7 +42,13 @@ async function agent(environments: string, healthTimeoutSeconds = 30): Promise<R
 }
 
 beforeAll(async () => {
-  h = await startHarness({ redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 2, deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: agentKeys.publicKey } });
+  h = await startHarness({
+    redisUrl: inject("redisUrl"),
+    kustomize: inject("kustomize"),
+    helm: inject("helm"),
+    database: 2,
+    deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: agentKeys.publicKey },
+  });
   const kc = new KubeConfig();
   kc.loadFromFile(inject("kubeconfigPath"));
   kube = KubernetesObjectApi.makeApiClient(kc);
@@ -52,7 +58,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));
   await h.stop();
-  for (const name of [agentNamespace, ...createdNamespaces]) await kube.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch(() => undefined);
+  for (const name of [agentNamespace, ...createdNamespaces])
+    await kube.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch(() => undefined);
   await removeCheckouts();
 });
 afterEach(() => {
@@ -65,7 +72,12 @@ function repository(environment = "production", branch = "main"): { name: string
   const namespace = `deploy-${randomUUID().slice(0, 8)}`;
   createdNamespaces.push(namespace);
   h.github.addRepo(OWNER, `app-${id}`, id);
-  return { name: `app-${id}`, id, namespace, config: `version: 1\nenvironments:\n  - name: ${environment}\n    path: manifests\n    namespace: ${namespace}\n    branch: ${branch}\n` };
+  return {
+    name: `app-${id}`,
+    id,
+    namespace,
+    config: `version: 1\nenvironments:\n  - name: ${environment}\n    path: manifests\n    namespace: ${namespace}\n    branch: ${branch}\n`,
+  };
 }
 
 async function commit(repo: { name: string }, files: Record<string, string>): Promise<string> {
@@ -81,10 +93,13 @@ function pushPayload(repo: { name: string; id: number }, after: string, ref = "r
 }
 
 const namespaceYaml = (ns: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
-const configMapYaml = (name: string, extra = "") => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}data:\n  key: value\n`;
-const deploymentYaml = (replicas: number) => `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: ${replicas}\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: registry.invalid/web:1.0\n`;
+const configMapYaml = (name: string, extra = "") =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}data:\n  key: value\n`;
+const deploymentYaml = (replicas: number) =>
+  `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: ${replicas}\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: registry.invalid/web:1.0\n`;
 
-const deployRuns = (head: string, environment = "production") => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name === deployCheckName(environment));
+const deployRuns = (head: string, environment = "production") =>
+  [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name === deployCheckName(environment));
 async function finished(head: string, environment = "production") {
   await expect.poll(() => deployRuns(head, environment).map((r) => r.status), { timeout: 90_000, interval: 200 }).toEqual(["completed"]);
   return deployRuns(head, environment)[0];
@@ -92,7 +107,10 @@ async function finished(head: string, environment = "production") {
 
 async function exists(apiVersion: string, kind: string, name: string, namespace?: string): Promise<Record<string, unknown> | undefined> {
   try {
-    return (await kube.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } })) as unknown as Record<string, unknown>;
+    return (await kube.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } })) as unknown as Record<
+      string,
+      unknown
+    >;
   } catch (error) {
     if (error instanceof ApiException && error.code === 404) return undefined;
     throw error;
@@ -102,22 +120,46 @@ async function exists(apiVersion: string, kind: string, name: string, namespace?
 describe("deploys", () => {
   it("applies a merge and reports success on the check run, the Deployment and the pull request", async () => {
     const repo = repository();
-    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/cm.yaml": configMapYaml("settings"), "manifests/web.yaml": deploymentYaml(0) });
-    h.github.setPull(OWNER, repo.name, { number: 7, base: { sha: sha(), ref: "main" }, head: { sha: head, ref: "feature" }, state: "closed", draft: false, merged: true });
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/cm.yaml": configMapYaml("settings"),
+      "manifests/web.yaml": deploymentYaml(0),
+    });
+    h.github.setPull(OWNER, repo.name, {
+      number: 7,
+      base: { sha: sha(), ref: "main" },
+      head: { sha: head, ref: "feature" },
+      state: "closed",
+      draft: false,
+      merged: true,
+    });
     expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
     const run = await finished(head);
     expect(run?.conclusion).toBe("success");
     expect(run?.output?.text).toContain("| `Deployment deploy-");
     expect(run?.output?.summary).toMatch(/3 created/);
-    const deployment = await exists("apps/v1", "Deployment", "web", repo.namespace) as { metadata: { labels: Record<string, string>; managedFields: { manager: string }[] } };
-    expect(deployment.metadata.labels).toMatchObject({ "app.kubernetes.io/managed-by": "sluice", "sluice.dev/repository-id": String(repo.id), "sluice.dev/environment": "production" });
-    expect((deployment.metadata as { annotations?: Record<string, string> }).annotations?.["sluice.dev/repository"]).toBe(`${OWNER}/app-${repo.id}`);
+    const deployment = (await exists("apps/v1", "Deployment", "web", repo.namespace)) as {
+      metadata: { labels: Record<string, string>; managedFields: { manager: string }[] };
+    };
+    expect(deployment.metadata.labels).toMatchObject({
+      "app.kubernetes.io/managed-by": "sluice",
+      "sluice.dev/repository-id": String(repo.id),
+      "sluice.dev/environment": "production",
+    });
+    expect((deployment.metadata as { annotations?: Record<string, string> }).annotations?.["sluice.dev/repository"]).toBe(
+      `${OWNER}/app-${repo.id}`,
+    );
     expect(deployment.metadata.managedFields.map((f) => f.manager)).toContain("sluice");
     const created = h.github.deploymentsCreated.find((d) => d.ref === head);
     expect(created).toMatchObject({ environment: "production", auto_merge: false, required_contexts: [] });
-    await expect.poll(() => h.github.deploymentStatuses.filter((s) => s.deploymentId === created?.id).map((s) => s.state), { timeout: 10_000 }).toEqual(["queued", "in_progress", "success"]);
+    await expect
+      .poll(() => h.github.deploymentStatuses.filter((s) => s.deploymentId === created?.id).map((s) => s.state), { timeout: 10_000 })
+      .toEqual(["queued", "in_progress", "success"]);
     expect(h.github.deploymentStatuses.at(-1)?.log_url).toBe(`https://github.example/${OWNER}/${repo.name}/runs/${run?.id ?? 0}`);
-    await expect.poll(() => h.github.comments.filter((c) => c.issue === 7).map((c) => c.body), { timeout: 10_000 }).toEqual([expect.stringMatching(new RegExp(`^🚀 Deployed \`${head.slice(0, 7)}\` to \\*\\*production\\*\\* in \\d+ s`))]);
+    await expect
+      .poll(() => h.github.comments.filter((c) => c.issue === 7).map((c) => c.body), { timeout: 10_000 })
+      .toEqual([expect.stringMatching(new RegExp(`^🚀 Deployed \`${head.slice(0, 7)}\` to \\*\\*production\\*\\* in \\d+ s`))]);
 
     // A redelivered push (same delivery) and a second delivery of the same commit change nothing.
     const before = h.github.calls("checks/create").length;
@@ -154,14 +196,24 @@ describe("deploys", () => {
     const run = await finished(head);
     expect(run?.conclusion).toBe("failure");
     expect(run?.output?.summary).toContain("refused by the agent's policy; nothing was written");
-    expect(run?.output?.summary).toContain("ConfigMap kube-system/escape: namespace kube-system is not allowed for this repository \\(allowed: deploy-\\*\\)");
+    expect(run?.output?.summary).toContain(
+      "ConfigMap kube-system/escape: namespace kube-system is not allowed for this repository \\(allowed: deploy-\\*\\)",
+    );
     expect(await exists("v1", "Namespace", repo.namespace)).toBeUndefined();
   });
 
   it("prunes what left the manifests, except objects annotated sluice.dev/prune: disabled", async () => {
     const repo = repository();
-    const files = { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/keep.yaml": configMapYaml("keep") };
-    const first = await commit(repo, { ...files, "manifests/gone.yaml": configMapYaml("gone"), "manifests/held.yaml": configMapYaml("held", "  annotations:\n    sluice.dev/prune: disabled\n") });
+    const files = {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/keep.yaml": configMapYaml("keep"),
+    };
+    const first = await commit(repo, {
+      ...files,
+      "manifests/gone.yaml": configMapYaml("gone"),
+      "manifests/held.yaml": configMapYaml("held", "  annotations:\n    sluice.dev/prune: disabled\n"),
+    });
     await h.deliver("push", pushPayload(repo, first));
     expect((await finished(first))?.conclusion).toBe("success");
     const second = await commit(repo, files);
@@ -178,27 +230,41 @@ describe("deploys", () => {
   it("fails with each unhealthy object named when health waiting times out", async () => {
     await agent("canary", 4);
     const repo = repository("canary");
-    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/web.yaml": deploymentYaml(1) });
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/web.yaml": deploymentYaml(1),
+    });
     await h.deliver("push", pushPayload(repo, head));
     const run = await finished(head, "canary");
     expect(run?.conclusion).toBe("failure");
-    expect(run?.output?.summary).toMatch(/health check timed out after 4 s; not healthy:\n- Deployment deploy-[a-z0-9]+\/web: 0 of 1 replicas (available|updated)/);
+    expect(run?.output?.summary).toMatch(
+      /health check timed out after 4 s; not healthy:\n- Deployment deploy-[a-z0-9]+\/web: 0 of 1 replicas (available|updated)/,
+    );
   });
 
   it("supersedes a queued deploy with a newer commit and links the newer check run", async () => {
     const repo = repository("qa");
-    const files = (n: string) => ({ ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/cm.yaml": configMapYaml(`v${n}`) });
+    const files = (n: string) => ({
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/cm.yaml": configMapYaml(`v${n}`),
+    });
     const older = await commit(repo, files("1"));
     const newer = await commit(repo, files("2"));
     await h.deliver("push", pushPayload(repo, older));
     await expect.poll(() => deployRuns(older, "qa").map((r) => r.status), { timeout: 30_000 }).toEqual(["queued"]);
     await h.deliver("push", pushPayload(repo, newer));
     await expect.poll(() => deployRuns(newer, "qa").map((r) => r.status), { timeout: 30_000 }).toEqual(["queued"]);
-    await expect.poll(() => h.github.deploymentsCreated.filter((d) => d.ref === newer || d.ref === older).length, { timeout: 30_000 }).toBe(2);
+    await expect
+      .poll(() => h.github.deploymentsCreated.filter((d) => d.ref === newer || d.ref === older).length, { timeout: 30_000 })
+      .toBe(2);
     await agent("qa");
     const superseded = await finished(older, "qa");
     expect(superseded?.conclusion).toBe("cancelled");
-    expect(superseded?.output?.summary).toContain(`Superseded by [\`${newer.slice(0, 7)}\`](https://github.example/${OWNER}/${repo.name}/runs/${deployRuns(newer, "qa")[0]?.id ?? 0})`);
+    expect(superseded?.output?.summary).toContain(
+      `Superseded by [\`${newer.slice(0, 7)}\`](https://github.example/${OWNER}/${repo.name}/runs/${deployRuns(newer, "qa")[0]?.id ?? 0})`,
+    );
     expect((await finished(newer, "qa"))?.conclusion).toBe("success");
     expect(await exists("v1", "ConfigMap", "v1", repo.namespace)).toBeUndefined();
     expect(await exists("v1", "ConfigMap", "v2", repo.namespace)).toBeDefined();
@@ -206,8 +272,14 @@ describe("deploys", () => {
 
   it("carries large object sets as a content-addressed blob", async () => {
     const repo = repository();
-    const many = Array.from({ length: 150 }, (_, i) => configMapYaml(`cm-${i}`).replace("  key: value\n", `  key: ${"v".repeat(2_000)}\n`)).join("---\n");
-    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/ns.yaml": namespaceYaml(repo.namespace), "manifests/many.yaml": many });
+    const many = Array.from({ length: 150 }, (_, i) =>
+      configMapYaml(`cm-${i}`).replace("  key: value\n", `  key: ${"v".repeat(2_000)}\n`),
+    ).join("---\n");
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/many.yaml": many,
+    });
     await h.deliver("push", pushPayload(repo, head));
     const run = await finished(head);
     expect(run?.conclusion).toBe("success");
@@ -217,7 +289,9 @@ describe("deploys", () => {
     try {
       const job = await queue.getJob(`merge-${repo.id}-production-${head}`);
       const envelope = job?.data as { body: string };
-      expect(JSON.parse(envelope.body)).toMatchObject({ objects: { blob: expect.stringMatching(/^\{sluice-production\}:blob:[0-9a-f]{64}$/) as string } });
+      expect(JSON.parse(envelope.body)).toMatchObject({
+        objects: { blob: expect.stringMatching(/^\{sluice-production\}:blob:[0-9a-f]{64}$/) as string },
+      });
     } finally {
       await queue.close();
     }
@@ -226,8 +300,12 @@ describe("deploys", () => {
   it("reports an immutable field change clearly, and recreates the object when annotated", async () => {
     const repo = repository();
     // A Deployment's selector cannot change once set.
-    const job = (selector: string, annotation = "") => `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: migrate\n${annotation}spec:\n  replicas: 0\n  selector:\n    matchLabels: { step: ${selector} }\n  template:\n    metadata:\n      labels: { step: ${selector} }\n    spec:\n      containers:\n        - name: m\n          image: registry.invalid/migrate:1\n`;
-    const files = { ".github/sluice.yml": repo.config.replace("    branch: main\n", "    branch: main\n"), "manifests/ns.yaml": namespaceYaml(repo.namespace) };
+    const job = (selector: string, annotation = "") =>
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: migrate\n${annotation}spec:\n  replicas: 0\n  selector:\n    matchLabels: { step: ${selector} }\n  template:\n    metadata:\n      labels: { step: ${selector} }\n    spec:\n      containers:\n        - name: m\n          image: registry.invalid/migrate:1\n`;
+    const files = {
+      ".github/sluice.yml": repo.config.replace("    branch: main\n", "    branch: main\n"),
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+    };
     const first = await commit(repo, { ...files, "manifests/job.yaml": job("one") });
     await h.deliver("push", pushPayload(repo, first));
     expect((await finished(first))?.conclusion).toBe("success");
@@ -235,13 +313,17 @@ describe("deploys", () => {
     await h.deliver("push", pushPayload(repo, changed));
     const refused = await finished(changed);
     expect(refused?.conclusion).toBe("failure");
-    expect(refused?.output?.summary).toMatch(/Deployment deploy-[a-z0-9]+\/migrate: dry-run failed: .*immutable.*annotate it with sluice.dev\/force: enabled/s);
+    expect(refused?.output?.summary).toMatch(
+      /Deployment deploy-[a-z0-9]+\/migrate: dry-run failed: .*immutable.*annotate it with sluice.dev\/force: enabled/s,
+    );
     const forced = await commit(repo, { ...files, "manifests/job.yaml": job("two", "  annotations:\n    sluice.dev/force: enabled\n") });
     await h.deliver("push", pushPayload(repo, forced));
     const recreated = await finished(forced);
     expect(recreated?.conclusion).toBe("success");
     expect(recreated?.output?.text).toMatch(/`Deployment deploy-[a-z0-9]+\/migrate` \| 🟢 created/);
-    const live = await exists("apps/v1", "Deployment", "migrate", repo.namespace) as { spec: { template: { metadata: { labels: Record<string, string> } } } };
+    const live = (await exists("apps/v1", "Deployment", "migrate", repo.namespace)) as {
+      spec: { template: { metadata: { labels: Record<string, string> } } };
+    };
     expect(live.spec.template.metadata.labels.step).toBe("two");
   });
 
@@ -250,10 +332,21 @@ describe("deploys", () => {
     createdNamespaces.push(namespace);
     const objects = [{ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }];
     const job: AgentJob = {
-      version: 1, id: `merge-1-production-${"e".repeat(40)}`, repository: { owner: OWNER, name: "forged", id: 1 }, installationId: 31,
-      environment: "production", sha: "e".repeat(40), reason: "merge", requestedBy: "mallory", createdAt: new Date().toISOString(),
-      settings: { namespace, prune: true, allowEmpty: false }, sequence: h.clock.now, signedAt: new Date(h.clock.now).toISOString(), expiresAt: new Date(h.clock.now + 600_000).toISOString(),
-      digest: objectsDigest(objects), objects: { inline: objects },
+      version: 1,
+      id: `merge-1-production-${"e".repeat(40)}`,
+      repository: { owner: OWNER, name: "forged", id: 1 },
+      installationId: 31,
+      environment: "production",
+      sha: "e".repeat(40),
+      reason: "merge",
+      requestedBy: "mallory",
+      createdAt: new Date().toISOString(),
+      settings: { namespace, prune: true, allowEmpty: false },
+      sequence: h.clock.now,
+      signedAt: new Date(h.clock.now).toISOString(),
+      expiresAt: new Date(h.clock.now + 600_000).toISOString(),
+      digest: objectsDigest(objects),
+      objects: { inline: objects },
     };
     const q = agentQueue("production");
     const queue = new Queue(q.name, { connection: h.redis, prefix: q.prefix });
@@ -262,9 +355,11 @@ describe("deploys", () => {
       const genuine = seal("job", job, privateKeyFromPem(appKeys.privateKey));
       const tampered = { ...genuine, body: genuine.body.replace(namespace, "deploy-tampered") };
       const badDigest = seal("job", { ...job, digest: "0".repeat(64) }, privateKeyFromPem(appKeys.privateKey));
-      const added = await Promise.all([forged, tampered, badDigest].map((data, i) => queue.add("deploy", data, { jobId: `attack-${i}-${randomUUID()}`, attempts: 3 })));
+      const added = await Promise.all(
+        [forged, tampered, badDigest].map((data, i) => queue.add("deploy", data, { jobId: `attack-${i}-${randomUUID()}`, attempts: 3 })),
+      );
       for (const bullJob of added) {
-        await expect.poll(async () => (await queue.getJobState(bullJob.id ?? "")), { timeout: 30_000 }).toBe("failed");
+        await expect.poll(async () => await queue.getJobState(bullJob.id ?? ""), { timeout: 30_000 }).toBe("failed");
       }
       const reasons = await Promise.all(added.map(async (j) => (await queue.getJob(j.id ?? ""))?.failedReason));
       expect(reasons[0]).toContain("signature does not verify");

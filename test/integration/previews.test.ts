@@ -21,7 +21,13 @@ let h: AppHarness;
 
 beforeAll(async () => {
   const appKeys = generateSigningKeys();
-  h = await startHarness({ redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 1, deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: generateSigningKeys().publicKey } });
+  h = await startHarness({
+    redisUrl: inject("redisUrl"),
+    kustomize: inject("kustomize"),
+    helm: inject("helm"),
+    database: 1,
+    deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: generateSigningKeys().publicKey },
+  });
   h.github.addRepo(OWNER, REPO, REPO_ID);
 });
 afterAll(async () => {
@@ -41,7 +47,13 @@ async function commit(fixture: string | undefined, changes: Record<string, strin
 }
 
 const target = { owner: OWNER, repo: REPO, repoId: REPO_ID, installation: INSTALLATION };
-function pullRequestPayload(action: string, number: number, base: string, head: string, extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {}): Record<string, unknown> {
+function pullRequestPayload(
+  action: string,
+  number: number,
+  base: string,
+  head: string,
+  extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {},
+): Record<string, unknown> {
   return pullRequest(target, action, number, base, head, extra);
 }
 function commentPayload(number: number, body: string, user = "octocat", type = "User"): Record<string, unknown> {
@@ -58,7 +70,9 @@ const completed = async (head: string) => {
 describe("pull request previews", () => {
   it("comments the diff and completes the check run on the first open", async () => {
     const base = await commit("kustomize-app");
-    const head = await commit("kustomize-app", { "deploy/overlays/production/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 5\n" });
+    const head = await commit("kustomize-app", {
+      "deploy/overlays/production/replicas.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 5\n",
+    });
     const { status } = await h.deliver("pull_request", pullRequestPayload("opened", 1, base, head));
     expect(status).toBe(200);
     const run = await completed(head);
@@ -72,16 +86,25 @@ describe("pull request previews", () => {
     expect(comment?.body).toContain("-  replicas: 3\n+  replicas: 5");
     expect(comment?.body).toContain("No live diff is available yet");
     // Configuration and both commits were read from GitHub: one tarball request per commit.
-    expect(h.github.calls("repos/download-tarball-archive").map((c) => c.params.ref).sort()).toEqual([base, head].sort());
+    expect(
+      h.github
+        .calls("repos/download-tarball-archive")
+        .map((c) => c.params.ref)
+        .sort(),
+    ).toEqual([base, head].sort());
     expect(h.github.calls("repos/get-content")[0]?.params).toMatchObject({ path: ".github/sluice.yml" });
   });
 
   it("edits the same comment after a push and never adds a second one", async () => {
     const base = await commit("kustomize-app");
-    const first = await commit("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 8080\n" });
+    const first = await commit("kustomize-app", {
+      "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 8080\n",
+    });
     await h.deliver("pull_request", pullRequestPayload("opened", 2, base, first));
     await completed(first);
-    const second = await commit("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 9090\n" });
+    const second = await commit("kustomize-app", {
+      "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 9090\n",
+    });
     await h.deliver("pull_request", pullRequestPayload("synchronize", 2, base, second));
     await completed(second);
     expect(previewComment(2)).toHaveLength(1);
@@ -120,16 +143,25 @@ describe("pull request previews", () => {
 
   it("fails the check run with annotations on invalid YAML", async () => {
     const base = await commit("plain-app");
-    const head = await commit("plain-app", { "manifests/apps/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  key: [unclosed\n" });
+    const head = await commit("plain-app", {
+      "manifests/apps/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  key: [unclosed\n",
+    });
     await h.deliver("pull_request", pullRequestPayload("opened", 4, base, head));
     const run = await completed(head);
     expect(run?.conclusion).toBe("failure");
-    expect(run?.annotations).toEqual([expect.objectContaining({ path: "manifests/apps/broken.yaml", start_line: 7, annotation_level: "failure" })]);
+    expect(run?.annotations).toEqual([
+      expect.objectContaining({ path: "manifests/apps/broken.yaml", start_line: 7, annotation_level: "failure" }),
+    ]);
     expect(previewComment(4)[0]?.body).toContain("`manifests/apps/broken.yaml:7`");
   });
 
   it("keeps a huge diff under 65,536 characters with a complete summary and a signed link to the rest", async () => {
-    const many = (version: number) => Array.from({ length: 400 }, (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  namespace: shop\ndata:\n${Array.from({ length: 12 }, (_, k) => `  key${k}: value-${version}-${i}-${k}`).join("\n")}\n`).join("---\n");
+    const many = (version: number) =>
+      Array.from(
+        { length: 400 },
+        (_, i) =>
+          `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  namespace: shop\ndata:\n${Array.from({ length: 12 }, (_, k) => `  key${k}: value-${version}-${i}-${k}`).join("\n")}\n`,
+      ).join("---\n");
     const base = await commit("plain-app", { "manifests/many.yaml": many(1) });
     const head = await commit("plain-app", { "manifests/many.yaml": many(2) });
     await h.deliver("pull_request", pullRequestPayload("opened", 5, base, head));
@@ -160,7 +192,10 @@ describe("pull request previews", () => {
 
   it("never sends a Secret value to GitHub", async () => {
     const base = await commit("kustomize-app");
-    const head = await commit("kustomize-app", { "deploy/overlays/production/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-credentials\ntype: Opaque\nstringData:\n  DATABASE_PASSWORD: n3w-pa55w0rd-value\n  API_TOKEN: tok_live_4f9a8b7c6d5e\n" });
+    const head = await commit("kustomize-app", {
+      "deploy/overlays/production/secret.yaml":
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-credentials\ntype: Opaque\nstringData:\n  DATABASE_PASSWORD: n3w-pa55w0rd-value\n  API_TOKEN: tok_live_4f9a8b7c6d5e\n",
+    });
     await h.deliver("pull_request", pullRequestPayload("opened", 6, base, head));
     await completed(head);
     expect(previewComment(6)[0]?.body).toContain("`DATABASE_PASSWORD` changed");
@@ -175,20 +210,32 @@ describe("pull request previews", () => {
     const base = await commit("kustomize-app");
     const head = await commit("kustomize-app", {
       ".github/sluice.yml": "version: 1\nenvironments:\n  - name: everything\n    path: .\n",
-      "deploy/overlays/staging/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: web-staging\nresources:\n  - ../../base\nnameSuffix: -fork\n",
+      "deploy/overlays/staging/kustomization.yaml":
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: web-staging\nresources:\n  - ../../base\nnameSuffix: -fork\n",
     });
     await h.deliver("pull_request", pullRequestPayload("opened", 7, base, head, { fork: true }));
     const run = await completed(head);
     expect(run?.output?.summary).toContain("`staging`");
     expect(run?.output?.summary).not.toContain("`everything`");
-    expect(h.github.calls("repos/get-content").filter((c) => c.path.includes(REPO)).every((c) => c.params.path === ".github/sluice.yml")).toBe(true);
+    expect(
+      h.github
+        .calls("repos/get-content")
+        .filter((c) => c.path.includes(REPO))
+        .every((c) => c.params.path === ".github/sluice.yml"),
+    ).toBe(true);
     expect(h.github.requests.some((r) => r.path.includes("someone/"))).toBe(false);
   });
 
   it("shows the newer head when two pushes come in quick succession", async () => {
     const base = await commit("plain-app");
-    const heads = [await commit("plain-app", { "manifests/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n" }), await commit("plain-app", { "manifests/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n" })];
-    await Promise.all([h.deliver("pull_request", pullRequestPayload("opened", 8, base, heads[0] ?? "")), h.deliver("pull_request", pullRequestPayload("synchronize", 8, base, heads[1] ?? ""))]);
+    const heads = [
+      await commit("plain-app", { "manifests/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n" }),
+      await commit("plain-app", { "manifests/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n" }),
+    ];
+    await Promise.all([
+      h.deliver("pull_request", pullRequestPayload("opened", 8, base, heads[0] ?? "")),
+      h.deliver("pull_request", pullRequestPayload("synchronize", 8, base, heads[1] ?? "")),
+    ]);
     await completed(heads[0] ?? "");
     await completed(heads[1] ?? "");
     expect(previewComment(8)).toHaveLength(1);
@@ -198,11 +245,18 @@ describe("pull request previews", () => {
 
   it("fails the check run naming the file, line and field of an invalid configuration", async () => {
     const base = await commit("plain-app", { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: prod\n    render: jsonnet\n" });
-    const head = await commit("plain-app", { ".github/sluice.yml": "version: 1\nenvironments:\n  - name: prod\n    render: jsonnet\n", "manifests/x.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n" });
+    const head = await commit("plain-app", {
+      ".github/sluice.yml": "version: 1\nenvironments:\n  - name: prod\n    render: jsonnet\n",
+      "manifests/x.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+    });
     await h.deliver("pull_request", pullRequestPayload("opened", 9, base, head));
     const run = await completed(head);
     expect(run?.conclusion).toBe("failure");
-    expect(run?.annotations[0]).toMatchObject({ path: ".github/sluice.yml", start_line: 4, message: expect.stringContaining("environments[0].render: must be one of") as string });
+    expect(run?.annotations[0]).toMatchObject({
+      path: ".github/sluice.yml",
+      start_line: 4,
+      message: expect.stringContaining("environments[0].render: must be one of") as string,
+    });
   });
 
   it("marks the comment when the pull request is merged", async () => {
@@ -211,7 +265,9 @@ describe("pull request previews", () => {
     await h.deliver("pull_request", pullRequestPayload("opened", 10, base, head));
     await completed(head);
     await h.deliver("pull_request", pullRequestPayload("closed", 10, base, head, { merged: true }));
-    await expect.poll(() => previewComment(10)[0]?.body.startsWith("> [!NOTE]\n> This pull request was merged."), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(() => previewComment(10)[0]?.body.startsWith("> [!NOTE]\n> This pull request was merged."), { timeout: 10_000 })
+      .toBe(true);
   });
 });
 
@@ -225,13 +281,29 @@ describe("pull request commands", () => {
   });
 
   /** The deploy requests whose job id starts with `prefix`, whatever state the app's worker has them in. */
-  const requestsFor = async (prefix: string) => (await deployRequests.getJobs(["waiting", "active", "completed", "failed", "delayed"])).filter((j) => j.id?.startsWith(prefix)) as { data: { request: Record<string, unknown> } }[];
-  const replies = (number: number) => h.github.comments.filter((c) => c.issue === number && !c.body.includes(PREVIEW_MARKER)).map((c) => c.body);
+  const requestsFor = async (prefix: string) =>
+    (await deployRequests.getJobs(["waiting", "active", "completed", "failed", "delayed"])).filter((j) => j.id?.startsWith(prefix)) as {
+      data: { request: Record<string, unknown> };
+    }[];
+  const replies = (number: number) =>
+    h.github.comments.filter((c) => c.issue === number && !c.body.includes(PREVIEW_MARKER)).map((c) => c.body);
 
   async function pullWithConfig(number: number): Promise<{ base: string; head: string }> {
     const base = await commit("kustomize-app");
-    const head = await commit("kustomize-app", { "deploy/base/deployment.yaml": (await readFile(join(await checkout("kustomize-app"), "deploy/base/deployment.yaml"), "utf8")).replace("1.4.0", "1.5.0") });
-    h.github.setPull(OWNER, REPO, { number, base: { sha: base, ref: "main" }, head: { sha: head, ref: "feature" }, state: "open", draft: false, merged: false });
+    const head = await commit("kustomize-app", {
+      "deploy/base/deployment.yaml": (await readFile(join(await checkout("kustomize-app"), "deploy/base/deployment.yaml"), "utf8")).replace(
+        "1.4.0",
+        "1.5.0",
+      ),
+    });
+    h.github.setPull(OWNER, REPO, {
+      number,
+      base: { sha: base, ref: "main" },
+      head: { sha: head, ref: "feature" },
+      state: "open",
+      draft: false,
+      merged: false,
+    });
     // Commands read the configuration of the default branch's head.
     h.github.setBranch(OWNER, REPO, "main", base);
     return { base, head };
@@ -241,7 +313,9 @@ describe("pull request commands", () => {
     await pullWithConfig(20);
     h.github.setPermission(OWNER, REPO, "reader", "read");
     await h.deliver("issue_comment", commentPayload(20, "/sync production", "reader"));
-    await expect.poll(() => replies(20), { timeout: 10_000 }).toEqual(["Sorry @reader, `/sync` needs **write** permission on this repository and you have **read**. Nothing was done."]);
+    await expect
+      .poll(() => replies(20), { timeout: 10_000 })
+      .toEqual(["Sorry @reader, `/sync` needs **write** permission on this repository and you have **read**. Nothing was done."]);
     expect(h.github.reactions.at(-1)).toMatchObject({ content: "eyes" });
     expect(await requestsFor(`sync-${REPO_ID}-production-`)).toEqual([]);
   });
@@ -274,7 +348,16 @@ describe("pull request commands", () => {
     await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(1);
     expect(replies(23)[0]).toContain(`- \`staging\`: queued: deploy \`main\` at \`${tracked.slice(0, 7)}\`.`);
     const [job] = await requestsFor(`sync-${REPO_ID}-staging-${tracked}-comment-`);
-    expect(job?.data.request).toMatchObject({ version: 1, environment: "staging", sha: tracked, reason: "sync", requestedBy: "writer", pullRequest: 23, installationId: INSTALLATION, trigger: expect.stringMatching(/^comment-\d+$/) as string });
+    expect(job?.data.request).toMatchObject({
+      version: 1,
+      environment: "staging",
+      sha: tracked,
+      reason: "sync",
+      requestedBy: "writer",
+      pullRequest: 23,
+      installationId: INSTALLATION,
+      trigger: expect.stringMatching(/^comment-\d+$/) as string,
+    });
     await h.deliver("issue_comment", commentPayload(23, "/help"));
     await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(2);
     expect(replies(23)[1]).toContain("Environments: `staging`, `production`.");
@@ -304,7 +387,10 @@ describe("pull request commands", () => {
     await h.deliver("issue_comment", commentPayload(26, "/rollback staging", "admin-user"));
     await expect.poll(() => replies(26).length, { timeout: 10_000 }).toBe(1);
     expect(replies(26)[0]).toContain(`- \`staging\`: queued: roll back to \`${previous.slice(0, 7)}\`.`);
-    expect((await requestsFor(`rollback-${REPO_ID}-staging-${previous}-comment-`))[0]?.data.request).toMatchObject({ reason: "rollback", requestedBy: "admin-user" });
+    expect((await requestsFor(`rollback-${REPO_ID}-staging-${previous}-comment-`))[0]?.data.request).toMatchObject({
+      reason: "rollback",
+      requestedBy: "admin-user",
+    });
   });
 
   it("says when there is nothing to roll back to", async () => {

@@ -45,22 +45,32 @@ describe("test environment failures", () => {
     const dir = await tempDir();
     await mkdir(join(dir, "etcd", "member"), { recursive: true });
     const env = { ...process.env, KUBECONFIG: "", REDIS_URL: "", SLUICE_TEST_ENV_DIR: dir };
-    await expect(startTestEnv({ env, log, controllers: false })).rejects.toThrow(`etcd data directory ${join(dir, "etcd")} is not empty (member), left by an earlier run; remove it before starting again`);
+    await expect(startTestEnv({ env, log, controllers: false })).rejects.toThrow(
+      `etcd data directory ${join(dir, "etcd")} is not empty (member), left by an earlier run; remove it before starting again`,
+    );
     expect(await processesMatching(`etcd.*--data-dir=${join(dir, "etcd")}`)).toEqual([]);
   });
 
   it("says how to get Redis when redis-server is missing", async () => {
-    await expect(findRedisServer("/nonexistent/redis-server")).rejects.toThrow("redis-server is not installed: run `apt-get install redis-server` (or your system's equivalent), or set REDIS_URL to an existing Redis");
+    await expect(findRedisServer("/nonexistent/redis-server")).rejects.toThrow(
+      "redis-server is not installed: run `apt-get install redis-server` (or your system's equivalent), or set REDIS_URL to an existing Redis",
+    );
   });
 
   it("names the module and version of a binary that fails to build", async () => {
     const tools = await tempDir();
     await mkdir(join(tools, "kustomize"));
-    await writeFile(join(tools, "kustomize", "go.mod"), "module sluice.dev/test-env/kustomize\n\ngo 1.26.0\n\nrequire sigs.k8s.io/kustomize/kustomize/v5 v5.0.99-missing\n");
+    await writeFile(
+      join(tools, "kustomize", "go.mod"),
+      "module sluice.dev/test-env/kustomize\n\ngo 1.26.0\n\nrequire sigs.k8s.io/kustomize/kustomize/v5 v5.0.99-missing\n",
+    );
     const cache = await tempDir();
     const result = await run("bash", [join(root, "scripts/test-tools.sh"), "kustomize"], {
       env: { ...process.env, SLUICE_TOOLS_DIR: tools, SLUICE_TOOLS_CACHE: cache, GOPROXY: "off", GOFLAGS: "" },
-    }).then(() => ({ stderr: "" }), (error: unknown) => error as { stderr: string });
+    }).then(
+      () => ({ stderr: "" }),
+      (error: unknown) => error as { stderr: string },
+    );
     expect(result.stderr).toContain("test-tools: building kustomize failed: module sigs.k8s.io/kustomize/kustomize/v5 v5.0.99-missing");
   });
 
@@ -71,7 +81,11 @@ await ManagedProcess.start("sleeper", "sleep", [${JSON.stringify(marker)}], "/de
 process.stdout.write("started\\n");
 setInterval(() => {}, 1000);`;
     const parent = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    await new Promise<void>((resolve) => parent.stdout.once("data", () => { resolve(); }));
+    await new Promise<void>((resolve) =>
+      parent.stdout.once("data", () => {
+        resolve();
+      }),
+    );
     expect(await processesMatching(`sleep ${marker}`)).not.toEqual([]);
     parent.kill("SIGKILL");
     await expect.poll(() => processesMatching(`^sleep ${marker}$`), { timeout: 15_000, interval: 200 }).toEqual([]);

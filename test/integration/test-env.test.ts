@@ -1,5 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch, type KubernetesObject } from "@kubernetes/client-node";
+import {
+  ApiException,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  VersionApi,
+  Watch,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
 import { Queue, QueueEvents, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -19,8 +27,19 @@ type Live = KubernetesObject & {
   status?: { conditions?: { type: string; status: string }[] };
 };
 
-function apply(api: KubernetesObjectApi, object: object, options: { dryRun?: boolean; force?: boolean; manager?: string } = {}): Promise<Live> {
-  return api.patch<Live>(object, undefined, options.dryRun ? "All" : undefined, options.manager ?? FIELD_MANAGER, options.force ?? false, PatchStrategy.ServerSideApply);
+function apply(
+  api: KubernetesObjectApi,
+  object: object,
+  options: { dryRun?: boolean; force?: boolean; manager?: string } = {},
+): Promise<Live> {
+  return api.patch<Live>(
+    object,
+    undefined,
+    options.dryRun ? "All" : undefined,
+    options.manager ?? FIELD_MANAGER,
+    options.force ?? false,
+    PatchStrategy.ServerSideApply,
+  );
 }
 
 async function statusOf(promise: Promise<unknown>): Promise<number> {
@@ -46,7 +65,16 @@ describe("the real kube-apiserver", () => {
       group,
       scope: "Namespaced",
       names: { plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList" },
-      versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object", properties: { size: { type: "integer" } } } } } } }],
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: {
+            openAPIV3Schema: { type: "object", properties: { spec: { type: "object", properties: { size: { type: "integer" } } } } },
+          },
+        },
+      ],
     },
   };
   const deployment = {
@@ -77,10 +105,15 @@ describe("the real kube-apiserver", () => {
   it("applies a Namespace, a CRD, a custom resource and a Deployment with server-side apply", async () => {
     const appliedCrd = await apply(api, crd);
     expect(appliedCrd.metadata?.managedFields?.some((f) => f.manager === FIELD_MANAGER)).toBe(true);
-    await expect.poll(async () => {
-      const live = await api.read<Live>(crd);
-      return live.status?.conditions?.find((c) => c.type === "Established")?.status;
-    }, { timeout: 20_000, interval: 200 }).toBe("True");
+    await expect
+      .poll(
+        async () => {
+          const live = await api.read<Live>(crd);
+          return live.status?.conditions?.find((c) => c.type === "Established")?.status;
+        },
+        { timeout: 20_000, interval: 200 },
+      )
+      .toBe("True");
 
     const widget = { apiVersion: `${group}/v1`, kind: "Widget", metadata: { name: "w1", namespace }, spec: { size: 3 } };
     const appliedWidget = await apply(api, widget);
@@ -111,12 +144,26 @@ describe("the real kube-apiserver", () => {
     const seen: string[] = [];
     const watch = new Watch(kc);
     const done = new Promise<void>((resolve, reject) => {
-      void watch.watch(`/api/v1/namespaces/${namespace}/configmaps`, {}, (phase, object: KubernetesObject) => {
-        const name = object.metadata?.name ?? "";
-        if (phase === "ADDED" && names.includes(name) && !seen.includes(name)) seen.push(name);
-        if (seen.length === names.length) resolve();
-      }, (error: unknown) => { if (error) reject(error instanceof Error ? error : new Error("watch failed")); })
-        .then((controller) => done.finally(() => { controller.abort(); }), reject);
+      void watch
+        .watch(
+          `/api/v1/namespaces/${namespace}/configmaps`,
+          {},
+          (phase, object: KubernetesObject) => {
+            const name = object.metadata?.name ?? "";
+            if (phase === "ADDED" && names.includes(name) && !seen.includes(name)) seen.push(name);
+            if (seen.length === names.length) resolve();
+          },
+          (error: unknown) => {
+            if (error) reject(error instanceof Error ? error : new Error("watch failed"));
+          },
+        )
+        .then(
+          (controller) =>
+            done.finally(() => {
+              controller.abort();
+            }),
+          reject,
+        );
     });
     for (const name of names) await apply(api, { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data: {} });
     await done;
@@ -128,10 +175,15 @@ describe("the real kube-apiserver", () => {
   it("runs kube-controller-manager, so a Deployment with 0 replicas becomes Available", async () => {
     expect(inject("controllers")).toBe(true);
     await apply(api, deployment);
-    await expect.poll(async () => {
-      const live = await api.read<Live>(deployment);
-      return live.status?.conditions?.find((c) => c.type === "Available")?.status;
-    }, { timeout: 30_000, interval: 250 }).toBe("True");
+    await expect
+      .poll(
+        async () => {
+          const live = await api.read<Live>(deployment);
+          return live.status?.conditions?.find((c) => c.type === "Available")?.status;
+        },
+        { timeout: 30_000, interval: 250 },
+      )
+      .toBe("True");
   });
 });
 
@@ -141,7 +193,9 @@ describe("the real Redis", () => {
     const name = `smoke-${randomUUID()}`;
     const queue = new Queue(name, { connection });
     const events = new QueueEvents(name, { connection: connection.duplicate() });
-    const worker = new Worker(name, (job) => Promise.resolve({ doubled: (job.data as { n: number }).n * 2 }), { connection: connection.duplicate() });
+    const worker = new Worker(name, (job) => Promise.resolve({ doubled: (job.data as { n: number }).n * 2 }), {
+      connection: connection.duplicate(),
+    });
     try {
       await events.waitUntilReady();
       const job = await queue.add("double", { n: 21 });

@@ -44,8 +44,14 @@ function tried(attempt: string, outcome: string): void {
 beforeAll(async () => {
   // The second key may only report on staging: a production report signed with it is dropped.
   h = await startHarness({
-    redisUrl: inject("redisUrl"), kustomize: inject("kustomize"), helm: inject("helm"), database: 4,
-    deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: `# environments: production\n${agentKeys.publicKey}# environments: staging\n${rogueKeys.publicKey}` },
+    redisUrl: inject("redisUrl"),
+    kustomize: inject("kustomize"),
+    helm: inject("helm"),
+    database: 4,
+    deployKeys: {
+      jobSigningKey: appKeys.privateKey,
+      agentPublicKeys: `# environments: production\n${agentKeys.publicKey}# environments: staging\n${rogueKeys.publicKey}`,
+    },
   });
   const kc = new KubeConfig();
   kc.loadFromFile(inject("kubeconfigPath"));
@@ -87,9 +93,11 @@ function repository(team: "a" | "b", name = `team-${team}-${randomUUID().slice(0
   return { owner: OWNER, repo: name, repoId, installation: 41, namespace };
 }
 
-const config = (repo: Repo, extra = "") => `version: 1\nenvironments:\n  - name: production\n    path: manifests\n    namespace: ${repo.namespace}\n    branch: main\n${extra}`;
+const config = (repo: Repo, extra = "") =>
+  `version: 1\nenvironments:\n  - name: production\n    path: manifests\n    namespace: ${repo.namespace}\n    branch: main\n${extra}`;
 const ns = (name: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`;
-const cm = (name: string, value: string, namespace?: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${namespace ? `  namespace: ${namespace}\n` : ""}data:\n  value: "${value}"\n`;
+const cm = (name: string, value: string, namespace?: string) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${namespace ? `  namespace: ${namespace}\n` : ""}data:\n  value: "${value}"\n`;
 
 async function commit(repo: Repo, files: Record<string, string>): Promise<string> {
   const id = sha();
@@ -103,7 +111,8 @@ async function merge(repo: Repo, head: string): Promise<void> {
   expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
 }
 
-const deployRuns = (head: string) => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name === deployCheckName("production"));
+const deployRuns = (head: string) =>
+  [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name === deployCheckName("production"));
 async function deployed(head: string) {
   await expect.poll(() => deployRuns(head).map((r) => r.status), { timeout: 90_000, interval: 200 }).toEqual(["completed"]);
   return deployRuns(head)[0];
@@ -111,7 +120,11 @@ async function deployed(head: string) {
 
 async function live(kind: string, name: string, namespace?: string): Promise<Record<string, unknown> | undefined> {
   try {
-    return (await kube.read({ apiVersion: kind === "ConfigMap" || kind === "Namespace" ? "v1" : "rbac.authorization.k8s.io/v1", kind, metadata: { name, ...(namespace ? { namespace } : {}) } })) as unknown as Record<string, unknown>;
+    return (await kube.read({
+      apiVersion: kind === "ConfigMap" || kind === "Namespace" ? "v1" : "rbac.authorization.k8s.io/v1",
+      kind,
+      metadata: { name, ...(namespace ? { namespace } : {}) },
+    })) as unknown as Record<string, unknown>;
   } catch (error) {
     if (error instanceof ApiException && error.code === 404) return undefined;
     throw error;
@@ -127,7 +140,8 @@ describe("a pull request, even from a fork, reads nothing but its own files", ()
     const dir = await checkout(undefined, {
       ".github/sluice.yml": config(repo),
       "manifests/Chart.yaml": "apiVersion: v2\nname: leak\nversion: 1.0.0\n",
-      "manifests/templates/cm.yaml": 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: leak }\ndata:\n  passwd: {{ .Files.Get "leak" | quote }}\n',
+      "manifests/templates/cm.yaml":
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: leak }\ndata:\n  passwd: {{ .Files.Get "leak" | quote }}\n',
       "a/b/c/.keep": "",
     });
     await symlink("../../..", join(dir, "a/b/c/s"));
@@ -135,7 +149,9 @@ describe("a pull request, even from a fork, reads nothing but its own files", ()
     const head = sha();
     await h.github.addCommit(OWNER, repo.repo, head, dir);
     await h.deliver("pull_request", pullRequestPayload(repo, "opened", 1, base, head, { fork: true }));
-    await expect.poll(() => [...h.github.checkRuns.values()].find((r) => r.head_sha === head)?.status, { timeout: 60_000 }).toBe("completed");
+    await expect
+      .poll(() => [...h.github.checkRuns.values()].find((r) => r.head_sha === head)?.status, { timeout: 60_000 })
+      .toBe("completed");
     const run = [...h.github.checkRuns.values()].find((r) => r.head_sha === head);
     expect(run?.conclusion).toBe("failure");
     expect(run?.output?.title).toBe("The commit cannot be checked out safely");
@@ -143,7 +159,10 @@ describe("a pull request, even from a fork, reads nothing but its own files", ()
     const comment = h.github.comments.find((c) => c.issue === 1 && c.body.includes(PREVIEW_MARKER));
     expect(comment?.body).toContain("cannot be checked out safely");
     expect(JSON.stringify([...h.github.comments, ...h.github.checkRuns.values()])).not.toContain("root:x:0:0");
-    tried("a fork pull request whose chart reads /etc/passwd through a chained symlink", "the preview fails naming manifests/leak; no file content reaches GitHub");
+    tried(
+      "a fork pull request whose chart reads /etc/passwd through a chained symlink",
+      "the preview fails naming manifests/leak; no file content reaches GitHub",
+    );
   });
 
   it("cannot take over the preview comment by pasting its marker", async () => {
@@ -154,7 +173,10 @@ describe("a pull request, even from a fork, reads nothing but its own files", ()
     await h.deliver("pull_request", pullRequestPayload(repo, "opened", 2, base, head, { fork: true }));
     await expect.poll(() => h.github.comments.filter((c) => c.issue === 2 && c.user === "sluice[bot]").length, { timeout: 60_000 }).toBe(1);
     expect(planted.body).toBe(`Looks fine ${PREVIEW_MARKER}`);
-    tried("a comment of mine carrying Sluice's hidden marker, so the app would edit it", "the app wrote its own comment and left mine alone");
+    tried(
+      "a comment of mine carrying Sluice's hidden marker, so the app would edit it",
+      "the app wrote its own comment and left mine alone",
+    );
   });
 });
 
@@ -163,7 +185,11 @@ describe("nothing deploys that the default branch did not review", () => {
     const repo = repository("a");
     const reviewed = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace) });
     h.github.setBranch(OWNER, repo.repo, "main", reviewed);
-    const sneaky = await commit(repo, { ".github/sluice.yml": config(repo).replace("branch: main", "branch: sneaky"), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("backdoor", "1") });
+    const sneaky = await commit(repo, {
+      ".github/sluice.yml": config(repo).replace("branch: main", "branch: sneaky"),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("backdoor", "1"),
+    });
     h.github.setBranch(OWNER, repo.repo, "sneaky", sneaky);
     await h.deliver("push", pushPayload(repo, sneaky, "refs/heads/sneaky"));
     await settle();
@@ -174,21 +200,47 @@ describe("nothing deploys that the default branch did not review", () => {
 
   it("takes command permissions from the default branch, not the pull request's base", async () => {
     const repo = repository("a");
-    const strict = await commit(repo, { ".github/sluice.yml": config(repo, "commands:\n  permission: admin\n"), "manifests/cm.yaml": cm("a", "1") });
-    const lax = await commit(repo, { ".github/sluice.yml": config(repo, "commands:\n  permission: read\n"), "manifests/cm.yaml": cm("a", "1") });
+    const strict = await commit(repo, {
+      ".github/sluice.yml": config(repo, "commands:\n  permission: admin\n"),
+      "manifests/cm.yaml": cm("a", "1"),
+    });
+    const lax = await commit(repo, {
+      ".github/sluice.yml": config(repo, "commands:\n  permission: read\n"),
+      "manifests/cm.yaml": cm("a", "1"),
+    });
     h.github.setBranch(OWNER, repo.repo, "main", strict);
-    h.github.setPull(OWNER, repo.repo, { number: 3, base: { sha: lax, ref: "main" }, head: { sha: lax, ref: "feature" }, state: "open", draft: false, merged: false });
+    h.github.setPull(OWNER, repo.repo, {
+      number: 3,
+      base: { sha: lax, ref: "main" },
+      head: { sha: lax, ref: "feature" },
+      state: "open",
+      draft: false,
+      merged: false,
+    });
     h.github.setPermission(OWNER, repo.repo, "mallory", "write");
     await h.deliver("issue_comment", commentPayload(repo, 3, 9_001, "/sync", "mallory"));
-    await expect.poll(() => h.github.comments.filter((c) => c.issue === 3 && c.user === "sluice[bot]").map((c) => c.body), { timeout: 10_000 }).toEqual([expect.stringContaining("needs **admin** permission")]);
+    await expect
+      .poll(() => h.github.comments.filter((c) => c.issue === 3 && c.user === "sluice[bot]").map((c) => c.body), { timeout: 10_000 })
+      .toEqual([expect.stringContaining("needs **admin** permission")]);
     tried("/sync from a writer on a pull request whose base says permission: read", "refused: the default branch says admin");
   });
 
   it("makes every /sync a request of its own", async () => {
     const repo = repository("a");
-    const head = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("a", "1") });
+    const head = await commit(repo, {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("a", "1"),
+    });
     h.github.setBranch(OWNER, repo.repo, "main", head);
-    h.github.setPull(OWNER, repo.repo, { number: 4, base: { sha: head, ref: "main" }, head: { sha: head, ref: "feature" }, state: "open", draft: false, merged: false });
+    h.github.setPull(OWNER, repo.repo, {
+      number: 4,
+      base: { sha: head, ref: "main" },
+      head: { sha: head, ref: "feature" },
+      state: "open",
+      draft: false,
+      merged: false,
+    });
     h.github.setPermission(OWNER, repo.repo, "writer", "write");
     await h.deliver("issue_comment", commentPayload(repo, 4, 9_101, "/sync", "writer"));
     await expect.poll(() => deployRuns(head).length, { timeout: 60_000 }).toBe(1);
@@ -203,23 +255,55 @@ describe("nothing deploys that the default branch did not review", () => {
 describe("whoever writes to Redis cannot deploy, replay or forge", () => {
   it("refuses deploy requests the app did not queue", async () => {
     const repo = repository("a");
-    const target = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("forged", "1") });
-    const request = { version: 1, repository: { owner: OWNER, name: repo.repo, id: repo.repoId }, installationId: 41, environment: "production", sha: target, reason: "sync", requestedBy: "mallory", createdAt: new Date(h.clock.now).toISOString(), trigger: "comment-1", sequence: h.clock.now + 1 };
+    const target = await commit(repo, {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("forged", "1"),
+    });
+    const request = {
+      version: 1,
+      repository: { owner: OWNER, name: repo.repo, id: repo.repoId },
+      installationId: 41,
+      environment: "production",
+      sha: target,
+      reason: "sync",
+      requestedBy: "mallory",
+      createdAt: new Date(h.clock.now).toISOString(),
+      trigger: "comment-1",
+      sequence: h.clock.now + 1,
+    };
     const queue = new Queue(DEPLOY_REQUEST_QUEUE, { connection: h.redis, prefix: QUEUE_PREFIX });
     try {
-      const jobs = await Promise.all([request, { request, mac: "A".repeat(43) }].map((data, i) => queue.add("deploy", data, { jobId: `forged-${i}-${randomUUID()}`, attempts: 3 })));
+      const jobs = await Promise.all(
+        [request, { request, mac: "A".repeat(43) }].map((data, i) =>
+          queue.add("deploy", data, { jobId: `forged-${i}-${randomUUID()}`, attempts: 3 }),
+        ),
+      );
       for (const job of jobs) await expect.poll(async () => queue.getJobState(job.id ?? ""), { timeout: 20_000 }).toBe("failed");
       const reasons = await Promise.all(jobs.map(async (j) => (await queue.getJob(j.id ?? ""))?.failedReason));
       expect(reasons).toEqual([expect.stringContaining("no MAC"), expect.stringContaining("its MAC does not verify")]);
       expect(deployRuns(target)).toEqual([]);
-      tried("a deploy request written straight into the deploy-requests queue, without and with a made-up MAC", "both refused unread; nothing rendered or signed");
+      tried(
+        "a deploy request written straight into the deploy-requests queue, without and with a made-up MAC",
+        "both refused unread; nothing rendered or signed",
+      );
     } finally {
       await queue.close();
     }
     // Nor can it make the app render and comment on a commit of its choosing.
     const previews = new Queue(PREVIEW_QUEUE, { connection: h.redis, prefix: QUEUE_PREFIX });
     try {
-      const job = { repository: { owner: OWNER, name: repo.repo, id: repo.repoId }, installationId: 41, pullRequest: 77, baseSha: target, headSha: target, baseRef: "main", draft: false, seq: 1, checkRunId: 1 };
+      const job = {
+        repository: { owner: OWNER, name: repo.repo, id: repo.repoId },
+        installationId: 41,
+        pullRequest: 77,
+        baseSha: target,
+        headSha: target,
+        baseRef: "main",
+        draft: false,
+        seq: 1,
+        checkRunId: 1,
+      };
       const added = await previews.add("preview", job, { jobId: `forged-preview-${randomUUID()}` });
       await expect.poll(async () => previews.getJobState(added.id ?? ""), { timeout: 20_000 }).toBe("failed");
       expect((await previews.getJob(added.id ?? ""))?.failedReason).toContain("no MAC");
@@ -231,7 +315,11 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
 
   it("never applies a replayed or expired job, even with the newest-job marker forged", async () => {
     const repo = repository("a");
-    const files = (value: string) => ({ ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("settings", value) });
+    const files = (value: string) => ({
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("settings", value),
+    });
     const first = await commit(repo, files("one"));
     await merge(repo, first);
     expect((await deployed(first))?.conclusion).toBe("success");
@@ -251,7 +339,9 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
       await h.redis.set(latestJobKey("production", repo.repoId), oldId);
       const replay = await queue.add("deploy", oldEnvelope, { jobId: `replay-${randomUUID()}`, attempts: 1 });
       await expect.poll(async () => queue.getJobState(replay.id ?? ""), { timeout: 30_000 }).toBe("failed");
-      expect((await queue.getJob(replay.id ?? ""))?.failedReason).toMatch(/not newer than the last accepted job .* a replayed or out-of-order job is never applied/);
+      expect((await queue.getJob(replay.id ?? ""))?.failedReason).toMatch(
+        /not newer than the last accepted job .* a replayed or out-of-order job is never applied/,
+      );
       expect(((await live("ConfigMap", "settings", repo.namespace)) as { data: { value: string } }).data.value).toBe("two");
       // The old deploy's check run keeps its outcome: reports about a finished deploy change nothing.
       expect(deployRuns(first)[0]?.conclusion).toBe("success");
@@ -266,7 +356,10 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
       } finally {
         h.clock.now -= 16 * 60 * 1000;
       }
-      tried("re-adding last deploy's signed job (and forging the newest-job marker), then a signed job past its expiry", "both refused by the agent from its own record in the cluster; the live ConfigMap still says two");
+      tried(
+        "re-adding last deploy's signed job (and forging the newest-job marker), then a signed job past its expiry",
+        "both refused by the agent from its own record in the cluster; the live ConfigMap still says two",
+      );
     } finally {
       await queue.close();
     }
@@ -274,12 +367,26 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
 
   it("drops a report signed by an agent key that is not bound to the environment", async () => {
     const repo = repository("a");
-    const head = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("a", "1") });
+    const head = await commit(repo, {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("a", "1"),
+    });
     await merge(repo, head);
     const run = await deployed(head);
     expect(run?.conclusion).toBe("success");
     const jobId = `merge-${repo.repoId}-production-${head}`;
-    const report: AgentReport = { version: 1, jobId, repository: { owner: OWNER, name: repo.repo, id: repo.repoId }, installationId: 41, environment: "production", sha: head, phase: "failed", message: "forged failure", at: new Date(h.clock.now).toISOString() };
+    const report: AgentReport = {
+      version: 1,
+      jobId,
+      repository: { owner: OWNER, name: repo.repo, id: repo.repoId },
+      installationId: 41,
+      environment: "production",
+      sha: head,
+      phase: "failed",
+      message: "forged failure",
+      at: new Date(h.clock.now).toISOString(),
+    };
     // Mark the deploy open again (with the app's own record key, which a Redis writer does not
     // have), so only the key binding stands in the way.
     const records = new DeployRecords(h.redis, new RedisMac(WEBHOOK_SECRET), quiet);
@@ -301,31 +408,53 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
 describe("Redis is not trusted with what a report changes on GitHub", () => {
   it("ignores a deploy record rewritten to point an agent's replayed report at another repository's check run", async () => {
     const victim = repository("b");
-    const broken = await commit(victim, { ".github/sluice.yml": config(victim), "manifests/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n" });
+    const broken = await commit(victim, {
+      ".github/sluice.yml": config(victim),
+      "manifests/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+    });
     await merge(victim, broken);
     const victimRun = await deployed(broken);
     expect(victimRun?.conclusion).toBe("failure");
     const repo = repository("a");
-    const head = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("a", "1") });
+    const head = await commit(repo, {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("a", "1"),
+    });
     await merge(repo, head);
     expect((await deployed(head))?.conclusion).toBe("success");
     const jobId = `merge-${repo.repoId}-production-${head}`;
     const reports = new Queue(REPORT_QUEUE.name, { connection: h.redis, prefix: REPORT_QUEUE.prefix });
     try {
       // The agent's own signed "succeeded" report, still in the queue's history.
-      const succeeded = async () => (await reports.getCompleted(0, 1_000)).map((j) => j.data as Envelope).find((e) => {
-        const body = JSON.parse(e.body) as AgentReport;
-        return body.jobId === jobId && body.phase === "succeeded";
-      });
+      const succeeded = async () =>
+        (await reports.getCompleted(0, 1_000))
+          .map((j) => j.data as Envelope)
+          .find((e) => {
+            const body = JSON.parse(e.body) as AgentReport;
+            return body.jobId === jobId && body.phase === "succeeded";
+          });
       await expect.poll(succeeded, { timeout: 10_000 }).toBeDefined();
       const signed = await succeeded();
       // The record, rewritten as a Redis writer could: open again, and about the victim's check run.
-      const forged = { checkRunId: victimRun?.id, deploymentId: 0, repository: { owner: OWNER, name: victim.repo, id: victim.repoId }, installationId: 41, environment: "production", sha: broken, reason: "merge", completed: false };
+      const forged = {
+        checkRunId: victimRun?.id,
+        deploymentId: 0,
+        repository: { owner: OWNER, name: victim.repo, id: victim.repoId },
+        installationId: 41,
+        environment: "production",
+        sha: broken,
+        reason: "merge",
+        completed: false,
+      };
       await h.redis.set(`sluice:deploy:${jobId}`, JSON.stringify(forged));
       const replay = await reports.add("report", signed);
       await expect.poll(async () => reports.getJobState(replay.id ?? ""), { timeout: 10_000 }).toBe("completed");
       expect(h.github.checkRuns.get(victimRun?.id ?? 0)?.conclusion).toBe("failure");
-      tried("rewriting a deploy record in Redis so a replayed success report lands on another repository's failed check run", "the record does not verify and the report is dropped; the victim's check run still says failure");
+      tried(
+        "rewriting a deploy record in Redis so a replayed success report lands on another repository's failed check run",
+        "the record does not verify and the report is dropped; the victim's check run still says failure",
+      );
     } finally {
       await reports.close();
     }
@@ -337,7 +466,12 @@ describe("the agent decides scope and ownership from the cluster, not the manife
     const repo = repository("a");
     const binding = `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: pwn-${repo.repoId}\n  namespace: ${repo.namespace}\nroleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin }\nsubjects: [{ kind: User, name: mallory, apiGroup: rbac.authorization.k8s.io }]\n`;
     const widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
-    const head = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/crb.yaml": binding, "manifests/widget.yaml": widget });
+    const head = await commit(repo, {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/crb.yaml": binding,
+      "manifests/widget.yaml": widget,
+    });
     await merge(repo, head);
     const run = await deployed(head);
     expect(run?.conclusion).toBe("failure");
@@ -345,46 +479,81 @@ describe("the agent decides scope and ownership from the cluster, not the manife
     expect(run?.output?.summary).toContain("Widget w \\(example.com/v1\\): the API server does not serve this kind");
     expect(await live("ClusterRoleBinding", `pwn-${repo.repoId}`)).toBeUndefined();
     expect(await live("Namespace", repo.namespace)).toBeUndefined();
-    tried("a ClusterRoleBinding to cluster-admin with metadata.namespace set to my own namespace", "refused as a cluster-scoped kind; nothing was written");
+    tried(
+      "a ClusterRoleBinding to cluster-admin with metadata.namespace set to my own namespace",
+      "refused as a cluster-scoped kind; nothing was written",
+    );
   });
 
   it("keeps each repository in its own namespaces and off objects another repository owns", async () => {
     const teamB = repository("b");
-    const owned = await commit(teamB, { ".github/sluice.yml": config(teamB), "manifests/ns.yaml": ns(teamB.namespace), "manifests/cm.yaml": cm("shared", "b") });
+    const owned = await commit(teamB, {
+      ".github/sluice.yml": config(teamB),
+      "manifests/ns.yaml": ns(teamB.namespace),
+      "manifests/cm.yaml": cm("shared", "b"),
+    });
     await merge(teamB, owned);
     expect((await deployed(owned))?.conclusion).toBe("success");
 
     const teamA = repository("a");
-    const across = await commit(teamA, { ".github/sluice.yml": config(teamA), "manifests/ns.yaml": ns(teamA.namespace), "manifests/cm.yaml": cm("shared", "a", teamB.namespace) });
+    const across = await commit(teamA, {
+      ".github/sluice.yml": config(teamA),
+      "manifests/ns.yaml": ns(teamA.namespace),
+      "manifests/cm.yaml": cm("shared", "a", teamB.namespace),
+    });
     await merge(teamA, across);
     const refused = await deployed(across);
     expect(refused?.conclusion).toBe("failure");
     expect(refused?.output?.summary).toContain(`namespace ${teamB.namespace} is not allowed for this repository`);
 
     const otherB = repository("b");
-    const takeover = await commit(otherB, { ".github/sluice.yml": config(otherB).replace(`namespace: ${otherB.namespace}`, `namespace: ${teamB.namespace}`), "manifests/cm.yaml": cm("shared", "hijacked") });
+    const takeover = await commit(otherB, {
+      ".github/sluice.yml": config(otherB).replace(`namespace: ${otherB.namespace}`, `namespace: ${teamB.namespace}`),
+      "manifests/cm.yaml": cm("shared", "hijacked"),
+    });
     await merge(otherB, takeover);
     const blocked = await deployed(takeover);
     expect(blocked?.conclusion).toBe("failure");
     expect(blocked?.output?.summary).toContain(`owned by ${OWNER}/${teamB.repo} \\(id ${teamB.repoId}\\)`);
     expect(((await live("ConfigMap", "shared", teamB.namespace)) as { data: { value: string } }).data.value).toBe("b");
-    tried("writing into another team's namespace, then overwriting another repository's ConfigMap in a namespace my team may use", "both refused; the ConfigMap is unchanged");
+    tried(
+      "writing into another team's namespace, then overwriting another repository's ConfigMap in a namespace my team may use",
+      "both refused; the ConfigMap is unchanged",
+    );
   });
 
   it("keeps ownership through a rename, by repository id", async () => {
     const repo = repository("a");
-    const first = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("kept", "1"), "manifests/old.yaml": cm("old", "1") });
+    const first = await commit(repo, {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": ns(repo.namespace),
+      "manifests/cm.yaml": cm("kept", "1"),
+      "manifests/old.yaml": cm("old", "1"),
+    });
     await merge(repo, first);
     expect((await deployed(first))?.conclusion).toBe("success");
     // GitHub renames the repository; its id stays.
     const renamed = { ...repo, repo: `${repo.repo}-renamed` };
     h.github.addRepo(OWNER, renamed.repo, repo.repoId);
     const second = sha();
-    await h.github.addCommit(OWNER, renamed.repo, second, await checkout(undefined, { ".github/sluice.yml": config(repo), "manifests/ns.yaml": ns(repo.namespace), "manifests/cm.yaml": cm("kept", "2") }));
+    await h.github.addCommit(
+      OWNER,
+      renamed.repo,
+      second,
+      await checkout(undefined, {
+        ".github/sluice.yml": config(repo),
+        "manifests/ns.yaml": ns(repo.namespace),
+        "manifests/cm.yaml": cm("kept", "2"),
+      }),
+    );
     await merge(renamed, second);
     expect((await deployed(second))?.conclusion).toBe("success");
     expect(await live("ConfigMap", "old", repo.namespace)).toBeUndefined();
-    expect((await live("ConfigMap", "kept", repo.namespace) as { metadata: { annotations: Record<string, string> } }).metadata.annotations["sluice.dev/repository"]).toBe(`${OWNER}/${renamed.repo}`);
+    expect(
+      ((await live("ConfigMap", "kept", repo.namespace)) as { metadata: { annotations: Record<string, string> } }).metadata.annotations[
+        "sluice.dev/repository"
+      ],
+    ).toBe(`${OWNER}/${renamed.repo}`);
   });
 });
 
@@ -397,14 +566,19 @@ describe("the webhook endpoint", () => {
   function post(size: number, declared: boolean): Promise<number> {
     return new Promise((resolve, reject) => {
       let status: number | undefined;
-      const req = request(`${h.url}/api/github/webhooks`, { method: "POST", headers: { "content-type": "application/json", "x-github-event": "push", ...(declared ? { "content-length": String(size) } : {}) } });
+      const req = request(`${h.url}/api/github/webhooks`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-github-event": "push", ...(declared ? { "content-length": String(size) } : {}) },
+      });
       req.on("response", (res) => {
         status = res.statusCode ?? 0;
         res.resume();
         resolve(status);
       });
       // Once the app has answered it drops the connection; a write failing after that is expected.
-      req.on("error", (error) => { if (status === undefined) reject(error); });
+      req.on("error", (error) => {
+        if (status === undefined) reject(error);
+      });
       if (declared) {
         req.flushHeaders();
         return;

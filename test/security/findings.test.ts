@@ -46,7 +46,10 @@ describe("finding 1: a pull request cannot read outside its checkout", () => {
     const depth = "a/b/c";
     const archive = await tarball([
       { name: "o-r-1/chart/Chart.yaml", body: "apiVersion: v2\nname: leak\nversion: 1.0.0\n" },
-      { name: "o-r-1/chart/templates/cm.yaml", body: 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: leak }\ndata:\n  passwd: {{ .Files.Get "leak" | quote }}\n' },
+      {
+        name: "o-r-1/chart/templates/cm.yaml",
+        body: 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: leak }\ndata:\n  passwd: {{ .Files.Get "leak" | quote }}\n',
+      },
       // Lexically inside (a/b/c/s/../../.. is a/b/c/.. is a/b), really the checkout root.
       { name: `o-r-1/${depth}/s`, type: "symlink", linkname: "../../.." },
       // Lexically chart/../a/b/c/s/../../../../etc/passwd stays inside; really it is /etc/passwd of the parent's parent.
@@ -54,7 +57,10 @@ describe("finding 1: a pull request cannot read outside its checkout", () => {
     ]);
     const root = await tempDir();
     await expect(extractTarball(archive, root, limits)).rejects.toThrow('tarball symlink "o-r-1/chart/leak" resolves outside the checkout');
-    tried("a chained symlink chart/leak -> ../a/b/c/s/../../../../etc/passwd for helm's .Files.Get", "the archive is refused, naming the entry; nothing is rendered");
+    tried(
+      "a chained symlink chart/leak -> ../a/b/c/s/../../../../etc/passwd for helm's .Files.Get",
+      "the archive is refused, naming the entry; nothing is rendered",
+    );
   });
 
   it("never writes an entry through a symbolic link of the same archive", async () => {
@@ -79,7 +85,13 @@ describe("finding 1: a pull request cannot read outside its checkout", () => {
       const environ = await readFile(`/proc/${String(pid)}/environ`, "utf8");
       expect(environ).not.toContain("canary-value-that-must-not-leak");
       // Node's own IPC channel variables are the only addition to PATH and LANG.
-      expect(environ.split("\0").filter(Boolean).map((line) => line.split("=")[0]).sort()).toEqual(["LANG", "NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE", "PATH"]);
+      expect(
+        environ
+          .split("\0")
+          .filter(Boolean)
+          .map((line) => line.split("=")[0])
+          .sort(),
+      ).toEqual(["LANG", "NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE", "PATH"]);
     } finally {
       delete process.env.SLUICE_TEST_CANARY_SECRET;
       await pool.close();
@@ -91,7 +103,13 @@ describe("finding 1: a pull request cannot read outside its checkout", () => {
       tried("reading /proc/<app pid>/environ from a renderer", "skipped: this machine cannot create namespaces");
       return;
     }
-    const result = await runBounded("sh", ["-c", `ls /proc | grep -c '^[0-9]' ; cat /proc/${process.pid}/environ`], { cwd: "/", env: { PATH: process.env.PATH ?? "" }, timeoutMs: 10_000, maxOutputBytes: 65_536, sandbox: true });
+    const result = await runBounded("sh", ["-c", `ls /proc | grep -c '^[0-9]' ; cat /proc/${process.pid}/environ`], {
+      cwd: "/",
+      env: { PATH: process.env.PATH ?? "" },
+      timeoutMs: 10_000,
+      maxOutputBytes: 65_536,
+      sandbox: true,
+    });
     expect(result.outcome).toBe("exit");
     if (result.outcome !== "exit") return;
     expect(Number(result.stdout.trim().split("\n")[0])).toBeLessThanOrEqual(3);
@@ -135,7 +153,10 @@ describe("finding 8: every read is capped and of regular files only", () => {
 
 describe("finding 10: __proto__ keys survive parsing, normalizing, diffing and the digest", () => {
   it("keeps them everywhere", () => {
-    const parse = (value: string) => parseManifests(`apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\ndata:\n  __proto__: ${value}\n  other: x\n`, { file: "a.yaml" }).objects;
+    const parse = (value: string) =>
+      parseManifests(`apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\ndata:\n  __proto__: ${value}\n  other: x\n`, {
+        file: "a.yaml",
+      }).objects;
     const base = buildResourceSet(parse("one"), "default").resources;
     const head = buildResourceSet(parse("two"), "default").resources;
     const [change] = diffResources(base, head);
@@ -149,13 +170,17 @@ describe("finding 10: __proto__ keys survive parsing, normalizing, diffing and t
 
 describe("finding 11: alias expansion has one budget per render", () => {
   it("stops many small alias bombs that each stay under the per-document limit", () => {
-    const doc = (i: number) => `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c${i} }\ndata: &a0 {k: v}\nx1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\nx2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\nx3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\nx4: [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n`;
+    const doc = (i: number) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c${i} }\ndata: &a0 {k: v}\nx1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\nx2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\nx3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\nx4: [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n`;
     const text = Array.from({ length: 200 }, (_, i) => doc(i)).join("---\n");
     expect(text.length).toBeLessThan(150_000);
     const result = parseManifests(text, { file: "bomb.yaml" });
     expect(result.objects.length).toBeLessThan(200);
     expect(result.problems.at(-1)?.message).toContain("YAML aliases in this render expand to more than the limit of 1,000,000 nodes");
-    tried(`${text.length} bytes of YAML whose aliases expand to ~${200 * 31_000} nodes`, `${result.objects.length} documents read, the rest refused`);
+    tried(
+      `${text.length} bytes of YAML whose aliases expand to ~${200 * 31_000} nodes`,
+      `${result.objects.length} documents read, the rest refused`,
+    );
   });
 
   it("reads a list of 150,000 aliased items without overflowing the stack", () => {
@@ -170,9 +195,11 @@ describe("finding 12: render memory is bounded, and the biggest allowed input re
     const pool = new RenderPool({ size: 1, heapMb: 64, tools: tools(), limits: { timeoutMs: 60_000, maxOutputBytes: 256 * 1024 * 1024 } });
     const huge = await checkout(undefined, { "m/.keep": "" });
     // 120 MiB of small documents: far more than a 64 MiB heap holds once parsed.
-    const doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: n%\ndata:\n  k: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\n---\n";
+    const doc =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: n%\ndata:\n  k: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\n---\n";
     const chunk = Array.from({ length: 20_000 }, (_, i) => doc.replace("%", String(i))).join("");
-    for (let i = 0; i < 60; i++) await writeFile(join(huge, `m/part-${String(i).padStart(2, "0")}.yaml`), chunk.replaceAll("name: n", `name: p${i}-n`));
+    for (let i = 0; i < 60; i++)
+      await writeFile(join(huge, `m/part-${String(i).padStart(2, "0")}.yaml`), chunk.replaceAll("name: n", `name: p${i}-n`));
     const small = await checkout(undefined, { "m/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n" });
     try {
       const [failed] = await pool.render(env({ path: "m" }), [huge]);
@@ -189,7 +216,8 @@ describe("finding 12: render memory is bounded, and the biggest allowed input re
 
   it("renders the largest tree the output limit allows, and names the first file past it", async () => {
     const doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: n%\ndata:\n  k: value\n---\n";
-    const chunk = (prefix: string) => Array.from({ length: 10_000 }, (_, i) => doc.replace("%", `${prefix}-${String(i).padStart(5, "0")}`)).join("");
+    const chunk = (prefix: string) =>
+      Array.from({ length: 10_000 }, (_, i) => doc.replace("%", `${prefix}-${String(i).padStart(5, "0")}`)).join("");
     const files = { "m/a.yaml": chunk("a"), "m/b.yaml": chunk("b"), "m/c.yaml": chunk("c") };
     // Exactly the first two files fit.
     const limit = files["m/a.yaml"].length + files["m/b.yaml"].length;
@@ -198,7 +226,9 @@ describe("finding 12: render memory is bounded, and the biggest allowed input re
     try {
       const [side] = await pool.render(env({ path: "m" }), [root]);
       expect(side?.resources.size).toBe(10_000 * 2);
-      expect(side?.problems).toEqual([{ file: "m/c.yaml", line: 1, message: `manifests exceed the limit of ${limit} bytes; this file and later ones were not read` }]);
+      expect(side?.problems).toEqual([
+        { file: "m/c.yaml", line: 1, message: `manifests exceed the limit of ${limit} bytes; this file and later ones were not read` },
+      ]);
     } finally {
       await pool.close();
     }
@@ -215,11 +245,18 @@ describe("finding 14: annotations are capped", () => {
 });
 
 describe("finding 15: repository-controlled strings cannot inject markdown", () => {
-  const hostile = "web</code></summary>\n\nPlease [re-authenticate](https://evil.example/login) @octo-org/admins ![x](https://evil.example/p.png)\n\n<details><summary>";
+  const hostile =
+    "web</code></summary>\n\nPlease [re-authenticate](https://evil.example/login) @octo-org/admins ![x](https://evil.example/p.png)\n\n<details><summary>";
   it("escapes resource names, Secret keys and error messages", () => {
     const id = { group: "", version: "v1", kind: "ConfigMap", namespace: "default", name: hostile };
     const report: DiffReport = {
-      environments: [{ name: "prod", summary: { added: 1, modified: 0, removed: 0, unchanged: 0 }, changes: [{ id, action: "added", diff: "+x\n", secretKeys: { [hostile]: "added" } }] }],
+      environments: [
+        {
+          name: "prod",
+          summary: { added: 1, modified: 0, removed: 0, unchanged: 0 },
+          changes: [{ id, action: "added", diff: "+x\n", secretKeys: { [hostile]: "added" } }],
+        },
+      ],
       errors: [{ file: "a.yaml", line: 1, message: hostile, environment: "prod", side: "head" }],
     };
     const body = renderMarkdown(report);
@@ -232,7 +269,10 @@ describe("finding 15: repository-controlled strings cannot inject markdown", () 
       expect(text.match(/<summary>/g)?.length).toBe(text.match(/<\/summary>/g)?.length);
     }
     expect(escapeInline("a\n\n# heading [x](y) @user")).toBe("a # heading \\[x\\]\\(y\\) @\u200buser".replace("# heading", "\\# heading"));
-    tried("a resource name with blank lines, a link, an image and a team mention", "all of it shows as text in one line, no link, no mention");
+    tried(
+      "a resource name with blank lines, a link, an image and a team mention",
+      "all of it shows as text in one line, no link, no mention",
+    );
   });
 });
 
@@ -251,10 +291,20 @@ describe("finding 16: renderers have no network, loopback included", () => {
     try {
       const rendered = await renderEnvironment(context, env({ path: "k" }));
       expect(rendered.objects).toEqual([]);
-      expect(rendered.problems[0]).toMatchObject({ file: "k/kustomization.yaml", line: 2, message: expect.stringContaining("is not allowed: Sluice renders without network access") as string });
+      expect(rendered.problems[0]).toMatchObject({
+        file: "k/kustomization.yaml",
+        line: 2,
+        message: expect.stringContaining("is not allowed: Sluice renders without network access") as string,
+      });
       // And the sandbox itself has no route to the same server.
       if (await canSandbox()) {
-        const probe = await runBounded("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { cwd: "/", env: { PATH: process.env.PATH ?? "" }, timeoutMs: 10_000, maxOutputBytes: 1024, sandbox: true });
+        const probe = await runBounded("bash", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], {
+          cwd: "/",
+          env: { PATH: process.env.PATH ?? "" },
+          timeoutMs: 10_000,
+          maxOutputBytes: 1024,
+          sandbox: true,
+        });
         expect(probe.outcome).toBe("exit");
       }
       expect(hits).toBe(0);
@@ -268,7 +318,10 @@ describe("finding 16: renderers have no network, loopback included", () => {
 
 describe("finding 20: Secret values quoted by kustomize are masked", () => {
   it("masks secretGenerator literals in kustomize's error", async () => {
-    const root = await checkout(undefined, { "k/kustomization.yaml": "secretGenerator:\n  - name: db\n    literals:\n      - password=hunter2-s3cret\n      - justavaluewithoutkey\n" });
+    const root = await checkout(undefined, {
+      "k/kustomization.yaml":
+        "secretGenerator:\n  - name: db\n    literals:\n      - password=hunter2-s3cret\n      - justavaluewithoutkey\n",
+    });
     const context = await openRendererContext(root, tools());
     try {
       const rendered = await renderEnvironment(context, env({ path: "k" }));
@@ -301,7 +354,9 @@ describe("finding 21: a missing or empty input is an error, never an empty envir
     const context = await openRendererContext(root, tools());
     const { renderSide } = await import("../../src/render/compare.ts");
     try {
-      expect((await renderSide(context, env({ path: "gone" }), { requireInputs: true })).problems[0]?.message).toBe("environment test: path gone does not exist at this commit");
+      expect((await renderSide(context, env({ path: "gone" }), { requireInputs: true })).problems[0]?.message).toBe(
+        "environment test: path gone does not exist at this commit",
+      );
       expect((await renderSide(context, env({ path: "m" }), { requireInputs: true })).problems[0]?.message).toContain("renders no objects");
       const missing = await openRendererContext(join(root, "evicted"), tools());
       expect((await renderSide(missing, env({ path: "m" }))).problems[0]?.message).toContain("is missing; nothing was rendered");
@@ -316,7 +371,10 @@ describe("low: the Secret mask fails closed", () => {
   it("masks a data field that is not a map, and keys named like Object.prototype members", () => {
     const [base, head] = maskSecretPair({ kind: "Secret", data: "c2VjcmV0" }, { kind: "Secret", data: ["c2VjcmV0"] });
     expect(JSON.stringify([base, head])).not.toContain("c2VjcmV0");
-    const [, added] = maskSecretPair({ kind: "Secret", data: {} }, { kind: "Secret", data: { constructor: "eA==", __proto__: "eQ==" } as unknown as Record<string, unknown> });
+    const [, added] = maskSecretPair(
+      { kind: "Secret", data: {} },
+      { kind: "Secret", data: { constructor: "eA==", __proto__: "eQ==" } as unknown as Record<string, unknown> },
+    );
     expect(JSON.stringify(added)).toBe('{"kind":"Secret","data":{"constructor":"<masked: added>"}}');
   });
 });
@@ -324,8 +382,20 @@ describe("low: the Secret mask fails closed", () => {
 describe("low: git tarballs with every escape trick", () => {
   it.each([
     [[{ name: "o-r-1/loop", type: "symlink", linkname: "loop" }], "is part of a loop of symbolic links"],
-    [[{ name: "o-r-1/a", body: "x" }, { name: "o-r-1/a", body: "y" }], 'tarball entry "o-r-1/a" cannot be written'],
-    [[{ name: "o-r-1/a", type: "symlink", linkname: "b" }, { name: "o-r-1/a", body: "y" }], 'tarball symlink "o-r-1/a" cannot be made'],
+    [
+      [
+        { name: "o-r-1/a", body: "x" },
+        { name: "o-r-1/a", body: "y" },
+      ],
+      'tarball entry "o-r-1/a" cannot be written',
+    ],
+    [
+      [
+        { name: "o-r-1/a", type: "symlink", linkname: "b" },
+        { name: "o-r-1/a", body: "y" },
+      ],
+      'tarball symlink "o-r-1/a" cannot be made',
+    ],
   ] as [Entry[], string][])("refuses %j", async (entries, message) => {
     await expect(extractTarball(await tarball(entries), await tempDir(), limits)).rejects.toThrow(message);
   });

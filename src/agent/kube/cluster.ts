@@ -116,18 +116,28 @@ export class Cluster {
   async #request(subject: string, method: string, path: string, body?: { contentType: string; data: unknown }): Promise<unknown> {
     await this.#limiter.take();
     const auth = await this.#authOptions();
-    const options: RequestOptions = { ...auth, method, agent: this.#agent, headers: { ...(auth.headers as Record<string, string> | undefined), accept: "application/json" } };
+    const options: RequestOptions = {
+      ...auth,
+      method,
+      agent: this.#agent,
+      headers: { ...(auth.headers as Record<string, string> | undefined), accept: "application/json" },
+    };
     const url = new URL(path, this.#server);
     const payload = body ? JSON.stringify(body.data) : undefined;
-    if (body) Object.assign(options.headers ?? {}, { "content-type": body.contentType, "content-length": Buffer.byteLength(payload ?? "") });
+    if (body)
+      Object.assign(options.headers ?? {}, { "content-type": body.contentType, "content-length": Buffer.byteLength(payload ?? "") });
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(url, options, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }); });
+        res.on("end", () => {
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
+        });
         res.on("error", reject);
       });
-      req.on("error", (error) => { reject(new KubeApiError(subject, 0, "Unavailable", error.message, { cause: error })); });
+      req.on("error", (error) => {
+        reject(new KubeApiError(subject, 0, "Unavailable", error.message, { cause: error }));
+      });
       req.setTimeout(60_000, () => req.destroy(new Error("request timed out after 60 s")));
       req.end(payload);
     });
@@ -155,17 +165,21 @@ export class Cluster {
   async #resource(apiVersion: string, kind: string): Promise<ApiResource | undefined> {
     const load = (): Promise<Map<string, ApiResource>> => {
       const path = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-      return this.#request(`${apiVersion} discovery`, "GET", path).then((list) => {
-        const resources = new Map<string, ApiResource>();
-        const items = isRecord(list) && Array.isArray(list.resources) ? (list.resources as unknown[]) : [];
-        for (const r of items) {
-          if (isRecord(r) && typeof r.name === "string" && !r.name.includes("/") && typeof r.kind === "string") resources.set(r.kind, { name: r.name, namespaced: r.namespaced === true });
-        }
-        return resources;
-      }, (error: unknown) => {
-        if (error instanceof KubeApiError && error.status === 404) return new Map<string, ApiResource>();
-        throw error;
-      });
+      return this.#request(`${apiVersion} discovery`, "GET", path).then(
+        (list) => {
+          const resources = new Map<string, ApiResource>();
+          const items = isRecord(list) && Array.isArray(list.resources) ? (list.resources as unknown[]) : [];
+          for (const r of items) {
+            if (isRecord(r) && typeof r.name === "string" && !r.name.includes("/") && typeof r.kind === "string")
+              resources.set(r.kind, { name: r.name, namespaced: r.namespaced === true });
+          }
+          return resources;
+        },
+        (error: unknown) => {
+          if (error instanceof KubeApiError && error.status === 404) return new Map<string, ApiResource>();
+          throw error;
+        },
+      );
     };
     let cached = this.#discovery.get(apiVersion);
     if (!cached) {
@@ -194,7 +208,9 @@ export class Cluster {
     if (!resource) throw new KubeApiError(objectName(object), 404, "NotFound", `the server does not serve ${kind} in ${apiVersion}`);
     const metadata = metadataOf(object);
     const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    const namespace = resource.namespaced ? `/namespaces/${encodeURIComponent(typeof metadata.namespace === "string" && metadata.namespace ? metadata.namespace : "default")}` : "";
+    const namespace = resource.namespaced
+      ? `/namespaces/${encodeURIComponent(typeof metadata.namespace === "string" && metadata.namespace ? metadata.namespace : "default")}`
+      : "";
     const name = options.collection ? "" : `/${encodeURIComponent(String(metadata.name))}`;
     return `${base}${namespace}/${resource.name}${name}`;
   }
@@ -204,7 +220,10 @@ export class Cluster {
     const query = new URLSearchParams({ fieldManager: this.#options.fieldManager, force: "true" });
     if (options.dryRun) query.set("dryRun", "All");
     const path = `${await this.#path(object)}?${query.toString()}`;
-    return (await this.#request(objectName(object), "PATCH", path, { contentType: "application/apply-patch+yaml", data: object })) as KubeObject;
+    return (await this.#request(objectName(object), "PATCH", path, {
+      contentType: "application/apply-patch+yaml",
+      data: object,
+    })) as KubeObject;
   }
 
   /** The live object, or undefined when it (or its kind) does not exist. */
@@ -234,7 +253,10 @@ export class Cluster {
   /** Deletes an object (dependents in the background); a missing object is not an error. */
   async delete(object: KubeObject): Promise<void> {
     try {
-      await this.#request(objectName(object), "DELETE", await this.#path(object), { contentType: "application/json", data: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" } });
+      await this.#request(objectName(object), "DELETE", await this.#path(object), {
+        contentType: "application/json",
+        data: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" },
+      });
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return;
       throw error;

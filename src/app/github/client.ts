@@ -52,7 +52,11 @@ export interface CheckRunFields {
 /** GitHub accepts at most this many annotations per check-run request. */
 export const ANNOTATIONS_PER_REQUEST = 50;
 
-const commentSchema = z.object({ id: z.number(), body: z.string().nullable().optional(), performed_via_github_app: z.object({ id: z.number() }).nullable().optional() });
+const commentSchema = z.object({
+  id: z.number(),
+  body: z.string().nullable().optional(),
+  performed_via_github_app: z.object({ id: z.number() }).nullable().optional(),
+});
 const permissionSchema = z.object({ permission: z.string(), role_name: z.string().optional() });
 
 function status(error: unknown): number | undefined {
@@ -92,7 +96,11 @@ export class GitHubClient {
    * host). It is never held in memory whole: the caller unpacks it as it arrives.
    */
   async tarball(repository: RepoName, ref: string): Promise<Readable> {
-    const response = await this.#octokit.rest.repos.downloadTarballArchive({ ...coordinates(repository), ref, request: { parseSuccessResponseBody: false } });
+    const response = await this.#octokit.rest.repos.downloadTarballArchive({
+      ...coordinates(repository),
+      ref,
+      request: { parseSuccessResponseBody: false },
+    });
     const data: unknown = response.data;
     if (data instanceof ReadableStream) return Readable.fromWeb(data as WebReadableStream<Uint8Array>);
     if (data instanceof ArrayBuffer) return Readable.from([Buffer.from(data)]);
@@ -120,11 +128,16 @@ export class GitHubClient {
    * Anyone can paste the marker into a comment of their own; only the app's own comment counts.
    */
   async findComment(repository: RepoName, issueNumber: number, marker: string): Promise<IssueComment | undefined> {
-    const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, { ...coordinates(repository), issue_number: issueNumber, per_page: 100 });
+    const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.issues.listComments, {
+      ...coordinates(repository),
+      issue_number: issueNumber,
+      per_page: 100,
+    });
     for await (const page of iterator) {
       for (const raw of page.data) {
         const comment = commentSchema.parse(raw);
-        if (comment.performed_via_github_app?.id === this.#appId && comment.body?.includes(marker)) return { id: comment.id, body: comment.body };
+        if (comment.performed_via_github_app?.id === this.#appId && comment.body?.includes(marker))
+          return { id: comment.id, body: comment.body };
       }
     }
     return undefined;
@@ -180,7 +193,11 @@ export class GitHubClient {
     const deployments = z.array(z.object({ id: z.number(), sha: z.string() })).parse(data);
     let successes = 0;
     for (const deployment of deployments) {
-      const statuses = await this.#octokit.rest.repos.listDeploymentStatuses({ ...coordinates(repository), deployment_id: deployment.id, per_page: 1 });
+      const statuses = await this.#octokit.rest.repos.listDeploymentStatuses({
+        ...coordinates(repository),
+        deployment_id: deployment.id,
+        per_page: 1,
+      });
       const latest = z.array(z.object({ state: z.string() })).parse(statuses.data)[0];
       if (latest?.state !== "success") continue;
       successes += 1;
@@ -190,7 +207,10 @@ export class GitHubClient {
   }
 
   /** Creates a GitHub Deployment of a commit to an environment; returns its id. */
-  async createDeployment(repository: RepoName, fields: { sha: string; environment: string; description: string; payload: Record<string, unknown> }): Promise<number> {
+  async createDeployment(
+    repository: RepoName,
+    fields: { sha: string; environment: string; description: string; payload: Record<string, unknown> },
+  ): Promise<number> {
     const { data } = await this.#octokit.rest.repos.createDeployment({
       ...coordinates(repository),
       ref: fields.sha,
@@ -206,7 +226,11 @@ export class GitHubClient {
   }
 
   /** Adds a status to a deployment. */
-  async deploymentStatus(repository: RepoName, deploymentId: number, fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string }): Promise<void> {
+  async deploymentStatus(
+    repository: RepoName,
+    deploymentId: number,
+    fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string },
+  ): Promise<void> {
     await this.#octokit.rest.repos.createDeploymentStatus({
       ...coordinates(repository),
       deployment_id: deploymentId,
@@ -220,11 +244,20 @@ export class GitHubClient {
   /** Merged pull requests that contain a commit. */
   async mergedPullsFor(repository: RepoName, sha: string): Promise<number[]> {
     const { data } = await this.#octokit.rest.repos.listPullRequestsAssociatedWithCommit({ ...coordinates(repository), commit_sha: sha });
-    return z.array(z.object({ number: z.number(), merged_at: z.string().nullable().optional() })).parse(data).filter((p) => p.merged_at).map((p) => p.number);
+    return z
+      .array(z.object({ number: z.number(), merged_at: z.string().nullable().optional() }))
+      .parse(data)
+      .filter((p) => p.merged_at)
+      .map((p) => p.number);
   }
 
   /** Creates a check run on a commit; returns its id. */
-  async createCheckRun(repository: RepoName, name: string, headSha: string, fields: CheckRunFields & { externalId?: string }): Promise<number> {
+  async createCheckRun(
+    repository: RepoName,
+    name: string,
+    headSha: string,
+    fields: CheckRunFields & { externalId?: string },
+  ): Promise<number> {
     const [first, rest] = splitAnnotations(fields.output);
     const { data } = await this.#octokit.rest.checks.create({
       ...coordinates(repository),
@@ -241,7 +274,11 @@ export class GitHubClient {
   /** Updates a check run; annotations beyond GitHub's 50 per request go in further requests. */
   async updateCheckRun(repository: RepoName, checkRunId: number, fields: CheckRunFields): Promise<void> {
     const [first, rest] = splitAnnotations(fields.output);
-    await this.#octokit.rest.checks.update({ ...coordinates(repository), check_run_id: checkRunId, ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }) });
+    await this.#octokit.rest.checks.update({
+      ...coordinates(repository),
+      check_run_id: checkRunId,
+      ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
+    });
     await this.#moreAnnotations(repository, checkRunId, fields.output, rest);
   }
 
@@ -259,7 +296,10 @@ export class GitHubClient {
 
 function splitAnnotations(output: CheckRunFields["output"]): [CheckRunFields["output"], Annotation[]] {
   if (!output?.annotations || output.annotations.length <= ANNOTATIONS_PER_REQUEST) return [output, []];
-  return [{ ...output, annotations: output.annotations.slice(0, ANNOTATIONS_PER_REQUEST) }, output.annotations.slice(ANNOTATIONS_PER_REQUEST)];
+  return [
+    { ...output, annotations: output.annotations.slice(0, ANNOTATIONS_PER_REQUEST) },
+    output.annotations.slice(ANNOTATIONS_PER_REQUEST),
+  ];
 }
 
 function checkRunBody(fields: CheckRunFields) {

@@ -19,7 +19,10 @@ interface DeliveryContext {
  * or one that another replica is handling right now, changes nothing. A delivery whose handling
  * failed is released, so GitHub's redelivery of it is handled again instead of ignored for a week.
  */
-export function deduplicated<C extends DeliveryContext>(redis: Redis, handler: (context: C) => Promise<void>): (context: C) => Promise<void> {
+export function deduplicated<C extends DeliveryContext>(
+  redis: Redis,
+  handler: (context: C) => Promise<void>,
+): (context: C) => Promise<void> {
   return async (context) => {
     if ((await redis.set(key(context.id), "handling", "EX", HANDLING_TTL_SECONDS, "NX")) !== "OK") {
       context.log.info({ delivery: context.id }, "redelivered webhook ignored");

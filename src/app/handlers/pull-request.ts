@@ -24,7 +24,15 @@ export function pullRequestHandler(deps: { appId: number; queues: AppQueues; prS
     await requestPreview(gh, deps, {
       repository,
       installationId: event.installation.id,
-      pull: { number: pr.number, baseSha: pr.base.sha, headSha: pr.head.sha, baseRef: pr.base.ref, draft: pr.draft ?? false, state: pr.state, merged: false },
+      pull: {
+        number: pr.number,
+        baseSha: pr.base.sha,
+        headSha: pr.head.sha,
+        baseRef: pr.base.ref,
+        draft: pr.draft ?? false,
+        state: pr.state,
+        merged: false,
+      },
     });
   };
 }

@@ -24,7 +24,9 @@ export function limitRequestBodies(server: Server, path: string, maxBytes = MAX_
     }
     const tooLarge = (): void => {
       // The connection is dropped once the answer is out, so the rest of the body is never read.
-      res.writeHead(413, { "content-type": "text/plain; charset=utf-8", connection: "close" }).end(`Payload over the limit of ${maxBytes} bytes\n`, () => req.destroy());
+      res
+        .writeHead(413, { "content-type": "text/plain; charset=utf-8", connection: "close" })
+        .end(`Payload over the limit of ${maxBytes} bytes\n`, () => req.destroy());
     };
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > maxBytes) {

@@ -24,10 +24,20 @@ export function diffPageHandler(pages: DiffPages, views: () => Promise<PageViews
     const url = new URL(req.url ?? "/", "http://localhost");
     if (!url.pathname.startsWith(DIFF_PAGE_PATH)) return false;
     if (req.method !== "GET" && req.method !== "HEAD") return reply(res, 405, "Method not allowed\n");
-    const verdict = pages.verify(url.pathname.slice(DIFF_PAGE_PATH.length), url.searchParams.get("exp"), url.searchParams.get("sig"), now());
+    const verdict = pages.verify(
+      url.pathname.slice(DIFF_PAGE_PATH.length),
+      url.searchParams.get("exp"),
+      url.searchParams.get("sig"),
+      now(),
+    );
     if (!verdict.ok) return reply(res, verdict.status, verdict.status === 403 ? "Forbidden\n" : "Gone\n");
     const page = await pages.load(verdict.id);
     if (!page) return reply(res, 410, "Gone\n");
-    return reply(res, 200, renderHtmlPage(page.report, await views(), { title: page.title, subtitle: page.subtitle }), "text/html; charset=utf-8");
+    return reply(
+      res,
+      200,
+      renderHtmlPage(page.report, await views(), { title: page.title, subtitle: page.subtitle }),
+      "text/html; charset=utf-8",
+    );
   };
 }

@@ -50,7 +50,8 @@ function openQueued<T>(data: unknown, mac: RedisMac, queue: string, schema: z.Zo
   if (!queued.success) throw new UnrecoverableError(`${queue} job refused: it is not a request queued by Sluice (no MAC)`);
   const parsed = schema.safeParse(queued.data.request);
   if (!parsed.success) throw new UnrecoverableError(`${queue} job refused: malformed: ${parsed.error.issues[0]?.message ?? ""}`);
-  if (!mac.verify(queue, canonicalJson(parsed.data as Record<string, unknown>), queued.data.mac)) throw new UnrecoverableError(`${queue} job refused: its MAC does not verify; it was not queued by this app`);
+  if (!mac.verify(queue, canonicalJson(parsed.data as Record<string, unknown>), queued.data.mac))
+    throw new UnrecoverableError(`${queue} job refused: its MAC does not verify; it was not queued by this app`);
   return parsed.data;
 }
 
@@ -101,7 +102,13 @@ export class AppQueues {
       queue = new Queue(q.name, { connection: this.#connection, prefix: q.prefix });
       this.#agents.set(environment, queue);
     }
-    await queue.add("deploy", envelope, { jobId, attempts: 5, backoff: { type: "exponential", delay: 5_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
+    await queue.add("deploy", envelope, {
+      jobId,
+      attempts: 5,
+      backoff: { type: "exponential", delay: 5_000 },
+      removeOnComplete: { age: 7 * 24 * 3600 },
+      removeOnFail: { age: 30 * 24 * 3600 },
+    });
   }
 
   /** Queues a preview render. The id is unique per pull request, head and sequence number. */
@@ -128,10 +135,24 @@ export class AppQueues {
     const jobId = deployJobId(request);
     const existing = await this.#deploy.getJob(jobId);
     if (existing !== undefined) return false;
-    const sequence = Number(await this.#redis.eval(NEXT_SEQUENCE, 1, sequenceKey(request.repository.id, request.environment), String(this.#now()), String(365 * 24 * 3600)));
+    const sequence = Number(
+      await this.#redis.eval(
+        NEXT_SEQUENCE,
+        1,
+        sequenceKey(request.repository.id, request.environment),
+        String(this.#now()),
+        String(365 * 24 * 3600),
+      ),
+    );
     const data = deployRequestSchema.parse({ ...request, sequence });
     await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
-    await this.#deploy.add("deploy", sealed(this.#mac, DEPLOY_REQUEST_QUEUE, data), { jobId, attempts: 3, backoff: { type: "exponential", delay: 2_000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
+    await this.#deploy.add("deploy", sealed(this.#mac, DEPLOY_REQUEST_QUEUE, data), {
+      jobId,
+      attempts: 3,
+      backoff: { type: "exponential", delay: 2_000 },
+      removeOnComplete: { age: 7 * 24 * 3600 },
+      removeOnFail: { age: 30 * 24 * 3600 },
+    });
     return true;
   }
 
@@ -152,15 +173,19 @@ export function previewWorker(
   handlers: { run: (job: PreviewJob) => Promise<void>; giveUp: (job: PreviewJob, error: unknown) => Promise<void> },
   options: Partial<WorkerOptions> = {},
 ): Worker {
-  return new Worker(PREVIEW_QUEUE, async (job: Job) => {
-    const preview = openQueued(job.data, mac, PREVIEW_QUEUE, previewJobSchema);
-    try {
-      await handlers.run(preview);
-    } catch (error) {
-      if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await handlers.giveUp(preview, error);
-      throw error;
-    }
-  }, { connection, prefix: QUEUE_PREFIX, concurrency: 2, ...options });
+  return new Worker(
+    PREVIEW_QUEUE,
+    async (job: Job) => {
+      const preview = openQueued(job.data, mac, PREVIEW_QUEUE, previewJobSchema);
+      try {
+        await handlers.run(preview);
+      } catch (error) {
+        if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) await handlers.giveUp(preview, error);
+        throw error;
+      }
+    },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2, ...options },
+  );
 }
 
 /**
@@ -170,19 +195,36 @@ export function previewWorker(
 export function openDeployRequest(data: unknown, mac: RedisMac, now: number): DeployRequest {
   const request = openQueued(data, mac, DEPLOY_REQUEST_QUEUE, deployRequestSchema);
   const age = now - Date.parse(request.createdAt);
-  if (age > MAX_REQUEST_AGE_MS) throw new UnrecoverableError(`${DEPLOY_REQUEST_QUEUE} job refused: it was made ${Math.round(age / 3600_000)} hours ago, over the limit of 24 hours`);
+  if (age > MAX_REQUEST_AGE_MS)
+    throw new UnrecoverableError(
+      `${DEPLOY_REQUEST_QUEUE} job refused: it was made ${Math.round(age / 3600_000)} hours ago, over the limit of 24 hours`,
+    );
   return request;
 }
 
 /** Consumes deploy requests: renders the commit and hands a signed job to the agents. Requests that do not verify fail at once. */
-export function deployRequestWorker(connection: ConnectionOptions, options: { mac: RedisMac; now: () => number }, process: (request: DeployRequest) => Promise<void>): Worker {
-  return new Worker(DEPLOY_REQUEST_QUEUE, async (job: Job) => {
-    await process(openDeployRequest(job.data, options.mac, options.now()));
-  }, { connection, prefix: QUEUE_PREFIX, concurrency: 2 });
+export function deployRequestWorker(
+  connection: ConnectionOptions,
+  options: { mac: RedisMac; now: () => number },
+  process: (request: DeployRequest) => Promise<void>,
+): Worker {
+  return new Worker(
+    DEPLOY_REQUEST_QUEUE,
+    async (job: Job) => {
+      await process(openDeployRequest(job.data, options.mac, options.now()));
+    },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
+  );
 }
 
 /** Consumes the agents' signed reports. */
 export function reportWorker(connection: ConnectionOptions, process: (envelope: unknown) => Promise<void>): Worker {
   // Reports of one deploy must be applied in order, so one at a time.
-  return new Worker(REPORT_QUEUE.name, async (job: Job) => { await process(job.data); }, { connection, prefix: REPORT_QUEUE.prefix, concurrency: 1 });
+  return new Worker(
+    REPORT_QUEUE.name,
+    async (job: Job) => {
+      await process(job.data);
+    },
+    { connection, prefix: REPORT_QUEUE.prefix, concurrency: 1 },
+  );
 }

@@ -46,11 +46,19 @@ export class CachedRenderer implements SidesRenderer {
     const result: Partial<Record<Side, RenderedSide>> = {};
     sides.forEach((side, index) => {
       const cached = found[index];
-      if (cached) result[side] = { ...cached, unknownScopes: cached.unknownScopes ?? [], resources: new Map(cached.resources.map((r) => [r.key, r])) };
+      if (cached)
+        result[side] = {
+          ...cached,
+          unknownScopes: cached.unknownScopes ?? [],
+          resources: new Map(cached.resources.map((r) => [r.key, r])),
+        };
     });
     const missing = sides.filter((side) => result[side] === undefined);
     if (missing.length > 0) {
-      const rendered = await this.#deps.pool.render(env, missing.map((side) => this.#checkouts[side]));
+      const rendered = await this.#deps.pool.render(
+        env,
+        missing.map((side) => this.#checkouts[side]),
+      );
       missing.forEach((side, index) => {
         const side_ = rendered[index];
         if (!side_) return;
@@ -71,7 +79,9 @@ export class CachedRenderer implements SidesRenderer {
   #inputsOf(env: Environment): Promise<Record<Side, EnvironmentInputs>> {
     let inputs = this.#inputs.get(env.name);
     if (!inputs) {
-      inputs = Promise.all([environmentInputs(this.#checkouts.base, env), environmentInputs(this.#checkouts.head, env)]).then(([base, head]) => ({ base, head }));
+      inputs = Promise.all([environmentInputs(this.#checkouts.base, env), environmentInputs(this.#checkouts.head, env)]).then(
+        ([base, head]) => ({ base, head }),
+      );
       this.#inputs.set(env.name, inputs);
     }
     return inputs;
@@ -83,9 +93,20 @@ export class CachedRenderer implements SidesRenderer {
   }
 
   #write(key: string, side: RenderedSide): void {
-    const write = this.#deps.cache.set(key, { resources: [...side.resources.values()], problems: side.problems, ...(side.unknownScopes.length > 0 ? { unknownScopes: side.unknownScopes } : {}), ...(side.notes ? { notes: side.notes } : {}) }, this.#deps.now()).catch((error: unknown) => {
-      this.#deps.log.warn({ error: String(error) }, "render cache write failed");
-    });
+    const write = this.#deps.cache
+      .set(
+        key,
+        {
+          resources: [...side.resources.values()],
+          problems: side.problems,
+          ...(side.unknownScopes.length > 0 ? { unknownScopes: side.unknownScopes } : {}),
+          ...(side.notes ? { notes: side.notes } : {}),
+        },
+        this.#deps.now(),
+      )
+      .catch((error: unknown) => {
+        this.#deps.log.warn({ error: String(error) }, "render cache write failed");
+      });
     this.#writes.push(write);
   }
 }

@@ -48,7 +48,8 @@ export class CheckoutCache {
   /** The checkout of `sha`, downloading it with `fetch` when it is not cached. */
   async acquire(key: string, fetch: () => Promise<Buffer | Readable>): Promise<Lease> {
     await this.#load();
-    if (!/^[A-Za-z0-9._-]+$/.test(key)) throw new Error(`checkout key "${key}" has characters other than letters, digits, '.', '_' and '-'`);
+    if (!/^[A-Za-z0-9._-]+$/.test(key))
+      throw new Error(`checkout key "${key}" has characters other than letters, digits, '.', '_' and '-'`);
     let entry = this.#entries.get(key);
     if (!entry) {
       this.#wanted.set(key, (this.#wanted.get(key) ?? 0) + 1);

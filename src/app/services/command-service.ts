@@ -81,7 +81,10 @@ export class CommandService {
         const actual = await gh.permission(event.repository, event.author);
         if (!permits(actual, permission)) {
           await gh.createComment(event.repository, event.pullRequest, replies.refused(event.author, command.kind, permission, actual));
-          this.#deps.log.info({ repository: event.repository.id, author: event.author, command: command.kind, permission: actual }, "command refused");
+          this.#deps.log.info(
+            { repository: event.repository.id, author: event.author, command: command.kind, permission: actual },
+            "command refused",
+          );
           return;
         }
         if (!this.#deps.deploysEnabled) {
@@ -98,13 +101,25 @@ export class CommandService {
   async #deploy(gh: GitHubClient, event: CommentEvent, config: Config, reason: DeployReason, names: readonly string[]): Promise<string[]> {
     const lines: string[] = [];
     for (const env of config.environments.filter((e) => names.includes(e.name))) {
-      const sha = reason === "rollback" ? await gh.previousSuccessfulDeployment(event.repository, env.name) : await gh.branchSha(event.repository, env.branch);
+      const sha =
+        reason === "rollback"
+          ? await gh.previousSuccessfulDeployment(event.repository, env.name)
+          : await gh.branchSha(event.repository, env.branch);
       if (sha === undefined) {
         lines.push(replies.nothingToRollBack(env.name));
         continue;
       }
       const request = deployRequest(
-        { repository: event.repository, installationId: event.installationId, environment: env.name, sha, reason, requestedBy: event.author, pullRequest: event.pullRequest, trigger: `comment-${event.commentId}` },
+        {
+          repository: event.repository,
+          installationId: event.installationId,
+          environment: env.name,
+          sha,
+          reason,
+          requestedBy: event.author,
+          pullRequest: event.pullRequest,
+          trigger: `comment-${event.commentId}`,
+        },
         this.#deps.now(),
       );
       const added = await this.#deps.queues.addDeployRequest(request);

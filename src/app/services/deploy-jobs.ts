@@ -59,7 +59,9 @@ export class DeployJobs {
     const config = await reviewedConfig(gh, request.repository, discoverFromCheckout(deps.checkouts, gh, request.repository));
     const env = config.ok ? config.config.environments.find((e) => e.name === request.environment) : undefined;
     if (!config.ok || !env) {
-      const errors = config.ok ? [{ file: CONFIG_PATH, line: 1, message: `environment ${request.environment} is not in the default branch's configuration` }] : config.errors;
+      const errors = config.ok
+        ? [{ file: CONFIG_PATH, line: 1, message: `environment ${request.environment} is not in the default branch's configuration` }]
+        : config.errors;
       await failBeforeQueue(gh, request, "Invalid configuration", errors);
       return;
     }
@@ -67,7 +69,11 @@ export class DeployJobs {
     if (!objects) return;
     const payload = await this.#payload(env.name, objects);
     const jobId = deployJobId(request);
-    const checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, { externalId: jobId, status: "queued", output: { title: "Queued", summary: queuedSummary(objects.length, request) } });
+    const checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, {
+      externalId: jobId,
+      status: "queued",
+      output: { title: "Queued", summary: queuedSummary(objects.length, request) },
+    });
     // Saved before anything else can refer to this deploy (a superseded report links its check run).
     const record: DeployRecord = {
       checkRunId,
@@ -81,8 +87,17 @@ export class DeployJobs {
       ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
     };
     await deps.records.save(jobId, record);
-    record.deploymentId = await gh.createDeployment(request.repository, { sha: request.sha, environment: env.name, description: `Sluice ${request.reason} by ${request.requestedBy}`, payload: { jobId } });
-    await gh.deploymentStatus(request.repository, record.deploymentId, { state: "queued", description: "Queued for the agent", logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId) });
+    record.deploymentId = await gh.createDeployment(request.repository, {
+      sha: request.sha,
+      environment: env.name,
+      description: `Sluice ${request.reason} by ${request.requestedBy}`,
+      payload: { jobId },
+    });
+    await gh.deploymentStatus(request.repository, record.deploymentId, {
+      state: "queued",
+      description: "Queued for the agent",
+      logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId),
+    });
     await deps.records.save(jobId, record);
     const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs });
     await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
@@ -109,8 +124,16 @@ export class DeployJobs {
     if (!side) throw new Error(`rendering ${env.name} returned nothing`);
     if (side.problems.length > 0) {
       // A transient failure (a timeout, a render process that died) is retried by the queue.
-      if (side.transient) throw new Error(`rendering ${env.name} at ${request.sha.slice(0, 7)} failed and may succeed on retry: ${side.problems[0]?.message ?? ""}`);
-      await failBeforeQueue(gh, request, "Render failed", side.problems.map((p) => ({ ...p, environment: env.name })));
+      if (side.transient)
+        throw new Error(
+          `rendering ${env.name} at ${request.sha.slice(0, 7)} failed and may succeed on retry: ${side.problems[0]?.message ?? ""}`,
+        );
+      await failBeforeQueue(
+        gh,
+        request,
+        "Render failed",
+        side.problems.map((p) => ({ ...p, environment: env.name })),
+      );
       return undefined;
     }
     return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
@@ -128,7 +151,12 @@ export class DeployJobs {
 }
 
 /** The agent job for a request, signed at `signedAt` and valid for `ttlMs`. */
-export function agentJob(request: DeployRequest, env: Environment, payload: { digest: string; objects: AgentJob["objects"] }, time: { signedAt: number; ttlMs: number }): AgentJob {
+export function agentJob(
+  request: DeployRequest,
+  env: Environment,
+  payload: { digest: string; objects: AgentJob["objects"] },
+  time: { signedAt: number; ttlMs: number },
+): AgentJob {
   return {
     version: 1,
     id: deployJobId(request),

@@ -52,7 +52,12 @@ export class DeployRecords {
   }
 
   async save(jobId: string, record: DeployRecord): Promise<void> {
-    await this.#redis.set(deployRecordKey(jobId), this.#mac.seal(purpose(jobId), Buffer.from(JSON.stringify(record))), "EX", RECORD_TTL_SECONDS);
+    await this.#redis.set(
+      deployRecordKey(jobId),
+      this.#mac.seal(purpose(jobId), Buffer.from(JSON.stringify(record))),
+      "EX",
+      RECORD_TTL_SECONDS,
+    );
   }
 }
 

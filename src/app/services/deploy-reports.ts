@@ -53,7 +53,8 @@ export class DeployReports {
     const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report)) };
     await gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output });
     const state = deploymentState(report.phase);
-    if (state && record.deploymentId > 0) await gh.deploymentStatus(record.repository, record.deploymentId, { state, description: output.title, logUrl });
+    if (state && record.deploymentId > 0)
+      await gh.deploymentStatus(record.repository, record.deploymentId, { state, description: output.title, logUrl });
     const comment = deployComment(record, report, logUrl);
     if (comment) await commentOnPull(gh, record, comment);
     if (isFinal(report.phase)) await deps.records.save(report.jobId, { ...record, completed: true });
@@ -63,7 +64,9 @@ export class DeployReports {
   async #supersededBy(report: AgentReport): Promise<{ summary: string } | undefined> {
     if (report.phase !== "superseded" || !report.supersededBy) return undefined;
     const newer = await this.#deps.records.load(report.supersededBy);
-    return newer ? { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) } : undefined;
+    return newer
+      ? { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) }
+      : undefined;
   }
 
   /** The report, if a key bound to its environment signed it and it is well-formed. */
@@ -73,7 +76,10 @@ export class DeployReports {
       try {
         const report = agentReportSchema.parse(open("report", envelope, key));
         if (environments && !environments.includes(report.environment)) {
-          log.warn({ job: report.jobId, environment: report.environment }, "agent report signed by a key not bound to its environment dropped");
+          log.warn(
+            { job: report.jobId, environment: report.environment },
+            "agent report signed by a key not bound to its environment dropped",
+          );
           return undefined;
         }
         return report;
@@ -91,7 +97,11 @@ export class DeployReports {
 
 /** Comments on the pull request a deploy came from: the command's, or the merged one for a merge. */
 async function commentOnPull(gh: GitHubClient, record: DeployRecord, text: string): Promise<void> {
-  const pulls = record.pullRequest ? [record.pullRequest] : record.reason === "merge" ? await gh.mergedPullsFor(record.repository, record.sha) : [];
+  const pulls = record.pullRequest
+    ? [record.pullRequest]
+    : record.reason === "merge"
+      ? await gh.mergedPullsFor(record.repository, record.sha)
+      : [];
   const [first] = pulls;
   if (first !== undefined) await gh.createComment(record.repository, first, text);
 }

@@ -57,7 +57,8 @@ export class PullRequestState {
     const token = randomUUID();
     const deadline = performance.now() + (options.timeoutMs ?? 120_000);
     while ((await this.#redis.set(k.lock, token, "PX", 120_000, "NX")) !== "OK") {
-      if (performance.now() > deadline) throw new Error(`pull request ${pr.repositoryId}#${pr.number} stayed locked for ${options.timeoutMs ?? 120_000} ms`);
+      if (performance.now() > deadline)
+        throw new Error(`pull request ${pr.repositoryId}#${pr.number} stayed locked for ${options.timeoutMs ?? 120_000} ms`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     try {

@@ -72,7 +72,10 @@ export class PreviewService {
       await gh.updateCheckRun(job.repository, job.checkRunId, {
         status: "completed",
         conclusion: "neutral",
-        output: { title: "Draft not previewed", summary: "This repository's configuration does not preview draft pull requests (`previews.drafts: false`)." },
+        output: {
+          title: "Draft not previewed",
+          summary: "This repository's configuration does not preview draft pull requests (`previews.drafts: false`).",
+        },
       });
       return;
     }
@@ -87,7 +90,11 @@ export class PreviewService {
     }
     const { report, renderer } = compared;
     const fullDiffUrl = await deps.diffPages.store(
-      { title: `${job.repository.owner}/${job.repository.name}#${job.pullRequest}`, subtitle: `${job.baseSha.slice(0, 7)}…${job.headSha.slice(0, 7)}`, report },
+      {
+        title: `${job.repository.owner}/${job.repository.name}#${job.pullRequest}`,
+        subtitle: `${job.baseSha.slice(0, 7)}…${job.headSha.slice(0, 7)}`,
+        report,
+      },
       deps.now(),
     );
     const body = previewComment({
@@ -121,7 +128,11 @@ export class PreviewService {
   }
 
   /** Compares base and head; without a configuration file, the environments are discovered in both. */
-  async #compare(gh: GitHubClient, job: PreviewJob, configured: Config | undefined): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
+  async #compare(
+    gh: GitHubClient,
+    job: PreviewJob,
+    configured: Config | undefined,
+  ): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
     const deps = this.#deps;
     const leases: Lease[] = [];
     try {
@@ -132,7 +143,10 @@ export class PreviewService {
       };
       const [base, head] = await Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
       const config = configured ?? (await discoverBoth(base.dir, head.dir, job.baseRef));
-      const renderer = new CachedRenderer({ pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log }, { base: base.dir, head: head.dir });
+      const renderer = new CachedRenderer(
+        { pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log },
+        { base: base.dir, head: head.dir },
+      );
       const report = await compareCheckouts({ config, renderer });
       return { report, renderer };
     } finally {
@@ -144,7 +158,12 @@ export class PreviewService {
     const pr = { repositoryId: job.repository.id, number: job.pullRequest };
     const report: DiffReport = { environments: [], errors };
     await this.#deps.prState.publish(pr, job.seq, async () => {
-      await upsertComment(gh, job.repository, job.pullRequest, failureComment(`${title}: ${errors.map((e) => `\`${e.file}:${e.line}\` ${e.message}`).join("; ")}`, job.headSha));
+      await upsertComment(
+        gh,
+        job.repository,
+        job.pullRequest,
+        failureComment(`${title}: ${errors.map((e) => `\`${e.file}:${e.line}\` ${e.message}`).join("; ")}`, job.headSha),
+      );
       await gh.updateCheckRun(job.repository, job.checkRunId, {
         status: "completed",
         conclusion: "failure",

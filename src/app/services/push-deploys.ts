@@ -19,7 +19,11 @@ export interface PushEvent {
  * branch's) tracks on the pushed branch and deploys automatically: a push never chooses what it
  * deploys. Returns the environments queued.
  */
-export async function requestPushDeploys(gh: GitHubClient, deps: { queues: AppQueues; checkouts: CheckoutCache; now: () => number; log: Logger }, push: PushEvent): Promise<string[]> {
+export async function requestPushDeploys(
+  gh: GitHubClient,
+  deps: { queues: AppQueues; checkouts: CheckoutCache; now: () => number; log: Logger },
+  push: PushEvent,
+): Promise<string[]> {
   const config = await reviewedConfig(gh, push.repository, discoverFromCheckout(deps.checkouts, gh, push.repository));
   if (!config.ok) {
     deps.log.warn({ repository: push.repository.id, sha: push.sha }, "push not deployed: the default branch's configuration is invalid");
@@ -29,7 +33,15 @@ export async function requestPushDeploys(gh: GitHubClient, deps: { queues: AppQu
   for (const env of config.config.environments) {
     if (env.branch !== push.branch || !env.autoDeploy) continue;
     const request = deployRequest(
-      { repository: push.repository, installationId: push.installationId, environment: env.name, sha: push.sha, reason: "merge", requestedBy: push.pusher, trigger: "push" },
+      {
+        repository: push.repository,
+        installationId: push.installationId,
+        environment: env.name,
+        sha: push.sha,
+        reason: "merge",
+        requestedBy: push.pusher,
+        trigger: "push",
+      },
       deps.now(),
     );
     await deps.queues.addDeployRequest(request);

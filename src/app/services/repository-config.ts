@@ -16,14 +16,21 @@ export type Discover = (sha: string, branch: string) => Promise<Config>;
  * Reads the configuration at a commit: the file if present (validated); otherwise what `discover`
  * finds in the commit's tree, or the whole checkout as one lenient environment.
  */
-export async function configAt(gh: GitHubClient, repository: RepoName, sha: string, options: { branch?: string; discover?: Discover } = {}): Promise<ConfigAt> {
+export async function configAt(
+  gh: GitHubClient,
+  repository: RepoName,
+  sha: string,
+  options: { branch?: string; discover?: Discover } = {},
+): Promise<ConfigAt> {
   const text = await gh.fileAt(repository, CONFIG_PATH, sha);
   if (text === undefined) {
     const branch = options.branch ?? "main";
     return { ok: true, config: options.discover ? await options.discover(sha, branch) : defaultConfig(branch), sha, fromFile: false };
   }
   const result = validateConfig(text, CONFIG_PATH);
-  return result.ok ? { ...result, sha, fromFile: true } : { ok: false, errors: result.errors.map((e) => ({ file: e.file, line: e.line, message: e.detail, side: "base" as const })) };
+  return result.ok
+    ? { ...result, sha, fromFile: true }
+    : { ok: false, errors: result.errors.map((e) => ({ file: e.file, line: e.line, message: e.detail, side: "base" as const })) };
 }
 
 /**

@@ -43,7 +43,11 @@ function inside(root: string, path: string): boolean {
  * other links, refuses the whole archive. On error, what was written is left for the caller to
  * remove.
  */
-export async function extractTarball(archive: Buffer | Readable, root: string, limits: ExtractLimits): Promise<{ files: number; bytes: number }> {
+export async function extractTarball(
+  archive: Buffer | Readable,
+  root: string,
+  limits: ExtractLimits,
+): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
   const links: { raw: string; name: string; target: string; link: string }[] = [];
@@ -87,7 +91,8 @@ export async function extractTarball(archive: Buffer | Readable, root: string, l
         case "symlink": {
           const link = header.linkname;
           const pointsTo = resolve(dirname(target), link);
-          if (isAbsolute(link) || !inside(root, pointsTo)) throw new UnsafeArchiveError(`tarball symlink "${raw}" points outside the checkout (${link})`);
+          if (isAbsolute(link) || !inside(root, pointsTo))
+            throw new UnsafeArchiveError(`tarball symlink "${raw}" points outside the checkout (${link})`);
           links.push({ raw, name, target, link });
           entry.resume();
           break;
@@ -129,8 +134,8 @@ async function makeLinks(root: string, links: readonly { raw: string; name: stri
   }
   for (const { raw, name, link } of links) {
     const resolved = await resolveInCheckout(root, name);
-    if (resolved.kind === "outside") throw new UnsafeArchiveError(`tarball symlink "${raw}" resolves outside the checkout (${link}, through ${resolved.via})`);
+    if (resolved.kind === "outside")
+      throw new UnsafeArchiveError(`tarball symlink "${raw}" resolves outside the checkout (${link}, through ${resolved.via})`);
     if (resolved.kind === "loop") throw new UnsafeArchiveError(`tarball symlink "${raw}" is part of a loop of symbolic links`);
   }
 }
-

@@ -18,8 +18,16 @@ describe("why a deploy ended", () => {
   it("ends a refusal to prune everything at once for good, instead of burning retries", async () => {
     const cluster = Cluster.connect(inject("kubeconfigPath"), { fieldManager: "sluice-test", qps: 50 });
     try {
-      const refusal = prune(cluster, [id("a"), id("b")], [], { repositoryId: 1, environment: "production", enabled: true, allowEmpty: false, now: () => 0 });
-      await expect(refusal).rejects.toThrow("refusing to prune all 2 objects of production: the new revision has none; set allowEmpty: true to allow it");
+      const refusal = prune(cluster, [id("a"), id("b")], [], {
+        repositoryId: 1,
+        environment: "production",
+        enabled: true,
+        allowEmpty: false,
+        now: () => 0,
+      });
+      await expect(refusal).rejects.toThrow(
+        "refusing to prune all 2 objects of production: the new revision has none; set allowEmpty: true to allow it",
+      );
       await expect(refusal).rejects.toMatchObject({ permanent: true, end: "failed" });
     } finally {
       cluster.close();
@@ -31,14 +39,31 @@ describe("deadlines from the injected clock", () => {
   it("ends a health wait when the clock says the time is up, however little real time passed", async () => {
     const cluster = Cluster.connect(inject("kubeconfigPath"), { fieldManager: "sluice-test", qps: 50 });
     // A ConfigMap is current once it exists; this one does not exist, so the wait never ends by itself.
-    const missing = { id: id("never-created-health-wait"), object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "never-created-health-wait", namespace: "default" } } };
+    const missing = {
+      id: id("never-created-health-wait"),
+      object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "never-created-health-wait", namespace: "default" } },
+    };
     let now = 0;
     const sleeps: number[] = [];
-    const clock = { now: () => now, sleep: (ms: number) => { sleeps.push(ms); now += 60_000; return Promise.resolve(); } };
+    const clock = {
+      now: () => now,
+      sleep: (ms: number) => {
+        sleeps.push(ms);
+        now += 60_000;
+        return Promise.resolve();
+      },
+    };
     try {
-      const outcome = await waitForHealth(cluster, [missing], { timeoutMs: 300_000, concurrency: 2, clock, waiting: () => Promise.resolve() });
+      const outcome = await waitForHealth(cluster, [missing], {
+        timeoutMs: 300_000,
+        concurrency: 2,
+        clock,
+        waiting: () => Promise.resolve(),
+      });
       expect(outcome.ended).toBe("timed-out");
-      expect(outcome.message).toContain("health check timed out after 300 s; not healthy:\n- ConfigMap default/never-created-health-wait: not found");
+      expect(outcome.message).toContain(
+        "health check timed out after 300 s; not healthy:\n- ConfigMap default/never-created-health-wait: not found",
+      );
       expect(outcome.health.get("/ConfigMap/default/never-created-health-wait")).toEqual({ status: "in-progress", message: "not found" });
       // Past five simulated minutes in 60-second steps of the fake clock: six polls' sleeps.
       expect(sleeps).toEqual([500, 500, 500, 500, 500, 500]);

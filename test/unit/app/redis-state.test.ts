@@ -10,10 +10,19 @@ import { RenderCache } from "../../../src/app/services/render-cache.ts";
 const mac = new RedisMac("webhook-secret-for-tests");
 
 let redis: Redis;
-beforeAll(() => { redis = new Redis(inject("redisUrl")); });
-afterAll(async () => { await redis.quit(); });
+beforeAll(() => {
+  redis = new Redis(inject("redisUrl"));
+});
+afterAll(async () => {
+  await redis.quit();
+});
 
-const resource = (name: string) => ({ id: { group: "", version: "v1", kind: "ConfigMap", namespace: "d", name }, key: `v1/ConfigMap/d/${name}`, json: "{}", source: { file: "a.yaml", line: 1 } });
+const resource = (name: string) => ({
+  id: { group: "", version: "v1", kind: "ConfigMap", namespace: "d", name },
+  key: `v1/ConfigMap/d/${name}`,
+  json: "{}",
+  source: { file: "a.yaml", line: 1 },
+});
 
 describe("PullRequestState (real Redis)", () => {
   it("publishes in order and never lets an older preview overwrite a newer one", async () => {
@@ -25,16 +34,29 @@ describe("PullRequestState (real Redis)", () => {
     expect(await state.isLatest(pr, newer)).toBe(true);
     const published: number[] = [];
     let releaseOlder: () => void = () => undefined;
-    const olderHolds = new Promise<void>((resolve) => { releaseOlder = resolve; });
+    const olderHolds = new Promise<void>((resolve) => {
+      releaseOlder = resolve;
+    });
     // The older preview takes the lock first and is slow; the newer one waits, then publishes.
-    const first = state.publish(pr, older, async () => { await olderHolds; published.push(older); });
+    const first = state.publish(pr, older, async () => {
+      await olderHolds;
+      published.push(older);
+    });
     await new Promise((resolve) => setTimeout(resolve, 50));
-    const second = state.publish(pr, newer, () => { published.push(newer); return Promise.resolve(); });
+    const second = state.publish(pr, newer, () => {
+      published.push(newer);
+      return Promise.resolve();
+    });
     releaseOlder();
     expect(await Promise.all([first, second])).toEqual([true, true]);
     expect(published).toEqual([older, newer]);
     // Once the newer one is out, the older one is refused.
-    expect(await state.publish(pr, older, () => { published.push(-1); return Promise.resolve(); })).toBe(false);
+    expect(
+      await state.publish(pr, older, () => {
+        published.push(-1);
+        return Promise.resolve();
+      }),
+    ).toBe(false);
     expect(published).toEqual([older, newer]);
   });
 
@@ -60,7 +82,9 @@ describe("PullRequestState (real Redis)", () => {
     let calls = 0;
     const handler = deduplicated(redis, async () => {
       calls += 1;
-      await new Promise<void>((resolve) => { release = resolve; });
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
     });
     const first = handler(context);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -82,7 +106,10 @@ describe("RenderCache (real Redis)", () => {
     // Entry 2 was least recently used.
     expect(await cache.get(key(2), 5)).toBeUndefined();
     expect(await cache.get(key(1), 5)).toBeDefined();
-    const huge = { resources: Array.from({ length: 200 }, (_, i) => ({ ...resource(`n${i}`), json: JSON.stringify({ i, pad: randomUUID() }) })), problems: [] };
+    const huge = {
+      resources: Array.from({ length: 200 }, (_, i) => ({ ...resource(`n${i}`), json: JSON.stringify({ i, pad: randomUUID() }) })),
+      problems: [],
+    };
     expect(await cache.set(key(4), huge, 6)).toBe(false);
     expect(RenderCache.key("d", { a: 1 })).not.toBe(RenderCache.key("d", { a: 2 }));
   });
@@ -95,7 +122,13 @@ describe("RenderCache (real Redis)", () => {
     const { gzipSync } = await import("node:zlib");
     await redis.set(`${prefix}:${key}`, gzipSync(JSON.stringify({ resources: [resource("forged")], problems: [] })));
     expect(await cache.get(key, 2)).toBeUndefined();
-    const other = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 4096, maxEntries: 10, prefix, mac: new RedisMac("another-secret") });
+    const other = new RenderCache(redis, {
+      ttlSeconds: 60,
+      maxEntryBytes: 4096,
+      maxEntries: 10,
+      prefix,
+      mac: new RedisMac("another-secret"),
+    });
     await cache.set(key, { resources: [resource("real")], problems: [] }, 3);
     expect(await other.get(key, 4)).toBeUndefined();
     expect((await cache.get(key, 5))?.resources[0]?.id.name).toBe("real");
@@ -112,8 +145,14 @@ describe("DiffPages (real Redis)", () => {
     expect(link.origin).toBe("https://sluice.example");
     expect(pages().verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now)).toEqual({ ok: true, id });
     expect(await pages().load(id)).toMatchObject({ title: "t" });
-    expect(pages().verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now + 3601_000)).toEqual({ ok: false, status: 410 });
-    expect(pages().verify(id, String(Number(link.searchParams.get("exp")) + 1), link.searchParams.get("sig"), now)).toEqual({ ok: false, status: 403 });
+    expect(pages().verify(id, link.searchParams.get("exp"), link.searchParams.get("sig"), now + 3601_000)).toEqual({
+      ok: false,
+      status: 410,
+    });
+    expect(pages().verify(id, String(Number(link.searchParams.get("exp")) + 1), link.searchParams.get("sig"), now)).toEqual({
+      ok: false,
+      status: 403,
+    });
     expect(pages().verify(id, link.searchParams.get("exp"), null, now)).toEqual({ ok: false, status: 403 });
     expect(pages().verify("../../etc", "1", "x", now)).toEqual({ ok: false, status: 403 });
     const other = new DiffPages(redis, { publicUrl: "https://sluice.example", secret: "another-secret-key", ttlSeconds: 3600, mac });
@@ -122,7 +161,10 @@ describe("DiffPages (real Redis)", () => {
     expect(await pages().store({ title: "t", subtitle: "s", report: { environments: [], errors: [] } }, now)).toBe(link.toString());
     // A page rewritten in Redis by someone else is not shown.
     const { gzipSync } = await import("node:zlib");
-    await redis.set(`sluice:diff-page:${id}`, gzipSync(JSON.stringify({ title: "forged", subtitle: "", report: { environments: [], errors: [] } })));
+    await redis.set(
+      `sluice:diff-page:${id}`,
+      gzipSync(JSON.stringify({ title: "forged", subtitle: "", report: { environments: [], errors: [] } })),
+    );
     expect(await pages().load(id)).toBeUndefined();
   });
 });

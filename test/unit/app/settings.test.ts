@@ -6,11 +6,20 @@ import { generateSigningKeys } from "../../../src/core/signing.ts";
 
 describe("app settings", () => {
   it("lists every missing or invalid variable", async () => {
-    await expect(loadSettings({ APP_ID: "abc", SLUICE_PUBLIC_URL: "not a url" })).rejects.toThrow(/APP_ID: APP_ID must be the GitHub App's numeric id[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL must be the app's public URL[\s\S]*WEBHOOK_SECRET: WEBHOOK_SECRET is required/);
+    await expect(loadSettings({ APP_ID: "abc", SLUICE_PUBLIC_URL: "not a url" })).rejects.toThrow(
+      /APP_ID: APP_ID must be the GitHub App's numeric id[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL must be the app's public URL[\s\S]*WEBHOOK_SECRET: WEBHOOK_SECRET is required/,
+    );
   });
 
   it("treats empty variables as unset and derives the link secret", async () => {
-    const settings = await loadSettings({ APP_ID: "1", PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----\\nx\\n-----END RSA PRIVATE KEY-----", WEBHOOK_SECRET: "w", SLUICE_PUBLIC_URL: "https://s.example/", SLUICE_LINK_SECRET: "", PORT: "" });
+    const settings = await loadSettings({
+      APP_ID: "1",
+      PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----\\nx\\n-----END RSA PRIVATE KEY-----",
+      WEBHOOK_SECRET: "w",
+      SLUICE_PUBLIC_URL: "https://s.example/",
+      SLUICE_LINK_SECRET: "",
+      PORT: "",
+    });
     expect(settings.publicUrl).toBe("https://s.example");
     expect(settings.port).toBe(3000);
     expect(settings.linkSecret).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -19,23 +28,46 @@ describe("app settings", () => {
   });
 
   it("needs agent keys when deploys are on", async () => {
-    await expect(loadSettings({ APP_ID: "1", PRIVATE_KEY: "k", WEBHOOK_SECRET: "w", SLUICE_PUBLIC_URL: "https://s.example", SLUICE_JOB_SIGNING_KEY: generateSigningKeys().privateKey })).rejects.toThrow("SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key");
+    await expect(
+      loadSettings({
+        APP_ID: "1",
+        PRIVATE_KEY: "k",
+        WEBHOOK_SECRET: "w",
+        SLUICE_PUBLIC_URL: "https://s.example",
+        SLUICE_JOB_SIGNING_KEY: generateSigningKeys().privateKey,
+      }),
+    ).rejects.toThrow("SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key");
   });
 });
 
 describe("agent settings", () => {
   it("needs environments, repositories, namespaces and both keys", async () => {
-    await expect(loadAgentSettings({})).rejects.toThrow(/SLUICE_AGENT_ENVIRONMENTS must name at least one environment[\s\S]*SLUICE_AGENT_REPOSITORIES must name at least one owner\/name/);
-    await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*" })).rejects.toThrow('SLUICE_AGENT_REPOSITORIES: repository rule "o/*" names no namespace');
-    await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*" })).rejects.toThrow("SLUICE_APP_PUBLIC_KEY or SLUICE_APP_PUBLIC_KEY_PATH is required");
+    await expect(loadAgentSettings({})).rejects.toThrow(
+      /SLUICE_AGENT_ENVIRONMENTS must name at least one environment[\s\S]*SLUICE_AGENT_REPOSITORIES must name at least one owner\/name/,
+    );
+    await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*" })).rejects.toThrow(
+      'SLUICE_AGENT_REPOSITORIES: repository rule "o/*" names no namespace',
+    );
+    await expect(
+      loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*" }),
+    ).rejects.toThrow("SLUICE_APP_PUBLIC_KEY or SLUICE_APP_PUBLIC_KEY_PATH is required");
   });
 
   it("splits lists and applies defaults", async () => {
     const keys = generateSigningKeys();
-    const settings = await loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod, staging", SLUICE_AGENT_REPOSITORIES: "o/*, o/platform=platform-*", SLUICE_AGENT_NAMESPACES: "team-*,shared", SLUICE_APP_PUBLIC_KEY: keys.publicKey, SLUICE_AGENT_SIGNING_KEY: keys.privateKey });
+    const settings = await loadAgentSettings({
+      SLUICE_AGENT_ENVIRONMENTS: "prod, staging",
+      SLUICE_AGENT_REPOSITORIES: "o/*, o/platform=platform-*",
+      SLUICE_AGENT_NAMESPACES: "team-*,shared",
+      SLUICE_APP_PUBLIC_KEY: keys.publicKey,
+      SLUICE_AGENT_SIGNING_KEY: keys.privateKey,
+    });
     expect(settings).toMatchObject({
       environments: ["prod", "staging"],
-      rules: [{ repositories: "o/*", namespaces: ["team-*", "shared"] }, { repositories: "o/platform", namespaces: ["platform-*"] }],
+      rules: [
+        { repositories: "o/*", namespaces: ["team-*", "shared"] },
+        { repositories: "o/platform", namespaces: ["platform-*"] },
+      ],
       clusterKinds: [],
       allowAdoption: false,
       maxJobAgeMs: 900_000,
@@ -50,9 +82,20 @@ describe("sluice keys generate", () => {
   it("prints an Ed25519 key pair, and refuses other subcommands", async () => {
     let out = "";
     let err = "";
-    const io = { env: {}, cwd: process.cwd(), stdout: (t: string) => { out += t; }, stderr: (t: string) => { err += t; } };
+    const io = {
+      env: {},
+      cwd: process.cwd(),
+      stdout: (t: string) => {
+        out += t;
+      },
+      stderr: (t: string) => {
+        err += t;
+      },
+    };
     expect(await main(["keys", "generate"], io)).toBe(0);
-    expect(out).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    expect(out).toMatch(
+      /^-----BEGIN PRIVATE KEY-----\n[\s\S]+-----END PRIVATE KEY-----\n-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/,
+    );
     expect(await main(["keys", "rotate"], io)).toBe(2);
     expect(err).toContain('sluice keys: the only subcommand is "generate"');
   });

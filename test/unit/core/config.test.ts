@@ -13,8 +13,18 @@ describe("parseConfig", () => {
   it("fills defaults for a minimal environment", () => {
     const config = parseConfig("version: 1\nenvironments:\n  - name: production\n    path: deploy/prod\n");
     expect(config.environments[0]).toEqual({
-      name: "production", path: "deploy/prod", namespace: "default", render: "auto", branch: "main", watch: [], ignore: [], strict: true,
-      autoDeploy: true, prune: true, allowEmpty: false, selfHeal: false,
+      name: "production",
+      path: "deploy/prod",
+      namespace: "default",
+      render: "auto",
+      branch: "main",
+      watch: [],
+      ignore: [],
+      strict: true,
+      autoDeploy: true,
+      prune: true,
+      allowEmpty: false,
+      selfHeal: false,
     });
     expect(config.commands.permission).toBe("write");
     expect(config.previews.drafts).toBe(true);
@@ -28,7 +38,13 @@ environments:
     render: helm
     helm: { releaseName: web, values: [values-prod.yaml] }
 `);
-    expect(config.environments[0]?.helm).toEqual({ releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true, apiVersions: [] });
+    expect(config.environments[0]?.helm).toEqual({
+      releaseName: "web",
+      values: ["values-prod.yaml"],
+      set: {},
+      includeCRDs: true,
+      apiVersions: [],
+    });
   });
 
   it("names the file, line and field of a bad environment name", () => {
@@ -56,7 +72,10 @@ environments:
   });
 
   it("rejects paths that leave the repository", () => {
-    expect(errorsOf("version: 1\nenvironments:\n  - name: prod\n    path: ../secrets\n")[0]).toMatchObject({ line: 4, field: "environments[0].path" });
+    expect(errorsOf("version: 1\nenvironments:\n  - name: prod\n    path: ../secrets\n")[0]).toMatchObject({
+      line: 4,
+      field: "environments[0].path",
+    });
     expect(errorsOf("version: 1\nenvironments:\n  - name: prod\n    path: /etc\n")[0]?.message).toContain("inside the repository");
   });
 
@@ -87,7 +106,10 @@ environments:
 
   it("keeps the defaults used without a configuration file equal to the schema's", () => {
     const parsed = configSchema.parse({ version: 1, environments: [{ name: "x" }] });
-    const { environments: [environment], ...rest } = parsed;
+    const {
+      environments: [environment],
+      ...rest
+    } = parsed;
     expect({ ...ENVIRONMENT_DEFAULTS, name: "x" }).toEqual(environment);
     expect(CONFIG_DEFAULTS).toEqual(rest);
     expect(configSchema.parse(defaultConfig())).toEqual(defaultConfig());

@@ -10,7 +10,11 @@ function set(...objects: Record<string, unknown>[]) {
 
 const cm = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data });
 const secret = (data: Record<string, string>, stringData?: Record<string, string>) => ({
-  apiVersion: "v1", kind: "Secret", metadata: { name: "creds" }, data, ...(stringData ? { stringData } : {}),
+  apiVersion: "v1",
+  kind: "Secret",
+  metadata: { name: "creds" },
+  data,
+  ...(stringData ? { stringData } : {}),
 });
 
 describe("buildResourceSet", () => {
@@ -38,7 +42,12 @@ describe("buildResourceSet", () => {
 });
 
 describe("object identity without the version", () => {
-  const hpa = (apiVersion: string, max: number) => ({ apiVersion, kind: "HorizontalPodAutoscaler", metadata: { name: "podinfo" }, spec: { maxReplicas: max } });
+  const hpa = (apiVersion: string, max: number) => ({
+    apiVersion,
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: "podinfo" },
+    spec: { maxReplicas: max },
+  });
 
   it("shows an apiVersion bump as one object, modified, with the apiVersion line changing", () => {
     const changes = diffResources(set(hpa("autoscaling/v2beta2", 4)), set(hpa("autoscaling/v2", 4)));
@@ -49,15 +58,36 @@ describe("object identity without the version", () => {
   });
 
   it("treats one object declared under two versions as a duplicate", () => {
-    const { problems } = buildResourceSet([{ object: hpa("autoscaling/v2beta2", 4), source: { file: "a.yaml", line: 1 } }, { object: hpa("autoscaling/v2", 4), source: { file: "b.yaml", line: 1 } }], "prod");
-    expect(problems).toEqual([{ file: "b.yaml", line: 1, message: "duplicate HorizontalPodAutoscaler prod/podinfo (as autoscaling/v2beta2 and as autoscaling/v2; the version is not part of an object's identity): also defined at a.yaml:1" }]);
+    const { problems } = buildResourceSet(
+      [
+        { object: hpa("autoscaling/v2beta2", 4), source: { file: "a.yaml", line: 1 } },
+        { object: hpa("autoscaling/v2", 4), source: { file: "b.yaml", line: 1 } },
+      ],
+      "prod",
+    );
+    expect(problems).toEqual([
+      {
+        file: "b.yaml",
+        line: 1,
+        message:
+          "duplicate HorizontalPodAutoscaler prod/podinfo (as autoscaling/v2beta2 and as autoscaling/v2; the version is not part of an object's identity): also defined at a.yaml:1",
+      },
+    ]);
   });
 });
 
 describe("diffResources", () => {
   it("classifies every resource and sorts by identity", () => {
-    const changes = diffResources(set(cm("gone", {}), cm("same", { a: "1" }), cm("edit", { a: "1" })), set(cm("same", { a: "1" }), cm("edit", { a: "2" }), cm("new", {})));
-    expect(changes.map((c) => [c.id.name, c.action])).toEqual([["edit", "modified"], ["gone", "removed"], ["new", "added"], ["same", "unchanged"]]);
+    const changes = diffResources(
+      set(cm("gone", {}), cm("same", { a: "1" }), cm("edit", { a: "1" })),
+      set(cm("same", { a: "1" }), cm("edit", { a: "2" }), cm("new", {})),
+    );
+    expect(changes.map((c) => [c.id.name, c.action])).toEqual([
+      ["edit", "modified"],
+      ["gone", "removed"],
+      ["new", "added"],
+      ["same", "unchanged"],
+    ]);
     expect(summarize(changes)).toEqual({ added: 1, modified: 1, removed: 1, unchanged: 1 });
     expect(changes.find((c) => c.action === "unchanged")?.diff).toBe("");
   });
@@ -84,7 +114,10 @@ describe("diffResources", () => {
   });
 
   it("treats key order as irrelevant", () => {
-    const [change] = diffResources(set({ kind: "ConfigMap", apiVersion: "v1", metadata: { name: "c" }, data: { b: "2", a: "1" } }), set(cm("c", { a: "1", b: "2" })));
+    const [change] = diffResources(
+      set({ kind: "ConfigMap", apiVersion: "v1", metadata: { name: "c" }, data: { b: "2", a: "1" } }),
+      set(cm("c", { a: "1", b: "2" })),
+    );
     expect(change?.action).toBe("unchanged");
   });
 
@@ -98,7 +131,17 @@ describe("diffResources", () => {
     expect(change?.action).toBe("modified");
     expect(change?.secretKeys).toEqual({ gone: "removed", password: "changed", token: "added", user: "unchanged" });
     const text = JSON.stringify(change);
-    for (const value of [oldValue, newValue, "YWRtaW4=", "Z29uZQ==", "hunter2", "hunter3", "admin", "plain-token-value", Buffer.from("plain-token-value").toString("base64")]) {
+    for (const value of [
+      oldValue,
+      newValue,
+      "YWRtaW4=",
+      "Z29uZQ==",
+      "hunter2",
+      "hunter3",
+      "admin",
+      "plain-token-value",
+      Buffer.from("plain-token-value").toString("base64"),
+    ]) {
       expect(text).not.toContain(value);
     }
     expect(change?.diff).toContain("-  password: '<masked: changed, old value>'");
@@ -121,7 +164,8 @@ describe("diffResources", () => {
   });
 
   it("falls back to a whole-object replacement when the edit is too large, without hanging", () => {
-    const many = (n: number, offset: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, String((i * 7919 + offset) % 10007)]));
+    const many = (n: number, offset: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, String((i * 7919 + offset) % 10007)]));
     const [change] = diffResources(set(cm("big", many(5_000, 0))), set(cm("big", many(5_000, 1))), { maxEditLength: 100 });
     expect(change?.replaced).toBe(true);
     const lines = change?.diff.split("\n") ?? [];

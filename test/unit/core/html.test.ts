@@ -7,13 +7,34 @@ import { loadPageViews } from "../../../src/views.ts";
 
 describe("renderHtmlPage", () => {
   it("renders a self-contained side-by-side page with a file list and masked Secrets", async () => {
-    const before = buildResourceSet([{ object: { apiVersion: "v1", kind: "Secret", metadata: { name: "s" }, data: { k: "b2xkLXZhbHVl" } }, source: { file: "a", line: 1 } }], "prod").resources;
-    const after = buildResourceSet([
-      { object: { apiVersion: "v1", kind: "Secret", metadata: { name: "s" }, data: { k: "bmV3LXZhbHVl" } }, source: { file: "a", line: 1 } },
-      { object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "<script>" }, data: { a: "1" } }, source: { file: "a", line: 5 } },
-    ], "prod").resources;
+    const before = buildResourceSet(
+      [
+        {
+          object: { apiVersion: "v1", kind: "Secret", metadata: { name: "s" }, data: { k: "b2xkLXZhbHVl" } },
+          source: { file: "a", line: 1 },
+        },
+      ],
+      "prod",
+    ).resources;
+    const after = buildResourceSet(
+      [
+        {
+          object: { apiVersion: "v1", kind: "Secret", metadata: { name: "s" }, data: { k: "bmV3LXZhbHVl" } },
+          source: { file: "a", line: 1 },
+        },
+        {
+          object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "<script>" }, data: { a: "1" } },
+          source: { file: "a", line: 5 },
+        },
+      ],
+      "prod",
+    ).resources;
     const changes = diffResources(before, after);
-    const page = renderHtmlPage({ environments: [{ name: "production", summary: summarize(changes), changes }], errors: [] }, await loadPageViews(), { title: "PR #7 <preview>", subtitle: "abc → def" });
+    const page = renderHtmlPage(
+      { environments: [{ name: "production", summary: summarize(changes), changes }], errors: [] },
+      await loadPageViews(),
+      { title: "PR #7 <preview>", subtitle: "abc → def" },
+    );
     expect(page.startsWith("<!doctype html>")).toBe(true);
     expect(page).toContain("d2h-file-side-diff");
     expect(page).toContain("d2h-file-list");
@@ -27,9 +48,19 @@ describe("renderHtmlPage", () => {
   });
 
   it("labels added objects ADDED and removed ones DELETED, never RENAMED", async () => {
-    const object = (name: string) => ({ object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { a: "1" } }, source: { file: "a", line: 1 } });
-    const changes = diffResources(buildResourceSet([object("gone"), object("kept")], "prod").resources, buildResourceSet([object("new"), { ...object("kept"), object: { ...object("kept").object, data: { a: "2" } } }], "prod").resources);
-    const page = renderHtmlPage({ environments: [{ name: "production", summary: summarize(changes), changes }], errors: [] }, await loadPageViews(), { title: "t" });
+    const object = (name: string) => ({
+      object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { a: "1" } },
+      source: { file: "a", line: 1 },
+    });
+    const changes = diffResources(
+      buildResourceSet([object("gone"), object("kept")], "prod").resources,
+      buildResourceSet([object("new"), { ...object("kept"), object: { ...object("kept").object, data: { a: "2" } } }], "prod").resources,
+    );
+    const page = renderHtmlPage(
+      { environments: [{ name: "production", summary: summarize(changes), changes }], errors: [] },
+      await loadPageViews(),
+      { title: "t" },
+    );
     const tags = [...page.matchAll(/d2h-tag[^>]*>([A-Z]+)</g)].map((m) => m[1]);
     expect(tags.sort()).toEqual(["ADDED", "CHANGED", "DELETED"]);
   });

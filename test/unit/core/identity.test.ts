@@ -6,21 +6,35 @@ describe("identify", () => {
   const none = new ScopeResolver([]);
 
   it("gives a namespaced object without a namespace the environment's namespace", () => {
-    expect(identify({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "web" } }, "prod", none))
-      .toEqual({ group: "apps", version: "v1", kind: "Deployment", namespace: "prod", name: "web" });
+    expect(identify({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "web" } }, "prod", none)).toEqual({
+      group: "apps",
+      version: "v1",
+      kind: "Deployment",
+      namespace: "prod",
+      name: "web",
+    });
   });
 
   it("keeps an explicit namespace", () => {
-    expect(identify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", namespace: "other" } }, "prod", none).namespace).toBe("other");
+    expect(identify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", namespace: "other" } }, "prod", none).namespace).toBe(
+      "other",
+    );
   });
 
   it("gives built-in cluster-scoped kinds no namespace, even when one is written", () => {
     expect(identify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "prod", namespace: "x" } }, "prod", none).namespace).toBe("");
-    expect(identify({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "r" } }, "prod", none).namespace).toBe("");
+    expect(
+      identify({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "r" } }, "prod", none).namespace,
+    ).toBe("");
   });
 
   it("learns the scope of CRDs defined in the same set", () => {
-    const crd = (kind: string, scope: string) => ({ apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: "x" }, spec: { group: "example.com", scope, names: { kind } } });
+    const crd = (kind: string, scope: string) => ({
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: "x" },
+      spec: { group: "example.com", scope, names: { kind } },
+    });
     const scopes = new ScopeResolver([crd("Backup", "Cluster"), crd("Widget", "Namespaced")]);
     expect(identify({ apiVersion: "example.com/v1", kind: "Backup", metadata: { name: "b" } }, "prod", scopes).namespace).toBe("");
     expect(identify({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } }, "prod", scopes).namespace).toBe("prod");
@@ -29,17 +43,29 @@ describe("identify", () => {
   });
 
   it("knows well-known projects' cluster-scoped kinds without their CRDs", () => {
-    for (const [apiVersion, kind] of [["cert-manager.io/v1", "ClusterIssuer"], ["gateway.networking.k8s.io/v1", "GatewayClass"], ["kyverno.io/v1", "ClusterPolicy"], ["constraints.gatekeeper.sh/v1beta1", "K8sRequiredLabels"], ["karpenter.sh/v1", "NodePool"], ["pkg.crossplane.io/v1", "Provider"], ["argoproj.io/v1alpha1", "ClusterWorkflowTemplate"]] as const) {
+    for (const [apiVersion, kind] of [
+      ["cert-manager.io/v1", "ClusterIssuer"],
+      ["gateway.networking.k8s.io/v1", "GatewayClass"],
+      ["kyverno.io/v1", "ClusterPolicy"],
+      ["constraints.gatekeeper.sh/v1beta1", "K8sRequiredLabels"],
+      ["karpenter.sh/v1", "NodePool"],
+      ["pkg.crossplane.io/v1", "Provider"],
+      ["argoproj.io/v1alpha1", "ClusterWorkflowTemplate"],
+    ] as const) {
       expect(identify({ apiVersion, kind, metadata: { name: "x" } }, "prod", none).namespace).toBe("");
     }
-    expect(identify({ apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "r" } }, "prod", none).namespace).toBe("");
+    expect(
+      identify({ apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "r" } }, "prod", none).namespace,
+    ).toBe("");
     expect(none.scopeOf("gateway.networking.k8s.io", "HTTPRoute")).toBe("unknown");
     expect(none.scopeOf("networking.k8s.io", "Ingress")).toBe("namespaced");
   });
 
   it("never invents a namespace for a kind of unknown scope, and keeps one the manifest gives", () => {
     expect(identify({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } }, "prod", none).namespace).toBe("");
-    expect(identify({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w", namespace: "team" } }, "prod", none).namespace).toBe("team");
+    expect(
+      identify({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w", namespace: "team" } }, "prod", none).namespace,
+    ).toBe("team");
   });
 });
 

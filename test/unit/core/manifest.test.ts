@@ -5,10 +5,14 @@ const file = "deploy/app.yaml";
 
 describe("parseManifests", () => {
   it("reads a multi-document stream, skipping empty and comment-only documents", () => {
-    const text = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n";
+    const text =
+      "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n";
     const { objects, problems } = parseManifests(text, { file });
     expect(problems).toEqual([]);
-    expect(objects.map((o) => [(o.object.metadata as { name: string }).name, o.source.line])).toEqual([["a", 2], ["b", 10]]);
+    expect(objects.map((o) => [(o.object.metadata as { name: string }).name, o.source.line])).toEqual([
+      ["a", 2],
+      ["b", 10],
+    ]);
   });
 
   it("resolves anchors, aliases and merge keys", () => {
@@ -45,7 +49,10 @@ items:
     metadata: { name: two }
 `;
     const { objects } = parseManifests(text, { file });
-    expect(objects.map((o) => o.source)).toEqual([{ file, line: 4 }, { file, line: 7 }]);
+    expect(objects.map((o) => o.source)).toEqual([
+      { file, line: 4 },
+      { file, line: 7 },
+    ]);
   });
 
   it("reads JSON", () => {
@@ -54,7 +61,8 @@ items:
   });
 
   it("names the missing fields, the file and the line", () => {
-    const text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\nkind: ConfigMap\nmetadata:\n  name: no-version\n---\napiVersion: v1\nmetadata: {}\n";
+    const text =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\nkind: ConfigMap\nmetadata:\n  name: no-version\n---\napiVersion: v1\nmetadata: {}\n";
     const { objects, problems } = parseManifests(text, { file });
     expect(objects).toHaveLength(1);
     expect(problems).toEqual([
@@ -65,11 +73,20 @@ items:
 
   it("explains that generateName objects cannot be applied, and what to do", () => {
     const { problems } = parseManifests("apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n", { file });
-    expect(problems).toEqual([{ file, line: 1, message: expect.stringMatching(/^Job has metadata.generateName "migrate-" and no metadata.name: Sluice applies objects declaratively \(server-side apply\), which needs a fixed name\. Set metadata.name; for a Job that must run on every deploy/) as string }]);
+    expect(problems).toEqual([
+      {
+        file,
+        line: 1,
+        message: expect.stringMatching(
+          /^Job has metadata.generateName "migrate-" and no metadata.name: Sluice applies objects declaratively \(server-side apply\), which needs a fixed name\. Set metadata.name; for a Job that must run on every deploy/,
+        ) as string,
+      },
+    ]);
   });
 
   it("reports unparseable YAML with its line and keeps reading later documents", () => {
-    const text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  password: c2VjcmV0\n  bad: [\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n";
+    const text =
+      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  password: c2VjcmV0\n  bad: [\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n";
     const { objects, problems } = parseManifests(text, { file });
     expect(objects.map((o) => (o.object.metadata as { name: string }).name)).toEqual(["after"]);
     expect(problems[0]).toMatchObject({ file, message: expect.stringMatching(/^invalid YAML: /) as string });
@@ -79,7 +96,9 @@ items:
   });
 
   it("rejects documents that are not mappings", () => {
-    expect(parseManifests("- a\n- b\n", { file }).problems).toEqual([{ file, line: 1, message: "document is a list, not a Kubernetes object", reason: "not-an-object" }]);
+    expect(parseManifests("- a\n- b\n", { file }).problems).toEqual([
+      { file, line: 1, message: "document is a list, not a Kubernetes object", reason: "not-an-object" },
+    ]);
     expect(parseManifests("just text\n", { file }).problems[0]?.message).toBe("document is a string, not a Kubernetes object");
   });
 
@@ -90,8 +109,15 @@ items:
 
   it("refuses alias bombs instead of expanding them", () => {
     const bomb = ["a: &a [x,x,x,x,x,x,x,x,x,x]"];
-    for (let i = 1; i < 10; i++) bomb.push(`${"abcdefghij"[i] ?? "z"}: &${"abcdefghij"[i] ?? "z"} [${Array(10).fill(`*${"abcdefghij"[i - 1] ?? "z"}`).join(",")}]`);
-    const { objects, problems } = parseManifests(`apiVersion: v1\nkind: ConfigMap\nmetadata: { name: bomb }\n${bomb.join("\n")}\n`, { file });
+    for (let i = 1; i < 10; i++)
+      bomb.push(
+        `${"abcdefghij"[i] ?? "z"}: &${"abcdefghij"[i] ?? "z"} [${Array(10)
+          .fill(`*${"abcdefghij"[i - 1] ?? "z"}`)
+          .join(",")}]`,
+      );
+    const { objects, problems } = parseManifests(`apiVersion: v1\nkind: ConfigMap\nmetadata: { name: bomb }\n${bomb.join("\n")}\n`, {
+      file,
+    });
     expect(objects).toEqual([]);
     expect(problems[0]?.message).toMatch(/^invalid YAML: .*alias/i);
   });

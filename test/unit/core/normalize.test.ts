@@ -6,25 +6,48 @@ const id = { group: "", version: "v1", kind: "ConfigMap", namespace: "prod", nam
 describe("normalize", () => {
   it("drops server-populated fields and the last-applied annotation", () => {
     const live = {
-      apiVersion: "v1", kind: "ConfigMap",
+      apiVersion: "v1",
+      kind: "ConfigMap",
       metadata: {
-        name: "c", uid: "u", resourceVersion: "7", generation: 2, creationTimestamp: "2026-01-01T00:00:00Z", selfLink: "/x",
+        name: "c",
+        uid: "u",
+        resourceVersion: "7",
+        generation: 2,
+        creationTimestamp: "2026-01-01T00:00:00Z",
+        selfLink: "/x",
         managedFields: [{ manager: "kubectl" }],
         annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}", keep: "me" },
       },
       data: { a: "1" },
       status: { phase: "x" },
     };
-    expect(normalize(live, id)).toEqual({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", namespace: "prod", annotations: { keep: "me" } }, data: { a: "1" } });
+    expect(normalize(live, id)).toEqual({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "c", namespace: "prod", annotations: { keep: "me" } },
+      data: { a: "1" },
+    });
   });
 
   it("removes the annotations map when only dropped annotations were in it", () => {
-    const out = normalize({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c", annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}" } } }, id);
+    const out = normalize(
+      {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "c", annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}" } },
+      },
+      id,
+    );
     expect(out.metadata).toEqual({ name: "c", namespace: "prod" });
   });
 
   it("removes the namespace of cluster-scoped objects", () => {
-    expect(normalize({ apiVersion: "v1", kind: "Namespace", metadata: { name: "n", namespace: "junk" } }, { ...id, kind: "Namespace", namespace: "" }).metadata).toEqual({ name: "n" });
+    expect(
+      normalize(
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: "n", namespace: "junk" } },
+        { ...id, kind: "Namespace", namespace: "" },
+      ).metadata,
+    ).toEqual({ name: "n" });
   });
 
   it("folds a Secret's stringData into data, stringData winning", () => {
@@ -44,7 +67,9 @@ describe("normalize", () => {
   });
 
   it("prints apiVersion, kind and metadata first, then sorted fields", () => {
-    const yaml = canonicalYaml(normalize({ spec: { z: 1, a: 2 }, data: {}, metadata: { name: "c" }, kind: "ConfigMap", apiVersion: "v1" }, id));
+    const yaml = canonicalYaml(
+      normalize({ spec: { z: 1, a: 2 }, data: {}, metadata: { name: "c" }, kind: "ConfigMap", apiVersion: "v1" }, id),
+    );
     expect(yaml).toBe("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: prod\ndata: {}\nspec:\n  a: 2\n  z: 1\n");
   });
 });

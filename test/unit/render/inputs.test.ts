@@ -19,9 +19,16 @@ if (!staging || !production) throw new Error("fixture config");
 describe("environmentInputs", () => {
   it("follows kustomize bases, so a base change touches every overlay", async () => {
     const before = await checkout("kustomize-app");
-    const after = await checkout("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n" });
+    const after = await checkout("kustomize-app", {
+      "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n",
+    });
     const inputs = await environmentInputs(before, staging);
-    expect(inputs.files).toEqual(["deploy/base/deployment.yaml", "deploy/base/kustomization.yaml", "deploy/base/service.yaml", "deploy/overlays/staging/kustomization.yaml"]);
+    expect(inputs.files).toEqual([
+      "deploy/base/deployment.yaml",
+      "deploy/base/kustomization.yaml",
+      "deploy/base/service.yaml",
+      "deploy/overlays/staging/kustomization.yaml",
+    ]);
     expect((await environmentInputs(after, staging)).digest).not.toBe(inputs.digest);
     expect((await environmentInputs(after, production)).digest).not.toBe((await environmentInputs(before, production)).digest);
   });
@@ -36,7 +43,8 @@ describe("environmentInputs", () => {
 
   it("skips remote bases and inline patches and survives an unparseable kustomization", async () => {
     const root = await checkout(undefined, {
-      "k/kustomization.yaml": "resources:\n  - https://github.com/x/y//z?ref=v1\n  - ../outside-of-nothing\npatches:\n  - patch: |-\n      - op: add\n",
+      "k/kustomization.yaml":
+        "resources:\n  - https://github.com/x/y//z?ref=v1\n  - ../outside-of-nothing\npatches:\n  - patch: |-\n      - op: add\n",
       "broken/kustomization.yaml": "resources: [\n",
     });
     expect((await environmentInputs(root, { ...staging, path: "k" })).files).toEqual(["k/kustomization.yaml"]);

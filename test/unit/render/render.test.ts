@@ -11,9 +11,15 @@ import { checkout, removeCheckouts, tempDir, writeTree } from "../../helpers/che
 afterAll(removeCheckouts);
 
 const contexts: (RendererContext & { dispose: () => Promise<void> })[] = [];
-afterAll(async () => { await Promise.all(contexts.map((c) => c.dispose())); });
+afterAll(async () => {
+  await Promise.all(contexts.map((c) => c.dispose()));
+});
 
-async function context(root: string, tools: RenderTools = { kustomize: inject("kustomize"), helm: inject("helm") }, limits?: { timeoutMs: number; maxOutputBytes: number }) {
+async function context(
+  root: string,
+  tools: RenderTools = { kustomize: inject("kustomize"), helm: inject("helm") },
+  limits?: { timeoutMs: number; maxOutputBytes: number },
+) {
   const ctx = await openRendererContext(root, tools, limits);
   contexts.push(ctx);
   return ctx;
@@ -33,7 +39,13 @@ describe("plain rendering", () => {
     const root = await checkout("plain-app");
     const rendered = await renderEnvironment(await context(root), env());
     expect(rendered.problems).toEqual([]);
-    expect(names(rendered.objects)).toEqual(["Deployment/api", "Service/api", "ConfigMap/api-flags", "ConfigMap/api-limits", "Namespace/shop"]);
+    expect(names(rendered.objects)).toEqual([
+      "Deployment/api",
+      "Service/api",
+      "ConfigMap/api-flags",
+      "ConfigMap/api-limits",
+      "Namespace/shop",
+    ]);
     expect(rendered.objects[0]?.source).toEqual({ file: "manifests/apps/api.yaml", line: 2 });
     expect(rendered.objects[2]?.source.file).toBe("manifests/apps/config.json");
   });
@@ -67,8 +79,16 @@ describe("kustomize rendering (real kustomize)", () => {
     if (!production) throw new Error("fixture has no production");
     const rendered = await renderEnvironment(await context(root), production);
     expect(rendered.problems).toEqual([]);
-    expect(names(rendered.objects).sort()).toEqual([expect.stringMatching(/^ConfigMap\/web-config-[a-z0-9]{10}$/), "Deployment/web", "Secret/web-credentials", "Service/web"]);
-    const deployment = rendered.objects.find((o) => o.object.kind === "Deployment")?.object as { metadata: { namespace: string }; spec: { replicas: number; template: { spec: { containers: { image: string }[] } } } };
+    expect(names(rendered.objects).sort()).toEqual([
+      expect.stringMatching(/^ConfigMap\/web-config-[a-z0-9]{10}$/),
+      "Deployment/web",
+      "Secret/web-credentials",
+      "Service/web",
+    ]);
+    const deployment = rendered.objects.find((o) => o.object.kind === "Deployment")?.object as {
+      metadata: { namespace: string };
+      spec: { replicas: number; template: { spec: { containers: { image: string }[] } } };
+    };
     expect(deployment.metadata.namespace).toBe("web-prod");
     expect(deployment.spec.replicas).toBe(3);
     expect(deployment.spec.template.spec.containers[0]?.image).toBe("ghcr.io/example/web:1.3.2");
@@ -85,32 +105,51 @@ describe("kustomize rendering (real kustomize)", () => {
   });
 
   it("maps a YAML error in a resource to its file and line", async () => {
-    const root = await checkout("kustomize-app", { "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [\n" });
+    const root = await checkout("kustomize-app", {
+      "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports: [\n",
+    });
     const rendered = await renderEnvironment(await context(root), env({ path: "deploy/overlays/staging" }));
     expect(rendered.objects).toEqual([]);
     expect(rendered.problems).toHaveLength(1);
-    expect(rendered.problems[0]).toMatchObject({ file: "deploy/base/service.yaml", line: 6, message: expect.stringMatching(/^kustomize: .*service\.yaml/) as string });
+    expect(rendered.problems[0]).toMatchObject({
+      file: "deploy/base/service.yaml",
+      line: 6,
+      message: expect.stringMatching(/^kustomize: .*service\.yaml/) as string,
+    });
     expect(rendered.problems[0]?.message).not.toContain(root);
   });
 
   it("reports an invalid kustomization at the kustomization file", async () => {
-    const root = await checkout("kustomize-app", { "deploy/overlays/staging/kustomization.yaml": "resources:\n  - ../../base\n  bad: [\n" });
+    const root = await checkout("kustomize-app", {
+      "deploy/overlays/staging/kustomization.yaml": "resources:\n  - ../../base\n  bad: [\n",
+    });
     const rendered = await renderEnvironment(await context(root), env({ path: "deploy/overlays/staging" }));
-    expect(rendered.problems).toEqual([{ file: "deploy/overlays/staging/kustomization.yaml", line: 2, message: expect.stringContaining("kustomize: invalid Kustomization") as string }]);
+    expect(rendered.problems).toEqual([
+      {
+        file: "deploy/overlays/staging/kustomization.yaml",
+        line: 2,
+        message: expect.stringContaining("kustomize: invalid Kustomization") as string,
+      },
+    ]);
   });
 
   it("has no network: a remote base fails at once with a clear error", async () => {
-    const root = await checkout(undefined, { "k/kustomization.yaml": "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n" });
+    const root = await checkout(undefined, {
+      "k/kustomization.yaml": "resources:\n  - https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n",
+    });
     const rendered = await renderEnvironment(await context(root), env({ path: "k" }));
     expect(rendered.objects).toEqual([]);
     expect(rendered.problems[0]?.file).toBe("k/kustomization.yaml");
-    expect(rendered.problems[0]?.message).toBe('remote reference "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0" is not allowed: Sluice renders without network access; vendor it into the repository');
+    expect(rendered.problems[0]?.message).toBe(
+      'remote reference "https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0" is not allowed: Sluice renders without network access; vendor it into the repository',
+    );
   });
 
   it("refuses exec functions and plugins", async () => {
     const root = await checkout(undefined, {
       "k/kustomization.yaml": "generators:\n  - gen.yaml\n",
-      "k/gen.yaml": "apiVersion: example.com/v1\nkind: Gen\nmetadata:\n  name: g\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n",
+      "k/gen.yaml":
+        "apiVersion: example.com/v1\nkind: Gen\nmetadata:\n  name: g\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n",
     });
     const rendered = await renderEnvironment(await context(root), env({ path: "k" }));
     expect(rendered.objects).toEqual([]);
@@ -119,12 +158,24 @@ describe("kustomize rendering (real kustomize)", () => {
 });
 
 describe("helm rendering (real helm)", () => {
-  const production = () => env({ name: "production", path: "charts/web", namespace: "prod", render: "helm", helm: { releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true, apiVersions: [] } });
+  const production = () =>
+    env({
+      name: "production",
+      path: "charts/web",
+      namespace: "prod",
+      render: "helm",
+      helm: { releaseName: "web", values: ["values-prod.yaml"], set: {}, includeCRDs: true, apiVersions: [] },
+    });
 
   it("renders the chart with its values, CRDs and namespace, pointing at each template", async () => {
     const rendered = await renderEnvironment(await context(await checkout("helm-app")), production());
     expect(rendered.problems).toEqual([]);
-    expect(names(rendered.objects)).toEqual(["CustomResourceDefinition/backups.web.example.com", "Service/web-web", "Deployment/web-web", "Ingress/web-web"]);
+    expect(names(rendered.objects)).toEqual([
+      "CustomResourceDefinition/backups.web.example.com",
+      "Service/web-web",
+      "Deployment/web-web",
+      "Ingress/web-web",
+    ]);
     const deployment = rendered.objects.find((o) => o.object.kind === "Deployment");
     expect((deployment?.object.spec as { replicas: number }).replicas).toBe(4);
     expect(deployment?.source).toEqual({ file: "charts/web/templates/deployment.yaml", line: 1 });
@@ -132,13 +183,19 @@ describe("helm rendering (real helm)", () => {
 
   it("is picked by render: auto", async () => {
     const rendered = await renderEnvironment(await context(await checkout("helm-app")), env({ path: "charts/web" }));
-    expect(names(rendered.objects)).toEqual(["CustomResourceDefinition/backups.web.example.com", "Service/test-web", "Deployment/test-web"]);
+    expect(names(rendered.objects)).toEqual([
+      "CustomResourceDefinition/backups.web.example.com",
+      "Service/test-web",
+      "Deployment/test-web",
+    ]);
   });
 
   it("maps a template error to the template file and line", async () => {
     const root = await checkout("helm-app", { "charts/web/templates/broken.yaml": "kind: ConfigMap\n{{ .Values.missing.deeper }}\n" });
     const rendered = await renderEnvironment(await context(root), production());
-    expect(rendered.problems).toEqual([{ file: "charts/web/templates/broken.yaml", line: 2, message: expect.stringContaining("nil pointer") as string }]);
+    expect(rendered.problems).toEqual([
+      { file: "charts/web/templates/broken.yaml", line: 2, message: expect.stringContaining("nil pointer") as string },
+    ]);
   });
 
   it("maps a values file error to the values file", async () => {
@@ -148,27 +205,44 @@ describe("helm rendering (real helm)", () => {
   });
 
   it("names a missing values file", async () => {
-    const rendered = await renderEnvironment(await context(await checkout("helm-app")), { ...production(), helm: { releaseName: "web", values: ["nope.yaml"], set: {}, includeCRDs: true, apiVersions: [] } });
+    const rendered = await renderEnvironment(await context(await checkout("helm-app")), {
+      ...production(),
+      helm: { releaseName: "web", values: ["nope.yaml"], set: {}, includeCRDs: true, apiVersions: [] },
+    });
     expect(rendered.problems).toEqual([{ file: "charts/web/nope.yaml", line: 1, message: "helm values file nope.yaml does not exist" }]);
   });
 
   it("renders as the Kubernetes it targets: a chart that needs a recent Kubernetes renders, and helm.kubeVersion and helm.apiVersions reach it", async () => {
     // podinfo's chart shape: a kubeVersion constraint and a template that asks for an API version.
     const chart = {
-      "chart/Chart.yaml": "apiVersion: v1\nname: podinfo\nversion: 6.9.2\nappVersion: 6.9.2\nkubeVersion: \">=1.23.0-0\"\ndescription: Podinfo Helm chart for Kubernetes\n",
+      "chart/Chart.yaml":
+        'apiVersion: v1\nname: podinfo\nversion: 6.9.2\nappVersion: 6.9.2\nkubeVersion: ">=1.23.0-0"\ndescription: Podinfo Helm chart for Kubernetes\n',
       "chart/values.yaml": "replicaCount: 1\n",
-      "chart/templates/hpa.yaml": '{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: monitoring\n{{- end }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: "{{ .Capabilities.KubeVersion.Version }}"\n',
+      "chart/templates/hpa.yaml":
+        '{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: monitoring\n{{- end }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kube\ndata:\n  version: "{{ .Capabilities.KubeVersion.Version }}"\n',
     };
     const root = await checkout(undefined, chart);
     const base = env({ path: "chart", render: "helm" });
     const plain = await renderEnvironment(await context(root), base);
     expect(plain.problems).toEqual([]);
     expect(names(plain.objects)).toEqual(["ConfigMap/kube"]);
-    const pinned = await renderEnvironment(await context(root), { ...base, helm: { values: [], set: {}, includeCRDs: true, kubeVersion: "1.31.4", apiVersions: ["monitoring.coreos.com/v1"] } });
+    const pinned = await renderEnvironment(await context(root), {
+      ...base,
+      helm: { values: [], set: {}, includeCRDs: true, kubeVersion: "1.31.4", apiVersions: ["monitoring.coreos.com/v1"] },
+    });
     expect(names(pinned.objects)).toEqual(["ConfigMap/monitoring", "ConfigMap/kube"]);
     expect((pinned.objects[1]?.object.data as { version: string }).version).toBe("v1.31.4");
-    const old = await renderEnvironment(await context(root), { ...base, helm: { values: [], set: {}, includeCRDs: true, kubeVersion: "1.20", apiVersions: [] } });
-    expect(old.problems).toEqual([{ file: "chart/Chart.yaml", line: 5, message: expect.stringContaining("chart requires kubeVersion: >=1.23.0-0 which is incompatible with Kubernetes v1.20") as string }]);
+    const old = await renderEnvironment(await context(root), {
+      ...base,
+      helm: { values: [], set: {}, includeCRDs: true, kubeVersion: "1.20", apiVersions: [] },
+    });
+    expect(old.problems).toEqual([
+      {
+        file: "chart/Chart.yaml",
+        line: 5,
+        message: expect.stringContaining("chart requires kubeVersion: >=1.23.0-0 which is incompatible with Kubernetes v1.20") as string,
+      },
+    ]);
   });
 
   it("says when helm is not installed", async () => {
@@ -197,7 +271,9 @@ describe("renderer limits", () => {
     const root = await checkout(undefined, { "k/kustomization.yaml": "resources: []\n" });
     const ctx = await context(root, { kustomize: await fakeTool("yes 'a: b'") }, { timeoutMs: 10_000, maxOutputBytes: 64 * 1024 });
     const rendered = await renderEnvironment(ctx, env({ path: "k" }));
-    expect(rendered.problems).toEqual([{ file: "k/kustomization.yaml", line: 1, message: "kustomize output exceeded the limit of 65536 bytes" }]);
+    expect(rendered.problems).toEqual([
+      { file: "k/kustomization.yaml", line: 1, message: "kustomize output exceeded the limit of 65536 bytes" },
+    ]);
   });
 
   it("caps the size of plain manifests", async () => {
