@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import { agentJobSchema, latestJobKey, objectsDigest, type AgentJob, type AgentReport, type ObjectResult } from "../core/agent-protocol.ts";
 import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
 import type { Clock } from "../core/clock.ts";
-import { resourceKey, splitApiVersion } from "../core/identity.ts";
+import { groupKindKey, resourceKey, splitApiVersion } from "../core/identity.ts";
 import { parseJson } from "../core/json.ts";
 import { metadataOf, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
@@ -225,7 +225,7 @@ export async function resolveScopes(
     const kind = String(object.kind);
     const metadata = { ...metadataOf(object) };
     const name = String(metadata.name);
-    const defined = definedHere.get(`${group}/${kind}`);
+    const defined = definedHere.get(groupKindKey(group, kind));
     const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? (defined === undefined ? undefined : defined === "namespaced");
     if (namespaced === undefined) {
       unknown.push(

@@ -1,5 +1,5 @@
 import { mapBounded } from "../core/clock.ts";
-import { displayName, resourceKey, statedId, type ResourceId } from "../core/identity.ts";
+import { displayName, groupKindKey, resourceKey, statedId, type ResourceId } from "../core/identity.ts";
 import { FORCE_ANNOTATION } from "../core/inventory.ts";
 import { isRecord, metadataOf, recordOf, type KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
@@ -60,12 +60,12 @@ export async function waitsForDefinitions(
   const unserved = new Set<string>();
   const checked = new Set<string>();
   for (const { id, object } of objects) {
-    const kind = `${id.group}/${id.kind}`;
+    const kind = groupKindKey(id.group, id.kind);
     if (!definedHere.has(kind) || checked.has(kind)) continue;
     checked.add(kind);
     if ((await cluster.namespaced(String(object.apiVersion), id.kind)) === undefined) unserved.add(kind);
   }
-  return (id) => unserved.has(`${id.group}/${id.kind}`) || newNamespaces.has(id.namespace);
+  return (id) => unserved.has(groupKindKey(id.group, id.kind)) || newNamespaces.has(id.namespace);
 }
 
 /**

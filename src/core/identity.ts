@@ -65,6 +65,11 @@ export function resourceKey(id: Pick<ResourceId, "group" | "kind" | "namespace" 
   return `${id.group}/${id.kind}/${id.namespace}/${id.name}`;
 }
 
+/** A key for a kind within its group (`apps/Deployment`, `/ConfigMap`), for maps of kinds. */
+export function groupKindKey(group: string, kind: string): string {
+  return `${group}/${kind}`;
+}
+
 /** A kind as kubectl names it across groups: `Kind` in the core group, `Kind.group` otherwise. */
 export function kindName(id: Pick<ResourceId, "group" | "kind">): string {
   return id.group ? `${id.kind}.${id.group}` : id.kind;

@@ -1,3 +1,4 @@
+import { groupKindKey } from "./identity.ts";
 import { isRecord, type KubeObject } from "./manifest.ts";
 
 /** Whether a kind's objects live in a namespace, as far as Sluice can tell without a cluster. */
@@ -130,7 +131,7 @@ export function crdScopes(objects: Iterable<KubeObject>): Map<string, "cluster" 
     if (object.kind !== "CustomResourceDefinition" || !isRecord(object.spec)) continue;
     const { group, names, scope } = object.spec;
     if (typeof group === "string" && isRecord(names) && typeof names.kind === "string")
-      scopes.set(`${group}/${names.kind}`, scope === "Cluster" ? "cluster" : "namespaced");
+      scopes.set(groupKindKey(group, names.kind), scope === "Cluster" ? "cluster" : "namespaced");
   }
   return scopes;
 }
@@ -151,9 +152,9 @@ export class ScopeResolver {
 
   /** The scope of a group's kind. */
   scopeOf(group: string, kind: string): Scope {
-    const defined = this.#defined.get(`${group}/${kind}`);
+    const defined = this.#defined.get(groupKindKey(group, kind));
     if (defined) return defined;
-    if (this.#cluster.has(`${group}/${kind}`) || this.#cluster.has(`${group}/*`)) return "cluster";
+    if (this.#cluster.has(groupKindKey(group, kind)) || this.#cluster.has(groupKindKey(group, "*"))) return "cluster";
     return isBuiltInGroup(group) ? "namespaced" : "unknown";
   }
 }
