@@ -1,10 +1,18 @@
 import { gunzipSync } from "node:zlib";
 import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
-import { agentJobSchema, latestJobKey, objectsDigest, type AgentJob, type AgentReport, type ObjectResult } from "../core/agent-protocol.ts";
+import {
+  agentJobSchema,
+  latestJobKey,
+  objectsDigest,
+  type AgentJob,
+  type ObjectsPayload,
+  type AgentReport,
+  type ObjectResult,
+} from "../core/agent-protocol.ts";
 import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
 import type { Clock } from "../core/clock.ts";
-import { groupKindKey, resourceKey, splitApiVersion } from "../core/identity.ts";
+import { groupKindKey, resourceKey, splitApiVersion, type ResourceId } from "../core/identity.ts";
 import { parseJson } from "../core/json.ts";
 import { metadataOf, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
@@ -64,7 +72,11 @@ export function verifyJob(envelope: unknown, deps: Pick<DeployerDeps, "appKey" |
  * not signed longer ago than the agent allows, not signed in the future).
  * @throws RejectedJobError saying which
  */
-export function admitJob(job: AgentJob, policy: DeployerDeps["policy"], now: number): void {
+export function admitJob(
+  job: Pick<AgentJob, "id" | "repository" | "signedAt" | "expiresAt">,
+  policy: DeployerDeps["policy"],
+  now: number,
+): void {
   const repository = `${job.repository.owner}/${job.repository.name}`;
   if (namespacesFor(policy, repository) === undefined) throw new RejectedJobError(`repository ${repository} is not allowed by this agent`);
   const signedAt = Date.parse(job.signedAt);
@@ -89,22 +101,7 @@ export class Deployer {
 
   /** The job's objects, checked against the signed digest. */
   async objects(job: AgentJob): Promise<KubeObject[]> {
-    let objects: KubeObject[];
-    if ("inline" in job.objects) objects = job.objects.inline;
-    else {
-      const blob = await this.#deps.redis.getBuffer(job.objects.blob);
-      if (!blob) throw new RejectedJobError(`the objects blob ${job.objects.blob} is gone`);
-      let text: string;
-      try {
-        text = gunzipSync(blob, { maxOutputLength: MAX_BLOB_BYTES }).toString("utf8");
-      } catch (error) {
-        throw new RejectedJobError(`the objects blob ${job.objects.blob} cannot be read: ${errorMessage(error)}`);
-      }
-      objects = parseJson(text) as KubeObject[];
-    }
-    const digest = objectsDigest(objects);
-    if (digest !== job.digest) throw new RejectedJobError(`objects digest ${digest} does not match the signed digest ${job.digest}`);
-    return objects;
+    return loadObjects(this.#deps.redis, job.objects, job.digest);
   }
 
   /** Whether a newer job for the same repository environment was queued since this one. */
@@ -123,7 +120,7 @@ export class Deployer {
     const repository = `${job.repository.owner}/${job.repository.name}`;
     const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
     const violations = [
-      ...scoped.unknown,
+      ...scoped.unknown.map((u) => u.message),
       ...policyViolations(
         scoped.objects.map((o) => o.id),
         namespacesFor(deps.policy, repository) ?? [],
@@ -205,6 +202,30 @@ export class Deployer {
 const MAX_BLOB_BYTES = 512 * 1024 * 1024;
 
 /**
+ * The objects of a signed job or preview request, inline or from their blob in Redis, checked
+ * against the signed digest: Redis cannot change what the agent acts on.
+ * @throws RejectedJobError when the blob is gone or unreadable, or the digest does not match
+ */
+export async function loadObjects(redis: Redis, payload: ObjectsPayload, signedDigest: string): Promise<KubeObject[]> {
+  let objects: KubeObject[];
+  if ("inline" in payload) objects = payload.inline;
+  else {
+    const blob = await redis.getBuffer(payload.blob);
+    if (!blob) throw new RejectedJobError(`the objects blob ${payload.blob} is gone`);
+    let text: string;
+    try {
+      text = gunzipSync(blob, { maxOutputLength: MAX_BLOB_BYTES }).toString("utf8");
+    } catch (error) {
+      throw new RejectedJobError(`the objects blob ${payload.blob} cannot be read: ${errorMessage(error)}`);
+    }
+    objects = parseJson(text) as KubeObject[];
+  }
+  const digest = objectsDigest(objects);
+  if (digest !== signedDigest) throw new RejectedJobError(`objects digest ${digest} does not match the signed digest ${signedDigest}`);
+  return objects;
+}
+
+/**
  * Each object's scope as the API server serves it (discovery), or as a CRD in the same set
  * defines it; never as the manifest claims. Cluster-scoped objects lose any namespace they carry;
  * namespaced ones without one get `defaultNamespace`. Kinds neither the server nor the set knows
@@ -214,10 +235,10 @@ export async function resolveScopes(
   cluster: Cluster,
   objects: readonly KubeObject[],
   defaultNamespace: string,
-): Promise<{ objects: Planned[]; unknown: string[]; corrections: string[] }> {
+): Promise<{ objects: Planned[]; unknown: { id: ResourceId; message: string }[]; corrections: string[] }> {
   const definedHere = crdScopes(objects);
   const planned: Planned[] = [];
-  const unknown: string[] = [];
+  const unknown: { id: ResourceId; message: string }[] = [];
   const corrections: string[] = [];
   for (const object of objects) {
     const apiVersion = String(object.apiVersion);
@@ -228,9 +249,11 @@ export async function resolveScopes(
     const defined = definedHere.get(groupKindKey(group, kind));
     const namespaced = (await cluster.namespaced(apiVersion, kind)) ?? (defined === undefined ? undefined : defined === "namespaced");
     if (namespaced === undefined) {
-      unknown.push(
-        `${kind} ${name} (${apiVersion}): the API server does not serve this kind and no CustomResourceDefinition in this deploy defines it`,
-      );
+      const stated = typeof metadata.namespace === "string" ? metadata.namespace : "";
+      unknown.push({
+        id: { group, version, kind, namespace: stated, name },
+        message: `${kind} ${name} (${apiVersion}): the API server does not serve this kind and no CustomResourceDefinition in this deploy defines it`,
+      });
       continue;
     }
     if (namespaced)

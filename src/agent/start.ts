@@ -1,6 +1,16 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
-import { agentQueue, REPORT_QUEUE, type AgentJob, type AgentReport } from "../core/agent-protocol.ts";
+import {
+  agentHeartbeatKey,
+  agentQueue,
+  livePreviewQueue,
+  REPORT_QUEUE,
+  type AgentJob,
+  type AgentReport,
+  type LivePreviewRequest,
+  type LiveReport,
+} from "../core/agent-protocol.ts";
+import { liveAnswerHeader, previewLive, verifyPreviewRequest, type LivePreviewDeps } from "./live-preview.ts";
 import { privateKeyFromPem, publicKeyFromPem, seal } from "../core/signing.ts";
 import { admitJob, Deployer, verifyJob, type Report } from "./deployer.ts";
 import { DeployError } from "./errors.ts";
@@ -17,6 +27,9 @@ export interface RunningAgent {
 
 /** Log lines of the agent: fixed messages, details in an object. */
 export type AgentLog = (level: "info" | "warn" | "error", message: string, details: Record<string, unknown>) => void;
+
+/** How long an agent's heartbeat lasts; it is renewed three times as often. */
+const HEARTBEAT_TTL_SECONDS = 30;
 
 /** Starts one worker per served environment, one deploy at a time per environment across all replicas. */
 export async function startAgent(settings: AgentSettings, options: { now?: () => number; log?: AgentLog } = {}): Promise<RunningAgent> {
@@ -38,10 +51,11 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     environments: settings.environments,
     maxJobAgeMs: settings.maxJobAgeMs,
   };
+  const inventories = new InventoryStore(cluster, settings.namespace);
   const deployer = new Deployer({
     redis,
     cluster,
-    inventories: new InventoryStore(cluster, settings.namespace),
+    inventories,
     appKey,
     policy,
     concurrency: settings.concurrency,
@@ -110,6 +124,34 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     }
   };
 
+  const livePreviews: LivePreviewDeps = { redis, cluster, inventories, appKey, policy, concurrency: settings.concurrency, now };
+  const processPreview = async (bullJob: Job): Promise<void> => {
+    let request: LivePreviewRequest;
+    try {
+      request = verifyPreviewRequest(bullJob.data, livePreviews);
+    } catch (error) {
+      log("warn", "live preview request rejected", { job: bullJob.id, error: errorMessage(error) });
+      throw new UnrecoverableError(errorMessage(error));
+    }
+    let answer: Omit<LiveReport, "at">;
+    try {
+      answer = await previewLive(livePreviews, request);
+    } catch (error) {
+      // A transient cluster error is retried; the last attempt (or a refusal) still answers, so the comment does not wait forever.
+      const permanent = error instanceof DeployError && error.permanent;
+      if (!permanent && bullJob.attemptsMade + 1 < (bullJob.opts.attempts ?? 1)) throw error;
+      answer = { ...liveAnswerHeader(request), changes: [], unchanged: 0, prune: [], error: errorMessage(error) };
+    }
+    const report: LiveReport = { ...answer, at: new Date(now()).toISOString() };
+    await reports.add("live", seal("live", report, agentKey), {
+      attempts: 10,
+      backoff: { type: "exponential", delay: 1_000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 24 * 3600 },
+    });
+    log("info", "live preview answered", { request: request.id, changes: report.changes.length });
+  };
+
   const workers: Worker[] = [];
   const queues: Queue[] = [];
   for (const environment of settings.environments) {
@@ -118,9 +160,28 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     await queue.setGlobalConcurrency(1);
     queues.push(queue);
     workers.push(new Worker(q.name, processJob, { connection: redis, prefix: q.prefix, concurrency: 1, lockDuration: 120_000 }));
+    const live = livePreviewQueue(environment);
+    workers.push(new Worker(live.name, processPreview, { connection: redis, prefix: live.prefix, concurrency: 2 }));
   }
+  // Tells the app an agent is here to answer live previews (a hint; it decides nothing).
+  const beat = async (): Promise<void> => {
+    await Promise.all(
+      settings.environments.map((environment) => redis.set(agentHeartbeatKey(environment), String(now()), "EX", HEARTBEAT_TTL_SECONDS)),
+    );
+  };
+  await beat();
+  const heartbeat = setInterval(
+    () => {
+      beat().catch((error: unknown) => {
+        log("warn", "heartbeat failed", { error: errorMessage(error) });
+      });
+    },
+    (HEARTBEAT_TTL_SECONDS * 1000) / 3,
+  );
   return {
     stop: async () => {
+      clearInterval(heartbeat);
+      await Promise.all(settings.environments.map((environment) => redis.del(agentHeartbeatKey(environment))));
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all([...queues, reports].map((q) => q.close()));
       await redis.quit();

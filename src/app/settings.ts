@@ -35,6 +35,7 @@ const envSchema = z.object({
   SLUICE_PREVIEW_CONCURRENCY: positiveInt(2),
   SLUICE_RENDER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
   SLUICE_JOB_TTL_SECONDS: positiveInt(900),
+  SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS: positiveInt(20),
   SLUICE_JOB_SIGNING_KEY: z.string().optional(),
   SLUICE_JOB_SIGNING_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_PUBLIC_KEYS: z.string().optional(),
@@ -90,6 +91,8 @@ export interface AppSettings {
   renderMemoryMb: number;
   /** How long a signed deploy job stays valid. */
   jobTtlMs: number;
+  /** How long a preview comment waits for the agents' live dry-run before it says none answered. */
+  liveTimeoutMs: number;
   /** Ed25519 private key (PEM) that signs deploy jobs; deploys are off without it. */
   jobSigningKey: string | undefined;
   /**
@@ -147,6 +150,7 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
     renderMemoryMb: e.SLUICE_RENDER_MEMORY_MB ?? defaultRenderHeapMb(),
     jobTtlMs: e.SLUICE_JOB_TTL_SECONDS * 1000,
+    liveTimeoutMs: e.SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS * 1000,
     jobSigningKey,
     agentPublicKeys: parseAgentKeys(agentKeys),
     env,

@@ -14,7 +14,10 @@ import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
 import { pushHandler } from "./handlers/push.ts";
 import { deduplicated } from "./handlers/deduplicated.ts";
 import { limitRequestBodies } from "./http/body-limit.ts";
-import { AppQueues, deployRequestWorker, previewWorker, reportWorker, type PreviewJob } from "./queue/queues.ts";
+import { AppQueues, deployRequestWorker, liveTimeoutWorker, previewWorker, reportWorker, type PreviewJob } from "./queue/queues.ts";
+import { isRecord } from "../core/manifest.ts";
+import { LivePreviews } from "./services/live-previews.ts";
+import { PublishedPreviews } from "./services/published-previews.ts";
 import { errorMessage } from "../core/errors.ts";
 import { RedisMac } from "./services/redis-mac.ts";
 import { DeployJobs } from "./services/deploy-jobs.ts";
@@ -75,7 +78,30 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
   const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
   const renderer = new RenderPool({ size: settings.previewConcurrency + 1, heapMb: settings.renderMemoryMb, tools, limits });
+  const published = new PublishedPreviews(redis, mac);
+  const agentKeys = settings.agentPublicKeys.map((k) => ({
+    key: publicKeyFromPem(k.pem),
+    ...(k.environments ? { environments: k.environments } : {}),
+  }));
+  const live = settings.jobSigningKey
+    ? new LivePreviews({
+        redis,
+        queues,
+        prState,
+        published,
+        checkouts,
+        github,
+        signingKey: privateKeyFromPem(settings.jobSigningKey),
+        agentKeys,
+        requestTtlMs: settings.jobTtlMs,
+        timeoutMs: settings.liveTimeoutMs,
+        now,
+        log,
+      })
+    : undefined;
   const previews = new PreviewService({
+    published,
+    ...(live ? { live } : {}),
     github,
     checkouts,
     renderCache: new RenderCache(redis, {
@@ -110,10 +136,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
         reports: new DeployReports({
           github,
           records,
-          agentKeys: settings.agentPublicKeys.map((k) => ({
-            key: publicKeyFromPem(k.pem),
-            ...(k.environments ? { environments: k.environments } : {}),
-          })),
+          agentKeys,
           webUrl: settings.githubWebUrl,
           log,
         }),
@@ -153,10 +176,16 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   worker.on("failed", (job, error) => {
     log.error({ job: job?.id, error: error.message }, "preview job failed");
   });
+  // Agents send deploy reports and live-preview answers on one queue; the envelope's signed kind says which.
+  const fromAgents = async (envelope: unknown): Promise<void> => {
+    if (live && isRecord(envelope) && envelope.kind === "live") await live.consume(envelope);
+    else await deploys?.reports.consume(envelope);
+  };
   const deployWorkers = deploys
     ? [
         deployRequestWorker(redis, { mac, now }, (request) => deploys.jobs.prepare(request)),
-        reportWorker(redis, (envelope) => deploys.reports.consume(envelope)),
+        reportWorker(redis, fromAgents),
+        ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
       ]
     : [];
   for (const w of deployWorkers)

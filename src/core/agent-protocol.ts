@@ -34,6 +34,71 @@ export const agentJobSchema = z.strictObject({
 /** A deploy job. */
 export type AgentJob = z.infer<typeof agentJobSchema>;
 
+/** Objects inline, or the Redis key of their gzipped, content-addressed blob. */
+export type ObjectsPayload = AgentJob["objects"];
+
+/**
+ * A live-preview request (inside a signed envelope of its own kind, so it can never be replayed
+ * as a deploy): the agent dry-runs a pull request's rendered objects against the live cluster and
+ * writes nothing.
+ */
+export const livePreviewRequestSchema = z.strictObject({
+  version: z.literal(1),
+  id: z.string().min(1),
+  repository: repositoryRefSchema,
+  installationId: z.number().int().positive(),
+  environment: z.string().min(1),
+  pullRequest: z.number().int().positive(),
+  headSha: sha,
+  /** The preview this answers: a newer one makes the answer moot. */
+  seq: z.number().int().positive(),
+  settings: z.strictObject({ namespace: z.string(), prune: z.boolean() }),
+  signedAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime(),
+  digest: z.string().regex(/^[0-9a-f]{64}$/),
+  objects: agentJobSchema.shape.objects,
+});
+/** A live-preview request. */
+export type LivePreviewRequest = z.infer<typeof livePreviewRequestSchema>;
+
+const objectIdShape = { group: z.string(), version: z.string(), kind: z.string(), namespace: z.string(), name: z.string() };
+
+/** What merging would do to one object in the live cluster, as the agent's dry-run says. */
+export const liveChangeSchema = z.strictObject({
+  ...objectIdShape,
+  /** create or configure: applying changes it; refused: the API server (admission) or the agent's policy would not take it. */
+  action: z.enum(["create", "configure", "refused"]),
+  /** Unified diff of live → applied, normalized as the git diff is, Secret values masked by the agent. */
+  diff: z.string().optional(),
+  /** Who refused and why. */
+  refusedBy: z.enum(["api-server", "policy"]).optional(),
+  message: z.string().optional(),
+});
+/** One object's live change. */
+export type LiveChange = z.infer<typeof liveChangeSchema>;
+
+/** An agent's answer to a live-preview request (inside a signed envelope of kind `live`). */
+export const liveReportSchema = z.strictObject({
+  version: z.literal(1),
+  requestId: z.string().min(1),
+  repository: repositoryRefSchema,
+  installationId: z.number().int().positive(),
+  environment: z.string(),
+  pullRequest: z.number().int().positive(),
+  headSha: sha,
+  seq: z.number().int().positive(),
+  /** Objects that applying would change or that would be refused; unchanged ones are only counted. */
+  changes: z.array(liveChangeSchema),
+  unchanged: z.number().int().nonnegative(),
+  /** Objects the last deploy applied that merging would prune. */
+  prune: z.array(z.strictObject(objectIdShape)),
+  /** The request could not be answered at all (refused by the agent, or the cluster failed). */
+  error: z.string().optional(),
+  at: z.iso.datetime(),
+});
+/** An agent's live-preview answer. */
+export type LiveReport = z.infer<typeof liveReportSchema>;
+
 /** What happened to one object in a deploy. */
 export const objectResultSchema = z.strictObject({
   group: z.string(),
@@ -82,7 +147,20 @@ export function agentQueue(environment: string): { name: string; prefix: string 
   return { name: `deploy-${environment}`, prefix: `{sluice-${environment}}` };
 }
 
-/** The queue agents send reports to. */
+/** The live-preview requests of one environment, for its agents. */
+export function livePreviewQueue(environment: string): { name: string; prefix: string } {
+  return { name: `live-preview-${environment}`, prefix: `{sluice-${environment}}` };
+}
+
+/**
+ * Set (with a short expiry) by a running agent of an environment. Only a hint, since Redis is not
+ * trusted: it decides whether the app waits for a live preview, never what anything does.
+ */
+export function agentHeartbeatKey(environment: string): string {
+  return `{sluice-${environment}}:agent-alive`;
+}
+
+/** The queue agents send reports (deploy reports and live-preview answers) to. */
 export const REPORT_QUEUE = { name: "agent-reports", prefix: "{sluice}" } as const;
 
 /** The Redis key that names the newest job of a repository's environment, for newest-wins. */

@@ -1,5 +1,8 @@
 import { errorList, escapeInline, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
 import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.ts";
+import { resourceKey } from "./identity.ts";
+import { liveProblems, liveSection, type LiveEnvironment } from "./live-preview.ts";
+import type { SourceLocation } from "./manifest.ts";
 
 /** The hidden marker that identifies Sluice's sticky comment on a pull request. */
 export const PREVIEW_MARKER = "<!-- sluice:preview -->";
@@ -15,6 +18,8 @@ export interface PreviewCommentInput {
   compareUrl?: string;
   /** Link to the full diff page. */
   fullDiffUrl?: string;
+  /** The live preview per environment; absent when this Sluice does not do live previews. */
+  live?: readonly LiveEnvironment[];
 }
 
 /** The body of the sticky comment: header, report, live section and marker, at most 65,536 characters. */
@@ -26,15 +31,46 @@ export function previewComment(input: PreviewCommentInput): string {
   ].join("\n\n");
   return renderMarkdown(input.report, {
     header,
-    footer: `${liveSection()}\n\n${PREVIEW_MARKER}`,
+    footer: `${input.live ? liveSection(input.live) : noLiveSection()}\n\n${PREVIEW_MARKER}`,
     maxLength: GITHUB_COMMENT_LIMIT,
     ...(input.fullDiffUrl ? { fullDiffUrl: input.fullDiffUrl } : {}),
   });
 }
 
-/** The live-cluster section. Until an agent reports a live diff, it says so plainly. */
-export function liveSection(): string {
-  return "#### Live cluster\n\nNo live diff is available yet: this compares the rendered manifests of the two commits, not the cluster.";
+/** The live-cluster section of a Sluice that does not deploy (it has no job signing key, so no agent to ask). */
+export function noLiveSection(): string {
+  return "#### Live cluster\n\nNo live diff is available: this Sluice does not deploy, so it compares the rendered manifests of the two commits, not the cluster.";
+}
+
+/** A published preview: what the comment and the check run are made from, kept so a late live answer can redo both. */
+export interface PreviewPublication extends PreviewCommentInput {
+  fullDiffUrl: string;
+}
+
+/**
+ * The comment and the check run of a preview. Live refusals (admission, the agent's policy) fail
+ * the check run, annotated on the objects' files and lines in the head.
+ */
+export function publicationOf(input: PreviewPublication): {
+  comment: string;
+  conclusion: PreviewConclusion;
+  output: { title: string; summary: string; annotations: Annotation[] };
+} {
+  const sources = headSources(input.report);
+  const refused = input.live ? liveProblems(input.live, (environment, key) => sources.get(`${environment}\n${key}`)) : [];
+  const checked = refused.length > 0 ? { ...input.report, errors: [...input.report.errors, ...refused] } : input.report;
+  return {
+    comment: previewComment(input),
+    conclusion: previewConclusion(checked),
+    output: { ...previewCheckOutput(checked), annotations: previewAnnotations(checked.errors) },
+  };
+}
+
+function headSources(report: DiffReport): Map<string, SourceLocation> {
+  const sources = new Map<string, SourceLocation>();
+  for (const env of report.environments)
+    for (const change of env.changes) if (change.head) sources.set(`${env.name}\n${resourceKey(change.id)}`, change.head);
+  return sources;
 }
 
 /** The sticky comment when rendering failed before any diff existed. */

@@ -3,13 +3,17 @@ import { z } from "zod";
 import { parseJson } from "./json.ts";
 import { errorMessage } from "./errors.ts";
 
-/** What a signed message is: a job from the app, or a report from an agent. */
-export type SignedKind = "job" | "report";
+/**
+ * What a signed message is: from the app, a deploy job or a live-preview request; from an agent, a
+ * deploy report or a live-preview report. The kind is signed, so none can pass for another (a
+ * preview request is never a deploy).
+ */
+export type SignedKind = "job" | "report" | "preview" | "live";
 
 /** A signed message as it travels through Redis. */
 export const envelopeSchema = z.strictObject({
   v: z.literal(1),
-  kind: z.enum(["job", "report"]),
+  kind: z.enum(["job", "report", "preview", "live"]),
   /** The payload as JSON text, exactly as signed. */
   body: z.string(),
   /** Ed25519 signature of `sluice/<kind>/v1\n<body>`, base64. */

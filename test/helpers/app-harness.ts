@@ -65,6 +65,8 @@ export interface HarnessOptions {
   logLevel?: "debug" | "info" | "warn" | "error";
   /** Enables deploys: the app's job signing key and the agents' public keys (PEM). */
   deployKeys?: { jobSigningKey: string; agentPublicKeys: string };
+  /** More settings, as environment variables. */
+  env?: Record<string, string>;
 }
 
 /** Starts the app the way `sluice app` does, with settings from an environment. */
@@ -97,6 +99,7 @@ export async function startHarness(options: HarnessOptions): Promise<AppHarness>
     ...(options.deployKeys
       ? { SLUICE_JOB_SIGNING_KEY: options.deployKeys.jobSigningKey, SLUICE_AGENT_PUBLIC_KEYS: options.deployKeys.agentPublicKeys }
       : {}),
+    ...options.env,
   });
   const app = await startApp(settings, clock.read);
   const url = `http://127.0.0.1:${port}`;

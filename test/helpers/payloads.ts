@@ -28,7 +28,7 @@ export function pullRequestPayload(
   number: number,
   base: string,
   head: string,
-  extra: { fork?: boolean; draft?: boolean; merged?: boolean } = {},
+  extra: { fork?: boolean; draft?: boolean; merged?: boolean; author?: string } = {},
 ): Record<string, unknown> {
   const payload = examplePayload("pull_request", action);
   const repository = withRepository(payload, target);
@@ -39,6 +39,7 @@ export function pullRequestPayload(
     draft: extra.draft ?? false,
     merged: extra.merged ?? false,
   });
+  if (extra.author) pull.user = { ...pull.user, login: extra.author };
   pull.base = { ...pull.base, sha: base, ref: "main", repo: repository };
   pull.head = {
     ...pull.head,

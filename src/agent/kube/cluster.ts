@@ -16,8 +16,13 @@ export class KubeApiError extends Error {
     this.reason = reason;
   }
 
-  /** Whether retrying may help (throttling, server errors, timeouts). */
+  /**
+   * Whether retrying may help (throttling, server errors, timeouts). A server-side apply whose
+   * object does not fit the kind's schema (a number where a string must be) comes back as a 500,
+   * but it is the object's fault and fails the same way every time.
+   */
   get transient(): boolean {
+    if (this.status === 500 && /failed to create typed patch object/.test(this.message)) return false;
     return this.status === 429 || this.status >= 500 || this.status === 0;
   }
 

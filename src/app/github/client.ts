@@ -4,7 +4,7 @@ import type { ProbotOctokit } from "probot";
 import { z } from "zod";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
-import { pullRequestSliceSchema } from "./schemas.ts";
+import { pullRequestInfo, pullRequestSliceSchema } from "./schemas.ts";
 
 /** A repository permission level, least to most. */
 export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "admin";
@@ -33,6 +33,10 @@ export interface PullRequestInfo {
   draft: boolean;
   state: "open" | "closed";
   merged: boolean;
+  /** Who opened it (empty when GitHub does not say). */
+  author: string;
+  /** Its head is in another repository (or one GitHub no longer shows). */
+  fromFork: boolean;
 }
 
 /** A comment found on an issue or pull request. */
@@ -109,18 +113,9 @@ export class GitHubClient {
   }
 
   /** A pull request's commits, branch and state. */
-  async pullRequest(repository: RepoName, number: number): Promise<PullRequestInfo> {
+  async pullRequest(repository: RepositoryRef, number: number): Promise<PullRequestInfo> {
     const { data } = await this.#octokit.rest.pulls.get({ ...coordinates(repository), pull_number: number });
-    const pull = pullRequestSliceSchema.parse(data);
-    return {
-      number: pull.number,
-      baseSha: pull.base.sha,
-      headSha: pull.head.sha,
-      baseRef: pull.base.ref,
-      draft: pull.draft ?? false,
-      state: pull.state,
-      merged: pull.merged ?? false,
-    };
+    return pullRequestInfo(pullRequestSliceSchema.parse(data), repository.id);
   }
 
   /**

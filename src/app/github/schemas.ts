@@ -1,3 +1,4 @@
+import type { PullRequestInfo } from "./client.ts";
 import { z } from "zod";
 
 /** The part of a pull request Sluice reads, as both the REST API and webhooks send it. */
@@ -7,5 +8,24 @@ export const pullRequestSliceSchema = z.object({
   draft: z.boolean().optional(),
   merged: z.boolean().nullable().optional(),
   base: z.object({ sha: z.string(), ref: z.string() }),
-  head: z.object({ sha: z.string() }),
+  head: z.object({ sha: z.string(), repo: z.object({ id: z.number() }).nullable().optional() }),
+  user: z.object({ login: z.string() }).nullable().optional(),
 });
+
+/**
+ * What Sluice needs of a pull request, from the REST or webhook shape. A head repository that is
+ * not the base repository (or that GitHub no longer shows) makes it a fork's pull request.
+ */
+export function pullRequestInfo(pull: z.infer<typeof pullRequestSliceSchema>, repositoryId: number): PullRequestInfo {
+  return {
+    number: pull.number,
+    baseSha: pull.base.sha,
+    headSha: pull.head.sha,
+    baseRef: pull.base.ref,
+    draft: pull.draft ?? false,
+    state: pull.state,
+    merged: pull.merged ?? false,
+    author: pull.user?.login ?? "",
+    fromFork: pull.head.repo?.id !== repositoryId,
+  };
+}

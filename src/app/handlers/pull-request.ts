@@ -1,5 +1,6 @@
 import type { Context } from "probot";
 import { GitHubClient } from "../github/client.ts";
+import { pullRequestInfo } from "../github/schemas.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { PullRequestState } from "../services/pr-state.ts";
 import { requestPreview } from "../services/preview-requests.ts";
@@ -24,15 +25,7 @@ export function pullRequestHandler(deps: { appId: number; queues: AppQueues; prS
     await requestPreview(gh, deps, {
       repository,
       installationId: event.installation.id,
-      pull: {
-        number: pr.number,
-        baseSha: pr.base.sha,
-        headSha: pr.head.sha,
-        baseRef: pr.base.ref,
-        draft: pr.draft ?? false,
-        state: pr.state,
-        merged: false,
-      },
+      pull: pullRequestInfo(pr, repository.id),
     });
   };
 }

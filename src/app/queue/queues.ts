@@ -1,7 +1,7 @@
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../core/agent-protocol.ts";
+import { agentQueue, latestJobKey, livePreviewQueue, REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { commitShaSchema, deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
 import { canonicalJson } from "../../core/normalize.ts";
 import { QUEUE_PREFIX, sequenceKey } from "../redis-keys.ts";
@@ -12,6 +12,18 @@ import type { Envelope } from "../../core/signing.ts";
 export const PREVIEW_QUEUE = "preview-render";
 /** Deploy requests from merges and commands, turned into signed agent jobs by the deploy pipeline. */
 export const DEPLOY_REQUEST_QUEUE = "deploy-requests";
+/** Delayed checks that end the wait for a live preview nobody answered. */
+export const LIVE_TIMEOUT_QUEUE = "live-preview-timeouts";
+
+/** The end of a live preview's wait: which preview. */
+export const liveTimeoutSchema = z.strictObject({
+  repositoryId: z.number().int().positive(),
+  pullRequest: z.number().int().positive(),
+  seq: z.number().int().positive(),
+  seconds: z.number().int().positive(),
+});
+/** The end of a live preview's wait. */
+export type LiveTimeout = z.infer<typeof liveTimeoutSchema>;
 
 /** A preview to render: one pull request at one head, numbered so stale ones can be dropped. */
 export const previewJobSchema = z.strictObject({
@@ -22,6 +34,9 @@ export const previewJobSchema = z.strictObject({
   headSha: commitShaSchema,
   baseRef: z.string().min(1),
   draft: z.boolean(),
+  /** Who opened the pull request, and whether it comes from a fork: live previews depend on both. */
+  author: z.string(),
+  fromFork: z.boolean(),
   seq: z.number().int().positive(),
   checkRunId: z.number().int().positive(),
 });
@@ -81,6 +96,8 @@ export class AppQueues {
   readonly #agents = new Map<string, Queue>();
   readonly #mac: RedisMac;
   readonly #now: () => number;
+  readonly #livePreviews = new Map<string, Queue>();
+  readonly #liveTimeouts: Queue;
 
   constructor(connection: Redis, options: AppQueueOptions) {
     this.#connection = connection;
@@ -89,6 +106,36 @@ export class AppQueues {
     this.#now = options.now ?? Date.now;
     this.#preview = new Queue(PREVIEW_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#deploy = new Queue(DEPLOY_REQUEST_QUEUE, { connection, prefix: QUEUE_PREFIX });
+    this.#liveTimeouts = new Queue(LIVE_TIMEOUT_QUEUE, { connection, prefix: QUEUE_PREFIX });
+  }
+
+  /** Queues a signed live-preview request for the agents serving `environment`; it is worth nothing once the preview is old. */
+  async addLivePreview(environment: string, requestId: string, envelope: Envelope): Promise<void> {
+    let queue = this.#livePreviews.get(environment);
+    if (!queue) {
+      const q = livePreviewQueue(environment);
+      queue = new Queue(q.name, { connection: this.#connection, prefix: q.prefix });
+      this.#livePreviews.set(environment, queue);
+    }
+    await queue.add("live-preview", envelope, {
+      jobId: requestId,
+      attempts: 3,
+      backoff: { type: "exponential", delay: 1_000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 24 * 3600 },
+    });
+  }
+
+  /** Queues the check that ends a live preview's wait after `delayMs`. */
+  async addLiveTimeout(timeout: LiveTimeout, delayMs: number): Promise<void> {
+    const data = liveTimeoutSchema.parse(timeout);
+    await this.#liveTimeouts.add("live-timeout", sealed(this.#mac, LIVE_TIMEOUT_QUEUE, data), {
+      jobId: `live-timeout-${data.repositoryId}-${data.pullRequest}-${data.seq}`,
+      delay: delayMs,
+      attempts: 3,
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 24 * 3600 },
+    });
   }
 
   /**
@@ -158,7 +205,8 @@ export class AppQueues {
 
   /** Closes the queue connections. */
   async close(): Promise<void> {
-    await Promise.all([this.#preview.close(), this.#deploy.close(), ...[...this.#agents.values()].map((q) => q.close())]);
+    const queues = [this.#preview, this.#deploy, this.#liveTimeouts, ...this.#agents.values(), ...this.#livePreviews.values()];
+    await Promise.all(queues.map((q) => q.close()));
   }
 }
 
@@ -212,6 +260,17 @@ export function deployRequestWorker(
     DEPLOY_REQUEST_QUEUE,
     async (job: Job) => {
       await process(openDeployRequest(job.data, options.mac, options.now()));
+    },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
+  );
+}
+
+/** Ends the waits of live previews nobody answered; entries the app did not queue fail at once. */
+export function liveTimeoutWorker(connection: ConnectionOptions, mac: RedisMac, process: (timeout: LiveTimeout) => Promise<void>): Worker {
+  return new Worker(
+    LIVE_TIMEOUT_QUEUE,
+    async (job: Job) => {
+      await process(openQueued(job.data, mac, LIVE_TIMEOUT_QUEUE, liveTimeoutSchema));
     },
     { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
   );

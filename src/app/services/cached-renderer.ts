@@ -25,6 +25,7 @@ export class CachedRenderer implements SidesRenderer {
   readonly #checkouts: Record<Side, string>;
   readonly #inputs = new Map<string, Promise<Record<Side, EnvironmentInputs>>>();
   readonly #writes: Promise<unknown>[] = [];
+  readonly #heads = new Map<string, RenderedSide>();
 
   constructor(deps: CachedRendererDeps, checkouts: Record<Side, string>) {
     this.#deps = deps;
@@ -68,7 +69,13 @@ export class CachedRenderer implements SidesRenderer {
     }
     const { base, head } = result;
     if (!base || !head) throw new Error(`rendering ${env.name} returned fewer sides than asked`);
+    this.#heads.set(env.name, head);
     return { base, head };
+  }
+
+  /** The head side of an environment rendered so far (not of one skipped as unchanged). */
+  head(environment: string): RenderedSide | undefined {
+    return this.#heads.get(environment);
   }
 
   /** Waits for the cache writes started so far. */

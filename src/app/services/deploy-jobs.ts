@@ -1,7 +1,6 @@
 import type { KeyObject } from "node:crypto";
-import { gzipSync } from "node:zlib";
 import type { Redis } from "ioredis";
-import { blobKey, objectsDigest, type AgentJob } from "../../core/agent-protocol.ts";
+import type { AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
@@ -16,13 +15,10 @@ import { checkRunUrl, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
+import { objectsPayload } from "./object-payloads.ts";
 import type { Logger } from "./logger.ts";
 import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
 import { UnsafeArchiveError } from "./unpack-tarball.ts";
-
-/** Jobs whose objects are larger than this travel as a compressed blob in Redis. */
-const INLINE_LIMIT = 256 * 1024;
-const BLOB_TTL_SECONDS = 30 * 24 * 3600;
 
 /** What turning deploy requests into jobs needs. */
 export interface DeployJobDeps {
@@ -67,7 +63,7 @@ export class DeployJobs {
     }
     const objects = await this.#render(gh, request, env);
     if (!objects) return;
-    const payload = await this.#payload(env.name, objects);
+    const payload = await objectsPayload(deps.redis, env.name, objects);
     const jobId = deployJobId(request);
     const checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, {
       externalId: jobId,
@@ -137,16 +133,6 @@ export class DeployJobs {
       return undefined;
     }
     return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
-  }
-
-  /** The objects inline, or as a compressed, content-addressed blob when they are large. */
-  async #payload(environment: string, objects: KubeObject[]): Promise<{ digest: string; objects: AgentJob["objects"] }> {
-    const digest = objectsDigest(objects);
-    const body = JSON.stringify(objects);
-    if (body.length <= INLINE_LIMIT) return { digest, objects: { inline: objects } };
-    const key = blobKey(environment, digest);
-    await this.#deps.redis.set(key, gzipSync(body), "EX", BLOB_TTL_SECONDS);
-    return { digest, objects: { blob: key } };
   }
 }
 

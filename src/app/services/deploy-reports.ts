@@ -1,17 +1,9 @@
-import type { KeyObject } from "node:crypto";
 import { agentReportSchema, type AgentReport } from "../../core/agent-protocol.ts";
 import { checkRunState, deployCheckOutput, deployComment, deploymentState, isFinal, supersededSummary } from "../../core/deploy-status.ts";
-import { errorMessage } from "../../core/errors.ts";
-import { open, SignatureError } from "../../core/signing.ts";
 import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { Logger } from "./logger.ts";
-
-/** An agent's public key, with the environments it may report on (all when undefined). */
-export interface AgentKey {
-  key: KeyObject;
-  environments?: readonly string[];
-}
 
 /** What consuming reports needs. */
 export interface DeployReportDeps {
@@ -37,7 +29,7 @@ export class DeployReports {
   /** Applies one signed report. Reports that do not verify, and reports about a deploy already finished, are dropped. */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const report = this.#verify(envelope);
+    const report = openAgentMessage("report", agentReportSchema, envelope, deps.agentKeys, deps.log);
     if (!report) return;
     const record = await deps.records.load(report.jobId);
     if (!record) {
@@ -67,31 +59,6 @@ export class DeployReports {
     return newer
       ? { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) }
       : undefined;
-  }
-
-  /** The report, if a key bound to its environment signed it and it is well-formed. */
-  #verify(envelope: unknown): AgentReport | undefined {
-    const log = this.#deps.log;
-    for (const { key, environments } of this.#deps.agentKeys) {
-      try {
-        const report = agentReportSchema.parse(open("report", envelope, key));
-        if (environments && !environments.includes(report.environment)) {
-          log.warn(
-            { job: report.jobId, environment: report.environment },
-            "agent report signed by a key not bound to its environment dropped",
-          );
-          return undefined;
-        }
-        return report;
-      } catch (error) {
-        if (!(error instanceof SignatureError)) {
-          log.warn({ error: errorMessage(error) }, "malformed agent report dropped");
-          return undefined;
-        }
-      }
-    }
-    log.warn({}, "agent report with an unknown signature dropped");
-    return undefined;
   }
 }
 

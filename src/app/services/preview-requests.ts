@@ -28,6 +28,8 @@ export async function requestPreview(
     headSha: pull.headSha,
     baseRef: pull.baseRef,
     draft: pull.draft,
+    author: pull.author,
+    fromFork: pull.fromFork,
     seq,
     checkRunId,
   });

@@ -1,21 +1,15 @@
 import type { Config } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { errorMessage } from "../../core/errors.ts";
-import {
-  closedComment,
-  failureComment,
-  PREVIEW_MARKER,
-  previewAnnotations,
-  previewCheckOutput,
-  previewComment,
-  previewConclusion,
-} from "../../core/preview-comment.ts";
+import { closedComment, failureComment, PREVIEW_MARKER, previewAnnotations, previewCheckOutput } from "../../core/preview-comment.ts";
 import type { DiffReport, ReportProblem } from "../../core/diff-report.ts";
 import { compareCheckouts } from "../../render/compare.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
 import { CachedRenderer } from "./cached-renderer.ts";
+import type { LivePreviews } from "./live-previews.ts";
+import { upsertComment, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
 import type { CheckoutCache, Lease } from "./checkout-cache.ts";
 import { UnsafeArchiveError } from "./unpack-tarball.ts";
 import type { DiffPages } from "./diff-pages.ts";
@@ -38,6 +32,9 @@ export interface PreviewDeps {
   renderer: RenderPool;
   /** The GitHub web host, for compare links. */
   webUrl: string;
+  /** Live previews, when this app deploys (it has a job signing key, so agents to ask). */
+  live?: LivePreviews;
+  published: PublishedPreviews;
   now: () => number;
   log: Logger;
 }
@@ -97,23 +94,27 @@ export class PreviewService {
       },
       deps.now(),
     );
-    const body = previewComment({
+    const live = deps.live ? await deps.live.plan(gh, job, report, (name) => renderer.head(name)) : undefined;
+    const preview: PublishedPreview = {
+      repository: job.repository,
+      installationId: job.installationId,
+      pullRequest: job.pullRequest,
+      seq: job.seq,
+      checkRunId: job.checkRunId,
       report,
       baseSha: job.baseSha,
       headSha: job.headSha,
       compareUrl: `${deps.webUrl}/${job.repository.owner}/${job.repository.name}/compare/${job.baseSha}...${job.headSha}`,
       fullDiffUrl,
-    });
+      ...(live ? { live: live.live } : {}),
+    };
     const published = await deps.prState.publish(pr, job.seq, async () => {
-      await upsertComment(gh, job.repository, job.pullRequest, body);
-      await gh.updateCheckRun(job.repository, job.checkRunId, {
-        status: "completed",
-        conclusion: previewConclusion(report),
-        detailsUrl: fullDiffUrl,
-        output: { ...previewCheckOutput(report), annotations: previewAnnotations(report.errors) },
-      });
+      // Saved first: a live answer can only update a preview that is already here.
+      if (live) await deps.published.save(preview);
+      await writePreview(gh, preview);
     });
     if (!published) await this.#supersede(gh, job);
+    else await live?.send();
     // Cache writes finish after the comment is out, but before the job is done.
     await renderer.flush();
     deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
@@ -189,11 +190,4 @@ export class PreviewService {
       output: { title: "Preview failed", summary: `The preview could not be produced: ${errorMessage(error).slice(0, 1_000)}` },
     });
   }
-}
-
-/** Creates the sticky comment, or edits it in place when its body changed. */
-export async function upsertComment(gh: GitHubClient, repository: RepoName, pullRequest: number, body: string): Promise<void> {
-  const existing = await gh.findComment(repository, pullRequest, PREVIEW_MARKER);
-  if (!existing) await gh.createComment(repository, pullRequest, body);
-  else if (existing.body !== body) await gh.updateComment(repository, existing.id, body);
 }

@@ -21,7 +21,7 @@ describe("preview comment", () => {
       fullDiffUrl: "https://sluice/x",
     });
     expect(body).toContain("Comparing [`aaaaaaa`…`bbbbbbb`](https://github.com/o/r/compare/a...b) · [full diff](https://sluice/x)");
-    expect(body).toContain("#### Live cluster\n\nNo live diff is available yet");
+    expect(body).toContain("#### Live cluster\n\nNo live diff is available: this Sluice does not deploy");
     expect(body.endsWith(PREVIEW_MARKER)).toBe(true);
   });
 

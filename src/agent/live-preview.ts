@@ -1,0 +1,144 @@
+import type { KeyObject } from "node:crypto";
+import type { Redis } from "ioredis";
+import { livePreviewRequestSchema, type LiveChange, type LivePreviewRequest, type LiveReport } from "../core/agent-protocol.ts";
+import { mapBounded } from "../core/clock.ts";
+import { diffResources } from "../core/diff.ts";
+import { errorMessage } from "../core/errors.ts";
+import { resourceKey, type ResourceId } from "../core/identity.ts";
+import { pruneCandidates } from "../core/inventory.ts";
+import type { KubeObject } from "../core/manifest.ts";
+import { normalize } from "../core/normalize.ts";
+import { namespacesFor, policyViolations } from "../core/policy.ts";
+import type { Resource } from "../core/resource-set.ts";
+import { open, SignatureError } from "../core/signing.ts";
+import { admitJob, loadObjects, resolveScopes, type DeployerDeps } from "./deployer.ts";
+import { RejectedJobError } from "./errors.ts";
+import type { InventoryStore } from "./inventory-store.ts";
+import { KubeApiError, type Cluster } from "./kube/cluster.ts";
+import { ownedElsewhere, withOwnership } from "./ownership.ts";
+
+/** A diff longer than this is cut: the report travels through Redis and ends in a comment. */
+const MAX_DIFF_CHARS = 20_000;
+
+/** What a live preview needs: the same cluster, policy and keys as deploys. */
+export interface LivePreviewDeps {
+  redis: Redis;
+  cluster: Cluster;
+  inventories: InventoryStore;
+  appKey: KeyObject;
+  policy: DeployerDeps["policy"];
+  concurrency: number;
+  now: () => number;
+}
+
+/**
+ * Verifies a live-preview request: signature (of the preview kind: a deploy job does not pass),
+ * schema, served environment, allowed repository, freshness.
+ * @throws RejectedJobError saying why it is refused
+ */
+export function verifyPreviewRequest(envelope: unknown, deps: Pick<LivePreviewDeps, "appKey" | "policy" | "now">): LivePreviewRequest {
+  let payload: unknown;
+  try {
+    payload = open("preview", envelope, deps.appKey);
+  } catch (error) {
+    throw new RejectedJobError(error instanceof SignatureError ? error.message : `preview request cannot be read: ${errorMessage(error)}`);
+  }
+  const parsed = livePreviewRequestSchema.safeParse(payload);
+  if (!parsed.success)
+    throw new RejectedJobError(`signed preview request does not match its schema: ${parsed.error.issues[0]?.message ?? ""}`);
+  const request = parsed.data;
+  if (!deps.policy.environments.includes(request.environment))
+    throw new RejectedJobError(`environment ${request.environment} is not served by this agent`);
+  admitJob(request, deps.policy, deps.now());
+  return request;
+}
+
+/**
+ * Answers a live-preview request without writing anything: every object the pull request
+ * declares is server-side dry-run against the live cluster (through the whole admission chain) as
+ * a deploy would apply it, and compared with the live object. Returns what would change (diffs
+ * normalized as the git diff is, Secret values masked here, before anything leaves the cluster),
+ * what the API server or the agent's policy would refuse, and what merging would prune.
+ */
+export async function previewLive(deps: LivePreviewDeps, request: LivePreviewRequest): Promise<Omit<LiveReport, "at">> {
+  const objects = await loadObjects(deps.redis, request.objects, request.digest);
+  const repository = `${request.repository.owner}/${request.repository.name}`;
+  const scoped = await resolveScopes(deps.cluster, objects, request.settings.namespace);
+  const changes: LiveChange[] = scoped.unknown.map(({ id, message }) => ({ ...id, action: "refused", refusedBy: "policy", message }));
+  const allowed = namespacesFor(deps.policy, repository) ?? [];
+  const checked = scoped.objects.filter(({ id }) => {
+    const [violation] = policyViolations([id], allowed, deps.policy.clusterKinds);
+    if (violation) changes.push({ ...id, action: "refused", refusedBy: "policy", message: violation });
+    return violation === undefined;
+  });
+  const owner = { repositoryId: request.repository.id, environment: request.environment };
+  const results = await mapBounded(checked, deps.concurrency, async ({ id, object }) => {
+    return dryRunOne(deps.cluster, id, withOwnership(object, request.repository, request.environment), owner, deps.policy.allowAdoption);
+  });
+  let unchanged = 0;
+  for (const result of results) {
+    if (result === "unchanged") unchanged += 1;
+    else changes.push(result);
+  }
+  const inventory = await deps.inventories.read(request.repository.id, request.environment);
+  const prune = request.settings.prune
+    ? pruneCandidates(
+        inventory?.objects ?? [],
+        scoped.objects.map((o) => o.id),
+      )
+    : [];
+  changes.sort((a, b) => resourceKey(a).localeCompare(resourceKey(b)));
+  return {
+    ...liveAnswerHeader(request),
+    changes,
+    unchanged,
+    prune: prune.map(({ group, version, kind, namespace, name }) => ({ group, version, kind, namespace, name })),
+  };
+}
+
+/** One object's dry-run: unchanged, or what would change, or why it would be refused. */
+async function dryRunOne(
+  cluster: Cluster,
+  id: ResourceId,
+  object: KubeObject,
+  owner: { repositoryId: number; environment: string },
+  allowAdoption: boolean,
+): Promise<LiveChange | "unchanged"> {
+  const live = await cluster.get(object);
+  const elsewhere = allowAdoption ? undefined : ownedElsewhere(live, owner);
+  if (elsewhere) return { ...id, action: "refused", refusedBy: "policy", message: elsewhere };
+  let applied: KubeObject;
+  try {
+    applied = await cluster.apply(object, { dryRun: true });
+  } catch (error) {
+    if (!(error instanceof KubeApiError) || error.transient) throw error;
+    return { ...id, action: "refused", refusedBy: "api-server", message: error.message.replace(/^[^:]*: /, "") };
+  }
+  const before = live ? new Map([[resourceKey(id), resource(id, live)]]) : new Map<string, Resource>();
+  const after = new Map([[resourceKey(id), resource(id, applied)]]);
+  const [change] = diffResources(before, after);
+  if (!change || change.action === "unchanged") return "unchanged";
+  const diff =
+    change.diff.length > MAX_DIFF_CHARS ? `${change.diff.slice(0, MAX_DIFF_CHARS)}\n… (cut at ${MAX_DIFF_CHARS} characters)` : change.diff;
+  return { ...id, action: live ? "configure" : "create", diff };
+}
+
+/** The fields of a live answer that come from the request it answers. */
+export function liveAnswerHeader(
+  request: LivePreviewRequest,
+): Pick<LiveReport, "version" | "requestId" | "repository" | "installationId" | "environment" | "pullRequest" | "headSha" | "seq"> {
+  return {
+    version: 1,
+    requestId: request.id,
+    repository: request.repository,
+    installationId: request.installationId,
+    environment: request.environment,
+    pullRequest: request.pullRequest,
+    headSha: request.headSha,
+    seq: request.seq,
+  };
+}
+
+function resource(id: ResourceId, object: KubeObject): Resource {
+  return { id, key: resourceKey(id), json: JSON.stringify(normalize(object, id)), source: { file: "live", line: 1 } };
+}

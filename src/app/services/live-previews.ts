@@ -1,0 +1,189 @@
+import type { KeyObject } from "node:crypto";
+import type { Redis } from "ioredis";
+import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest } from "../../core/agent-protocol.ts";
+import type { Config } from "../../core/config.ts";
+import type { DiffReport } from "../../core/diff-report.ts";
+import { parseJson } from "../../core/json.ts";
+import type { LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
+import type { KubeObject } from "../../core/manifest.ts";
+import { seal, type Envelope } from "../../core/signing.ts";
+import type { RenderedSide } from "../../render/compare.ts";
+import { errorMessage } from "../../core/errors.ts";
+import { permits, type GitHubClient, type Permission } from "../github/client.ts";
+import type { AppQueues, LiveTimeout, PreviewJob } from "../queue/queues.ts";
+import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
+import type { CheckoutCache } from "./checkout-cache.ts";
+import type { Logger } from "./logger.ts";
+import { objectsPayload } from "./object-payloads.ts";
+import type { PullRequestState } from "./pr-state.ts";
+import { writePreview, type PublishedPreviews } from "./published-previews.ts";
+import { discoverFromCheckout, reviewedConfig, type ConfigAt } from "./repository-config.ts";
+
+/** What live previews need. */
+export interface LivePreviewDeps {
+  redis: Redis;
+  queues: AppQueues;
+  prState: PullRequestState;
+  published: PublishedPreviews;
+  checkouts: CheckoutCache;
+  github: (installationId: number) => Promise<GitHubClient>;
+  signingKey: KeyObject;
+  agentKeys: readonly AgentKey[];
+  /** How long a signed request stays valid. */
+  requestTtlMs: number;
+  /** How long the comment waits for an agent before it says none answered. */
+  timeoutMs: number;
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * Live previews: asks each previewed environment's agent to dry-run the head's objects against
+ * the live cluster, and folds the signed answers into the published comment and check run (at
+ * once, or late, after the wait ended). Only same-repository pull requests whose author has the
+ * commands permission of the default branch's configuration send anything to a cluster.
+ */
+export class LivePreviews {
+  readonly #deps: LivePreviewDeps;
+
+  constructor(deps: LivePreviewDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Decides, per compared environment, whether to ask for a live preview, and signs the requests.
+   * Returns each environment's status for the comment, and `send`, which the caller runs once the
+   * preview that the answers will update is saved: it queues the requests and the end of the wait.
+   */
+  async plan(
+    gh: GitHubClient,
+    job: PreviewJob,
+    report: DiffReport,
+    heads: (environment: string) => RenderedSide | undefined,
+  ): Promise<{ live: LiveEnvironment[]; send: () => Promise<void> }> {
+    const names = report.environments.map((e) => e.name);
+    const none = (): Promise<void> => Promise.resolve();
+    const all = (reason: string) => ({
+      live: names.map((environment): LiveEnvironment => ({ environment, status: { state: "unavailable", reason } })),
+      send: none,
+    });
+    if (names.length === 0) return { live: [], send: none };
+    if (job.fromFork) return all("pull requests from forks never send their content to a cluster");
+    // Who may ask a cluster anything, and with which settings, is the default branch's word. The
+    // git preview does not depend on it: when it cannot be read, only the live part is missing.
+    let reviewed: ConfigAt;
+    let actual: Permission;
+    try {
+      reviewed = await reviewedConfig(gh, job.repository, discoverFromCheckout(this.#deps.checkouts, gh, job.repository));
+      actual = job.author ? await gh.permission(job.repository, job.author) : "none";
+    } catch (error) {
+      this.#deps.log.warn(
+        { repository: job.repository.id, error: errorMessage(error) },
+        "live preview not asked: the default branch or the author's permission could not be read",
+      );
+      return all(`the default branch's configuration or the author's permission could not be read (${errorMessage(error)})`);
+    }
+    if (!reviewed.ok) return all("the default branch's configuration is invalid");
+    const required = reviewed.config.commands.permission;
+    if (!permits(actual, required))
+      return all(`the author (@${job.author || "unknown"}) has ${actual} permission and live previews need ${required}`);
+    const live: LiveEnvironment[] = [];
+    const requests: { environment: string; id: string; envelope: Envelope }[] = [];
+    for (const env of report.environments) {
+      const asked = await this.#ask(job, env.name, env.skipped, heads(env.name), reviewed.config);
+      live.push({ environment: env.name, status: asked.status });
+      if (asked.request) requests.push(asked.request);
+    }
+    const send = async (): Promise<void> => {
+      if (requests.length === 0) return;
+      for (const r of requests) await this.#deps.queues.addLivePreview(r.environment, r.id, r.envelope);
+      const timeout: LiveTimeout = {
+        repositoryId: job.repository.id,
+        pullRequest: job.pullRequest,
+        seq: job.seq,
+        seconds: Math.round(this.#deps.timeoutMs / 1000),
+      };
+      await this.#deps.queues.addLiveTimeout(timeout, this.#deps.timeoutMs);
+    };
+    return { live, send };
+  }
+
+  async #ask(
+    job: PreviewJob,
+    environment: string,
+    skipped: string | undefined,
+    head: RenderedSide | undefined,
+    reviewed: Config,
+  ): Promise<{ status: LiveStatus; request?: { environment: string; id: string; envelope: Envelope } }> {
+    const deps = this.#deps;
+    const unavailable = (reason: string) => ({ status: { state: "unavailable", reason } as const });
+    if (skipped !== undefined) return unavailable(`not rendered (${skipped})`);
+    if (!head || head.problems.length > 0) return unavailable("the head did not render cleanly");
+    const env = reviewed.environments.find((e) => e.name === environment);
+    if (!env) return unavailable("it is not an environment of the default branch's configuration");
+    if ((await deps.redis.exists(agentHeartbeatKey(environment))) === 0) return unavailable("no agent is online for it");
+    const objects = [...head.resources.values()].map((r) => parseJson(r.json) as KubeObject);
+    const payload = await objectsPayload(deps.redis, environment, objects);
+    const signedAt = deps.now();
+    const request: LivePreviewRequest = {
+      version: 1,
+      id: `live-${job.repository.id}-${job.pullRequest}-${job.seq}-${environment}`,
+      repository: job.repository,
+      installationId: job.installationId,
+      environment,
+      pullRequest: job.pullRequest,
+      headSha: job.headSha,
+      seq: job.seq,
+      settings: { namespace: env.namespace, prune: env.prune },
+      signedAt: new Date(signedAt).toISOString(),
+      expiresAt: new Date(signedAt + deps.requestTtlMs).toISOString(),
+      digest: payload.digest,
+      objects: payload.objects,
+    };
+    return { status: { state: "pending" }, request: { environment, id: request.id, envelope: seal("preview", request, deps.signingKey) } };
+  }
+
+  /** Folds an agent's signed answer into the published preview it answers; answers for older previews are dropped. */
+  async consume(envelope: unknown): Promise<void> {
+    const deps = this.#deps;
+    const answer = openAgentMessage("live", liveReportSchema, envelope, deps.agentKeys, deps.log);
+    if (!answer) return;
+    await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live) =>
+      live.map((e) =>
+        e.environment === answer.environment && e.status.state !== "unavailable"
+          ? { ...e, status: { state: "answered", report: answer } }
+          : e,
+      ),
+    );
+  }
+
+  /** Ends the wait: environments still pending say that no agent answered in time. */
+  async timeOut(timeout: LiveTimeout): Promise<void> {
+    await this.#update(timeout.repositoryId, timeout.pullRequest, timeout.seq, (live) =>
+      live.map((e) => (e.status.state === "pending" ? { ...e, status: { state: "timed-out", seconds: timeout.seconds } } : e)),
+    );
+  }
+
+  /** Changes the live part of the newest published preview and writes it again, all under the pull request's lock. */
+  async #update(
+    repositoryId: number,
+    pullRequest: number,
+    seq: number,
+    change: (live: readonly LiveEnvironment[]) => LiveEnvironment[],
+  ): Promise<void> {
+    const deps = this.#deps;
+    const written = await deps.prState.publish({ repositoryId, number: pullRequest }, seq, async () => {
+      const preview = await deps.published.load(repositoryId, pullRequest);
+      if (!preview || preview.seq !== seq || !preview.live) return;
+      const updated = { ...preview, live: change(preview.live) };
+      if (JSON.stringify(updated.live) === JSON.stringify(preview.live)) return;
+      await deps.published.save(updated);
+      await writePreview(await deps.github(preview.installationId), updated);
+    });
+    if (!written)
+      deps.log.info(
+        { repository: repositoryId, pullRequest, seq },
+        "live preview update for a preview that is no longer the newest dropped",
+      );
+  }
+}

@@ -1,0 +1,82 @@
+import { promisify } from "node:util";
+import { gunzip, gzip } from "node:zlib";
+import type { Redis } from "ioredis";
+import type { RepositoryRef } from "../../core/deploy-requests.ts";
+import { PREVIEW_MARKER, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
+import type { GitHubClient, RepoName } from "../github/client.ts";
+import { pullRequestKeys } from "../redis-keys.ts";
+import type { PullRequestState } from "./pr-state.ts";
+import type { RedisMac } from "./redis-mac.ts";
+
+const pack = promisify(gzip);
+const unpack = promisify(gunzip);
+
+/** How long a published preview is kept for late live answers. */
+const TTL_SECONDS = 24 * 3600;
+
+/** A pull request's newest published preview, and what it needs to be published again. */
+export interface PublishedPreview extends PreviewPublication {
+  repository: RepositoryRef;
+  installationId: number;
+  pullRequest: number;
+  seq: number;
+  checkRunId: number;
+}
+
+/**
+ * The newest preview of each pull request, kept (sealed: Redis is not trusted) so that a live
+ * answer that arrives after the comment was written can redo the comment and the check run.
+ */
+export class PublishedPreviews {
+  readonly #redis: Redis;
+  readonly #mac: RedisMac;
+
+  constructor(redis: Redis, mac: RedisMac) {
+    this.#redis = redis;
+    this.#mac = mac;
+  }
+
+  async save(preview: PublishedPreview): Promise<void> {
+    const key = pullRequestKeys(preview.repository.id, preview.pullRequest).published;
+    const data = await pack(JSON.stringify(preview));
+    await this.#redis.set(key, this.#mac.seal(key, data), "EX", TTL_SECONDS);
+  }
+
+  /** The newest published preview, or undefined when there is none or it does not verify. */
+  async load(repositoryId: number, pullRequest: number): Promise<PublishedPreview | undefined> {
+    const key = pullRequestKeys(repositoryId, pullRequest).published;
+    const sealed = await this.#redis.getBuffer(key);
+    const data = sealed ? this.#mac.open(key, sealed) : undefined;
+    if (!data) return undefined;
+    return JSON.parse((await unpack(data)).toString("utf8")) as PublishedPreview;
+  }
+}
+
+/** Creates the sticky comment, or edits it in place when its body changed. */
+export async function upsertComment(gh: GitHubClient, repository: RepoName, pullRequest: number, body: string): Promise<void> {
+  const existing = await gh.findComment(repository, pullRequest, PREVIEW_MARKER);
+  if (!existing) await gh.createComment(repository, pullRequest, body);
+  else if (existing.body !== body) await gh.updateComment(repository, existing.id, body);
+}
+
+/**
+ * Writes a preview's comment and completes its check run, under the pull request's lock and only
+ * while nothing newer was published. Returns whether it was written.
+ */
+export async function publishPreview(gh: GitHubClient, prState: PullRequestState, preview: PublishedPreview): Promise<boolean> {
+  return prState.publish({ repositoryId: preview.repository.id, number: preview.pullRequest }, preview.seq, () =>
+    writePreview(gh, preview),
+  );
+}
+
+/** Writes a preview's comment and check run; the caller holds the pull request's lock. */
+export async function writePreview(gh: GitHubClient, preview: PublishedPreview): Promise<void> {
+  const { comment, conclusion, output } = publicationOf(preview);
+  await upsertComment(gh, preview.repository, preview.pullRequest, comment);
+  await gh.updateCheckRun(preview.repository, preview.checkRunId, {
+    status: "completed",
+    conclusion,
+    detailsUrl: preview.fullDiffUrl,
+    output,
+  });
+}
