@@ -35,6 +35,7 @@ const envSchema = z.object({
   SLUICE_AGENT_CONCURRENCY: z.coerce.number().int().positive().default(16),
   SLUICE_AGENT_QPS: z.coerce.number().positive().default(500),
   SLUICE_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(300),
+  SLUICE_DRIFT_INTERVAL_SECONDS: z.coerce.number().int().nonnegative().default(180),
 });
 
 /** The agent's settings: from its own environment (a ConfigMap and a Secret), never from a repository. */
@@ -58,6 +59,8 @@ export interface AgentSettings {
   concurrency: number;
   qps: number;
   healthTimeoutMs: number;
+  /** How often each applied repository environment is compared with the live cluster (jittered); 0 turns drift checks off. */
+  driftIntervalMs: number;
 }
 
 async function secret(inline: string | undefined, path: string | undefined, name: string): Promise<string> {
@@ -94,5 +97,6 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     concurrency: e.SLUICE_AGENT_CONCURRENCY,
     qps: e.SLUICE_AGENT_QPS,
     healthTimeoutMs: e.SLUICE_HEALTH_TIMEOUT_SECONDS * 1000,
+    driftIntervalMs: e.SLUICE_DRIFT_INTERVAL_SECONDS * 1000,
   };
 }

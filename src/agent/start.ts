@@ -7,9 +7,12 @@ import {
   REPORT_QUEUE,
   type AgentJob,
   type AgentReport,
+  type DriftReport,
   type LivePreviewRequest,
   type LiveReport,
 } from "../core/agent-protocol.ts";
+import type { Envelope } from "../core/signing.ts";
+import { DriftChecker } from "./drift.ts";
 import { liveAnswerHeader, previewLive, verifyPreviewRequest, type LivePreviewDeps } from "./live-preview.ts";
 import { privateKeyFromPem, publicKeyFromPem, seal } from "../core/signing.ts";
 import { admitJob, Deployer, verifyJob, type Report } from "./deployer.ts";
@@ -104,6 +107,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       }
       const objects = await deployer.objects(job);
       const results = await deployer.deploy(job, objects, report);
+      await drift.remember(job, bullJob.data as Envelope);
       await report({ phase: "succeeded", message: `deployed ${results.length} objects`, objects: results, durationMs: now() - started });
       log("info", "deploy succeeded", { job: job.id, objects: results.length, ms: now() - started });
     } catch (error) {
@@ -124,6 +128,50 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     }
   };
 
+  const drift = new DriftChecker({ redis, cluster, inventories, appKey, policy, concurrency: settings.concurrency, now });
+  const checkDrift = async (): Promise<void> => {
+    for (const environment of settings.environments) {
+      let found: Awaited<ReturnType<DriftChecker["checkEnvironment"]>>;
+      try {
+        found = await drift.checkEnvironment(environment);
+      } catch (error) {
+        log("error", "drift check failed", { environment, error: errorMessage(error) });
+        continue;
+      }
+      for (const body of found) {
+        const report: DriftReport = { ...body, at: new Date(now()).toISOString() };
+        await reports.add("drift", seal("drift", report, agentKey), {
+          attempts: 5,
+          backoff: { type: "exponential", delay: 1_000 },
+          removeOnComplete: { age: 3600 },
+          removeOnFail: { age: 24 * 3600 },
+        });
+        if (report.drifted.length > 0)
+          log("info", "drift found", {
+            environment,
+            repository: report.repository.id,
+            drifted: report.drifted.length,
+            healed: report.healed.length,
+          });
+      }
+    }
+  };
+  let driftTimer: NodeJS.Timeout | undefined;
+  let driftRun: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const scheduleDrift = (): void => {
+    if (settings.driftIntervalMs === 0 || stopped) return;
+    // Jittered by up to a tenth either way, so replicas and agents do not check in step.
+    const delay = settings.driftIntervalMs * (0.9 + Math.random() * 0.2);
+    driftTimer = setTimeout(() => {
+      driftRun = checkDrift()
+        .catch((error: unknown) => {
+          log("error", "drift check failed", { error: errorMessage(error) });
+        })
+        .finally(scheduleDrift);
+    }, delay);
+  };
+  scheduleDrift();
   const livePreviews: LivePreviewDeps = { redis, cluster, inventories, appKey, policy, concurrency: settings.concurrency, now };
   const processPreview = async (bullJob: Job): Promise<void> => {
     let request: LivePreviewRequest;
@@ -180,6 +228,9 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   );
   return {
     stop: async () => {
+      stopped = true;
+      clearTimeout(driftTimer);
+      await driftRun;
       clearInterval(heartbeat);
       await Promise.all(settings.environments.map((environment) => redis.del(agentHeartbeatKey(environment))));
       await Promise.all(workers.map((w) => w.close()));

@@ -38,3 +38,13 @@ export function diffPageKey(id: string): string {
 export function deliveryKey(deliveryId: string): string {
   return `sluice:delivery:${deliveryId}`;
 }
+
+/** What the app last heard of a repository environment's drift (its check run, a summary for comments). */
+export function driftKey(repositoryId: number, environment: string): string {
+  return `sluice:drift:${repositoryId}:${environment}`;
+}
+
+/** The pull requests of a repository with a published preview, for updating their comments when drift changes. */
+export function publishedSetKey(repositoryId: number): string {
+  return `sluice:published:${repositoryId}`;
+}

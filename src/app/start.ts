@@ -16,6 +16,7 @@ import { deduplicated } from "./handlers/deduplicated.ts";
 import { limitRequestBodies } from "./http/body-limit.ts";
 import { AppQueues, deployRequestWorker, liveTimeoutWorker, previewWorker, reportWorker, type PreviewJob } from "./queue/queues.ts";
 import { isRecord } from "../core/manifest.ts";
+import { DriftReports } from "./services/drift-reports.ts";
 import { LivePreviews } from "./services/live-previews.ts";
 import { PublishedPreviews } from "./services/published-previews.ts";
 import { errorMessage } from "../core/errors.ts";
@@ -83,8 +84,17 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     key: publicKeyFromPem(k.pem),
     ...(k.environments ? { environments: k.environments } : {}),
   }));
-  const live = settings.jobSigningKey
+  const driftReports = new DriftReports({
+    redis,
+    mac,
+    github,
+    agentKeys,
+    changed: (repositoryId, environment, summary) => live?.driftChanged(repositoryId, environment, summary) ?? Promise.resolve(),
+    log,
+  });
+  const live: LivePreviews | undefined = settings.jobSigningKey
     ? new LivePreviews({
+        driftOf: async (repositoryId, environment) => (await driftReports.state(repositoryId, environment))?.summary,
         redis,
         queues,
         prState,
@@ -178,7 +188,9 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   });
   // Agents send deploy reports and live-preview answers on one queue; the envelope's signed kind says which.
   const fromAgents = async (envelope: unknown): Promise<void> => {
-    if (live && isRecord(envelope) && envelope.kind === "live") await live.consume(envelope);
+    const kind = isRecord(envelope) ? envelope.kind : undefined;
+    if (kind === "live") await live?.consume(envelope);
+    else if (kind === "drift") await driftReports.consume(envelope);
     else await deploys?.reports.consume(envelope);
   };
   const deployWorkers = deploys

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { commitShaSchema, deployReasonSchema, repositoryRefSchema } from "./deploy-requests.ts";
+import { driftIgnoreSchema } from "./config.ts";
 import type { KubeObject } from "./manifest.ts";
 import { canonicalJson } from "./normalize.ts";
 
@@ -19,7 +20,15 @@ export const agentJobSchema = z.strictObject({
   requestedBy: z.string().min(1),
   createdAt: z.iso.datetime(),
   /** Settings of the environment from the reviewed configuration (the default branch's head). */
-  settings: z.strictObject({ namespace: z.string(), prune: z.boolean(), allowEmpty: z.boolean() }),
+  settings: z.strictObject({
+    namespace: z.string(),
+    prune: z.boolean(),
+    allowEmpty: z.boolean(),
+    /** Re-apply drifted objects. */
+    selfHeal: z.boolean().default(false),
+    /** Differences that are not drift. */
+    driftIgnore: z.array(driftIgnoreSchema).default([]),
+  }),
   /** Orders the jobs of one repository environment; the agent refuses one older than the last it accepted. */
   sequence: z.number().int().positive(),
   /** When the app signed the job. */
@@ -160,7 +169,52 @@ export function agentHeartbeatKey(environment: string): string {
   return `{sluice-${environment}}:agent-alive`;
 }
 
-/** The queue agents send reports (deploy reports and live-preview answers) to. */
+/**
+ * The signed job an agent last applied for a repository environment, kept by the agent for drift
+ * checks. Redis is not trusted: the agent checks the app's signature and its own inventory's
+ * digest before it believes it.
+ */
+export function appliedJobKey(environment: string, repositoryId: number): string {
+  return `{sluice-${environment}}:applied:${repositoryId}`;
+}
+
+/** The repositories an environment's agents have applied (a hint: each is verified as above). */
+export function appliedSetKey(environment: string): string {
+  return `{sluice-${environment}}:applied`;
+}
+
+/** How an object differs from what Sluice last applied. */
+export const driftedObjectSchema = z.strictObject({
+  ...objectIdShape,
+  /** modified: the live object no longer matches; missing: it is gone. */
+  action: z.enum(["modified", "missing"]),
+  /** Unified diff of applied → live, Secret values masked by the agent. */
+  diff: z.string().optional(),
+});
+/** One drifted object. */
+export type DriftedObject = z.infer<typeof driftedObjectSchema>;
+
+/** An agent's drift check of one repository environment (inside a signed envelope of kind `drift`). */
+export const driftReportSchema = z.strictObject({
+  version: z.literal(1),
+  repository: repositoryRefSchema,
+  installationId: z.number().int().positive(),
+  environment: z.string(),
+  /** The commit last applied, which the drift is measured against. */
+  sha,
+  jobId: z.string().min(1),
+  checked: z.number().int().nonnegative(),
+  drifted: z.array(driftedObjectSchema),
+  /** Objects self-heal applied again in this check. */
+  healed: z.array(z.strictObject(objectIdShape)),
+  /** Objects self-heal stopped healing, because something keeps changing them back. */
+  gaveUp: z.array(z.strictObject(objectIdShape)),
+  at: z.iso.datetime(),
+});
+/** A drift report. */
+export type DriftReport = z.infer<typeof driftReportSchema>;
+
+/** The queue agents send reports (deploy reports, live-preview answers, drift reports) to. */
 export const REPORT_QUEUE = { name: "agent-reports", prefix: "{sluice}" } as const;
 
 /** The Redis key that names the newest job of a repository's environment, for newest-wins. */

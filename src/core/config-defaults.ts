@@ -20,6 +20,7 @@ export const ENVIRONMENT_DEFAULTS: Omit<Environment, "name"> = {
   prune: true,
   allowEmpty: false,
   selfHeal: false,
+  drift: { ignore: [] },
 };
 
 /** The schema's defaults for the rest of a configuration. */

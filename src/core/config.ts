@@ -7,6 +7,23 @@ import { lineOfPath } from "./yaml-location.ts";
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/** One rule of differences that are not drift. */
+export const driftIgnoreSchema = z.strictObject({
+  kind: z.string().min(1).optional().describe("Only objects of this kind (all when absent)."),
+  name: z.string().min(1).optional().describe("Only objects of this name (all when absent)."),
+  namespace: z.string().min(1).optional().describe("Only objects in this namespace (all when absent)."),
+  jsonPointers: z
+    .array(z.string().regex(/^\//, "must be a JSON pointer, starting with /"))
+    .default([])
+    .describe("Fields that are not drift, as JSON pointers (/spec/replicas)."),
+  managers: z
+    .array(z.string().min(1))
+    .default([])
+    .describe("Fields these field managers own in the live object are not drift (an HPA's kube-controller-manager)."),
+});
+/** One rule of differences that are not drift. */
+export type DriftIgnore = z.infer<typeof driftIgnoreSchema>;
+
 /** A path inside the repository: relative, with no `..` segment. */
 const repoPath = z
   .string()
@@ -65,6 +82,17 @@ const environmentSchema = z.strictObject({
   prune: z.boolean().default(true).describe("Delete objects that left the manifests."),
   allowEmpty: z.boolean().default(false).describe("Allow a deploy that would prune every object."),
   selfHeal: z.boolean().default(false).describe("Re-apply when the live cluster drifts."),
+  drift: z
+    .strictObject({
+      ignore: z
+        .array(driftIgnoreSchema)
+        .default([])
+        .describe(
+          "Differences that are not drift, like Argo CD's ignoreDifferences: for the selected objects, these fields, or the fields these managers own.",
+        ),
+    })
+    .default({ ignore: [] })
+    .describe("How the agent tells drift from the live cluster's own changes."),
 });
 
 /** The schema of `.github/sluice.yml`. */

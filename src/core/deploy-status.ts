@@ -1,4 +1,4 @@
-import type { AgentReport, ObjectResult } from "./agent-protocol.ts";
+import type { AgentReport, DriftReport, ObjectResult } from "./agent-protocol.ts";
 import { displayName } from "./identity.ts";
 import { escapeCode, escapeInline, escapeLines } from "./markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
@@ -124,4 +124,45 @@ export function supersededSummary(newerSha: string, newerCheckRunUrl: string): s
 /** What a queued deploy's check run says until the agent picks it up. */
 export function queuedSummary(objects: number, request: { sha: string; reason: string; requestedBy: string }): string {
   return `${objects} objects of \`${request.sha.slice(0, 7)}\` queued for the agent (${request.reason}, requested by ${escapeInline(request.requestedBy)}).`;
+}
+
+/** The name of an environment's drift check run. */
+export function driftCheckName(environment: string): string {
+  return `sluice/drift (${environment})`;
+}
+
+/** A drift check run's title, summary and per-object table with the masked diffs. */
+export function driftCheckOutput(report: DriftReport): { title: string; summary: string; text?: string } {
+  const at = `checked ${report.checked} objects at ${report.at}`;
+  if (report.drifted.length === 0) {
+    const healed =
+      report.healed.length > 0
+        ? ` Self-heal applied ${report.healed.map((id) => `\`${escapeCode(displayName(id))}\``).join(", ")} again.`
+        : "";
+    return { title: "In sync", summary: `The live cluster matches \`${report.sha.slice(0, 7)}\` (${at}).${healed}` };
+  }
+  const lines = [
+    `${report.drifted.length} of ${report.checked} objects differ from what Sluice applied at \`${report.sha.slice(0, 7)}\` (${at}).`,
+    ...report.healed.map((id) => `- 🩹 self-heal applied \`${escapeCode(displayName(id))}\` again`),
+    ...report.gaveUp.map((id) => `- ⛔ self-heal stopped healing \`${escapeCode(displayName(id))}\`: something keeps changing it back`),
+  ];
+  const rows = [
+    "| Object | Drift |",
+    "|---|---|",
+    ...report.drifted.map(
+      (o) => `| \`${escapeCode(displayName(o))}\` | ${o.action === "missing" ? "deleted from the cluster" : "changed"} |`,
+    ),
+  ];
+  let text = "";
+  for (const o of report.drifted) {
+    if (!o.diff) continue;
+    const block = `<details><summary>${escapeCode(displayName(o))}</summary>\n\n\`\`\`diff\n${o.diff}\n\`\`\`\n</details>\n\n`;
+    if (text.length + block.length > CHECK_RUN_TEXT_LIMIT - 1_000) break;
+    text += block;
+  }
+  return {
+    title: `${report.drifted.length} object${report.drifted.length === 1 ? "" : "s"} drifted`,
+    summary: `${lines.join("\n")}\n\n${rows.join("\n")}`.slice(0, CHECK_RUN_TEXT_LIMIT),
+    ...(text ? { text } : {}),
+  };
 }

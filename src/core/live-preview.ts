@@ -16,6 +16,8 @@ export type LiveStatus =
 export interface LiveEnvironment {
   environment: string;
   status: LiveStatus;
+  /** What the environment's agent last found drifted from the last deploy. */
+  drift?: DriftSummary;
 }
 
 /** The live section keeps to this many bytes; diffs that do not fit are named without their text. */
@@ -34,8 +36,8 @@ export function liveSection(environments: readonly LiveEnvironment[], budget = L
   const parts: string[] = [title];
   let used = utf8Length(title);
   const diffs: { environment: string; change: LiveChange }[] = [];
-  for (const { environment, status } of environments) {
-    const text = environmentLine(environment, status);
+  for (const { environment, status, drift } of environments) {
+    const text = [environmentLine(environment, status), driftLine(drift)].filter(Boolean).join("\n");
     parts.push(text);
     used += utf8Length(text) + 2;
     if (status.state === "answered") for (const change of status.report.changes) if (change.diff) diffs.push({ environment, change });
@@ -117,4 +119,20 @@ export function liveProblems(
     }
   }
   return problems;
+}
+
+/** What an agent last found drifted in an environment, as the preview comment shows it. */
+export interface DriftSummary {
+  sha: string;
+  objects: string[];
+  healing: boolean;
+}
+
+/** One line about drift, for an environment's part of the live section. */
+export function driftLine(drift: DriftSummary | undefined): string | undefined {
+  if (!drift || drift.objects.length === 0) return undefined;
+  const names = drift.objects.slice(0, 10).map((o) => `\`${escapeCode(o)}\``);
+  const more = drift.objects.length > 10 ? ` and ${drift.objects.length - 10} more` : "";
+  const healing = drift.healing ? " Self-heal is on: the agent applies them again." : "";
+  return `- ⚠️ drifted from the last deploy (\`${drift.sha.slice(0, 7)}\`), changed in the cluster by hand: ${names.join(", ")}${more}.${healing}`;
 }

@@ -8,12 +8,12 @@ import { errorMessage } from "./errors.ts";
  * deploy report or a live-preview report. The kind is signed, so none can pass for another (a
  * preview request is never a deploy).
  */
-export type SignedKind = "job" | "report" | "preview" | "live";
+export type SignedKind = "job" | "report" | "preview" | "live" | "drift";
 
 /** A signed message as it travels through Redis. */
 export const envelopeSchema = z.strictObject({
   v: z.literal(1),
-  kind: z.enum(["job", "report", "preview", "live"]),
+  kind: z.enum(["job", "report", "preview", "live", "drift"]),
   /** The payload as JSON text, exactly as signed. */
   body: z.string(),
   /** Ed25519 signature of `sluice/<kind>/v1\n<body>`, base64. */

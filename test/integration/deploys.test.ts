@@ -341,7 +341,7 @@ describe("deploys", () => {
       reason: "merge",
       requestedBy: "mallory",
       createdAt: new Date().toISOString(),
-      settings: { namespace, prune: true, allowEmpty: false },
+      settings: { namespace, prune: true, allowEmpty: false, selfHeal: false, driftIgnore: [] },
       sequence: h.clock.now,
       signedAt: new Date(h.clock.now).toISOString(),
       expiresAt: new Date(h.clock.now + 600_000).toISOString(),

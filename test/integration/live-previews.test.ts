@@ -99,6 +99,7 @@ function agentSettings(environments: string) {
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
     SLUICE_AGENT_NAMESPACE: agentNamespace,
     SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
+    SLUICE_DRIFT_INTERVAL_SECONDS: "2",
   });
 }
 
@@ -120,8 +121,8 @@ function repository(): Repo {
   return { owner: OWNER, repo: `svc-${repoId}`, repoId, installation: INSTALLATION, namespace };
 }
 
-const config = (repo: Repo) =>
-  `version: 1\nenvironments:\n  - name: production\n    path: manifests\n    namespace: ${repo.namespace}\n    branch: main\n    prune: true\n  - name: staging\n    path: manifests\n    namespace: ${repo.namespace}-staging\n    branch: main\n    autoDeploy: false\n`;
+const config = (repo: Repo, production = "") =>
+  `version: 1\nenvironments:\n  - name: production\n    path: manifests\n    namespace: ${repo.namespace}\n    branch: main\n    prune: true\n${production}  - name: staging\n    path: manifests\n    namespace: ${repo.namespace}-staging\n    branch: main\n    autoDeploy: false\n`;
 const namespace = (repo: Repo) =>
   `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${repo.namespace}\n  labels:\n    live-test: "${suffix}"\n`;
 const configMap = (name: string, value: string) =>
@@ -276,5 +277,101 @@ describe("live previews", () => {
     } finally {
       await h.redis.del(agentHeartbeatKey("staging"));
     }
+  });
+});
+
+/** Changes a live ConfigMap's data the way a person or a controller would: an update under another field manager. */
+async function editLive(repo: Repo, name: string, data: Record<string, string>, fieldManager: string): Promise<void> {
+  const live = (await kube.read({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name, namespace: repo.namespace },
+  })) as unknown as KubernetesObject & { data: Record<string, string> };
+  await kube.replace({ ...live, data: { ...live.data, ...data } } as KubernetesObject, undefined, undefined, fieldManager);
+}
+
+const driftRun = (head: string) =>
+  [...h.github.checkRuns.values()].find((r) => r.head_sha === head && r.name === "sluice/drift (production)");
+
+describe("drift", () => {
+  it("reports what someone changed by hand, not what the cluster's controllers own, on sluice/drift and on open pull requests", async () => {
+    const repo = repository();
+    const files = {
+      ".github/sluice.yml": config(repo),
+      "manifests/ns.yaml": namespace(repo),
+      "manifests/settings.yaml": configMap("settings", "v1"),
+    };
+    const base = await commit(repo, files);
+    await deployed(repo, base);
+    await expect.poll(() => driftRun(base)?.output?.title, { timeout: 30_000, interval: 200 }).toBe("In sync");
+    const head = await commit(repo, { ...files, "manifests/other.yaml": configMap("other", "1") });
+    const number = await open(repo, base, head);
+    await expect.poll(() => commentOn(number), { timeout: 60_000 }).toContain("would change live");
+    // A controller's field is not drift; a person's edit of a field Sluice applied is.
+    await editLive(repo, "settings", { extra: "from-a-controller" }, "kube-controller-manager");
+    await editLive(repo, "settings", { key: "by-hand" }, "kubectl-edit");
+    await expect.poll(() => driftRun(base)?.output?.title, { timeout: 30_000, interval: 200 }).toBe("1 object drifted");
+    const run = driftRun(base);
+    expect(run?.conclusion).toBe("neutral");
+    expect(run?.output?.summary).toContain(`| \`ConfigMap ${repo.namespace}/settings\` | changed |`);
+    expect(run?.output?.text).toContain("-  key: v1\n+  key: by-hand");
+    expect(run?.output?.text).not.toContain("from-a-controller");
+    await expect
+      .poll(() => commentOn(number), { timeout: 30_000 })
+      .toContain(
+        `- ⚠️ drifted from the last deploy (\`${base.slice(0, 7)}\`), changed in the cluster by hand: \`ConfigMap ${repo.namespace}/settings\`.`,
+      );
+  });
+
+  it("heals drift when the environment asks for it, and says so on sluice/drift", async () => {
+    const repo = repository();
+    const files = {
+      ".github/sluice.yml": config(repo, "    selfHeal: true\n"),
+      "manifests/ns.yaml": namespace(repo),
+      "manifests/settings.yaml": configMap("settings", "v1"),
+    };
+    const base = await commit(repo, files);
+    await deployed(repo, base);
+    await expect.poll(() => driftRun(base)?.output?.title, { timeout: 30_000, interval: 200 }).toBe("In sync");
+    await editLive(repo, "settings", { key: "by-hand" }, "kubectl-edit");
+    await expect
+      .poll(() => driftRun(base)?.output?.summary ?? "", { timeout: 30_000, interval: 200 })
+      .toContain(`applied \`ConfigMap ${repo.namespace}/settings\` again`);
+    const live = (await kube.read({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "settings", namespace: repo.namespace },
+    })) as unknown as { data: Record<string, string> };
+    expect(live.data.key).toBe("v1");
+  });
+
+  it("stops healing an object that something keeps changing back, and says so", async () => {
+    const repo = repository();
+    const files = {
+      ".github/sluice.yml": config(repo, "    selfHeal: true\n"),
+      "manifests/ns.yaml": namespace(repo),
+      "manifests/settings.yaml": configMap("settings", "v1"),
+    };
+    const base = await commit(repo, files);
+    await deployed(repo, base);
+    const value = async () =>
+      (
+        (await kube.read({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "settings", namespace: repo.namespace },
+        })) as unknown as { data: Record<string, string> }
+      ).data.key;
+    // Three times healed...
+    for (let round = 1; round <= 3; round++) {
+      await editLive(repo, "settings", { key: `fight-${round}` }, "kubectl-edit");
+      await expect.poll(value, { timeout: 30_000, interval: 200 }).toBe("v1");
+    }
+    // ...the fourth change stays, and the check run says why.
+    await editLive(repo, "settings", { key: "fight-4" }, "kubectl-edit");
+    await expect
+      .poll(() => driftRun(base)?.output?.summary ?? "", { timeout: 30_000, interval: 200 })
+      .toContain(`self-heal stopped healing \`ConfigMap ${repo.namespace}/settings\`: something keeps changing it back`);
+    expect(await value()).toBe("fight-4");
   });
 });

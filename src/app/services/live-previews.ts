@@ -4,7 +4,7 @@ import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest } from "..
 import type { Config } from "../../core/config.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
-import type { LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
+import type { DriftSummary, LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
 import type { KubeObject } from "../../core/manifest.ts";
 import { seal, type Envelope } from "../../core/signing.ts";
 import type { RenderedSide } from "../../render/compare.ts";
@@ -33,6 +33,8 @@ export interface LivePreviewDeps {
   requestTtlMs: number;
   /** How long the comment waits for an agent before it says none answered. */
   timeoutMs: number;
+  /** What the environment's agent last found drifted. */
+  driftOf: (repositoryId: number, environment: string) => Promise<DriftSummary | undefined>;
   now: () => number;
   log: Logger;
 }
@@ -56,6 +58,24 @@ export class LivePreviews {
    * preview that the answers will update is saved: it queues the requests and the end of the wait.
    */
   async plan(
+    gh: GitHubClient,
+    job: PreviewJob,
+    report: DiffReport,
+    heads: (environment: string) => RenderedSide | undefined,
+  ): Promise<{ live: LiveEnvironment[]; send: () => Promise<void> }> {
+    const drift = new Map(
+      await Promise.all(report.environments.map(async (e) => [e.name, await this.#deps.driftOf(job.repository.id, e.name)] as const)),
+    );
+    const withDrift = (live: LiveEnvironment[]): LiveEnvironment[] =>
+      live.map((e) => {
+        const found = drift.get(e.environment);
+        return found && found.objects.length > 0 ? { ...e, drift: found } : e;
+      });
+    const planned = await this.#plan(gh, job, report, heads);
+    return { live: withDrift(planned.live), send: planned.send };
+  }
+
+  async #plan(
     gh: GitHubClient,
     job: PreviewJob,
     report: DiffReport,
@@ -155,6 +175,21 @@ export class LivePreviews {
           : e,
       ),
     );
+  }
+
+  /** Shows an environment's new drift on the comments of the repository's open pull requests that preview it. */
+  async driftChanged(repositoryId: number, environment: string, drift: DriftSummary): Promise<void> {
+    for (const pullRequest of await this.#deps.published.pullRequests(repositoryId)) {
+      const preview = await this.#deps.published.load(repositoryId, pullRequest);
+      if (!preview?.live?.some((e) => e.environment === environment)) continue;
+      await this.#update(repositoryId, pullRequest, preview.seq, (live) =>
+        live.map((e) => {
+          if (e.environment !== environment) return e;
+          const rest: LiveEnvironment = { environment: e.environment, status: e.status };
+          return drift.objects.length > 0 ? { ...rest, drift } : rest;
+        }),
+      );
+    }
   }
 
   /** Ends the wait: environments still pending say that no agent answered in time. */

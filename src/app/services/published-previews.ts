@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import { PREVIEW_MARKER, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
-import { pullRequestKeys } from "../redis-keys.ts";
+import { publishedSetKey, pullRequestKeys } from "../redis-keys.ts";
 import type { PullRequestState } from "./pr-state.ts";
 import type { RedisMac } from "./redis-mac.ts";
 
@@ -40,6 +40,14 @@ export class PublishedPreviews {
     const key = pullRequestKeys(preview.repository.id, preview.pullRequest).published;
     const data = await pack(JSON.stringify(preview));
     await this.#redis.set(key, this.#mac.seal(key, data), "EX", TTL_SECONDS);
+    const set = publishedSetKey(preview.repository.id);
+    await this.#redis.sadd(set, String(preview.pullRequest));
+    await this.#redis.expire(set, TTL_SECONDS);
+  }
+
+  /** The pull requests of a repository that have a published preview (a hint: each one is loaded and verified). */
+  async pullRequests(repositoryId: number): Promise<number[]> {
+    return (await this.#redis.smembers(publishedSetKey(repositoryId))).map(Number).filter((n) => Number.isInteger(n) && n > 0);
   }
 
   /** The newest published preview, or undefined when there is none or it does not verify. */

@@ -25,6 +25,7 @@ describe("parseConfig", () => {
       prune: true,
       allowEmpty: false,
       selfHeal: false,
+      drift: { ignore: [] },
     });
     expect(config.commands.permission).toBe("write");
     expect(config.previews.drafts).toBe(true);

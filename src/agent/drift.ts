@@ -1,0 +1,168 @@
+import type { Redis } from "ioredis";
+import { appliedJobKey, appliedSetKey, type AgentJob, type DriftedObject, type DriftReport } from "../core/agent-protocol.ts";
+import { mapBounded } from "../core/clock.ts";
+import type { DriftIgnore } from "../core/config.ts";
+import { diffResources } from "../core/diff.ts";
+import { ignoredPaths, withoutPaths } from "../core/drift.ts";
+import { errorMessage } from "../core/errors.ts";
+import { resourceKey, type ResourceId } from "../core/identity.ts";
+import type { KubeObject } from "../core/manifest.ts";
+import { normalize } from "../core/normalize.ts";
+import type { Envelope } from "../core/signing.ts";
+import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
+import type { InventoryStore } from "./inventory-store.ts";
+import type { Cluster } from "./kube/cluster.ts";
+import { withOwnership } from "./ownership.ts";
+import type { Planned } from "./preflight.ts";
+
+/** Self-heal stops healing an object changed back this many times within the window. */
+const HEAL_LIMIT = 3;
+const HEAL_WINDOW_MS = 30 * 60 * 1000;
+const MAX_DIFF_CHARS = 20_000;
+
+/** What drift checks need. */
+export interface DriftDeps {
+  redis: Redis;
+  cluster: Cluster;
+  inventories: InventoryStore;
+  appKey: DeployerDeps["appKey"];
+  policy: DeployerDeps["policy"];
+  concurrency: number;
+  now: () => number;
+}
+
+/**
+ * Compares what Sluice last applied to each repository environment with the live cluster, and
+ * heals where the environment asks for it. What was applied is the app's signed job, believed
+ * only when it is the one the agent's own inventory in the cluster records; drift is only what
+ * Sluice owns and the live object no longer matches (the cluster's controllers' fields, and the
+ * environment's ignore rules, are not).
+ */
+export class DriftChecker {
+  readonly #deps: DriftDeps;
+  /** Heal times per object, for the back-off. */
+  readonly #heals = new Map<string, number[]>();
+
+  constructor(deps: DriftDeps) {
+    this.#deps = deps;
+  }
+
+  /** Keeps the job just applied, for later drift checks. */
+  async remember(job: AgentJob, envelope: Envelope): Promise<void> {
+    await this.#deps.redis.set(appliedJobKey(job.environment, job.repository.id), JSON.stringify(envelope));
+    await this.#deps.redis.sadd(appliedSetKey(job.environment), String(job.repository.id));
+  }
+
+  /** Checks every repository applied to `environment`; one report per repository that could be checked. */
+  async checkEnvironment(environment: string): Promise<Omit<DriftReport, "at">[]> {
+    const ids = await this.#deps.redis.smembers(appliedSetKey(environment));
+    const reports: Omit<DriftReport, "at">[] = [];
+    for (const id of ids) {
+      const report = await this.check(environment, Number(id));
+      if (report) reports.push(report);
+    }
+    return reports;
+  }
+
+  /**
+   * Checks one repository environment; undefined when there is nothing trustworthy to check
+   * against (no applied job, a bad signature, or one the cluster's inventory does not record).
+   */
+  async check(environment: string, repositoryId: number): Promise<Omit<DriftReport, "at"> | undefined> {
+    const deps = this.#deps;
+    const job = await this.#applied(environment, repositoryId);
+    if (!job) return undefined;
+    const objects = await loadObjects(deps.redis, job.objects, job.digest);
+    const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
+    const planned: Planned[] = scoped.objects.map(({ id, object }) => ({
+      id,
+      object: withOwnership(object, job.repository, job.environment),
+    }));
+    const results = await mapBounded(planned, deps.concurrency, (p) => driftOf(deps.cluster, p, job.settings.driftIgnore));
+    const drifted = results.filter((r): r is DriftedObject => r !== undefined);
+    const healed: ResourceId[] = [];
+    const gaveUp: ResourceId[] = [];
+    // Heal only while this is still the newest revision: a deploy that landed meanwhile wins.
+    if (job.settings.selfHeal && drifted.length > 0 && (await this.#applied(environment, repositoryId))?.id === job.id) {
+      for (const object of drifted) {
+        const target = planned.find((p) => resourceKey(p.id) === resourceKey(object));
+        if (!target) continue;
+        if (!this.#mayHeal(resourceKey(object))) {
+          gaveUp.push(idOf(object));
+          continue;
+        }
+        await deps.cluster.apply(target.object);
+        healed.push(idOf(object));
+      }
+    }
+    return {
+      version: 1,
+      repository: job.repository,
+      installationId: job.installationId,
+      environment,
+      sha: job.sha,
+      jobId: job.id,
+      checked: planned.length,
+      drifted,
+      healed,
+      gaveUp,
+    };
+  }
+
+  /** The applied job, if its signature verifies and the inventory in the cluster records it as the newest revision. */
+  async #applied(environment: string, repositoryId: number): Promise<AgentJob | undefined> {
+    const deps = this.#deps;
+    const text = await deps.redis.get(appliedJobKey(environment, repositoryId));
+    if (!text) return undefined;
+    let job: AgentJob;
+    try {
+      job = verifyJob(JSON.parse(text), deps);
+    } catch (error) {
+      throw new Error(`the applied job kept for repository ${repositoryId} in ${environment} does not verify: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+    const inventory = await deps.inventories.read(repositoryId, environment);
+    const latest = inventory?.revisions[0];
+    if (!latest || latest.jobId !== job.id || latest.digest !== job.digest || job.repository.id !== repositoryId) return undefined;
+    return job;
+  }
+
+  /** Whether an object may be healed now: fewer than the limit of heals in the window. */
+  #mayHeal(key: string): boolean {
+    const now = this.#deps.now();
+    const recent = (this.#heals.get(key) ?? []).filter((at) => now - at < HEAL_WINDOW_MS);
+    if (recent.length >= HEAL_LIMIT) {
+      this.#heals.set(key, recent);
+      return false;
+    }
+    this.#heals.set(key, [...recent, now]);
+    return true;
+  }
+}
+
+function idOf(id: ResourceId): ResourceId {
+  return { group: id.group, version: id.version, kind: id.kind, namespace: id.namespace, name: id.name };
+}
+
+/** How one object drifted from what was applied, or undefined when it did not. */
+async function driftOf(cluster: Cluster, planned: Planned, rules: readonly DriftIgnore[]): Promise<DriftedObject | undefined> {
+  const { id, object } = planned;
+  const live = await cluster.get(object);
+  if (!live) return { ...idOf(id), action: "missing" };
+  // What applying the same object again would make of it: the live object as Sluice left it.
+  const applied = await cluster.apply(object, { dryRun: true });
+  const paths = ignoredPaths(rules, id, live);
+  const [change] = diffResources(
+    new Map([[resourceKey(id), resource(id, withoutPaths(applied, paths))]]),
+    new Map([[resourceKey(id), resource(id, withoutPaths(live, paths))]]),
+  );
+  if (!change || change.action === "unchanged") return undefined;
+  const diff =
+    change.diff.length > MAX_DIFF_CHARS ? `${change.diff.slice(0, MAX_DIFF_CHARS)}\n… (cut at ${MAX_DIFF_CHARS} characters)` : change.diff;
+  return { ...idOf(id), action: "modified", diff };
+}
+
+function resource(id: ResourceId, object: KubeObject) {
+  return { id, key: resourceKey(id), json: JSON.stringify(normalize(object, id)), source: { file: "live", line: 1 } };
+}
