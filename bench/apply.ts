@@ -14,60 +14,13 @@ import { statedId } from "../src/core/identity.ts";
 import { Cluster } from "../src/agent/kube/cluster.ts";
 import type { KubeObject } from "../src/core/manifest.ts";
 import { startTestEnv } from "../test/env/start.ts";
+import { fluxBenchmarkObjects } from "./generate.ts";
 import { median } from "./measure.ts";
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, apps: { type: "string", default: "250" } } });
 const runs = Number(values.runs);
 const apps = Number(values.apps);
-
-/** The flux-benchmark shape: per app a Deployment with 0 replicas, a ServiceAccount, a Service and an Ingress. */
-function objects(namespace: string): KubeObject[] {
-  const out: KubeObject[] = [{ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }];
-  for (let i = 0; i < apps; i++) {
-    const name = `app-${i}`;
-    const labels = { app: name };
-    out.push(
-      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } },
-      {
-        apiVersion: "v1",
-        kind: "Service",
-        metadata: { name, namespace },
-        spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] },
-      },
-      {
-        apiVersion: "apps/v1",
-        kind: "Deployment",
-        metadata: { name, namespace },
-        spec: {
-          replicas: 0,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: {
-              serviceAccountName: name,
-              containers: [{ name: "app", image: "ghcr.io/example/app:1.0.0", ports: [{ containerPort: 8080 }] }],
-            },
-          },
-        },
-      },
-      {
-        apiVersion: "networking.k8s.io/v1",
-        kind: "Ingress",
-        metadata: { name, namespace },
-        spec: {
-          rules: [
-            {
-              host: `${name}.example.com`,
-              http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name, port: { number: 80 } } } }] },
-            },
-          ],
-        },
-      },
-    );
-  }
-  return out;
-}
 
 // Redis is not used here; pointing REDIS_URL anywhere keeps the starter from starting one.
 const env = await startTestEnv({
@@ -109,7 +62,7 @@ try {
   for (let i = 0; i < runs; i++) {
     const order = i % 2 === 0 ? (["sluice", "kubectl"] as const) : (["kubectl", "sluice"] as const);
     for (const tool of order) {
-      const set = objects(`bench-${tool}-${i}`);
+      const set = fluxBenchmarkObjects(`bench-${tool}-${i}`, apps);
       const file = join(work, `${tool}-${i}.yaml`);
       const first = tool === "sluice" ? await sluice(set) : await kubectl(set, file);
       const noop = tool === "sluice" ? await sluice(set) : await kubectl(set, file);

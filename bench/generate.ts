@@ -1,3 +1,4 @@
+import type { KubeObject } from "../src/core/manifest.ts";
 import { stringify as toYaml } from "yaml";
 
 // Renderers never emit anchors; neither does the generator.
@@ -89,4 +90,52 @@ export function generatePair(total: number, seed = 42): GeneratedPair {
     counts.added += 1;
   }
   return { base: base.join("---\n"), head: head.join("---\n"), counts };
+}
+
+/** The flux-benchmark shape: per app a Deployment with 0 replicas, a ServiceAccount, a Service and an Ingress. */
+export function fluxBenchmarkObjects(namespace: string, apps: number): KubeObject[] {
+  const out: KubeObject[] = [{ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }];
+  for (let i = 0; i < apps; i++) {
+    const name = `app-${i}`;
+    const labels = { app: name };
+    out.push(
+      { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } },
+      {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name, namespace },
+        spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] },
+      },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name, namespace },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: name,
+              containers: [{ name: "app", image: "ghcr.io/example/app:1.0.0", ports: [{ containerPort: 8080 }] }],
+            },
+          },
+        },
+      },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "Ingress",
+        metadata: { name, namespace },
+        spec: {
+          rules: [
+            {
+              host: `${name}.example.com`,
+              http: { paths: [{ path: "/", pathType: "Prefix", backend: { service: { name, port: { number: 80 } } } }] },
+            },
+          ],
+        },
+      },
+    );
+  }
+  return out;
 }

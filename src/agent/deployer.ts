@@ -146,6 +146,7 @@ export class Deployer {
       revisions: previous?.revisions ?? [],
       sequence: job.sequence,
       sequenceJobId: job.id,
+      heals: previous?.heals ?? [],
     };
     await deps.inventories.write(accepted);
     // Where the cluster's scope differs from what the manifest said, the report says so.

@@ -4,6 +4,7 @@ import { mapBounded } from "../core/clock.ts";
 import type { DriftIgnore } from "../core/config.ts";
 import { diffResources } from "../core/diff.ts";
 import { ignoredPaths, withoutPaths } from "../core/drift.ts";
+import { withHeal } from "../core/inventory.ts";
 import { errorMessage } from "../core/errors.ts";
 import { resourceKey, type ResourceId } from "../core/identity.ts";
 import type { KubeObject } from "../core/manifest.ts";
@@ -78,8 +79,7 @@ export class DriftChecker {
       id,
       object: withOwnership(object, job.repository, job.environment),
     }));
-    const results = await mapBounded(planned, deps.concurrency, (p) => driftOf(deps.cluster, p, job.settings.driftIgnore));
-    const drifted = results.filter((r): r is DriftedObject => r !== undefined);
+    const drifted = await findDrift(deps.cluster, planned, job.settings.driftIgnore, deps.concurrency);
     const healed: ResourceId[] = [];
     const gaveUp: ResourceId[] = [];
     // Heal only while this is still the newest revision: a deploy that landed meanwhile wins.
@@ -94,6 +94,10 @@ export class DriftChecker {
         await deps.cluster.apply(target.object);
         healed.push(idOf(object));
       }
+      // Every heal is part of the environment's history, beside its revisions.
+      const inventory = healed.length > 0 ? await deps.inventories.read(repositoryId, environment) : undefined;
+      if (inventory)
+        await deps.inventories.write(withHeal(inventory, { at: new Date(deps.now()).toISOString(), jobId: job.id, objects: healed }));
     }
     return {
       version: 1,
@@ -143,6 +147,17 @@ export class DriftChecker {
 
 function idOf(id: ResourceId): ResourceId {
   return { group: id.group, version: id.version, kind: id.kind, namespace: id.namespace, name: id.name };
+}
+
+/** The objects that drifted from what was applied, at most `concurrency` compared at once. */
+export async function findDrift(
+  cluster: Cluster,
+  planned: readonly Planned[],
+  rules: readonly DriftIgnore[],
+  concurrency: number,
+): Promise<DriftedObject[]> {
+  const results = await mapBounded(planned, concurrency, (p) => driftOf(cluster, p, rules));
+  return results.filter((r): r is DriftedObject => r !== undefined);
 }
 
 /** How one object drifted from what was applied, or undefined when it did not. */

@@ -26,6 +26,8 @@ export const inventorySchema = z.strictObject({
   sequence: z.number().int().nonnegative().default(0),
   /** The job that sequence belongs to: a retry of that job is not a replay. */
   sequenceJobId: z.string().default(""),
+  /** Self-heals, newest first: when, which objects, and the revision they were healed back to. */
+  heals: z.array(z.strictObject({ at: z.iso.datetime(), jobId: z.string(), objects: z.array(idSchema) })).default([]),
 });
 /** What Sluice applied to an environment last. */
 export type Inventory = z.infer<typeof inventorySchema>;
@@ -50,10 +52,19 @@ export function nextInventory(
     version: 1,
     sequence: 0,
     sequenceJobId: "",
+    heals: [],
     ...previous,
     ...base,
     revisions: [revision, ...(previous?.revisions ?? [])].slice(0, keep),
   };
+}
+
+/** Self-heals an inventory keeps, newest first. */
+export const KEPT_HEALS = 20;
+
+/** The inventory with a self-heal recorded in the environment's history. */
+export function withHeal(inventory: Inventory, heal: Inventory["heals"][number]): Inventory {
+  return { ...inventory, heals: [heal, ...inventory.heals].slice(0, KEPT_HEALS) };
 }
 
 /** Why a job may not run after what the inventory records, or undefined when it may. */

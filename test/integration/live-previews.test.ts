@@ -6,6 +6,8 @@ import { agentHeartbeatKey, livePreviewQueue } from "../../src/core/agent-protoc
 import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
+import { InventoryStore } from "../../src/agent/inventory-store.ts";
+import { Cluster } from "../../src/agent/kube/cluster.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
@@ -343,6 +345,17 @@ describe("drift", () => {
       metadata: { name: "settings", namespace: repo.namespace },
     })) as unknown as { data: Record<string, string> };
     expect(live.data.key).toBe("v1");
+    // The heal is in the environment's history, in the cluster.
+    const cluster = Cluster.connect(inject("kubeconfigPath"), { fieldManager: "sluice-test", qps: 50 });
+    try {
+      const inventory = await new InventoryStore(cluster, agentNamespace).read(repo.repoId, "production");
+      expect(inventory?.heals[0]).toMatchObject({
+        jobId: `merge-${repo.repoId}-production-${base}`,
+        objects: [expect.objectContaining({ kind: "ConfigMap", name: "settings" })],
+      });
+    } finally {
+      cluster.close();
+    }
   });
 
   it("stops healing an object that something keeps changing back, and says so", async () => {
