@@ -50,11 +50,10 @@ try {
     "-n",
     namespace,
     "patch",
-    "service",
+    "deployment",
     "app-0",
-    "--type=merge",
     "-p",
-    '{"spec":{"ports":[{"port":81,"targetPort":8080}]}}',
+    '{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"ghcr.io/example/app:hotfix"}]}}}}',
   ]);
   const file = join(work, "objects.yaml");
   await writeFile(file, set.map((o) => stringify(o)).join("---\n"));

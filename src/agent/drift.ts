@@ -3,7 +3,7 @@ import { appliedJobKey, appliedSetKey, type AgentJob, type DriftedObject, type D
 import { mapBounded } from "../core/clock.ts";
 import type { DriftIgnore } from "../core/config.ts";
 import { diffResources } from "../core/diff.ts";
-import { ignoredPaths, withoutPaths } from "../core/drift.ts";
+import { ignoredPaths, mayHaveDrifted, withoutPaths } from "../core/drift.ts";
 import { withHeal } from "../core/inventory.ts";
 import { errorMessage } from "../core/errors.ts";
 import { resourceKey, type ResourceId } from "../core/identity.ts";
@@ -12,9 +12,9 @@ import { normalize } from "../core/normalize.ts";
 import type { Envelope } from "../core/signing.ts";
 import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
 import type { InventoryStore } from "./inventory-store.ts";
-import type { Cluster } from "./kube/cluster.ts";
+import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
-import type { Planned } from "./preflight.ts";
+import { listLive, type Planned } from "./preflight.ts";
 
 /** Self-heal stops healing an object changed back this many times within the window. */
 const HEAL_LIMIT = 3;
@@ -149,24 +149,43 @@ function idOf(id: ResourceId): ResourceId {
   return { group: id.group, version: id.version, kind: id.kind, namespace: id.namespace, name: id.name };
 }
 
-/** The objects that drifted from what was applied, at most `concurrency` compared at once. */
+/**
+ * The objects that drifted from what was applied. The live objects are listed once per kind and
+ * namespace; only those whose managedFields show another hand (see `mayHaveDrifted`) are dry-run
+ * and compared, at most `concurrency` at once.
+ */
 export async function findDrift(
   cluster: Cluster,
   planned: readonly Planned[],
   rules: readonly DriftIgnore[],
   concurrency: number,
 ): Promise<DriftedObject[]> {
-  const results = await mapBounded(planned, concurrency, (p) => driftOf(cluster, p, rules));
+  const live = await listLive(cluster, planned, concurrency);
+  const results = await mapBounded(planned, concurrency, async (p): Promise<DriftedObject | undefined> => {
+    const found = live.get(resourceKey(p.id));
+    if (!found) return { ...idOf(p.id), action: "missing" };
+    return mayHaveDrifted(found, cluster.fieldManager, rules, p.id) ? driftOf(cluster, p, found, rules) : undefined;
+  });
   return results.filter((r): r is DriftedObject => r !== undefined);
 }
 
 /** How one object drifted from what was applied, or undefined when it did not. */
-async function driftOf(cluster: Cluster, planned: Planned, rules: readonly DriftIgnore[]): Promise<DriftedObject | undefined> {
+async function driftOf(
+  cluster: Cluster,
+  planned: Planned,
+  live: KubeObject,
+  rules: readonly DriftIgnore[],
+): Promise<DriftedObject | undefined> {
   const { id, object } = planned;
-  const live = await cluster.get(object);
-  if (!live) return { ...idOf(id), action: "missing" };
   // What applying the same object again would make of it: the live object as Sluice left it.
-  const applied = await cluster.apply(object, { dryRun: true });
+  let applied: KubeObject;
+  try {
+    applied = await cluster.apply(object, { dryRun: true });
+  } catch (error) {
+    // Changed so far by hand that applying it again is refused: drift, with the server's reason.
+    if (!(error instanceof KubeApiError) || error.transient) throw error;
+    return { ...idOf(id), action: "modified", message: `applying it again would be refused: ${error.message.replace(/^[^:]*: /, "")}` };
+  }
   const paths = ignoredPaths(rules, id, live);
   const [change] = diffResources(
     new Map([[resourceKey(id), resource(id, withoutPaths(applied, paths))]]),

@@ -190,6 +190,8 @@ export const driftedObjectSchema = z.strictObject({
   action: z.enum(["modified", "missing"]),
   /** Unified diff of applied → live, Secret values masked by the agent. */
   diff: z.string().optional(),
+  /** Why it cannot be compared: the API server refuses to apply it again as it is now. */
+  message: z.string().optional(),
 });
 /** One drifted object. */
 export type DriftedObject = z.infer<typeof driftedObjectSchema>;

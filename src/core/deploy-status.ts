@@ -150,7 +150,8 @@ export function driftCheckOutput(report: DriftReport): { title: string; summary:
     "| Object | Drift |",
     "|---|---|",
     ...report.drifted.map(
-      (o) => `| \`${escapeCode(displayName(o))}\` | ${o.action === "missing" ? "deleted from the cluster" : "changed"} |`,
+      (o) =>
+        `| \`${escapeCode(displayName(o))}\` | ${o.action === "missing" ? "deleted from the cluster" : o.message ? `changed; ${escapeInline(o.message)}` : "changed"} |`,
     ),
   ];
   let text = "";

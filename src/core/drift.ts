@@ -60,6 +60,23 @@ function collectFields(fields: Record<string, unknown>, at: string[], into: Fiel
   }
 }
 
+/**
+ * Whether a live object may have drifted, from its managedFields alone: an update that changes a
+ * field moves the field to the updater, so an object whose fields are all owned by Sluice's
+ * manager and by managers whose fields are not drift cannot differ from what Sluice applied. Only
+ * the suspects need a dry-run.
+ */
+export function mayHaveDrifted(live: KubeObject, ownManager: string, rules: readonly DriftIgnore[], id: ResourceId): boolean {
+  const entries = Array.isArray(metadataOf(live).managedFields) ? (metadataOf(live).managedFields as unknown[]).map(recordOf) : [];
+  const ignored = new Set([
+    ownManager,
+    ...DEFAULT_IGNORED_MANAGERS,
+    ...rules.filter((rule) => selects(rule, id)).flatMap((rule) => rule.managers),
+  ]);
+  const ours = entries.some((entry) => entry.manager === ownManager && entry.operation === "Apply");
+  return !ours || entries.some((entry) => typeof entry.manager !== "string" || !ignored.has(entry.manager));
+}
+
 /** The paths an object's drift leaves out: its rules' pointers, and the fields their managers (and the cluster's controllers) own live. */
 export function ignoredPaths(rules: readonly DriftIgnore[], id: ResourceId, live: KubeObject): FieldPath[] {
   const selected = rules.filter((rule) => selects(rule, id));

@@ -95,6 +95,11 @@ export class Cluster {
   readonly #discovery = new Map<string, Promise<Map<string, ApiResource>>>();
   #auth: { options: Promise<RequestOptions>; until: number } | undefined;
 
+  /** The field manager this cluster connection applies as. */
+  get fieldManager(): string {
+    return this.#options.fieldManager;
+  }
+
   constructor(kubeConfig: KubeConfig, options: ClusterOptions) {
     const server = kubeConfig.getCurrentCluster()?.server;
     if (!server) throw new Error("the kubeconfig has no current cluster");

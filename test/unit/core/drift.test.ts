@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ignoredPaths, managedPaths, pointerPath, withoutPaths } from "../../../src/core/drift.ts";
+import { ignoredPaths, managedPaths, mayHaveDrifted, pointerPath, withoutPaths } from "../../../src/core/drift.ts";
 import { rawJson } from "../../../src/core/json.ts";
 
 const id = { group: "apps", version: "v1", kind: "Deployment", namespace: "shop", name: "web" };
@@ -59,5 +59,41 @@ describe("what is not drift", () => {
     ]);
     expect(JSON.stringify(stripped)).toBe('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"spec":{"big":9007199254740993}}');
     expect(object.spec.replicas).toBe(3);
+  });
+});
+
+describe("which objects need a dry-run", () => {
+  const withManagers = (...entries: { manager: string; operation: string }[]) => ({
+    ...live,
+    metadata: { ...live.metadata, managedFields: entries },
+  });
+  it("skips objects only Sluice and the cluster's controllers have touched, and suspects the rest", () => {
+    expect(
+      mayHaveDrifted(
+        withManagers({ manager: "sluice", operation: "Apply" }, { manager: "kube-controller-manager", operation: "Update" }),
+        "sluice",
+        [],
+        id,
+      ),
+    ).toBe(false);
+    expect(
+      mayHaveDrifted(
+        withManagers({ manager: "sluice", operation: "Apply" }, { manager: "kubectl-edit", operation: "Update" }),
+        "sluice",
+        [],
+        id,
+      ),
+    ).toBe(true);
+    // Sluice's own entry gone (someone took every field over): a suspect too.
+    expect(mayHaveDrifted(withManagers({ manager: "kube-controller-manager", operation: "Update" }), "sluice", [], id)).toBe(true);
+    // A manager the environment's rules ignore for this object does not make it a suspect.
+    expect(
+      mayHaveDrifted(
+        withManagers({ manager: "sluice", operation: "Apply" }, { manager: "vpa", operation: "Update" }),
+        "sluice",
+        [{ kind: "Deployment", jsonPointers: [], managers: ["vpa"] }],
+        id,
+      ),
+    ).toBe(false);
   });
 });
