@@ -6,9 +6,9 @@ import { diffResources } from "../core/diff.ts";
 import { ignoredPaths, mayHaveDrifted, withoutPaths } from "../core/drift.ts";
 import { withHeal } from "../core/inventory.ts";
 import { errorMessage } from "../core/errors.ts";
-import { resourceKey, type ResourceId } from "../core/identity.ts";
+import { resourceKey, statedId, type ResourceId } from "../core/identity.ts";
 import type { KubeObject } from "../core/manifest.ts";
-import { normalize } from "../core/normalize.ts";
+import { canonicalJson, normalize } from "../core/normalize.ts";
 import type { Envelope } from "../core/signing.ts";
 import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
 import type { InventoryStore } from "./inventory-store.ts";
@@ -111,6 +111,14 @@ export class DriftChecker {
       healed,
       gaveUp,
     };
+  }
+
+  /** The objects last applied to a repository environment, as canonical JSON by identity key; undefined when not known and trusted. */
+  async appliedObjects(environment: string, repositoryId: number): Promise<Map<string, string> | undefined> {
+    const job = await this.#applied(environment, repositoryId).catch(() => undefined);
+    if (!job) return undefined;
+    const objects = await loadObjects(this.#deps.redis, job.objects, job.digest);
+    return new Map(objects.map((o) => [resourceKey(statedId(o)), canonicalJson(o)]));
   }
 
   /** The applied job, if its signature verifies and the inventory in the cluster records it as the newest revision. */

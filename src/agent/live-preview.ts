@@ -4,10 +4,11 @@ import { livePreviewRequestSchema, type LiveChange, type LivePreviewRequest, typ
 import { mapBounded } from "../core/clock.ts";
 import { diffResources } from "../core/diff.ts";
 import { errorMessage } from "../core/errors.ts";
-import { resourceKey, type ResourceId } from "../core/identity.ts";
+import { mayHaveDrifted } from "../core/drift.ts";
+import { resourceKey, statedId, type ResourceId } from "../core/identity.ts";
 import { pruneCandidates } from "../core/inventory.ts";
 import type { KubeObject } from "../core/manifest.ts";
-import { normalize } from "../core/normalize.ts";
+import { canonicalJson, normalize } from "../core/normalize.ts";
 import { namespacesFor, policyViolations } from "../core/policy.ts";
 import type { Resource } from "../core/resource-set.ts";
 import { open, SignatureError } from "../core/signing.ts";
@@ -16,6 +17,7 @@ import { RejectedJobError } from "./errors.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { ownedElsewhere, withOwnership } from "./ownership.ts";
+import { listLive } from "./preflight.ts";
 
 /** A diff longer than this is cut: the report travels through Redis and ends in a comment. */
 const MAX_DIFF_CHARS = 20_000;
@@ -29,6 +31,8 @@ export interface LivePreviewDeps {
   policy: DeployerDeps["policy"];
   concurrency: number;
   now: () => number;
+  /** The objects the last deploy applied, as canonical JSON by identity key (verified), when known. */
+  baseline?: (environment: string, repositoryId: number) => Promise<Map<string, string> | undefined>;
 }
 
 /**
@@ -72,8 +76,24 @@ export async function previewLive(deps: LivePreviewDeps, request: LivePreviewReq
     return violation === undefined;
   });
   const owner = { repositoryId: request.repository.id, environment: request.environment };
+  // Live objects listed once per kind and namespace; an object the head leaves as the last deploy
+  // applied it, and that nobody else touched since, is unchanged without a dry-run.
+  const live = await listLive(deps.cluster, checked, deps.concurrency);
+  const baseline = (await deps.baseline?.(request.environment, request.repository.id)) ?? new Map<string, string>();
+  const asSent = new Map(objects.map((o) => [resourceKey(statedId(o)), canonicalJson(o)]));
   const results = await mapBounded(checked, deps.concurrency, async ({ id, object }) => {
-    return dryRunOne(deps.cluster, id, withOwnership(object, request.repository, request.environment), owner, deps.policy.allowAdoption);
+    const key = resourceKey(id);
+    const found = live.get(key);
+    const same = found !== undefined && baseline.get(key) !== undefined && baseline.get(key) === asSent.get(key);
+    if (same && !mayHaveDrifted(found, deps.cluster.fieldManager, [], id)) return "unchanged" as const;
+    return dryRunOne(
+      deps.cluster,
+      id,
+      withOwnership(object, request.repository, request.environment),
+      found,
+      owner,
+      deps.policy.allowAdoption,
+    );
   });
   let unchanged = 0;
   for (const result of results) {
@@ -101,10 +121,10 @@ async function dryRunOne(
   cluster: Cluster,
   id: ResourceId,
   object: KubeObject,
+  live: KubeObject | undefined,
   owner: { repositoryId: number; environment: string },
   allowAdoption: boolean,
 ): Promise<LiveChange | "unchanged"> {
-  const live = await cluster.get(object);
   const elsewhere = allowAdoption ? undefined : ownedElsewhere(live, owner);
   if (elsewhere) return { ...id, action: "refused", refusedBy: "policy", message: elsewhere };
   let applied: KubeObject;

@@ -172,7 +172,16 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     }, delay);
   };
   scheduleDrift();
-  const livePreviews: LivePreviewDeps = { redis, cluster, inventories, appKey, policy, concurrency: settings.concurrency, now };
+  const livePreviews: LivePreviewDeps = {
+    redis,
+    cluster,
+    inventories,
+    appKey,
+    policy,
+    concurrency: settings.concurrency,
+    now,
+    baseline: (environment, repositoryId) => drift.appliedObjects(environment, repositoryId),
+  };
   const processPreview = async (bullJob: Job): Promise<void> => {
     let request: LivePreviewRequest;
     try {

@@ -323,6 +323,10 @@ describe("drift", () => {
       .toContain(
         `- ⚠️ drifted from the last deploy (\`${base.slice(0, 7)}\`), changed in the cluster by hand: \`ConfigMap ${repo.namespace}/settings\`.`,
       );
+    // A pull request that does not touch the drifted object still shows that merging puts it back:
+    // an object someone else changed is always dry-run, never taken as unchanged.
+    const again = await open(repo, base, head);
+    await expect.poll(() => commentOn(again), { timeout: 60_000 }).toContain("-  key: by-hand\n+  key: v1");
   });
 
   it("heals drift when the environment asks for it, and says so on sluice/drift", async () => {
