@@ -47,6 +47,15 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   const appKey = publicKeyFromPem(settings.appPublicKey);
   const agentKey = privateKeyFromPem(settings.signingKey);
   const reports = new Queue(REPORT_QUEUE.name, { connection: redis, prefix: REPORT_QUEUE.prefix });
+  /** Signs a message for the app and queues it; retried, since a lost report leaves GitHub behind. */
+  const send = async (kind: "report" | "live" | "drift", body: AgentReport | LiveReport | DriftReport): Promise<void> => {
+    await reports.add(kind, seal(kind, body, agentKey), {
+      attempts: 10,
+      backoff: { type: "exponential", delay: 1_000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  };
   const policy = {
     rules: settings.rules,
     clusterKinds: settings.clusterKinds,
@@ -79,12 +88,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
         at: new Date(now()).toISOString(),
         ...fields,
       };
-      await reports.add("report", seal("report", report, agentKey), {
-        attempts: 10,
-        backoff: { type: "exponential", delay: 1_000 },
-        removeOnComplete: { age: 3600 },
-        removeOnFail: { age: 7 * 24 * 3600 },
-      });
+      await send("report", report);
     };
 
   const processJob = async (bullJob: Job): Promise<void> => {
@@ -140,12 +144,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       }
       for (const body of found) {
         const report: DriftReport = { ...body, at: new Date(now()).toISOString() };
-        await reports.add("drift", seal("drift", report, agentKey), {
-          attempts: 5,
-          backoff: { type: "exponential", delay: 1_000 },
-          removeOnComplete: { age: 3600 },
-          removeOnFail: { age: 24 * 3600 },
-        });
+        await send("drift", report);
         if (report.drifted.length > 0)
           log("info", "drift found", {
             environment,
@@ -200,12 +199,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       answer = { ...liveAnswerHeader(request), changes: [], unchanged: 0, prune: [], error: errorMessage(error) };
     }
     const report: LiveReport = { ...answer, at: new Date(now()).toISOString() };
-    await reports.add("live", seal("live", report, agentKey), {
-      attempts: 10,
-      backoff: { type: "exponential", delay: 1_000 },
-      removeOnComplete: { age: 3600 },
-      removeOnFail: { age: 24 * 3600 },
-    });
+    await send("live", report);
     log("info", "live preview answered", { request: request.id, changes: report.changes.length });
   };
 
