@@ -64,13 +64,10 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     maxJobAgeMs: settings.maxJobAgeMs,
   };
   const inventories = new InventoryStore(cluster, settings.namespace);
+  // What deploys, drift checks and live previews share: the cluster, its record, the keys and the policy.
+  const shared = { redis, cluster, inventories, appKey, policy, concurrency: settings.concurrency };
   const deployer = new Deployer({
-    redis,
-    cluster,
-    inventories,
-    appKey,
-    policy,
-    concurrency: settings.concurrency,
+    ...shared,
     healthTimeoutMs: settings.healthTimeoutMs,
     clock: { now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
   });
@@ -132,7 +129,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     }
   };
 
-  const drift = new DriftChecker({ redis, cluster, inventories, appKey, policy, concurrency: settings.concurrency, now });
+  const drift = new DriftChecker({ ...shared, now });
   const checkDrift = async (): Promise<void> => {
     for (const environment of settings.environments) {
       let found: Awaited<ReturnType<DriftChecker["checkEnvironment"]>>;
@@ -172,12 +169,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   };
   scheduleDrift();
   const livePreviews: LivePreviewDeps = {
-    redis,
-    cluster,
-    inventories,
-    appKey,
-    policy,
-    concurrency: settings.concurrency,
+    ...shared,
     now,
     baseline: (environment, repositoryId) => drift.appliedObjects(environment, repositoryId),
   };

@@ -295,6 +295,19 @@ async function editLive(repo: Repo, name: string, data: Record<string, string>, 
 const driftRun = (head: string) =>
   [...h.github.checkRuns.values()].find((r) => r.head_sha === head && r.name === "sluice/drift (production)");
 
+/** A repository whose production environment heals drift, deployed with one ConfigMap. */
+async function healingRepository(): Promise<{ repo: Repo; base: string }> {
+  const repo = repository();
+  const files = {
+    ".github/sluice.yml": config(repo, "    selfHeal: true\n"),
+    "manifests/ns.yaml": namespace(repo),
+    "manifests/settings.yaml": configMap("settings", "v1"),
+  };
+  const base = await commit(repo, files);
+  await deployed(repo, base);
+  return { repo, base };
+}
+
 describe("drift", () => {
   it("reports what someone changed by hand, not what the cluster's controllers own, on sluice/drift and on open pull requests", async () => {
     const repo = repository();
@@ -330,14 +343,7 @@ describe("drift", () => {
   });
 
   it("heals drift when the environment asks for it, and says so on sluice/drift", async () => {
-    const repo = repository();
-    const files = {
-      ".github/sluice.yml": config(repo, "    selfHeal: true\n"),
-      "manifests/ns.yaml": namespace(repo),
-      "manifests/settings.yaml": configMap("settings", "v1"),
-    };
-    const base = await commit(repo, files);
-    await deployed(repo, base);
+    const { repo, base } = await healingRepository();
     await expect.poll(() => driftRun(base)?.output?.title, { timeout: 30_000, interval: 200 }).toBe("In sync");
     await editLive(repo, "settings", { key: "by-hand" }, "kubectl-edit");
     await expect
@@ -363,14 +369,7 @@ describe("drift", () => {
   });
 
   it("stops healing an object that something keeps changing back, and says so", async () => {
-    const repo = repository();
-    const files = {
-      ".github/sluice.yml": config(repo, "    selfHeal: true\n"),
-      "manifests/ns.yaml": namespace(repo),
-      "manifests/settings.yaml": configMap("settings", "v1"),
-    };
-    const base = await commit(repo, files);
-    await deployed(repo, base);
+    const { repo, base } = await healingRepository();
     const value = async () =>
       (
         (await kube.read({
