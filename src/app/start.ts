@@ -94,6 +94,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   });
   const live: LivePreviews | undefined = settings.jobSigningKey
     ? new LivePreviews({
+        diffPages,
         driftOf: async (repositoryId, environment) => (await driftReports.state(repositoryId, environment))?.summary,
         redis,
         queues,

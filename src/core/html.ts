@@ -1,7 +1,8 @@
 import { html as diffToHtml } from "diff2html";
 import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
-import { diffPath } from "./identity.ts";
+import { diffPath, displayName } from "./identity.ts";
+import type { LiveEnvironment } from "./live-preview.ts";
 import { escapeHtml, orderedChanges } from "./markdown.ts";
 import type { DiffReport } from "./diff-report.ts";
 
@@ -16,6 +17,8 @@ export interface PageOptions {
   title: string;
   /** A line under the title, such as the commit range. Plain text. */
   subtitle?: string;
+  /** The live preview: a second tab with what merging would change in the live cluster. */
+  live?: readonly LiveEnvironment[];
 }
 
 /**
@@ -53,12 +56,61 @@ export function renderHtmlPage(report: DiffReport, views: PageViews, options: Pa
               `<li><code>${escapeHtml(formatProblem({ ...e, message: "" }).replace(/: $/, ""))}</code>${e.environment ? ` (${escapeHtml(e.environment)}${e.side ? `, ${e.side}` : ""})` : ""}: ${escapeHtml(e.message)}</li>`,
           )
           .join("")}</ul></section>`;
+  const git = errors + sections.join("\n");
+  // Two tabs without scripts (the page allows none): anchors, and each tab a section of its own.
+  const body = options.live
+    ? `<nav class="sluice-tabs"><a href="#git">Git diff</a> · <a href="#live">Live cluster</a></nav><section id="git">${git}</section><section id="live"><h2>Live cluster</h2>${liveHtml(options.live)}</section>`
+    : git;
   return fillTemplate(views.template, {
     title: escapeHtml(options.title),
     subtitle: escapeHtml(options.subtitle ?? ""),
     styles: views.styles.map((css) => css.replace(/<\/style/gi, "<\\/style")).join("\n"),
-    body: errors + sections.join("\n"),
+    body,
   });
+}
+
+/** The live tab: per environment, its status, refusals and prunes, and every live diff side by side. */
+function liveHtml(live: readonly LiveEnvironment[]): string {
+  return live
+    .map(({ environment, status, drift }) => {
+      const title = `<h3>${escapeHtml(environment)}</h3>`;
+      const drifted =
+        drift && drift.objects.length > 0
+          ? `<p>Drifted from the last deploy (${escapeHtml(drift.sha.slice(0, 7))}): ${drift.objects.map((o) => `<code>${escapeHtml(o)}</code>`).join(", ")}</p>`
+          : "";
+      if (status.state !== "answered") {
+        const why =
+          status.state === "pending"
+            ? "waiting for the agent"
+            : status.state === "timed-out"
+              ? `no agent answered within ${status.seconds} s`
+              : status.reason;
+        return `<section class="sluice-env">${title}<p class="sluice-empty">No live preview: ${escapeHtml(why)}.</p>${drifted}</section>`;
+      }
+      const report = status.report;
+      if (report.error)
+        return `<section class="sluice-env">${title}<p>The agent could not dry-run this pull request: ${escapeHtml(report.error)}</p>${drifted}</section>`;
+      const refused = report.changes.filter((c) => c.action === "refused");
+      const lists = [
+        ...refused.map(
+          (c) =>
+            `<li>refused by ${c.refusedBy === "policy" ? "the agent's policy" : "the API server"}: <code>${escapeHtml(displayName(c))}</code>: ${escapeHtml(c.message ?? "")}</li>`,
+        ),
+        ...report.prune.map((id) => `<li>would be pruned: <code>${escapeHtml(displayName(id))}</code></li>`),
+      ];
+      const diffs = report.changes
+        .filter((c) => c.diff)
+        .map((c) => {
+          const path = diffPath(c);
+          return `diff --git a/${path} b/${path}\n${c.action === "create" ? "new file mode 100644\n" : ""}${c.diff ?? ""}`;
+        })
+        .join("");
+      const body = diffs
+        ? diffToHtml(diffs, { outputFormat: "side-by-side", drawFileList: true, matching: "none", diffStyle: "word" })
+        : `<p class="sluice-empty">Nothing changes live (${report.unchanged} objects checked).</p>`;
+      return `<section class="sluice-env">${title}${lists.length > 0 ? `<ul>${lists.join("")}</ul>` : ""}${drifted}${body}</section>`;
+    })
+    .join("\n");
 }
 
 /** Replaces `{{name}}` placeholders with already-escaped values; an unknown placeholder is an error. */

@@ -209,6 +209,13 @@ describe("live previews", () => {
         message: expect.stringContaining("images must be pinned") as unknown,
       }),
     );
+    // The full diff page has the live tab, masked the same way.
+    const link = /\[full diff\]\((http[^)]+)\)/.exec(commentOn(number))?.[1];
+    const page = await (await fetch(link ?? "")).text();
+    expect(page).toContain('<section id="live"><h2>Live cluster</h2>');
+    expect(page).toContain("images must be pinned: :latest is not allowed");
+    expect(page).toContain(`would be pruned: <code>ConfigMap ${repo.namespace}/old</code>`);
+    for (const value of ["old-password-1", "new-password-2"]) expect(page).not.toContain(value);
     // Nothing was written to the cluster.
     const live = (await kube.read({
       apiVersion: "v1",

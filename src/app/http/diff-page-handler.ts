@@ -36,7 +36,7 @@ export function diffPageHandler(pages: DiffPages, views: () => Promise<PageViews
     return reply(
       res,
       200,
-      renderHtmlPage(page.report, await views(), { title: page.title, subtitle: page.subtitle }),
+      renderHtmlPage(page.report, await views(), { title: page.title, subtitle: page.subtitle, ...(page.live ? { live: page.live } : {}) }),
       "text/html; charset=utf-8",
     );
   };

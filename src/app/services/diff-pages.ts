@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { DiffReport } from "../../core/diff-report.ts";
+import type { LiveEnvironment } from "../../core/live-preview.ts";
 import { diffPageKey } from "../redis-keys.ts";
 import type { RedisMac } from "./redis-mac.ts";
 
@@ -13,6 +14,8 @@ export interface DiffPageData {
   title: string;
   subtitle: string;
   report: DiffReport;
+  /** The live preview, once agents answered: the page's live tab. */
+  live?: readonly LiveEnvironment[];
 }
 
 /** Where the pages live and how long. */

@@ -16,7 +16,8 @@ import type { CheckoutCache } from "./checkout-cache.ts";
 import type { Logger } from "./logger.ts";
 import { objectsPayload } from "./object-payloads.ts";
 import type { PullRequestState } from "./pr-state.ts";
-import { writePreview, type PublishedPreviews } from "./published-previews.ts";
+import type { DiffPages } from "./diff-pages.ts";
+import { pageTitles, writePreview, type PublishedPreviews } from "./published-previews.ts";
 import { discoverFromCheckout, reviewedConfig, type ConfigAt } from "./repository-config.ts";
 
 /** What live previews need. */
@@ -33,6 +34,7 @@ export interface LivePreviewDeps {
   requestTtlMs: number;
   /** How long the comment waits for an agent before it says none answered. */
   timeoutMs: number;
+  diffPages: DiffPages;
   /** What the environment's agent last found drifted. */
   driftOf: (repositoryId: number, environment: string) => Promise<DriftSummary | undefined>;
   now: () => number;
@@ -210,8 +212,11 @@ export class LivePreviews {
     const written = await deps.prState.publish({ repositoryId, number: pullRequest }, seq, async () => {
       const preview = await deps.published.load(repositoryId, pullRequest);
       if (!preview || preview.seq !== seq || !preview.live) return;
-      const updated = { ...preview, live: change(preview.live) };
-      if (JSON.stringify(updated.live) === JSON.stringify(preview.live)) return;
+      const live = change(preview.live);
+      if (JSON.stringify(live) === JSON.stringify(preview.live)) return;
+      // The full diff page gets the live tab: a new page, and the comment and check run link it.
+      const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview), report: preview.report, live }, deps.now());
+      const updated = { ...preview, live, fullDiffUrl };
       await deps.published.save(updated);
       await writePreview(await deps.github(preview.installationId), updated);
     });

@@ -9,7 +9,7 @@ import type { GitHubClient, RepoName } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
 import { CachedRenderer } from "./cached-renderer.ts";
 import type { LivePreviews } from "./live-previews.ts";
-import { upsertComment, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
+import { pageTitles, upsertComment, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
 import type { CheckoutCache, Lease } from "./checkout-cache.ts";
 import { UnsafeArchiveError } from "./unpack-tarball.ts";
 import type { DiffPages } from "./diff-pages.ts";
@@ -87,11 +87,7 @@ export class PreviewService {
     }
     const { report, renderer } = compared;
     const fullDiffUrl = await deps.diffPages.store(
-      {
-        title: `${job.repository.owner}/${job.repository.name}#${job.pullRequest}`,
-        subtitle: `${job.baseSha.slice(0, 7)}…${job.headSha.slice(0, 7)}`,
-        report,
-      },
+      { ...pageTitles({ repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha }), report },
       deps.now(),
     );
     const live = deps.live ? await deps.live.plan(gh, job, report, (name) => renderer.head(name)) : undefined;

@@ -88,3 +88,14 @@ export async function writePreview(gh: GitHubClient, preview: PublishedPreview):
     output,
   });
 }
+
+/** The full diff page's title and subtitle for a pull request's preview. */
+export function pageTitles(preview: Pick<PublishedPreview, "repository" | "pullRequest" | "baseSha" | "headSha">): {
+  title: string;
+  subtitle: string;
+} {
+  return {
+    title: `${preview.repository.owner}/${preview.repository.name}#${preview.pullRequest}`,
+    subtitle: `${preview.baseSha.slice(0, 7)}…${preview.headSha.slice(0, 7)}`,
+  };
+}
