@@ -2,24 +2,23 @@ import type { Redis } from "ioredis";
 import { appliedJobKey, appliedSetKey, type AgentJob, type DriftedObject, type DriftReport } from "../core/agent-protocol.ts";
 import { mapBounded } from "../core/clock.ts";
 import type { DriftIgnore } from "../core/config.ts";
-import { diffResources } from "../core/diff.ts";
 import { ignoredPaths, mayHaveDrifted, withoutPaths } from "../core/drift.ts";
 import { withHeal } from "../core/inventory.ts";
 import { errorMessage } from "../core/errors.ts";
 import { resourceKey, statedId, type ResourceId } from "../core/identity.ts";
 import type { KubeObject } from "../core/manifest.ts";
-import { canonicalJson, normalize } from "../core/normalize.ts";
+import { canonicalJson } from "../core/normalize.ts";
 import type { Envelope } from "../core/signing.ts";
 import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
+import { idFields, liveDiff } from "./live-diff.ts";
 import { listLive, type Planned } from "./preflight.ts";
 
 /** Self-heal stops healing an object changed back this many times within the window. */
 const HEAL_LIMIT = 3;
 const HEAL_WINDOW_MS = 30 * 60 * 1000;
-const MAX_DIFF_CHARS = 20_000;
 
 /** What drift checks need. */
 export interface DriftDeps {
@@ -88,11 +87,11 @@ export class DriftChecker {
         const target = planned.find((p) => resourceKey(p.id) === resourceKey(object));
         if (!target) continue;
         if (!this.#mayHeal(resourceKey(object))) {
-          gaveUp.push(idOf(object));
+          gaveUp.push(idFields(object));
           continue;
         }
         await deps.cluster.apply(target.object);
-        healed.push(idOf(object));
+        healed.push(idFields(object));
       }
       // Every heal is part of the environment's history, beside its revisions.
       const inventory = healed.length > 0 ? await deps.inventories.read(repositoryId, environment) : undefined;
@@ -153,10 +152,6 @@ export class DriftChecker {
   }
 }
 
-function idOf(id: ResourceId): ResourceId {
-  return { group: id.group, version: id.version, kind: id.kind, namespace: id.namespace, name: id.name };
-}
-
 /**
  * The objects that drifted from what was applied. The live objects are listed once per kind and
  * namespace; only those whose managedFields show another hand (see `mayHaveDrifted`) are dry-run
@@ -171,7 +166,7 @@ export async function findDrift(
   const live = await listLive(cluster, planned, concurrency);
   const results = await mapBounded(planned, concurrency, async (p): Promise<DriftedObject | undefined> => {
     const found = live.get(resourceKey(p.id));
-    if (!found) return { ...idOf(p.id), action: "missing" };
+    if (!found) return { ...idFields(p.id), action: "missing" };
     return mayHaveDrifted(found, cluster.fieldManager, rules, p.id) ? driftOf(cluster, p, found, rules) : undefined;
   });
   return results.filter((r): r is DriftedObject => r !== undefined);
@@ -192,19 +187,9 @@ async function driftOf(
   } catch (error) {
     // Changed so far by hand that applying it again is refused: drift, with the server's reason.
     if (!(error instanceof KubeApiError) || error.transient) throw error;
-    return { ...idOf(id), action: "modified", message: `applying it again would be refused: ${error.message.replace(/^[^:]*: /, "")}` };
+    return { ...idFields(id), action: "modified", message: `applying it again would be refused: ${error.detail}` };
   }
   const paths = ignoredPaths(rules, id, live);
-  const [change] = diffResources(
-    new Map([[resourceKey(id), resource(id, withoutPaths(applied, paths))]]),
-    new Map([[resourceKey(id), resource(id, withoutPaths(live, paths))]]),
-  );
-  if (!change || change.action === "unchanged") return undefined;
-  const diff =
-    change.diff.length > MAX_DIFF_CHARS ? `${change.diff.slice(0, MAX_DIFF_CHARS)}\n… (cut at ${MAX_DIFF_CHARS} characters)` : change.diff;
-  return { ...idOf(id), action: "modified", diff };
-}
-
-function resource(id: ResourceId, object: KubeObject) {
-  return { id, key: resourceKey(id), json: JSON.stringify(normalize(object, id)), source: { file: "live", line: 1 } };
+  const diff = liveDiff(id, withoutPaths(applied, paths), withoutPaths(live, paths));
+  return diff === undefined ? undefined : { ...idFields(id), action: "modified", diff };
 }

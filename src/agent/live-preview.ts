@@ -2,25 +2,21 @@ import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import { livePreviewRequestSchema, type LiveChange, type LivePreviewRequest, type LiveReport } from "../core/agent-protocol.ts";
 import { mapBounded } from "../core/clock.ts";
-import { diffResources } from "../core/diff.ts";
 import { errorMessage } from "../core/errors.ts";
 import { mayHaveDrifted } from "../core/drift.ts";
 import { resourceKey, statedId, type ResourceId } from "../core/identity.ts";
 import { pruneCandidates } from "../core/inventory.ts";
 import type { KubeObject } from "../core/manifest.ts";
-import { canonicalJson, normalize } from "../core/normalize.ts";
+import { canonicalJson } from "../core/normalize.ts";
 import { namespacesFor, policyViolations } from "../core/policy.ts";
-import type { Resource } from "../core/resource-set.ts";
 import { open, SignatureError } from "../core/signing.ts";
 import { admitJob, loadObjects, resolveScopes, type DeployerDeps } from "./deployer.ts";
 import { RejectedJobError } from "./errors.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
+import { idFields, liveDiff } from "./live-diff.ts";
 import { ownedElsewhere, withOwnership } from "./ownership.ts";
 import { listLive } from "./preflight.ts";
-
-/** A diff longer than this is cut: the report travels through Redis and ends in a comment. */
-const MAX_DIFF_CHARS = 20_000;
 
 /** What a live preview needs: the same cluster, policy and keys as deploys. */
 export interface LivePreviewDeps {
@@ -112,7 +108,7 @@ export async function previewLive(deps: LivePreviewDeps, request: LivePreviewReq
     ...liveAnswerHeader(request),
     changes,
     unchanged,
-    prune: prune.map(({ group, version, kind, namespace, name }) => ({ group, version, kind, namespace, name })),
+    prune: prune.map(idFields),
   };
 }
 
@@ -132,15 +128,10 @@ async function dryRunOne(
     applied = await cluster.apply(object, { dryRun: true });
   } catch (error) {
     if (!(error instanceof KubeApiError) || error.transient) throw error;
-    return { ...id, action: "refused", refusedBy: "api-server", message: error.message.replace(/^[^:]*: /, "") };
+    return { ...id, action: "refused", refusedBy: "api-server", message: error.detail };
   }
-  const before = live ? new Map([[resourceKey(id), resource(id, live)]]) : new Map<string, Resource>();
-  const after = new Map([[resourceKey(id), resource(id, applied)]]);
-  const [change] = diffResources(before, after);
-  if (!change || change.action === "unchanged") return "unchanged";
-  const diff =
-    change.diff.length > MAX_DIFF_CHARS ? `${change.diff.slice(0, MAX_DIFF_CHARS)}\n… (cut at ${MAX_DIFF_CHARS} characters)` : change.diff;
-  return { ...id, action: live ? "configure" : "create", diff };
+  const diff = liveDiff(id, live, applied);
+  return diff === undefined ? "unchanged" : { ...id, action: live ? "configure" : "create", diff };
 }
 
 /** The fields of a live answer that come from the request it answers. */
@@ -157,8 +148,4 @@ export function liveAnswerHeader(
     headSha: request.headSha,
     seq: request.seq,
   };
-}
-
-function resource(id: ResourceId, object: KubeObject): Resource {
-  return { id, key: resourceKey(id), json: JSON.stringify(normalize(object, id)), source: { file: "live", line: 1 } };
 }

@@ -93,12 +93,7 @@ export async function preflightAll(
       const hint = error.immutable ? ` (annotate it with ${FORCE_ANNOTATION}: enabled to let Sluice recreate it)` : "";
       return {
         planned,
-        error: new KubeApiError(
-          displayName(id),
-          error.status,
-          error.reason,
-          `dry-run failed: ${error.message.replace(/^[^:]*: /, "")}${hint}`,
-        ),
+        error: new KubeApiError(displayName(id), error.status, error.reason, `dry-run failed: ${error.detail}${hint}`),
       };
     }
   });

@@ -8,12 +8,15 @@ import { parseJson } from "../../core/json.ts";
 export class KubeApiError extends Error {
   readonly status: number;
   readonly reason: string;
+  /** The API's message alone, without the object it is about. */
+  readonly detail: string;
 
   constructor(subject: string, status: number, reason: string, message: string, options?: ErrorOptions) {
     super(`${subject}: ${message}`, options);
     this.name = "KubeApiError";
     this.status = status;
     this.reason = reason;
+    this.detail = message;
   }
 
   /**

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { deployReasonSchema, repositoryRefSchema } from "../../core/deploy-requests.ts";
 import { deployRecordKey } from "../redis-keys.ts";
 import type { Logger } from "./logger.ts";
-import type { RedisMac } from "./redis-mac.ts";
+import { SealedJson, type RedisMac } from "./redis-mac.ts";
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
 
@@ -28,48 +28,29 @@ export type DeployRecord = z.infer<typeof deployRecordSchema>;
  * writer cannot point an agent's (signed) report at another repository's check run or Deployment.
  */
 export class DeployRecords {
-  readonly #redis: Redis;
-  readonly #mac: RedisMac;
+  readonly #store: SealedJson;
   readonly #log: Logger;
 
   constructor(redis: Redis, mac: RedisMac, log: Logger) {
-    this.#redis = redis;
-    this.#mac = mac;
+    this.#store = new SealedJson(redis, mac);
     this.#log = log;
   }
 
   /** The record of a deploy, or undefined when there is none or it does not verify. */
   async load(jobId: string): Promise<DeployRecord | undefined> {
-    const sealed = await this.#redis.getBuffer(deployRecordKey(jobId));
-    if (!sealed) return undefined;
-    const data = this.#mac.open(purpose(jobId), sealed);
-    const parsed = data ? deployRecordSchema.safeParse(safeJson(data.toString("utf8"))) : undefined;
-    if (!parsed?.success) {
+    const key = deployRecordKey(jobId);
+    const value = await this.#store.get(key);
+    if (value === undefined) return undefined;
+    const parsed = deployRecordSchema.safeParse(value);
+    if (!parsed.success) {
       this.#log.warn({ job: jobId }, "deploy record that does not verify ignored");
       return undefined;
     }
     return parsed.data;
   }
 
+  /** Saves a record; its MAC binds it to its job id, so one deploy's record never passes for another's. */
   async save(jobId: string, record: DeployRecord): Promise<void> {
-    await this.#redis.set(
-      deployRecordKey(jobId),
-      this.#mac.seal(purpose(jobId), Buffer.from(JSON.stringify(record))),
-      "EX",
-      RECORD_TTL_SECONDS,
-    );
-  }
-}
-
-/** The MAC binds a record to its job id, so one deploy's record never passes for another's. */
-function purpose(jobId: string): string {
-  return `deploy-record:${jobId}`;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+    await this.#store.set(deployRecordKey(jobId), record, RECORD_TTL_SECONDS);
   }
 }

@@ -8,7 +8,7 @@ import type { GitHubClient } from "../github/client.ts";
 import { driftKey } from "../redis-keys.ts";
 import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
 import type { Logger } from "./logger.ts";
-import type { RedisMac } from "./redis-mac.ts";
+import { SealedJson, type RedisMac } from "./redis-mac.ts";
 
 const STATE_TTL_SECONDS = 30 * 24 * 3600;
 
@@ -38,9 +38,11 @@ export interface DriftReportDeps {
  */
 export class DriftReports {
   readonly #deps: DriftReportDeps;
+  readonly #store: SealedJson;
 
   constructor(deps: DriftReportDeps) {
     this.#deps = deps;
+    this.#store = new SealedJson(deps.redis, deps.mac);
   }
 
   async consume(envelope: unknown): Promise<void> {
@@ -71,15 +73,12 @@ export class DriftReports {
 
   /** What the app last heard of an environment's drift, or undefined (none yet, or it does not verify). */
   async state(repositoryId: number, environment: string): Promise<DriftState | undefined> {
-    const key = driftKey(repositoryId, environment);
-    const sealed = await this.#deps.redis.getBuffer(key);
-    const data = sealed ? this.#deps.mac.open(key, sealed) : undefined;
-    return data ? (JSON.parse(data.toString("utf8")) as DriftState) : undefined;
+    // Sealed by this app, so its shape is the one it wrote.
+    return (await this.#store.get(driftKey(repositoryId, environment))) as DriftState | undefined;
   }
 
   async #save(repositoryId: number, environment: string, state: DriftState): Promise<void> {
-    const key = driftKey(repositoryId, environment);
-    await this.#deps.redis.set(key, this.#deps.mac.seal(key, Buffer.from(JSON.stringify(state))), "EX", STATE_TTL_SECONDS);
+    await this.#store.set(driftKey(repositoryId, environment), state, STATE_TTL_SECONDS);
   }
 }
 

@@ -1,15 +1,10 @@
-import { promisify } from "node:util";
-import { gunzip, gzip } from "node:zlib";
 import type { Redis } from "ioredis";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import { PREVIEW_MARKER, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
 import { publishedSetKey, pullRequestKeys } from "../redis-keys.ts";
 import type { PullRequestState } from "./pr-state.ts";
-import type { RedisMac } from "./redis-mac.ts";
-
-const pack = promisify(gzip);
-const unpack = promisify(gunzip);
+import { SealedJson, type RedisMac } from "./redis-mac.ts";
 
 /** How long a published preview is kept for late live answers. */
 const TTL_SECONDS = 24 * 3600;
@@ -29,17 +24,15 @@ export interface PublishedPreview extends PreviewPublication {
  */
 export class PublishedPreviews {
   readonly #redis: Redis;
-  readonly #mac: RedisMac;
+  readonly #store: SealedJson;
 
   constructor(redis: Redis, mac: RedisMac) {
     this.#redis = redis;
-    this.#mac = mac;
+    this.#store = new SealedJson(redis, mac);
   }
 
   async save(preview: PublishedPreview): Promise<void> {
-    const key = pullRequestKeys(preview.repository.id, preview.pullRequest).published;
-    const data = await pack(JSON.stringify(preview));
-    await this.#redis.set(key, this.#mac.seal(key, data), "EX", TTL_SECONDS);
+    await this.#store.set(pullRequestKeys(preview.repository.id, preview.pullRequest).published, preview, TTL_SECONDS, { gzip: true });
     const set = publishedSetKey(preview.repository.id);
     await this.#redis.sadd(set, String(preview.pullRequest));
     await this.#redis.expire(set, TTL_SECONDS);
@@ -52,11 +45,8 @@ export class PublishedPreviews {
 
   /** The newest published preview, or undefined when there is none or it does not verify. */
   async load(repositoryId: number, pullRequest: number): Promise<PublishedPreview | undefined> {
-    const key = pullRequestKeys(repositoryId, pullRequest).published;
-    const sealed = await this.#redis.getBuffer(key);
-    const data = sealed ? this.#mac.open(key, sealed) : undefined;
-    if (!data) return undefined;
-    return JSON.parse((await unpack(data)).toString("utf8")) as PublishedPreview;
+    // Sealed by this app, so its shape is the one it wrote.
+    return (await this.#store.get(pullRequestKeys(repositoryId, pullRequest).published, { gzip: true })) as PublishedPreview | undefined;
   }
 }
 

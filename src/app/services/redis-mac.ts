@@ -1,4 +1,10 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { promisify } from "node:util";
+import { gunzip, gzip } from "node:zlib";
+import type { Redis } from "ioredis";
+
+const pack = promisify(gzip);
+const unpack = promisify(gunzip);
 
 /**
  * Authenticates what the app keeps in Redis (queued requests, rendered environments, diff pages):
@@ -35,5 +41,37 @@ export class RedisMac {
     if (sealed.length < 43) return undefined;
     const data = sealed.subarray(43);
     return this.verify(purpose, data, sealed.subarray(0, 43).toString("ascii")) ? data : undefined;
+  }
+}
+
+/**
+ * JSON kept in Redis under a MAC bound to its key, so a Redis writer can neither forge a value
+ * nor move one to another key. Large values can be gzipped.
+ */
+export class SealedJson {
+  readonly #redis: Redis;
+  readonly #mac: RedisMac;
+
+  constructor(redis: Redis, mac: RedisMac) {
+    this.#redis = redis;
+    this.#mac = mac;
+  }
+
+  async set(key: string, value: unknown, ttlSeconds: number, options: { gzip?: boolean } = {}): Promise<void> {
+    const text = Buffer.from(JSON.stringify(value));
+    const data = options.gzip ? await pack(text) : text;
+    await this.#redis.set(key, this.#mac.seal(key, data), "EX", ttlSeconds);
+  }
+
+  /** The value, or undefined when there is none, it does not verify, or it is not JSON. */
+  async get(key: string, options: { gzip?: boolean } = {}): Promise<unknown> {
+    const sealed = await this.#redis.getBuffer(key);
+    const data = sealed ? this.#mac.open(key, sealed) : undefined;
+    if (!data) return undefined;
+    try {
+      return JSON.parse((options.gzip ? await unpack(data) : data).toString("utf8"));
+    } catch {
+      return undefined;
+    }
   }
 }
