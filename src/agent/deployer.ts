@@ -8,6 +8,7 @@ import {
   type AgentJob,
   type ObjectsPayload,
   type AgentReport,
+  type History,
   type ObjectResult,
 } from "../core/agent-protocol.ts";
 import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
@@ -19,7 +20,7 @@ import { namespacesFor, policyViolations, type AgentPolicy } from "../core/polic
 import { crdScopes } from "../core/scopes.ts";
 import { open, SignatureError } from "../core/signing.ts";
 import { applyAllStaged } from "./apply.ts";
-import { HealthTimeoutError, PermanentDeployError, RejectedJobError } from "./errors.ts";
+import { HealthTimeoutError, HeldJobError, PermanentDeployError, RejectedJobError } from "./errors.ts";
 import { waitForHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
@@ -137,6 +138,15 @@ export class Deployer {
     const previous = await deps.inventories.read(job.repository.id, job.environment);
     const refusal = replayRefusal(previous, job);
     if (refusal) throw new RejectedJobError(refusal);
+    if (previous?.hold && job.hold === "keep")
+      throw new HeldJobError(
+        `held by /rollback to ${previous.hold.sha.slice(0, 7)} (by ${previous.hold.by} at ${previous.hold.at}); merge the revert pull request or comment /sync to release the environment. Nothing was applied.`,
+      );
+    // A rollback holds the environment from the moment it is accepted, even if it then fails; a sync releases it once it succeeds.
+    const hold =
+      job.hold === "set"
+        ? { by: job.requestedBy, at: new Date(deps.clock.now()).toISOString(), jobId: job.id, sha: job.sha }
+        : previous?.hold;
     const accepted: Inventory = {
       version: 1,
       repositoryId: job.repository.id,
@@ -147,6 +157,7 @@ export class Deployer {
       sequence: job.sequence,
       sequenceJobId: job.id,
       heals: previous?.heals ?? [],
+      ...(hold ? { hold } : {}),
     };
     await deps.inventories.write(accepted);
     // Where the cluster's scope differs from what the manifest said, the report says so.
@@ -188,14 +199,20 @@ export class Deployer {
       return health ? { ...result, health: health.status, ...(health.status === "current" ? {} : { message: health.message }) } : result;
     });
     if (outcome.ended !== "healthy") throw new HealthTimeoutError(outcome.message, results);
-    await deps.inventories.write(
-      nextInventory(
-        accepted,
-        { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) },
-        { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString() },
-      ),
+    const next = nextInventory(
+      accepted,
+      { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) },
+      { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString(), reason: job.reason },
     );
+    if (job.hold === "release") delete next.hold;
+    await deps.inventories.write(next);
     return [...results, ...pruned];
+  }
+
+  /** The environment's revisions and hold as the cluster's record has them, for the app's `/rollback`. */
+  async history(job: Pick<AgentJob, "repository" | "environment">): Promise<History> {
+    const inventory = await this.#deps.inventories.read(job.repository.id, job.environment);
+    return { revisions: inventory?.revisions ?? [], ...(inventory?.hold ? { hold: inventory.hold } : {}) };
   }
 }
 

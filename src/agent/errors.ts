@@ -1,7 +1,7 @@
 import type { ObjectResult } from "../core/agent-protocol.ts";
 
 /** How a deploy that cannot go on ends: failed (it was tried) or rejected (it was refused unread). */
-export type DeployEnd = "failed" | "rejected";
+export type DeployEnd = "failed" | "rejected" | "held";
 
 /**
  * Why a deploy ended before succeeding: the one question the worker asks is whether it is
@@ -46,5 +46,13 @@ export class HealthTimeoutError extends DeployError {
   constructor(message: string, objects: ObjectResult[]) {
     super(message, { objects });
     this.name = "HealthTimeoutError";
+  }
+}
+
+/** A job that is not applied while a rollback holds the environment. */
+export class HeldJobError extends DeployError {
+  constructor(message: string) {
+    super(message, { end: "held" });
+    this.name = "HeldJobError";
   }
 }

@@ -109,18 +109,27 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       const objects = await deployer.objects(job);
       const results = await deployer.deploy(job, objects, report);
       await drift.remember(job, bullJob.data as Envelope);
-      await report({ phase: "succeeded", message: `deployed ${results.length} objects`, objects: results, durationMs: now() - started });
+      await report({
+        phase: "succeeded",
+        message: `deployed ${results.length} objects`,
+        objects: results,
+        durationMs: now() - started,
+        history: await deployer.history(job),
+      });
       log("info", "deploy succeeded", { job: job.id, objects: results.length, ms: now() - started });
     } catch (error) {
       const ended = error instanceof DeployError ? error : undefined;
       const permanent = ended?.permanent ?? false;
       const lastAttempt = bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
       if (permanent || lastAttempt) {
+        // The record may be what failed to read; the report goes out without the history then.
+        const history = await deployer.history(job).catch(() => undefined);
         await report({
           phase: ended?.end ?? "failed",
           message: errorMessage(error),
           objects: ended?.objects ?? [],
           durationMs: now() - started,
+          ...(history ? { history } : {}),
         });
       }
       log("error", "deploy failed", { job: job.id, error: String(error), permanent });

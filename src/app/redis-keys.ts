@@ -48,3 +48,8 @@ export function driftKey(repositoryId: number, environment: string): string {
 export function publishedSetKey(repositoryId: number): string {
   return `sluice:published:${repositoryId}`;
 }
+
+/** What the app knows of a repository environment's history, hold and held deploys. */
+export function environmentStateKey(repositoryId: number, environment: string): string {
+  return `sluice:environment:${repositoryId}:${environment}`;
+}

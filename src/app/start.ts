@@ -8,6 +8,7 @@ import { resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 import { GitHubClient } from "./github/client.ts";
 import { issueCommentHandler } from "./handlers/issue-comment.ts";
+import { checkRunActionHandler } from "./handlers/check-run.ts";
 import { pullRequestHandler } from "./handlers/pull-request.ts";
 import { diffPageHandler } from "./http/diff-page-handler.ts";
 import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
@@ -23,6 +24,7 @@ import { errorMessage } from "../core/errors.ts";
 import { RedisMac } from "./services/redis-mac.ts";
 import { DeployJobs } from "./services/deploy-jobs.ts";
 import { DeployRecords } from "./services/deploy-records.ts";
+import { EnvironmentStates } from "./services/environment-states.ts";
 import { DeployReports } from "./services/deploy-reports.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
 import { CommandService } from "./services/command-service.ts";
@@ -129,6 +131,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     log,
   });
   const records = new DeployRecords(redis, mac, log);
+  const environments = new EnvironmentStates(redis, mac);
   const deploys = settings.jobSigningKey
     ? {
         jobs: new DeployJobs({
@@ -138,6 +141,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
           checkouts,
           renderer,
           records,
+          environments,
           signingKey: privateKeyFromPem(settings.jobSigningKey),
           jobTtlMs: settings.jobTtlMs,
           webUrl: settings.githubWebUrl,
@@ -147,13 +151,23 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
         reports: new DeployReports({
           github,
           records,
+          environments,
           agentKeys,
           webUrl: settings.githubWebUrl,
           log,
         }),
       }
     : undefined;
-  const commands = new CommandService({ queues, prState, now, log, deploysEnabled: deploys !== undefined, checkouts });
+  const commands = new CommandService({
+    queues,
+    prState,
+    environments,
+    now,
+    log,
+    webUrl: settings.githubWebUrl,
+    deploysEnabled: deploys !== undefined,
+    checkouts,
+  });
   let views: ReturnType<typeof loadPageViews> | undefined;
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
@@ -161,6 +175,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     app.on("pull_request", deduplicated(redis, pullRequestHandler({ appId: settings.appId, queues, prState, previews })));
     app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ appId: settings.appId, commands })));
     if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, queues, checkouts, now, log })));
+    app.on("check_run.requested_action", deduplicated(redis, checkRunActionHandler({ appId: settings.appId, commands })));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
   };
   // One JSON logger at the configured level for the server, the webhooks and the services.

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { commitShaSchema, deployReasonSchema, repositoryRefSchema } from "./deploy-requests.ts";
 import { driftIgnoreSchema } from "./config.ts";
+import { holdSchema, revisionSchema } from "./inventory.ts";
 import type { KubeObject } from "./manifest.ts";
 import { canonicalJson } from "./normalize.ts";
 
@@ -31,6 +32,11 @@ export const agentJobSchema = z.strictObject({
   }),
   /** Orders the jobs of one repository environment; the agent refuses one older than the last it accepted. */
   sequence: z.number().int().positive(),
+  /**
+   * What the job does to a hold on the environment: a rollback sets one, a sync (or the merge of
+   * the revert pull request) releases it, and anything else is not applied while one is set.
+   */
+  hold: z.enum(["keep", "set", "release"]).default("keep"),
   /** When the app signed the job. */
   signedAt: z.iso.datetime(),
   /** After this the job is refused: a signed job must not stay valid forever. */
@@ -131,7 +137,7 @@ export const agentReportSchema = z.strictObject({
   installationId: z.number().int().positive(),
   environment: z.string(),
   sha,
-  phase: z.enum(["started", "progress", "succeeded", "failed", "superseded", "rejected"]),
+  phase: z.enum(["started", "progress", "succeeded", "failed", "superseded", "rejected", "held"]),
   message: z.string(),
   applied: z.number().int().nonnegative().optional(),
   total: z.number().int().nonnegative().optional(),
@@ -139,8 +145,12 @@ export const agentReportSchema = z.strictObject({
   /** The job that replaced this one, when superseded. */
   supersededBy: z.string().optional(),
   durationMs: z.number().nonnegative().optional(),
+  /** The environment's history after a final phase, from the cluster's record: what `/rollback` may choose from. */
+  history: z.strictObject({ revisions: z.array(revisionSchema), hold: holdSchema.optional() }).optional(),
   at: z.iso.datetime(),
 });
+/** An environment's revisions and hold, as the agent's record has them. */
+export type History = NonNullable<AgentReport["history"]>;
 /** A progress report. */
 export type AgentReport = z.infer<typeof agentReportSchema>;
 

@@ -4,8 +4,8 @@ import { escapeCode, escapeInline } from "./markdown.ts";
 export type Command =
   | { kind: "diff" }
   | { kind: "help" }
-  | { kind: "sync"; environments: string[] }
-  | { kind: "rollback"; environments: string[] }
+  | { kind: "sync"; environments: string[]; named: boolean }
+  | { kind: "rollback"; environments: string[]; named: boolean; to?: string }
   | { kind: "invalid"; reason: string };
 
 const NAMES = ["diff", "help", "sync", "rollback"] as const;
@@ -26,19 +26,29 @@ export function parseCommand(body: string, environments: readonly string[]): Com
     case "diff":
     case "help":
       return args.length === 0 ? { kind: name } : { kind: "invalid", reason: `/${name} takes no arguments` };
-    case "sync":
     case "rollback": {
-      const unknown = args.filter((arg) => !environments.includes(arg));
-      if (unknown.length > 0) {
-        return { kind: "invalid", reason: `unknown environment ${unknown.map((u) => `\`${u}\``).join(", ")}` };
-      }
-      return { kind: name, environments: args.length > 0 ? [...new Set(args)] : [...environments] };
+      const to = args.indexOf("to");
+      if (to === -1) return environmentsOf("rollback", args, environments);
+      const target = args[to + 1];
+      if (to !== args.length - 2 || target === undefined || !/^[0-9a-f]{7,40}$/.test(target))
+        return { kind: "invalid", reason: "`/rollback [env…] to <sha>` takes one commit SHA (7 to 40 hex digits) after `to`" };
+      const command = environmentsOf("rollback", args.slice(0, to), environments);
+      return command.kind === "rollback" ? { ...command, to: target } : command;
     }
+    case "sync":
+      return environmentsOf("sync", args, environments);
     case undefined:
       return { kind: "invalid", reason: "no command given" };
     default:
       return { kind: "invalid", reason: `unknown command \`/${name}\`` };
   }
+}
+
+/** A `/sync` or `/rollback` with the environments it names (all when it names none). */
+function environmentsOf(kind: "sync" | "rollback", args: readonly string[], environments: readonly string[]): Command {
+  const unknown = args.filter((arg) => !environments.includes(arg));
+  if (unknown.length > 0) return { kind: "invalid", reason: `unknown environment ${unknown.map((u) => `\`${u}\``).join(", ")}` };
+  return { kind, environments: args.length > 0 ? [...new Set(args)] : [...environments], named: args.length > 0 };
 }
 
 /** The reply to `/help` and to anything Sluice did not understand. */
@@ -49,11 +59,13 @@ export function helpText(environments: readonly string[], permission: string, re
 | command | what it does |
 |---|---|
 | \`/diff\` | render and diff this pull request again |
-| \`/sync [env…]\` | deploy the tracked branch of the environments now |
-| \`/rollback [env…]\` | deploy the previous successful revision of the environments |
+| \`/sync [env…]\` | deploy the tracked branch's head now, and release a hold |
+| \`/rollback [env…]\` | on a merged pull request: deploy the revision live before its merge, open a revert pull request and hold the environment |
+| \`/rollback [env…] to <sha>\` | roll back to any revision the agent keeps |
 | \`/help\` | show this message |
 
-Environments: ${environments.map((e) => `\`${e}\``).join(", ") || "none"}. Without names, \`/sync\` and \`/rollback\` act on all of them.
+Environments: ${environments.map((e) => `\`${e}\``).join(", ") || "none"}. Without names, \`/sync\` acts on all of them and \`/rollback\` on those that deployed this pull request's merge.
+A held environment applies no merge until its revert pull request merges or someone comments \`/sync\`.
 \`/sync\` and \`/rollback\` need **${permission}** permission on this repository.`;
 }
 
@@ -71,8 +83,19 @@ export const replies = {
   deploysDisabled: (author: string, command: string): string =>
     `@${author} deploys are not enabled on this Sluice (it has no job signing key), so \`/${command}\` cannot run. Nothing was done.`,
   deployed: (author: string, command: string, lines: readonly string[]): string => `@${author} \`/${command}\`:\n\n${lines.join("\n")}`,
-  nothingToRollBack: (environment: string): string =>
-    `- \`${environment}\`: no earlier successful deployment to roll back to; nothing queued.`,
+  forkRefused: (author: string, command: string): string =>
+    `Sorry @${author}, \`/${command}\` is not taken on an open pull request from a fork. Nothing was done.`,
+  notMerged: (author: string): string =>
+    `@${author} this pull request is not merged, so it has no deploy to roll back. Use \`/rollback <env> to <sha>\` to pick a revision. Nothing was done.`,
+  neverDeployed: (sha: string): string =>
+    `- no environment has \`${sha.slice(0, 7)}\` in the revisions its agent keeps, so there is nothing to roll back to; nothing queued.`,
+  cannotRollBack: (environment: string, reason: string): string => `- \`${environment}\`: cannot roll back: ${reason}; nothing queued.`,
+  revertOpened: (environments: readonly string[], pull: { number: number; url: string }, branch: string): string =>
+    `- revert pull request [#${pull.number}](${pull.url}) puts \`${escapeCode(branch)}\` back; merging it releases ${environments.map((e) => `\`${e}\``).join(", ")}, and so does \`/sync\`.`,
+  revertNotNeeded: (environments: readonly string[], branch: string, target: string): string =>
+    `- \`${escapeCode(branch)}\` already has \`${target.slice(0, 7)}\`'s tree, so no revert pull request; \`/sync\` releases ${environments.map((e) => `\`${e}\``).join(", ")}.`,
+  auditLine: (at: string, sender: string, kind: "sync" | "rollback", text: string): string =>
+    `${at}: **${kind === "sync" ? "Re-sync" : "Roll back"}** pressed by @${sender}: ${text}`,
   queuedLine: (environment: string, added: boolean, what: string): string =>
     `- \`${environment}\`: ${added ? "queued" : "already queued"}: ${what}.`,
 };

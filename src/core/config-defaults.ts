@@ -20,6 +20,7 @@ export const ENVIRONMENT_DEFAULTS: Omit<Environment, "name"> = {
   prune: true,
   allowEmpty: false,
   selfHeal: false,
+  transient: false,
   drift: { ignore: [] },
 };
 

@@ -82,6 +82,14 @@ const environmentSchema = z.strictObject({
   prune: z.boolean().default(true).describe("Delete objects that left the manifests."),
   allowEmpty: z.boolean().default(false).describe("Allow a deploy that would prune every object."),
   selfHeal: z.boolean().default(false).describe("Re-apply when the live cluster drifts."),
+  production: z
+    .boolean()
+    .optional()
+    .describe("GitHub's production_environment on this environment's Deployments; true by default for an environment named production."),
+  transient: z
+    .boolean()
+    .default(false)
+    .describe("GitHub's transient_environment: the environment is torn down and rebuilt (a preview or ephemeral cluster)."),
   drift: z
     .strictObject({
       ignore: z

@@ -36,9 +36,14 @@ export const deployRequestSchema = z.strictObject({
   pullRequest: z.number().int().positive().optional(),
   /**
    * What asked: `push` for a merge (redelivering the push asks again for the same deploy), or
-   * `comment-<id>` for a command, so every `/sync` and `/rollback` is a request of its own.
+   * `comment-<id>` for a command, or `action-<delivery>` for a check-run button, so every `/sync`
+   * and `/rollback` is a request of its own.
    */
-  trigger: z.string().regex(/^(push|comment-\d+)$/, "must be push or comment-<id>"),
+  trigger: z.string().regex(/^(push|comment-\d+|action-[0-9a-f-]{8,64})$/, "must be push, comment-<id> or action-<delivery id>"),
+  /** The check run the command already created, so its reply could link it. */
+  checkRunId: z.number().int().positive().optional(),
+  /** For a rollback: the commit that was live when it was asked for. */
+  from: sha.optional(),
   /**
    * Orders the deploys of one repository environment: it only grows (at least the request time in
    * milliseconds), and the agent refuses a job older than the last it accepted.
@@ -68,6 +73,8 @@ export interface DeployRequestFields {
   requestedBy: string;
   trigger: DeployRequest["trigger"];
   pullRequest?: number;
+  checkRunId?: number;
+  from?: string;
 }
 
 /**

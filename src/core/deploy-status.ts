@@ -66,7 +66,14 @@ export function deployCheckOutput(report: AgentReport): { title: string; summary
       };
     case "superseded":
       return { title: "Superseded", summary: escapeLines(report.message) };
+    case "held":
+      return { title: "Held by /rollback", summary: heldSummary(report.message) };
   }
+}
+
+/** Why a held deploy waits, and what releases it. */
+export function heldSummary(message: string): string {
+  return `${escapeLines(message)}\n\nThis deploy stays queued and does not apply: merge the revert pull request, or comment \`/sync\` (or press Re-sync) to release the environment and deploy the branch's head.`;
 }
 
 /** A report's phase. */
@@ -80,14 +87,17 @@ export function isFinal(phase: DeployPhase): boolean {
 /** The deploy check run's status and conclusion in a phase. */
 export function checkRunState(
   phase: DeployPhase,
-): { status: "in_progress" } | { status: "completed"; conclusion: "success" | "cancelled" | "failure" } {
+): { status: "in_progress" | "queued" } | { status: "completed"; conclusion: "success" | "cancelled" | "failure" } {
+  if (phase === "held") return { status: "queued" };
   if (!isFinal(phase)) return { status: "in_progress" };
   return { status: "completed", conclusion: phase === "succeeded" ? "success" : phase === "superseded" ? "cancelled" : "failure" };
 }
 
 /** The GitHub Deployment status a phase sets, or undefined when the phase does not change it. */
-export function deploymentState(phase: DeployPhase): "in_progress" | "success" | "inactive" | "failure" | undefined {
+export function deploymentState(phase: DeployPhase): "queued" | "in_progress" | "success" | "inactive" | "failure" | undefined {
   switch (phase) {
+    case "held":
+      return "queued";
     case "started":
       return "in_progress";
     case "progress":
@@ -113,7 +123,20 @@ export function deployComment(
   const environment = escapeInline(deploy.environment);
   if (report.phase === "succeeded") return `🚀 Deployed \`${sha}\` to **${environment}** in ${seconds} s. [Details](${detailsUrl})`;
   if (report.phase === "failed") return `❌ Deploying \`${sha}\` to **${environment}** failed after ${seconds} s. [Details](${detailsUrl})`;
+  if (report.phase === "held")
+    return `⏸️ \`${sha}\` is not deployed to **${environment}**: the environment is held by \`/rollback\`. Merge the revert pull request or comment \`/sync\` to release it. [Details](${detailsUrl})`;
   return undefined;
+}
+
+/** The buttons on a finished deploy check run; the `check_run.requested_action` webhook names them by identifier. */
+export const DEPLOY_ACTIONS = [
+  { label: "Re-sync", description: "Deploy the tracked branch's head now", identifier: "sync" },
+  { label: "Roll back", description: "Deploy the revision live before this", identifier: "rollback" },
+] as const satisfies readonly { label: string; description: string; identifier: string }[];
+
+/** The summary of a held deploy's check run once a newer deploy released the hold and ran instead. */
+export function releasedSummary(releasedBy: { sha: string; reason: string }, url: string): string {
+  return `The environment was held by \`/rollback\` while this deploy waited. The hold was released by the ${releasedBy.reason} of [\`${releasedBy.sha.slice(0, 7)}\`](${url}), which deployed instead; this commit was not applied.`;
 }
 
 /** The summary of a superseded deploy's check run, linking the deploy that runs instead. */

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { deployReasonSchema } from "./deploy-requests.ts";
 import { resourceKey, type ResourceId } from "./identity.ts";
 
 const idSchema = z.strictObject({ group: z.string(), version: z.string(), kind: z.string(), namespace: z.string(), name: z.string() });
@@ -10,7 +11,25 @@ export const revisionSchema = z.strictObject({
   jobId: z.string(),
   digest: z.string(),
   appliedAt: z.iso.datetime(),
+  /** Why it was deployed; inventories written before reasons were kept say merge. */
+  reason: deployReasonSchema.default("merge"),
 });
+
+/**
+ * A hold on an environment, set by a rollback: merges are not applied until a `/sync` (or the
+ * merge of the revert pull request) releases it. It lives in the cluster's record, so losing
+ * Redis never releases it.
+ */
+export const holdSchema = z.strictObject({
+  /** Who rolled back, and when. */
+  by: z.string(),
+  at: z.iso.datetime(),
+  /** The rollback job and the commit it rolled back to. */
+  jobId: z.string(),
+  sha: z.string(),
+});
+/** A hold on an environment. */
+export type Hold = z.infer<typeof holdSchema>;
 
 /** What Sluice applied to an environment last, the revisions before, and the newest job it accepted. */
 export const inventorySchema = z.strictObject({
@@ -28,6 +47,8 @@ export const inventorySchema = z.strictObject({
   sequenceJobId: z.string().default(""),
   /** Self-heals, newest first: when, which objects, and the revision they were healed back to. */
   heals: z.array(z.strictObject({ at: z.iso.datetime(), jobId: z.string(), objects: z.array(idSchema) })).default([]),
+  /** Set by a rollback until a sync releases it. */
+  hold: holdSchema.optional(),
 });
 /** What Sluice applied to an environment last. */
 export type Inventory = z.infer<typeof inventorySchema>;

@@ -69,6 +69,30 @@ export interface HarnessOptions {
   env?: Record<string, string>;
 }
 
+/** Delivers a webhook to the app at `url` as GitHub does: signed with the test secret, over HTTP. */
+export async function deliverWebhook(
+  url: string,
+  event: string,
+  payload: unknown,
+  deliveryId: string = randomUUID(),
+): Promise<{ status: number; ms: number }> {
+  const body = JSON.stringify(payload);
+  const started = performance.now();
+  const response = await fetch(`${url}/api/github/webhooks`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-github-event": event,
+      "x-github-delivery": deliveryId,
+      "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
+      "user-agent": "GitHub-Hookshot/test",
+    },
+    body,
+  });
+  await response.text();
+  return { status: response.status, ms: performance.now() - started };
+}
+
 /** Starts the app the way `sluice app` does, with settings from an environment. */
 export async function startHarness(options: HarnessOptions): Promise<AppHarness> {
   const { database } = options;
@@ -110,23 +134,7 @@ export async function startHarness(options: HarnessOptions): Promise<AppHarness>
     redis,
     clock,
     url,
-    deliver: async (event, payload, deliveryId = randomUUID()) => {
-      const body = JSON.stringify(payload);
-      const started = performance.now();
-      const response = await fetch(`${url}/api/github/webhooks`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-github-event": event,
-          "x-github-delivery": deliveryId,
-          "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
-          "user-agent": "GitHub-Hookshot/test",
-        },
-        body,
-      });
-      await response.text();
-      return { status: response.status, ms: performance.now() - started };
-    },
+    deliver: (event, payload, deliveryId) => deliverWebhook(url, event, payload, deliveryId),
     stop: async () => {
       await app.stop();
       await github.stop();

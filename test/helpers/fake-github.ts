@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -34,6 +35,7 @@ export interface FakeCheckRun {
   external_id?: string;
   details_url?: string;
   output?: { title?: string; summary?: string; text?: string };
+  actions?: { label: string; description: string; identifier: string }[];
   annotations: { path: string; start_line: number; message: string; annotation_level: string }[];
 }
 
@@ -41,7 +43,7 @@ interface FakeRepo {
   owner: string;
   name: string;
   id: number;
-  commits: Map<string, { dir: string; tarball: Buffer }>;
+  commits: Map<string, { dir: string; tarball: Buffer; tree: string; parents: string[]; message: string }>;
   pulls: Map<
     number,
     {
@@ -51,6 +53,12 @@ interface FakeRepo {
       state: "open" | "closed";
       draft: boolean;
       merged: boolean;
+      merge_commit_sha?: string | null;
+      /** The head is in a fork. */
+      fork?: boolean;
+      html_url?: string;
+      title?: string;
+      body?: string;
     }
   >;
   branches: Map<string, string>;
@@ -125,15 +133,31 @@ export class FakeGitHub {
     return repo;
   }
 
-  /** Makes a commit whose tree is `dir`, served as a GitHub-shaped tarball (`owner-repo-sha/…`). */
-  async addCommit(owner: string, name: string, sha: string, dir: string): Promise<void> {
+  /**
+   * Makes a commit whose tree is `dir`, served as a GitHub-shaped tarball (`owner-repo-sha/…`).
+   * Its tree id is a hash of the files, so two commits of the same files share a tree.
+   */
+  async addCommit(owner: string, name: string, sha: string, dir: string, parents: string[] = []): Promise<void> {
     const repo = this.#repo(owner, name);
     const top = `${owner}-${name}-${sha.slice(0, 7)}`;
     const { stdout } = await run("tar", ["-czf", "-", "--transform", `s,^\\.,${top},S`, "-C", dir, "."], {
       encoding: "buffer",
       maxBuffer: 512 * 1024 * 1024,
     });
-    repo.commits.set(sha, { dir, tarball: stdout });
+    repo.commits.set(sha, { dir, tarball: stdout, tree: await treeId(dir), parents, message: `commit ${sha}` });
+  }
+
+  /** Pull requests the app opened. */
+  readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
+
+  /** A commit as the fake stores it (for the commits the app creates). */
+  commit(owner: string, name: string, sha: string): { dir: string; tree: string; parents: string[]; message: string } | undefined {
+    return this.#repo(owner, name).commits.get(sha);
+  }
+
+  /** The commit a branch points at. */
+  branch(owner: string, name: string, branch: string): string | undefined {
+    return this.#repo(owner, name).branches.get(branch);
   }
 
   /** Sets a pull request as `pulls/get` returns it. */
@@ -265,8 +289,84 @@ export class FakeGitHub {
         return { status: 302, headers: { location: `${this.url}/_codeload/${p.owner ?? ""}/${p.repo ?? ""}/${p.ref ?? ""}.tar.gz` } };
       }
       case "pulls/get": {
-        const pull = repo().pulls.get(Number(p.pull_number));
-        return pull ? { status: 200, body: pull } : { status: 404, body: { message: "Not Found" } };
+        const r = repo();
+        const pull = r.pulls.get(Number(p.pull_number));
+        if (!pull) return { status: 404, body: { message: "Not Found" } };
+        // The head's repository: this one, or a fork's.
+        const head = { ...pull.head, repo: { id: pull.fork ? r.id + 1_000_000 : r.id } };
+        return { status: 200, body: { merge_commit_sha: null, ...pull, head } };
+      }
+      case "pulls/list": {
+        const r = repo();
+        const head = url.searchParams.get("head");
+        const base = url.searchParams.get("base");
+        const state = url.searchParams.get("state") ?? "open";
+        return {
+          status: 200,
+          body: [...r.pulls.values()]
+            .filter((pull) => (state === "all" || pull.state === state) && (!base || pull.base.ref === base))
+            .filter((pull) => !head || `${r.owner}:${pull.head.ref}` === head)
+            .map((pull) => ({ number: pull.number, html_url: pull.html_url ?? "", state: pull.state })),
+        };
+      }
+      case "pulls/create": {
+        const r = repo();
+        const head = String(body.head);
+        const base = String(body.base);
+        const headSha = r.branches.get(head);
+        const baseSha = r.branches.get(base);
+        if (!headSha || !baseSha) return { status: 422, body: { message: "Validation Failed", errors: [{ field: "head" }] } };
+        const number = this.#nextId++;
+        const html_url = `https://github.example/${r.owner}/${r.name}/pull/${number}`;
+        r.pulls.set(number, {
+          number,
+          base: { sha: baseSha, ref: base },
+          head: { sha: headSha, ref: head },
+          state: "open",
+          draft: false,
+          merged: false,
+          html_url,
+          title: String(body.title),
+          body: typeof body.body === "string" ? body.body : "",
+        });
+        this.pullsCreated.push({ number, head, base, title: String(body.title) });
+        return { status: 201, body: { number, html_url } };
+      }
+      case "git/get-commit": {
+        const commit = repo().commits.get(p.commit_sha ?? "");
+        if (!commit) return { status: 404, body: { message: "Not Found" } };
+        return {
+          status: 200,
+          body: { sha: p.commit_sha, tree: { sha: commit.tree }, parents: commit.parents.map((sha) => ({ sha })), message: commit.message },
+        };
+      }
+      case "git/create-commit": {
+        const r = repo();
+        const tree = String(body.tree);
+        const same = [...r.commits.values()].find((c) => c.tree === tree);
+        const parents = (body.parents as string[] | undefined) ?? [];
+        if (!same || parents.some((parent) => !r.commits.has(parent)))
+          return { status: 422, body: { message: "Tree or parent not found" } };
+        const sha = randomBytes(20).toString("hex");
+        r.commits.set(sha, { ...same, parents, message: String(body.message) });
+        return { status: 201, body: { sha, tree: { sha: tree }, parents: parents.map((parent) => ({ sha: parent })) } };
+      }
+      case "git/create-ref": {
+        const r = repo();
+        const ref = String(body.ref);
+        if (!ref.startsWith("refs/heads/")) return { status: 422, body: { message: "Reference name must start with refs/heads/" } };
+        const branch = ref.slice("refs/heads/".length);
+        if (r.branches.has(branch)) return { status: 422, body: { message: "Reference already exists" } };
+        r.branches.set(branch, String(body.sha));
+        return { status: 201, body: { ref, object: { sha: body.sha, type: "commit" } } };
+      }
+      case "git/update-ref": {
+        const r = repo();
+        const branch = (p.ref ?? "").replace(/^heads\//, "");
+        if (!r.branches.has(branch)) return { status: 422, body: { message: "Reference does not exist" } };
+        r.branches.set(branch, String(body.sha));
+        for (const pull of r.pulls.values()) if (pull.head.ref === branch && pull.state === "open") pull.head.sha = String(body.sha);
+        return { status: 200, body: { ref: `refs/heads/${branch}`, object: { sha: body.sha, type: "commit" } } };
       }
       case "issues/list-comments":
         return {
@@ -341,7 +441,7 @@ export class FakeGitHub {
         return {
           status: 200,
           body: [...repo().pulls.values()]
-            .filter((pull) => pull.merged && pull.head.sha === p.commit_sha)
+            .filter((pull) => pull.merged && (pull.head.sha === p.commit_sha || pull.merge_commit_sha === p.commit_sha))
             .map((pull) => ({ number: pull.number, merged_at: "2026-11-27T00:00:00Z" })),
         };
       case "checks/create": {
@@ -365,6 +465,7 @@ export class FakeGitHub {
     for (const field of ["status", "conclusion", "external_id", "details_url"] as const) {
       if (typeof body[field] === "string") run[field] = body[field];
     }
+    if (Array.isArray(body.actions)) run.actions = body.actions as FakeCheckRun["actions"];
     const output = body.output as
       { title?: string; summary?: string; text?: string; annotations?: FakeCheckRun["annotations"] } | undefined;
     if (output) {
@@ -376,4 +477,18 @@ export class FakeGitHub {
       run.annotations.push(...(output.annotations ?? []));
     }
   }
+}
+
+/** A tree id for a directory: a hash of its files' paths and contents, so equal files give equal trees. */
+async function treeId(dir: string): Promise<string> {
+  const hash = createHash("sha1");
+  const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+  const paths = files.map((e) => join(e.parentPath, e.name)).sort();
+  for (const path of paths)
+    hash
+      .update(path.slice(dir.length))
+      .update("\0")
+      .update(await readFile(path))
+      .update("\0");
+  return hash.digest("hex");
 }

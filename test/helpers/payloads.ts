@@ -76,3 +76,27 @@ export function pushPayload(target: PayloadTarget, after: string, ref = "refs/he
   Object.assign(payload, { ref, after, deleted: false });
   return payload;
 }
+
+/** A `check_run.requested_action` payload: `sender` pressed the button `identifier` on a check run of app `appId`. */
+export function checkRunActionPayload(
+  target: PayloadTarget,
+  run: { id: number; name: string; head_sha: string; output?: { title?: string; summary?: string } },
+  appId: number,
+  identifier: string,
+  sender: string,
+  type = "User",
+): Record<string, unknown> {
+  const payload = examplePayload("check_run", "requested_action");
+  withRepository(payload, target);
+  const checkRun = payload.check_run as Record<string, unknown>;
+  Object.assign(checkRun, {
+    id: run.id,
+    name: run.name,
+    head_sha: run.head_sha,
+    output: { ...(checkRun.output as object), title: run.output?.title ?? null, summary: run.output?.summary ?? null },
+    app: { ...(checkRun.app as object), id: appId },
+  });
+  payload.requested_action = { identifier };
+  payload.sender = { ...(payload.sender as object), login: sender, type };
+  return payload;
+}

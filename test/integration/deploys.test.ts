@@ -343,6 +343,7 @@ describe("deploys", () => {
       createdAt: new Date().toISOString(),
       settings: { namespace, prune: true, allowEmpty: false, selfHeal: false, driftIgnore: [] },
       sequence: h.clock.now,
+      hold: "keep",
       signedAt: new Date(h.clock.now).toISOString(),
       expiresAt: new Date(h.clock.now + 600_000).toISOString(),
       digest: objectsDigest(objects),

@@ -348,7 +348,14 @@ describe("pull request commands", () => {
     h.github.setPermission(OWNER, REPO, "writer", "maintain");
     await h.deliver("issue_comment", commentPayload(23, "/sync staging", "writer"));
     await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(1);
-    expect(replies(23)[0]).toContain(`- \`staging\`: queued: deploy \`main\` at \`${tracked.slice(0, 7)}\`.`);
+    expect(replies(23)[0]).toMatch(
+      new RegExp(
+        `- \`staging\`: queued: deploy \`main\` at \`${tracked.slice(0, 7)}\` \\(\\[check run\\]\\(https://github.example/${OWNER}/${REPO}/runs/\\d+\\)\\)\\.`,
+      ),
+    );
+    // The reply links the check run the command created; the deploy job reuses it.
+    const runs = [...h.github.checkRuns.values()].filter((r) => r.head_sha === tracked && r.name === "sluice/deploy (staging)");
+    expect(runs).toHaveLength(1);
     const [job] = await requestsFor(`sync-${REPO_ID}-staging-${tracked}-comment-`);
     expect(job?.data.request).toMatchObject({
       version: 1,
@@ -359,6 +366,7 @@ describe("pull request commands", () => {
       pullRequest: 23,
       installationId: INSTALLATION,
       trigger: expect.stringMatching(/^comment-\d+$/) as string,
+      checkRunId: runs[0]?.id,
     });
     await h.deliver("issue_comment", commentPayload(23, "/help"));
     await expect.poll(() => replies(23).length, { timeout: 10_000 }).toBe(2);
@@ -378,28 +386,60 @@ describe("pull request commands", () => {
     expect(checkRunsFor(head)).toHaveLength(1);
   });
 
-  it("queues a rollback to the previous successful deployment", async () => {
-    await pullWithConfig(26);
+  it("never takes a rollback's target from GitHub Deployments, which anyone with write access can create", async () => {
+    const { head } = await pullWithConfig(26);
+    h.github.setPull(OWNER, REPO, {
+      number: 26,
+      base: { sha: head, ref: "main" },
+      head: { sha: head, ref: "feature" },
+      state: "closed",
+      draft: false,
+      merged: true,
+      merge_commit_sha: head,
+    });
     h.github.setPermission(OWNER, REPO, "admin-user", "admin");
-    const previous = sha();
-    const current = sha();
-    h.github.addDeployment(OWNER, REPO, { sha: previous, environment: "staging", state: "success" });
-    h.github.addDeployment(OWNER, REPO, { sha: sha(), environment: "staging", state: "failure" });
-    h.github.addDeployment(OWNER, REPO, { sha: current, environment: "staging", state: "success" });
+    // A GitHub Actions job (or any writer) created these; the agent never deployed anything.
+    h.github.addDeployment(OWNER, REPO, { sha: sha(), environment: "staging", state: "success" });
+    h.github.addDeployment(OWNER, REPO, { sha: head, environment: "staging", state: "success" });
     await h.deliver("issue_comment", commentPayload(26, "/rollback staging", "admin-user"));
     await expect.poll(() => replies(26).length, { timeout: 10_000 }).toBe(1);
-    expect(replies(26)[0]).toContain(`- \`staging\`: queued: roll back to \`${previous.slice(0, 7)}\`.`);
-    expect((await requestsFor(`rollback-${REPO_ID}-staging-${previous}-comment-`))[0]?.data.request).toMatchObject({
-      reason: "rollback",
-      requestedBy: "admin-user",
-    });
+    expect(replies(26)[0]).toContain(
+      "- `staging`: cannot roll back: the agent has reported no deployed revision of this environment yet; nothing queued.",
+    );
+    expect(await requestsFor(`rollback-${REPO_ID}-`)).toEqual([]);
+    expect(h.github.calls("repos/list-deployments")).toEqual([]);
   });
 
-  it("says when there is nothing to roll back to", async () => {
+  it("refuses /sync and /rollback on an open pull request from a fork, even from an admin", async () => {
+    const { base, head } = await pullWithConfig(27);
+    h.github.setPull(OWNER, REPO, {
+      number: 27,
+      base: { sha: base, ref: "main" },
+      head: { sha: head, ref: "feature" },
+      state: "open",
+      draft: false,
+      merged: false,
+      fork: true,
+    });
+    h.github.setPermission(OWNER, REPO, "admin-user", "admin");
+    const queuedBefore = (await requestsFor(`sync-${REPO_ID}-`)).length;
+    await h.deliver("issue_comment", commentPayload(27, "/sync staging", "admin-user"));
+    await h.deliver("issue_comment", commentPayload(27, "/rollback staging to abc1234", "admin-user"));
+    await expect.poll(() => replies(27).length, { timeout: 10_000 }).toBe(2);
+    expect(replies(27)).toEqual([
+      "Sorry @admin-user, `/sync` is not taken on an open pull request from a fork. Nothing was done.",
+      "Sorry @admin-user, `/rollback` is not taken on an open pull request from a fork. Nothing was done.",
+    ]);
+    expect(await requestsFor(`sync-${REPO_ID}-`)).toHaveLength(queuedBefore);
+    expect(await requestsFor(`rollback-${REPO_ID}-`)).toEqual([]);
+  });
+
+  it("refuses /rollback without a target on a pull request that is not merged", async () => {
     await pullWithConfig(25);
     h.github.setPermission(OWNER, REPO, "admin-user", "admin");
     await h.deliver("issue_comment", commentPayload(25, "/rollback production", "admin-user"));
     await expect.poll(() => replies(25).length, { timeout: 10_000 }).toBe(1);
-    expect(replies(25)[0]).toContain("- `production`: no earlier successful deployment to roll back to; nothing queued.");
+    expect(replies(25)[0]).toContain("this pull request is not merged, so it has no deploy to roll back");
+    expect(await requestsFor(`rollback-${REPO_ID}-`)).toEqual([]);
   });
 });

@@ -33,6 +33,8 @@ export interface PullRequestInfo {
   draft: boolean;
   state: "open" | "closed";
   merged: boolean;
+  /** The commit its merge put on the base branch, once merged. */
+  mergeCommitSha?: string;
   /** Who opened it (empty when GitHub does not say). */
   author: string;
   /** Its head is in another repository (or one GitHub no longer shows). */
@@ -45,8 +47,19 @@ export interface IssueComment {
   body: string;
 }
 
+/** A button on a check run (`requested_action`); GitHub allows three, with short texts. */
+export interface CheckRunAction {
+  /** At most 20 characters. */
+  label: string;
+  /** At most 40 characters. */
+  description: string;
+  /** At most 20 characters; comes back in the `check_run.requested_action` webhook. */
+  identifier: string;
+}
+
 /** Fields of a check run Sluice writes. */
 export interface CheckRunFields {
+  actions?: readonly CheckRunAction[];
   status?: "queued" | "in_progress" | "completed";
   conclusion?: "success" | "failure" | "neutral" | "cancelled" | "skipped" | "timed_out" | "action_required";
   detailsUrl?: string;
@@ -179,32 +192,17 @@ export class GitHubClient {
     return z.object({ commit: z.object({ sha: z.string() }) }).parse(data).commit.sha;
   }
 
-  /**
-   * The commit of the newest successful deployment of an environment before the current one, or
-   * undefined when there is none. Looks at the 30 newest deployments.
-   */
-  async previousSuccessfulDeployment(repository: RepoName, environment: string): Promise<string | undefined> {
-    const { data } = await this.#octokit.rest.repos.listDeployments({ ...coordinates(repository), environment, per_page: 30 });
-    const deployments = z.array(z.object({ id: z.number(), sha: z.string() })).parse(data);
-    let successes = 0;
-    for (const deployment of deployments) {
-      const statuses = await this.#octokit.rest.repos.listDeploymentStatuses({
-        ...coordinates(repository),
-        deployment_id: deployment.id,
-        per_page: 1,
-      });
-      const latest = z.array(z.object({ state: z.string() })).parse(statuses.data)[0];
-      if (latest?.state !== "success") continue;
-      successes += 1;
-      if (successes === 2) return deployment.sha;
-    }
-    return undefined;
-  }
-
   /** Creates a GitHub Deployment of a commit to an environment; returns its id. */
   async createDeployment(
     repository: RepoName,
-    fields: { sha: string; environment: string; description: string; payload: Record<string, unknown> },
+    fields: {
+      sha: string;
+      environment: string;
+      description: string;
+      payload: Record<string, unknown>;
+      production: boolean;
+      transient: boolean;
+    },
   ): Promise<number> {
     const { data } = await this.#octokit.rest.repos.createDeployment({
       ...coordinates(repository),
@@ -214,8 +212,8 @@ export class GitHubClient {
       payload: fields.payload,
       auto_merge: false,
       required_contexts: [],
-      transient_environment: false,
-      production_environment: fields.environment === "production",
+      transient_environment: fields.transient,
+      production_environment: fields.production,
     });
     return z.object({ id: z.number() }).parse(data).id;
   }
@@ -226,6 +224,8 @@ export class GitHubClient {
     deploymentId: number,
     fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string },
   ): Promise<void> {
+    // GitHub's auto_inactive marks the earlier successful deployments of the environment inactive:
+    // right for a success, which is now what runs there, and for nothing else.
     await this.#octokit.rest.repos.createDeploymentStatus({
       ...coordinates(repository),
       deployment_id: deploymentId,
@@ -234,6 +234,52 @@ export class GitHubClient {
       ...(fields.logUrl ? { log_url: fields.logUrl } : {}),
       auto_inactive: fields.state === "success",
     });
+  }
+
+  /** The tree of a commit (Git Data API). */
+  async commitTree(repository: RepoName, sha: string): Promise<string> {
+    const { data } = await this.#octokit.rest.git.getCommit({ ...coordinates(repository), commit_sha: sha });
+    return z.object({ tree: z.object({ sha: z.string() }) }).parse(data).tree.sha;
+  }
+
+  /** Creates a commit of a tree on top of parents (Git Data API); returns its SHA. */
+  async createCommit(repository: RepoName, fields: { message: string; tree: string; parents: string[] }): Promise<string> {
+    const { data } = await this.#octokit.rest.git.createCommit({ ...coordinates(repository), ...fields });
+    return z.object({ sha: z.string() }).parse(data).sha;
+  }
+
+  /** Points a branch at a commit, creating it or moving it (forced) when it exists. */
+  async setBranch(repository: RepoName, branch: string, sha: string): Promise<void> {
+    try {
+      await this.#octokit.rest.git.createRef({ ...coordinates(repository), ref: `refs/heads/${branch}`, sha });
+    } catch (error) {
+      // 422: the reference already exists.
+      if (status(error) !== 422) throw error;
+      await this.#octokit.rest.git.updateRef({ ...coordinates(repository), ref: `heads/${branch}`, sha, force: true });
+    }
+  }
+
+  /** The open pull request from `head` (a branch of this repository) into `base`, or undefined. */
+  async openPullFrom(repository: RepoName, head: string, base: string): Promise<{ number: number; url: string } | undefined> {
+    const { data } = await this.#octokit.rest.pulls.list({
+      ...coordinates(repository),
+      head: `${repository.owner}:${head}`,
+      base,
+      state: "open",
+      per_page: 1,
+    });
+    const [first] = z.array(z.object({ number: z.number(), html_url: z.string() })).parse(data);
+    return first ? { number: first.number, url: first.html_url } : undefined;
+  }
+
+  /** Opens a pull request from a branch of this repository. */
+  async createPull(
+    repository: RepoName,
+    fields: { title: string; head: string; base: string; body: string },
+  ): Promise<{ number: number; url: string }> {
+    const { data } = await this.#octokit.rest.pulls.create({ ...coordinates(repository), ...fields, maintainer_can_modify: true });
+    const pull = z.object({ number: z.number(), html_url: z.string() }).parse(data);
+    return { number: pull.number, url: pull.html_url };
   }
 
   /** Merged pull requests that contain a commit. */
@@ -299,6 +345,7 @@ function splitAnnotations(output: CheckRunFields["output"]): [CheckRunFields["ou
 
 function checkRunBody(fields: CheckRunFields) {
   return {
+    ...(fields.actions ? { actions: [...fields.actions] } : {}),
     ...(fields.status ? { status: fields.status } : {}),
     ...(fields.conclusion ? { conclusion: fields.conclusion } : {}),
     ...(fields.detailsUrl ? { details_url: fields.detailsUrl } : {}),

@@ -7,6 +7,7 @@ export const pullRequestSliceSchema = z.object({
   state: z.enum(["open", "closed"]),
   draft: z.boolean().optional(),
   merged: z.boolean().nullable().optional(),
+  merge_commit_sha: z.string().nullable().optional(),
   base: z.object({ sha: z.string(), ref: z.string() }),
   head: z.object({ sha: z.string(), repo: z.object({ id: z.number() }).nullable().optional() }),
   user: z.object({ login: z.string() }).nullable().optional(),
@@ -25,6 +26,8 @@ export function pullRequestInfo(pull: z.infer<typeof pullRequestSliceSchema>, re
     draft: pull.draft ?? false,
     state: pull.state,
     merged: pull.merged ?? false,
+    // Before the merge this is GitHub's test merge; only a merged pull request's is on the branch.
+    ...(pull.merged && pull.merge_commit_sha ? { mergeCommitSha: pull.merge_commit_sha } : {}),
     author: pull.user?.login ?? "",
     fromFork: pull.head.repo?.id !== repositoryId,
   };

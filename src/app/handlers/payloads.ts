@@ -21,6 +21,21 @@ export const issueCommentEventSchema = z.object({
   comment: z.object({ id: z.number(), body: z.string().nullable(), user: z.object({ login: z.string(), type: z.string() }) }),
 });
 
+/** The slice of a `check_run.requested_action` webhook Sluice reads. */
+export const checkRunActionEventSchema = z.object({
+  installation,
+  repository,
+  sender: z.object({ login: z.string(), type: z.string() }),
+  requested_action: z.object({ identifier: z.string() }),
+  check_run: z.object({
+    id: z.number(),
+    name: z.string(),
+    head_sha: z.string(),
+    app: z.object({ id: z.number() }).nullable().optional(),
+    output: z.object({ title: z.string().nullable().optional(), summary: z.string().nullable().optional() }).optional(),
+  }),
+});
+
 /** Maps a webhook repository to the jobs' repository reference. */
 export function repositoryRef(repo: z.infer<typeof repository>): { owner: string; name: string; id: number } {
   return { owner: repo.owner.login, name: repo.name, id: repo.id };

@@ -1,12 +1,16 @@
 import { helpText, parseCommand, replies } from "../../core/commands.ts";
-import type { Config } from "../../core/config.ts";
-import { deployRequest, type DeployReason, type RepositoryRef } from "../../core/deploy-requests.ts";
-import { permits, type GitHubClient } from "../github/client.ts";
+import type { Config, Environment } from "../../core/config.ts";
+import { deployJobId, deployRequest, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
+import { deployCheckName } from "../../core/deploy-status.ts";
+import { escapeInline } from "../../core/markdown.ts";
+import { revertBranch, rollbackTarget, type RollbackAsk } from "../../core/rollback.ts";
+import { checkRunUrl, permits, type GitHubClient, type Permission } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
+import type { CheckoutCache } from "./checkout-cache.ts";
+import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "./logger.ts";
 import type { PullRequestState } from "./pr-state.ts";
 import { requestPreview } from "./preview-requests.ts";
-import type { CheckoutCache } from "./checkout-cache.ts";
 import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
 
 /** A comment that may hold a command. */
@@ -20,22 +24,43 @@ export interface CommentEvent {
   authorIsBot: boolean;
 }
 
+/** A press of a button on a deploy check run (`check_run.requested_action`). */
+export interface CheckRunActionEvent {
+  repository: RepositoryRef;
+  installationId: number;
+  deliveryId: string;
+  checkRun: { id: number; name: string; headSha: string; output: { title: string; summary: string } };
+  identifier: string;
+  sender: string;
+}
+
 /** What the command service needs. */
 export interface CommandDeps {
   queues: AppQueues;
   prState: PullRequestState;
+  environments: EnvironmentStates;
   now: () => number;
   log: Logger;
+  webUrl: string;
   /** Whether this app signs deploy jobs at all (it has a job signing key). */
   deploysEnabled: boolean;
   /** Commit checkouts, for repositories whose environments are discovered rather than configured. */
   checkouts: CheckoutCache;
 }
 
+/** Who asked for a deploy, and from where. */
+interface Asker {
+  repository: RepositoryRef;
+  installationId: number;
+  author: string;
+  trigger: DeployRequest["trigger"];
+  pullRequest?: number;
+}
+
 /**
- * Handles `/diff`, `/sync`, `/rollback` and `/help` in pull-request comments: acknowledges with 👀,
- * reads the configuration from the base commit, checks the commenter's permission for anything
- * that deploys, acts, and replies with the outcome.
+ * Handles `/diff`, `/sync`, `/rollback` and `/help` in pull-request comments, and the Re-sync and
+ * Roll back buttons of deploy check runs: acknowledges, reads the configuration from the default
+ * branch, checks the commenter's permission for anything that deploys, acts, and says what it did.
  */
 export class CommandService {
   readonly #deps: CommandDeps;
@@ -48,12 +73,14 @@ export class CommandService {
   async handle(gh: GitHubClient, event: CommentEvent): Promise<void> {
     if (event.authorIsBot || parseCommand(event.body, []) === undefined) return;
     await gh.react(event.repository, event.commentId, "eyes");
+    const reply = async (text: string): Promise<void> => {
+      await gh.createComment(event.repository, event.pullRequest, text);
+    };
     const pull = await gh.pullRequest(event.repository, event.pullRequest);
     // Who may run what, and where it deploys, is the default branch's word, never the pull request's base.
     const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
     if (!config.ok) {
-      const [first] = config.errors;
-      await gh.createComment(event.repository, event.pullRequest, replies.invalidConfig(event.author, first));
+      await reply(replies.invalidConfig(event.author, config.errors[0]));
       return;
     }
     const environments = config.config.environments.map((e) => e.name);
@@ -63,69 +90,269 @@ export class CommandService {
       case undefined:
         return;
       case "help":
-        await gh.createComment(event.repository, event.pullRequest, helpText(environments, permission));
+        await reply(helpText(environments, permission));
         return;
       case "invalid":
-        await gh.createComment(event.repository, event.pullRequest, helpText(environments, permission, command.reason));
+        await reply(helpText(environments, permission, command.reason));
         return;
       case "diff":
         if (!(await this.#deps.prState.allowDiff({ repositoryId: event.repository.id, number: event.pullRequest }))) {
-          await gh.createComment(event.repository, event.pullRequest, replies.diffTooSoon(event.author));
+          await reply(replies.diffTooSoon(event.author));
           return;
         }
         await requestPreview(gh, this.#deps, { repository: event.repository, installationId: event.installationId, pull });
-        await gh.createComment(event.repository, event.pullRequest, replies.diffQueued(event.author, pull.headSha));
+        await reply(replies.diffQueued(event.author, pull.headSha));
         return;
       case "sync":
       case "rollback": {
-        const actual = await gh.permission(event.repository, event.author);
-        if (!permits(actual, permission)) {
-          await gh.createComment(event.repository, event.pullRequest, replies.refused(event.author, command.kind, permission, actual));
-          this.#deps.log.info(
-            { repository: event.repository.id, author: event.author, command: command.kind, permission: actual },
-            "command refused",
+        const refusal = await this.#refusal(gh, event.repository, event.author, command.kind, permission);
+        if (refusal) {
+          await reply(refusal);
+          return;
+        }
+        if (pull.fromFork && !pull.merged) {
+          await reply(replies.forkRefused(event.author, command.kind));
+          return;
+        }
+        const asker: Asker = {
+          repository: event.repository,
+          installationId: event.installationId,
+          author: event.author,
+          trigger: `comment-${event.commentId}`,
+          pullRequest: event.pullRequest,
+        };
+        if (command.kind === "sync") {
+          await reply(replies.deployed(event.author, "sync", await this.#sync(gh, asker, envsNamed(config.config, command.environments))));
+          return;
+        }
+        let ask: RollbackAsk;
+        if (command.to) ask = { to: command.to };
+        else if (pull.mergeCommitSha) ask = { before: pull.mergeCommitSha };
+        else {
+          await reply(replies.notMerged(event.author));
+          return;
+        }
+        // Without names, a PR's rollback acts on the environments that deployed its merge.
+        let envs = envsNamed(config.config, command.environments);
+        if (!command.named && "before" in ask) {
+          const before = ask.before;
+          const deployed = await Promise.all(
+            envs.map(async (env) => {
+              const state = await this.#deps.environments.load(event.repository.id, env.name);
+              return state.history?.revisions.some((r) => r.sha === before) ? env : undefined;
+            }),
           );
-          return;
+          envs = deployed.filter((env) => env !== undefined);
+          if (envs.length === 0) {
+            await reply(replies.deployed(event.author, "rollback", [replies.neverDeployed(before)]));
+            return;
+          }
         }
-        if (!this.#deps.deploysEnabled) {
-          await gh.createComment(event.repository, event.pullRequest, replies.deploysDisabled(event.author, command.kind));
-          return;
-        }
-        const lines = await this.#deploy(gh, event, config.config, command.kind, command.environments);
-        await gh.createComment(event.repository, event.pullRequest, replies.deployed(event.author, command.kind, lines));
+        await reply(replies.deployed(event.author, "rollback", await this.#rollback(gh, asker, envs, ask)));
         return;
       }
     }
   }
 
-  async #deploy(gh: GitHubClient, event: CommentEvent, config: Config, reason: DeployReason, names: readonly string[]): Promise<string[]> {
+  /**
+   * Handles a Re-sync or Roll back button on a `sluice/deploy (<env>)` check run: the same
+   * permission check as the comments, and an audit line on the check run either way.
+   */
+  async handleAction(gh: GitHubClient, event: CheckRunActionEvent): Promise<void> {
+    const name = /^sluice\/deploy \((.+)\)$/.exec(event.checkRun.name)?.[1];
+    const kind = event.identifier === "sync" ? "sync" : event.identifier === "rollback" ? "rollback" : undefined;
+    if (!name || !kind) return;
+    const audit = async (text: string): Promise<void> => {
+      const line = replies.auditLine(new Date(this.#deps.now()).toISOString(), event.sender, kind, text);
+      await gh.updateCheckRun(event.repository, event.checkRun.id, {
+        output: { ...event.checkRun.output, summary: `${event.checkRun.output.summary}\n\n${line}` },
+      });
+    };
+    const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
+    const env = config.ok ? config.config.environments.find((e) => e.name === name) : undefined;
+    if (!config.ok || !env) {
+      await audit(`refused: the default branch's configuration has no valid environment \`${escapeInline(name)}\`; nothing was done.`);
+      return;
+    }
+    const refusal = await this.#refusal(gh, event.repository, event.sender, kind, config.config.commands.permission);
+    if (refusal) {
+      await audit(`refused: ${refusal}`);
+      return;
+    }
+    const asker: Asker = {
+      repository: event.repository,
+      installationId: event.installationId,
+      author: event.sender,
+      trigger: `action-${event.deliveryId.toLowerCase()}`,
+    };
+    const lines =
+      kind === "sync" ? await this.#sync(gh, asker, [env]) : await this.#rollback(gh, asker, [env], { before: event.checkRun.headSha });
+    await audit(`\n${lines.join("\n")}`);
+  }
+
+  /** The refusal for someone without the permission deploys need (logged), or undefined when they have it. */
+  async #refusal(
+    gh: GitHubClient,
+    repository: RepositoryRef,
+    author: string,
+    command: string,
+    required: Permission,
+  ): Promise<string | undefined> {
+    const actual = await gh.permission(repository, author);
+    if (!permits(actual, required)) {
+      this.#deps.log.info({ repository: repository.id, author, command, permission: actual }, "command refused");
+      return replies.refused(author, command, required, actual);
+    }
+    if (!this.#deps.deploysEnabled) return replies.deploysDisabled(author, command);
+    return undefined;
+  }
+
+  /** Queues a deploy of each environment's tracked branch head; a sync also releases a hold. */
+  async #sync(gh: GitHubClient, asker: Asker, envs: readonly Environment[]): Promise<string[]> {
     const lines: string[] = [];
-    for (const env of config.environments.filter((e) => names.includes(e.name))) {
-      const sha =
-        reason === "rollback"
-          ? await gh.previousSuccessfulDeployment(event.repository, env.name)
-          : await gh.branchSha(event.repository, env.branch);
-      if (sha === undefined) {
-        lines.push(replies.nothingToRollBack(env.name));
-        continue;
-      }
-      const request = deployRequest(
-        {
-          repository: event.repository,
-          installationId: event.installationId,
-          environment: env.name,
-          sha,
-          reason,
-          requestedBy: event.author,
-          pullRequest: event.pullRequest,
-          trigger: `comment-${event.commentId}`,
-        },
-        this.#deps.now(),
+    for (const env of envs) {
+      const sha = await gh.branchSha(asker.repository, env.branch);
+      const { hold } = await this.#deps.environments.load(asker.repository.id, env.name);
+      const queued = await this.#queue(gh, asker, env, { sha, reason: "sync" });
+      const release = hold ? `; releases the hold set by \`/rollback\` to \`${hold.sha.slice(0, 7)}\`` : "";
+      lines.push(
+        replies.queuedLine(env.name, queued.added, `deploy \`${env.branch}\` at \`${sha.slice(0, 7)}\` (${queued.link})${release}`),
       );
-      const added = await this.#deps.queues.addDeployRequest(request);
-      const what = reason === "rollback" ? `roll back to \`${sha.slice(0, 7)}\`` : `deploy \`${env.branch}\` at \`${sha.slice(0, 7)}\``;
-      lines.push(replies.queuedLine(env.name, added, what));
     }
     return lines;
   }
+
+  /**
+   * Queues a rollback of each environment to a revision from the agent's own history, holds the
+   * environment, and opens (or moves) one revert pull request per branch and target so Git says
+   * what runs.
+   */
+  async #rollback(gh: GitHubClient, asker: Asker, envs: readonly Environment[], ask: RollbackAsk): Promise<string[]> {
+    const lines: string[] = [];
+    const reverts = new Map<string, Revert>();
+    for (const env of envs) {
+      const state = await this.#deps.environments.load(asker.repository.id, env.name);
+      const picked = rollbackTarget(state.history, ask);
+      if (!picked.ok) {
+        lines.push(replies.cannotRollBack(env.name, picked.reason));
+        continue;
+      }
+      const { target, from } = picked;
+      const queued = await this.#queue(gh, asker, env, { sha: target.sha, reason: "rollback", from: from.sha });
+      lines.push(
+        replies.queuedLine(
+          env.name,
+          queued.added,
+          `roll back to \`${target.sha.slice(0, 7)}\` from \`${from.sha.slice(0, 7)}\` (${queued.link}); the environment is held`,
+        ),
+      );
+      const key = `${env.branch}\n${target.sha}`;
+      const revert = reverts.get(key) ?? {
+        branch: env.branch,
+        head: revertBranch(ask, target.sha),
+        from: from.sha,
+        target: target.sha,
+        envs: [],
+      };
+      revert.envs.push(env.name);
+      reverts.set(key, revert);
+      const hold = { by: asker.author, at: new Date(this.#deps.now()).toISOString(), jobId: queued.jobId, sha: target.sha };
+      await this.#deps.environments.held(asker.repository.id, env.name, hold);
+    }
+    for (const revert of reverts.values()) {
+      const pull = await this.#revertPull(gh, asker, revert);
+      for (const env of revert.envs) {
+        const state = await this.#deps.environments.load(asker.repository.id, env);
+        if (pull && state.hold) await this.#deps.environments.held(asker.repository.id, env, state.hold, pull.number);
+      }
+      lines.push(
+        pull ? replies.revertOpened(revert.envs, pull, revert.branch) : replies.revertNotNeeded(revert.envs, revert.branch, revert.target),
+      );
+    }
+    return lines;
+  }
+
+  /**
+   * Opens the revert pull request of a rollback (Git Data API): a commit whose tree is the
+   * target's on top of the branch head, on `sluice/revert-<merge>`. A second rollback of the same
+   * merge moves that branch and keeps its pull request. Undefined when the branch already has the
+   * target's tree.
+   */
+  async #revertPull(gh: GitHubClient, asker: Asker, revert: Revert): Promise<{ number: number; url: string } | undefined> {
+    const head = await gh.branchSha(asker.repository, revert.branch);
+    const [headTree, targetTree] = await Promise.all([
+      gh.commitTree(asker.repository, head),
+      gh.commitTree(asker.repository, revert.target),
+    ]);
+    if (headTree === targetTree) return undefined;
+    const short = (sha: string): string => sha.slice(0, 7);
+    const commit = await gh.createCommit(asker.repository, {
+      message: `Revert ${revert.branch} to ${short(revert.target)}\n\nRolled back from ${short(revert.from)} by @${asker.author} with Sluice (${revert.envs.join(", ")}).`,
+      tree: targetTree,
+      parents: [head],
+    });
+    const branch = revert.head;
+    await gh.setBranch(asker.repository, branch, commit);
+    const body = `@${asker.author} rolled back ${revert.envs.map((e) => `\`${e}\``).join(", ")} from \`${short(revert.from)}\` to \`${short(revert.target)}\`${asker.pullRequest ? ` (#${asker.pullRequest})` : ""}.\n\nThis pull request makes \`${revert.branch}\` say what runs: its tree is \`${short(revert.target)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`;
+    return (
+      (await gh.openPullFrom(asker.repository, branch, revert.branch)) ??
+      (await gh.createPull(asker.repository, {
+        title: `Revert ${revert.branch} to ${short(revert.target)} (Sluice rollback)`,
+        head: branch,
+        base: revert.branch,
+        body,
+      }))
+    );
+  }
+
+  /** Creates the deploy check run (so the reply can link it) and queues the request. */
+  async #queue(
+    gh: GitHubClient,
+    asker: Asker,
+    env: Environment,
+    what: { sha: string; reason: "sync" | "rollback"; from?: string },
+  ): Promise<{ added: boolean; link: string; jobId: string }> {
+    const fields = {
+      repository: asker.repository,
+      installationId: asker.installationId,
+      environment: env.name,
+      sha: what.sha,
+      reason: what.reason,
+      requestedBy: asker.author,
+      trigger: asker.trigger,
+      ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
+      ...(what.from ? { from: what.from } : {}),
+    };
+    const jobId = deployJobId(fields);
+    const checkRunId = await gh.createCheckRun(asker.repository, deployCheckName(env.name), what.sha, {
+      externalId: jobId,
+      status: "queued",
+      output: {
+        title: "Rendering",
+        summary: `\`/${what.reason}\` by ${escapeInline(asker.author)}: rendering \`${what.sha.slice(0, 7)}\`.`,
+      },
+    });
+    const added = await this.#deps.queues.addDeployRequest(deployRequest({ ...fields, checkRunId }, this.#deps.now()));
+    if (!added)
+      await gh.updateCheckRun(asker.repository, checkRunId, {
+        status: "completed",
+        conclusion: "skipped",
+        output: { title: "Already queued", summary: "The same request was already queued." },
+      });
+    return { added, jobId, link: `[check run](${checkRunUrl(this.#deps.webUrl, asker.repository, checkRunId)})` };
+  }
+}
+
+/** One revert pull request: the tracked branch, its head branch, the rollback and the environments it covers. */
+interface Revert {
+  branch: string;
+  head: string;
+  from: string;
+  target: string;
+  envs: string[];
+}
+
+/** The configured environments a command names, in configuration order. */
+function envsNamed(config: Config, names: readonly string[]): Environment[] {
+  return config.environments.filter((e) => names.includes(e.name));
 }

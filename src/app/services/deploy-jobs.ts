@@ -4,7 +4,7 @@ import type { AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
-import { deployCheckName, queuedSummary } from "../../core/deploy-status.ts";
+import { deployCheckName, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { KubeObject } from "../../core/manifest.ts";
@@ -15,6 +15,7 @@ import { checkRunUrl, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
+import type { EnvironmentStates } from "./environment-states.ts";
 import { objectsPayload } from "./object-payloads.ts";
 import type { Logger } from "./logger.ts";
 import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
@@ -28,6 +29,7 @@ export interface DeployJobDeps {
   checkouts: CheckoutCache;
   renderer: RenderPool;
   records: DeployRecords;
+  environments: EnvironmentStates;
   signingKey: KeyObject;
   /** How long a signed job stays valid. */
   jobTtlMs: number;
@@ -65,11 +67,19 @@ export class DeployJobs {
     if (!objects) return;
     const payload = await objectsPayload(deps.redis, env.name, objects);
     const jobId = deployJobId(request);
-    const checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, {
-      externalId: jobId,
-      status: "queued",
-      output: { title: "Queued", summary: queuedSummary(objects.length, request) },
-    });
+    const hold = await this.#holdMode(gh, request);
+    const state = await deps.environments.load(request.repository.id, env.name);
+    // The agent's record decides; this only tells people at once that the deploy will wait.
+    const output =
+      hold === "keep" && state.hold
+        ? {
+            title: "Held by /rollback",
+            summary: heldSummary(`\`${state.hold.sha.slice(0, 7)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`),
+          }
+        : { title: "Queued", summary: queuedSummary(objects.length, request) };
+    const fields = { externalId: jobId, status: "queued" as const, output };
+    const checkRunId = request.checkRunId ?? (await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, fields));
+    if (request.checkRunId) await gh.updateCheckRun(request.repository, request.checkRunId, fields);
     // Saved before anything else can refer to this deploy (a superseded report links its check run).
     const record: DeployRecord = {
       checkRunId,
@@ -79,6 +89,7 @@ export class DeployJobs {
       environment: env.name,
       sha: request.sha,
       reason: request.reason,
+      hold,
       completed: false,
       ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
     };
@@ -86,8 +97,10 @@ export class DeployJobs {
     record.deploymentId = await gh.createDeployment(request.repository, {
       sha: request.sha,
       environment: env.name,
-      description: `Sluice ${request.reason} by ${request.requestedBy}`,
-      payload: { jobId },
+      description: deploymentDescription(request),
+      payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
+      production: env.production ?? env.name === "production",
+      transient: env.transient,
     });
     await gh.deploymentStatus(request.repository, record.deploymentId, {
       state: "queued",
@@ -95,9 +108,23 @@ export class DeployJobs {
       logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId),
     });
     await deps.records.save(jobId, record);
-    const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs });
+    const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
     await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
     deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
+  }
+
+  /**
+   * What the job does to a hold: a rollback sets one, a sync releases it, and so does the merge
+   * of a revert pull request a rollback of this environment opened (the app's sealed record
+   * says which); any other merge keeps it, and the agent does not apply it while held.
+   */
+  async #holdMode(gh: GitHubClient, request: DeployRequest): Promise<AgentJob["hold"]> {
+    if (request.reason === "rollback") return "set";
+    if (request.reason === "sync") return "release";
+    const { revertPulls } = await this.#deps.environments.load(request.repository.id, request.environment);
+    if (revertPulls.length === 0) return "keep";
+    const pulls = await gh.mergedPullsFor(request.repository, request.sha);
+    return pulls.some((p) => revertPulls.includes(p)) ? "release" : "keep";
   }
 
   /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */
@@ -141,7 +168,7 @@ export function agentJob(
   request: DeployRequest,
   env: Environment,
   payload: { digest: string; objects: AgentJob["objects"] },
-  time: { signedAt: number; ttlMs: number },
+  time: { signedAt: number; ttlMs: number; hold: AgentJob["hold"] },
 ): AgentJob {
   return {
     version: 1,
@@ -161,6 +188,7 @@ export function agentJob(
       driftIgnore: env.drift.ignore,
     },
     sequence: request.sequence,
+    hold: time.hold,
     signedAt: new Date(time.signedAt).toISOString(),
     expiresAt: new Date(time.signedAt + time.ttlMs).toISOString(),
     digest: payload.digest,
@@ -168,11 +196,23 @@ export function agentJob(
   };
 }
 
+/** What a Deployment says it is: a rollback names where it rolled back from. */
+export function deploymentDescription(request: Pick<DeployRequest, "reason" | "requestedBy" | "sha" | "from">): string {
+  if (request.reason === "rollback")
+    return `Rollback to ${request.sha.slice(0, 7)}${request.from ? ` from ${request.from.slice(0, 7)}` : ""} by ${request.requestedBy}`;
+  return `Sluice ${request.reason} by ${request.requestedBy}`;
+}
+
 async function failBeforeQueue(gh: GitHubClient, request: DeployRequest, title: string, errors: ReportProblem[]): Promise<void> {
-  await gh.createCheckRun(request.repository, deployCheckName(request.environment), request.sha, {
-    externalId: deployJobId(request),
-    status: "completed",
-    conclusion: "failure",
+  const fields = {
+    status: "completed" as const,
+    conclusion: "failure" as const,
     output: { title, summary: previewCheckOutput({ environments: [], errors }).summary, annotations: previewAnnotations(errors) },
-  });
+  };
+  if (request.checkRunId) await gh.updateCheckRun(request.repository, request.checkRunId, fields);
+  else
+    await gh.createCheckRun(request.repository, deployCheckName(request.environment), request.sha, {
+      externalId: deployJobId(request),
+      ...fields,
+    });
 }

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { agentJobSchema } from "../../core/agent-protocol.ts";
 import { deployReasonSchema, repositoryRefSchema } from "../../core/deploy-requests.ts";
 import { deployRecordKey } from "../redis-keys.ts";
 import type { Logger } from "./logger.ts";
@@ -17,6 +18,8 @@ export const deployRecordSchema = z.strictObject({
   sha: z.string(),
   reason: deployReasonSchema,
   pullRequest: z.number().int().positive().optional(),
+  /** What the job does to a hold: a rollback sets one, a sync or a revert's merge releases it. */
+  hold: agentJobSchema.shape.hold,
   /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */
   completed: z.boolean().default(false),
 });

@@ -1,14 +1,25 @@
 import { agentReportSchema, type AgentReport } from "../../core/agent-protocol.ts";
-import { checkRunState, deployCheckOutput, deployComment, deploymentState, isFinal, supersededSummary } from "../../core/deploy-status.ts";
+import {
+  checkRunState,
+  DEPLOY_ACTIONS,
+  deployCheckOutput,
+  deployComment,
+  deploymentState,
+  isFinal,
+  releasedSummary,
+  supersededSummary,
+} from "../../core/deploy-status.ts";
 import { checkRunUrl, type GitHubClient } from "../github/client.ts";
 import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
+import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "./logger.ts";
 
 /** What consuming reports needs. */
 export interface DeployReportDeps {
   github: (installationId: number) => Promise<GitHubClient>;
   records: DeployRecords;
+  environments: EnvironmentStates;
   agentKeys: readonly AgentKey[];
   webUrl: string;
   log: Logger;
@@ -40,16 +51,45 @@ export class DeployReports {
       deps.log.warn({ job: report.jobId, phase: report.phase }, "report for a finished deploy dropped");
       return;
     }
-    const gh = await deps.github(record.installationId);
     const logUrl = checkRunUrl(deps.webUrl, record.repository, record.checkRunId);
+    // The cluster's record first: a `/rollback` right after this deploy must see it.
+    if (report.history) {
+      const released = record.hold === "release" || (record.hold === "set" && !report.history.hold);
+      const held = await deps.environments.observe(record.repository.id, record.environment, {
+        history: report.history,
+        at: report.at,
+        released: released && report.phase === "succeeded",
+      });
+      for (const jobId of held) await this.#release(jobId, record, logUrl);
+    }
+    const gh = await deps.github(record.installationId);
     const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report)) };
-    await gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output });
+    // A finished deploy's check run carries the Re-sync and Roll back buttons.
+    const actions = report.phase === "succeeded" || report.phase === "failed" ? { actions: DEPLOY_ACTIONS } : {};
+    await gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output, ...actions });
     const state = deploymentState(report.phase);
     if (state && record.deploymentId > 0)
       await gh.deploymentStatus(record.repository, record.deploymentId, { state, description: output.title, logUrl });
     const comment = deployComment(record, report, logUrl);
     if (comment) await commentOnPull(gh, record, comment);
+    if (report.phase === "held") await deps.environments.heldJob(record.repository.id, record.environment, report.jobId);
     if (isFinal(report.phase)) await deps.records.save(report.jobId, { ...record, completed: true });
+  }
+
+  /** Closes the check run and Deployment of a deploy the agent held, once a newer deploy released the hold. */
+  async #release(jobId: string, releasedBy: DeployRecord, releasedByUrl: string): Promise<void> {
+    const held = await this.#deps.records.load(jobId);
+    if (!held || held.completed) return;
+    const gh = await this.#deps.github(held.installationId);
+    const summary = releasedSummary(releasedBy, releasedByUrl);
+    await gh.updateCheckRun(held.repository, held.checkRunId, {
+      status: "completed",
+      conclusion: "skipped",
+      output: { title: "Not deployed: the hold was released", summary },
+    });
+    if (held.deploymentId > 0)
+      await gh.deploymentStatus(held.repository, held.deploymentId, { state: "inactive", description: "Held by /rollback; not deployed" });
+    await this.#deps.records.save(jobId, { ...held, completed: true });
   }
 
   /** For a superseded deploy, a summary that links the newer deploy's check run. */

@@ -6,6 +6,7 @@ import { deduplicated } from "../../../src/app/handlers/deduplicated.ts";
 import { PullRequestState } from "../../../src/app/services/pr-state.ts";
 import { RedisMac } from "../../../src/app/services/redis-mac.ts";
 import { RenderCache } from "../../../src/app/services/render-cache.ts";
+import { EnvironmentStates } from "../../../src/app/services/environment-states.ts";
 
 const mac = new RedisMac("webhook-secret-for-tests");
 
@@ -166,5 +167,59 @@ describe("DiffPages (real Redis)", () => {
       gzipSync(JSON.stringify({ title: "forged", subtitle: "", report: { environments: [], errors: [] } })),
     );
     expect(await pages().load(id)).toBeUndefined();
+  });
+});
+
+describe("EnvironmentStates (real Redis)", () => {
+  const revision = (sha: string, reason: "merge" | "sync" | "rollback" = "merge") => ({
+    sha,
+    jobId: `j-${sha}`,
+    digest: "d".repeat(64),
+    appliedAt: "2026-11-27T12:00:00.000Z",
+    reason,
+  });
+  const hold = { by: "alice", at: "2026-11-27T12:00:00.000Z", jobId: "rb", sha: "a" };
+
+  it("keeps the newest history, mirrors the agent's hold, and releases held jobs only on a releasing success", async () => {
+    const states = new EnvironmentStates(redis, mac);
+    const repo = Math.floor(Math.random() * 1e9);
+    await states.observe(repo, "production", {
+      history: { revisions: [revision("b"), revision("a")] },
+      at: "2026-11-27T12:00:02Z",
+      released: false,
+    });
+    await states.observe(repo, "staging", { history: { revisions: [revision("b")] }, at: "2026-11-27T12:00:02Z", released: false });
+    // An older report arriving late does not replace a newer history.
+    await states.observe(repo, "production", { history: { revisions: [revision("a")] }, at: "2026-11-27T12:00:01Z", released: false });
+    expect((await states.load(repo, "production")).history?.revisions.map((r) => r.sha)).toEqual(["b", "a"]);
+    expect((await states.load(repo, "staging")).history?.revisions.map((r) => r.sha)).toEqual(["b"]);
+    await states.held(repo, "production", hold, 7);
+    await states.heldJob(repo, "production", "merge-c");
+    // A report without a hold that does not release (an older deploy finishing) keeps the app's hold.
+    expect(
+      await states.observe(repo, "production", { history: { revisions: [revision("b")] }, at: "2026-11-27T12:00:03Z", released: false }),
+    ).toEqual([]);
+    expect(await states.load(repo, "production")).toMatchObject({ hold, revertPulls: [7], held: ["merge-c"] });
+    expect(
+      await states.observe(repo, "production", {
+        history: { revisions: [revision("c", "sync")] },
+        at: "2026-11-27T12:00:04Z",
+        released: true,
+      }),
+    ).toEqual(["merge-c"]);
+    expect(await states.load(repo, "production")).toEqual({
+      history: { revisions: [revision("c", "sync")] },
+      historyAt: "2026-11-27T12:00:04Z",
+      revertPulls: [],
+      held: [],
+    });
+  });
+
+  it("ignores a state a Redis writer changed", async () => {
+    const states = new EnvironmentStates(redis, mac);
+    const repo = Math.floor(Math.random() * 1e9);
+    await states.held(repo, "production", hold, 7);
+    await redis.set(`sluice:environment:${repo}:production`, JSON.stringify({ revertPulls: [99], held: [] }));
+    expect(await states.load(repo, "production")).toEqual({ revertPulls: [], held: [] });
   });
 });

@@ -11,10 +11,31 @@ describe("parseCommand", () => {
   });
 
   it("takes environment names, all when none are given", () => {
-    expect(parseCommand("/sync production", envs)).toEqual({ kind: "sync", environments: ["production"] });
-    expect(parseCommand("/rollback", envs)).toEqual({ kind: "rollback", environments: envs });
-    expect(parseCommand("/sync staging staging", envs)).toEqual({ kind: "sync", environments: ["staging"] });
-    expect(parseCommand("/sluice sync staging", envs)).toEqual({ kind: "sync", environments: ["staging"] });
+    expect(parseCommand("/sync production", envs)).toEqual({ kind: "sync", environments: ["production"], named: true });
+    expect(parseCommand("/rollback", envs)).toEqual({ kind: "rollback", environments: envs, named: false });
+    expect(parseCommand("/sync staging staging", envs)).toEqual({ kind: "sync", environments: ["staging"], named: true });
+    expect(parseCommand("/sluice sync staging", envs)).toEqual({ kind: "sync", environments: ["staging"], named: true });
+  });
+
+  it("takes `/rollback [env…] to <sha>`", () => {
+    expect(parseCommand("/rollback production to abc1234", envs)).toEqual({
+      kind: "rollback",
+      environments: ["production"],
+      named: true,
+      to: "abc1234",
+    });
+    expect(parseCommand("/rollback to 0123456789abcdef0123456789abcdef01234567", envs)).toEqual({
+      kind: "rollback",
+      environments: envs,
+      named: false,
+      to: "0123456789abcdef0123456789abcdef01234567",
+    });
+    const invalid = { kind: "invalid", reason: "`/rollback [env…] to <sha>` takes one commit SHA (7 to 40 hex digits) after `to`" };
+    expect(parseCommand("/rollback to", envs)).toEqual(invalid);
+    expect(parseCommand("/rollback to abc", envs)).toEqual(invalid);
+    expect(parseCommand("/rollback to main", envs)).toEqual(invalid);
+    expect(parseCommand("/rollback to abc1234 staging", envs)).toEqual(invalid);
+    expect(parseCommand("/rollback qa to abc1234", envs)).toEqual({ kind: "invalid", reason: "unknown environment `qa`" });
   });
 
   it("rejects unknown environments, arguments and commands addressed to Sluice", () => {

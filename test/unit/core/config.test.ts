@@ -25,6 +25,7 @@ describe("parseConfig", () => {
       prune: true,
       allowEmpty: false,
       selfHeal: false,
+      transient: false,
       drift: { ignore: [] },
     });
     expect(config.commands.permission).toBe("write");

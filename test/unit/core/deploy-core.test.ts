@@ -186,7 +186,7 @@ describe("inventory", () => {
       inventory = nextInventory(
         inventory,
         { repositoryId: 1, repository: "o/r", environment: "p", objects: [] },
-        { sha: String(i), jobId: `j${i}`, digest: "d", appliedAt: "2026-01-01T00:00:00.000Z" },
+        { sha: String(i), jobId: `j${i}`, digest: "d", appliedAt: "2026-01-01T00:00:00.000Z", reason: "merge" },
       );
     expect(inventory?.revisions.map((r) => r.sha)).toEqual(["11", "10", "9", "8", "7", "6", "5", "4", "3", "2"]);
   });
@@ -196,7 +196,7 @@ describe("inventory", () => {
       ...nextInventory(
         undefined,
         { repositoryId: 1, repository: "o/r", environment: "p", objects: [] },
-        { sha: "a", jobId: "j", digest: "d", appliedAt: "2026-01-01T00:00:00.000Z" },
+        { sha: "a", jobId: "j", digest: "d", appliedAt: "2026-01-01T00:00:00.000Z", reason: "merge" },
       ),
       sequence: 10,
       sequenceJobId: "j10",

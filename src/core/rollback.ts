@@ -1,0 +1,52 @@
+import type { History } from "./agent-protocol.ts";
+import type { Revision } from "./inventory.ts";
+import { escapeInline } from "./markdown.ts";
+
+/** What `/rollback` asks for: the revision before a commit's deploy, or a revision by (a prefix of) its SHA. */
+export type RollbackAsk = { before: string } | { to: string };
+
+/** The revision a rollback deploys and the one live when it was asked, or why there is none. */
+export type RollbackTarget = { ok: true; target: Revision; from: Revision } | { ok: false; reason: string };
+
+/**
+ * Picks a rollback's target from the environment's history as the agent's record has it (newest
+ * first), never from GitHub Deployments, which anyone with write access can create. `before`
+ * finds the newest deploy of that commit that was not itself a rollback and takes the revision
+ * live before it; `to` takes the newest revision whose SHA starts with it.
+ */
+export function rollbackTarget(history: History | undefined, ask: RollbackAsk): RollbackTarget {
+  const revisions = history?.revisions ?? [];
+  const [live] = revisions;
+  if (!live) return { ok: false, reason: "the agent has reported no deployed revision of this environment yet" };
+  if ("to" in ask) {
+    const target = revisions.find((r) => r.sha.startsWith(ask.to));
+    return target
+      ? { ok: true, target, from: live }
+      : { ok: false, reason: `\`${escapeInline(ask.to)}\` is not among the revisions the agent keeps (${knownRevisions(revisions)})` };
+  }
+  const index = revisions.findIndex((r) => r.sha === ask.before && r.reason !== "rollback");
+  if (index === -1)
+    return {
+      ok: false,
+      reason: `\`${ask.before.slice(0, 7)}\` is not among the revisions the agent keeps (${knownRevisions(revisions)})`,
+    };
+  const target = revisions.slice(index + 1).find((r) => r.sha !== ask.before);
+  return target
+    ? { ok: true, target, from: live }
+    : { ok: false, reason: `nothing was deployed before \`${ask.before.slice(0, 7)}\` (${knownRevisions(revisions)})` };
+}
+
+/** The revisions a refusal lists: short SHA, why and when, newest first. */
+export function knownRevisions(revisions: readonly Revision[]): string {
+  if (revisions.length === 0) return "none";
+  return `known: ${revisions.map((r) => `\`${r.sha.slice(0, 7)}\` ${r.reason} ${r.appliedAt.slice(0, 16).replace("T", " ")}`).join(", ")}`;
+}
+
+/**
+ * The branch a rollback's revert pull request comes from: named after the merge it reverts, or
+ * after the revision it goes back to when it was asked for by SHA. A second rollback of the same
+ * merge moves the same branch, so its pull request stays the one to merge.
+ */
+export function revertBranch(ask: RollbackAsk, target: string): string {
+  return "before" in ask ? `sluice/revert-${ask.before}` : `sluice/rollback-to-${target}`;
+}

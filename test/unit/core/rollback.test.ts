@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { revertBranch, rollbackTarget } from "../../../src/core/rollback.ts";
+import type { Revision } from "../../../src/core/inventory.ts";
+
+const sha = (c: string): string => c.repeat(40);
+const revision = (c: string, reason: Revision["reason"] = "merge"): Revision => ({
+  sha: sha(c),
+  jobId: `${reason}-${c}`,
+  digest: "d".repeat(64),
+  appliedAt: "2026-11-27T12:00:00.000Z",
+  reason,
+});
+
+describe("rollbackTarget", () => {
+  it("takes the revision live before the merge's newest deploy that was not a rollback", () => {
+    // Newest first: A, then B, then a rollback to A, then C synced.
+    const history = { revisions: [revision("c", "sync"), revision("a", "rollback"), revision("b"), revision("a")] };
+    expect(rollbackTarget(history, { before: sha("b") })).toEqual({ ok: true, target: revision("a"), from: revision("c", "sync") });
+    expect(rollbackTarget(history, { before: sha("c") })).toEqual({
+      ok: true,
+      target: revision("a", "rollback"),
+      from: revision("c", "sync"),
+    });
+    // A rollback to A is not a deploy of A's merge; the merge of A is the oldest revision.
+    expect(rollbackTarget(history, { before: sha("a") })).toEqual({
+      ok: false,
+      reason: expect.stringContaining(`nothing was deployed before \`aaaaaaa\``) as string,
+    });
+  });
+
+  it("skips revisions of the same commit (a sync of the merge) to find what ran before", () => {
+    const history = { revisions: [revision("b", "sync"), revision("b"), revision("a")] };
+    expect(rollbackTarget(history, { before: sha("b") })).toMatchObject({ ok: true, target: revision("a") });
+  });
+
+  it("takes any kept revision by SHA prefix, and refuses with the known revisions otherwise", () => {
+    const history = { revisions: [revision("b"), revision("a")] };
+    expect(rollbackTarget(history, { to: "aaaaaaa" })).toEqual({ ok: true, target: revision("a"), from: revision("b") });
+    expect(rollbackTarget(history, { to: "0123456" })).toEqual({
+      ok: false,
+      reason:
+        "`0123456` is not among the revisions the agent keeps (known: `bbbbbbb` merge 2026-11-27 12:00, `aaaaaaa` merge 2026-11-27 12:00)",
+    });
+    expect(rollbackTarget(history, { before: sha("f") })).toMatchObject({ ok: false });
+  });
+
+  it("refuses when the agent has reported nothing", () => {
+    expect(rollbackTarget(undefined, { before: sha("a") })).toEqual({
+      ok: false,
+      reason: "the agent has reported no deployed revision of this environment yet",
+    });
+    expect(rollbackTarget({ revisions: [] }, { to: "aaaaaaa" })).toMatchObject({ ok: false });
+  });
+});
+
+describe("revertBranch", () => {
+  it("names the branch after the merge it reverts, or the revision asked for", () => {
+    expect(revertBranch({ before: sha("b") }, sha("a"))).toBe(`sluice/revert-${sha("b")}`);
+    expect(revertBranch({ to: "aaaaaaa" }, sha("a"))).toBe(`sluice/rollback-to-${sha("a")}`);
+  });
+});
