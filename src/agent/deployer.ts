@@ -116,7 +116,7 @@ export class Deployer {
    * replay check against the cluster's own record, preflight dry-run and staged apply, prune,
    * health wait, new inventory and revision. Reports as it goes.
    */
-  async deploy(job: AgentJob, objects: KubeObject[], report: Report): Promise<ObjectResult[]> {
+  async deploy(job: AgentJob, objects: KubeObject[], report: Report): Promise<{ results: ObjectResult[]; history: History }> {
     const deps = this.#deps;
     const repository = `${job.repository.owner}/${job.repository.name}`;
     const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
@@ -206,14 +206,18 @@ export class Deployer {
     );
     if (job.hold === "release") delete next.hold;
     await deps.inventories.write(next);
-    return [...results, ...pruned];
+    return { results: [...results, ...pruned], history: historyOf(next) };
   }
 
   /** The environment's revisions and hold as the cluster's record has them, for the app's `/rollback`. */
   async history(job: Pick<AgentJob, "repository" | "environment">): Promise<History> {
-    const inventory = await this.#deps.inventories.read(job.repository.id, job.environment);
-    return { revisions: inventory?.revisions ?? [], ...(inventory?.hold ? { hold: inventory.hold } : {}) };
+    return historyOf(await this.#deps.inventories.read(job.repository.id, job.environment));
   }
+}
+
+/** What a report tells the app of an inventory: its revisions and hold. */
+function historyOf(inventory: Inventory | undefined): History {
+  return { revisions: inventory?.revisions ?? [], ...(inventory?.hold ? { hold: inventory.hold } : {}) };
 }
 
 /** A decompressed objects blob larger than this is refused: jobs are bounded by what the app renders. */

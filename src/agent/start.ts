@@ -107,14 +107,14 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
         return;
       }
       const objects = await deployer.objects(job);
-      const results = await deployer.deploy(job, objects, report);
+      const { results, history } = await deployer.deploy(job, objects, report);
       await drift.remember(job, bullJob.data as Envelope);
       await report({
         phase: "succeeded",
         message: `deployed ${results.length} objects`,
         objects: results,
         durationMs: now() - started,
-        history: await deployer.history(job),
+        history,
       });
       log("info", "deploy succeeded", { job: job.id, objects: results.length, ms: now() - started });
     } catch (error) {

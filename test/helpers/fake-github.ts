@@ -85,6 +85,8 @@ export class FakeGitHub {
   readonly reactions: { commentId: number; content: string }[] = [];
   readonly deploymentStatuses: { deploymentId: number; state: string; log_url?: string }[] = [];
   readonly deploymentsCreated: { id: number; ref: string; environment: string; auto_merge?: boolean; required_contexts?: unknown[] }[] = [];
+  /** Pull requests the app opened. */
+  readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
   readonly #repos = new Map<string, FakeRepo>();
   #server: Server | undefined;
   #nextId = 1000;
@@ -146,9 +148,6 @@ export class FakeGitHub {
     });
     repo.commits.set(sha, { dir, tarball: stdout, tree: await treeId(dir), parents, message: `commit ${sha}` });
   }
-
-  /** Pull requests the app opened. */
-  readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
 
   /** A commit as the fake stores it (for the commits the app creates). */
   commit(owner: string, name: string, sha: string): { dir: string; tree: string; parents: string[]; message: string } | undefined {

@@ -96,6 +96,12 @@ function repository(team: "a" | "b", name = `team-${team}-${randomUUID().slice(0
 const config = (repo: Repo, extra = "") =>
   `version: 1\nenvironments:\n  - name: production\n    path: manifests\n    namespace: ${repo.namespace}\n    branch: main\n${extra}`;
 const ns = (name: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`;
+/** A repository's files: the configuration, its namespace, and `manifests` (path → text). */
+const withNamespace = (repo: Repo, manifests: Record<string, string> = {}): Record<string, string> => ({
+  ".github/sluice.yml": config(repo),
+  "manifests/ns.yaml": ns(repo.namespace),
+  ...manifests,
+});
 const cm = (name: string, value: string, namespace?: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${namespace ? `  namespace: ${namespace}\n` : ""}data:\n  value: "${value}"\n`;
 
@@ -227,11 +233,7 @@ describe("nothing deploys that the default branch did not review", () => {
 
   it("makes every /sync a request of its own", async () => {
     const repo = repository("a");
-    const head = await commit(repo, {
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/cm.yaml": cm("a", "1"),
-    });
+    const head = await commit(repo, withNamespace(repo, { "manifests/cm.yaml": cm("a", "1") }));
     h.github.setBranch(OWNER, repo.repo, "main", head);
     h.github.setPull(OWNER, repo.repo, {
       number: 4,
@@ -255,11 +257,7 @@ describe("nothing deploys that the default branch did not review", () => {
 describe("whoever writes to Redis cannot deploy, replay or forge", () => {
   it("refuses deploy requests the app did not queue", async () => {
     const repo = repository("a");
-    const target = await commit(repo, {
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/cm.yaml": cm("forged", "1"),
-    });
+    const target = await commit(repo, withNamespace(repo, { "manifests/cm.yaml": cm("forged", "1") }));
     const request = {
       version: 1,
       repository: { owner: OWNER, name: repo.repo, id: repo.repoId },
@@ -315,11 +313,7 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
 
   it("never applies a replayed or expired job, even with the newest-job marker forged", async () => {
     const repo = repository("a");
-    const files = (value: string) => ({
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/cm.yaml": cm("settings", value),
-    });
+    const files = (value: string) => withNamespace(repo, { "manifests/cm.yaml": cm("settings", value) });
     const first = await commit(repo, files("one"));
     await merge(repo, first);
     expect((await deployed(first))?.conclusion).toBe("success");
@@ -367,11 +361,7 @@ describe("whoever writes to Redis cannot deploy, replay or forge", () => {
 
   it("drops a report signed by an agent key that is not bound to the environment", async () => {
     const repo = repository("a");
-    const head = await commit(repo, {
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/cm.yaml": cm("a", "1"),
-    });
+    const head = await commit(repo, withNamespace(repo, { "manifests/cm.yaml": cm("a", "1") }));
     await merge(repo, head);
     const run = await deployed(head);
     expect(run?.conclusion).toBe("success");
@@ -416,11 +406,7 @@ describe("Redis is not trusted with what a report changes on GitHub", () => {
     const victimRun = await deployed(broken);
     expect(victimRun?.conclusion).toBe("failure");
     const repo = repository("a");
-    const head = await commit(repo, {
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/cm.yaml": cm("a", "1"),
-    });
+    const head = await commit(repo, withNamespace(repo, { "manifests/cm.yaml": cm("a", "1") }));
     await merge(repo, head);
     expect((await deployed(head))?.conclusion).toBe("success");
     const jobId = `merge-${repo.repoId}-production-${head}`;
@@ -466,12 +452,7 @@ describe("the agent decides scope and ownership from the cluster, not the manife
     const repo = repository("a");
     const binding = `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: pwn-${repo.repoId}\n  namespace: ${repo.namespace}\nroleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin }\nsubjects: [{ kind: User, name: mallory, apiGroup: rbac.authorization.k8s.io }]\n`;
     const widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n";
-    const head = await commit(repo, {
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/crb.yaml": binding,
-      "manifests/widget.yaml": widget,
-    });
+    const head = await commit(repo, withNamespace(repo, { "manifests/crb.yaml": binding, "manifests/widget.yaml": widget }));
     await merge(repo, head);
     const run = await deployed(head);
     expect(run?.conclusion).toBe("failure");
@@ -487,20 +468,12 @@ describe("the agent decides scope and ownership from the cluster, not the manife
 
   it("keeps each repository in its own namespaces and off objects another repository owns", async () => {
     const teamB = repository("b");
-    const owned = await commit(teamB, {
-      ".github/sluice.yml": config(teamB),
-      "manifests/ns.yaml": ns(teamB.namespace),
-      "manifests/cm.yaml": cm("shared", "b"),
-    });
+    const owned = await commit(teamB, withNamespace(teamB, { "manifests/cm.yaml": cm("shared", "b") }));
     await merge(teamB, owned);
     expect((await deployed(owned))?.conclusion).toBe("success");
 
     const teamA = repository("a");
-    const across = await commit(teamA, {
-      ".github/sluice.yml": config(teamA),
-      "manifests/ns.yaml": ns(teamA.namespace),
-      "manifests/cm.yaml": cm("shared", "a", teamB.namespace),
-    });
+    const across = await commit(teamA, withNamespace(teamA, { "manifests/cm.yaml": cm("shared", "a", teamB.namespace) }));
     await merge(teamA, across);
     const refused = await deployed(across);
     expect(refused?.conclusion).toBe("failure");
@@ -524,12 +497,7 @@ describe("the agent decides scope and ownership from the cluster, not the manife
 
   it("keeps ownership through a rename, by repository id", async () => {
     const repo = repository("a");
-    const first = await commit(repo, {
-      ".github/sluice.yml": config(repo),
-      "manifests/ns.yaml": ns(repo.namespace),
-      "manifests/cm.yaml": cm("kept", "1"),
-      "manifests/old.yaml": cm("old", "1"),
-    });
+    const first = await commit(repo, withNamespace(repo, { "manifests/cm.yaml": cm("kept", "1"), "manifests/old.yaml": cm("old", "1") }));
     await merge(repo, first);
     expect((await deployed(first))?.conclusion).toBe("success");
     // GitHub renames the repository; its id stays.
@@ -540,11 +508,7 @@ describe("the agent decides scope and ownership from the cluster, not the manife
       OWNER,
       renamed.repo,
       second,
-      await checkout(undefined, {
-        ".github/sluice.yml": config(repo),
-        "manifests/ns.yaml": ns(repo.namespace),
-        "manifests/cm.yaml": cm("kept", "2"),
-      }),
+      await checkout(undefined, withNamespace(repo, { "manifests/cm.yaml": cm("kept", "2") })),
     );
     await merge(renamed, second);
     expect((await deployed(second))?.conclusion).toBe("success");

@@ -2,6 +2,7 @@ import { helpText, parseCommand, replies } from "../../core/commands.ts";
 import type { Config, Environment } from "../../core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/deploy-status.ts";
+import type { Hold } from "../../core/inventory.ts";
 import { escapeInline } from "../../core/markdown.ts";
 import { revertBranch, rollbackTarget, type RollbackAsk } from "../../core/rollback.ts";
 import { checkRunUrl, permits, type GitHubClient, type Permission } from "../github/client.ts";
@@ -132,19 +133,12 @@ export class CommandService {
           await reply(replies.notMerged(event.author));
           return;
         }
-        // Without names, a PR's rollback acts on the environments that deployed its merge.
+        // Without names, a pull request's rollback acts on the environments that deployed its merge.
         let envs = envsNamed(config.config, command.environments);
         if (!command.named && "before" in ask) {
-          const before = ask.before;
-          const deployed = await Promise.all(
-            envs.map(async (env) => {
-              const state = await this.#deps.environments.load(event.repository.id, env.name);
-              return state.history?.revisions.some((r) => r.sha === before) ? env : undefined;
-            }),
-          );
-          envs = deployed.filter((env) => env !== undefined);
+          envs = await this.#deployed(event.repository, envs, ask.before);
           if (envs.length === 0) {
-            await reply(replies.deployed(event.author, "rollback", [replies.neverDeployed(before)]));
+            await reply(replies.deployed(event.author, "rollback", [replies.neverDeployed(ask.before)]));
             return;
           }
         }
@@ -207,6 +201,12 @@ export class CommandService {
     return undefined;
   }
 
+  /** The environments whose history, as their agents reported it, has a deploy of `sha`. */
+  async #deployed(repository: RepositoryRef, envs: readonly Environment[], sha: string): Promise<Environment[]> {
+    const states = await Promise.all(envs.map((env) => this.#deps.environments.load(repository.id, env.name)));
+    return envs.filter((_, i) => states[i]?.history?.revisions.some((r) => r.sha === sha));
+  }
+
   /** Queues a deploy of each environment's tracked branch head; a sync also releases a hold. */
   async #sync(gh: GitHubClient, asker: Asker, envs: readonly Environment[]): Promise<string[]> {
     const lines: string[] = [];
@@ -254,19 +254,20 @@ export class CommandService {
         target: target.sha,
         envs: [],
       };
-      revert.envs.push(env.name);
+      revert.envs.push({
+        name: env.name,
+        hold: { by: asker.author, at: new Date(this.#deps.now()).toISOString(), jobId: queued.jobId, sha: target.sha },
+      });
       reverts.set(key, revert);
-      const hold = { by: asker.author, at: new Date(this.#deps.now()).toISOString(), jobId: queued.jobId, sha: target.sha };
-      await this.#deps.environments.held(asker.repository.id, env.name, hold);
     }
     for (const revert of reverts.values()) {
       const pull = await this.#revertPull(gh, asker, revert);
-      for (const env of revert.envs) {
-        const state = await this.#deps.environments.load(asker.repository.id, env);
-        if (pull && state.hold) await this.#deps.environments.held(asker.repository.id, env, state.hold, pull.number);
-      }
+      // Held at once, so the next merge's check run says so; merging the revert pull request releases it.
+      for (const { name, hold } of revert.envs) await this.#deps.environments.held(asker.repository.id, name, hold, pull?.number);
       lines.push(
-        pull ? replies.revertOpened(revert.envs, pull, revert.branch) : replies.revertNotNeeded(revert.envs, revert.branch, revert.target),
+        pull
+          ? replies.revertOpened(names(revert), pull, revert.branch)
+          : replies.revertNotNeeded(names(revert), revert.branch, revert.target),
       );
     }
     return lines;
@@ -287,13 +288,17 @@ export class CommandService {
     if (headTree === targetTree) return undefined;
     const short = (sha: string): string => sha.slice(0, 7);
     const commit = await gh.createCommit(asker.repository, {
-      message: `Revert ${revert.branch} to ${short(revert.target)}\n\nRolled back from ${short(revert.from)} by @${asker.author} with Sluice (${revert.envs.join(", ")}).`,
+      message: `Revert ${revert.branch} to ${short(revert.target)}\n\nRolled back from ${short(revert.from)} by @${asker.author} with Sluice (${names(revert).join(", ")}).`,
       tree: targetTree,
       parents: [head],
     });
     const branch = revert.head;
     await gh.setBranch(asker.repository, branch, commit);
-    const body = `@${asker.author} rolled back ${revert.envs.map((e) => `\`${e}\``).join(", ")} from \`${short(revert.from)}\` to \`${short(revert.target)}\`${asker.pullRequest ? ` (#${asker.pullRequest})` : ""}.\n\nThis pull request makes \`${revert.branch}\` say what runs: its tree is \`${short(revert.target)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`;
+    const body = `@${asker.author} rolled back ${names(revert)
+      .map((e) => `\`${e}\``)
+      .join(
+        ", ",
+      )} from \`${short(revert.from)}\` to \`${short(revert.target)}\`${asker.pullRequest ? ` (#${asker.pullRequest})` : ""}.\n\nThis pull request makes \`${revert.branch}\` say what runs: its tree is \`${short(revert.target)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`;
     return (
       (await gh.openPullFrom(asker.repository, branch, revert.branch)) ??
       (await gh.createPull(asker.repository, {
@@ -343,13 +348,17 @@ export class CommandService {
   }
 }
 
-/** One revert pull request: the tracked branch, its head branch, the rollback and the environments it covers. */
+/** One revert pull request: the tracked branch, its head branch, the rollback, and the environments it covers with their holds. */
 interface Revert {
   branch: string;
   head: string;
   from: string;
   target: string;
-  envs: string[];
+  envs: { name: string; hold: Hold }[];
+}
+
+function names(revert: Revert): string[] {
+  return revert.envs.map((e) => e.name);
 }
 
 /** The configured environments a command names, in configuration order. */

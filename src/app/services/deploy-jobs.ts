@@ -11,11 +11,11 @@ import type { KubeObject } from "../../core/manifest.ts";
 import { previewAnnotations, previewCheckOutput } from "../../core/preview-comment.ts";
 import { seal } from "../../core/signing.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
-import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import { checkRunUrl, type CheckRunFields, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
-import type { EnvironmentStates } from "./environment-states.ts";
+import type { EnvironmentState, EnvironmentStates } from "./environment-states.ts";
 import { objectsPayload } from "./object-payloads.ts";
 import type { Logger } from "./logger.ts";
 import { discoverFromCheckout, reviewedConfig } from "./repository-config.ts";
@@ -67,8 +67,8 @@ export class DeployJobs {
     if (!objects) return;
     const payload = await objectsPayload(deps.redis, env.name, objects);
     const jobId = deployJobId(request);
-    const hold = await this.#holdMode(gh, request);
     const state = await deps.environments.load(request.repository.id, env.name);
+    const hold = await holdMode(gh, request, state);
     // The agent's record decides; this only tells people at once that the deploy will wait.
     const output =
       hold === "keep" && state.hold
@@ -77,9 +77,7 @@ export class DeployJobs {
             summary: heldSummary(`\`${state.hold.sha.slice(0, 7)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`),
           }
         : { title: "Queued", summary: queuedSummary(objects.length, request) };
-    const fields = { externalId: jobId, status: "queued" as const, output };
-    const checkRunId = request.checkRunId ?? (await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, fields));
-    if (request.checkRunId) await gh.updateCheckRun(request.repository, request.checkRunId, fields);
+    const checkRunId = await writeCheckRun(gh, request, { status: "queued", output });
     // Saved before anything else can refer to this deploy (a superseded report links its check run).
     const record: DeployRecord = {
       checkRunId,
@@ -111,20 +109,6 @@ export class DeployJobs {
     const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
     await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
     deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
-  }
-
-  /**
-   * What the job does to a hold: a rollback sets one, a sync releases it, and so does the merge
-   * of a revert pull request a rollback of this environment opened (the app's sealed record
-   * says which); any other merge keeps it, and the agent does not apply it while held.
-   */
-  async #holdMode(gh: GitHubClient, request: DeployRequest): Promise<AgentJob["hold"]> {
-    if (request.reason === "rollback") return "set";
-    if (request.reason === "sync") return "release";
-    const { revertPulls } = await this.#deps.environments.load(request.repository.id, request.environment);
-    if (revertPulls.length === 0) return "keep";
-    const pulls = await gh.mergedPullsFor(request.repository, request.sha);
-    return pulls.some((p) => revertPulls.includes(p)) ? "release" : "keep";
   }
 
   /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */
@@ -196,23 +180,42 @@ export function agentJob(
   };
 }
 
+/**
+ * What the job does to a hold: a rollback sets one, a sync releases it, and so does the merge of a
+ * revert pull request a rollback of this environment opened (the environment's sealed state says
+ * which); any other merge keeps it, and the agent does not apply it while held.
+ */
+async function holdMode(gh: GitHubClient, request: DeployRequest, state: EnvironmentState): Promise<AgentJob["hold"]> {
+  if (request.reason === "rollback") return "set";
+  if (request.reason === "sync") return "release";
+  if (state.revertPulls.length === 0) return "keep";
+  const pulls = await gh.mergedPullsFor(request.repository, request.sha);
+  return pulls.some((p) => state.revertPulls.includes(p)) ? "release" : "keep";
+}
+
+/** Writes the deploy's check run: the one the command already created, or a new one; returns its id. */
+async function writeCheckRun(gh: GitHubClient, request: DeployRequest, fields: CheckRunFields): Promise<number> {
+  if (request.checkRunId) {
+    await gh.updateCheckRun(request.repository, request.checkRunId, fields);
+    return request.checkRunId;
+  }
+  return gh.createCheckRun(request.repository, deployCheckName(request.environment), request.sha, {
+    externalId: deployJobId(request),
+    ...fields,
+  });
+}
+
 /** What a Deployment says it is: a rollback names where it rolled back from. */
-export function deploymentDescription(request: Pick<DeployRequest, "reason" | "requestedBy" | "sha" | "from">): string {
+function deploymentDescription(request: Pick<DeployRequest, "reason" | "requestedBy" | "sha" | "from">): string {
   if (request.reason === "rollback")
     return `Rollback to ${request.sha.slice(0, 7)}${request.from ? ` from ${request.from.slice(0, 7)}` : ""} by ${request.requestedBy}`;
   return `Sluice ${request.reason} by ${request.requestedBy}`;
 }
 
 async function failBeforeQueue(gh: GitHubClient, request: DeployRequest, title: string, errors: ReportProblem[]): Promise<void> {
-  const fields = {
-    status: "completed" as const,
-    conclusion: "failure" as const,
+  await writeCheckRun(gh, request, {
+    status: "completed",
+    conclusion: "failure",
     output: { title, summary: previewCheckOutput({ environments: [], errors }).summary, annotations: previewAnnotations(errors) },
-  };
-  if (request.checkRunId) await gh.updateCheckRun(request.repository, request.checkRunId, fields);
-  else
-    await gh.createCheckRun(request.repository, deployCheckName(request.environment), request.sha, {
-      externalId: deployJobId(request),
-      ...fields,
-    });
+  });
 }
