@@ -36,6 +36,8 @@ const envSchema = z.object({
   SLUICE_AGENT_QPS: z.coerce.number().positive().default(500),
   SLUICE_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(300),
   SLUICE_DRIFT_INTERVAL_SECONDS: z.coerce.number().int().nonnegative().default(180),
+  SLUICE_AGENT_PROBE_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+  SLUICE_AGENT_PROBE_HOST: z.string().default("0.0.0.0"),
 });
 
 /** The agent's settings: from its own environment (a ConfigMap and a Secret), never from a repository. */
@@ -61,6 +63,9 @@ export interface AgentSettings {
   healthTimeoutMs: number;
   /** How often each applied repository environment is compared with the live cluster (jittered); 0 turns drift checks off. */
   driftIntervalMs: number;
+  /** Where `/healthz`, `/readyz` and `/metrics` are served (port 0: any free port); nothing else is. */
+  probePort: number;
+  probeHost: string;
 }
 
 async function secret(inline: string | undefined, path: string | undefined, name: string): Promise<string> {
@@ -98,5 +103,7 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     qps: e.SLUICE_AGENT_QPS,
     healthTimeoutMs: e.SLUICE_HEALTH_TIMEOUT_SECONDS * 1000,
     driftIntervalMs: e.SLUICE_DRIFT_INTERVAL_SECONDS * 1000,
+    probePort: e.SLUICE_AGENT_PROBE_PORT,
+    probeHost: e.SLUICE_AGENT_PROBE_HOST,
   };
 }

@@ -21,9 +21,14 @@ import { InventoryStore } from "./inventory-store.ts";
 import { Cluster } from "./kube/cluster.ts";
 import type { AgentSettings } from "./settings.ts";
 import { errorMessage } from "../core/errors.ts";
+import { createServer, type Server } from "node:http";
+import { answerProbe, checkWithin, type ProbeSources } from "../core/probes.ts";
+import { AgentMetrics } from "./metrics.ts";
 
 /** A running agent. */
 export interface RunningAgent {
+  /** The port `/healthz`, `/readyz` and `/metrics` are served on. */
+  probePort: number;
   /** Stops taking jobs; the job in progress finishes first (BullMQ's close waits for it). */
   stop: () => Promise<void>;
 }
@@ -47,6 +52,18 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   const appKey = publicKeyFromPem(settings.appPublicKey);
   const agentKey = privateKeyFromPem(settings.signingKey);
   const reports = new Queue(REPORT_QUEUE.name, { connection: redis, prefix: REPORT_QUEUE.prefix });
+  const workers: Worker[] = [];
+  const queues: { environment: string; queue: Queue }[] = [];
+  const metrics = new AgentMetrics({
+    queueDepths: () =>
+      Promise.all(
+        queues.map(async ({ environment, queue }) => ({
+          environment,
+          queue: queue.name,
+          counts: await queue.getJobCounts("waiting", "active", "delayed", "failed"),
+        })),
+      ),
+  });
   /** Signs a message for the app and queues it; retried, since a lost report leaves GitHub behind. */
   const send = async (kind: "report" | "live" | "drift", body: AgentReport | LiveReport | DriftReport): Promise<void> => {
     await reports.add(kind, seal(kind, body, agentKey), {
@@ -55,6 +72,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       removeOnComplete: { age: 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
+    metrics.sent(kind, body);
   };
   const policy = {
     rules: settings.rules,
@@ -95,6 +113,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     } catch (error) {
       // An unverified job names nothing that can be trusted, so nothing is reported to GitHub.
       log("warn", "job rejected", { job: bullJob.id, error: String(error) });
+      metrics.rejectedJobs.inc({ queue: "deploy" });
       throw new UnrecoverableError(errorMessage(error));
     }
     const report = reporter(job);
@@ -148,6 +167,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
         log("error", "drift check failed", { environment, error: errorMessage(error) });
         continue;
       }
+      metrics.driftCheckTime.set({ environment }, now() / 1000);
       for (const body of found) {
         const report: DriftReport = { ...body, at: new Date(now()).toISOString() };
         await send("drift", report);
@@ -188,6 +208,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       request = verifyPreviewRequest(bullJob.data, livePreviews);
     } catch (error) {
       log("warn", "live preview request rejected", { job: bullJob.id, error: errorMessage(error) });
+      metrics.rejectedJobs.inc({ queue: "live-preview" });
       throw new UnrecoverableError(errorMessage(error));
     }
     let answer: Omit<LiveReport, "at">;
@@ -204,13 +225,11 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     log("info", "live preview answered", { request: request.id, changes: report.changes.length });
   };
 
-  const workers: Worker[] = [];
-  const queues: Queue[] = [];
   for (const environment of settings.environments) {
     const q = agentQueue(environment);
     const queue = new Queue(q.name, { connection: redis, prefix: q.prefix });
     await queue.setGlobalConcurrency(1);
-    queues.push(queue);
+    queues.push({ environment, queue });
     workers.push(new Worker(q.name, processJob, { connection: redis, prefix: q.prefix, concurrency: 1, lockDuration: 120_000 }));
     const live = livePreviewQueue(environment);
     workers.push(new Worker(live.name, processPreview, { connection: redis, prefix: live.prefix, concurrency: 2 }));
@@ -230,7 +249,28 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     },
     (HEARTBEAT_TTL_SECONDS * 1000) / 3,
   );
+  const probes: ProbeSources = {
+    ready: () =>
+      Promise.all([
+        checkWithin("redis", 2_000, async () => {
+          if (redis.status !== "ready") return `connection is ${redis.status}`;
+          await redis.ping();
+          return undefined;
+        }),
+        checkWithin("kubernetes", 5_000, async () => {
+          await cluster.version();
+          return undefined;
+        }),
+        checkWithin("queues", 2_000, () =>
+          Promise.resolve(stopped ? "shutting down" : workers.every((w) => w.isRunning()) ? undefined : "a worker is not running"),
+        ),
+      ]),
+    metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+  };
+  const probeServer = await serveProbes(settings.probeHost, settings.probePort, probes);
+  const address = probeServer.address();
   return {
+    probePort: typeof address === "object" && address ? address.port : settings.probePort,
     stop: async () => {
       stopped = true;
       clearTimeout(driftTimer);
@@ -238,9 +278,34 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       clearInterval(heartbeat);
       await Promise.all(settings.environments.map((environment) => redis.del(agentHeartbeatKey(environment))));
       await Promise.all(workers.map((w) => w.close()));
-      await Promise.all([...queues, reports].map((q) => q.close()));
+      await Promise.all([...queues.map((q) => q.queue), reports].map((q) => q.close()));
       await redis.quit();
       cluster.close();
+      await new Promise((resolve) => probeServer.close(resolve));
     },
   };
+}
+
+/** The agent's only listening socket: probes and metrics, no API. */
+async function serveProbes(host: string, port: number, sources: ProbeSources): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const answer = req.method === "GET" ? answerProbe(path, sources) : Promise.resolve(undefined);
+    answer
+      .then((a) => {
+        res.writeHead(a?.status ?? 404, { "content-type": a?.contentType ?? "text/plain; charset=utf-8", "cache-control": "no-store" });
+        res.end(a?.body ?? "Not found\n");
+      })
+      .catch(() => {
+        res.writeHead(500).end();
+      });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
 }

@@ -17,8 +17,8 @@ const envSchema = z.object({
   PRIVATE_KEY_PATH: z.string().optional(),
   WEBHOOK_SECRET: z.string().min(1).optional(),
   WEBHOOK_SECRET_PATH: z.string().optional(),
-  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
-  SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }),
+  REDIS_URL: z.string({ error: "REDIS_URL is required: the Redis the app's queues and caches live in, such as redis://redis:6379" }).min(1),
+  SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }).optional(),
   SLUICE_LINK_SECRET: z.string().min(16).optional(),
   GITHUB_API_URL: z.url().default("https://api.github.com"),
   GITHUB_WEB_URL: z.url().default("https://github.com"),
@@ -40,6 +40,8 @@ const envSchema = z.object({
   SLUICE_JOB_SIGNING_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_PUBLIC_KEYS: z.string().optional(),
   SLUICE_AGENT_PUBLIC_KEYS_PATH: z.string().optional(),
+  WEBHOOK_PROXY_URL: z.url({ error: "WEBHOOK_PROXY_URL must be a URL, such as https://smee.io/abc123" }).optional(),
+  SLUICE_METRICS_TOKEN: z.string().min(16, { error: "SLUICE_METRICS_TOKEN must be at least 16 characters" }).optional(),
   SLUICE_KUSTOMIZE: z.string().optional(),
   SLUICE_KUBECTL: z.string().optional(),
   SLUICE_HELM: z.string().optional(),
@@ -100,6 +102,10 @@ export interface AppSettings {
    * environments named on a `# environments: a,b` line before it (any environment when absent).
    */
   agentPublicKeys: AgentKey[];
+  /** Local development: receive webhooks through this proxy channel (smee.io), as Probot does. */
+  webhookProxyUrl: string | undefined;
+  /** When set, `/metrics` answers only requests bearing it (`Authorization: Bearer …`). */
+  metricsToken: string | undefined;
   env: NodeJS.ProcessEnv;
 }
 
@@ -114,6 +120,12 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
   const parsed = envSchema.safeParse(given);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+  const production = given.NODE_ENV === "production";
+  // Outside production the app's own address will do for diff page links.
+  if (given.SLUICE_PUBLIC_URL === undefined && production)
+    problems.push(
+      "  SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL is required in production: the app's public URL, such as https://sluice.example.com",
+    );
   if (given.WEBHOOK_SECRET === undefined && given.WEBHOOK_SECRET_PATH === undefined)
     problems.push("  WEBHOOK_SECRET: WEBHOOK_SECRET is required (or WEBHOOK_SECRET_PATH): the secret GitHub signs webhooks with");
   if (!parsed.success || problems.length > 0) throw new Error(`invalid configuration:\n${problems.join("\n")}`);
@@ -132,7 +144,7 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     privateKey,
     webhookSecret,
     redisUrl: e.REDIS_URL,
-    publicUrl: e.SLUICE_PUBLIC_URL.replace(/\/+$/, ""),
+    publicUrl: (e.SLUICE_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     // Links stay valid across replicas and restarts without another secret to manage.
     linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", webhookSecret).update("sluice diff page links").digest("base64url"),
     githubApiUrl: e.GITHUB_API_URL.replace(/\/+$/, ""),
@@ -153,6 +165,8 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     liveTimeoutMs: e.SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS * 1000,
     jobSigningKey,
     agentPublicKeys: parseAgentKeys(agentKeys),
+    metricsToken: e.SLUICE_METRICS_TOKEN,
+    webhookProxyUrl: e.WEBHOOK_PROXY_URL,
     env,
   };
 }

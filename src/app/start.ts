@@ -33,6 +33,10 @@ import { PullRequestState } from "./services/pr-state.ts";
 import { PreviewService } from "./services/preview-service.ts";
 import { RenderCache } from "./services/render-cache.ts";
 import type { AppSettings } from "./settings.ts";
+import { AppMetrics } from "./metrics.ts";
+import { AgentKeys } from "./services/agent-keys.ts";
+import { probeHandler } from "./http/probe-handler.ts";
+import { checkWithin, type ReadinessCheck } from "../core/probes.ts";
 
 /** A running app. */
 export interface RunningApp {
@@ -44,8 +48,11 @@ export interface RunningApp {
 /** Starts the Probot server, its webhook handlers, the diff pages and the preview worker. */
 export async function startApp(settings: AppSettings, now: () => number = Date.now): Promise<RunningApp> {
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const metrics = new AppMetrics({ queueDepths: () => queues.depths() });
   // Redis is not trusted: everything the app reads back from it is authenticated with this.
-  const mac = new RedisMac(settings.webhookSecret);
+  const mac = new RedisMac(settings.webhookSecret, () => {
+    metrics.redisMacFailures.inc();
+  });
   const queues = new AppQueues(redis, { mac, now });
   const prState = new PullRequestState(redis);
   const diffPages = new DiffPages(redis, {
@@ -58,7 +65,12 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   let probot: Probot | undefined;
   const github = async (installationId: number): Promise<GitHubClient> => {
     if (!probot) throw new Error("the app is not loaded yet");
-    return new GitHubClient(await probot.auth(installationId), settings.appId);
+    const octokit = await probot.auth(installationId);
+    octokit.hook.after("request", (response) => {
+      const remaining = Number(response.headers["x-ratelimit-remaining"]);
+      if (Number.isFinite(remaining)) metrics.rateLimit.set({ installation: String(installationId) }, remaining);
+    });
+    return new GitHubClient(octokit, settings.appId);
   };
   const log = {
     info: (details: Record<string, unknown>, message: string) => {
@@ -80,12 +92,23 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   });
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
   const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
-  const renderer = new RenderPool({ size: settings.previewConcurrency + 1, heapMb: settings.renderMemoryMb, tools, limits });
+  const renderer = new RenderPool({
+    size: settings.previewConcurrency + 1,
+    heapMb: settings.renderMemoryMb,
+    tools,
+    limits,
+    observe: (seconds, ok) => {
+      metrics.renders.observe({ outcome: ok ? "ok" : "failed" }, seconds);
+    },
+  });
   const published = new PublishedPreviews(redis, mac);
-  const agentKeys = settings.agentPublicKeys.map((k) => ({
-    key: publicKeyFromPem(k.pem),
-    ...(k.environments ? { environments: k.environments } : {}),
-  }));
+  const agentKeys = new AgentKeys(
+    settings.agentPublicKeys.map((k) => ({
+      key: publicKeyFromPem(k.pem),
+      ...(k.environments ? { environments: k.environments } : {}),
+    })),
+    metrics.agentMessages,
+  );
   const driftReports = new DriftReports({
     redis,
     mac,
@@ -169,14 +192,54 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     checkouts,
   });
   let views: ReturnType<typeof loadPageViews> | undefined;
+  let stopping = false;
+  const credentials = { checkedAt: -Infinity, problem: undefined as string | undefined };
+  /** Whether GitHub takes the app's credentials: a refusal makes the app unready, an unreachable GitHub does not. */
+  const githubCredentials = async (): Promise<string | undefined> => {
+    if (performance.now() - credentials.checkedAt < (credentials.problem ? 10_000 : 300_000)) return credentials.problem;
+    if (!probot) return "the app is not loaded yet";
+    try {
+      await (await probot.auth()).request("GET /app");
+      credentials.problem = undefined;
+    } catch (error) {
+      const status = isRecord(error) ? error.status : undefined;
+      if (status === 401 || status === 403)
+        credentials.problem = `GitHub refused the app's credentials (${status}): check APP_ID and PRIVATE_KEY`;
+      else log.warn({ error: errorMessage(error) }, "could not reach GitHub to check the app's credentials");
+    }
+    credentials.checkedAt = performance.now();
+    return credentials.problem;
+  };
+  const readiness = (): Promise<ReadinessCheck[]> =>
+    Promise.all([
+      checkWithin("redis", 2_000, async () => {
+        if (redis.status !== "ready") return `connection is ${redis.status}`;
+        await redis.ping();
+        return undefined;
+      }),
+      checkWithin("queues", 2_000, () =>
+        Promise.resolve(stopping ? "shutting down" : workers.every((w) => w.isRunning()) ? undefined : "a worker is not running"),
+      ),
+      checkWithin("github", 10_000, githubCredentials),
+    ]);
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
     probot = app;
-    app.on("pull_request", deduplicated(redis, pullRequestHandler({ appId: settings.appId, queues, prState, previews })));
-    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ appId: settings.appId, commands })));
-    if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, queues, checkouts, now, log })));
-    app.on("check_run.requested_action", deduplicated(redis, checkRunActionHandler({ appId: settings.appId, commands })));
+    const timings = metrics.webhooks;
+    app.on("pull_request", deduplicated(redis, pullRequestHandler({ appId: settings.appId, queues, prState, previews }), timings));
+    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ appId: settings.appId, commands }), timings));
+    if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, queues, checkouts, now, log }), timings));
+    app.on("check_run.requested_action", deduplicated(redis, checkRunActionHandler({ appId: settings.appId, commands }), timings));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
+    addHandler(
+      probeHandler(
+        {
+          ready: readiness,
+          metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+        },
+        settings.metricsToken,
+      ),
+    );
   };
   // One JSON logger at the configured level for the server, the webhooks and the services.
   const logger = pino({ level: settings.logLevel });
@@ -190,6 +253,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     }),
     port: settings.port,
     host: settings.host,
+    ...(settings.webhookProxyUrl ? { webhookProxy: settings.webhookProxyUrl } : {}),
     log: logger,
   });
   await server.load(appFn);
@@ -198,7 +262,12 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       log.error({ pullRequest: job.pullRequest, error: errorMessage(failure) }, "could not mark the preview check run failed");
     });
   };
-  const worker = previewWorker(redis, mac, { run: (job) => previews.run(job), giveUp }, { concurrency: settings.previewConcurrency });
+  const worker = previewWorker(
+    redis,
+    mac,
+    { run: (job) => AppMetrics.timed(metrics.previews, () => previews.run(job)), giveUp },
+    { concurrency: settings.previewConcurrency },
+  );
   worker.on("failed", (job, error) => {
     log.error({ job: job?.id, error: error.message }, "preview job failed");
   });
@@ -220,6 +289,15 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     w.on("failed", (job, error) => {
       log.error({ job: job?.id, queue: w.name, error: error.message }, "deploy pipeline job failed");
     });
+  const workers = [worker, ...deployWorkers];
+  for (const w of workers) {
+    w.on("completed", () => {
+      metrics.jobs.inc({ queue: w.name, outcome: "completed" });
+    });
+    w.on("failed", () => {
+      metrics.jobs.inc({ queue: w.name, outcome: "failed" });
+    });
+  }
   limitRequestBodies(await server.start(), "/api/github/webhooks");
   if (await canSandbox()) logger.info({ sandbox: "namespaces" }, "renderers run in user, network and PID namespaces of their own");
   else
@@ -230,6 +308,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   return {
     port: server.port,
     stop: async () => {
+      stopping = true;
       await server.stop();
       await Promise.all(deployWorkers.map((w) => w.close()));
       await worker.close();

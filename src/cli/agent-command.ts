@@ -7,7 +7,7 @@ export async function runAgent(io: CommandIo): Promise<number> {
   const { startAgent } = await import("../agent/start.ts");
   const settings = await loadAgentSettings(io.env);
   const agent = await startAgent(settings);
-  io.stderr(`sluice agent: serving ${settings.environments.join(", ")}\n`);
+  io.stderr(`sluice agent: serving ${settings.environments.join(", ")}; probes and metrics on ${settings.probeHost}:${agent.probePort}\n`);
   await untilStopSignal();
   io.stderr("sluice agent: stopping after the current job\n");
   await agent.stop();

@@ -1,19 +1,62 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { CommandIo } from "./io.ts";
+import type { LocalRedis } from "./local-redis.ts";
 import { untilStopSignal } from "./signals.ts";
 
-/** Runs `sluice app` until SIGTERM or SIGINT; reads `.env` from the working directory when present. */
+/**
+ * Runs `sluice app` until SIGTERM or SIGINT; reads `.env` from the working directory when present.
+ * Outside production, without GitHub App credentials it first serves the setup flow that registers
+ * the app, and without `REDIS_URL` it runs a private `redis-server` of its own.
+ */
 export async function runApp(io: CommandIo): Promise<number> {
   const envFile = join(io.cwd, ".env");
   if (existsSync(envFile)) process.loadEnvFile(envFile);
   const { loadSettings } = await import("../app/settings.ts");
   const { startApp } = await import("../app/start.ts");
-  const settings = await loadSettings(process.env);
-  const app = await startApp(settings);
-  io.stderr(`sluice app: listening on ${settings.host}:${app.port}\n`);
-  await untilStopSignal();
-  io.stderr("sluice app: stopping\n");
-  await app.stop();
+  const env = process.env;
+  const production = env.NODE_ENV === "production";
+  const missing = !env.APP_ID || !(env.PRIVATE_KEY || env.PRIVATE_KEY_PATH) || !(env.WEBHOOK_SECRET || env.WEBHOOK_SECRET_PATH);
+  if (missing && !production) {
+    const { runSetup } = await import("../app/setup.ts");
+    const port = Number(env.PORT || 3000);
+    const credentials = await runSetup({
+      port,
+      host: env.HOST || "0.0.0.0",
+      publicUrl: (env.SLUICE_PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, ""),
+      githubApiUrl: (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, ""),
+      githubWebUrl: (env.GITHUB_WEB_URL || "https://github.com").replace(/\/+$/, ""),
+      organization: env.GH_ORG || undefined,
+      webhookProxyUrl: env.WEBHOOK_PROXY_URL || undefined,
+      manifestFile: existsSync(join(io.cwd, "app.yml"))
+        ? join(io.cwd, "app.yml")
+        : fileURLToPath(new URL("../../app.yml", import.meta.url)),
+      envFile,
+      log: (message) => {
+        io.stderr(`sluice app: ${message}\n`);
+      },
+    });
+    Object.assign(env, credentials);
+  }
+  let redis: LocalRedis | undefined;
+  if (!env.REDIS_URL && !production) {
+    const { startLocalRedis } = await import("./local-redis.ts");
+    redis = await startLocalRedis(io.cwd, process.env.PATH);
+    env.REDIS_URL = redis.url;
+    io.stderr(
+      `sluice app: REDIS_URL is not set, so a private redis-server runs at ${redis.url} (data in ${redis.dir}, AOF on, noeviction)\n`,
+    );
+  }
+  try {
+    const settings = await loadSettings(env);
+    const app = await startApp(settings);
+    io.stderr(`sluice app: listening on ${settings.host}:${app.port}\n`);
+    await untilStopSignal();
+    io.stderr("sluice app: stopping\n");
+    await app.stop();
+  } finally {
+    await redis?.stop();
+  }
   return 0;
 }

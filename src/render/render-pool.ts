@@ -32,6 +32,8 @@ export interface RenderPoolOptions {
   heapMb: number;
   tools: RenderTools;
   limits: RenderLimits;
+  /** Told how long each render took and whether every side rendered without problems. */
+  observe?: (seconds: number, ok: boolean) => void;
 }
 
 const MIB = 1024 * 1024;
@@ -166,16 +168,24 @@ export class RenderPool {
     };
     // Renderers time out on their own; this catches a process that stopped answering.
     const deadline = this.#options.limits.timeoutMs * Math.max(1, checkouts.length) + 30_000;
+    const started = performance.now();
+    let sides: RenderedSide[];
     try {
       const reply = await worker.run(task, deadline);
-      if (!reply.ok) return failed(env, checkouts.length, `rendering ${env.path} failed: ${reply.error}`);
-      return reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }));
+      sides = reply.ok
+        ? reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }))
+        : failed(env, checkouts.length, `rendering ${env.path} failed: ${reply.error}`);
     } catch (error) {
       const memory = worker.outOfMemory ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
-      return failed(env, checkouts.length, `the render process for ${env.path} ${errorMessage(error)}${memory}; nothing was rendered`);
+      sides = failed(env, checkouts.length, `the render process for ${env.path} ${errorMessage(error)}${memory}; nothing was rendered`);
     } finally {
       this.#give(worker);
     }
+    this.#options.observe?.(
+      (performance.now() - started) / 1000,
+      sides.every((side) => side.problems.length === 0),
+    );
+    return sides;
   }
 
   /** The process ids of the render processes running now. */

@@ -1,14 +1,11 @@
-import { createHash, generateKeyPairSync, randomUUID } from "node:crypto";
-import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { generateSigningKeys } from "../../src/core/signing.ts";
-import { deliverWebhook, WEBHOOK_SECRET } from "../helpers/app-harness.ts";
-import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
+import { createHash, randomUUID } from "node:crypto";
+import { ApiException, type KubernetesObjectApi } from "@kubernetes/client-node";
+import type { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { checkout } from "../helpers/checkouts.ts";
+import { startStack, type Stack } from "../helpers/e2e-stack.ts";
 import { FakeGitHub, type FakeCheckRun } from "../helpers/fake-github.ts";
 import { checkRunActionPayload, commentPayload, pushPayload } from "../helpers/payloads.ts";
-import { startSluice, type SluiceProcess } from "../helpers/processes.ts";
-import { freePort } from "../env/ports.ts";
 
 // The incident drill, end to end: `sluice app` and `sluice agent` as processes of their own, the
 // real Redis and apiserver, and GitHub faked over HTTP against its OpenAPI description.
@@ -17,20 +14,15 @@ const OWNER = "sluice-e2e";
 const REPO = "shop";
 const REPO_ID = 9100;
 const target = { owner: OWNER, repo: REPO, repoId: REPO_ID, installation: 41 };
-const appKeys = generateSigningKeys();
-const agentKeys = generateSigningKeys();
 const suffix = randomUUID().slice(0, 6);
-const agentNamespace = `sluice-e2e-${suffix}`;
 const ns = { production: `deploy-e2e-prod-${suffix}`, staging: `deploy-e2e-stg-${suffix}` };
 type Env = keyof typeof ns;
 
+// Undefined until beforeAll has started it, which may fail half way.
+let stack: Stack | undefined;
 let github: FakeGitHub;
 let redis: Redis;
 let kube: KubernetesObjectApi;
-// Undefined until beforeAll has started them, which may fail half way.
-let app: SluiceProcess | undefined;
-let agent: SluiceProcess | undefined;
-let appUrl = "";
 let nextSha = 1;
 let nextComment = 50_000;
 /** Commit SHAs whose short forms differ, as real ones do. */
@@ -77,8 +69,8 @@ async function merge(number: number, name: string, version = name): Promise<stri
 }
 
 async function deliver(event: string, payload: unknown): Promise<void> {
-  const { status } = await deliverWebhook(appUrl, event, payload);
-  expect(status).toBe(200);
+  if (!stack) throw new Error("the stack is not running");
+  await stack.deliver(event, payload);
 }
 
 async function comment(number: number, body: string, user = "alice"): Promise<void> {
@@ -119,76 +111,29 @@ async function liveVersion(env: Env): Promise<string | undefined> {
 const live = (env: Env, version: string) => expect.poll(() => liveVersion(env), { timeout: 30_000 }).toBe(version);
 
 beforeAll(async () => {
-  github = await new FakeGitHub().start();
-  github.addRepo(OWNER, REPO, REPO_ID);
+  stack = await startStack({
+    owner: OWNER,
+    repo: REPO,
+    repoId: REPO_ID,
+    database: 8,
+    environments: ["production", "staging"],
+    namespaces: "deploy-*",
+    agentNamespace: `sluice-e2e-${suffix}`,
+    cleanup: Object.values(ns),
+    agent: { SLUICE_DRIFT_INTERVAL_SECONDS: "0" },
+  });
+  ({ github, redis, kube } = stack);
   github.setPermission(OWNER, REPO, "alice", "admin");
   github.setPermission(OWNER, REPO, "reader", "read");
-  const url = new URL(inject("redisUrl"));
-  url.pathname = "/8";
-  const redisUrl = url.toString();
-  redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  await redis.flushdb();
-  const kc = new KubeConfig();
-  kc.loadFromFile(inject("kubeconfigPath"));
-  kube = KubernetesObjectApi.makeApiClient(kc);
-  await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: agentNamespace } });
-  const port = await freePort();
-  appUrl = `http://127.0.0.1:${port}`;
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  app = await startSluice(
-    "app",
-    {
-      APP_ID: String(FakeGitHub.APP_ID),
-      PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
-      WEBHOOK_SECRET,
-      REDIS_URL: redisUrl,
-      SLUICE_PUBLIC_URL: appUrl,
-      GITHUB_API_URL: github.url,
-      GITHUB_WEB_URL: "https://github.example",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
-      SLUICE_CACHE_DIR: await tempDir("sluice-e2e-cache-"),
-      SLUICE_KUSTOMIZE: inject("kustomize"),
-      SLUICE_HELM: inject("helm"),
-      SLUICE_JOB_SIGNING_KEY: appKeys.privateKey,
-      SLUICE_AGENT_PUBLIC_KEYS: agentKeys.publicKey,
-    },
-    /sluice app: listening/,
-  );
-  agent = await startSluice(
-    "agent",
-    {
-      REDIS_URL: redisUrl,
-      KUBECONFIG: inject("kubeconfigPath"),
-      SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
-      SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
-      SLUICE_AGENT_ENVIRONMENTS: "production,staging",
-      SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
-      SLUICE_AGENT_NAMESPACES: "deploy-*",
-      SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
-      SLUICE_AGENT_NAMESPACE: agentNamespace,
-      SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
-      SLUICE_DRIFT_INTERVAL_SECONDS: "0",
-    },
-    /sluice agent: serving/,
-  );
 });
 
 afterAll(async () => {
-  await agent?.stop();
-  await app?.stop();
-  await github.stop();
-  await redis.flushdb();
-  await redis.quit();
-  for (const name of [agentNamespace, ...Object.values(ns)])
-    await kube.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch(() => undefined);
-  await removeCheckouts();
+  await stack?.stop();
 });
 
 afterEach((context) => {
   expect(github.violations).toEqual([]);
-  if (context.task.result?.state === "fail") console.error(`app:\n${app?.output() ?? ""}\nagent:\n${agent?.output() ?? ""}`);
+  if (context.task.result?.state === "fail") console.error(stack?.output());
 });
 
 describe("an incident, with the app and the agent as separate processes", { timeout: 240_000 }, () => {

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
@@ -80,6 +80,10 @@ export class FakeGitHub {
   static readonly APP_ID = 12345;
   readonly requests: RecordedRequest[] = [];
   readonly violations: string[] = [];
+  /** The code GitHub would hand the manifest flow's redirect; converting it works once. */
+  manifestCode: string | undefined;
+  /** When true, `GET /app` answers 401, as GitHub does for a wrong private key or app id. */
+  refuseAppCredentials = false;
   readonly comments: FakeComment[] = [];
   readonly checkRuns = new Map<number, FakeCheckRun>();
   readonly reactions: { commentId: number; content: string }[] = [];
@@ -244,7 +248,12 @@ export class FakeGitHub {
   }
 
   #send(res: ServerResponse, reply: Reply): void {
-    const headers = { ...(reply.headers ?? {}) };
+    // As GitHub does, every answer says how much of the hour's budget is left.
+    const headers = {
+      "x-ratelimit-limit": "5000",
+      "x-ratelimit-remaining": String(Math.max(0, 5000 - this.requests.length)),
+      ...(reply.headers ?? {}),
+    };
     if (typeof reply.body === "string") {
       res.writeHead(reply.status, { "content-type": "text/plain; charset=utf-8", ...headers }).end(reply.body);
     } else {
@@ -257,6 +266,28 @@ export class FakeGitHub {
   async #operation(operationId: string, p: Record<string, string>, body: Record<string, unknown>, url: URL): Promise<Reply | undefined> {
     const repo = (): FakeRepo => this.#repo(p.owner ?? "", p.repo ?? "");
     switch (operationId) {
+      case "apps/create-from-manifest": {
+        // The manifest flow's last step: the new app's credentials, once per code.
+        if (p.code !== this.manifestCode) return { status: 404, body: { message: "Not Found" } };
+        this.manifestCode = undefined;
+        const pem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+        return {
+          status: 201,
+          body: {
+            id: FakeGitHub.APP_ID,
+            slug: "sluice-test",
+            name: "Sluice",
+            html_url: "https://github.example/apps/sluice-test",
+            client_id: "Iv1.fake",
+            client_secret: "fake-client-secret",
+            webhook_secret: "fake-webhook-secret-from-the-manifest-flow",
+            pem,
+          },
+        };
+      }
+      case "apps/get-authenticated":
+        if (this.refuseAppCredentials) return { status: 401, body: { message: "A JSON web token could not be decoded" } };
+        return { status: 200, body: { id: 1, slug: "sluice", name: "Sluice", owner: { login: "sluice-test" } } };
       case "apps/create-installation-access-token":
         return {
           status: 201,

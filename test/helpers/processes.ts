@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const CLI = fileURLToPath(new URL("../../src/cli/sluice.ts", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../src/cli/sluice.ts", import.meta.url));
 
 /** `sluice app` or `sluice agent` running as a process of its own, with its output kept. */
 export interface SluiceProcess {
@@ -17,10 +17,15 @@ export interface SluiceProcess {
  * `bin/sluice.js` runs) with exactly `env` as its environment, and waits until `ready` matches its
  * output.
  */
-export async function startSluice(command: "app" | "agent", env: Record<string, string>, ready: RegExp): Promise<SluiceProcess> {
+export async function startSluice(
+  command: "app" | "agent",
+  env: Record<string, string>,
+  ready: RegExp,
+  options: { cwd?: string } = {},
+): Promise<SluiceProcess> {
   const child = spawn(process.execPath, [CLI, command], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
-    cwd: fileURLToPath(new URL("../../", import.meta.url)),
+    cwd: options.cwd ?? fileURLToPath(new URL("../../", import.meta.url)),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

@@ -2,6 +2,9 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { loadAgentSettings } from "../../src/agent/settings.ts";
+import { PROBE_PATHS } from "../../src/core/probes.ts";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -48,4 +51,34 @@ describe("deploy/ manifests", () => {
       expect(out).toMatch(/serverside-applied \(server dry run\)/);
     },
   );
+
+  it.each([
+    ["deploy/app", "app", 3000],
+    ["deploy/agent", "agent", 8080],
+  ])("%s probes and scrapes the paths and the port the %s serves", async (dir, _name, defaultPort) => {
+    const { stdout } = await run(inject("kustomize"), ["build", `${root}${dir}`]);
+    const deployment = parseAllDocuments(stdout)
+      .map((d) => d.toJS() as { kind?: string; spec?: { template?: Record<string, unknown> } })
+      .find((d) => d.kind === "Deployment");
+    const template = deployment?.spec?.template as {
+      metadata: { annotations: Record<string, string> };
+      spec: { containers: { ports: { name: string; containerPort: number }[]; readinessProbe: Probe; livenessProbe: Probe }[] };
+    };
+    type Probe = { httpGet: { path: string; port: string } };
+    const [container] = template.spec.containers;
+    if (!container) throw new Error(`${dir} has no container`);
+    expect([container.readinessProbe.httpGet.path, container.livenessProbe.httpGet.path]).toEqual([PROBE_PATHS.ready, PROBE_PATHS.health]);
+    const port = container.ports.find((p) => p.name === container.readinessProbe.httpGet.port)?.containerPort;
+    expect(port).toBe(defaultPort);
+    expect(template.metadata.annotations).toMatchObject({ "prometheus.io/port": String(port), "prometheus.io/path": PROBE_PATHS.metrics });
+    if (dir === "deploy/agent") {
+      const settings = await loadAgentSettings({
+        SLUICE_AGENT_ENVIRONMENTS: "production",
+        SLUICE_AGENT_REPOSITORIES: "o/*=team-*",
+        SLUICE_APP_PUBLIC_KEY: "k",
+        SLUICE_AGENT_SIGNING_KEY: "k",
+      });
+      expect(settings.probePort).toBe(port);
+    }
+  });
 });

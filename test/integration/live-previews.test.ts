@@ -97,6 +97,8 @@ function agentSettings(environments: string) {
     SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
     SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
     SLUICE_AGENT_ENVIRONMENTS: environments,
+    SLUICE_AGENT_PROBE_PORT: "0",
+    SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
     SLUICE_AGENT_REPOSITORIES: `${OWNER}/*=live-*`,
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
     SLUICE_AGENT_NAMESPACE: agentNamespace,

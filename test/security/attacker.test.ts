@@ -63,6 +63,8 @@ beforeAll(async () => {
     SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
     SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
     SLUICE_AGENT_ENVIRONMENTS: "production",
+    SLUICE_AGENT_PROBE_PORT: "0",
+    SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
     // Each team's repositories write to their own namespaces only.
     SLUICE_AGENT_REPOSITORIES: `${OWNER}/team-a-*=team-a-*, ${OWNER}/team-b-*=team-b-*`,
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",

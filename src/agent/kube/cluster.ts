@@ -240,6 +240,12 @@ export class Cluster {
   }
 
   /** The live object, or undefined when it (or its kind) does not exist. */
+  /** The API server's version (`/version`), which also proves it answers with these credentials. */
+  async version(): Promise<string> {
+    const answer = await this.#request("the API server's version", "GET", "/version");
+    return isRecord(answer) && typeof answer.gitVersion === "string" ? answer.gitVersion : "unknown";
+  }
+
   async get(object: KubeObject): Promise<KubeObject | undefined> {
     try {
       return (await this.#request(objectName(object), "GET", await this.#path(object))) as KubeObject;

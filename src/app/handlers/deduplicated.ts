@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { Histogram } from "prom-client";
 import { deliveryKey } from "../redis-keys.ts";
 
 /** How long a delivery being handled blocks its redeliveries; past this a crashed replica's claim lapses. */
@@ -8,9 +9,10 @@ const HANDLED_TTL_SECONDS = 7 * 24 * 3600;
 
 const key = deliveryKey;
 
-/** What a webhook handler gets: the delivery id and a logger (Probot's context has both). */
+/** What a webhook handler gets: the delivery id, the event's name and a logger (Probot's context has them). */
 interface DeliveryContext {
   id: string;
+  name: string;
   log: { info: (details: Record<string, unknown>, message: string) => void };
 }
 
@@ -22,18 +24,23 @@ interface DeliveryContext {
 export function deduplicated<C extends DeliveryContext>(
   redis: Redis,
   handler: (context: C) => Promise<void>,
+  timings?: Histogram<"event" | "outcome">,
 ): (context: C) => Promise<void> {
   return async (context) => {
+    const end = timings?.startTimer({ event: context.name });
     if ((await redis.set(key(context.id), "handling", "EX", HANDLING_TTL_SECONDS, "NX")) !== "OK") {
       context.log.info({ delivery: context.id }, "redelivered webhook ignored");
+      end?.({ outcome: "duplicate" });
       return;
     }
     try {
       await handler(context);
     } catch (error) {
       await redis.del(key(context.id));
+      end?.({ outcome: "failed" });
       throw error;
     }
     await redis.set(key(context.id), "handled", "EX", HANDLED_TTL_SECONDS);
+    end?.({ outcome: "handled" });
   };
 }

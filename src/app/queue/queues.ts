@@ -98,6 +98,7 @@ export class AppQueues {
   readonly #now: () => number;
   readonly #livePreviews = new Map<string, Queue>();
   readonly #liveTimeouts: Queue;
+  readonly #reports: Queue;
 
   constructor(connection: Redis, options: AppQueueOptions) {
     this.#connection = connection;
@@ -107,6 +108,18 @@ export class AppQueues {
     this.#preview = new Queue(PREVIEW_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#deploy = new Queue(DEPLOY_REQUEST_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#liveTimeouts = new Queue(LIVE_TIMEOUT_QUEUE, { connection, prefix: QUEUE_PREFIX });
+    this.#reports = new Queue(REPORT_QUEUE.name, { connection, prefix: REPORT_QUEUE.prefix });
+  }
+
+  /** How many jobs wait, run, are delayed or failed in each queue the app uses (agents' queues once it has added to them). */
+  async depths(): Promise<{ queue: string; counts: Record<string, number> }[]> {
+    return Promise.all(
+      this.#all().map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts("waiting", "active", "delayed", "failed") })),
+    );
+  }
+
+  #all(): Queue[] {
+    return [this.#preview, this.#deploy, this.#liveTimeouts, this.#reports, ...this.#agents.values(), ...this.#livePreviews.values()];
   }
 
   /** Queues a signed live-preview request for the agents serving `environment`; it is worth nothing once the preview is old. */
@@ -205,8 +218,7 @@ export class AppQueues {
 
   /** Closes the queue connections. */
   async close(): Promise<void> {
-    const queues = [this.#preview, this.#deploy, this.#liveTimeouts, ...this.#agents.values(), ...this.#livePreviews.values()];
-    await Promise.all(queues.map((q) => q.close()));
+    await Promise.all(this.#all().map((q) => q.close()));
   }
 }
 

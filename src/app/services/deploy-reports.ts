@@ -10,7 +10,7 @@ import {
   supersededSummary,
 } from "../../core/deploy-status.ts";
 import { checkRunUrl, type GitHubClient } from "../github/client.ts";
-import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
+import type { AgentKeys } from "./agent-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "./logger.ts";
@@ -20,7 +20,7 @@ export interface DeployReportDeps {
   github: (installationId: number) => Promise<GitHubClient>;
   records: DeployRecords;
   environments: EnvironmentStates;
-  agentKeys: readonly AgentKey[];
+  agentKeys: AgentKeys;
   webUrl: string;
   log: Logger;
 }
@@ -40,7 +40,7 @@ export class DeployReports {
   /** Applies one signed report. Reports that do not verify, and reports about a deploy already finished, are dropped. */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const report = openAgentMessage("report", agentReportSchema, envelope, deps.agentKeys, deps.log);
+    const report = deps.agentKeys.open("report", agentReportSchema, envelope, deps.log);
     if (!report) return;
     const record = await deps.records.load(report.jobId);
     if (!record) {

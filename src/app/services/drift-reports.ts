@@ -6,7 +6,7 @@ import { displayName } from "../../core/identity.ts";
 import type { DriftSummary } from "../../core/live-preview.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { driftKey } from "../redis-keys.ts";
-import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
+import type { AgentKeys } from "./agent-keys.ts";
 import type { Logger } from "./logger.ts";
 import { SealedJson, type RedisMac } from "./redis-mac.ts";
 
@@ -25,7 +25,7 @@ export interface DriftReportDeps {
   redis: Redis;
   mac: RedisMac;
   github: (installationId: number) => Promise<GitHubClient>;
-  agentKeys: readonly AgentKey[];
+  agentKeys: AgentKeys;
   /** Told when an environment's drift changed, to update the open pull requests' comments. */
   changed: (repositoryId: number, environment: string, summary: DriftSummary) => Promise<void>;
   log: Logger;
@@ -47,7 +47,7 @@ export class DriftReports {
 
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const report = openAgentMessage("drift", driftReportSchema, envelope, deps.agentKeys, deps.log);
+    const report = deps.agentKeys.open("drift", driftReportSchema, envelope, deps.log);
     if (!report) return;
     const previous = await this.state(report.repository.id, report.environment);
     const fingerprint = fingerprintOf(report);

@@ -11,7 +11,7 @@ import type { RenderedSide } from "../../render/compare.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { permits, type GitHubClient, type Permission } from "../github/client.ts";
 import type { AppQueues, LiveTimeout, PreviewJob } from "../queue/queues.ts";
-import { openAgentMessage, type AgentKey } from "./agent-keys.ts";
+import type { AgentKeys } from "./agent-keys.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import type { Logger } from "./logger.ts";
 import { objectsPayload } from "./object-payloads.ts";
@@ -29,7 +29,7 @@ export interface LivePreviewDeps {
   checkouts: CheckoutCache;
   github: (installationId: number) => Promise<GitHubClient>;
   signingKey: KeyObject;
-  agentKeys: readonly AgentKey[];
+  agentKeys: AgentKeys;
   /** How long a signed request stays valid. */
   requestTtlMs: number;
   /** How long the comment waits for an agent before it says none answered. */
@@ -168,7 +168,7 @@ export class LivePreviews {
   /** Folds an agent's signed answer into the published preview it answers; answers for older previews are dropped. */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const answer = openAgentMessage("live", liveReportSchema, envelope, deps.agentKeys, deps.log);
+    const answer = deps.agentKeys.open("live", liveReportSchema, envelope, deps.log);
     if (!answer) return;
     await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live) =>
       live.map((e) =>

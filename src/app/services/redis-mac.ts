@@ -13,10 +13,12 @@ const unpack = promisify(gunzip);
  */
 export class RedisMac {
   readonly #key: Buffer;
+  readonly #mismatch: (() => void) | undefined;
 
-  /** Derives the key from a secret the app holds (the webhook secret). */
-  constructor(secret: string) {
+  /** Derives the key from a secret the app holds (the webhook secret); `mismatch` hears of every MAC that does not verify. */
+  constructor(secret: string, mismatch?: () => void) {
     this.#key = createHmac("sha256", secret).update("sluice redis records v1").digest();
+    this.#mismatch = mismatch;
   }
 
   /** The MAC of `data` for `purpose` (a record made for one purpose never passes for another). */
@@ -28,7 +30,9 @@ export class RedisMac {
   verify(purpose: string, data: string | Buffer, mac: string): boolean {
     const expected = Buffer.from(this.sign(purpose, data));
     const given = Buffer.from(mac);
-    return expected.length === given.length && timingSafeEqual(expected, given);
+    const valid = expected.length === given.length && timingSafeEqual(expected, given);
+    if (!valid) this.#mismatch?.();
+    return valid;
   }
 
   /** `data` with its MAC in front: 43 ASCII characters, then the bytes. */

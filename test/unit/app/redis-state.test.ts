@@ -62,7 +62,7 @@ describe("PullRequestState (real Redis)", () => {
   });
 
   it("handles a delivery once, and again after its handling failed", async () => {
-    const context = { id: randomUUID(), log: { info: () => undefined } };
+    const context = { id: randomUUID(), name: "pull_request", log: { info: () => undefined } };
     let calls = 0;
     let fail = true;
     const handler = deduplicated(redis, () => {
@@ -78,7 +78,7 @@ describe("PullRequestState (real Redis)", () => {
   });
 
   it("ignores a redelivery while another replica is still handling the first", async () => {
-    const context = { id: randomUUID(), log: { info: () => undefined } };
+    const context = { id: randomUUID(), name: "pull_request", log: { info: () => undefined } };
     let release: () => void = () => undefined;
     let calls = 0;
     const handler = deduplicated(redis, async () => {

@@ -16,6 +16,7 @@ describe("app settings", () => {
       APP_ID: "1",
       PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----\\nx\\n-----END RSA PRIVATE KEY-----",
       WEBHOOK_SECRET: "w",
+      REDIS_URL: "redis://r:6379",
       SLUICE_PUBLIC_URL: "https://s.example/",
       SLUICE_LINK_SECRET: "",
       PORT: "",
@@ -33,10 +34,19 @@ describe("app settings", () => {
         APP_ID: "1",
         PRIVATE_KEY: "k",
         WEBHOOK_SECRET: "w",
+        REDIS_URL: "redis://r:6379",
         SLUICE_PUBLIC_URL: "https://s.example",
         SLUICE_JOB_SIGNING_KEY: generateSigningKeys().privateKey,
       }),
     ).rejects.toThrow("SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key");
+  });
+
+  it("links diff pages to the local address outside production, and needs Redis and the public URL in production", async () => {
+    const given = { APP_ID: "1", PRIVATE_KEY: "k", WEBHOOK_SECRET: "w", REDIS_URL: "redis://r:6379", PORT: "3100" };
+    expect((await loadSettings(given)).publicUrl).toBe("http://localhost:3100");
+    await expect(loadSettings({ ...given, NODE_ENV: "production", REDIS_URL: "" })).rejects.toThrow(
+      /REDIS_URL: REDIS_URL is required[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL is required in production/,
+    );
   });
 });
 

@@ -1,0 +1,168 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type ServerResponse } from "node:http";
+import { parse } from "yaml";
+import { isRecord } from "../core/manifest.ts";
+
+/** What the setup flow needs: where it listens, where GitHub is, and where the app will be reached. */
+export interface SetupOptions {
+  port: number;
+  host: string;
+  /** The app's public URL: webhooks and the manifest's redirect go there. */
+  publicUrl: string;
+  githubApiUrl: string;
+  githubWebUrl: string;
+  /** Register the app under this organization instead of the user who clicks. */
+  organization?: string | undefined;
+  /** Forward webhooks through this proxy (smee.io) in local development. */
+  webhookProxyUrl?: string | undefined;
+  /** The GitHub App manifest (`app.yml`). */
+  manifestFile: string;
+  /** The `.env` file the credentials are written to. */
+  envFile: string;
+  log: (message: string) => void;
+}
+
+/** The credentials GitHub hands over at the end of the manifest flow. */
+export interface AppCredentials {
+  APP_ID: string;
+  PRIVATE_KEY: string;
+  WEBHOOK_SECRET: string;
+}
+
+/** Text for HTML content or a quoted attribute, exactly (no line folding, unlike the comment's escaper). */
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** The manifest GitHub registers the app from: `app.yml`, pointed at this app. */
+export function setupManifest(options: Pick<SetupOptions, "publicUrl" | "webhookProxyUrl" | "manifestFile">): Record<string, unknown> {
+  const manifest: unknown = parse(readFileSync(options.manifestFile, "utf8"));
+  if (!isRecord(manifest)) throw new Error(`${options.manifestFile}: not a GitHub App manifest (a mapping)`);
+  return {
+    ...manifest,
+    hook_attributes: { url: options.webhookProxyUrl ?? `${options.publicUrl}/api/github/webhooks`, active: true },
+    redirect_url: `${options.publicUrl}/setup/callback`,
+  };
+}
+
+/** Sets `values` in a dotenv file, keeping its other lines; the file is readable by its owner only. */
+export function writeEnvFile(file: string, values: Record<string, string>): void {
+  const quote = (value: string) =>
+    /[\s"#\\]/.test(value) ? `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"` : value;
+  const kept = existsSync(file)
+    ? readFileSync(file, "utf8")
+        .split("\n")
+        .filter((line) => !Object.keys(values).some((key) => line.startsWith(`${key}=`)))
+    : [];
+  while (kept.at(-1) === "") kept.pop();
+  const lines = [...kept, ...Object.entries(values).map(([key, value]) => `${key}=${quote(value)}`)];
+  writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+function page(res: ServerResponse, status: number, title: string, body: string): void {
+  res.writeHead(status, {
+    "content-type": "text/html; charset=utf-8",
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action https: http:",
+    "cache-control": "no-store",
+  });
+  res.end(
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
+      `<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}` +
+      `button{font:inherit;padding:.5rem 1rem}@media(prefers-color-scheme:dark){body{background:#0d1117;color:#e6edf3}}</style>` +
+      `</head><body><h1>${escapeHtml(title)}</h1>${body}</body></html>`,
+  );
+}
+
+/**
+ * Serves GitHub's manifest flow until it completes: a page that registers the GitHub App from
+ * `app.yml`, then the callback that trades GitHub's code for the app's id, key and webhook secret
+ * and writes them to `.env`. A `state` of its own guards the callback. Resolves with the
+ * credentials once the port is free again, so the app can take it.
+ */
+export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
+  const state = randomBytes(24).toString("base64url");
+  const manifest = JSON.stringify(setupManifest(options));
+  const newApp = `${options.githubWebUrl}${options.organization ? `/organizations/${encodeURIComponent(options.organization)}` : ""}/settings/apps/new?state=${state}`;
+  let done: (credentials: AppCredentials) => void = () => undefined;
+  const finished = new Promise<AppCredentials>((resolve) => {
+    done = resolve;
+  });
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (req.method === "GET" && url.pathname === "/") {
+      page(
+        res,
+        200,
+        "Set up Sluice",
+        `<p>Sluice has no GitHub App yet. Register one from <code>app.yml</code>: GitHub asks where to install it, and this page writes its id, private key and webhook secret to <code>${escapeHtml(options.envFile)}</code>.</p>` +
+          `<form action="${escapeHtml(newApp)}" method="post"><input type="hidden" name="manifest" value="${escapeHtml(manifest)}">` +
+          `<button type="submit">Register the GitHub App</button></form>` +
+          `<p>Webhooks will go to <code>${escapeHtml(options.webhookProxyUrl ?? `${options.publicUrl}/api/github/webhooks`)}</code>.</p>`,
+      );
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/setup/callback") {
+      const code = url.searchParams.get("code") ?? "";
+      const given = Buffer.from(url.searchParams.get("state") ?? "");
+      const expected = Buffer.from(state);
+      if (!/^[A-Za-z0-9_-]{1,200}$/.test(code) || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        page(
+          res,
+          400,
+          "Setup link not valid",
+          '<p>This link did not come from this setup page. Start again from <a href="/">the setup page</a>.</p>',
+        );
+        return;
+      }
+      convert(options.githubApiUrl, code)
+        .then(({ credentials, htmlUrl }) => {
+          writeEnvFile(options.envFile, { ...credentials });
+          options.log(`GitHub App ${credentials.APP_ID} registered; its credentials are in ${options.envFile}`);
+          res.writeHead(302, { location: `${htmlUrl}/installations/new`, "cache-control": "no-store" }).end();
+          done(credentials);
+        })
+        .catch((error: unknown) => {
+          page(
+            res,
+            502,
+            "GitHub did not register the app",
+            `<p>${escapeHtml(error instanceof Error ? error.message : String(error))}</p><p><a href="/">Try again</a>.</p>`,
+          );
+        });
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found: Sluice is waiting to be set up at /\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      resolve();
+    });
+  });
+  options.log(`no GitHub App credentials: open ${options.publicUrl} to register the app from app.yml`);
+  const credentials = await finished;
+  await new Promise((resolve) => {
+    server.close(resolve);
+    server.closeAllConnections();
+  });
+  return credentials;
+}
+
+/** Trades the manifest flow's code for the new app's credentials (`POST /app-manifests/{code}/conversions`). */
+async function convert(apiUrl: string, code: string): Promise<{ credentials: AppCredentials; htmlUrl: string }> {
+  const response = await fetch(`${apiUrl}/app-manifests/${code}/conversions`, {
+    method: "POST",
+    headers: { accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28", "user-agent": "sluice-setup" },
+  });
+  const body: unknown = await response.json().catch(() => undefined);
+  if (!response.ok || !isRecord(body))
+    throw new Error(
+      `GitHub answered ${response.status} to the manifest conversion${isRecord(body) && typeof body.message === "string" ? `: ${body.message}` : ""}`,
+    );
+  const { id, pem, webhook_secret: secret, html_url: htmlUrl } = body;
+  if (typeof id !== "number" || typeof pem !== "string" || typeof secret !== "string" || typeof htmlUrl !== "string")
+    throw new Error("GitHub's manifest conversion did not carry the app's id, private key, webhook secret and URL");
+  return { credentials: { APP_ID: String(id), PRIVATE_KEY: pem, WEBHOOK_SECRET: secret }, htmlUrl };
+}

@@ -1,0 +1,71 @@
+/** The probe paths the app and the agent both serve. */
+export const PROBE_PATHS = { health: "/healthz", ready: "/readyz", metrics: "/metrics" } as const;
+
+/** One thing readiness depends on, and what is wrong with it when it is not ready. */
+export interface ReadinessCheck {
+  name: string;
+  /** Undefined when ready; otherwise why not, in a few words. */
+  problem?: string;
+}
+
+/** What a probe answers. */
+export interface ProbeAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+const TEXT = "text/plain; charset=utf-8";
+
+/** `/healthz`: the process is up and serving. */
+export function healthAnswer(): ProbeAnswer {
+  return { status: 200, contentType: TEXT, body: "ok\n" };
+}
+
+/**
+ * `/readyz`: 200 when every check passes, 503 otherwise. The body lists every check, one per line
+ * (as the Kubernetes API server's own `/readyz?verbose` does), so a failing probe says why.
+ */
+export function readinessAnswer(checks: readonly ReadinessCheck[]): ProbeAnswer {
+  const lines = checks.map((c) => (c.problem === undefined ? `[+]${c.name} ok` : `[-]${c.name} failed: ${c.problem}`));
+  const ready = checks.every((c) => c.problem === undefined);
+  return { status: ready ? 200 : 503, contentType: TEXT, body: `${lines.join("\n")}\n${ready ? "ready" : "not ready"}\n` };
+}
+
+/** Where a probe's answers come from. */
+export interface ProbeSources {
+  ready: () => Promise<readonly ReadinessCheck[]>;
+  metrics: () => Promise<{ contentType: string; body: string }>;
+}
+
+/** The answer to a GET of `path`, or undefined when it is not a probe path. */
+export async function answerProbe(path: string, sources: ProbeSources): Promise<ProbeAnswer | undefined> {
+  switch (path) {
+    case PROBE_PATHS.health:
+      return healthAnswer();
+    case PROBE_PATHS.ready:
+      return readinessAnswer(await sources.ready());
+    case PROBE_PATHS.metrics:
+      return { status: 200, ...(await sources.metrics()) };
+    default:
+      return undefined;
+  }
+}
+
+/** Runs a readiness check, turning a failure or a check slower than `timeoutMs` into its problem. */
+export async function checkWithin(name: string, timeoutMs: number, check: () => Promise<string | undefined>): Promise<ReadinessCheck> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(`no answer within ${timeoutMs} ms`);
+    }, timeoutMs);
+  });
+  try {
+    const problem = await Promise.race([check(), late]);
+    return problem === undefined ? { name } : { name, problem };
+  } catch (error) {
+    return { name, problem: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,144 @@
+import { generateKeyPairSync } from "node:crypto";
+import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { Redis } from "ioredis";
+import { expect, inject } from "vitest";
+import { generateSigningKeys } from "../../src/core/signing.ts";
+import { freePort } from "../env/ports.ts";
+import { deliverWebhook, WEBHOOK_SECRET } from "./app-harness.ts";
+import { removeCheckouts, tempDir } from "./checkouts.ts";
+import { FakeGitHub } from "./fake-github.ts";
+import { startSluice, type SluiceProcess } from "./processes.ts";
+
+/** `sluice app` and `sluice agent` as processes of their own, on the real Redis and apiserver, with GitHub faked. */
+export interface Stack {
+  github: FakeGitHub;
+  /** A client of the stack's Redis database. */
+  redis: Redis;
+  kube: KubernetesObjectApi;
+  app: SluiceProcess;
+  /** The agent process; `startAgent` replaces it. */
+  agent: SluiceProcess | undefined;
+  appUrl: string;
+  /** Where the running agent serves its probes and metrics. */
+  agentProbeUrl: () => string;
+  /** Starts the agent (again), with its settings and `extra`. */
+  startAgent: (extra?: Record<string, string>) => Promise<SluiceProcess>;
+  /** Delivers a signed webhook to the app and expects it taken. */
+  deliver: (event: string, payload: unknown) => Promise<void>;
+  /** Both processes' output, for a failing test's report. */
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+export interface StackOptions {
+  owner: string;
+  repo: string;
+  repoId: number;
+  /** The Redis database the stack uses (its own, as test files run in parallel). */
+  database: number;
+  /** Environments the agent serves, and the namespaces (globs) it may write to. */
+  environments: string[];
+  namespaces: string;
+  /** The agent's own namespace, created here and deleted by `stop` along with `namespaces`. */
+  agentNamespace: string;
+  /** Namespaces to delete at the end. */
+  cleanup: string[];
+  app?: Record<string, string>;
+  agent?: Record<string, string>;
+}
+
+/** Starts the fake GitHub, then the app, then the agent; `stop` ends them and removes what they made. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const appKeys = generateSigningKeys();
+  const agentKeys = generateSigningKeys();
+  const github = await new FakeGitHub().start();
+  github.addRepo(options.owner, options.repo, options.repoId);
+  const url = new URL(inject("redisUrl"));
+  url.pathname = `/${options.database}`;
+  const redisUrl = url.toString();
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  await redis.flushdb();
+  const kc = new KubeConfig();
+  kc.loadFromFile(inject("kubeconfigPath"));
+  const kube = KubernetesObjectApi.makeApiClient(kc);
+  await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: options.agentNamespace } });
+  const port = await freePort();
+  const appUrl = `http://127.0.0.1:${port}`;
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const app = await startSluice(
+    "app",
+    {
+      APP_ID: String(FakeGitHub.APP_ID),
+      PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+      WEBHOOK_SECRET,
+      REDIS_URL: redisUrl,
+      SLUICE_PUBLIC_URL: appUrl,
+      GITHUB_API_URL: github.url,
+      GITHUB_WEB_URL: "https://github.example",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      SLUICE_CACHE_DIR: await tempDir("sluice-e2e-cache-"),
+      SLUICE_KUSTOMIZE: inject("kustomize"),
+      SLUICE_HELM: inject("helm"),
+      SLUICE_JOB_SIGNING_KEY: appKeys.privateKey,
+      SLUICE_AGENT_PUBLIC_KEYS: agentKeys.publicKey,
+      ...options.app,
+    },
+    /sluice app: listening/,
+  );
+  const agentEnv = {
+    REDIS_URL: redisUrl,
+    KUBECONFIG: inject("kubeconfigPath"),
+    SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
+    SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
+    SLUICE_AGENT_ENVIRONMENTS: options.environments.join(","),
+    SLUICE_AGENT_PROBE_PORT: "0",
+    SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
+    SLUICE_AGENT_REPOSITORIES: `${options.owner}/*`,
+    SLUICE_AGENT_NAMESPACES: options.namespaces,
+    SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
+    SLUICE_AGENT_NAMESPACE: options.agentNamespace,
+    SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
+    ...options.agent,
+  };
+  const stack: Stack = {
+    github,
+    redis,
+    kube,
+    app,
+    agent: undefined,
+    appUrl,
+    agentProbeUrl: () => {
+      const port = /probes and metrics on [^:\s]+:(\d+)/.exec(stack.agent?.output() ?? "")?.[1];
+      if (!port) throw new Error("the agent has not said where its probes are");
+      return `http://127.0.0.1:${port}`;
+    },
+    startAgent: async (extra = {}) => {
+      stack.agent = await startSluice("agent", { ...agentEnv, ...extra }, /sluice agent: serving/);
+      return stack.agent;
+    },
+    deliver: async (event, payload) => {
+      const { status } = await deliverWebhook(appUrl, event, payload);
+      expect(status).toBe(200);
+    },
+    output: () => `app:\n${app.output()}\nagent:\n${stack.agent?.output() ?? ""}`,
+    stop: async () => {
+      await stack.agent?.stop();
+      await app.stop();
+      await github.stop();
+      await redis.flushdb();
+      await redis.quit();
+      for (const name of [options.agentNamespace, ...options.cleanup])
+        await kube.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch(() => undefined);
+      await removeCheckouts();
+    },
+  };
+  try {
+    await stack.startAgent();
+  } catch (error) {
+    await app.stop();
+    throw error;
+  }
+  return stack;
+}
