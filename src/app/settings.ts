@@ -40,6 +40,8 @@ const envSchema = z.object({
   SLUICE_JOB_SIGNING_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_PUBLIC_KEYS: z.string().optional(),
   SLUICE_AGENT_PUBLIC_KEYS_PATH: z.string().optional(),
+  SLUICE_DASHBOARD_TOKEN: z.string().min(16, { error: "SLUICE_DASHBOARD_TOKEN must be at least 16 characters" }).optional(),
+  SLUICE_DASHBOARD_WRITE: z.enum(["true", "false"], { error: "SLUICE_DASHBOARD_WRITE must be true or false" }).default("false"),
   WEBHOOK_PROXY_URL: z.url({ error: "WEBHOOK_PROXY_URL must be a URL, such as https://smee.io/abc123" }).optional(),
   SLUICE_METRICS_TOKEN: z.string().min(16, { error: "SLUICE_METRICS_TOKEN must be at least 16 characters" }).optional(),
   SLUICE_KUSTOMIZE: z.string().optional(),
@@ -102,6 +104,10 @@ export interface AppSettings {
    * environments named on a `# environments: a,b` line before it (any environment when absent).
    */
   agentPublicKeys: AgentKey[];
+  /** The password of the queue dashboard at `/sluice/queues`; no dashboard when undefined. */
+  dashboardToken: string | undefined;
+  /** Whether the dashboard may retry, promote, clean or remove jobs (read-only otherwise). */
+  dashboardWritable: boolean;
   /** Local development: receive webhooks through this proxy channel (smee.io), as Probot does. */
   webhookProxyUrl: string | undefined;
   /** When set, `/metrics` answers only requests bearing it (`Authorization: Bearer …`). */
@@ -167,6 +173,8 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     agentPublicKeys: parseAgentKeys(agentKeys),
     metricsToken: e.SLUICE_METRICS_TOKEN,
     webhookProxyUrl: e.WEBHOOK_PROXY_URL,
+    dashboardToken: e.SLUICE_DASHBOARD_TOKEN,
+    dashboardWritable: e.SLUICE_DASHBOARD_WRITE === "true",
     env,
   };
 }

@@ -36,6 +36,7 @@ import type { AppSettings } from "./settings.ts";
 import { AppMetrics } from "./metrics.ts";
 import { AgentKeys } from "./services/agent-keys.ts";
 import { probeHandler } from "./http/probe-handler.ts";
+import { queueDashboard } from "./http/queue-dashboard.ts";
 import { checkWithin, type ReadinessCheck } from "../core/probes.ts";
 
 /** A running app. */
@@ -129,6 +130,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
         github,
         signingKey: privateKeyFromPem(settings.jobSigningKey),
         agentKeys,
+        webUrl: settings.githubWebUrl,
         requestTtlMs: settings.jobTtlMs,
         timeoutMs: settings.liveTimeoutMs,
         now,
@@ -192,6 +194,9 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     checkouts,
   });
   let views: ReturnType<typeof loadPageViews> | undefined;
+  const dashboard = settings.dashboardToken
+    ? await queueDashboard({ redis, token: settings.dashboardToken, writable: settings.dashboardWritable })
+    : undefined;
   let stopping = false;
   const credentials = { checkedAt: -Infinity, problem: undefined as string | undefined };
   /** Whether GitHub takes the app's credentials: a refusal makes the app unready, an unreachable GitHub does not. */
@@ -231,6 +236,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, queues, checkouts, now, log }), timings));
     app.on("check_run.requested_action", deduplicated(redis, checkRunActionHandler({ appId: settings.appId, commands }), timings));
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
+    if (dashboard) addHandler(dashboard.handler);
     addHandler(
       probeHandler(
         {
@@ -314,6 +320,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       await worker.close();
       await renderer.close();
       await queues.close();
+      await dashboard?.close();
       await redis.quit();
     },
   };

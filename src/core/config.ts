@@ -254,3 +254,43 @@ export function configJsonSchema(): Record<string, unknown> {
     ...z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }),
   };
 }
+
+/** Where README.md keeps the configuration reference generated from the schema. */
+export const REFERENCE_MARKERS = { start: "<!-- config-reference:start -->", end: "<!-- config-reference:end -->" } as const;
+
+/**
+ * The configuration reference as a Markdown table, one row per field (nested fields by path,
+ * `environments[].helm.values`), from the JSON Schema's descriptions, defaults, enums and required
+ * lists: the README's table is this, so it cannot drift from what Sluice accepts.
+ */
+export function configReference(schema: Record<string, unknown> = configJsonSchema()): string {
+  const rows: string[] = [];
+  const cell = (text: string) => text.replaceAll("|", "\\|");
+  const walk = (node: Record<string, unknown>, prefix: string, required: readonly unknown[]): void => {
+    const properties = isRecordLike(node.properties) ? node.properties : {};
+    for (const [name, raw] of Object.entries(properties)) {
+      if (!isRecordLike(raw)) continue;
+      const path = `${prefix}${name}`;
+      const items = raw.type === "array" && isRecordLike(raw.items) && isRecordLike(raw.items.properties) ? raw.items : undefined;
+      const nested = raw.type === "object" && isRecordLike(raw.properties) ? raw : undefined;
+      if (typeof raw.description === "string" || (!items && !nested)) {
+        const fallback = required.includes(name) ? "required" : "—";
+        const value = "const" in raw ? raw.const : raw.default;
+        const byDefault =
+          value === undefined || (isRecordLike(value) && Object.keys(value).length > 0) ? fallback : `\`${JSON.stringify(value)}\``;
+        const choices = Array.isArray(raw.enum) ? ` One of ${raw.enum.map((v) => `\`${String(v)}\``).join(", ")}.` : "";
+        rows.push(
+          `| \`${path}${items ? "[]" : ""}\` | ${byDefault} | ${cell(`${typeof raw.description === "string" ? raw.description : ""}${choices}`)} |`,
+        );
+      }
+      if (items) walk(items, `${path}[].`, Array.isArray(items.required) ? items.required : []);
+      if (nested) walk(nested, `${path}.`, Array.isArray(nested.required) ? nested.required : []);
+    }
+  };
+  walk(schema, "", Array.isArray(schema.required) ? schema.required : []);
+  return ["| field | default | meaning |", "| --- | --- | --- |", ...rows].join("\n");
+}
+
+function isRecordLike(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

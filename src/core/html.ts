@@ -1,4 +1,5 @@
 import { html as diffToHtml } from "diff2html";
+import { ColorSchemeType } from "diff2html/lib/types.js";
 import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
 import { diffPath, displayName } from "./identity.ts";
@@ -19,7 +20,18 @@ export interface PageOptions {
   subtitle?: string;
   /** The live preview: a second tab with what merging would change in the live cluster. */
   live?: readonly LiveEnvironment[];
+  /** Where the page came from (the pull request), linked from its header. */
+  link?: string;
 }
+
+/** Side by side, with a file list, in the reader's light or dark colours. */
+const DIFF_OPTIONS = {
+  outputFormat: "side-by-side",
+  drawFileList: true,
+  matching: "none",
+  diffStyle: "word",
+  colorScheme: ColorSchemeType.AUTO,
+} as const;
 
 /**
  * A change's diff with git's header in front: diff2html takes a `/dev/null` side without a
@@ -44,7 +56,7 @@ export function renderHtmlPage(report: DiffReport, views: PageViews, options: Pa
     const body =
       changes.length === 0
         ? `<p class="sluice-empty">No changes${env.skipped ? ` (${escapeHtml(env.skipped)})` : ""}.</p>`
-        : diffToHtml(diff, { outputFormat: "side-by-side", drawFileList: true, matching: "none", diffStyle: "word" });
+        : diffToHtml(diff, DIFF_OPTIONS);
     return `<section class="sluice-env" id="env-${escapeHtml(env.name)}"><h2>${escapeHtml(env.name)} <small>${counts}</small></h2>${body}</section>`;
   });
   const errors =
@@ -56,7 +68,17 @@ export function renderHtmlPage(report: DiffReport, views: PageViews, options: Pa
               `<li><code>${escapeHtml(formatProblem({ ...e, message: "" }).replace(/: $/, ""))}</code>${e.environment ? ` (${escapeHtml(e.environment)}${e.side ? `, ${e.side}` : ""})` : ""}: ${escapeHtml(e.message)}</li>`,
           )
           .join("")}</ul></section>`;
-  const git = errors + sections.join("\n");
+  // One tab per environment (anchors: the page runs no scripts), with its counts.
+  const environments =
+    report.environments.length > 1
+      ? `<nav class="sluice-envs" aria-label="Environments">${report.environments
+          .map((env) => {
+            const s = env.summary;
+            return `<a href="#env-${escapeHtml(env.name)}">${escapeHtml(env.name)} <span class="sluice-counts"><span class="sluice-added">+${s.added}</span> <span class="sluice-modified">~${s.modified}</span> <span class="sluice-removed">−${s.removed}</span></span></a>`;
+          })
+          .join("")}</nav>`
+      : "";
+  const git = errors + environments + sections.join("\n");
   // Two tabs without scripts (the page allows none): anchors, and each tab a section of its own.
   const body = options.live
     ? `<nav class="sluice-tabs"><a href="#git">Git diff</a> · <a href="#live">Live cluster</a></nav><section id="git">${git}</section><section id="live"><h2>Live cluster</h2>${liveHtml(options.live)}</section>`
@@ -64,6 +86,7 @@ export function renderHtmlPage(report: DiffReport, views: PageViews, options: Pa
   return fillTemplate(views.template, {
     title: escapeHtml(options.title),
     subtitle: escapeHtml(options.subtitle ?? ""),
+    back: options.link ? `<a class="sluice-back" href="${escapeHtml(options.link)}">Back to the pull request</a>` : "",
     styles: views.styles.map((css) => css.replace(/<\/style/gi, "<\\/style")).join("\n"),
     body,
   });
@@ -106,7 +129,7 @@ function liveHtml(live: readonly LiveEnvironment[]): string {
         })
         .join("");
       const body = diffs
-        ? diffToHtml(diffs, { outputFormat: "side-by-side", drawFileList: true, matching: "none", diffStyle: "word" })
+        ? diffToHtml(diffs, DIFF_OPTIONS)
         : `<p class="sluice-empty">Nothing changes live (${report.unchanged} objects checked).</p>`;
       return `<section class="sluice-env">${title}${lists.length > 0 ? `<ul>${lists.join("")}</ul>` : ""}${drifted}${body}</section>`;
     })

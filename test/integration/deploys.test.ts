@@ -50,6 +50,7 @@ beforeAll(async () => {
     helm: inject("helm"),
     database: 2,
     deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: agentKeys.publicKey },
+    env: { SLUICE_DASHBOARD_TOKEN: DASHBOARD_TOKEN },
   });
   const kc = new KubeConfig();
   kc.loadFromFile(inject("kubeconfigPath"));
@@ -118,6 +119,8 @@ async function exists(apiVersion: string, kind: string, name: string, namespace?
     throw error;
   }
 }
+
+const DASHBOARD_TOKEN = "dashboard-token-for-tests";
 
 describe("deploys", () => {
   it("applies a merge and reports success on the check run, the Deployment and the pull request", async () => {
@@ -375,5 +378,37 @@ describe("deploys", () => {
     } finally {
       await queue.close();
     }
+  });
+
+  it("shows the queues on a read-only dashboard behind its token, without the objects a job carries", async () => {
+    const repo = repository();
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: dashboard-secret-value\n",
+    });
+    expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
+    expect((await finished(head))?.conclusion).toBe("success");
+    const dashboard = `${h.url}/sluice/queues`;
+    const as = (password: string) => ({ authorization: `Basic ${Buffer.from(`ops:${password}`).toString("base64")}` });
+    expect((await fetch(dashboard)).status).toBe(401);
+    expect((await fetch(dashboard, { headers: as("not-the-dashboard-token") })).status).toBe(401);
+    const page = await fetch(dashboard, { headers: as(DASHBOARD_TOKEN) });
+    expect([page.status, page.headers.get("content-type")]).toEqual([200, expect.stringContaining("text/html")]);
+    const api = await fetch(`${dashboard}/api/queues?activeQueue=deploy-production&status=completed&page=1&jobsPerPage=50`, {
+      headers: as(DASHBOARD_TOKEN),
+    });
+    const text = await api.text();
+    const listed = (JSON.parse(text) as { queues: { name: string; readOnlyMode: boolean }[] }).queues;
+    expect(listed.map((q) => q.name)).toEqual(
+      expect.arrayContaining(["preview-render", "deploy-requests", "agent-reports", "deploy-production"]),
+    );
+    expect(listed.every((q) => q.readOnlyMode)).toBe(true);
+    expect(text).toContain("objects, not shown");
+    expect(text).not.toContain("dashboard-secret-value");
+    expect(text).not.toContain(Buffer.from("dashboard-secret-value").toString("base64"));
+    // Read-only: nothing can be retried, cleaned or removed from here.
+    const clean = await fetch(`${dashboard}/api/queues/deploy-production/clean/completed`, { method: "PUT", headers: as(DASHBOARD_TOKEN) });
+    expect(clean.status).toBe(405);
   });
 });

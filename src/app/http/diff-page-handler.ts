@@ -36,7 +36,12 @@ export function diffPageHandler(pages: DiffPages, views: () => Promise<PageViews
     return reply(
       res,
       200,
-      renderHtmlPage(page.report, await views(), { title: page.title, subtitle: page.subtitle, ...(page.live ? { live: page.live } : {}) }),
+      renderHtmlPage(page.report, await views(), {
+        title: page.title,
+        subtitle: page.subtitle,
+        ...(page.live ? { live: page.live } : {}),
+        ...(page.link ? { link: page.link } : {}),
+      }),
       "text/html; charset=utf-8",
     );
   };

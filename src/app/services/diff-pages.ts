@@ -16,6 +16,8 @@ export interface DiffPageData {
   report: DiffReport;
   /** The live preview, once agents answered: the page's live tab. */
   live?: readonly LiveEnvironment[];
+  /** The pull request the page is about. */
+  link?: string;
 }
 
 /** Where the pages live and how long. */

@@ -30,6 +30,8 @@ export interface LivePreviewDeps {
   github: (installationId: number) => Promise<GitHubClient>;
   signingKey: KeyObject;
   agentKeys: AgentKeys;
+  /** GitHub's web URL, for links back to pull requests. */
+  webUrl: string;
   /** How long a signed request stays valid. */
   requestTtlMs: number;
   /** How long the comment waits for an agent before it says none answered. */
@@ -215,7 +217,7 @@ export class LivePreviews {
       const live = change(preview.live);
       if (JSON.stringify(live) === JSON.stringify(preview.live)) return;
       // The full diff page gets the live tab: a new page, and the comment and check run link it.
-      const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview), report: preview.report, live }, deps.now());
+      const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview, deps.webUrl), report: preview.report, live }, deps.now());
       const updated = { ...preview, live, fullDiffUrl };
       await deps.published.save(updated);
       await writePreview(await deps.github(preview.installationId), updated);

@@ -87,7 +87,13 @@ export class PreviewService {
     }
     const { report, renderer } = compared;
     const fullDiffUrl = await deps.diffPages.store(
-      { ...pageTitles({ repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha }), report },
+      {
+        ...pageTitles(
+          { repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha },
+          deps.webUrl,
+        ),
+        report,
+      },
       deps.now(),
     );
     const live = deps.live ? await deps.live.plan(gh, job, report, (name) => renderer.head(name)) : undefined;

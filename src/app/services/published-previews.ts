@@ -80,12 +80,18 @@ export async function writePreview(gh: GitHubClient, preview: PublishedPreview):
 }
 
 /** The full diff page's title and subtitle for a pull request's preview. */
-export function pageTitles(preview: Pick<PublishedPreview, "repository" | "pullRequest" | "baseSha" | "headSha">): {
+export function pageTitles(
+  preview: Pick<PublishedPreview, "repository" | "pullRequest" | "baseSha" | "headSha">,
+  webUrl: string,
+): {
   title: string;
   subtitle: string;
+  link: string;
 } {
+  const repository = `${preview.repository.owner}/${preview.repository.name}`;
   return {
-    title: `${preview.repository.owner}/${preview.repository.name}#${preview.pullRequest}`,
+    title: `${repository}#${preview.pullRequest}`,
     subtitle: `${preview.baseSha.slice(0, 7)}…${preview.headSha.slice(0, 7)}`,
+    link: `${webUrl}/${repository}/pull/${preview.pullRequest}`,
   };
 }

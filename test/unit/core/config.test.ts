@@ -1,7 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { CONFIG_DEFAULTS, defaultConfig, ENVIRONMENT_DEFAULTS } from "../../../src/core/config-defaults.ts";
-import { ConfigError, configJsonSchema, configSchema, parseConfig, validateConfig } from "../../../src/core/config.ts";
+import {
+  ConfigError,
+  configJsonSchema,
+  configReference,
+  configSchema,
+  parseConfig,
+  REFERENCE_MARKERS,
+  validateConfig,
+} from "../../../src/core/config.ts";
 
 function errorsOf(text: string): { line: number; field: string; message: string }[] {
   const result = validateConfig(text);
@@ -127,5 +135,17 @@ describe("configJsonSchema", () => {
   it("describes the environment fields", () => {
     const schema = JSON.stringify(configJsonSchema());
     for (const field of ["environments", "namespace", "render", "releaseName", "autoDeploy"]) expect(schema).toContain(`"${field}"`);
+  });
+
+  it("is the configuration reference in README.md (run `npm run schema` after changing the schema)", async () => {
+    const readme = await readFile(new URL("../../../README.md", import.meta.url), "utf8");
+    const section = readme.slice(
+      readme.indexOf(REFERENCE_MARKERS.start) + REFERENCE_MARKERS.start.length,
+      readme.indexOf(REFERENCE_MARKERS.end),
+    );
+    expect(section.trim()).toBe(configReference());
+    // Every field is a row, nested ones by path.
+    expect(configReference()).toContain("| `environments[].drift.ignore[].jsonPointers` | `[]` |");
+    expect(configReference()).toContain("| `environments[].name` | required |");
   });
 });

@@ -67,7 +67,7 @@ describe("renderHtmlPage", () => {
 
   it("has the views the page needs", async () => {
     const template = await readFile(new URL("../../../views/diff-page.html", import.meta.url), "utf8");
-    expect(() => fillTemplate(template, { title: "", subtitle: "", styles: "", body: "" })).not.toThrow();
+    expect(() => fillTemplate(template, { title: "", subtitle: "", back: "", styles: "", body: "" })).not.toThrow();
     expect(() => fillTemplate("{{missing}}", {})).toThrow("template placeholder {{missing}} has no value");
   });
 });

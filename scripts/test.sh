@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine, as CI runs it: installs what the tests need (Redis,
+# Chromium, Node 24, the Go-built test binaries, the npm dependencies), builds, then runs `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+step() { printf '\n==> %s (%d s)\n' "$*" "$((SECONDS - started))"; }
+
+step "System packages"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${SLUICE_CHROMIUM:-}" ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  command -v apt-get >/dev/null || { echo "install ${missing[*]} (this script installs them with apt-get on Debian and Ubuntu)" >&2; exit 1; }
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+redis-server --version
+
+step "Go"
+command -v go >/dev/null || { echo "Go is required to build the test binaries (etcd, kube-apiserver, kustomize, helm)" >&2; exit 1; }
+go version
+
+step "Node.js"
+node_bin=$(scripts/node.sh)
+export PATH="$node_bin:$PATH"
+node --version
+npm --version
+
+step "Test binaries (built once per version, cached under \$HOME/.cache/sluice-test-env)"
+scripts/test-tools.sh etcd kube-apiserver kube-controller-manager kustomize helm
+
+step "Dependencies"
+npm ci --no-audit --no-fund
+
+step "Build"
+npm run build
+node bin/sluice.js --help >/dev/null
+
+step "npm test"
+npm test
+node -e 'const r = require("./.cache/test-results.json"); console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)'
+
+step "Done"
