@@ -54,7 +54,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["eslint.config.js", "vitest.config.ts"],
+    files: ["eslint.config.js", "vitest.config.ts", "vitest.reliability.config.ts"],
     rules: { "no-restricted-syntax": "off" },
   },
 );

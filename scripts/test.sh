@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine, as CI runs it: installs what the tests need (Redis,
-# Chromium, Node 24, the Go-built test binaries, the npm dependencies), builds, then runs `npm test`.
+# Chromium, Node 24, the Go-built test binaries, the npm dependencies), builds, then runs `npm test`
+# and `npm run test:reliability`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -43,5 +44,9 @@ node bin/sluice.js --help >/dev/null
 step "npm test"
 npm test
 node -e 'const r = require("./.cache/test-results.json"); console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)'
+
+step "npm run test:reliability (faults, scale, bad input, properties; each prints its figures)"
+npm run test:reliability
+node -e 'const r = require("./.cache/reliability-results.json"); console.log(`Reliability tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)'
 
 step "Done"

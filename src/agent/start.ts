@@ -230,7 +230,17 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     const queue = new Queue(q.name, { connection: redis, prefix: q.prefix });
     await queue.setGlobalConcurrency(1);
     queues.push({ environment, queue });
-    workers.push(new Worker(q.name, processJob, { connection: redis, prefix: q.prefix, concurrency: 1, lockDuration: 120_000 }));
+    // A job whose agent died is taken over once its lock lapses; a job that keeps killing its agent fails after five tries.
+    workers.push(
+      new Worker(q.name, processJob, {
+        connection: redis,
+        prefix: q.prefix,
+        concurrency: 1,
+        lockDuration: settings.lockMs,
+        stalledInterval: settings.lockMs,
+        maxStalledCount: 5,
+      }),
+    );
     const live = livePreviewQueue(environment);
     workers.push(new Worker(live.name, processPreview, { connection: redis, prefix: live.prefix, concurrency: 2 }));
   }

@@ -35,6 +35,7 @@ import { RenderCache } from "./services/render-cache.ts";
 import type { AppSettings } from "./settings.ts";
 import { AppMetrics } from "./metrics.ts";
 import { AgentKeys } from "./services/agent-keys.ts";
+import { contextual, withLogContext } from "./services/logger.ts";
 import { probeHandler } from "./http/probe-handler.ts";
 import { queueDashboard } from "./http/queue-dashboard.ts";
 import { checkWithin, type ReadinessCheck } from "../core/probes.ts";
@@ -73,7 +74,8 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     });
     return new GitHubClient(octokit, settings.appId);
   };
-  const log = {
+  // Every line carries what it is about: the delivery, job, repository and environment at hand.
+  const log = contextual({
     info: (details: Record<string, unknown>, message: string) => {
       probot?.log.info(details, message);
     },
@@ -83,7 +85,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     error: (details: Record<string, unknown>, message: string) => {
       probot?.log.error(details, message);
     },
-  };
+  });
   const checkouts = new CheckoutCache({
     dir: settings.cacheDir,
     maxCacheBytes: settings.cacheMaxBytes,
@@ -271,7 +273,14 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const worker = previewWorker(
     redis,
     mac,
-    { run: (job) => AppMetrics.timed(metrics.previews, () => previews.run(job)), giveUp },
+    {
+      run: (job) =>
+        withLogContext(
+          { repository: `${job.repository.owner}/${job.repository.name}`, pullRequest: job.pullRequest, sha: job.headSha },
+          () => AppMetrics.timed(metrics.previews, () => previews.run(job)),
+        ),
+      giveUp,
+    },
     { concurrency: settings.previewConcurrency },
   );
   worker.on("failed", (job, error) => {
@@ -286,7 +295,17 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   };
   const deployWorkers = deploys
     ? [
-        deployRequestWorker(redis, { mac, now }, (request) => deploys.jobs.prepare(request)),
+        deployRequestWorker(redis, { mac, now }, (request) =>
+          withLogContext(
+            {
+              repository: `${request.repository.owner}/${request.repository.name}`,
+              environment: request.environment,
+              sha: request.sha,
+              trigger: request.trigger,
+            },
+            () => deploys.jobs.prepare(request),
+          ),
+        ),
         reportWorker(redis, fromAgents),
         ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
       ]

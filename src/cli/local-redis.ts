@@ -40,11 +40,12 @@ function freeLoopbackPort(): Promise<number> {
 
 /**
  * Starts a private `redis-server` on a free loopback port, with its data under `<cwd>/.data/redis`,
- * AOF on (`appendfsync everysec`) and `noeviction`, as README asks of a production Redis.
+ * AOF on (`appendfsync everysec`) and `noeviction`, as README asks of a production Redis. `port`
+ * starts it again where it was (its data is in the same place).
  * @throws Error saying how to install Redis or set REDIS_URL when there is no `redis-server`, and
  * with its output when it does not start
  */
-export async function startLocalRedis(cwd: string, path: string | undefined): Promise<LocalRedis> {
+export async function startLocalRedis(cwd: string, path: string | undefined, options: { port?: number } = {}): Promise<LocalRedis> {
   const binary = onPath("redis-server", path);
   if (!binary)
     throw new Error(
@@ -52,7 +53,7 @@ export async function startLocalRedis(cwd: string, path: string | undefined): Pr
     );
   const dir = resolve(cwd, ".data", "redis");
   mkdirSync(dir, { recursive: true });
-  const port = await freeLoopbackPort();
+  const port = options.port ?? (await freeLoopbackPort());
   const child = spawn(
     binary,
     [

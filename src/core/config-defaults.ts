@@ -63,7 +63,9 @@ export function discoveredConfig(roots: readonly DiscoveredRoot[], looseManifest
     ...ENVIRONMENT_DEFAULTS,
     name: nameOf(root.path),
     path: root.path,
-    render: root.render,
+    // Found by its kustomization or Chart.yaml in one commit, which the other may not have yet (a
+    // pull request that turns plain manifests into a chart): each commit renders what it has.
+    render: "auto",
     branch,
     strict: false,
   }));

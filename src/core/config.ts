@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument } from "yaml";
+import { LineCounter, parseDocument, visit } from "yaml";
 import { z } from "zod";
 import { CONFIG_PATH } from "./config-defaults.ts";
 import { SourceError } from "./errors.ts";
@@ -197,7 +197,23 @@ export function validateConfig(text: string, file: string = CONFIG_PATH): Config
       ),
     };
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 1000 });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 1000 });
+  } catch (error) {
+    // An alias to an anchor that does not exist, or an alias bomb, is found only when the aliases are resolved.
+    const message = error instanceof Error ? error.message : String(error);
+    const name = /alias[^:]*: (\S+)$/.exec(message)?.[1];
+    let at = 0;
+    visit(doc, {
+      Alias: (_, alias) => {
+        if (alias.source !== name) return undefined;
+        at = alias.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    return { ok: false, errors: [new ConfigError(file, lineCounter.linePos(at).line, "", `invalid YAML: ${yamlErrorMessage(message)}`)] };
+  }
   if (value === null || value === undefined) {
     return { ok: false, errors: [new ConfigError(file, 1, "", "is empty; it needs at least `version: 1` and `environments`")] };
   }

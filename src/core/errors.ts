@@ -46,5 +46,8 @@ export function errorMessage(error: unknown): string {
 /** A YAML parser error reduced to its first sentence, so no source text (which may hold a secret) is echoed. */
 export function yamlErrorMessage(message: string): string {
   const first = message.split("\n", 1)[0] ?? message;
+  // The parser recurses once per level: a document nested thousands deep exhausts the stack.
+  if (first.includes("Maximum call stack size exceeded"))
+    return "it nests too deeply to read (the parser ran out of stack); Kubernetes objects nest a few dozen levels at most";
   return first.replace(/ at line \d+, column \d+:?$/, "").trim();
 }

@@ -269,10 +269,17 @@ function parsePrecisely(text: string, locate: (line: number) => SourceLocation, 
   // parseAllDocuments returns an EmptyStream (an array) when there is nothing but comments.
   for (const doc of docs) {
     const startLine = lineCounter.linePos(doc.range[0]).line;
-    if (doc.errors.length > 0) {
-      for (const error of doc.errors) {
+    // An unknown `!!` tag (`!!python/object`) is a warning to the parser and an error to kubectl.
+    const unknownTags = doc.warnings.filter((w) => w.code === "TAG_RESOLVE_FAILED" && w.message.includes("tag:yaml.org,2002:"));
+    if (doc.errors.length > 0 || unknownTags.length > 0) {
+      const seen = new Set<string>();
+      for (const error of [...doc.errors, ...unknownTags]) {
         const at = locate(lineCounter.linePos(error.pos[0]).line);
-        problems.push({ ...at, message: `invalid YAML: ${yamlErrorMessage(error.message)}`, reason: "invalid-yaml" });
+        const message = `invalid YAML: ${yamlErrorMessage(error.message)}`;
+        // One report per line and message: a parser that runs out of stack says so at every level.
+        if (seen.has(`${at.file}:${at.line}:${message}`)) continue;
+        seen.add(`${at.file}:${at.line}:${message}`);
+        problems.push({ ...at, message, reason: "invalid-yaml" });
       }
       continue;
     }
@@ -330,6 +337,10 @@ function collect(
     return;
   }
   const object = value as KubeObject;
+  if (object.kind === "List" && object.items !== undefined && !Array.isArray(object.items)) {
+    problems.push({ ...at, message: `List: items must be a list of objects, not ${typeOf(object.items)}` });
+    return;
+  }
   if (isListKind(object)) {
     const itemsNode = node && yaml().isMap(node) ? node.get("items", true) : undefined;
     const items = object.items as unknown[];
@@ -358,6 +369,11 @@ function collect(
     });
     return;
   }
+  const wrong = typeProblem(object);
+  if (wrong !== undefined) {
+    problems.push({ ...at, message: `${describeIncomplete(object)}: ${wrong}` });
+    return;
+  }
   objects.push({ object, source: at });
 }
 
@@ -368,14 +384,65 @@ function isListKind(object: KubeObject): boolean {
 
 function missingFields(object: KubeObject): string[] {
   const missing: string[] = [];
-  if (typeof object.apiVersion !== "string" || object.apiVersion === "") missing.push("apiVersion");
-  if (typeof object.kind !== "string" || object.kind === "") missing.push("kind");
+  const absent = (value: unknown) => value === undefined || value === null || value === "";
+  if (absent(object.apiVersion)) missing.push("apiVersion");
+  if (absent(object.kind)) missing.push("kind");
   const metadata = object.metadata;
-  if (!isRecord(metadata) || typeof metadata.name !== "string" || metadata.name === "") {
-    // generateName is for create, not apply: a declarative object needs a name.
-    missing.push("metadata.name");
-  }
+  // generateName is for create, not apply: a declarative object needs a name.
+  if (absent(metadata) || (isRecord(metadata) && absent(metadata.name))) missing.push("metadata.name");
   return missing;
+}
+
+/** `a number (123)`, `a list`: what a value is, for messages about wrong types. */
+function typeOf(value: unknown): string {
+  if (Array.isArray(value)) return "a list";
+  if (isRecord(value)) return "a mapping";
+  if (typeof value === "string") return "a string";
+  return `a ${typeof value} (${String(value)})`;
+}
+
+const API_VERSION = /^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * What the API server (or kubectl, decoding into its types) would refuse about an object's
+ * identity fields, its metadata's types and a Secret's data; undefined when nothing. Never quotes a
+ * Secret value.
+ */
+function typeProblem(object: KubeObject): string | undefined {
+  if (typeof object.apiVersion !== "string") return `apiVersion must be a string, not ${typeOf(object.apiVersion)}`;
+  if (!API_VERSION.test(object.apiVersion))
+    return `apiVersion "${object.apiVersion}" is not <group>/<version> or <version> (such as apps/v1 or v1)`;
+  if (typeof object.kind !== "string") return `kind must be a string, not ${typeOf(object.kind)}`;
+  const metadata = object.metadata;
+  if (!isRecord(metadata)) return `metadata must be a mapping, not ${typeOf(metadata)}`;
+  for (const field of ["name", "namespace", "generateName"])
+    if (metadata[field] !== undefined && metadata[field] !== null && typeof metadata[field] !== "string")
+      return `metadata.${field} must be a string, not ${typeOf(metadata[field])}`;
+  for (const field of ["labels", "annotations"]) {
+    const map = metadata[field];
+    if (map === undefined || map === null) continue;
+    if (!isRecord(map)) return `metadata.${field} must be a mapping of strings, not ${typeOf(map)}`;
+    for (const [key, value] of Object.entries(map))
+      if (typeof value !== "string") return `metadata.${field}["${key}"] must be a string, not ${typeOf(value)} (quote it)`;
+  }
+  if (object.apiVersion === "v1" && object.kind === "Secret") return secretProblem(object);
+  return undefined;
+}
+
+function secretProblem(secret: KubeObject): string | undefined {
+  for (const field of ["data", "stringData"]) {
+    const map = secret[field];
+    if (map === undefined || map === null) continue;
+    if (!isRecord(map))
+      return `Secret ${field} must be a mapping of keys to ${field === "data" ? "base64 " : ""}values, not ${typeOf(map)}`;
+    for (const [key, value] of Object.entries(map)) {
+      if (typeof value !== "string")
+        return `Secret ${field} key "${key}" must be a string, not ${Array.isArray(value) ? "a list" : isRecord(value) ? "a mapping" : `a ${typeof value}`} (the value is not shown)`;
+      if (field === "data" && !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value.replace(/\s+/g, "")))
+        return `Secret data key "${key}" is not valid base64 (the value is not shown); put plain text under stringData instead`;
+    }
+  }
+  return undefined;
 }
 
 /** Names an object that may lack its kind or name: `Job "migrate"`, `object "x"`. */
@@ -407,4 +474,40 @@ export function recordOf(value: unknown): Record<string, unknown> {
 /** An object's `metadata`, or an empty mapping when it has none. */
 export function metadataOf(object: KubeObject | undefined): Record<string, unknown> {
   return recordOf(object?.metadata);
+}
+
+/** C0 and C1 control characters YAML does not allow (tab, line feed, carriage return and NEL are allowed). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u0084\u0086-\u009F]/;
+
+/**
+ * A manifest file's text as kubectl reads it: UTF-8, a UTF-8 byte order mark dropped. UTF-16 and
+ * UTF-32, binary data, bytes that are not UTF-8 and control characters are refused with the line
+ * they are on, instead of being read as something else (a replacement character changes a value
+ * silently; a UTF-16 file reads as one long string).
+ */
+export function decodeManifest(bytes: Uint8Array): { text: string } | { problem: string; line?: number } {
+  const [a, b, c, d] = bytes;
+  if (a === 0xff && b === 0xfe && c === 0 && d === 0) return { problem: "is UTF-32 text; manifests are read as UTF-8: save it as UTF-8" };
+  if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff))
+    return { problem: "is UTF-16 text; manifests are read as UTF-8 (as kubectl reads them): save it as UTF-8" };
+  const body = a === 0xef && b === 0xbb && c === 0xbf ? bytes.subarray(3) : bytes;
+  const lineAt = (text: string, index: number): number => text.slice(0, index).split("\n").length;
+  const nul = body.indexOf(0);
+  if (nul >= 0)
+    return { problem: "is binary data, not text (it has NUL bytes)", line: lineAt(new TextDecoder().decode(body.subarray(0, nul)), nul) };
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);
+  } catch {
+    const lenient = new TextDecoder("utf-8", { ignoreBOM: true }).decode(body);
+    return { problem: "is not valid UTF-8 text (save it as UTF-8)", line: lineAt(lenient, lenient.indexOf("\uFFFD")) };
+  }
+  const control = CONTROL.exec(text);
+  if (control)
+    return {
+      problem: `has the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}, which YAML does not allow (write it as an escape in a double-quoted string)`,
+      line: lineAt(text, control.index),
+    };
+  return { text };
 }

@@ -32,6 +32,9 @@ export interface ResourceSet {
  */
 export type NormalizedMemo = WeakMap<object, { key: string; json: string }>;
 
+/** The largest object the API server stores: etcd's default request limit (`--max-request-bytes`, 1.5 MiB). */
+const MAX_OBJECT_BYTES = 1.5 * 1024 * 1024;
+
 /**
  * Identifies and normalizes rendered objects. Two objects with one identity are an error that
  * names both places; the first one is kept so the rest of the set can still be compared.
@@ -57,7 +60,15 @@ export function buildResourceSet(objects: readonly ManifestObject[], defaultName
       });
       continue;
     }
-    resources.set(key, { id, key, json: normalizedJson(object, id, key, memo), source });
+    const json = normalizedJson(object, id, key, memo);
+    if (json.length > MAX_OBJECT_BYTES) {
+      problems.push({
+        ...source,
+        message: `${displayName(id)} is ${(json.length / 1024 / 1024).toFixed(1)} MiB as JSON; the API server refuses objects over 1.5 MiB (etcd's request limit), so it cannot be applied`,
+      });
+      continue;
+    }
+    resources.set(key, { id, key, json, source });
   }
   return { resources, problems, unknownScopes: [...unknown].sort() };
 }

@@ -16,8 +16,12 @@ export const envelopeSchema = z.strictObject({
   kind: z.enum(["job", "report", "preview", "live", "drift"]),
   /** The payload as JSON text, exactly as signed. */
   body: z.string(),
-  /** Ed25519 signature of `sluice/<kind>/v1\n<body>`, base64. */
-  sig: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/),
+  /**
+   * Ed25519 signature of `sluice/<kind>/v1\n<body>`, base64: 64 bytes, in the one canonical
+   * spelling (the last character's unused bits zero, both padding characters), so no two envelopes
+   * that differ by a byte both verify.
+   */
+  sig: z.string().regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, "not a base64 Ed25519 signature"),
 });
 /** A signed message. */
 export type Envelope = z.infer<typeof envelopeSchema>;

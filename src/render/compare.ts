@@ -28,6 +28,8 @@ export interface RenderedSide extends ResourceSet {
   transient?: boolean;
   /** Things worth knowing that are not errors. */
   notes?: string[];
+  /** The environment's path does not exist at this commit. */
+  missing?: boolean;
 }
 
 /** Renders every selected environment at base and head and diffs them, one environment at a time. */
@@ -43,6 +45,14 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
     }
     const { base, head } = await input.renderer.render(env);
     errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
+    // A path missing at one commit is an environment added or removed; missing at both, a mistake.
+    if (base.missing && head.missing)
+      errors.push({
+        file: env.path,
+        line: 1,
+        message: `environment ${env.name}: path ${env.path} does not exist at either commit; fix environments[].path in the configuration`,
+        environment: env.name,
+      });
     const changes = diffResources(base.resources, head.resources, input.diff);
     const unknown = [...new Set([...base.unknownScopes, ...head.unknownScopes])].sort();
     const notes = [...new Set([...(head.notes ?? []), ...(unknown.length > 0 ? [unknownScopeNote(unknown)] : [])])];
@@ -106,6 +116,7 @@ export async function renderSide(context: RendererContext, env: Environment, opt
     unknownScopes: set.unknownScopes,
     ...(rendered.transient ? { transient: true } : {}),
     ...(rendered.notes ? { notes: rendered.notes } : {}),
+    ...(rendered.missing ? { missing: true } : {}),
   };
 }
 

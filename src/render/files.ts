@@ -15,17 +15,19 @@ export function isManifestFile(name: string): boolean {
   return MANIFEST_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
-/** A manifest file found under a directory, with its size. */
+/** A manifest file found under a directory, with its size; a symbolic link's is known only once it is read. */
 export interface ListedFile {
   path: string;
   size: number;
+  /** A symbolic link, to be read only through {@link readCheckoutFile}, which follows it inside the checkout or refuses. */
+  link?: boolean;
 }
 
 /**
  * Lists manifest files under `dir` recursively, sorted, as absolute paths with their sizes. Hidden
  * directories (such as .git and .github) and node_modules are skipped, and so is everything that
- * is not a regular file or a directory (symbolic links, devices, pipes), so nothing outside the
- * checkout is read. Paths in `ignored` (absolute) are not listed.
+ * is not a regular file, a directory or a link named like a manifest (devices, pipes). Links are
+ * listed as links, not followed here. Paths in `ignored` (absolute) are not listed.
  */
 export async function listManifestFiles(dir: string, ignored: ReadonlySet<string> = new Set()): Promise<ListedFile[]> {
   const out: ListedFile[] = [];
@@ -39,11 +41,18 @@ export async function listManifestFiles(dir: string, ignored: ReadonlySet<string
         if (!isSkippedDirectory(entry.name)) await walk(path);
       } else if (entry.isFile() && isManifestFile(entry.name)) {
         out.push({ path, size: (await lstat(path)).size });
+      } else if (entry.isSymbolicLink() && isManifestFile(entry.name)) {
+        out.push({ path, size: 0, link: true });
       }
     }
   }
   await walk(dir);
   return out;
+}
+
+/** A file of an environment, by its path in the checkout: `envs/prod/Chart.yaml`, or `Chart.yaml` at the root. */
+export function inEnvironment(envPath: string, file: string): string {
+  return envPath === "" || envPath === "." ? file : `${envPath}/${file}`;
 }
 
 /** A path relative to the checkout, with forward slashes. */

@@ -3,7 +3,7 @@ import type { SourceProblem } from "../core/errors.ts";
 import { isRecord, parseManifests, type SourceLocation } from "../core/manifest.ts";
 import { RenderError } from "./errors.ts";
 import { errorMessage } from "../core/errors.ts";
-import { CheckoutPathError, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
+import { CheckoutPathError, inEnvironment, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
 import type { Rendered } from "./plain.ts";
 import { runBounded } from "./process.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
@@ -16,7 +16,7 @@ import { outputOrThrow, yamlLine } from "./tool-output.ts";
  */
 export async function renderHelm(context: RendererContext, dir: string, env: Environment): Promise<Rendered> {
   const envPath = relativeTo(context.checkoutRoot, dir);
-  const chartFile = `${envPath}/Chart.yaml`;
+  const chartFile = inEnvironment(envPath, "Chart.yaml");
   if (!context.tools.helm) {
     throw new RenderError({ file: chartFile, line: 1, message: "helm was not found; install it or set SLUICE_HELM" }, "missing-tool");
   }
@@ -32,10 +32,16 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
       throw new RenderError({ file: chartFile, line: 1, message: `helm values file ${values}: ${errorMessage(error)}` }, "exit");
     });
     if (resolved.kind === "directory") {
-      throw new RenderError({ file: `${envPath}/${values}`, line: 1, message: `helm values file ${values} is a directory` }, "exit");
+      throw new RenderError(
+        { file: inEnvironment(envPath, values), line: 1, message: `helm values file ${values} is a directory` },
+        "exit",
+      );
     }
     if (resolved.kind !== "file") {
-      throw new RenderError({ file: `${envPath}/${values}`, line: 1, message: `helm values file ${values} does not exist` }, "exit");
+      throw new RenderError(
+        { file: inEnvironment(envPath, values), line: 1, message: `helm values file ${values} does not exist` },
+        "exit",
+      );
     }
     args.push("--values", resolved.absolute);
   }
@@ -89,7 +95,7 @@ async function readChart(checkoutRoot: string, chartFile: string): Promise<{ nam
 
 /** Maps a chart-relative template path (`web/templates/x.yaml`) to a checkout path. */
 function templatePath(path: string, envPath: string, chartName: string): string {
-  return path.startsWith(`${chartName}/`) ? `${envPath}/${path.slice(chartName.length + 1)}` : `${envPath}/${path}`;
+  return path.startsWith(`${chartName}/`) ? inEnvironment(envPath, path.slice(chartName.length + 1)) : inEnvironment(envPath, path);
 }
 
 /** Maps a helm error to the template or values file and line it names (or to Chart.yaml's `kubeVersion:`). */
@@ -98,7 +104,7 @@ export function locateHelmError(message: string, envPath: string, chartName: str
     const index = chartText.search(/^kubeVersion:/m);
     const line = index < 0 ? 1 : chartText.slice(0, index).split("\n").length;
     return {
-      file: `${envPath}/Chart.yaml`,
+      file: inEnvironment(envPath, "Chart.yaml"),
       line,
       message: `${message} (set helm.kubeVersion in .github/sluice.yml to the version your cluster runs)`,
     };
@@ -109,8 +115,12 @@ export function locateHelmError(message: string, envPath: string, chartName: str
   if (yamlError?.[1]) return { file: templatePath(yamlError[1], envPath, chartName), line: yamlLine(message) ?? 1, message };
   const values = /failed to parse ([^\s:]+):/.exec(message);
   if (values?.[1])
-    return { file: values[1].startsWith(envPath) ? values[1] : `${envPath}/${values[1]}`, line: yamlLine(message) ?? 1, message };
-  return { file: `${envPath}/Chart.yaml`, line: 1, message };
+    return {
+      file: values[1].startsWith(envPath) && envPath !== "" ? values[1] : inEnvironment(envPath, values[1]),
+      line: yamlLine(message) ?? 1,
+      message,
+    };
+  return { file: inEnvironment(envPath, "Chart.yaml"), line: 1, message };
 }
 
 /** The `# Source:` comment lines of helm's output, in order. */

@@ -1,7 +1,7 @@
 import type { SourceProblem } from "../core/errors.ts";
 import { parseManifests } from "../core/manifest.ts";
 import { RenderError } from "./errors.ts";
-import { relativeTo } from "./files.ts";
+import { inEnvironment, relativeTo } from "./files.ts";
 import { findKustomization, readKustomizations, secretGeneratorValues } from "./kustomizations.ts";
 import type { Rendered } from "./plain.ts";
 import { runBounded } from "./process.ts";
@@ -16,7 +16,7 @@ import { outputOrThrow, yamlLine } from "./tool-output.ts";
  */
 export async function renderKustomize(context: RendererContext, dir: string): Promise<Rendered> {
   const envPath = relativeTo(context.checkoutRoot, dir);
-  const kustomization = `${envPath}/${(await findKustomization(dir)) ?? "kustomization.yaml"}`;
+  const kustomization = inEnvironment(envPath, (await findKustomization(dir)) ?? "kustomization.yaml");
   const fallback: SourceProblem = { file: kustomization, line: 1, message: "" };
   const [command, args] = context.tools.kustomize
     ? [context.tools.kustomize, ["build", dir]]
@@ -65,9 +65,9 @@ export function locateKustomizeError(message: string, envPath: string, kustomiza
   const bases = [...message.matchAll(/recursed accumulation of path '([^']+)'/g)];
   const dir = bases.at(-1)?.[1] ?? envPath;
   const inFile = /\bin File: (\S+)/.exec(message)?.[1];
-  if (inFile) return { file: inFile.includes("/") ? inFile : `${dir}/${inFile}`, line, message };
+  if (inFile) return { file: inFile.includes("/") ? inFile : inEnvironment(dir, inFile), line, message };
   const from = /accumulating resources from '([^']+\.ya?ml)'/.exec(message)?.[1];
   if (from && !from.includes("://") && !message.includes("no such file"))
-    return { file: from.startsWith(dir) ? from : `${dir}/${from}`, line, message };
+    return { file: from.startsWith(dir) && dir !== "" ? from : inEnvironment(dir, from), line, message };
   return { file: kustomization, line, message };
 }

@@ -3,7 +3,9 @@ import { join } from "node:path";
 import type { SourceProblem } from "../core/errors.ts";
 import { parseManifests, type ManifestObject, type ParseResult } from "../core/manifest.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
-import { listManifestFiles, relativeTo } from "./files.ts";
+import { errorMessage } from "../core/errors.ts";
+import { decodeManifest } from "../core/manifest.ts";
+import { CheckoutPathError, listManifestFiles, readCheckoutFile, relativeTo, type CheckoutPathProblem } from "./files.ts";
 
 /** What a renderer produced: the objects, and the problems that kept some from being read. */
 export interface Rendered extends ParseResult {
@@ -11,6 +13,8 @@ export interface Rendered extends ParseResult {
   transient?: boolean;
   /** Things worth knowing that are not errors (files a lenient render skipped). */
   notes?: string[];
+  /** The environment's path does not exist at this commit. */
+  missing?: boolean;
 }
 
 /** How plain rendering reads a tree. */
@@ -20,6 +24,15 @@ export interface PlainOptions {
   /** Skip files that are not Kubernetes objects (or not YAML) instead of failing on them, with one note. */
   lenient?: boolean;
 }
+
+/** What is wrong with a manifest that is a symbolic link, by why it could not be read. */
+const LINK_PROBLEMS: Partial<Record<CheckoutPathProblem, string>> = {
+  outside: "that leads outside the checkout",
+  loop: "in a loop of links",
+  special: "to something that is not a regular file (a device or a pipe)",
+  missing: "to a file that does not exist",
+  directory: "to a directory",
+};
 
 /** Reads every `*.yaml`, `*.yml` and `*.json` file under `dir` (recursively) as manifests. */
 export async function renderPlain(context: RendererContext, dir: string, options: PlainOptions = {}): Promise<Rendered> {
@@ -42,12 +55,28 @@ export async function renderPlain(context: RendererContext, dir: string, options
     }
     return total <= maxBytes;
   });
-  // File order is the object order.
-  const texts = await Promise.all(files.map((file) => readFile(file.path, "utf8")));
+  // File order is the object order. A link is read only where it leads inside the checkout; any other is named, not skipped.
+  const texts = await Promise.all(
+    files.map(async ({ path, link }) => {
+      const file = relativeTo(checkoutRoot, path);
+      try {
+        return decodeManifest(link ? await readCheckoutFile(checkoutRoot, file, maxBytes) : await readFile(path));
+      } catch (error) {
+        // Named, never skipped.
+        const why = error instanceof CheckoutPathError ? LINK_PROBLEMS[error.problem] : undefined;
+        return { problem: link && why ? `is a symbolic link ${why}; it was not read` : errorMessage(error) };
+      }
+    }),
+  );
   const skipped: string[] = [];
   files.forEach(({ path }, index) => {
-    const text = texts[index] ?? "";
+    const decoded = texts[index] ?? { text: "" };
     const file = relativeTo(checkoutRoot, path);
+    if ("problem" in decoded) {
+      problems.push({ file, line: decoded.line ?? 1, message: decoded.problem });
+      return;
+    }
+    const text = decoded.text;
     const result = parseManifests(text, { file, ...sharedParseOptions(context) });
     // As Flux reads a plain path: a file with no Kubernetes object in it (Helm values, a compose
     // file) is not an error there, only where the configuration names the path. YAML that does

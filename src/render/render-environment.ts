@@ -2,7 +2,7 @@ import { access, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Environment, RenderMode } from "../core/config.ts";
 import { errorMessage } from "../core/errors.ts";
-import { aliasBudget, parseManifests } from "../core/manifest.ts";
+import { aliasBudget, decodeManifest, parseManifests } from "../core/manifest.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
 import { RenderError } from "./errors.ts";
 import { readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
@@ -62,15 +62,15 @@ export async function renderEnvironment(
       problems: options.requireInputs
         ? [{ file: env.path, line: 1, message: `environment ${env.name}: path ${env.path} does not exist at this commit` }]
         : [],
+      missing: true,
     };
   }
   try {
     if (target.kind === "file") {
       const file = relativeTo(context.checkoutRoot, target.absolute);
-      return parseManifests((await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes)).toString("utf8"), {
-        file,
-        ...sharedParseOptions(context),
-      });
+      const decoded = decodeManifest(await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes));
+      if ("problem" in decoded) return { objects: [], problems: [{ file, line: decoded.line ?? 1, message: decoded.problem }] };
+      return parseManifests(decoded.text, { file, ...sharedParseOptions(context) });
     }
     const mode = env.render === "auto" ? await detectRenderMode(target.absolute) : env.render;
     switch (mode) {

@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { marked } from "marked";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { onPath } from "../../src/cli/local-redis.ts";
@@ -137,6 +138,25 @@ describe("the full diff page in chromium", () => {
     } finally {
       h.clock.now -= 31 * 24 * 3600 * 1000;
     }
+    await page.close();
+  });
+
+  it("renders the preview comment as GitHub shows Markdown, for README's screenshot", async () => {
+    const comment = h.github.comments.find((c) => c.body.includes(PREVIEW_MARKER))?.body ?? "";
+    const page = await browser.newPage({ colorScheme: "dark", viewport: { width: 900, height: 900 } });
+    // GitHub's own renderer is not here; marked with GitHub's colours is close enough to look at.
+    await page.setContent(
+      `<!doctype html><html><head><meta charset="utf-8"><style>
+        body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; background: #0d1117; color: #e6edf3; margin: 0; padding: 16px; }
+        .comment { border: 1px solid #30363d; border-radius: 6px; padding: 16px; max-width: 860px; }
+        table { border-collapse: collapse; } th, td { border: 1px solid #30363d; padding: 4px 12px; }
+        code { background: #6e76811a; padding: 2px 4px; border-radius: 6px; } pre { background: #161b22; padding: 12px; overflow: auto; }
+        a { color: #4493f8; } summary { cursor: pointer; }
+      </style></head><body><div class="comment">${await marked.parse(comment)}</div></body></html>`,
+    );
+    expect(await page.locator("table").count()).toBeGreaterThan(0);
+    expect(await page.content()).not.toContain(SECRET);
+    await page.locator(".comment").screenshot({ path: `${OUTPUT}preview-comment.png` });
     await page.close();
   });
 });

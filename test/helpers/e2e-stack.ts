@@ -15,7 +15,10 @@ export interface Stack {
   /** A client of the stack's Redis database. */
   redis: Redis;
   kube: KubernetesObjectApi;
+  /** The app process; `startApp` replaces it. */
   app: SluiceProcess;
+  /** Starts another app process on the same port and settings (after the last one was stopped or killed). */
+  startApp: () => Promise<SluiceProcess>;
   /** The agent process; `startAgent` replaces it. */
   agent: SluiceProcess | undefined;
   appUrl: string;
@@ -36,6 +39,8 @@ export interface StackOptions {
   repoId: number;
   /** The Redis database the stack uses (its own, as test files run in parallel). */
   database: number;
+  /** A Redis of the test's own instead of the shared one (its database is still `database`). */
+  redisUrl?: string;
   /** Environments the agent serves, and the namespaces (globs) it may write to. */
   environments: string[];
   namespaces: string;
@@ -53,10 +58,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const agentKeys = generateSigningKeys();
   const github = await new FakeGitHub().start();
   github.addRepo(options.owner, options.repo, options.repoId);
-  const url = new URL(inject("redisUrl"));
+  const url = new URL(options.redisUrl ?? inject("redisUrl"));
   url.pathname = `/${options.database}`;
   const redisUrl = url.toString();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  // Tests that restart Redis expect this client to reconnect, not to report every refusal meanwhile.
+  redis.on("error", () => undefined);
   await redis.flushdb();
   const kc = new KubeConfig();
   kc.loadFromFile(inject("kubeconfigPath"));
@@ -65,28 +72,25 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const port = await freePort();
   const appUrl = `http://127.0.0.1:${port}`;
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const app = await startSluice(
-    "app",
-    {
-      APP_ID: String(FakeGitHub.APP_ID),
-      PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
-      WEBHOOK_SECRET,
-      REDIS_URL: redisUrl,
-      SLUICE_PUBLIC_URL: appUrl,
-      GITHUB_API_URL: github.url,
-      GITHUB_WEB_URL: "https://github.example",
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      LOG_LEVEL: "warn",
-      SLUICE_CACHE_DIR: await tempDir("sluice-e2e-cache-"),
-      SLUICE_KUSTOMIZE: inject("kustomize"),
-      SLUICE_HELM: inject("helm"),
-      SLUICE_JOB_SIGNING_KEY: appKeys.privateKey,
-      SLUICE_AGENT_PUBLIC_KEYS: agentKeys.publicKey,
-      ...options.app,
-    },
-    /sluice app: listening/,
-  );
+  const appEnv = {
+    APP_ID: String(FakeGitHub.APP_ID),
+    PRIVATE_KEY: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+    WEBHOOK_SECRET,
+    REDIS_URL: redisUrl,
+    SLUICE_PUBLIC_URL: appUrl,
+    GITHUB_API_URL: github.url,
+    GITHUB_WEB_URL: "https://github.example",
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "warn",
+    SLUICE_CACHE_DIR: await tempDir("sluice-e2e-cache-"),
+    SLUICE_KUSTOMIZE: inject("kustomize"),
+    SLUICE_HELM: inject("helm"),
+    SLUICE_JOB_SIGNING_KEY: appKeys.privateKey,
+    SLUICE_AGENT_PUBLIC_KEYS: agentKeys.publicKey,
+    ...options.app,
+  };
+  const app = await startSluice("app", appEnv, /sluice app: listening/);
   const agentEnv = {
     REDIS_URL: redisUrl,
     KUBECONFIG: inject("kubeconfigPath"),
@@ -108,6 +112,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     kube,
     app,
     agent: undefined,
+    startApp: async () => {
+      stack.app = await startSluice("app", appEnv, /sluice app: listening/);
+      return stack.app;
+    },
     appUrl,
     agentProbeUrl: () => {
       const port = /probes and metrics on [^:\s]+:(\d+)/.exec(stack.agent?.output() ?? "")?.[1];
@@ -122,10 +130,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       const { status } = await deliverWebhook(appUrl, event, payload);
       expect(status).toBe(200);
     },
-    output: () => `app:\n${app.output()}\nagent:\n${stack.agent?.output() ?? ""}`,
+    output: () => `app:\n${stack.app.output()}\nagent:\n${stack.agent?.output() ?? ""}`,
     stop: async () => {
       await stack.agent?.stop();
-      await app.stop();
+      await stack.app.stop();
       await github.stop();
       await redis.flushdb();
       await redis.quit();

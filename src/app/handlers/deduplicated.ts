@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Histogram } from "prom-client";
 import { deliveryKey } from "../redis-keys.ts";
+import { withLogContext } from "../services/logger.ts";
 
 /** How long a delivery being handled blocks its redeliveries; past this a crashed replica's claim lapses. */
 const HANDLING_TTL_SECONDS = 10 * 60;
@@ -34,7 +35,7 @@ export function deduplicated<C extends DeliveryContext>(
       return;
     }
     try {
-      await handler(context);
+      await withLogContext({ delivery: context.id, event: context.name }, () => handler(context));
     } catch (error) {
       await redis.del(key(context.id));
       end?.({ outcome: "failed" });

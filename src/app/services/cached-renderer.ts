@@ -95,8 +95,8 @@ export class CachedRenderer implements SidesRenderer {
   }
 
   #key(env: Environment, inputs: EnvironmentInputs): string {
-    // `format` changes when what a cached render holds changes (2: keys without the version; 3: notes).
-    return RenderCache.key(inputs.digest, { format: 3, env, ...this.#deps.pool.settings });
+    // `format` changes when what a cached render holds changes (2: keys without the version; 3: notes; 4: missing).
+    return RenderCache.key(inputs.digest, { format: 4, env, ...this.#deps.pool.settings });
   }
 
   #write(key: string, side: RenderedSide): void {
@@ -108,6 +108,7 @@ export class CachedRenderer implements SidesRenderer {
           problems: side.problems,
           ...(side.unknownScopes.length > 0 ? { unknownScopes: side.unknownScopes } : {}),
           ...(side.notes ? { notes: side.notes } : {}),
+          ...(side.missing ? { missing: true } : {}),
         },
         this.#deps.now(),
       )

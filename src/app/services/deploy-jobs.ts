@@ -77,11 +77,18 @@ export class DeployJobs {
             summary: heldSummary(`\`${state.hold.sha.slice(0, 7)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`),
           }
         : { title: "Queued", summary: queuedSummary(objects.length, request) };
-    const checkRunId = await writeCheckRun(gh, request, { status: "queued", output });
+    // A request taken over from a replica that died half way has a record: its check run and
+    // Deployment are this deploy's, not to be made twice (a second one would stay queued forever).
+    const previous = await deps.records.load(jobId);
+    const resumed = previous && !previous.completed ? previous : undefined;
+    const checkRunId = await writeCheckRun(gh, resumed ? { ...request, checkRunId: resumed.checkRunId } : request, {
+      status: "queued",
+      output,
+    });
     // Saved before anything else can refer to this deploy (a superseded report links its check run).
     const record: DeployRecord = {
       checkRunId,
-      deploymentId: 0,
+      deploymentId: resumed?.deploymentId ?? 0,
       repository: request.repository,
       installationId: request.installationId,
       environment: env.name,
@@ -92,20 +99,22 @@ export class DeployJobs {
       ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
     };
     await deps.records.save(jobId, record);
-    record.deploymentId = await gh.createDeployment(request.repository, {
-      sha: request.sha,
-      environment: env.name,
-      description: deploymentDescription(request),
-      payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
-      production: env.production ?? env.name === "production",
-      transient: env.transient,
-    });
-    await gh.deploymentStatus(request.repository, record.deploymentId, {
-      state: "queued",
-      description: "Queued for the agent",
-      logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId),
-    });
-    await deps.records.save(jobId, record);
+    if (!record.deploymentId) {
+      record.deploymentId = await gh.createDeployment(request.repository, {
+        sha: request.sha,
+        environment: env.name,
+        description: deploymentDescription(request),
+        payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
+        production: env.production ?? env.name === "production",
+        transient: env.transient,
+      });
+      await gh.deploymentStatus(request.repository, record.deploymentId, {
+        state: "queued",
+        description: "Queued for the agent",
+        logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId),
+      });
+      await deps.records.save(jobId, record);
+    }
     const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
     await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
     deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");

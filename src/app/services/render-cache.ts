@@ -16,6 +16,8 @@ export interface CachedRender {
   problems: SourceProblem[];
   unknownScopes?: string[];
   notes?: string[];
+  /** The environment's path does not exist at these inputs. */
+  missing?: boolean;
 }
 
 /** Bounds of the render cache. */

@@ -18,6 +18,26 @@ function errorsOf(text: string): { line: number; field: string; message: string 
 }
 
 describe("parseConfig", () => {
+  it("reports an alias that points nowhere, or too many aliases, as a configuration error at its line", () => {
+    expect(validateConfig("*!")).toEqual({ ok: false, errors: [expect.objectContaining({ line: 1 }) as unknown] });
+    expect(() => parseConfig("version: 1\nenvironments: *missing\n")).toThrow(
+      ".github/sluice.yml:2: invalid YAML: Unresolved alias (the anchor must be set before the alias): missing",
+    );
+    const bomb = [
+      "a: &a [x, x, x, x, x, x, x, x, x, x]",
+      ...Array.from(
+        { length: 8 },
+        (_, i) =>
+          `${"bcdefghi"[i]}: &${"bcdefghi"[i]} [${Array(10)
+            .fill(`*${i === 0 ? "a" : "bcdefghi"[i - 1]}`)
+            .join(", ")}]`,
+      ),
+    ].join("\n");
+    const result = validateConfig(bomb);
+    expect(result.ok).toBe(false);
+    expect(result.ok ? "" : result.errors[0]?.message).toMatch(/^\.github\/sluice\.yml:\d+: invalid YAML: .*alias/i);
+  });
+
   it("fills defaults for a minimal environment", () => {
     const config = parseConfig("version: 1\nenvironments:\n  - name: production\n    path: deploy/prod\n");
     expect(config.environments[0]).toEqual({

@@ -1,4 +1,4 @@
-import { chmod, symlink } from "node:fs/promises";
+import { chmod, mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { parseConfig, type Environment } from "../../../src/core/config.ts";
@@ -52,7 +52,7 @@ describe("plain rendering", () => {
 
   it("renders nothing for a path that does not exist", async () => {
     const rendered = await renderEnvironment(await context(await checkout("plain-app")), env({ path: "nowhere" }));
-    expect(rendered).toEqual({ objects: [], problems: [] });
+    expect(rendered).toEqual({ objects: [], problems: [], missing: true });
   });
 
   it("refuses a path that is a symbolic link out of the checkout", async () => {
@@ -62,12 +62,21 @@ describe("plain rendering", () => {
     expect(rendered.problems).toEqual([{ file: "escape", line: 1, message: "escape resolves outside the checkout" }]);
   });
 
-  it("does not follow symbolic links inside the tree", async () => {
+  it("reads a manifest that is a link inside the checkout, and names one that leads outside instead of skipping it", async () => {
     const root = await checkout("plain-app");
+    // In a hidden directory, which plain rendering does not list: read only through the link.
+    await mkdir(join(root, ".shared"));
+    await writeFile(join(root, ".shared", "extra.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n");
+    await symlink("../.shared/extra.yaml", join(root, "manifests", "extra.yaml"));
     await symlink("/etc/hostname", join(root, "manifests", "host.yaml"));
     const rendered = await renderEnvironment(await context(root), env());
-    expect(rendered.problems).toEqual([]);
-    expect(rendered.objects).toHaveLength(5);
+    expect(rendered.problems).toEqual([
+      { file: "manifests/host.yaml", line: 1, message: "is a symbolic link that leads outside the checkout; it was not read" },
+    ]);
+    expect(rendered.objects).toHaveLength(6);
+    expect(rendered.objects.map((o) => JSON.stringify(o.object))).toContain(
+      JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "shared" } }),
+    );
   });
 });
 
