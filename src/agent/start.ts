@@ -45,7 +45,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   const log: AgentLog =
     options.log ??
     ((level, message, details) => {
-      process.stderr.write(`${JSON.stringify({ level, message, ...details })}\n`);
+      process.stderr.write(`${JSON.stringify({ level, time: Date.now(), message, ...details })}\n`);
     });
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
   const cluster = Cluster.connect(settings.kubeconfig, { fieldManager: settings.fieldManager, qps: settings.qps });

@@ -49,6 +49,15 @@ export interface RunningApp {
 
 /** Starts the Probot server, its webhook handlers, the diff pages and the preview worker. */
 export async function startApp(settings: AppSettings, now: () => number = Date.now): Promise<RunningApp> {
+  const checkouts = new CheckoutCache({
+    dir: settings.cacheDir,
+    maxCacheBytes: settings.cacheMaxBytes,
+    maxBytes: settings.checkoutMaxBytes,
+    maxFiles: settings.checkoutMaxFiles,
+    now,
+  });
+  // Before anything is opened: a cache directory another app process uses is refused.
+  await checkouts.claim();
   const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
   const metrics = new AppMetrics({ queueDepths: () => queues.depths() });
   // Redis is not trusted: everything the app reads back from it is authenticated with this.
@@ -85,13 +94,6 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     error: (details: Record<string, unknown>, message: string) => {
       probot?.log.error(details, message);
     },
-  });
-  const checkouts = new CheckoutCache({
-    dir: settings.cacheDir,
-    maxCacheBytes: settings.cacheMaxBytes,
-    maxBytes: settings.checkoutMaxBytes,
-    maxFiles: settings.checkoutMaxFiles,
-    now,
   });
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
   const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
@@ -341,6 +343,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       await queues.close();
       await dashboard?.close();
       await redis.quit();
+      await checkouts.release();
     },
   };
 }

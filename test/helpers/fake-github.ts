@@ -23,6 +23,8 @@ export interface FakeComment {
   issue: number;
   body: string;
   user: string;
+  /** The repository's name, for comments the app made. */
+  repo?: string;
 }
 
 /** A check run as the fake stores it (the latest of every field written). */
@@ -402,7 +404,7 @@ export class FakeGitHub {
         return {
           status: 200,
           body: this.comments
-            .filter((c) => c.issue === Number(p.issue_number))
+            .filter((c) => c.issue === Number(p.issue_number) && (c.repo === undefined || c.repo === p.repo))
             .map((c) => ({
               id: c.id,
               body: c.body,
@@ -411,12 +413,18 @@ export class FakeGitHub {
             })),
         };
       case "issues/create-comment": {
-        const comment = { id: this.#nextId++, issue: Number(p.issue_number), body: String(body.body), user: "sluice[bot]" };
+        const comment = {
+          id: this.#nextId++,
+          issue: Number(p.issue_number),
+          body: String(body.body),
+          user: "sluice[bot]",
+          repo: p.repo ?? "",
+        };
         this.comments.push(comment);
         return { status: 201, body: { id: comment.id, body: comment.body } };
       }
       case "issues/update-comment": {
-        const comment = this.comments.find((c) => c.id === Number(p.comment_id));
+        const comment = this.comments.find((c) => c.id === Number(p.comment_id) && (c.repo === undefined || c.repo === p.repo));
         if (!comment) return { status: 404, body: { message: "Not Found" } };
         comment.body = String(body.body);
         return { status: 200, body: { id: comment.id, body: comment.body } };

@@ -146,4 +146,27 @@ describe("the first start", { timeout: 60_000 }, () => {
       await app.stop();
     }
   });
+
+  it("refuses a cache directory another app process uses, since each evicts the other's checkouts", async () => {
+    const cwd = await tempDir("sluice-first-start-");
+    const cacheDir = await tempDir("sluice-shared-cache-");
+    const env = { ...credentials(), REDIS_URL: `${inject("redisUrl")}/12`, SLUICE_CACHE_DIR: cacheDir };
+    const first = await startSluice("app", { ...env, PORT: String(await freePort()) }, /sluice app: listening/, { cwd });
+    try {
+      const second = spawnSync(process.execPath, [CLI, "app"], {
+        cwd,
+        env: { ...env, PATH: process.env.PATH ?? "", PORT: String(await freePort()) },
+        encoding: "utf8",
+      });
+      expect(second.status).toBe(2);
+      expect(second.stderr).toContain(
+        `SLUICE_CACHE_DIR ${cacheDir} is in use by another sluice app (pid ${first.child.pid ?? 0}); give each app process a cache directory of its own`,
+      );
+    } finally {
+      await first.stop();
+    }
+    // Given up on exit: the next process takes it.
+    const next = await startSluice("app", { ...env, PORT: String(await freePort()) }, /sluice app: listening/, { cwd });
+    await next.stop();
+  });
 });

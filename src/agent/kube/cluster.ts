@@ -1,5 +1,5 @@
+import { loadCredentials, type Credentials } from "./credentials.ts";
 import { Agent, request, type RequestOptions } from "node:https";
-import { KubeConfig } from "@kubernetes/client-node";
 import { objectName } from "../../core/identity.ts";
 import { isRecord, metadataOf, type KubeObject } from "../../core/manifest.ts";
 import { parseJson } from "../../core/json.ts";
@@ -86,11 +86,11 @@ interface ApiResource {
 /**
  * The agent's one door to Kubernetes: server-side apply (real or dry-run), get, list and delete
  * over the REST API, with errors that name the object and keep the API's reason. Credentials come
- * from @kubernetes/client-node's KubeConfig; requests are plain JSON over a keep-alive agent,
- * because the typed client's model conversion costs more CPU than the API server's work.
+ * from `credentials.ts`; requests are plain JSON over a keep-alive agent, because the typed
+ * client's model conversion costs more CPU than the API server's work.
  */
 export class Cluster {
-  readonly #kc: KubeConfig;
+  readonly #credentials: Credentials;
   readonly #server: URL;
   readonly #options: ClusterOptions;
   readonly #limiter: RateLimiter;
@@ -103,11 +103,9 @@ export class Cluster {
     return this.#options.fieldManager;
   }
 
-  constructor(kubeConfig: KubeConfig, options: ClusterOptions) {
-    const server = kubeConfig.getCurrentCluster()?.server;
-    if (!server) throw new Error("the kubeconfig has no current cluster");
-    this.#kc = kubeConfig;
-    this.#server = new URL(server);
+  constructor(credentials: Credentials, options: ClusterOptions) {
+    this.#credentials = credentials;
+    this.#server = credentials.server;
     this.#options = options;
     this.#limiter = new RateLimiter(options.qps);
     this.#agent = new Agent({ keepAlive: true, maxSockets: options.connections ?? 32 });
@@ -115,10 +113,7 @@ export class Cluster {
 
   /** A cluster from a kubeconfig file, or the in-cluster service account when none is given. */
   static connect(kubeconfigPath: string | undefined, options: ClusterOptions): Cluster {
-    const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromCluster();
-    return new Cluster(kc, options);
+    return new Cluster(loadCredentials(kubeconfigPath), options);
   }
 
   /** Closes the connections. */
@@ -168,8 +163,7 @@ export class Cluster {
   #authOptions(): Promise<RequestOptions> {
     const now = performance.now();
     if (!this.#auth || this.#auth.until < now) {
-      const options: RequestOptions = {};
-      this.#auth = { options: this.#kc.applyToHTTPSOptions(options).then(() => options), until: now + 60_000 };
+      this.#auth = { options: this.#credentials.options(), until: now + 60_000 };
     }
     return this.#auth.options;
   }

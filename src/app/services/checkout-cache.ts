@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { extractTarball, type ExtractLimits } from "./unpack-tarball.ts";
@@ -43,6 +43,33 @@ export class CheckoutCache {
   constructor(options: CheckoutCacheOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Makes the directory this process's own: two processes evicting from one cache delete each
+   * other's checkouts mid-render. A directory held by a live process is refused.
+   * @throws Error naming the directory and the process that holds it
+   */
+  async claim(): Promise<void> {
+    await mkdir(this.#options.dir, { recursive: true });
+    const lock = join(this.#options.dir, OWNER_FILE);
+    try {
+      await writeFile(lock, String(process.pid), { flag: "wx" });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number((await readFile(lock, "utf8")).trim());
+    if (holder !== process.pid && alive(holder))
+      throw new Error(
+        `SLUICE_CACHE_DIR ${this.#options.dir} is in use by another sluice app (pid ${holder}); give each app process a cache directory of its own`,
+      );
+    await writeFile(lock, String(process.pid));
+  }
+
+  /** Gives the directory up (see {@link claim}). */
+  async release(): Promise<void> {
+    await rm(join(this.#options.dir, OWNER_FILE), { force: true });
   }
 
   /** The checkout of `sha`, downloading it with `fetch` when it is not cached. */
@@ -129,11 +156,25 @@ export class CheckoutCache {
           await rm(path, { recursive: true, force: true });
           continue;
         }
+        if (name.startsWith(".")) continue;
         const info = await stat(path);
         this.#entries.set(name, { dir: path, bytes: await treeSize(path), lastUsed: info.mtimeMs, users: 0 });
       }
     })();
     return this.#loaded;
+  }
+}
+
+/** The file that names the process that owns a cache directory. */
+const OWNER_FILE = ".sluice-app.pid";
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
