@@ -22,7 +22,7 @@ import { Cluster } from "./kube/cluster.ts";
 import type { AgentSettings } from "./settings.ts";
 import { errorMessage } from "../core/errors.ts";
 import { createServer, type Server } from "node:http";
-import { answerProbe, checkWithin, type ProbeSources } from "../core/probes.ts";
+import { answerProbe, checkWithin, redisReady, workersReady, type ProbeSources } from "../core/probes.ts";
 import { AgentMetrics } from "./metrics.ts";
 
 /** A running agent. */
@@ -262,18 +262,12 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   const probes: ProbeSources = {
     ready: () =>
       Promise.all([
-        checkWithin("redis", 2_000, async () => {
-          if (redis.status !== "ready") return `connection is ${redis.status}`;
-          await redis.ping();
-          return undefined;
-        }),
+        redisReady(redis),
         checkWithin("kubernetes", 5_000, async () => {
           await cluster.version();
           return undefined;
         }),
-        checkWithin("queues", 2_000, () =>
-          Promise.resolve(stopped ? "shutting down" : workers.every((w) => w.isRunning()) ? undefined : "a worker is not running"),
-        ),
+        workersReady(stopped, workers),
       ]),
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
   };

@@ -38,7 +38,7 @@ import { AgentKeys } from "./services/agent-keys.ts";
 import { contextual, withLogContext } from "./services/logger.ts";
 import { probeHandler } from "./http/probe-handler.ts";
 import { queueDashboard } from "./http/queue-dashboard.ts";
-import { checkWithin, type ReadinessCheck } from "../core/probes.ts";
+import { checkWithin, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
 
 /** A running app. */
 export interface RunningApp {
@@ -220,17 +220,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     return credentials.problem;
   };
   const readiness = (): Promise<ReadinessCheck[]> =>
-    Promise.all([
-      checkWithin("redis", 2_000, async () => {
-        if (redis.status !== "ready") return `connection is ${redis.status}`;
-        await redis.ping();
-        return undefined;
-      }),
-      checkWithin("queues", 2_000, () =>
-        Promise.resolve(stopping ? "shutting down" : workers.every((w) => w.isRunning()) ? undefined : "a worker is not running"),
-      ),
-      checkWithin("github", 10_000, githubCredentials),
-    ]);
+    Promise.all([redisReady(redis), workersReady(stopping, workers), checkWithin("github", 10_000, githubCredentials)]);
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
     probot = app;

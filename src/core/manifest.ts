@@ -495,7 +495,7 @@ export function decodeManifest(bytes: Uint8Array): { text: string } | { problem:
   const lineAt = (text: string, index: number): number => text.slice(0, index).split("\n").length;
   const nul = body.indexOf(0);
   if (nul >= 0)
-    return { problem: "is binary data, not text (it has NUL bytes)", line: lineAt(new TextDecoder().decode(body.subarray(0, nul)), nul) };
+    return { problem: "is binary data, not text (it has NUL bytes)", line: body.subarray(0, nul).filter((b) => b === 0x0a).length + 1 };
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);

@@ -69,3 +69,18 @@ export async function checkWithin(name: string, timeoutMs: number, check: () => 
     clearTimeout(timer);
   }
 }
+
+/** Readiness of a Redis connection (ioredis's shape): connected, and answering a PING in time. */
+export function redisReady(redis: { status: string; ping: () => Promise<unknown> }): Promise<ReadinessCheck> {
+  return checkWithin("redis", 2_000, async () => {
+    if (redis.status !== "ready") return `connection is ${redis.status}`;
+    await redis.ping();
+    return undefined;
+  });
+}
+
+/** Readiness of a process's queue workers: none while it shuts down, or while any of them has stopped. */
+export function workersReady(stopping: boolean, workers: readonly { isRunning: () => boolean }[]): Promise<ReadinessCheck> {
+  if (stopping) return Promise.resolve({ name: "queues", problem: "shutting down" });
+  return Promise.resolve(workers.every((w) => w.isRunning()) ? { name: "queues" } : { name: "queues", problem: "a worker is not running" });
+}
