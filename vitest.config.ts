@@ -9,6 +9,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Most files spend their time waiting (GitHub's write pacing, health waits, agents), not
+    // computing, so three run at once even on two cores; each has a Redis database of its own.
+    maxWorkers: 3,
     reporters: ["default", "json"],
     outputFile: { json: ".cache/test-results.json" },
   },

@@ -8,6 +8,9 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Two files at once; the load test runs alone after them (see package.json), so its
+    // latencies are not another test's.
+    maxWorkers: 2,
     reporters: ["default", "json"],
     outputFile: { json: ".cache/reliability-results.json" },
   },

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { inlineOrFile } from "../core/secrets.ts";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { defaultRenderHeapMb } from "../render/render-pool.ts";
@@ -32,7 +32,8 @@ const envSchema = z.object({
   SLUICE_DIFF_TTL_DAYS: positiveInt(30),
   SLUICE_RENDER_TIMEOUT_SECONDS: positiveInt(120),
   SLUICE_RENDER_CACHE_ENTRIES: positiveInt(2_000),
-  SLUICE_PREVIEW_CONCURRENCY: positiveInt(2),
+  SLUICE_PREVIEW_CONCURRENCY: positiveInt(6),
+  SLUICE_RENDER_PROCESSES: z.coerce.number().int().min(1).max(64).optional(),
   SLUICE_RENDER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
   SLUICE_JOB_TTL_SECONDS: positiveInt(900),
   SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS: positiveInt(20),
@@ -91,6 +92,8 @@ export interface AppSettings {
   renderTimeoutMs: number;
   renderCacheEntries: number;
   previewConcurrency: number;
+  /** Render processes at most: renders are CPU work, while a preview also waits on GitHub. */
+  renderProcesses: number;
   /** Heap limit of each render process, in MiB. */
   renderMemoryMb: number;
   /** How long a signed deploy job stays valid. */
@@ -166,6 +169,7 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     renderTimeoutMs: e.SLUICE_RENDER_TIMEOUT_SECONDS * 1000,
     renderCacheEntries: e.SLUICE_RENDER_CACHE_ENTRIES,
     previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
+    renderProcesses: e.SLUICE_RENDER_PROCESSES ?? defaultRenderProcesses(e.SLUICE_PREVIEW_CONCURRENCY),
     renderMemoryMb: e.SLUICE_RENDER_MEMORY_MB ?? defaultRenderHeapMb(),
     jobTtlMs: e.SLUICE_JOB_TTL_SECONDS * 1000,
     liveTimeoutMs: e.SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS * 1000,
@@ -177,4 +181,12 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     dashboardWritable: e.SLUICE_DASHBOARD_WRITE === "true",
     env,
   };
+}
+
+/**
+ * Render processes by default: one per core, at least two (a deploy's render then never waits
+ * behind more than one preview's), never more than previews at once.
+ */
+export function defaultRenderProcesses(previewConcurrency: number): number {
+  return Math.max(2, Math.min(previewConcurrency, availableParallelism()));
 }

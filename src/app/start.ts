@@ -39,6 +39,15 @@ import { contextual, withLogContext } from "./services/logger.ts";
 import { probeHandler } from "./http/probe-handler.ts";
 import { queueDashboard } from "./http/queue-dashboard.ts";
 import { checkWithin, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
+import { concurrencyGate } from "../core/clock.ts";
+import { installationOctokit, type WriteLane } from "./github/installation-octokit.ts";
+
+/**
+ * Webhook deliveries handled at once. A handler only checks, writes a check run and queues (tens
+ * of milliseconds), so a burst waits briefly instead of holding hundreds of requests to GitHub
+ * and their memory at once.
+ */
+const WEBHOOK_CONCURRENCY = 16;
 
 /** A running app. */
 export interface RunningApp {
@@ -74,9 +83,10 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   });
   const tools = await resolveTools(settings.env);
   let probot: Probot | undefined;
-  const github = async (installationId: number): Promise<GitHubClient> => {
+  // Handlers use this too (in the webhook lane), not the event's own octokit: see installationOctokit.
+  const github = async (installationId: number, lane: WriteLane = "background"): Promise<GitHubClient> => {
     if (!probot) throw new Error("the app is not loaded yet");
-    const octokit = await probot.auth(installationId);
+    const octokit = await installationOctokit(probot, installationId, lane);
     octokit.hook.after("request", (response) => {
       const remaining = Number(response.headers["x-ratelimit-remaining"]);
       if (Number.isFinite(remaining)) metrics.rateLimit.set({ installation: String(installationId) }, remaining);
@@ -98,7 +108,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
   const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
   const renderer = new RenderPool({
-    size: settings.previewConcurrency + 1,
+    size: settings.renderProcesses,
     heapMb: settings.renderMemoryMb,
     tools,
     limits,
@@ -225,10 +235,16 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const appFn: ApplicationFunction = (app, { addHandler }) => {
     probot = app;
     const timings = metrics.webhooks;
-    app.on("pull_request", deduplicated(redis, pullRequestHandler({ appId: settings.appId, queues, prState, previews }), timings));
-    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ appId: settings.appId, commands }), timings));
-    if (deploys) app.on("push", deduplicated(redis, pushHandler({ appId: settings.appId, queues, checkouts, now, log }), timings));
-    app.on("check_run.requested_action", deduplicated(redis, checkRunActionHandler({ appId: settings.appId, commands }), timings));
+    // One gate for every event: a burst of deliveries is handled WEBHOOK_CONCURRENCY at a time.
+    const gate = concurrencyGate(WEBHOOK_CONCURRENCY);
+    const webhookGitHub = (installationId: number) => github(installationId, "webhook");
+    app.on("pull_request", deduplicated(redis, pullRequestHandler({ github: webhookGitHub, queues, prState, previews }), timings, gate));
+    app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ github: webhookGitHub, commands }), timings, gate));
+    if (deploys) app.on("push", deduplicated(redis, pushHandler({ github: webhookGitHub, queues, checkouts, now, log }), timings, gate));
+    app.on(
+      "check_run.requested_action",
+      deduplicated(redis, checkRunActionHandler({ appId: settings.appId, github: webhookGitHub, commands }), timings, gate),
+    );
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
     if (dashboard) addHandler(dashboard.handler);
     addHandler(

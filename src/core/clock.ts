@@ -19,3 +19,20 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, work:
   await Promise.all(workers);
   return results;
 }
+
+/** Runs at most `limit` of the functions given to it at once; the rest wait their turn, in order. */
+export function concurrencyGate(limit: number): <T>(work: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (work) => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}

@@ -74,7 +74,7 @@ class RenderProcess {
   constructor(heapMb: number) {
     // No environment but PATH: the app's credentials never reach a process that reads repository content.
     this.#child = fork(entryPoint(), [], {
-      env: { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8" },
+      env: { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8", MALLOC_ARENA_MAX: "2" },
       execArgv: [`--max-old-space-size=${heapMb}`],
       serialization: "advanced",
       stdio: ["ignore", "ignore", "pipe", "ipc"],

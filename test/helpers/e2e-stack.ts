@@ -1,4 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import { expect, inject } from "vitest";
@@ -28,6 +31,13 @@ export interface Stack {
   startAgent: (extra?: Record<string, string>) => Promise<SluiceProcess>;
   /** Delivers a signed webhook to the app and expects it taken. */
   deliver: (event: string, payload: unknown) => Promise<void>;
+  /**
+   * Starts one more app replica on the same Redis and GitHub (a port and checkout cache of its
+   * own, as another pod would have); `stop` ends it.
+   */
+  startAppReplica: () => Promise<{ app: SluiceProcess; url: string }>;
+  /** Starts one more agent with the same settings; `stop` ends it. */
+  startAgentReplica: () => Promise<SluiceProcess>;
   /** Both processes' output, for a failing test's report. */
   output: () => string;
   stop: () => Promise<void>;
@@ -50,10 +60,16 @@ export interface StackOptions {
   cleanup: string[];
   app?: Record<string, string>;
   agent?: Record<string, string>;
+  /** Start no agent (an app alone: previews without the live cluster). */
+  withoutAgent?: boolean;
+  /** Run the built command line (`bin/sluice.js`), as the image does, for figures about what ships. */
+  built?: boolean;
 }
 
 /** Starts the fake GitHub, then the app, then the agent; `stop` ends them and removes what they made. */
 export async function startStack(options: StackOptions): Promise<Stack> {
+  if (options.built) await expectFreshBuild();
+  const run = { built: options.built ?? false };
   const appKeys = generateSigningKeys();
   const agentKeys = generateSigningKeys();
   const github = await new FakeGitHub().start();
@@ -90,7 +106,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     SLUICE_AGENT_PUBLIC_KEYS: agentKeys.publicKey,
     ...options.app,
   };
-  const app = await startSluice("app", appEnv, /sluice app: listening/);
+  const app = await startSluice("app", appEnv, /sluice app: listening/, run);
   const agentEnv = {
     REDIS_URL: redisUrl,
     KUBECONFIG: inject("kubeconfigPath"),
@@ -106,6 +122,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
     ...options.agent,
   };
+  const replicas: SluiceProcess[] = [];
   const stack: Stack = {
     github,
     redis,
@@ -113,7 +130,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     app,
     agent: undefined,
     startApp: async () => {
-      stack.app = await startSluice("app", appEnv, /sluice app: listening/);
+      stack.app = await startSluice("app", appEnv, /sluice app: listening/, run);
       return stack.app;
     },
     appUrl,
@@ -123,15 +140,34 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       return `http://127.0.0.1:${port}`;
     },
     startAgent: async (extra = {}) => {
-      stack.agent = await startSluice("agent", { ...agentEnv, ...extra }, /sluice agent: serving/);
+      stack.agent = await startSluice("agent", { ...agentEnv, ...extra }, /sluice agent: serving/, run);
       return stack.agent;
     },
     deliver: async (event, payload) => {
       const { status } = await deliverWebhook(appUrl, event, payload);
       expect(status).toBe(200);
     },
-    output: () => `app:\n${stack.app.output()}\nagent:\n${stack.agent?.output() ?? ""}`,
+    startAppReplica: async () => {
+      const replicaPort = await freePort();
+      const url = `http://127.0.0.1:${replicaPort}`;
+      const env = { ...appEnv, PORT: String(replicaPort), SLUICE_CACHE_DIR: await tempDir("sluice-e2e-cache-") };
+      const replica = await startSluice("app", env, /sluice app: listening/, run);
+      replicas.push(replica);
+      return { app: replica, url };
+    },
+    startAgentReplica: async () => {
+      const replica = await startSluice("agent", agentEnv, /sluice agent: serving/, run);
+      replicas.push(replica);
+      return replica;
+    },
+    output: () =>
+      [
+        `app:\n${stack.app.output()}`,
+        `agent:\n${stack.agent?.output() ?? ""}`,
+        ...replicas.map((r, i) => `replica ${i + 1}:\n${r.output()}`),
+      ].join("\n"),
     stop: async () => {
+      await Promise.all(replicas.map((r) => r.stop()));
       await stack.agent?.stop();
       await stack.app.stop();
       await github.stop();
@@ -143,10 +179,23 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
   };
   try {
-    await stack.startAgent();
+    if (!options.withoutAgent) await stack.startAgent();
   } catch (error) {
     await app.stop();
     throw error;
   }
   return stack;
+}
+
+/** Refuses to measure a build older than the source it comes from. */
+async function expectFreshBuild(): Promise<void> {
+  const newest = async (dir: string): Promise<number> => {
+    let latest = 0;
+    for (const entry of await readdir(dir, { recursive: true, withFileTypes: true }))
+      if (entry.isFile()) latest = Math.max(latest, (await stat(join(entry.parentPath, entry.name))).mtimeMs);
+    return latest;
+  };
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const [source, built] = await Promise.all([newest(join(root, "src")), newest(join(root, "dist")).catch(() => 0)]);
+  if (built < source) throw new Error("dist/ is older than src/: run `npm run build` first");
 }

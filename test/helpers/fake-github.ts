@@ -15,6 +15,8 @@ export interface RecordedRequest {
   operationId: string;
   params: Record<string, string>;
   body: unknown;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 /** A comment as the fake stores it. */
@@ -25,6 +27,8 @@ export interface FakeComment {
   user: string;
   /** The repository's name, for comments the app made. */
   repo?: string;
+  /** When the app made it (ms since the epoch). */
+  at?: number;
 }
 
 /** A check run as the fake stores it (the latest of every field written). */
@@ -32,6 +36,8 @@ export interface FakeCheckRun {
   id: number;
   name: string;
   head_sha: string;
+  /** The repository's name. */
+  repo?: string;
   status?: string;
   conclusion?: string;
   external_id?: string;
@@ -94,6 +100,7 @@ export class FakeGitHub {
   /** Pull requests the app opened. */
   readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
   readonly #repos = new Map<string, FakeRepo>();
+  readonly #paused = new Map<string, Promise<void>>();
   #server: Server | undefined;
   #nextId = 1000;
   url = "";
@@ -192,6 +199,24 @@ export class FakeGitHub {
     this.#repo(owner, name).branches.set(branch, sha);
   }
 
+  /**
+   * Holds every request for `operationId` (answered in order once released), as a slow GitHub
+   * would. Returns the release.
+   */
+  pause(operationId: string): () => void {
+    let release = (): void => undefined;
+    this.#paused.set(
+      operationId,
+      new Promise((resolve) => {
+        release = () => {
+          this.#paused.delete(operationId);
+          resolve();
+        };
+      }),
+    );
+    return release;
+  }
+
   /** The requests made for one operation. */
   calls(operationId: string): RecordedRequest[] {
     return this.requests.filter((r) => r.operationId === operationId);
@@ -234,12 +259,20 @@ export class FakeGitHub {
       }
     }
     const errors = method === "GET" ? [] : bodyErrors(matched.operation, body);
-    this.requests.push({ method, path: url.pathname, operationId: matched.operation.operationId, params: matched.params, body });
+    this.requests.push({
+      method,
+      path: url.pathname,
+      operationId: matched.operation.operationId,
+      params: matched.params,
+      body,
+      at: Date.now(),
+    });
     if (errors.length > 0) {
       this.violations.push(`${matched.operation.operationId} (${method} ${url.pathname}): ${errors.join("; ")}`);
       this.#send(res, { status: 422, body: { message: "Validation Failed", errors } });
       return;
     }
+    await this.#paused.get(matched.operation.operationId);
     const reply = await this.#operation(matched.operation.operationId, matched.params, body as Record<string, unknown>, url);
     if (!reply) {
       this.violations.push(`the fake does not implement ${matched.operation.operationId}`);
@@ -419,6 +452,7 @@ export class FakeGitHub {
           body: String(body.body),
           user: "sluice[bot]",
           repo: p.repo ?? "",
+          at: Date.now(),
         };
         this.comments.push(comment);
         return { status: 201, body: { id: comment.id, body: comment.body } };
@@ -482,8 +516,28 @@ export class FakeGitHub {
             .filter((pull) => pull.merged && (pull.head.sha === p.commit_sha || pull.merge_commit_sha === p.commit_sha))
             .map((pull) => ({ number: pull.number, merged_at: "2026-11-27T00:00:00Z" })),
         };
+      case "checks/list-for-ref": {
+        const name = url.searchParams.get("check_name");
+        const runs = [...this.checkRuns.values()]
+          .filter((r) => r.repo === p.repo && r.head_sha === p.ref && (name === null || r.name === name))
+          .map((r) => ({
+            id: r.id,
+            name: r.name,
+            head_sha: r.head_sha,
+            status: r.status,
+            conclusion: r.conclusion ?? null,
+            external_id: r.external_id ?? null,
+          }));
+        return { status: 200, body: { total_count: runs.length, check_runs: runs } };
+      }
       case "checks/create": {
-        const run: FakeCheckRun = { id: this.#nextId++, name: String(body.name), head_sha: String(body.head_sha), annotations: [] };
+        const run: FakeCheckRun = {
+          id: this.#nextId++,
+          name: String(body.name),
+          head_sha: String(body.head_sha),
+          repo: p.repo ?? "",
+          annotations: [],
+        };
         this.checkRuns.set(run.id, run);
         this.#applyCheckRun(run, body);
         return { status: 201, body: { id: run.id } };

@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const CLI = fileURLToPath(new URL("../../src/cli/sluice.ts", import.meta.url));
+/** The built command line, as the image runs it (after `npm run build`). */
+export const BUILT_CLI = fileURLToPath(new URL("../../bin/sluice.js", import.meta.url));
 
 /** `sluice app` or `sluice agent` running as a process of its own, with its output kept. */
 export interface SluiceProcess {
@@ -14,16 +16,16 @@ export interface SluiceProcess {
 
 /**
  * Starts the command line (`node src/cli/sluice.ts <command>`, the same modules the built
- * `bin/sluice.js` runs) with exactly `env` as its environment, and waits until `ready` matches its
- * output.
+ * `bin/sluice.js` runs, which `built` runs instead) with exactly `env` as its environment, and
+ * waits until `ready` matches its output.
  */
 export async function startSluice(
   command: "app" | "agent",
   env: Record<string, string>,
   ready: RegExp,
-  options: { cwd?: string } = {},
+  options: { cwd?: string; built?: boolean } = {},
 ): Promise<SluiceProcess> {
-  const child = spawn(process.execPath, [CLI, command], {
+  const child = spawn(process.execPath, [options.built ? BUILT_CLI : CLI, command], {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     cwd: options.cwd ?? fileURLToPath(new URL("../../", import.meta.url)),
     stdio: ["ignore", "pipe", "pipe"],

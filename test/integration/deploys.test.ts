@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { agentQueue, objectsDigest, type AgentJob } from "../../src/core/agent-protocol.ts";
+import { agentQueue, objectsDigest, REPORT_QUEUE, type AgentJob, type AgentReport } from "../../src/core/agent-protocol.ts";
 import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
@@ -172,6 +172,83 @@ describe("deploys", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(h.github.calls("checks/create").length).toBe(before);
     expect(deployRuns(head)).toHaveLength(1);
+  });
+
+  it("queues the job before writing to GitHub, and applies reports only once their check run exists", async () => {
+    const repo = repository();
+    const head = await commit(repo, {
+      ".github/sluice.yml": repo.config,
+      "manifests/ns.yaml": namespaceYaml(repo.namespace),
+      "manifests/cm.yaml": configMapYaml("early"),
+    });
+    // GitHub is slow to create the check run: the agent applies meanwhile, and its reports wait.
+    const release = h.github.pause("checks/create");
+    try {
+      expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
+      await expect.poll(() => exists("v1", "ConfigMap", "early", repo.namespace), { timeout: 30_000, interval: 200 }).toBeDefined();
+      expect(deployRuns(head)).toEqual([]);
+    } finally {
+      release();
+    }
+    expect((await finished(head))?.conclusion).toBe("success");
+    expect(deployRuns(head)).toHaveLength(1);
+    const created = h.github.deploymentsCreated.find((d) => d.ref === head);
+    await expect
+      .poll(() => h.github.deploymentStatuses.filter((s) => s.deploymentId === created?.id).map((s) => s.state), { timeout: 10_000 })
+      .toEqual(["queued", "in_progress", "success"]);
+    // The check run's updates came in the agent's order, none of them before it was created.
+    const updates = h.github.calls("checks/update").filter((c) => c.params.check_run_id === String(deployRuns(head)[0]?.id));
+    const statuses = updates.map((c) => (c.body as { status?: string }).status);
+    expect(statuses.at(-1)).toBe("completed");
+    expect(new Set(statuses.slice(0, -1))).toEqual(new Set(["in_progress"]));
+  });
+
+  it("applies each report once and never lets an older one overwrite a newer", async () => {
+    // No agent serves `ordering`: the job waits, and the reports are the test's own, signed with the agent's key.
+    const repo = repository("ordering");
+    const head = await commit(repo, { ".github/sluice.yml": repo.config, "manifests/cm.yaml": configMapYaml("a") });
+    expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
+    await expect.poll(() => deployRuns(head, "ordering").map((r) => r.status), { timeout: 30_000 }).toEqual(["queued"]);
+    const run = deployRuns(head, "ordering")[0];
+    const jobId = run?.external_id ?? "";
+    const reports = new Queue(REPORT_QUEUE.name, { connection: h.redis, prefix: REPORT_QUEUE.prefix });
+    const start = Date.parse("2026-01-01T00:00:00Z");
+    const send = async (phase: AgentReport["phase"], seconds: number, applied?: number): Promise<void> => {
+      const report: AgentReport = {
+        version: 1,
+        jobId,
+        repository: { owner: OWNER, name: repo.name, id: repo.id },
+        installationId: 31,
+        environment: "ordering",
+        sha: head,
+        phase,
+        message: `${phase} ${applied ?? ""}`,
+        ...(applied === undefined ? {} : { applied, total: 10 }),
+        at: new Date(start + seconds * 1000).toISOString(),
+      };
+      const added = await reports.add("report", seal("report", report, privateKeyFromPem(agentKeys.privateKey)));
+      await expect.poll(async () => reports.getJobState(added.id ?? ""), { timeout: 30_000 }).toBe("completed");
+    };
+    const messages = () =>
+      h.github
+        .calls("checks/update")
+        .filter((c) => c.params.check_run_id === String(run?.id))
+        .map((c) => (c.body as { output?: { title?: string } }).output?.title);
+    try {
+      await send("progress", 2, 5);
+      const afterProgress = messages().length;
+      // Delivered late, and twice: the start, and the same progress again.
+      await send("started", 1, 0);
+      await send("progress", 2, 5);
+      expect(messages()).toHaveLength(afterProgress);
+      await send("succeeded", 3, 10);
+      await send("succeeded", 3, 10);
+      await send("progress", 4, 10);
+      expect(messages()).toHaveLength(afterProgress + 1);
+      expect(deployRuns(head, "ordering")[0]).toMatchObject({ status: "completed", conclusion: "success" });
+    } finally {
+      await reports.close();
+    }
   });
 
   it("writes nothing when the preflight dry-run fails", async () => {

@@ -117,6 +117,27 @@ describe("pull request previews", () => {
     expect(h.github.calls("repos/download-tarball-archive").filter((c) => c.params.ref === base)).toHaveLength(1);
   });
 
+  it("paces writes per installation, not one write a second for the whole app", async () => {
+    // Five installations, each opening a pull request at once. GitHub asks for a second between
+    // writes of one installation; an app-wide pacing would space these five check runs 4 s apart.
+    const others = await Promise.all(
+      [1, 2, 3, 4, 5].map(async (i) => {
+        const name = `paced-${i}`;
+        h.github.addRepo(OWNER, name, REPO_ID + i);
+        const [base, head] = [sha(), sha()];
+        await h.github.addCommit(OWNER, name, base, await checkout("kustomize-app"));
+        await h.github.addCommit(OWNER, name, head, await checkout("kustomize-app"));
+        return { target: { owner: OWNER, repo: name, repoId: REPO_ID + i, installation: INSTALLATION + i }, base, head };
+      }),
+    );
+    const created = () =>
+      others.filter((o) => h.github.calls("checks/create").some((c) => (c.body as { head_sha?: string }).head_sha === o.head)).length;
+    const deliveries = others.map((o) => h.deliver("pull_request", pullRequest(o.target, "opened", 1, o.base, o.head)));
+    await expect.poll(created, { timeout: 2_500, interval: 50 }).toBe(others.length);
+    for (const delivery of deliveries) expect((await delivery).status).toBe(200);
+    for (const o of others) await completed(o.head);
+  });
+
   it("changes nothing when a webhook is redelivered", async () => {
     const base = await commit("plain-app");
     const head = await commit("plain-app", { "manifests/namespace.yaml": null });

@@ -132,8 +132,8 @@ describe("restarts", { timeout: 600_000 }, () => {
     // The killed app's jobs are taken over once their locks lapse (BullMQ's 30 s, then its stalled check).
     await deployed(d, 240_000);
     // One check run and one Deployment: the new instance took over the dead one's, it made no second.
-    expect([...s().github.checkRuns.values()].filter((r) => r.head_sha === d && r.name === "sluice/deploy (production)")).toHaveLength(1);
-    expect(s().github.deploymentsCreated.filter((x) => x.ref === d)).toHaveLength(1);
+    // The Deployment comes with the deploy request's takeover, which may finish after the reports did.
+    await expect.poll(() => s().github.deploymentsCreated.filter((x) => x.ref === d).length, { timeout: 120_000 }).toBe(1);
     const deployment = s().github.deploymentsCreated.find((x) => x.ref === d);
     await expect
       .poll(
@@ -144,6 +144,9 @@ describe("restarts", { timeout: 600_000 }, () => {
         { timeout: 60_000 },
       )
       .toContain("success");
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect([...s().github.checkRuns.values()].filter((r) => r.head_sha === d && r.name === "sluice/deploy (production)")).toHaveLength(1);
+    expect(s().github.deploymentsCreated.filter((x) => x.ref === d)).toHaveLength(1);
     console.log(
       `restarts: the app killed mid-deploy; a new instance completed the check run and the Deployment ${Math.round((performance.now() - restarted) / 1000)} s after it started`,
     );

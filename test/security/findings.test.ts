@@ -91,7 +91,7 @@ describe("finding 1: a pull request cannot read outside its checkout", () => {
           .filter(Boolean)
           .map((line) => line.split("=")[0])
           .sort(),
-      ).toEqual(["LANG", "NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE", "PATH"]);
+      ).toEqual(["LANG", "MALLOC_ARENA_MAX", "NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE", "PATH"]);
     } finally {
       delete process.env.SLUICE_TEST_CANARY_SECRET;
       await pool.close();

@@ -312,6 +312,20 @@ export class GitHubClient {
     return id;
   }
 
+  /** This app's check run named `name` on a commit with `externalId`, if one was made (by a replica that died before saving its id). */
+  async findCheckRun(repository: RepoName, headSha: string, name: string, externalId: string): Promise<number | undefined> {
+    const { data } = await this.#octokit.rest.checks.listForRef({
+      ...coordinates(repository),
+      ref: headSha,
+      check_name: name,
+      filter: "all",
+      app_id: this.#appId,
+      per_page: 100,
+    });
+    const runs = z.object({ check_runs: z.array(z.object({ id: z.number(), external_id: z.string().nullable() })) }).parse(data).check_runs;
+    return runs.find((r) => r.external_id === externalId)?.id;
+  }
+
   /** Updates a check run; annotations beyond GitHub's 50 per request go in further requests. */
   async updateCheckRun(repository: RepoName, checkRunId: number, fields: CheckRunFields): Promise<void> {
     const [first, rest] = splitAnnotations(fields.output);

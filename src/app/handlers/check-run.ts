@@ -1,15 +1,19 @@
 import type { Context } from "probot";
-import { GitHubClient } from "../github/client.ts";
+import type { GitHubClient } from "../github/client.ts";
 import type { CommandService } from "../services/command-service.ts";
 import { checkRunActionEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Handles the Re-sync and Roll back buttons on Sluice's own deploy check runs. */
-export function checkRunActionHandler(deps: { appId: number; commands: CommandService }) {
+export function checkRunActionHandler(deps: {
+  appId: number;
+  github: (installationId: number) => Promise<GitHubClient>;
+  commands: CommandService;
+}) {
   return async (context: Context<"check_run.requested_action">): Promise<void> => {
     const event = checkRunActionEventSchema.parse(context.payload);
     // GitHub sends a check run's button presses to the app that made it; anything else is not ours.
     if (event.check_run.app?.id !== deps.appId || event.sender.type === "Bot") return;
-    await deps.commands.handleAction(new GitHubClient(context.octokit, deps.appId), {
+    await deps.commands.handleAction(await deps.github(event.installation.id), {
       repository: repositoryRef(event.repository),
       installationId: event.installation.id,
       deliveryId: context.id,

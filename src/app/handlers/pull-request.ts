@@ -1,5 +1,5 @@
 import type { Context } from "probot";
-import { GitHubClient } from "../github/client.ts";
+import type { GitHubClient } from "../github/client.ts";
 import { pullRequestInfo } from "../github/schemas.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { PullRequestState } from "../services/pr-state.ts";
@@ -11,11 +11,16 @@ import { pullRequestEventSchema, repositoryRef } from "./payloads.ts";
 export const PREVIEW_ACTIONS = ["opened", "synchronize", "reopened", "ready_for_review"];
 
 /** Handles `pull_request` webhooks: previews on open and push, marks the comment on close. */
-export function pullRequestHandler(deps: { appId: number; queues: AppQueues; prState: PullRequestState; previews: PreviewService }) {
+export function pullRequestHandler(deps: {
+  github: (installationId: number) => Promise<GitHubClient>;
+  queues: AppQueues;
+  prState: PullRequestState;
+  previews: PreviewService;
+}) {
   return async (context: Context<"pull_request">): Promise<void> => {
     const event = pullRequestEventSchema.parse(context.payload);
     if (!PREVIEW_ACTIONS.includes(event.action) && event.action !== "closed") return;
-    const gh = new GitHubClient(context.octokit, deps.appId);
+    const gh = await deps.github(event.installation.id);
     const repository = repositoryRef(event.repository);
     const pr = event.pull_request;
     if (event.action === "closed") {

@@ -1,6 +1,6 @@
 import type { Context } from "probot";
 import { z } from "zod";
-import { GitHubClient } from "../github/client.ts";
+import type { GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "../services/checkout-cache.ts";
 import type { Logger } from "../services/logger.ts";
@@ -18,11 +18,17 @@ const pushSchema = z.object({
 });
 
 /** Handles `push`: a push to an environment's tracked branch queues a deploy of that environment. */
-export function pushHandler(deps: { appId: number; queues: AppQueues; checkouts: CheckoutCache; now: () => number; log: Logger }) {
+export function pushHandler(deps: {
+  github: (installationId: number) => Promise<GitHubClient>;
+  queues: AppQueues;
+  checkouts: CheckoutCache;
+  now: () => number;
+  log: Logger;
+}) {
   return async (context: Context<"push">): Promise<void> => {
     const event = pushSchema.parse(context.payload);
     if (!event.ref.startsWith("refs/heads/") || event.deleted || /^0+$/.test(event.after)) return;
-    const environments = await requestPushDeploys(new GitHubClient(context.octokit, deps.appId), deps, {
+    const environments = await requestPushDeploys(await deps.github(event.installation.id), deps, {
       repository: repositoryRef(event.repository),
       installationId: event.installation.id,
       branch: event.ref.slice("refs/heads/".length),

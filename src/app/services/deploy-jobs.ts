@@ -4,7 +4,7 @@ import type { AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
-import { deployCheckName, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
+import { deployCheckName, deploymentState, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { KubeObject } from "../../core/manifest.ts";
@@ -77,47 +77,68 @@ export class DeployJobs {
             summary: heldSummary(`\`${state.hold.sha.slice(0, 7)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`),
           }
         : { title: "Queued", summary: queuedSummary(objects.length, request) };
-    // A request taken over from a replica that died half way has a record: its check run and
-    // Deployment are this deploy's, not to be made twice (a second one would stay queued forever).
-    const previous = await deps.records.load(jobId);
-    const resumed = previous && !previous.completed ? previous : undefined;
-    const checkRunId = await writeCheckRun(gh, resumed ? { ...request, checkRunId: resumed.checkRunId } : request, {
-      status: "queued",
-      output,
-    });
-    // Saved before anything else can refer to this deploy (a superseded report links its check run).
-    const record: DeployRecord = {
-      checkRunId,
-      deploymentId: resumed?.deploymentId ?? 0,
-      repository: request.repository,
-      installationId: request.installationId,
-      environment: env.name,
-      sha: request.sha,
-      reason: request.reason,
-      hold,
-      completed: false,
-      ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
-    };
-    await deps.records.save(jobId, record);
-    if (!record.deploymentId) {
-      record.deploymentId = await gh.createDeployment(request.repository, {
-        sha: request.sha,
+    // The job is queued first and GitHub learns of it while the agent already works (each write
+    // waits its turn in the installation's write pacing). The deploy's lock keeps its reports
+    // waiting until the check run and Deployment they update exist.
+    await deps.records.exclusive(jobId, 120_000, async () => {
+      // A request taken over from a replica that died half way has a record: its check run and
+      // Deployment are this deploy's, not to be made twice (a second one would stay queued forever).
+      const previous = await deps.records.load(jobId);
+      if (previous?.completed) {
+        // Finished while its replica was gone, before the Deployment was made: it is made now, finished.
+        if (!previous.deploymentId) await this.#createDeployment(gh, request, env, jobId, previous);
+        deps.log.info({ job: jobId }, "deploy already finished; nothing to queue");
+        return;
+      }
+      const record: DeployRecord = {
+        checkRunId: previous?.checkRunId || request.checkRunId || 0,
+        deploymentId: previous?.deploymentId ?? 0,
+        repository: request.repository,
+        installationId: request.installationId,
         environment: env.name,
-        description: deploymentDescription(request),
-        payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
-        production: env.production ?? env.name === "production",
-        transient: env.transient,
-      });
-      await gh.deploymentStatus(request.repository, record.deploymentId, {
-        state: "queued",
-        description: "Queued for the agent",
-        logUrl: checkRunUrl(deps.webUrl, request.repository, checkRunId),
-      });
+        sha: request.sha,
+        reason: request.reason,
+        hold,
+        completed: false,
+        ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+        ...(previous?.reported ? { reported: previous.reported } : {}),
+      };
+      // A replica that died between GitHub making the check run and saving its id left it unnamed here.
+      if (previous && !record.checkRunId)
+        record.checkRunId = (await gh.findCheckRun(request.repository, request.sha, deployCheckName(env.name), jobId)) ?? 0;
       await deps.records.save(jobId, record);
-    }
-    const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
-    await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
-    deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
+      const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
+      await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
+      deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
+      // A report already applied (before a takeover) wrote the check run's newest state.
+      if (!record.reported) {
+        record.checkRunId = await writeCheckRun(gh, { ...request, checkRunId: record.checkRunId }, { status: "queued", output });
+        await deps.records.save(jobId, record);
+      }
+      if (!record.deploymentId) await this.#createDeployment(gh, request, env, jobId, record);
+    });
+  }
+
+  /**
+   * Makes the deploy's GitHub Deployment and its first status, and saves its id in the record. A
+   * record that reports were already applied to (a takeover) starts at the newest one's state.
+   */
+  async #createDeployment(gh: GitHubClient, request: DeployRequest, env: Environment, jobId: string, record: DeployRecord): Promise<void> {
+    record.deploymentId = await gh.createDeployment(request.repository, {
+      sha: request.sha,
+      environment: env.name,
+      description: deploymentDescription(request),
+      payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
+      production: env.production ?? env.name === "production",
+      transient: env.transient,
+    });
+    await this.#deps.records.save(jobId, record);
+    const state = record.reported ? (deploymentState(record.reported.phase) ?? "in_progress") : "queued";
+    await gh.deploymentStatus(request.repository, record.deploymentId, {
+      state,
+      description: state === "queued" ? "Queued for the agent" : `The agent reported ${record.reported?.phase ?? ""}`,
+      logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
+    });
   }
 
   /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */

@@ -1,16 +1,18 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { agentJobSchema } from "../../core/agent-protocol.ts";
+import { agentJobSchema, agentReportSchema } from "../../core/agent-protocol.ts";
 import { deployReasonSchema, repositoryRefSchema } from "../../core/deploy-requests.ts";
 import { deployRecordKey } from "../redis-keys.ts";
 import type { Logger } from "./logger.ts";
 import { SealedJson, type RedisMac } from "./redis-mac.ts";
+import { withRedisLock } from "./redis-lock.ts";
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
 
 /** What a deploy looks like on GitHub: its check run, Deployment and where it came from. */
 export const deployRecordSchema = z.strictObject({
-  checkRunId: z.number().int().positive(),
+  /** 0 until the check run is written: the job is queued first, and reports wait for it. */
+  checkRunId: z.number().int().nonnegative(),
   deploymentId: z.number().int().nonnegative(),
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
@@ -22,6 +24,10 @@ export const deployRecordSchema = z.strictObject({
   hold: agentJobSchema.shape.hold,
   /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */
   completed: z.boolean().default(false),
+  /** The newest report applied: an older one, delivered late or twice, changes nothing. */
+  reported: z
+    .strictObject({ at: z.iso.datetime(), phase: agentReportSchema.shape.phase, applied: z.number().int().nonnegative() })
+    .optional(),
 });
 /** What a deploy looks like on GitHub. */
 export type DeployRecord = z.infer<typeof deployRecordSchema>;
@@ -32,11 +38,22 @@ export type DeployRecord = z.infer<typeof deployRecordSchema>;
  */
 export class DeployRecords {
   readonly #store: SealedJson;
+  readonly #redis: Redis;
   readonly #log: Logger;
 
   constructor(redis: Redis, mac: RedisMac, log: Logger) {
     this.#store = new SealedJson(redis, mac);
+    this.#redis = redis;
     this.#log = log;
+  }
+
+  /**
+   * Runs `fn` holding the deploy's lock, which every replica's writes of its check run and
+   * Deployment take: so a report never overtakes the writes that create what it updates, and two
+   * replicas never apply reports of one deploy at once. Throws when the lock is not had in `waitMs`.
+   */
+  async exclusive<T>(jobId: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
+    return withRedisLock(this.#redis, `${deployRecordKey(jobId)}:lock`, { ttlMs: 30_000, waitMs, pollMs: 25 }, fn);
   }
 
   /** The record of a deploy, or undefined when there is none or it does not verify. */

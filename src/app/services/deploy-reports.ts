@@ -37,11 +37,21 @@ export class DeployReports {
     this.#deps = deps;
   }
 
-  /** Applies one signed report. Reports that do not verify, and reports about a deploy already finished, are dropped. */
+  /**
+   * Applies one signed report, under its deploy's lock. Reports that do not verify, reports about
+   * a deploy already finished, and reports older than one already applied are dropped. A report
+   * that arrives before its check run exists (the replica writing it died) is retried by the queue.
+   */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
     const report = deps.agentKeys.open("report", agentReportSchema, envelope, deps.log);
     if (!report) return;
+    // A short wait: the queue retries later, and other deploys' reports are not held up meanwhile.
+    await deps.records.exclusive(report.jobId, 10_000, () => this.#apply(report));
+  }
+
+  async #apply(report: AgentReport): Promise<void> {
+    const deps = this.#deps;
     const record = await deps.records.load(report.jobId);
     if (!record) {
       deps.log.warn({ job: report.jobId }, "report for an unknown deploy dropped");
@@ -49,6 +59,11 @@ export class DeployReports {
     }
     if (record.completed) {
       deps.log.warn({ job: report.jobId, phase: report.phase }, "report for a finished deploy dropped");
+      return;
+    }
+    if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
+    if (record.reported && !isFinal(report.phase) && !isNewer(report, record.reported)) {
+      deps.log.info({ job: report.jobId, phase: report.phase }, "report older than one already applied dropped");
       return;
     }
     const logUrl = checkRunUrl(deps.webUrl, record.repository, record.checkRunId);
@@ -60,7 +75,7 @@ export class DeployReports {
         at: report.at,
         released: released && report.phase === "succeeded",
       });
-      for (const jobId of held) await this.#release(jobId, record, logUrl);
+      for (const jobId of held) await deps.records.exclusive(jobId, 60_000, () => this.#release(jobId, record, logUrl));
     }
     const gh = await deps.github(record.installationId);
     const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report)) };
@@ -73,13 +88,17 @@ export class DeployReports {
     const comment = deployComment(record, report, logUrl);
     if (comment) await commentOnPull(gh, record, comment);
     if (report.phase === "held") await deps.environments.heldJob(record.repository.id, record.environment, report.jobId);
-    if (isFinal(report.phase)) await deps.records.save(report.jobId, { ...record, completed: true });
+    await deps.records.save(report.jobId, {
+      ...record,
+      completed: isFinal(report.phase),
+      reported: { at: report.at, phase: report.phase, applied: report.applied ?? 0 },
+    });
   }
 
   /** Closes the check run and Deployment of a deploy the agent held, once a newer deploy released the hold. */
   async #release(jobId: string, releasedBy: DeployRecord, releasedByUrl: string): Promise<void> {
     const held = await this.#deps.records.load(jobId);
-    if (!held || held.completed) return;
+    if (!held || held.completed || !held.checkRunId) return;
     const gh = await this.#deps.github(held.installationId);
     const summary = releasedSummary(releasedBy, releasedByUrl);
     await gh.updateCheckRun(held.repository, held.checkRunId, {
@@ -96,11 +115,31 @@ export class DeployReports {
   async #supersededBy(report: AgentReport): Promise<{ summary: string } | undefined> {
     if (report.phase !== "superseded" || !report.supersededBy) return undefined;
     const newer = await this.#deps.records.load(report.supersededBy);
-    return newer
+    return newer?.checkRunId
       ? { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) }
       : undefined;
   }
 }
+
+/** Whether a report comes after the one last applied: by its time, then its phase, then its progress. */
+function isNewer(report: AgentReport, last: NonNullable<DeployRecord["reported"]>): boolean {
+  const at = Date.parse(report.at) - Date.parse(last.at);
+  if (at !== 0) return at > 0;
+  const rank = PHASE_RANK[report.phase] - PHASE_RANK[last.phase];
+  if (rank !== 0) return rank > 0;
+  return (report.applied ?? 0) > last.applied;
+}
+
+/** Within one millisecond, the order in which an agent reports phases. */
+const PHASE_RANK: Record<AgentReport["phase"], number> = {
+  held: 0,
+  started: 1,
+  progress: 2,
+  succeeded: 3,
+  failed: 3,
+  superseded: 3,
+  rejected: 3,
+};
 
 /** Comments on the pull request a deploy came from: the command's, or the merged one for a merge. */
 async function commentOnPull(gh: GitHubClient, record: DeployRecord, text: string): Promise<void> {

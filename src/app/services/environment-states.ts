@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { agentReportSchema, type History } from "../../core/agent-protocol.ts";
 import { holdSchema, type Hold } from "../../core/inventory.ts";
 import { environmentStateKey } from "../redis-keys.ts";
 import { SealedJson, type RedisMac } from "./redis-mac.ts";
+import { withRedisLock } from "./redis-lock.ts";
 
 const STATE_TTL_SECONDS = 365 * 24 * 3600;
 
@@ -49,19 +49,11 @@ export class EnvironmentStates {
   /** Changes the state under the lock; `change` returns the new state. */
   async update<T>(repositoryId: number, environment: string, change: (state: EnvironmentState) => [EnvironmentState, T]): Promise<T> {
     const key = environmentStateKey(repositoryId, environment);
-    const lock = `${key}:lock`;
-    const token = randomUUID();
-    for (let attempt = 0; (await this.#redis.set(lock, token, "PX", 10_000, "NX")) !== "OK"; attempt++) {
-      if (attempt > 500) throw new Error(`environment state ${key} stayed locked for 10 s`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    try {
+    return withRedisLock(this.#redis, `${key}:lock`, { ttlMs: 10_000, waitMs: 10_000, pollMs: 20 }, async () => {
       const [next, result] = change(await this.load(repositoryId, environment));
       await this.#store.set(key, { ...next, revertPulls: next.revertPulls.slice(-KEPT), held: next.held.slice(-KEPT) }, STATE_TTL_SECONDS);
       return result;
-    } finally {
-      await this.#redis.eval(UNLOCK, 1, lock, token);
-    }
+    });
   }
 
   /** A rollback was queued: the environment is held, and merging its revert pull request (if one was opened) releases it. */
@@ -101,6 +93,3 @@ export class EnvironmentStates {
     });
   }
 }
-
-/** Deletes the lock only if it is still ours. */
-const UNLOCK = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end return 0`;

@@ -1,6 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { pullRequestKeys } from "../redis-keys.ts";
+import { withRedisLock } from "./redis-lock.ts";
 
 /** Identifies a pull request across repositories. */
 export interface PullRef {
@@ -15,7 +15,6 @@ local posted = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < posted then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 const STATE_TTL = 90 * 24 * 3600;
 
 /**
@@ -54,19 +53,11 @@ export class PullRequestState {
    */
   async publish(pr: PullRef, seq: number, publish: () => Promise<void>, options: { timeoutMs?: number } = {}): Promise<boolean> {
     const k = keys(pr);
-    const token = randomUUID();
-    const deadline = performance.now() + (options.timeoutMs ?? 120_000);
-    while ((await this.#redis.set(k.lock, token, "PX", 120_000, "NX")) !== "OK") {
-      if (performance.now() > deadline)
-        throw new Error(`pull request ${pr.repositoryId}#${pr.number} stayed locked for ${options.timeoutMs ?? 120_000} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    try {
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    return withRedisLock(this.#redis, k.lock, { ttlMs: 30_000, waitMs: timeoutMs, pollMs: 100 }, async () => {
       if ((await this.#redis.eval(RAISE_POSTED, 1, k.posted, String(seq), String(STATE_TTL))) !== 1) return false;
       await publish();
       return true;
-    } finally {
-      await this.#redis.eval(RELEASE, 1, k.lock, token);
-    }
+    });
   }
 }

@@ -1,0 +1,36 @@
+import type { Probot, ProbotOctokit } from "probot";
+
+/**
+ * Whose turn a write waits for. GitHub asks for a second between one installation's writes, and
+ * the app paces them so; webhook handlers (someone just commented or pushed) and background work
+ * (previews, deploy reports) each keep their own pace, so a reaction or a check run a person is
+ * waiting for never queues behind a burst of report updates.
+ */
+export type WriteLane = "webhook" | "background";
+
+interface FactoryOptions {
+  octokit: { constructor: unknown };
+  octokitOptions: { throttle?: { enabled?: boolean }; auth?: Record<string, unknown> } & Record<string, unknown>;
+  [other: string]: unknown;
+}
+
+/**
+ * An octokit authenticated as an installation, as `probot.auth(installationId)` makes one, with its
+ * write pacing keyed by the installation and the lane. (Probot's per-event octokit is not used: it
+ * shares one pacing across every installation the app serves.)
+ */
+export async function installationOctokit(probot: Probot, installationId: number, lane: WriteLane): Promise<ProbotOctokit> {
+  const app = await probot.auth();
+  const factory = ({ octokit, octokitOptions, ...otherOptions }: FactoryOptions): ProbotOctokit => {
+    const Octokit = octokit.constructor as new (options: Record<string, unknown>) => ProbotOctokit;
+    return new Octokit({
+      ...octokitOptions,
+      log: probot.log.child({ name: "github" }),
+      throttle: octokitOptions.throttle?.enabled
+        ? { ...octokitOptions.throttle, id: `${String(installationId)}:${lane}` }
+        : { enabled: false },
+      auth: { ...octokitOptions.auth, otherOptions, installationId },
+    });
+  };
+  return (await app.auth({ type: "installation", installationId, factory })) as ProbotOctokit;
+}
