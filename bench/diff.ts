@@ -59,6 +59,21 @@ try {
       );
     }
   }
+  // Start-up: `sluice --help` against a bare `node -e 0`, alternating.
+  const startup: Record<string, Sample[]> = { "sluice --help": [], "node -e 0": [] };
+  const starts: Record<string, () => Promise<Sample>> = {
+    "sluice --help": () => measure(process.execPath, [cli, "--help"], [0]),
+    "node -e 0": () => measure(process.execPath, ["-e", "0"], [0]),
+  };
+  await starts["sluice --help"]?.(); // fills the compile cache once, as any earlier run would have
+  for (let run = 0; run < runs; run++)
+    for (const name of run % 2 === 0 ? Object.keys(starts) : Object.keys(starts).reverse())
+      startup[name]?.push(await (starts[name] as () => Promise<Sample>)());
+  const helpMs = median((startup["sluice --help"] ?? []).map((s) => s.ms));
+  const nodeMs = median((startup["node -e 0"] ?? []).map((s) => s.ms));
+  console.log(
+    `\nstart-up, ${runs} runs, medians: sluice --help ${helpMs.toFixed(0)} ms (goal ≤ 100), bare node -e 0 ${nodeMs.toFixed(0)} ms`,
+  );
 } finally {
   await rm(work, { recursive: true, force: true });
 }
