@@ -7,7 +7,7 @@
 // Usage: npm run bench:deploy [-- --pushes 20] [--agent-node-options "..."] (default: deploy/agent's)
 import { execFile } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { parseArgs, promisify } from "node:util";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
 import { generateSigningKeys } from "../src/core/signing.ts";
@@ -15,6 +15,7 @@ import { deliverWebhook, WEBHOOK_SECRET } from "../test/helpers/app-harness.ts";
 import { checkout, tempDir } from "../test/helpers/checkouts.ts";
 import { FakeGitHub } from "../test/helpers/fake-github.ts";
 import { pushPayload } from "../test/helpers/payloads.ts";
+import { memoryMb, percentile } from "../test/helpers/figures.ts";
 import { shippedRuntimeEnv } from "../test/helpers/manifests.ts";
 import { startSluice, type SluiceProcess } from "../test/helpers/processes.ts";
 import { freePort } from "../test/env/ports.ts";
@@ -64,14 +65,6 @@ async function until(check: () => boolean, ms = 120_000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
-function rssMb(child: SluiceProcess, field: "VmRSS" | "VmHWM"): Promise<number> {
-  return readFile(`/proc/${child.child.pid ?? 0}/status`, "utf8").then(
-    (s) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) / 1024,
-  );
-}
-const pct = (values: number[], p: number) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))] ?? 0;
-
 try {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
   app = await startSluice(
@@ -117,7 +110,7 @@ try {
     { built: true },
   );
   await new Promise((resolve) => setTimeout(resolve, 2_000));
-  const idleMb = await rssMb(agent, "VmRSS");
+  const idleMb = await memoryMb(agent.child.pid ?? 0, "VmRSS");
   // The agent's first write of each version, seen by a watch on the namespace.
   const firstWrite = new Map<string, number>();
   const kc = new KubeConfig();
@@ -179,9 +172,9 @@ try {
   const big = await push(pushes + 1, 1_000);
   await until(() => done(big.sha) !== undefined, 300_000);
   const bigMs = Date.now() - big.sentAt;
-  const peakMb = await rssMb(agent, "VmHWM");
+  const peakMb = await memoryMb(agent.child.pid ?? 0, "VmHWM");
   const p50 = median(latencies);
-  const p95 = pct(latencies, 95);
+  const p95 = percentile(latencies, 95);
   console.log(
     `push → agent's first apiserver write, ${pushes} pushes of 50 objects: p50 ${Math.round(p50)} ms, p95 ${Math.round(p95)} ms (goal ≤ 500 / ≤ 1000 ms)`,
   );

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { deliverWebhook } from "../helpers/app-harness.ts";
 import { checkout } from "../helpers/checkouts.ts";
+import { percentile, treeMemoryMb } from "../helpers/figures.ts";
 import { startStack, type Stack } from "../helpers/e2e-stack.ts";
 import { pullRequestPayload } from "../helpers/payloads.ts";
 import { shippedRuntimeEnv } from "../helpers/manifests.ts";
@@ -38,35 +38,13 @@ function tree(changed: number): Record<string, string> {
   return files;
 }
 
-/** The resident memory of a process and its descendants (the render processes), in MB. */
-async function treeRssMb(root: number): Promise<number> {
-  const parents = new Map<number, number>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    parents.set(Number(entry), ppid);
-  }
-  const inTree = (pid: number): boolean => {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parents.get(p)) if (p === root) return true;
-    return false;
-  };
-  let kb = 0;
-  for (const pid of parents.keys()) {
-    if (!inTree(pid)) continue;
-    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  }
-  return kb / 1024;
-}
-
 /** Samples each process's tree memory until stopped; resolves to the peaks. */
 function sampleRss(processes: SluiceProcess[]): () => Promise<number[]> {
   const peaks = processes.map(() => 0);
   const state = { running: true };
   const loop = (async () => {
     while (state.running) {
-      for (const [i, p] of processes.entries()) peaks[i] = Math.max(peaks[i] ?? 0, await treeRssMb(p.child.pid ?? 0));
+      for (const [i, p] of processes.entries()) peaks[i] = Math.max(peaks[i] ?? 0, await treeMemoryMb(p.child.pid ?? 0));
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   })();
@@ -76,9 +54,6 @@ function sampleRss(processes: SluiceProcess[]): () => Promise<number[]> {
     return peaks;
   };
 }
-
-const pct = (values: number[], p: number): number =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))] ?? 0;
 
 /** Opens one pull request per repository at once, delivered to `urls` in turn; the time from each delivery to its comment. */
 async function burst(urls: string[], number: number): Promise<{ latencies: number[]; wallMs: number }> {
@@ -155,13 +130,13 @@ describe("load", { timeout: 1_200_000 }, () => {
     const two = sampleRss([s().app, replica.app]);
     const double = await burst([s().appUrl, replica.url], 2);
     const doublePeaks = await two();
-    const p50 = pct(single.latencies, 50);
-    const p95 = pct(single.latencies, 95);
+    const p50 = percentile(single.latencies, 50);
+    const p95 = percentile(single.latencies, 95);
     console.log(
       [
         `${PULLS} previews of ${OBJECTS}-object repositories opened at once:`,
         `  one replica: delivery → comment p50 ${(p50 / 1000).toFixed(1)} s, p95 ${(p95 / 1000).toFixed(1)} s (p95/p50 ${(p95 / p50).toFixed(2)}, goal ≤ 3), all in ${(single.wallMs / 1000).toFixed(1)} s; peak RSS ${Math.round(singlePeak)} MB with its render processes (goal ≤ ${RSS_LIMIT_MB})`,
-        `  two replicas: p50 ${(pct(double.latencies, 50) / 1000).toFixed(1)} s, p95 ${(pct(double.latencies, 95) / 1000).toFixed(1)} s, all in ${(double.wallMs / 1000).toFixed(1)} s (${(double.wallMs / single.wallMs).toFixed(2)}× one replica's, goal ≤ 0.5); peak RSS ${doublePeaks.map((m) => Math.round(m)).join(" and ")} MB`,
+        `  two replicas: p50 ${(percentile(double.latencies, 50) / 1000).toFixed(1)} s, p95 ${(percentile(double.latencies, 95) / 1000).toFixed(1)} s, all in ${(double.wallMs / 1000).toFixed(1)} s (${(double.wallMs / single.wallMs).toFixed(2)}× one replica's, goal ≤ 0.5); peak RSS ${doublePeaks.map((m) => Math.round(m)).join(" and ")} MB`,
       ].join("\n"),
     );
     for (const peak of [singlePeak, ...doublePeaks]) expect(peak).toBeLessThanOrEqual(RSS_LIMIT_MB);
