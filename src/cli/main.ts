@@ -1,6 +1,9 @@
-import { parseArgs } from "node:util";
 import { EXIT, type CommandIo } from "./io.ts";
 import { errorMessage } from "../core/errors.ts";
+
+// An ES module import of node:util builds a facade that loads every lazy part of util (worker
+// threads among them), a few milliseconds of every start; the built-in module itself does not.
+const { parseArgs } = process.getBuiltinModule("node:util");
 
 // Only what every command needs is imported here; each command loads its own modules when it
 // runs, so `sluice --help` does not pay for the app's, the agent's or the renderers' code.

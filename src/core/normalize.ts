@@ -2,6 +2,7 @@ import { dump, DUMP_SCHEMA, intCoreTag, intYaml11Tag, NOT_RESOLVED } from "js-ya
 import { isSecret, type ResourceId } from "./identity.ts";
 import { isRawJson } from "./json.ts";
 import { isRecord, metadataOf, setOwn, type KubeObject } from "./manifest.ts";
+import { writeBlockYaml } from "./yaml-writer.ts";
 
 /** Server-populated metadata fields that say nothing about intent. */
 const DROPPED_METADATA = ["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"];
@@ -60,12 +61,13 @@ export function sortKeys(value: unknown, compare?: (a: string, b: string) => num
 }
 
 /** Key order for display: apiVersion, kind, metadata first (at any depth, as in pod templates), then sorted. */
-function compareKeys(a: string, b: string): number {
-  const rank = (key: string): number => {
-    const index = LEADING_FIELDS.indexOf(key);
-    return index < 0 ? LEADING_FIELDS.length : index;
-  };
-  return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
+export function compareKeys(a: string, b: string): number {
+  return leadingRank(a) - leadingRank(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function leadingRank(key: string): number {
+  const index = LEADING_FIELDS.indexOf(key);
+  return index < 0 ? LEADING_FIELDS.length : index;
 }
 
 /** A string equal for two objects exactly when they are equal, whatever their key order. */
@@ -88,9 +90,14 @@ const EXACT_INTEGER = {
   identify: (value: unknown) => isRawJson(value) || intYaml11Tag.identify(value),
   represent: (value: unknown) => (isRawJson(value) ? (value as { rawJSON: string }).rawJSON : intYaml11Tag.represent(value)),
 };
-const DISPLAY_SCHEMA = DUMP_SCHEMA.withTags(EXACT_INTEGER);
+/** The schema diffs are written with: js-yaml's dump schema, exact big integers included. */
+export const DISPLAY_SCHEMA = DUMP_SCHEMA.withTags(EXACT_INTEGER);
 
 /** A normalized object as YAML for diffs: block style, no line folding, keys in display order. */
 export function canonicalYaml(object: KubeObject): string {
-  return dump(sortKeys(object, compareKeys), { lineWidth: -1, noRefs: true, schema: DISPLAY_SCHEMA });
+  // The writer gives dump's text for the common shapes without dump's cost, and leaves the rest to it.
+  return (
+    writeBlockYaml(object, { compare: compareKeys, schema: DISPLAY_SCHEMA }) ??
+    dump(sortKeys(object, compareKeys), { lineWidth: -1, noRefs: true, schema: DISPLAY_SCHEMA })
+  );
 }

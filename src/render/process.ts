@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import type { spawn as Spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 
 /** How to run one renderer. */
@@ -52,10 +52,12 @@ export function canSandbox(): Promise<boolean> {
  */
 export async function runBounded(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   const sandbox = options.sandbox === "auto" ? await canSandbox() : options.sandbox;
-  return runProcess(sandbox ? "unshare" : command, sandbox ? [...SANDBOX_FLAGS, "--", command, ...args] : [...args], options);
+  // Loaded when a renderer first runs: a diff of plain manifests never starts a process.
+  const { spawn } = await import("node:child_process");
+  return runProcess(spawn, sandbox ? "unshare" : command, sandbox ? [...SANDBOX_FLAGS, "--", command, ...args] : [...args], options);
 }
 
-function runProcess(file: string, argv: readonly string[], options: RunOptions): Promise<RunResult> {
+function runProcess(spawn: typeof Spawn, file: string, argv: readonly string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn(file, [...argv], { cwd: options.cwd, env: options.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const chunks: Buffer[] = [];

@@ -1,16 +1,19 @@
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { bundleDiffCommand } from "../../../scripts/bundle-cli.ts";
+import { runDiff as runDiffFromSource } from "../../../src/cli/diff-command.ts";
 import { main } from "../../../src/cli/main.ts";
 import type { JsonReport } from "../../../src/core/diff-report.ts";
-import { checkout, removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
+import { checkout, FIXTURES, removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
 
 afterAll(removeCheckouts);
 
 const ENTRY = fileURLToPath(new URL("../../../src/cli/sluice.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 async function sluice(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
@@ -284,5 +287,66 @@ describe("a repository without .github/sluice.yml", () => {
     expect(report.errors.filter((e) => e.side === "head")).toEqual([
       expect.objectContaining({ file: "m/values.yaml", message: expect.stringContaining("is missing apiVersion, kind") as string }),
     ]);
+  });
+});
+
+describe("the bundled diff command (what `npm run build` ships)", () => {
+  it("reports exactly what the source does, on plain, kustomize and helm changes", async () => {
+    // Bundled next to a dist-shaped directory inside the project, so its packages resolve from node_modules.
+    const outfile = join(ROOT, ".cache", "bundle-test", "cli", "diff-command.js");
+    await bundleDiffCommand(outfile);
+    const bundled = (await import(`${pathToFileURL(outfile).href}?${Date.now()}`)) as typeof import("../../../src/cli/diff-command.ts");
+    // What it leaves to separate files it finds where the compiled modules are (dist/ mirrors src/).
+    const lazy = [...(await readFile(outfile, "utf8")).matchAll(/import\("(\.\.\/[^"]+)\.js"\)/g)].map((m) => m[1] as string);
+    expect(lazy.sort()).toEqual(["../core/config", "../core/html", "../views"]);
+    for (const module of lazy) await expect(stat(join(ROOT, "src", "cli", `${module}.ts`))).resolves.toBeDefined();
+    // Without a configuration file (which the bundle loads from dist/), each fixture is discovered.
+    const noConfig = { ".github/sluice.yml": null };
+    const pairs: [string, string][] = [
+      [
+        await checkout("plain-app", noConfig),
+        await checkout("plain-app", {
+          ...noConfig,
+          "manifests/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  mode: 0755\n  on: yes\n",
+        }),
+      ],
+      [
+        await checkout("kustomize-app", noConfig),
+        await checkout("kustomize-app", {
+          ...noConfig,
+          "deploy/overlays/production/kustomization.yaml": (
+            await readFile(join(FIXTURES, "kustomize-app/deploy/overlays/production/kustomization.yaml"), "utf8")
+          ).replace("newTag: 1.3.2", "newTag: 1.4.0"),
+          "deploy/overlays/staging/kustomization.yaml": null,
+        }),
+      ],
+      [
+        await checkout("helm-app", noConfig),
+        await checkout("helm-app", {
+          ...noConfig,
+          "charts/web/values.yaml": `${await readFile(join(FIXTURES, "helm-app/charts/web/values.yaml"), "utf8")}\nextraNote: "a: b"\n`,
+          "charts/web/templates/broken.yaml": "kind: ConfigMap\nmetadata:\n  name: {{ .Values.missing.key }}\n",
+        }),
+      ],
+    ];
+    for (const [base, head] of pairs) {
+      const run = async (runDiff: typeof bundled.runDiff) => {
+        let stdout = "";
+        let stderr = "";
+        const code = await runDiff(
+          { base, head, environments: [], format: "json" },
+          {
+            env: { PATH: process.env.PATH, SLUICE_KUSTOMIZE: inject("kustomize"), SLUICE_HELM: inject("helm") },
+            cwd: process.cwd(),
+            stdout: (t) => (stdout += t),
+            stderr: (t) => (stderr += t),
+          },
+        );
+        return { code, stdout, stderr };
+      };
+      const [fromSource, fromBundle] = [await run(runDiffFromSource), await run(bundled.runDiff)];
+      expect(fromSource.stdout.length).toBeGreaterThan(100);
+      expect(fromBundle).toEqual(fromSource);
+    }
   });
 });
