@@ -1,6 +1,9 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+/** ioredis clients are made in one place. */
+const IOREDIS = { name: "ioredis", message: "Redis clients come from src/redis/connection.ts (one server or a cluster)." };
+
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", ".cache/", "coverage/"] },
   js.configs.recommended,
@@ -29,8 +32,12 @@ export default tseslint.config(
               group: ["node:fs*", "node:child_process", "node:net", "node:http*", "node:process", "node:os"],
               message: "src/core is pure: no I/O, environment or process access.",
             },
-            { group: ["**/app/**", "**/agent/**", "**/render/**", "**/cli/**"], message: "src/core depends on nothing else in src." },
+            {
+              group: ["**/app/**", "**/agent/**", "**/render/**", "**/cli/**", "**/redis/**"],
+              message: "src/core depends on nothing else in src.",
+            },
           ],
+          paths: [IOREDIS],
         },
       ],
       "no-restricted-globals": ["error", { name: "process", message: "src/core reads no environment or process state." }],
@@ -44,13 +51,25 @@ export default tseslint.config(
   {
     files: ["src/app/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [{ group: ["**/agent/**"], message: "app and agent share only src/core." }] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["**/agent/**"], message: "app and agent share only src/core and src/redis." }], paths: [IOREDIS] },
+      ],
     },
   },
   {
     files: ["src/agent/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: [{ group: ["**/app/**"], message: "app and agent share only src/core." }] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ group: ["**/app/**"], message: "app and agent share only src/core and src/redis." }], paths: [IOREDIS] },
+      ],
+    },
+  },
+  {
+    files: ["src/render/**/*.ts", "src/cli/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { paths: [IOREDIS] }],
     },
   },
   {

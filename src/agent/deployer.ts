@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import type { KeyObject } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connection.ts";
 import {
   agentJobSchema,
   latestJobKey,
@@ -36,7 +36,7 @@ export type Report = (
 
 /** What the deployer needs. */
 export interface DeployerDeps {
-  redis: Redis;
+  redis: RedisClient;
   cluster: Cluster;
   inventories: InventoryStore;
   appKey: KeyObject;
@@ -225,10 +225,10 @@ const MAX_BLOB_BYTES = 512 * 1024 * 1024;
 
 /**
  * The objects of a signed job or preview request, inline or from their blob in Redis, checked
- * against the signed digest: Redis cannot change what the agent acts on.
+ * against the signed digest: RedisClient cannot change what the agent acts on.
  * @throws RejectedJobError when the blob is gone or unreadable, or the digest does not match
  */
-export async function loadObjects(redis: Redis, payload: ObjectsPayload, signedDigest: string): Promise<KubeObject[]> {
+export async function loadObjects(redis: RedisClient, payload: ObjectsPayload, signedDigest: string): Promise<KubeObject[]> {
   let objects: KubeObject[];
   if ("inline" in payload) objects = payload.inline;
   else {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connection.ts";
 import { appliedJobKey, appliedSetKey, type AgentJob, type DriftedObject, type DriftReport } from "../core/agent-protocol.ts";
 import { mapBounded } from "../core/clock.ts";
 import type { DriftIgnore } from "../core/config.ts";
@@ -22,7 +22,7 @@ const HEAL_WINDOW_MS = 30 * 60 * 1000;
 
 /** What drift checks need. */
 export interface DriftDeps {
-  redis: Redis;
+  redis: RedisClient;
   cluster: Cluster;
   inventories: InventoryStore;
   appKey: DeployerDeps["appKey"];

@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis/connection.ts";
 import { livePreviewRequestSchema, type LiveChange, type LivePreviewRequest, type LiveReport } from "../core/agent-protocol.ts";
 import { mapBounded } from "../core/clock.ts";
 import { errorMessage } from "../core/errors.ts";
@@ -20,7 +20,7 @@ import { listLive } from "./preflight.ts";
 
 /** What a live preview needs: the same cluster, policy and keys as deploys. */
 export interface LivePreviewDeps {
-  redis: Redis;
+  redis: RedisClient;
   cluster: Cluster;
   inventories: InventoryStore;
   appKey: KeyObject;

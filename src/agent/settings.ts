@@ -3,6 +3,7 @@ import { inlineOrFile } from "../core/secrets.ts";
 import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
+import { checkRedisUrl } from "../redis/connection.ts";
 
 const list = (fallback: string) =>
   z
@@ -16,7 +17,7 @@ const list = (fallback: string) =>
     );
 
 const envSchema = z.object({
-  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379").superRefine(checkRedisUrl),
   KUBECONFIG: z.string().optional(),
   SLUICE_APP_PUBLIC_KEY: z.string().optional(),
   SLUICE_APP_PUBLIC_KEY_PATH: z.string().optional(),

@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import { Redis } from "ioredis";
+import { connectRedis } from "../redis/connection.ts";
 import {
   agentHeartbeatKey,
   agentQueue,
@@ -47,7 +47,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     ((level, message, details) => {
       process.stderr.write(`${JSON.stringify({ level, time: Date.now(), message, ...details })}\n`);
     });
-  const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const redis = connectRedis(settings.redisUrl);
   const cluster = Cluster.connect(settings.kubeconfig, { fieldManager: settings.fieldManager, qps: settings.qps });
   const appKey = publicKeyFromPem(settings.appPublicKey);
   const agentKey = privateKeyFromPem(settings.signingKey);

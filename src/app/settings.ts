@@ -5,6 +5,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { defaultRenderHeapMb } from "../render/render-pool.ts";
+import { checkRedisUrl } from "../redis/connection.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -17,7 +18,10 @@ const envSchema = z.object({
   PRIVATE_KEY_PATH: z.string().optional(),
   WEBHOOK_SECRET: z.string().min(1).optional(),
   WEBHOOK_SECRET_PATH: z.string().optional(),
-  REDIS_URL: z.string({ error: "REDIS_URL is required: the Redis the app's queues and caches live in, such as redis://redis:6379" }).min(1),
+  REDIS_URL: z
+    .string({ error: "REDIS_URL is required: the Redis the app's queues and caches live in, such as redis://redis:6379" })
+    .min(1)
+    .superRefine(checkRedisUrl),
   SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }).optional(),
   SLUICE_LINK_SECRET: z.string().min(16).optional(),
   GITHUB_API_URL: z.url().default("https://api.github.com"),

@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { connectRedis } from "../redis/connection.ts";
 import { pino } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
@@ -67,7 +67,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   });
   // Before anything is opened: a cache directory another app process uses is refused.
   await checkouts.claim();
-  const redis = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const redis = connectRedis(settings.redisUrl);
   const metrics = new AppMetrics({ queueDepths: () => queues.depths() });
   // Redis is not trusted: everything the app reads back from it is authenticated with this.
   const mac = new RedisMac(settings.webhookSecret, () => {

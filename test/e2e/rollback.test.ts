@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { ApiException, type KubernetesObjectApi } from "@kubernetes/client-node";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../src/redis/connection.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { checkout } from "../helpers/checkouts.ts";
 import { startStack, type Stack } from "../helpers/e2e-stack.ts";
@@ -21,7 +21,7 @@ type Env = keyof typeof ns;
 // Undefined until beforeAll has started it, which may fail half way.
 let stack: Stack | undefined;
 let github: FakeGitHub;
-let redis: Redis;
+let redis: RedisClient;
 let kube: KubernetesObjectApi;
 let nextSha = 1;
 let nextComment = 50_000;

@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
+import { mkdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ManagedProcess, waitUntil } from "./managed-process.ts";
-import { choosePort } from "./ports.ts";
+import { choosePort, freePort } from "./ports.ts";
 
 /** A running redis-server. */
 export interface RedisServer {
@@ -45,13 +46,14 @@ export async function findRedisServer(binary = "redis-server"): Promise<string> 
  * Starts redis-server on a free loopback port with its files in `dir`, AOF on and no eviction,
  * the settings Sluice expects in production.
  */
-export async function startRedis(dir: string, port?: number): Promise<RedisServer> {
+export async function startRedis(dir: string, port?: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
   const binary = await findRedisServer();
   const chosen = await choosePort("redis-server", port);
   const process = await ManagedProcess.start(
     "redis-server",
     binary,
     [
+      ...extraArgs,
       "--port",
       String(chosen),
       "--bind",
@@ -78,4 +80,61 @@ export async function startRedis(dir: string, port?: number): Promise<RedisServe
     throw error;
   }
   return { url: `redis://127.0.0.1:${chosen}`, process };
+}
+
+/** A running Redis Cluster: its masters, and the URL Sluice connects with (`redis-cluster://` and the seed nodes). */
+export interface RedisCluster {
+  url: string;
+  ports: number[];
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts a Redis Cluster of `masters` redis-servers on free loopback ports (cluster bus ports
+ * chosen free too), each with its files under `dir`, and joins them with `redis-cli --cluster
+ * create`; resolves once every node says the cluster is ok.
+ */
+export async function startRedisCluster(dir: string, masters = 3): Promise<RedisCluster> {
+  const servers: RedisServer[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(servers.map((s) => s.process.stop()));
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const nodeDir = join(dir, `node-${i}`);
+      await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+      const bus = await freePort();
+      servers.push(
+        await startRedis(nodeDir, undefined, [
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          "nodes.conf",
+          "--cluster-port",
+          String(bus),
+          "--cluster-node-timeout",
+          "5000",
+        ]),
+      );
+    }
+    const ports = servers.map((s) => Number(new URL(s.url).port));
+    await promisify(execFile)("redis-cli", [
+      "--cluster",
+      "create",
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      "--cluster-replicas",
+      "0",
+      "--cluster-yes",
+    ]);
+    const clusterOk = async (port: number): Promise<boolean> => {
+      const { stdout } = await promisify(execFile)("redis-cli", ["-p", String(port), "cluster", "info"]);
+      return /^cluster_state:ok/m.test(stdout);
+    };
+    for (const [i, server] of servers.entries())
+      await waitUntil(server.process, "cluster_state:ok", 30_000, () => clusterOk(ports[i] ?? 0));
+    return { url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(",")}`, ports, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

@@ -3,9 +3,10 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
-import { Redis } from "ioredis";
+import { Cluster } from "ioredis";
 import { expect, inject } from "vitest";
 import { generateSigningKeys } from "../../src/core/signing.ts";
+import { connectRedis, parseRedisUrl, type RedisClient } from "../../src/redis/connection.ts";
 import { freePort } from "../env/ports.ts";
 import { deliverWebhook, WEBHOOK_SECRET } from "./app-harness.ts";
 import { removeCheckouts, tempDir } from "./checkouts.ts";
@@ -16,7 +17,7 @@ import { startSluice, type SluiceProcess } from "./processes.ts";
 export interface Stack {
   github: FakeGitHub;
   /** A client of the stack's Redis database. */
-  redis: Redis;
+  redis: RedisClient;
   kube: KubernetesObjectApi;
   /** The app process; `startApp` replaces it. */
   app: SluiceProcess;
@@ -49,7 +50,10 @@ export interface StackOptions {
   repoId: number;
   /** The Redis database the stack uses (its own, as test files run in parallel). */
   database: number;
-  /** A Redis of the test's own instead of the shared one (its database is still `database`). */
+  /**
+   * A Redis of the test's own instead of the shared one (its database is still `database`), or a
+   * Redis Cluster (`redis-cluster://`, which has only database 0).
+   */
   redisUrl?: string;
   /** Environments the agent serves, and the namespaces (globs) it may write to. */
   environments: string[];
@@ -74,13 +78,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const agentKeys = generateSigningKeys();
   const github = await new FakeGitHub().start();
   github.addRepo(options.owner, options.repo, options.repoId);
-  const url = new URL(options.redisUrl ?? inject("redisUrl"));
-  url.pathname = `/${options.database}`;
-  const redisUrl = url.toString();
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const redisUrl = stackRedisUrl(options.redisUrl ?? inject("redisUrl"), options.database);
+  const redis = connectRedis(redisUrl);
   // Tests that restart Redis expect this client to reconnect, not to report every refusal meanwhile.
   redis.on("error", () => undefined);
-  await redis.flushdb();
+  await flush(redis);
   const kc = new KubeConfig();
   kc.loadFromFile(inject("kubeconfigPath"));
   const kube = KubernetesObjectApi.makeApiClient(kc);
@@ -171,7 +173,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await stack.agent?.stop();
       await stack.app.stop();
       await github.stop();
-      await redis.flushdb();
+      await flush(redis);
       await redis.quit();
       for (const name of [options.agentNamespace, ...options.cleanup])
         await kube.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name } }).catch(() => undefined);
@@ -185,6 +187,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     throw error;
   }
   return stack;
+}
+
+/** The stack's Redis: the database of its own on one server; a cluster as it is. */
+function stackRedisUrl(base: string, database: number): string {
+  if (parseRedisUrl(base).kind === "cluster") return base;
+  const url = new URL(base);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** Empties the stack's database, or every master of a cluster. */
+async function flush(redis: RedisClient): Promise<void> {
+  if (redis instanceof Cluster) await Promise.all(redis.nodes("master").map((node) => node.flushdb()));
+  else await redis.flushdb();
 }
 
 /** Refuses to measure a build older than the source it comes from. */

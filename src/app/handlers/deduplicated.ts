@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import type { Histogram } from "prom-client";
 import { deliveryKey } from "../redis-keys.ts";
 import { withLogContext } from "../services/logger.ts";
@@ -25,7 +25,7 @@ interface DeliveryContext {
  * to GitHub stay bounded however many arrive at once.
  */
 export function deduplicated<C extends DeliveryContext>(
-  redis: Redis,
+  redis: RedisClient,
   handler: (context: C) => Promise<void>,
   timings?: Histogram<"event" | "outcome">,
   gate: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
@@ -34,7 +34,7 @@ export function deduplicated<C extends DeliveryContext>(
 }
 
 async function handle<C extends DeliveryContext>(
-  redis: Redis,
+  redis: RedisClient,
   handler: (context: C) => Promise<void>,
   context: C,
   timings?: Histogram<"event" | "outcome">,

@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { BaseAdapter } from "@bull-board/api/dist/queueAdapters/base.js";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import { scanKeys, type RedisClient } from "../../redis/connection.ts";
 import { REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { isRecord } from "../../core/manifest.ts";
 import { DEPLOY_REQUEST_QUEUE, LIVE_TIMEOUT_QUEUE, PREVIEW_QUEUE } from "../queue/queues.ts";
@@ -66,7 +66,7 @@ function authorized(req: IncomingMessage, token: string): boolean {
  * the app's queues and every agent queue found in Redis. Read-only unless `writable`; job data is
  * shown through `dashboardView` only.
  */
-export async function queueDashboard(options: { redis: Redis; token: string; writable: boolean }) {
+export async function queueDashboard(options: { redis: RedisClient; token: string; writable: boolean }) {
   const [{ createBullBoard }, { BullMQAdapter }, { ExpressAdapter }, { default: express }] = await Promise.all([
     import("@bull-board/api"),
     import("@bull-board/api/bullMQAdapter"),
@@ -97,15 +97,10 @@ export async function queueDashboard(options: { redis: Redis; token: string; wri
   const discover = async (): Promise<void> => {
     if (performance.now() - discoveredAt < DISCOVERY_MS) return;
     discoveredAt = performance.now();
-    let cursor = "0";
-    do {
-      const [next, keys] = await options.redis.scan(cursor, "MATCH", "{sluice-*}:*:meta", "COUNT", 1000);
-      cursor = next;
-      for (const key of keys) {
-        const match = /^(\{sluice-[^}]+\}):(.+):meta$/.exec(key);
-        if (match?.[1] && match[2]) list(match[2], match[1]);
-      }
-    } while (cursor !== "0");
+    for (const key of await scanKeys(options.redis, "{sluice-*}:*:meta")) {
+      const match = /^(\{sluice-[^}]+\}):(.+):meta$/.exec(key);
+      if (match?.[1] && match[2]) list(match[2], match[1]);
+    }
   };
   const app = express();
   app.disable("x-powered-by");

@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type WorkerOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { z } from "zod";
 import { agentQueue, latestJobKey, livePreviewQueue, REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { commitShaSchema, deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
@@ -90,7 +90,7 @@ export interface AppQueueOptions {
 /** The queues the app adds to. This module is the only place that adds jobs. */
 export class AppQueues {
   readonly #connection: ConnectionOptions;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #preview: Queue;
   readonly #deploy: Queue;
   readonly #agents = new Map<string, Queue>();
@@ -100,7 +100,7 @@ export class AppQueues {
   readonly #liveTimeouts: Queue;
   readonly #reports: Queue;
 
-  constructor(connection: Redis, options: AppQueueOptions) {
+  constructor(connection: RedisClient, options: AppQueueOptions) {
     this.#connection = connection;
     this.#redis = connection;
     this.#mac = options.mac;

@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import type { AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
@@ -23,7 +23,7 @@ import { UnsafeArchiveError } from "./unpack-tarball.ts";
 
 /** What turning deploy requests into jobs needs. */
 export interface DeployJobDeps {
-  redis: Redis;
+  redis: RedisClient;
   queues: AppQueues;
   github: (installationId: number) => Promise<GitHubClient>;
   checkouts: CheckoutCache;

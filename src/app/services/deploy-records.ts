@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { z } from "zod";
 import { agentJobSchema, agentReportSchema } from "../../core/agent-protocol.ts";
 import { deployReasonSchema, repositoryRefSchema } from "../../core/deploy-requests.ts";
@@ -38,10 +38,10 @@ export type DeployRecord = z.infer<typeof deployRecordSchema>;
  */
 export class DeployRecords {
   readonly #store: SealedJson;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #log: Logger;
 
-  constructor(redis: Redis, mac: RedisMac, log: Logger) {
+  constructor(redis: RedisClient, mac: RedisMac, log: Logger) {
     this.#store = new SealedJson(redis, mac);
     this.#redis = redis;
     this.#log = log;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import type { LiveEnvironment } from "../../core/live-preview.ts";
 import { diffPageKey } from "../redis-keys.ts";
@@ -42,10 +42,10 @@ export type LinkVerdict = { ok: true; id: string } | { ok: false; status: 403 | 
  * links carry an expiry and an HMAC signature.
  */
 export class DiffPages {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #options: DiffPageOptions;
 
-  constructor(redis: Redis, options: DiffPageOptions) {
+  constructor(redis: RedisClient, options: DiffPageOptions) {
     this.#redis = redis;
     this.#options = options;
   }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { driftReportSchema, type DriftReport } from "../../core/agent-protocol.ts";
 import { driftCheckName, driftCheckOutput } from "../../core/deploy-status.ts";
 import { displayName } from "../../core/identity.ts";
@@ -22,7 +22,7 @@ interface DriftState {
 
 /** What consuming drift reports needs. */
 export interface DriftReportDeps {
-  redis: Redis;
+  redis: RedisClient;
   mac: RedisMac;
   github: (installationId: number) => Promise<GitHubClient>;
   agentKeys: AgentKeys;

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { z } from "zod";
 import { agentReportSchema, type History } from "../../core/agent-protocol.ts";
 import { holdSchema, type Hold } from "../../core/inventory.ts";
@@ -32,10 +32,10 @@ const KEPT = 50;
  * reports change the same state.
  */
 export class EnvironmentStates {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #store: SealedJson;
 
-  constructor(redis: Redis, mac: RedisMac) {
+  constructor(redis: RedisClient, mac: RedisMac) {
     this.#redis = redis;
     this.#store = new SealedJson(redis, mac);
   }

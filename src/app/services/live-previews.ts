@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest } from "../../core/agent-protocol.ts";
 import type { Config } from "../../core/config.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
@@ -22,7 +22,7 @@ import { discoverFromCheckout, reviewedConfig, type ConfigAt } from "./repositor
 
 /** What live previews need. */
 export interface LivePreviewDeps {
-  redis: Redis;
+  redis: RedisClient;
   queues: AppQueues;
   prState: PullRequestState;
   published: PublishedPreviews;

@@ -1,5 +1,5 @@
 import { gzipSync } from "node:zlib";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { blobKey, objectsDigest, type ObjectsPayload } from "../../core/agent-protocol.ts";
 import type { KubeObject } from "../../core/manifest.ts";
 
@@ -12,7 +12,7 @@ const BLOB_TTL_SECONDS = 30 * 24 * 3600;
  * agent checks a blob against it): inline, or as a compressed, content-addressed blob when large.
  */
 export async function objectsPayload(
-  redis: Redis,
+  redis: RedisClient,
   environment: string,
   objects: readonly KubeObject[],
 ): Promise<{ digest: string; objects: ObjectsPayload }> {

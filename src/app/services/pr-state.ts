@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import { pullRequestKeys } from "../redis-keys.ts";
 import { withRedisLock } from "./redis-lock.ts";
 
@@ -23,9 +23,9 @@ const STATE_TTL = 90 * 24 * 3600;
  * was published, so a slow render of an old head never overwrites a newer one.
  */
 export class PullRequestState {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     this.#redis = redis;
   }
 

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import { PREVIEW_MARKER, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
@@ -19,14 +19,14 @@ export interface PublishedPreview extends PreviewPublication {
 }
 
 /**
- * The newest preview of each pull request, kept (sealed: Redis is not trusted) so that a live
+ * The newest preview of each pull request, kept (sealed: RedisClient is not trusted) so that a live
  * answer that arrives after the comment was written can redo the comment and the check run.
  */
 export class PublishedPreviews {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #store: SealedJson;
 
-  constructor(redis: Redis, mac: RedisMac) {
+  constructor(redis: RedisClient, mac: RedisMac) {
     this.#redis = redis;
     this.#store = new SealedJson(redis, mac);
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 
 /** How a lock is held: its expiry (renewed while held), and how long and how often to try for it. */
 export interface LockTiming {
@@ -18,7 +18,7 @@ const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("
  * dies; while `fn` runs it is renewed every third of that, so a slow holder (GitHub writes paced a
  * second apart) keeps it. Throws, naming the lock, when it cannot be had within `waitMs`.
  */
-export async function withRedisLock<T>(redis: Redis, key: string, timing: LockTiming, fn: () => Promise<T>): Promise<T> {
+export async function withRedisLock<T>(redis: RedisClient, key: string, timing: LockTiming, fn: () => Promise<T>): Promise<T> {
   const token = randomUUID();
   const deadline = performance.now() + timing.waitMs;
   while ((await redis.set(key, token, "PX", timing.ttlMs, "NX")) !== "OK") {

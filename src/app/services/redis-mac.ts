@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import { gunzip, gzip } from "node:zlib";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 
 const pack = promisify(gzip);
 const unpack = promisify(gunzip);
@@ -53,10 +53,10 @@ export class RedisMac {
  * nor move one to another key. Large values can be gzipped.
  */
 export class SealedJson {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #mac: RedisMac;
 
-  constructor(redis: Redis, mac: RedisMac) {
+  constructor(redis: RedisClient, mac: RedisMac) {
     this.#redis = redis;
     this.#mac = mac;
   }

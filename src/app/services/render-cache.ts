@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { promisify } from "node:util";
 import { constants, gunzip, gzip } from "node:zlib";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../redis/connection.ts";
 import type { SourceProblem } from "../../core/errors.ts";
 import type { Resource } from "../../core/resource-set.ts";
 import { RENDER_CACHE_PREFIX } from "../redis-keys.ts";
@@ -28,7 +28,7 @@ export interface RenderCacheOptions {
   /** Least-recently-used entries are dropped past this count. */
   maxEntries: number;
   prefix?: string;
-  /** Authenticates entries: Redis is not trusted, and a forged render would hide changes from reviewers. */
+  /** Authenticates entries: RedisClient is not trusted, and a forged render would hide changes from reviewers. */
   mac: RedisMac;
 }
 
@@ -37,10 +37,10 @@ export interface RenderCacheOptions {
  * every app replica reuses them: a second pull request on the same base renders only its head.
  */
 export class RenderCache {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #options: Required<RenderCacheOptions>;
 
-  constructor(redis: Redis, options: RenderCacheOptions) {
+  constructor(redis: RedisClient, options: RenderCacheOptions) {
     this.#redis = redis;
     this.#options = { prefix: RENDER_CACHE_PREFIX, ...options };
   }
