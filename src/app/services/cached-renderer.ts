@@ -17,14 +17,14 @@ export interface CachedRendererDeps {
 /**
  * Renders the environments of two checkouts for a preview: knows each environment's input
  * digests, skips what did not change, serves sides from the shared render cache, renders the rest
- * in one render-process call, and writes new renders back (awaited by {@link flush}, so the
- * comment need not wait for them).
+ * in one render-process call, and writes new renders back in {@link flush}, once the comment is
+ * out: serializing and compressing a large render takes the CPU the comment is waiting for.
  */
 export class CachedRenderer implements SidesRenderer {
   readonly #deps: CachedRendererDeps;
   readonly #checkouts: Record<Side, string>;
   readonly #inputs = new Map<string, Promise<Record<Side, EnvironmentInputs>>>();
-  readonly #writes: Promise<unknown>[] = [];
+  readonly #unwritten: { key: string; side: RenderedSide }[] = [];
   readonly #heads = new Map<string, RenderedSide>();
 
   constructor(deps: CachedRendererDeps, checkouts: Record<Side, string>) {
@@ -64,7 +64,7 @@ export class CachedRenderer implements SidesRenderer {
         const side_ = rendered[index];
         if (!side_) return;
         result[side] = side_;
-        if (!side_.transient) this.#write(keys[side], side_);
+        if (!side_.transient) this.#unwritten.push({ key: keys[side], side: side_ });
       });
     }
     const { base, head } = result;
@@ -78,9 +78,9 @@ export class CachedRenderer implements SidesRenderer {
     return this.#heads.get(environment);
   }
 
-  /** Waits for the cache writes started so far. */
+  /** Writes the renders made so far to the cache. */
   async flush(): Promise<void> {
-    await Promise.all(this.#writes.splice(0));
+    await Promise.all(this.#unwritten.splice(0).map(({ key, side }) => this.#write(key, side)));
   }
 
   #inputsOf(env: Environment): Promise<Record<Side, EnvironmentInputs>> {
@@ -99,8 +99,8 @@ export class CachedRenderer implements SidesRenderer {
     return RenderCache.key(inputs.digest, { format: 4, env, ...this.#deps.pool.settings });
   }
 
-  #write(key: string, side: RenderedSide): void {
-    const write = this.#deps.cache
+  async #write(key: string, side: RenderedSide): Promise<void> {
+    await this.#deps.cache
       .set(
         key,
         {
@@ -115,6 +115,5 @@ export class CachedRenderer implements SidesRenderer {
       .catch((error: unknown) => {
         this.#deps.log.warn({ error: String(error) }, "render cache write failed");
       });
-    this.#writes.push(write);
   }
 }

@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { constants, gunzipSync, gzip } from "node:zlib";
 import type { RedisClient } from "../../redis/connection.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import type { LiveEnvironment } from "../../core/live-preview.ts";
@@ -18,6 +19,17 @@ export interface DiffPageData {
   live?: readonly LiveEnvironment[];
   /** The pull request the page is about. */
   link?: string;
+}
+
+/**
+ * What a page shows of a report: unchanged objects are only counted (in each environment's
+ * summary), so their entries, most of a large report, are not kept.
+ */
+function shownOnPage(report: DiffReport): DiffReport {
+  return {
+    ...report,
+    environments: report.environments.map((env) => ({ ...env, changes: env.changes.filter((c) => c.action !== "unchanged") })),
+  };
 }
 
 /** Where the pages live and how long. */
@@ -55,9 +67,11 @@ export class DiffPages {
    * content, so the same report stored again (a repeated `/diff`) reuses one entry.
    */
   async store(data: DiffPageData, now: number): Promise<string> {
-    const json = JSON.stringify(data);
+    const json = JSON.stringify({ ...data, report: shownOnPage(data.report) });
     const id = createHmac("sha256", this.#options.secret).update("page\0").update(json).digest("base64url").slice(0, 22);
-    await this.#redis.set(this.#key(id), this.#options.mac.seal(`page:${id}`, gzipSync(json)), "EX", this.#options.ttlSeconds);
+    // Fast compression off the main thread: the comment that links here is waiting.
+    const compressed = await promisify(gzip)(json, { level: constants.Z_BEST_SPEED });
+    await this.#redis.set(this.#key(id), this.#options.mac.seal(`page:${id}`, compressed), "EX", this.#options.ttlSeconds);
     const expires = Math.floor(now / 1000) + this.#options.ttlSeconds;
     return `${this.#options.publicUrl}${DIFF_PAGE_PATH}${id}?exp=${expires}&sig=${this.#sign(id, expires)}`;
   }

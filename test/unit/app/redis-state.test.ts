@@ -168,6 +168,22 @@ describe("DiffPages (real Redis)", () => {
     );
     expect(await pages().load(id)).toBeUndefined();
   });
+
+  it("keeps what the page shows: the changes and every count, not the unchanged objects' entries", async () => {
+    const id = { group: "", version: "v1", kind: "ConfigMap", namespace: "d" };
+    const changes = [
+      { id: { ...id, name: "changed" }, action: "modified" as const, diff: "--- a\n+++ b\n" },
+      ...Array.from({ length: 1000 }, (_, i) => ({ id: { ...id, name: `same-${i}` }, action: "unchanged" as const, diff: "" })),
+    ];
+    const report = {
+      environments: [{ name: "prod", summary: { added: 0, modified: 1, removed: 0, unchanged: 1000 }, changes }],
+      errors: [],
+    };
+    const link = new URL(await pages().store({ title: "t", subtitle: "s", report }, Date.UTC(2026, 0, 1)));
+    const page = await pages().load(link.pathname.split("/").at(-1) ?? "");
+    expect(page?.report.environments[0]?.summary).toEqual({ added: 0, modified: 1, removed: 0, unchanged: 1000 });
+    expect(page?.report.environments[0]?.changes.map((c) => c.id.name)).toEqual(["changed"]);
+  });
 });
 
 describe("EnvironmentStates (real Redis)", () => {
