@@ -61,6 +61,8 @@ export function readBlockYaml(text: string, schema: Schema): unknown {
   } catch (error) {
     if (error === unsupported) return UNSUPPORTED;
     if (error === needsYaml11) return YAML_11;
+    // Nesting deeper than the stack: the other parsers say what is wrong with such a document.
+    if (error instanceof RangeError) return UNSUPPORTED;
     throw error;
   }
 }

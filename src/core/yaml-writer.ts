@@ -37,7 +37,8 @@ export function writeBlockYaml(value: unknown, options: WriteOptions): string | 
   try {
     return `${node(writer, value, 0, true)}\n`;
   } catch (error) {
-    if (error === unwritable) return undefined;
+    // Nesting deeper than the stack is dump's to deal with, as it was before this writer.
+    if (error === unwritable || error instanceof RangeError) return undefined;
     throw error;
   }
 }

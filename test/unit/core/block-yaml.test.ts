@@ -3,6 +3,7 @@ import { CORE_SCHEMA, dump, load, mergeTag } from "js-yaml";
 import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
 import { readBlockYaml, UNSUPPORTED, YAML_11 } from "../../../src/core/block-yaml.ts";
+import { parseManifests } from "../../../src/core/manifest.ts";
 
 const SCHEMA = CORE_SCHEMA.withTags(mergeTag);
 
@@ -195,6 +196,14 @@ spec:
       expect(readBlockYaml(text, SCHEMA), JSON.stringify(text)).toBe(UNSUPPORTED);
       agrees(text);
     }
+  });
+
+  it("leaves nesting deeper than the stack to the other parsers, which report it", () => {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\ndata:\n";
+    for (let depth = 0; depth < 6_000; depth++) text += `${" ".repeat(2 + depth)}k:\n`;
+    expect(readBlockYaml(text, SCHEMA)).toBe(UNSUPPORTED);
+    const read = parseManifests(text, { file: "deep.yaml" });
+    expect(read.objects.length + read.problems.length).toBe(1);
   });
 
   const scalar = fc.oneof(
