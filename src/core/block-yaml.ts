@@ -5,20 +5,34 @@ export const UNSUPPORTED: unique symbol = Symbol("unsupported");
 /** What {@link readBlockYaml} returns for a document with a plain scalar that YAML 1.1 reads unlike YAML 1.2. */
 export const YAML_11: unique symbol = Symbol("yaml-1.1");
 
-/** The part of a js-yaml schema that resolves plain scalars (`null`, `true`, `42`, `1.5`, strings). */
-interface PlainResolver {
+/** The part of a js-yaml schema that resolves plain scalars (`null`, `true`, `42`, `1.5`, strings): what it reads and as which tag. */
+export interface PlainResolver {
   tags: readonly { implicit?: boolean; nodeKind?: string; implicitFirstChars?: readonly string[] | null }[];
-  resolveImplicitScalarTag(source: string): { value: unknown };
+  resolveImplicitScalarTag(source: string): { value: unknown; tag: { tagName: string } };
 }
+
+/** The schema's own plain-scalar resolution (not in js-yaml's typings), checked to be there. */
+export function plainResolverOf(schema: Schema): PlainResolver {
+  const resolver = schema as unknown as PlainResolver;
+  const tags: unknown = resolver.tags;
+  if (typeof resolver.resolveImplicitScalarTag !== "function" || !Array.isArray(tags))
+    throw new Error("js-yaml's Schema no longer resolves plain scalars itself");
+  return resolver;
+}
+
+/** YAML's indicator characters: a plain scalar may not start with one (`-`, `?` and `:` may, before a non-space). */
+export const INDICATORS = new Set(Array.from("-?:,[]{}#&*!|>'\"%@`", (c) => c.charCodeAt(0)));
 
 /**
  * Plain scalars that YAML 1.1 (which kubectl and helm read with) resolves unlike YAML 1.2:
  * `yes`/`no`/`on`/`off`/`y`/`n` booleans, `0755` octals, `0b` binaries, `1_000`, `1:20`
  * sexagesimals, Go's `0o` octals, and integers too long for a JavaScript number.
  */
-export const YAML_11_PLAIN =
-  /^(?:[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-9_]+(?:\.[0-9_]*)?|[-+]?0o[0-7]+|[-+]?0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[-+]?[0-9][0-9]*_[0-9_]*(?:\.[0-9_]*)?|[-+]?[0-9]{16,})$/;
-/** First characters of the scalars {@link YAML_11_PLAIN} matches. */
+export const YAML_11_PLAIN_SOURCE =
+  "[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|[-+]?0[0-9_]+(?:\\.[0-9_]*)?|[-+]?0o[0-7]+|[-+]?0b[01_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\\.[0-9_]*)?|[-+]?[0-9][0-9]*_[0-9_]*(?:\\.[0-9_]*)?|[-+]?[0-9]{16,}";
+/** One whole plain scalar that {@link YAML_11_PLAIN_SOURCE} describes. */
+const YAML_11_PLAIN = new RegExp(`^(?:${YAML_11_PLAIN_SOURCE})$`);
+/** First characters of the scalars {@link YAML_11_PLAIN_SOURCE} describes. */
 const YAML_11_FIRST = new Set(Array.from("yYnNoO0123456789+-"));
 
 /** Thrown inside the reader when a plain scalar needs YAML 1.1. */
@@ -77,10 +91,7 @@ const resolvers = new WeakMap<Schema, (plain: string) => unknown>();
 function plainResolver(schema: Schema): (plain: string) => unknown {
   const known = resolvers.get(schema);
   if (known) return known;
-  const resolver = schema as unknown as PlainResolver;
-  const tags: unknown = resolver.tags;
-  if (typeof resolver.resolveImplicitScalarTag !== "function" || !Array.isArray(tags))
-    throw new Error("js-yaml's Schema no longer resolves plain scalars itself");
+  const resolver = plainResolverOf(schema);
   const implicit = resolver.tags.filter((tag) => tag.implicit && tag.nodeKind === "scalar");
   const anyFirst = implicit.some((tag) => !tag.implicitFirstChars);
   const firstChars = new Set(implicit.flatMap((tag) => tag.implicitFirstChars ?? []));
@@ -285,9 +296,6 @@ function onlyComment(line: string, at: number): boolean {
   return i === line.length || (i > at && line.charCodeAt(i) === HASH);
 }
 
-/** Characters that cannot start a plain scalar (or that start something this reader leaves to js-yaml). */
-const NOT_PLAIN_START = new Set(Array.from("-?:,[]{}#&*!|>'\"%@`", (c) => c.charCodeAt(0)));
-
 /** Where a `key: value` entry's key and value are, when the line at column `at` is one. */
 function splitKey(line: string, at: number): { key: string; valueAt: number; quoted: boolean } | undefined {
   const c = line.charCodeAt(at);
@@ -298,7 +306,7 @@ function splitKey(line: string, at: number): { key: string; valueAt: number; quo
     if (after < line.length && line.charCodeAt(after) !== SPACE) return undefined;
     return { key: quoted.value, valueAt: after, quoted: true };
   }
-  if (NOT_PLAIN_START.has(c)) return undefined;
+  if (INDICATORS.has(c)) return undefined;
   for (let i = at; i < line.length; i += 1) {
     const d = line.charCodeAt(i);
     if (d === HASH && line.charCodeAt(i - 1) === SPACE) return undefined;
@@ -312,7 +320,7 @@ function splitKey(line: string, at: number): { key: string; valueAt: number; quo
 
 /** A one-line plain scalar starting at `start`, its comment dropped. */
 function readPlain(line: string, start: number): string {
-  if (NOT_PLAIN_START.has(line.charCodeAt(start))) {
+  if (INDICATORS.has(line.charCodeAt(start))) {
     // `-1` and `-foo` are plain; a lone or spaced dash is not (and the rest are left to js-yaml).
     const c = line.charCodeAt(start);
     const next = line.charCodeAt(start + 1);

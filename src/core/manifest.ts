@@ -2,7 +2,7 @@ import { CORE_SCHEMA, load, mergeTag } from "js-yaml";
 import { createRequire } from "node:module";
 import type * as Yaml from "yaml";
 import type { LineCounter, Node } from "yaml";
-import { readBlockYaml, UNSUPPORTED, YAML_11, YAML_11_PLAIN } from "./block-yaml.ts";
+import { readBlockYaml, UNSUPPORTED, YAML_11, YAML_11_PLAIN_SOURCE } from "./block-yaml.ts";
 import { exactInteger, isRawJson } from "./json.ts";
 import { errorMessage, yamlErrorMessage, type SourceProblem } from "./errors.ts";
 
@@ -71,10 +71,10 @@ const FAST_SCHEMA = CORE_SCHEMA.withTags(mergeTag);
 
 /**
  * A plain scalar anywhere in a document (in block or flow context) that YAML 1.1 reads unlike
- * YAML 1.2 ({@link YAML_11_PLAIN}): a document with one is read by the YAML 1.1 parser; the rest
+ * YAML 1.2 ({@link YAML_11_PLAIN_SOURCE}): a document with one is read by the YAML 1.1 parser; the rest
  * read the same either way.
  */
-const YAML_11_SCALAR = new RegExp(`(?:^|[\\s[{,?:-])(?:${YAML_11_PLAIN.source.slice(4, -2)})(?=[ \\t]*(?:$|[,\\]}#]|:(?:[ \\t]|$)))`, "m");
+const YAML_11_SCALAR = new RegExp(`(?:^|[\\s[{,?:-])(?:${YAML_11_PLAIN_SOURCE})(?=[ \\t]*(?:$|[,\\]}#]|:(?:[ \\t]|$)))`, "m");
 
 /** Go's `0o` octal, which go-yaml v2 reads through strconv.ParseInt (YAML 1.1 itself has no `0o`). */
 const GO_OCTAL = {

@@ -1,4 +1,5 @@
 import type { Schema } from "js-yaml";
+import { INDICATORS, plainResolverOf, type PlainResolver } from "./block-yaml.ts";
 import { isRawJson } from "./json.ts";
 
 /** Options for {@link writeBlockYaml}. */
@@ -7,11 +8,6 @@ export interface WriteOptions {
   compare: (a: string, b: string) => number;
   /** The schema js-yaml would dump with: a string that it resolves to another type is quoted. */
   schema: Schema;
-}
-
-/** The part of a js-yaml schema that says what a plain scalar would be read as. */
-interface TagResolver {
-  resolveImplicitScalarTag(source: string): { tag: { tagName: string } };
 }
 
 const STRING_TAG = "tag:yaml.org,2002:str";
@@ -29,9 +25,7 @@ const unwritable = new Unwritable();
  * undefined means "call dump".
  */
 export function writeBlockYaml(value: unknown, options: WriteOptions): string | undefined {
-  const resolver = options.schema as unknown as TagResolver;
-  if (typeof resolver.resolveImplicitScalarTag !== "function") throw new Error("js-yaml's Schema no longer resolves plain scalars itself");
-  const writer = { compare: options.compare, resolver };
+  const writer = { compare: options.compare, resolver: plainResolverOf(options.schema) };
   // A document that is one scalar has rules of its own (`---` must be quoted there): dump's business.
   if (typeof value !== "object" || value === null || isRawJson(value)) return undefined;
   try {
@@ -45,7 +39,7 @@ export function writeBlockYaml(value: unknown, options: WriteOptions): string | 
 
 interface Writer {
   compare: (a: string, b: string) => number;
-  resolver: TagResolver;
+  resolver: PlainResolver;
 }
 
 function node(writer: Writer, value: unknown, level: number, compact: boolean): string {
@@ -93,9 +87,6 @@ function scalar(writer: Writer, value: unknown, isKey: boolean): string {
   if (isRawJson(value)) return (value as { rawJSON: string }).rawJSON;
   throw unwritable;
 }
-
-/** Indicators that may not start a plain scalar (`-`, `?` and `:` may, before a non-space). */
-const INDICATORS = new Set(Array.from("-?:,[]{}#&*!|>'\"%@`", (c) => c.charCodeAt(0)));
 
 /** A string plain when js-yaml writes it plain, single-quoted when it writes it so; anything else is left to js-yaml. */
 function string(writer: Writer, text: string, isKey: boolean): string {

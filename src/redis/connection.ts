@@ -81,11 +81,15 @@ export function connectRedis(url: string): RedisClient {
   });
 }
 
+/** The servers that hold keys: every master of a cluster, or the one server. */
+export function servers(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes("master") : [redis];
+}
+
 /** Every key matching `pattern` (a SCAN pattern), from every master of a cluster. */
 export async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const keys: string[] = [];
-  const servers = redis instanceof Cluster ? redis.nodes("master") : [redis];
-  for (const server of servers) {
+  for (const server of servers(redis)) {
     let cursor = "0";
     do {
       const [next, found] = await server.scan(cursor, "MATCH", pattern, "COUNT", 1000);

@@ -3,10 +3,9 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
-import { Cluster } from "ioredis";
 import { expect, inject } from "vitest";
 import { generateSigningKeys } from "../../src/core/signing.ts";
-import { connectRedis, parseRedisUrl, type RedisClient } from "../../src/redis/connection.ts";
+import { connectRedis, parseRedisUrl, servers, type RedisClient } from "../../src/redis/connection.ts";
 import { freePort } from "../env/ports.ts";
 import { deliverWebhook, WEBHOOK_SECRET } from "./app-harness.ts";
 import { removeCheckouts, tempDir } from "./checkouts.ts";
@@ -199,8 +198,7 @@ function stackRedisUrl(base: string, database: number): string {
 
 /** Empties the stack's database, or every master of a cluster. */
 async function flush(redis: RedisClient): Promise<void> {
-  if (redis instanceof Cluster) await Promise.all(redis.nodes("master").map((node) => node.flushdb()));
-  else await redis.flushdb();
+  await Promise.all(servers(redis).map((server) => server.flushdb()));
 }
 
 /** Refuses to measure a build older than the source it comes from. */

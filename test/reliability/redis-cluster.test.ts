@@ -1,5 +1,5 @@
-import { Cluster } from "ioredis";
 import { afterAll, beforeAll, expect } from "vitest";
+import { servers } from "../../src/redis/connection.ts";
 import { startRedisCluster, type RedisCluster } from "../env/redis.ts";
 import { tempDir } from "../helpers/checkouts.ts";
 import type { Stack } from "../helpers/e2e-stack.ts";
@@ -21,12 +21,12 @@ afterAll(async () => {
 
 /** Where the run's keys ended up: per master, and per hash tag group (BullMQ queues among them) the slots its keys are in. */
 async function slots(stack: Stack): Promise<string[]> {
-  const redis = stack.redis;
-  if (!(redis instanceof Cluster)) throw new Error("the stack is not on the cluster");
+  const masters = servers(stack.redis);
+  expect(masters, "the stack is not on the three-master cluster").toHaveLength(3);
   const perMaster: number[] = [];
   const groupSlots = new Map<string, Set<number>>();
   const queues = new Set<string>();
-  for (const node of redis.nodes("master")) {
+  for (const node of masters) {
     let count = 0;
     let cursor = "0";
     do {

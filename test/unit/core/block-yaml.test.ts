@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { CORE_SCHEMA, dump, load, mergeTag } from "js-yaml";
 import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
+import { nestedValues } from "../../helpers/arbitraries.ts";
 import { readBlockYaml, UNSUPPORTED, YAML_11 } from "../../../src/core/block-yaml.ts";
 import { parseManifests } from "../../../src/core/manifest.ts";
 
@@ -220,11 +221,7 @@ spec:
     fc.stringMatching(/^[a-z][a-z0-9.\-/]{0,10}$/),
     fc.constantFrom("<<", "80", "true", "a b", "a:b", "#"),
   );
-  const value = fc.letrec((tie) => ({
-    node: fc.oneof({ depthSize: "small", withCrossShrink: true }, scalar, tie("list"), tie("map")),
-    list: fc.array(tie("node"), { maxLength: 4 }),
-    map: fc.dictionary(key, tie("node"), { maxKeys: 4 }),
-  })).node;
+  const value = nestedValues(scalar, key, { maxKeys: 4 });
 
   it("reads what YAML writers write exactly as js-yaml does", () => {
     fc.assert(

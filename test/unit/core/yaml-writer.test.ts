@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { dump } from "js-yaml";
 import { describe, expect, it } from "vitest";
+import { nestedValues } from "../../helpers/arbitraries.ts";
 import { rawJson } from "../../../src/core/json.ts";
 import { compareKeys, DISPLAY_SCHEMA, sortKeys } from "../../../src/core/normalize.ts";
 import { writeBlockYaml } from "../../../src/core/yaml-writer.ts";
@@ -110,11 +111,7 @@ describe("writeBlockYaml", () => {
     fc.string({ maxLength: 8 }),
     fc.constantFrom("apiVersion", "kind", "metadata", "name", "a b", "a:b", "#", "-", "?", "null", "true", "1.5", "y"),
   );
-  const value = fc.letrec((tie) => ({
-    node: fc.oneof({ depthSize: "small", withCrossShrink: true }, scalar, tie("list"), tie("map")),
-    list: fc.array(tie("node"), { maxLength: 4 }),
-    map: fc.dictionary(key, tie("node"), { maxKeys: 5 }),
-  })).node;
+  const value = nestedValues(scalar, key, { maxKeys: 5 });
 
   it("writes any value exactly as js-yaml does, or leaves it to js-yaml", () => {
     fc.assert(fc.property(value, agrees), { numRuns: 3_000 });
