@@ -88,6 +88,11 @@ function scalar(writer: Writer, value: unknown, isKey: boolean): string {
   throw unwritable;
 }
 
+/** Whitespace to JavaScript's `\s` that the checks above let through: js-yaml double-quotes a string of nothing else. */
+function isUnicodeSpace(c: number): boolean {
+  return c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x202f || c === 0x205f || c === 0x3000;
+}
+
 /** A string plain when js-yaml writes it plain, single-quoted when it writes it so; anything else is left to js-yaml. */
 function string(writer: Writer, text: string, isKey: boolean): string {
   if (text === "") return "''";
@@ -106,7 +111,7 @@ function string(writer: Writer, text: string, isKey: boolean): string {
       allSpaces = false;
       continue;
     }
-    if (c !== 32) allSpaces = false;
+    if (c !== 32 && !isUnicodeSpace(c)) allSpaces = false;
     if (!plain) continue;
     if (i === 0 && c === 32) {
       plain = false;

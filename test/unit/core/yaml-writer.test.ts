@@ -56,6 +56,9 @@ describe("writeBlockYaml", () => {
       { a: "line\nbreak" },
       { a: "tab\there" },
       { a: "   " },
+      // Whitespace other than the space: js-yaml tests for /^\s+$/.
+      { a: "\u2000" },
+      { a: " \u3000\u205f\u1680\u202f" },
       { a: 1.5 },
       { a: -0 },
       { a: Number.NaN },
