@@ -79,6 +79,13 @@ export class AppMetrics {
     registers: [this.registry],
   });
 
+  readonly githubRetries = new Counter({
+    name: "sluice_github_retries_total",
+    help: "GitHub requests tried again, by reason (rate_limit, secondary_rate_limit, server_error).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { queueDepths?: () => Promise<{ queue: string; counts: Record<string, number> }[]> } = {}) {
     collectDefaultMetrics({ register: this.registry, prefix: "sluice_app_" });
     const depths = options.queueDepths;

@@ -41,6 +41,7 @@ import { queueDashboard } from "./http/queue-dashboard.ts";
 import { checkWithin, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
 import { concurrencyGate } from "../core/clock.ts";
 import { installationOctokit, type WriteLane } from "./github/installation-octokit.ts";
+import { GitHubPacing } from "./github/pacing.ts";
 
 /**
  * Webhook deliveries handled at once. A handler only checks, writes a check run and queues (tens
@@ -83,16 +84,6 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   });
   const tools = await resolveTools(settings.env);
   let probot: Probot | undefined;
-  // Handlers use this too (in the webhook lane), not the event's own octokit: see installationOctokit.
-  const github = async (installationId: number, lane: WriteLane = "background"): Promise<GitHubClient> => {
-    if (!probot) throw new Error("the app is not loaded yet");
-    const octokit = await installationOctokit(probot, installationId, lane);
-    octokit.hook.after("request", (response) => {
-      const remaining = Number(response.headers["x-ratelimit-remaining"]);
-      if (Number.isFinite(remaining)) metrics.rateLimit.set({ installation: String(installationId) }, remaining);
-    });
-    return new GitHubClient(octokit, settings.appId);
-  };
   // Every line carries what it is about: the delivery, job, repository and environment at hand.
   const log = contextual({
     info: (details: Record<string, unknown>, message: string) => {
@@ -105,6 +96,20 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       probot?.log.error(details, message);
     },
   });
+  const pacing = new GitHubPacing((retry) => {
+    metrics.githubRetries.inc({ reason: retry.reason });
+    log.warn({ ...retry }, "GitHub request will be tried again");
+  });
+  // Handlers use this too (in the webhook lane), not the event's own octokit: see installationOctokit.
+  const github = async (installationId: number, lane: WriteLane = "background"): Promise<GitHubClient> => {
+    if (!probot) throw new Error("the app is not loaded yet");
+    const octokit = await installationOctokit(probot, pacing, installationId, lane);
+    octokit.hook.after("request", (response) => {
+      const remaining = Number(response.headers["x-ratelimit-remaining"]);
+      if (Number.isFinite(remaining)) metrics.rateLimit.set({ installation: String(installationId) }, remaining);
+    });
+    return new GitHubClient(octokit, settings.appId);
+  };
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
   const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
   const renderer = new RenderPool({

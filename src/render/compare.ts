@@ -6,11 +6,20 @@ import { buildResourceSet, type NormalizedMemo, type ResourceSet } from "../core
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";
 
-/** Renders both sides of an environment: in this process ({@link InProcessRenderer}) or in the app's render processes, cached. */
+/**
+ * Renders and compares both sides of an environment: in this process ({@link InProcessRenderer})
+ * or in the app's render processes, cached.
+ */
 export interface SidesRenderer {
   /** Why an environment need not be rendered at all (such as unchanged inputs); undefined renders it. */
   unchanged?: (env: Environment) => Promise<string | undefined>;
-  render: (env: Environment) => Promise<Record<Side, RenderedSide>>;
+  compare: (env: Environment, options?: DiffOptions) => Promise<EnvironmentComparison>;
+}
+
+/** One environment compared: its diff, and the problems of both sides tagged with the environment and side. */
+export interface EnvironmentComparison {
+  diff: EnvironmentDiff;
+  errors: ReportProblem[];
 }
 
 /** What to compare and how. */
@@ -43,22 +52,29 @@ export async function compareCheckouts(input: CompareInput): Promise<DiffReport>
       environments.push({ name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped });
       continue;
     }
-    const { base, head } = await input.renderer.render(env);
-    errors.push(...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head"));
-    // A path missing at one commit is an environment added or removed; missing at both, a mistake.
-    if (base.missing && head.missing)
-      errors.push({
-        file: env.path,
-        line: 1,
-        message: `environment ${env.name}: path ${env.path} does not exist at either commit; fix environments[].path in the configuration`,
-        environment: env.name,
-      });
-    const changes = diffResources(base.resources, head.resources, input.diff);
-    const unknown = [...new Set([...base.unknownScopes, ...head.unknownScopes])].sort();
-    const notes = [...new Set([...(head.notes ?? []), ...(unknown.length > 0 ? [unknownScopeNote(unknown)] : [])])];
-    environments.push({ name: env.name, summary: summarize(changes), changes, ...(notes.length > 0 ? { notes } : {}) });
+    const compared = await input.renderer.compare(env, input.diff);
+    errors.push(...compared.errors);
+    environments.push(compared.diff);
   }
   return { environments, errors };
+}
+
+/** Compares the two rendered sides of an environment. */
+export function compareEnvironment(env: Environment, sides: Record<Side, RenderedSide>, options?: DiffOptions): EnvironmentComparison {
+  const { base, head } = sides;
+  const errors = [...tagProblems(base.problems, env, "base"), ...tagProblems(head.problems, env, "head")];
+  // A path missing at one commit is an environment added or removed; missing at both, a mistake.
+  if (base.missing && head.missing)
+    errors.push({
+      file: env.path,
+      line: 1,
+      message: `environment ${env.name}: path ${env.path} does not exist at either commit; fix environments[].path in the configuration`,
+      environment: env.name,
+    });
+  const changes = diffResources(base.resources, head.resources, options);
+  const unknown = [...new Set([...base.unknownScopes, ...head.unknownScopes])].sort();
+  const notes = [...new Set([...(head.notes ?? []), ...(unknown.length > 0 ? [unknownScopeNote(unknown)] : [])])];
+  return { diff: { name: env.name, summary: summarize(changes), changes, ...(notes.length > 0 ? { notes } : {}) }, errors };
 }
 
 /**
@@ -74,10 +90,10 @@ export class InProcessRenderer implements SidesRenderer {
     this.#head = head;
   }
 
-  async render(env: Environment): Promise<Record<Side, RenderedSide>> {
+  async compare(env: Environment, options?: DiffOptions): Promise<EnvironmentComparison> {
     const [base, head] = await renderSides([this.#base, this.#head], env);
     if (!base || !head) throw new Error("renderSides returned fewer sides than asked");
-    return { base, head };
+    return compareEnvironment(env, { base, head }, options);
   }
 }
 

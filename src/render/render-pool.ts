@@ -2,14 +2,17 @@ import { fork, type ChildProcess } from "node:child_process";
 import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Environment } from "../core/config.ts";
+import type { DiffOptions } from "../core/diff.ts";
+import type { Side } from "../core/diff-report.ts";
 import type { Resource } from "../core/resource-set.ts";
-import type { RenderedSide } from "./compare.ts";
+import { compareEnvironment, type EnvironmentComparison, type RenderedSide } from "./compare.ts";
 import type { RenderLimits } from "./render-environment.ts";
 import type { RenderTools } from "./tools.ts";
 import { errorMessage } from "../core/errors.ts";
 
 /** One render asked of a render process: one environment at one or more checkouts. */
 export interface RenderTask {
+  kind: "render";
   id: number;
   env: Environment;
   checkouts: string[];
@@ -18,11 +21,57 @@ export interface RenderTask {
   requireInputs: boolean;
 }
 
+/**
+ * A comparison asked of a render process: both sides of one environment, each decoded from its
+ * render cache entry when one is given (gzipped JSON the app verified), rendered from its
+ * checkout otherwise. The comparison runs there too, so the app never holds either side.
+ */
+export interface CompareTask {
+  kind: "compare";
+  id: number;
+  env: Environment;
+  checkouts: Record<Side, string>;
+  cached: Partial<Record<Side, Uint8Array>>;
+  tools: RenderTools;
+  limits: RenderLimits;
+  diff?: DiffOptions;
+}
+
+/** What a render process is asked. */
+export type RenderProcessTask = RenderTask | CompareTask;
+
 /** A rendered side as it crosses the process boundary: its resources as a list. */
 export type WireSide = Omit<RenderedSide, "resources"> & { resources: Resource[] };
 
-/** A render process's answer. */
+/** A render process's answer to a render. */
 export type RenderReply = { id: number; ok: true; sides: WireSide[] } | { id: number; ok: false; error: string };
+
+/** The sides a comparison rendered, as render cache entries (`encodeRender`); a transient render has none. */
+export type RenderedEntries = Partial<Record<Side, Uint8Array>>;
+
+/** A render process's first answer to a comparison: the comparison, sent before the cache entries are made. */
+export interface CompareAnswer {
+  id: number;
+  partial: true;
+  comparison: EnvironmentComparison;
+}
+
+/** A render process's last answer to a comparison: the cache entries of the sides it rendered, or why it failed. */
+export type CompareReply = { id: number; ok: true; entries: RenderedEntries } | { id: number; ok: false; error: string };
+
+/** A comparison, and the render cache entries it made once they are made. */
+export interface PoolComparison {
+  comparison: EnvironmentComparison;
+  /** Never rejects: a render process that fails after comparing made no entries. */
+  entries: Promise<RenderedEntries>;
+}
+
+interface RunningTask {
+  id: number;
+  partial: ((message: unknown) => void) | undefined;
+  resolve: (reply: unknown) => void;
+  reject: (error: Error) => void;
+}
 
 /** How big render processes may grow, and how many run at once. */
 export interface RenderPoolOptions {
@@ -68,7 +117,7 @@ function entryPoint(): string {
 class RenderProcess {
   readonly #child: ChildProcess;
   #stderr = "";
-  #task: { id: number; resolve: (reply: RenderReply) => void; reject: (error: Error) => void } | undefined;
+  #task: RunningTask | undefined;
   #exited: string | undefined;
 
   constructor(heapMb: number) {
@@ -82,8 +131,10 @@ class RenderProcess {
     this.#child.stderr?.on("data", (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString("utf8")).slice(-STDERR_TAIL);
     });
-    this.#child.on("message", (message: RenderReply) => {
-      if (this.#task?.id === message.id) this.#task.resolve(message);
+    this.#child.on("message", (message: { id: number; partial?: true }) => {
+      if (this.#task?.id !== message.id) return;
+      if (message.partial) this.#task.partial?.(message);
+      else this.#task.resolve(message);
     });
     // "close" comes after stderr is drained, so V8's out-of-memory report is there to read.
     this.#child.on("close", (code, signal) => {
@@ -109,8 +160,9 @@ class RenderProcess {
     return /heap out of memory|Reached heap limit/i.test(this.#stderr);
   }
 
-  run(task: RenderTask, deadlineMs: number): Promise<RenderReply> {
-    return new Promise((resolve, reject) => {
+  /** Runs `task`; answers it sends before its last go to `partial`. */
+  run(task: RenderProcessTask, deadlineMs: number, partial?: (message: unknown) => void): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new Error(`did not answer within ${deadlineMs} ms`));
         this.kill();
@@ -122,7 +174,7 @@ class RenderProcess {
           this.#task = undefined;
           fn(value);
         };
-      this.#task = { id: task.id, resolve: settle(resolve), reject: settle(reject) };
+      this.#task = { id: task.id, partial, resolve: settle(resolve), reject: settle(reject) };
       this.#child.send(task);
     });
   }
@@ -157,8 +209,8 @@ export class RenderPool {
 
   /** Renders `env` at each checkout (sharing one parse cache); one side per checkout, in order. Never throws for the render's sake. */
   async render(env: Environment, checkouts: readonly string[], options: { requireInputs?: boolean } = {}): Promise<RenderedSide[]> {
-    const worker = await this.#take();
     const task: RenderTask = {
+      kind: "render",
       id: this.#nextId++,
       env,
       checkouts: [...checkouts],
@@ -166,26 +218,95 @@ export class RenderPool {
       limits: this.#options.limits,
       requireInputs: options.requireInputs ?? false,
     };
+    const fail = (message: string) => failedSides(env, checkouts.length, message);
+    return this.#run(task, checkouts.length, {
+      answer: (message) => {
+        const reply = message as RenderReply;
+        return reply.ok
+          ? reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }))
+          : fail(`rendering ${env.path} failed: ${reply.error}`);
+      },
+      fail,
+      ok: (sides) => sides.every((side) => side.problems.length === 0),
+    });
+  }
+
+  /**
+   * Compares both sides of `env` in a render process: a side with a cache entry is decoded from it,
+   * the others are rendered (sharing one parse cache). The comparison comes back first; the
+   * entries of the rendered sides follow, made while the caller goes on. Never throws for the
+   * render's sake.
+   */
+  async compare(
+    env: Environment,
+    sides: { checkouts: Record<Side, string>; cached: Partial<Record<Side, Uint8Array>> },
+    diff?: DiffOptions,
+  ): Promise<PoolComparison> {
+    const task: CompareTask = {
+      kind: "compare",
+      id: this.#nextId++,
+      env,
+      checkouts: sides.checkouts,
+      cached: sides.cached,
+      tools: this.#options.tools,
+      limits: this.#options.limits,
+      ...(diff ? { diff } : {}),
+    };
+    let compared: EnvironmentComparison | undefined;
+    let answer: (comparison: EnvironmentComparison) => void = () => undefined;
+    const answered = new Promise<EnvironmentComparison>((resolve) => {
+      answer = (comparison) => {
+        compared ??= comparison;
+        resolve(comparison);
+      };
+    });
+    const fail = (message: string): RenderedEntries => {
+      const side = failedSide(message, env.path);
+      answer(compareEnvironment(env, { base: side, head: side }));
+      return {};
+    };
+    const renders = (["base", "head"] as const).filter((side) => sides.cached[side] === undefined).length;
+    const entries = this.#run(task, Math.max(1, renders), {
+      partial: (message) => {
+        answer((message as CompareAnswer).comparison);
+      },
+      answer: (message) => {
+        const reply = message as CompareReply;
+        if (!reply.ok) return fail(`rendering ${env.path} failed: ${reply.error}`);
+        return compared ? reply.entries : fail(`the render process for ${env.path} sent no comparison`);
+      },
+      fail,
+      ok: () => compared?.errors.length === 0,
+    });
+    return { comparison: await answered, entries };
+  }
+
+  /** Runs a task in an idle render process; a process that fails or stops answering becomes `fail`'s answer. */
+  async #run<T>(
+    task: RenderProcessTask,
+    renders: number,
+    handle: {
+      partial?: (message: unknown) => void;
+      answer: (reply: unknown) => T;
+      fail: (message: string) => T;
+      ok: (result: T) => boolean;
+    },
+  ): Promise<T> {
+    const worker = await this.#take();
     // Renderers time out on their own; this catches a process that stopped answering.
-    const deadline = this.#options.limits.timeoutMs * Math.max(1, checkouts.length) + 30_000;
+    const deadline = this.#options.limits.timeoutMs * renders + 30_000;
     const started = performance.now();
-    let sides: RenderedSide[];
+    let result: T;
     try {
-      const reply = await worker.run(task, deadline);
-      sides = reply.ok
-        ? reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }))
-        : failed(env, checkouts.length, `rendering ${env.path} failed: ${reply.error}`);
+      result = handle.answer(await worker.run(task, deadline, handle.partial));
     } catch (error) {
       const memory = worker.outOfMemory ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
-      sides = failed(env, checkouts.length, `the render process for ${env.path} ${errorMessage(error)}${memory}; nothing was rendered`);
+      result = handle.fail(`the render process for ${task.env.path} ${errorMessage(error)}${memory}; nothing was rendered`);
     } finally {
       this.#give(worker);
     }
-    this.#options.observe?.(
-      (performance.now() - started) / 1000,
-      sides.every((side) => side.problems.length === 0),
-    );
-    return sides;
+    this.#options.observe?.((performance.now() - started) / 1000, handle.ok(result));
+    return result;
   }
 
   /** The process ids of the render processes running now. */
@@ -231,11 +352,11 @@ export class RenderPool {
   }
 }
 
-function failed(env: Environment, sides: number, message: string): RenderedSide[] {
-  return Array.from({ length: sides }, () => ({
-    resources: new Map(),
-    problems: [{ file: env.path, line: 1, message }],
-    unknownScopes: [],
-    transient: true,
-  }));
+function failedSides(env: Environment, sides: number, message: string): RenderedSide[] {
+  return Array.from({ length: sides }, () => failedSide(message, env.path));
+}
+
+/** A side that did not render and may when tried again. */
+function failedSide(message: string, file: string): RenderedSide {
+  return { resources: new Map(), problems: [{ file, line: 1, message }], unknownScopes: [], transient: true };
 }

@@ -1,12 +1,24 @@
+import type { Side } from "../core/diff-report.ts";
 import { errorMessage } from "../core/errors.ts";
-import { renderSides } from "./compare.ts";
-import type { RenderReply, RenderTask } from "./render-pool.ts";
+import { decodeRender, encodeRender, sideOfRender } from "./cached-render.ts";
+import { compareEnvironment, renderSides, type RenderedSide } from "./compare.ts";
+import type {
+  CompareAnswer,
+  CompareReply,
+  CompareTask,
+  RenderedEntries,
+  RenderProcessTask,
+  RenderReply,
+  RenderTask,
+} from "./render-pool.ts";
 import { openRendererContext } from "./setup.ts";
 
-// A render process: started by RenderPool with no environment but PATH, it renders one task at a
+// A render process: started by RenderPool with no environment but PATH, it runs one task at a
 // time and answers over IPC. It holds nothing the app must keep secret.
 
-async function handle(task: RenderTask): Promise<RenderReply> {
+const SIDES: readonly Side[] = ["base", "head"];
+
+async function render(task: RenderTask): Promise<RenderReply> {
   const contexts = await Promise.all(task.checkouts.map((root) => openRendererContext(root, task.tools, task.limits)));
   try {
     const sides = await renderSides(contexts, task.env, { requireInputs: task.requireInputs });
@@ -16,8 +28,63 @@ async function handle(task: RenderTask): Promise<RenderReply> {
   }
 }
 
-process.on("message", (task: RenderTask) => {
-  handle(task).then(
+/** Renders `sides` of the task's environment at their checkouts, sharing one parse cache. */
+async function renderAt(task: CompareTask, sides: readonly Side[]): Promise<Partial<Record<Side, RenderedSide>>> {
+  if (sides.length === 0) return {};
+  const contexts = await Promise.all(sides.map((side) => openRendererContext(task.checkouts[side], task.tools, task.limits)));
+  try {
+    const rendered = await renderSides(contexts, task.env);
+    return Object.fromEntries(sides.map((side, index) => [side, rendered[index]]));
+  } finally {
+    await Promise.all(contexts.map((context) => context.dispose()));
+  }
+}
+
+/** Compares the task's environment, answering with the comparison as soon as it is made and with the new cache entries last. */
+async function compare(task: CompareTask): Promise<CompareReply> {
+  // Cached sides decompress on the thread pool while the others render.
+  const decoding = Promise.all(SIDES.map((side) => (task.cached[side] ? decodeRender(task.cached[side]) : Promise.resolve(undefined))));
+  const rendered = await renderAt(
+    task,
+    SIDES.filter((side) => task.cached[side] === undefined),
+  );
+  const decoded = await decoding;
+  const sides: Partial<Record<Side, RenderedSide>> = { ...rendered };
+  SIDES.forEach((side, index) => {
+    const cached = decoded[index];
+    if (cached) sides[side] = sideOfRender(cached);
+  });
+  // An entry that does not decode is rendered anew.
+  Object.assign(
+    rendered,
+    await renderAt(
+      task,
+      SIDES.filter((side) => sides[side] === undefined),
+    ),
+  );
+  Object.assign(sides, rendered);
+  const { base, head } = sides;
+  if (!base || !head) throw new Error("a side was neither cached nor rendered");
+  const answer: CompareAnswer = { id: task.id, partial: true, comparison: compareEnvironment(task.env, { base, head }, task.diff) };
+  // The entries are made once the comparison is on its way: making them first would hold it back.
+  await new Promise<void>((resolve, reject) =>
+    process.send?.(answer, (error: Error | null) => {
+      if (error) reject(error);
+      else resolve();
+    }),
+  );
+  const entries: RenderedEntries = {};
+  await Promise.all(
+    SIDES.map(async (side) => {
+      const fresh = rendered[side];
+      if (fresh && !fresh.transient) entries[side] = await encodeRender(fresh);
+    }),
+  );
+  return { id: task.id, ok: true, entries };
+}
+
+process.on("message", (task: RenderProcessTask) => {
+  (task.kind === "compare" ? compare(task) : render(task)).then(
     (reply) => process.send?.(reply),
     (error: unknown) => process.send?.({ id: task.id, ok: false, error: errorMessage(error) } satisfies RenderReply),
   );

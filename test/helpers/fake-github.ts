@@ -101,6 +101,7 @@ export class FakeGitHub {
   readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
   readonly #repos = new Map<string, FakeRepo>();
   readonly #paused = new Map<string, Promise<void>>();
+  readonly #failures = new Map<string, Reply[]>();
   #server: Server | undefined;
   #nextId = 1000;
   url = "";
@@ -217,6 +218,11 @@ export class FakeGitHub {
     return release;
   }
 
+  /** Answers the next requests for `operationId` with `replies`, one each, as a failing GitHub would. */
+  failNext(operationId: string, ...replies: Reply[]): void {
+    this.#failures.set(operationId, [...(this.#failures.get(operationId) ?? []), ...replies]);
+  }
+
   /** The requests made for one operation. */
   calls(operationId: string): RecordedRequest[] {
     return this.requests.filter((r) => r.operationId === operationId);
@@ -273,6 +279,11 @@ export class FakeGitHub {
       return;
     }
     await this.#paused.get(matched.operation.operationId);
+    const failure = this.#failures.get(matched.operation.operationId)?.shift();
+    if (failure) {
+      this.#send(res, failure);
+      return;
+    }
     const reply = await this.#operation(matched.operation.operationId, matched.params, body as Record<string, unknown>, url);
     if (!reply) {
       this.violations.push(`the fake does not implement ${matched.operation.operationId}`);

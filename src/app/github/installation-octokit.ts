@@ -1,4 +1,5 @@
 import type { Probot, ProbotOctokit } from "probot";
+import type { GitHubPacing } from "./pacing.ts";
 
 /**
  * Whose turn a write waits for. GitHub asks for a second between one installation's writes, and
@@ -16,21 +17,28 @@ interface FactoryOptions {
 
 /**
  * An octokit authenticated as an installation, as `probot.auth(installationId)` makes one, with its
- * write pacing keyed by the installation and the lane. (Probot's per-event octokit is not used: it
- * shares one pacing across every installation the app serves.)
+ * write pacing and retries ({@link GitHubPacing}) keyed by the installation and the lane. (Probot's
+ * per-event octokit is not used: its throttling shares one pacing across every installation.)
  */
-export async function installationOctokit(probot: Probot, installationId: number, lane: WriteLane): Promise<ProbotOctokit> {
+export async function installationOctokit(
+  probot: Probot,
+  pacing: GitHubPacing,
+  installationId: number,
+  lane: WriteLane,
+): Promise<ProbotOctokit> {
   const app = await probot.auth();
   const factory = ({ octokit, octokitOptions, ...otherOptions }: FactoryOptions): ProbotOctokit => {
     const Octokit = octokit.constructor as new (options: Record<string, unknown>) => ProbotOctokit;
     return new Octokit({
       ...octokitOptions,
       log: probot.log.child({ name: "github" }),
-      throttle: octokitOptions.throttle?.enabled
-        ? { ...octokitOptions.throttle, id: `${String(installationId)}:${lane}` }
-        : { enabled: false },
+      // GitHubPacing does what these plugins did, without their schedulers' delay on every request.
+      throttle: { enabled: false },
+      retry: { enabled: false },
       auth: { ...octokitOptions.auth, otherOptions, installationId },
     });
   };
-  return (await app.auth({ type: "installation", installationId, factory })) as ProbotOctokit;
+  const octokit = (await app.auth({ type: "installation", installationId, factory })) as ProbotOctokit;
+  pacing.apply(octokit, `${String(installationId)}:${lane}`);
+  return octokit;
 }

@@ -1,10 +1,14 @@
 import type { Environment } from "../../core/config.ts";
+import type { DiffOptions } from "../../core/diff.ts";
 import type { Side } from "../../core/diff-report.ts";
-import type { RenderedSide, SidesRenderer } from "../../render/compare.ts";
+import { decodeRender, sideOfRender } from "../../render/cached-render.ts";
+import type { EnvironmentComparison, RenderedSide, SidesRenderer } from "../../render/compare.ts";
 import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
 import type { Logger } from "./logger.ts";
 import { RenderCache } from "./render-cache.ts";
+
+const SIDES: readonly Side[] = ["base", "head"];
 
 /** What a cached renderer needs. */
 export interface CachedRendererDeps {
@@ -15,17 +19,19 @@ export interface CachedRendererDeps {
 }
 
 /**
- * Renders the environments of two checkouts for a preview: knows each environment's input
- * digests, skips what did not change, serves sides from the shared render cache, renders the rest
- * in one render-process call, and writes new renders back in {@link flush}, once the comment is
- * out: serializing and compressing a large render takes the CPU the comment is waiting for.
+ * Compares the environments of two checkouts for a preview: knows each environment's input
+ * digests, skips what did not change, hands a render process the cache entries of the sides it
+ * has (verified, still compressed) and the checkouts of the others, and stores the entries the
+ * render process makes for the rest in {@link flush}. This process never decodes either side for
+ * a comparison; only a live preview reads the head's objects.
  */
 export class CachedRenderer implements SidesRenderer {
   readonly #deps: CachedRendererDeps;
   readonly #checkouts: Record<Side, string>;
   readonly #inputs = new Map<string, Promise<Record<Side, EnvironmentInputs>>>();
-  readonly #unwritten: { key: string; side: RenderedSide }[] = [];
-  readonly #heads = new Map<string, RenderedSide>();
+  readonly #unwritten: { key: string; entry: Promise<Uint8Array | undefined> }[] = [];
+  /** Each compared environment's head as a cache entry: from the cache, or being made by a render process. */
+  readonly #heads = new Map<string, Promise<Uint8Array | undefined>>();
 
   constructor(deps: CachedRendererDeps, checkouts: Record<Side, string>) {
     this.#deps = deps;
@@ -38,49 +44,32 @@ export class CachedRenderer implements SidesRenderer {
     return inputs.base.digest === inputs.head.digest ? "inputs unchanged" : undefined;
   }
 
-  /** Both sides of `env`, from the cache where possible. */
-  async render(env: Environment): Promise<Record<Side, RenderedSide>> {
+  /** Both sides of `env` compared, each from the cache where possible. */
+  async compare(env: Environment, options?: DiffOptions): Promise<EnvironmentComparison> {
     const inputs = await this.#inputsOf(env);
-    const sides: Side[] = ["base", "head"];
     const keys = { base: this.#key(env, inputs.base), head: this.#key(env, inputs.head) };
-    const found = await Promise.all(sides.map((side) => this.#deps.cache.get(keys[side], this.#deps.now())));
-    const result: Partial<Record<Side, RenderedSide>> = {};
-    sides.forEach((side, index) => {
-      const cached = found[index];
-      if (cached)
-        result[side] = {
-          ...cached,
-          unknownScopes: cached.unknownScopes ?? [],
-          resources: new Map(cached.resources.map((r) => [r.key, r])),
-        };
-    });
-    const missing = sides.filter((side) => result[side] === undefined);
-    if (missing.length > 0) {
-      const rendered = await this.#deps.pool.render(
-        env,
-        missing.map((side) => this.#checkouts[side]),
-      );
-      missing.forEach((side, index) => {
-        const side_ = rendered[index];
-        if (!side_) return;
-        result[side] = side_;
-        if (!side_.transient) this.#unwritten.push({ key: keys[side], side: side_ });
-      });
-    }
-    const { base, head } = result;
-    if (!base || !head) throw new Error(`rendering ${env.name} returned fewer sides than asked`);
-    this.#heads.set(env.name, head);
-    return { base, head };
+    const [base, head] = await Promise.all(SIDES.map((side) => this.#deps.cache.fetch(keys[side], this.#deps.now())));
+    const { comparison, entries } = await this.#deps.pool.compare(
+      env,
+      { checkouts: this.#checkouts, cached: { ...(base ? { base } : {}), ...(head ? { head } : {}) } },
+      options,
+    );
+    if (!base) this.#unwritten.push({ key: keys.base, entry: entries.then((made) => made.base) });
+    if (!head) this.#unwritten.push({ key: keys.head, entry: entries.then((made) => made.head) });
+    this.#heads.set(env.name, head ? Promise.resolve(head) : entries.then((made) => made.head));
+    return comparison;
   }
 
-  /** The head side of an environment rendered so far (not of one skipped as unchanged). */
-  head(environment: string): RenderedSide | undefined {
-    return this.#heads.get(environment);
+  /** The head side of an environment compared so far (not of one skipped as unchanged, nor of a failed render). */
+  async head(environment: string): Promise<RenderedSide | undefined> {
+    const entry = await this.#heads.get(environment);
+    const render = entry ? await decodeRender(entry) : undefined;
+    return render ? sideOfRender(render) : undefined;
   }
 
-  /** Writes the renders made so far to the cache. */
+  /** Stores the entries of the renders made so far as each is made; never rejects. */
   async flush(): Promise<void> {
-    await Promise.all(this.#unwritten.splice(0).map(({ key, side }) => this.#write(key, side)));
+    await Promise.all(this.#unwritten.splice(0).map(({ key, entry }) => this.#write(key, entry)));
   }
 
   #inputsOf(env: Environment): Promise<Record<Side, EnvironmentInputs>> {
@@ -95,25 +84,15 @@ export class CachedRenderer implements SidesRenderer {
   }
 
   #key(env: Environment, inputs: EnvironmentInputs): string {
-    // `format` changes when what a cached render holds changes (2: keys without the version; 3: notes; 4: missing).
-    return RenderCache.key(inputs.digest, { format: 4, env, ...this.#deps.pool.settings });
+    // `format` changes when what a cached render holds changes (2: keys without the version; 3: notes; 4: missing; 5: one line per object).
+    return RenderCache.key(inputs.digest, { format: 5, env, ...this.#deps.pool.settings });
   }
 
-  async #write(key: string, side: RenderedSide): Promise<void> {
-    await this.#deps.cache
-      .set(
-        key,
-        {
-          resources: [...side.resources.values()],
-          problems: side.problems,
-          ...(side.unknownScopes.length > 0 ? { unknownScopes: side.unknownScopes } : {}),
-          ...(side.notes ? { notes: side.notes } : {}),
-          ...(side.missing ? { missing: true } : {}),
-        },
-        this.#deps.now(),
-      )
-      .catch((error: unknown) => {
-        this.#deps.log.warn({ error: String(error) }, "render cache write failed");
-      });
+  async #write(key: string, entry: Promise<Uint8Array | undefined>): Promise<void> {
+    const data = await entry;
+    if (!data) return;
+    await this.#deps.cache.set(key, data, this.#deps.now()).catch((error: unknown) => {
+      this.#deps.log.warn({ error: String(error) }, "render cache write failed");
+    });
   }
 }

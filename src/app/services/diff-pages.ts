@@ -67,13 +67,25 @@ export class DiffPages {
    * content, so the same report stored again (a repeated `/diff`) reuses one entry.
    */
   async store(data: DiffPageData, now: number): Promise<string> {
+    const page = this.prepare(data, now);
+    await page.stored;
+    return page.url;
+  }
+
+  /**
+   * Starts storing a page and gives its signed link at once: a comment can be written while the
+   * page is compressed and stored, as long as it is posted only once `stored` has settled.
+   */
+  prepare(data: DiffPageData, now: number): { url: string; stored: Promise<void> } {
     const json = JSON.stringify({ ...data, report: shownOnPage(data.report) });
     const id = createHmac("sha256", this.#options.secret).update("page\0").update(json).digest("base64url").slice(0, 22);
-    // Fast compression off the main thread: the comment that links here is waiting.
-    const compressed = await promisify(gzip)(json, { level: constants.Z_BEST_SPEED });
-    await this.#redis.set(this.#key(id), this.#options.mac.seal(`page:${id}`, compressed), "EX", this.#options.ttlSeconds);
     const expires = Math.floor(now / 1000) + this.#options.ttlSeconds;
-    return `${this.#options.publicUrl}${DIFF_PAGE_PATH}${id}?exp=${expires}&sig=${this.#sign(id, expires)}`;
+    const stored = (async () => {
+      // Fast compression off the main thread.
+      const compressed = await promisify(gzip)(json, { level: constants.Z_BEST_SPEED });
+      await this.#redis.set(this.#key(id), this.#options.mac.seal(`page:${id}`, compressed), "EX", this.#options.ttlSeconds);
+    })();
+    return { url: `${this.#options.publicUrl}${DIFF_PAGE_PATH}${id}?exp=${expires}&sig=${this.#sign(id, expires)}`, stored };
   }
 
   /** A stored page, or undefined once it has expired from Redis (or was not written by this app). */

@@ -65,7 +65,7 @@ export class LivePreviews {
     gh: GitHubClient,
     job: PreviewJob,
     report: DiffReport,
-    heads: (environment: string) => RenderedSide | undefined,
+    heads: (environment: string) => Promise<RenderedSide | undefined>,
   ): Promise<{ live: LiveEnvironment[]; send: () => Promise<void> }> {
     const drift = new Map(
       await Promise.all(report.environments.map(async (e) => [e.name, await this.#deps.driftOf(job.repository.id, e.name)] as const)),
@@ -83,7 +83,7 @@ export class LivePreviews {
     gh: GitHubClient,
     job: PreviewJob,
     report: DiffReport,
-    heads: (environment: string) => RenderedSide | undefined,
+    heads: (environment: string) => Promise<RenderedSide | undefined>,
   ): Promise<{ live: LiveEnvironment[]; send: () => Promise<void> }> {
     const names = report.environments.map((e) => e.name);
     const none = (): Promise<void> => Promise.resolve();
@@ -114,7 +114,7 @@ export class LivePreviews {
     const live: LiveEnvironment[] = [];
     const requests: { environment: string; id: string; envelope: Envelope }[] = [];
     for (const env of report.environments) {
-      const asked = await this.#ask(job, env.name, env.skipped, heads(env.name), reviewed.config);
+      const asked = await this.#ask(job, env.name, env.skipped, await heads(env.name), reviewed.config);
       live.push({ environment: env.name, status: asked.status });
       if (asked.request) requests.push(asked.request);
     }

@@ -86,7 +86,11 @@ export class PreviewService {
       return;
     }
     const { report, renderer } = compared;
-    const fullDiffUrl = await deps.diffPages.store(
+    // The render processes make the new cache entries while the comment is written; they are
+    // stored as they come (a failed write is logged, never fatal), and the job ends after them.
+    const flushed = renderer.flush();
+    // The page is stored while the comment is prepared; the comment is posted once it is.
+    const page = deps.diffPages.prepare(
       {
         ...pageTitles(
           { repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha },
@@ -96,6 +100,8 @@ export class PreviewService {
       },
       deps.now(),
     );
+    // Awaited where the comment is written (or below); meanwhile a failure is not unhandled.
+    page.stored.catch(() => undefined);
     const live = deps.live ? await deps.live.plan(gh, job, report, (name) => renderer.head(name)) : undefined;
     const preview: PublishedPreview = {
       repository: job.repository,
@@ -107,18 +113,18 @@ export class PreviewService {
       baseSha: job.baseSha,
       headSha: job.headSha,
       compareUrl: `${deps.webUrl}/${job.repository.owner}/${job.repository.name}/compare/${job.baseSha}...${job.headSha}`,
-      fullDiffUrl,
+      fullDiffUrl: page.url,
       ...(live ? { live: live.live } : {}),
     };
     const published = await deps.prState.publish(pr, job.seq, async () => {
       // Saved first: a live answer can only update a preview that is already here.
       if (live) await deps.published.save(preview);
-      await writePreview(gh, preview);
+      await writePreview(gh, preview, page.stored);
     });
+    await page.stored;
     if (!published) await this.#supersede(gh, job);
     else await live?.send();
-    // Cache writes finish after the comment is out, but before the job is done.
-    await renderer.flush();
+    await flushed;
     deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
   }
 

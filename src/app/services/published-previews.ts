@@ -50,9 +50,16 @@ export class PublishedPreviews {
   }
 }
 
-/** Creates the sticky comment, or edits it in place when its body changed. */
-export async function upsertComment(gh: GitHubClient, repository: RepoName, pullRequest: number, body: string): Promise<void> {
+/** Creates the sticky comment, or edits it in place when its body changed; writes only once `ready` (what it links to) has settled. */
+export async function upsertComment(
+  gh: GitHubClient,
+  repository: RepoName,
+  pullRequest: number,
+  body: string,
+  ready?: Promise<void>,
+): Promise<void> {
   const existing = await gh.findComment(repository, pullRequest, PREVIEW_MARKER);
+  await ready;
   if (!existing) await gh.createComment(repository, pullRequest, body);
   else if (existing.body !== body) await gh.updateComment(repository, existing.id, body);
 }
@@ -67,10 +74,13 @@ export async function publishPreview(gh: GitHubClient, prState: PullRequestState
   );
 }
 
-/** Writes a preview's comment and check run; the caller holds the pull request's lock. */
-export async function writePreview(gh: GitHubClient, preview: PublishedPreview): Promise<void> {
+/**
+ * Writes a preview's comment and check run; the caller holds the pull request's lock. With
+ * `pageStored`, the diff page they link to is still being stored, and nothing is written before it is.
+ */
+export async function writePreview(gh: GitHubClient, preview: PublishedPreview, pageStored?: Promise<void>): Promise<void> {
   const { comment, conclusion, output } = publicationOf(preview);
-  await upsertComment(gh, preview.repository, preview.pullRequest, comment);
+  await upsertComment(gh, preview.repository, preview.pullRequest, comment, pageStored);
   await gh.updateCheckRun(preview.repository, preview.checkRunId, {
     status: "completed",
     conclusion,

@@ -22,12 +22,12 @@ export class RedisMac {
   }
 
   /** The MAC of `data` for `purpose` (a record made for one purpose never passes for another). */
-  sign(purpose: string, data: string | Buffer): string {
+  sign(purpose: string, data: string | Uint8Array): string {
     return createHmac("sha256", this.#key).update(purpose).update("\0").update(data).digest("base64url");
   }
 
   /** Whether `mac` is the MAC of `data` for `purpose`, compared in constant time. */
-  verify(purpose: string, data: string | Buffer, mac: string): boolean {
+  verify(purpose: string, data: string | Uint8Array, mac: string): boolean {
     const expected = Buffer.from(this.sign(purpose, data));
     const given = Buffer.from(mac);
     const valid = expected.length === given.length && timingSafeEqual(expected, given);
@@ -36,7 +36,7 @@ export class RedisMac {
   }
 
   /** `data` with its MAC in front: 43 ASCII characters, then the bytes. */
-  seal(purpose: string, data: Buffer): Buffer {
+  seal(purpose: string, data: Uint8Array): Buffer {
     return Buffer.concat([Buffer.from(this.sign(purpose, data), "ascii"), data]);
   }
 

@@ -1,24 +1,8 @@
 import { createHash } from "node:crypto";
-import { promisify } from "node:util";
-import { constants, gunzip, gzip } from "node:zlib";
 import type { RedisClient } from "../../redis/connection.ts";
-import type { SourceProblem } from "../../core/errors.ts";
-import type { Resource } from "../../core/resource-set.ts";
+import { decodeRender, type CachedRender } from "../../render/cached-render.ts";
 import { RENDER_CACHE_PREFIX } from "../redis-keys.ts";
 import type { RedisMac } from "./redis-mac.ts";
-
-/** A cached render never decompresses past this. */
-const MAX_RENDER_BYTES = 1024 * 1024 * 1024;
-
-/** One environment rendered at one set of inputs. */
-export interface CachedRender {
-  resources: Resource[];
-  problems: SourceProblem[];
-  unknownScopes?: string[];
-  notes?: string[];
-  /** The environment's path does not exist at these inputs. */
-  missing?: boolean;
-}
 
 /** Bounds of the render cache. */
 export interface RenderCacheOptions {
@@ -52,21 +36,27 @@ export class RenderCache {
 
   /** A cached render, refreshing its recency. */
   async get(key: string, now: number): Promise<CachedRender | undefined> {
+    const data = await this.fetch(key, now);
+    return data ? decodeRender(data) : undefined;
+  }
+
+  /**
+   * A cached render's verified bytes, refreshing its recency: `decodeRender` reads
+   * them, here or in a render process.
+   */
+  async fetch(key: string, now: number): Promise<Buffer | undefined> {
     const sealed = await this.#redis.getBuffer(`${this.#options.prefix}:${key}`);
     const data = sealed ? this.#options.mac.open(`render:${key}`, sealed) : undefined;
     if (!data) return undefined;
     await this.#redis.zadd(this.#index(), now, key);
-    try {
-      return JSON.parse((await promisify(gunzip)(data, { maxOutputLength: MAX_RENDER_BYTES })).toString("utf8")) as CachedRender;
-    } catch {
-      return undefined;
-    }
+    return data;
   }
 
-  /** Stores a render unless it is too large; drops the least recently used entries past the bound. */
-  async set(key: string, render: CachedRender, now: number): Promise<boolean> {
-    // Fast compression off the main thread: rendered manifests compress well at any level.
-    const data = await promisify(gzip)(JSON.stringify(render), { level: constants.Z_BEST_SPEED });
+  /**
+   * Stores a render, given as its entry (`encodeRender`, made in a render process), unless it is
+   * too large; drops the least recently used entries past the bound.
+   */
+  async set(key: string, data: Uint8Array, now: number): Promise<boolean> {
     if (data.length > this.#options.maxEntryBytes) return false;
     await this.#redis.set(`${this.#options.prefix}:${key}`, this.#options.mac.seal(`render:${key}`, data), "EX", this.#options.ttlSeconds);
     await this.#redis.zadd(this.#index(), now, key);
