@@ -278,7 +278,9 @@ export class RenderPool {
       fail,
       ok: () => compared?.errors.length === 0,
     });
-    return { comparison: await answered, entries };
+    // The comparison, or what kept the pool from running the task at all (it is closed).
+    const comparison = await Promise.race([answered, entries.then(() => answered)]);
+    return { comparison, entries };
   }
 
   /** Runs a task in an idle render process; a process that fails or stops answering becomes `fail`'s answer. */

@@ -113,6 +113,15 @@ describe("comparisons in a render process", () => {
   });
 });
 
+describe("a closed render pool", () => {
+  it("refuses a comparison instead of leaving it waiting", async () => {
+    const pool = new RenderPool({ size: 1, heapMb: 128, tools: tools(), limits });
+    await pool.close();
+    const dirs = await checkouts();
+    await expect(pool.compare(env(), { checkouts: dirs, cached: {} })).rejects.toThrow("the render pool is closed");
+  });
+});
+
 describe("render cache entries", () => {
   it("decode to what was encoded, whatever the objects' JSON holds", async () => {
     const resource = (name: string, data: unknown) => ({
