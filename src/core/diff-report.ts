@@ -15,6 +15,8 @@ export interface EnvironmentDiff {
 
 /** Which checkout a problem was found in. */
 export type Side = "base" | "head";
+/** Both sides, base first. */
+export const SIDES: readonly Side[] = ["base", "head"];
 
 /** A problem found while rendering or reading an environment. */
 export interface ReportProblem extends SourceProblem {

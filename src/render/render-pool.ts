@@ -3,7 +3,7 @@ import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Environment } from "../core/config.ts";
 import type { DiffOptions } from "../core/diff.ts";
-import type { Side } from "../core/diff-report.ts";
+import { SIDES, type Side } from "../core/diff-report.ts";
 import type { Resource } from "../core/resource-set.ts";
 import { compareEnvironment, type EnvironmentComparison, type RenderedSide } from "./compare.ts";
 import type { RenderLimits } from "./render-environment.ts";
@@ -265,7 +265,7 @@ export class RenderPool {
       answer(compareEnvironment(env, { base: side, head: side }));
       return {};
     };
-    const renders = (["base", "head"] as const).filter((side) => sides.cached[side] === undefined).length;
+    const renders = SIDES.filter((side) => sides.cached[side] === undefined).length;
     const entries = this.#run(task, Math.max(1, renders), {
       partial: (message) => {
         answer((message as CompareAnswer).comparison);

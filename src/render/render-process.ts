@@ -1,4 +1,4 @@
-import type { Side } from "../core/diff-report.ts";
+import { SIDES, type Side } from "../core/diff-report.ts";
 import { errorMessage } from "../core/errors.ts";
 import { decodeRender, encodeRender, sideOfRender } from "./cached-render.ts";
 import { compareEnvironment, renderSides, type RenderedSide } from "./compare.ts";
@@ -15,8 +15,6 @@ import { openRendererContext } from "./setup.ts";
 
 // A render process: started by RenderPool with no environment but PATH, it runs one task at a
 // time and answers over IPC. It holds nothing the app must keep secret.
-
-const SIDES: readonly Side[] = ["base", "head"];
 
 async function render(task: RenderTask): Promise<RenderReply> {
   const contexts = await Promise.all(task.checkouts.map((root) => openRendererContext(root, task.tools, task.limits)));

@@ -1,14 +1,12 @@
 import type { Environment } from "../../core/config.ts";
 import type { DiffOptions } from "../../core/diff.ts";
-import type { Side } from "../../core/diff-report.ts";
+import { SIDES, type Side } from "../../core/diff-report.ts";
 import { decodeRender, sideOfRender } from "../../render/cached-render.ts";
 import type { EnvironmentComparison, RenderedSide, SidesRenderer } from "../../render/compare.ts";
 import { environmentInputs, type EnvironmentInputs } from "../../render/inputs.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
 import type { Logger } from "./logger.ts";
 import { RenderCache } from "./render-cache.ts";
-
-const SIDES: readonly Side[] = ["base", "head"];
 
 /** What a cached renderer needs. */
 export interface CachedRendererDeps {
