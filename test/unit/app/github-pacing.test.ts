@@ -33,18 +33,23 @@ beforeEach(() => {
   pacing = new GitHubPacing((retry) => retries.push({ reason: retry.reason, status: retry.status, waitMs: retry.waitMs }));
 });
 
-let installation = 100;
-/** A client of a fresh installation, so no test shares another's pacing. */
-async function client(lane: WriteLane = "background", id = ++installation): Promise<ProbotOctokit> {
-  return installationOctokit(probot, pacing, id, lane);
-}
-
 const createCheckRun = (octokit: ProbotOctokit, name: string) =>
   octokit.request("POST /repos/{owner}/{repo}/check-runs", { owner: "o", repo: "r", name, head_sha: "a".repeat(40) });
 const listComments = (octokit: ProbotOctokit) =>
   octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1 });
 const createComment = (octokit: ProbotOctokit, body: string) =>
   octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body });
+
+let installation = 100;
+/**
+ * A client of a fresh installation, so no test shares another's pacing, that has read once: its
+ * installation token is fetched, and a write's arrival at GitHub is not delayed by fetching it.
+ */
+async function client(lane: WriteLane = "background", id = ++installation): Promise<ProbotOctokit> {
+  const octokit = await installationOctokit(probot, pacing, id, lane);
+  await listComments(octokit);
+  return octokit;
+}
 
 /** When the fake received each request whose check run or comment is named `name`. */
 function receivedAt(operationId: string, name: string): number[] {
@@ -59,9 +64,8 @@ function receivedAt(operationId: string, name: string): number[] {
 
 describe("GitHub write pacing", () => {
   it("hands a request that waits for nothing to fetch at once, without a scheduler's timer turns", async () => {
+    // The client has its installation token: nothing should stand between a call and fetch.
     const octokit = await client();
-    // The installation token first: after that nothing should stand between a call and fetch.
-    await listComments(octokit);
     const fetch = globalThis.fetch;
     let fetched = 0;
     globalThis.fetch = (...args: Parameters<typeof fetch>) => {
