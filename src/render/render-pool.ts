@@ -23,8 +23,8 @@ export interface RenderTask {
 
 /**
  * A comparison asked of a render process: both sides of one environment, each decoded from its
- * render cache entry when one is given (gzipped JSON the app verified), rendered from its
- * checkout otherwise. The comparison runs there too, so the app never holds either side.
+ * render cache entry when one is given (`encodeRender`'s bytes, which the app verified), rendered
+ * from its checkout otherwise. The comparison runs there too, so the app never holds either side.
  */
 export interface CompareTask {
   kind: "compare";

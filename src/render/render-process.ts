@@ -1,7 +1,7 @@
 import { SIDES, type Side } from "../core/diff-report.ts";
 import { errorMessage } from "../core/errors.ts";
 import { decodeRender, encodeRender, sideOfRender } from "./cached-render.ts";
-import { compareEnvironment, renderSides, type RenderedSide } from "./compare.ts";
+import { compareEnvironment, renderSides, type RenderedSide, type RenderSideOptions } from "./compare.ts";
 import type {
   CompareAnswer,
   CompareReply,
@@ -16,26 +16,33 @@ import { openRendererContext } from "./setup.ts";
 // A render process: started by RenderPool with no environment but PATH, it runs one task at a
 // time and answers over IPC. It holds nothing the app must keep secret.
 
-async function render(task: RenderTask): Promise<RenderReply> {
-  const contexts = await Promise.all(task.checkouts.map((root) => openRendererContext(root, task.tools, task.limits)));
+/** Renders the task's environment at each checkout, sharing one parse cache; one side per checkout, in order. */
+async function renderAtCheckouts(
+  task: RenderProcessTask,
+  checkouts: readonly string[],
+  options: RenderSideOptions = {},
+): Promise<RenderedSide[]> {
+  const contexts = await Promise.all(checkouts.map((root) => openRendererContext(root, task.tools, task.limits)));
   try {
-    const sides = await renderSides(contexts, task.env, { requireInputs: task.requireInputs });
-    return { id: task.id, ok: true, sides: sides.map((side) => ({ ...side, resources: [...side.resources.values()] })) };
+    return await renderSides(contexts, task.env, options);
   } finally {
     await Promise.all(contexts.map((context) => context.dispose()));
   }
 }
 
-/** Renders `sides` of the task's environment at their checkouts, sharing one parse cache. */
+async function render(task: RenderTask): Promise<RenderReply> {
+  const sides = await renderAtCheckouts(task, task.checkouts, { requireInputs: task.requireInputs });
+  return { id: task.id, ok: true, sides: sides.map((side) => ({ ...side, resources: [...side.resources.values()] })) };
+}
+
+/** Renders `sides` of the task's environment at their checkouts. */
 async function renderAt(task: CompareTask, sides: readonly Side[]): Promise<Partial<Record<Side, RenderedSide>>> {
   if (sides.length === 0) return {};
-  const contexts = await Promise.all(sides.map((side) => openRendererContext(task.checkouts[side], task.tools, task.limits)));
-  try {
-    const rendered = await renderSides(contexts, task.env);
-    return Object.fromEntries(sides.map((side, index) => [side, rendered[index]]));
-  } finally {
-    await Promise.all(contexts.map((context) => context.dispose()));
-  }
+  const rendered = await renderAtCheckouts(
+    task,
+    sides.map((side) => task.checkouts[side]),
+  );
+  return Object.fromEntries(sides.map((side, index) => [side, rendered[index]]));
 }
 
 /** Compares the task's environment, answering with the comparison as soon as it is made and with the new cache entries last. */

@@ -3,13 +3,13 @@ import { throttling } from "@octokit/plugin-throttling";
 import type { ProbotOctokit } from "probot";
 
 /** GitHub asks integrations to leave a second between one installation's writes. */
-export const WRITE_GAP_MS = 1_000;
+const WRITE_GAP_MS = 1_000;
 /** ...and more between writes that notify people (comments, issues, reviews). */
-export const NOTIFICATION_GAP_MS = 3_000;
+const NOTIFICATION_GAP_MS = 3_000;
 /** Requests of one installation and lane in flight at once; more wait their turn. */
-export const CONCURRENT_REQUESTS = 10;
+const CONCURRENT_REQUESTS = 10;
 /** Retries of one request after a rate limit, a server error or a lost connection. */
-export const RETRIES = 3;
+const RETRIES = 3;
 /** The longest a request waits for GitHub before trying again; a longer wait fails it with the time to try again. */
 export const MAX_RETRY_WAIT_MS = 5 * 60_000;
 /** How long a secondary rate limit lasts when GitHub does not say (its documentation asks for at least a minute). */
@@ -62,11 +62,6 @@ export class GitHubPacing {
   /** Paces and retries every request `octokit` sends, in the lane named `key` (an installation and a lane). */
   apply(octokit: ProbotOctokit, key: string): void {
     octokit.hook.wrap("request", (request, options) => this.#send(key, options, () => request(options)));
-  }
-
-  /** The installations and lanes with pacing state now (idle ones are dropped as others arrive). */
-  get size(): number {
-    return this.#paces.size;
   }
 
   async #send<T>(key: string, options: { method: string; url: string }, request: () => T | Promise<T>): Promise<T> {

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
-import { decodeRender, type CachedRender } from "../../render/cached-render.ts";
 import { RENDER_CACHE_PREFIX } from "../redis-keys.ts";
 import type { RedisMac } from "./redis-mac.ts";
 
@@ -32,12 +31,6 @@ export class RenderCache {
   /** The cache key for inputs digested as `inputsDigest` rendered with `settings`. */
   static key(inputsDigest: string, settings: unknown): string {
     return createHash("sha256").update(inputsDigest).update("\0").update(JSON.stringify(settings)).digest("hex");
-  }
-
-  /** A cached render, refreshing its recency. */
-  async get(key: string, now: number): Promise<CachedRender | undefined> {
-    const data = await this.fetch(key, now);
-    return data ? decodeRender(data) : undefined;
   }
 
   /**

@@ -7,7 +7,7 @@ import { PullRequestState } from "../../../src/app/services/pr-state.ts";
 import { RedisMac } from "../../../src/app/services/redis-mac.ts";
 import { RenderCache } from "../../../src/app/services/render-cache.ts";
 import type { Resource } from "../../../src/core/resource-set.ts";
-import { encodeRender, sideOfRender } from "../../../src/render/cached-render.ts";
+import { decodeRender, encodeRender, sideOfRender } from "../../../src/render/cached-render.ts";
 import { EnvironmentStates } from "../../../src/app/services/environment-states.ts";
 
 const mac = new RedisMac("webhook-secret-for-tests");
@@ -100,17 +100,22 @@ describe("PullRequestState (real Redis)", () => {
 
 describe("RenderCache (real Redis)", () => {
   const entry = (...resources: Resource[]) => encodeRender(sideOfRender({ resources, problems: [] }));
+  /** A cached render as the render process reads it: the verified bytes, decoded. */
+  const read = async (cache: RenderCache, key: string, now: number) => {
+    const data = await cache.fetch(key, now);
+    return data ? decodeRender(data) : undefined;
+  };
 
   it("stores and returns renders, bounded by entry count and size", async () => {
     const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 400, maxEntries: 2, prefix: `test:${randomUUID()}`, mac });
     const key = (n: number) => RenderCache.key(`digest-${n}`, { env: "x" });
     expect(await cache.set(key(1), await entry(resource("a")), 1)).toBe(true);
     expect(await cache.set(key(2), await entry(resource("b")), 2)).toBe(true);
-    expect((await cache.get(key(1), 3))?.resources[0]?.id.name).toBe("a");
+    expect((await read(cache, key(1), 3))?.resources[0]?.id.name).toBe("a");
     expect(await cache.set(key(3), await entry(resource("c")), 4)).toBe(true);
     // Entry 2 was least recently used.
-    expect(await cache.get(key(2), 5)).toBeUndefined();
-    expect(await cache.get(key(1), 5)).toBeDefined();
+    expect(await read(cache, key(2), 5)).toBeUndefined();
+    expect(await read(cache, key(1), 5)).toBeDefined();
     const huge = Array.from({ length: 200 }, (_, i) => ({ ...resource(`n${i}`), json: JSON.stringify({ i, pad: randomUUID() }) }));
     expect(await cache.set(key(4), await entry(...huge), 6)).toBe(false);
     expect(RenderCache.key("d", { a: 1 })).not.toBe(RenderCache.key("d", { a: 2 }));
@@ -123,7 +128,7 @@ describe("RenderCache (real Redis)", () => {
     await cache.set(key, await entry(resource("real")), 1);
     const { gzipSync } = await import("node:zlib");
     await redis.set(`${prefix}:${key}`, gzipSync(await entry(resource("forged"))));
-    expect(await cache.get(key, 2)).toBeUndefined();
+    expect(await read(cache, key, 2)).toBeUndefined();
     const other = new RenderCache(redis, {
       ttlSeconds: 60,
       maxEntryBytes: 4096,
@@ -132,8 +137,8 @@ describe("RenderCache (real Redis)", () => {
       mac: new RedisMac("another-secret"),
     });
     await cache.set(key, await entry(resource("real")), 3);
-    expect(await other.get(key, 4)).toBeUndefined();
-    expect((await cache.get(key, 5))?.resources[0]?.id.name).toBe("real");
+    expect(await read(other, key, 4)).toBeUndefined();
+    expect((await read(cache, key, 5))?.resources[0]?.id.name).toBe("real");
   });
 });
 

@@ -41,6 +41,16 @@ async function checkouts(): Promise<Record<Side, string>> {
   };
 }
 
+/** Runs `fn` with a render pool of one process with `heapMb` of heap, closed afterwards. */
+async function withPool(heapMb: number, fn: (pool: RenderPool) => Promise<void>): Promise<void> {
+  const pool = new RenderPool({ size: 1, heapMb, tools: tools(), limits });
+  try {
+    await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
 /** The comparison `sluice diff` makes of the same checkouts, in this process. */
 async function inProcess(dirs: Record<Side, string>) {
   const [base, head] = await Promise.all([openRendererContext(dirs.base, tools()), openRendererContext(dirs.head, tools())]);
@@ -53,8 +63,7 @@ async function inProcess(dirs: Record<Side, string>) {
 
 describe("comparisons in a render process", () => {
   it("compares as `sluice diff` does, and again from the cache entries it made without reading either checkout", async () => {
-    const pool = new RenderPool({ size: 1, heapMb: 256, tools: tools(), limits });
-    try {
+    await withPool(256, async (pool) => {
       const dirs = await checkouts();
       const expected = await inProcess(dirs);
       expect(expected.diff.summary).toEqual({ added: 1, modified: 2, removed: 0, unchanged: 1 });
@@ -68,14 +77,11 @@ describe("comparisons in a render process", () => {
       const again = await pool.compare(env(), { checkouts: dirs, cached: entries });
       expect(again.comparison).toEqual(expected);
       expect(await again.entries).toEqual({});
-    } finally {
-      await pool.close();
-    }
+    });
   });
 
   it("renders a side anew when its cache entry does not decode, and makes an entry for it", async () => {
-    const pool = new RenderPool({ size: 1, heapMb: 256, tools: tools(), limits });
-    try {
+    await withPool(256, async (pool) => {
       const dirs = await checkouts();
       const expected = await inProcess(dirs);
       const made = await (await pool.compare(env(), { checkouts: dirs, cached: {} })).entries;
@@ -84,14 +90,11 @@ describe("comparisons in a render process", () => {
       const remade = await result.entries;
       expect(Object.keys(remade)).toEqual(["base"]);
       expect(await decodeRender(remade.base ?? new Uint8Array())).toEqual(await decodeRender(made.base ?? new Uint8Array()));
-    } finally {
-      await pool.close();
-    }
+    });
   });
 
   it("turns a render process that dies mid-comparison into an error naming the environment, and keeps serving", async () => {
-    const pool = new RenderPool({ size: 1, heapMb: 512, tools: tools(), limits });
-    try {
+    await withPool(512, async (pool) => {
       const dirs = await checkouts();
       // Enough documents that the render is still running when its process is killed.
       const many = Array.from({ length: 60_000 }, (_, i) => configMap(`n${i}`, String(i))).join("---\n");
@@ -107,9 +110,7 @@ describe("comparisons in a render process", () => {
       expect(await entries).toEqual({});
       // The next comparison gets a fresh process.
       expect((await pool.compare(env(), { checkouts: dirs, cached: {} })).comparison).toEqual(await inProcess(dirs));
-    } finally {
-      await pool.close();
-    }
+    });
   });
 });
 
