@@ -21,7 +21,7 @@ COPY scripts/bundle-cli.ts ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends util-linux ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends util-linux bubblewrap ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=renderers /out/kustomize /out/helm /usr/local/bin/
 COPY --from=build /app/node_modules ./node_modules

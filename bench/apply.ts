@@ -42,6 +42,8 @@ try {
         clock: { now: Date.now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
         owner: { repositoryId: 1, environment: "bench" },
         allowAdoption: true,
+        adoptUnmanaged: true,
+        allowPodSecurityLabels: false,
         progress: () => Promise.resolve(),
       },
     );

@@ -50,6 +50,8 @@ try {
     clock: { now: Date.now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
     owner: { repositoryId: 1, environment: "bench" },
     allowAdoption: true,
+    adoptUnmanaged: true,
+    allowPodSecurityLabels: false,
     progress: () => Promise.resolve(),
   });
   // One change by hand, so there is drift to find.
@@ -121,6 +123,8 @@ try {
       rules: parseRepositoryRules(`bench/*=${namespace}`, []),
       clusterKinds: ["Namespace"],
       allowAdoption: true,
+      adoptUnmanaged: true,
+      allowPodSecurityLabels: false,
       environments: ["bench"],
       maxJobAgeMs: 600_000,
     },

@@ -11,6 +11,8 @@ step "System packages"
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
+# The renderer sandbox; test/security/sandbox.test.ts plays every file-read trick with it and without it.
+command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${SLUICE_CHROMIUM:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=()

@@ -2,6 +2,7 @@ import { applyOrder, stageOf } from "../core/apply-order.ts";
 import { mapBounded, type Clock } from "../core/clock.ts";
 import { computeHealth, type HealthStatus } from "../core/health.ts";
 import { objectName } from "../core/identity.ts";
+import type { Claims } from "../core/inventory.ts";
 import type { KubeObject } from "../core/manifest.ts";
 import { ChangeSet, entry } from "./change-set.ts";
 import { PermanentDeployError } from "./errors.ts";
@@ -10,6 +11,7 @@ import {
   listLive,
   preflightAll,
   waitsForDefinitions,
+  type Claimed,
   type Planned,
   type Preflight,
   type PreflightOptions,
@@ -23,12 +25,18 @@ export interface ApplyOptions extends PreflightOptions {
   clock: Clock;
   /** How long definitions may take to become usable, and recreated objects to go. */
   settleTimeoutMs?: number;
+  /**
+   * Told what the objects about to be written adopt and create, before the first of them is
+   * written, so the record of what Sluice did not make is kept even if the deploy then fails.
+   */
+  beforeWrites?: (claims: Claims) => Promise<void>;
 }
 
-/** A preflight that passed: the object and what writing it does. */
+/** A preflight that passed: the object, what writing it does, and to whom it then belongs. */
 interface Write {
   planned: Planned;
   verdict: Verdict;
+  claim: Claimed;
 }
 
 /**
@@ -66,6 +74,7 @@ export async function applyAllStaged(cluster: Cluster, objects: readonly Planned
     );
   }
   const writes = preflight as Write[];
+  await options.beforeWrites?.(claimsOf(writes));
   const counter = { applied: 0, total: ordered.length };
 
   const definitions = writes.filter((w) => stageOf(w.planned.id) === "definitions");
@@ -93,8 +102,10 @@ export async function applyAllStaged(cluster: Cluster, objects: readonly Planned
       changes.entries(definitions.map((d) => d.planned.id)),
     );
   }
-  const verdicts = new Map(late.map((p) => [p.planned, (p as Write).verdict]));
-  const resources = rest.map((w) => ({ planned: w.planned, verdict: verdicts.get(w.planned) ?? w.verdict }));
+  const lateWrites = late as Write[];
+  if (lateWrites.length > 0) await options.beforeWrites?.(claimsOf(lateWrites));
+  const after = new Map(lateWrites.map((w) => [w.planned, w]));
+  const resources = rest.map((w) => after.get(w.planned) ?? w);
 
   await options.progress(counter.applied, counter.total, "applying");
   for (const group of byKind(resources)) {
@@ -123,6 +134,14 @@ async function applyAll(
     const action = verdict === "create" || verdict === "recreate" ? "created" : verdict === "configure" ? "configured" : "unchanged";
     changes.add(entry(planned.id, action, "unknown", options.clock.now() - begin));
   });
+}
+
+/** Which of the writes adopt an object someone else made, and which create one. */
+function claimsOf(writes: readonly Write[]): Claims {
+  return {
+    adopted: writes.filter((w) => w.claim === "adopt").map((w) => w.planned.id),
+    created: writes.filter((w) => w.claim === "create").map((w) => w.planned.id),
+  };
 }
 
 function refusals(preflight: readonly Preflight[]): string[] {

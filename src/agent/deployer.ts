@@ -11,7 +11,7 @@ import {
   type History,
   type ObjectResult,
 } from "../core/agent-protocol.ts";
-import { nextInventory, replayRefusal, type Inventory } from "../core/inventory.ts";
+import { nextInventory, replayRefusal, withClaims, type Inventory } from "../core/inventory.ts";
 import type { Clock } from "../core/clock.ts";
 import { groupKindKey, resourceKey, splitApiVersion, type ResourceId } from "../core/identity.ts";
 import { parseJson } from "../core/json.ts";
@@ -147,7 +147,7 @@ export class Deployer {
       job.hold === "set"
         ? { by: job.requestedBy, at: new Date(deps.clock.now()).toISOString(), jobId: job.id, sha: job.sha }
         : previous?.hold;
-    const accepted: Inventory = {
+    let accepted: Inventory = {
       version: 1,
       repositoryId: job.repository.id,
       repository,
@@ -157,6 +157,7 @@ export class Deployer {
       sequence: job.sequence,
       sequenceJobId: job.id,
       heals: previous?.heals ?? [],
+      adopted: previous?.adopted ?? [],
       ...(hold ? { hold } : {}),
     };
     await deps.inventories.write(accepted);
@@ -168,6 +169,15 @@ export class Deployer {
       clock: deps.clock,
       owner: { repositoryId: job.repository.id, environment: job.environment },
       allowAdoption: deps.policy.allowAdoption,
+      adoptUnmanaged: deps.policy.adoptUnmanaged,
+      allowPodSecurityLabels: deps.policy.allowPodSecurityLabels,
+      // What Sluice did not make is on record before it is written, so a failed deploy never lets a later prune delete it.
+      beforeWrites: async (claims) => {
+        const claimed = withClaims(accepted, claims);
+        if (claimed === accepted) return;
+        accepted = claimed;
+        await deps.inventories.write(accepted);
+      },
       progress: (applied, total, note) => report({ phase: "progress", message: `${applied} of ${total} applied; ${note}`, applied, total }),
     });
     const pruned = await prune(
@@ -179,6 +189,7 @@ export class Deployer {
         environment: job.environment,
         enabled: job.settings.prune,
         allowEmpty: job.settings.allowEmpty,
+        adopted: accepted.adopted,
         now: deps.clock.now,
       },
     );

@@ -14,7 +14,7 @@ import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
 import { idFields, liveDiff } from "./live-diff.ts";
-import { listLive, type Planned } from "./preflight.ts";
+import { listLive, preflightAll, type Planned } from "./preflight.ts";
 
 /** Self-heal stops healing an object changed back this many times within the window. */
 const HEAL_LIMIT = 3;
@@ -86,6 +86,7 @@ export class DriftChecker {
       for (const object of drifted) {
         const target = planned.find((p) => resourceKey(p.id) === resourceKey(object));
         if (!target) continue;
+        if (!(await this.#healable(target, job))) continue;
         if (!this.#mayHeal(resourceKey(object))) {
           gaveUp.push(idFields(object));
           continue;
@@ -137,6 +138,17 @@ export class DriftChecker {
     const latest = inventory?.revisions[0];
     if (!latest || latest.jobId !== job.id || latest.digest !== job.digest || job.repository.id !== repositoryId) return undefined;
     return job;
+  }
+
+  /**
+   * Whether healing may write the object: only what is still this environment's (or gone), and
+   * never a Pod Security label change the policy keeps from repositories. Adopting happens at
+   * deploys, where it is recorded; an object that lost Sluice's labels since stays drifted.
+   */
+  async #healable(target: Planned, job: AgentJob): Promise<boolean> {
+    const owner = { repositoryId: job.repository.id, environment: job.environment };
+    const [preflight] = await preflightAll(this.#deps.cluster, [target], { ...this.#deps.policy, concurrency: 1, owner });
+    return preflight !== undefined && "claim" in preflight && (preflight.claim === "keep" || preflight.claim === "create");
   }
 
   /** Whether an object may be healed now: fewer than the limit of heals in the window. */

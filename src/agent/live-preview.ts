@@ -8,14 +8,14 @@ import { resourceKey, statedId, type ResourceId } from "../core/identity.ts";
 import { pruneCandidates } from "../core/inventory.ts";
 import type { KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
-import { namespacesFor, policyViolations } from "../core/policy.ts";
+import { namespacesFor, podSecurityChanges, podSecurityRefusal, policyViolations, type OwnershipPolicy } from "../core/policy.ts";
 import { open, SignatureError } from "../core/signing.ts";
 import { admitJob, loadObjects, resolveScopes, type DeployerDeps } from "./deployer.ts";
 import { RejectedJobError } from "./errors.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { idFields, liveDiff } from "./live-diff.ts";
-import { ownedElsewhere, withOwnership } from "./ownership.ts";
+import { claimOf, withOwnership, type Owner } from "./ownership.ts";
 import { listLive } from "./preflight.ts";
 
 /** What a live preview needs: the same cluster, policy and keys as deploys. */
@@ -84,11 +84,11 @@ export async function previewLive(deps: LivePreviewDeps, request: LivePreviewReq
     if (same && !mayHaveDrifted(found, deps.cluster.fieldManager, [], id)) return "unchanged" as const;
     return dryRunOne(
       deps.cluster,
-      id,
-      withOwnership(object, request.repository, request.environment),
-      found,
-      owner,
-      deps.policy.allowAdoption,
+      { id, object: withOwnership(object, request.repository, request.environment), live: found },
+      {
+        owner,
+        policy: deps.policy,
+      },
     );
   });
   let unchanged = 0;
@@ -97,11 +97,13 @@ export async function previewLive(deps: LivePreviewDeps, request: LivePreviewReq
     else changes.push(result);
   }
   const inventory = await deps.inventories.read(request.repository.id, request.environment);
+  // Adopted objects leave Git by being released, not deleted: they are not listed as prunes.
+  const adopted = new Set((inventory?.adopted ?? []).map(resourceKey));
   const prune = request.settings.prune
     ? pruneCandidates(
         inventory?.objects ?? [],
         scoped.objects.map((o) => o.id),
-      )
+      ).filter((id) => !adopted.has(resourceKey(id)))
     : [];
   changes.sort((a, b) => resourceKey(a).localeCompare(resourceKey(b)));
   return {
@@ -112,17 +114,18 @@ export async function previewLive(deps: LivePreviewDeps, request: LivePreviewReq
   };
 }
 
-/** One object's dry-run: unchanged, or what would change, or why it would be refused. */
+/**
+ * One object's dry-run: unchanged, or what would change, or why it would be refused (by the
+ * agent's policy on whose the live object is and on Pod Security labels, or by the API server).
+ */
 async function dryRunOne(
   cluster: Cluster,
-  id: ResourceId,
-  object: KubeObject,
-  live: KubeObject | undefined,
-  owner: { repositoryId: number; environment: string },
-  allowAdoption: boolean,
+  target: { id: ResourceId; object: KubeObject; live: KubeObject | undefined },
+  options: { owner: Owner; policy: OwnershipPolicy },
 ): Promise<LiveChange | "unchanged"> {
-  const elsewhere = allowAdoption ? undefined : ownedElsewhere(live, owner);
-  if (elsewhere) return { ...id, action: "refused", refusedBy: "policy", message: elsewhere };
+  const { id, object, live } = target;
+  const claim = claimOf(live, options.owner, options.policy);
+  if (claim.action === "refuse") return { ...id, action: "refused", refusedBy: "policy", message: claim.reason };
   let applied: KubeObject;
   try {
     applied = await cluster.apply(object, { dryRun: true });
@@ -130,6 +133,8 @@ async function dryRunOne(
     if (!(error instanceof KubeApiError) || error.transient) throw error;
     return { ...id, action: "refused", refusedBy: "api-server", message: error.detail };
   }
+  const labels = podSecurityRefusal(podSecurityChanges(id, { desired: object, live, applied }), options.policy);
+  if (labels) return { ...id, action: "refused", refusedBy: "policy", message: labels };
   const diff = liveDiff(id, live, applied);
   return diff === undefined ? "unchanged" : { ...id, action: live ? "configure" : "create", diff };
 }

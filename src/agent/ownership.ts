@@ -1,5 +1,15 @@
-import { FORCE_ANNOTATION, labelValue, ownerOf, ownershipLabels, REPOSITORY_ANNOTATION } from "../core/inventory.ts";
+import {
+  FORCE_ANNOTATION,
+  labelValue,
+  MANAGED_BY,
+  OWNER_ENVIRONMENT_LABEL,
+  OWNER_REPOSITORY_LABEL,
+  ownerOf,
+  ownershipLabels,
+  REPOSITORY_ANNOTATION,
+} from "../core/inventory.ts";
 import { metadataOf, recordOf, type KubeObject } from "../core/manifest.ts";
+import type { OwnershipPolicy } from "../core/policy.ts";
 
 /** Who applies: a repository (by id) and one of its environments. */
 export interface Owner {
@@ -24,15 +34,54 @@ export function withOwnership(
   };
 }
 
-/** Why applying over a live object would take it from another owner, or undefined when it would not. */
-export function ownedElsewhere(live: KubeObject | undefined, owner: Owner): string | undefined {
-  const metadata = metadataOf(live);
-  const found = ownerOf(recordOf(metadata.labels));
-  if (!found || (found.repositoryId === String(owner.repositoryId) && found.environment === labelValue(owner.environment)))
-    return undefined;
+/**
+ * What applying over a live object does to who owns it: `create` (nothing is there), `keep` (it is
+ * this repository environment's), `adopt` (it has no Sluice labels: someone else made it),
+ * `take-over` (another repository or environment owns it), or `refuse` with the rule that forbids it.
+ */
+export type Claim = { action: "create" | "keep" | "adopt" | "take-over" } | { action: "refuse"; reason: string };
+
+/**
+ * Whether the policy lets this repository environment apply over a live object. An object without
+ * Sluice's labels is someone else's (the platform team's quota, a hand-made RoleBinding, the
+ * Namespace itself): it is adopted only when the policy says so.
+ */
+export function claimOf(
+  live: KubeObject | undefined,
+  owner: Owner,
+  policy: Pick<OwnershipPolicy, "allowAdoption" | "adoptUnmanaged">,
+): Claim {
+  if (!live) return { action: "create" };
+  const found = ownerOf(recordOf(metadataOf(live).labels));
+  if (!found) {
+    if (policy.adoptUnmanaged) return { action: "adopt" };
+    return {
+      action: "refuse",
+      reason:
+        "exists without Sluice's ownership labels (it was made outside Sluice); the agent does not adopt unmanaged objects unless SLUICE_AGENT_ADOPT_UNMANAGED is true",
+    };
+  }
+  if (found.repositoryId === String(owner.repositoryId) && found.environment === labelValue(owner.environment)) return { action: "keep" };
+  if (policy.allowAdoption) return { action: "take-over" };
   const named = annotationOf(live, REPOSITORY_ANNOTATION);
   const name = named === undefined ? `repository id ${found.repositoryId}` : `${named} (id ${found.repositoryId})`;
-  return `owned by ${name}, environment ${found.environment}; the agent does not take objects over unless SLUICE_AGENT_ALLOW_ADOPTION is true`;
+  return {
+    action: "refuse",
+    reason: `owned by ${name}, environment ${found.environment}; the agent does not take objects over unless SLUICE_AGENT_ALLOW_ADOPTION is true`,
+  };
+}
+
+/**
+ * The JSON merge patch that hands an adopted object back: Sluice's ownership labels and annotation
+ * removed, every other field left as it is.
+ */
+export function releasePatch(): Record<string, unknown> {
+  return {
+    metadata: {
+      labels: { [MANAGED_BY]: null, [OWNER_REPOSITORY_LABEL]: null, [OWNER_ENVIRONMENT_LABEL]: null },
+      annotations: { [REPOSITORY_ANNOTATION]: null },
+    },
+  };
 }
 
 /** Whether the object asks to be deleted and created again when a field it changes is immutable. */

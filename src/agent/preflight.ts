@@ -3,8 +3,9 @@ import { displayName, groupKindKey, resourceKey, statedId, type ResourceId } fro
 import { FORCE_ANNOTATION } from "../core/inventory.ts";
 import { isRecord, metadataOf, recordOf, type KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
+import { podSecurityChanges, podSecurityRefusal, type OwnershipPolicy } from "../core/policy.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
-import { mayRecreate, ownedElsewhere, type Owner } from "./ownership.ts";
+import { claimOf, mayRecreate, type Claim, type Owner } from "./ownership.ts";
 
 /** One object to apply, with its identity. */
 export interface Planned {
@@ -15,14 +16,16 @@ export interface Planned {
 /** What the dry-run says applying an object would do. */
 export type Verdict = "create" | "configure" | "unchanged" | "recreate" | "deferred";
 
-/** The dry-run's answer for one object: a verdict, or why it would be refused. */
-export type Preflight = { planned: Planned; verdict: Verdict } | { planned: Planned; error: KubeApiError };
+/** What writing an object does to who owns it, once the policy allowed it. */
+export type Claimed = Exclude<Claim, { action: "refuse" }>["action"];
 
-/** What a preflight needs besides the objects. */
-export interface PreflightOptions {
+/** The dry-run's answer for one object: a verdict and what it claims, or why it would be refused. */
+export type Preflight = { planned: Planned; verdict: Verdict; claim: Claimed } | { planned: Planned; error: KubeApiError };
+
+/** What a preflight needs besides the objects: who applies, and the agent's policy on taking live objects. */
+export interface PreflightOptions extends OwnershipPolicy {
   concurrency: number;
   owner: Owner;
-  allowAdoption: boolean;
 }
 
 /** Live objects by identity key, read once per kind and namespace rather than one by one. */
@@ -80,22 +83,26 @@ export async function preflightAll(
 ): Promise<Preflight[]> {
   return mapBounded(objects, options.concurrency, async (planned): Promise<Preflight> => {
     const { id, object } = planned;
-    if (options.deferred?.(id)) return { planned, verdict: "deferred" };
+    // Deferred objects are in a namespace this set creates, or of a kind it defines: nothing is there yet.
+    if (options.deferred?.(id)) return { planned, verdict: "deferred", claim: "create" };
     const live = options.live ? options.live.get(resourceKey(id)) : await cluster.get(object);
-    const elsewhere = options.allowAdoption ? undefined : ownedElsewhere(live, options.owner);
-    if (elsewhere) return { planned, error: new KubeApiError(displayName(id), 409, "OwnedElsewhere", elsewhere) };
+    const claim = claimOf(live, options.owner, options);
+    if (claim.action === "refuse") return { planned, error: new KubeApiError(displayName(id), 409, "Ownership", claim.reason) };
+    let dry: KubeObject;
     try {
-      const dry = await cluster.apply(object, { dryRun: true });
-      return { planned, verdict: !live ? "create" : comparable(dry) === comparable(live) ? "unchanged" : "configure" };
+      dry = await cluster.apply(object, { dryRun: true });
     } catch (error) {
       if (!(error instanceof KubeApiError) || error.transient) throw error;
-      if (error.immutable && mayRecreate(object)) return { planned, verdict: "recreate" };
+      if (error.immutable && mayRecreate(object)) return { planned, verdict: "recreate", claim: claim.action };
       const hint = error.immutable ? ` (annotate it with ${FORCE_ANNOTATION}: enabled to let Sluice recreate it)` : "";
       return {
         planned,
         error: new KubeApiError(displayName(id), error.status, error.reason, `dry-run failed: ${error.detail}${hint}`),
       };
     }
+    const labels = podSecurityRefusal(podSecurityChanges(id, { desired: object, live, applied: dry }), options);
+    if (labels) return { planned, error: new KubeApiError(displayName(id), 403, "PodSecurityLabels", labels) };
+    return { planned, verdict: !live ? "create" : comparable(dry) === comparable(live) ? "unchanged" : "configure", claim: claim.action };
   });
 }
 

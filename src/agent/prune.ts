@@ -1,10 +1,11 @@
-import { displayName, type ResourceId } from "../core/identity.ts";
+import { displayName, resourceKey, type ResourceId } from "../core/identity.ts";
 import { OWNER_ENVIRONMENT_LABEL, OWNER_REPOSITORY_LABEL, PRUNE_ANNOTATION, labelValue, pruneCandidates } from "../core/inventory.ts";
 import { metadataOf, recordOf, type KubeObject } from "../core/manifest.ts";
 import type { ObjectResult } from "../core/agent-protocol.ts";
 import { entry } from "./change-set.ts";
 import { PermanentDeployError } from "./errors.ts";
 import type { Cluster } from "./kube/cluster.ts";
+import { releasePatch } from "./ownership.ts";
 
 /** What pruning may do. */
 export interface PruneOptions {
@@ -14,6 +15,8 @@ export interface PruneOptions {
   enabled: boolean;
   /** Allow deleting every object of the environment at once. */
   allowEmpty: boolean;
+  /** Objects Sluice adopted rather than created (the inventory's record): released, never deleted. */
+  adopted: readonly ResourceId[];
   now: () => number;
 }
 
@@ -28,7 +31,8 @@ function objectFor(id: ResourceId): KubeObject {
 /**
  * Deletes what the previous inventory had and the new set lacks, but only objects that carry
  * Sluice's ownership labels for this repository and environment, never one annotated
- * `sluice.dev/prune: disabled`, and never everything at once unless allowed.
+ * `sluice.dev/prune: disabled`, and never everything at once unless allowed. An object Sluice
+ * adopted is someone else's: it is released (Sluice's labels removed), not deleted.
  */
 export async function prune(
   cluster: Cluster,
@@ -44,6 +48,7 @@ export async function prune(
       `refusing to prune all ${previous.length} objects of ${options.environment}: the new revision has none; set allowEmpty: true to allow it`,
     );
   }
+  const adopted = new Set(options.adopted.map(resourceKey));
   const results: ObjectResult[] = [];
   for (const id of candidates) {
     const started = options.now();
@@ -63,6 +68,12 @@ export async function prune(
     }
     if (annotations[PRUNE_ANNOTATION] === "disabled") {
       results.push(entry(id, "skipped", "unknown", options.now() - started, `${PRUNE_ANNOTATION}: disabled; not pruned`));
+      continue;
+    }
+    if (adopted.has(resourceKey(id))) {
+      await cluster.mergePatch(objectFor(id), releasePatch());
+      const note = `${displayName(id)} was adopted, not created by Sluice: released (Sluice's labels removed), not deleted`;
+      results.push(entry(id, "skipped", "unknown", options.now() - started, note));
       continue;
     }
     await cluster.delete(objectFor(id));

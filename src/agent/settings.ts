@@ -30,6 +30,8 @@ const envSchema = z.object({
   SLUICE_AGENT_NAMESPACES: list(""),
   SLUICE_AGENT_CLUSTER_KINDS: list(""),
   SLUICE_AGENT_ALLOW_ADOPTION: z.enum(["true", "false"]).default("false"),
+  SLUICE_AGENT_ADOPT_UNMANAGED: z.enum(["true", "false"]).default("false"),
+  SLUICE_AGENT_ALLOW_POD_SECURITY_LABELS: z.enum(["true", "false"]).default("false"),
   SLUICE_AGENT_MAX_JOB_AGE_SECONDS: z.coerce.number().int().positive().default(900),
   SLUICE_AGENT_NAMESPACE: z.string().default("sluice-system"),
   SLUICE_FIELD_MANAGER: z.string().min(1).max(128).default("sluice"),
@@ -40,6 +42,7 @@ const envSchema = z.object({
   SLUICE_AGENT_LOCK_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
   SLUICE_AGENT_PROBE_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
   SLUICE_AGENT_PROBE_HOST: z.string().default("0.0.0.0"),
+  SLUICE_METRICS_TOKEN: z.string().min(16, { error: "SLUICE_METRICS_TOKEN must be at least 16 characters" }).optional(),
 });
 
 /** The agent's settings: from its own environment (a ConfigMap and a Secret), never from a repository. */
@@ -55,6 +58,10 @@ export interface AgentSettings {
   clusterKinds: string[];
   /** Apply over objects another repository or environment owns. */
   allowAdoption: boolean;
+  /** Apply over live objects without Sluice's labels, adopting them (released, not deleted, when they leave Git). */
+  adoptUnmanaged: boolean;
+  /** Let a repository set, change or remove a Namespace's `pod-security.kubernetes.io/*` labels. */
+  allowPodSecurityLabels: boolean;
   /** A job signed longer ago than this is refused, whatever its own expiry says. */
   maxJobAgeMs: number;
   /** The agent's own namespace, where inventories live. */
@@ -73,6 +80,8 @@ export interface AgentSettings {
   /** Where `/healthz`, `/readyz` and `/metrics` are served (port 0: any free port); nothing else is. */
   probePort: number;
   probeHost: string;
+  /** When set, `/metrics` (which names repositories and environments) answers only `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
 }
 
 async function secret(inline: string | undefined, path: string | undefined, name: string): Promise<string> {
@@ -103,6 +112,8 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     rules,
     clusterKinds: e.SLUICE_AGENT_CLUSTER_KINDS,
     allowAdoption: e.SLUICE_AGENT_ALLOW_ADOPTION === "true",
+    adoptUnmanaged: e.SLUICE_AGENT_ADOPT_UNMANAGED === "true",
+    allowPodSecurityLabels: e.SLUICE_AGENT_ALLOW_POD_SECURITY_LABELS === "true",
     maxJobAgeMs: e.SLUICE_AGENT_MAX_JOB_AGE_SECONDS * 1000,
     namespace: e.SLUICE_AGENT_NAMESPACE,
     fieldManager: e.SLUICE_FIELD_MANAGER,
@@ -113,5 +124,6 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     lockMs: e.SLUICE_AGENT_LOCK_SECONDS * 1000,
     probePort: e.SLUICE_AGENT_PROBE_PORT,
     probeHost: e.SLUICE_AGENT_PROBE_HOST,
+    metricsToken: e.SLUICE_METRICS_TOKEN,
   };
 }

@@ -22,7 +22,7 @@ import { Cluster } from "./kube/cluster.ts";
 import type { AgentSettings } from "./settings.ts";
 import { errorMessage } from "../core/errors.ts";
 import { createServer, type Server } from "node:http";
-import { answerProbe, checkWithin, redisReady, workersReady, type ProbeSources } from "../core/probes.ts";
+import { answerProbe, checkWithin, metricsAuthorized, PROBE_PATHS, redisReady, workersReady, type ProbeSources } from "../core/probes.ts";
 import { AgentMetrics } from "./metrics.ts";
 
 /** A running agent. */
@@ -78,6 +78,8 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
     rules: settings.rules,
     clusterKinds: settings.clusterKinds,
     allowAdoption: settings.allowAdoption,
+    adoptUnmanaged: settings.adoptUnmanaged,
+    allowPodSecurityLabels: settings.allowPodSecurityLabels,
     environments: settings.environments,
     maxJobAgeMs: settings.maxJobAgeMs,
   };
@@ -271,7 +273,7 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
       ]),
     metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
   };
-  const probeServer = await serveProbes(settings.probeHost, settings.probePort, probes);
+  const probeServer = await serveProbes(settings.probeHost, settings.probePort, probes, settings.metricsToken);
   const address = probeServer.address();
   return {
     probePort: typeof address === "object" && address ? address.port : settings.probePort,
@@ -290,10 +292,18 @@ export async function startAgent(settings: AgentSettings, options: { now?: () =>
   };
 }
 
-/** The agent's only listening socket: probes and metrics, no API. */
-async function serveProbes(host: string, port: number, sources: ProbeSources): Promise<Server> {
+/**
+ * The agent's only listening socket: probes and metrics, no API. With `metricsToken`, `/metrics`
+ * (which names repositories and environments) answers 401 without it; the probes stay open.
+ */
+async function serveProbes(host: string, port: number, sources: ProbeSources, metricsToken?: string): Promise<Server> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (path === PROBE_PATHS.metrics && !metricsAuthorized(req.headers.authorization, metricsToken)) {
+      res.writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": "Bearer" });
+      res.end("Unauthorized\n");
+      return;
+    }
     const answer = req.method === "GET" ? answerProbe(path, sources) : Promise.resolve(undefined);
     answer
       .then((a) => {

@@ -63,7 +63,7 @@ export class AppMetrics {
   });
   readonly rejected = new Counter({
     name: "sluice_agent_messages_rejected_total",
-    help: "Agent messages dropped, by kind and reason (signature, malformed, environment).",
+    help: "Agent messages dropped, by kind and reason (signature, malformed, environment, repository, unknown, mismatch).",
     labelNames: ["kind", "reason"] as const,
     registers: [this.registry],
   });

@@ -17,13 +17,23 @@ export function deployRecordKey(jobId: string): string {
   return `sluice:deploy:${jobId}`;
 }
 
-/** The keys of one pull request's preview state; they share a hash tag, so scripts over them work on Redis Cluster. */
+/**
+ * The keys of one pull request's preview state and command rate limits (`diff`, `invalid`); they
+ * share a hash tag, so scripts over them work on Redis Cluster.
+ */
 export function pullRequestKeys(
   repositoryId: number,
   number: number,
-): { seq: string; posted: string; lock: string; diff: string; published: string } {
+): { seq: string; posted: string; lock: string; diff: string; invalid: string; published: string } {
   const tag = `{sluice:pr:${repositoryId}:${number}}`;
-  return { seq: `${tag}:seq`, posted: `${tag}:posted`, lock: `${tag}:lock`, diff: `${tag}:diff`, published: `${tag}:published` };
+  return {
+    seq: `${tag}:seq`,
+    posted: `${tag}:posted`,
+    lock: `${tag}:lock`,
+    diff: `${tag}:diff`,
+    invalid: `${tag}:invalid`,
+    published: `${tag}:published`,
+  };
 }
 
 /** Prefix of the render cache's entries (`<prefix>:<key>`) and its LRU index (`<prefix>:index`). */

@@ -4,8 +4,10 @@ import { inlineOrFile } from "../core/secrets.ts";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { SANDBOX_SETTINGS, type SandboxSetting } from "../render/process.ts";
 import { defaultRenderHeapMb } from "../render/render-pool.ts";
 import { checkRedisUrl } from "../redis/connection.ts";
+import type { RedisMacSecrets } from "./services/redis-mac.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -24,6 +26,10 @@ const envSchema = z.object({
     .superRefine(checkRedisUrl),
   SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }).optional(),
   SLUICE_LINK_SECRET: z.string().min(16).optional(),
+  SLUICE_REDIS_MAC_SECRET: z.string().optional(),
+  SLUICE_REDIS_MAC_SECRET_PATH: z.string().optional(),
+  SLUICE_REDIS_MAC_PREVIOUS_SECRETS: z.string().optional(),
+  SLUICE_REDIS_MAC_PREVIOUS_SECRETS_PATH: z.string().optional(),
   GITHUB_API_URL: z.url().default("https://api.github.com"),
   GITHUB_WEB_URL: z.url().default("https://github.com"),
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
@@ -39,6 +45,10 @@ const envSchema = z.object({
   SLUICE_PREVIEW_CONCURRENCY: positiveInt(6),
   SLUICE_RENDER_PROCESSES: z.coerce.number().int().min(1).max(64).optional(),
   SLUICE_RENDER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
+  SLUICE_RENDER_TOOL_MEMORY_MB: z.coerce.number().int().min(1024).default(3072),
+  SLUICE_RENDER_SANDBOX: z
+    .enum(SANDBOX_SETTINGS, { error: `SLUICE_RENDER_SANDBOX must be one of ${SANDBOX_SETTINGS.join(", ")}` })
+    .default("auto"),
   SLUICE_JOB_TTL_SECONDS: positiveInt(900),
   SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS: positiveInt(20),
   SLUICE_JOB_SIGNING_KEY: z.string().optional(),
@@ -54,25 +64,61 @@ const envSchema = z.object({
   SLUICE_HELM: z.string().optional(),
 });
 
-/** An agent's public key and the environments it may report on (all when undefined). */
+/**
+ * An agent's public key and what it may report on: the environments, and the repositories (by
+ * numeric id), that its agent serves. All when undefined.
+ */
 export interface AgentKey {
   pem: string;
   environments?: string[];
+  repositories?: number[];
 }
 
-/** Reads concatenated PEM public keys, each optionally after a `# environments: a,b` line. */
+/**
+ * Reads concatenated PEM public keys. The comment lines right above a key bind it:
+ * `# environments: a,b` to those environments, `# repositories: 123,456` to those repositories
+ * (numeric ids: a rename does not change them). Other comment lines are ignored.
+ * @throws Error naming the key and the line when a binding cannot be read
+ */
 export function parseAgentKeys(text: string): AgentKey[] {
   const keys: AgentKey[] = [];
-  for (const match of text.matchAll(
-    /(?:^[ \t]*#[ \t]*environments:[ \t]*([^\n]*)\n)?(-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----)/gm,
-  )) {
-    const environments = match[1]
-      ?.split(",")
-      .map((e) => e.trim())
-      .filter(Boolean);
-    keys.push({ pem: match[2] ?? "", ...(environments && environments.length > 0 ? { environments } : {}) });
+  for (const match of text.matchAll(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g)) {
+    const key: AgentKey = { pem: match[0] };
+    // The lines above the one the key starts on.
+    const above = text.slice(0, match.index).split("\n").slice(0, -1);
+    for (let i = above.length - 1; i >= 0 && /^[ \t]*#/.test(above[i] ?? ""); i--)
+      bindAgentKey(key, above[i] ?? "", `key ${keys.length + 1} (line ${i + 1})`);
+    keys.push(key);
   }
   return keys;
+}
+
+/** Applies one comment line above an agent key to its binding. */
+function bindAgentKey(key: AgentKey, line: string, where: string): void {
+  const [, name = "", value = ""] = /^[ \t]*#[ \t]*([A-Za-z-]+)[ \t]*:(.*)$/.exec(line) ?? [];
+  const problem = (message: string) => new Error(`invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: ${where}: ${message}`);
+  const values = value
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
+  switch (name.toLowerCase()) {
+    case "environments":
+      // An empty list has always meant no binding.
+      if (values.length > 0) key.environments = values;
+      return;
+    case "repositories": {
+      if (values.length === 0) throw problem(`"${line.trim()}" names no repository; leave the line out to allow them all`);
+      const notId = values.find((v) => !/^[1-9][0-9]{0,15}$/.test(v) || !Number.isSafeInteger(Number(v)));
+      if (notId !== undefined)
+        throw problem(`"${line.trim()}" names "${notId}"; repositories are numeric ids (a rename does not change them), such as 123456`);
+      key.repositories = values.map(Number);
+      return;
+    }
+    case "environment":
+      throw problem(`"${line.trim()}" binds nothing: the line is "# environments: …"`);
+    case "repository":
+      throw problem(`"${line.trim()}" binds nothing: the line is "# repositories: …"`);
+  }
 }
 
 /** The app's settings, parsed once from the environment at start-up. */
@@ -83,6 +129,11 @@ export interface AppSettings {
   redisUrl: string;
   publicUrl: string;
   linkSecret: string;
+  /**
+   * What keys the MACs of the app's Redis records: new MACs use `current` (`SLUICE_REDIS_MAC_SECRET`,
+   * else the webhook secret), and MACs made with `previous` ones still verify during a rotation.
+   */
+  redisMacSecrets: RedisMacSecrets;
   githubApiUrl: string;
   githubWebUrl: string;
   port: number;
@@ -100,6 +151,13 @@ export interface AppSettings {
   renderProcesses: number;
   /** Heap limit of each render process, in MiB. */
   renderMemoryMb: number;
+  /**
+   * Address space one helm or kustomize run may take, in MiB: Go reserves about 750 MiB of it at
+   * start, and each render process runs one tool at a time.
+   */
+  renderToolMemoryMb: number;
+  /** Whether helm and kustomize run in the namespace sandbox. */
+  renderSandbox: SandboxSetting;
   /** How long a signed deploy job stays valid. */
   jobTtlMs: number;
   /** How long a preview comment waits for the agents' live dry-run before it says none answered. */
@@ -108,7 +166,8 @@ export interface AppSettings {
   jobSigningKey: string | undefined;
   /**
    * Ed25519 public keys (PEM) of the agents whose reports are trusted, each bound to the
-   * environments named on a `# environments: a,b` line before it (any environment when absent).
+   * environments and repositories named on `# environments: a,b` and `# repositories: 123,456`
+   * lines right above it (any when absent).
    */
   agentPublicKeys: AgentKey[];
   /** The password of the queue dashboard at `/sluice/queues`; no dashboard when undefined. */
@@ -148,6 +207,7 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
   const webhookSecret = (await inlineOrFile(e.WEBHOOK_SECRET, e.WEBHOOK_SECRET_PATH, readText))?.trim();
   if (!webhookSecret)
     throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
+  const redisMacSecrets = await loadRedisMacSecrets(e, webhookSecret);
   const jobSigningKey = await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readText);
   const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readText)) ?? "";
   if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY"))
@@ -160,6 +220,7 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     publicUrl: (e.SLUICE_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     // Links stay valid across replicas and restarts without another secret to manage.
     linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", webhookSecret).update("sluice diff page links").digest("base64url"),
+    redisMacSecrets,
     githubApiUrl: e.GITHUB_API_URL.replace(/\/+$/, ""),
     githubWebUrl: e.GITHUB_WEB_URL.replace(/\/+$/, ""),
     port: e.PORT,
@@ -175,6 +236,8 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
     renderProcesses: e.SLUICE_RENDER_PROCESSES ?? defaultRenderProcesses(e.SLUICE_PREVIEW_CONCURRENCY),
     renderMemoryMb: e.SLUICE_RENDER_MEMORY_MB ?? defaultRenderHeapMb(),
+    renderToolMemoryMb: e.SLUICE_RENDER_TOOL_MEMORY_MB,
+    renderSandbox: e.SLUICE_RENDER_SANDBOX,
     jobTtlMs: e.SLUICE_JOB_TTL_SECONDS * 1000,
     liveTimeoutMs: e.SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS * 1000,
     jobSigningKey,
@@ -184,6 +247,31 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     dashboardToken: e.SLUICE_DASHBOARD_TOKEN,
     dashboardWritable: e.SLUICE_DASHBOARD_WRITE === "true",
     env,
+  };
+}
+
+/**
+ * The Redis MAC secrets: `SLUICE_REDIS_MAC_SECRET` stands apart from the webhook secret when set
+ * (installs that never set it keep their MACs, derived from the webhook secret), and the secrets
+ * of `SLUICE_REDIS_MAC_PREVIOUS_SECRETS`, comma- or line-separated, still verify.
+ * @throws Error naming the variable when the secret is shorter than 16 characters
+ */
+async function loadRedisMacSecrets(e: z.infer<typeof envSchema>, webhookSecret: string): Promise<RedisMacSecrets> {
+  const secret = (await inlineOrFile(e.SLUICE_REDIS_MAC_SECRET, e.SLUICE_REDIS_MAC_SECRET_PATH, readText))?.trim();
+  if (secret !== undefined && secret.length < 16) {
+    const given =
+      e.SLUICE_REDIS_MAC_SECRET !== undefined
+        ? "SLUICE_REDIS_MAC_SECRET"
+        : `SLUICE_REDIS_MAC_SECRET_PATH (${e.SLUICE_REDIS_MAC_SECRET_PATH ?? ""})`;
+    throw new Error(`invalid configuration:\n  ${given}: the Redis MAC secret must be at least 16 characters, got ${secret.length}`);
+  }
+  const previous = (await inlineOrFile(e.SLUICE_REDIS_MAC_PREVIOUS_SECRETS, e.SLUICE_REDIS_MAC_PREVIOUS_SECRETS_PATH, readText)) ?? "";
+  return {
+    current: secret ?? webhookSecret,
+    previous: previous
+      .split(/[,\n]/)
+      .map((s) => s.trim())
+      .filter(Boolean),
   };
 }
 

@@ -1,12 +1,14 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { parse } from "yaml";
 import { isRecord } from "../core/manifest.ts";
+import { refuseBody } from "./http/body-limit.ts";
 
 /** What the setup flow needs: where it listens, where GitHub is, and where the app will be reached. */
 export interface SetupOptions {
   port: number;
+  /** Where the setup page listens: loopback unless the operator chose otherwise (`SLUICE_SETUP_HOST`). */
   host: string;
   /** The app's public URL: webhooks and the manifest's redirect go there. */
   publicUrl: string;
@@ -61,11 +63,31 @@ export function writeEnvFile(file: string, values: Record<string, string>): void
   chmodSync(file, 0o600);
 }
 
+/** The cookie that ties the manifest flow's `state` to the one browser that opened the setup link. */
+const SESSION_COOKIE = "sluice_setup";
+
+/** Whether two secrets are equal, in constant time. */
+function same(given: string | undefined, expected: string): boolean {
+  const a = Buffer.from(given ?? "");
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The value of cookie `name` in a request's Cookie header. */
+function cookie(req: IncomingMessage, name: string): string | undefined {
+  for (const pair of (req.headers.cookie ?? "").split(";")) {
+    const [key, value] = pair.trim().split("=", 2);
+    if (key === name) return value;
+  }
+  return undefined;
+}
+
 function page(res: ServerResponse, status: number, title: string, body: string): void {
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
     "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action https: http:",
     "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
   });
   res.end(
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>` +
@@ -78,26 +100,70 @@ function page(res: ServerResponse, status: number, title: string, body: string):
 /**
  * Serves GitHub's manifest flow until it completes: a page that registers the GitHub App from
  * `app.yml`, then the callback that trades GitHub's code for the app's id, key and webhook secret
- * and writes them to `.env`. A `state` of its own guards the callback. Resolves with the
- * credentials once the port is free again, so the app can take it.
+ * and writes them to `.env`. Resolves with the credentials once the port is free again, so the app
+ * can take it.
+ *
+ * Whoever completes this flow chooses the app Sluice trusts, so the page opens only to the link
+ * printed on the console: its one-time token is traded for a cookie in the first browser that
+ * opens it, and the callback takes only the `state` of that browser's page, with its cookie. A
+ * visitor who reaches the port gets neither the page nor a `state`.
  */
 export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
-  const state = randomBytes(24).toString("base64url");
+  const token = randomBytes(24).toString("base64url");
+  /** The browser that traded the token, and the `state` of its manifest flow. */
+  let session: { id: string; state: string } | undefined;
   const manifest = JSON.stringify(setupManifest(options));
-  const newApp = `${options.githubWebUrl}${options.organization ? `/organizations/${encodeURIComponent(options.organization)}` : ""}/settings/apps/new?state=${state}`;
+  const newApp = (state: string): string =>
+    `${options.githubWebUrl}${options.organization ? `/organizations/${encodeURIComponent(options.organization)}` : ""}/settings/apps/new?state=${state}`;
+  const secure = options.publicUrl.startsWith("https:") ? "; Secure" : "";
   let done: (credentials: AppCredentials) => void = () => undefined;
   const finished = new Promise<AppCredentials>((resolve) => {
     done = resolve;
   });
   const server = createServer((req, res) => {
+    // Nothing here takes a body: one is refused unread, and the connection closed rather than drained.
+    if (req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0) {
+      refuseBody(req, "The setup page takes no request body");
+      return;
+    }
     const url = new URL(req.url ?? "/", "http://localhost");
+    const inSession = session !== undefined && same(cookie(req, SESSION_COOKIE), session.id);
     if (req.method === "GET" && url.pathname === "/") {
+      const given = url.searchParams.get("token");
+      if (given !== null) {
+        const headers: Record<string, string> = { location: "/", "cache-control": "no-store", "referrer-policy": "no-referrer" };
+        if (!inSession) {
+          if (session || !same(given, token)) {
+            page(
+              res,
+              403,
+              "Setup link not valid",
+              "<p>This is not the link <code>sluice app</code> printed, or it was already opened in another browser. Restart <code>sluice app</code> for a new link.</p>",
+            );
+            return;
+          }
+          session = { id: randomBytes(24).toString("base64url"), state: randomBytes(24).toString("base64url") };
+          headers["set-cookie"] = `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${secure}`;
+        }
+        // The token leaves the address bar; from here on the cookie is what opens the page.
+        res.writeHead(303, headers).end();
+        return;
+      }
+      if (!session || !inSession) {
+        page(
+          res,
+          403,
+          "Open the setup link",
+          "<p>Sluice is waiting to be set up. Open the link <code>sluice app</code> printed on its console: it carries a one-time token.</p>",
+        );
+        return;
+      }
       page(
         res,
         200,
         "Set up Sluice",
         `<p>Sluice has no GitHub App yet. Register one from <code>app.yml</code>: GitHub asks where to install it, and this page writes its id, private key and webhook secret to <code>${escapeHtml(options.envFile)}</code>.</p>` +
-          `<form action="${escapeHtml(newApp)}" method="post"><input type="hidden" name="manifest" value="${escapeHtml(manifest)}">` +
+          `<form action="${escapeHtml(newApp(session.state))}" method="post"><input type="hidden" name="manifest" value="${escapeHtml(manifest)}">` +
           `<button type="submit">Register the GitHub App</button></form>` +
           `<p>Webhooks will go to <code>${escapeHtml(options.webhookProxyUrl ?? `${options.publicUrl}/api/github/webhooks`)}</code>.</p>`,
       );
@@ -105,14 +171,13 @@ export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
     }
     if (req.method === "GET" && url.pathname === "/setup/callback") {
       const code = url.searchParams.get("code") ?? "";
-      const given = Buffer.from(url.searchParams.get("state") ?? "");
-      const expected = Buffer.from(state);
-      if (!/^[A-Za-z0-9_-]{1,200}$/.test(code) || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      // The state must be this browser's: a state read elsewhere, or a code from another browser's flow, is refused.
+      if (!/^[A-Za-z0-9_-]{1,200}$/.test(code) || !session || !inSession || !same(url.searchParams.get("state") ?? "", session.state)) {
         page(
           res,
           400,
           "Setup link not valid",
-          '<p>This link did not come from this setup page. Start again from <a href="/">the setup page</a>.</p>',
+          "<p>This link did not come from the setup page in this browser. Start again from the link <code>sluice app</code> printed.</p>",
         );
         return;
       }
@@ -141,7 +206,9 @@ export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
       resolve();
     });
   });
-  options.log(`no GitHub App credentials: open ${options.publicUrl} to register the app from app.yml`);
+  options.log(
+    `no GitHub App credentials: open ${options.publicUrl}/?token=${token} to register the app from app.yml (the setup page listens on ${options.host}; the link opens it in one browser only)`,
+  );
   const credentials = await finished;
   await new Promise((resolve) => {
     server.close(resolve);

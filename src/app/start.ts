@@ -3,12 +3,12 @@ import { pino } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { outputLimitFor, RenderPool } from "../render/render-pool.ts";
-import { canSandbox } from "../render/process.ts";
+import { probeSandbox, SandboxUnavailableError, type SandboxSetting } from "../render/process.ts";
 import { resolveTools } from "../render/setup.ts";
 import { loadPageViews } from "../views.ts";
 import { GitHubClient } from "./github/client.ts";
 import { issueCommentHandler } from "./handlers/issue-comment.ts";
-import { checkRunActionHandler } from "./handlers/check-run.ts";
+import { checkRunActionHandler, checkRunRerunHandler } from "./handlers/check-run.ts";
 import { pullRequestHandler } from "./handlers/pull-request.ts";
 import { diffPageHandler } from "./http/diff-page-handler.ts";
 import { privateKeyFromPem, publicKeyFromPem } from "../core/signing.ts";
@@ -35,13 +35,13 @@ import { RenderCache } from "./services/render-cache.ts";
 import type { AppSettings } from "./settings.ts";
 import { AppMetrics } from "./metrics.ts";
 import { AgentKeys } from "./services/agent-keys.ts";
-import { contextual, withLogContext } from "./services/logger.ts";
+import { contextual, withLogContext, type Logger } from "./services/logger.ts";
 import { probeHandler } from "./http/probe-handler.ts";
 import { queueDashboard } from "./http/queue-dashboard.ts";
 import { checkWithin, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
 import { concurrencyGate } from "../core/clock.ts";
 import { installationOctokit, type WriteLane } from "./github/installation-octokit.ts";
-import { GitHubPacing } from "./github/pacing.ts";
+import { GitHubPacing, type PacingClock } from "./github/pacing.ts";
 
 /**
  * Webhook deliveries handled at once. A handler only checks, writes a check run and queues (tens
@@ -57,8 +57,15 @@ export interface RunningApp {
   stop: () => Promise<void>;
 }
 
-/** Starts the Probot server, its webhook handlers, the diff pages and the preview worker. */
-export async function startApp(settings: AppSettings, now: () => number = Date.now): Promise<RunningApp> {
+/**
+ * Starts the Probot server, its webhook handlers, the diff pages and the preview worker. Tests give
+ * `now`, and `pacingClock` for GitHub's write pacing; both are the system's otherwise.
+ */
+export async function startApp(
+  settings: AppSettings,
+  now: () => number = Date.now,
+  options: { pacingClock?: PacingClock } = {},
+): Promise<RunningApp> {
   const checkouts = new CheckoutCache({
     dir: settings.cacheDir,
     maxCacheBytes: settings.cacheMaxBytes,
@@ -71,7 +78,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
   const redis = connectRedis(settings.redisUrl);
   const metrics = new AppMetrics({ queueDepths: () => queues.depths() });
   // Redis is not trusted: everything the app reads back from it is authenticated with this.
-  const mac = new RedisMac(settings.webhookSecret, () => {
+  const mac = new RedisMac(settings.redisMacSecrets, () => {
     metrics.redisMacFailures.inc();
   });
   const queues = new AppQueues(redis, { mac, now });
@@ -96,10 +103,13 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       probot?.log.error(details, message);
     },
   });
-  const pacing = new GitHubPacing((retry) => {
-    metrics.githubRetries.inc({ reason: retry.reason });
-    log.warn({ ...retry }, "GitHub request will be tried again");
-  });
+  const pacing = new GitHubPacing(
+    (retry) => {
+      metrics.githubRetries.inc({ reason: retry.reason });
+      log.warn({ ...retry }, "GitHub request will be tried again");
+    },
+    { clock: options.pacingClock },
+  );
   // Handlers use this too (in the webhook lane), not the event's own octokit: see installationOctokit.
   const github = async (installationId: number, lane: WriteLane = "background"): Promise<GitHubClient> => {
     if (!probot) throw new Error("the app is not loaded yet");
@@ -111,7 +121,13 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     return new GitHubClient(octokit, settings.appId);
   };
   // A render process holds its renderer's whole output and the parsed objects: the output cap follows its heap.
-  const limits = { ...DEFAULT_LIMITS, timeoutMs: settings.renderTimeoutMs, maxOutputBytes: outputLimitFor(settings.renderMemoryMb) };
+  const limits = {
+    ...DEFAULT_LIMITS,
+    timeoutMs: settings.renderTimeoutMs,
+    maxOutputBytes: outputLimitFor(settings.renderMemoryMb),
+    sandbox: settings.renderSandbox,
+    toolMemoryBytes: settings.renderToolMemoryMb * 1024 * 1024,
+  };
   const renderer = new RenderPool({
     size: settings.renderProcesses,
     heapMb: settings.renderMemoryMb,
@@ -126,6 +142,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     settings.agentPublicKeys.map((k) => ({
       key: publicKeyFromPem(k.pem),
       ...(k.environments ? { environments: k.environments } : {}),
+      ...(k.repositories ? { repositories: k.repositories } : {}),
     })),
     metrics.agentMessages,
   );
@@ -250,6 +267,10 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       "check_run.requested_action",
       deduplicated(redis, checkRunActionHandler({ appId: settings.appId, github: webhookGitHub, commands }), timings, gate),
     );
+    app.on(
+      "check_run.rerequested",
+      deduplicated(redis, checkRunRerunHandler({ appId: settings.appId, github: webhookGitHub, commands }), timings, gate),
+    );
     addHandler(diffPageHandler(diffPages, () => (views ??= loadPageViews()), now));
     if (dashboard) addHandler(dashboard.handler);
     addHandler(
@@ -337,12 +358,7 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
     });
   }
   limitRequestBodies(await server.start(), "/api/github/webhooks");
-  if (await canSandbox()) logger.info({ sandbox: "namespaces" }, "renderers run in user, network and PID namespaces of their own");
-  else
-    logger.warn(
-      { sandbox: "none" },
-      "renderers cannot run in namespaces here (user namespaces are not allowed); remote bases are still refused and renders still run without the app's environment",
-    );
+  await reportSandbox(settings.renderSandbox, logger);
   return {
     port: server.port,
     stop: async () => {
@@ -357,4 +373,25 @@ export async function startApp(settings: AppSettings, now: () => number = Date.n
       await checkouts.release();
     },
   };
+}
+
+/**
+ * Says at start-up how renderers are isolated here, and refuses to start when the sandbox is
+ * required and cannot run: every render would fail.
+ */
+async function reportSandbox(setting: SandboxSetting, logger: Logger): Promise<void> {
+  if (setting === "off") {
+    logger.warn({ sandbox: "off" }, "renderers run without the namespace sandbox (SLUICE_RENDER_SANDBOX=off)");
+    return;
+  }
+  const probe = await probeSandbox();
+  if (probe.available) {
+    logger.info({ sandbox: "namespaces", bwrap: probe.bwrap }, "renderers run in namespaces of their own and see only the checkout");
+    return;
+  }
+  if (setting === "required") throw new SandboxUnavailableError(probe.reason);
+  logger.warn(
+    { sandbox: "none", reason: probe.reason },
+    "renderers cannot run in the namespace sandbox here; they read checkouts that hold no links, and references outside them are refused",
+  );
 }

@@ -8,7 +8,8 @@ import { untilStopSignal } from "./signals.ts";
 /**
  * Runs `sluice app` until SIGTERM or SIGINT; reads `.env` from the working directory when present.
  * Outside production, without GitHub App credentials it first serves the setup flow that registers
- * the app, and without `REDIS_URL` it runs a private `redis-server` of its own.
+ * the app (on loopback, or `SLUICE_SETUP_HOST`), and without `REDIS_URL` it runs a private
+ * `redis-server` of its own.
  */
 export async function runApp(io: CommandIo): Promise<number> {
   const envFile = join(io.cwd, ".env");
@@ -23,7 +24,8 @@ export async function runApp(io: CommandIo): Promise<number> {
     const port = Number(env.PORT || 3000);
     const credentials = await runSetup({
       port,
-      host: env.HOST || "0.0.0.0",
+      // Whoever completes the setup chooses the app Sluice trusts: loopback unless the operator says otherwise.
+      host: env.SLUICE_SETUP_HOST || "127.0.0.1",
       publicUrl: (env.SLUICE_PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, ""),
       githubApiUrl: (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, ""),
       githubWebUrl: (env.GITHUB_WEB_URL || "https://github.com").replace(/\/+$/, ""),

@@ -7,6 +7,8 @@ import { renderMarkdown } from "../core/markdown.ts";
 import { hasChanges, toJsonReport, type DiffReport } from "../core/diff-report.ts";
 import { compareCheckouts, InProcessRenderer, selectEnvironments } from "../render/compare.ts";
 import { discoverBoth } from "../render/discover.ts";
+import { isSandboxSetting } from "../render/process.ts";
+import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { openRendererContext, resolveTools } from "../render/setup.ts";
 import { EXIT, type CommandIo } from "./io.ts";
 
@@ -50,7 +52,13 @@ export async function runDiff(args: DiffArgs, io: CommandIo): Promise<number> {
     return EXIT.error;
   }
   const tools = await resolveTools(io.env);
-  const [base, head] = await Promise.all([openRendererContext(baseDir, tools), openRendererContext(headDir, tools)]);
+  const sandbox = io.env.SLUICE_RENDER_SANDBOX ?? "auto";
+  if (!isSandboxSetting(sandbox)) {
+    io.stderr(`sluice diff: SLUICE_RENDER_SANDBOX must be one of auto, required, off, got "${sandbox}"\n`);
+    return EXIT.error;
+  }
+  const limits = { ...DEFAULT_LIMITS, sandbox };
+  const [base, head] = await Promise.all([openRendererContext(baseDir, tools, limits), openRendererContext(headDir, tools, limits)]);
   let report: DiffReport;
   try {
     report = await compareCheckouts({

@@ -1,4 +1,4 @@
-import { escapeCode, escapeInline } from "./markdown.ts";
+import { code, escapeInline } from "./markdown.ts";
 
 /** A command addressed to Sluice in a pull-request comment. */
 export type Command =
@@ -9,6 +9,29 @@ export type Command =
   | { kind: "invalid"; reason: string };
 
 const NAMES = ["diff", "help", "sync", "rollback"] as const;
+
+/** An invalid command's reply names at most this many of its words, each cut to {@link ECHO_LENGTH} characters. */
+const ECHOED_WORDS = 5;
+const ECHO_LENGTH = 40;
+
+/**
+ * A word of the commenter's, as the reply shows it: a code span (so nothing in it is a link, an
+ * image, HTML, a mention or a reference), cut short so a long word cannot fill the reply.
+ */
+function echo(word: string): string {
+  return code(word.length > ECHO_LENGTH ? `${word.slice(0, ECHO_LENGTH)}…` : word);
+}
+
+/** Words of the commenter's, named in a reply: the first few, and how many more. */
+function echoAll(words: readonly string[]): string {
+  const more = words.length > ECHOED_WORDS ? ` and ${words.length - ECHOED_WORDS} more` : "";
+  return `${words.slice(0, ECHOED_WORDS).map(echo).join(", ")}${more}`;
+}
+
+/** Sluice's own names (environments, branches) in a reply, as code spans. */
+function names(list: readonly string[]): string {
+  return list.map(code).join(", ");
+}
 
 /**
  * Reads the command on the first line of a comment. Only lines that start with `/diff`, `/help`,
@@ -40,14 +63,14 @@ export function parseCommand(body: string, environments: readonly string[]): Com
     case undefined:
       return { kind: "invalid", reason: "no command given" };
     default:
-      return { kind: "invalid", reason: `unknown command \`/${name}\`` };
+      return { kind: "invalid", reason: `unknown command ${echo(`/${name}`)}` };
   }
 }
 
 /** A `/sync` or `/rollback` with the environments it names (all when it names none). */
 function environmentsOf(kind: "sync" | "rollback", args: readonly string[], environments: readonly string[]): Command {
   const unknown = args.filter((arg) => !environments.includes(arg));
-  if (unknown.length > 0) return { kind: "invalid", reason: `unknown environment ${unknown.map((u) => `\`${u}\``).join(", ")}` };
+  if (unknown.length > 0) return { kind: "invalid", reason: `unknown environment ${echoAll(unknown)}` };
   return { kind, environments: args.length > 0 ? [...new Set(args)] : [...environments], named: args.length > 0 };
 }
 
@@ -64,7 +87,7 @@ export function helpText(environments: readonly string[], permission: string, re
 | \`/rollback [env…] to <sha>\` | roll back to any revision the agent keeps |
 | \`/help\` | show this message |
 
-Environments: ${environments.map((e) => `\`${e}\``).join(", ") || "none"}. Without names, \`/sync\` acts on all of them and \`/rollback\` on those that deployed this pull request's merge.
+Environments: ${names(environments) || "none"}. Without names, \`/sync\` acts on all of them and \`/rollback\` on those that deployed this pull request's merge.
 A held environment applies no merge until its revert pull request merges or someone comments \`/sync\`.
 \`/sync\` and \`/rollback\` need **${permission}** permission on this repository.`;
 }
@@ -72,7 +95,7 @@ A held environment applies no merge until its revert pull request merges or some
 /** Replies to commands: one function per situation, the commenter mentioned first. */
 export const replies = {
   invalidConfig: (author: string, first: { file: string; line: number; message: string } | undefined): string =>
-    `@${author} the configuration on the default branch is invalid, so no command can run: \`${escapeCode(first?.file ?? "")}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}`,
+    `@${author} the configuration on the default branch is invalid, so no command can run: ${code(`${first?.file ?? ""}:${first?.line ?? 0}`)} ${escapeInline(first?.message ?? "")}`,
   diffTooSoon: (author: string): string =>
     `@${author} a preview was requested less than a minute ago; it updates the preview comment when done.`,
   diffQueued: (author: string, headSha: string): string =>
@@ -89,13 +112,32 @@ export const replies = {
     `@${author} this pull request is not merged, so it has no deploy to roll back. Use \`/rollback <env> to <sha>\` to pick a revision. Nothing was done.`,
   neverDeployed: (sha: string): string =>
     `- no environment has \`${sha.slice(0, 7)}\` in the revisions its agent keeps, so there is nothing to roll back to; nothing queued.`,
-  cannotRollBack: (environment: string, reason: string): string => `- \`${environment}\`: cannot roll back: ${reason}; nothing queued.`,
+  /** `reason` is Sluice's own markdown (see `rollbackTarget`). */
+  cannotRollBack: (environment: string, reason: string): string => `- ${code(environment)}: cannot roll back: ${reason}; nothing queued.`,
   revertOpened: (environments: readonly string[], pull: { number: number; url: string }, branch: string): string =>
-    `- revert pull request [#${pull.number}](${pull.url}) puts \`${escapeCode(branch)}\` back; merging it releases ${environments.map((e) => `\`${e}\``).join(", ")}, and so does \`/sync\`.`,
+    `- revert pull request [#${pull.number}](${pull.url}) puts ${code(branch)} back; merging it releases ${names(environments)}, and so does \`/sync\`.`,
   revertNotNeeded: (environments: readonly string[], branch: string, target: string): string =>
-    `- \`${escapeCode(branch)}\` already has \`${target.slice(0, 7)}\`'s tree, so no revert pull request; \`/sync\` releases ${environments.map((e) => `\`${e}\``).join(", ")}.`,
+    `- ${code(branch)} already has \`${target.slice(0, 7)}\`'s tree, so no revert pull request; \`/sync\` releases ${names(environments)}.`,
   auditLine: (at: string, sender: string, kind: "sync" | "rollback", text: string): string =>
     `${at}: **${kind === "sync" ? "Re-sync" : "Roll back"}** pressed by @${sender}: ${text}`,
+  /** `what` is Sluice's own markdown. */
   queuedLine: (environment: string, added: boolean, what: string): string =>
-    `- \`${environment}\`: ${added ? "queued" : "already queued"}: ${what}.`,
+    `- ${code(environment)}: ${added ? "queued" : "already queued"}: ${what}.`,
+  /** A `/sync` of one environment: the branch head it deploys, the check run, and the hold it releases. */
+  syncLine: (environment: string, added: boolean, sync: { branch: string; sha: string; link: string; heldAt?: string }): string =>
+    replies.queuedLine(
+      environment,
+      added,
+      `deploy ${code(sync.branch)} at \`${sync.sha.slice(0, 7)}\` (${sync.link})${sync.heldAt ? `; releases the hold set by \`/rollback\` to \`${sync.heldAt.slice(0, 7)}\`` : ""}`,
+    ),
+  /** The body of a rollback's revert pull request. */
+  revertBody: (revert: {
+    author: string;
+    environments: readonly string[];
+    from: string;
+    target: string;
+    branch: string;
+    pullRequest?: number;
+  }): string =>
+    `@${revert.author} rolled back ${names(revert.environments)} from \`${revert.from.slice(0, 7)}\` to \`${revert.target.slice(0, 7)}\`${revert.pullRequest ? ` (#${revert.pullRequest})` : ""}.\n\nThis pull request makes ${code(revert.branch)} say what runs: its tree is \`${revert.target.slice(0, 7)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`,
 };

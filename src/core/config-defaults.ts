@@ -25,7 +25,11 @@ export const ENVIRONMENT_DEFAULTS: Omit<Environment, "name"> = {
 };
 
 /** The schema's defaults for the rest of a configuration. */
-export const CONFIG_DEFAULTS: Omit<Config, "environments"> = { version: 1, commands: { permission: "write" }, previews: { drafts: true } };
+export const CONFIG_DEFAULTS: Omit<Config, "environments"> = {
+  version: 1,
+  commands: { permission: "write" },
+  previews: { drafts: true, liveTimeout: "failure" },
+};
 
 /** The configuration used when a repository has no `.github/sluice.yml` and nothing was discovered: the whole checkout, one lenient environment. */
 export function defaultConfig(branch = "main"): Config {

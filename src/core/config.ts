@@ -119,6 +119,12 @@ export const configSchema = z
     previews: z
       .strictObject({
         drafts: z.boolean().default(true).describe("Preview draft pull requests too."),
+        liveTimeout: z
+          .enum(["failure", "neutral"])
+          .default("failure")
+          .describe(
+            "How sluice/preview concludes when an agent asked for a live dry-run does not answer in time (SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS): failure keeps a required check from passing on the rendered diff alone; neutral lets it pass. Read from the default branch.",
+          ),
       })
       .prefault({}),
   })
@@ -151,6 +157,8 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 /** One environment of a configuration. */
 export type Environment = Config["environments"][number];
+/** How sluice/preview concludes when a live answer it waits for does not come in time. */
+export type LiveTimeoutConclusion = Config["previews"]["liveTimeout"];
 /** How an environment's directory is turned into objects. */
 export type RenderMode = Environment["render"];
 

@@ -1,6 +1,6 @@
 import type { AgentReport, DriftReport, ObjectResult } from "./agent-protocol.ts";
 import { displayName } from "./identity.ts";
-import { escapeCode, escapeInline, escapeLines } from "./markdown.ts";
+import { code, escapeInline, escapeLines, fenceFor, htmlCode, tableRow } from "./markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
 
 /** The name of an environment's deploy check run. */
@@ -25,7 +25,7 @@ export function objectTable(objects: readonly ObjectResult[]): string {
   for (const [index, o] of objects.entries()) {
     const name = displayName(o);
     const note = o.message ? ` — ${escapeInline(o.message.slice(0, 300))}` : "";
-    const row = `| \`${escapeCode(name)}\` | ${ACTION_ICON[o.action]} ${o.action}${note} | ${o.health} | ${(o.durationMs / 1000).toFixed(1)} s |`;
+    const row = tableRow([code(name), `${ACTION_ICON[o.action]} ${o.action}${note}`, o.health, `${(o.durationMs / 1000).toFixed(1)} s`]);
     if (length + row.length + 200 > CHECK_RUN_TEXT_LIMIT) {
       rows.push(`\n…and ${objects.length - index} more objects.`);
       break;
@@ -159,28 +159,29 @@ export function driftCheckOutput(report: DriftReport): { title: string; summary:
   const at = `checked ${report.checked} objects at ${report.at}`;
   if (report.drifted.length === 0) {
     const healed =
-      report.healed.length > 0
-        ? ` Self-heal applied ${report.healed.map((id) => `\`${escapeCode(displayName(id))}\``).join(", ")} again.`
-        : "";
+      report.healed.length > 0 ? ` Self-heal applied ${report.healed.map((id) => code(displayName(id))).join(", ")} again.` : "";
     return { title: "In sync", summary: `The live cluster matches \`${report.sha.slice(0, 7)}\` (${at}).${healed}` };
   }
   const lines = [
     `${report.drifted.length} of ${report.checked} objects differ from what Sluice applied at \`${report.sha.slice(0, 7)}\` (${at}).`,
-    ...report.healed.map((id) => `- 🩹 self-heal applied \`${escapeCode(displayName(id))}\` again`),
-    ...report.gaveUp.map((id) => `- ⛔ self-heal stopped healing \`${escapeCode(displayName(id))}\`: something keeps changing it back`),
+    ...report.healed.map((id) => `- 🩹 self-heal applied ${code(displayName(id))} again`),
+    ...report.gaveUp.map((id) => `- ⛔ self-heal stopped healing ${code(displayName(id))}: something keeps changing it back`),
   ];
   const rows = [
     "| Object | Drift |",
     "|---|---|",
-    ...report.drifted.map(
-      (o) =>
-        `| \`${escapeCode(displayName(o))}\` | ${o.action === "missing" ? "deleted from the cluster" : o.message ? `changed; ${escapeInline(o.message)}` : "changed"} |`,
+    ...report.drifted.map((o) =>
+      tableRow([
+        code(displayName(o)),
+        o.action === "missing" ? "deleted from the cluster" : o.message ? `changed; ${escapeInline(o.message)}` : "changed",
+      ]),
     ),
   ];
   let text = "";
   for (const o of report.drifted) {
     if (!o.diff) continue;
-    const block = `<details><summary>${escapeCode(displayName(o))}</summary>\n\n\`\`\`diff\n${o.diff}\n\`\`\`\n</details>\n\n`;
+    const fence = fenceFor(o.diff);
+    const block = `<details><summary>${htmlCode(displayName(o))}</summary>\n\n${fence}diff\n${o.diff}\n${fence}\n</details>\n\n`;
     if (text.length + block.length > CHECK_RUN_TEXT_LIMIT - 1_000) break;
     text += block;
   }

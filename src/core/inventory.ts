@@ -49,6 +49,12 @@ export const inventorySchema = z.strictObject({
   heals: z.array(z.strictObject({ at: z.iso.datetime(), jobId: z.string(), objects: z.array(idSchema) })).default([]),
   /** Set by a rollback until a sync releases it. */
   hold: holdSchema.optional(),
+  /**
+   * Objects Sluice did not create: they were live without its labels when it first applied them,
+   * and the policy let it adopt them. Pruning releases them instead of deleting them. Recorded
+   * before anything is written, and kept until Sluice creates the object itself.
+   */
+  adopted: z.array(idSchema).default([]),
 });
 /** What Sluice applied to an environment last. */
 export type Inventory = z.infer<typeof inventorySchema>;
@@ -74,10 +80,32 @@ export function nextInventory(
     sequence: 0,
     sequenceJobId: "",
     heals: [],
+    adopted: [],
     ...previous,
     ...base,
     revisions: [revision, ...(previous?.revisions ?? [])].slice(0, keep),
   };
+}
+
+/** What a deploy's preflight found about who made each object it is about to write. */
+export interface Claims {
+  /** Live objects without Sluice's labels that it adopts. */
+  adopted: readonly ResourceId[];
+  /** Objects that do not exist yet: Sluice creates them. */
+  created: readonly ResourceId[];
+}
+
+/**
+ * The inventory with what a deploy adopts recorded and what it creates no longer counted as
+ * adopted; the same inventory when that changes nothing.
+ */
+export function withClaims(inventory: Inventory, claims: Claims): Inventory {
+  const created = new Set(claims.created.map(resourceKey));
+  const kept = inventory.adopted.filter((id) => !created.has(resourceKey(id)));
+  const known = new Set(kept.map(resourceKey));
+  const added = claims.adopted.filter((id) => !known.has(resourceKey(id)));
+  if (kept.length === inventory.adopted.length && added.length === 0) return inventory;
+  return { ...inventory, adopted: [...kept, ...added] };
 }
 
 /** Self-heals an inventory keeps, newest first. */

@@ -2,7 +2,7 @@ import type { LiveChange, LiveReport } from "./agent-protocol.ts";
 import type { ReportProblem } from "./diff-report.ts";
 import type { SourceLocation } from "./manifest.ts";
 import { displayName, resourceKey } from "./identity.ts";
-import { escapeCode, escapeHtml, escapeInline, utf8Length } from "./markdown.ts";
+import { escapeCode, escapeHtml, escapeInline, fenceFor, utf8Length } from "./markdown.ts";
 
 /** Where one environment's live preview stands. */
 export type LiveStatus =
@@ -90,7 +90,7 @@ function answeredLines(name: string, report: LiveReport): string {
 
 function diffBlock(environment: string, change: LiveChange, named: boolean): string {
   const where = named ? ` in \`${escapeCode(environment)}\`` : "";
-  const fence = change.diff?.includes("```") ? "````" : "```";
+  const fence = fenceFor(change.diff ?? "");
   return `<details><summary>${ACTION_ICON[change.action]} live ${change.action} <code>${escapeHtml(displayName(change))}</code>${where}</summary>\n\n${fence}diff\n${change.diff ?? ""}\n${fence}\n</details>`;
 }
 

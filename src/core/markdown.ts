@@ -100,16 +100,14 @@ export function summaryTable(environments: readonly EnvironmentDiff[]): string {
       : s.added + s.modified + s.removed === 0
         ? "no changes"
         : "changes";
-    return `| \`${escapeCode(env.name)}\` | ${s.added} | ${s.modified} | ${s.removed} | ${s.unchanged} | ${status} |`;
+    return tableRow([code(env.name), `${s.added}`, `${s.modified}`, `${s.removed}`, `${s.unchanged}`, status]);
   });
   return ["| Environment | 🟢 Added | 🟡 Modified | 🔴 Removed | Unchanged | |", "|---|--:|--:|--:|--:|---|", ...rows].join("\n");
 }
 
 /** The environments' notes, one line each. */
 export function noteList(environments: readonly EnvironmentDiff[]): string {
-  return environments
-    .flatMap((env) => (env.notes ?? []).map((note) => `> ℹ️ \`${escapeCode(env.name)}\`: ${escapeInline(note)}`))
-    .join("\n>\n");
+  return environments.flatMap((env) => (env.notes ?? []).map((note) => `> ℹ️ ${code(env.name)}: ${escapeInline(note)}`)).join("\n>\n");
 }
 
 /** The errors, each as `file:line: message`, capped at `max` entries. */
@@ -117,7 +115,7 @@ export function errorList(errors: readonly ReportProblem[], max: number): string
   if (errors.length === 0) return "";
   const lines = errors.slice(0, max).map((e) => {
     const where = [e.environment, e.side].filter(Boolean).join(", ");
-    return `- \`${escapeCode(formatProblem({ file: e.file, line: e.line, message: "" }).replace(/: $/, ""))}\`${where ? ` (${escapeInline(where)})` : ""}: ${escapeInline(e.message)}`;
+    return `- ${code(formatProblem({ file: e.file, line: e.line, message: "" }).replace(/: $/, ""))}${where ? ` (${escapeInline(where)})` : ""}: ${escapeInline(e.message)}`;
   });
   if (errors.length > max) lines.push(`- … and ${errors.length - max} more`);
   return `**❌ ${errors.length} error${errors.length === 1 ? "" : "s"}**\n\n${lines.join("\n")}`;
@@ -129,13 +127,13 @@ export function changeDetails(change: ResourceChange, environment?: string): str
   const env = environment ? ` <sub>${escapeHtml(environment)}</sub>` : "";
   const note = change.replaced ? "\n\n_Diff too large to compute line by line; shown as a whole-object replacement._" : "";
   const secret = change.secretKeys ? `\n\n${secretKeyTable(change.secretKeys)}` : "";
-  return `<details><summary>${ICONS[change.action]} ${change.action} <code>${escapeHtml(displayName(change.id))}</code>${env}</summary>${note}${secret}\n\n${fence}diff\n${change.diff.trimEnd()}\n${fence}\n</details>`;
+  return `<details><summary>${ICONS[change.action]} ${change.action} ${htmlCode(displayName(change.id))}${env}</summary>${note}${secret}\n\n${fence}diff\n${change.diff.trimEnd()}\n${fence}\n</details>`;
 }
 
 function secretKeyTable(keys: Record<string, string>): string {
   const entries = Object.entries(keys);
   if (entries.length === 0) return "_No data keys._";
-  return `Secret keys (values are never shown): ${entries.map(([key, change]) => `\`${escapeCode(key)}\` ${change}`).join(", ")}`;
+  return `Secret keys (values are never shown): ${entries.map(([key, change]) => `${code(key)} ${change}`).join(", ")}`;
 }
 
 /** Added and removed first when naming what was left out: they matter most to a reviewer. */
@@ -161,8 +159,8 @@ function omittedList(omitted: readonly { env: string; change: ResourceChange }[]
     group.names.push(change.id.namespace ? `${change.id.namespace}/${change.id.name}` : change.id.name);
   }
   const row = (g: { env: string; action: ResourceChange["action"]; kind: string }, objects: string) =>
-    `| \`${escapeCode(g.env)}\` | ${ICONS[g.action]} ${g.action} | ${escapeInline(g.kind)} | ${objects} |`;
-  const named = intro + [...groups.values()].map((g) => row(g, g.names.map((n) => `\`${escapeCode(n)}\``).join(", "))).join("\n");
+    tableRow([code(g.env), `${ICONS[g.action]} ${g.action}`, escapeInline(g.kind), objects]);
+  const named = intro + [...groups.values()].map((g) => row(g, g.names.map(code).join(", "))).join("\n");
   if (utf8Length(named) <= budget) return named;
   return (
     intro +
@@ -176,18 +174,39 @@ function fullLink(url: string | undefined, anyChange: boolean): string {
   return url && anyChange ? `\n\n[Open the full diff](${url}).` : "";
 }
 
-/** A backtick fence longer than any run of backticks in the text. */
-function fenceFor(text: string): string {
+/** A backtick fence longer than any run of backticks in the text, so no line of the text can close it. */
+export function fenceFor(text: string): string {
   let longest = 2;
   for (const match of text.matchAll(/`+/g)) longest = Math.max(longest, match[0].length);
   return "`".repeat(longest + 1);
 }
 
+// Untrusted text (object, file, branch and environment names, error messages, words of a comment)
+// reaches GitHub only through the functions below: as a code span (`code`), as plain text
+// (`escapeInline`, `escapeLines`), as a `<code>` element in an HTML block (`htmlCode`), and in a
+// table row (`tableRow`).
+
 /** Control characters and line breaks: in untrusted text each becomes a space. */
 // eslint-disable-next-line no-control-regex
 const BREAKS = /[\u0000-\u001f\u007f\u2028\u2029]+/g;
 
-/** Escapes text for HTML content and attributes, on one line (a blank line would end an HTML block such as `<summary>`). */
+/**
+ * Breaks what GitHub's filters turn into notifications and backlinks outside code, links and
+ * preformatted text: `@user` and `@org/team` mentions, `#123`, `owner/repo#123` and `GH-123`
+ * references. A zero-width space after `@`, `#` or `GH` keeps the text as it reads.
+ */
+function defuseReferences(text: string): string {
+  return text
+    .replace(/@/g, "@\u200b")
+    .replace(/#(?=\d)/g, "#\u200b")
+    .replace(/\b(GH)-(?=\d)/gi, "$1\u200b-");
+}
+
+/**
+ * Escapes text for HTML content and attributes, on one line (a blank line would end an HTML block
+ * such as `<summary>`), with no @mention. In a GitHub comment, put untrusted text in {@link htmlCode}:
+ * GitHub links no reference inside `<code>`.
+ */
 export function escapeHtml(text: string): string {
   return text
     .replace(BREAKS, " ")
@@ -195,25 +214,54 @@ export function escapeHtml(text: string): string {
     .replace(/@/g, "@\u200b");
 }
 
-/** Text for inside a code span: one line, no backtick to close it early. */
+/** Untrusted text as a `<code>` element, for inside an HTML block such as `<summary>`: no tag, no mention, no reference. */
+export function htmlCode(text: string): string {
+  return `<code>${escapeHtml(text)}</code>`;
+}
+
+/**
+ * Text for inside a code span: one line, no backtick to close it early. Inside a code span GitHub
+ * makes no link, image, HTML, mention or reference, so nothing else needs escaping.
+ */
 export function escapeCode(text: string): string {
   return text.replace(BREAKS, " ").replace(/`/g, "'");
 }
 
+/** Untrusted text as an inline code span; in a table row, also pass the cell through {@link tableRow}. */
+export function code(text: string): string {
+  return `\`${escapeCode(text)}\``;
+}
+
 /**
  * Escapes untrusted text for one line of markdown: no line breaks, no HTML, no emphasis, links,
- * images, headings or tables, and no @mention (a zero-width space after `@` keeps GitHub from
- * notifying anyone on Sluice's behalf).
+ * images, headings or tables, no bare URL that GitHub would link, and no mention or reference
+ * (see {@link defuseReferences}): nothing GitHub shows as Sluice's own words.
  */
 export function escapeInline(text: string): string {
-  return text
-    .replace(BREAKS, " ")
-    .replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`)
-    .replace(/[&<>]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&gt;"))
-    .replace(/@/g, "@\u200b");
+  return defuseReferences(
+    text
+      .replace(BREAKS, " ")
+      .replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`)
+      .replace(/[&<>]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&gt;"))
+      // GitHub links bare URLs and www. addresses (its autolink extension); a zero-width space stops that.
+      .replace(/:\/\//g, ":\u200b//")
+      .replace(/\b(www)\./gi, "$1\u200b."),
+  );
 }
 
 /** Escapes untrusted text of several lines: each line as {@link escapeInline}, the breaks kept. */
 export function escapeLines(text: string): string {
   return text.split(/\r?\n/).map(escapeInline).join("\n");
+}
+
+/**
+ * One row of a markdown table from its cells' markdown. A `|` splits a row even inside a code
+ * span unless a backslash escapes it, so every unescaped `|` gets one; a line break would end the
+ * table, so it becomes a space. (GitHub then drops the backslash before a `|`: a name with `\|` of
+ * its own shows in a code span as `|`, and no cell loses the names after it.)
+ */
+export function tableRow(cells: readonly string[]): string {
+  const cell = (text: string): string =>
+    text.replace(BREAKS, " ").replace(/(\\*)\|/g, (_, slashes: string) => `${slashes}${slashes.length % 2 === 0 ? "\\" : ""}|`);
+  return `| ${cells.map(cell).join(" | ")} |`;
 }

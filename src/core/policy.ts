@@ -1,4 +1,5 @@
 import { displayName, kindName, type ResourceId } from "./identity.ts";
+import { metadataOf, recordOf, type KubeObject } from "./manifest.ts";
 
 /** Which repositories an agent serves, and the namespaces each may write to. */
 export interface RepositoryRule {
@@ -18,6 +19,57 @@ export interface AgentPolicy {
   clusterKinds: readonly string[];
   /** Apply over objects that another repository or environment owns (taking them over). */
   allowAdoption: boolean;
+  /**
+   * Apply over live objects without Sluice's ownership labels (made by hand, by another tool, by
+   * the platform team), adopting them. Adopted objects are released, never deleted, when they
+   * leave Git.
+   */
+  adoptUnmanaged: boolean;
+  /** Let a repository set, change or remove a Namespace's `pod-security.kubernetes.io/*` labels. */
+  allowPodSecurityLabels: boolean;
+}
+
+/** The parts of the policy that decide whether the agent may write over a live object. */
+export type OwnershipPolicy = Pick<AgentPolicy, "allowAdoption" | "adoptUnmanaged" | "allowPodSecurityLabels">;
+
+/** The prefix of Pod Security admission's labels on a Namespace (`enforce`, `audit`, `warn` and their versions). */
+export const POD_SECURITY_PREFIX = "pod-security.kubernetes.io/";
+
+/**
+ * How applying a Namespace would change its Pod Security labels: each one the manifest sets to a
+ * value the live Namespace does not have, and each live one the applied result (the server-side
+ * dry-run's answer) no longer has. Empty for other kinds, and when nothing changes.
+ */
+export function podSecurityChanges(
+  id: ResourceId,
+  sides: { desired: KubeObject; live: KubeObject | undefined; applied: KubeObject },
+): string[] {
+  if (id.group !== "" || id.kind !== "Namespace") return [];
+  const desired = podSecurityLabels(sides.desired);
+  const live = podSecurityLabels(sides.live);
+  const applied = podSecurityLabels(sides.applied);
+  const changes: string[] = [];
+  for (const [label, value] of Object.entries(desired)) {
+    if (live[label] === value) continue;
+    changes.push(`sets ${label} to "${value}" (live: ${live[label] === undefined ? "not set" : `"${live[label]}"`})`);
+  }
+  for (const [label, value] of Object.entries(live)) if (applied[label] === undefined) changes.push(`removes ${label} (live: "${value}")`);
+  return changes;
+}
+
+/** Why the policy refuses a Namespace's Pod Security label changes, or undefined when it allows them (or there are none). */
+export function podSecurityRefusal(changes: readonly string[], policy: Pick<AgentPolicy, "allowPodSecurityLabels">): string | undefined {
+  if (changes.length === 0 || policy.allowPodSecurityLabels) return undefined;
+  return `the repository ${changes.join(" and ")}; a repository may not change a Namespace's ${POD_SECURITY_PREFIX}* labels unless SLUICE_AGENT_ALLOW_POD_SECURITY_LABELS is true`;
+}
+
+function podSecurityLabels(object: KubeObject | undefined): Record<string, string> {
+  const labels = recordOf(metadataOf(object).labels);
+  return Object.fromEntries(
+    Object.entries(labels).filter(
+      (entry): entry is [string, string] => entry[0].startsWith(POD_SECURITY_PREFIX) && typeof entry[1] === "string",
+    ),
+  );
 }
 
 function globToRegExp(glob: string): RegExp {

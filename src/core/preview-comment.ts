@@ -1,4 +1,5 @@
-import { errorList, escapeInline, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
+import type { LiveTimeoutConclusion } from "./config.ts";
+import { errorList, escapeCode, escapeInline, escapeLines, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
 import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.ts";
 import { resourceKey } from "./identity.ts";
 import { liveProblems, liveSection, type LiveEnvironment } from "./live-preview.ts";
@@ -45,25 +46,90 @@ export function noLiveSection(): string {
 /** A published preview: what the comment and the check run are made from, kept so a late live answer can redo both. */
 export interface PreviewPublication extends PreviewCommentInput {
   fullDiffUrl: string;
+  /** How the check run concludes when an asked agent does not answer in time (the default branch's `previews.liveTimeout`); failure when absent. */
+  liveTimeout?: LiveTimeoutConclusion;
+  /** The conclusion the check run was last completed with: one that passed is never turned into a failure. */
+  concluded?: PreviewConclusion;
+}
+
+/** The check run's title, summary and annotations. */
+export interface PreviewCheckOutput {
+  title: string;
+  summary: string;
+  annotations: Annotation[];
 }
 
 /**
- * The comment and the check run of a preview. Live refusals (admission, the agent's policy) fail
- * the check run, annotated on the objects' files and lines in the head.
+ * What the `sluice/preview` check run says. It is a gating check (branch protection, auto-merge and
+ * reviewers take a pass as final), so it stays in progress while a live answer that could fail it
+ * is awaited, and completes only once every part that can fail it is in.
  */
-export function publicationOf(input: PreviewPublication): {
-  comment: string;
-  conclusion: PreviewConclusion;
-  output: { title: string; summary: string; annotations: Annotation[] };
-} {
+export type PreviewCheck =
+  | { status: "in_progress"; output: PreviewCheckOutput }
+  | { status: "completed"; conclusion: PreviewConclusion; output: PreviewCheckOutput };
+
+/** The comment and the check run of a preview. */
+export function publicationOf(input: PreviewPublication): { comment: string; check: PreviewCheck } {
+  return { comment: previewComment(input), check: previewCheck(input) };
+}
+
+/**
+ * The check run of a preview. Live refusals (admission, the agent's policy) fail it, annotated on
+ * the objects' files and lines in the head. While an agent's answer is pending it stays in
+ * progress (unless the rendered diff already failed it); an agent that did not answer in time
+ * gives `liveTimeout`. A check that completed passing keeps its conclusion whatever comes later:
+ * a pull request may have merged on it.
+ */
+export function previewCheck(input: PreviewPublication): PreviewCheck {
+  const live = input.live ?? [];
   const sources = headSources(input.report);
-  const refused = input.live ? liveProblems(input.live, (environment, key) => sources.get(`${environment}\n${key}`)) : [];
+  const refused = liveProblems(live, (environment, key) => sources.get(`${environment}\n${key}`));
   const checked = refused.length > 0 ? { ...input.report, errors: [...input.report.errors, ...refused] } : input.report;
-  return {
-    comment: previewComment(input),
-    conclusion: previewConclusion(checked),
-    output: { ...previewCheckOutput(checked), annotations: previewAnnotations(checked.errors) },
+  const annotations = previewAnnotations(checked.errors);
+  const output = (note?: { title: string; text: string }): PreviewCheckOutput => {
+    const { title, summary } = previewCheckOutput(checked, note?.text);
+    return { title: note?.title ?? title, summary, annotations };
   };
+  const rendered = previewConclusion(checked);
+  const waiting = live.filter((e) => e.status.state === "pending").map((e) => e.environment);
+  const late = live.filter((e) => e.status.state === "timed-out").map((e) => e.environment);
+  const timeout = input.liveTimeout ?? "failure";
+  let next: PreviewCheck;
+  if (rendered === "failure") next = { status: "completed", conclusion: "failure", output: output() };
+  else if (waiting.length > 0)
+    next = { status: "in_progress", output: output({ title: "Waiting for the live cluster", text: checkNotes.waiting(waiting) }) };
+  else if (late.length > 0)
+    next = {
+      status: "completed",
+      conclusion: timeout,
+      output: output({ title: "No live answer in time", text: checkNotes.timedOut(late, timeout) }),
+    };
+  else next = { status: "completed", conclusion: rendered, output: output() };
+  const { concluded } = input;
+  const passed = concluded !== undefined && concluded !== "failure";
+  if (passed && (next.status !== "completed" || next.conclusion === "failure"))
+    return {
+      status: "completed",
+      conclusion: concluded,
+      output: output({ title: `Completed as ${concluded} before a live answer`, text: checkNotes.after(concluded) }),
+    };
+  return next;
+}
+
+/** The notes a check run's summary starts with when the live cluster has not (fully) had its say. */
+const checkNotes = {
+  waiting: (environments: readonly string[]): string =>
+    `⏳ Waiting for the dry-run against the live cluster of ${names(environments)}: this check completes when the agent answers or the wait ends, never before.`,
+  timedOut: (environments: readonly string[], conclusion: LiveTimeoutConclusion): string =>
+    conclusion === "failure"
+      ? `⚠️ No agent answered for ${names(environments)} in time, so this check fails (\`previews.liveTimeout: failure\` on the default branch): the rendered diff alone does not pass it. A late answer completes it again.`
+      : `⚠️ No agent answered for ${names(environments)} in time; this check is neutral (\`previews.liveTimeout: neutral\` on the default branch) and compares the two commits only.`,
+  after: (concluded: PreviewConclusion): string =>
+    `❌ A live answer came after this check completed as ${concluded}, and it fails the preview (below). A check that passed is not turned into a failure, as the pull request may have merged on it: comment \`/diff\` or press Re-run to check again.`,
+};
+
+function names(environments: readonly string[]): string {
+  return environments.map((e) => `\`${escapeCode(e)}\``).join(", ");
 }
 
 function headSources(report: DiffReport): Map<string, SourceLocation> {
@@ -76,6 +142,26 @@ function headSources(report: DiffReport): Map<string, SourceLocation> {
 /** The sticky comment when rendering failed before any diff existed. */
 export function failureComment(message: string, headSha: string): string {
   return `### Sluice preview\n\n❌ The preview of \`${headSha.slice(0, 7)}\` failed: ${escapeInline(message)}\n\n${PREVIEW_MARKER}`;
+}
+
+/**
+ * Notes on a `sluice/preview` check run whose Re-run button was pressed and not taken: there is
+ * no new check run to say why, and Re-run says nothing in the conversation.
+ */
+export const rerunNotes = {
+  line: (at: string, sender: string, text: string): string => `${at}: **Re-run** pressed by @${sender}: ${text}`,
+  outdated: (head: string): string => `not re-run: the pull request's head is now \`${head.slice(0, 7)}\`, which has a preview of its own.`,
+  invalidConfig: (first: { file: string; line: number; message: string } | undefined): string =>
+    `refused: the configuration on the default branch is invalid (\`${escapeCode(first?.file ?? "")}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}); nothing was done.`,
+  refused: (sender: string, required: string, actual: string): string =>
+    `refused: re-running the preview needs **${required}** permission and @${sender} has **${actual}**; nothing was done.`,
+  tooSoon: (): string =>
+    "not re-run: a preview of this pull request was requested less than a minute ago; it updates this pull request when done.",
+};
+
+/** The check run of a preview that gave up: why, as text (the error may quote names from the pull request). */
+export function previewFailedOutput(message: string): { title: string; summary: string } {
+  return { title: "Preview failed", summary: `The preview could not be produced: ${escapeLines(message.slice(0, 1_000))}` };
 }
 
 /** Marks an existing preview comment as belonging to a closed or merged pull request. */
@@ -101,8 +187,8 @@ export function previewConclusion(report: DiffReport): PreviewConclusion {
   return hasChanges(report) ? "success" : "neutral";
 }
 
-/** The check run's title and summary (the summary table and the errors). */
-export function previewCheckOutput(report: DiffReport): { title: string; summary: string } {
+/** The check run's title and summary (a note first when there is one, the summary table and the errors). */
+export function previewCheckOutput(report: DiffReport, note?: string): { title: string; summary: string } {
   const changed = report.environments.filter((e) => e.summary.added + e.summary.modified + e.summary.removed > 0).length;
   const title =
     report.errors.length > 0
@@ -110,7 +196,7 @@ export function previewCheckOutput(report: DiffReport): { title: string; summary
       : changed === 0
         ? "No changes"
         : `Changes in ${changed} environment${changed === 1 ? "" : "s"}`;
-  const summary = [summaryTable(report.environments), errorList(report.errors, 50)].filter(Boolean).join("\n\n");
+  const summary = [note, summaryTable(report.environments), errorList(report.errors, 50)].filter(Boolean).join("\n\n");
   return {
     title,
     summary: summary.length <= CHECK_RUN_TEXT_LIMIT ? summary : `${summary.slice(0, CHECK_RUN_TEXT_LIMIT - 14)}\n\n…(truncated)`,

@@ -1,5 +1,18 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+
 /** The probe paths the app and the agent both serve. */
 export const PROBE_PATHS = { health: "/healthz", ready: "/readyz", metrics: "/metrics" } as const;
+
+/**
+ * Whether a request may read `/metrics`, which names repositories and environments: always when
+ * no token is set; otherwise only with `Authorization: Bearer <token>`. Compared as SHA-256
+ * digests in constant time, so neither the token's characters nor its length show in the timing.
+ */
+export function metricsAuthorized(authorization: string | undefined, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const digest = (text: string): Buffer => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(authorization ?? ""), digest(`Bearer ${token}`));
+}
 
 /** One thing readiness depends on, and what is wrong with it when it is not ready. */
 export interface ReadinessCheck {

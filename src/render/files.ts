@@ -75,7 +75,7 @@ export type Resolution = { kind: "inside"; real: string; exists: boolean } | { k
  */
 export async function resolveInCheckout(root: string, path: string): Promise<Resolution> {
   const realRoot = await realpath(root);
-  const pending = path.split(/[\\/]+/);
+  const pending = path.split("/");
   const current: string[] = [];
   let hops = 0;
   while (pending.length > 0) {
@@ -99,7 +99,7 @@ export async function resolveInCheckout(root: string, path: string): Promise<Res
       if (hops > MAX_LINK_HOPS) return { kind: "loop" };
       const target = await readlink(next);
       if (isAbsolute(target)) return { kind: "outside", via: relativeTo(realRoot, next) };
-      pending.unshift(...target.split(/[\\/]+/));
+      pending.unshift(...target.split("/"));
       continue;
     }
     current.push(part);

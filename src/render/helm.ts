@@ -5,7 +5,7 @@ import { RenderError } from "./errors.ts";
 import { errorMessage } from "../core/errors.ts";
 import { CheckoutPathError, inEnvironment, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
 import type { Rendered } from "./plain.ts";
-import { runBounded } from "./process.ts";
+import { runBounded, runsSandboxed } from "./process.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
 import { outputOrThrow, yamlLine } from "./tool-output.ts";
 
@@ -46,6 +46,10 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
     args.push("--values", resolved.absolute);
   }
   for (const [key, value] of Object.entries(helm.set)) args.push("--set-string", `${key}=${value}`);
+  // helm loads a values.schema.json's `$ref` and `$id` from the file system (`{"$ref": "file:///x"}`,
+  // and a relative reference resolves against `/`), a read no link check sees. Only the sandbox,
+  // whose file system is the checkout, makes that harmless; without it, schemas are not read.
+  if (!(await runsSandboxed(context.run.sandbox))) args.push("--skip-schema-validation");
   const result = await runBounded(context.tools.helm, args, context.run);
   const stdout = outputOrThrow(
     result,

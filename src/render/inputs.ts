@@ -13,20 +13,30 @@ export interface EnvironmentInputs {
   files: string[];
   /** SHA-256 over every path and content (a link's target for a link): equal digests render equally. */
   digest: string;
+  /** Directories read to find them: each at most once, however the kustomizations nest. */
+  directoriesRead: number;
 }
 
 /**
  * Adds every regular file and symbolic link under `dir` to `out`; links are inputs too, since a
- * render follows them. Returns the links, whose targets are inputs as well.
+ * render follows them. Returns the links, whose targets are inputs as well. A directory in
+ * `listed` was walked already and is not walked again: kustomizations nested in each other or
+ * referring to their parents then cost one walk of the tree, not one per kustomization.
  */
-async function listTree(dir: string, out: Set<string>): Promise<string[]> {
+async function listTree(dir: string, out: Set<string>, listed: Set<string>): Promise<string[]> {
   const links: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    const path = join(entry.parentPath, entry.name);
-    if (entry.isFile()) out.add(path);
-    else if (entry.isSymbolicLink()) {
-      out.add(path);
-      links.push(path);
+  const pending = [dir];
+  for (let current = pending.pop(); current !== undefined; current = pending.pop()) {
+    if (listed.has(current)) continue;
+    listed.add(current);
+    for (const entry of await readdir(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      if (entry.isFile()) out.add(path);
+      else if (entry.isDirectory()) pending.push(path);
+      else if (entry.isSymbolicLink()) {
+        out.add(path);
+        links.push(path);
+      }
     }
   }
   return links;
@@ -41,6 +51,7 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
   const root = resolve(checkoutRoot);
   const files = new Set<string>();
   const visited = new Set<string>();
+  const listed = new Set<string>();
   const insideRoot = (path: string): boolean => path === root || path.startsWith(root + sep);
 
   async function visit(path: string): Promise<void> {
@@ -59,8 +70,9 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
       return;
     }
     if (target.kind === "missing") return;
-    for (const link of await listTree(target.absolute, files)) await visit(link);
-    const kustomization = await loadKustomization(root, target.absolute);
+    for (const link of await listTree(target.absolute, files, listed)) await visit(link);
+    // One that cannot be read strictly fails the render, which says why; its directory's files are inputs already.
+    const kustomization = await loadKustomization(root, target.absolute).catch(() => undefined);
     if (!kustomization) return; // The render reports what is wrong; the directory's files are already inputs.
     for (const ref of localReferences(kustomization.doc)) await visit(resolve(target.absolute, ref));
   }
@@ -73,7 +85,7 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
     hash.update(file).update("\0");
     hash.update(await contentDigest(join(root, file))).update("\0");
   }
-  return { files: relativeFiles, digest: hash.digest("hex") };
+  return { files: relativeFiles, digest: hash.digest("hex"), directoriesRead: listed.size };
 }
 
 /** A file's content digest; a link's is of its target, so a change made only through a link changes it. */

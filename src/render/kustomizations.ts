@@ -1,7 +1,7 @@
 import { lstat } from "node:fs/promises";
-import { join, resolve, sep } from "node:path";
-import { isRecord } from "../core/manifest.ts";
-import { readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { decodeManifest, isRecord } from "../core/manifest.ts";
+import { CheckoutPathError, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
 
 /** File names kustomize accepts for a kustomization, in its order of preference. */
 export const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -29,32 +29,51 @@ export function isRemote(ref: string): boolean {
   );
 }
 
-/** Every path-like reference of a kustomization, local or remote, as written. */
+/** Fields whose entries are plugin configurations: a file, a directory, or the configuration inline. */
+const PLUGIN_FIELDS = ["generators", "transformers", "validators"];
+
+/** The paths a builtin plugin configuration reads (ConfigMapGenerator's files, PatchTransformer's path, …). */
+function pluginPaths(doc: unknown): string[] {
+  if (!isRecord(doc)) return [];
+  const out: string[] = [];
+  const strings = (value: unknown): string[] =>
+    Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : typeof value === "string" ? [value] : [];
+  for (const file of strings(doc.files)) out.push(file.includes("=") ? file.slice(file.indexOf("=") + 1) : file);
+  out.push(...strings(doc.envs), ...strings(doc.env), ...strings(doc.path));
+  for (const field of ["patches", "replacements"]) {
+    const list = doc[field];
+    if (Array.isArray(list)) for (const item of list) if (isRecord(item) && typeof item.path === "string") out.push(item.path);
+  }
+  return out;
+}
+
+/** Every path-like reference of a kustomization, local or remote, as written; plugin configurations are not among them. */
 function references(doc: Record<string, unknown>): string[] {
   const refs: string[] = [];
   const strings = (value: unknown): void => {
     if (Array.isArray(value)) for (const item of value) if (typeof item === "string") refs.push(item);
   };
-  for (const field of [
-    "resources",
-    "bases",
-    "components",
-    "crds",
-    "configurations",
-    "transformers",
-    "generators",
-    "validators",
-    "patchesStrategicMerge",
-  ])
-    strings(doc[field]);
+  for (const field of ["resources", "bases", "components", "crds", "configurations", "patchesStrategicMerge"]) strings(doc[field]);
   for (const field of ["patches", "patchesJson6902", "replacements"]) {
     const list = doc[field];
     if (Array.isArray(list)) for (const item of list) if (isRecord(item) && typeof item.path === "string") refs.push(item.path);
   }
-  for (const { files } of generatorSources(doc)) refs.push(...files);
+  for (const { files, envs } of generatorSources(doc)) refs.push(...files, ...envs);
   if (isRecord(doc.openapi) && typeof doc.openapi.path === "string") refs.push(doc.openapi.path);
   // Inline patches and multi-line strings are not paths.
   return refs.filter((ref) => !ref.includes("\n"));
+}
+
+/** The plugin configuration entries of a kustomization: inline ones (multi-line strings) and the paths of the others. */
+function pluginEntries(doc: Record<string, unknown>): { inline: string[]; paths: string[] } {
+  const inline: string[] = [];
+  const paths: string[] = [];
+  for (const field of PLUGIN_FIELDS) {
+    const list = doc[field];
+    if (!Array.isArray(list)) continue;
+    for (const item of list) if (typeof item === "string") (item.includes("\n") ? inline : paths).push(item);
+  }
+  return { inline, paths };
 }
 
 /** The literals and files of a kustomization's generators. */
@@ -79,9 +98,83 @@ function generatorSources(doc: Record<string, unknown>): { secret: boolean; lite
   return out;
 }
 
-/** Local paths a kustomization refers to, relative to its directory. */
+/** Local paths a kustomization refers to, relative to its directory: its resources, bases, patches, generator files and plugin configurations. */
 export function localReferences(doc: unknown): string[] {
-  return isRecord(doc) ? references(doc).filter((ref) => !isRemote(ref)) : [];
+  if (!isRecord(doc)) return [];
+  return [...references(doc), ...pluginEntries(doc).paths].filter((ref) => !isRemote(ref));
+}
+
+/**
+ * A kustomization, or a plugin configuration, that Sluice cannot read exactly as kustomize would:
+ * the render is refused instead of checked by a guess, since what Sluice cannot read it cannot
+ * check for references outside the checkout.
+ */
+export class UnreadableKustomizationError extends Error {
+  readonly file: string;
+  readonly line: number;
+  /** What is wrong, without the file's name. */
+  readonly reason: string;
+
+  constructor(file: string, line: number, reason: string) {
+    super(`${file} ${reason}`);
+    this.name = "UnreadableKustomizationError";
+    this.file = file;
+    this.line = line;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Reads a kustomization or plugin configuration as data, strictly: UTF-8 with `\n` line ends, one
+ * YAML document, no duplicate keys and no merge keys (kustomize's Go YAML reads each of those
+ * otherwise than a YAML 1.2 parser would, which would let a reference pass unseen).
+ * @throws UnreadableKustomizationError naming the file and line
+ */
+async function parseStrictly(file: string, bytes: Uint8Array): Promise<unknown[]> {
+  const decoded = decodeManifest(bytes);
+  if ("problem" in decoded) throw new UnreadableKustomizationError(file, decoded.line ?? 1, decoded.problem);
+  return parseTextStrictly(file, decoded.text);
+}
+
+async function parseTextStrictly(file: string, text: string, firstLine = 1): Promise<unknown[]> {
+  const bareCr = /\r(?!\n)/.exec(text);
+  if (bareCr)
+    throw new UnreadableKustomizationError(
+      file,
+      firstLine - 1 + lineOfIndex(text, bareCr.index),
+      "ends a line with a lone carriage return",
+    );
+  // Loaded here, not at start-up: plain manifests never need it.
+  const { parseAllDocuments } = await import("yaml");
+  const parsed = parseAllDocuments(text, { uniqueKeys: true, merge: false });
+  const documents = Array.isArray(parsed) ? parsed : [parsed];
+  const values: unknown[] = [];
+  for (const document of documents) {
+    const [error] = document.errors;
+    if (error) {
+      const at = error.linePos?.[0].line ?? 1;
+      throw new UnreadableKustomizationError(
+        file,
+        firstLine - 1 + at,
+        `is not YAML kustomize and Sluice read alike: ${error.message.split("\n")[0] ?? ""}`,
+      );
+    }
+    const value: unknown = document.toJS({ maxAliasCount: 100 });
+    if (hasMergeKey(value))
+      throw new UnreadableKustomizationError(file, firstLine, "uses a YAML merge key (<<), which Sluice does not read; write the keys out");
+    values.push(value);
+  }
+  return values;
+}
+
+function hasMergeKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasMergeKey);
+  if (!isRecord(value)) return false;
+  return Object.keys(value).includes("<<") || Object.values(value).some(hasMergeKey);
+}
+
+function lineOfIndex(text: string, index: number): number {
+  return text.slice(0, index).split(/\r\n|\r|\n/).length;
 }
 
 /** A kustomization read from a checkout. */
@@ -94,8 +187,8 @@ export interface Kustomization {
   doc: Record<string, unknown>;
 }
 
-/** A reference to something kustomize would fetch over the network. */
-export interface RemoteReference {
+/** A reference kustomize must not follow: fetched over the network, or outside the checkout. */
+export interface RefusedReference {
   file: string;
   line: number;
   ref: string;
@@ -103,53 +196,102 @@ export interface RemoteReference {
 
 /**
  * The kustomization in `dir` (a real directory inside the checkout), or undefined when there is
- * none or it cannot be read as a map; kustomize itself reports what is wrong with it.
+ * none or it is empty; a kustomization that is not a map is left to kustomize to report.
+ * @throws UnreadableKustomizationError when it cannot be read strictly (see parseStrictly), is not a regular file, or is too large
  */
 export async function loadKustomization(root: string, dir: string): Promise<Kustomization | undefined> {
   const name = await findKustomization(dir);
   if (!name) return undefined;
   const file = relativeTo(root, join(dir, name));
   // A kustomization that is a link inside the checkout is read through it, as kustomize does.
-  const text = await readLocal(root, file, MAX_KUSTOMIZATION_BYTES);
-  if (text === undefined) return undefined;
-  // Loaded here, not at start-up: plain manifests never need it.
-  const { parse } = await import("yaml");
-  let doc: unknown;
-  try {
-    doc = parse(text, { maxAliasCount: 100 });
-  } catch {
-    return undefined;
-  }
+  const bytes = await readCheckoutFile(root, file, MAX_KUSTOMIZATION_BYTES).catch((error: unknown) => {
+    throw new UnreadableKustomizationError(
+      file,
+      1,
+      error instanceof CheckoutPathError ? error.message.slice(file.length + 1) : String(error),
+    );
+  });
+  const documents = await parseStrictly(file, bytes);
+  const meaningful = documents.filter((doc) => doc !== null && doc !== undefined);
+  if (meaningful.length > 1) throw new UnreadableKustomizationError(file, 1, "holds several YAML documents; a kustomization is one");
+  const [doc] = meaningful;
+  const text = Buffer.from(bytes).toString("utf8");
   return isRecord(doc) ? { dir, file, text, doc } : undefined;
 }
 
 /**
  * Reads the kustomization in `dir` and every local base and component it refers to, transitively,
- * staying inside the checkout. Says which references are remote: Sluice renders without network.
+ * staying inside the checkout. Says which references are remote (Sluice renders without network)
+ * and which lead outside the checkout (an absolute path, a `..` above its root, or a link out):
+ * kustomize would read either, so the render refuses them before kustomize runs.
  */
 export async function readKustomizations(
   root: string,
   dir: string,
-): Promise<{ kustomizations: Kustomization[]; remote: RemoteReference[] }> {
+): Promise<{ kustomizations: Kustomization[]; remote: RefusedReference[]; outside: RefusedReference[] }> {
   const kustomizations: Kustomization[] = [];
-  const remote: RemoteReference[] = [];
+  const remote: RefusedReference[] = [];
+  const outside: RefusedReference[] = [];
   const visited = new Set<string>();
   const realRoot = resolve(root);
   async function visit(path: string): Promise<void> {
-    if (visited.has(path) || (path !== realRoot && !path.startsWith(realRoot + sep))) return;
+    if (visited.has(path)) return;
     visited.add(path);
     const target = await resolveInside(root, relativeTo(root, path)).catch(() => undefined);
     if (target?.kind !== "directory") return;
     const kustomization = await loadKustomization(root, target.absolute);
     if (!kustomization) return;
     kustomizations.push(kustomization);
-    for (const ref of references(kustomization.doc)) {
-      if (isRemote(ref)) remote.push({ file: kustomization.file, line: lineOf(kustomization.text, ref), ref });
-      else await visit(resolve(kustomization.dir, ref));
+    // A reference must stay inside from every directory kustomize might read it relative to.
+    const check = async (ref: string, file: string, line: number, ...bases: string[]): Promise<boolean> => {
+      const at = { file, line, ref };
+      if (isRemote(ref)) remote.push(at);
+      else if ((await Promise.all(bases.map((base) => leavesCheckout(realRoot, base, ref)))).some(Boolean)) outside.push(at);
+      else return true;
+      return false;
+    };
+    for (const ref of references(kustomization.doc))
+      if (await check(ref, kustomization.file, lineOf(kustomization.text, ref), kustomization.dir))
+        await visit(resolve(kustomization.dir, ref));
+    // Plugin configurations (builtin generators and transformers) read files and URLs of their own.
+    const plugins = pluginEntries(kustomization.doc);
+    for (const config of plugins.inline) {
+      const line = lineOf(kustomization.text, config.split("\n")[0] ?? config);
+      for (const doc of await parseTextStrictly(kustomization.file, config, line))
+        for (const ref of pluginPaths(doc)) await check(ref, kustomization.file, line, kustomization.dir);
+    }
+    for (const ref of plugins.paths) {
+      if (!(await check(ref, kustomization.file, lineOf(kustomization.text, ref), kustomization.dir))) continue;
+      const path = resolve(kustomization.dir, ref);
+      const target = await resolveInside(root, relativeTo(root, path)).catch(() => undefined);
+      if (target?.kind === "directory") await visit(path);
+      else if (target?.kind === "file") {
+        const file = relativeTo(root, target.absolute);
+        const bytes = await readCheckoutFile(root, file, MAX_KUSTOMIZATION_BYTES).catch((error: unknown) => {
+          throw new UnreadableKustomizationError(
+            file,
+            1,
+            error instanceof CheckoutPathError ? error.message.slice(file.length + 1) : String(error),
+          );
+        });
+        for (const doc of await parseStrictly(file, bytes))
+          for (const inner of pluginPaths(doc)) await check(inner, file, 1, kustomization.dir, dirname(target.absolute));
+      }
     }
   }
   await visit(resolve(root, relativeTo(root, dir)));
-  return { kustomizations, remote };
+  return { kustomizations, remote, outside };
+}
+
+/** Whether a local reference of the kustomization in `dir` leads outside the checkout at `root`, as written or through links. */
+async function leavesCheckout(root: string, dir: string, ref: string): Promise<boolean> {
+  if (isAbsolute(ref)) return true;
+  const path = resolve(dir, ref);
+  if (path !== root && !path.startsWith(root + sep)) return true;
+  return resolveInside(root, relativeTo(root, path)).then(
+    () => false,
+    (error: unknown) => error instanceof CheckoutPathError && error.problem === "outside",
+  );
 }
 
 /** A file of the checkout as text, or undefined when it cannot be read safely (kustomize reports why). */

@@ -2,7 +2,7 @@ import type { SourceProblem } from "../core/errors.ts";
 import { parseManifests } from "../core/manifest.ts";
 import { RenderError } from "./errors.ts";
 import { inEnvironment, relativeTo } from "./files.ts";
-import { findKustomization, readKustomizations, secretGeneratorValues } from "./kustomizations.ts";
+import { findKustomization, readKustomizations, secretGeneratorValues, UnreadableKustomizationError } from "./kustomizations.ts";
 import type { Rendered } from "./plain.ts";
 import { runBounded } from "./process.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
@@ -10,8 +10,8 @@ import { outputOrThrow, yamlLine } from "./tool-output.ts";
 
 /**
  * Runs `kustomize build` (or `kubectl kustomize`) on `dir`, with no plugins, exec functions or
- * helm inflation, and reads its output as manifests. A remote base or resource is refused before
- * kustomize runs, whatever the sandbox allows; kustomize's messages are masked with every
+ * helm inflation, and reads its output as manifests. A remote base or resource, and a reference
+ * outside the checkout, are refused before kustomize runs, whatever the sandbox allows; kustomize's messages are masked with every
  * `secretGenerator` value, since it quotes literals in its errors.
  */
 export async function renderKustomize(context: RendererContext, dir: string): Promise<Rendered> {
@@ -29,14 +29,29 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
       "missing-tool",
     );
   }
-  const { kustomizations, remote } = await readKustomizations(context.checkoutRoot, dir);
-  const [first] = remote;
-  if (first) {
+  const { kustomizations, remote, outside } = await readKustomizations(context.checkoutRoot, dir).catch((error: unknown) => {
+    if (error instanceof UnreadableKustomizationError)
+      throw new RenderError({ file: error.file, line: error.line, message: error.reason }, "exit");
+    throw error;
+  });
+  const [firstRemote] = remote;
+  if (firstRemote) {
     throw new RenderError(
       {
-        file: first.file,
-        line: first.line,
-        message: `remote reference "${first.ref}" is not allowed: Sluice renders without network access; vendor it into the repository${remote.length > 1 ? ` (${remote.length - 1} more remote references)` : ""}`,
+        file: firstRemote.file,
+        line: firstRemote.line,
+        message: `remote reference "${firstRemote.ref}" is not allowed: Sluice renders without network access; vendor it into the repository${remote.length > 1 ? ` (${remote.length - 1} more remote references)` : ""}`,
+      },
+      "exit",
+    );
+  }
+  const [firstOutside] = outside;
+  if (firstOutside) {
+    throw new RenderError(
+      {
+        file: firstOutside.file,
+        line: firstOutside.line,
+        message: `reference "${firstOutside.ref}" leads outside the repository: Sluice renders only what the repository holds${outside.length > 1 ? ` (${outside.length - 1} more references outside it)` : ""}`,
       },
       "exit",
     );

@@ -10,11 +10,16 @@ import { renderHelm } from "./helm.ts";
 import { renderKustomize } from "./kustomize.ts";
 import { findKustomization } from "./kustomizations.ts";
 import { renderPlain, type Rendered } from "./plain.ts";
+import type { SandboxSetting } from "./process.ts";
 
 /** Limits that apply to every renderer run. */
 export interface RenderLimits {
   timeoutMs: number;
   maxOutputBytes: number;
+  /** Whether helm and kustomize run in the namespace sandbox (default `auto`). */
+  sandbox?: SandboxSetting;
+  /** Address space one helm or kustomize run may take, in bytes (default: no limit of Sluice's own). */
+  toolMemoryBytes?: number;
 }
 
 /** Defaults: two minutes and 256 MiB of output per render. */

@@ -25,11 +25,20 @@ export async function openRendererContext(
   limits: RenderLimits = DEFAULT_LIMITS,
 ): Promise<RendererContext & { dispose: Scratch["dispose"] }> {
   const scratch = await createScratch();
+  const { sandbox = "auto", toolMemoryBytes, ...bounds } = limits;
   return {
     checkoutRoot,
     tools,
-    // The sandbox is probed the first time a renderer runs; plain manifests never need it.
-    run: { cwd: scratch.home, env: scratch.env, sandbox: "auto", ...limits },
+    // The sandbox is probed the first time a renderer runs; plain manifests never need it. In it,
+    // the renderer sees the checkout and its scratch home, and nothing else of this machine.
+    run: {
+      cwd: scratch.home,
+      env: scratch.env,
+      sandbox,
+      readable: [checkoutRoot],
+      ...(toolMemoryBytes === undefined ? {} : { memoryBytes: toolMemoryBytes }),
+      ...bounds,
+    },
     dispose: scratch.dispose,
   };
 }

@@ -3,11 +3,13 @@ import { RenderError } from "./errors.ts";
 import type { RunResult } from "./process.ts";
 
 const MAX_MESSAGE = 1_000;
+const MIB = 1024 * 1024;
 
 /**
- * The error line of a renderer's stderr, with absolute checkout paths made relative and the
- * length capped. Only the `Error:` line is kept: tools echo input on later lines, and input may
- * hold secrets.
+ * The error line of a renderer's stderr, with absolute checkout paths made relative, every other
+ * absolute path hidden, and the length capped. Only the `Error:` line is kept: tools echo input on
+ * later lines, and input may hold secrets. Paths outside the checkout would tell a pull request
+ * where the app keeps its files, and whether a path exists on its machine.
  */
 export function errorLine(stderr: string, checkoutRoot: string, secrets: readonly string[] = []): string {
   const lines = stderr
@@ -21,7 +23,8 @@ export function errorLine(stderr: string, checkoutRoot: string, secrets: readonl
       .split(`${checkoutRoot}/`)
       .join("")
       .split(checkoutRoot)
-      .join("."),
+      .join(".")
+      .replace(/(^|[\s'"`(=:[])\/[^\s'"`):,\]]*/g, "$1<outside the checkout>"),
     secrets,
   );
   return relative.length > MAX_MESSAGE ? `${relative.slice(0, MAX_MESSAGE)}…` : relative;
@@ -51,7 +54,7 @@ export function outputOrThrow(
   tool: string,
   fallback: SourceProblem,
   locate: (message: string) => SourceProblem,
-  options: { timeoutMs: number; maxOutputBytes: number; checkoutRoot: string; secrets?: readonly string[] },
+  options: { timeoutMs: number; maxOutputBytes: number; memoryBytes?: number; checkoutRoot: string; secrets?: readonly string[] },
 ): string {
   switch (result.outcome) {
     case "ok":
@@ -68,6 +71,15 @@ export function outputOrThrow(
         cause: result.error,
       });
     case "exit": {
+      // What Go's runtime says when it cannot map more under the address-space limit.
+      if (options.memoryBytes !== undefined && /out of memory|cannot allocate memory|failed to reserve/.test(result.stderr))
+        throw new RenderError(
+          {
+            ...fallback,
+            message: `${tool} needed more than the ${Math.round(options.memoryBytes / MIB)} MiB of address space one render may take (SLUICE_RENDER_TOOL_MEMORY_MB)`,
+          },
+          "memory-limit",
+        );
       const message = errorLine(result.stderr, options.checkoutRoot, options.secrets);
       throw new RenderError(locate(`${tool}: ${message}`), "exit");
     }

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { loadSettings } from "../../src/app/settings.ts";
+import type { PacingClock } from "../../src/app/github/pacing.ts";
 import { startApp, type RunningApp } from "../../src/app/start.ts";
 import { freePort } from "../env/ports.ts";
 import { tempDir } from "./checkouts.ts";
@@ -67,6 +68,8 @@ export interface HarnessOptions {
   deployKeys?: { jobSigningKey: string; agentPublicKeys: string };
   /** More settings, as environment variables. */
   env?: Record<string, string>;
+  /** The clock of the app's GitHub write pacing, for tests that decide when its waits end. */
+  pacingClock?: PacingClock;
 }
 
 /** Delivers a webhook to the app at `url` as GitHub does: signed with the test secret, over HTTP. */
@@ -125,7 +128,7 @@ export async function startHarness(options: HarnessOptions): Promise<AppHarness>
       : {}),
     ...options.env,
   });
-  const app = await startApp(settings, clock.read);
+  const app = await startApp(settings, clock.read, { pacingClock: options.pacingClock });
   const url = `http://127.0.0.1:${port}`;
   return {
     app,

@@ -106,9 +106,15 @@ describe("the first start", { timeout: 60_000 }, () => {
       HOST: "127.0.0.1",
       LOG_LEVEL: "warn",
     };
-    const app = await startSluice("app", env, /open http:\/\/localhost:\d+ to register the app/, { cwd });
+    const app = await startSluice("app", env, /open http:\/\/localhost:\d+\/\?token=\S+ to register the app/, { cwd });
     try {
-      const setup = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      // The console's link opens the page once, and leaves a cookie that the callback needs as well.
+      const link = /open (\S+) to register the app/.exec(app.output())?.[1] ?? "";
+      const opened = await fetch(link.replace("localhost", "127.0.0.1"), { redirect: "manual" });
+      expect([opened.status, opened.headers.get("location")]).toEqual([303, "/"]);
+      const cookie = (opened.headers.getSetCookie()[0] ?? "").split(";")[0] ?? "";
+      expect(cookie).toMatch(/^sluice_setup=[A-Za-z0-9_-]{32}$/);
+      const setup = await (await fetch(`http://127.0.0.1:${port}/`, { headers: { cookie } })).text();
       const unescape = (text: string) => text.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)));
       const action = unescape(/<form action="([^"]+)" method="post">/.exec(setup)?.[1] ?? "");
       expect(action).toMatch(/^https:\/\/github\.example\/settings\/apps\/new\?state=[A-Za-z0-9_-]{32}$/);
@@ -125,9 +131,13 @@ describe("the first start", { timeout: 60_000 }, () => {
       const state = new URL(action).searchParams.get("state") ?? "";
       const forged = await fetch(`http://127.0.0.1:${port}/setup/callback?code=code123&state=${"x".repeat(state.length)}`, {
         redirect: "manual",
+        headers: { cookie },
       });
       expect(forged.status).toBe(400);
-      const callback = await fetch(`http://127.0.0.1:${port}/setup/callback?code=code123&state=${state}`, { redirect: "manual" });
+      const callback = await fetch(`http://127.0.0.1:${port}/setup/callback?code=code123&state=${state}`, {
+        redirect: "manual",
+        headers: { cookie },
+      });
       expect([callback.status, callback.headers.get("location")]).toEqual([
         302,
         "https://github.example/apps/sluice-test/installations/new",

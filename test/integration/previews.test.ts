@@ -9,6 +9,7 @@ import { generateSigningKeys } from "../../src/core/signing.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { commentPayload as comment, pullRequestPayload as pullRequest } from "../helpers/payloads.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
+import { HoldableClock } from "../helpers/holdable-clock.ts";
 
 const OWNER = "sluice-test";
 const REPO = "web";
@@ -18,6 +19,8 @@ let nextSha = 1;
 const sha = (): string => (nextSha++).toString(16).padStart(40, "a");
 
 let h: AppHarness;
+/** The app's write pacing runs on this, so a test can see which writes the pacing did not hold. */
+const pacingClock = new HoldableClock();
 
 beforeAll(async () => {
   const appKeys = generateSigningKeys();
@@ -27,6 +30,7 @@ beforeAll(async () => {
     helm: inject("helm"),
     database: 1,
     deployKeys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: generateSigningKeys().publicKey },
+    pacingClock,
   });
   h.github.addRepo(OWNER, REPO, REPO_ID);
 });
@@ -132,8 +136,14 @@ describe("pull request previews", () => {
     );
     const created = () =>
       others.filter((o) => h.github.calls("checks/create").some((c) => (c.body as { head_sha?: string }).head_sha === o.head)).length;
+    // No pacing wait ends until every check run is there: each is its installation's first write.
+    pacingClock.hold();
     const deliveries = others.map((o) => h.deliver("pull_request", pullRequest(o.target, "opened", 1, o.base, o.head)));
-    await expect.poll(created, { timeout: 2_500, interval: 50 }).toBe(others.length);
+    try {
+      await expect.poll(created, { timeout: 30_000, interval: 50 }).toBe(others.length);
+    } finally {
+      pacingClock.release();
+    }
     for (const delivery of deliveries) expect((await delivery).status).toBe(200);
     for (const o of others) await completed(o.head);
   });
@@ -346,6 +356,9 @@ describe("pull request commands", () => {
   it("answers an unknown environment or command with the help", async () => {
     await pullWithConfig(21);
     await h.deliver("issue_comment", commentPayload(21, "/sync qa"));
+    await expect.poll(() => replies(21).length, { timeout: 10_000 }).toBe(1);
+    // Invalid commands are answered once a minute per pull request.
+    h.clock.now += 61_000;
     await h.deliver("issue_comment", commentPayload(21, "/sluice deploy now"));
     await expect.poll(() => replies(21).length, { timeout: 10_000 }).toBe(2);
     expect(replies(21).join("\n")).toContain("I did not understand that: unknown environment `qa`.");
@@ -397,12 +410,13 @@ describe("pull request commands", () => {
   it("re-runs the preview on /diff", async () => {
     const { head } = await pullWithConfig(24);
     await h.deliver("issue_comment", commentPayload(24, "/diff"));
+    // A second /diff within the minute is answered, not rendered: each one used to store a 30-day page.
+    // It comes right after the first, not after its render, so the minute has not passed on a slow machine.
+    await h.deliver("issue_comment", commentPayload(24, "/diff"));
     await completed(head);
     expect(previewComment(24)).toHaveLength(1);
-    expect(replies(24)[0]).toContain(`queued a new preview of \`${head.slice(0, 7)}\``);
-    // A second /diff within the minute is answered, not rendered: each one used to store a 30-day page.
-    await h.deliver("issue_comment", commentPayload(24, "/diff"));
     await expect.poll(() => replies(24).length, { timeout: 10_000 }).toBe(2);
+    expect(replies(24)[0]).toContain(`queued a new preview of \`${head.slice(0, 7)}\``);
     expect(replies(24)[1]).toContain("a preview was requested less than a minute ago");
     expect(checkRunsFor(head)).toHaveLength(1);
   });

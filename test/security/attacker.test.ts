@@ -173,6 +173,39 @@ describe("a pull request, even from a fork, reads nothing but its own files", ()
     );
   });
 
+  it("refuses a head whose chart reaches /etc/passwd through a link named with a backslash", async () => {
+    const repo = repository("a");
+    const base = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/cm.yaml": cm("a", "1") });
+    const deep = "a/b/c/d/e/f/g/h/l";
+    const dir = await checkout(undefined, {
+      ".github/sluice.yml": config(repo),
+      "manifests/Chart.yaml": "apiVersion: v2\nname: leak\nversion: 1.0.0\n",
+      "manifests/templates/cm.yaml":
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: leak }\ndata:\n  passwd: {{ .Files.Get "p" | quote }}\n',
+      [`${deep}/.keep`]: "",
+    });
+    // On Linux `s\t` is one name: a link to the checkout's root. Split on the backslash it looks
+    // like a missing `s`, and ten `..` after it look like a climb back to the root, not above it.
+    await symlink("../../../../../../../../..", join(dir, `${deep}/s\\t`));
+    await symlink(`../${deep}/s\\t/${"../".repeat(10)}etc/passwd`, join(dir, "manifests/p"));
+    const head = sha();
+    await h.github.addCommit(OWNER, repo.repo, head, dir);
+    await h.deliver("pull_request", pullRequestPayload(repo, "opened", 2, base, head, { fork: true }));
+    await expect
+      .poll(() => [...h.github.checkRuns.values()].find((r) => r.head_sha === head)?.status, { timeout: 60_000 })
+      .toBe("completed");
+    const run = [...h.github.checkRuns.values()].find((r) => r.head_sha === head);
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.output?.title).toBe("The commit cannot be checked out safely");
+    // The summary is Markdown, where the backslash itself is escaped.
+    expect(run?.output?.summary).toContain(`${deep}/s\\\\t" has a backslash in its name`);
+    expect(JSON.stringify([...h.github.comments, ...h.github.checkRuns.values()])).not.toContain("root:x:0:0");
+    tried(
+      "a fork pull request whose chart reads /etc/passwd through a link named s\\t that a split on backslashes misreads",
+      "the preview fails naming the link and its backslash; no file content reaches GitHub",
+    );
+  });
+
   it("cannot take over the preview comment by pasting its marker", async () => {
     const repo = repository("a");
     const base = await commit(repo, { ".github/sluice.yml": config(repo), "manifests/cm.yaml": cm("a", "1") });

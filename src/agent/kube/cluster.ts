@@ -233,13 +233,25 @@ export class Cluster {
     })) as KubeObject;
   }
 
-  /** The live object, or undefined when it (or its kind) does not exist. */
+  /**
+   * Applies a JSON merge patch (RFC 7386) as the field manager: for removing keys, which a
+   * server-side apply can only do by dropping every other field the manager owns as well.
+   */
+  async mergePatch(object: KubeObject, patch: Record<string, unknown>): Promise<KubeObject> {
+    const query = new URLSearchParams({ fieldManager: this.#options.fieldManager });
+    return (await this.#request(objectName(object), "PATCH", `${await this.#path(object)}?${query.toString()}`, {
+      contentType: "application/merge-patch+json",
+      data: patch,
+    })) as KubeObject;
+  }
+
   /** The API server's version (`/version`), which also proves it answers with these credentials. */
   async version(): Promise<string> {
     const answer = await this.#request("the API server's version", "GET", "/version");
     return isRecord(answer) && typeof answer.gitVersion === "string" ? answer.gitVersion : "unknown";
   }
 
+  /** The live object, or undefined when it (or its kind) does not exist. */
   async get(object: KubeObject): Promise<KubeObject | undefined> {
     try {
       return (await this.#request(objectName(object), "GET", await this.#path(object))) as KubeObject;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { throttling } from "@octokit/plugin-throttling";
 import type { ProbotOctokit } from "probot";
+import type { Clock } from "../../core/clock.ts";
 
 /** GitHub asks integrations to leave a second between one installation's writes. */
 const WRITE_GAP_MS = 1_000;
@@ -26,6 +27,18 @@ export type RetryObserver = (retry: {
   status: number | undefined;
   waitMs: number;
 }) => void;
+
+/**
+ * Time as the pacer reads it: GitHub's reset times against the wall clock (`now`), the gaps between
+ * one lane's writes on a clock that never goes back (`monotonic`), so a wall clock set back does not
+ * hold writes for as long as it moved; injected so tests decide when a wait is over.
+ */
+export interface PacingClock extends Clock {
+  /** Milliseconds since an arbitrary start, never decreasing. */
+  monotonic: () => number;
+}
+
+const SYSTEM_CLOCK: PacingClock = { now: Date.now, monotonic: () => performance.now(), sleep: (ms) => sleep(ms) };
 
 type RequestKind = "read" | "write" | "notification" | "auth";
 
@@ -54,9 +67,12 @@ class Pace {
 export class GitHubPacing {
   readonly #paces = new Map<string, Pace>();
   readonly #observe: RetryObserver | undefined;
+  readonly #clock: PacingClock;
 
-  constructor(observe?: RetryObserver) {
+  /** `observe` is told of every retry; `clock` is the system's unless a test brings its own. */
+  constructor(observe?: RetryObserver, options: { clock?: PacingClock } = {}) {
     this.#observe = observe;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
   }
 
   /** Paces and retries every request `octokit` sends, in the lane named `key` (an installation and a lane). */
@@ -78,16 +94,17 @@ export class GitHubPacing {
       } finally {
         this.#leave(pace);
       }
-      const retry = retryAfter(failure, attempt, Date.now());
+      const now = this.#clock.now();
+      const retry = retryAfter(failure, attempt, now);
       if (!retry) throw failure;
       if (retry.waitMs > MAX_RETRY_WAIT_MS) {
         throw withMessage(
           failure,
-          `${errorText(failure)} (GitHub asks to wait until ${new Date(Date.now() + retry.waitMs).toISOString()}; try again then)`,
+          `${errorText(failure)} (GitHub asks to wait until ${new Date(now + retry.waitMs).toISOString()}; try again then)`,
         );
       }
       this.#observe?.({ reason: retry.reason, method: options.method, url: options.url, status: statusOf(failure), waitMs: retry.waitMs });
-      await sleep(retry.waitMs);
+      await this.#clock.sleep(retry.waitMs);
     }
   }
 
@@ -102,18 +119,18 @@ export class GitHubPacing {
   }
 
   #sweep(): void {
-    const now = performance.now();
+    const now = this.#clock.monotonic();
     for (const [key, pace] of this.#paces) if (pace.idle(now)) this.#paces.delete(key);
   }
 
   /** Reserves the lane's next write slot (in call order) and waits for it; no wait when it is due. */
   async #turn(pace: Pace, notifies: boolean): Promise<void> {
-    const now = performance.now();
+    const now = this.#clock.monotonic();
     let at = Math.max(now, pace.nextWrite);
     if (notifies) at = Math.max(at, pace.nextNotification);
     pace.nextWrite = at + WRITE_GAP_MS;
     if (notifies) pace.nextNotification = at + NOTIFICATION_GAP_MS;
-    if (at > now) await sleep(at - now);
+    if (at > now) await this.#clock.sleep(at - now);
   }
 
   async #enter(pace: Pace): Promise<void> {

@@ -1,7 +1,8 @@
 import type { Context } from "probot";
 import type { GitHubClient } from "../github/client.ts";
 import type { CommandService } from "../services/command-service.ts";
-import { checkRunActionEventSchema, repositoryRef } from "./payloads.ts";
+import { PREVIEW_CHECK, previewPullRequest } from "../services/preview-service.ts";
+import { checkRunActionEventSchema, checkRunRerunEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Handles the Re-sync and Roll back buttons on Sluice's own deploy check runs. */
 export function checkRunActionHandler(deps: {
@@ -24,6 +25,32 @@ export function checkRunActionHandler(deps: {
         output: { title: event.check_run.output?.title ?? "Deploy", summary: event.check_run.output?.summary ?? "" },
       },
       identifier: event.requested_action.identifier,
+      sender: event.sender.login,
+    });
+  };
+}
+
+/** Handles the Re-run button on Sluice's own `sluice/preview` check runs: a new preview of that head. */
+export function checkRunRerunHandler(deps: {
+  appId: number;
+  github: (installationId: number) => Promise<GitHubClient>;
+  commands: CommandService;
+}) {
+  return async (context: Context<"check_run.rerequested">): Promise<void> => {
+    const event = checkRunRerunEventSchema.parse(context.payload);
+    if (event.check_run.app?.id !== deps.appId || event.sender.type === "Bot" || event.check_run.name !== PREVIEW_CHECK) return;
+    // The pull request, from the external id Sluice gave the check run: GitHub lists none for a fork's head.
+    const pullRequest = previewPullRequest(event.check_run.external_id);
+    if (pullRequest === undefined) return;
+    await deps.commands.rerunPreview(await deps.github(event.installation.id), {
+      repository: repositoryRef(event.repository),
+      installationId: event.installation.id,
+      pullRequest,
+      checkRun: {
+        id: event.check_run.id,
+        headSha: event.check_run.head_sha,
+        output: { title: event.check_run.output?.title ?? "Preview", summary: event.check_run.output?.summary ?? "" },
+      },
       sender: event.sender.login,
     });
   };

@@ -36,6 +36,21 @@ export const checkRunActionEventSchema = z.object({
   }),
 });
 
+/** The slice of a `check_run.rerequested` webhook (the Re-run button) Sluice reads. */
+export const checkRunRerunEventSchema = z.object({
+  installation,
+  repository,
+  sender: z.object({ login: z.string(), type: z.string() }),
+  check_run: z.object({
+    id: z.number(),
+    name: z.string(),
+    head_sha: z.string(),
+    external_id: z.string().nullable().optional(),
+    app: z.object({ id: z.number() }).nullable().optional(),
+    output: z.object({ title: z.string().nullable().optional(), summary: z.string().nullable().optional() }).optional(),
+  }),
+});
+
 /** Maps a webhook repository to the jobs' repository reference. */
 export function repositoryRef(repo: z.infer<typeof repository>): { owner: string; name: string; id: number } {
   return { owner: repo.owner.login, name: repo.name, id: repo.id };

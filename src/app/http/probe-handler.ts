@@ -1,12 +1,5 @@
-import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { answerProbe, PROBE_PATHS, type ProbeSources } from "../../core/probes.ts";
-
-function bears(req: IncomingMessage, token: string): boolean {
-  const given = Buffer.from(req.headers.authorization ?? "");
-  const expected = Buffer.from(`Bearer ${token}`);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
+import { answerProbe, metricsAuthorized, PROBE_PATHS, type ProbeSources } from "../../core/probes.ts";
 
 /**
  * Serves `/healthz`, `/readyz` and `/metrics` on the app's server; anything else falls through.
@@ -16,7 +9,7 @@ export function probeHandler(sources: ProbeSources, metricsToken?: string) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     if (req.method !== "GET" && req.method !== "HEAD") return false;
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (path === PROBE_PATHS.metrics && metricsToken !== undefined && !bears(req, metricsToken)) {
+    if (path === PROBE_PATHS.metrics && !metricsAuthorized(req.headers.authorization, metricsToken)) {
       res.writeHead(401, { "content-type": "text/plain; charset=utf-8", "www-authenticate": "Bearer" });
       res.end("Unauthorized\n");
       return true;

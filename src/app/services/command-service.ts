@@ -3,7 +3,8 @@ import type { Config, Environment } from "../../core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/deploy-status.ts";
 import type { Hold } from "../../core/inventory.ts";
-import { escapeInline } from "../../core/markdown.ts";
+import { code, escapeInline } from "../../core/markdown.ts";
+import { CHECK_RUN_TEXT_LIMIT, rerunNotes } from "../../core/preview-comment.ts";
 import { revertBranch, rollbackTarget, type RollbackAsk } from "../../core/rollback.ts";
 import { checkRunUrl, permits, type GitHubClient, type Permission } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
@@ -32,6 +33,15 @@ export interface CheckRunActionEvent {
   deliveryId: string;
   checkRun: { id: number; name: string; headSha: string; output: { title: string; summary: string } };
   identifier: string;
+  sender: string;
+}
+
+/** A press of Re-run on a `sluice/preview` check run (`check_run.rerequested`). */
+export interface PreviewRerunEvent {
+  repository: RepositoryRef;
+  installationId: number;
+  pullRequest: number;
+  checkRun: { id: number; headSha: string; output: { title: string; summary: string } };
   sender: string;
 }
 
@@ -93,9 +103,16 @@ export class CommandService {
       case "help":
         await reply(helpText(environments, permission));
         return;
-      case "invalid":
+      case "invalid": {
+        // One answer a minute per pull request: anyone may comment, and each answer is a comment by Sluice.
+        const pr = { repositoryId: event.repository.id, number: event.pullRequest };
+        if (!(await this.#deps.prState.allowInvalidReply(pr, this.#deps.now()))) {
+          this.#deps.log.info({ ...pr, author: event.author }, "invalid command not answered: one was answered less than a minute ago");
+          return;
+        }
         await reply(helpText(environments, permission, command.reason));
         return;
+      }
       case "diff":
         if (!(await this.#deps.prState.allowDiff({ repositoryId: event.repository.id, number: event.pullRequest }))) {
           await reply(replies.diffTooSoon(event.author));
@@ -165,7 +182,7 @@ export class CommandService {
     const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
     const env = config.ok ? config.config.environments.find((e) => e.name === name) : undefined;
     if (!config.ok || !env) {
-      await audit(`refused: the default branch's configuration has no valid environment \`${escapeInline(name)}\`; nothing was done.`);
+      await audit(`refused: the default branch's configuration has no valid environment ${code(name)}; nothing was done.`);
       return;
     }
     const refusal = await this.#refusal(gh, event.repository, event.sender, kind, config.config.commands.permission);
@@ -182,6 +199,47 @@ export class CommandService {
     const lines =
       kind === "sync" ? await this.#sync(gh, asker, [env]) : await this.#rollback(gh, asker, [env], { before: event.checkRun.headSha });
     await audit(`\n${lines.join("\n")}`);
+  }
+
+  /**
+   * Handles Re-run on a `sluice/preview` check run: what `/diff` does (a new preview of the pull
+   * request's head, at most one a minute) without the reply, for someone with the commands
+   * permission. GitHub offers the button only to people with write access; Sluice checks all the
+   * same. A press not taken is noted on the check run.
+   */
+  async rerunPreview(gh: GitHubClient, event: PreviewRerunEvent): Promise<void> {
+    const note = async (text: string): Promise<void> => {
+      const line = rerunNotes.line(new Date(this.#deps.now()).toISOString(), event.sender, text);
+      const summary = event.checkRun.output.summary.slice(0, CHECK_RUN_TEXT_LIMIT - line.length - 2);
+      await gh.updateCheckRun(event.repository, event.checkRun.id, {
+        output: { ...event.checkRun.output, summary: `${summary}\n\n${line}` },
+      });
+    };
+    const pull = await gh.pullRequest(event.repository, event.pullRequest);
+    if (pull.headSha !== event.checkRun.headSha) {
+      await note(rerunNotes.outdated(pull.headSha));
+      return;
+    }
+    const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
+    if (!config.ok) {
+      await note(rerunNotes.invalidConfig(config.errors[0]));
+      return;
+    }
+    const required = config.config.commands.permission;
+    const actual = await gh.permission(event.repository, event.sender);
+    if (!permits(actual, required)) {
+      this.#deps.log.info(
+        { repository: event.repository.id, author: event.sender, command: "re-run", permission: actual },
+        "command refused",
+      );
+      await note(rerunNotes.refused(event.sender, required, actual));
+      return;
+    }
+    if (!(await this.#deps.prState.allowDiff({ repositoryId: event.repository.id, number: event.pullRequest }))) {
+      await note(rerunNotes.tooSoon());
+      return;
+    }
+    await requestPreview(gh, this.#deps, { repository: event.repository, installationId: event.installationId, pull });
   }
 
   /** The refusal for someone without the permission deploys need (logged), or undefined when they have it. */
@@ -214,10 +272,8 @@ export class CommandService {
       const sha = await gh.branchSha(asker.repository, env.branch);
       const { hold } = await this.#deps.environments.load(asker.repository.id, env.name);
       const queued = await this.#queue(gh, asker, env, { sha, reason: "sync" });
-      const release = hold ? `; releases the hold set by \`/rollback\` to \`${hold.sha.slice(0, 7)}\`` : "";
-      lines.push(
-        replies.queuedLine(env.name, queued.added, `deploy \`${env.branch}\` at \`${sha.slice(0, 7)}\` (${queued.link})${release}`),
-      );
+      const sync = { branch: env.branch, sha, link: queued.link, ...(hold ? { heldAt: hold.sha } : {}) };
+      lines.push(replies.syncLine(env.name, queued.added, sync));
     }
     return lines;
   }
@@ -294,11 +350,14 @@ export class CommandService {
     });
     const branch = revert.head;
     await gh.setBranch(asker.repository, branch, commit);
-    const body = `@${asker.author} rolled back ${names(revert)
-      .map((e) => `\`${e}\``)
-      .join(
-        ", ",
-      )} from \`${short(revert.from)}\` to \`${short(revert.target)}\`${asker.pullRequest ? ` (#${asker.pullRequest})` : ""}.\n\nThis pull request makes \`${revert.branch}\` say what runs: its tree is \`${short(revert.target)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`;
+    const body = replies.revertBody({
+      author: asker.author,
+      environments: names(revert),
+      from: revert.from,
+      target: revert.target,
+      branch: revert.branch,
+      ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
+    });
     return (
       (await gh.openPullFrom(asker.repository, branch, revert.branch)) ??
       (await gh.createPull(asker.repository, {

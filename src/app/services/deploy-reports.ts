@@ -10,7 +10,7 @@ import {
   supersededSummary,
 } from "../../core/deploy-status.ts";
 import { checkRunUrl, type GitHubClient } from "../github/client.ts";
-import type { AgentKeys } from "./agent-keys.ts";
+import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "./agent-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "./logger.ts";
@@ -38,33 +38,38 @@ export class DeployReports {
   }
 
   /**
-   * Applies one signed report, under its deploy's lock. Reports that do not verify, reports about
-   * a deploy already finished, and reports older than one already applied are dropped. A report
-   * that arrives before its check run exists (the replica writing it died) is retried by the queue.
+   * Applies one signed report, under its deploy's lock. Reports that do not verify or do not match
+   * the deploy's record, reports about a deploy already finished, and reports older than one
+   * already applied are dropped. A report that arrives before its check run exists (the replica
+   * writing it died) is retried by the queue.
    */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const report = deps.agentKeys.open("report", agentReportSchema, envelope, deps.log);
-    if (!report) return;
-    // A short wait: the queue retries later, and other deploys' reports are not held up meanwhile.
-    await deps.records.exclusive(report.jobId, 10_000, () => this.#apply(report));
+    await deps.agentKeys.consume("report", envelope, {
+      schema: agentReportSchema,
+      log: deps.log,
+      // A short wait: the queue retries later, and other deploys' reports are not held up meanwhile.
+      use: (report) => deps.records.exclusive(report.jobId, 10_000, () => this.#apply(report)),
+    });
   }
 
-  async #apply(report: AgentReport): Promise<void> {
+  async #apply(report: AgentReport): Promise<Verdict> {
     const deps = this.#deps;
+    const about = { job: report.jobId, phase: report.phase };
     const record = await deps.records.load(report.jobId);
-    if (!record) {
-      deps.log.warn({ job: report.jobId }, "report for an unknown deploy dropped");
-      return;
-    }
+    if (!record) return unknownToApp(about);
+    // The record is what the app sealed when it signed the job: a report about another
+    // environment, repository, commit or installation (another agent's key, say) is not this deploy's.
+    const verdict = compareWithSealed(deploySubject(report.jobId, report), deploySubject(report.jobId, record), about);
+    if (!verdict.accepted) return verdict;
     if (record.completed) {
-      deps.log.warn({ job: report.jobId, phase: report.phase }, "report for a finished deploy dropped");
-      return;
+      deps.log.warn(about, "report for a finished deploy dropped");
+      return verdict;
     }
     if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
     if (record.reported && !isFinal(report.phase) && !isNewer(report, record.reported)) {
-      deps.log.info({ job: report.jobId, phase: report.phase }, "report older than one already applied dropped");
-      return;
+      deps.log.info(about, "report older than one already applied dropped");
+      return verdict;
     }
     const logUrl = checkRunUrl(deps.webUrl, record.repository, record.checkRunId);
     // The cluster's record first: a `/rollback` right after this deploy must see it.
@@ -78,7 +83,7 @@ export class DeployReports {
       for (const jobId of held) await deps.records.exclusive(jobId, 60_000, () => this.#release(jobId, record, logUrl));
     }
     const gh = await deps.github(record.installationId);
-    const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report)) };
+    const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report, record)) };
     // A finished deploy's check run carries the Re-sync and Roll back buttons.
     const actions = report.phase === "succeeded" || report.phase === "failed" ? { actions: DEPLOY_ACTIONS } : {};
     await gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output, ...actions });
@@ -93,6 +98,7 @@ export class DeployReports {
       completed: isFinal(report.phase),
       reported: { at: report.at, phase: report.phase, applied: report.applied ?? 0 },
     });
+    return verdict;
   }
 
   /** Closes the check run and Deployment of a deploy the agent held, once a newer deploy released the hold. */
@@ -111,13 +117,12 @@ export class DeployReports {
     await this.#deps.records.save(jobId, { ...held, completed: true });
   }
 
-  /** For a superseded deploy, a summary that links the newer deploy's check run. */
-  async #supersededBy(report: AgentReport): Promise<{ summary: string } | undefined> {
+  /** For a superseded deploy, a summary that links the newer deploy's check run (of the same repository and environment only). */
+  async #supersededBy(report: AgentReport, record: DeployRecord): Promise<{ summary: string } | undefined> {
     if (report.phase !== "superseded" || !report.supersededBy) return undefined;
     const newer = await this.#deps.records.load(report.supersededBy);
-    return newer?.checkRunId
-      ? { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) }
-      : undefined;
+    if (!newer?.checkRunId || newer.repository.id !== record.repository.id || newer.environment !== record.environment) return undefined;
+    return { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) };
   }
 }
 

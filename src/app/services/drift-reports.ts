@@ -1,19 +1,37 @@
 import { createHash } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { driftReportSchema, type DriftReport } from "../../core/agent-protocol.ts";
+import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import { driftCheckName, driftCheckOutput } from "../../core/deploy-status.ts";
 import { displayName } from "../../core/identity.ts";
 import type { DriftSummary } from "../../core/live-preview.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { driftKey } from "../redis-keys.ts";
-import type { AgentKeys } from "./agent-keys.ts";
+import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "./agent-keys.ts";
+import { DeployRecords } from "./deploy-records.ts";
 import type { Logger } from "./logger.ts";
 import { SealedJson, type RedisMac } from "./redis-mac.ts";
 
 const STATE_TTL_SECONDS = 30 * 24 * 3600;
 
-/** What the app keeps of an environment's drift: the summary for comments, and its check run. */
+/**
+ * The deploy an environment's drift is measured against, as the app sealed it in the deploy's
+ * record: drift reports are checked against it, and their check runs written with its repository
+ * and installation. Kept here too, because the record expires and drift is reported for as long
+ * as the deploy stays the newest.
+ */
+interface MeasuredDeploy {
+  jobId: string;
+  environment: string;
+  repository: RepositoryRef;
+  installationId: number;
+  sha: string;
+}
+
+/** What the app keeps of an environment's drift: the deploy it is measured against, the summary for comments, and its check run. */
 interface DriftState {
+  /** Absent in states written before drift reports were checked against the deploy. */
+  deploy?: MeasuredDeploy;
   sha: string;
   checkRunId: number;
   fingerprint: string;
@@ -39,36 +57,71 @@ export interface DriftReportDeps {
 export class DriftReports {
   readonly #deps: DriftReportDeps;
   readonly #store: SealedJson;
+  /** Read to check a drift report against the deploy it names. */
+  readonly #records: DeployRecords;
 
   constructor(deps: DriftReportDeps) {
     this.#deps = deps;
     this.#store = new SealedJson(deps.redis, deps.mac);
+    this.#records = new DeployRecords(deps.redis, deps.mac, deps.log);
   }
 
+  /**
+   * Applies one signed drift report. Reports that do not verify, or that do not match the deploy
+   * they say the drift is measured against (its environment, repository, commit and installation),
+   * are dropped.
+   */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const report = deps.agentKeys.open("drift", driftReportSchema, envelope, deps.log);
-    if (!report) return;
+    await deps.agentKeys.consume("drift", envelope, { schema: driftReportSchema, log: deps.log, use: (report) => this.#apply(report) });
+  }
+
+  async #apply(report: DriftReport): Promise<Verdict> {
+    const deps = this.#deps;
+    const about = { job: report.jobId, repository: report.repository.id, environment: report.environment };
     const previous = await this.state(report.repository.id, report.environment);
+    const deploy = previous?.deploy?.jobId === report.jobId ? previous.deploy : await this.#deployOf(report.jobId);
+    if (!deploy) return unknownToApp(about);
+    const verdict = compareWithSealed(deploySubject(report.jobId, report), deploySubject(deploy.jobId, deploy), about);
+    if (!verdict.accepted) return verdict;
     const fingerprint = fingerprintOf(report);
-    if (previous?.sha === report.sha && previous.fingerprint === fingerprint) return;
-    const gh = await deps.github(report.installationId);
+    if (previous?.sha === report.sha && previous.fingerprint === fingerprint) {
+      // Nothing to write to GitHub; saved again all the same, so the deploy it is measured against
+      // outlives its record for as long as the agent keeps reporting.
+      await this.#save(report.repository.id, report.environment, { ...previous, deploy });
+      return verdict;
+    }
+    const gh = await deps.github(deploy.installationId);
     const output = driftCheckOutput(report);
     const conclusion = report.drifted.length === 0 ? "success" : "neutral";
     let checkRunId: number;
     if (previous?.sha === report.sha) {
       checkRunId = previous.checkRunId;
-      await gh.updateCheckRun(report.repository, checkRunId, { status: "completed", conclusion, output });
+      await gh.updateCheckRun(deploy.repository, checkRunId, { status: "completed", conclusion, output });
     } else {
-      checkRunId = await gh.createCheckRun(report.repository, driftCheckName(report.environment), report.sha, {
+      checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(report.environment), report.sha, {
         status: "completed",
         conclusion,
         output,
       });
     }
     const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
-    await this.#save(report.repository.id, report.environment, { sha: report.sha, checkRunId, fingerprint, summary });
+    await this.#save(report.repository.id, report.environment, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
     await deps.changed(report.repository.id, report.environment, summary);
+    return verdict;
+  }
+
+  /** The deploy a drift report names, from its sealed record; undefined when the app has none. */
+  async #deployOf(jobId: string): Promise<MeasuredDeploy | undefined> {
+    const record = await this.#records.load(jobId);
+    if (!record) return undefined;
+    return {
+      jobId,
+      environment: record.environment,
+      repository: record.repository,
+      installationId: record.installationId,
+      sha: record.sha,
+    };
   }
 
   /** What the app last heard of an environment's drift, or undefined (none yet, or it does not verify). */

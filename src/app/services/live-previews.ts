@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
-import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest } from "../../core/agent-protocol.ts";
-import type { Config } from "../../core/config.ts";
+import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest, type LiveReport } from "../../core/agent-protocol.ts";
+import type { Config, LiveTimeoutConclusion } from "../../core/config.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { DriftSummary, LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
@@ -11,13 +11,13 @@ import type { RenderedSide } from "../../render/compare.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { permits, type GitHubClient, type Permission } from "../github/client.ts";
 import type { AppQueues, LiveTimeout, PreviewJob } from "../queue/queues.ts";
-import type { AgentKeys } from "./agent-keys.ts";
+import { compareWithSealed, unknownToApp, type AgentKeys, type Verdict } from "./agent-keys.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import type { Logger } from "./logger.ts";
 import { objectsPayload } from "./object-payloads.ts";
 import type { PullRequestState } from "./pr-state.ts";
 import type { DiffPages } from "./diff-pages.ts";
-import { pageTitles, writePreview, type PublishedPreviews } from "./published-previews.ts";
+import { pageTitles, withConclusion, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
 import { discoverFromCheckout, reviewedConfig, type ConfigAt } from "./repository-config.ts";
 
 /** What live previews need. */
@@ -43,6 +43,15 @@ export interface LivePreviewDeps {
   log: Logger;
 }
 
+/** What `plan` decided: each environment's live status, and how to send the requests. */
+export interface Planned {
+  live: LiveEnvironment[];
+  /** Queues the signed requests and the end of the wait. */
+  send: () => Promise<void>;
+  /** How the check run concludes if the wait ends before an answer; absent when nothing was asked. */
+  liveTimeout?: LiveTimeoutConclusion;
+}
+
 /**
  * Live previews: asks each previewed environment's agent to dry-run the head's objects against
  * the live cluster, and folds the signed answers into the published comment and check run (at
@@ -58,15 +67,16 @@ export class LivePreviews {
 
   /**
    * Decides, per compared environment, whether to ask for a live preview, and signs the requests.
-   * Returns each environment's status for the comment, and `send`, which the caller runs once the
-   * preview that the answers will update is saved: it queues the requests and the end of the wait.
+   * Returns each environment's status for the comment, the conclusion the default branch gives a
+   * wait that ends without an answer, and `send`, which the caller runs once the preview that the
+   * answers will update is saved: it queues the requests and the end of the wait.
    */
   async plan(
     gh: GitHubClient,
     job: PreviewJob,
     report: DiffReport,
     heads: (environment: string) => Promise<RenderedSide | undefined>,
-  ): Promise<{ live: LiveEnvironment[]; send: () => Promise<void> }> {
+  ): Promise<Planned> {
     const drift = new Map(
       await Promise.all(report.environments.map(async (e) => [e.name, await this.#deps.driftOf(job.repository.id, e.name)] as const)),
     );
@@ -76,7 +86,7 @@ export class LivePreviews {
         return found && found.objects.length > 0 ? { ...e, drift: found } : e;
       });
     const planned = await this.#plan(gh, job, report, heads);
-    return { live: withDrift(planned.live), send: planned.send };
+    return { ...planned, live: withDrift(planned.live) };
   }
 
   async #plan(
@@ -84,7 +94,7 @@ export class LivePreviews {
     job: PreviewJob,
     report: DiffReport,
     heads: (environment: string) => Promise<RenderedSide | undefined>,
-  ): Promise<{ live: LiveEnvironment[]; send: () => Promise<void> }> {
+  ): Promise<Planned> {
     const names = report.environments.map((e) => e.name);
     const none = (): Promise<void> => Promise.resolve();
     const all = (reason: string) => ({
@@ -129,7 +139,7 @@ export class LivePreviews {
       };
       await this.#deps.queues.addLiveTimeout(timeout, this.#deps.timeoutMs);
     };
-    return { live, send };
+    return { live, send, liveTimeout: reviewed.config.previews.liveTimeout };
   }
 
   async #ask(
@@ -151,7 +161,7 @@ export class LivePreviews {
     const signedAt = deps.now();
     const request: LivePreviewRequest = {
       version: 1,
-      id: `live-${job.repository.id}-${job.pullRequest}-${job.seq}-${environment}`,
+      id: livePreviewRequestId(job.repository.id, job.pullRequest, job.seq, environment),
       repository: job.repository,
       installationId: job.installationId,
       environment,
@@ -167,18 +177,44 @@ export class LivePreviews {
     return { status: { state: "pending" }, request: { environment, id: request.id, envelope: seal("preview", request, deps.signingKey) } };
   }
 
-  /** Folds an agent's signed answer into the published preview it answers; answers for older previews are dropped. */
+  /**
+   * Folds an agent's signed answer into the published preview it answers; answers for older
+   * previews are dropped, and so are answers that do not match the request the app sent (its id,
+   * environment, repository, installation and head).
+   */
   async consume(envelope: unknown): Promise<void> {
     const deps = this.#deps;
-    const answer = deps.agentKeys.open("live", liveReportSchema, envelope, deps.log);
-    if (!answer) return;
-    await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live) =>
-      live.map((e) =>
-        e.environment === answer.environment && e.status.state !== "unavailable"
-          ? { ...e, status: { state: "answered", report: answer } }
-          : e,
-      ),
-    );
+    await deps.agentKeys.consume("live", envelope, { schema: liveReportSchema, log: deps.log, use: (answer) => this.#fold(answer) });
+  }
+
+  async #fold(answer: LiveReport): Promise<Verdict> {
+    const { environment } = answer;
+    const about = { request: answer.requestId, repository: answer.repository.id, pullRequest: answer.pullRequest, environment };
+    // An answer for a preview that is no longer the newest changes nothing, matching or not.
+    let verdict: Verdict = { accepted: true };
+    await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live, preview) => {
+      // The preview is what the app sealed when it sent its requests: one went to each environment
+      // it shows as pending (or answered, or timed out), none to an unavailable one.
+      const asked = live.some((e) => e.environment === environment && e.status.state !== "unavailable");
+      const reported = {
+        id: answer.requestId,
+        environment,
+        repositoryId: answer.repository.id,
+        installationId: answer.installationId,
+        sha: answer.headSha,
+      };
+      const sent = {
+        id: livePreviewRequestId(preview.repository.id, preview.pullRequest, preview.seq, environment),
+        environment,
+        repositoryId: preview.repository.id,
+        installationId: preview.installationId,
+        sha: preview.headSha,
+      };
+      verdict = asked ? compareWithSealed(reported, sent, about) : unknownToApp(about);
+      if (!verdict.accepted) return [...live];
+      return live.map((e) => (e.environment === environment ? { ...e, status: { state: "answered", report: answer } } : e));
+    });
+    return verdict;
   }
 
   /** Shows an environment's new drift on the comments of the repository's open pull requests that preview it. */
@@ -208,18 +244,18 @@ export class LivePreviews {
     repositoryId: number,
     pullRequest: number,
     seq: number,
-    change: (live: readonly LiveEnvironment[]) => LiveEnvironment[],
+    change: (live: readonly LiveEnvironment[], preview: PublishedPreview) => LiveEnvironment[],
   ): Promise<void> {
     const deps = this.#deps;
     const written = await deps.prState.publish({ repositoryId, number: pullRequest }, seq, async () => {
       const preview = await deps.published.load(repositoryId, pullRequest);
       if (!preview || preview.seq !== seq || !preview.live) return;
-      const live = change(preview.live);
+      const live = change(preview.live, preview);
       if (JSON.stringify(live) === JSON.stringify(preview.live)) return;
       // The full diff page gets the live tab: a new page, and the comment and check run link it.
       const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview, deps.webUrl), report: preview.report, live }, deps.now());
       const updated = { ...preview, live, fullDiffUrl };
-      await deps.published.save(updated);
+      await deps.published.save(withConclusion(updated));
       await writePreview(await deps.github(preview.installationId), updated);
     });
     if (!written)
@@ -228,4 +264,9 @@ export class LivePreviews {
         "live preview update for a preview that is no longer the newest dropped",
       );
   }
+}
+
+/** The id of the live-preview request for one environment of one preview: the answer names it. */
+function livePreviewRequestId(repositoryId: number, pullRequest: number, seq: number, environment: string): string {
+  return `live-${repositoryId}-${pullRequest}-${seq}-${environment}`;
 }

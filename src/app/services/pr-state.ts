@@ -17,6 +17,14 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1`;
 const STATE_TTL = 90 * 24 * 3600;
 
+// Takes a window that starts at ARGV[1] (ms) unless the last one, started at the key's value, is
+// younger than ARGV[2] ms. The key's TTL (ARGV[3]) only cleans up: the caller's clock decides.
+const TAKE_WINDOW = `
+local last = tonumber(redis.call('GET', KEYS[1]) or '')
+if last and tonumber(ARGV[1]) < last + tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1`;
+
 /**
  * Orders the previews of one pull request: every push or `/diff` takes the next sequence number,
  * and a preview is published only while holding the pull request's lock and only if nothing newer
@@ -40,6 +48,14 @@ export class PullRequestState {
   /** Whether a `/diff` may run now: at most one a minute per pull request. */
   async allowDiff(pr: PullRef, windowSeconds = 60): Promise<boolean> {
     return (await this.#redis.set(keys(pr).diff, "1", "EX", windowSeconds, "NX")) === "OK";
+  }
+
+  /**
+   * Whether an invalid command may be answered at `now` (the app's clock, in ms): one answer a
+   * minute per pull request, so ten bad comments do not make ten bot comments.
+   */
+  async allowInvalidReply(pr: PullRef, now: number, windowMs = 60_000): Promise<boolean> {
+    return (await this.#redis.eval(TAKE_WINDOW, 1, keys(pr).invalid, String(now), String(windowMs), String(windowMs * 60))) === 1;
   }
 
   /** Whether `seq` is still the newest preview of the pull request. */

@@ -2,7 +2,7 @@ import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import type { GitHubClient, PullRequestInfo } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { PullRequestState } from "./pr-state.ts";
-import { PREVIEW_CHECK } from "./preview-service.ts";
+import { PREVIEW_CHECK, previewExternalId } from "./preview-service.ts";
 
 /**
  * Starts a preview: takes the pull request's next sequence number, puts the `sluice/preview`
@@ -17,7 +17,7 @@ export async function requestPreview(
   const seq = await deps.prState.next({ repositoryId: repository.id, number: pull.number });
   const checkRunId = await gh.createCheckRun(repository, PREVIEW_CHECK, pull.headSha, {
     status: "in_progress",
-    externalId: `preview-${pull.number}-${seq}`,
+    externalId: previewExternalId(pull.number, seq),
     output: { title: "Rendering", summary: `Rendering \`${pull.baseSha.slice(0, 7)}\` and \`${pull.headSha.slice(0, 7)}\`.` },
   });
   await deps.queues.addPreview({

@@ -1,7 +1,14 @@
 import type { Config } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { errorMessage } from "../../core/errors.ts";
-import { closedComment, failureComment, PREVIEW_MARKER, previewAnnotations, previewCheckOutput } from "../../core/preview-comment.ts";
+import {
+  closedComment,
+  failureComment,
+  PREVIEW_MARKER,
+  previewAnnotations,
+  previewCheckOutput,
+  previewFailedOutput,
+} from "../../core/preview-comment.ts";
 import type { DiffReport, ReportProblem } from "../../core/diff-report.ts";
 import { compareCheckouts } from "../../render/compare.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
@@ -9,7 +16,15 @@ import type { GitHubClient, RepoName } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
 import { CachedRenderer } from "./cached-renderer.ts";
 import type { LivePreviews } from "./live-previews.ts";
-import { pageTitles, upsertComment, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
+import {
+  pageTitles,
+  upsertComment,
+  waitingForLive,
+  withConclusion,
+  writePreview,
+  type PublishedPreview,
+  type PublishedPreviews,
+} from "./published-previews.ts";
 import type { CheckoutCache, Lease } from "./checkout-cache.ts";
 import { UnsafeArchiveError } from "./unpack-tarball.ts";
 import type { DiffPages } from "./diff-pages.ts";
@@ -21,6 +36,17 @@ import { discoverBoth } from "../../render/discover.ts";
 
 /** The name of the preview check run. */
 export const PREVIEW_CHECK = "sluice/preview";
+
+/** The external id of a pull request's preview check run: the Re-run button finds the pull request by it (GitHub lists none for a fork's head). */
+export function previewExternalId(pullRequest: number, seq: number): string {
+  return `preview-${pullRequest}-${seq}`;
+}
+
+/** The pull request a preview check run's external id names, or undefined when it is not one. */
+export function previewPullRequest(externalId: string | null | undefined): number | undefined {
+  const number = /^preview-(\d+)-\d+$/.exec(externalId ?? "")?.[1];
+  return number === undefined ? undefined : Number(number);
+}
 
 /** What the preview service needs. */
 export interface PreviewDeps {
@@ -115,10 +141,12 @@ export class PreviewService {
       compareUrl: `${deps.webUrl}/${job.repository.owner}/${job.repository.name}/compare/${job.baseSha}...${job.headSha}`,
       fullDiffUrl: page.url,
       ...(live ? { live: live.live } : {}),
+      ...(live?.liveTimeout ? { liveTimeout: live.liveTimeout } : {}),
     };
     const published = await deps.prState.publish(pr, job.seq, async () => {
+      await this.#endWaiting(gh, job);
       // Saved first: a live answer can only update a preview that is already here.
-      if (live) await deps.published.save(preview);
+      if (live) await deps.published.save(withConclusion(preview));
       await writePreview(gh, preview, page.stored);
     });
     await page.stored;
@@ -167,6 +195,7 @@ export class PreviewService {
     const pr = { repositoryId: job.repository.id, number: job.pullRequest };
     const report: DiffReport = { environments: [], errors };
     await this.#deps.prState.publish(pr, job.seq, async () => {
+      await this.#endWaiting(gh, job);
       await upsertComment(
         gh,
         job.repository,
@@ -181,7 +210,19 @@ export class PreviewService {
     });
   }
 
-  async #supersede(gh: GitHubClient, job: PreviewJob): Promise<void> {
+  /**
+   * Completes the check run of an older preview of the pull request that still waits for a live
+   * answer: once this newer one is published, that answer is dropped, so nothing else would.
+   * The caller holds the pull request's lock.
+   */
+  async #endWaiting(gh: GitHubClient, job: PreviewJob): Promise<void> {
+    if (!this.#deps.live) return;
+    const previous = await this.#deps.published.load(job.repository.id, job.pullRequest);
+    if (previous && previous.seq < job.seq && waitingForLive(previous))
+      await this.#supersede(gh, { repository: previous.repository, checkRunId: previous.checkRunId });
+  }
+
+  async #supersede(gh: GitHubClient, job: Pick<PreviewJob, "repository" | "checkRunId">): Promise<void> {
     await gh.updateCheckRun(job.repository, job.checkRunId, {
       status: "completed",
       conclusion: "skipped",
@@ -195,7 +236,7 @@ export class PreviewService {
     await gh.updateCheckRun(job.repository, job.checkRunId, {
       status: "completed",
       conclusion: "failure",
-      output: { title: "Preview failed", summary: `The preview could not be produced: ${errorMessage(error).slice(0, 1_000)}` },
+      output: previewFailedOutput(errorMessage(error)),
     });
   }
 }

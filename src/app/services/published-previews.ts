@@ -1,6 +1,6 @@
 import type { RedisClient } from "../../redis/connection.ts";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
-import { PREVIEW_MARKER, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
+import { PREVIEW_MARKER, previewCheck, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
 import { publishedSetKey, pullRequestKeys } from "../redis-keys.ts";
 import type { PullRequestState } from "./pr-state.ts";
@@ -75,18 +75,28 @@ export async function publishPreview(gh: GitHubClient, prState: PullRequestState
 }
 
 /**
- * Writes a preview's comment and check run; the caller holds the pull request's lock. With
- * `pageStored`, the diff page they link to is still being stored, and nothing is written before it is.
+ * Writes a preview's comment and check run (in progress while a live answer is awaited); the
+ * caller holds the pull request's lock. With `pageStored`, the diff page they link to is still
+ * being stored, and nothing is written before it is.
  */
 export async function writePreview(gh: GitHubClient, preview: PublishedPreview, pageStored?: Promise<void>): Promise<void> {
-  const { comment, conclusion, output } = publicationOf(preview);
+  const { comment, check } = publicationOf(preview);
   await upsertComment(gh, preview.repository, preview.pullRequest, comment, pageStored);
-  await gh.updateCheckRun(preview.repository, preview.checkRunId, {
-    status: "completed",
-    conclusion,
-    detailsUrl: preview.fullDiffUrl,
-    output,
-  });
+  await gh.updateCheckRun(preview.repository, preview.checkRunId, { ...check, detailsUrl: preview.fullDiffUrl });
+}
+
+/**
+ * The preview as it is saved before it is written: with the conclusion its check run is about to
+ * get, so that a later answer never turns a check that passed into a failure.
+ */
+export function withConclusion(preview: PublishedPreview): PublishedPreview {
+  const check = previewCheck(preview);
+  return check.status === "completed" ? { ...preview, concluded: check.conclusion } : preview;
+}
+
+/** Whether a published preview's check run still waits for a live answer. */
+export function waitingForLive(preview: PublishedPreview): boolean {
+  return previewCheck(preview).status === "in_progress";
 }
 
 /** The full diff page's title and subtitle for a pull request's preview. */

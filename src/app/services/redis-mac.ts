@@ -6,6 +6,26 @@ import type { RedisClient } from "../../redis/connection.ts";
 const pack = promisify(gzip);
 const unpack = promisify(gunzip);
 
+/** The secrets the MACs of Redis records are keyed from. */
+export interface RedisMacSecrets {
+  /** Every new MAC is made with the key derived from this one. */
+  current: string;
+  /**
+   * Secrets rotated out: MACs made with their keys still verify, so what was queued or stored
+   * before a rotation is still read until the overlap ends.
+   */
+  previous?: readonly string[];
+}
+
+/** The MAC key derived from a secret: the secret itself never keys a MAC. */
+function macKey(secret: string): Buffer {
+  return createHmac("sha256", secret).update("sluice redis records v1").digest();
+}
+
+function macWith(key: Buffer, purpose: string, data: string | Uint8Array): string {
+  return createHmac("sha256", key).update(purpose).update("\0").update(data).digest("base64url");
+}
+
 /**
  * Authenticates what the app keeps in Redis (queued requests, rendered environments, diff pages):
  * Redis is not trusted, so anything the app reads back from it must carry a MAC made with a key
@@ -13,24 +33,32 @@ const unpack = promisify(gunzip);
  */
 export class RedisMac {
   readonly #key: Buffer;
+  readonly #previousKeys: readonly Buffer[];
   readonly #mismatch: (() => void) | undefined;
 
-  /** Derives the key from a secret the app holds (the webhook secret); `mismatch` hears of every MAC that does not verify. */
-  constructor(secret: string, mismatch?: () => void) {
-    this.#key = createHmac("sha256", secret).update("sluice redis records v1").digest();
+  /**
+   * Derives the keys from secrets the app holds: `SLUICE_REDIS_MAC_SECRET` (the webhook secret when
+   * unset) and those rotated out. `mismatch` hears of every MAC that verifies under none of them.
+   */
+  constructor(secrets: string | RedisMacSecrets, mismatch?: () => void) {
+    const { current, previous = [] } = typeof secrets === "string" ? { current: secrets } : secrets;
+    this.#key = macKey(current);
+    this.#previousKeys = previous.map(macKey);
     this.#mismatch = mismatch;
   }
 
-  /** The MAC of `data` for `purpose` (a record made for one purpose never passes for another). */
+  /** The MAC of `data` for `purpose` (a record made for one purpose never passes for another), always with the current key. */
   sign(purpose: string, data: string | Uint8Array): string {
-    return createHmac("sha256", this.#key).update(purpose).update("\0").update(data).digest("base64url");
+    return macWith(this.#key, purpose, data);
   }
 
-  /** Whether `mac` is the MAC of `data` for `purpose`, compared in constant time. */
+  /** Whether `mac` is the MAC of `data` for `purpose` under the current key or a previous one, compared in constant time. */
   verify(purpose: string, data: string | Uint8Array, mac: string): boolean {
-    const expected = Buffer.from(this.sign(purpose, data));
     const given = Buffer.from(mac);
-    const valid = expected.length === given.length && timingSafeEqual(expected, given);
+    const valid = [this.#key, ...this.#previousKeys].some((key) => {
+      const expected = Buffer.from(macWith(key, purpose, data));
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    });
     if (!valid) this.#mismatch?.();
     return valid;
   }

@@ -23,6 +23,7 @@ describe("why a deploy ended", () => {
         environment: "production",
         enabled: true,
         allowEmpty: false,
+        adopted: [],
         now: () => 0,
       });
       await expect(refusal).rejects.toThrow(

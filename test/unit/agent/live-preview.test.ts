@@ -28,6 +28,8 @@ const policy = {
   rules: parseRepositoryRules("acme/*=shop", []),
   clusterKinds: [],
   allowAdoption: false,
+  adoptUnmanaged: false,
+  allowPodSecurityLabels: false,
   environments: ["production"],
   maxJobAgeMs: 3_600_000,
 };

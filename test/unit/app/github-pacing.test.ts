@@ -5,14 +5,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installationOctokit, type WriteLane } from "../../../src/app/github/installation-octokit.ts";
 import { GitHubPacing, MAX_RETRY_WAIT_MS, retryAfter, type RetryReason } from "../../../src/app/github/pacing.ts";
 import { FakeGitHub } from "../../helpers/fake-github.ts";
+import { ManualClock } from "../../helpers/manual-clock.ts";
 
 // The app's GitHub clients, as `github(installationId, lane)` makes them, against a GitHub faked at
 // the HTTP layer: what they pace, what they retry, and what they give up on.
 
 let github: FakeGitHub;
 let probot: Probot;
+let clock: ManualClock;
 let pacing: GitHubPacing;
 let retries: { reason: RetryReason; status: number | undefined; waitMs: number }[];
+/** Each named request as it went out, with the pacer's clock then: the time the pacer let it go. */
+let sent: { name: string; at: number }[];
 
 beforeAll(async () => {
   github = await new FakeGitHub().start();
@@ -30,36 +34,49 @@ afterAll(async () => {
 });
 beforeEach(() => {
   retries = [];
-  pacing = new GitHubPacing((retry) => retries.push({ reason: retry.reason, status: retry.status, waitMs: retry.waitMs }));
+  sent = [];
+  // The clock moves only when a test moves it, so what is asserted is when the pacer chose to send.
+  clock = new ManualClock();
+  pacing = new GitHubPacing((retry) => retries.push({ reason: retry.reason, status: retry.status, waitMs: retry.waitMs }), { clock });
 });
 
+/** Request options whose fetch notes when the request named `name` went out (every attempt). */
+function noted(name: string | undefined): { request?: { fetch: typeof fetch } } {
+  if (name === undefined) return {};
+  return {
+    request: {
+      fetch: (...args: Parameters<typeof fetch>) => {
+        sent.push({ name, at: clock.elapsed });
+        return globalThis.fetch(...args);
+      },
+    },
+  };
+}
+
 const createCheckRun = (octokit: ProbotOctokit, name: string) =>
-  octokit.request("POST /repos/{owner}/{repo}/check-runs", { owner: "o", repo: "r", name, head_sha: "a".repeat(40) });
-const listComments = (octokit: ProbotOctokit) =>
-  octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1 });
+  octokit.request("POST /repos/{owner}/{repo}/check-runs", { owner: "o", repo: "r", name, head_sha: "a".repeat(40), ...noted(name) });
+const listComments = (octokit: ProbotOctokit, name?: string) =>
+  octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, ...noted(name) });
 const createComment = (octokit: ProbotOctokit, body: string) =>
-  octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body });
+  octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", {
+    owner: "o",
+    repo: "r",
+    issue_number: 1,
+    body,
+    ...noted(body),
+  });
 
 let installation = 100;
-/**
- * A client of a fresh installation, so no test shares another's pacing, that has read once: its
- * installation token is fetched, and a write's arrival at GitHub is not delayed by fetching it.
- */
+/** A client of a fresh installation, so no test shares another's pacing, that has its installation token already. */
 async function client(lane: WriteLane = "background", id = ++installation): Promise<ProbotOctokit> {
   const octokit = await installationOctokit(probot, pacing, id, lane);
   await listComments(octokit);
   return octokit;
 }
 
-/** When the fake received each request whose check run or comment is named `name`. */
-function receivedAt(operationId: string, name: string): number[] {
-  return github
-    .calls(operationId)
-    .filter((c) => {
-      const body = c.body as { name?: string; body?: string } | undefined;
-      return body?.name === name || body?.body === name;
-    })
-    .map((c) => c.at);
+/** When, in milliseconds on the pacer's clock, each attempt of the request named `name` went out. */
+function sentAt(name: string): number[] {
+  return sent.filter((s) => s.name === name).map((s) => s.at);
 }
 
 describe("GitHub write pacing", () => {
@@ -88,35 +105,38 @@ describe("GitHub write pacing", () => {
     const id = installation;
     const otherLane = await client("webhook", id);
     const otherInstallation = await client("background");
-    await Promise.all([
-      createCheckRun(first, "paced-1"),
-      createCheckRun(first, "paced-2"),
-      createCheckRun(otherLane, "lane"),
-      createCheckRun(otherInstallation, "installation"),
-    ]);
-    const [one = 0] = receivedAt("checks/create", "paced-1");
-    const [two = 0] = receivedAt("checks/create", "paced-2");
-    expect(two - one).toBeGreaterThanOrEqual(950);
-    // Neither the other lane nor the other installation waited for the first one's second write.
-    for (const name of ["lane", "installation"]) expect(receivedAt("checks/create", name)[0]).toBeLessThan(two);
+    const one = createCheckRun(first, "paced-1");
+    const two = createCheckRun(first, "paced-2");
+    const others = [createCheckRun(otherLane, "lane"), createCheckRun(otherInstallation, "installation")];
+    await one;
+    // The clock has not moved. Every write has had its turn decided: only the lane's second waits,
+    // for its slot a second after the first; the other lane's and installation's go out at once.
+    expect(clock.wakeUps).toEqual([1_000]);
+    await Promise.all(others);
+    expect(Object.fromEntries(sent.map((s) => [s.name, s.at]))).toEqual({ "paced-1": 0, lane: 0, installation: 0 });
+    clock.advance(1_000);
+    await two;
+    expect(sentAt("paced-2")).toEqual([1_000]);
     // A read in the paced lane does not queue behind its writes.
-    const third = createCheckRun(first, "paced-3");
-    await listComments(first);
-    const readAt = github.calls("issues/list-comments").at(-1)?.at ?? 0;
-    await third;
-    expect(readAt).toBeLessThan(receivedAt("checks/create", "paced-3")[0] ?? 0);
+    const three = createCheckRun(first, "paced-3");
+    await listComments(first, "read");
+    expect(sentAt("read")).toEqual([1_000]);
+    expect(clock.wakeUps).toEqual([2_000]);
+    clock.advance(1_000);
+    await three;
+    expect(sentAt("paced-3")).toEqual([2_000]);
   });
 
   it("leaves three seconds between writes that notify people", async () => {
     const octokit = await client();
-    await createComment(octokit, "first comment");
-    await createCheckRun(octokit, "between");
-    await createComment(octokit, "second comment");
-    const [first = 0] = receivedAt("issues/create-comment", "first comment");
-    const [between = 0] = receivedAt("checks/create", "between");
-    const [second = 0] = receivedAt("issues/create-comment", "second comment");
-    expect(between - first).toBeGreaterThanOrEqual(950);
-    expect(second - first).toBeGreaterThanOrEqual(2_950);
+    await clock.run(createComment(octokit, "first comment"));
+    await clock.run(createCheckRun(octokit, "between"));
+    await clock.run(createComment(octokit, "second comment"));
+    expect(sent).toEqual([
+      { name: "first comment", at: 0 },
+      { name: "between", at: 1_000 },
+      { name: "second comment", at: 3_000 },
+    ]);
   });
 });
 
@@ -124,10 +144,9 @@ describe("GitHub retries", () => {
   it("tries again after a server error, a second later", async () => {
     const octokit = await client();
     github.failNext("checks/create", { status: 502, body: { message: "Bad Gateway" } });
-    const { data } = await createCheckRun(octokit, "after-502");
+    const { data } = await clock.run(createCheckRun(octokit, "after-502"));
     expect(data.id).toBeGreaterThan(0);
-    const [failed = 0, succeeded = 0] = receivedAt("checks/create", "after-502");
-    expect(succeeded - failed).toBeGreaterThanOrEqual(950);
+    expect(sentAt("after-502")).toEqual([0, 1_000]);
     expect(retries).toEqual([{ reason: "server_error", status: 502, waitMs: 1_000 }]);
   });
 
@@ -138,46 +157,46 @@ describe("GitHub retries", () => {
       body: { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." },
       headers: { "retry-after": "1" },
     });
-    await listComments(octokit);
+    await clock.run(listComments(octokit, "limited"));
+    expect(sentAt("limited")).toEqual([0, 1_000]);
     expect(retries).toEqual([{ reason: "secondary_rate_limit", status: 403, waitMs: 1_000 }]);
   });
 
-  it("waits for the reset of a spent rate limit, then tries again", async () => {
+  it("waits for the reset of a spent rate limit, and a second more, then tries again", async () => {
     const octokit = await client();
-    const reset = Math.ceil(Date.now() / 1000) + 1;
+    const reset = clock.now() / 1000 + 5;
     github.failNext("issues/list-comments", {
       status: 403,
       body: { message: "API rate limit exceeded for installation ID 1." },
       headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(reset) },
     });
-    const started = Date.now();
-    await listComments(octokit);
-    expect(Date.now()).toBeGreaterThanOrEqual(reset * 1000);
-    expect(retries.map((r) => r.reason)).toEqual(["rate_limit"]);
-    expect(retries[0]?.waitMs).toBeGreaterThan(reset * 1000 - started);
+    await clock.run(listComments(octokit, "spent"));
+    expect(sentAt("spent")).toEqual([0, 6_000]);
+    expect(retries).toEqual([{ reason: "rate_limit", status: 403, waitMs: 6_000 }]);
   });
 
   it("fails at once, saying when to try again, when GitHub asks for a longer wait than a request may hold", async () => {
     const octokit = await client();
-    const before = github.calls("issues/list-comments").length;
     github.failNext("issues/list-comments", {
       status: 429,
       body: { message: "API rate limit exceeded" },
-      headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(Math.ceil(Date.now() / 1000) + 3600) },
+      headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": String(clock.now() / 1000 + 3600) },
     });
-    await expect(listComments(octokit)).rejects.toThrow(/GitHub asks to wait until \d{4}-\d\d-\d\dT[\d:.]+Z; try again then/);
-    expect(github.calls("issues/list-comments").length - before).toBe(1);
+    const tryAgain = new Date(clock.now() + 3_601_000).toISOString();
+    await expect(listComments(octokit, "held")).rejects.toThrow(`(GitHub asks to wait until ${tryAgain}; try again then)`);
+    expect(sentAt("held")).toEqual([0]);
+    expect(clock.wakeUps).toEqual([]);
     expect(retries).toEqual([]);
   });
 
   it("does not retry what would fail the same way again", async () => {
     const octokit = await client();
-    const before = github.calls("checks/create").length;
     github.failNext("checks/create", { status: 422, body: { message: "Validation Failed" } });
     await expect(createCheckRun(octokit, "refused")).rejects.toMatchObject({ status: 422 });
     github.failNext("checks/create", { status: 403, body: { message: "Resource not accessible by integration" } });
-    await expect(createCheckRun(octokit, "forbidden")).rejects.toMatchObject({ status: 403 });
-    expect(github.calls("checks/create").length - before).toBe(2);
+    await expect(clock.run(createCheckRun(octokit, "forbidden"))).rejects.toMatchObject({ status: 403 });
+    expect(sentAt("refused")).toEqual([0]);
+    expect(sentAt("forbidden")).toEqual([1_000]);
     expect(retries).toEqual([]);
   });
 

@@ -67,10 +67,20 @@ describe("app metrics", () => {
     const agent = generateSigningKeys();
     const stranger = generateSigningKeys();
     const keys = new AgentKeys([{ key: publicKeyFromPem(agent.publicKey), environments: ["production"] }], metrics.agentMessages);
-    const signed = (report: DriftReport, key: string) => seal("drift", report, privateKeyFromPem(key));
-    expect(keys.open("drift", driftReportSchema, signed(drift(2), agent.privateKey), quiet)?.drifted).toHaveLength(2);
-    expect(keys.open("drift", driftReportSchema, signed(drift(1), stranger.privateKey), quiet)).toBeUndefined();
-    expect(keys.open("drift", driftReportSchema, signed({ ...drift(1), environment: "staging" }, agent.privateKey), quiet)).toBeUndefined();
+    const used: DriftReport[] = [];
+    const consume = (report: DriftReport, key: string) =>
+      keys.consume("drift", seal("drift", report, privateKeyFromPem(key)), {
+        schema: driftReportSchema,
+        log: quiet,
+        use: (message) => {
+          used.push(message);
+          return Promise.resolve({ accepted: true });
+        },
+      });
+    await consume(drift(2), agent.privateKey);
+    await consume(drift(1), stranger.privateKey);
+    await consume({ ...drift(1), environment: "staging" }, agent.privateKey);
+    expect(used.map((r) => r.drifted.length)).toEqual([2]);
     const r = metrics.registry;
     expect(await sample(r, 'sluice_drift_objects{environment="production",repository="acme/shop"}')).toBe(2);
     expect(await sample(r, 'sluice_drift_last_report_timestamp_seconds{environment="production"}')).toBe(Date.parse(drift(0).at) / 1000);

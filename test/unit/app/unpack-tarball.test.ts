@@ -1,4 +1,4 @@
-import { readdir, readFile, readlink } from "node:fs/promises";
+import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
@@ -12,16 +12,87 @@ afterAll(removeCheckouts);
 const limits = { maxBytes: 1024 * 1024, maxFiles: 100 };
 
 describe("extractTarball", () => {
-  it("unpacks a GitHub tarball without its top directory, keeping safe links", async () => {
+  it("unpacks a GitHub tarball without its top directory, with a copy in place of each safe link", async () => {
     const root = await tempDir();
     const archive = await tarball([
       { name: "o-r-abc1234/" },
       { name: "o-r-abc1234/deploy/app.yaml", body: "kind: ConfigMap\n" },
       { name: "o-r-abc1234/deploy/link.yaml", type: "symlink", linkname: "app.yaml" },
     ]);
-    expect(await extractTarball(archive, root, limits)).toEqual({ files: 1, bytes: 16 });
+    expect(await extractTarball(archive, root, limits)).toEqual({ files: 2, bytes: 32 });
     expect(await readFile(join(root, "deploy/app.yaml"), "utf8")).toBe("kind: ConfigMap\n");
-    expect(await readlink(join(root, "deploy/link.yaml"))).toBe("app.yaml");
+    expect((await lstat(join(root, "deploy/link.yaml"))).isFile()).toBe(true);
+    expect(await readFile(join(root, "deploy/link.yaml"), "utf8")).toBe("kind: ConfigMap\n");
+  });
+
+  it("leaves no symbolic link in the tree: linked directories, links to links and links inside linked directories are copies", async () => {
+    const root = await tempDir();
+    const archive = await tarball([
+      { name: "o-r-x/base/cm.yaml", body: "kind: ConfigMap\n" },
+      { name: "o-r-x/base/again.yaml", type: "symlink", linkname: "cm.yaml" },
+      { name: "o-r-x/envs/prod/base", type: "symlink", linkname: "../../shared" },
+      { name: "o-r-x/shared", type: "symlink", linkname: "base" },
+      { name: "o-r-x/dangling.yaml", type: "symlink", linkname: "nowhere.yaml" },
+    ]);
+    await extractTarball(archive, root, limits);
+    const entries = await readdir(root, { recursive: true, withFileTypes: true });
+    expect(entries.filter((entry) => entry.isSymbolicLink())).toEqual([]);
+    expect(await readFile(join(root, "envs/prod/base/again.yaml"), "utf8")).toBe("kind: ConfigMap\n");
+    expect(await readFile(join(root, "shared/cm.yaml"), "utf8")).toBe("kind: ConfigMap\n");
+    await expect(lstat(join(root, "dangling.yaml"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("refuses a name or a link target with a backslash, which Linux reads as part of the name", async () => {
+    const named = await tarball([{ name: "o-r-x/a\\b.yaml", body: "kind: ConfigMap\n" }]);
+    await expect(extractTarball(named, await tempDir(), limits)).rejects.toThrow(
+      'tarball entry "o-r-x/a\\b.yaml" is refused: "a\\b.yaml" has a backslash in its name',
+    );
+    const target = await tarball([{ name: "o-r-x/l", type: "symlink", linkname: "a\\..\\b" }]);
+    await expect(extractTarball(target, await tempDir(), limits)).rejects.toThrow('symbolic link "l" has a backslash in its target');
+  });
+
+  it("refuses a link into a directory that holds it, and links that copy without end", async () => {
+    const loop = await tarball([
+      { name: "o-r-x/a/b.yaml", body: "kind: ConfigMap\n" },
+      { name: "o-r-x/a/up", type: "symlink", linkname: ".." },
+    ]);
+    await expect(extractTarball(loop, await tempDir(), limits)).rejects.toThrow(
+      'tarball symlink "o-r-x/a/up" leads to a directory that contains it',
+    );
+    // Each level links the one below ten times: 10^4 copies from a few entries.
+    const levels = [{ name: "o-r-x/d0/f.yaml", body: "x" }];
+    for (let level = 1; level <= 4; level += 1)
+      for (let i = 0; i < 10; i += 1)
+        levels.push({ name: `o-r-x/d${level}/l${i}`, type: "symlink", linkname: `../d${level - 1}` } as never);
+    await expect(extractTarball(await tarball(levels), await tempDir(), { maxBytes: 1024 * 1024, maxFiles: 1000 })).rejects.toThrow(
+      "tarball has more than 1000 entries",
+    );
+  });
+
+  it("refuses entries nested past 64 directories or with paths past 1024 bytes, and links with no target", async () => {
+    const deep = await tarball([{ name: `o-r-x/${"d/".repeat(64)}f.yaml`, body: "x" }]);
+    await expect(extractTarball(deep, await tempDir(), limits)).rejects.toThrow("is more than 64 directories deep");
+    const long = await tarball([{ name: `o-r-x/${Array.from({ length: 6 }, () => "n".repeat(200)).join("/")}/f`, body: "x" }]);
+    await expect(extractTarball(long, await tempDir(), limits)).rejects.toThrow("has a path longer than 1024 bytes");
+    const empty = await tarball([{ name: "o-r-x/l", type: "symlink", linkname: "" }]);
+    await expect(extractTarball(empty, await tempDir(), limits)).rejects.toThrow('tarball symlink "o-r-x/l" has an empty target');
+    // 64 deep is still fine.
+    const fine = await tarball([{ name: `o-r-x/${"d/".repeat(63)}f.yaml`, body: "x" }]);
+    await expect(extractTarball(fine, await tempDir(), limits)).resolves.toEqual({ files: 1, bytes: 1 });
+  });
+
+  it("counts directories and links as entries, and caps the steps its links take to follow", async () => {
+    const dirs = await tarball(Array.from({ length: 11 }, (_, i) => ({ name: `o-r-x/d${i}/` })));
+    await expect(extractTarball(dirs, await tempDir(), { maxBytes: 1024, maxFiles: 10 })).rejects.toThrow(
+      "tarball has more than 10 entries",
+    );
+    // A chain of 38 links, then 3,000 links to its end: each takes 39 steps, each within the kernel's 40.
+    const chain: Entry[] = [{ name: "o-r-x/l0/f.yaml", body: "x" }];
+    for (let i = 1; i <= 38; i += 1) chain.push({ name: `o-r-x/l${i}`, type: "symlink", linkname: `l${i - 1}` });
+    for (let j = 0; j < 3000; j += 1) chain.push({ name: `o-r-x/m${j}`, type: "symlink", linkname: "l38" });
+    await expect(extractTarball(await tarball(chain), await tempDir(), { maxBytes: 1024 * 1024, maxFiles: 100_000 })).rejects.toThrow(
+      "the archive's symbolic links take more than 100000 steps to follow",
+    );
   });
 
   it.each([
@@ -50,7 +121,9 @@ describe("extractTarball", () => {
       "tarball unpacks to more than 1024 bytes",
     );
     const many = await tarball(Array.from({ length: 11 }, (_, i) => ({ name: `o-r-x/f${i}`, body: "" })));
-    await expect(extractTarball(many, await tempDir(), { maxBytes: 1024, maxFiles: 10 })).rejects.toThrow("tarball has more than 10 files");
+    await expect(extractTarball(many, await tempDir(), { maxBytes: 1024, maxFiles: 10 })).rejects.toThrow(
+      "tarball has more than 10 entries",
+    );
   });
 
   it("says when the archive is not a tarball", async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { helpText, parseCommand } from "../../../src/core/commands.ts";
+import { helpText, parseCommand, replies } from "../../../src/core/commands.ts";
+import { liveParts } from "../../helpers/live-markdown.ts";
 
 const envs = ["staging", "production"];
 
@@ -58,5 +59,55 @@ describe("helpText", () => {
     expect(text.startsWith("I did not understand that: unknown environment `qa`.")).toBe(true);
     expect(text).toContain("Environments: `staging`, `production`.");
     expect(text).toContain("need **write** permission");
+  });
+});
+
+describe("replies show what the commenter wrote as text", () => {
+  /** What a commenter can put in a command word or an environment name. */
+  const attacks = [
+    "/sluice deploy`[x](https://evil.example)`",
+    "/sluice `@octo-org/admins`",
+    "/sluice x`![i](https://evil.example/p.png)`",
+    "/sluice x`<img src=https://evil.example/p.png>`",
+    "/sluice x`#1`y`GH-2`",
+    "/sync a`[x](https://evil.example)` b`@octo-org/admins` c`![i](https://evil.example/p.png)`",
+    "/rollback staging`@octo-org/admins`",
+  ];
+
+  it("echoes no link, image, HTML, mention or reference of an invalid command", () => {
+    for (const body of attacks) {
+      const command = parseCommand(body, envs);
+      expect(command?.kind, body).toBe("invalid");
+      const reason = command?.kind === "invalid" ? command.reason : "";
+      expect(liveParts(helpText(envs, "write", reason)), body).toEqual([]);
+    }
+  });
+
+  it("echoes an unknown word whole but short, and at most a few of them", () => {
+    const long = parseCommand(`/sluice ${"a".repeat(20_000)}`, envs);
+    expect(long?.kind === "invalid" && long.reason.length).toBeLessThan(200);
+    const many = parseCommand(`/sync ${Array.from({ length: 500 }, (_, i) => `qa${i}`).join(" ")}`, envs);
+    expect(many).toEqual({ kind: "invalid", reason: "unknown environment `qa0`, `qa1`, `qa2`, `qa3`, `qa4` and 495 more" });
+  });
+
+  it("shows branch and environment names from the configuration as text in every reply", () => {
+    const branch = "main`[x](https://evil.example)`@octo-org/admins";
+    const environment = "prod`@octo-org/admins`";
+    const texts = [
+      helpText([environment], "write"),
+      replies.queuedLine(environment, true, "deploy"),
+      replies.cannotRollBack(environment, "no revisions"),
+      replies.revertOpened([environment], { number: 7, url: "https://github.example/o/r/pull/7" }, branch),
+      replies.revertNotNeeded([environment], branch, "a".repeat(40)),
+      replies.syncLine(environment, true, { branch, sha: "b".repeat(40), link: "[check run](https://github.example/c)" }),
+      replies.revertBody({ author: "octocat", environments: [environment], from: "c".repeat(40), target: "d".repeat(40), branch }),
+    ];
+    // The one mention meant: the person who rolled back.
+    const own = ["https://github.example/o/r/pull/7", "https://github.example/c"];
+    for (const text of texts)
+      expect(
+        liveParts(text, own).filter((part) => part !== "mention @octocat"),
+        text,
+      ).toEqual([]);
   });
 });

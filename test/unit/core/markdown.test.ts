@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { ResourceChange } from "../../../src/core/diff.ts";
-import { renderMarkdown, summaryTable } from "../../../src/core/markdown.ts";
+import { code, escapeHtml, escapeInline, escapeLines, htmlCode, renderMarkdown, summaryTable } from "../../../src/core/markdown.ts";
 import type { DiffReport } from "../../../src/core/diff-report.ts";
+import { driftCheckOutput, objectTable } from "../../../src/core/deploy-status.ts";
+import { liveSection } from "../../../src/core/live-preview.ts";
+import { previewFailedOutput } from "../../../src/core/preview-comment.ts";
+import { liveParts, tableRows } from "../../helpers/live-markdown.ts";
 
 function change(name: string, action: ResourceChange["action"], diffLines = 3): ResourceChange {
   const body = Array.from({ length: diffLines }, (_, i) => `+  line${i}: value`).join("\n");
@@ -101,5 +105,199 @@ describe("renderMarkdown", () => {
 
   it("says when there are no environments", () => {
     expect(summaryTable([])).toBe("_No environments._");
+  });
+});
+
+/** Names a pull request can give its objects: Kubernetes allows all of these in some kinds' names (RBAC roles, custom resources). */
+const HOSTILE = [
+  "a|b",
+  "c\\|d",
+  "x`[link](https://evil.example/a)`y",
+  "@octo-org/admins",
+  "#123",
+  "GH-77",
+  "<img src=https://evil.example/p.png>",
+  "![i](https://evil.example/p.png)",
+  "https://evil.example/login",
+  "line\n\n[link](https://evil.example/b)",
+];
+
+const deployment = (name: string, action: ResourceChange["action"] = "modified"): ResourceChange => ({
+  id: { group: "apps", version: "v1", kind: "Deployment", namespace: "prod", name },
+  action,
+  diff: `--- a\n+++ b\n@@ -1 +1 @@\n${"+  line: value\n".repeat(40)}`,
+});
+
+describe("tables keep their rows whatever the cells hold", () => {
+  it("names every object after a `|` in the not-shown table, one row per group", () => {
+    const names = ["before", "a|b", "c\\|d", "e||f", "after"];
+    // Too small for any diff, big enough for every name.
+    const md = renderMarkdown(report(names.map((n) => deployment(n))), { maxLength: 900 });
+    expect(md).not.toContain("<details>");
+    const rows = tableRows(md).filter((row) => row[0] === "`production`" && row[1] === "🟡 modified");
+    expect(rows).toHaveLength(1);
+    const objects = rows[0]?.[3] ?? "";
+    for (const name of ["before", "a|b", "e||f", "after"]) expect(objects).toContain(`\`prod/${name}\``);
+    // A backslash right before a `|` cannot survive GitHub's table parser exactly; the name after it still shows.
+    expect(objects).toMatch(/`prod\/c\\?\|d`/);
+  });
+
+  it("keeps an environment name with a `|` in its summary row", () => {
+    const md = summaryTable(report([deployment("x")], "prod|uction").environments);
+    expect(tableRows(md)[1]).toEqual(["`prod|uction`", "0", "1", "0", "0", "changes"]);
+  });
+
+  it("keeps every deploy check run row and every drift row whole", () => {
+    const objects = HOSTILE.map((name) => ({
+      group: "rbac.authorization.k8s.io",
+      version: "v1",
+      kind: "ClusterRole",
+      namespace: "",
+      name,
+      action: "created" as const,
+      health: "current" as const,
+      durationMs: 1_000,
+      message: `created ${name}`,
+    }));
+    const rows = tableRows(objectTable(objects)).slice(1);
+    expect(rows.map((row) => row.length)).toEqual(HOSTILE.map(() => 4));
+    expect(rows.map((row) => row[3])).toEqual(HOSTILE.map(() => "1.0 s"));
+    const drift = driftCheckOutput({
+      version: 1,
+      repository: { owner: "o", name: "r", id: 1 },
+      installationId: 1,
+      environment: "production",
+      sha: "a".repeat(40),
+      jobId: "j",
+      checked: HOSTILE.length,
+      drifted: objects.map(({ group, version, kind, namespace, name }) => ({
+        group,
+        version,
+        kind,
+        namespace,
+        name,
+        action: "missing" as const,
+      })),
+      healed: [],
+      gaveUp: [],
+      at: "2026-01-01T00:00:00.000Z",
+    });
+    expect(
+      tableRows(drift.summary)
+        .slice(1)
+        .map((row) => row[1]),
+    ).toEqual(HOSTILE.map(() => "deleted from the cluster"));
+  });
+});
+
+describe("untrusted text shows as text", () => {
+  it("escapeInline leaves no link, image, HTML, mention or reference live", () => {
+    for (const text of HOSTILE) expect(liveParts(`Before ${escapeInline(text)} after.`), text).toEqual([]);
+    expect(liveParts(escapeLines(HOSTILE.join("\n"))), "escapeLines").toEqual([]);
+  });
+
+  it("htmlCode in a <summary> leaves no tag, mention or reference live, and escapeHtml no mention", () => {
+    for (const text of HOSTILE) {
+      expect(liveParts(`<details><summary>x ${htmlCode(text)}</summary>\n\nbody\n</details>`), text).toEqual([]);
+      expect(
+        liveParts(`<details><summary>x <sub>${escapeHtml(text)}</sub></summary>\n\nbody\n</details>`).filter((p) =>
+          p.startsWith("mention"),
+        ),
+        text,
+      ).toEqual([]);
+    }
+  });
+
+  it("a code span of anything stays one code span", () => {
+    for (const text of HOSTILE) expect(liveParts(`Before ${code(text)} after.`), text).toEqual([]);
+  });
+
+  it("the whole preview comment shows hostile object names, environments and messages as text", () => {
+    const environments = HOSTILE.map((name, i) => ({
+      name: `env-${i}`,
+      summary: { added: 1, modified: 0, removed: 0, unchanged: 0 },
+      changes: [
+        { ...deployment(name, "added"), diff: `--- /dev/null\n+++ b\n@@ -0,0 +1 @@\n+  ${name.replace(/\n/g, " ")}\n  \`\`\`\`\n` },
+      ],
+      notes: [name],
+    }));
+    const errors = HOSTILE.map((message) => ({ file: message, line: 1, message, environment: "env-0", side: "head" as const }));
+    for (const maxLength of [65_536, 2_500]) {
+      const md = renderMarkdown({ environments, errors }, { maxLength, fullDiffUrl: "https://sluice.example/d" });
+      expect(liveParts(md, ["https://sluice.example/d"]), `maxLength ${maxLength}`).toEqual([]);
+    }
+  });
+
+  it("drift diffs stay in their fence and object names in their <summary>", () => {
+    const name = "</summary><img src=https://evil.example/p.png>";
+    const drift = driftCheckOutput({
+      version: 1,
+      repository: { owner: "o", name: "r", id: 1 },
+      installationId: 1,
+      environment: "production",
+      sha: "a".repeat(40),
+      jobId: "j",
+      checked: 1,
+      drifted: [
+        {
+          group: "",
+          version: "v1",
+          kind: "ConfigMap",
+          namespace: "ns",
+          name,
+          action: "modified",
+          diff: "--- applied\n+++ live\n@@ -1,3 +1,3 @@\n ```\n-a: 1\n+[link](https://evil.example/c) @octo-org/admins\n",
+        },
+      ],
+      healed: [],
+      gaveUp: [],
+      at: "2026-01-01T00:00:00.000Z",
+    });
+    expect(liveParts(drift.summary)).toEqual([]);
+    expect(liveParts(drift.text ?? "")).toEqual([]);
+  });
+});
+
+describe("untrusted text in the other places Sluice writes", () => {
+  it("keeps a live diff with a run of four backticks inside its fence", () => {
+    const section = liveSection([
+      {
+        environment: "production",
+        status: {
+          state: "answered",
+          report: {
+            version: 1,
+            requestId: "live-1",
+            repository: { owner: "o", name: "r", id: 1 },
+            installationId: 1,
+            environment: "production",
+            pullRequest: 1,
+            headSha: "a".repeat(40),
+            seq: 1,
+            changes: [
+              {
+                group: "",
+                version: "v1",
+                kind: "ConfigMap",
+                namespace: "ns",
+                name: "notes",
+                action: "configure",
+                diff: "--- live\n+++ merged\n@@ -1,2 +1,2 @@\n ````\n-a: 1\n+[link](https://evil.example/d) @octo-org/admins ![i](https://evil.example/p.png)\n",
+              },
+            ],
+            unchanged: 0,
+            prune: [],
+            at: "2026-01-01T00:00:00.000Z",
+          },
+        },
+      },
+    ]);
+    expect(liveParts(section)).toEqual([]);
+  });
+
+  it("says why a preview gave up as text", () => {
+    const output = previewFailedOutput("cannot read chart `x`[link](https://evil.example/e) @octo-org/admins\n\n<img src=x>");
+    expect(output.title).toBe("Preview failed");
+    expect(liveParts(output.summary)).toEqual([]);
   });
 });

@@ -50,4 +50,20 @@ describe("environmentInputs", () => {
     expect((await environmentInputs(root, { ...staging, path: "k" })).files).toEqual(["k/kustomization.yaml"]);
     expect((await environmentInputs(root, { ...staging, path: "broken" })).files).toEqual(["broken/kustomization.yaml"]);
   });
+
+  it("reads each directory once however the kustomizations nest and refer to their parents", async () => {
+    // 60 nested kustomizations, each naming the next one down and the one above it, and 200 files at the bottom.
+    const files: Record<string, string> = {};
+    let dir = "k";
+    for (let level = 0; level < 60; level += 1) {
+      files[`${dir}/kustomization.yaml`] = `resources:\n  - a\n${level > 0 ? "  - ..\n" : ""}`;
+      dir = `${dir}/a`;
+    }
+    for (let i = 0; i < 200; i += 1) files[`${dir}/f${i}.yaml`] = "kind: ConfigMap\n";
+    const root = await checkout(undefined, files);
+    const inputs = await environmentInputs(root, { ...staging, path: "k/a/a/a" });
+    // Read from the environment down, then each parent once: 61 directories in all, not one walk per kustomization.
+    expect(inputs.directoriesRead).toBe(61);
+    expect(inputs.files).toHaveLength(260);
+  });
 });

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, inject, it } from "vitest";
 import { parseConfig, type Environment } from "../../../src/core/config.ts";
 import type { RendererContext } from "../../../src/render/context.ts";
 import { renderEnvironment } from "../../../src/render/render-environment.ts";
+import { errorLine } from "../../../src/render/tool-output.ts";
 import { openRendererContext } from "../../../src/render/setup.ts";
 import type { RenderTools } from "../../../src/render/tools.ts";
 import { checkout, removeCheckouts, tempDir, writeTree } from "../../helpers/checkouts.ts";
@@ -128,7 +129,7 @@ describe("kustomize rendering (real kustomize)", () => {
     expect(rendered.problems[0]?.message).not.toContain(root);
   });
 
-  it("reports an invalid kustomization at the kustomization file", async () => {
+  it("reports an invalid kustomization at the kustomization file, before kustomize runs", async () => {
     const root = await checkout("kustomize-app", {
       "deploy/overlays/staging/kustomization.yaml": "resources:\n  - ../../base\n  bad: [\n",
     });
@@ -136,8 +137,8 @@ describe("kustomize rendering (real kustomize)", () => {
     expect(rendered.problems).toEqual([
       {
         file: "deploy/overlays/staging/kustomization.yaml",
-        line: 2,
-        message: expect.stringContaining("kustomize: invalid Kustomization") as string,
+        line: 3,
+        message: expect.stringMatching(/^is not YAML kustomize and Sluice read alike: /) as string,
       },
     ]);
   });
@@ -290,5 +291,22 @@ describe("renderer limits", () => {
     const ctx = await context(root, {}, { timeoutMs: 1_000, maxOutputBytes: 300 });
     const rendered = await renderEnvironment(ctx, env());
     expect(rendered.problems[0]?.message).toMatch(/manifests exceed the limit of 300 bytes/);
+  });
+});
+
+describe("renderer messages", () => {
+  it("show paths of the checkout relative to it and hide every other absolute path", () => {
+    const root = "/var/cache/sluice/checkouts/222-abc";
+    const stderr = [
+      `Error: security; file '/var/cache/sluice/checkouts/111-victim/base' is not in or below '${root}/k'`,
+      "more input echoed on the next line",
+    ].join("\n");
+    expect(errorLine(stderr, root)).toBe("security; file '<outside the checkout>' is not in or below 'k'");
+    expect(errorLine(`Error: evalsymlink failure on '/etc/passwd' : lstat /etc/passwd: no such file or directory`, root)).toBe(
+      "evalsymlink failure on '<outside the checkout>' : lstat <outside the checkout>: no such file or directory",
+    );
+    expect(errorLine(`Error: accumulating resources from '${root}/k/apps/v1.yaml': apps/v1 is fine`, root)).toBe(
+      "accumulating resources from 'k/apps/v1.yaml': apps/v1 is fine",
+    );
   });
 });
