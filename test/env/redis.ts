@@ -68,6 +68,9 @@ export async function startRedis(dir: string, port?: number, extraArgs: readonly
       "noeviction",
       "--protected-mode",
       "yes",
+      // Each test file that starts the app takes a database of its own.
+      "--databases",
+      "32",
       "--daemonize",
       "no",
     ],
