@@ -153,11 +153,11 @@ async function parseTextStrictly(file: string, text: string, firstLine = 1): Pro
     const [error] = document.errors;
     if (error) {
       const at = error.linePos?.[0].line ?? 1;
-      throw new UnreadableKustomizationError(
-        file,
-        firstLine - 1 + at,
-        `is not YAML kustomize and Sluice read alike: ${error.message.split("\n")[0] ?? ""}`,
-      );
+      const reason =
+        error.code === "DUPLICATE_KEY"
+          ? "repeats a key, which kustomize reads otherwise than Sluice: write each key once"
+          : `is not valid YAML: ${(error.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}`;
+      throw new UnreadableKustomizationError(file, firstLine - 1 + at, reason);
     }
     const value: unknown = document.toJS({ maxAliasCount: 100 });
     if (hasMergeKey(value))

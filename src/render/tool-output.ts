@@ -3,6 +3,12 @@ import { RenderError } from "./errors.ts";
 import type { RunResult } from "./process.ts";
 
 const MAX_MESSAGE = 1_000;
+/**
+ * An absolute path of this machine: one under a directory of a Linux root. A JSON pointer in a
+ * message (`/spec/replicas`) is not one.
+ */
+const MACHINE_PATH =
+  /(^|[\s'"`(=:[])\/(?:bin|boot|dev|etc|home|lib|lib32|lib64|libx32|media|mnt|nix|opt|private|proc|root|run|sbin|snap|srv|sys|tmp|usr|var|app|workspace)(?=[/\s'"`):,\]]|$)[^\s'"`):,\]]*/g;
 const MIB = 1024 * 1024;
 
 /**
@@ -24,7 +30,7 @@ export function errorLine(stderr: string, checkoutRoot: string, secrets: readonl
       .join("")
       .split(checkoutRoot)
       .join(".")
-      .replace(/(^|[\s'"`(=:[])\/[^\s'"`):,\]]*/g, "$1<outside the checkout>"),
+      .replace(MACHINE_PATH, "$1<outside the checkout>"),
     secrets,
   );
   return relative.length > MAX_MESSAGE ? `${relative.slice(0, MAX_MESSAGE)}…` : relative;

@@ -195,7 +195,7 @@ describe.each(MODES)("with %s, a renderer reads nothing outside its checkout", (
       [
         "a duplicate key",
         [{ name: "o-r-1/k/kustomization.yaml", body: `resources: []\nresources: [${out}]\n` }],
-        /not YAML kustomize and Sluice read alike/,
+        /repeats a key, which kustomize reads otherwise than Sluice/,
       ],
       ["a merge key", [{ name: "o-r-1/k/kustomization.yaml", body: `<<: { resources: [${out}] }\n` }], /merge key/],
       [

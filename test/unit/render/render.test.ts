@@ -138,7 +138,7 @@ describe("kustomize rendering (real kustomize)", () => {
       {
         file: "deploy/overlays/staging/kustomization.yaml",
         line: 3,
-        message: expect.stringMatching(/^is not YAML kustomize and Sluice read alike: /) as string,
+        message: "is not valid YAML: All mapping items must start at the same column",
       },
     ]);
   });
@@ -304,6 +304,9 @@ describe("renderer messages", () => {
     expect(errorLine(stderr, root)).toBe("security; file '<outside the checkout>' is not in or below 'k'");
     expect(errorLine(`Error: evalsymlink failure on '/etc/passwd' : lstat /etc/passwd: no such file or directory`, root)).toBe(
       "evalsymlink failure on '<outside the checkout>' : lstat <outside the checkout>: no such file or directory",
+    );
+    expect(errorLine("Error: replace operation does not apply: doc is missing path: /spec/replicas: missing value", root)).toBe(
+      "replace operation does not apply: doc is missing path: /spec/replicas: missing value",
     );
     expect(errorLine(`Error: accumulating resources from '${root}/k/apps/v1.yaml': apps/v1 is fine`, root)).toBe(
       "accumulating resources from 'k/apps/v1.yaml': apps/v1 is fine",
