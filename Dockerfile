@@ -2,16 +2,24 @@
 # Sluice image: the `sluice` command with kustomize and helm built from the same pinned modules the
 # tests use. One image, three uses: `app` (default), `agent`, and `diff BASE HEAD`.
 # Build: docker build -t sluice .
+#
+# The base images are build arguments: a release passes them pinned by digest
+# (`--build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:…`, README "Releasing"), and a machine
+# without a registry passes base images it made itself.
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG NODE_IMAGE=node:24-bookworm-slim
 
-FROM golang:1.26-bookworm AS renderers
+FROM ${GO_IMAGE} AS renderers
 WORKDIR /src
-COPY test/env/tools/kustomize ./kustomize
-COPY test/env/tools/helm ./helm
-RUN cd kustomize && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/kustomize sigs.k8s.io/kustomize/kustomize/v5 \
- && cd ../helm && minor=$(go list -m -f '{{.Version}}' k8s.io/client-go | sed -E 's/^v0\.([0-9]+)\..*/\1/') \
- && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" -o /out/helm helm.sh/helm/v3/cmd/helm
+# The tests' own recipe builds the tools: the same versions (the wrapper modules' go.mod) and the
+# same -ldflags (version strings, helm's Kubernetes version), so the image runs what CI tested.
+COPY scripts/test-tools.sh ./scripts/
+COPY test/env/tools/kustomize ./test/env/tools/kustomize
+COPY test/env/tools/helm ./test/env/tools/helm
+RUN SLUICE_TOOLS_CACHE=/tools bash scripts/test-tools.sh kustomize helm \
+ && mkdir /out && cp /tools/kustomize-*/kustomize /tools/helm-*/helm /out/
 
-FROM node:24-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -20,8 +28,10 @@ COPY src ./src
 COPY scripts/bundle-cli.ts ./scripts/
 RUN npm run build && npm prune --omit=dev
 
-FROM node:24-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends util-linux bubblewrap ca-certificates && rm -rf /var/lib/apt/lists/*
+FROM ${NODE_IMAGE}
+# tini is PID 1: it reaps the orphans of render processes (helm and kustomize children whose
+# parent died) and passes signals on to node.
+RUN apt-get update && apt-get install -y --no-install-recommends util-linux bubblewrap ca-certificates tini && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=renderers /out/kustomize /out/helm /usr/local/bin/
 COPY --from=build /app/node_modules ./node_modules
@@ -31,7 +41,8 @@ COPY bin ./bin
 COPY views ./views
 COPY schema ./schema
 ENV NODE_ENV=production SLUICE_KUSTOMIZE=/usr/local/bin/kustomize SLUICE_HELM=/usr/local/bin/helm
-USER node
+# Numeric, so the kubelet can check runAsNonRoot against the image itself (node in the base image).
+USER 1000:1000
 EXPOSE 3000
-ENTRYPOINT ["node", "/app/bin/sluice.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/sluice.js"]
 CMD ["app"]

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the real binaries the tests run against (etcd, kube-apiserver, kustomize, helm, and dyff
-# for the benchmark) from their wrapper Go modules under test/env/tools/<tool>/, and caches each
-# one under $HOME/.cache/sluice-test-env/<tool>-<version>/. The version lives in one place: the
-# `require` line of the wrapper module's go.mod. A binary is rebuilt only when that version changes.
+# Builds the real binaries the tests run against (etcd, kube-apiserver, kustomize, helm, dyff for
+# the benchmark, and kubelet, kube-scheduler and pause for the opt-in node of test/env/node.ts)
+# from their wrapper Go modules under test/env/tools/<tool>/, and caches each one under
+# $HOME/.cache/sluice-test-env/<tool>-<version>/. The version lives in one place: the `require`
+# line of the wrapper module's go.mod (for pause, a hash of its source). A binary is rebuilt only
+# when that version changes.
 #
 # Usage: scripts/test-tools.sh [TOOL...]      build (or reuse) the named tools, default all
 #        scripts/test-tools.sh --print-env    print SLUICE_<TOOL>=path lines for the cached tools
@@ -11,12 +13,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools_dir="${SLUICE_TOOLS_DIR:-$root/test/env/tools}"
 cache="${SLUICE_TOOLS_CACHE:-$HOME/.cache/sluice-test-env}"
-all_tools=(etcd kube-apiserver kube-controller-manager kustomize helm dyff)
+all_tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kustomize helm dyff pause)
 
 # The wrapper module a tool is built from (the Kubernetes commands share one).
 wrapper_of() {
   case "$1" in
-    kube-controller-manager) echo "kube-apiserver" ;;
+    kube-controller-manager|kube-scheduler|kubelet) echo "kube-apiserver" ;;
     *) echo "$1" ;;
   esac
 }
@@ -25,24 +27,32 @@ wrapper_of() {
 module_of() {
   case "$1" in
     etcd) echo "go.etcd.io/etcd/server/v3" ;;
-    kube-apiserver|kube-controller-manager) echo "k8s.io/kubernetes" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet) echo "k8s.io/kubernetes" ;;
     kustomize) echo "sigs.k8s.io/kustomize/kustomize/v5" ;;
     helm) echo "helm.sh/helm/v3" ;;
     dyff) echo "github.com/homeport/dyff" ;;
+    pause) echo "sluice.dev/test-env/pause" ;;
     *) echo "test-tools: unknown tool '$1' (known: ${all_tools[*]})" >&2; return 2 ;;
   esac
 }
 package_of() {
   case "$1" in
-    kube-apiserver|kube-controller-manager) echo "k8s.io/kubernetes/cmd/$1" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet) echo "k8s.io/kubernetes/cmd/$1" ;;
     helm) echo "helm.sh/helm/v3/cmd/helm" ;;
     dyff) echo "github.com/homeport/dyff/cmd/dyff" ;;
+    pause) echo "." ;;
     *) module_of "$1" ;;
   esac
 }
 
 version_of() {
   local tool=$1 module
+  # The sandbox ("pause") command is our own source with no dependencies: its version is a hash
+  # of that source, so an edit rebuilds it.
+  if [ "$tool" = pause ]; then
+    echo "src-$(cat "$tools_dir/pause/go.mod" "$tools_dir/pause/main.go" | sha256sum | cut -c1-12)"
+    return 0
+  fi
   module=$(module_of "$tool")
   local v
   v=$(awk -v m="$module" '$1 == "require" && $2 == m { print $3 }' "$tools_dir/$(wrapper_of "$tool")/go.mod")
@@ -53,7 +63,7 @@ version_of() {
 ldflags_of() {
   local tool=$1 version=$2
   case "$tool" in
-    kube-apiserver|kube-controller-manager)
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubelet)
       # The same variables hack/lib/version.sh sets, so /version reports the real release.
       local minor=${version#v1.}; minor=${minor%%.*}
       local flags="" pkg

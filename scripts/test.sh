@@ -13,6 +13,13 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
 # The renderer sandbox; test/security/sandbox.test.ts plays every file-read trick with it and without it.
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+# A real node for the tests (test/env/node.ts): containerd, runc and the CNI plugins, and
+# debootstrap for the base image made from Debian's packages.
+command -v containerd >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v ip >/dev/null || missing+=(iproute2)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${SLUICE_CHROMIUM:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=()
@@ -34,10 +41,13 @@ node --version
 npm --version
 
 step "Test binaries (built once per version, cached under \$HOME/.cache/sluice-test-env)"
-scripts/test-tools.sh etcd kube-apiserver kube-controller-manager kustomize helm
+scripts/test-tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubelet pause kustomize helm
 
 step "Dependencies"
 npm ci --no-audit --no-fund
+
+step "Test node's base image (made from Debian's packages once, cached under \$HOME/.cache/sluice-test-env)"
+node --input-type=module -e 'const { nodeBaseImage } = await import("./test/env/image.ts"); const image = await nodeBaseImage(process.env, {}, (line) => console.log(line)); console.log(`test-node image: ${image.name}`);'
 
 step "Build"
 npm run build

@@ -1,5 +1,4 @@
 import { gunzipSync } from "node:zlib";
-import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../redis/connection.ts";
 import {
   agentJobSchema,
@@ -18,7 +17,7 @@ import { parseJson } from "../core/json.ts";
 import { metadataOf, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
 import { crdScopes } from "../core/scopes.ts";
-import { open, SignatureError } from "../core/signing.ts";
+import { open, SignatureError, type VerificationKeys } from "../core/signing.ts";
 import { applyAllStaged } from "./apply.ts";
 import { HealthTimeoutError, HeldJobError, PermanentDeployError, RejectedJobError } from "./errors.ts";
 import { waitForHealth } from "./health-wait.ts";
@@ -39,7 +38,8 @@ export interface DeployerDeps {
   redis: RedisClient;
   cluster: Cluster;
   inventories: InventoryStore;
-  appKey: KeyObject;
+  /** The app's public keys: several while a key rotation overlaps. */
+  appKey: VerificationKeys;
   policy: AgentPolicy & { environments: readonly string[]; maxJobAgeMs: number };
   concurrency: number;
   healthTimeoutMs: number;

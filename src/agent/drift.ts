@@ -53,11 +53,16 @@ export class DriftChecker {
     await this.#deps.redis.sadd(appliedSetKey(job.environment), String(job.repository.id));
   }
 
-  /** Checks every repository applied to `environment`; one report per repository that could be checked. */
-  async checkEnvironment(environment: string): Promise<Omit<DriftReport, "at">[]> {
+  /**
+   * Checks every repository applied to `environment`; one report per repository that could be
+   * checked. `stillHeld` is asked before each repository (renewing the drift lease, see
+   * `DriftLease`): once it says no, another replica checks and the rest is left to it.
+   */
+  async checkEnvironment(environment: string, options: { stillHeld?: () => Promise<boolean> } = {}): Promise<Omit<DriftReport, "at">[]> {
     const ids = await this.#deps.redis.smembers(appliedSetKey(environment));
     const reports: Omit<DriftReport, "at">[] = [];
     for (const id of ids) {
+      if (options.stillHeld && !(await options.stillHeld())) break;
       const report = await this.check(environment, Number(id));
       if (report) reports.push(report);
     }

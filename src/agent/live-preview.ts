@@ -1,4 +1,3 @@
-import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../redis/connection.ts";
 import { livePreviewRequestSchema, type LiveChange, type LivePreviewRequest, type LiveReport } from "../core/agent-protocol.ts";
 import { mapBounded } from "../core/clock.ts";
@@ -9,7 +8,7 @@ import { pruneCandidates } from "../core/inventory.ts";
 import type { KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
 import { namespacesFor, podSecurityChanges, podSecurityRefusal, policyViolations, type OwnershipPolicy } from "../core/policy.ts";
-import { open, SignatureError } from "../core/signing.ts";
+import { open, SignatureError, type VerificationKeys } from "../core/signing.ts";
 import { admitJob, loadObjects, resolveScopes, type DeployerDeps } from "./deployer.ts";
 import { RejectedJobError } from "./errors.ts";
 import type { InventoryStore } from "./inventory-store.ts";
@@ -23,7 +22,8 @@ export interface LivePreviewDeps {
   redis: RedisClient;
   cluster: Cluster;
   inventories: InventoryStore;
-  appKey: KeyObject;
+  /** The app's public keys: several while a key rotation overlaps. */
+  appKey: VerificationKeys;
   policy: DeployerDeps["policy"];
   concurrency: number;
   now: () => number;

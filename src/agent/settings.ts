@@ -1,5 +1,7 @@
+import type { KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { inlineOrFile } from "../core/secrets.ts";
+import { privateKeyFromPem, publicKeysFromPem } from "../core/signing.ts";
 import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
@@ -16,8 +18,12 @@ const list = (fallback: string) =>
         .filter(Boolean),
     );
 
-const envSchema = z.object({
-  REDIS_URL: z.string().default("redis://127.0.0.1:6379").superRefine(checkRedisUrl),
+/** The agent's environment variables and their rules; .env.example lists every one (test/unit/app/env-example.test.ts). */
+export const envSchema = z.object({
+  // No default: an agent runs in a cluster, where a Redis on localhost would be a mistake that only shows as a hang.
+  REDIS_URL: z
+    .string({ error: "REDIS_URL is required: redis://host:port of the Redis the app uses (from the sluice-agent Secret)" })
+    .superRefine(checkRedisUrl),
   KUBECONFIG: z.string().optional(),
   SLUICE_APP_PUBLIC_KEY: z.string().optional(),
   SLUICE_APP_PUBLIC_KEY_PATH: z.string().optional(),
@@ -43,14 +49,17 @@ const envSchema = z.object({
   SLUICE_AGENT_PROBE_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
   SLUICE_AGENT_PROBE_HOST: z.string().default("0.0.0.0"),
   SLUICE_METRICS_TOKEN: z.string().min(16, { error: "SLUICE_METRICS_TOKEN must be at least 16 characters" }).optional(),
+  SLUICE_AGENT_STOP_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(540),
 });
 
 /** The agent's settings: from its own environment (a ConfigMap and a Secret), never from a repository. */
 export interface AgentSettings {
   redisUrl: string;
   kubeconfig: string | undefined;
-  appPublicKey: string;
-  signingKey: string;
+  /** The app's public keys: jobs and preview requests signed by any of them verify (several while a rotation overlaps). */
+  appKeys: KeyObject[];
+  /** The agent's own key, which signs its reports. */
+  signingKey: KeyObject;
   environments: string[];
   /** Which repositories it serves, and the namespaces each may write to. */
   rules: RepositoryRule[];
@@ -82,12 +91,32 @@ export interface AgentSettings {
   probeHost: string;
   /** When set, `/metrics` (which names repositories and environments) answers only `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  /**
+   * How long a stop may take: the job in progress finishes within it, or is left to another
+   * replica (its lock lapses) and the connections are dropped. Shorter than the pod's grace period.
+   */
+  stopTimeoutMs: number;
 }
 
-async function secret(inline: string | undefined, path: string | undefined, name: string): Promise<string> {
-  const value = await inlineOrFile(inline, path, (file) => readFile(file, "utf8"));
-  if (value === undefined) throw new Error(`invalid configuration:\n  ${name} or ${name}_PATH is required`);
-  return value;
+/**
+ * A key given inline as `name` or as a file in `name_PATH`, parsed by `parse`; every failure names
+ * the variable it came from, so a pod that cannot start says which setting to fix.
+ */
+async function key<T>(inline: string | undefined, path: string | undefined, name: string, parse: (pem: string) => T): Promise<T> {
+  const from = inline !== undefined ? name : `${name}_PATH`;
+  let pem: string | undefined;
+  try {
+    pem = await inlineOrFile(inline, path, (file) => readFile(file, "utf8"));
+  } catch (error) {
+    throw new Error(`invalid configuration:\n  ${from}: cannot read ${JSON.stringify(path)}: ${errorMessage(error)}`, { cause: error });
+  }
+  if (pem === undefined) throw new Error(`invalid configuration:\n  ${name} or ${name}_PATH is required`);
+  try {
+    return parse(pem);
+  } catch (error) {
+    const where = from === name ? "" : ` (${JSON.stringify(path)})`;
+    throw new Error(`invalid configuration:\n  ${from}${where}: ${errorMessage(error)}`, { cause: error });
+  }
 }
 
 /** Reads the agent's settings from its environment. @throws Error listing every problem */
@@ -106,8 +135,8 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
   return {
     redisUrl: e.REDIS_URL,
     kubeconfig: e.KUBECONFIG,
-    appPublicKey: await secret(e.SLUICE_APP_PUBLIC_KEY, e.SLUICE_APP_PUBLIC_KEY_PATH, "SLUICE_APP_PUBLIC_KEY"),
-    signingKey: await secret(e.SLUICE_AGENT_SIGNING_KEY, e.SLUICE_AGENT_SIGNING_KEY_PATH, "SLUICE_AGENT_SIGNING_KEY"),
+    appKeys: await key(e.SLUICE_APP_PUBLIC_KEY, e.SLUICE_APP_PUBLIC_KEY_PATH, "SLUICE_APP_PUBLIC_KEY", publicKeysFromPem),
+    signingKey: await key(e.SLUICE_AGENT_SIGNING_KEY, e.SLUICE_AGENT_SIGNING_KEY_PATH, "SLUICE_AGENT_SIGNING_KEY", privateKeyFromPem),
     environments: e.SLUICE_AGENT_ENVIRONMENTS,
     rules,
     clusterKinds: e.SLUICE_AGENT_CLUSTER_KINDS,
@@ -125,5 +154,6 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     probePort: e.SLUICE_AGENT_PROBE_PORT,
     probeHost: e.SLUICE_AGENT_PROBE_HOST,
     metricsToken: e.SLUICE_METRICS_TOKEN,
+    stopTimeoutMs: e.SLUICE_AGENT_STOP_TIMEOUT_SECONDS * 1000,
   };
 }

@@ -24,12 +24,14 @@ export function deployRecordKey(jobId: string): string {
 export function pullRequestKeys(
   repositoryId: number,
   number: number,
-): { seq: string; posted: string; lock: string; diff: string; invalid: string; published: string } {
+): { seq: string; posted: string; lock: string; starting: string; diff: string; invalid: string; published: string } {
   const tag = `{sluice:pr:${repositoryId}:${number}}`;
   return {
     seq: `${tag}:seq`,
     posted: `${tag}:posted`,
     lock: `${tag}:lock`,
+    /** Held while a preview takes its sequence number and creates its check run, so runs are created in sequence order. */
+    starting: `${tag}:starting`,
     diff: `${tag}:diff`,
     invalid: `${tag}:invalid`,
     published: `${tag}:published`,
@@ -63,3 +65,30 @@ export function publishedSetKey(repositoryId: number): string {
 export function environmentStateKey(repositoryId: number, environment: string): string {
   return `sluice:environment:${repositoryId}:${environment}`;
 }
+
+/**
+ * The repositories that have asked to deploy to an environment (a hash: repository id → sealed
+ * repository and installation), so an agent that comes online in an empty cluster is converged to
+ * each one's branch head.
+ */
+export function environmentRepositoriesKey(environment: string): string {
+  return `sluice:environment-repositories:${environment}`;
+}
+
+/** Set while the app's own deploy of a branch head to a repository environment is in flight: it is asked for once. */
+export function convergenceKey(repositoryId: number, environment: string, sha: string): string {
+  return `sluice:converge:${repositoryId}:${environment}:${sha}`;
+}
+
+/** How many deploys the app queued by itself for an environment in the current minute. */
+export function convergenceRateKey(environment: string): string {
+  return `sluice:converge-rate:${environment}`;
+}
+
+/** Set once the app asked GitHub to redeliver a failed webhook delivery (by its GUID): it asks once. */
+export function redeliveryKey(guid: string): string {
+  return `sluice:redelivery:${guid}`;
+}
+
+/** When the newest webhook delivery the app looked at for failures was delivered (ISO time). */
+export const DELIVERIES_CHECKED_KEY = "sluice:deliveries:checked";

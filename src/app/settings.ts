@@ -1,17 +1,18 @@
 import { createHmac } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { inlineOrFile } from "../core/secrets.ts";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { SANDBOX_SETTINGS, type SandboxSetting } from "../render/process.ts";
-import { defaultRenderHeapMb } from "../render/render-pool.ts";
+import { readCgroupLimits, renderBudget, type FileReader, type RenderBudget } from "../render/render-budget.ts";
 import { checkRedisUrl } from "../redis/connection.ts";
 import type { RedisMacSecrets } from "./services/redis-mac.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-const envSchema = z.object({
+/** The app's environment variables and their rules; .env.example lists every one (test/unit/app/env-example.test.ts). */
+export const envSchema = z.object({
   APP_ID: z.coerce
     .number({ error: "APP_ID must be the GitHub App's numeric id" })
     .int()
@@ -45,11 +46,16 @@ const envSchema = z.object({
   SLUICE_PREVIEW_CONCURRENCY: positiveInt(6),
   SLUICE_RENDER_PROCESSES: z.coerce.number().int().min(1).max(64).optional(),
   SLUICE_RENDER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
-  SLUICE_RENDER_TOOL_MEMORY_MB: z.coerce.number().int().min(1024).default(3072),
+  SLUICE_RENDER_TOOL_MEMORY_MB: z.coerce.number().int().min(1024).optional(),
   SLUICE_RENDER_SANDBOX: z
     .enum(SANDBOX_SETTINGS, { error: `SLUICE_RENDER_SANDBOX must be one of ${SANDBOX_SETTINGS.join(", ")}` })
     .default("auto"),
   SLUICE_JOB_TTL_SECONDS: positiveInt(900),
+  SLUICE_SHUTDOWN_GRACE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(6, { error: "SLUICE_SHUTDOWN_GRACE_SECONDS must be at least 6: the app stops 5 s before the grace period ends" })
+    .default(30),
   SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS: positiveInt(20),
   SLUICE_JOB_SIGNING_KEY: z.string().optional(),
   SLUICE_JOB_SIGNING_KEY_PATH: z.string().optional(),
@@ -158,12 +164,21 @@ export interface AppSettings {
   renderToolMemoryMb: number;
   /** Whether helm and kustomize run in the namespace sandbox. */
   renderSandbox: SandboxSetting;
+  /** How the render processes' memory adds up against the memory limit (see render-budget.ts). */
+  renderBudget: RenderBudget;
+  /**
+   * How long stopping may take: 5 s less than `SLUICE_SHUTDOWN_GRACE_SECONDS`, the pod's
+   * `terminationGracePeriodSeconds`, after which the kubelet kills the process.
+   */
+  stopTimeoutMs: number;
   /** How long a signed deploy job stays valid. */
   jobTtlMs: number;
   /** How long a preview comment waits for the agents' live dry-run before it says none answered. */
   liveTimeoutMs: number;
   /** Ed25519 private key (PEM) that signs deploy jobs; deploys are off without it. */
   jobSigningKey: string | undefined;
+  /** Why deploys are off (no signing key given, or its file absent), said once at start; undefined when on. */
+  deploysOff: string | undefined;
   /**
    * Ed25519 public keys (PEM) of the agents whose reports are trusted, each bound to the
    * environments and repositories named on `# environments: a,b` and `# repositories: 123,456`
@@ -183,11 +198,29 @@ export interface AppSettings {
 
 const readText = (path: string): Promise<string> => readFile(path, "utf8");
 
+/** Reads a file, or undefined when it does not exist. */
+const readIfPresent: FileReader = (path) =>
+  readFile(path, "utf8").catch((error: unknown) => {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  });
+
+/** What the machine offers, read by default; tests give their own. */
+export interface SystemFacts {
+  /** Reads cgroup files (`/sys/fs/cgroup/...`, `/proc/self/cgroup`): undefined when absent. */
+  readFile: FileReader;
+  totalMemoryBytes: number;
+  cpus: number;
+}
+
 /**
  * Reads the settings from the environment.
  * @throws Error listing every missing or invalid variable
  */
-export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings> {
+export async function loadSettings(
+  env: NodeJS.ProcessEnv,
+  system: SystemFacts = { readFile: readIfPresent, totalMemoryBytes: totalmem(), cpus: availableParallelism() },
+): Promise<AppSettings> {
   // An empty variable (as copied from .env.example) means unset.
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
   const parsed = envSchema.safeParse(given);
@@ -208,10 +241,31 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
   if (!webhookSecret)
     throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
   const redisMacSecrets = await loadRedisMacSecrets(e, webhookSecret);
-  const jobSigningKey = await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readText);
-  const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readText)) ?? "";
+  // Deploy-only keys: a preview-only install has neither, and its Secret (mounted with the keys
+  // optional) leaves their files out, so an absent file means the key is not given.
+  const readOptional = (path: string): Promise<string> => readIfPresent(path).then((text) => text ?? "");
+  const jobSigningKey = (await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readOptional)) || undefined;
+  const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readOptional)) ?? "";
   if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY"))
-    throw new Error("invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports");
+    throw new Error(
+      `invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports${
+        e.SLUICE_AGENT_PUBLIC_KEYS === undefined && e.SLUICE_AGENT_PUBLIC_KEYS_PATH !== undefined
+          ? ` (SLUICE_AGENT_PUBLIC_KEYS_PATH ${e.SLUICE_AGENT_PUBLIC_KEYS_PATH} is absent or holds none)`
+          : ""
+      }`,
+    );
+  const deploysOff = jobSigningKey
+    ? undefined
+    : e.SLUICE_JOB_SIGNING_KEY === undefined && e.SLUICE_JOB_SIGNING_KEY_PATH !== undefined
+      ? `SLUICE_JOB_SIGNING_KEY_PATH ${e.SLUICE_JOB_SIGNING_KEY_PATH} is absent or empty`
+      : "SLUICE_JOB_SIGNING_KEY and SLUICE_JOB_SIGNING_KEY_PATH are not set";
+  const cgroup = await readCgroupLimits(system.readFile);
+  const budget = renderBudget({
+    memoryBytes: Math.min(cgroup.memoryBytes ?? Infinity, system.totalMemoryBytes),
+    cpus: Math.min(cgroup.cpus ?? Infinity, system.cpus),
+    previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
+    given: { processes: e.SLUICE_RENDER_PROCESSES, heapMb: e.SLUICE_RENDER_MEMORY_MB, toolMemoryMb: e.SLUICE_RENDER_TOOL_MEMORY_MB },
+  });
   return {
     appId: e.APP_ID,
     privateKey,
@@ -234,13 +288,16 @@ export async function loadSettings(env: NodeJS.ProcessEnv): Promise<AppSettings>
     renderTimeoutMs: e.SLUICE_RENDER_TIMEOUT_SECONDS * 1000,
     renderCacheEntries: e.SLUICE_RENDER_CACHE_ENTRIES,
     previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
-    renderProcesses: e.SLUICE_RENDER_PROCESSES ?? defaultRenderProcesses(e.SLUICE_PREVIEW_CONCURRENCY),
-    renderMemoryMb: e.SLUICE_RENDER_MEMORY_MB ?? defaultRenderHeapMb(),
-    renderToolMemoryMb: e.SLUICE_RENDER_TOOL_MEMORY_MB,
+    renderProcesses: budget.processes,
+    renderMemoryMb: budget.heapMb,
+    renderToolMemoryMb: budget.toolMemoryMb,
     renderSandbox: e.SLUICE_RENDER_SANDBOX,
+    renderBudget: budget,
+    stopTimeoutMs: (e.SLUICE_SHUTDOWN_GRACE_SECONDS - 5) * 1000,
     jobTtlMs: e.SLUICE_JOB_TTL_SECONDS * 1000,
     liveTimeoutMs: e.SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS * 1000,
     jobSigningKey,
+    deploysOff,
     agentPublicKeys: parseAgentKeys(agentKeys),
     metricsToken: e.SLUICE_METRICS_TOKEN,
     webhookProxyUrl: e.WEBHOOK_PROXY_URL,
@@ -273,12 +330,4 @@ async function loadRedisMacSecrets(e: z.infer<typeof envSchema>, webhookSecret: 
       .map((s) => s.trim())
       .filter(Boolean),
   };
-}
-
-/**
- * Render processes by default: one per core, at least two (a deploy's render then never waits
- * behind more than one preview's), never more than previews at once.
- */
-export function defaultRenderProcesses(previewConcurrency: number): number {
-  return Math.max(2, Math.min(previewConcurrency, availableParallelism()));
 }

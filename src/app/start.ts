@@ -1,5 +1,7 @@
-import { connectRedis } from "../redis/connection.ts";
-import { pino } from "pino";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connectRedis, servers } from "../redis/connection.ts";
+import { readEvictionPolicies } from "../redis/eviction-policy.ts";
+import { pino, type Logger as PinoLogger } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { outputLimitFor, RenderPool } from "../render/render-pool.ts";
@@ -26,6 +28,8 @@ import { DeployJobs } from "./services/deploy-jobs.ts";
 import { DeployRecords } from "./services/deploy-records.ts";
 import { EnvironmentStates } from "./services/environment-states.ts";
 import { DeployReports } from "./services/deploy-reports.ts";
+import { Convergence } from "./services/convergence.ts";
+import { MissedDeliveries } from "./services/missed-deliveries.ts";
 import { CheckoutCache } from "./services/checkout-cache.ts";
 import { CommandService } from "./services/command-service.ts";
 import { DiffPages } from "./services/diff-pages.ts";
@@ -38,8 +42,10 @@ import { AgentKeys } from "./services/agent-keys.ts";
 import { contextual, withLogContext, type Logger } from "./services/logger.ts";
 import { probeHandler } from "./http/probe-handler.ts";
 import { queueDashboard } from "./http/queue-dashboard.ts";
-import { checkWithin, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
-import { concurrencyGate } from "../core/clock.ts";
+import { CredentialCheck, evictionVerdict, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
+import { concurrencyGate, type Clock } from "../core/clock.ts";
+import { connectionErrorLog } from "./connection-errors.ts";
+import { stopWithin, type StopStep } from "./stop-steps.ts";
 import { installationOctokit, type WriteLane } from "./github/installation-octokit.ts";
 import { GitHubPacing, type PacingClock } from "./github/pacing.ts";
 
@@ -50,22 +56,38 @@ import { GitHubPacing, type PacingClock } from "./github/pacing.ts";
  */
 const WEBHOOK_CONCURRENCY = 16;
 
+/** How often the app looks for webhook deliveries that failed (and at start), to have GitHub redeliver them. */
+const MISSED_DELIVERIES_INTERVAL_MS = 10 * 60 * 1000;
+
 /** A running app. */
 export interface RunningApp {
   port: number;
-  /** Stops taking webhooks, lets running previews finish, closes connections. */
+  /**
+   * Stops taking webhooks, lets running previews finish, closes connections: all within
+   * `settings.stopTimeoutMs`, past which what is left is cut short (connections dropped).
+   */
   stop: () => Promise<void>;
+  /** The app's JSON logger. */
+  logger: PinoLogger;
 }
+
+/** The system's clock, whose sleeps never keep the process alive on their own. */
+const SYSTEM_CLOCK: Clock = { now: () => performance.now(), sleep: (ms) => sleep(ms, undefined, { ref: false }) };
 
 /**
  * Starts the Probot server, its webhook handlers, the diff pages and the preview worker. Tests give
- * `now`, and `pacingClock` for GitHub's write pacing; both are the system's otherwise.
+ * `now`, `pacingClock` for GitHub's write pacing, and `clock` for the readiness checks and the stop
+ * deadline; all are the system's otherwise. `logger` is the process's JSON logger (one of its own
+ * otherwise).
  */
 export async function startApp(
   settings: AppSettings,
   now: () => number = Date.now,
-  options: { pacingClock?: PacingClock } = {},
+  options: { pacingClock?: PacingClock; clock?: Clock; logger?: PinoLogger } = {},
 ): Promise<RunningApp> {
+  const clock = options.clock ?? SYSTEM_CLOCK;
+  // One JSON logger at the configured level for the server, the webhooks and the services.
+  const logger = options.logger ?? pino({ level: settings.logLevel });
   const checkouts = new CheckoutCache({
     dir: settings.cacheDir,
     maxCacheBytes: settings.cacheMaxBytes,
@@ -76,6 +98,14 @@ export async function startApp(
   // Before anything is opened: a cache directory another app process uses is refused.
   await checkouts.claim();
   const redis = connectRedis(settings.redisUrl);
+  // A connection's errors repeat at every reconnect attempt while Redis is down: logged as JSON,
+  // once per message and minute, never printed by a library as a stack trace.
+  const connectionError = connectionErrorLog((details, message) => {
+    logger.warn(details, message);
+  }, clock.now);
+  redis.on("error", (error: Error) => {
+    connectionError("redis", error);
+  });
   const metrics = new AppMetrics({ queueDepths: () => queues.depths() });
   // Redis is not trusted: everything the app reads back from it is authenticated with this.
   const mac = new RedisMac(settings.redisMacSecrets, () => {
@@ -219,6 +249,28 @@ export async function startApp(
         }),
       }
     : undefined;
+  // Authenticated as the app itself: its webhook deliveries, and which installation holds a repository.
+  const appGitHub = async (): Promise<GitHubClient> => {
+    if (!probot) throw new Error("the app is not loaded yet");
+    return new GitHubClient(await probot.auth(), settings.appId);
+  };
+  // An agent's status that shows its environment behind a tracked branch's head gets that head deployed.
+  const convergence = deploys
+    ? new Convergence({
+        redis,
+        mac,
+        queues,
+        github,
+        appGitHub,
+        checkouts,
+        environments,
+        records,
+        agentKeys,
+        jobTtlMs: settings.jobTtlMs,
+        now,
+        log,
+      })
+    : undefined;
   const commands = new CommandService({
     queues,
     prState,
@@ -234,25 +286,25 @@ export async function startApp(
     ? await queueDashboard({ redis, token: settings.dashboardToken, writable: settings.dashboardWritable })
     : undefined;
   let stopping = false;
-  const credentials = { checkedAt: -Infinity, problem: undefined as string | undefined };
-  /** Whether GitHub takes the app's credentials: a refusal makes the app unready, an unreachable GitHub does not. */
-  const githubCredentials = async (): Promise<string | undefined> => {
-    if (performance.now() - credentials.checkedAt < (credentials.problem ? 10_000 : 300_000)) return credentials.problem;
-    if (!probot) return "the app is not loaded yet";
-    try {
-      await (await probot.auth()).request("GET /app");
-      credentials.problem = undefined;
-    } catch (error) {
-      const status = isRecord(error) ? error.status : undefined;
-      if (status === 401 || status === 403)
-        credentials.problem = `GitHub refused the app's credentials (${status}): check APP_ID and PRIVATE_KEY`;
-      else log.warn({ error: errorMessage(error) }, "could not reach GitHub to check the app's credentials");
-    }
-    credentials.checkedAt = performance.now();
-    return credentials.problem;
-  };
+  // Whether GitHub takes the app's credentials: a refusal makes the app unready, an unreachable
+  // (or hanging) GitHub does not. Every probe shares one request.
+  const credentials = new CredentialCheck(
+    async (signal) => {
+      if (!probot) throw new Error("the app is not loaded yet");
+      await (await probot.auth()).request("GET /app", { request: { signal } });
+    },
+    {
+      clock,
+      observe: (answer) => {
+        if (answer.kind === "unreachable") log.warn({ error: answer.reason }, "could not reach GitHub to check the app's credentials");
+        if (answer.kind === "refused")
+          log.error({ status: answer.status }, "GitHub refused the app's credentials: check APP_ID and PRIVATE_KEY");
+      },
+    },
+  );
+  const evictionPolicies = () => readEvictionPolicies(servers(redis));
   const readiness = (): Promise<ReadinessCheck[]> =>
-    Promise.all([redisReady(redis), workersReady(stopping, workers), checkWithin("github", 10_000, githubCredentials)]);
+    Promise.all([redisReady(redis, { evictionPolicies }), workersReady(stopping, workers), credentials.check()]);
 
   const appFn: ApplicationFunction = (app, { addHandler }) => {
     probot = app;
@@ -283,8 +335,6 @@ export async function startApp(
       ),
     );
   };
-  // One JSON logger at the configured level for the server, the webhooks and the services.
-  const logger = pino({ level: settings.logLevel });
   const server = new Server({
     Probot: Probot.defaults({
       appId: settings.appId,
@@ -325,6 +375,7 @@ export async function startApp(
     const kind = isRecord(envelope) ? envelope.kind : undefined;
     if (kind === "live") await live?.consume(envelope);
     else if (kind === "drift") await driftReports.consume(envelope);
+    else if (kind === "status") await convergence?.consume(envelope);
     else await deploys?.reports.consume(envelope);
   };
   const deployWorkers = deploys
@@ -337,7 +388,11 @@ export async function startApp(
               sha: request.sha,
               trigger: request.trigger,
             },
-            () => deploys.jobs.prepare(request),
+            async () => {
+              // Every verified request tells which repositories deploy to an environment, for convergence.
+              await convergence?.remember(request);
+              await deploys.jobs.prepare(request);
+            },
           ),
         ),
         reportWorker(redis, fromAgents),
@@ -350,6 +405,9 @@ export async function startApp(
     });
   const workers = [worker, ...deployWorkers];
   for (const w of workers) {
+    w.on("error", (error) => {
+      connectionError(`worker ${w.name}`, error);
+    });
     w.on("completed", () => {
       metrics.jobs.inc({ queue: w.name, outcome: "completed" });
     });
@@ -358,19 +416,76 @@ export async function startApp(
     });
   }
   limitRequestBodies(await server.start(), "/api/github/webhooks");
+  // Webhooks GitHub could not deliver while the app was down or unreachable: redelivered on request.
+  const missedDeliveries = new MissedDeliveries({ redis, appGitHub, now, log }).start(MISSED_DELIVERIES_INTERVAL_MS);
   await reportSandbox(settings.renderSandbox, logger);
+  const budget = settings.renderBudget;
+  if (budget.fits) logger.info({ ...budget }, "render processes sized to the memory limit");
+  else logger.warn({ ...budget }, "the render settings overrun the memory limit: a heavy render may get the pod OOM-killed");
+  if (settings.deploysOff !== undefined)
+    logger.warn({ reason: settings.deploysOff }, "deploys are off: the app previews pull requests and deploys nothing");
+  // Said once at start; readiness says it on every probe until the policy is fixed. Not awaited:
+  // Redis may not be up yet.
+  evictionPolicies().then(
+    (policies) => {
+      const verdict = evictionVerdict(policies);
+      if (verdict.problem !== undefined)
+        logger.error({ problem: verdict.problem }, "Redis may evict the app's data: the app stays unready");
+      else if (verdict.note !== undefined) logger.warn({ note: verdict.note }, "could not check Redis's eviction policy");
+    },
+    () => undefined,
+  );
+  const stopSteps: StopStep[] = [
+    { name: "webhook server", run: () => server.stop() },
+    {
+      name: "missed deliveries",
+      run: () => {
+        missedDeliveries.stop();
+        return Promise.resolve();
+      },
+    },
+    {
+      name: "deploy workers",
+      run: () => Promise.all(deployWorkers.map((w) => w.close())),
+      force: () => Promise.all(deployWorkers.map((w) => w.disconnect())),
+    },
+    { name: "preview worker", run: () => worker.close(), force: () => worker.disconnect() },
+    {
+      name: "convergence",
+      run: () => {
+        convergence?.close();
+        return Promise.resolve();
+      },
+    },
+    { name: "render processes", run: () => renderer.close(), force: () => renderer.close() },
+    { name: "queues", run: () => queues.close() },
+    { name: "queue dashboard", run: async () => dashboard?.close() },
+    {
+      name: "redis",
+      run: () => redis.quit(),
+      force: () => {
+        redis.disconnect();
+      },
+    },
+    { name: "checkout cache", run: () => checkouts.release(), force: () => checkouts.release() },
+  ];
   return {
     port: server.port,
+    logger,
     stop: async () => {
       stopping = true;
-      await server.stop();
-      await Promise.all(deployWorkers.map((w) => w.close()));
-      await worker.close();
-      await renderer.close();
-      await queues.close();
-      await dashboard?.close();
-      await redis.quit();
-      await checkouts.release();
+      await stopWithin(stopSteps, settings.stopTimeoutMs, {
+        clock,
+        late: (step, pending) => {
+          logger.warn(
+            { step, pending, deadlineMs: settings.stopTimeoutMs },
+            "stop deadline passed: cutting the rest of the shutdown short",
+          );
+        },
+        failed: (step, error) => {
+          logger.warn({ step, error: errorMessage(error) }, "a stop step failed; stopping the rest");
+        },
+      });
     },
   };
 }

@@ -1,7 +1,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pino } from "pino";
+import { errorMessage } from "../core/errors.ts";
 import type { CommandIo } from "./io.ts";
+import { routeConsole } from "./json-console.ts";
 import type { LocalRedis } from "./local-redis.ts";
 import { untilStopSignal } from "./signals.ts";
 
@@ -52,13 +55,27 @@ export async function runApp(io: CommandIo): Promise<number> {
   }
   try {
     const settings = await loadSettings(env);
-    const app = await startApp(settings);
-    io.stderr(`sluice app: listening on ${settings.host}:${app.port}\n`);
+    // From here on every line is JSON (log collectors read one object per line): the app's own,
+    // what libraries print to the console, and an error nothing caught.
+    const logger = pino({ level: settings.logLevel });
+    routeConsole(logger);
+    process.on("uncaughtException", (error, origin) => {
+      logger.fatal({ error: errorMessage(error), stack: error.stack, origin }, "sluice app: unexpected error, exiting");
+      process.exit(1);
+    });
+    const app = await startApp(settings, Date.now, { logger });
+    // Start and stop are said at any LOG_LEVEL: they are what an operator (and a test) waits for.
+    const lifecycle = logger.child({}, { level: "info" });
+    lifecycle.info({ host: settings.host, port: app.port }, "sluice app: listening");
     await untilStopSignal();
-    io.stderr("sluice app: stopping\n");
+    lifecycle.info({ deadlineMs: settings.stopTimeoutMs }, "sluice app: stopping");
     await app.stop();
+    lifecycle.info({}, "sluice app: stopped");
   } finally {
     await redis?.stop();
   }
+  // Past its deadline the stop drops what it waited on; should anything still hold the process
+  // (a library's timer), it must not outlive the pod's grace period.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1_000).unref();
   return 0;
 }

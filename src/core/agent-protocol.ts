@@ -226,7 +226,41 @@ export const driftReportSchema = z.strictObject({
 /** A drift report. */
 export type DriftReport = z.infer<typeof driftReportSchema>;
 
-/** The queue agents send reports (deploy reports, live-preview answers, drift reports) to. */
+/** What an agent's inventory records of one repository in an environment: its newest revision and whether it is held. */
+export const appliedRevisionSchema = z.strictObject({
+  /** By numeric id, and `owner/name` as it was at the last deploy (for logs and for finding the repository after a Redis flush). */
+  repository: z.strictObject({ id: z.number().int().positive(), fullName: z.string().regex(/^[^/\s]+\/[^/\s]+$/) }),
+  sha,
+  jobId: z.string().min(1),
+  /** A rollback holds the environment: the app never converges it to the branch's head then. */
+  held: z.boolean(),
+});
+/** One repository's newest revision in an environment, as the agent's inventory records it. */
+export type AppliedRevision = z.infer<typeof appliedRevisionSchema>;
+
+/**
+ * An agent's status for one environment (inside a signed envelope of kind `status`), sent when it
+ * starts and then every few minutes: it is online, and this is what its inventories (in the
+ * cluster, not Redis) say it has applied. The app compares it with the tracked branches' heads
+ * and queues a deploy of a head the environment is behind, so a new cluster, an agent that was
+ * down longer than a job's lifetime, or a queue that Redis lost converges to Git without a merge.
+ */
+export const agentStatusSchema = z.strictObject({
+  version: z.literal(1),
+  environment: z.string().min(1),
+  /** `started`: the agent just came online; `running`: the periodic status. */
+  event: z.enum(["started", "running"]),
+  /** One entry per repository the environment's inventories name (none in an empty cluster). */
+  repositories: z.array(appliedRevisionSchema).max(1_000),
+  at: z.iso.datetime(),
+});
+/** An agent's status for one environment. */
+export type AgentStatus = z.infer<typeof agentStatusSchema>;
+
+/** How often a running agent sends its status (jittered by a tenth either way). */
+export const STATUS_INTERVAL_MS = 5 * 60 * 1000;
+
+/** The queue agents send reports (deploy reports, live-preview answers, drift reports, statuses) to. */
 export const REPORT_QUEUE = { name: "agent-reports", prefix: "{sluice}" } as const;
 
 /** The Redis key that names the newest job of a repository's environment, for newest-wins. */

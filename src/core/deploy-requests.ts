@@ -19,6 +19,19 @@ export const repositoryRefSchema = z.strictObject({
 export type RepositoryRef = z.infer<typeof repositoryRefSchema>;
 
 /**
+ * Why the app converges an environment to its branch's head: the agent came online (`started`) or
+ * reported in its periodic status (`running`) the revision it has applied (none in an empty
+ * cluster), which is not the head of `branch`.
+ */
+export const convergenceSchema = z.strictObject({
+  event: z.enum(["started", "running"]),
+  branch: z.string().min(1),
+  applied: sha.optional(),
+});
+/** Why the app converges an environment to its branch's head. */
+export type Convergence = z.infer<typeof convergenceSchema>;
+
+/**
  * A request to deploy one environment of one repository at one commit, made by a merge, a
  * `/sync` or a `/rollback`. The app turns it into a signed agent job once the commit is rendered.
  */
@@ -37,9 +50,17 @@ export const deployRequestSchema = z.strictObject({
   /**
    * What asked: `push` for a merge (redelivering the push asks again for the same deploy), or
    * `comment-<id>` for a command, or `action-<delivery>` for a check-run button, so every `/sync`
-   * and `/rollback` is a request of its own.
+   * and `/rollback` is a request of its own, or `converge-<ms>` when the app itself deploys a
+   * branch head an agent is behind (one request per attempt).
    */
-  trigger: z.string().regex(/^(push|comment-\d+|action-[0-9a-f-]{8,64})$/, "must be push, comment-<id> or action-<delivery id>"),
+  trigger: z
+    .string()
+    .regex(
+      /^(push|comment-\d+|action-[0-9a-f-]{8,64}|converge-\d+)$/,
+      "must be push, comment-<id>, action-<delivery id> or converge-<time in ms>",
+    ),
+  /** Why the app itself asked for this deploy: an agent's status showed the environment behind the tracked branch. */
+  convergence: convergenceSchema.optional(),
   /** The check run the command already created, so its reply could link it. */
   checkRunId: z.number().int().positive().optional(),
   /** For a rollback: the commit that was live when it was asked for. */
@@ -75,11 +96,12 @@ export interface DeployRequestFields {
   pullRequest?: number;
   checkRunId?: number;
   from?: string;
+  convergence?: Convergence;
 }
 
 /**
- * The one way a deploy request is made, by a push or by a command. The sequence is added when it
- * is queued.
+ * The one way a deploy request is made, by a push, a command or the app's convergence. The
+ * sequence is added when it is queued.
  */
 export function deployRequest(fields: DeployRequestFields, now: number): Omit<DeployRequest, "sequence"> {
   return { version: 1, ...fields, createdAt: new Date(now).toISOString() };

@@ -1,4 +1,5 @@
 import type { AgentReport, DriftReport, ObjectResult } from "./agent-protocol.ts";
+import type { Convergence } from "./deploy-requests.ts";
 import { displayName } from "./identity.ts";
 import { code, escapeInline, escapeLines, fenceFor, htmlCode, tableRow } from "./markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
@@ -144,9 +145,28 @@ export function supersededSummary(newerSha: string, newerCheckRunUrl: string): s
   return `Superseded by [\`${newerSha.slice(0, 7)}\`](${newerCheckRunUrl}), which was queued after this deploy and runs instead.`;
 }
 
-/** What a queued deploy's check run says until the agent picks it up. */
-export function queuedSummary(objects: number, request: { sha: string; reason: string; requestedBy: string }): string {
-  return `${objects} objects of \`${request.sha.slice(0, 7)}\` queued for the agent (${request.reason}, requested by ${escapeInline(request.requestedBy)}).`;
+/** What a queued deploy's check run says until the agent picks it up; a deploy the app queued by itself says why. */
+export function queuedSummary(
+  objects: number,
+  request: { sha: string; reason: string; requestedBy: string; convergence?: Convergence | undefined },
+): string {
+  const queued = `${objects} objects of \`${request.sha.slice(0, 7)}\` queued for the agent (${request.reason}, requested by ${escapeInline(request.requestedBy)}).`;
+  return request.convergence
+    ? `${queued}\n\nSluice deploys the branch's head by itself: ${convergenceReason(request.convergence)}.`
+    : queued;
+}
+
+/**
+ * Why the app deployed a branch's head by itself, as its check run says it ("agent came online
+ * behind `main`"); `plain` for GitHub's plain-text fields (a Deployment's description).
+ */
+export function convergenceReason(convergence: Convergence, options: { plain?: boolean } = {}): string {
+  const show = (text: string): string => (options.plain ? text : code(text));
+  const branch = show(convergence.branch);
+  const applied = convergence.applied ? show(convergence.applied.slice(0, 7)) : undefined;
+  if (convergence.event === "started")
+    return applied ? `agent came online at ${applied}, behind ${branch}` : `agent came online behind ${branch}`;
+  return applied ? `agent reported ${applied}, behind ${branch}` : `agent reported nothing deployed, behind ${branch}`;
 }
 
 /** The name of an environment's drift check run. */

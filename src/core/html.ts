@@ -107,7 +107,9 @@ function liveHtml(live: readonly LiveEnvironment[]): string {
             ? "waiting for the agent"
             : status.state === "timed-out"
               ? `no agent answered within ${status.seconds} s`
-              : status.reason;
+              : status.state === "offline"
+                ? "no agent is online for it"
+                : status.reason;
         return `<section class="sluice-env">${title}<p class="sluice-empty">No live preview: ${escapeHtml(why)}.</p>${drifted}</section>`;
       }
       const report = status.report;

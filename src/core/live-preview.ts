@@ -10,7 +10,12 @@ export type LiveStatus =
   | { state: "answered"; report: LiveReport }
   /** Not asked, and why (a fork, the author's permission, no agent online, a failed render). */
   | { state: "unavailable"; reason: string }
-  | { state: "timed-out"; seconds: number };
+  | { state: "timed-out"; seconds: number }
+  /**
+   * Not asked because no agent of the environment was online: it gates the check as a wait that
+   * ended would, so an agent that is down never lets a change pass unchecked.
+   */
+  | { state: "offline" };
 
 /** One previewed environment's live preview. */
 export interface LiveEnvironment {
@@ -65,6 +70,8 @@ function environmentLine(environment: string, status: LiveStatus): string {
       return `${name}: no live preview: ${escapeInline(status.reason)}.`;
     case "timed-out":
       return `${name}: ⚠️ no agent answered within ${status.seconds} s; this compares the two commits only. A late answer updates this comment.`;
+    case "offline":
+      return `${name}: ⚠️ no agent is online for it; this compares the two commits only. Comment \`/diff\` once it is back.`;
     case "answered":
       return answeredLines(name, status.report);
   }

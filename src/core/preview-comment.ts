@@ -92,7 +92,7 @@ export function previewCheck(input: PreviewPublication): PreviewCheck {
   };
   const rendered = previewConclusion(checked);
   const waiting = live.filter((e) => e.status.state === "pending").map((e) => e.environment);
-  const late = live.filter((e) => e.status.state === "timed-out").map((e) => e.environment);
+  const late = live.filter((e) => e.status.state === "timed-out" || e.status.state === "offline").map((e) => e.environment);
   const timeout = input.liveTimeout ?? "failure";
   let next: PreviewCheck;
   if (rendered === "failure") next = { status: "completed", conclusion: "failure", output: output() };

@@ -5,15 +5,15 @@ import { errorMessage } from "./errors.ts";
 
 /**
  * What a signed message is: from the app, a deploy job or a live-preview request; from an agent, a
- * deploy report or a live-preview report. The kind is signed, so none can pass for another (a
- * preview request is never a deploy).
+ * deploy report, a live-preview report, a drift report or its status (online, and what it has
+ * applied). The kind is signed, so none can pass for another (a preview request is never a deploy).
  */
-export type SignedKind = "job" | "report" | "preview" | "live" | "drift";
+export type SignedKind = "job" | "report" | "preview" | "live" | "drift" | "status";
 
 /** A signed message as it travels through Redis. */
 export const envelopeSchema = z.strictObject({
   v: z.literal(1),
-  kind: z.enum(["job", "report", "preview", "live", "drift"]),
+  kind: z.enum(["job", "report", "preview", "live", "drift", "status"]),
   /** The payload as JSON text, exactly as signed. */
   body: z.string(),
   /**
@@ -61,6 +61,32 @@ export function publicKeyFromPem(pem: string): KeyObject {
   return ed25519Key(pem, createPublicKey, "verification");
 }
 
+/**
+ * The keys a signature may verify with: one, or several while a rotation overlaps (a message
+ * signed by any of them verifies).
+ */
+export type VerificationKeys = KeyObject | readonly KeyObject[];
+
+/**
+ * Parses every PEM Ed25519 public key in `text` (one or more, one after the other; `#` comment
+ * lines and blank lines between them are allowed).
+ * @throws SignatureError naming the key (by its position) that does not parse, or when there is none
+ */
+export function publicKeysFromPem(text: string): KeyObject[] {
+  const blocks = [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g)];
+  const rest = blocks.reduce((left, block) => left.replace(block[0], ""), text);
+  const stray = rest.split("\n").find((line) => line.trim() !== "" && !line.trim().startsWith("#"));
+  if (stray !== undefined) throw new SignatureError(`a line outside any PEM key: ${JSON.stringify(stray.trim().slice(0, 40))}`);
+  if (blocks.length === 0) throw new SignatureError("no PEM public key (-----BEGIN PUBLIC KEY-----)");
+  return blocks.map((block, index) => {
+    try {
+      return publicKeyFromPem(block[0]);
+    } catch (error) {
+      throw new SignatureError(`key ${index + 1} of ${blocks.length}: ${errorMessage(error)}`);
+    }
+  });
+}
+
 /** Signs a payload. */
 export function seal(kind: SignedKind, payload: unknown, key: KeyObject): Envelope {
   const body = JSON.stringify(payload);
@@ -70,14 +96,19 @@ export function seal(kind: SignedKind, payload: unknown, key: KeyObject): Envelo
 /**
  * Verifies an envelope of the expected kind and returns its payload (still to be validated
  * against its schema).
- * @throws SignatureError when the envelope is malformed, of another kind, or not signed by `key`
+ * @throws SignatureError when the envelope is malformed, of another kind, or signed by none of `keys`
  */
-export function open(kind: SignedKind, envelope: unknown, key: KeyObject): unknown {
+export function open(kind: SignedKind, envelope: unknown, keys: VerificationKeys): unknown {
   const parsed = envelopeSchema.safeParse(envelope);
   if (!parsed.success) throw new SignatureError(`not a signed ${kind}: ${parsed.error.issues[0]?.message ?? "malformed"}`);
   if (parsed.data.kind !== kind) throw new SignatureError(`expected a signed ${kind}, got a signed ${parsed.data.kind}`);
-  if (!verify(null, signedBytes(kind, parsed.data.body), key, Buffer.from(parsed.data.sig, "base64"))) {
-    throw new SignatureError(`the ${kind}'s signature does not verify with the configured public key`);
+  const bytes = signedBytes(kind, parsed.data.body);
+  const signature = Buffer.from(parsed.data.sig, "base64");
+  const candidates: readonly KeyObject[] = Array.isArray(keys) ? keys : [keys as KeyObject];
+  if (!candidates.some((key) => verify(null, bytes, key, signature))) {
+    throw new SignatureError(
+      `the ${kind}'s signature does not verify with the configured public key${candidates.length > 1 ? `s (${candidates.length})` : ""}`,
+    );
   }
   return parseJson(parsed.data.body);
 }

@@ -1,5 +1,4 @@
 import { fork, type ChildProcess } from "node:child_process";
-import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Environment } from "../core/config.ts";
 import type { DiffOptions } from "../core/diff.ts";
@@ -88,16 +87,7 @@ export interface RenderPoolOptions {
 const MIB = 1024 * 1024;
 const STDERR_TAIL = 16 * 1024;
 
-/**
- * The heap a render process gets by default: a quarter of the memory this process may use (its
- * cgroup limit when there is one), between 256 MiB and 2 GiB.
- */
-export function defaultRenderHeapMb(): number {
-  const total = totalmem();
-  const constrained = process.constrainedMemory();
-  const memory = constrained > 0 && constrained < total ? constrained : total;
-  return Math.min(2048, Math.max(256, Math.floor(memory / 4 / MIB)));
-}
+// The default count and heap of render processes come from the cgroup's limits: render-budget.ts.
 
 /**
  * Renderer output that a render process can hold and parse: a quarter of its heap (parsed objects

@@ -8,7 +8,8 @@ const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL("../../scripts/test-tools.sh", import.meta.url));
 
 /** The binaries the test environment runs. */
-export type ToolName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kustomize" | "helm" | "dyff";
+export type ToolName =
+  "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kubelet" | "kustomize" | "helm" | "dyff" | "pause";
 
 async function executable(path: string): Promise<boolean> {
   return access(path, constants.X_OK).then(

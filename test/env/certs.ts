@@ -27,7 +27,8 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-async function issue(dir: string, name: string, subject: string, extensions: string): Promise<void> {
+/** Issues `<dir>/<name>.crt` and `.key` for `subject`, signed by the CA in `dir` (ca.crt, ca.key). */
+export async function issue(dir: string, name: string, subject: string, extensions: string): Promise<void> {
   await writeFile(join(dir, `${name}.ext`), extensions);
   await openssl(
     [

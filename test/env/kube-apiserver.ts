@@ -55,6 +55,11 @@ export async function startKubeApiServer(
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       "--service-cluster-ip-range=10.96.0.0/16",
       "--allow-privileged=true",
+      // For logs and exec on a test node (node.ts): the apiserver dials the kubelet at its
+      // address, never by a host name (which would be resolved off this machine), as the admin.
+      "--kubelet-preferred-address-types=InternalIP",
+      `--kubelet-client-certificate=${pki.clientCert}`,
+      `--kubelet-client-key=${pki.clientKey}`,
       "--disable-admission-plugins=ServiceAccount",
       "--enable-priority-and-fairness=false",
       "--profiling=false",

@@ -8,6 +8,7 @@ import { checkDataDir, startEtcd } from "./etcd.ts";
 import { startKubeApiServer } from "./kube-apiserver.ts";
 import { startControllerManager } from "./kube-controller-manager.ts";
 import type { ManagedProcess } from "./managed-process.ts";
+import { startNode, type TestNode } from "./node.ts";
 import { startRedis } from "./redis.ts";
 
 /** A running test environment. */
@@ -20,6 +21,8 @@ export interface TestEnv {
   tools: { kustomize: string; helm: string };
   /** Versions of what runs, for reports. */
   versions: Record<string, string>;
+  /** The node that runs pods, when `node: true` was asked for. */
+  node?: TestNode;
   /** Stops everything this started and removes its files. Safe to call twice. */
   stop: () => Promise<void>;
 }
@@ -32,6 +35,8 @@ export interface StartOptions {
   controllers?: boolean;
   /** Start etcd and kube-apiserver at all (default true); benchmarks of the app need only Redis. */
   kubernetes?: boolean;
+  /** Start a node too (containerd, kubelet, kube-scheduler; default false): pods really run. Needs root and Debian's containerd; see node.ts. */
+  node?: boolean;
 }
 
 function port(env: NodeJS.ProcessEnv, name: string): number | undefined {
@@ -70,6 +75,12 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
   const useKubeconfig = wantKubernetes ? env.KUBECONFIG : undefined;
   const useRedis = env.REDIS_URL;
   const wantControllers = options.controllers ?? true;
+  const wantNode = options.node ?? false;
+  if (wantNode && (useKubeconfig || !wantKubernetes)) {
+    throw new Error(
+      `node: true needs the test environment's own apiserver (its CA signs the kubelet's identity); unset KUBECONFIG (${useKubeconfig ?? "unset"}) and keep kubernetes: true`,
+    );
+  }
   const needed = ["kustomize", "helm"] as const;
   const control =
     useKubeconfig || !wantKubernetes
@@ -77,19 +88,23 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
       : wantControllers
         ? (["etcd", "kube-apiserver", "kube-controller-manager"] as const)
         : (["etcd", "kube-apiserver"] as const);
-  const tools = await ensureTools([...needed, ...control], env, log);
+  const nodeTools = wantNode ? (["kubelet", "kube-scheduler", "kube-controller-manager", "pause"] as const) : [];
+  const tools = await ensureTools([...new Set([...needed, ...control, ...nodeTools])], env, log);
 
   const workDir = env.SLUICE_TEST_ENV_DIR ?? (await mkdtemp(join(tmpdir(), "sluice-test-env-")));
   await mkdir(workDir, { recursive: true, mode: 0o700 });
   const started: ManagedProcess[] = [];
   const versions: Record<string, string> = {};
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    for (const process of started.reverse()) await process.stop();
-    if (!env.SLUICE_TEST_ENV_DIR) await rm(workDir, { recursive: true, force: true });
-  };
+  let stopping: Promise<void> | undefined;
+  let node: TestNode | undefined;
+  // A second call (a test that stops the environment, then the suite's teardown) waits for the first.
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      // The node deletes its pods through the apiserver, so it goes first.
+      await node?.stop();
+      for (const process of started.reverse()) await process.stop();
+      if (!env.SLUICE_TEST_ENV_DIR) await rm(workDir, { recursive: true, force: true });
+    })());
   try {
     let kubeconfigPath = "";
     let controllers = false;
@@ -115,6 +130,22 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
         started.push(await startControllerManager(tools["kube-controller-manager"], kubeconfigPath, pki, workDir));
         controllers = true;
       }
+      if (wantNode) {
+        node = await startNode({
+          dir: join(workDir, "node"),
+          apiserverUrl: apiserver.url,
+          adminKubeconfigPath: kubeconfigPath,
+          pki,
+          tools: {
+            kubelet: tools.kubelet,
+            "kube-scheduler": tools["kube-scheduler"],
+            "kube-controller-manager": tools["kube-controller-manager"],
+            pause: tools.pause,
+          },
+          env,
+          log,
+        });
+      }
       log(`test-env: kube-apiserver ready at ${apiserver.url}, etcd at ${etcd.url}`);
     }
     let redisUrl: string;
@@ -130,7 +161,15 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
       log(`test-env: redis-server ready at ${redis.url}`);
     }
     for (const [name, path] of Object.entries(tools)) versions[name] = path.split("/").at(-2) ?? path;
-    return { kubeconfigPath, redisUrl, controllers, tools: { kustomize: tools.kustomize, helm: tools.helm }, versions, stop };
+    return {
+      kubeconfigPath,
+      redisUrl,
+      controllers,
+      tools: { kustomize: tools.kustomize, helm: tools.helm },
+      versions,
+      ...(node ? { node } : {}),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

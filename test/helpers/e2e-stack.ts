@@ -136,7 +136,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     appUrl,
     agentProbeUrl: () => {
-      const port = /probes and metrics on [^:\s]+:(\d+)/.exec(stack.agent?.output() ?? "")?.[1];
+      const port = /"probes":"[^"]*:(\d+)"/.exec(stack.agent?.output() ?? "")?.[1];
       if (!port) throw new Error("the agent has not said where its probes are");
       return `http://127.0.0.1:${port}`;
     },

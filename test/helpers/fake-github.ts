@@ -17,7 +17,27 @@ export interface RecordedRequest {
   body: unknown;
   /** When it arrived (ms since the epoch). */
   at: number;
+  /** How it was authenticated: as the app (a JWT), as an installation (a token), or not at all. */
+  auth: "app" | "installation" | "none";
 }
+
+/** A webhook delivery of the app as `GET /app/hook/deliveries` lists it. */
+export interface FakeHookDelivery {
+  id: number;
+  guid: string;
+  delivered_at: string;
+  redelivery: boolean;
+  duration: number;
+  status: string;
+  status_code: number;
+  event: string;
+  action: string | null;
+  installation_id: number | null;
+  repository_id: number | null;
+}
+
+/** Operations GitHub answers only for the app itself (a JWT), never for an installation token. */
+const APP_ONLY = new Set(["apps/list-webhook-deliveries", "apps/redeliver-webhook-delivery", "apps/get-repo-installation"]);
 
 /** A comment as the fake stores it. */
 export interface FakeComment {
@@ -73,6 +93,8 @@ interface FakeRepo {
   permissions: Map<string, string>;
   deployments: { id: number; sha: string; environment: string; state: string }[];
   defaultBranch: string;
+  /** The installation of the app that holds it (`GET /repos/{owner}/{repo}/installation`); not installed when undefined. */
+  installationId: number | undefined;
 }
 
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
@@ -99,6 +121,10 @@ export class FakeGitHub {
   readonly deploymentsCreated: { id: number; ref: string; environment: string; auto_merge?: boolean; required_contexts?: unknown[] }[] = [];
   /** Pull requests the app opened. */
   readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
+  /** The app's webhook deliveries (every attempt), as GitHub keeps them. */
+  readonly hookDeliveries: FakeHookDelivery[] = [];
+  /** The delivery attempts the app asked to redeliver, by id, in order. */
+  readonly redeliveries: number[] = [];
   readonly #repos = new Map<string, FakeRepo>();
   readonly #paused = new Map<string, Promise<void>>();
   readonly #failures = new Map<string, Reply[]>();
@@ -138,6 +164,7 @@ export class FakeGitHub {
       owner,
       name,
       id,
+      installationId: undefined,
       commits: new Map(),
       pulls: new Map(),
       branches: new Map(),
@@ -186,6 +213,36 @@ export class FakeGitHub {
   /** Records a deployment (newest first, as GitHub lists them) with its latest state. */
   addDeployment(owner: string, name: string, deployment: { sha: string; environment: string; state: string }): void {
     this.#repo(owner, name).deployments.unshift({ id: this.#nextId++, ...deployment });
+  }
+
+  /** Records an attempt at delivering a webhook to the app (`statusCode` 0: GitHub could not connect). */
+  addHookDelivery(delivery: {
+    guid: string;
+    event: string;
+    statusCode: number;
+    deliveredAt: string;
+    redelivery?: boolean;
+  }): FakeHookDelivery {
+    const attempt: FakeHookDelivery = {
+      id: this.#nextId++,
+      guid: delivery.guid,
+      delivered_at: delivery.deliveredAt,
+      redelivery: delivery.redelivery ?? false,
+      duration: 0.1,
+      status: delivery.statusCode === 0 ? "failed to connect" : delivery.statusCode < 400 ? "OK" : "Internal Server Error",
+      status_code: delivery.statusCode,
+      event: delivery.event,
+      action: null,
+      installation_id: null,
+      repository_id: null,
+    };
+    this.hookDeliveries.push(attempt);
+    return attempt;
+  }
+
+  /** Installs the app on a repository, as `installationId`. */
+  setInstallation(owner: string, name: string, installationId: number): void {
+    this.#repo(owner, name).installationId = installationId;
   }
 
   /** A comment someone else wrote, as GitHub would list it. */
@@ -265,6 +322,8 @@ export class FakeGitHub {
       }
     }
     const errors = method === "GET" ? [] : bodyErrors(matched.operation, body);
+    const authorization = req.headers.authorization ?? "";
+    const auth = /^bearer ey/i.test(authorization) ? "app" : authorization ? "installation" : "none";
     this.requests.push({
       method,
       path: url.pathname,
@@ -272,7 +331,13 @@ export class FakeGitHub {
       params: matched.params,
       body,
       at: Date.now(),
+      auth,
     });
+    if (APP_ONLY.has(matched.operation.operationId) && auth !== "app") {
+      this.violations.push(`${matched.operation.operationId} needs the app's JWT, got ${auth} authentication`);
+      this.#send(res, { status: 401, body: { message: "A JSON web token could not be decoded" } });
+      return;
+    }
     if (errors.length > 0) {
       this.violations.push(`${matched.operation.operationId} (${method} ${url.pathname}): ${errors.join("; ")}`);
       this.#send(res, { status: 422, body: { message: "Validation Failed", errors } });
@@ -344,6 +409,34 @@ export class FakeGitHub {
             repository_selection: "all",
           },
         };
+      case "apps/list-webhook-deliveries": {
+        // Newest first, a page at a time, the next page's cursor in the link header.
+        const perPage = Number(url.searchParams.get("per_page") ?? "30");
+        const start = Number(url.searchParams.get("cursor") ?? "0");
+        const sorted = [...this.hookDeliveries].sort((a, b) => Date.parse(b.delivered_at) - Date.parse(a.delivered_at));
+        const next =
+          start + perPage < sorted.length ? `${this.url}/app/hook/deliveries?per_page=${perPage}&cursor=${start + perPage}` : undefined;
+        return { status: 200, body: sorted.slice(start, start + perPage), ...(next ? { headers: { link: `<${next}>; rel="next"` } } : {}) };
+      }
+      case "apps/redeliver-webhook-delivery": {
+        if (!this.hookDeliveries.some((d) => d.id === Number(p.delivery_id))) return { status: 404, body: { message: "Not Found" } };
+        this.redeliveries.push(Number(p.delivery_id));
+        return { status: 202, body: {} };
+      }
+      case "apps/get-repo-installation": {
+        const r = repo();
+        if (r.installationId === undefined) return { status: 404, body: { message: "Not Found" } };
+        return {
+          status: 200,
+          body: {
+            id: r.installationId,
+            account: { login: r.owner },
+            app_id: FakeGitHub.APP_ID,
+            target_type: "Organization",
+            permissions: {},
+          },
+        };
+      }
       case "repos/get": {
         const r = repo();
         return {

@@ -195,7 +195,7 @@ describe("live previews", () => {
       expect(body).not.toContain(Buffer.from(value).toString("base64"));
     }
     // No agent serves staging: said plainly, and the git diff is there all the same.
-    expect(body).toContain("**`staging`**: no live preview: no agent is online for it.");
+    expect(body).toContain("**`staging`**: ⚠️ no agent is online for it; this compares the two commits only.");
     expect(body).toContain("+  key: v2");
     // Admission feedback before merge: the check run fails, annotated on the Deployment's file and line.
     await expect.poll(() => previewRun(head)?.conclusion, { timeout: 30_000 }).toBe("failure");

@@ -417,3 +417,57 @@ describe("a live answer that does not come in time", { timeout: 240_000 }, () =>
     expectNeverPassThenFail(second);
   });
 });
+
+describe("what a commenter, a retargeted pull request or an agent that is down cannot do to the gate", { timeout: 240_000 }, () => {
+  it("takes /diff only from someone with the commands permission: a new preview restarts the gate", async () => {
+    const repo = await repository();
+    const { base, head } = await refusedChange(repo, "diff-permission");
+    const number = await open(repo, base, head);
+    await refusedOn(number, head);
+    await h.deliver("issue_comment", commentPayload(repo, number, nextComment++, "/diff", "mallory"));
+    await expect
+      .poll(() => h.github.comments.filter((c) => c.issue === number && c.body.includes("@mallory")).map((c) => c.body), {
+        timeout: 30_000,
+        interval: 200,
+      })
+      .toEqual([expect.stringContaining("`/diff` needs **write** permission on this repository and you have **read**")]);
+    // No second check run: the gate mallory cannot restart still shows the first one's answer.
+    expect(previewRuns(head)).toHaveLength(1);
+    expect(gateStates(head, PREVIEW)).toEqual(["in_progress", "failure"]);
+  });
+
+  it("previews a pull request again when it is moved to another base", async () => {
+    const repo = await repository();
+    const { base, head } = await refusedChange(repo, "retarget");
+    const number = await open(repo, base, head);
+    await refusedOn(number, head);
+    const other = await commit(repo, { ".github/sluice.yml": productionConfig(repo), "manifests/settings.yaml": configMap("v0") });
+    setPull(repo, number, other, head);
+    const edited = pullRequestPayload(repo, "opened", number, other, head, { author: "alice" });
+    edited.action = "edited";
+    edited.changes = { base: { ref: { from: "main" }, sha: { from: base } } };
+    await h.deliver("pull_request", edited);
+    await refusedOn(number, head, 2);
+    expect(h.github.comments.find((c) => c.issue === number && c.body.includes(PREVIEW_MARKER))?.body).toContain(other.slice(0, 7));
+    // An edit of the title alone previews nothing.
+    const retitled = pullRequestPayload(repo, "opened", number, other, head, { author: "alice" });
+    retitled.action = "edited";
+    retitled.changes = { title: { from: "old title" } };
+    await h.deliver("pull_request", retitled);
+    expect(previewRuns(head)).toHaveLength(2);
+  });
+
+  it("fails the check, as a wait that ended would, when the environment's agent is not online", async () => {
+    const repo = await repository();
+    const base = await commit(repo, { ".github/sluice.yml": stagingConfig(repo), "manifests/settings.yaml": configMap("v1") });
+    h.github.setBranch(OWNER, repo.repo, "main", base);
+    const head = await commit(repo, { ".github/sluice.yml": stagingConfig(repo), "manifests/settings.yaml": configMap("v2") });
+    // No agent serves staging, and no heartbeat says one does.
+    await h.redis.del(agentHeartbeatKey("staging"));
+    const number = await open(repo, base, head);
+    await expect.poll(() => previewRuns(head).at(-1)?.conclusion, { timeout: 60_000, interval: 200 }).toBe("failure");
+    expect(previewRuns(head).at(-1)?.output?.title).toBe("No live answer in time");
+    expect(commentOn(number)).toContain("**`staging`**: ⚠️ no agent is online for it");
+    expect(gateStates(head, PREVIEW)).toEqual(["in_progress", "failure"]);
+  });
+});

@@ -409,10 +409,12 @@ describe("pull request commands", () => {
 
   it("re-runs the preview on /diff", async () => {
     const { head } = await pullWithConfig(24);
-    await h.deliver("issue_comment", commentPayload(24, "/diff"));
+    // A new preview restarts the gating check: /diff takes the commands permission.
+    h.github.setPermission(OWNER, REPO, "writer", "write");
+    await h.deliver("issue_comment", commentPayload(24, "/diff", "writer"));
     // A second /diff within the minute is answered, not rendered: each one used to store a 30-day page.
     // It comes right after the first, not after its render, so the minute has not passed on a slow machine.
-    await h.deliver("issue_comment", commentPayload(24, "/diff"));
+    await h.deliver("issue_comment", commentPayload(24, "/diff", "writer"));
     await completed(head);
     expect(previewComment(24)).toHaveLength(1);
     await expect.poll(() => replies(24).length, { timeout: 10_000 }).toBe(2);
@@ -459,6 +461,9 @@ describe("pull request commands", () => {
     h.github.setPermission(OWNER, REPO, "admin-user", "admin");
     const queuedBefore = (await requestsFor(`sync-${REPO_ID}-`)).length;
     await h.deliver("issue_comment", commentPayload(27, "/sync staging", "admin-user"));
+    await expect.poll(() => replies(27).length, { timeout: 10_000 }).toBe(1);
+    // Answers that change nothing are one a minute per pull request.
+    h.clock.now += 61_000;
     await h.deliver("issue_comment", commentPayload(27, "/rollback staging to abc1234", "admin-user"));
     await expect.poll(() => replies(27).length, { timeout: 10_000 }).toBe(2);
     expect(replies(27)).toEqual([

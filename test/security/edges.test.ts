@@ -1,11 +1,13 @@
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
+import { createServer } from "node:http";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEPLOY_REQUEST_QUEUE } from "../../src/app/queue/queues.ts";
 import { QUEUE_PREFIX } from "../../src/app/redis-keys.ts";
+import { limitRequestBodies } from "../../src/app/http/body-limit.ts";
 import { DiffPages } from "../../src/app/services/diff-pages.ts";
 import { RedisMac } from "../../src/app/services/redis-mac.ts";
 import { loadSettings } from "../../src/app/settings.ts";
@@ -426,5 +428,61 @@ describe("the Redis MAC key", () => {
     expect(await served("a-secret-nobody-configured")).toBe(410);
     expect(await failures()).toBe(before + 2);
     tried("diff pages sealed with the webhook secret and with an unknown secret", "not served (410), each counted as a MAC failure");
+  });
+});
+
+describe("webhook bodies held at once", () => {
+  it("have one budget for the whole server: connections that never send their last byte cannot each pin a body", async () => {
+    const MiB = 1024 * 1024;
+    let handled = 0;
+    const server = createServer((_req, res) => {
+      handled += 1;
+      res.end("ok");
+    });
+    limitRequestBodies(server, "/hook", MiB, { maxInFlightBytes: 3 * MiB });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    const sockets: Socket[] = [];
+    /** Sends all of a body but its last byte, and gives back the socket and what the server answers on it. */
+    const hold = (size: number) =>
+      new Promise<{ socket: Socket; answer: Promise<string> }>((resolve) => {
+        const socket = connect(port, "127.0.0.1", () => {
+          socket.write(`POST /hook HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`);
+          socket.write(Buffer.alloc(size - 1, "x"), () => {
+            resolve({ socket, answer });
+          });
+        });
+        let text = "";
+        const answer = new Promise<string>((done) => {
+          socket.on("data", (chunk: Buffer) => {
+            text += chunk.toString();
+          });
+          socket.on("close", () => {
+            done(text);
+          });
+          socket.on("error", () => {
+            done(text);
+          });
+        });
+        sockets.push(socket);
+      });
+    try {
+      const held = [];
+      for (let i = 0; i < 3; i += 1) held.push(await hold(MiB - 1024));
+      // A fourth body would take the held bytes past 3 MiB: it is refused, and GitHub would retry it.
+      const fourth = await hold(MiB - 1024);
+      expect(await fourth.answer).toMatch(/^HTTP\/1\.1 503 Service Unavailable/);
+      // The held ones still complete: their last byte arrives, and they are handled.
+      for (const { socket } of held) socket.write("x");
+      await expect.poll(() => handled, { timeout: 30_000 }).toBe(3);
+      tried(
+        "four connections each holding a webhook body one byte short of complete, over a 3 MiB budget",
+        "the fourth got 503; the others were handled",
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
   });
 });

@@ -110,8 +110,8 @@ async function commit(repo: Repo, value: string): Promise<string> {
 
 /** Signs a message with an agent's key, queues it as an agent does, and waits until the app has consumed it. */
 async function send(
-  kind: "report" | "live" | "drift",
-  body: AgentReport | LiveReport | DriftReport,
+  kind: "report" | "live" | "drift" | "status",
+  body: AgentReport | LiveReport | DriftReport | Record<string, unknown>,
   keys: { privateKey: string },
 ): Promise<void> {
   const added = await reports.add(kind, seal(kind, body, privateKeyFromPem(keys.privateKey)));
@@ -475,5 +475,25 @@ describe("a drift report is applied only to the deploy it is measured against", 
     await send("drift", driftOf(d, "other"), productionKeys);
     expect(JSON.stringify(driftRuns(d.repo)[0]?.output)).toContain("ConfigMap ns-");
     expect(JSON.stringify(driftRuns(d.repo)[0]?.output)).toContain("/other");
+  });
+});
+
+describe("an agent's status converges only what its key speaks for", () => {
+  it("redeploys no repository but the ones a repository-bound key is bound to", async () => {
+    const d = await queuedDeploy();
+    await expectGenuineApplied(d);
+    const runs = () =>
+      [...h.github.checkRuns.values()].filter((r) => r.head_sha === d.head && r.name === deployCheckName("production")).length;
+    expect(runs()).toBe(1);
+    h.clock.now += 120_000;
+    // A status that names no repository, signed with the key bound to another one.
+    const status = { version: 1, environment: "production", event: "running", repositories: [], at: new Date(h.clock.now).toISOString() };
+    await send("status", status, teamKeys);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(runs()).toBe(1);
+    tried(
+      `a status for production naming no repository, signed with the key bound to ${String(TEAM_REPO)}`,
+      `repository ${String(d.repo.repoId)} is not redeployed`,
+    );
   });
 });

@@ -76,6 +76,28 @@ const commentSchema = z.object({
 });
 const permissionSchema = z.object({ permission: z.string(), role_name: z.string().optional() });
 
+/** One attempt at delivering a webhook of this app, as GitHub lists them. */
+export interface WebhookDelivery {
+  /** The attempt's id: what a redelivery is asked for. */
+  id: number;
+  /** The delivery's GUID (`X-GitHub-Delivery`), shared by its redeliveries. */
+  guid: string;
+  deliveredAt: string;
+  redelivery: boolean;
+  /** The app's answer; 0 when GitHub could not connect or timed out. */
+  statusCode: number;
+  event: string;
+}
+
+const deliverySchema = z.object({
+  id: z.number(),
+  guid: z.string().min(1),
+  delivered_at: z.string(),
+  redelivery: z.boolean(),
+  status_code: z.number(),
+  event: z.string(),
+});
+
 function status(error: unknown): number | undefined {
   return typeof error === "object" && error !== null && "status" in error && typeof error.status === "number" ? error.status : undefined;
 }
@@ -290,6 +312,56 @@ export class GitHubClient {
       .parse(data)
       .filter((p) => p.merged_at)
       .map((p) => p.number);
+  }
+
+  /**
+   * This app's webhook deliveries, newest first, a page at a time (`GET /app/hook/deliveries`;
+   * the client must be authenticated as the app, not an installation). The caller stops reading
+   * when it has gone back far enough.
+   */
+  async *webhookDeliveries(signal?: AbortSignal): AsyncGenerator<WebhookDelivery[]> {
+    const iterator = this.#octokit.paginate.iterator(this.#octokit.rest.apps.listWebhookDeliveries, {
+      per_page: 100,
+      ...(signal ? { request: { signal } } : {}),
+    });
+    for await (const page of iterator) {
+      yield z
+        .array(deliverySchema)
+        .parse(page.data)
+        .map((d) => ({
+          id: d.id,
+          guid: d.guid,
+          deliveredAt: d.delivered_at,
+          redelivery: d.redelivery,
+          statusCode: d.status_code,
+          event: d.event,
+        }));
+    }
+  }
+
+  /** Asks GitHub to deliver a webhook again (`POST /app/hook/deliveries/{id}/attempts`, authenticated as the app). */
+  async redeliver(deliveryId: number, signal?: AbortSignal): Promise<void> {
+    await this.#octokit.rest.apps.redeliverWebhookDelivery({ delivery_id: deliveryId, ...(signal ? { request: { signal } } : {}) });
+  }
+
+  /**
+   * The installation of this app that holds a repository (`GET /repos/{owner}/{repo}/installation`,
+   * authenticated as the app), or undefined when the app is not installed there.
+   */
+  async repositoryInstallation(repository: RepoName): Promise<number | undefined> {
+    try {
+      const { data } = await this.#octokit.rest.apps.getRepoInstallation(coordinates(repository));
+      return z.object({ id: z.number().int().positive() }).parse(data).id;
+    } catch (error) {
+      if (status(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** The repository's numeric id, which a rename does not change. */
+  async repositoryId(repository: RepoName): Promise<number> {
+    const { data } = await this.#octokit.rest.repos.get(coordinates(repository));
+    return z.object({ id: z.number().int().positive() }).parse(data).id;
   }
 
   /** Creates a check run on a commit; returns its id. */

@@ -10,6 +10,8 @@ export const pullRequestEventSchema = z.object({
   installation,
   repository,
   pull_request: pullRequestSliceSchema,
+  /** On `edited`: what changed; a `base` means the pull request now targets another branch. */
+  changes: z.looseObject({ base: z.unknown().optional() }).optional(),
 });
 
 /** The slice of an `issue_comment` webhook Sluice reads. */

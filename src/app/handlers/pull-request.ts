@@ -10,7 +10,7 @@ import { pullRequestEventSchema, repositoryRef } from "./payloads.ts";
 /** Actions that (re)start a preview. */
 export const PREVIEW_ACTIONS = ["opened", "synchronize", "reopened", "ready_for_review"];
 
-/** Handles `pull_request` webhooks: previews on open and push, marks the comment on close. */
+/** Handles `pull_request` webhooks: previews on open, push and a change of base, marks the comment on close. */
 export function pullRequestHandler(deps: {
   github: (installationId: number) => Promise<GitHubClient>;
   queues: AppQueues;
@@ -19,7 +19,9 @@ export function pullRequestHandler(deps: {
 }) {
   return async (context: Context<"pull_request">): Promise<void> => {
     const event = pullRequestEventSchema.parse(context.payload);
-    if (!PREVIEW_ACTIONS.includes(event.action) && event.action !== "closed") return;
+    // A pull request moved to another base is compared with it anew: the old base's check no longer says anything.
+    const retargeted = event.action === "edited" && event.changes?.base !== undefined;
+    if (!PREVIEW_ACTIONS.includes(event.action) && !retargeted && event.action !== "closed") return;
     const gh = await deps.github(event.installation.id);
     const repository = repositoryRef(event.repository);
     const pr = event.pull_request;

@@ -17,12 +17,16 @@ const LINGER_MS = 2_000;
  * answer is written to the socket itself: the server's own response would drain the unread body
  * for keep-alive.
  */
-export function refuseBody(req: IncomingMessage, reason: string): void {
+export function refuseBody(
+  req: IncomingMessage,
+  reason: string,
+  status: "413 Payload Too Large" | "503 Service Unavailable" = "413 Payload Too Large",
+): void {
   req.pause();
   const body = `${reason}\n`;
   const { socket } = req;
   socket.end(
-    "HTTP/1.1 413 Payload Too Large\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n" +
+    `HTTP/1.1 ${status}\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
@@ -56,7 +60,19 @@ function routedPath(url: string): string | undefined {
  *   has answered is not drained, as Node would otherwise do for keep-alive: the connection is
  *   closed. A chunked body nobody reads is cut off there.
  */
-export function limitRequestBodies(server: Server, path: string, maxBytes = MAX_WEBHOOK_BYTES): void {
+export function limitRequestBodies(
+  server: Server,
+  path: string,
+  maxBytes = MAX_WEBHOOK_BYTES,
+  options: { maxInFlightBytes?: number; readTimeoutMs?: number } = {},
+): void {
+  const maxInFlight = options.maxInFlightBytes ?? 4 * maxBytes;
+  // Webhook bodies are read whole before their signature can be checked: the bytes held for
+  // bodies not yet handed on have one budget for the whole server, so connections that never
+  // send their last byte cannot hold 25 MB each without end. GitHub retries a 503.
+  let inFlight = 0;
+  // Headers and body must arrive within this; GitHub sends a delivery in one go.
+  server.requestTimeout = Math.min(server.requestTimeout || Infinity, options.readTimeoutMs ?? 60_000);
   const listeners = server.listeners("request") as RequestListener[];
   server.removeAllListeners("request");
   const forward = (req: IncomingMessage, res: ServerResponse): void => {
@@ -87,21 +103,39 @@ export function limitRequestBodies(server: Server, path: string, maxBytes = MAX_
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    let held = 0;
     let refused = false;
+    const release = (): void => {
+      inFlight -= held;
+      held = 0;
+    };
+    req.once("close", release);
+    const refuse = (reason: string, status?: "503 Service Unavailable"): void => {
+      refused = true;
+      chunks.length = 0;
+      release();
+      refuseBody(req, reason, status);
+    };
     req.on("data", (chunk: Buffer) => {
       if (refused) return;
       size += chunk.length;
       if (size > maxBytes) {
-        refused = true;
-        chunks.length = 0;
-        refuseBody(req, `Payload over the limit of ${maxBytes} bytes`);
+        refuse(`Payload over the limit of ${maxBytes} bytes`);
         return;
       }
+      if (inFlight + chunk.length > maxInFlight) {
+        refuse(`Webhook bodies in flight are over the limit of ${maxInFlight} bytes; try again`, "503 Service Unavailable");
+        return;
+      }
+      inFlight += chunk.length;
+      held += chunk.length;
       chunks.push(chunk);
     });
     req.on("end", () => {
       if (refused) return;
       (req as IncomingMessage & { body?: string }).body = Buffer.concat(chunks).toString("utf8");
+      // Handed on: the buffers become the body string, which the handler holds from here.
+      release();
       forward(req, res);
     });
   });

@@ -14,10 +14,19 @@ export interface AgentKey {
   repositories?: readonly number[];
 }
 
-/** What every agent message is about: one environment of one repository. */
+/**
+ * What every agent message is about: one environment, and one repository (reports, answers, drift)
+ * or the repositories an agent's status lists (none in an empty cluster).
+ */
 export interface AgentMessage {
   environment: string;
-  repository: { id: number };
+  repository?: { id: number };
+  repositories?: readonly { repository: { id: number } }[];
+}
+
+/** Every repository id a message names: the key that signed it must be bound to each. */
+function repositoryIds(message: AgentMessage): number[] {
+  return [...(message.repository ? [message.repository.id] : []), ...(message.repositories ?? []).map((r) => r.repository.id)];
 }
 
 /**
@@ -58,7 +67,12 @@ export interface ConsumeOptions<T extends AgentMessage> {
    * Compares the message with what the app sealed or sent for it and, when it matches, acts on
    * it. What it throws is thrown, so the queue tries the message again.
    */
-  use: (message: T) => Promise<Verdict>;
+  use: (message: T, binding: KeyBinding) => Promise<Verdict>;
+}
+
+/** What the key that signed a message may speak for: its repositories, when it is bound to some. */
+export interface KeyBinding {
+  repositories?: readonly number[];
 }
 
 /** The agents' public keys: the only way the app reads what an agent sent. */
@@ -89,7 +103,7 @@ export class AgentKeys {
       drop(opened.rejected, opened.details);
       return;
     }
-    const verdict = await use(opened.message);
+    const verdict = await use(opened.message, opened.binding);
     if (!verdict.accepted) {
       drop(verdict.reason, verdict.details);
       return;
@@ -106,7 +120,7 @@ export class AgentKeys {
     kind: SignedKind,
     schema: z.ZodType<T>,
     envelope: unknown,
-  ): { message: T } | { rejected: Rejection; details: Record<string, unknown> } {
+  ): { message: T; binding: KeyBinding } | { rejected: Rejection; details: Record<string, unknown> } {
     let refused: { rejected: Rejection; details: Record<string, unknown> } | undefined;
     for (const { key, environments, repositories } of this.#keys) {
       let message: T;
@@ -118,9 +132,12 @@ export class AgentKeys {
       }
       if (environments && !environments.includes(message.environment))
         refused ??= { rejected: "environment", details: { environment: message.environment, bound: environments } };
-      else if (repositories && !repositories.includes(message.repository.id))
-        refused ??= { rejected: "repository", details: { repository: message.repository.id, bound: repositories } };
-      else return { message };
+      else if (repositories && repositoryIds(message).some((id) => !repositories.includes(id)))
+        refused ??= {
+          rejected: "repository",
+          details: { repository: repositoryIds(message).find((id) => !repositories.includes(id)), bound: repositories },
+        };
+      else return { message, binding: repositories ? { repositories } : {} };
     }
     return refused ?? { rejected: "signature", details: {} };
   }

@@ -87,6 +87,17 @@ export class CommandService {
     const reply = async (text: string): Promise<void> => {
       await gh.createComment(event.repository, event.pullRequest, text);
     };
+    // Answers that change nothing (help, refusals, "too soon") are one a minute per pull request:
+    // anyone may comment, and each answer is a comment by Sluice.
+    const pr = { repositoryId: event.repository.id, number: event.pullRequest };
+    const replyIdle = async (text: string, why: string): Promise<void> => {
+      if (await this.#deps.prState.allowInvalidReply(pr, this.#deps.now())) await reply(text);
+      else
+        this.#deps.log.info(
+          { ...pr, author: event.author, why },
+          "command not answered: an answer that changed nothing was given less than a minute ago",
+        );
+    };
     const pull = await gh.pullRequest(event.repository, event.pullRequest);
     // Who may run what, and where it deploys, is the default branch's word, never the pull request's base.
     const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
@@ -101,35 +112,39 @@ export class CommandService {
       case undefined:
         return;
       case "help":
-        await reply(helpText(environments, permission));
+        await replyIdle(helpText(environments, permission), "help");
         return;
-      case "invalid": {
-        // One answer a minute per pull request: anyone may comment, and each answer is a comment by Sluice.
-        const pr = { repositoryId: event.repository.id, number: event.pullRequest };
-        if (!(await this.#deps.prState.allowInvalidReply(pr, this.#deps.now()))) {
-          this.#deps.log.info({ ...pr, author: event.author }, "invalid command not answered: one was answered less than a minute ago");
+      case "invalid":
+        await replyIdle(helpText(environments, permission, command.reason), "invalid");
+        return;
+      case "diff": {
+        // A new preview restarts the gating check: the same permission as the Re-run button.
+        const actual = await gh.permission(event.repository, event.author);
+        if (!permits(actual, permission)) {
+          this.#deps.log.info(
+            { repository: event.repository.id, author: event.author, command: "diff", permission: actual },
+            "command refused",
+          );
+          await replyIdle(replies.refused(event.author, "diff", permission, actual), "refused");
           return;
         }
-        await reply(helpText(environments, permission, command.reason));
-        return;
-      }
-      case "diff":
         if (!(await this.#deps.prState.allowDiff({ repositoryId: event.repository.id, number: event.pullRequest }))) {
-          await reply(replies.diffTooSoon(event.author));
+          await replyIdle(replies.diffTooSoon(event.author), "too soon");
           return;
         }
         await requestPreview(gh, this.#deps, { repository: event.repository, installationId: event.installationId, pull });
         await reply(replies.diffQueued(event.author, pull.headSha));
         return;
+      }
       case "sync":
       case "rollback": {
         const refusal = await this.#refusal(gh, event.repository, event.author, command.kind, permission);
         if (refusal) {
-          await reply(refusal);
+          await replyIdle(refusal, "refused");
           return;
         }
         if (pull.fromFork && !pull.merged) {
-          await reply(replies.forkRefused(event.author, command.kind));
+          await replyIdle(replies.forkRefused(event.author, command.kind), "fork");
           return;
         }
         const asker: Asker = {

@@ -4,7 +4,7 @@ import type { AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
-import { deployCheckName, deploymentState, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
+import { convergenceReason, deployCheckName, deploymentState, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { KubeObject } from "../../core/manifest.ts";
@@ -235,8 +235,9 @@ async function writeCheckRun(gh: GitHubClient, request: DeployRequest, fields: C
   });
 }
 
-/** What a Deployment says it is: a rollback names where it rolled back from. */
-function deploymentDescription(request: Pick<DeployRequest, "reason" | "requestedBy" | "sha" | "from">): string {
+/** What a Deployment says it is: a rollback names where it rolled back from, a convergence why the app deployed by itself. */
+function deploymentDescription(request: Pick<DeployRequest, "reason" | "requestedBy" | "sha" | "from" | "convergence">): string {
+  if (request.convergence) return `Sluice: ${convergenceReason(request.convergence, { plain: true })}`;
   if (request.reason === "rollback")
     return `Rollback to ${request.sha.slice(0, 7)}${request.from ? ` from ${request.from.slice(0, 7)}` : ""} by ${request.requestedBy}`;
   return `Sluice ${request.reason} by ${request.requestedBy}`;

@@ -155,7 +155,7 @@ export class LivePreviews {
     if (!head || head.problems.length > 0) return unavailable("the head did not render cleanly");
     const env = reviewed.environments.find((e) => e.name === environment);
     if (!env) return unavailable("it is not an environment of the default branch's configuration");
-    if ((await deps.redis.exists(agentHeartbeatKey(environment))) === 0) return unavailable("no agent is online for it");
+    if ((await deps.redis.exists(agentHeartbeatKey(environment))) === 0) return { status: { state: "offline" } };
     const objects = [...head.resources.values()].map((r) => parseJson(r.json) as KubeObject);
     const payload = await objectsPayload(deps.redis, environment, objects);
     const signedAt = deps.now();
@@ -194,8 +194,8 @@ export class LivePreviews {
     let verdict: Verdict = { accepted: true };
     await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live, preview) => {
       // The preview is what the app sealed when it sent its requests: one went to each environment
-      // it shows as pending (or answered, or timed out), none to an unavailable one.
-      const asked = live.some((e) => e.environment === environment && e.status.state !== "unavailable");
+      // it shows as pending (or answered, or timed out), none to an unavailable or offline one.
+      const asked = live.some((e) => e.environment === environment && ["pending", "answered", "timed-out"].includes(e.status.state));
       const reported = {
         id: answer.requestId,
         environment,

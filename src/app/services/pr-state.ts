@@ -45,6 +45,18 @@ export class PullRequestState {
     return seq;
   }
 
+  /**
+   * Takes the next sequence number and runs `start` with it (creating the preview's check run)
+   * under a lock of its own: check runs are then created in sequence order, so the newest run of
+   * the head, the one branch protection reads, is always the newest preview's, never an older
+   * one's that completes as superseded.
+   */
+  async start<T>(pr: PullRef, start: (seq: number) => Promise<T>): Promise<T> {
+    return withRedisLock(this.#redis, keys(pr).starting, { ttlMs: 30_000, waitMs: 120_000, pollMs: 50 }, async () =>
+      start(await this.next(pr)),
+    );
+  }
+
   /** Whether a `/diff` may run now: at most one a minute per pull request. */
   async allowDiff(pr: PullRef, windowSeconds = 60): Promise<boolean> {
     return (await this.#redis.set(keys(pr).diff, "1", "EX", windowSeconds, "NX")) === "OK";

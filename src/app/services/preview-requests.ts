@@ -14,12 +14,14 @@ export async function requestPreview(
   target: { repository: RepositoryRef; installationId: number; pull: PullRequestInfo },
 ): Promise<void> {
   const { repository, installationId, pull } = target;
-  const seq = await deps.prState.next({ repositoryId: repository.id, number: pull.number });
-  const checkRunId = await gh.createCheckRun(repository, PREVIEW_CHECK, pull.headSha, {
-    status: "in_progress",
-    externalId: previewExternalId(pull.number, seq),
-    output: { title: "Rendering", summary: `Rendering \`${pull.baseSha.slice(0, 7)}\` and \`${pull.headSha.slice(0, 7)}\`.` },
-  });
+  const { seq, checkRunId } = await deps.prState.start({ repositoryId: repository.id, number: pull.number }, async (seq) => ({
+    seq,
+    checkRunId: await gh.createCheckRun(repository, PREVIEW_CHECK, pull.headSha, {
+      status: "in_progress",
+      externalId: previewExternalId(pull.number, seq),
+      output: { title: "Rendering", summary: `Rendering \`${pull.baseSha.slice(0, 7)}\` and \`${pull.headSha.slice(0, 7)}\`.` },
+    }),
+  }));
   await deps.queues.addPreview({
     repository,
     installationId,

@@ -35,6 +35,22 @@ describe("kubeconfig credentials", () => {
     expect(() => loadCredentials(join(dir, "config"))).toThrow(`${join(dir, "config")}: no user named nobody`);
   });
 
+  it("names KUBECONFIG and the file when the kubeconfig or a file it names cannot be read, before anything connects", async () => {
+    const dir = await tempDir("sluice-kubeconfig-");
+    const missing = join(dir, "nowhere");
+    expect(() => loadCredentials(missing)).toThrow(`KUBECONFIG ${missing}: cannot be read as a kubeconfig: ENOENT`);
+    await writeFile(join(dir, "config"), kubeconfig("      client-certificate: client.crt\n      client-key-data: S0VZ\n"));
+    expect(() => loadCredentials(join(dir, "config"))).toThrow(
+      `KUBECONFIG ${join(dir, "config")}: client-certificate client.crt cannot be read: ENOENT`,
+    );
+    await writeFile(join(dir, "token-config"), kubeconfig(`      tokenFile: ${join(dir, "token")}\n`));
+    expect(() => loadCredentials(join(dir, "token-config"))).toThrow(
+      `KUBECONFIG ${join(dir, "token-config")}: tokenFile ${join(dir, "token")} cannot be read: ENOENT`,
+    );
+    await writeFile(join(dir, "text"), "just text\n");
+    expect(() => loadCredentials(join(dir, "text"))).toThrow(`KUBECONFIG ${join(dir, "text")}: not a kubeconfig`);
+  });
+
   it("skips TLS verification only when the kubeconfig says so", async () => {
     const dir = await tempDir("sluice-kubeconfig-");
     await writeFile(

@@ -63,6 +63,37 @@ describe("PullRequestState (real Redis)", () => {
     expect(published).toEqual([older, newer]);
   });
 
+  it("creates check runs in sequence order: a preview that takes its number first creates its run first", async () => {
+    const state = new PullRequestState(redis);
+    const pr = { repositoryId: Math.floor(Math.random() * 1e9), number: 1 };
+    const created: number[] = [];
+    let releaseFirst: () => void = () => undefined;
+    const firstHolds = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    let firstStarted: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      firstStarted = resolve;
+    });
+    // The first request's check-run write is slow (paced, or its replica is busy).
+    const first = state.start(pr, async (seq) => {
+      firstStarted();
+      await firstHolds;
+      created.push(seq);
+    });
+    await started;
+    const second = state.start(pr, (seq) => {
+      created.push(seq);
+      return Promise.resolve();
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The second waits for the first: a run created later always has the higher number.
+    expect(created).toEqual([]);
+    releaseFirst();
+    await Promise.all([first, second]);
+    expect(created).toEqual([1, 2]);
+  });
+
   it("handles a delivery once, and again after its handling failed", async () => {
     const context = { id: randomUUID(), name: "pull_request", log: { info: () => undefined } };
     let calls = 0;

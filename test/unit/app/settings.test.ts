@@ -1,3 +1,6 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadAgentSettings } from "../../../src/agent/settings.ts";
 import { loadSettings } from "../../../src/app/settings.ts";
@@ -41,6 +44,43 @@ describe("app settings", () => {
     ).rejects.toThrow("SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key");
   });
 
+  it("starts preview-only when the deploy keys' files are absent, as a Secret without them mounts", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sluice-settings-"));
+    const given = {
+      APP_ID: "1",
+      PRIVATE_KEY: "k",
+      WEBHOOK_SECRET: "w",
+      REDIS_URL: "redis://r:6379",
+      SLUICE_JOB_SIGNING_KEY_PATH: join(dir, "job-signing-key.pem"),
+      SLUICE_AGENT_PUBLIC_KEYS_PATH: join(dir, "agent-public-keys.pem"),
+    };
+    const settings = await loadSettings(given);
+    expect(settings.jobSigningKey).toBeUndefined();
+    expect(settings.agentPublicKeys).toEqual([]);
+    expect(settings.deploysOff).toBe(`SLUICE_JOB_SIGNING_KEY_PATH ${join(dir, "job-signing-key.pem")} is absent or empty`);
+    expect((await loadSettings({ ...given, SLUICE_JOB_SIGNING_KEY_PATH: "" })).deploysOff).toBe(
+      "SLUICE_JOB_SIGNING_KEY and SLUICE_JOB_SIGNING_KEY_PATH are not set",
+    );
+
+    // A signing key without agent keys is still refused, naming the file that is missing.
+    await writeFile(given.SLUICE_JOB_SIGNING_KEY_PATH, generateSigningKeys().privateKey);
+    await expect(loadSettings(given)).rejects.toThrow(
+      `SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports (SLUICE_AGENT_PUBLIC_KEYS_PATH ${given.SLUICE_AGENT_PUBLIC_KEYS_PATH} is absent or holds none)`,
+    );
+    await writeFile(given.SLUICE_AGENT_PUBLIC_KEYS_PATH, generateSigningKeys().publicKey);
+    const deploying = await loadSettings(given);
+    expect([deploying.jobSigningKey !== undefined, deploying.deploysOff, deploying.agentPublicKeys.length]).toEqual([true, undefined, 1]);
+  });
+
+  it("stops 5 s before the pod's grace period ends (SLUICE_SHUTDOWN_GRACE_SECONDS, 30 by default)", async () => {
+    const given = { APP_ID: "1", PRIVATE_KEY: "k", WEBHOOK_SECRET: "w", REDIS_URL: "redis://r:6379" };
+    expect((await loadSettings(given)).stopTimeoutMs).toBe(25_000);
+    expect((await loadSettings({ ...given, SLUICE_SHUTDOWN_GRACE_SECONDS: "60" })).stopTimeoutMs).toBe(55_000);
+    await expect(loadSettings({ ...given, SLUICE_SHUTDOWN_GRACE_SECONDS: "5" })).rejects.toThrow(
+      "SLUICE_SHUTDOWN_GRACE_SECONDS: SLUICE_SHUTDOWN_GRACE_SECONDS must be at least 6",
+    );
+  });
+
   it("links diff pages to the local address outside production, and needs Redis and the public URL in production", async () => {
     const given = { APP_ID: "1", PRIVATE_KEY: "k", WEBHOOK_SECRET: "w", REDIS_URL: "redis://r:6379", PORT: "3100" };
     expect((await loadSettings(given)).publicUrl).toBe("http://localhost:3100");
@@ -55,17 +95,23 @@ describe("agent settings", () => {
     await expect(loadAgentSettings({})).rejects.toThrow(
       /SLUICE_AGENT_ENVIRONMENTS must name at least one environment[\s\S]*SLUICE_AGENT_REPOSITORIES must name at least one owner\/name/,
     );
-    await expect(loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*" })).rejects.toThrow(
-      'SLUICE_AGENT_REPOSITORIES: repository rule "o/*" names no namespace',
-    );
     await expect(
-      loadAgentSettings({ SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*", SLUICE_AGENT_NAMESPACES: "team-*" }),
+      loadAgentSettings({ REDIS_URL: "redis://r:6379", SLUICE_AGENT_ENVIRONMENTS: "prod", SLUICE_AGENT_REPOSITORIES: "o/*" }),
+    ).rejects.toThrow('SLUICE_AGENT_REPOSITORIES: repository rule "o/*" names no namespace');
+    await expect(
+      loadAgentSettings({
+        REDIS_URL: "redis://r:6379",
+        SLUICE_AGENT_ENVIRONMENTS: "prod",
+        SLUICE_AGENT_REPOSITORIES: "o/*",
+        SLUICE_AGENT_NAMESPACES: "team-*",
+      }),
     ).rejects.toThrow("SLUICE_APP_PUBLIC_KEY or SLUICE_APP_PUBLIC_KEY_PATH is required");
   });
 
   it("splits lists and applies defaults", async () => {
     const keys = generateSigningKeys();
     const settings = await loadAgentSettings({
+      REDIS_URL: "redis://r:6379",
       SLUICE_AGENT_ENVIRONMENTS: "prod, staging",
       SLUICE_AGENT_REPOSITORIES: "o/*, o/platform=platform-*",
       SLUICE_AGENT_NAMESPACES: "team-*,shared",

@@ -125,6 +125,7 @@ describe("the agent's settings", () => {
   it("adopt nothing and keep Pod Security labels by default, and read both switches", async () => {
     const keys = generateSigningKeys();
     const base = {
+      REDIS_URL: "redis://127.0.0.1:6379",
       SLUICE_AGENT_ENVIRONMENTS: "prod",
       SLUICE_AGENT_REPOSITORIES: "o/*=team-*",
       SLUICE_APP_PUBLIC_KEY: keys.publicKey,
