@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { repeatFilter } from "../core/repeat-filter.ts";
 import { hostname } from "node:os";
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { connectRedis, parseRedisUrl, type RedisClient } from "../redis/connection.ts";
@@ -532,13 +533,12 @@ function redisReadiness(redis: RedisClient, at: string, problem: { last?: string
  * Redis is gone.
  */
 function connectionErrorLog(log: AgentLog, now: () => number): (source: string, error: unknown) => void {
-  const last = new Map<string, number>();
+  const filter = repeatFilter(now, CONNECTION_ERROR_LOG_MS);
   return (source, error) => {
     const message = errorMessage(error);
-    const at = last.get(message);
-    if (at !== undefined && now() - at < CONNECTION_ERROR_LOG_MS) return;
-    last.set(message, now());
-    log("warn", "redis connection error", { source, error: message });
+    const verdict = filter(message);
+    if (verdict.log)
+      log("warn", "redis connection error", { source, error: message, ...(verdict.repeated ? { repeated: verdict.repeated } : {}) });
   };
 }
 

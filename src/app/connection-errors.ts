@@ -1,3 +1,5 @@
+import { repeatFilter } from "../core/repeat-filter.ts";
+
 /**
  * Logs the errors of Redis connections without a line per reconnect attempt: while Redis is down,
  * ioredis and BullMQ report the same error every few hundred milliseconds (issue 24 counted 1,522
@@ -9,17 +11,10 @@ export function connectionErrorLog(
   now: () => number,
   everyMs = 60_000,
 ): (source: string, error: unknown) => void {
-  const seen = new Map<string, { loggedAt: number; leftOut: number }>();
+  const filter = repeatFilter(now, everyMs);
   return (source, error) => {
     const message = error instanceof Error ? error.message : String(error);
-    const key = `${source}\n${message}`;
-    const at = now();
-    const last = seen.get(key);
-    if (last && at - last.loggedAt < everyMs) {
-      last.leftOut++;
-      return;
-    }
-    seen.set(key, { loggedAt: at, leftOut: 0 });
-    log({ source, error: message, ...(last ? { repeated: last.leftOut + 1 } : {}) }, "connection error");
+    const verdict = filter(`${source}\n${message}`);
+    if (verdict.log) log({ source, error: message, ...(verdict.repeated ? { repeated: verdict.repeated } : {}) }, "connection error");
   };
 }

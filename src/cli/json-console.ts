@@ -1,5 +1,6 @@
 import { format } from "node:util";
 import type { Logger as PinoLogger } from "pino";
+import { repeatFilter } from "../core/repeat-filter.ts";
 
 /** The console methods a library may print with. */
 const METHODS = ["log", "info", "warn", "error", "debug", "trace"] as const;
@@ -13,20 +14,17 @@ const METHODS = ["log", "info", "warn", "error", "debug", "trace"] as const;
 export function routeConsole(logger: PinoLogger, options: { now?: () => number; everyMs?: number } = {}): void {
   const now = options.now ?? Date.now;
   const everyMs = options.everyMs ?? 60_000;
-  const seen = new Map<string, { loggedAt: number; leftOut: number }>();
+  const filter = repeatFilter(now, everyMs);
   for (const method of METHODS) {
     const level = method === "error" || method === "trace" ? "error" : method === "warn" ? "warn" : "info";
     console[method] = (...args: unknown[]): void => {
       const text = format(...args);
-      const key = `${level}\n${text.split("\n", 1)[0] ?? ""}`;
-      const at = now();
-      const last = seen.get(key);
-      if (last && at - last.loggedAt < everyMs) {
-        last.leftOut++;
-        return;
-      }
-      seen.set(key, { loggedAt: at, leftOut: 0 });
-      logger[level]({ console: method, text, ...(last ? { repeated: last.leftOut + 1 } : {}) }, "a library wrote to the console");
+      const verdict = filter(`${level}\n${text.split("\n", 1)[0] ?? ""}`);
+      if (verdict.log)
+        logger[level](
+          { console: method, text, ...(verdict.repeated ? { repeated: verdict.repeated } : {}) },
+          "a library wrote to the console",
+        );
     };
   }
 }
