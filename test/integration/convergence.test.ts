@@ -3,7 +3,7 @@ import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/clien
 import { pino } from "pino";
 import { Probot } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { loadAgentSettings } from "../../src/agent/settings.ts";
+import { testAgentSettings } from "../helpers/agent-settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
@@ -30,6 +30,14 @@ let nextSha = 1;
 let nextRepo = 7100;
 const sha = (): string => (nextSha++).toString(16).padStart(40, "c");
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** The harness's Redis, the test apiserver and this file's keys, for every agent it starts. */
+const agentBase = () => ({
+  redisUrl: h.redisUrl,
+  kubeconfigPath: inject("kubeconfigPath"),
+  appPublicKey: appKeys.publicKey,
+  agentPrivateKey: agentKeys.privateKey,
+});
 
 beforeAll(async () => {
   h = await startHarness({
@@ -69,14 +77,8 @@ async function agentNamespace(): Promise<string> {
 
 /** Starts an agent of `environment` keeping its inventories in `namespace`, on the app's clock. */
 async function agent(environment: string, namespace: string): Promise<RunningAgent> {
-  const settings = await loadAgentSettings({
-    REDIS_URL: h.redisUrl,
-    KUBECONFIG: inject("kubeconfigPath"),
-    SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
-    SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
+  const settings = await testAgentSettings(agentBase(), {
     SLUICE_AGENT_ENVIRONMENTS: environment,
-    SLUICE_AGENT_PROBE_PORT: "0",
-    SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
     SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
     SLUICE_AGENT_NAMESPACES: "deploy-*",
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",

@@ -5,7 +5,7 @@ import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { InventoryStore } from "../../src/agent/inventory-store.ts";
 import { Cluster } from "../../src/agent/kube/cluster.ts";
-import { loadAgentSettings } from "../../src/agent/settings.ts";
+import { testAgentSettings } from "../helpers/agent-settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { pushPayload as push } from "../helpers/payloads.ts";
@@ -40,6 +40,14 @@ const POLICIES = {
 } satisfies Record<string, Record<string, string>>;
 type Environment = keyof typeof POLICIES;
 
+/** The harness's Redis, the test apiserver and this file's keys, for every agent it starts. */
+const agentBase = () => ({
+  redisUrl: h.redisUrl,
+  kubeconfigPath: inject("kubeconfigPath"),
+  appPublicKey: appKeys.publicKey,
+  agentPrivateKey: agentKeys.privateKey,
+});
+
 beforeAll(async () => {
   h = await startHarness({
     redisUrl: inject("redisUrl"),
@@ -53,14 +61,8 @@ beforeAll(async () => {
   kube = KubernetesObjectApi.makeApiClient(kc);
   await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: agentNamespace } });
   for (const [environment, policy] of Object.entries(POLICIES)) {
-    const settings = await loadAgentSettings({
-      REDIS_URL: h.redisUrl,
-      KUBECONFIG: inject("kubeconfigPath"),
-      SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
-      SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
+    const settings = await testAgentSettings(agentBase(), {
       SLUICE_AGENT_ENVIRONMENTS: environment,
-      SLUICE_AGENT_PROBE_PORT: "0",
-      SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
       SLUICE_AGENT_REPOSITORIES: `${OWNER}/*=tenant-*`,
       SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
       SLUICE_AGENT_NAMESPACE: agentNamespace,

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import { agentHeartbeatKey } from "../../src/core/agent-protocol.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
-import { loadAgentSettings } from "../../src/agent/settings.ts";
+import { testAgentSettings } from "../helpers/agent-settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { examplePayload, startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
@@ -34,6 +34,14 @@ let nextRepo = 8700;
 let nextPull = 1;
 let nextComment = 1;
 const sha = (): string => (nextSha++).toString(16).padStart(40, "a");
+
+/** The harness's Redis, the test apiserver and this file's keys, for every agent it starts. */
+const agentBase = () => ({
+  redisUrl: h.redisUrl,
+  kubeconfigPath: inject("kubeconfigPath"),
+  appPublicKey: appKeys.publicKey,
+  agentPrivateKey: agentKeys.privateKey,
+});
 
 beforeAll(async () => {
   h = await startHarness({
@@ -89,14 +97,8 @@ afterEach(() => {
 });
 
 function agentSettings(environments: string) {
-  return loadAgentSettings({
-    REDIS_URL: h.redisUrl,
-    KUBECONFIG: inject("kubeconfigPath"),
-    SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
-    SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
+  return testAgentSettings(agentBase(), {
     SLUICE_AGENT_ENVIRONMENTS: environments,
-    SLUICE_AGENT_PROBE_PORT: "0",
-    SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
     SLUICE_AGENT_REPOSITORIES: `${OWNER}/*=gate-*`,
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
     SLUICE_AGENT_NAMESPACE: agentNamespace,

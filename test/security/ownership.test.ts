@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { deployCheckName } from "../../src/core/deploy-status.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
-import { loadAgentSettings } from "../../src/agent/settings.ts";
+import { testAgentSettings } from "../helpers/agent-settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
@@ -34,6 +34,14 @@ function tried(attempt: string, outcome: string): void {
   process.stdout.write(`  [attacker] tried: ${attempt}\n  [attacker] result: ${outcome}\n`);
 }
 
+/** The harness's Redis, the test apiserver and this file's keys, for every agent it starts. */
+const agentBase = () => ({
+  redisUrl: h.redisUrl,
+  kubeconfigPath: inject("kubeconfigPath"),
+  appPublicKey: appKeys.publicKey,
+  agentPrivateKey: agentKeys.privateKey,
+});
+
 beforeAll(async () => {
   h = await startHarness({
     redisUrl: inject("redisUrl"),
@@ -52,14 +60,8 @@ beforeAll(async () => {
     ["production", {}],
     ["shared", { SLUICE_AGENT_ADOPT_UNMANAGED: "true" }],
   ] as const) {
-    const settings = await loadAgentSettings({
-      REDIS_URL: h.redisUrl,
-      KUBECONFIG: inject("kubeconfigPath"),
-      SLUICE_APP_PUBLIC_KEY: appKeys.publicKey,
-      SLUICE_AGENT_SIGNING_KEY: agentKeys.privateKey,
+    const settings = await testAgentSettings(agentBase(), {
       SLUICE_AGENT_ENVIRONMENTS: environment,
-      SLUICE_AGENT_PROBE_PORT: "0",
-      SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
       SLUICE_AGENT_REPOSITORIES: `${OWNER}/team-a-*=team-a-*`,
       SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
       SLUICE_AGENT_NAMESPACE: agentNamespace,
