@@ -16,30 +16,40 @@ WORKDIR /src
 COPY scripts/test-tools.sh ./scripts/
 COPY test/env/tools/kustomize ./test/env/tools/kustomize
 COPY test/env/tools/helm ./test/env/tools/helm
-RUN SLUICE_TOOLS_CACHE=/tools bash scripts/test-tools.sh kustomize helm \
+# Cache mounts (BuildKit, buildah) keep Go's module and build caches between builds, out of the layer.
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    SLUICE_TOOLS_CACHE=/tools bash scripts/test-tools.sh kustomize helm \
  && mkdir /out && cp /tools/kustomize-*/kustomize /tools/helm-*/helm /out/
+
+# The production dependencies in a stage of their own, so that a change to src/ leaves them cached.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/bundle-cli.ts ./scripts/
-RUN npm run build && npm prune --omit=dev
+RUN npm run build
 
 FROM ${NODE_IMAGE}
 # tini is PID 1: it reaps the orphans of render processes (helm and kustomize children whose
-# parent died) and passes signals on to node.
-RUN apt-get update && apt-get install -y --no-install-recommends util-linux bubblewrap ca-certificates tini && rm -rf /var/lib/apt/lists/*
+# parent died) and passes signals on to node. `apt-get clean`: a base without the official images'
+# apt clean-up hook would keep 80 MB of package caches in this layer.
+RUN apt-get update && apt-get install -y --no-install-recommends util-linux bubblewrap ca-certificates tini && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=renderers /out/kustomize /out/helm /usr/local/bin/
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+COPY --from=deps /app/node_modules ./node_modules
 COPY package.json app.yml ./
 COPY bin ./bin
 COPY views ./views
 COPY schema ./schema
+# Last: the layer that changes with every change to src/.
+COPY --from=build /app/dist ./dist
 ENV NODE_ENV=production SLUICE_KUSTOMIZE=/usr/local/bin/kustomize SLUICE_HELM=/usr/local/bin/helm
 # Numeric, so the kubelet can check runAsNonRoot against the image itself (node in the base image).
 USER 1000:1000

@@ -20,6 +20,9 @@ command -v runc >/dev/null || missing+=(runc)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
+# The app image, built from the Dockerfile without a Docker engine (test/env/app-image.ts).
+command -v buildah >/dev/null || missing+=(buildah)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${SLUICE_CHROMIUM:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=()
@@ -52,6 +55,9 @@ node --input-type=module -e 'const { nodeBaseImage } = await import("./test/env/
 step "Build"
 npm run build
 node bin/sluice.js --help >/dev/null
+
+step "App image from the Dockerfile, for the install test (buildah; its layers cached under \$HOME/.cache/sluice-test-env)"
+node --input-type=module -e 'const { appImage } = await import("./test/env/app-image.ts"); const image = await appImage(process.env, (line) => console.log(line)); console.log(`app image: ${image.name}, ${Math.round(image.sizeBytes / 1e6)} MB, ${(image.buildMs / 1000).toFixed(1)} s`);'
 
 step "npm test"
 npm test

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
 import { checkRedisUrl } from "../redis/connection.ts";
+import { readRedisTls, type RedisTls } from "../redis/tls.ts";
 
 const list = (fallback: string) =>
   z
@@ -24,6 +25,9 @@ export const envSchema = z.object({
   REDIS_URL: z
     .string({ error: "REDIS_URL is required: redis://host:port of the Redis the app uses (from the sluice-agent Secret)" })
     .superRefine(checkRedisUrl),
+  SLUICE_REDIS_CA_PATH: z.string().optional(),
+  SLUICE_REDIS_CERT_PATH: z.string().optional(),
+  SLUICE_REDIS_KEY_PATH: z.string().optional(),
   KUBECONFIG: z.string().optional(),
   SLUICE_APP_PUBLIC_KEY: z.string().optional(),
   SLUICE_APP_PUBLIC_KEY_PATH: z.string().optional(),
@@ -55,6 +59,8 @@ export const envSchema = z.object({
 /** The agent's settings: from its own environment (a ConfigMap and a Secret), never from a repository. */
 export interface AgentSettings {
   redisUrl: string;
+  /** For a `rediss://` REDIS_URL: the private CA and client certificate (`SLUICE_REDIS_*_PATH`). */
+  redisTls: RedisTls | undefined;
   kubeconfig: string | undefined;
   /** The app's public keys: jobs and preview requests signed by any of them verify (several while a rotation overlaps). */
   appKeys: KeyObject[];
@@ -134,6 +140,7 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
   }
   return {
     redisUrl: e.REDIS_URL,
+    redisTls: await readRedisTls(e, e.REDIS_URL),
     kubeconfig: e.KUBECONFIG,
     appKeys: await key(e.SLUICE_APP_PUBLIC_KEY, e.SLUICE_APP_PUBLIC_KEY_PATH, "SLUICE_APP_PUBLIC_KEY", publicKeysFromPem),
     signingKey: await key(e.SLUICE_AGENT_SIGNING_KEY, e.SLUICE_AGENT_SIGNING_KEY_PATH, "SLUICE_AGENT_SIGNING_KEY", privateKeyFromPem),

@@ -133,7 +133,7 @@ export async function launchAgent(settings: AgentSettings, options: AgentOptions
       },
     );
   }
-  const redis = connectRedis(settings.redisUrl);
+  const redis = connectRedis(settings.redisUrl, settings.redisTls);
   const connectionError = connectionErrorLog(log, now);
   const redisProblem: { last?: string } = {};
   redis.on("error", (error: unknown) => {
@@ -348,11 +348,14 @@ export async function launchAgent(settings: AgentSettings, options: AgentOptions
     log("info", "live preview answered", { request: request.id, changes: report.changes.length });
   };
 
-  // Tells the app an agent is here to answer live previews (a hint; it decides nothing).
+  // Tells the app an agent is here to answer live previews (a hint; it decides nothing), and sets
+  // again each deploy queue's one-job-at-a-time limit, which BullMQ keeps in Redis: a Redis emptied
+  // or restored under running agents would otherwise let two replicas run two deploys at once.
   const beat = async (): Promise<void> => {
-    await Promise.all(
-      settings.environments.map((environment) => redis.set(agentHeartbeatKey(environment), String(now()), "EX", HEARTBEAT_TTL_SECONDS)),
-    );
+    await Promise.all([
+      ...settings.environments.map((environment) => redis.set(agentHeartbeatKey(environment), String(now()), "EX", HEARTBEAT_TTL_SECONDS)),
+      ...queues.map(({ queue }) => queue.setGlobalConcurrency(1)),
+    ]);
   };
   let heartbeat: NodeJS.Timeout | undefined;
   let workersStarted = false;

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { SANDBOX_SETTINGS, type SandboxSetting } from "../render/process.ts";
 import { readCgroupLimits, renderBudget, type FileReader, type RenderBudget } from "../render/render-budget.ts";
 import { checkRedisUrl } from "../redis/connection.ts";
+import { readRedisTls, type RedisTls } from "../redis/tls.ts";
 import type { RedisMacSecrets } from "./services/redis-mac.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -25,12 +26,16 @@ export const envSchema = z.object({
     .string({ error: "REDIS_URL is required: the Redis the app's queues and caches live in, such as redis://redis:6379" })
     .min(1)
     .superRefine(checkRedisUrl),
+  REDIS_URL_PATH: z.string().optional(),
   SLUICE_PUBLIC_URL: z.url({ error: "SLUICE_PUBLIC_URL must be the app's public URL, such as https://sluice.example.com" }).optional(),
   SLUICE_LINK_SECRET: z.string().min(16).optional(),
   SLUICE_REDIS_MAC_SECRET: z.string().optional(),
   SLUICE_REDIS_MAC_SECRET_PATH: z.string().optional(),
   SLUICE_REDIS_MAC_PREVIOUS_SECRETS: z.string().optional(),
   SLUICE_REDIS_MAC_PREVIOUS_SECRETS_PATH: z.string().optional(),
+  SLUICE_REDIS_CA_PATH: z.string().optional(),
+  SLUICE_REDIS_CERT_PATH: z.string().optional(),
+  SLUICE_REDIS_KEY_PATH: z.string().optional(),
   GITHUB_API_URL: z.url().default("https://api.github.com"),
   GITHUB_WEB_URL: z.url().default("https://github.com"),
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
@@ -133,6 +138,8 @@ export interface AppSettings {
   privateKey: string;
   webhookSecret: string;
   redisUrl: string;
+  /** For a `rediss://` REDIS_URL: the private CA and client certificate (`SLUICE_REDIS_*_PATH`). */
+  redisTls: RedisTls | undefined;
   publicUrl: string;
   linkSecret: string;
   /**
@@ -223,6 +230,12 @@ export async function loadSettings(
 ): Promise<AppSettings> {
   // An empty variable (as copied from .env.example) means unset.
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+  // A Redis URL with a password is a secret: from a file when that file is there (the shipped
+  // Deployment mounts it from the Secret, optionally), else REDIS_URL.
+  if (given.REDIS_URL_PATH !== undefined) {
+    const fromFile = (await readIfPresent(given.REDIS_URL_PATH))?.trim();
+    if (fromFile) given.REDIS_URL = fromFile;
+  }
   const parsed = envSchema.safeParse(given);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
   const production = given.NODE_ENV === "production";
@@ -241,6 +254,7 @@ export async function loadSettings(
   if (!webhookSecret)
     throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
   const redisMacSecrets = await loadRedisMacSecrets(e, webhookSecret);
+  const redisTls = await readRedisTls(e, e.REDIS_URL);
   // Deploy-only keys: a preview-only install has neither, and its Secret (mounted with the keys
   // optional) leaves their files out, so an absent file means the key is not given.
   const readOptional = (path: string): Promise<string> => readIfPresent(path).then((text) => text ?? "");
@@ -271,6 +285,7 @@ export async function loadSettings(
     privateKey,
     webhookSecret,
     redisUrl: e.REDIS_URL,
+    redisTls,
     publicUrl: (e.SLUICE_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     // Links stay valid across replicas and restarts without another secret to manage.
     linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", webhookSecret).update("sluice diff page links").digest("base64url"),

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { connectRedis, servers } from "../redis/connection.ts";
 import { readEvictionPolicies } from "../redis/eviction-policy.ts";
-import { pino, type Logger as PinoLogger } from "pino";
+import type { Logger as PinoLogger } from "pino";
 import { Probot, Server, type ApplicationFunction } from "probot";
 import { DEFAULT_LIMITS } from "../render/render-environment.ts";
 import { outputLimitFor, RenderPool } from "../render/render-pool.ts";
@@ -44,6 +44,7 @@ import { probeHandler } from "./http/probe-handler.ts";
 import { queueDashboard } from "./http/queue-dashboard.ts";
 import { CredentialCheck, evictionVerdict, redisReady, workersReady, type ReadinessCheck } from "../core/probes.ts";
 import { concurrencyGate, type Clock } from "../core/clock.ts";
+import { appLogger } from "./logger.ts";
 import { connectionErrorLog } from "./connection-errors.ts";
 import { stopWithin, type StopStep } from "./stop-steps.ts";
 import { installationOctokit, type WriteLane } from "./github/installation-octokit.ts";
@@ -87,7 +88,7 @@ export async function startApp(
 ): Promise<RunningApp> {
   const clock = options.clock ?? SYSTEM_CLOCK;
   // One JSON logger at the configured level for the server, the webhooks and the services.
-  const logger = options.logger ?? pino({ level: settings.logLevel });
+  const logger = options.logger ?? appLogger(settings.logLevel);
   const checkouts = new CheckoutCache({
     dir: settings.cacheDir,
     maxCacheBytes: settings.cacheMaxBytes,
@@ -97,7 +98,7 @@ export async function startApp(
   });
   // Before anything is opened: a cache directory another app process uses is refused.
   await checkouts.claim();
-  const redis = connectRedis(settings.redisUrl);
+  const redis = connectRedis(settings.redisUrl, settings.redisTls);
   // A connection's errors repeat at every reconnect attempt while Redis is down: logged as JSON,
   // once per message and minute, never printed by a library as a stack trace.
   const connectionError = connectionErrorLog((details, message) => {

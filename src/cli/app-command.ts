@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { pino } from "pino";
+import { appLogger } from "../app/logger.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { CommandIo } from "./io.ts";
 import { routeConsole } from "./json-console.ts";
@@ -57,7 +57,7 @@ export async function runApp(io: CommandIo): Promise<number> {
     const settings = await loadSettings(env);
     // From here on every line is JSON (log collectors read one object per line): the app's own,
     // what libraries print to the console, and an error nothing caught.
-    const logger = pino({ level: settings.logLevel });
+    const logger = appLogger(settings.logLevel);
     routeConsole(logger);
     process.on("uncaughtException", (error, origin) => {
       logger.fatal({ error: errorMessage(error), stack: error.stack, origin }, "sluice app: unexpected error, exiting");

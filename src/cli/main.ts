@@ -1,3 +1,5 @@
+import { writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { EXIT, type CommandIo } from "./io.ts";
 import { errorMessage } from "../core/errors.ts";
 
@@ -32,9 +34,11 @@ const AGENT_USAGE = `Usage: sluice agent
 Run the in-cluster agent. Settings come from the environment (see README.md).
 `;
 
-const KEYS_USAGE = `Usage: sluice keys generate
+const KEYS_USAGE = `Usage: sluice keys generate [--out NAME]
 
-Print a new Ed25519 key pair (PEM, private key first) for signing jobs or reports.
+Make a new Ed25519 key pair (PEM) for signing jobs or reports. With --out, write the private key
+to NAME.key (mode 600) and the public key to NAME.pub, refusing to overwrite either; without it,
+print both, private key first.
 `;
 
 const USAGE = `Usage: sluice <command>
@@ -52,6 +56,28 @@ Run "sluice <command> --help" for a command's options.
 const FORMATS = ["markdown", "json", "html"] as const;
 
 const wantsHelp = (args: readonly string[]): boolean => args.includes("--help") || args.includes("-h");
+
+/** `sluice keys generate [--out NAME]`: prints a key pair, or writes NAME.key (mode 600) and NAME.pub. */
+async function generateKeys(args: readonly string[], io: CommandIo): Promise<number> {
+  const out = args[0] === "--out" && args.length === 2 ? args[1] : undefined;
+  if (args.length > 0 && !out) {
+    io.stderr(`sluice keys generate: unexpected arguments "${args.join(" ")}"\n\n${KEYS_USAGE}`);
+    return EXIT.error;
+  }
+  const { generateSigningKeys } = await import("../core/signing.ts");
+  const keys = generateSigningKeys();
+  if (!out) {
+    io.stdout(`${keys.privateKey}${keys.publicKey}`);
+    return 0;
+  }
+  const privatePath = resolve(io.cwd, `${out}.key`);
+  const publicPath = resolve(io.cwd, `${out}.pub`);
+  // "wx": an existing key is never replaced (a rotation keeps the old pair until agents have the new one).
+  await writeFile(privatePath, keys.privateKey, { mode: 0o600, flag: "wx" });
+  await writeFile(publicPath, keys.publicKey, { mode: 0o644, flag: "wx" });
+  io.stdout(`wrote ${privatePath} (private, mode 600) and ${publicPath} (public)\n`);
+  return 0;
+}
 
 /** Runs the `sluice` command line and returns the exit code. */
 export async function main(argv: readonly string[], io: CommandIo): Promise<number> {
@@ -73,16 +99,11 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
         return await (await import("./agent-command.ts")).runAgent(io);
       case "keys":
         if (wantsHelp(rest)) return help(io, KEYS_USAGE);
-        if (rest[0] !== "generate" || rest.length > 1) {
+        if (rest[0] !== "generate") {
           io.stderr(`sluice keys: the only subcommand is "generate"\n\n${KEYS_USAGE}`);
           return EXIT.error;
         }
-        {
-          const { generateSigningKeys } = await import("../core/signing.ts");
-          const keys = generateSigningKeys();
-          io.stdout(`${keys.privateKey}${keys.publicKey}`);
-        }
-        return 0;
+        return await generateKeys(rest.slice(1), io);
       default:
         io.stderr(`sluice: unknown command "${command}"\n\n${USAGE}`);
         return EXIT.error;

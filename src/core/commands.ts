@@ -33,6 +33,19 @@ function names(list: readonly string[]): string {
   return list.map(code).join(", ");
 }
 
+/** At most this many workflow files are named in a reply; the rest are counted. */
+const WORKFLOW_FILES_NAMED = 5;
+
+/** Workflow files as a reply names them: "`a`, `b` and `c`", "… and 4 more", or the directory when none is known. */
+function workflowFiles(files: readonly string[]): string {
+  if (files.length === 0) return `files under ${code(".github/workflows/")}`;
+  const named = files.slice(0, WORKFLOW_FILES_NAMED).map(code);
+  const more = files.length - named.length;
+  if (more > 0) return `${named.join(", ")} and ${more} more`;
+  const last = named.pop() ?? "";
+  return named.length > 0 ? `${named.join(", ")} and ${last}` : last;
+}
+
 /**
  * Reads the command on the first line of a comment. Only lines that start with `/diff`, `/help`,
  * `/sync`, `/rollback` or `/sluice` are addressed to Sluice (other slash commands belong to other
@@ -118,6 +131,13 @@ export const replies = {
     `- revert pull request [#${pull.number}](${pull.url}) puts ${code(branch)} back; merging it releases ${names(environments)}, and so does \`/sync\`.`,
   revertNotNeeded: (environments: readonly string[], branch: string, target: string): string =>
     `- ${code(branch)} already has \`${target.slice(0, 7)}\`'s tree, so no revert pull request; \`/sync\` releases ${names(environments)}.`,
+  /**
+   * No revert pull request because it would change workflow files (`files`, or none known), which
+   * Sluice never writes: GitHub lets an app do so only with the `workflows` permission, and that
+   * would let it change CI. Says how to make the revert by hand and release the hold.
+   */
+  revertTouchesWorkflows: (environments: readonly string[], branch: string, target: string, files: readonly string[]): string =>
+    `- no revert pull request: putting ${code(branch)} back to \`${target.slice(0, 7)}\` would change ${workflowFiles(files)}; Sluice does not write workflow files, since GitHub lets an app do so only with the \`workflows\` permission, which would let it change CI. Revert by hand: on a branch from ${code(branch)}, at the repository's root, run ${code(`git restore --source=${target} --staged --worktree .`)}, commit, and open a pull request; once it is merged, \`/sync\` releases ${names(environments)}.`,
   auditLine: (at: string, sender: string, kind: "sync" | "rollback", text: string): string =>
     `${at}: **${kind === "sync" ? "Re-sync" : "Roll back"}** pressed by @${sender}: ${text}`,
   /** `what` is Sluice's own markdown. */

@@ -50,3 +50,27 @@ export function knownRevisions(revisions: readonly Revision[]): string {
 export function revertBranch(ask: RollbackAsk, target: string): string {
   return "before" in ask ? `sluice/revert-${ask.before}` : `sluice/rollback-to-${target}`;
 }
+
+/**
+ * Where GitHub keeps Actions workflows: a GitHub App may create, change or delete a file below it
+ * only with the `workflows` permission, which Sluice does not ask for (it would let the app change
+ * CI), so a revert that changes one is left to a person.
+ */
+export const WORKFLOWS_DIR = ".github/workflows";
+
+/** A file of a Git tree as a revert compares them: its path below the tree, its blob and its mode. */
+export interface TreeFile {
+  path: string;
+  sha: string;
+  mode: string;
+}
+
+/** The paths whose file is added, removed or changed (content or mode) from `before` to `after`, sorted. */
+export function changedFiles(before: readonly TreeFile[], after: readonly TreeFile[]): string[] {
+  const old = new Map(before.map((f) => [f.path, `${f.mode} ${f.sha}`]));
+  const changed = new Set<string>();
+  for (const f of after) if (old.get(f.path) !== `${f.mode} ${f.sha}`) changed.add(f.path);
+  const kept = new Set(after.map((f) => f.path));
+  for (const f of before) if (!kept.has(f.path)) changed.add(f.path);
+  return [...changed].sort();
+}

@@ -1,4 +1,5 @@
 import { Cluster, Redis } from "ioredis";
+import type { RedisTls } from "./tls.ts";
 
 /** A connection to Redis: one server, or a Redis Cluster (whose commands are the same, key by key). */
 export type RedisClient = Redis | Cluster;
@@ -65,18 +66,20 @@ function redacted(text: string): string {
 }
 
 /**
- * Connects to the Redis a `REDIS_URL` names. Commands are never failed for a lost connection
+ * Connects to the Redis a `REDIS_URL` names, with `tls` (a private CA, a client certificate) when
+ * the URL asks for TLS. Commands are never failed for a lost connection
  * (`maxRetriesPerRequest: null`, as BullMQ's workers need): they wait for Redis to come back.
  */
-export function connectRedis(url: string): RedisClient {
+export function connectRedis(url: string, tls: RedisTls = {}): RedisClient {
   const target = parseRedisUrl(url);
-  if (target.kind === "server") return new Redis(target.url, { maxRetriesPerRequest: null });
+  if (target.kind === "server")
+    return new Redis(target.url, { maxRetriesPerRequest: null, ...(/^rediss:/i.test(target.url) ? { tls: { ...tls } } : {}) });
   return new Cluster(target.nodes, {
     redisOptions: {
       maxRetriesPerRequest: null,
       ...(target.username ? { username: target.username } : {}),
       ...(target.password ? { password: target.password } : {}),
-      ...(target.tls ? { tls: {} } : {}),
+      ...(target.tls ? { tls: { ...tls } } : {}),
     },
   });
 }

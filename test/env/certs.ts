@@ -6,6 +6,10 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
+/** The test apiserver's Service range and the `kubernetes` Service's address in it (its first). */
+export const SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16";
+export const KUBERNETES_SERVICE_IP = "10.96.0.1";
+
 /** The PKI of a test control plane: paths of every file, and the PEM the kubeconfig embeds. */
 export interface TestPki {
   caCert: string;
@@ -71,7 +75,8 @@ export async function issue(dir: string, name: string, subject: string, extensio
 }
 
 /**
- * Generates, like envtest, a CA, a serving certificate for 127.0.0.1 and localhost, a client
+ * Generates, like envtest, a CA, a serving certificate for 127.0.0.1 and localhost (and the
+ * `kubernetes` Service's address and names, for pods on a test node), a client
  * certificate in `system:masters`, and a service-account signing key pair.
  */
 export async function generatePki(dir: string): Promise<TestPki> {
@@ -99,7 +104,8 @@ export async function generatePki(dir: string): Promise<TestPki> {
     dir,
     "serving",
     "/CN=kube-apiserver",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+    // Also the names a pod uses: the `kubernetes` Service's address and DNS names (a test node routes them here).
+    `subjectAltName=IP:127.0.0.1,DNS:localhost,IP:${KUBERNETES_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n`,
   );
   await issue(
     dir,

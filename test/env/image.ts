@@ -47,7 +47,8 @@ export interface ImageConfig {
   WorkingDir?: string;
 }
 
-function cacheRoot(env: NodeJS.ProcessEnv): string {
+/** The directory the test environment caches its builds in: `SLUICE_TOOLS_CACHE`, else ~/.cache/sluice-test-env. */
+export function cacheRoot(env: NodeJS.ProcessEnv): string {
   return env.SLUICE_TOOLS_CACHE ?? join(env.HOME ?? homedir(), ".cache", "sluice-test-env");
 }
 
@@ -140,7 +141,7 @@ export async function writeOciArchive(rootfs: string, name: string, config: Imag
 }
 
 /** Returns the cached archive at `dir/image.tar`, or assembles it with `assemble` (into a temporary directory renamed into place). */
-async function cached(dir: string, name: string, assemble: (work: string, out: string) => Promise<void>): Promise<ImageArchive> {
+export async function cached(dir: string, name: string, assemble: (work: string, out: string) => Promise<void>): Promise<ImageArchive> {
   const path = join(dir, "image.tar");
   if (await exists(path)) return { name, path, bytes: (await stat(path)).size, built: false };
   await mkdir(dirname(dir), { recursive: true });
@@ -171,6 +172,31 @@ export async function pauseImage(pauseBinary: string, env: NodeJS.ProcessEnv): P
     await chmod(join(rootfs, "pause"), 0o755);
     await writeOciArchive(rootfs, name, { Entrypoint: ["/pause"], User: "65535:65535", WorkingDir: "/" }, out);
   });
+}
+
+/**
+ * A Debian minbase root file system at `rootfs` from debootstrap (its downloads cached in `debs`),
+ * without what a container image does not carry: package caches, logs, the host's name and resolver.
+ */
+async function debootstrapRootfs(
+  rootfs: string,
+  options: { suite: string; mirror: string; debs: string; include?: readonly string[] },
+  log: (line: string) => void,
+): Promise<void> {
+  const { suite, mirror, debs, include = [] } = options;
+  await mkdir(debs, { recursive: true });
+  log(`image: debootstrap ${suite} from ${mirror} into ${rootfs}${include.length > 0 ? ` with ${include.join(", ")}` : ""}`);
+  const includeArgs = include.length > 0 ? [`--include=${include.join(",")}`] : [];
+  await runCommand("debootstrap", ["--variant=minbase", ...includeArgs, `--cache-dir=${debs}`, suite, rootfs, mirror], {
+    timeoutMs: 20 * 60_000,
+  });
+  for (const path of ["var/cache/apt/archives", "var/lib/apt/lists", "var/log"]) {
+    for (const entry of await readdir(join(rootfs, path)).catch(() => [])) {
+      if (entry !== "partial" && entry !== "lock") await rm(join(rootfs, path, entry), { recursive: true, force: true });
+    }
+  }
+  await writeFile(join(rootfs, "etc", "resolv.conf"), "");
+  await rm(join(rootfs, "etc", "hostname"), { force: true });
 }
 
 /** What the Node base image is made of. */
@@ -214,17 +240,7 @@ export async function nodeBaseImage(
   const debs = join(cacheRoot(env), "debootstrap-debs");
   return cached(join(cacheRoot(env), `image-node-${nodeJs.version}-${suite}-${key}`), name, async (work, out) => {
     const rootfs = join(work, "rootfs");
-    await mkdir(debs, { recursive: true });
-    log(`image: debootstrap ${suite} from ${mirror} into ${rootfs}`);
-    await runCommand("debootstrap", ["--variant=minbase", `--cache-dir=${debs}`, suite, rootfs, mirror], { timeoutMs: 20 * 60_000 });
-    // What a container image does not carry: package caches, logs, the host's name and resolver.
-    for (const path of ["var/cache/apt/archives", "var/lib/apt/lists", "var/log"]) {
-      for (const entry of await readdir(join(rootfs, path)).catch(() => [])) {
-        if (entry !== "partial" && entry !== "lock") await rm(join(rootfs, path, entry), { recursive: true, force: true });
-      }
-    }
-    await writeFile(join(rootfs, "etc", "resolv.conf"), "");
-    await rm(join(rootfs, "etc", "hostname"), { force: true });
+    await debootstrapRootfs(rootfs, { suite, mirror, debs }, log);
 
     log(`image: adding node ${nodeJs.version} and npm ${nodeJs.npmVersion}`);
     const local = join(rootfs, "usr", "local");
@@ -249,6 +265,81 @@ export async function nodeBaseImage(
         Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", `NODE_VERSION=${nodeJs.version}`],
         Cmd: ["node"],
         WorkingDir: "/",
+      },
+      out,
+    );
+  });
+}
+
+/**
+ * The CA bundle this machine trusts: `SSL_CERT_FILE`, else Debian's `/etc/ssl/certs/ca-certificates.crt`,
+ * with its hash (for cache keys); undefined when neither exists.
+ */
+export async function hostTrustStore(env: NodeJS.ProcessEnv): Promise<{ path: string; sha256: string } | undefined> {
+  for (const path of [env.SSL_CERT_FILE, "/etc/ssl/certs/ca-certificates.crt"]) {
+    if (path !== undefined && path !== "" && (await exists(path))) return { path, sha256: await sha256File(path) };
+  }
+  return undefined;
+}
+
+/** The Go toolchain on this machine's PATH: its version (`1.26.8`) and its GOROOT. */
+async function goInstallation(env: NodeJS.ProcessEnv): Promise<{ version: string; goroot: string }> {
+  const output = await runCommand("go", ["env", "GOVERSION", "GOROOT"], { env }).catch((error: unknown) => {
+    throw new Error("the Go base image copies this machine's Go toolchain, but `go env` failed: install Go 1.26 (https://go.dev/dl/)", {
+      cause: error,
+    });
+  });
+  const [goVersion = "", goroot = ""] = output.trim().split("\n");
+  const version = /^go(\d+\.\d+(?:\.\d+)?)$/.exec(goVersion)?.[1];
+  if (version === undefined || goroot === "")
+    throw new Error(`go env GOVERSION GOROOT printed ${JSON.stringify(output)}, expected a release such as go1.26.8 and a directory`);
+  return { version, goroot: await realpath(goroot) };
+}
+
+/**
+ * A Go base image made here without a registry, in the shape of the official `golang:<ver>-<suite>`
+ * that the Dockerfile's `GO_IMAGE` defaults to: a Debian minbase root file system with
+ * ca-certificates (the module proxy is HTTPS), this machine's Go toolchain (the one that built the
+ * tests' helm and kustomize) in /usr/local/go, `GOPATH=/go` and `GOTOOLCHAIN=local`. Named
+ * `localhost/sluice/golang:<go version>-<suite>`; cached like {@link nodeBaseImage}.
+ */
+export async function goBaseImage(
+  env: NodeJS.ProcessEnv,
+  recipe: NodeBaseRecipe = {},
+  log: (line: string) => void = () => undefined,
+): Promise<ImageArchive> {
+  const suite = recipe.suite ?? "bookworm";
+  const mirror = recipe.mirror ?? "http://deb.debian.org/debian";
+  const go = await goInstallation(env);
+  const trust = await hostTrustStore(env);
+  const key = sha256(JSON.stringify({ suite, mirror, go: go.version, trust: trust?.sha256, recipe: RECIPE })).slice(0, 12);
+  const name = `localhost/sluice/golang:${go.version}-${suite}`;
+  const debs = join(cacheRoot(env), "debootstrap-debs");
+  return cached(join(cacheRoot(env), `image-golang-${go.version}-${suite}-${key}`), name, async (work, out) => {
+    const rootfs = join(work, "rootfs");
+    await debootstrapRootfs(rootfs, { suite, mirror, debs, include: ["ca-certificates"] }, log);
+    // Go verifies the module proxy against this bundle: the host's, so that a build behind a
+    // TLS-inspecting proxy trusts what this machine trusts. This image only builds; nothing of it ships.
+    if (trust !== undefined) await copyFile(trust.path, join(rootfs, "etc", "ssl", "certs", "ca-certificates.crt"));
+    log(`image: adding go ${go.version} from ${go.goroot}`);
+    await mkdir(join(rootfs, "usr", "local"), { recursive: true });
+    // -L: a packaged Go (Debian's /usr/lib/go-1.26) links parts of its tree from elsewhere.
+    await runCommand("cp", ["-RL", "--preserve=mode,timestamps", go.goroot, join(rootfs, "usr", "local", "go")]);
+    // As the official image: a GOPATH every user may write to.
+    for (const dir of ["src", "bin"]) await mkdir(join(rootfs, "go", dir), { recursive: true });
+    await runCommand("chmod", ["-R", "1777", join(rootfs, "go")]);
+    await writeOciArchive(
+      rootfs,
+      name,
+      {
+        Env: [
+          "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+          "GOPATH=/go",
+          "GOTOOLCHAIN=local",
+          `GOLANG_VERSION=${go.version}`,
+        ],
+        Cmd: ["bash"],
+        WorkingDir: "/go",
       },
       out,
     );

@@ -1,6 +1,6 @@
 import { request } from "node:https";
 import { join } from "node:path";
-import type { TestPki } from "./certs.ts";
+import { SERVICE_CLUSTER_IP_RANGE, type TestPki } from "./certs.ts";
 import { ManagedProcess, waitUntil } from "./managed-process.ts";
 import { choosePort } from "./ports.ts";
 
@@ -34,6 +34,7 @@ export async function startKubeApiServer(
   pki: TestPki,
   workDir: string,
   port?: number,
+  options: { serviceAccounts?: boolean } = {},
 ): Promise<KubeApiServer> {
   const securePort = await choosePort("kube-apiserver", port);
   const url = `https://127.0.0.1:${securePort}`;
@@ -53,14 +54,16 @@ export async function startKubeApiServer(
       `--service-account-key-file=${pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      "--service-cluster-ip-range=10.96.0.0/16",
+      `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
       "--allow-privileged=true",
       // For logs and exec on a test node (node.ts): the apiserver dials the kubelet at its
       // address, never by a host name (which would be resolved off this machine), as the admin.
       "--kubelet-preferred-address-types=InternalIP",
       `--kubelet-client-certificate=${pki.clientCert}`,
       `--kubelet-client-key=${pki.clientKey}`,
-      "--disable-admission-plugins=ServiceAccount",
+      // Pods that run (a test node) get their ServiceAccount's token; elsewhere pods never run, and
+      // without the plugin a pod is not refused while its namespace's `default` account is made.
+      ...(options.serviceAccounts ? [] : ["--disable-admission-plugins=ServiceAccount"]),
       "--enable-priority-and-fairness=false",
       "--profiling=false",
       "--v=0",

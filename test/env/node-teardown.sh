@@ -2,7 +2,7 @@
 # Removes from this machine what a test node (test/env/node.ts) made outside its directory, and
 # ends its processes. It runs when the node stops and, through the reaper mode, when the process
 # that started the node dies without stopping it (a killed test worker), so that no containers,
-# mounts, network namespaces, bridge, cgroups or changed kernel settings outlive a run. Idempotent.
+# mounts, network namespaces, bridge, nat rules, cgroups or changed kernel settings outlive a run. Idempotent.
 #
 # The node is named by environment variables, not arguments, so that this script's own command
 # line does not match the node directory it looks for in others':
@@ -69,6 +69,12 @@ for ns in /var/run/netns/cni-*; do
 done
 
 ip link delete "$NODE_BRIDGE" 2>/dev/null
+
+# The nat chain that routes the kubernetes Service from this bridge (pod-network.ts names it so).
+chain="SLUICE-$NODE_BRIDGE"
+while iptables -t nat -D PREROUTING -i "$NODE_BRIDGE" -j "$chain" 2>/dev/null; do :; done
+iptables -t nat -F "$chain" 2>/dev/null
+iptables -t nat -X "$chain" 2>/dev/null
 
 # The node's cgroup trees, in every hierarchy (the kubelet also mirrors them into the hybrid layout's unified one).
 for root in /sys/fs/cgroup/*/"$NODE_NAME"; do

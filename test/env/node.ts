@@ -5,7 +5,7 @@ import { access, constants, mkdir, readdir, readFile, writeFile } from "node:fs/
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Node } from "@kubernetes/client-node";
-import type { TestPki } from "./certs.ts";
+import { SERVICE_CLUSTER_IP_RANGE, type TestPki } from "./certs.ts";
 import { runCommand } from "./command.ts";
 import { type Containerd, startContainerd } from "./containerd.ts";
 import { type ImageArchive, nodeBaseImage, pauseImage } from "./image.ts";
@@ -13,6 +13,7 @@ import { type Kubelet, startKubelet } from "./kubelet.ts";
 import { startScheduler } from "./kube-scheduler.ts";
 import { startNodeLifecycleController } from "./node-lifecycle-controller.ts";
 import type { ManagedProcess } from "./managed-process.ts";
+import { forwardTcp, type PodForward, routeKubernetesService } from "./pod-network.ts";
 
 /** Where Debian's packages put what the node runs. */
 const CNI_BIN_DIR = "/usr/lib/cni";
@@ -44,6 +45,11 @@ export interface TestNode {
   images: { node: ImageArchive; pause: ImageArchive };
   containerd: Containerd;
   kubelet: Kubelet;
+  /**
+   * Makes a service of this machine (listening on loopback) reachable from pods: a forwarder on
+   * the bridge's address, closed when the node stops. Pods have no other way off the bridge.
+   */
+  exposeToPods: (target: { host: string; port: number }) => Promise<PodForward>;
   /** Milliseconds each step took, for reports (`ready`: from the kubelet's /healthz to the Node Ready and schedulable, scheduler and node controller included). */
   timings: Record<"images" | "containerd" | "import" | "kubelet" | "ready", number>;
   /** Deletes the node's pods, stops the kubelet, scheduler and containerd, and removes the bridge, cgroups and mounts. Safe to call twice. */
@@ -92,8 +98,8 @@ export async function checkNodePrerequisites(env: NodeJS.ProcessEnv): Promise<vo
       "containerd and the kubelet need root (namespaces, cgroups, mounts)",
     );
   }
-  const packages = "apt-get install -y containerd runc containernetworking-plugins debootstrap iproute2";
-  for (const command of ["containerd", "containerd-shim-runc-v2", "ctr", "runc", "ip", "debootstrap", "tar"]) {
+  const packages = "apt-get install -y containerd runc containernetworking-plugins debootstrap iproute2 iptables";
+  for (const command of ["containerd", "containerd-shim-runc-v2", "ctr", "runc", "ip", "iptables", "debootstrap", "tar"]) {
     if (!(await onPath(command, env))) throw new NodePrerequisiteError(`${command} is not on PATH`, `Install it: ${packages}`);
   }
   for (const plugin of ["bridge", "host-local", "loopback"]) {
@@ -128,7 +134,11 @@ async function freePodSubnet(): Promise<{ subnet: string; gateway: string; third
   throw new Error("no free /24 in 10.213.0.0/16 for the test node's pod network (ip -4 addr and ip -4 route use them all)");
 }
 
-/** The CNI network of the node: a bridge with host-local addresses, no gateway, no masquerade, no route off the bridge. */
+/**
+ * The CNI network of the node: a bridge with host-local addresses, no masquerade, and one route
+ * off the bridge: the Service range, to this machine (where only the `kubernetes` Service is
+ * answered, see pod-network.ts). No default route: pods reach nothing else.
+ */
 export function cniConfig(bridge: string, subnet: string, gateway: string, ipamDir: string): string {
   return JSON.stringify(
     {
@@ -141,7 +151,12 @@ export function cniConfig(bridge: string, subnet: string, gateway: string, ipamD
           isGateway: false,
           ipMasq: false,
           hairpinMode: true,
-          ipam: { type: "host-local", ranges: [[{ subnet, gateway }]], dataDir: ipamDir },
+          ipam: {
+            type: "host-local",
+            ranges: [[{ subnet, gateway }]],
+            routes: [{ dst: SERVICE_CLUSTER_IP_RANGE, gw: gateway }],
+            dataDir: ipamDir,
+          },
         },
       ],
     },
@@ -256,6 +271,14 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
     await runCommand("ip", ["link", "add", "name", bridge, "type", "bridge"]);
     await runCommand("ip", ["addr", "add", `${network.gateway}/24`, "dev", bridge]);
     await runCommand("ip", ["link", "set", bridge, "up"]);
+    // In-cluster clients (a ServiceAccount's token, KUBERNETES_SERVICE_HOST) reach the apiserver.
+    const kubernetesService = await routeKubernetesService(bridge, network.gateway, options.apiserverUrl);
+    cleanups.push(kubernetesService.close);
+    const exposeToPods = async (target: { host: string; port: number }): Promise<PodForward> => {
+      const forward = await forwardTcp(network.gateway, target);
+      cleanups.push(forward.close);
+      return forward;
+    };
     const cgroupRoot = `/${name}`;
     await createCgroupRoot(name);
 
@@ -354,7 +377,7 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
       }
     });
     log(`test-node: ${name} Ready at ${network.gateway}, pods on ${network.subnet} (bridge ${bridge})`);
-    return { name, ip: network.gateway, podSubnet: network.subnet, images, containerd, kubelet, timings, stop };
+    return { name, ip: network.gateway, podSubnet: network.subnet, images, containerd, kubelet, exposeToPods, timings, stop };
   } catch (error) {
     await stop();
     throw error;

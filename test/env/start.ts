@@ -122,7 +122,9 @@ export async function startTestEnv(options: StartOptions): Promise<TestEnv> {
       const pki = await generatePki(pkiDir);
       const etcd = await startEtcd(tools.etcd, join(workDir, "etcd"), workDir, { client: port(env, "SLUICE_ETCD_PORT") });
       started.push(etcd.process);
-      const apiserver = await startKubeApiServer(tools["kube-apiserver"], etcd.url, pki, workDir, port(env, "SLUICE_APISERVER_PORT"));
+      const apiserver = await startKubeApiServer(tools["kube-apiserver"], etcd.url, pki, workDir, port(env, "SLUICE_APISERVER_PORT"), {
+        serviceAccounts: wantNode,
+      });
       started.push(apiserver.process);
       kubeconfigPath = join(workDir, "kubeconfig");
       await writeFile(kubeconfigPath, kubeconfigYaml(apiserver.url, pki), { mode: 0o600 });

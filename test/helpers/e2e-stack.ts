@@ -201,8 +201,8 @@ async function flush(redis: RedisClient): Promise<void> {
   await Promise.all(servers(redis).map((server) => server.flushdb()));
 }
 
-/** Refuses to measure a build older than the source it comes from. */
-async function expectFreshBuild(): Promise<void> {
+/** Refuses to run a build older than the source it comes from: a test of it would test yesterday's code. */
+export async function expectFreshBuild(): Promise<void> {
   const newest = async (dir: string): Promise<number> => {
     let latest = 0;
     for (const entry of await readdir(dir, { recursive: true, withFileTypes: true }))

@@ -72,6 +72,8 @@ interface FakeRepo {
   name: string;
   id: number;
   commits: Map<string, { dir: string; tarball: Buffer; tree: string; parents: string[]; message: string }>;
+  /** Every tree of every commit (the root and each directory), by id: the directory it is. */
+  trees: Map<string, string>;
   pulls: Map<
     number,
     {
@@ -166,6 +168,7 @@ export class FakeGitHub {
       id,
       installationId: undefined,
       commits: new Map(),
+      trees: new Map(),
       pulls: new Map(),
       branches: new Map(),
       permissions: new Map(),
@@ -188,6 +191,13 @@ export class FakeGitHub {
       maxBuffer: 512 * 1024 * 1024,
     });
     repo.commits.set(sha, { dir, tarball: stdout, tree: await treeId(dir), parents, message: `commit ${sha}` });
+    for (const sub of [
+      dir,
+      ...(await readdir(dir, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isDirectory())
+        .map((e) => join(e.parentPath, e.name)),
+    ])
+      repo.trees.set(await treeId(sub), sub);
   }
 
   /** A commit as the fake stores it (for the commits the app creates). */
@@ -520,12 +530,20 @@ export class FakeGitHub {
         r.commits.set(sha, { ...same, parents, message: String(body.message) });
         return { status: 201, body: { sha, tree: { sha: tree }, parents: parents.map((parent) => ({ sha: parent })) } };
       }
+      case "git/get-tree": {
+        const dir = repo().trees.get(p.tree_sha ?? "");
+        if (!dir) return { status: 404, body: { message: "Not Found" } };
+        const tree = await treeEntries(dir, url.searchParams.has("recursive"));
+        return { status: 200, body: { sha: p.tree_sha, url: url.href, truncated: false, tree } };
+      }
       case "git/create-ref": {
         const r = repo();
         const ref = String(body.ref);
         if (!ref.startsWith("refs/heads/")) return { status: 422, body: { message: "Reference name must start with refs/heads/" } };
         const branch = ref.slice("refs/heads/".length);
         if (r.branches.has(branch)) return { status: 422, body: { message: "Reference already exists" } };
+        const refused = await workflowRefusal(r, String(body.sha));
+        if (refused) return refused;
         r.branches.set(branch, String(body.sha));
         return { status: 201, body: { ref, object: { sha: body.sha, type: "commit" } } };
       }
@@ -533,6 +551,8 @@ export class FakeGitHub {
         const r = repo();
         const branch = (p.ref ?? "").replace(/^heads\//, "");
         if (!r.branches.has(branch)) return { status: 422, body: { message: "Reference does not exist" } };
+        const refused = await workflowRefusal(r, String(body.sha));
+        if (refused) return refused;
         r.branches.set(branch, String(body.sha));
         for (const pull of r.pulls.values()) if (pull.head.ref === branch && pull.state === "open") pull.head.sha = String(body.sha);
         return { status: 200, body: { ref: `refs/heads/${branch}`, object: { sha: body.sha, type: "commit" } } };
@@ -673,6 +693,53 @@ export class FakeGitHub {
       run.annotations.push(...(output.annotations ?? []));
     }
   }
+}
+
+/**
+ * GitHub's answer to an app without the `workflows` permission that points a branch at a commit
+ * changing a file under .github/workflows/ (against its first parent), or undefined.
+ */
+async function workflowRefusal(repo: FakeRepo, sha: string): Promise<Reply | undefined> {
+  const commit = repo.commits.get(sha);
+  const parent = repo.commits.get(commit?.parents[0] ?? "");
+  if (!commit || !parent) return undefined;
+  const [after, before] = await Promise.all([workflowFiles(commit.dir), workflowFiles(parent.dir)]);
+  const changed = [...new Set([...after.keys(), ...before.keys()])].sort().find((path) => after.get(path) !== before.get(path));
+  if (changed === undefined) return undefined;
+  const message = `refusing to allow a GitHub App to create or update workflow \`.github/workflows/${changed}\` without \`workflows\` permission`;
+  return { status: 422, body: { message } };
+}
+
+/** The files under a checkout's .github/workflows/, by path below it, with their contents. */
+async function workflowFiles(dir: string): Promise<Map<string, string>> {
+  const base = join(dir, ".github", "workflows");
+  const entries = await readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
+  const files = new Map<string, string>();
+  for (const e of entries.filter((x) => x.isFile())) {
+    const path = join(e.parentPath, e.name);
+    files.set(path.slice(base.length + 1), await readFile(path, "utf8"));
+  }
+  return files;
+}
+
+/** A directory as `git/get-tree` lists it: its entries, or with `recursive` everything below it, with Git's blob ids. */
+async function treeEntries(
+  dir: string,
+  recursive: boolean,
+): Promise<{ path: string; mode: string; type: string; sha: string; size?: number }[]> {
+  const entries = (await readdir(dir, { recursive, withFileTypes: true })).filter((e) => e.isFile() || e.isDirectory());
+  const out = [];
+  for (const e of entries) {
+    const full = join(e.parentPath, e.name);
+    const path = full.slice(dir.length + 1);
+    if (e.isDirectory()) out.push({ path, mode: "040000", type: "tree", sha: await treeId(full) });
+    else {
+      const content = await readFile(full);
+      const sha = createHash("sha1").update(`blob ${content.length}\0`).update(content).digest("hex");
+      out.push({ path, mode: "100644", type: "blob", sha, size: content.length });
+    }
+  }
+  return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
 /** A tree id for a directory: a hash of its files' paths and contents, so equal files give equal trees. */

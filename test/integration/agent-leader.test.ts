@@ -129,6 +129,17 @@ async function driveTo(until: number, sleepers: number): Promise<void> {
 }
 
 describe("agent replicas", () => {
+  it("keep one deploy at a time per environment when Redis forgets the queue's limit (emptied or restored under them)", async () => {
+    const q = agentQueue(environment);
+    const meta = `${q.prefix}:${q.name}:meta`;
+    expect(await redis.hget(meta, "concurrency")).toBe("1");
+
+    await redis.hdel(meta, "concurrency");
+
+    // Set again with the next heartbeat, by either replica.
+    await expect.poll(() => redis.hget(meta, "concurrency"), { timeout: 30_000, interval: 200 }).toBe("1");
+  });
+
   it("apply jobs signed by either of the app's keys while a rotation overlaps, and refuse any other", async () => {
     const first = job(1);
     await deploys.add("deploy", seal("job", first, privateKeyFromPem(retiring.privateKey)), { jobId: first.id, attempts: 1 });

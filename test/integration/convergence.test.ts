@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomUUID } from "node:crypto";
-import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Probot } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -15,6 +15,7 @@ import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 import { FakeGitHub } from "../helpers/fake-github.ts";
 import { pushPayload as push } from "../helpers/payloads.ts";
+import { liveSettingsValue } from "../helpers/live.ts";
 
 const OWNER = "sluice-test";
 const INSTALLATION = 31;
@@ -146,18 +147,7 @@ function deploySummaries(head: string, environment: string): string[] {
     .map((r) => (r.body as { output?: { summary?: string } }).output?.summary ?? "");
 }
 
-/** The value of the repository's ConfigMap in the cluster, or undefined while there is none. */
-async function liveValue(namespace: string): Promise<string | undefined> {
-  try {
-    const live = (await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace } })) as {
-      data?: Record<string, string>;
-    };
-    return live.data?.key;
-  } catch (error) {
-    if (error instanceof ApiException && error.code === 404) return undefined;
-    throw error;
-  }
-}
+const liveValue = (namespace: string): Promise<string | undefined> => liveSettingsValue(kube, namespace);
 
 // A deploy, an agent's restart and the deploy that converges it: longer than one deploy's 60 s.
 describe("a cluster converges to Git by itself", { timeout: 180_000 }, () => {

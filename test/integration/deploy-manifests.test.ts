@@ -148,7 +148,11 @@ describe("deploy/ manifests", () => {
     async (dir) => {
       // Arrange: a namespace of the test's own, labelled as the shipped Namespace is, holds the namespaced objects.
       const objects = await build(dir);
-      const shipped = objects.find((o) => o.kind === "Namespace");
+      // An example for a shipped namespace (deploy/examples/redis in `sluice`) is held to that Namespace's level.
+      const home = objects.find((o) => o.metadata.namespace === "sluice" || o.metadata.namespace === "sluice-system")?.metadata.namespace;
+      const homeDir = home === "sluice" ? "deploy/app" : "deploy/agent";
+      const shipped =
+        objects.find((o) => o.kind === "Namespace") ?? (home ? (await build(homeDir)).find((o) => o.kind === "Namespace") : undefined);
       const namespace = `sluice-manifests-${randomBytes(4).toString("hex")}`;
       testNamespaces.push(namespace);
       const labels = Object.entries(shipped?.metadata.labels ?? {}).map(([k, v]) => `${k}=${v}`);
@@ -170,13 +174,21 @@ describe("deploy/ manifests", () => {
       // one from the template (dry-run), its ServiceAccount made for real in the test's namespace.
       const accounts = moved.filter((o) => o.kind === "ServiceAccount");
       if (accounts.length) await kubectl(["apply", "--server-side", "-f", "-"], accounts.map((o) => stringify(o)).join("---\n"));
-      for (const deployment of moved.filter((o): o is Deployment => o.kind === "Deployment")) {
+      for (const deployment of moved.filter((o): o is Deployment => o.kind === "Deployment" || o.kind === "StatefulSet")) {
         const { labels: podLabels } = deployment.spec.template.metadata;
+        // A StatefulSet's pods get a volume for each claim template, as its controller gives them.
+        const claims = ((deployment.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? []).map(
+          (claim) => ({
+            name: claim.metadata.name,
+            persistentVolumeClaim: { claimName: `${claim.metadata.name}-${deployment.metadata.name}-0` },
+          }),
+        );
+        const template = deployment.spec.template.spec as { volumes?: unknown[] };
         const pod = {
           apiVersion: "v1",
           kind: "Pod",
           metadata: { name: deployment.metadata.name, namespace, labels: podLabels },
-          spec: deployment.spec.template.spec,
+          spec: claims.length ? { ...template, volumes: [...(template.volumes ?? []), ...claims] } : deployment.spec.template.spec,
         };
         const created = await kubectl(["create", "--dry-run=server", "--validate=strict", "-f", "-"], stringify(pod));
         expect(created.stdout).toContain(`pod/${deployment.metadata.name} created (server dry run)`);
@@ -404,6 +416,18 @@ describe("deploy/ manifests", () => {
         expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "sluice-agent", namespace: "sluice-system" }]);
       }
     });
+  });
+
+  it("adds up the queue gauges with max: every replica reports the whole queue from Redis", () => {
+    const dashboard = JSON.parse(readFileSync(`${root}deploy/grafana/sluice-dashboard.json`, "utf8")) as {
+      panels: { title: string; targets?: { expr: string }[] }[];
+    };
+    const queueTargets = dashboard.panels.flatMap((panel) =>
+      (panel.targets ?? []).filter((t) => /sluice_(agent_)?queue_jobs/.test(t.expr)).map((t) => `${panel.title}: ${t.expr}`),
+    );
+
+    expect(queueTargets.length).toBeGreaterThanOrEqual(2);
+    for (const target of queueTargets) expect(target).toMatch(/: max by \(/);
   });
 
   it("every query of the Grafana dashboard is one whole PromQL expression", () => {

@@ -1,7 +1,9 @@
 import { readdir, readFile } from "node:fs/promises";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KUBERNETES_SERVICE_IP } from "../env/certs.ts";
 import { runCommand } from "../env/command.ts";
 import { startTestEnv, type TestEnv } from "../env/start.ts";
 
@@ -79,6 +81,10 @@ beforeAll(async () => {
   core = kc.makeApiClient(CoreV1Api);
   apps = kc.makeApiClient(AppsV1Api);
   await core.createNamespace({ body: { metadata: { name: namespace, labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } });
+  // ServiceAccount admission is on where pods run: a pod waits for its namespace's `default` account.
+  await until("ServiceAccount default in test-node", 30_000, () =>
+    core.readNamespacedServiceAccount({ name: "default", namespace }).catch(() => undefined),
+  );
 }, 20 * 60_000);
 
 afterAll(async () => {
@@ -149,6 +155,42 @@ describe("the test environment's node", () => {
     }
   });
 
+  it("gives a pod its ServiceAccount token and the kubernetes Service, and a loopback service of this machine through exposeToPods", async () => {
+    const node = testEnv.node;
+    if (!node) throw new Error("no node");
+    const host = createServer((_request, response) => response.end("from the host"));
+    await new Promise<void>((resolve) => host.listen(0, "127.0.0.1", resolve));
+    const forward = await node.exposeToPods({ host: "127.0.0.1", port: (host.address() as AddressInfo).port });
+    const script = `
+      const fs = require("node:fs"), https = require("node:https"), http = require("node:http");
+      const dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+      const api = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT, path: "/api",
+        ca: fs.readFileSync(dir + "/ca.crt"), headers: { authorization: "Bearer " + fs.readFileSync(dir + "/token", "utf8") } };
+      https.get(api, (r) => { let b = ""; r.on("data", (c) => b += c); r.on("end", () => {
+        console.log("api " + r.statusCode + " " + JSON.parse(b).kind + " via " + api.host);
+        http.get("http://${forward.host}:${String(forward.port)}/", (h) => { let t = ""; h.on("data", (c) => t += c); h.on("end", () => console.log("host " + t)); });
+      }); });`;
+    await core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: "in-cluster" },
+        spec: Object.assign(restrictedPod(node.images.node.name, ["node", "-e", script], { restartPolicy: "Never" }), {
+          automountServiceAccountToken: true,
+        }),
+      },
+    });
+
+    const done = await until("pod in-cluster finished", 60_000, async () => {
+      const pod = await core.readNamespacedPod({ name: "in-cluster", namespace });
+      return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed" ? pod : undefined;
+    });
+    const log = await core.readNamespacedPodLog({ name: "in-cluster", namespace, container: "node" });
+    host.close();
+
+    expect(log).toBe(`api 200 APIVersions via ${KUBERNETES_SERVICE_IP}\nhost from the host\n`);
+    expect(done.status?.phase).toBe("Succeeded");
+  });
+
   it("leaves no bridge, cgroup, mount or process behind when stopped", async () => {
     const node = testEnv.node;
     if (!node) throw new Error("no node");
@@ -157,6 +199,7 @@ describe("the test environment's node", () => {
     await testEnv.stop();
 
     expect(await runCommand("ip", ["-o", "link"])).not.toContain(bridge);
+    expect(await runCommand("iptables", ["-t", "nat", "-S"])).not.toContain(bridge);
     const controllers = await readdir("/sys/fs/cgroup");
     for (const controller of controllers) expect(await readdir(`/sys/fs/cgroup/${controller}`)).not.toContain(node.name);
     expect(await readFile("/proc/self/mountinfo", "utf8")).not.toContain(

@@ -4,6 +4,7 @@ import type { ProbotOctokit } from "probot";
 import { z } from "zod";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
+import type { TreeFile } from "../../core/rollback.ts";
 import { pullRequestInfo, pullRequestSliceSchema } from "./schemas.ts";
 
 /** A repository permission level, least to most. */
@@ -101,6 +102,42 @@ const deliverySchema = z.object({
 function status(error: unknown): number | undefined {
   return typeof error === "object" && error !== null && "status" in error && typeof error.status === "number" ? error.status : undefined;
 }
+
+/**
+ * GitHub refused a commit or branch write because it changes an Actions workflow: a GitHub App
+ * needs the `workflows` permission for that. `files` are the workflow files GitHub named (it
+ * names one, or none).
+ */
+export class WorkflowsPermissionError extends Error {
+  readonly files: readonly string[];
+
+  constructor(repository: RepoName, files: readonly string[], cause: unknown) {
+    super(
+      `GitHub refused to write to ${repository.owner}/${repository.name}: the change touches ${files.length > 0 ? files.join(", ") : "a workflow file"} and the app has no \`workflows\` permission`,
+      { cause },
+    );
+    this.name = "WorkflowsPermissionError";
+    this.files = files;
+  }
+}
+
+/**
+ * The workflow files of GitHub's refusal of a write that changes a workflow ("refusing to allow a
+ * GitHub App to create or update workflow `.github/workflows/ci.yml` without `workflows`
+ * permission", 403 or 422), or undefined when `error` is another failure.
+ */
+function workflowRefusal(error: unknown): string[] | undefined {
+  const code = status(error);
+  if (code !== 403 && code !== 422) return undefined;
+  const message = error instanceof Error ? error.message : "";
+  if (!/refusing to allow .* to create or update workflow/i.test(message)) return undefined;
+  return [...message.matchAll(/`(\.github\/workflows\/[^`]+)`/g)].flatMap((m) => (m[1] ? [m[1]] : []));
+}
+
+const treeSchema = z.object({
+  truncated: z.boolean(),
+  tree: z.array(z.object({ path: z.string(), mode: z.string(), type: z.string(), sha: z.string() })),
+});
 
 /**
  * The one place that calls GitHub. Every method maps GitHub's REST shapes to Sluice's types at
@@ -264,20 +301,62 @@ export class GitHubClient {
     return z.object({ tree: z.object({ sha: z.string() }) }).parse(data).tree.sha;
   }
 
-  /** Creates a commit of a tree on top of parents (Git Data API); returns its SHA. */
-  async createCommit(repository: RepoName, fields: { message: string; tree: string; parents: string[] }): Promise<string> {
-    const { data } = await this.#octokit.rest.git.createCommit({ ...coordinates(repository), ...fields });
-    return z.object({ sha: z.string() }).parse(data).sha;
+  /**
+   * The id of the tree at `path` (slash-separated, below the root) in the tree `root`, or
+   * undefined when there is none: one non-recursive listing per directory on the way, so a large
+   * repository is never listed whole.
+   */
+  async subtree(repository: RepoName, root: string, path: string): Promise<string | undefined> {
+    let tree = root;
+    for (const name of path.split("/")) {
+      const response = await this.#octokit.rest.git.getTree({ ...coordinates(repository), tree_sha: tree });
+      const entry = treeSchema.parse(response.data).tree.find((e) => e.path === name && e.type === "tree");
+      if (!entry) return undefined;
+      tree = entry.sha;
+    }
+    return tree;
   }
 
-  /** Points a branch at a commit, creating it or moving it (forced) when it exists. */
+  /** Every file below a tree (recursively), with its path below it. */
+  async treeFiles(repository: RepoName, tree: string): Promise<TreeFile[]> {
+    const { data } = await this.#octokit.rest.git.getTree({ ...coordinates(repository), tree_sha: tree, recursive: "true" });
+    const listing = treeSchema.parse(data);
+    // GitHub truncates a listing past 100,000 entries or 7 MB; a partial one would hide changes.
+    if (listing.truncated)
+      throw new Error(`GitHub truncated the listing of tree ${tree} in ${repository.owner}/${repository.name} (truncated: true)`);
+    return listing.tree.filter((e) => e.type === "blob").map(({ path, sha, mode }) => ({ path, sha, mode }));
+  }
+
+  /**
+   * Creates a commit of a tree on top of parents (Git Data API); returns its SHA. Throws
+   * {@link WorkflowsPermissionError} when GitHub refuses it for changing a workflow.
+   */
+  async createCommit(repository: RepoName, fields: { message: string; tree: string; parents: string[] }): Promise<string> {
+    try {
+      const { data } = await this.#octokit.rest.git.createCommit({ ...coordinates(repository), ...fields });
+      return z.object({ sha: z.string() }).parse(data).sha;
+    } catch (error) {
+      const files = workflowRefusal(error);
+      throw files ? new WorkflowsPermissionError(repository, files, error) : error;
+    }
+  }
+
+  /**
+   * Points a branch at a commit, creating it or moving it (forced) when it exists. Throws
+   * {@link WorkflowsPermissionError} when GitHub refuses it for changing a workflow.
+   */
   async setBranch(repository: RepoName, branch: string, sha: string): Promise<void> {
     try {
-      await this.#octokit.rest.git.createRef({ ...coordinates(repository), ref: `refs/heads/${branch}`, sha });
+      try {
+        await this.#octokit.rest.git.createRef({ ...coordinates(repository), ref: `refs/heads/${branch}`, sha });
+      } catch (error) {
+        // 422: the reference already exists.
+        if (status(error) !== 422 || workflowRefusal(error)) throw error;
+        await this.#octokit.rest.git.updateRef({ ...coordinates(repository), ref: `heads/${branch}`, sha, force: true });
+      }
     } catch (error) {
-      // 422: the reference already exists.
-      if (status(error) !== 422) throw error;
-      await this.#octokit.rest.git.updateRef({ ...coordinates(repository), ref: `heads/${branch}`, sha, force: true });
+      const files = workflowRefusal(error);
+      throw files ? new WorkflowsPermissionError(repository, files, error) : error;
     }
   }
 

@@ -53,18 +53,20 @@ export class CheckoutCache {
   async claim(): Promise<void> {
     await mkdir(this.#options.dir, { recursive: true });
     const lock = join(this.#options.dir, OWNER_FILE);
+    const mine = `${String(process.pid)} ${(await startTime(process.pid)) ?? ""}`.trim();
     try {
-      await writeFile(lock, String(process.pid), { flag: "wx" });
+      await writeFile(lock, mine, { flag: "wx" });
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
-    const holder = Number((await readFile(lock, "utf8")).trim());
-    if (holder !== process.pid && alive(holder))
+    const [pid = "", started] = (await readFile(lock, "utf8")).trim().split(" ");
+    const holder = Number(pid);
+    if (holder !== process.pid && (await holds(holder, started)))
       throw new Error(
-        `SLUICE_CACHE_DIR ${this.#options.dir} is in use by another sluice app (pid ${holder}); give each app process a cache directory of its own`,
+        `SLUICE_CACHE_DIR ${this.#options.dir} is in use by another sluice app (pid ${String(holder)}); give each app process a cache directory of its own`,
       );
-    await writeFile(lock, String(process.pid));
+    await writeFile(lock, mine);
   }
 
   /** Gives the directory up (see {@link claim}). */
@@ -176,6 +178,26 @@ function alive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** When process `pid` started (clock ticks since boot, /proc/<pid>/stat), where /proc tells; undefined elsewhere. */
+async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${String(pid)}/stat`, "utf8").catch(() => undefined);
+  // Fields after the command name, which may hold spaces and parentheses; starttime is the 22nd field.
+  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+}
+
+/**
+ * Whether the process that wrote the owner file still runs. Its pid alone is not enough: a
+ * container restarted after a kill keeps its cache volume and numbers its processes from 1 again,
+ * so the dead app's pid is often another live process (or the new app's own child). The start
+ * time recorded beside the pid tells them apart.
+ */
+async function holds(pid: number, started: string | undefined): Promise<boolean> {
+  if (!alive(pid)) return false;
+  if (started === undefined) return true;
+  const now = await startTime(pid);
+  return now === undefined || now === started;
 }
 
 async function treeSize(dir: string): Promise<number> {

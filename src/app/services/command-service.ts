@@ -5,8 +5,8 @@ import { deployCheckName } from "../../core/deploy-status.ts";
 import type { Hold } from "../../core/inventory.ts";
 import { code, escapeInline } from "../../core/markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT, rerunNotes } from "../../core/preview-comment.ts";
-import { revertBranch, rollbackTarget, type RollbackAsk } from "../../core/rollback.ts";
-import { checkRunUrl, permits, type GitHubClient, type Permission } from "../github/client.ts";
+import { changedFiles, revertBranch, rollbackTarget, WORKFLOWS_DIR, type RollbackAsk } from "../../core/rollback.ts";
+import { checkRunUrl, permits, WorkflowsPermissionError, type GitHubClient, type Permission } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "./checkout-cache.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
@@ -332,14 +332,11 @@ export class CommandService {
       reverts.set(key, revert);
     }
     for (const revert of reverts.values()) {
-      const pull = await this.#revertPull(gh, asker, revert);
+      const outcome = await this.#revertPull(gh, asker, revert);
+      const pull = outcome.kind === "opened" ? outcome.pull : undefined;
       // Held at once, so the next merge's check run says so; merging the revert pull request releases it.
       for (const { name, hold } of revert.envs) await this.#deps.environments.held(asker.repository.id, name, hold, pull?.number);
-      lines.push(
-        pull
-          ? replies.revertOpened(names(revert), pull, revert.branch)
-          : replies.revertNotNeeded(names(revert), revert.branch, revert.target),
-      );
+      lines.push(revertLine(revert, outcome));
     }
     return lines;
   }
@@ -347,24 +344,41 @@ export class CommandService {
   /**
    * Opens the revert pull request of a rollback (Git Data API): a commit whose tree is the
    * target's on top of the branch head, on `sluice/revert-<merge>`. A second rollback of the same
-   * merge moves that branch and keeps its pull request. Undefined when the branch already has the
-   * target's tree.
+   * merge moves that branch and keeps its pull request. Writes nothing when the branch already
+   * has the target's tree, or when the revert would change a workflow file, which GitHub lets
+   * only an app with the `workflows` permission write (#24): Sluice does not ask for it, and
+   * says so rather than fail. GitHub's own refusal, should the branch move under the check, gets
+   * the same answer.
    */
-  async #revertPull(gh: GitHubClient, asker: Asker, revert: Revert): Promise<{ number: number; url: string } | undefined> {
+  async #revertPull(gh: GitHubClient, asker: Asker, revert: Revert): Promise<RevertOutcome> {
     const head = await gh.branchSha(asker.repository, revert.branch);
     const [headTree, targetTree] = await Promise.all([
       gh.commitTree(asker.repository, head),
       gh.commitTree(asker.repository, revert.target),
     ]);
-    if (headTree === targetTree) return undefined;
+    if (headTree === targetTree) return { kind: "unchanged" };
+    const workflows = await workflowChanges(gh, asker.repository, headTree, targetTree);
+    const refused = (files: readonly string[]): RevertOutcome => {
+      this.#deps.log.info(
+        { repository: asker.repository.id, branch: revert.branch, target: revert.target, files },
+        "revert pull request not opened: it would change workflow files",
+      );
+      return { kind: "workflows", files };
+    };
+    if (workflows.length > 0) return refused(workflows);
     const short = (sha: string): string => sha.slice(0, 7);
-    const commit = await gh.createCommit(asker.repository, {
-      message: `Revert ${revert.branch} to ${short(revert.target)}\n\nRolled back from ${short(revert.from)} by @${asker.author} with Sluice (${names(revert).join(", ")}).`,
-      tree: targetTree,
-      parents: [head],
-    });
     const branch = revert.head;
-    await gh.setBranch(asker.repository, branch, commit);
+    try {
+      const commit = await gh.createCommit(asker.repository, {
+        message: `Revert ${revert.branch} to ${short(revert.target)}\n\nRolled back from ${short(revert.from)} by @${asker.author} with Sluice (${names(revert).join(", ")}).`,
+        tree: targetTree,
+        parents: [head],
+      });
+      await gh.setBranch(asker.repository, branch, commit);
+    } catch (error) {
+      if (error instanceof WorkflowsPermissionError) return refused(error.files);
+      throw error;
+    }
     const body = replies.revertBody({
       author: asker.author,
       environments: names(revert),
@@ -373,15 +387,15 @@ export class CommandService {
       branch: revert.branch,
       ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
     });
-    return (
+    const pull =
       (await gh.openPullFrom(asker.repository, branch, revert.branch)) ??
       (await gh.createPull(asker.repository, {
         title: `Revert ${revert.branch} to ${short(revert.target)} (Sluice rollback)`,
         head: branch,
         base: revert.branch,
         body,
-      }))
-    );
+      }));
+    return { kind: "opened", pull };
   }
 
   /** Creates the deploy check run (so the reply can link it) and queues the request. */
@@ -433,6 +447,37 @@ interface Revert {
 
 function names(revert: Revert): string[] {
   return revert.envs.map((e) => e.name);
+}
+
+/** What became of a rollback's revert pull request. */
+type RevertOutcome =
+  | { kind: "opened"; pull: { number: number; url: string } }
+  /** The branch already has the target's tree. */
+  | { kind: "unchanged" }
+  /** Not written: it would change these workflow files (none named when GitHub refused without naming one). */
+  | { kind: "workflows"; files: readonly string[] };
+
+/** The reply's line about a revert pull request. */
+function revertLine(revert: Revert, outcome: RevertOutcome): string {
+  switch (outcome.kind) {
+    case "opened":
+      return replies.revertOpened(names(revert), outcome.pull, revert.branch);
+    case "unchanged":
+      return replies.revertNotNeeded(names(revert), revert.branch, revert.target);
+    case "workflows":
+      return replies.revertTouchesWorkflows(names(revert), revert.branch, revert.target, outcome.files);
+  }
+}
+
+/**
+ * The workflow files (under {@link WORKFLOWS_DIR}) that differ between two trees. Reads each
+ * tree's way down to the directory, and lists the directories only when they differ.
+ */
+async function workflowChanges(gh: GitHubClient, repository: RepositoryRef, before: string, after: string): Promise<string[]> {
+  const [from, to] = await Promise.all([gh.subtree(repository, before, WORKFLOWS_DIR), gh.subtree(repository, after, WORKFLOWS_DIR)]);
+  if (from === to) return [];
+  const [old, next] = await Promise.all([from ? gh.treeFiles(repository, from) : [], to ? gh.treeFiles(repository, to) : []]);
+  return changedFiles(old, next).map((path) => `${WORKFLOWS_DIR}/${path}`);
 }
 
 /** The configured environments a command names, in configuration order. */

@@ -120,7 +120,9 @@ export class LivePreviews {
     if (!reviewed.ok) return all("the default branch's configuration is invalid");
     const required = reviewed.config.commands.permission;
     if (!permits(actual, required))
-      return all(`the author (@${job.author || "unknown"}) has ${actual} permission and live previews need ${required}`);
+      return all(
+        `the author (@${job.author || "unknown"}) has ${actual === "none" ? "no" : actual} permission and live previews need ${required}`,
+      );
     const live: LiveEnvironment[] = [];
     const requests: { environment: string; id: string; envelope: Envelope }[] = [];
     for (const env of report.environments) {

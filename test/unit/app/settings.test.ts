@@ -1,4 +1,5 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { sign, verify } from "node:crypto";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -8,6 +9,24 @@ import { main } from "../../../src/cli/main.ts";
 import { generateSigningKeys } from "../../../src/core/signing.ts";
 
 describe("app settings", () => {
+  it("reads REDIS_URL from REDIS_URL_PATH when that file is there, and from REDIS_URL when it is not", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sluice-redis-url-"));
+    await writeFile(join(dir, "redis-url"), "rediss://sluice-app:s3cret@redis.example:6380/2\n");
+    const base = {
+      APP_ID: "1",
+      PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----\\nx\\n-----END RSA PRIVATE KEY-----",
+      WEBHOOK_SECRET: "w",
+      REDIS_URL: "redis://from-configmap:6379",
+      SLUICE_PUBLIC_URL: "https://s.example/",
+    };
+
+    expect((await loadSettings({ ...base, REDIS_URL_PATH: join(dir, "redis-url") })).redisUrl).toBe(
+      "rediss://sluice-app:s3cret@redis.example:6380/2",
+    );
+    expect((await loadSettings({ ...base, REDIS_URL_PATH: join(dir, "absent") })).redisUrl).toBe("redis://from-configmap:6379");
+    await rm(dir, { recursive: true });
+  });
+
   it("lists every missing or invalid variable", async () => {
     await expect(loadSettings({ APP_ID: "abc", SLUICE_PUBLIC_URL: "not a url" })).rejects.toThrow(
       /APP_ID: APP_ID must be the GitHub App's numeric id[\s\S]*SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL must be the app's public URL[\s\S]*WEBHOOK_SECRET: WEBHOOK_SECRET is required/,
@@ -154,5 +173,25 @@ describe("sluice keys generate", () => {
     );
     expect(await main(["keys", "rotate"], io)).toBe(2);
     expect(err).toContain('sluice keys: the only subcommand is "generate"');
+  });
+
+  it("writes NAME.key (mode 600) and NAME.pub with --out, a pair that signs and verifies, and never overwrites a key", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "sluice-keys-"));
+    let err = "";
+    const io = { env: {}, cwd: dir, stdout: () => undefined, stderr: (t: string) => (err += t) };
+
+    expect(await main(["keys", "generate", "--out", "agent-production"], io)).toBe(0);
+    const privateKey = await readFile(join(dir, "agent-production.key"), "utf8");
+    const publicKey = await readFile(join(dir, "agent-production.pub"), "utf8");
+    expect((await stat(join(dir, "agent-production.key"))).mode & 0o777).toBe(0o600);
+    const signature = sign(null, Buffer.from("report"), privateKey);
+    expect(verify(null, Buffer.from("report"), publicKey, signature)).toBe(true);
+
+    expect(await main(["keys", "generate", "--out", "agent-production"], io)).toBe(2);
+    expect(err).toContain("agent-production.key");
+    expect(await readFile(join(dir, "agent-production.key"), "utf8")).toBe(privateKey);
+    expect(await main(["keys", "generate", "--out"], io)).toBe(2);
+    expect(err).toContain('unexpected arguments "--out"');
+    await rm(dir, { recursive: true });
   });
 });

@@ -99,6 +99,9 @@ describe("replies show what the commenter wrote as text", () => {
       replies.cannotRollBack(environment, "no revisions"),
       replies.revertOpened([environment], { number: 7, url: "https://github.example/o/r/pull/7" }, branch),
       replies.revertNotNeeded([environment], branch, "a".repeat(40)),
+      replies.revertTouchesWorkflows([environment], branch, "a".repeat(40), [
+        ".github/workflows/`[x](https://evil.example)`@octo-org/admins.yml",
+      ]),
       replies.syncLine(environment, true, { branch, sha: "b".repeat(40), link: "[check run](https://github.example/c)" }),
       replies.revertBody({ author: "octocat", environments: [environment], from: "c".repeat(40), target: "d".repeat(40), branch }),
     ];
@@ -109,5 +112,31 @@ describe("replies show what the commenter wrote as text", () => {
         liveParts(text, own).filter((part) => part !== "mention @octocat"),
         text,
       ).toEqual([]);
+  });
+});
+
+describe("replies.revertTouchesWorkflows", () => {
+  const target = "a".repeat(40);
+  const files = (n: number) => Array.from({ length: n }, (_, i) => `.github/workflows/w${String(i)}.yml`);
+
+  it("names up to five workflow files and counts the rest, or names the directory when GitHub named none", () => {
+    expect(replies.revertTouchesWorkflows(["production"], "main", target, files(1))).toContain(
+      "would change `.github/workflows/w0.yml`; Sluice does not write workflow files",
+    );
+    expect(replies.revertTouchesWorkflows(["production"], "main", target, files(3))).toContain(
+      "would change `.github/workflows/w0.yml`, `.github/workflows/w1.yml` and `.github/workflows/w2.yml`;",
+    );
+    expect(replies.revertTouchesWorkflows(["production"], "main", target, files(8))).toContain(
+      "`.github/workflows/w3.yml`, `.github/workflows/w4.yml` and 3 more;",
+    );
+    expect(replies.revertTouchesWorkflows(["production"], "main", target, [])).toContain("would change files under `.github/workflows/`;");
+  });
+
+  it("says how to revert by hand from the tracked branch, and what releases the hold", () => {
+    const text = replies.revertTouchesWorkflows(["production", "staging"], "release", target, files(1));
+    expect(text).toContain(
+      `on a branch from \`release\`, at the repository's root, run \`git restore --source=${target} --staged --worktree .\`, commit, and open a pull request`,
+    );
+    expect(text).toContain("once it is merged, `/sync` releases `production`, `staging`.");
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { revertBranch, rollbackTarget } from "../../../src/core/rollback.ts";
+import { changedFiles, revertBranch, rollbackTarget } from "../../../src/core/rollback.ts";
 import type { Revision } from "../../../src/core/inventory.ts";
 
 const sha = (c: string): string => c.repeat(40);
@@ -57,5 +57,17 @@ describe("revertBranch", () => {
   it("names the branch after the merge it reverts, or the revision asked for", () => {
     expect(revertBranch({ before: sha("b") }, sha("a"))).toBe(`sluice/revert-${sha("b")}`);
     expect(revertBranch({ to: "aaaaaaa" }, sha("a"))).toBe(`sluice/rollback-to-${sha("a")}`);
+  });
+});
+
+describe("changedFiles", () => {
+  const file = (path: string, blob: string, mode = "100644") => ({ path, sha: blob.repeat(40), mode });
+
+  it("names the files a revert adds, deletes, or changes in content or mode, sorted, and no other", () => {
+    const before = [file("ci.yml", "a"), file("old.yml", "b"), file("tools/run.sh", "c"), file("same.yml", "d")];
+    const after = [file("ci.yml", "e"), file("tools/run.sh", "c", "100755"), file("same.yml", "d"), file("new/publish.yml", "f")];
+    expect(changedFiles(before, after)).toEqual(["ci.yml", "new/publish.yml", "old.yml", "tools/run.sh"]);
+    expect(changedFiles(before, before)).toEqual([]);
+    expect(changedFiles([], after)).toEqual(["ci.yml", "new/publish.yml", "same.yml", "tools/run.sh"]);
   });
 });
