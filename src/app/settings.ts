@@ -51,7 +51,14 @@ export const envSchema = z.object({
   SLUICE_PREVIEW_CONCURRENCY: positiveInt(6),
   SLUICE_RENDER_PROCESSES: z.coerce.number().int().min(1).max(64).optional(),
   SLUICE_RENDER_MEMORY_MB: z.coerce.number().int().min(64).optional(),
-  SLUICE_RENDER_TOOL_MEMORY_MB: z.coerce.number().int().min(1024).optional(),
+  SLUICE_RENDER_TOOL_MEMORY_MB: z.coerce
+    .number()
+    .int()
+    .min(1536, {
+      error:
+        "SLUICE_RENDER_TOOL_MEMORY_MB must be at least 1536: helm and kustomize reserve about 1.3 GiB of address space before they start",
+    })
+    .optional(),
   SLUICE_RENDER_SANDBOX: z
     .enum(SANDBOX_SETTINGS, { error: `SLUICE_RENDER_SANDBOX must be one of ${SANDBOX_SETTINGS.join(", ")}` })
     .default("auto"),

@@ -1,6 +1,6 @@
 import type { LiveTimeoutConclusion } from "./config.ts";
 import { errorList, escapeCode, escapeInline, escapeLines, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
-import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.ts";
+import { hasChanges, type DiffReport, type EnvironmentDiff, type ReportProblem } from "./diff-report.ts";
 import { resourceKey } from "./identity.ts";
 import { liveProblems, liveSection, type LiveEnvironment } from "./live-preview.ts";
 import type { SourceLocation } from "./manifest.ts";
@@ -29,13 +29,26 @@ export function previewComment(input: PreviewCommentInput): string {
   const header = [
     "### Sluice preview",
     `Comparing ${input.compareUrl ? `[${range}](${input.compareUrl})` : range}${input.fullDiffUrl ? ` · [full diff](${input.fullDiffUrl})` : ""}`,
-  ].join("\n\n");
+    unaffectedLine(input.report.environments),
+  ]
+    .filter((part): part is string => part !== undefined)
+    .join("\n\n");
   return renderMarkdown(input.report, {
     header,
     footer: `${input.live ? liveSection(input.live) : noLiveSection()}\n\n${PREVIEW_MARKER}`,
     maxLength: GITHUB_COMMENT_LIMIT,
     ...(input.fullDiffUrl ? { fullDiffUrl: input.fullDiffUrl } : {}),
   });
+}
+
+/**
+ * How many environments the change did not affect (none of the files they read changed), so were
+ * not rendered at either commit; undefined when every environment was rendered.
+ */
+export function unaffectedLine(environments: readonly EnvironmentDiff[]): string | undefined {
+  const count = environments.filter((env) => env.skipped !== undefined).length;
+  if (count === 0) return undefined;
+  return `${count} environment${count === 1 ? "" : "s"} unaffected by this change, not rendered.`;
 }
 
 /** The live-cluster section of a Sluice that does not deploy (it has no job signing key, so no agent to ask). */

@@ -11,22 +11,23 @@
  *   queues, the diff pages.
  * - Each render process may grow to its V8 heap (`heapMb`, `--max-old-space-size`) while it runs
  *   one helm or kustomize at a time, whose address space is capped at `toolMemoryMb` (RLIMIT_AS).
- *   Of that cap, Go reserves about 750 MiB at start that never becomes memory (`GO_RESERVED_MB`),
+ *   Of that cap, Go reserves address space at start that never becomes memory (`GO_RESERVED_MB`:
+ *   helm 3.22 will not start below 1344 MiB, kustomize 5.8 below 1280 MiB, measured with prlimit),
  *   so a tool at its cap holds at most `toolMemoryMb − GO_RESERVED_MB`.
  *
  * Defaults: one process per CPU of the quota (the node's CPUs when there is none), at least two,
  * at most `SLUICE_PREVIEW_CONCURRENCY`, and no more than fit with 512 MiB each (at least one);
- * what is left per process is split between the heap (256 to 2048 MiB) and the tool (1024 to
- * 3072 MiB of address space). Settings given explicitly are kept, and a budget they overrun is
+ * what is left per process is split between the heap (256 to 2048 MiB) and the tool (1664 to
+ * 3584 MiB of address space). Settings given explicitly are kept, and a budget they overrun is
  * reported (`fits: false`) rather than refused.
  */
 
 /** Memory the app process keeps for itself, outside the render processes. */
 export const APP_RESERVE_MB = 512;
 /** Address space Go reserves at start and never fills: not counted against the memory limit. */
-export const GO_RESERVED_MB = 768;
+export const GO_RESERVED_MB = 1408;
 const HEAP_MB = { min: 256, max: 2048 } as const;
-const TOOL_MB = { min: 1024, max: 3072 } as const;
+const TOOL_MB = { min: GO_RESERVED_MB + 256, max: GO_RESERVED_MB + 2176 } as const;
 const MIB = 1024 * 1024;
 
 /** What the cgroup allows: undefined where it sets no limit. */

@@ -29,7 +29,8 @@ type SecurityContext = { runAsUser?: number; runAsGroup?: number; fsGroup?: numb
 type Container = {
   name: string;
   image: string;
-  env?: { name: string; value?: string }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   ports?: { name?: string; containerPort: number }[];
   volumeMounts?: { name: string; mountPath: string }[];
   securityContext?: SecurityContext;
@@ -233,8 +234,11 @@ describe("deploy/ manifests", () => {
     }
   });
 
-  it("deploy/app's container can read every secret file it is pointed at, and no other user on the node can", async () => {
-    const deployment = only(await build("deploy/app"), "Deployment", "deploy/app");
+  it.each([
+    ["deploy/app", 5],
+    ["deploy/agent", 2],
+  ] as const)("%s's container can read every secret file it is pointed at, and no other user on the node can", async (dir, files) => {
+    const deployment = only(await build(dir), "Deployment", dir);
     const pod = deployment.spec.template.spec;
     const [container] = pod.containers;
     if (!container) throw new Error("deploy/app has no container");
@@ -266,7 +270,13 @@ describe("deploy/ manifests", () => {
       return [{ variable: variable.name, mounted: found !== undefined, file: { uid: 0, gid: context.fsGroup ?? 0, mode } }];
     });
 
-    expect(secretFiles.length).toBeGreaterThanOrEqual(4);
+    expect(secretFiles.length).toBe(files);
+    // Keys are never variables: only a Redis URL comes from a Secret into the environment.
+    const fromSecrets = [
+      ...(container.envFrom ?? []).filter((source) => source.secretRef).map(() => "envFrom secretRef"),
+      ...(container.env ?? []).filter((variable) => variable.valueFrom?.secretKeyRef).map((variable) => variable.name),
+    ];
+    expect(fromSecrets.filter((name) => name !== "REDIS_URL")).toEqual([]);
     for (const { variable, mounted, file } of secretFiles) {
       expect({ variable, mounted, readable: mayRead(reader, file), others: file.mode & 0o007 }).toEqual({
         variable,

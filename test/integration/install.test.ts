@@ -142,7 +142,11 @@ async function deliver(pod: V1Pod, event: string, payload: unknown): Promise<num
 }
 
 let nextSha = 1;
-/** A commit of the repository at `version`: a ConfigMap that says which, and a Deployment that really runs on the node. */
+/**
+ * A commit of the repository at `version`, in the shape GitOps repositories have: a kustomize
+ * overlay per environment over a shared base (rendered by kustomize inside the app's pod): a
+ * ConfigMap that says which version, and a Deployment that really runs on the node.
+ */
 async function commit(version: string): Promise<string> {
   const sha = createHash("sha1")
     .update(`install-${String(nextSha++)}`)
@@ -150,8 +154,11 @@ async function commit(version: string): Promise<string> {
   const dir = await tempDir("sluice-install-repo-");
   await writeTree(dir, {
     ".github/sluice.yml": `version: 1\nenvironments:\n  - name: production\n    path: envs/production\n    namespace: ${NAMESPACE}\n    prune: true\n`,
+    "envs/production/kustomization.yaml":
+      "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\n  - config.yaml\n",
     "envs/production/config.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  version: "${version}"\n`,
-    "envs/production/web.yaml": stringify({
+    "base/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - web.yaml\n",
+    "base/web.yaml": stringify({
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: { name: "web" },
@@ -311,7 +318,15 @@ describe("an install from README on a real node", () => {
 
     await until("sluice/deploy (production) succeeded", 240_000, () =>
       checkRun(a, "sluice/deploy (production)")?.conclusion === "success" ? true : undefined,
-    );
+    ).catch((error: unknown) => {
+      throw new Error(
+        `${String(error).slice(0, 200)}\nThe check runs of ${a}:\n${JSON.stringify(
+          [...github.checkRuns.values()].filter((r) => r.head_sha === a),
+          null,
+          2,
+        )}`,
+      );
+    });
     await until("the GitHub Deployment's status success", 60_000, () =>
       github.deploymentStatuses.some((s) => s.state === "success") ? true : undefined,
     );

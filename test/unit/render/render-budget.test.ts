@@ -70,7 +70,7 @@ describe("the render budget", () => {
 
   it("fits the shipped 2 GiB limit on a 6-core node without a CPU quota", () => {
     const budget = renderBudget({ memoryBytes: 2 * GIB, cpus: 6, previewConcurrency: 6 });
-    expect(budget).toEqual({ processes: 3, heapMb: 256, toolMemoryMb: 1024, memoryMb: 2048, totalMb: 2048, fits: true });
+    expect(budget).toEqual({ processes: 3, heapMb: 256, toolMemoryMb: 1664, memoryMb: 2048, totalMb: 2048, fits: true });
     expect(total(budget)).toBeLessThanOrEqual(2048);
   });
 
@@ -79,7 +79,7 @@ describe("the render budget", () => {
     expect(renderBudget({ memoryBytes: 64 * GIB, cpus: 16, previewConcurrency: 6 })).toMatchObject({
       processes: 6,
       heapMb: 2048,
-      toolMemoryMb: 3072,
+      toolMemoryMb: 3584,
       fits: true,
     });
   });
@@ -114,7 +114,7 @@ describe("the render budget", () => {
     expect({ renderProcesses, renderMemoryMb, renderToolMemoryMb }).toEqual({
       renderProcesses: 3,
       renderMemoryMb: 256,
-      renderToolMemoryMb: 1024,
+      renderToolMemoryMb: 1664,
     });
     expect(APP_RESERVE_MB + renderProcesses * (renderMemoryMb + renderToolMemoryMb - GO_RESERVED_MB)).toBeLessThanOrEqual(2048);
   });
