@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { createHash, createHmac, generateKeyPairSync, randomUUID } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { cp, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { appImage } from "../env/app-image.ts";
 import type { PodForward } from "../env/pod-network.ts";
 import { startTestEnv, type TestEnv } from "../env/start.ts";
-import { WEBHOOK_SECRET } from "../helpers/app-harness.ts";
+import { deliverWebhook, WEBHOOK_SECRET } from "../helpers/app-harness.ts";
 import { tempDir, writeTree } from "../helpers/checkouts.ts";
 import { expectFreshBuild } from "../helpers/e2e-stack.ts";
 import { FakeGitHub, type FakeCheckRun } from "../helpers/fake-github.ts";
@@ -122,23 +122,9 @@ async function get(url: string): Promise<{ status: number; body: string }> {
   return { status: response.status, body: await response.text() };
 }
 
-/** Delivers a webhook to one app pod as GitHub does: signed with the Secret's webhook secret, over HTTP. */
+/** Delivers a webhook to one app pod as GitHub does (signed, over HTTP), and answers its status. */
 async function deliver(pod: V1Pod, event: string, payload: unknown): Promise<number> {
-  const body = JSON.stringify(payload);
-  const response = await fetch(`http://${pod.status?.podIP ?? ""}:3000/api/github/webhooks`, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-github-event": event,
-      "x-github-delivery": randomUUID(),
-      "x-hub-signature-256": `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`,
-      "user-agent": "GitHub-Hookshot/test",
-    },
-    body,
-    signal: AbortSignal.timeout(15_000),
-  });
-  await response.text();
-  return response.status;
+  return (await deliverWebhook(`http://${pod.status?.podIP ?? ""}:3000`, event, payload)).status;
 }
 
 let nextSha = 1;
