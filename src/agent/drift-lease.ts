@@ -21,6 +21,14 @@ export function driftDueKey(environment: string): string {
   return `${agentQueue(environment).prefix}:drift-due`;
 }
 
+/**
+ * A counter moved each time a deploy of the environment is remembered for drift checks, so the
+ * lease holder's watches follow the new inventory whichever replica deployed it.
+ */
+export function appliedGenerationKey(environment: string): string {
+  return `${agentQueue(environment).prefix}:applied-generation`;
+}
+
 // The lease is "<held until, ms since the epoch> <holder>". Expiry is decided against the caller's
 // clock (injected in tests), not Redis's key expiry, which only removes a lease long abandoned.
 const HOLD = `

@@ -10,6 +10,7 @@ import type { KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
 import type { Envelope } from "../core/signing.ts";
 import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
+import { appliedGenerationKey } from "./drift-lease.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
@@ -51,6 +52,14 @@ export class DriftChecker {
   async remember(job: AgentJob, envelope: Envelope): Promise<void> {
     await this.#deps.redis.set(appliedJobKey(job.environment, job.repository.id), JSON.stringify(envelope));
     await this.#deps.redis.sadd(appliedSetKey(job.environment), String(job.repository.id));
+    await this.#deps.redis.incr(appliedGenerationKey(job.environment));
+  }
+
+  /** The objects the inventories of every repository applied to `environment` record, for the drift watches. */
+  async inventoried(environment: string): Promise<ResourceId[]> {
+    const ids = await this.#deps.redis.smembers(appliedSetKey(environment));
+    const inventories = await Promise.all(ids.map((id) => this.#deps.inventories.read(Number(id), environment)));
+    return inventories.flatMap((inventory) => inventory?.objects ?? []);
   }
 
   /**

@@ -49,6 +49,7 @@ export const envSchema = z.object({
   SLUICE_AGENT_QPS: z.coerce.number().positive().default(500),
   SLUICE_HEALTH_TIMEOUT_SECONDS: z.coerce.number().int().positive().default(300),
   SLUICE_DRIFT_INTERVAL_SECONDS: z.coerce.number().int().nonnegative().default(180),
+  SLUICE_DRIFT_WATCH: z.enum(["true", "false"]).default("true"),
   SLUICE_AGENT_LOCK_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
   SLUICE_AGENT_PROBE_PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
   SLUICE_AGENT_PROBE_HOST: z.string().default("0.0.0.0"),
@@ -87,6 +88,11 @@ export interface AgentSettings {
   healthTimeoutMs: number;
   /** How often each applied repository environment is compared with the live cluster (jittered); 0 turns drift checks off. */
   driftIntervalMs: number;
+  /**
+   * Watch the kinds each environment deploys and check it within seconds of a hand edit or a
+   * deletion, the poll above staying as the safety net (needs the `watch` verb); off with drift checks.
+   */
+  driftWatch: boolean;
   /**
    * How long a deploy job stays locked to an agent without a renewal (renewed at half that while
    * it runs): after a crash, another agent takes the job over within about twice this.
@@ -157,6 +163,7 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     qps: e.SLUICE_AGENT_QPS,
     healthTimeoutMs: e.SLUICE_HEALTH_TIMEOUT_SECONDS * 1000,
     driftIntervalMs: e.SLUICE_DRIFT_INTERVAL_SECONDS * 1000,
+    driftWatch: e.SLUICE_DRIFT_WATCH === "true",
     lockMs: e.SLUICE_AGENT_LOCK_SECONDS * 1000,
     probePort: e.SLUICE_AGENT_PROBE_PORT,
     probeHost: e.SLUICE_AGENT_PROBE_HOST,

@@ -18,7 +18,8 @@ import type { Envelope } from "../core/signing.ts";
 import { DriftChecker } from "./drift.ts";
 import { liveAnswerHeader, previewLive, verifyPreviewRequest, type LivePreviewDeps } from "./live-preview.ts";
 import { seal } from "../core/signing.ts";
-import { DRIFT_LEASE_RENEW_MS, DriftLease } from "./drift-lease.ts";
+import { appliedGenerationKey, DRIFT_LEASE_RENEW_MS, DriftLease } from "./drift-lease.ts";
+import { DriftWatcher } from "./drift-watch.ts";
 import { admitJob, Deployer, verifyJob, type Report } from "./deployer.ts";
 import { DeployError } from "./errors.ts";
 import { InventoryStore } from "./inventory-store.ts";
@@ -277,6 +278,53 @@ export async function launchAgent(settings: AgentSettings, options: AgentOptions
         });
     }
   };
+  /** One drift check of an environment at a time, whether the poll or a watch asked for it. */
+  const checking = new Map<string, Promise<void>>();
+  const checkInTurn = (environment: string): Promise<void> => {
+    // A check that failed (its report not queued) does not hold up the next one; its caller saw the failure.
+    const run = (checking.get(environment) ?? Promise.resolve()).catch(() => undefined).then(() => checkDrift(environment));
+    checking.set(environment, run);
+    return run;
+  };
+  // Watches see a hand edit within seconds; the poll below stays as the safety net (issue 28).
+  const watcher =
+    settings.driftIntervalMs > 0 && settings.driftWatch
+      ? new DriftWatcher({
+          cluster,
+          sleep,
+          log,
+          onChange: (environment, reason) => {
+            void (async () => {
+              if (stopped || !(await lease.hold(environment))) return;
+              log("info", "drift watch saw a change: checking", { environment, ...reason });
+              await checkInTurn(environment);
+            })().catch((error: unknown) => {
+              log("error", "drift check failed", { environment, error: errorMessage(error) });
+            });
+          },
+        })
+      : undefined;
+  /** The applied generation each followed environment's watches were set up for. */
+  const followed = new Map<string, string>();
+  /**
+   * Points the watches of `environment` at what its inventories record now, when this agent holds
+   * its lease and a deploy was remembered since; stops them when another replica holds it.
+   */
+  const follow = async (environment: string, held: boolean): Promise<void> => {
+    if (!watcher) return;
+    if (!held) {
+      if (followed.delete(environment)) watcher.follow(environment, []);
+      return;
+    }
+    const generation = (await redis.get(appliedGenerationKey(environment))) ?? "";
+    if (followed.get(environment) === generation) return;
+    watcher.follow(environment, await drift.inventoried(environment));
+    followed.set(environment, generation);
+    log("info", "drift watches follow the inventory", {
+      environment,
+      watches: watcher.watches.filter((key) => key.startsWith(`${environment}|`)).length,
+    });
+  };
   // Jittered by up to a tenth either way, so agents of other clusters do not check in step.
   const nextDue = (): number => now() + settings.driftIntervalMs * (0.9 + random() * 0.2);
   /**
@@ -287,14 +335,18 @@ export async function launchAgent(settings: AgentSettings, options: AgentOptions
   const driftTurn = async (): Promise<number> => {
     let wait = DRIFT_LEASE_RENEW_MS;
     for (const environment of settings.environments) {
-      if (stopped || !(await lease.hold(environment))) continue;
+      const held = !stopped && (await lease.hold(environment));
+      await follow(environment, held).catch((error: unknown) => {
+        log("error", "drift watch failed to follow the inventory", { environment, error: errorMessage(error) });
+      });
+      if (!held) continue;
       let due = await lease.dueAt(environment);
       // Redis is not trusted: a due time further off than one interval is not believed.
       if (due === undefined || due > now() + settings.driftIntervalMs * 1.1) {
         due = nextDue();
         await lease.setDueAt(environment, due);
       } else if (due <= now()) {
-        await checkDrift(environment);
+        await checkInTurn(environment);
         due = nextDue();
         await lease.setDueAt(environment, due);
       }
@@ -440,7 +492,9 @@ export async function launchAgent(settings: AgentSettings, options: AgentOptions
   let stopRun: Promise<StopOutcome> | undefined;
   /** What a stop waits for: the drift check, the status, and the job in progress. */
   const finishWork = async (): Promise<void> => {
+    await watcher?.stop();
     await driftRun;
+    await Promise.allSettled(checking.values());
     await status.stop();
     await started.catch(() => undefined);
     await Promise.all(workers.map((w) => w.pause()));
@@ -467,6 +521,8 @@ export async function launchAgent(settings: AgentSettings, options: AgentOptions
       stopRun ??= (async (): Promise<StopOutcome> => {
         stopped = true;
         wake();
+        // Ended now, so no watch starts a check while the rest stops; awaited with the work below.
+        void watcher?.stop();
         clearInterval(heartbeat);
         const deadline = sleep(settings.stopTimeoutMs).then(() => "deadline" as const);
         const graceful = (async () => {

@@ -284,7 +284,6 @@ export async function loadSettings(
   const budget = renderBudget({
     memoryBytes: Math.min(cgroup.memoryBytes ?? Infinity, system.totalMemoryBytes),
     cpus: Math.min(cgroup.cpus ?? Infinity, system.cpus),
-    previewConcurrency: e.SLUICE_PREVIEW_CONCURRENCY,
     given: { processes: e.SLUICE_RENDER_PROCESSES, heapMb: e.SLUICE_RENDER_MEMORY_MB, toolMemoryMb: e.SLUICE_RENDER_TOOL_MEMORY_MB },
   });
   return {

@@ -113,6 +113,27 @@ export function deploymentState(phase: DeployPhase): "queued" | "in_progress" | 
   }
 }
 
+/** The state of a GitHub Deployment, as Sluice writes its statuses. */
+export type DeploymentState = NonNullable<ReturnType<typeof deploymentState>>;
+
+/**
+ * What a deploy's check run and Deployment first show once its job is queued. A deploy that waits
+ * for a hold is queued. Any other is in progress from the first write, since its job is already
+ * with the agents: one write shows it, where "queued" then "in progress" took two, a second apart
+ * (issue 28). A Deployment made after reports were applied (a replica took the deploy over)
+ * starts at the newest one's state.
+ */
+export function firstDeployState(
+  held: boolean,
+  reported: DeployPhase | undefined,
+): { checkRun: "queued" | "in_progress"; deployment: DeploymentState; description: string } {
+  const checkRun = held ? "queued" : "in_progress";
+  if (reported) return { checkRun, deployment: deploymentState(reported) ?? "in_progress", description: `The agent reported ${reported}` };
+  return held
+    ? { checkRun, deployment: "queued", description: "Held by /rollback" }
+    : { checkRun, deployment: "in_progress", description: "Queued for the agent" };
+}
+
 /** What a deploy's pull-request comment says, for the phases that comment (success and failure). */
 export function deployComment(
   deploy: { sha: string; environment: string },

@@ -113,7 +113,7 @@ const YAML_11_OPTIONS = {
  * for `apiVersion`, `kind` and `metadata.name`; what fails becomes a problem naming file and line.
  *
  * Rendered output runs to tens of thousands of documents, so each document is first read by
- * `readBlockYaml` (plain block YAML, the shape nearly every manifest has) or else js-yaml, both
+ * `readBlockYaml` (the shapes renderers and people write manifests in) or else js-yaml, both
  * several times faster than a parser that keeps positions. Documents they do not take as they are (errors, which
  * need exact lines; aliases that expand too far; `List`s, whose items need their own lines) are
  * read again with the `yaml` library, which keeps every node's position and bounds aliases.
@@ -175,28 +175,37 @@ function cachedLoad(text: string, cache: Map<string, unknown> | undefined): unkn
 const MAX_EXPANDED_NODES = 200_000;
 
 function fastLoad(text: string): unknown {
-  // Most documents are plain block YAML, which a reader of that shape alone takes several times faster.
+  // Most documents are block YAML with some flow collections, block scalars and anchors, which a
+  // reader of those shapes alone takes several times faster.
   const block = readBlockYaml(text, FAST_SCHEMA);
   if (block === YAML_11) return FAILED;
-  if (block !== UNSUPPORTED) return block;
-  if (YAML_11_SCALAR.test(text)) return FAILED;
-  let value: unknown;
-  try {
-    value = load(text, { schema: FAST_SCHEMA });
-  } catch {
-    return FAILED;
+  let value: unknown = block;
+  if (block === UNSUPPORTED) {
+    if (YAML_11_SCALAR.test(text)) return FAILED;
+    try {
+      value = load(text, { schema: FAST_SCHEMA });
+    } catch {
+      return FAILED;
+    }
   }
-  // Aliases are shared references here; an alias bomb would explode when copied, so measure first.
+  // Aliases are shared references (from either reader); an alias bomb would explode when copied, so measure first.
   return text.includes("*") && expandedSize(value, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES ? FAILED : value;
 }
 
-/** Counts nodes as if every alias were expanded, stopping once `limit` is passed. */
+/** Characters of a string that count as one more node: aliases of a long string add up by their length too. */
+const CHARACTERS_PER_NODE = 1_024;
+
+/**
+ * Counts nodes as if every alias were expanded, stopping once `limit` is passed. A string counts
+ * one node per 1,024 characters besides its own: 61 KB of YAML that names a 60,000-character
+ * string 10,000 times is ten thousand nodes but 600 MB once written out.
+ */
 function expandedSize(value: unknown, limit: number): number {
   let count = 0;
   const stack: unknown[] = [value];
   while (stack.length > 0 && count <= limit) {
     const node = stack.pop();
-    count += 1;
+    count += typeof node === "string" ? 1 + Math.floor(node.length / CHARACTERS_PER_NODE) : 1;
     // One push per item: spreading a 150,000-item list into push() overflows the call stack.
     if (Array.isArray(node)) for (const item of node as unknown[]) stack.push(item);
     else if (isRecord(node)) for (const item of Object.values(node)) stack.push(item);

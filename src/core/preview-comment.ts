@@ -1,14 +1,28 @@
 import type { LiveTimeoutConclusion } from "./config.ts";
-import { errorList, escapeCode, escapeInline, escapeLines, GITHUB_COMMENT_LIMIT, renderMarkdown, summaryTable } from "./markdown.ts";
-import { hasChanges, type DiffReport, type EnvironmentDiff, type ReportProblem } from "./diff-report.ts";
+import {
+  CHECK_RUN_TEXT_LIMIT,
+  errorList,
+  escapeCode,
+  escapeInline,
+  escapeLines,
+  fitWithin,
+  GITHUB_COMMENT_LIMIT,
+  renderReport,
+  summarySection,
+  utf8Length,
+  type RenderedReport,
+} from "./markdown.ts";
+import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.ts";
 import { resourceKey } from "./identity.ts";
 import { liveProblems, liveSection, type LiveEnvironment } from "./live-preview.ts";
 import type { SourceLocation } from "./manifest.ts";
 
 /** The hidden marker that identifies Sluice's sticky comment on a pull request. */
 export const PREVIEW_MARKER = "<!-- sluice:preview -->";
-/** GitHub refuses check-run summaries and texts longer than this. */
-export const CHECK_RUN_TEXT_LIMIT = 65_535;
+export { CHECK_RUN_TEXT_LIMIT, unaffectedLine } from "./markdown.ts";
+
+/** Where the comment says what it had no room for continues: the check run's text. */
+const CONTINUATION = "the `sluice/preview` check run's details";
 
 /** What the preview comment shows besides the report. */
 export interface PreviewCommentInput {
@@ -23,32 +37,29 @@ export interface PreviewCommentInput {
   live?: readonly LiveEnvironment[];
 }
 
-/** The body of the sticky comment: header, report, live section and marker, at most 65,536 characters. */
+/** The body of the sticky comment: header, report, live section and marker, at most 65,536 bytes. */
 export function previewComment(input: PreviewCommentInput): string {
+  return previewRendering(input).markdown;
+}
+
+/**
+ * The sticky comment and the continuation of what it had no room for (the check run's text). The
+ * count of unaffected environments comes with the summary table, right after the commit range.
+ */
+function previewRendering(input: PreviewCommentInput): RenderedReport {
   const range = `\`${input.baseSha.slice(0, 7)}\`…\`${input.headSha.slice(0, 7)}\``;
   const header = [
     "### Sluice preview",
     `Comparing ${input.compareUrl ? `[${range}](${input.compareUrl})` : range}${input.fullDiffUrl ? ` · [full diff](${input.fullDiffUrl})` : ""}`,
-    unaffectedLine(input.report.environments),
-  ]
-    .filter((part): part is string => part !== undefined)
-    .join("\n\n");
-  return renderMarkdown(input.report, {
+  ].join("\n\n");
+  return renderReport(input.report, {
     header,
     footer: `${input.live ? liveSection(input.live) : noLiveSection()}\n\n${PREVIEW_MARKER}`,
     maxLength: GITHUB_COMMENT_LIMIT,
+    continuation: CONTINUATION,
+    continuationLength: CHECK_RUN_TEXT_LIMIT,
     ...(input.fullDiffUrl ? { fullDiffUrl: input.fullDiffUrl } : {}),
   });
-}
-
-/**
- * How many environments the change did not affect (none of the files they read changed), so were
- * not rendered at either commit; undefined when every environment was rendered.
- */
-export function unaffectedLine(environments: readonly EnvironmentDiff[]): string | undefined {
-  const count = environments.filter((env) => env.skipped !== undefined).length;
-  if (count === 0) return undefined;
-  return `${count} environment${count === 1 ? "" : "s"} unaffected by this change, not rendered.`;
 }
 
 /** The live-cluster section of a Sluice that does not deploy (it has no job signing key, so no agent to ask). */
@@ -65,10 +76,12 @@ export interface PreviewPublication extends PreviewCommentInput {
   concluded?: PreviewConclusion;
 }
 
-/** The check run's title, summary and annotations. */
+/** The check run's title, summary, text and annotations. */
 export interface PreviewCheckOutput {
   title: string;
   summary: string;
+  /** The next part of what the comment had no room for; absent when the comment holds everything. */
+  text?: string;
   annotations: Annotation[];
 }
 
@@ -83,7 +96,8 @@ export type PreviewCheck =
 
 /** The comment and the check run of a preview. */
 export function publicationOf(input: PreviewPublication): { comment: string; check: PreviewCheck } {
-  return { comment: previewComment(input), check: previewCheck(input) };
+  const rendered = previewRendering(input);
+  return { comment: rendered.markdown, check: checkOf(input, rendered.rest) };
 }
 
 /**
@@ -94,6 +108,11 @@ export function publicationOf(input: PreviewPublication): { comment: string; che
  * a pull request may have merged on it.
  */
 export function previewCheck(input: PreviewPublication): PreviewCheck {
+  return checkOf(input, previewRendering(input).rest);
+}
+
+/** {@link previewCheck} with the comment's continuation (`text`) already rendered. */
+function checkOf(input: PreviewPublication, text: string | undefined): PreviewCheck {
   const live = input.live ?? [];
   const sources = headSources(input.report);
   const refused = liveProblems(live, (environment, key) => sources.get(`${environment}\n${key}`));
@@ -101,7 +120,7 @@ export function previewCheck(input: PreviewPublication): PreviewCheck {
   const annotations = previewAnnotations(checked.errors);
   const output = (note?: { title: string; text: string }): PreviewCheckOutput => {
     const { title, summary } = previewCheckOutput(checked, note?.text);
-    return { title: note?.title ?? title, summary, annotations };
+    return { title: note?.title ?? title, summary, ...(text ? { text } : {}), annotations };
   };
   const rendered = previewConclusion(checked);
   const waiting = live.filter((e) => e.status.state === "pending").map((e) => e.environment);
@@ -188,7 +207,7 @@ export function closedComment(body: string, state: "closed" | "merged"): string 
     "",
   );
   const result = `${banner}\n\n${withoutBanner}`;
-  return result.length <= GITHUB_COMMENT_LIMIT ? result : body;
+  return utf8Length(result) <= GITHUB_COMMENT_LIMIT ? result : body;
 }
 
 /** How the preview check run concludes. */
@@ -200,7 +219,16 @@ export function previewConclusion(report: DiffReport): PreviewConclusion {
   return hasChanges(report) ? "success" : "neutral";
 }
 
-/** The check run's title and summary (a note first when there is one, the summary table and the errors). */
+/** Shares of a check run's summary: the note, the summary table, the errors. */
+const CHECK_NOTE_BYTES = 8_000;
+const CHECK_TABLE_BYTES = 32_000;
+const CHECK_ERROR_BYTES = 20_000;
+
+/**
+ * The check run's title and summary (a note first when there is one, the summary table and the
+ * errors), within {@link CHECK_RUN_TEXT_LIMIT} bytes: each part within its share, and what a part
+ * leaves out counted in words.
+ */
 export function previewCheckOutput(report: DiffReport, note?: string): { title: string; summary: string } {
   const changed = report.environments.filter((e) => e.summary.added + e.summary.modified + e.summary.removed > 0).length;
   const title =
@@ -209,11 +237,14 @@ export function previewCheckOutput(report: DiffReport, note?: string): { title: 
       : changed === 0
         ? "No changes"
         : `Changes in ${changed} environment${changed === 1 ? "" : "s"}`;
-  const summary = [note, summaryTable(report.environments), errorList(report.errors, 50)].filter(Boolean).join("\n\n");
-  return {
-    title,
-    summary: summary.length <= CHECK_RUN_TEXT_LIMIT ? summary : `${summary.slice(0, CHECK_RUN_TEXT_LIMIT - 14)}\n\n…(truncated)`,
-  };
+  const summary = [
+    note ? fitWithin(note, CHECK_NOTE_BYTES) : undefined,
+    summarySection(report, { maxBytes: CHECK_TABLE_BYTES }),
+    errorList(report.errors, 50, CHECK_ERROR_BYTES),
+  ]
+    .filter(Boolean)
+    .join("\n\n");
+  return { title, summary: utf8Length(summary) <= CHECK_RUN_TEXT_LIMIT ? summary : fitWithin(summary, CHECK_RUN_TEXT_LIMIT) };
 }
 
 /** A check-run annotation on a file and line. */

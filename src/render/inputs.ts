@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { createReadStream, type Dirent, type Stats } from "node:fs";
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { join, relative, resolve, sep } from "node:path";
 import type { Environment } from "../core/config.ts";
 import { readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
-import { findKustomization, KUSTOMIZATION_FILES, loadKustomization, localReferences } from "./kustomizations.ts";
+import { KUSTOMIZATION_FILES, loadKustomization, localReferences, type Kustomization } from "./kustomizations.ts";
 
 /** The files an environment's render reads, and a digest of their paths and contents. */
 export interface EnvironmentInputs {
@@ -23,13 +23,13 @@ export interface EnvironmentInputs {
  * `listed` was walked already and is not walked again: kustomizations nested in each other or
  * referring to their parents then cost one walk of the tree, not one per kustomization.
  */
-async function listTree(dir: string, out: Set<string>, listed: Set<string>): Promise<string[]> {
+async function listTree(dir: string, out: Set<string>, listed: Set<string>, reads: CheckoutReads): Promise<string[]> {
   const links: string[] = [];
   const pending = [dir];
   for (let current = pending.pop(); current !== undefined; current = pending.pop()) {
     if (listed.has(current)) continue;
     listed.add(current);
-    for (const entry of await readdir(current, { withFileTypes: true })) {
+    for (const entry of await reads.directory(current)) {
       const path = join(current, entry.name);
       if (entry.isFile()) out.add(path);
       else if (entry.isDirectory()) pending.push(path);
@@ -47,7 +47,11 @@ async function listTree(dir: string, out: Set<string>, listed: Set<string>): Pro
  * kustomize, every local base, component and file its kustomizations refer to, transitively.
  * Paths outside the checkout are ignored (the renderers refuse them anyway).
  */
-export async function environmentInputs(checkoutRoot: string, env: Environment): Promise<EnvironmentInputs> {
+export async function environmentInputs(
+  checkoutRoot: string,
+  env: Environment,
+  reads: CheckoutReads = new CheckoutReads(),
+): Promise<EnvironmentInputs> {
   const root = resolve(checkoutRoot);
   const files = new Set<string>();
   const visited = new Set<string>();
@@ -59,32 +63,27 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
     if (!insideRoot(path) || visited.has(path)) return;
     visited.add(path);
     // The path as named is an input (a link's target is hashed), and so is what it leads to.
-    if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) files.add(path);
-    let target: Awaited<ReturnType<typeof resolveInside>>;
-    try {
-      target = await resolveInside(root, relativeTo(root, path));
-    } catch {
-      return; // Outside the checkout, a loop or a device: the render refuses it and says so.
-    }
+    if ((await reads.lstat(path))?.isSymbolicLink()) files.add(path);
+    const target = await reads.resolve(root, relativeTo(root, path));
+    // Outside the checkout, a loop or a device: the render refuses it and says so.
+    if (!target) return;
     if (target.kind === "file") {
       files.add(target.absolute);
       return;
     }
     if (target.kind === "missing") return;
-    if (path === envPath && (await rendersAsHelm(target.absolute, env))) {
+    if (path === envPath && (await rendersAsHelm(target.absolute, env, reads))) {
       // Walked apart: a watched path or a link into the chart must still find every file of what it names.
-      const chart = new Set<string>();
-      const chartListed = new Set<string>();
-      const links = await listTree(target.absolute, chart, chartListed);
-      chartDirectories += chartListed.size;
-      const read = await chartReads(root, target.absolute, chart, env);
+      const { chart, links, directories } = await reads.chart(target.absolute);
+      chartDirectories += directories;
+      const read = await chartReads(root, target.absolute, chart, env, reads);
       for (const file of read) files.add(file);
       for (const link of links) if (read.has(link)) await visit(link);
       return;
     }
-    for (const link of await listTree(target.absolute, files, listed)) await visit(link);
+    for (const link of await listTree(target.absolute, files, listed, reads)) await visit(link);
     // One that cannot be read strictly fails the render, which says why; its directory's files are inputs already.
-    const kustomization = await loadKustomization(root, target.absolute).catch(() => undefined);
+    const kustomization = await reads.kustomization(root, target.absolute);
     if (!kustomization) return; // The render reports what is wrong; the directory's files are already inputs.
     for (const ref of localReferences(kustomization.doc)) await visit(resolve(target.absolute, ref));
   }
@@ -96,12 +95,92 @@ export async function environmentInputs(checkoutRoot: string, env: Environment):
   const hash = createHash("sha256");
   for (const file of relativeFiles) {
     hash.update(file).update("\0");
-    hash.update(await contentDigest(join(root, file))).update("\0");
+    hash.update(await reads.digest(join(root, file))).update("\0");
   }
   return { files: relativeFiles, digest: hash.digest("hex"), directoriesRead: listed.size + chartDirectories };
 }
 
-/** A file's content digest; a link's is of its target, so a change made only through a link changes it. */
+/** Where a path of a checkout leads. */
+type Resolved = Awaited<ReturnType<typeof resolveInside>>;
+
+/** Files up to this size are read whole to be hashed; larger ones are streamed. */
+const READ_WHOLE_BYTES = 1024 * 1024;
+
+/**
+ * What reading the inputs of several environments of one checkout shares: each file's digest, each
+ * chart's listing and .helmignore, read once however many environments use them (500 releases of
+ * one chart, 500 overlays of one base). Only for a checkout whose files do not change while it is
+ * read (the app's checkouts are named after their commit); a fresh one per read otherwise.
+ */
+export class CheckoutReads {
+  readonly #digests = new Map<string, Promise<Buffer>>();
+  readonly #charts = new Map<string, Promise<{ chart: ReadonlySet<string>; links: readonly string[]; directories: number }>>();
+  readonly #ignores = new Map<string, Promise<HelmIgnore | undefined>>();
+  readonly #directories = new Map<string, Promise<Dirent[]>>();
+  readonly #stats = new Map<string, Promise<Stats | undefined>>();
+  readonly #resolved = new Map<string, Promise<Resolved | undefined>>();
+  readonly #kustomizations = new Map<string, Promise<Kustomization | undefined>>();
+
+  /** What is at `path` (a link itself, not its target); undefined when nothing is. */
+  lstat(path: string): Promise<Stats | undefined> {
+    return once(this.#stats, path, () => lstat(path).catch(() => undefined));
+  }
+
+  /** Where `path` (relative to `root`) leads inside the checkout; undefined when it leaves it, loops or is a device. */
+  resolve(root: string, path: string): Promise<Resolved | undefined> {
+    return once(this.#resolved, `${root}\0${path}`, () => resolveInside(root, path).catch(() => undefined));
+  }
+
+  /** The kustomization in `dir`; undefined when there is none or it cannot be read (the render says why). */
+  kustomization(root: string, dir: string): Promise<Kustomization | undefined> {
+    return once(this.#kustomizations, dir, () => loadKustomization(root, dir).catch(() => undefined));
+  }
+
+  /** Directories listed and files read so far: each at most once. */
+  readonly counts = { directories: 0, files: 0 };
+
+  /** A directory's entries. */
+  directory(dir: string): Promise<Dirent[]> {
+    return once(this.#directories, dir, () => {
+      this.counts.directories += 1;
+      return readdir(dir, { withFileTypes: true });
+    });
+  }
+
+  /** A file's content digest; a link's is of its target, so a change made only through a link changes it. */
+  digest(path: string): Promise<Buffer> {
+    return once(this.#digests, path, () => {
+      this.counts.files += 1;
+      return contentDigest(path);
+    });
+  }
+
+  /** Every file and link of the chart in `dir` (absolute), and how many directories were read to list them. */
+  chart(dir: string): Promise<{ chart: ReadonlySet<string>; links: readonly string[]; directories: number }> {
+    return once(this.#charts, dir, async () => {
+      const chart = new Set<string>();
+      const listed = new Set<string>();
+      const links = await listTree(dir, chart, listed, this);
+      return { chart, links, directories: listed.size };
+    });
+  }
+
+  /** The chart's .helmignore as helm reads it (see {@link helmIgnore}). */
+  helmIgnore(root: string, dir: string): Promise<HelmIgnore | undefined> {
+    return once(this.#ignores, dir, () => helmIgnore(root, dir));
+  }
+}
+
+/** The value kept under `key`, made once; a failure is not kept, so the next caller tries again. */
+function once<T>(memo: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
+  const known = memo.get(key);
+  if (known) return known;
+  const made = make();
+  memo.set(key, made);
+  made.catch(() => memo.delete(key));
+  return made;
+}
+
 async function contentDigest(path: string): Promise<Buffer> {
   const info = await lstat(path);
   if (info.isSymbolicLink())
@@ -111,15 +190,17 @@ async function contentDigest(path: string): Promise<Buffer> {
       .digest();
   if (!info.isFile()) return createHash("sha256").update(`special\0${info.mode}`).digest();
   const hash = createHash("sha256").update("file\0");
-  await pipeline(createReadStream(path), hash);
+  if (info.size <= READ_WHOLE_BYTES) hash.update(await readFile(path));
+  else await pipeline(createReadStream(path), hash);
   return hash.digest();
 }
 
 /** Whether the environment's directory renders with helm: `render: helm`, or `auto` with a Chart.yaml and no kustomization. */
-async function rendersAsHelm(dir: string, env: Environment): Promise<boolean> {
+async function rendersAsHelm(dir: string, env: Environment, reads: CheckoutReads): Promise<boolean> {
   if (env.render === "helm") return true;
-  if (env.render !== "auto" || (await findKustomization(dir)) !== undefined) return false;
-  return (await lstat(join(dir, "Chart.yaml")).catch(() => undefined)) !== undefined;
+  if (env.render !== "auto") return false;
+  for (const name of KUSTOMIZATION_FILES) if (await reads.lstat(join(dir, name))) return false;
+  return (await reads.lstat(join(dir, "Chart.yaml"))) !== undefined;
 }
 
 /** Files at a chart's top that count whatever its .helmignore says: helm's own, and those that decide `render: auto`. */
@@ -143,8 +224,14 @@ const MAX_HELMIGNORE_BYTES = 1024 * 1024;
  * files of the other environments of a chart (#28) then stay out once .helmignore lists them.
  * A link kept leads to inputs too; helm does not follow one it skips.
  */
-async function chartReads(root: string, dir: string, chart: ReadonlySet<string>, env: Environment): Promise<Set<string>> {
-  const ignored = await helmIgnore(root, dir);
+async function chartReads(
+  root: string,
+  dir: string,
+  chart: ReadonlySet<string>,
+  env: Environment,
+  reads: CheckoutReads,
+): Promise<Set<string>> {
+  const ignored = await reads.helmIgnore(root, dir);
   if (!ignored) return new Set(chart);
   const own = new Set<string>();
   for (const values of env.helm?.values ?? []) {
@@ -165,6 +252,9 @@ async function chartReads(root: string, dir: string, chart: ReadonlySet<string>,
   return read;
 }
 
+/** Whether helm skips a path of a chart (relative, with forward slashes). */
+type HelmIgnore = (path: string, directory: boolean) => boolean;
+
 /** One .helmignore rule, as helm reads it. */
 interface IgnoreRule {
   pattern: RegExp;
@@ -180,7 +270,7 @@ interface IgnoreRule {
  * Undefined when that cannot be told exactly (the file is unreadable, or a rule is one helm
  * refuses or whose meaning this does not copy): then nothing is left out.
  */
-async function helmIgnore(root: string, dir: string): Promise<((path: string, directory: boolean) => boolean) | undefined> {
+async function helmIgnore(root: string, dir: string): Promise<HelmIgnore | undefined> {
   let text = "";
   const file = relativeTo(root, join(dir, ".helmignore"));
   const target = await resolveInside(root, file).catch(() => undefined);

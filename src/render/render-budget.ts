@@ -16,7 +16,8 @@
  *   so a tool at its cap holds at most `toolMemoryMb − GO_RESERVED_MB`.
  *
  * Defaults: one process per CPU of the quota (the node's CPUs when there is none), at least two,
- * at most `SLUICE_PREVIEW_CONCURRENCY`, and no more than fit with 512 MiB each (at least one);
+ * and no more than fit with 512 MiB each (at least one). Not capped by how many preview jobs run
+ * at once: one preview renders its environments on every process (issue 28);
  * what is left per process is split between the heap (256 to 2048 MiB) and the tool (1664 to
  * 3584 MiB of address space). Settings given explicitly are kept, and a budget they overrun is
  * reported (`fits: false`) rather than refused.
@@ -127,7 +128,6 @@ export interface RenderBudgetInput {
   memoryBytes: number;
   /** CPUs it may use: its CPU quota, else the machine's. */
   cpus: number;
-  previewConcurrency: number;
   /** `SLUICE_RENDER_PROCESSES`, `SLUICE_RENDER_MEMORY_MB`, `SLUICE_RENDER_TOOL_MEMORY_MB` when set. */
   given?: { processes?: number | undefined; heapMb?: number | undefined; toolMemoryMb?: number | undefined };
 }
@@ -153,7 +153,7 @@ export function renderBudget(input: RenderBudgetInput): RenderBudget {
   const memoryMb = Math.floor(input.memoryBytes / MIB);
   const room = memoryMb - APP_RESERVE_MB;
   const smallest = HEAP_MB.min + (TOOL_MB.min - GO_RESERVED_MB);
-  const byCpu = Math.max(2, Math.min(input.previewConcurrency, Math.ceil(input.cpus)));
+  const byCpu = Math.max(2, Math.ceil(input.cpus));
   const processes = given.processes ?? Math.max(1, Math.min(byCpu, Math.floor(room / smallest)));
   const share = Math.floor(room / processes);
   const heapMb =

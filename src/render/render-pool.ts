@@ -192,6 +192,11 @@ export class RenderPool {
     this.#options = options;
   }
 
+  /** Render processes at most: how many renders run at once. */
+  get size(): number {
+    return this.#options.size;
+  }
+
   /** The tools and limits renders run with, part of every render cache key. */
   get settings(): { tools: RenderTools; limits: RenderLimits } {
     return { tools: this.#options.tools, limits: this.#options.limits };

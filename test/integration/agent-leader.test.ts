@@ -5,9 +5,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DRIFT_LEASE_RENEW_MS, DriftLease } from "../../src/agent/drift-lease.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
-import { agentQueue, objectsDigest, REPORT_QUEUE, type AgentJob } from "../../src/core/agent-protocol.ts";
+import { agentQueue, REPORT_QUEUE, type AgentJob } from "../../src/core/agent-protocol.ts";
 import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
 import { connectRedis, scanKeys, type RedisClient } from "../../src/redis/connection.ts";
+import { mergeJob, sentReports } from "../helpers/agent-settings.ts";
 import { ManualClock } from "../helpers/manual-clock.ts";
 
 // Two agent replicas of one environment on the real Redis (database 19) and apiserver (issue 24):
@@ -81,34 +82,22 @@ function job(version: number): AgentJob {
     { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } },
     { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace }, data: { version: String(version) } },
   ];
-  const sha = String(version).padStart(40, "c");
-  return {
-    version: 1,
-    id: `merge-9100-${environment}-${sha}`,
-    repository: { owner: OWNER, name: "web", id: 9100 },
-    installationId: 91,
+  return mergeJob({
     environment,
-    sha,
-    reason: "merge",
-    requestedBy: "octocat",
-    createdAt: new Date(clock.now()).toISOString(),
-    settings: { namespace, prune: true, allowEmpty: false, selfHeal: false, driftIgnore: [] },
-    sequence: version,
-    hold: "keep",
-    signedAt: new Date(clock.now()).toISOString(),
-    expiresAt: new Date(clock.now() + 600_000).toISOString(),
-    digest: objectsDigest(objects),
-    objects: { inline: objects },
-  };
+    namespace,
+    repositoryId: 9100,
+    installationId: 91,
+    version,
+    shaDigit: "c",
+    objects,
+    now: clock.now(),
+    owner: OWNER,
+  });
 }
 
 /** The bodies of the reports of `kind` the agents sent about this environment. */
-async function sent(kind: "report" | "drift"): Promise<Record<string, unknown>[]> {
-  const jobs = await reports.getJobs(["waiting", "delayed", "active", "completed", "failed"]);
-  return jobs
-    .filter((j) => j.name === kind)
-    .map((j) => JSON.parse((j.data as { body: string }).body) as Record<string, unknown>)
-    .filter((body) => body.environment === environment);
+function sent(kind: "report" | "drift"): Promise<Record<string, unknown>[]> {
+  return sentReports(reports, kind, environment);
 }
 
 /** Waits until every replica's drift loop waits on the clock again: `sleepers` pending sleeps. */

@@ -187,7 +187,9 @@ describe("a cluster converges to Git by itself", { timeout: 180_000 }, () => {
     await stopAgent(running);
     const head = await commit(repo, "after");
     await merge(repo, head);
-    await expect.poll(() => deployRuns(head, environment).map((r) => r.status), { timeout: 60_000, interval: 200 }).toEqual(["queued"]);
+    await expect
+      .poll(() => deployRuns(head, environment).map((r) => r.status), { timeout: 60_000, interval: 200 })
+      .toEqual(["in_progress"]);
 
     // Two replicas come back after the merge's job has expired: one refuses that job, and both say they are behind.
     h.clock.now = h.clock.now + PAST_JOB_LIFETIME_MS;

@@ -134,6 +134,8 @@ function verbsTheAgentUses(): Set<string> {
     if (method === "PUT") verbs.add("update");
     if (method === "DELETE") verbs.add("delete");
   }
+  // A GET with ?watch=1 is the watch verb (drift watches).
+  if (/watch: "1"/.test(source)) verbs.add("watch");
   return verbs;
 }
 
@@ -384,7 +386,7 @@ describe("deploy/ manifests", () => {
           .flatMap((role) => (role.rules ?? []).map((rule) => ({ dir, role: role.metadata.name, rule }))),
       );
 
-      expect([...used].sort()).toEqual(["create", "delete", "get", "list", "patch"]);
+      expect([...used].sort()).toEqual(["create", "delete", "get", "list", "patch", "watch"]);
       expect(all.length).toBeGreaterThan(0);
       for (const { dir, role, rule } of all) {
         const where = `${dir} ${role}`;

@@ -199,7 +199,12 @@ function rerunPayload(repo: Repo, runId: number, sender: string): Record<string,
     external_id: run.external_id ?? "",
     status: run.status,
     conclusion: run.conclusion ?? null,
-    output: { ...(checkRun.output as object), title: run.output?.title ?? null, summary: run.output?.summary ?? null },
+    output: {
+      ...(checkRun.output as object),
+      title: run.output?.title ?? null,
+      summary: run.output?.summary ?? null,
+      text: run.output?.text ?? null,
+    },
     app: { ...(checkRun.app as object), id: FakeGitHub.APP_ID },
     // GitHub lists no pull requests for a fork's head; Sluice finds its pull request without them.
     pull_requests: [],
@@ -331,6 +336,13 @@ describe("sluice/preview, a gating check, never passes before the live cluster h
     const first = previewRuns(head)[0];
     if (!first) throw new Error("no preview check run");
 
+    // The part of a large preview the comment had no room for lives in the check run's text; a note must keep it.
+    const output = h.github.checkRuns.get(first.id)?.output;
+    if (!output) throw new Error("the preview check run has no output");
+    output.text = "…the objects the comment had no room for";
+    // A summary near GitHub's limit in bytes (two bytes a character) leaves a note no room to go over it.
+    const summary = `${output.summary ?? ""}\n\n`;
+    output.summary = `${summary}${"é".repeat(Math.floor((65_400 - Buffer.byteLength(summary)) / 2))}`;
     // Someone with read permission: GitHub would not send it, and Sluice does not take it either; the check run says why.
     await h.deliver("check_run", rerunPayload(repo, first.id, "mallory"));
     await expect
@@ -338,6 +350,8 @@ describe("sluice/preview, a gating check, never passes before the live cluster h
       .toContain("**Re-run** pressed by @mallory: refused: re-running the preview needs **write** permission and @mallory has **read**");
     expect(previewRuns(head)).toHaveLength(1);
     expect(h.github.checkRuns.get(first.id)?.conclusion).toBe("failure");
+    expect(h.github.checkRuns.get(first.id)?.output?.text).toBe("…the objects the comment had no room for");
+    expect(Buffer.byteLength(h.github.checkRuns.get(first.id)?.output?.summary ?? "")).toBeLessThanOrEqual(65_535);
 
     await h.deliver("check_run", rerunPayload(repo, first.id, "alice"));
     await refusedOn(number, head, 2);

@@ -33,9 +33,7 @@ describe("the render budget's tool cap", () => {
       join(dir, "chart", "templates", "cm.yaml"),
       "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
     );
-    const caps = [1, 2, 4].flatMap((gib) =>
-      [1, 2, 6].map((cpus) => renderBudget({ memoryBytes: gib * GIB, cpus, previewConcurrency: 6 }).toolMemoryMb),
-    );
+    const caps = [1, 2, 4].flatMap((gib) => [1, 2, 6].map((cpus) => renderBudget({ memoryBytes: gib * GIB, cpus }).toolMemoryMb));
     const smallest = Math.min(...caps);
 
     const kustomize = await within(smallest, inject("kustomize"), ["build", join(dir, "base")]);

@@ -110,7 +110,7 @@ describe("restarts", { timeout: 600_000 }, () => {
     // Waiting: the agent is away, a deploy waits on its queue, and Redis restarts.
     await agent?.stop();
     const c = await push("C");
-    await expect.poll(() => run(c)?.status, { timeout: 60_000 }).toBe("queued");
+    await expect.poll(() => run(c)?.status, { timeout: 60_000 }).toBe("in_progress");
     await restartRedis(1_000);
     await s().startAgent();
     await deployed(c);

@@ -153,8 +153,8 @@ async function queuedDeploy(repo = repository()): Promise<Deploy> {
   h.github.setBranch(OWNER, repo.repo, "main", head);
   expect((await h.deliver("push", pushPayload(repo, head))).status).toBe(200);
   const d = { repo, head, jobId: "" };
-  await expect.poll(() => deployRun(d)?.status, { timeout: 60_000, interval: 200 }).toBe("queued");
-  await expect.poll(() => deploymentStates(d), { timeout: 60_000, interval: 200 }).toEqual(["queued"]);
+  await expect.poll(() => deployRun(d)?.status, { timeout: 60_000, interval: 200 }).toBe("in_progress");
+  await expect.poll(() => deploymentStates(d), { timeout: 60_000, interval: 200 }).toEqual(["in_progress"]);
   return { ...d, jobId: deployRun(d)?.external_id ?? "" };
 }
 
@@ -183,9 +183,9 @@ function historyOf(revisionSha: string, jobId: string): History {
 
 /** The deploy's check run still queued, its Deployment still only queued, and no history stored for the repository. */
 async function expectUntouched(d: Deploy): Promise<void> {
-  expect(deployRun(d)?.status).toBe("queued");
+  expect(deployRun(d)?.status).toBe("in_progress");
   expect(deployRun(d)?.conclusion).toBeUndefined();
-  expect(deploymentStates(d)).toEqual(["queued"]);
+  expect(deploymentStates(d)).toEqual(["in_progress"]);
   for (const environment of ["production", "staging"]) expect((await states.load(d.repo.repoId, environment)).history).toBeUndefined();
 }
 
@@ -194,7 +194,7 @@ async function expectGenuineApplied(d: Deploy, keys = productionKeys): Promise<v
   const history = historyOf(d.head, d.jobId);
   await send("report", report(d, history), keys);
   expect(deployRun(d)).toMatchObject({ status: "completed", conclusion: "success" });
-  expect(deploymentStates(d)).toEqual(["queued", "success"]);
+  expect(deploymentStates(d)).toEqual(["in_progress", "success"]);
   expect((await states.load(d.repo.repoId, "production")).history).toEqual(history);
 }
 

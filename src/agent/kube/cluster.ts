@@ -68,6 +68,61 @@ class RateLimiter {
   }
 }
 
+/** Objects per page when listing metadata. */
+const LIST_PAGE = 500;
+/** Asks for metadata only: the API server leaves out spec, data and status. */
+const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+const METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+
+/** An object's metadata, as a metadata list or watch gives it. */
+export type ObjectMetadata = Record<string, unknown> & { name?: unknown; namespace?: unknown; resourceVersion?: unknown };
+
+/** One event of a watch: what happened and the object's metadata (for `ERROR`, the Status's code and message). */
+export type WatchEvent =
+  | { type: "ADDED" | "MODIFIED" | "DELETED"; metadata: ObjectMetadata }
+  | { type: "BOOKMARK"; resourceVersion: string }
+  | { type: "ERROR"; code: number; message: string };
+
+/** One line of a watch stream as an event; undefined for what is not one (a blank line, an unknown type). */
+export function watchEvent(line: string): WatchEvent | undefined {
+  if (!line.trim()) return undefined;
+  const json = safeJson(line);
+  if (!isRecord(json) || !isRecord(json.object)) return undefined;
+  const object = json.object;
+  const metadata = isRecord(object.metadata) ? (object.metadata as ObjectMetadata) : {};
+  switch (json.type) {
+    case "ADDED":
+    case "MODIFIED":
+    case "DELETED":
+      return { type: json.type, metadata };
+    case "BOOKMARK":
+      return { type: "BOOKMARK", resourceVersion: typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : "" };
+    case "ERROR":
+      return {
+        type: "ERROR",
+        code: typeof object.code === "number" ? object.code : 0,
+        message: typeof object.message === "string" ? object.message : "",
+      };
+    default:
+      return undefined;
+  }
+}
+
+/** Splits a byte stream into lines, handing each whole line to `onLine`; a line split across chunks is joined first. */
+function lineSplitter(onLine: (line: string) => void): { push: (chunk: Buffer) => void } {
+  let rest: Buffer = Buffer.alloc(0);
+  return {
+    push: (chunk) => {
+      let data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+      for (let end = data.indexOf(10); end !== -1; end = data.indexOf(10)) {
+        onLine(data.subarray(0, end).toString("utf8"));
+        data = data.subarray(end + 1);
+      }
+      rest = Buffer.from(data);
+    },
+  };
+}
+
 /** How to reach the cluster and as whom. */
 export interface ClusterOptions {
   fieldManager: string;
@@ -95,6 +150,8 @@ export class Cluster {
   readonly #options: ClusterOptions;
   readonly #limiter: RateLimiter;
   readonly #agent: Agent;
+  /** Watches hold their connection for minutes: they get their own, so they never starve requests of the pool. */
+  readonly #watchAgent = new Agent({ keepAlive: false });
   readonly #discovery = new Map<string, Promise<Map<string, ApiResource>>>();
   #auth: { options: Promise<RequestOptions>; until: number } | undefined;
 
@@ -119,16 +176,23 @@ export class Cluster {
   /** Closes the connections. */
   close(): void {
     this.#agent.destroy();
+    this.#watchAgent.destroy();
   }
 
-  async #request(subject: string, method: string, path: string, body?: { contentType: string; data: unknown }): Promise<unknown> {
+  async #request(
+    subject: string,
+    method: string,
+    path: string,
+    body?: { contentType: string; data: unknown },
+    accept = "application/json",
+  ): Promise<unknown> {
     await this.#limiter.take();
     const auth = await this.#authOptions();
     const options: RequestOptions = {
       ...auth,
       method,
       agent: this.#agent,
-      headers: { ...(auth.headers as Record<string, string> | undefined), accept: "application/json" },
+      headers: { ...(auth.headers as Record<string, string> | undefined), accept },
     };
     const url = new URL(path, this.#server);
     const payload = body ? JSON.stringify(body.data) : undefined;
@@ -286,6 +350,119 @@ export class Cluster {
       if (error instanceof KubeApiError && error.status === 404) return;
       throw error;
     }
+  }
+
+  /**
+   * The metadata of every object of a kind (in a namespace, or cluster-wide when `namespace` is
+   * empty), a page at a time, handed to `visit` and not kept: only the metadata is sent
+   * (`PartialObjectMetadataList`), so a watch's re-list of 10,000 objects stays small. Returns the
+   * list's resourceVersion, where a watch starts; undefined when the kind is not served.
+   */
+  async listMetadata(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    visit: (metadata: ObjectMetadata) => void,
+  ): Promise<string | undefined> {
+    const base = await this.#collectionPath(apiVersion, kind, namespace);
+    if (base === undefined) return undefined;
+    const subject = `${kind} list${namespace ? ` in ${namespace}` : ""}`;
+    let next = "";
+    for (;;) {
+      const query = new URLSearchParams({ limit: String(LIST_PAGE) });
+      if (next) query.set("continue", next);
+      const page = await this.#request(subject, "GET", `${base}?${query.toString()}`, undefined, METADATA_LIST);
+      const metadata = isRecord(page) && isRecord(page.metadata) ? page.metadata : {};
+      const items = isRecord(page) && Array.isArray(page.items) ? (page.items as unknown[]) : [];
+      for (const item of items) if (isRecord(item) && isRecord(item.metadata)) visit(item.metadata);
+      next = typeof metadata.continue === "string" ? metadata.continue : "";
+      if (!next) return typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : "";
+    }
+  }
+
+  /**
+   * Watches the metadata of a kind (in a namespace, or cluster-wide when `namespace` is empty)
+   * from `resourceVersion`, with bookmarks, handing each event to `onEvent` as it arrives. Resolves
+   * when the server ends the watch (after `timeoutSeconds`) or `signal` aborts it; rejects with a
+   * KubeApiError when the request fails or the connection drops. An expired resourceVersion comes
+   * as an `ERROR` event whose status code is 410: the caller lists again.
+   */
+  async watchMetadata(
+    target: { apiVersion: string; kind: string; namespace: string; resourceVersion: string; timeoutSeconds: number },
+    onEvent: (event: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { apiVersion, kind, namespace } = target;
+    const subject = `${kind} watch${namespace ? ` in ${namespace}` : ""}`;
+    const base = await this.#collectionPath(apiVersion, kind, namespace);
+    if (base === undefined) throw new KubeApiError(subject, 404, "NotFound", `the server does not serve ${kind} in ${apiVersion}`);
+    const query = new URLSearchParams({
+      watch: "1",
+      resourceVersion: target.resourceVersion,
+      allowWatchBookmarks: "true",
+      timeoutSeconds: String(target.timeoutSeconds),
+    });
+    await this.#limiter.take();
+    const auth = await this.#authOptions();
+    const options: RequestOptions = {
+      ...auth,
+      method: "GET",
+      agent: this.#watchAgent,
+      signal,
+      headers: { ...(auth.headers as Record<string, string> | undefined), accept: METADATA_WATCH },
+    };
+    await new Promise<void>((resolve, reject) => {
+      const req = request(new URL(`${base}?${query.toString()}`, this.#server), options, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status >= 300) {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            const json = safeJson(Buffer.concat(chunks).toString("utf8"));
+            const reason = isRecord(json) && typeof json.reason === "string" ? json.reason : "";
+            const message = isRecord(json) && typeof json.message === "string" ? json.message : `HTTP ${status}`;
+            reject(new KubeApiError(subject, status, reason, message));
+          });
+          return;
+        }
+        const lines = lineSplitter((line) => {
+          const event = watchEvent(line);
+          if (event) onEvent(event);
+        });
+        res.on("data", (chunk: Buffer) => {
+          try {
+            lines.push(chunk);
+          } catch (error) {
+            req.destroy(error as Error);
+          }
+        });
+        res.on("end", () => {
+          if (res.complete || signal.aborted) resolve();
+          else reject(new KubeApiError(subject, 0, "Unavailable", "the watch connection dropped"));
+        });
+        res.on("error", (error) => {
+          if (signal.aborted) resolve();
+          else reject(new KubeApiError(subject, 0, "Unavailable", `the watch connection dropped: ${error.message}`, { cause: error }));
+        });
+      });
+      req.on("error", (error) => {
+        if (signal.aborted) resolve();
+        else reject(new KubeApiError(subject, 0, "Unavailable", error.message, { cause: error }));
+      });
+      // Bookmarks come about once a minute: a silent connection for longer than the watch's own end is dead.
+      req.setTimeout((target.timeoutSeconds + 60) * 1000, () =>
+        req.destroy(new Error(`no watch event for ${target.timeoutSeconds + 60} s`)),
+      );
+      req.end();
+    });
+  }
+
+  /** The collection path of a kind, in a namespace or cluster-wide; undefined when the server does not serve it. */
+  async #collectionPath(apiVersion: string, kind: string, namespace: string): Promise<string | undefined> {
+    const resource = await this.#resource(apiVersion, kind);
+    if (!resource) return undefined;
+    const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    return `${base}${resource.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ""}/${resource.name}`;
   }
 
   /** Whether a kind is namespaced, from discovery; undefined when the API server does not serve it. */

@@ -277,11 +277,15 @@ export class GitHubClient {
     return z.object({ id: z.number() }).parse(data).id;
   }
 
-  /** Adds a status to a deployment. */
+  /**
+   * Adds a status to a deployment. With `coalesce`, a newer status of the deployment written before
+   * this one goes out replaces it (a final one is never replaced): see `Supersede` in pacing.ts.
+   */
   async deploymentStatus(
     repository: RepoName,
     deploymentId: number,
     fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string },
+    options: { coalesce?: boolean } = {},
   ): Promise<void> {
     // GitHub's auto_inactive marks the earlier successful deployments of the environment inactive:
     // right for a success, which is now what runs there, and for nothing else.
@@ -292,6 +296,13 @@ export class GitHubClient {
       description: fields.description.slice(0, 140),
       ...(fields.logUrl ? { log_url: fields.logUrl } : {}),
       auto_inactive: fields.state === "success",
+      ...(options.coalesce
+        ? {
+            request: {
+              supersede: { key: `deployment ${deploymentId}`, final: fields.state !== "queued" && fields.state !== "in_progress" },
+            },
+          }
+        : {}),
     });
   }
 
@@ -477,13 +488,24 @@ export class GitHubClient {
     return runs.find((r) => r.external_id === externalId)?.id;
   }
 
-  /** Updates a check run; annotations beyond GitHub's 50 per request go in further requests. */
-  async updateCheckRun(repository: RepoName, checkRunId: number, fields: CheckRunFields): Promise<void> {
+  /**
+   * Updates a check run; annotations beyond GitHub's 50 per request go in further requests. With
+   * `coalesce` (and no annotations), a newer state of the check run written before this one goes
+   * out replaces it (a completed one is never replaced): see `Supersede` in pacing.ts.
+   */
+  async updateCheckRun(
+    repository: RepoName,
+    checkRunId: number,
+    fields: CheckRunFields,
+    options: { coalesce?: boolean } = {},
+  ): Promise<void> {
     const [first, rest] = splitAnnotations(fields.output);
+    const coalesce = options.coalesce && !fields.output?.annotations?.length;
     await this.#octokit.rest.checks.update({
       ...coordinates(repository),
       check_run_id: checkRunId,
       ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
+      ...(coalesce ? { request: { supersede: { key: `check-run ${checkRunId}`, final: fields.status === "completed" } } } : {}),
     });
     await this.#moreAnnotations(repository, checkRunId, fields.output, rest);
   }
@@ -494,7 +516,13 @@ export class GitHubClient {
       await this.#octokit.rest.checks.update({
         ...coordinates(repository),
         check_run_id: id,
-        output: { title: output.title, summary: output.summary, annotations: rest.slice(i, i + ANNOTATIONS_PER_REQUEST) },
+        // The text goes again: an output without one would leave the check run with none.
+        output: {
+          title: output.title,
+          summary: output.summary,
+          ...(output.text !== undefined ? { text: output.text } : {}),
+          annotations: rest.slice(i, i + ANNOTATIONS_PER_REQUEST),
+        },
       });
     }
   }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { throttling } from "@octokit/plugin-throttling";
 import type { ProbotOctokit } from "probot";
+import { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
 
 /** GitHub asks integrations to leave a second between one installation's writes. */
@@ -42,15 +43,47 @@ const SYSTEM_CLOCK: PacingClock = { now: Date.now, monotonic: () => performance.
 
 type RequestKind = "read" | "write" | "notification" | "auth";
 
+/**
+ * How a write of one GitHub object's state (a check run, a Deployment's statuses) may be combined
+ * with that object's next write while it waits for its turn, given as the request option
+ * `supersede`: a newer write of the same `key` replaces a waiting one that is not `final`, in its
+ * turn, and every caller gets the answer to what was sent. A final state is never replaced: what
+ * comes after it waits for a turn of its own. A write's retry is dropped once a newer write of its
+ * object is on its way (a final one's only for a newer final one), so an older state never lands
+ * after a newer one. Writes only the newest
+ * state matters of take one turn instead of one each (issue 28).
+ */
+export interface Supersede {
+  /** The object written, unique within an installation ("check-run 42"). */
+  key: string;
+  /** A state nothing after it replaces: a completed check run, a Deployment's success or failure. */
+  final: boolean;
+}
+
+const supersedeSchema = z.strictObject({ key: z.string().min(1), final: z.boolean() });
+
+/** The newest write of one object in a lane: what it sends when its turn comes, and the answer every caller of it gets. */
+interface Slot {
+  send: () => unknown;
+  final: boolean;
+  /** Set once its turn came and it went out: a newer write then waits for a turn of its own. */
+  gone: boolean;
+  answer: Promise<unknown>;
+}
+
 /** The pacing state of one installation and lane. */
 class Pace {
   nextWrite = 0;
   nextNotification = 0;
   active = 0;
   readonly waiting: (() => void)[] = [];
+  /** The newest write of each object that asked to be combined ({@link Supersede}), until it is answered. */
+  readonly newest = new Map<string, Slot>();
 
   idle(now: number): boolean {
-    return this.active === 0 && this.waiting.length === 0 && this.nextWrite <= now && this.nextNotification <= now;
+    return (
+      this.active === 0 && this.waiting.length === 0 && this.newest.size === 0 && this.nextWrite <= now && this.nextNotification <= now
+    );
   }
 }
 
@@ -80,8 +113,56 @@ export class GitHubPacing {
     octokit.hook.wrap("request", (request, options) => this.#send(key, options, () => request(options)));
   }
 
-  async #send<T>(key: string, options: { method: string; url: string }, request: () => T | Promise<T>): Promise<T> {
+  async #send<T>(key: string, options: { method: string; url: string; request?: unknown }, request: () => T | Promise<T>): Promise<T> {
     const kind = requestKind(options.method, options.url);
+    const supersede = kind === "write" || kind === "notification" ? supersedeOf(options) : undefined;
+    if (supersede) return this.#sendNewest(key, kind, options, request, supersede);
+    return this.#attempts(key, kind, options, request);
+  }
+
+  /** Sends a write of one object's state in the turn of the newest waiting write of that object, or in a turn of its own. */
+  #sendNewest<T>(
+    key: string,
+    kind: RequestKind,
+    options: { method: string; url: string },
+    request: () => T | Promise<T>,
+    supersede: Supersede,
+  ): Promise<T> {
+    const pace = this.#pace(key);
+    const waiting = pace.newest.get(supersede.key);
+    if (waiting && !waiting.gone && !waiting.final) {
+      waiting.send = request;
+      waiting.final = supersede.final;
+      return waiting.answer as Promise<T>;
+    }
+    const slot: Slot = { send: request, final: supersede.final, gone: false, answer: Promise.resolve() };
+    pace.newest.set(supersede.key, slot);
+    // A final state's retry is dropped only for a newer final one: a final state is never dropped.
+    const newer = (): Promise<unknown> | undefined => {
+      const latest = pace.newest.get(supersede.key);
+      return latest && latest !== slot && (!slot.final || latest.final) ? latest.answer : undefined;
+    };
+    const send = (): T | Promise<T> => {
+      slot.gone = true;
+      return slot.send() as T | Promise<T>;
+    };
+    slot.answer = this.#attempts(key, kind, options, send, newer).finally(() => {
+      if (pace.newest.get(supersede.key) === slot) pace.newest.delete(supersede.key);
+    });
+    return slot.answer as Promise<T>;
+  }
+
+  /**
+   * Sends a request in its turn, trying again after what GitHub asks to wait for; `newer`, for a
+   * write of one object's state, gives the answer of a newer write of it instead of a retry.
+   */
+  async #attempts<T>(
+    key: string,
+    kind: RequestKind,
+    options: { method: string; url: string },
+    request: () => T | Promise<T>,
+    newer?: () => Promise<unknown> | undefined,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const pace = this.#pace(key);
       if (kind === "write" || kind === "notification") await this.#turn(pace, kind === "notification");
@@ -105,6 +186,8 @@ export class GitHubPacing {
       }
       this.#observe?.({ reason: retry.reason, method: options.method, url: options.url, status: statusOf(failure), waitMs: retry.waitMs });
       await this.#clock.sleep(retry.waitMs);
+      const replaced = newer?.();
+      if (replaced) return replaced as Promise<T>;
     }
   }
 
@@ -147,6 +230,17 @@ export class GitHubPacing {
     if (next) next();
     else pace.active -= 1;
   }
+}
+
+/** The request option `supersede` of a write ({@link Supersede}), or undefined when it has none. */
+function supersedeOf(options: { request?: unknown }): Supersede | undefined {
+  const value: unknown =
+    typeof options.request === "object" && options.request !== null ? Reflect.get(options.request, "supersede") : undefined;
+  if (value === undefined) return undefined;
+  const parsed = supersedeSchema.safeParse(value);
+  if (!parsed.success)
+    throw new Error(`request option supersede must be { key: non-empty string, final: boolean }, got ${JSON.stringify(value)}`);
+  return parsed.data;
 }
 
 /** How a request counts: token requests and reads are not paced; writes are; some writes notify people. */

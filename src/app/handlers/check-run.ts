@@ -1,6 +1,6 @@
 import type { Context } from "probot";
 import type { GitHubClient } from "../github/client.ts";
-import type { CommandService } from "../services/command-service.ts";
+import type { CheckRunOutput, CommandService } from "../services/command-service.ts";
 import { PREVIEW_CHECK, previewPullRequest } from "../services/preview-service.ts";
 import { checkRunActionEventSchema, checkRunRerunEventSchema, repositoryRef } from "./payloads.ts";
 
@@ -22,7 +22,7 @@ export function checkRunActionHandler(deps: {
         id: event.check_run.id,
         name: event.check_run.name,
         headSha: event.check_run.head_sha,
-        output: { title: event.check_run.output?.title ?? "Deploy", summary: event.check_run.output?.summary ?? "" },
+        output: checkRunOutput(event.check_run.output, "Deploy"),
       },
       identifier: event.requested_action.identifier,
       sender: event.sender.login,
@@ -49,9 +49,17 @@ export function checkRunRerunHandler(deps: {
       checkRun: {
         id: event.check_run.id,
         headSha: event.check_run.head_sha,
-        output: { title: event.check_run.output?.title ?? "Preview", summary: event.check_run.output?.summary ?? "" },
+        output: checkRunOutput(event.check_run.output, "Preview"),
       },
       sender: event.sender.login,
     });
   };
+}
+
+/** The output a note is added to: title, summary and (when there is one) the text, which a note must not drop. */
+function checkRunOutput(
+  output: { title?: string | null; summary?: string | null; text?: string | null } | undefined,
+  title: string,
+): CheckRunOutput {
+  return { title: output?.title ?? title, summary: output?.summary ?? "", ...(output?.text ? { text: output.text } : {}) };
 }

@@ -5,6 +5,13 @@ const repository = z.object({ id: z.number(), name: z.string(), owner: z.object(
 const installation = z.object({ id: z.number() });
 
 /** The slice of a `pull_request` webhook Sluice reads. */
+/** A check run's output as a webhook carries it: what a note added to it must keep. */
+const checkRunOutputSchema = z.object({
+  title: z.string().nullable().optional(),
+  summary: z.string().nullable().optional(),
+  text: z.string().nullable().optional(),
+});
+
 export const pullRequestEventSchema = z.object({
   action: z.string(),
   installation,
@@ -34,7 +41,7 @@ export const checkRunActionEventSchema = z.object({
     name: z.string(),
     head_sha: z.string(),
     app: z.object({ id: z.number() }).nullable().optional(),
-    output: z.object({ title: z.string().nullable().optional(), summary: z.string().nullable().optional() }).optional(),
+    output: checkRunOutputSchema.optional(),
   }),
 });
 
@@ -49,7 +56,7 @@ export const checkRunRerunEventSchema = z.object({
     head_sha: z.string(),
     external_id: z.string().nullable().optional(),
     app: z.object({ id: z.number() }).nullable().optional(),
-    output: z.object({ title: z.string().nullable().optional(), summary: z.string().nullable().optional() }).optional(),
+    output: checkRunOutputSchema.optional(),
   }),
 });
 

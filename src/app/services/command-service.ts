@@ -3,7 +3,7 @@ import type { Config, Environment } from "../../core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/deploy-status.ts";
 import type { Hold } from "../../core/inventory.ts";
-import { code, escapeInline } from "../../core/markdown.ts";
+import { code, escapeInline, prefixWithin, utf8Length } from "../../core/markdown.ts";
 import { CHECK_RUN_TEXT_LIMIT, rerunNotes } from "../../core/preview-comment.ts";
 import { changedFiles, revertBranch, rollbackTarget, WORKFLOWS_DIR, type RollbackAsk } from "../../core/rollback.ts";
 import { checkRunUrl, permits, WorkflowsPermissionError, type GitHubClient, type Permission } from "../github/client.ts";
@@ -26,12 +26,19 @@ export interface CommentEvent {
   authorIsBot: boolean;
 }
 
+/** A check run's output as its webhook gave it. */
+export interface CheckRunOutput {
+  title: string;
+  summary: string;
+  text?: string;
+}
+
 /** A press of a button on a deploy check run (`check_run.requested_action`). */
 export interface CheckRunActionEvent {
   repository: RepositoryRef;
   installationId: number;
   deliveryId: string;
-  checkRun: { id: number; name: string; headSha: string; output: { title: string; summary: string } };
+  checkRun: { id: number; name: string; headSha: string; output: CheckRunOutput };
   identifier: string;
   sender: string;
 }
@@ -41,7 +48,7 @@ export interface PreviewRerunEvent {
   repository: RepositoryRef;
   installationId: number;
   pullRequest: number;
-  checkRun: { id: number; headSha: string; output: { title: string; summary: string } };
+  checkRun: { id: number; headSha: string; output: CheckRunOutput };
   sender: string;
 }
 
@@ -190,9 +197,7 @@ export class CommandService {
     if (!name || !kind) return;
     const audit = async (text: string): Promise<void> => {
       const line = replies.auditLine(new Date(this.#deps.now()).toISOString(), event.sender, kind, text);
-      await gh.updateCheckRun(event.repository, event.checkRun.id, {
-        output: { ...event.checkRun.output, summary: `${event.checkRun.output.summary}\n\n${line}` },
-      });
+      await gh.updateCheckRun(event.repository, event.checkRun.id, { output: withNote(event.checkRun.output, line) });
     };
     const config = await reviewedConfig(gh, event.repository, discoverFromCheckout(this.#deps.checkouts, gh, event.repository));
     const env = config.ok ? config.config.environments.find((e) => e.name === name) : undefined;
@@ -225,10 +230,7 @@ export class CommandService {
   async rerunPreview(gh: GitHubClient, event: PreviewRerunEvent): Promise<void> {
     const note = async (text: string): Promise<void> => {
       const line = rerunNotes.line(new Date(this.#deps.now()).toISOString(), event.sender, text);
-      const summary = event.checkRun.output.summary.slice(0, CHECK_RUN_TEXT_LIMIT - line.length - 2);
-      await gh.updateCheckRun(event.repository, event.checkRun.id, {
-        output: { ...event.checkRun.output, summary: `${summary}\n\n${line}` },
-      });
+      await gh.updateCheckRun(event.repository, event.checkRun.id, { output: withNote(event.checkRun.output, line) });
     };
     const pull = await gh.pullRequest(event.repository, event.pullRequest);
     if (pull.headSha !== event.checkRun.headSha) {
@@ -483,4 +485,10 @@ async function workflowChanges(gh: GitHubClient, repository: RepositoryRef, befo
 /** The configured environments a command names, in configuration order. */
 function envsNamed(config: Config, names: readonly string[]): Environment[] {
   return config.environments.filter((e) => names.includes(e.name));
+}
+
+/** A check run's output with a line added to its summary: the summary cut (in bytes) to keep within GitHub's limit, the text kept. */
+function withNote(output: CheckRunOutput, line: string): CheckRunOutput {
+  const summary = prefixWithin(output.summary, CHECK_RUN_TEXT_LIMIT - utf8Length(line) - 2);
+  return { ...output, summary: `${summary}\n\n${line}` };
 }

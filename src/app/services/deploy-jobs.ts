@@ -4,7 +4,7 @@ import type { AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-defaults.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
-import { convergenceReason, deployCheckName, deploymentState, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
+import { convergenceReason, deployCheckName, firstDeployState, heldSummary, queuedSummary } from "../../core/deploy-status.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { KubeObject } from "../../core/manifest.ts";
@@ -70,8 +70,9 @@ export class DeployJobs {
     const state = await deps.environments.load(request.repository.id, env.name);
     const hold = await holdMode(gh, request, state);
     // The agent's record decides; this only tells people at once that the deploy will wait.
+    const held = hold === "keep" && state.hold !== undefined;
     const output =
-      hold === "keep" && state.hold
+      held && state.hold
         ? {
             title: "Held by /rollback",
             summary: heldSummary(`\`${state.hold.sha.slice(0, 7)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`),
@@ -79,16 +80,17 @@ export class DeployJobs {
         : { title: "Queued", summary: queuedSummary(objects.length, request) };
     // The job is queued first and GitHub learns of it while the agent already works (each write
     // waits its turn in the installation's write pacing). The deploy's lock keeps its reports
-    // waiting until the check run and Deployment they update exist.
-    await deps.records.exclusive(jobId, 120_000, async () => {
+    // waiting until the check run and Deployment they update exist; the Deployment's first status
+    // is sent after the lock is let go, so the reports' newer states can replace it while it waits.
+    const first = await deps.records.exclusive(jobId, 120_000, async (): Promise<{ status: Promise<void> } | undefined> => {
       // A request taken over from a replica that died half way has a record: its check run and
       // Deployment are this deploy's, not to be made twice (a second one would stay queued forever).
       const previous = await deps.records.load(jobId);
       if (previous?.completed) {
         // Finished while its replica was gone, before the Deployment was made: it is made now, finished.
-        if (!previous.deploymentId) await this.#createDeployment(gh, request, env, jobId, previous);
+        const status = previous.deploymentId ? undefined : await this.#createDeployment(gh, request, env, jobId, previous, held);
         deps.log.info({ job: jobId }, "deploy already finished; nothing to queue");
-        return;
+        return status;
       }
       const record: DeployRecord = {
         checkRunId: previous?.checkRunId || request.checkRunId || 0,
@@ -101,6 +103,7 @@ export class DeployJobs {
         hold,
         completed: false,
         ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+        ...(previous?.deploymentState ? { deploymentState: previous.deploymentState } : {}),
         ...(previous?.reported ? { reported: previous.reported } : {}),
       };
       // A replica that died between GitHub making the check run and saving its id left it unnamed here.
@@ -110,20 +113,32 @@ export class DeployJobs {
       const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
       await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
       deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
-      // A report already applied (before a takeover) wrote the check run's newest state.
+      // A report already applied (before a takeover) wrote the check run's newest state. The check
+      // run goes first: it is what shows the deploy on the commit and the pull request.
       if (!record.reported) {
-        record.checkRunId = await writeCheckRun(gh, { ...request, checkRunId: record.checkRunId }, { status: "queued", output });
+        const status = firstDeployState(held, undefined).checkRun;
+        record.checkRunId = await writeCheckRun(gh, { ...request, checkRunId: record.checkRunId }, { status, output });
         await deps.records.save(jobId, record);
       }
-      if (!record.deploymentId) await this.#createDeployment(gh, request, env, jobId, record);
+      return record.deploymentId ? undefined : this.#createDeployment(gh, request, env, jobId, record, held);
     });
+    await first?.status;
   }
 
   /**
-   * Makes the deploy's GitHub Deployment and its first status, and saves its id in the record. A
-   * record that reports were already applied to (a takeover) starts at the newest one's state.
+   * Makes the deploy's GitHub Deployment, saves its id in the record, and starts its first status
+   * (a record that reports were already applied to, a takeover, starts at the newest one's state),
+   * which is returned to be awaited once the deploy's lock is let go (wrapped, so that awaiting
+   * this does not await it): a report applied meanwhile replaces it if it has not gone out yet.
    */
-  async #createDeployment(gh: GitHubClient, request: DeployRequest, env: Environment, jobId: string, record: DeployRecord): Promise<void> {
+  async #createDeployment(
+    gh: GitHubClient,
+    request: DeployRequest,
+    env: Environment,
+    jobId: string,
+    record: DeployRecord,
+    held: boolean,
+  ): Promise<{ status: Promise<void> }> {
     record.deploymentId = await gh.createDeployment(request.repository, {
       sha: request.sha,
       environment: env.name,
@@ -132,13 +147,22 @@ export class DeployJobs {
       production: env.production ?? env.name === "production",
       transient: env.transient,
     });
+    const first = firstDeployState(held, record.reported?.phase);
+    record.deploymentState = first.deployment;
     await this.#deps.records.save(jobId, record);
-    const state = record.reported ? (deploymentState(record.reported.phase) ?? "in_progress") : "queued";
-    await gh.deploymentStatus(request.repository, record.deploymentId, {
-      state,
-      description: state === "queued" ? "Queued for the agent" : `The agent reported ${record.reported?.phase ?? ""}`,
-      logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
-    });
+    const status = gh.deploymentStatus(
+      request.repository,
+      record.deploymentId,
+      {
+        state: first.deployment,
+        description: first.description,
+        logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
+      },
+      { coalesce: true },
+    );
+    // Awaited by the caller; until then a failure is not left unhandled.
+    status.catch(() => undefined);
+    return { status };
   }
 
   /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */

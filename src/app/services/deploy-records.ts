@@ -24,6 +24,8 @@ export const deployRecordSchema = z.strictObject({
   hold: agentJobSchema.shape.hold,
   /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */
   completed: z.boolean().default(false),
+  /** The Deployment's newest status written (or waiting for its turn): a report that would write the same again does not. */
+  deploymentState: z.enum(["queued", "in_progress", "success", "inactive", "failure"]).optional(),
   /** The newest report applied: an older one, delivered late or twice, changes nothing. */
   reported: z
     .strictObject({ at: z.iso.datetime(), phase: agentReportSchema.shape.phase, applied: z.number().int().nonnegative() })

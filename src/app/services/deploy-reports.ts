@@ -86,18 +86,47 @@ export class DeployReports {
     const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report, record)) };
     // A finished deploy's check run carries the Re-sync and Roll back buttons.
     const actions = report.phase === "succeeded" || report.phase === "failed" ? { actions: DEPLOY_ACTIONS } : {};
-    await gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output, ...actions });
+    const final = isFinal(report.phase);
+    // Each write replaces the same object's older state still waiting for its turn (issue 28): a
+    // burst of reports costs one check-run update, and a deploy that ends quickly skips straight
+    // from the check run's first state to its last.
+    const writes: Promise<void>[] = [
+      gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output, ...actions }, { coalesce: true }),
+    ];
     const state = deploymentState(report.phase);
-    if (state && record.deploymentId > 0)
-      await gh.deploymentStatus(record.repository, record.deploymentId, { state, description: output.title, logUrl });
+    const deployment = state !== undefined && record.deploymentId > 0 && state !== record.deploymentState ? state : undefined;
+    if (deployment)
+      writes.push(
+        gh.deploymentStatus(
+          record.repository,
+          record.deploymentId,
+          { state: deployment, description: output.title, logUrl },
+          { coalesce: true },
+        ),
+      );
     const comment = deployComment(record, report, logUrl);
-    if (comment) await commentOnPull(gh, record, comment);
+    if (comment) writes.push(commentOnPull(gh, record, comment));
     if (report.phase === "held") await deps.environments.heldJob(record.repository.id, record.environment, report.jobId);
-    await deps.records.save(report.jobId, {
+    const applied: DeployRecord = {
       ...record,
-      completed: isFinal(report.phase),
+      ...(deployment ? { deploymentState: deployment } : {}),
+      completed: final,
       reported: { at: report.at, phase: report.phase, applied: report.applied ?? 0 },
-    });
+    };
+    if (final) {
+      // A final state is on GitHub before the deploy counts as finished: if a write fails, the
+      // report is retried (and applied again), never dropped as a report for a finished deploy.
+      await Promise.all(writes);
+      await deps.records.save(report.jobId, applied);
+      return verdict;
+    }
+    // The next report can be taken while these wait for their turn, and replace them: a state that
+    // fails to go out is logged, and the deploy's final state, written whole, covers it.
+    for (const write of writes)
+      write.catch((error: unknown) => {
+        deps.log.warn({ ...about, error: error instanceof Error ? error.message : String(error) }, "deploy state not written to GitHub");
+      });
+    await deps.records.save(report.jobId, applied);
     return verdict;
   }
 
@@ -107,13 +136,19 @@ export class DeployReports {
     if (!held || held.completed || !held.checkRunId) return;
     const gh = await this.#deps.github(held.installationId);
     const summary = releasedSummary(releasedBy, releasedByUrl);
-    await gh.updateCheckRun(held.repository, held.checkRunId, {
-      status: "completed",
-      conclusion: "skipped",
-      output: { title: "Not deployed: the hold was released", summary },
-    });
+    await gh.updateCheckRun(
+      held.repository,
+      held.checkRunId,
+      { status: "completed", conclusion: "skipped", output: { title: "Not deployed: the hold was released", summary } },
+      { coalesce: true },
+    );
     if (held.deploymentId > 0)
-      await gh.deploymentStatus(held.repository, held.deploymentId, { state: "inactive", description: "Held by /rollback; not deployed" });
+      await gh.deploymentStatus(
+        held.repository,
+        held.deploymentId,
+        { state: "inactive", description: "Held by /rollback; not deployed" },
+        { coalesce: true },
+      );
     await this.#deps.records.save(jobId, { ...held, completed: true });
   }
 

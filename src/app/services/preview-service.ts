@@ -10,11 +10,14 @@ import {
   previewFailedOutput,
 } from "../../core/preview-comment.ts";
 import type { DiffReport, ReportProblem } from "../../core/diff-report.ts";
-import { compareCheckouts } from "../../render/compare.ts";
+import { progressComment, streamsNow } from "../../core/preview-progress.ts";
+import { compareCheckouts, type CompareProgress } from "../../render/compare.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
 import type { PreviewJob } from "../queue/queues.ts";
 import { CachedRenderer } from "./cached-renderer.ts";
+import { CoalescedWriter } from "./coalesced-writer.ts";
+import { InputDigests } from "./input-digests.ts";
 import type { LivePreviews } from "./live-previews.ts";
 import {
   pageTitles,
@@ -68,6 +71,7 @@ export interface PreviewDeps {
 /** Renders, diffs and publishes pull-request previews. */
 export class PreviewService {
   readonly #deps: PreviewDeps;
+  readonly #digests = new InputDigests();
 
   constructor(deps: PreviewDeps) {
     this.#deps = deps;
@@ -80,6 +84,7 @@ export class PreviewService {
    */
   async run(job: PreviewJob): Promise<void> {
     const deps = this.#deps;
+    const started = deps.now();
     const gh = await deps.github(job.installationId);
     const pr = { repositoryId: job.repository.id, number: job.pullRequest };
     if (!(await deps.prState.isLatest(pr, job.seq))) {
@@ -103,14 +108,18 @@ export class PreviewService {
       return;
     }
     let compared: { report: DiffReport; renderer: CachedRenderer };
+    const stream = this.#stream(gh, job, started);
     try {
-      compared = await this.#compare(gh, job, config.fromFile ? config.config : undefined);
+      compared = await this.#compare(gh, job, config.fromFile ? config.config : undefined, stream.progress);
     } catch (error) {
+      await stream.close();
       if (!(error instanceof UnsafeArchiveError)) throw error;
       // A tarball that tries to escape its checkout is the pull request's fault, not a transient one.
       await this.#publishFailure(gh, job, [{ file: ".", line: 1, message: error.message }], "The commit cannot be checked out safely");
       return;
     }
+    // The final comment comes after every progress write, never before one.
+    await stream.close();
     const { report, renderer } = compared;
     // The render processes make the new cache entries while the comment is written; they are
     // stored as they come (a failed write is logged, never fatal), and the job ends after them.
@@ -169,6 +178,7 @@ export class PreviewService {
     gh: GitHubClient,
     job: PreviewJob,
     configured: Config | undefined,
+    progress: (progress: CompareProgress) => void,
   ): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
     const deps = this.#deps;
     const leases: Lease[] = [];
@@ -181,14 +191,68 @@ export class PreviewService {
       const [base, head] = await Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
       const config = configured ?? (await discoverBoth(base.dir, head.dir, job.baseRef));
       const renderer = new CachedRenderer(
-        { pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log },
+        { pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log, digests: this.#digests },
         { base: base.dir, head: head.dir },
       );
-      const report = await compareCheckouts({ config, renderer });
+      // Twice the render processes: the next environments' cache entries are fetched while the pool is busy.
+      const report = await compareCheckouts({ config, renderer, concurrency: deps.renderer.size * 2, progress });
       return { report, renderer };
     } finally {
       for (const lease of leases) lease.release();
     }
+  }
+
+  /**
+   * The progress comment of a preview still rendering: once `streamsNow` says so (it has rendered
+   * for a second with more than two rounds of renders left), the summary is posted, then refilled
+   * as environments finish. Writes go one at a time, each under the pull request's lock and only
+   * while no newer preview was published; a body not yet written when a newer one comes is
+   * dropped, so GitHub's write pacing sees one edit at a time, never a queue. The check run is
+   * left in progress.
+   */
+  #stream(
+    gh: GitHubClient,
+    job: PreviewJob,
+    started: number,
+  ): { progress: (progress: CompareProgress) => void; close: () => Promise<void> } {
+    const deps = this.#deps;
+    const pr = { repositoryId: job.repository.id, number: job.pullRequest };
+    let commentId: number | undefined;
+    let superseded = false;
+    const writer = new CoalescedWriter<string>(
+      async (body) => {
+        if (superseded) return;
+        const written = await deps.prState.publish(pr, job.seq, async () => {
+          if (commentId !== undefined) return gh.updateComment(job.repository, commentId, body);
+          await this.#endWaiting(gh, job);
+          commentId = await upsertComment(gh, job.repository, job.pullRequest, body);
+        });
+        superseded = !written;
+      },
+      (error) => {
+        deps.log.warn({ error: errorMessage(error), pullRequest: job.pullRequest }, "preview progress comment not written");
+      },
+    );
+    const compareUrl = `${deps.webUrl}/${job.repository.owner}/${job.repository.name}/compare/${job.baseSha}...${job.headSha}`;
+    return {
+      progress: (progress) => {
+        // Nothing to stream when all is done (the final comment says it) or soon will be.
+        if (!streamsNow(progress, deps.now() - started, deps.renderer.size)) return;
+        writer.update(() =>
+          progressComment({
+            baseSha: job.baseSha,
+            headSha: job.headSha,
+            compareUrl,
+            total: progress.total,
+            classified: progress.classified,
+            rendering: progress.rendering,
+            skipped: progress.skipped.length,
+            done: progress.done,
+          }),
+        );
+      },
+      close: () => writer.close(),
+    };
   }
 
   async #publishFailure(gh: GitHubClient, job: PreviewJob, errors: ReportProblem[], title: string): Promise<void> {

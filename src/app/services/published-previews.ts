@@ -50,18 +50,22 @@ export class PublishedPreviews {
   }
 }
 
-/** Creates the sticky comment, or edits it in place when its body changed; writes only once `ready` (what it links to) has settled. */
+/**
+ * Creates the sticky comment, or edits it in place when its body changed; writes only once `ready`
+ * (what it links to) has settled. Returns the comment's id.
+ */
 export async function upsertComment(
   gh: GitHubClient,
   repository: RepoName,
   pullRequest: number,
   body: string,
   ready?: Promise<void>,
-): Promise<void> {
+): Promise<number> {
   const existing = await gh.findComment(repository, pullRequest, PREVIEW_MARKER);
   await ready;
-  if (!existing) await gh.createComment(repository, pullRequest, body);
-  else if (existing.body !== body) await gh.updateComment(repository, existing.id, body);
+  if (!existing) return gh.createComment(repository, pullRequest, body);
+  if (existing.body !== body) await gh.updateComment(repository, existing.id, body);
+  return existing.id;
 }
 
 /**

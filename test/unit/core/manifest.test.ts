@@ -122,6 +122,23 @@ items:
     expect(problems[0]?.message).toMatch(/^invalid YAML: .*alias/i);
   });
 
+  it("refuses a few aliases of a long string that would expand to hundreds of megabytes, naming the file", () => {
+    // 61 KB of YAML: a 60,000-character string, a list of 100 aliases of it, 100 aliases of that list.
+    const text = [
+      "apiVersion: v1",
+      "kind: ConfigMap",
+      "metadata: { name: wide }",
+      `data: { s: &s ${"x".repeat(60_000)} }`,
+      `l: &l [${Array(100).fill("*s").join(", ")}]`,
+      `m: [${Array(100).fill("*l").join(", ")}]`,
+      "",
+    ].join("\n");
+    const { objects, problems } = parseManifests(text, { file });
+    expect(objects).toEqual([]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ file, message: expect.stringMatching(/alias/i) as unknown });
+  });
+
   it("maps lines through a locator", () => {
     const { objects } = parseManifests("apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n", {
       file: "out",

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../../../src/core/config.ts";
-import { environmentInputs } from "../../../src/render/inputs.ts";
+import { parseConfig, type Environment } from "../../../src/core/config.ts";
+import { CheckoutReads, environmentInputs } from "../../../src/render/inputs.ts";
 import { checkout, removeCheckouts } from "../../helpers/checkouts.ts";
 
 afterAll(removeCheckouts);
@@ -49,6 +49,39 @@ describe("environmentInputs", () => {
     });
     expect((await environmentInputs(root, { ...staging, path: "k" })).files).toEqual(["k/kustomization.yaml"]);
     expect((await environmentInputs(root, { ...staging, path: "broken" })).files).toEqual(["broken/kustomization.yaml"]);
+  });
+
+  it("reads a base, a chart and their files once for all the environments of a checkout that share them, with the same digests", async () => {
+    const files: Record<string, string> = {
+      "base/kustomization.yaml": "resources: [a.yaml, b.yaml]\n",
+      "base/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+      "base/b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+      "chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+      "chart/.helmignore": "values-*.yaml\n",
+      "chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name }}\n",
+    };
+    const environments: Environment[] = [];
+    for (let i = 0; i < 40; i += 1) {
+      files[`overlays/o${i}/kustomization.yaml`] = `resources: [../../base]\nnamePrefix: o${i}-\n`;
+      files[`chart/values-r${i}.yaml`] = `name: r${i}\n`;
+      environments.push({ ...staging, name: `o${i}`, path: `overlays/o${i}` });
+      environments.push({
+        ...staging,
+        name: `r${i}`,
+        path: "chart",
+        render: "helm" as const,
+        helm: { values: [`values-r${i}.yaml`], set: {}, includeCRDs: false, apiVersions: [] },
+      });
+    }
+    const root = await checkout(undefined, files);
+    const reads = new CheckoutReads();
+    const shared = await Promise.all(environments.map((env) => environmentInputs(root, env, reads)));
+    const alone = await Promise.all(environments.map((env) => environmentInputs(root, env)));
+    expect(shared.map((inputs) => inputs.digest)).toEqual(alone.map((inputs) => inputs.digest));
+    expect(shared.map((inputs) => inputs.files)).toEqual(alone.map((inputs) => inputs.files));
+    // 40 overlay directories, the base, the chart and its templates; every file digested once.
+    expect(reads.counts.directories).toBe(43);
+    expect(reads.counts.files).toBe(Object.keys(files).length);
   });
 
   it("reads each directory once however the kustomizations nest and refer to their parents", async () => {

@@ -69,14 +69,14 @@ describe("the render budget", () => {
     APP_RESERVE_MB + b.processes * (b.heapMb + b.toolMemoryMb - GO_RESERVED_MB);
 
   it("fits the shipped 2 GiB limit on a 6-core node without a CPU quota", () => {
-    const budget = renderBudget({ memoryBytes: 2 * GIB, cpus: 6, previewConcurrency: 6 });
+    const budget = renderBudget({ memoryBytes: 2 * GIB, cpus: 6 });
     expect(budget).toEqual({ processes: 3, heapMb: 256, toolMemoryMb: 1664, memoryMb: 2048, totalMb: 2048, fits: true });
     expect(total(budget)).toBeLessThanOrEqual(2048);
   });
 
   it("follows the CPU quota, and keeps the previous figures where memory is plentiful", () => {
-    expect(renderBudget({ memoryBytes: 8 * GIB, cpus: 1.5, previewConcurrency: 6 })).toMatchObject({ processes: 2, fits: true });
-    expect(renderBudget({ memoryBytes: 64 * GIB, cpus: 16, previewConcurrency: 6 })).toMatchObject({
+    expect(renderBudget({ memoryBytes: 8 * GIB, cpus: 1.5 })).toMatchObject({ processes: 2, fits: true });
+    expect(renderBudget({ memoryBytes: 64 * GIB, cpus: 6 })).toMatchObject({
       processes: 6,
       heapMb: 2048,
       toolMemoryMb: 3584,
@@ -84,15 +84,19 @@ describe("the render budget", () => {
     });
   });
 
+  it("runs a render process on every core, however few preview jobs run at once (issue 28: one preview of 500 environments renders on all of them)", () => {
+    expect(renderBudget({ memoryBytes: 64 * GIB, cpus: 16 })).toMatchObject({ processes: 16, fits: true });
+  });
+
   it("fits every limit from 1 GiB up, and keeps settings given explicitly, saying when they overrun", () => {
     for (const gib of [1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32])
       for (const cpus of [0.5, 1, 2, 4, 6, 16]) {
-        const budget = renderBudget({ memoryBytes: gib * GIB, cpus, previewConcurrency: 6 });
+        const budget = renderBudget({ memoryBytes: gib * GIB, cpus });
         expect(budget.fits, `${gib} GiB, ${cpus} CPUs`).toBe(true);
         expect(total(budget)).toBeLessThanOrEqual(budget.memoryMb);
         expect(budget.processes).toBeGreaterThanOrEqual(1);
       }
-    const given = renderBudget({ memoryBytes: 2 * GIB, cpus: 6, previewConcurrency: 6, given: { processes: 6, toolMemoryMb: 3072 } });
+    const given = renderBudget({ memoryBytes: 2 * GIB, cpus: 6, given: { processes: 6, toolMemoryMb: 3072 } });
     expect(given).toMatchObject({ processes: 6, toolMemoryMb: 3072, heapMb: 256, fits: false });
   });
 

@@ -1,0 +1,253 @@
+// Benchmark: previews of a monorepo of 500 environments (bench/monorepo-tree.ts) through the
+// running app against the fake GitHub, against the renderers themselves run in the same
+// invocation (kustomize build, helm template, and Sluice's own read of a plain directory, one
+// environment after another, summed and divided by the cores).
+//   (a) a pull request touching 3 environments: delivery → comment, and how many were rendered;
+//   (b) one touching the shared files of all of them (the base's renders cached by an earlier
+//       pull request, and cold): delivery → first comment, → complete comment; the app's peak RSS.
+// Usage: node bench/monorepo.ts [--environments 500] [--runs 1]; BENCH_RENDER_PROCESSES=n sets the
+// app's SLUICE_RENDER_PROCESSES (one per CPU by default). Prints the CPU the render processes and
+// their renderers used meanwhile, as a share of the cores: how busy the pool kept them.
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { parseConfig, type Environment } from "../src/core/config.ts";
+import { PREVIEW_MARKER } from "../src/core/preview-comment.ts";
+import { renderSide } from "../src/render/compare.ts";
+import { DEFAULT_LIMITS } from "../src/render/render-environment.ts";
+import { openRendererContext } from "../src/render/setup.ts";
+import { startTestEnv } from "../test/env/start.ts";
+import { examplePayload, startHarness, type AppHarness } from "../test/helpers/app-harness.ts";
+import { median } from "./measure.ts";
+import { monorepoConfig, monorepoEnvironments, writeMonorepo, type MonorepoEnvironment, type MonorepoVersion } from "./monorepo-tree.ts";
+
+const run = promisify(execFile);
+const { values } = parseArgs({ options: { environments: { type: "string", default: "500" }, runs: { type: "string", default: "1" } } });
+const count = Number(values.environments);
+const runs = Number(values.runs);
+const cores = availableParallelism();
+const environments = monorepoEnvironments(count);
+/** The environments as the configuration gives them to a renderer, by name. */
+const configured = new Map<string, Environment>(parseConfig(monorepoConfig(environments)).environments.map((e) => [e.name, e]));
+
+/** The renderer's own time for each environment of the checkout in `dir`, one after another, summed. */
+async function rendererTime(
+  dir: string,
+  tools: { kustomize: string; helm: string },
+): Promise<{ ms: number; byKind: Record<string, number> }> {
+  const byKind: Record<string, number> = { plain: 0, kustomize: 0, helm: 0 };
+  const context = await openRendererContext(dir, { kustomize: tools.kustomize, helm: tools.helm }, { ...DEFAULT_LIMITS, sandbox: "off" });
+  try {
+    for (const env of environments) {
+      const started = performance.now();
+      await renderOne(dir, env, tools, context);
+      byKind[env.kind] = (byKind[env.kind] ?? 0) + performance.now() - started;
+    }
+  } finally {
+    await context.dispose();
+  }
+  return { ms: Object.values(byKind).reduce((a, b) => a + b, 0), byKind };
+}
+
+async function renderOne(
+  dir: string,
+  env: MonorepoEnvironment,
+  tools: { kustomize: string; helm: string },
+  context: Awaited<ReturnType<typeof openRendererContext>>,
+): Promise<void> {
+  const path = join(dir, env.path);
+  if (env.kind === "kustomize") await run(tools.kustomize, ["build", path], { maxBuffer: 1024 ** 3 });
+  else if (env.kind === "helm")
+    await run(
+      tools.helm,
+      ["template", env.name, path, "--namespace", env.namespace, "--skip-tests", "--values", join(path, env.values ?? "")],
+      {
+        maxBuffer: 1024 ** 3,
+      },
+    );
+  else {
+    const entry = configured.get(env.name);
+    if (!entry) throw new Error(`environment ${env.name} is not in the generated configuration`);
+    const side = await renderSide(context, entry);
+    if (side.problems.length > 0) throw new Error(`plain environment ${env.name} did not read: ${side.problems[0]?.message ?? ""}`);
+  }
+}
+
+/**
+ * CPU time, in ms, of this process's render processes and the renderers they ran and waited for
+ * (`/proc/<pid>/stat`: utime + stime + cutime + cstime, in clock ticks of 10 ms).
+ */
+async function renderCpuMs(): Promise<number> {
+  let ticks = 0;
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[1]) !== process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes("render-process")) continue;
+    ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+  }
+  return ticks * 10;
+}
+
+/** A metric's value summed over its labels. */
+async function metric(h: AppHarness, name: string): Promise<number> {
+  const text = await (await fetch(`${h.url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split("\n"))
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.split(" ").at(-1));
+  return total;
+}
+
+let number = 100;
+let shaCounter = 1;
+
+async function addCommit(h: AppHarness, work: string, version: MonorepoVersion): Promise<{ sha: string; dir: string }> {
+  const dir = join(work, `commit-${shaCounter}`);
+  await writeMonorepo(dir, environments, version);
+  const sha = (shaCounter++).toString(16).padStart(40, "e");
+  await h.github.addCommit("bench", "mono", sha, dir);
+  return { sha, dir };
+}
+
+/** What one preview took, from the delivery: the first comment, the complete one, and the app's peak RSS meanwhile. */
+interface Timed {
+  firstMs: number;
+  completeMs: number;
+  /** The check run completed. */
+  checkMs: number;
+  /** CPU time of this process (the app, the fake GitHub, the harness) meanwhile. */
+  appCpuMs: number;
+  /** CPU time of the render processes and their renderers meanwhile. */
+  renderCpuMs: number;
+  peakRssMb: number;
+  renders: number;
+  rendered: number;
+}
+
+/** Opens a pull request (from an installation of its own, so no earlier preview's writes pace it) and waits for its check run to complete. */
+async function preview(h: AppHarness, base: string, head: string): Promise<Timed> {
+  number += 1;
+  const payload = examplePayload("pull_request", "opened");
+  const repository = payload.repository as Record<string, unknown>;
+  Object.assign(repository, { id: 2, name: "mono", full_name: "bench/mono", owner: { login: "bench" } });
+  const pull = payload.pull_request as Record<string, Record<string, unknown>>;
+  Object.assign(pull, { number, state: "open", draft: false });
+  pull.base = { ...pull.base, sha: base, ref: "main" };
+  pull.head = { ...pull.head, sha: head, ref: "feature" };
+  payload.number = number;
+  payload.installation = { id: number };
+  const rendersBefore = await metric(h, "sluice_render_duration_seconds_count");
+  let peak = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 20);
+  const started = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const renderCpuBefore = await renderCpuMs();
+  let firstMs: number | undefined;
+  let completeMs: number | undefined;
+  try {
+    await h.deliver("pull_request", payload);
+    for (;;) {
+      const comment = h.github.comments.find((c) => c.issue === number && c.body.includes(PREVIEW_MARKER));
+      if (comment && firstMs === undefined) firstMs = performance.now() - started;
+      // Complete: the final body is in (a progress body says how many are done).
+      if (comment && completeMs === undefined && !/\*\*Rendering: \d+ of \d+ environments? done\.\*\*/.test(comment.body))
+        completeMs = performance.now() - started;
+      const check = [...h.github.checkRuns.values()].find((r) => r.head_sha === head && r.name === "sluice/preview");
+      if (comment && check?.status === "completed") break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const checkMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  const renderCpu = (await renderCpuMs()) - renderCpuBefore;
+  const body = h.github.comments.find((c) => c.issue === number)?.body ?? "";
+  const rendered = environments.filter(
+    (env) => new RegExp(`^\\| \`${env.name}\` \\|.*\\|$`, "m").exec(body)?.[0].includes("inputs unchanged") === false,
+  ).length;
+  return {
+    firstMs: firstMs ?? checkMs,
+    completeMs: completeMs ?? checkMs,
+    checkMs,
+    appCpuMs: (cpu.user + cpu.system) / 1000,
+    renderCpuMs: renderCpu,
+    peakRssMb: peak / 1024 / 1024,
+    renders: (await metric(h, "sluice_render_duration_seconds_count")) - rendersBefore,
+    rendered,
+  };
+}
+
+const env = await startTestEnv({ env: { ...process.env, KUBECONFIG: "" }, kubernetes: false, log: () => undefined });
+const work = await mkdtemp(join(tmpdir(), "sluice-bench-monorepo-"));
+try {
+  const touched = [environments[0], environments[1], environments[2]].map((e) => e?.name ?? "");
+  const results: { a: Timed[]; warm: Timed[]; cold: Timed[]; peer: number[]; byKind: Record<string, number>[] } = {
+    a: [],
+    warm: [],
+    cold: [],
+    peer: [],
+    byKind: [],
+  };
+  for (let i = 0; i < runs; i++) {
+    const h = await startHarness({
+      redisUrl: env.redisUrl,
+      kustomize: env.tools.kustomize,
+      helm: env.tools.helm,
+      database: 4,
+      logLevel: "error",
+      env: {
+        SLUICE_RENDER_SANDBOX: "off",
+        ...(process.env.BENCH_RENDER_PROCESSES ? { SLUICE_RENDER_PROCESSES: process.env.BENCH_RENDER_PROCESSES } : {}),
+      },
+    });
+    try {
+      h.github.addRepo("bench", "mono", 2);
+      const v0 = await addCommit(h, work, { shared: 0 });
+      const v1 = await addCommit(h, work, { shared: 1 });
+      const v2 = await addCommit(h, work, { shared: 2 });
+      const v1a = await addCommit(h, work, { shared: 1, touched });
+      // Cold: neither side rendered before. Then the base of (b) is v1, cached by the cold preview's head.
+      results.cold.push(await preview(h, v0.sha, v1.sha));
+      // The peer: every environment of the head of (b), rendered by its renderer alone, just before
+      // and just after the preview (the machine is shared: the mean of the two follows its load).
+      const before = await rendererTime(v2.dir, env.tools);
+      results.warm.push(await preview(h, v1.sha, v2.sha));
+      const after = await rendererTime(v2.dir, env.tools);
+      results.peer.push((before.ms + after.ms) / 2);
+      results.byKind.push(before.byKind);
+      // (a): three environments touched; everything cached but their heads.
+      results.a.push(await preview(h, v1.sha, v1a.sha));
+    } finally {
+      await h.stop();
+    }
+  }
+  const m = (list: Timed[], key: keyof Timed) => median(list.map((t) => t[key]));
+  const peer = median(results.peer);
+  const share = peer / cores;
+  console.log(
+    `\nmonorepo of ${count} environments (${environments.filter((e) => e.kind === "plain").length} plain, ${environments.filter((e) => e.kind === "kustomize").length} kustomize overlays over shared bases, ${environments.filter((e) => e.kind === "helm").length} helm releases of shared charts), 20–100 objects each, ${cores} cores, ${runs} run(s), medians:`,
+  );
+  const kinds = results.byKind[0] ?? {};
+  console.log(
+    `  peer: the renderers alone, one environment after another   ${peer.toFixed(0)} ms  (plain ${(kinds.plain ?? 0).toFixed(0)}, kustomize ${(kinds.kustomize ?? 0).toFixed(0)}, helm ${(kinds.helm ?? 0).toFixed(0)}); ÷ ${cores} cores = ${share.toFixed(0)} ms`,
+  );
+  console.log(
+    `  (a) 3 environments touched: delivery → comment            ${m(results.a, "completeMs").toFixed(0)} ms  (rendered ${m(results.a, "rendered")} environments, ${m(results.a, "renders")} renders)`,
+  );
+  console.log(
+    `  (b) shared files of all ${count} touched, base cached: first comment ${m(results.warm, "firstMs").toFixed(0)} ms, complete ${m(results.warm, "completeMs").toFixed(0)} ms = ${(m(results.warm, "completeMs") / share).toFixed(2)}× (sum of renders ÷ cores), check completed ${m(results.warm, "checkMs").toFixed(0)} ms; CPU: render processes and renderers ${m(results.warm, "renderCpuMs").toFixed(0)} ms (${((100 * m(results.warm, "renderCpuMs")) / (cores * m(results.warm, "completeMs"))).toFixed(0)}% of ${cores} cores), app process ${m(results.warm, "appCpuMs").toFixed(0)} ms  (rendered ${m(results.warm, "rendered")}, ${m(results.warm, "renders")} renders); app peak RSS ${m(results.warm, "peakRssMb").toFixed(0)} MB`,
+  );
+  console.log(
+    `      cold (both sides rendered): first comment ${m(results.cold, "firstMs").toFixed(0)} ms, complete ${m(results.cold, "completeMs").toFixed(0)} ms = ${(m(results.cold, "completeMs") / (2 * share)).toFixed(2)}× (sum of both sides' renders ÷ cores); app peak RSS ${m(results.cold, "peakRssMb").toFixed(0)} MB`,
+  );
+} finally {
+  await env.stop();
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,155 @@
+import { generateKeyPairSync } from "node:crypto";
+import { pino } from "pino";
+import { Probot, type ProbotOctokit } from "probot";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { installationOctokit } from "../../../src/app/github/installation-octokit.ts";
+import { GitHubPacing, type Supersede } from "../../../src/app/github/pacing.ts";
+import { FakeGitHub } from "../../helpers/fake-github.ts";
+import { ManualClock } from "../../helpers/manual-clock.ts";
+
+// Writes of one object's state (a check run, a Deployment's statuses) that wait for the same turn
+// are combined: a newer state replaces one that has not gone out yet (issue 28: fewer writes per
+// deploy). The pacer's clock moves only when a test moves it, so what is asserted is what the
+// pacer chose to send, never how long it took.
+
+let github: FakeGitHub;
+let probot: Probot;
+let clock: ManualClock;
+let pacing: GitHubPacing;
+let installation = 500;
+
+beforeAll(async () => {
+  github = await new FakeGitHub().start();
+  github.addRepo("o", "r", 1);
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  probot = new Probot({
+    appId: FakeGitHub.APP_ID,
+    privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+    baseUrl: github.url,
+    log: pino({ level: "silent" }),
+  });
+});
+afterAll(async () => {
+  await github.stop();
+});
+beforeEach(() => {
+  clock = new ManualClock();
+  pacing = new GitHubPacing(undefined, { clock });
+});
+
+/** A client of a fresh installation (its own pacing), with its installation token already. */
+async function client(): Promise<ProbotOctokit> {
+  const octokit = await installationOctokit(probot, pacing, ++installation, "background");
+  await octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1 });
+  return octokit;
+}
+
+/** Makes a check run (taking the lane's turn now, so the next write waits a second); returns its id. */
+async function checkRun(octokit: ProbotOctokit): Promise<number> {
+  const { data } = await octokit.request("POST /repos/{owner}/{repo}/check-runs", {
+    owner: "o",
+    repo: "r",
+    name: "c",
+    head_sha: "a".repeat(40),
+  });
+  return Number(data.id);
+}
+
+const update = (octokit: ProbotOctokit, id: number, title: string, supersede?: Supersede) =>
+  octokit.request("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", {
+    owner: "o",
+    repo: "r",
+    check_run_id: id,
+    ...(title === "Deployed" ? { status: "completed" as const, conclusion: "success" as const } : { status: "in_progress" as const }),
+    output: { title, summary: title },
+    ...(supersede ? { request: { supersede } } : {}),
+  });
+
+/** The titles of the updates of check run `id` that reached GitHub, in order. */
+const sentTitles = (id: number): string[] =>
+  github
+    .calls("checks/update")
+    .filter((c) => c.params.check_run_id === String(id))
+    .map((c) => (c.body as { output: { title: string } }).output.title);
+
+describe("combining writes of one object while they wait for their turn", () => {
+  it("sends only the newest of the updates that waited for one turn, and answers every caller with it", async () => {
+    const octokit = await client();
+    const id = await checkRun(octokit);
+    const key = `check-run ${id}`;
+    const applying = update(octokit, id, "Applying", { key, final: false });
+    const progress = update(octokit, id, "3 of 5 applied", { key, final: false });
+    const deployed = update(octokit, id, "Deployed", { key, final: true });
+    await clock.asleep();
+    // One turn was taken, by the first; the others joined it.
+    expect(clock.wakeUps).toEqual([1_000]);
+    clock.advance(1_000);
+    const answers = await Promise.all([applying, progress, deployed]);
+    expect(sentTitles(id)).toEqual(["Deployed"]);
+    expect(new Set(answers.map((a) => a.data.id))).toEqual(new Set([id]));
+    expect(github.checkRuns.get(id)).toMatchObject({ status: "completed", conclusion: "success" });
+    expect(github.violations).toEqual([]);
+  });
+
+  it("never replaces a final state: what comes after it waits for its own turn, after it", async () => {
+    const octokit = await client();
+    const id = await checkRun(octokit);
+    const key = `check-run ${id}`;
+    const deployed = update(octokit, id, "Deployed", { key, final: true });
+    const late = update(octokit, id, "Applying", { key, final: false });
+    await clock.asleep();
+    expect(clock.wakeUps).toEqual([1_000, 2_000]);
+    clock.advance(1_000);
+    await deployed;
+    expect(sentTitles(id)).toEqual(["Deployed"]);
+    clock.advance(1_000);
+    await late;
+    expect(sentTitles(id)).toEqual(["Deployed", "Applying"]);
+  });
+
+  it("keeps other objects' writes, and writes that do not ask for it, apart", async () => {
+    const octokit = await client();
+    const one = await checkRun(octokit);
+    const two = await clock.run(checkRun(octokit));
+    const writes = [
+      update(octokit, one, "Applying", { key: `check-run ${one}`, final: false }),
+      update(octokit, two, "Applying", { key: `check-run ${two}`, final: false }),
+      update(octokit, one, "plain 1"),
+      update(octokit, one, "plain 2"),
+    ];
+    await clock.run(Promise.all(writes));
+    expect(sentTitles(one)).toEqual(["Applying", "plain 1", "plain 2"]);
+    expect(sentTitles(two)).toEqual(["Applying"]);
+  });
+
+  it("drops the retry of a state once a newer one of the same object is on its way, so the older never lands last", async () => {
+    const octokit = await client();
+    const id = await checkRun(octokit);
+    const key = `check-run ${id}`;
+    clock.advance(1_000);
+    // The first update goes out at once and fails; its retry waits a second, and meanwhile the final state comes.
+    github.failNext("checks/update", { status: 502, body: { message: "Bad Gateway" } });
+    const applying = update(octokit, id, "Applying", { key, final: false });
+    await clock.asleep();
+    const deployed = update(octokit, id, "Deployed", { key, final: true });
+    await clock.run(Promise.all([applying, deployed]));
+    // The 502 (Applying), then the final state; the older one was never sent again.
+    expect(sentTitles(id)).toEqual(["Applying", "Deployed"]);
+    expect((await applying).data.id).toBe(id);
+    expect(github.checkRuns.get(id)).toMatchObject({ status: "completed", output: { title: "Deployed" } });
+  });
+
+  it("retries a final state even when a later write of its object came meanwhile: a final state is never dropped", async () => {
+    const octokit = await client();
+    const id = await checkRun(octokit);
+    const key = `check-run ${id}`;
+    clock.advance(1_000);
+    github.failNext("checks/update", { status: 502, body: { message: "Bad Gateway" } });
+    const deployed = update(octokit, id, "Deployed", { key, final: true });
+    await clock.asleep();
+    const late = update(octokit, id, "Applying", { key, final: false });
+    await clock.run(Promise.all([deployed, late]));
+    expect(sentTitles(id)).toEqual(["Deployed", "Applying", "Deployed"]);
+    expect(github.checkRuns.get(id)).toMatchObject({ status: "completed", output: { title: "Deployed" } });
+  });
+});
