@@ -33,6 +33,23 @@ const environments = monorepoEnvironments(count);
 const configured = new Map<string, Environment>(parseConfig(monorepoConfig(environments)).environments.map((e) => [e.name, e]));
 
 /** The renderer's own time for each environment of the checkout in `dir`, one after another, summed. */
+/** Sluice's own render of each environment of the checkout in `dir` (the tool and reading its output), one after another, summed. */
+async function engineTime(dir: string, tools: { kustomize: string; helm: string }): Promise<number> {
+  const context = await openRendererContext(dir, { kustomize: tools.kustomize, helm: tools.helm }, { ...DEFAULT_LIMITS, sandbox: "off" });
+  const started = performance.now();
+  try {
+    for (const env of environments) {
+      const entry = configured.get(env.name);
+      if (!entry) throw new Error(`environment ${env.name} is not in the generated configuration`);
+      const side = await renderSide(context, entry);
+      if (side.problems.length > 0) throw new Error(`environment ${env.name} did not render: ${side.problems[0]?.message ?? ""}`);
+    }
+  } finally {
+    await context.dispose();
+  }
+  return performance.now() - started;
+}
+
 async function rendererTime(
   dir: string,
   tools: { kustomize: string; helm: string },
@@ -188,11 +205,12 @@ const env = await startTestEnv({ env: { ...process.env, KUBECONFIG: "" }, kubern
 const work = await mkdtemp(join(tmpdir(), "sluice-bench-monorepo-"));
 try {
   const touched = [environments[0], environments[1], environments[2]].map((e) => e?.name ?? "");
-  const results: { a: Timed[]; warm: Timed[]; cold: Timed[]; peer: number[]; byKind: Record<string, number>[] } = {
+  const results: { a: Timed[]; warm: Timed[]; cold: Timed[]; peer: number[]; engine: number[]; byKind: Record<string, number>[] } = {
     a: [],
     warm: [],
     cold: [],
     peer: [],
+    engine: [],
     byKind: [],
   };
   for (let i = 0; i < runs; i++) {
@@ -217,10 +235,13 @@ try {
       results.cold.push(await preview(h, v0.sha, v1.sha));
       // The peer: every environment of the head of (b), rendered by its renderer alone, just before
       // and just after the preview (the machine is shared: the mean of the two follows its load).
+      const engineBefore = await engineTime(v2.dir, env.tools);
       const before = await rendererTime(v2.dir, env.tools);
       results.warm.push(await preview(h, v1.sha, v2.sha));
       const after = await rendererTime(v2.dir, env.tools);
+      const engineAfter = await engineTime(v2.dir, env.tools);
       results.peer.push((before.ms + after.ms) / 2);
+      results.engine.push((engineBefore + engineAfter) / 2);
       results.byKind.push(before.byKind);
       // (a): three environments touched; everything cached but their heads.
       results.a.push(await preview(h, v1.sha, v1a.sha));
@@ -238,11 +259,15 @@ try {
   console.log(
     `  peer: the renderers alone, one environment after another   ${peer.toFixed(0)} ms  (plain ${(kinds.plain ?? 0).toFixed(0)}, kustomize ${(kinds.kustomize ?? 0).toFixed(0)}, helm ${(kinds.helm ?? 0).toFixed(0)}); ÷ ${cores} cores = ${share.toFixed(0)} ms`,
   );
+  const engine = median(results.engine);
+  console.log(
+    `  Sluice's own render of each (the tool and reading its output), one after another ${engine.toFixed(0)} ms; ÷ ${cores} cores = ${(engine / cores).toFixed(0)} ms`,
+  );
   console.log(
     `  (a) 3 environments touched: delivery → comment            ${m(results.a, "completeMs").toFixed(0)} ms  (rendered ${m(results.a, "rendered")} environments, ${m(results.a, "renders")} renders)`,
   );
   console.log(
-    `  (b) shared files of all ${count} touched, base cached: first comment ${m(results.warm, "firstMs").toFixed(0)} ms, complete ${m(results.warm, "completeMs").toFixed(0)} ms = ${(m(results.warm, "completeMs") / share).toFixed(2)}× (sum of renders ÷ cores), check completed ${m(results.warm, "checkMs").toFixed(0)} ms; CPU: render processes and renderers ${m(results.warm, "renderCpuMs").toFixed(0)} ms (${((100 * m(results.warm, "renderCpuMs")) / (cores * m(results.warm, "completeMs"))).toFixed(0)}% of ${cores} cores), app process ${m(results.warm, "appCpuMs").toFixed(0)} ms  (rendered ${m(results.warm, "rendered")}, ${m(results.warm, "renders")} renders); app peak RSS ${m(results.warm, "peakRssMb").toFixed(0)} MB`,
+    `  (b) shared files of all ${count} touched, base cached: first comment ${m(results.warm, "firstMs").toFixed(0)} ms, complete ${m(results.warm, "completeMs").toFixed(0)} ms = ${(m(results.warm, "completeMs") / share).toFixed(2)}× (sum of renders ÷ cores), ${(m(results.warm, "completeMs") / (engine / cores)).toFixed(2)}× (Sluice's renders ÷ cores), check completed ${m(results.warm, "checkMs").toFixed(0)} ms; CPU: render processes and renderers ${m(results.warm, "renderCpuMs").toFixed(0)} ms (${((100 * m(results.warm, "renderCpuMs")) / (cores * m(results.warm, "completeMs"))).toFixed(0)}% of ${cores} cores), app process ${m(results.warm, "appCpuMs").toFixed(0)} ms  (rendered ${m(results.warm, "rendered")}, ${m(results.warm, "renders")} renders); app peak RSS ${m(results.warm, "peakRssMb").toFixed(0)} MB`,
   );
   console.log(
     `      cold (both sides rendered): first comment ${m(results.cold, "firstMs").toFixed(0)} ms, complete ${m(results.cold, "completeMs").toFixed(0)} ms = ${(m(results.cold, "completeMs") / (2 * share)).toFixed(2)}× (sum of both sides' renders ÷ cores); app peak RSS ${m(results.cold, "peakRssMb").toFixed(0)} MB`,

@@ -101,6 +101,24 @@ describe("pull request previews", () => {
     expect(h.github.calls("repos/get-content")[0]?.params).toMatchObject({ path: ".github/sluice.yml" });
   });
 
+  it("fetches both commits while it reads the configuration, not after", async () => {
+    const base = await commit("kustomize-app");
+    const head = await commit("kustomize-app", {
+      "deploy/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 7070\n",
+    });
+    // The configuration waits; the tarballs do not wait for it.
+    const release = h.github.pause("repos/get-content");
+    try {
+      await h.deliver("pull_request", pullRequestPayload("opened", 88, base, head));
+      await expect
+        .poll(() => h.github.calls("repos/download-tarball-archive").filter((c) => c.params.ref === head).length, { timeout: 30_000 })
+        .toBe(1);
+    } finally {
+      release();
+    }
+    expect((await completed(head))?.status).toBe("completed");
+  });
+
   it("edits the same comment after a push and never adds a second one", async () => {
     const base = await commit("kustomize-app");
     const first = await commit("kustomize-app", {

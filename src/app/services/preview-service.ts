@@ -91,78 +91,110 @@ export class PreviewService {
       await this.#supersede(gh, job);
       return;
     }
-    const config = await configAt(gh, job.repository, job.baseSha);
-    if (!config.ok) {
-      await this.#publishFailure(gh, job, config.errors, `${CONFIG_PATH} on the base branch is invalid`);
-      return;
-    }
-    if (job.draft && !config.config.previews.drafts) {
-      await gh.updateCheckRun(job.repository, job.checkRunId, {
-        status: "completed",
-        conclusion: "neutral",
-        output: {
-          title: "Draft not previewed",
-          summary: "This repository's configuration does not preview draft pull requests (`previews.drafts: false`).",
-        },
-      });
-      return;
-    }
-    let compared: { report: DiffReport; renderer: CachedRenderer };
-    const stream = this.#stream(gh, job, started);
+    // Both commits are fetched while the configuration is read: one round trip to GitHub less
+    // before the renders start. Released when the job ends, whichever way.
+    const checkouts = this.#fetchCheckouts(gh, job);
     try {
-      compared = await this.#compare(gh, job, config.fromFile ? config.config : undefined, stream.progress);
-    } catch (error) {
+      const config = await configAt(gh, job.repository, job.baseSha);
+      if (!config.ok) {
+        await this.#publishFailure(gh, job, config.errors, `${CONFIG_PATH} on the base branch is invalid`);
+        return;
+      }
+      if (job.draft && !config.config.previews.drafts) {
+        await gh.updateCheckRun(job.repository, job.checkRunId, {
+          status: "completed",
+          conclusion: "neutral",
+          output: {
+            title: "Draft not previewed",
+            summary: "This repository's configuration does not preview draft pull requests (`previews.drafts: false`).",
+          },
+        });
+        return;
+      }
+      let compared: { report: DiffReport; renderer: CachedRenderer };
+      const stream = this.#stream(gh, job, started);
+      try {
+        compared = await this.#compare(job, config.fromFile ? config.config : undefined, stream.progress, checkouts.both);
+      } catch (error) {
+        await stream.close();
+        if (!(error instanceof UnsafeArchiveError)) throw error;
+        // A tarball that tries to escape its checkout is the pull request's fault, not a transient one.
+        await this.#publishFailure(gh, job, [{ file: ".", line: 1, message: error.message }], "The commit cannot be checked out safely");
+        return;
+      }
+      // The final comment comes after every progress write, never before one.
       await stream.close();
-      if (!(error instanceof UnsafeArchiveError)) throw error;
-      // A tarball that tries to escape its checkout is the pull request's fault, not a transient one.
-      await this.#publishFailure(gh, job, [{ file: ".", line: 1, message: error.message }], "The commit cannot be checked out safely");
-      return;
-    }
-    // The final comment comes after every progress write, never before one.
-    await stream.close();
-    const { report, renderer } = compared;
-    // The render processes make the new cache entries while the comment is written; they are
-    // stored as they come (a failed write is logged, never fatal), and the job ends after them.
-    const flushed = renderer.flush();
-    // The page is stored while the comment is prepared; the comment is posted once it is.
-    const page = deps.diffPages.prepare(
-      {
-        ...pageTitles(
-          { repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha },
-          deps.webUrl,
-        ),
+      const { report, renderer } = compared;
+      // The render processes make the new cache entries while the comment is written; they are
+      // stored as they come (a failed write is logged, never fatal), and the job ends after them.
+      const flushed = renderer.flush();
+      // The page is stored while the comment is prepared; the comment is posted once it is.
+      const page = deps.diffPages.prepare(
+        {
+          ...pageTitles(
+            { repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha },
+            deps.webUrl,
+          ),
+          report,
+        },
+        deps.now(),
+      );
+      // Awaited where the comment is written (or below); meanwhile a failure is not unhandled.
+      page.stored.catch(() => undefined);
+      const live = deps.live ? await deps.live.plan(gh, job, report, (name) => renderer.head(name)) : undefined;
+      const preview: PublishedPreview = {
+        repository: job.repository,
+        installationId: job.installationId,
+        pullRequest: job.pullRequest,
+        seq: job.seq,
+        checkRunId: job.checkRunId,
         report,
-      },
-      deps.now(),
-    );
-    // Awaited where the comment is written (or below); meanwhile a failure is not unhandled.
-    page.stored.catch(() => undefined);
-    const live = deps.live ? await deps.live.plan(gh, job, report, (name) => renderer.head(name)) : undefined;
-    const preview: PublishedPreview = {
-      repository: job.repository,
-      installationId: job.installationId,
-      pullRequest: job.pullRequest,
-      seq: job.seq,
-      checkRunId: job.checkRunId,
-      report,
-      baseSha: job.baseSha,
-      headSha: job.headSha,
-      compareUrl: `${deps.webUrl}/${job.repository.owner}/${job.repository.name}/compare/${job.baseSha}...${job.headSha}`,
-      fullDiffUrl: page.url,
-      ...(live ? { live: live.live } : {}),
-      ...(live?.liveTimeout ? { liveTimeout: live.liveTimeout } : {}),
+        baseSha: job.baseSha,
+        headSha: job.headSha,
+        compareUrl: `${deps.webUrl}/${job.repository.owner}/${job.repository.name}/compare/${job.baseSha}...${job.headSha}`,
+        fullDiffUrl: page.url,
+        ...(live ? { live: live.live } : {}),
+        ...(live?.liveTimeout ? { liveTimeout: live.liveTimeout } : {}),
+      };
+      const published = await deps.prState.publish(pr, job.seq, async () => {
+        await this.#endWaiting(gh, job);
+        // Saved first: a live answer can only update a preview that is already here.
+        if (live) await deps.published.save(withConclusion(preview));
+        await writePreview(gh, preview, page.stored);
+      });
+      await page.stored;
+      if (!published) await this.#supersede(gh, job);
+      else await live?.send();
+      await flushed;
+      deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
+    } finally {
+      checkouts.release();
+    }
+  }
+
+  /**
+   * Starts fetching both commits' checkouts. `both` rejects as the first fetch does (and is never
+   * left unhandled); `release` lets go of every lease taken, now or once a fetch still under way ends.
+   */
+  #fetchCheckouts(gh: GitHubClient, job: PreviewJob): { both: Promise<[Lease, Lease]>; release: () => void } {
+    const deps = this.#deps;
+    const leases: Lease[] = [];
+    let released = false;
+    const acquire = async (sha: string): Promise<Lease> => {
+      const lease = await deps.checkouts.acquire(`${job.repository.id}-${sha}`, () => gh.tarball(job.repository, sha));
+      if (released) lease.release();
+      else leases.push(lease);
+      return lease;
     };
-    const published = await deps.prState.publish(pr, job.seq, async () => {
-      await this.#endWaiting(gh, job);
-      // Saved first: a live answer can only update a preview that is already here.
-      if (live) await deps.published.save(withConclusion(preview));
-      await writePreview(gh, preview, page.stored);
-    });
-    await page.stored;
-    if (!published) await this.#supersede(gh, job);
-    else await live?.send();
-    await flushed;
-    deps.log.info({ repository: job.repository.id, pullRequest: job.pullRequest, head: job.headSha, published }, "preview finished");
+    const both = Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
+    both.catch(() => undefined);
+    return {
+      both,
+      release: () => {
+        released = true;
+        for (const lease of leases.splice(0)) lease.release();
+      },
+    };
   }
 
   /** Marks the sticky comment of a closed or merged pull request. */
@@ -175,31 +207,21 @@ export class PreviewService {
 
   /** Compares base and head; without a configuration file, the environments are discovered in both. */
   async #compare(
-    gh: GitHubClient,
     job: PreviewJob,
     configured: Config | undefined,
     progress: (progress: CompareProgress) => void,
+    checkouts: Promise<[Lease, Lease]>,
   ): Promise<{ report: DiffReport; renderer: CachedRenderer }> {
     const deps = this.#deps;
-    const leases: Lease[] = [];
-    try {
-      const acquire = async (sha: string): Promise<Lease> => {
-        const lease = await deps.checkouts.acquire(`${job.repository.id}-${sha}`, () => gh.tarball(job.repository, sha));
-        leases.push(lease);
-        return lease;
-      };
-      const [base, head] = await Promise.all([acquire(job.baseSha), acquire(job.headSha)]);
-      const config = configured ?? (await discoverBoth(base.dir, head.dir, job.baseRef));
-      const renderer = new CachedRenderer(
-        { pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log, digests: this.#digests },
-        { base: base.dir, head: head.dir },
-      );
-      // Twice the render processes: the next environments' cache entries are fetched while the pool is busy.
-      const report = await compareCheckouts({ config, renderer, concurrency: deps.renderer.size * 2, progress });
-      return { report, renderer };
-    } finally {
-      for (const lease of leases) lease.release();
-    }
+    const [base, head] = await checkouts;
+    const config = configured ?? (await discoverBoth(base.dir, head.dir, job.baseRef));
+    const renderer = new CachedRenderer(
+      { pool: deps.renderer, cache: deps.renderCache, now: deps.now, log: deps.log, digests: this.#digests },
+      { base: base.dir, head: head.dir },
+    );
+    // Twice the render processes: the next environments' cache entries are fetched while the pool is busy.
+    const report = await compareCheckouts({ config, renderer, concurrency: deps.renderer.size * 2, progress });
+    return { report, renderer };
   }
 
   /**
