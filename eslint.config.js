@@ -67,9 +67,28 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/render/**/*.ts", "src/cli/**/*.ts"],
+    files: ["src/render/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [{ group: ["**/app/**", "**/agent/**", "**/cli/**", "**/redis/**"], message: "src/render depends only on src/core." }],
+          paths: [IOREDIS],
+        },
+      ],
+    },
+  },
+  {
+    files: ["src/cli/**/*.ts"],
     rules: {
       "no-restricted-imports": ["error", { paths: [IOREDIS] }],
+    },
+  },
+  {
+    files: ["src/**/*.ts"],
+    rules: {
+      // A function that does not fit on a screen does more than one thing.
+      "max-lines-per-function": ["error", { max: 80 }],
     },
   },
   {

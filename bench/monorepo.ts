@@ -7,7 +7,11 @@
 //       pull request, and cold): delivery → first comment, → complete comment; the app's peak RSS.
 // Usage: node bench/monorepo.ts [--environments 500] [--runs 1]; BENCH_RENDER_PROCESSES=n sets the
 // app's SLUICE_RENDER_PROCESSES (one per CPU by default). Prints the CPU the render processes and
-// their renderers used meanwhile, as a share of the cores: how busy the pool kept them.
+// their renderers used meanwhile, as a share of the cores: how busy the pool kept them; and where
+// the time of (b) went: the first comparison asked of the render pool, the last one answered, the
+// final comment at GitHub and the progress edit before it (GitHub's pacing holds the final comment
+// a second behind that edit), how busy the app's event loop was, and how often the pool had fewer
+// comparisons to run than processes.
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
@@ -17,6 +21,7 @@ import { parseConfig, type Environment } from "../src/core/config.ts";
 import { PREVIEW_MARKER } from "../src/core/preview-comment.ts";
 import { renderSide } from "../src/render/compare.ts";
 import { DEFAULT_LIMITS } from "../src/render/render-environment.ts";
+import { RenderPool } from "../src/render/render-pool.ts";
 import { openRendererContext } from "../src/render/setup.ts";
 import { startTestEnv } from "../test/env/start.ts";
 import { examplePayload, startHarness, type AppHarness } from "../test/helpers/app-harness.ts";
@@ -32,7 +37,6 @@ const environments = monorepoEnvironments(count);
 /** The environments as the configuration gives them to a renderer, by name. */
 const configured = new Map<string, Environment>(parseConfig(monorepoConfig(environments)).environments.map((e) => [e.name, e]));
 
-/** The renderer's own time for each environment of the checkout in `dir`, one after another, summed. */
 /** Sluice's own render of each environment of the checkout in `dir` (the tool and reading its output), one after another, summed. */
 async function engineTime(dir: string, tools: { kustomize: string; helm: string }): Promise<number> {
   const context = await openRendererContext(dir, { kustomize: tools.kustomize, helm: tools.helm }, { ...DEFAULT_LIMITS, sandbox: "off" });
@@ -50,6 +54,7 @@ async function engineTime(dir: string, tools: { kustomize: string; helm: string 
   return performance.now() - started;
 }
 
+/** The renderer's own time for each environment of the checkout in `dir`, one after another, summed. */
 async function rendererTime(
   dir: string,
   tools: { kustomize: string; helm: string },
@@ -119,6 +124,48 @@ async function metric(h: AppHarness, name: string): Promise<number> {
   return total;
 }
 
+/**
+ * When each comparison's answer came back from a render process (ms since the epoch), recorded by
+ * wrapping the pool the app runs in this process: where the time between "the renders are done"
+ * and "the comment is complete" goes.
+ */
+const compared: number[] = [];
+/** Each comparison from when it was asked to when it was answered (ms since the epoch). */
+const spans: [number, number][] = [];
+/** When each comparison was asked of the pool (ms since the epoch). */
+const asked: number[] = [];
+const compare = Object.getOwnPropertyDescriptor(RenderPool.prototype, "compare")?.value as (
+  this: RenderPool,
+  ...args: Parameters<RenderPool["compare"]>
+) => ReturnType<RenderPool["compare"]>;
+RenderPool.prototype.compare = async function (this: RenderPool, ...args: Parameters<RenderPool["compare"]>) {
+  const at = Date.now();
+  asked.push(at);
+  const answer = await compare.apply(this, args);
+  compared.push(Date.now());
+  spans.push([at, Date.now()]);
+  return answer;
+};
+
+/** The share of the time `spans` cover in which fewer than `size` of them are open. */
+function starvedShare(list: readonly [number, number][], size: number): number {
+  const events = list.flatMap(([from, to]) => [
+    [from, 1],
+    [to, -1],
+  ]);
+  events.sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0) || (b[1] ?? 0) - (a[1] ?? 0));
+  let open = 0;
+  let last = events[0]?.[0] ?? 0;
+  let starved = 0;
+  for (const [at = 0, change = 0] of events) {
+    if (open < size) starved += at - last;
+    open += change;
+    last = at;
+  }
+  const total = (events.at(-1)?.[0] ?? 0) - (events[0]?.[0] ?? 0);
+  return total > 0 ? starved / total : 0;
+}
+
 let number = 100;
 let shaCounter = 1;
 
@@ -143,6 +190,20 @@ interface Timed {
   peakRssMb: number;
   renders: number;
   rendered: number;
+  /** The first comparison asked of the render pool, from the delivery. */
+  firstAskedMs: number;
+  /** The last comparison answered, from the delivery. */
+  lastComparedMs: number;
+  /** The final comment's write reached GitHub, from the delivery. */
+  finalPostedMs: number;
+  /** The progress write before it reached GitHub, from the delivery (undefined without one). */
+  lastProgressMs: number | undefined;
+  /** Comment writes. */
+  commentWrites: number;
+  /** The share of the time from the first comparison asked to the last answered with fewer comparisons asked and not answered than render processes: the pool starved. */
+  starved: number;
+  /** How busy this process's event loop (the app's, the fake GitHub's) was meanwhile, 0 to 1. */
+  loopBusy: number;
 }
 
 /** Opens a pull request (from an installation of its own, so no earlier preview's writes pace it) and waits for its check run to complete. */
@@ -163,8 +224,14 @@ async function preview(h: AppHarness, base: string, head: string): Promise<Timed
     peak = Math.max(peak, process.memoryUsage.rss());
   }, 20);
   const started = performance.now();
+  const startedAt = Date.now();
+  const requestsBefore = h.github.requests.length;
+  compared.length = 0;
+  asked.length = 0;
+  spans.length = 0;
   const cpuBefore = process.cpuUsage();
   const renderCpuBefore = await renderCpuMs();
+  const loopBefore = performance.eventLoopUtilization();
   let firstMs: number | undefined;
   let completeMs: number | undefined;
   try {
@@ -183,13 +250,25 @@ async function preview(h: AppHarness, base: string, head: string): Promise<Timed
     clearInterval(sampler);
   }
   const checkMs = performance.now() - started;
+  const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
   const cpu = process.cpuUsage(cpuBefore);
   const renderCpu = (await renderCpuMs()) - renderCpuBefore;
   const body = h.github.comments.find((c) => c.issue === number)?.body ?? "";
   const rendered = environments.filter(
     (env) => new RegExp(`^\\| \`${env.name}\` \\|.*\\|$`, "m").exec(body)?.[0].includes("inputs unchanged") === false,
   ).length;
+  const writes = h.github.requests
+    .slice(requestsBefore)
+    .filter((r) => r.operationId === "issues/create-comment" || r.operationId === "issues/update-comment");
+  const final = writes.at(-1);
   return {
+    firstAskedMs: Math.min(...asked) - startedAt,
+    lastComparedMs: Math.max(...compared) - startedAt,
+    finalPostedMs: (final?.at ?? startedAt) - startedAt,
+    lastProgressMs: writes.length > 1 ? (writes.at(-2)?.at ?? startedAt) - startedAt : undefined,
+    commentWrites: writes.length,
+    loopBusy,
+    starved: starvedShare(spans, Number(process.env.BENCH_RENDER_PROCESSES ?? cores)),
     firstMs: firstMs ?? checkMs,
     completeMs: completeMs ?? checkMs,
     checkMs,
@@ -249,7 +328,8 @@ try {
       await h.stop();
     }
   }
-  const m = (list: Timed[], key: keyof Timed) => median(list.map((t) => t[key]));
+  const m = (list: Timed[], key: { [K in keyof Timed]-?: Timed[K] extends number ? K : never }[keyof Timed]) =>
+    median(list.map((t) => t[key]));
   const peer = median(results.peer);
   const share = peer / cores;
   console.log(
@@ -269,6 +349,14 @@ try {
   console.log(
     `  (b) shared files of all ${count} touched, base cached: first comment ${m(results.warm, "firstMs").toFixed(0)} ms, complete ${m(results.warm, "completeMs").toFixed(0)} ms = ${(m(results.warm, "completeMs") / share).toFixed(2)}× (sum of renders ÷ cores), ${(m(results.warm, "completeMs") / (engine / cores)).toFixed(2)}× (Sluice's renders ÷ cores), check completed ${m(results.warm, "checkMs").toFixed(0)} ms; CPU: render processes and renderers ${m(results.warm, "renderCpuMs").toFixed(0)} ms (${((100 * m(results.warm, "renderCpuMs")) / (cores * m(results.warm, "completeMs"))).toFixed(0)}% of ${cores} cores), app process ${m(results.warm, "appCpuMs").toFixed(0)} ms  (rendered ${m(results.warm, "rendered")}, ${m(results.warm, "renders")} renders); app peak RSS ${m(results.warm, "peakRssMb").toFixed(0)} MB`,
   );
+  for (const [name, list] of [
+    ["base cached", results.warm],
+    ["cold", results.cold],
+  ] as const)
+    for (const t of list)
+      console.log(
+        `      ${name}: first comparison asked ${t.firstAskedMs} ms, last answered ${t.lastComparedMs} ms, final comment at GitHub ${t.finalPostedMs} ms (${t.finalPostedMs - t.lastComparedMs} ms after), ${t.commentWrites} comment writes, the one before it at ${t.lastProgressMs ?? "—"} ms; the app's event loop busy ${(100 * t.loopBusy).toFixed(0)}% of the time; fewer comparisons waiting or running than render processes ${(100 * t.starved).toFixed(0)}% of the time`,
+      );
   console.log(
     `      cold (both sides rendered): first comment ${m(results.cold, "firstMs").toFixed(0)} ms, complete ${m(results.cold, "completeMs").toFixed(0)} ms = ${(m(results.cold, "completeMs") / (2 * share)).toFixed(2)}× (sum of both sides' renders ÷ cores); app peak RSS ${m(results.cold, "peakRssMb").toFixed(0)} MB`,
   );

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { RENDER_CACHE_PREFIX } from "../src/app/redis-keys.ts";
+import { RENDER_CACHE_PREFIX } from "../src/app/state/redis-keys.ts";
 import { PREVIEW_MARKER } from "../src/core/preview-comment.ts";
 import { startTestEnv } from "../test/env/start.ts";
 import { examplePayload, startHarness, type AppHarness } from "../test/helpers/app-harness.ts";

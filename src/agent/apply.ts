@@ -4,7 +4,8 @@ import { computeHealth, type HealthStatus } from "../core/health.ts";
 import { objectName } from "../core/identity.ts";
 import type { Claims } from "../core/inventory.ts";
 import type { KubeObject } from "../core/manifest.ts";
-import { ChangeSet, entry } from "./change-set.ts";
+import type { ObjectResult } from "../core/agent-protocol.ts";
+import { asError, ChangeSet, entry, type StageResult } from "./change-set.ts";
 import { PermanentDeployError } from "./errors.ts";
 import type { Cluster } from "./kube/cluster.ts";
 import {
@@ -40,54 +41,98 @@ interface Write {
 }
 
 /**
- * Applies a set of objects the careful way and returns what it did, per object in the order
- * given: a server-side dry-run of everything first (nothing is written if any object would
- * fail), then the definitions stage (CRDs, Namespaces, classes), waited for until usable, then
- * the objects that had to wait for them dry-run in turn, then the rest kind by kind, writing only
- * what the dry-run says would change.
- * @throws PermanentDeployError when a dry-run refuses an object, naming each one
+ * Applies a set of objects the careful way and returns what it did, per object written: a
+ * server-side dry-run of everything first (nothing is written if any object would fail), then the
+ * definitions stage (CRDs, Namespaces, classes), waited for until usable, then the objects that
+ * had to wait for them dry-run in turn, then the rest kind by kind, writing only what the dry-run
+ * says would change. Each stage returns its own entries, appended here; an error part-way comes
+ * back with the entries of what was already written, never instead of them.
+ * A dry-run refusal comes back as a PermanentDeployError naming each refused object.
  */
-export async function applyAllStaged(cluster: Cluster, objects: readonly Planned[], options: ApplyOptions): Promise<ChangeSet> {
+export async function applyAllStaged(cluster: Cluster, objects: readonly Planned[], options: ApplyOptions): Promise<StageResult> {
   const ordered = applyOrder(objects);
+  const changes = new ChangeSet();
+  const done = (error?: Error): StageResult => ({
+    changes: changes.entries(ordered.map((o) => o.id)).filter((e) => changes.get(e)),
+    ...(error ? { error } : {}),
+  });
+  const progress = (note: string): Promise<void> => options.progress(changes.size, ordered.length, note);
+  try {
+    const checked = await preflightStage(cluster, ordered, objects, options);
+    if ("error" in checked) return checked;
+    await options.beforeWrites?.(claimsOf(checked.writes));
+    const definitions = checked.writes.filter((w) => stageOf(w.planned.id) === "definitions");
+    const defined = await applyAll(cluster, definitions, options);
+    changes.append(defined.changes);
+    if (defined.error) return done(defined.error);
+    if (definitions.length > 0) {
+      // What the rest may need exists first: a definition that fails ends the deploy; the error comes back with the writes so far.
+      await progress(`waiting for ${definitions.length} definitions to be established`);
+      await waitEstablished(
+        cluster,
+        definitions.map((d) => d.planned.object),
+        options,
+      );
+    }
+    const rest = await lateWrites(cluster, checked.writes, changes, options);
+    if ("error" in rest) return done(rest.error);
+    await progress("applying");
+    for (const group of byKind(rest.writes)) {
+      const applied = await applyAll(cluster, group, options);
+      changes.append(applied.changes);
+      if (applied.error) return done(applied.error);
+      await progress("applying");
+    }
+    return done();
+  } catch (error) {
+    return done(asError(error));
+  }
+}
+
+/**
+ * The first dry-run of everything. When any object is refused, the stage's entries say which
+ * failed and that the rest were skipped, and its error names each refusal.
+ */
+async function preflightStage(
+  cluster: Cluster,
+  ordered: readonly Planned[],
+  objects: readonly Planned[],
+  options: ApplyOptions,
+): Promise<{ writes: Write[] } | Required<StageResult>> {
   const started = options.clock.now();
   const live = await listLive(cluster, ordered, options.concurrency);
   const deferred = await waitsForDefinitions(cluster, ordered, live);
   const preflight = await preflightAll(cluster, ordered, { ...options, live, deferred });
-  const changes = new ChangeSet();
   const refused = refusals(preflight);
-  if (refused.length > 0) {
-    for (const item of preflight) {
+  if (refused.length === 0) return { writes: preflight as Write[] };
+  const changes = new ChangeSet();
+  changes.append(
+    preflight.map((item) => {
       const error = "error" in item ? item.error.message : undefined;
-      changes.add(
-        entry(
-          item.planned.id,
-          error ? "failed" : "skipped",
-          "unknown",
-          options.clock.now() - started,
-          error ?? "not applied: preflight failed",
-        ),
+      return entry(
+        item.planned.id,
+        error ? "failed" : "skipped",
+        "unknown",
+        options.clock.now() - started,
+        error ?? "not applied: preflight failed",
       );
-    }
-    throw new PermanentDeployError(
-      `server-side dry-run failed for ${refused.length} of ${ordered.length} objects; nothing was written:\n${refused.join("\n")}`,
-      changes.entries(objects.map((o) => o.id)),
-    );
-  }
-  const writes = preflight as Write[];
-  await options.beforeWrites?.(claimsOf(writes));
-  const counter = { applied: 0, total: ordered.length };
+    }),
+  );
+  const results = changes.entries(objects.map((o) => o.id));
+  const message = `server-side dry-run failed for ${refused.length} of ${ordered.length} objects; nothing was written:\n${refused.join("\n")}`;
+  return { changes: results, error: new PermanentDeployError(message, results) };
+}
 
-  const definitions = writes.filter((w) => stageOf(w.planned.id) === "definitions");
-  await applyAll(cluster, definitions, changes, counter, options);
-  if (definitions.length > 0) {
-    await options.progress(counter.applied, counter.total, `waiting for ${definitions.length} definitions to be established`);
-    await waitEstablished(
-      cluster,
-      definitions.map((d) => d.planned.object),
-      options,
-    );
-  }
-
+/**
+ * The resources, with those that had to wait for the definitions dry-run now. A refusal then is
+ * permanent and names the definitions already written.
+ */
+async function lateWrites(
+  cluster: Cluster,
+  writes: readonly Write[],
+  written: ChangeSet,
+  options: ApplyOptions,
+): Promise<{ writes: Write[] } | { error: Error }> {
   const rest = writes.filter((w) => stageOf(w.planned.id) === "resources");
   const waited = rest.filter((w) => w.verdict === "deferred");
   const late = await preflightAll(
@@ -97,43 +142,48 @@ export async function applyAllStaged(cluster: Cluster, objects: readonly Planned
   );
   const lateRefused = refusals(late);
   if (lateRefused.length > 0) {
-    throw new PermanentDeployError(
-      `server-side dry-run failed after the definitions were applied:\n${lateRefused.join("\n")}`,
-      changes.entries(definitions.map((d) => d.planned.id)),
-    );
+    const definitions = written.entries(writes.filter((w) => stageOf(w.planned.id) === "definitions").map((w) => w.planned.id));
+    return {
+      error: new PermanentDeployError(
+        `server-side dry-run failed after the definitions were applied:\n${lateRefused.join("\n")}`,
+        definitions,
+      ),
+    };
   }
   const lateWrites = late as Write[];
   if (lateWrites.length > 0) await options.beforeWrites?.(claimsOf(lateWrites));
   const after = new Map(lateWrites.map((w) => [w.planned, w]));
-  const resources = rest.map((w) => after.get(w.planned) ?? w);
-
-  await options.progress(counter.applied, counter.total, "applying");
-  for (const group of byKind(resources)) {
-    await applyAll(cluster, group, changes, counter, options);
-    await options.progress(counter.applied, counter.total, "applying");
-  }
-  return changes;
+  return { writes: rest.map((w) => after.get(w.planned) ?? w) };
 }
 
-/** Writes what the preflight says would change, at most `concurrency` at once, adding each outcome to `changes`. */
-async function applyAll(
-  cluster: Cluster,
-  writes: readonly Write[],
-  changes: ChangeSet,
-  counter: { applied: number },
-  options: ApplyOptions,
-): Promise<void> {
-  await mapBounded(writes, options.concurrency, async ({ planned, verdict }) => {
-    const begin = options.clock.now();
-    if (verdict === "recreate") {
-      await cluster.delete(planned.object);
-      await waitGone(cluster, planned.object, options);
+/**
+ * Writes what the preflight says would change, at most `concurrency` at once, and returns each
+ * outcome. After an error no further write starts; those under way finish and are returned too.
+ */
+async function applyAll(cluster: Cluster, writes: readonly Write[], options: ApplyOptions): Promise<StageResult> {
+  const changes: ObjectResult[] = [];
+  let error: Error | undefined;
+  await mapBounded(writes, options.concurrency, async (write) => {
+    if (error) return;
+    try {
+      changes.push(await applyOne(cluster, write, options));
+    } catch (failure) {
+      error ??= asError(failure);
     }
-    if (verdict !== "unchanged") await cluster.apply(planned.object);
-    counter.applied += 1;
-    const action = verdict === "create" || verdict === "recreate" ? "created" : verdict === "configure" ? "configured" : "unchanged";
-    changes.add(entry(planned.id, action, "unknown", options.clock.now() - begin));
   });
+  return error ? { changes, error } : { changes };
+}
+
+/** Writes one object (deleting it first when it must be recreated) and says what that did. */
+async function applyOne(cluster: Cluster, { planned, verdict }: Write, options: ApplyOptions): Promise<ObjectResult> {
+  const begin = options.clock.now();
+  if (verdict === "recreate") {
+    await cluster.delete(planned.object);
+    await waitGone(cluster, planned.object, options);
+  }
+  if (verdict !== "unchanged") await cluster.apply(planned.object);
+  const action = verdict === "create" || verdict === "recreate" ? "created" : verdict === "configure" ? "configured" : "unchanged";
+  return entry(planned.id, action, "unknown", options.clock.now() - begin);
 }
 
 /** Which of the writes adopt an object someone else made, and which create one. */

@@ -12,15 +12,17 @@ import {
 } from "../core/agent-protocol.ts";
 import { nextInventory, replayRefusal, withClaims, type Inventory } from "../core/inventory.ts";
 import type { Clock } from "../core/clock.ts";
-import { groupKindKey, resourceKey, splitApiVersion, type ResourceId } from "../core/identity.ts";
+import { fullName, shortSha } from "../core/git-ref.ts";
+import { groupKindKey, splitApiVersion, type ResourceId } from "../core/identity.ts";
 import { parseJson } from "../core/json.ts";
 import { metadataOf, type KubeObject } from "../core/manifest.ts";
 import { namespacesFor, policyViolations, type AgentPolicy } from "../core/policy.ts";
 import { crdScopes } from "../core/scopes.ts";
 import { open, SignatureError, type VerificationKeys } from "../core/signing.ts";
-import { applyAllStaged } from "./apply.ts";
-import { HealthTimeoutError, HeldJobError, PermanentDeployError, RejectedJobError } from "./errors.ts";
-import { waitForHealth } from "./health-wait.ts";
+import { applyAllStaged, type ApplyOptions } from "./apply.ts";
+import { ChangeSet } from "./change-set.ts";
+import { DeployError, HealthTimeoutError, HeldJobError, PermanentDeployError, RejectedJobError } from "./errors.ts";
+import { waitForHealth, withHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
@@ -78,7 +80,7 @@ export function admitJob(
   policy: DeployerDeps["policy"],
   now: number,
 ): void {
-  const repository = `${job.repository.owner}/${job.repository.name}`;
+  const repository = fullName(job.repository);
   if (namespacesFor(policy, repository) === undefined) throw new RejectedJobError(`repository ${repository} is not allowed by this agent`);
   const signedAt = Date.parse(job.signedAt);
   const expiresAt = Date.parse(job.expiresAt);
@@ -114,85 +116,28 @@ export class Deployer {
   /**
    * Deploys: scope of every object from discovery, policy check (nothing written on refusal),
    * replay check against the cluster's own record, preflight dry-run and staged apply, prune,
-   * health wait, new inventory and revision. Reports as it goes.
+   * health wait, new inventory and revision. Reports as it goes. Each stage returns its changes;
+   * when one stops on an error, the DeployError thrown carries every change made until then.
    */
   async deploy(job: AgentJob, objects: KubeObject[], report: Report): Promise<{ results: ObjectResult[]; history: History }> {
     const deps = this.#deps;
-    const repository = `${job.repository.owner}/${job.repository.name}`;
-    const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
-    const violations = [
-      ...scoped.unknown.map((u) => u.message),
-      ...policyViolations(
-        scoped.objects.map((o) => o.id),
-        namespacesFor(deps.policy, repository) ?? [],
-        deps.policy.clusterKinds,
-      ),
-    ];
-    if (violations.length > 0)
-      throw new PermanentDeployError(`refused by the agent's policy; nothing was written:\n${violations.map((v) => `- ${v}`).join("\n")}`);
-    const planned: Planned[] = scoped.objects.map(({ id, object }) => ({
-      id,
-      object: withOwnership(object, job.repository, job.environment),
-    }));
-    // The cluster's record, not Redis, decides whether this job is newer than the last one accepted.
-    const previous = await deps.inventories.read(job.repository.id, job.environment);
-    const refusal = replayRefusal(previous, job);
-    if (refusal) throw new RejectedJobError(refusal);
-    if (previous?.hold && job.hold === "keep")
-      throw new HeldJobError(
-        `held by /rollback to ${previous.hold.sha.slice(0, 7)} (by ${previous.hold.by} at ${previous.hold.at}); merge the revert pull request or comment /sync to release the environment. Nothing was applied.`,
-      );
-    // A rollback holds the environment from the moment it is accepted, even if it then fails; a sync releases it once it succeeds.
-    const hold =
-      job.hold === "set"
-        ? { by: job.requestedBy, at: new Date(deps.clock.now()).toISOString(), jobId: job.id, sha: job.sha }
-        : previous?.hold;
-    let accepted: Inventory = {
-      version: 1,
-      repositoryId: job.repository.id,
-      repository,
-      environment: job.environment,
-      objects: previous?.objects ?? [],
-      revisions: previous?.revisions ?? [],
-      sequence: job.sequence,
-      sequenceJobId: job.id,
-      heals: previous?.heals ?? [],
-      adopted: previous?.adopted ?? [],
-      ...(hold ? { hold } : {}),
-    };
-    await deps.inventories.write(accepted);
-    // Where the cluster's scope differs from what the manifest said, the report says so.
-    const corrections = scoped.corrections.length > 0 ? `\n${scoped.corrections.map((c) => `- ${c}`).join("\n")}` : "";
+    const { planned, corrections } = await planDeploy(deps, job, objects);
+    const record = { accepted: await acceptJob(deps, job) };
     await report({ phase: "started", message: `applying ${planned.length} objects${corrections}`, applied: 0, total: planned.length });
-    const changes = await applyAllStaged(deps.cluster, planned, {
-      concurrency: deps.concurrency,
-      clock: deps.clock,
-      owner: { repositoryId: job.repository.id, environment: job.environment },
-      allowAdoption: deps.policy.allowAdoption,
-      adoptUnmanaged: deps.policy.adoptUnmanaged,
-      allowPodSecurityLabels: deps.policy.allowPodSecurityLabels,
-      // What Sluice did not make is on record before it is written, so a failed deploy never lets a later prune delete it.
-      beforeWrites: async (claims) => {
-        const claimed = withClaims(accepted, claims);
-        if (claimed === accepted) return;
-        accepted = claimed;
-        await deps.inventories.write(accepted);
-      },
-      progress: (applied, total, note) => report({ phase: "progress", message: `${applied} of ${total} applied; ${note}`, applied, total }),
+    const ids = planned.map((p) => p.id);
+    const changes = new ChangeSet();
+    const applied = await applyAllStaged(deps.cluster, planned, applyOptions(deps, job, record, report));
+    changes.append(applied.changes);
+    if (applied.error) throw stageFailure(applied.error, changes.entries(ids));
+    const pruned = await prune(deps.cluster, record.accepted.objects, ids, {
+      repositoryId: job.repository.id,
+      environment: job.environment,
+      enabled: job.settings.prune,
+      allowEmpty: job.settings.allowEmpty,
+      adopted: record.accepted.adopted,
+      now: deps.clock.now,
     });
-    const pruned = await prune(
-      deps.cluster,
-      accepted.objects,
-      planned.map((p) => p.id),
-      {
-        repositoryId: job.repository.id,
-        environment: job.environment,
-        enabled: job.settings.prune,
-        allowEmpty: job.settings.allowEmpty,
-        adopted: accepted.adopted,
-        now: deps.clock.now,
-      },
-    );
+    if (pruned.error) throw stageFailure(pruned.error, [...changes.entries(ids), ...pruned.changes]);
     const outcome = await waitForHealth(deps.cluster, planned, {
       timeoutMs: deps.healthTimeoutMs,
       concurrency: deps.concurrency,
@@ -205,19 +150,11 @@ export class Deployer {
           total: planned.length,
         }),
     });
-    const results = changes.entries(planned.map((p) => p.id)).map((result) => {
-      const health = outcome.health.get(resourceKey(result));
-      return health ? { ...result, health: health.status, ...(health.status === "current" ? {} : { message: health.message }) } : result;
-    });
+    const results = withHealth(changes.entries(ids), outcome.health);
+    if (outcome.error) throw stageFailure(outcome.error, [...results, ...pruned.changes]);
     if (outcome.ended !== "healthy") throw new HealthTimeoutError(outcome.message, results);
-    const next = nextInventory(
-      accepted,
-      { repositoryId: job.repository.id, repository, environment: job.environment, objects: planned.map((p) => p.id) },
-      { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString(), reason: job.reason },
-    );
-    if (job.hold === "release") delete next.hold;
-    await deps.inventories.write(next);
-    return { results: [...results, ...pruned], history: historyOf(next) };
+    const next = await recordRevision(deps, job, record.accepted, ids);
+    return { results: [...results, ...pruned.changes], history: historyOf(next) };
   }
 
   /** The environment's revisions and hold as the cluster's record has them, for the app's `/rollback`. */
@@ -229,6 +166,111 @@ export class Deployer {
 /** What a report tells the app of an inventory: its revisions and hold. */
 function historyOf(inventory: Inventory | undefined): History {
   return { revisions: inventory?.revisions ?? [], ...(inventory?.hold ? { hold: inventory.hold } : {}) };
+}
+
+/**
+ * The job's objects with their scope from the cluster and Sluice's ownership labels, once the
+ * agent's policy allows every one; `corrections` says (as report lines) where the cluster's scope
+ * differs from what the manifest said.
+ * @throws PermanentDeployError naming every object the policy refuses; nothing is written then
+ */
+async function planDeploy(
+  deps: DeployerDeps,
+  job: AgentJob,
+  objects: readonly KubeObject[],
+): Promise<{ planned: Planned[]; corrections: string }> {
+  const scoped = await resolveScopes(deps.cluster, objects, job.settings.namespace);
+  const violations = [
+    ...scoped.unknown.map((u) => u.message),
+    ...policyViolations(
+      scoped.objects.map((o) => o.id),
+      namespacesFor(deps.policy, fullName(job.repository)) ?? [],
+      deps.policy.clusterKinds,
+    ),
+  ];
+  if (violations.length > 0)
+    throw new PermanentDeployError(`refused by the agent's policy; nothing was written:\n${violations.map((v) => `- ${v}`).join("\n")}`);
+  const planned = scoped.objects.map(({ id, object }) => ({ id, object: withOwnership(object, job.repository, job.environment) }));
+  const corrections = scoped.corrections.length > 0 ? `\n${scoped.corrections.map((c) => `- ${c}`).join("\n")}` : "";
+  return { planned, corrections };
+}
+
+/**
+ * Accepts the job into the cluster's record (its sequence, and the hold a rollback sets), after
+ * checking against that record, not Redis, that it is newer than the last one accepted and that
+ * no rollback holds the environment.
+ * @throws RejectedJobError for a replayed or older job; HeldJobError while a rollback holds the environment
+ */
+async function acceptJob(deps: DeployerDeps, job: AgentJob): Promise<Inventory> {
+  const previous = await deps.inventories.read(job.repository.id, job.environment);
+  const refusal = replayRefusal(previous, job);
+  if (refusal) throw new RejectedJobError(refusal);
+  if (previous?.hold && job.hold === "keep")
+    throw new HeldJobError(
+      `held by /rollback to ${shortSha(previous.hold.sha)} (by ${previous.hold.by} at ${previous.hold.at}); merge the revert pull request or comment /sync to release the environment. Nothing was applied.`,
+    );
+  // A rollback holds the environment from the moment it is accepted, even if it then fails; a sync releases it once it succeeds.
+  const hold =
+    job.hold === "set"
+      ? { by: job.requestedBy, at: new Date(deps.clock.now()).toISOString(), jobId: job.id, sha: job.sha }
+      : previous?.hold;
+  const accepted: Inventory = {
+    version: 1,
+    repositoryId: job.repository.id,
+    repository: fullName(job.repository),
+    environment: job.environment,
+    objects: previous?.objects ?? [],
+    revisions: previous?.revisions ?? [],
+    sequence: job.sequence,
+    sequenceJobId: job.id,
+    heals: previous?.heals ?? [],
+    adopted: previous?.adopted ?? [],
+    ...(hold ? { hold } : {}),
+  };
+  await deps.inventories.write(accepted);
+  return accepted;
+}
+
+/** The staged apply's options for `job`: the policy, progress as reports, and claims recorded in `record` before writes. */
+function applyOptions(deps: DeployerDeps, job: AgentJob, record: { accepted: Inventory }, report: Report): ApplyOptions {
+  return {
+    concurrency: deps.concurrency,
+    clock: deps.clock,
+    owner: { repositoryId: job.repository.id, environment: job.environment },
+    allowAdoption: deps.policy.allowAdoption,
+    adoptUnmanaged: deps.policy.adoptUnmanaged,
+    allowPodSecurityLabels: deps.policy.allowPodSecurityLabels,
+    // What Sluice did not make is on record before it is written, so a failed deploy never lets a later prune delete it.
+    beforeWrites: async (claims) => {
+      const claimed = withClaims(record.accepted, claims);
+      if (claimed === record.accepted) return;
+      record.accepted = claimed;
+      await deps.inventories.write(record.accepted);
+    },
+    progress: (applied, total, note) => report({ phase: "progress", message: `${applied} of ${total} applied; ${note}`, applied, total }),
+  };
+}
+
+/** Writes the inventory of a deploy that succeeded: its objects and a new revision; a sync releases the hold. */
+async function recordRevision(deps: DeployerDeps, job: AgentJob, accepted: Inventory, ids: readonly ResourceId[]): Promise<Inventory> {
+  const next = nextInventory(
+    accepted,
+    { repositoryId: job.repository.id, repository: fullName(job.repository), environment: job.environment, objects: [...ids] },
+    { sha: job.sha, jobId: job.id, digest: job.digest, appliedAt: new Date(deps.clock.now()).toISOString(), reason: job.reason },
+  );
+  if (job.hold === "release") delete next.hold;
+  await deps.inventories.write(next);
+  return next;
+}
+
+/**
+ * The error a deploy ends with when a stage stopped on `error`: a DeployError as it is (it already
+ * says whether it is permanent and which objects it is about); anything else is taken as transient
+ * and carries `objects`, the changes made until then, so the report does not lose them.
+ */
+function stageFailure(error: Error, objects: ObjectResult[]): DeployError {
+  if (error instanceof DeployError) return error;
+  return new DeployError(error.message, { objects, permanent: false, cause: error });
 }
 
 /** A decompressed objects blob larger than this is refused: jobs are bounded by what the app renders. */

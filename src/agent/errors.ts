@@ -1,7 +1,11 @@
 import type { ObjectResult } from "../core/agent-protocol.ts";
+import type { DeployPhase } from "../core/deploy-phases.ts";
 
-/** How a deploy that cannot go on ends: failed (it was tried) or rejected (it was refused unread). */
-export type DeployEnd = "failed" | "rejected" | "held";
+/**
+ * The phase of the report a deploy that cannot go on ends with: failed (it was tried), rejected
+ * (it was refused unread) or held (a rollback holds the environment). A row of the phase table.
+ */
+export type DeployEnd = Extract<DeployPhase, "failed" | "rejected" | "held">;
 
 /**
  * Why a deploy ended before succeeding: the one question the worker asks is whether it is

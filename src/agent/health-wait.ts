@@ -2,15 +2,30 @@ import type { Clock } from "../core/clock.ts";
 import { mapBounded } from "../core/clock.ts";
 import { computeHealth, type HealthStatus } from "../core/health.ts";
 import { displayName, resourceKey } from "../core/identity.ts";
+import type { ObjectResult } from "../core/agent-protocol.ts";
+import { asError } from "./change-set.ts";
 import type { Cluster } from "./kube/cluster.ts";
 import type { Planned } from "./preflight.ts";
 
-/** How a health wait ended: every object current, one failed, or time ran out; each object's last health by identity key. */
+/**
+ * How a health wait ended: every object current, one failed, time ran out, or reading the objects
+ * failed part-way (`error`, with the health seen until then); each object's last health by identity key.
+ */
 export interface HealthOutcome {
-  ended: "healthy" | "failed" | "timed-out";
+  ended: "healthy" | "failed" | "timed-out" | "interrupted";
   /** What went wrong, naming the objects; empty when healthy. */
   message: string;
   health: Map<string, HealthStatus>;
+  /** Why the wait was interrupted: a cluster error (which may be transient) while reading the objects. */
+  error?: Error;
+}
+
+/** `results` with the health each object was last seen in (and, when not current, why). */
+export function withHealth(results: readonly ObjectResult[], health: ReadonlyMap<string, HealthStatus>): ObjectResult[] {
+  return results.map((result) => {
+    const seen = health.get(resourceKey(result));
+    return seen ? { ...result, health: seen.status, ...(seen.status === "current" ? {} : { message: seen.message }) } : result;
+  });
 }
 
 /** Options of one health wait. */
@@ -33,10 +48,13 @@ export async function waitForHealth(cluster: Cluster, objects: readonly Planned[
   let pending = [...objects];
   let lastNote = "";
   for (;;) {
-    const states = await mapBounded(pending, options.concurrency, async (planned): Promise<HealthStatus> => {
-      const live = await cluster.get(planned.object);
-      return live ? computeHealth(live) : { status: "in-progress", message: "not found" };
-    });
+    let states: HealthStatus[];
+    try {
+      states = await readHealth(cluster, pending, options.concurrency);
+    } catch (error) {
+      const failure = asError(error);
+      return { ended: "interrupted", message: failure.message, health, error: failure };
+    }
     const messages: string[] = [];
     const still: Planned[] = [];
     for (const [index, planned] of pending.entries()) {
@@ -64,4 +82,12 @@ export async function waitForHealth(cluster: Cluster, objects: readonly Planned[
     }
     await options.clock.sleep(options.intervalMs ?? 500);
   }
+}
+
+/** The health of each object as the cluster has it now. */
+function readHealth(cluster: Cluster, objects: readonly Planned[], concurrency: number): Promise<HealthStatus[]> {
+  return mapBounded(objects, concurrency, async (planned): Promise<HealthStatus> => {
+    const live = await cluster.get(planned.object);
+    return live ? computeHealth(live) : { status: "in-progress", message: "not found" };
+  });
 }

@@ -16,6 +16,7 @@ import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { idFields, liveDiff } from "./live-diff.ts";
 import { claimOf, withOwnership, type Owner } from "./ownership.ts";
 import { listLive } from "./preflight.ts";
+import { fullName } from "../core/git-ref.ts";
 
 /** What a live preview needs: the same cluster, policy and keys as deploys. */
 export interface LivePreviewDeps {
@@ -62,7 +63,7 @@ export function verifyPreviewRequest(envelope: unknown, deps: Pick<LivePreviewDe
  */
 export async function previewLive(deps: LivePreviewDeps, request: LivePreviewRequest): Promise<Omit<LiveReport, "at">> {
   const objects = await loadObjects(deps.redis, request.objects, request.digest);
-  const repository = `${request.repository.owner}/${request.repository.name}`;
+  const repository = fullName(request.repository);
   const scoped = await resolveScopes(deps.cluster, objects, request.settings.namespace);
   const changes: LiveChange[] = scoped.unknown.map(({ id, message }) => ({ ...id, action: "refused", refusedBy: "policy", message }));
   const allowed = namespacesFor(deps.policy, repository) ?? [];

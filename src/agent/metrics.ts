@@ -1,8 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { AgentReport, DriftReport, LiveReport } from "../core/agent-protocol.ts";
+import { JOB_END_PHASES, type DeployPhase } from "../core/deploy-phases.ts";
+import { fullName } from "../core/git-ref.ts";
 
 const SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
-const FINAL_PHASES = new Set(["succeeded", "failed", "rejected", "superseded", "held"]);
+/** The phases that end a job, from the phase table. */
+const FINAL_PHASES = new Set<DeployPhase>(JOB_END_PHASES);
 
 /** The agent's Prometheus metrics, in a registry of their own (served on its probe port at `/metrics`). */
 export class AgentMetrics {
@@ -94,7 +97,7 @@ export class AgentMetrics {
       this.livePreviews.inc({ environment: answer.environment, outcome: answer.error === undefined ? "ok" : "failed" });
     } else {
       const drift = body as DriftReport;
-      const labels = { environment: drift.environment, repository: `${drift.repository.owner}/${drift.repository.name}` };
+      const labels = { environment: drift.environment, repository: fullName(drift.repository) };
       this.drifted.set(labels, drift.drifted.length);
       this.driftChecked.set(labels, drift.checked);
       this.healed.inc({ environment: drift.environment }, drift.healed.length);

@@ -10,6 +10,7 @@ import {
 } from "../core/inventory.ts";
 import { metadataOf, recordOf, type KubeObject } from "../core/manifest.ts";
 import type { OwnershipPolicy } from "../core/policy.ts";
+import { fullName } from "../core/git-ref.ts";
 
 /** Who applies: a repository (by id) and one of its environments. */
 export interface Owner {
@@ -29,7 +30,7 @@ export function withOwnership(
     metadata: {
       ...metadata,
       labels: { ...recordOf(metadata.labels), ...ownershipLabels(repository.id, environment) },
-      annotations: { ...recordOf(metadata.annotations), [REPOSITORY_ANNOTATION]: `${repository.owner}/${repository.name}` },
+      annotations: { ...recordOf(metadata.annotations), [REPOSITORY_ANNOTATION]: fullName(repository) },
     },
   };
 }

@@ -1,7 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { agentReportSchema, driftReportSchema } from "../core/agent-protocol.ts";
+import { phaseRow } from "../core/deploy-phases.ts";
+import { fullName } from "../core/git-ref.ts";
 import type { SignedKind } from "../core/signing.ts";
-import type { AgentMessageObserver, Rejection } from "./services/agent-keys.ts";
+import type { AgentMessageObserver, Rejection } from "./agents/agent-keys.ts";
 
 /** Seconds buckets from a tenth of a second to five minutes: webhooks, renders and previews all fit. */
 const SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -109,14 +111,11 @@ export class AppMetrics {
       if (kind === "report") {
         const report = agentReportSchema.parse(message);
         this.deployReports.inc({ environment: report.environment, phase: report.phase });
-        if (report.durationMs !== undefined && ["succeeded", "failed", "rejected"].includes(report.phase))
+        if (report.durationMs !== undefined && phaseRow(report.phase).timed)
           this.deployDuration.observe({ environment: report.environment, phase: report.phase }, report.durationMs / 1000);
       } else if (kind === "drift") {
         const report = driftReportSchema.parse(message);
-        this.drifted.set(
-          { environment: report.environment, repository: `${report.repository.owner}/${report.repository.name}` },
-          report.drifted.length,
-        );
+        this.drifted.set({ environment: report.environment, repository: fullName(report.repository) }, report.drifted.length);
         this.driftReportTime.set({ environment: report.environment }, Date.parse(report.at) / 1000);
       }
     },

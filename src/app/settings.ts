@@ -8,7 +8,7 @@ import { SANDBOX_SETTINGS, type SandboxSetting } from "../render/process.ts";
 import { readCgroupLimits, renderBudget, type FileReader, type RenderBudget } from "../render/render-budget.ts";
 import { checkRedisUrl } from "../redis/connection.ts";
 import { readRedisTls, type RedisTls } from "../redis/tls.ts";
-import type { RedisMacSecrets } from "./services/redis-mac.ts";
+import type { RedisMacSecrets } from "./state/redis-mac.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -158,7 +158,7 @@ export interface AppSettings {
   githubWebUrl: string;
   port: number;
   host: string;
-  logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  logLevel: AppEnv["LOG_LEVEL"];
   cacheDir: string;
   cacheMaxBytes: number;
   checkoutMaxBytes: number;
@@ -227,6 +227,9 @@ export interface SystemFacts {
   cpus: number;
 }
 
+/** The app's environment variables after parsing, defaults applied. */
+export type AppEnv = z.infer<typeof envSchema>;
+
 /**
  * Reads the settings from the environment.
  * @throws Error listing every missing or invalid variable
@@ -235,39 +238,93 @@ export async function loadSettings(
   env: NodeJS.ProcessEnv,
   system: SystemFacts = { readFile: readIfPresent, totalMemoryBytes: totalmem(), cpus: availableParallelism() },
 ): Promise<AppSettings> {
-  // An empty variable (as copied from .env.example) means unset.
-  const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
-  // A Redis URL with a password is a secret: from a file when that file is there (the shipped
-  // Deployment mounts it from the Secret, optionally), else REDIS_URL.
-  if (given.REDIS_URL_PATH !== undefined) {
-    const fromFile = (await readIfPresent(given.REDIS_URL_PATH))?.trim();
-    if (fromFile) given.REDIS_URL = fromFile;
-  }
+  const e = parseEnv(await withRedisUrlFromFile(givenVariables(env)));
+  const { privateKey, webhookSecret } = await loadGitHubSecrets(e);
+  const redisMacSecrets = await loadRedisMacSecrets(e, webhookSecret);
+  const redisTls = await readRedisTls(e, e.REDIS_URL);
+  const deploy = deploySettings(e, await loadDeployKeys(e));
+  const budget = await loadRenderBudget(e, system);
+  return appSettings(e, { privateKey, webhookSecret, redisMacSecrets, redisTls, deploy, budget, env });
+}
+
+/** The variables that are given: an empty one (as copied from .env.example) means unset. */
+export function givenVariables(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+}
+
+/**
+ * The variables with REDIS_URL read from REDIS_URL_PATH when that file is there: a Redis URL with
+ * a password is a secret, and the shipped Deployment mounts it from the Secret, optionally.
+ */
+async function withRedisUrlFromFile(given: Record<string, string | undefined>): Promise<Record<string, string | undefined>> {
+  if (given.REDIS_URL_PATH === undefined) return given;
+  const fromFile = (await readIfPresent(given.REDIS_URL_PATH))?.trim();
+  return fromFile ? { ...given, REDIS_URL: fromFile } : given;
+}
+
+/**
+ * Parses the given variables, with the rules that depend on more than one of them (the public URL
+ * in production, a webhook secret inline or from a file).
+ * @throws Error listing every missing or invalid variable
+ */
+export function parseEnv(given: Record<string, string | undefined>): AppEnv {
   const parsed = envSchema.safeParse(given);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-  const production = given.NODE_ENV === "production";
   // Outside production the app's own address will do for diff page links.
-  if (given.SLUICE_PUBLIC_URL === undefined && production)
+  if (given.SLUICE_PUBLIC_URL === undefined && given.NODE_ENV === "production")
     problems.push(
       "  SLUICE_PUBLIC_URL: SLUICE_PUBLIC_URL is required in production: the app's public URL, such as https://sluice.example.com",
     );
   if (given.WEBHOOK_SECRET === undefined && given.WEBHOOK_SECRET_PATH === undefined)
     problems.push("  WEBHOOK_SECRET: WEBHOOK_SECRET is required (or WEBHOOK_SECRET_PATH): the secret GitHub signs webhooks with");
   if (!parsed.success || problems.length > 0) throw new Error(`invalid configuration:\n${problems.join("\n")}`);
-  const e = parsed.data;
+  return parsed.data;
+}
+
+/**
+ * The GitHub App's private key and webhook secret, inline or from their files.
+ * @throws Error naming the variables when either is empty
+ */
+async function loadGitHubSecrets(e: AppEnv): Promise<{ privateKey: string; webhookSecret: string }> {
   const privateKey = await inlineOrFile(e.PRIVATE_KEY, e.PRIVATE_KEY_PATH, readText);
   if (!privateKey) throw new Error("invalid configuration:\n  PRIVATE_KEY or PRIVATE_KEY_PATH: the GitHub App's private key is required");
   const webhookSecret = (await inlineOrFile(e.WEBHOOK_SECRET, e.WEBHOOK_SECRET_PATH, readText))?.trim();
   if (!webhookSecret)
     throw new Error("invalid configuration:\n  WEBHOOK_SECRET or WEBHOOK_SECRET_PATH: the secret GitHub signs webhooks with is required");
-  const redisMacSecrets = await loadRedisMacSecrets(e, webhookSecret);
-  const redisTls = await readRedisTls(e, e.REDIS_URL);
-  // Deploy-only keys: a preview-only install has neither, and its Secret (mounted with the keys
-  // optional) leaves their files out, so an absent file means the key is not given.
+  return { privateKey, webhookSecret };
+}
+
+/** The texts of the two deploy keys as given, "" when not given. */
+export interface DeployKeyTexts {
+  jobSigningKey: string;
+  agentPublicKeys: string;
+}
+
+/**
+ * Reads the deploy keys, inline or from their files. A preview-only install has neither, and its
+ * Secret (mounted with the keys optional) leaves their files out, so an absent file means the key
+ * is not given.
+ */
+async function loadDeployKeys(e: AppEnv): Promise<DeployKeyTexts> {
   const readOptional = (path: string): Promise<string> => readIfPresent(path).then((text) => text ?? "");
-  const jobSigningKey = (await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readOptional)) || undefined;
-  const agentKeys = (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readOptional)) ?? "";
-  if (jobSigningKey && !agentKeys.includes("BEGIN PUBLIC KEY"))
+  return {
+    jobSigningKey: (await inlineOrFile(e.SLUICE_JOB_SIGNING_KEY, e.SLUICE_JOB_SIGNING_KEY_PATH, readOptional)) ?? "",
+    agentPublicKeys: (await inlineOrFile(e.SLUICE_AGENT_PUBLIC_KEYS, e.SLUICE_AGENT_PUBLIC_KEYS_PATH, readOptional)) ?? "",
+  };
+}
+
+/** The settings that turn deploys on or off. */
+export type DeploySettings = Pick<AppSettings, "jobSigningKey" | "deploysOff" | "agentPublicKeys">;
+
+/**
+ * Whether deploys are on, and why not: on with a signing key, which then needs an agent key to
+ * trust reports with.
+ * @throws Error naming SLUICE_AGENT_PUBLIC_KEYS (and its file) when a signing key comes without one,
+ *   or the agent key whose binding cannot be read
+ */
+export function deploySettings(e: AppEnv, keys: DeployKeyTexts): DeploySettings {
+  const jobSigningKey = keys.jobSigningKey || undefined;
+  if (jobSigningKey && !keys.agentPublicKeys.includes("BEGIN PUBLIC KEY"))
     throw new Error(
       `invalid configuration:\n  SLUICE_AGENT_PUBLIC_KEYS: deploys need at least one agent public key to trust reports${
         e.SLUICE_AGENT_PUBLIC_KEYS === undefined && e.SLUICE_AGENT_PUBLIC_KEYS_PATH !== undefined
@@ -280,22 +337,43 @@ export async function loadSettings(
     : e.SLUICE_JOB_SIGNING_KEY === undefined && e.SLUICE_JOB_SIGNING_KEY_PATH !== undefined
       ? `SLUICE_JOB_SIGNING_KEY_PATH ${e.SLUICE_JOB_SIGNING_KEY_PATH} is absent or empty`
       : "SLUICE_JOB_SIGNING_KEY and SLUICE_JOB_SIGNING_KEY_PATH are not set";
+  return { jobSigningKey, deploysOff, agentPublicKeys: parseAgentKeys(keys.agentPublicKeys) };
+}
+
+/** How the render processes share the memory and CPUs of the container (its cgroup) or else the machine. */
+async function loadRenderBudget(e: AppEnv, system: SystemFacts): Promise<RenderBudget> {
   const cgroup = await readCgroupLimits(system.readFile);
-  const budget = renderBudget({
+  return renderBudget({
     memoryBytes: Math.min(cgroup.memoryBytes ?? Infinity, system.totalMemoryBytes),
     cpus: Math.min(cgroup.cpus ?? Infinity, system.cpus),
     given: { processes: e.SLUICE_RENDER_PROCESSES, heapMb: e.SLUICE_RENDER_MEMORY_MB, toolMemoryMb: e.SLUICE_RENDER_TOOL_MEMORY_MB },
   });
+}
+
+/** What `appSettings` takes besides the variables: what was read from files and the machine. */
+export interface LoadedParts {
+  privateKey: string;
+  webhookSecret: string;
+  redisMacSecrets: RedisMacSecrets;
+  redisTls: RedisTls | undefined;
+  deploy: DeploySettings;
+  budget: RenderBudget;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The settings from the parsed variables and what was read: units converted, URLs without a trailing slash. */
+export function appSettings(e: AppEnv, parts: LoadedParts): AppSettings {
+  const { budget } = parts;
   return {
     appId: e.APP_ID,
-    privateKey,
-    webhookSecret,
+    privateKey: parts.privateKey,
+    webhookSecret: parts.webhookSecret,
     redisUrl: e.REDIS_URL,
-    redisTls,
+    redisTls: parts.redisTls,
     publicUrl: (e.SLUICE_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     // Links stay valid across replicas and restarts without another secret to manage.
-    linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", webhookSecret).update("sluice diff page links").digest("base64url"),
-    redisMacSecrets,
+    linkSecret: e.SLUICE_LINK_SECRET ?? createHmac("sha256", parts.webhookSecret).update("sluice diff page links").digest("base64url"),
+    redisMacSecrets: parts.redisMacSecrets,
     githubApiUrl: e.GITHUB_API_URL.replace(/\/+$/, ""),
     githubWebUrl: e.GITHUB_WEB_URL.replace(/\/+$/, ""),
     port: e.PORT,
@@ -317,14 +395,12 @@ export async function loadSettings(
     stopTimeoutMs: (e.SLUICE_SHUTDOWN_GRACE_SECONDS - 5) * 1000,
     jobTtlMs: e.SLUICE_JOB_TTL_SECONDS * 1000,
     liveTimeoutMs: e.SLUICE_LIVE_PREVIEW_TIMEOUT_SECONDS * 1000,
-    jobSigningKey,
-    deploysOff,
-    agentPublicKeys: parseAgentKeys(agentKeys),
+    ...parts.deploy,
     metricsToken: e.SLUICE_METRICS_TOKEN,
     webhookProxyUrl: e.WEBHOOK_PROXY_URL,
     dashboardToken: e.SLUICE_DASHBOARD_TOKEN,
     dashboardWritable: e.SLUICE_DASHBOARD_WRITE === "true",
-    env,
+    env: parts.env,
   };
 }
 
@@ -334,7 +410,7 @@ export async function loadSettings(
  * of `SLUICE_REDIS_MAC_PREVIOUS_SECRETS`, comma- or line-separated, still verify.
  * @throws Error naming the variable when the secret is shorter than 16 characters
  */
-async function loadRedisMacSecrets(e: z.infer<typeof envSchema>, webhookSecret: string): Promise<RedisMacSecrets> {
+async function loadRedisMacSecrets(e: AppEnv, webhookSecret: string): Promise<RedisMacSecrets> {
   const secret = (await inlineOrFile(e.SLUICE_REDIS_MAC_SECRET, e.SLUICE_REDIS_MAC_SECRET_PATH, readText))?.trim();
   if (secret !== undefined && secret.length < 16) {
     const given =

@@ -82,6 +82,7 @@ function cookie(req: IncomingMessage, name: string): string | undefined {
   return undefined;
 }
 
+/** Answers with a small HTML page that loads nothing and is neither cached nor referred from. */
 function page(res: ServerResponse, status: number, title: string, body: string): void {
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
@@ -97,6 +98,24 @@ function page(res: ServerResponse, status: number, title: string, body: string):
   );
 }
 
+/** Where GitHub registers a new app from a manifest: under the organization when one is named, else the user's. */
+export function newAppUrl(options: Pick<SetupOptions, "githubWebUrl" | "organization">, state: string): string {
+  const owner = options.organization ? `/organizations/${encodeURIComponent(options.organization)}` : "";
+  return `${options.githubWebUrl}${owner}/settings/apps/new?state=${state}`;
+}
+
+/** One run of the manifest flow: the console link's one-time token, and the browser that traded it. */
+interface SetupFlow {
+  readonly options: SetupOptions;
+  readonly token: string;
+  /** The manifest, as the form posts it. */
+  readonly manifest: string;
+  /** The browser that traded the token, and the `state` of its manifest flow. */
+  session: { id: string; state: string } | undefined;
+  /** Ends the flow with the credentials GitHub handed over. */
+  done: (credentials: AppCredentials) => void;
+}
+
 /**
  * Serves GitHub's manifest flow until it completes: a page that registers the GitHub App from
  * `app.yml`, then the callback that trades GitHub's code for the app's id, key and webhook secret
@@ -109,96 +128,19 @@ function page(res: ServerResponse, status: number, title: string, body: string):
  * visitor who reaches the port gets neither the page nor a `state`.
  */
 export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
-  const token = randomBytes(24).toString("base64url");
-  /** The browser that traded the token, and the `state` of its manifest flow. */
-  let session: { id: string; state: string } | undefined;
-  const manifest = JSON.stringify(setupManifest(options));
-  const newApp = (state: string): string =>
-    `${options.githubWebUrl}${options.organization ? `/organizations/${encodeURIComponent(options.organization)}` : ""}/settings/apps/new?state=${state}`;
-  const secure = options.publicUrl.startsWith("https:") ? "; Secure" : "";
   let done: (credentials: AppCredentials) => void = () => undefined;
   const finished = new Promise<AppCredentials>((resolve) => {
     done = resolve;
   });
+  const flow: SetupFlow = {
+    options,
+    token: randomBytes(24).toString("base64url"),
+    manifest: JSON.stringify(setupManifest(options)),
+    session: undefined,
+    done,
+  };
   const server = createServer((req, res) => {
-    // Nothing here takes a body: one is refused unread, and the connection closed rather than drained.
-    if (req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0) {
-      refuseBody(req, "The setup page takes no request body");
-      return;
-    }
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const inSession = session !== undefined && same(cookie(req, SESSION_COOKIE), session.id);
-    if (req.method === "GET" && url.pathname === "/") {
-      const given = url.searchParams.get("token");
-      if (given !== null) {
-        const headers: Record<string, string> = { location: "/", "cache-control": "no-store", "referrer-policy": "no-referrer" };
-        if (!inSession) {
-          if (session || !same(given, token)) {
-            page(
-              res,
-              403,
-              "Setup link not valid",
-              "<p>This is not the link <code>sluice app</code> printed, or it was already opened in another browser. Restart <code>sluice app</code> for a new link.</p>",
-            );
-            return;
-          }
-          session = { id: randomBytes(24).toString("base64url"), state: randomBytes(24).toString("base64url") };
-          headers["set-cookie"] = `${SESSION_COOKIE}=${session.id}; Path=/; HttpOnly; SameSite=Lax${secure}`;
-        }
-        // The token leaves the address bar; from here on the cookie is what opens the page.
-        res.writeHead(303, headers).end();
-        return;
-      }
-      if (!session || !inSession) {
-        page(
-          res,
-          403,
-          "Open the setup link",
-          "<p>Sluice is waiting to be set up. Open the link <code>sluice app</code> printed on its console: it carries a one-time token.</p>",
-        );
-        return;
-      }
-      page(
-        res,
-        200,
-        "Set up Sluice",
-        `<p>Sluice has no GitHub App yet. Register one from <code>app.yml</code>: GitHub asks where to install it, and this page writes its id, private key and webhook secret to <code>${escapeHtml(options.envFile)}</code>.</p>` +
-          `<form action="${escapeHtml(newApp(session.state))}" method="post"><input type="hidden" name="manifest" value="${escapeHtml(manifest)}">` +
-          `<button type="submit">Register the GitHub App</button></form>` +
-          `<p>Webhooks will go to <code>${escapeHtml(options.webhookProxyUrl ?? `${options.publicUrl}/api/github/webhooks`)}</code>.</p>`,
-      );
-      return;
-    }
-    if (req.method === "GET" && url.pathname === "/setup/callback") {
-      const code = url.searchParams.get("code") ?? "";
-      // The state must be this browser's: a state read elsewhere, or a code from another browser's flow, is refused.
-      if (!/^[A-Za-z0-9_-]{1,200}$/.test(code) || !session || !inSession || !same(url.searchParams.get("state") ?? "", session.state)) {
-        page(
-          res,
-          400,
-          "Setup link not valid",
-          "<p>This link did not come from the setup page in this browser. Start again from the link <code>sluice app</code> printed.</p>",
-        );
-        return;
-      }
-      convert(options.githubApiUrl, code)
-        .then(({ credentials, htmlUrl }) => {
-          writeEnvFile(options.envFile, { ...credentials });
-          options.log(`GitHub App ${credentials.APP_ID} registered; its credentials are in ${options.envFile}`);
-          res.writeHead(302, { location: `${htmlUrl}/installations/new`, "cache-control": "no-store" }).end();
-          done(credentials);
-        })
-        .catch((error: unknown) => {
-          page(
-            res,
-            502,
-            "GitHub did not register the app",
-            `<p>${escapeHtml(error instanceof Error ? error.message : String(error))}</p><p><a href="/">Try again</a>.</p>`,
-          );
-        });
-      return;
-    }
-    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found: Sluice is waiting to be set up at /\n");
+    handleSetupRequest(flow, req, res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -207,7 +149,7 @@ export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
     });
   });
   options.log(
-    `no GitHub App credentials: open ${options.publicUrl}/?token=${token} to register the app from app.yml (the setup page listens on ${options.host}; the link opens it in one browser only)`,
+    `no GitHub App credentials: open ${options.publicUrl}/?token=${flow.token} to register the app from app.yml (the setup page listens on ${options.host}; the link opens it in one browser only)`,
   );
   const credentials = await finished;
   await new Promise((resolve) => {
@@ -215,6 +157,109 @@ export async function runSetup(options: SetupOptions): Promise<AppCredentials> {
     server.closeAllConnections();
   });
   return credentials;
+}
+
+/** Answers one request to the setup server: the setup page, GitHub's callback, or 404. */
+function handleSetupRequest(flow: SetupFlow, req: IncomingMessage, res: ServerResponse): void {
+  // Nothing here takes a body: one is refused unread, and the connection closed rather than drained.
+  if (req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? "0") > 0) {
+    refuseBody(req, "The setup page takes no request body");
+    return;
+  }
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const inSession = flow.session !== undefined && same(cookie(req, SESSION_COOKIE), flow.session.id);
+  if (req.method === "GET" && url.pathname === "/") {
+    const given = url.searchParams.get("token");
+    if (given !== null) tradeToken(flow, res, given, inSession);
+    else serveSetupPage(flow, res, inSession);
+    return;
+  }
+  if (req.method === "GET" && url.pathname === "/setup/callback") {
+    serveCallback(flow, res, url, inSession);
+    return;
+  }
+  res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found: Sluice is waiting to be set up at /\n");
+}
+
+/**
+ * Trades the console link's token for the session cookie, in the first browser that opens it; a
+ * browser already in the session is sent on. Either way the token leaves the address bar.
+ */
+function tradeToken(flow: SetupFlow, res: ServerResponse, given: string, inSession: boolean): void {
+  const headers: Record<string, string> = { location: "/", "cache-control": "no-store", "referrer-policy": "no-referrer" };
+  if (!inSession) {
+    if (flow.session || !same(given, flow.token)) {
+      page(
+        res,
+        403,
+        "Setup link not valid",
+        "<p>This is not the link <code>sluice app</code> printed, or it was already opened in another browser. Restart <code>sluice app</code> for a new link.</p>",
+      );
+      return;
+    }
+    flow.session = { id: randomBytes(24).toString("base64url"), state: randomBytes(24).toString("base64url") };
+    const secure = flow.options.publicUrl.startsWith("https:") ? "; Secure" : "";
+    headers["set-cookie"] = `${SESSION_COOKIE}=${flow.session.id}; Path=/; HttpOnly; SameSite=Lax${secure}`;
+  }
+  // The token leaves the address bar; from here on the cookie is what opens the page.
+  res.writeHead(303, headers).end();
+}
+
+/** The page that registers the app, for the browser in the session only. */
+function serveSetupPage(flow: SetupFlow, res: ServerResponse, inSession: boolean): void {
+  if (!flow.session || !inSession) {
+    page(
+      res,
+      403,
+      "Open the setup link",
+      "<p>Sluice is waiting to be set up. Open the link <code>sluice app</code> printed on its console: it carries a one-time token.</p>",
+    );
+    return;
+  }
+  const { options } = flow;
+  page(
+    res,
+    200,
+    "Set up Sluice",
+    `<p>Sluice has no GitHub App yet. Register one from <code>app.yml</code>: GitHub asks where to install it, and this page writes its id, private key and webhook secret to <code>${escapeHtml(options.envFile)}</code>.</p>` +
+      `<form action="${escapeHtml(newAppUrl(options, flow.session.state))}" method="post"><input type="hidden" name="manifest" value="${escapeHtml(flow.manifest)}">` +
+      `<button type="submit">Register the GitHub App</button></form>` +
+      `<p>Webhooks will go to <code>${escapeHtml(options.webhookProxyUrl ?? `${options.publicUrl}/api/github/webhooks`)}</code>.</p>`,
+  );
+}
+
+/**
+ * GitHub's redirect after registering the app: trades its code for the credentials, writes them
+ * to the `.env` file, sends the browser on to install the app, and ends the flow.
+ */
+function serveCallback(flow: SetupFlow, res: ServerResponse, url: URL, inSession: boolean): void {
+  const { options, session } = flow;
+  const code = url.searchParams.get("code") ?? "";
+  // The state must be this browser's: a state read elsewhere, or a code from another browser's flow, is refused.
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(code) || !session || !inSession || !same(url.searchParams.get("state") ?? "", session.state)) {
+    page(
+      res,
+      400,
+      "Setup link not valid",
+      "<p>This link did not come from the setup page in this browser. Start again from the link <code>sluice app</code> printed.</p>",
+    );
+    return;
+  }
+  convert(options.githubApiUrl, code)
+    .then(({ credentials, htmlUrl }) => {
+      writeEnvFile(options.envFile, { ...credentials });
+      options.log(`GitHub App ${credentials.APP_ID} registered; its credentials are in ${options.envFile}`);
+      res.writeHead(302, { location: `${htmlUrl}/installations/new`, "cache-control": "no-store" }).end();
+      flow.done(credentials);
+    })
+    .catch((error: unknown) => {
+      page(
+        res,
+        502,
+        "GitHub did not register the app",
+        `<p>${escapeHtml(error instanceof Error ? error.message : String(error))}</p><p><a href="/">Try again</a>.</p>`,
+      );
+    });
 }
 
 /** Trades the manifest flow's code for the new app's credentials (`POST /app-manifests/{code}/conversions`). */

@@ -1,9 +1,12 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { commitShaSchema, deployReasonSchema, repositoryRefSchema } from "./deploy-requests.ts";
-import { driftIgnoreSchema } from "./config.ts";
+import { deployJobId, deployReasonSchema, type DeployRequest } from "./deploy-requests.ts";
+import { commitShaSchema, repositoryRefSchema } from "./git-ref.ts";
+import { driftIgnoreSchema, type Environment } from "./config.ts";
+import { DEPLOY_PHASE_NAMES } from "./deploy-phases.ts";
 import { holdSchema, revisionSchema } from "./inventory.ts";
 import type { KubeObject } from "./manifest.ts";
+import { resourceIdShape } from "./identity.ts";
 import { canonicalJson } from "./normalize.ts";
 
 const sha = commitShaSchema;
@@ -49,6 +52,39 @@ export const agentJobSchema = z.strictObject({
 /** A deploy job. */
 export type AgentJob = z.infer<typeof agentJobSchema>;
 
+/** The agent job for a request, signed at `signedAt` and valid for `ttlMs`. */
+export function agentJob(
+  request: DeployRequest,
+  env: Environment,
+  payload: { digest: string; objects: AgentJob["objects"] },
+  time: { signedAt: number; ttlMs: number; hold: AgentJob["hold"] },
+): AgentJob {
+  return {
+    version: 1,
+    id: deployJobId(request),
+    repository: request.repository,
+    installationId: request.installationId,
+    environment: env.name,
+    sha: request.sha,
+    reason: request.reason,
+    requestedBy: request.requestedBy,
+    createdAt: request.createdAt,
+    settings: {
+      namespace: env.namespace,
+      prune: env.prune,
+      allowEmpty: env.allowEmpty,
+      selfHeal: env.selfHeal,
+      driftIgnore: env.drift.ignore,
+    },
+    sequence: request.sequence,
+    hold: time.hold,
+    signedAt: new Date(time.signedAt).toISOString(),
+    expiresAt: new Date(time.signedAt + time.ttlMs).toISOString(),
+    digest: payload.digest,
+    objects: payload.objects,
+  };
+}
+
 /** Objects inline, or the Redis key of their gzipped, content-addressed blob. */
 export type ObjectsPayload = AgentJob["objects"];
 
@@ -76,7 +112,7 @@ export const livePreviewRequestSchema = z.strictObject({
 /** A live-preview request. */
 export type LivePreviewRequest = z.infer<typeof livePreviewRequestSchema>;
 
-const objectIdShape = { group: z.string(), version: z.string(), kind: z.string(), namespace: z.string(), name: z.string() };
+const objectIdShape = resourceIdShape;
 
 /** What merging would do to one object in the live cluster, as the agent's dry-run says. */
 export const liveChangeSchema = z.strictObject({
@@ -116,11 +152,7 @@ export type LiveReport = z.infer<typeof liveReportSchema>;
 
 /** What happened to one object in a deploy. */
 export const objectResultSchema = z.strictObject({
-  group: z.string(),
-  version: z.string(),
-  kind: z.string(),
-  namespace: z.string(),
-  name: z.string(),
+  ...objectIdShape,
   action: z.enum(["created", "configured", "unchanged", "pruned", "skipped", "failed"]),
   health: z.enum(["current", "in-progress", "failed", "unknown"]),
   message: z.string().optional(),
@@ -137,7 +169,8 @@ export const agentReportSchema = z.strictObject({
   installationId: z.number().int().positive(),
   environment: z.string(),
   sha,
-  phase: z.enum(["started", "progress", "succeeded", "failed", "superseded", "rejected", "held"]),
+  /** One of the rows of `DEPLOY_PHASES`. */
+  phase: z.enum(DEPLOY_PHASE_NAMES),
   message: z.string(),
   applied: z.number().int().nonnegative().optional(),
   total: z.number().int().nonnegative().optional(),

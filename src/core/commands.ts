@@ -1,4 +1,6 @@
-import { code, escapeInline } from "./markdown.ts";
+import { shortSha } from "./git-ref.ts";
+import { code, escapeCode, escapeInline } from "./markdown.ts";
+import type { RevertOutcome } from "./rollback.ts";
 
 /** A command addressed to Sluice in a pull-request comment. */
 export type Command =
@@ -112,7 +114,7 @@ export const replies = {
   diffTooSoon: (author: string): string =>
     `@${author} a preview was requested less than a minute ago; it updates the preview comment when done.`,
   diffQueued: (author: string, headSha: string): string =>
-    `@${author} queued a new preview of \`${headSha.slice(0, 7)}\`; the preview comment updates when it is done.`,
+    `@${author} queued a new preview of \`${shortSha(headSha)}\`; the preview comment updates when it is done.`,
   /** The polite refusal: what was asked, what it needs, what the commenter has; nothing happened. */
   refused: (author: string, command: string, required: string, actual: string): string =>
     `Sorry @${author}, \`/${command}\` needs **${required}** permission on this repository and you have **${actual}**. Nothing was done.`,
@@ -124,22 +126,70 @@ export const replies = {
   notMerged: (author: string): string =>
     `@${author} this pull request is not merged, so it has no deploy to roll back. Use \`/rollback <env> to <sha>\` to pick a revision. Nothing was done.`,
   neverDeployed: (sha: string): string =>
-    `- no environment has \`${sha.slice(0, 7)}\` in the revisions its agent keeps, so there is nothing to roll back to; nothing queued.`,
+    `- no environment has \`${shortSha(sha)}\` in the revisions its agent keeps, so there is nothing to roll back to; nothing queued.`,
   /** `reason` is Sluice's own markdown (see `rollbackTarget`). */
   cannotRollBack: (environment: string, reason: string): string => `- ${code(environment)}: cannot roll back: ${reason}; nothing queued.`,
   revertOpened: (environments: readonly string[], pull: { number: number; url: string }, branch: string): string =>
     `- revert pull request [#${pull.number}](${pull.url}) puts ${code(branch)} back; merging it releases ${names(environments)}, and so does \`/sync\`.`,
   revertNotNeeded: (environments: readonly string[], branch: string, target: string): string =>
-    `- ${code(branch)} already has \`${target.slice(0, 7)}\`'s tree, so no revert pull request; \`/sync\` releases ${names(environments)}.`,
+    `- ${code(branch)} already has \`${shortSha(target)}\`'s tree, so no revert pull request; \`/sync\` releases ${names(environments)}.`,
   /**
    * No revert pull request because it would change workflow files (`files`, or none known), which
    * Sluice never writes: GitHub lets an app do so only with the `workflows` permission, and that
    * would let it change CI. Says how to make the revert by hand and release the hold.
    */
   revertTouchesWorkflows: (environments: readonly string[], branch: string, target: string, files: readonly string[]): string =>
-    `- no revert pull request: putting ${code(branch)} back to \`${target.slice(0, 7)}\` would change ${workflowFiles(files)}; Sluice does not write workflow files, since GitHub lets an app do so only with the \`workflows\` permission, which would let it change CI. Revert by hand: on a branch from ${code(branch)}, at the repository's root, run ${code(`git restore --source=${target} --staged --worktree .`)}, commit, and open a pull request; once it is merged, \`/sync\` releases ${names(environments)}.`,
+    `- no revert pull request: putting ${code(branch)} back to \`${shortSha(target)}\` would change ${workflowFiles(files)}; Sluice does not write workflow files, since GitHub lets an app do so only with the \`workflows\` permission, which would let it change CI. Revert by hand: on a branch from ${code(branch)}, at the repository's root, run ${code(`git restore --source=${target} --staged --worktree .`)}, commit, and open a pull request; once it is merged, \`/sync\` releases ${names(environments)}.`,
   auditLine: (at: string, sender: string, kind: "sync" | "rollback", text: string): string =>
     `${at}: **${kind === "sync" ? "Re-sync" : "Roll back"}** pressed by @${sender}: ${text}`,
+  /** The audit text of a button on the deploy check run of an environment the default branch does not configure (validly). */
+  auditNoEnvironment: (environment: string): string =>
+    `refused: the default branch's configuration has no valid environment ${code(environment)}; nothing was done.`,
+  /** The audit text of a button press refused: `refusal` is the reply a comment would have had. */
+  auditRefused: (refusal: string): string => `refused: ${refusal}`,
+  /** The audit text of a button press taken: the lines a comment's reply would have had. */
+  auditDone: (lines: readonly string[]): string => `\n${lines.join("\n")}`,
+  /** A link to a deploy check run, as a reply's line gives it. */
+  checkRunLink: (url: string): string => `[check run](${url})`,
+  /** A rollback of one environment: the revision it deploys, the one live, and the check run. */
+  rollbackLine: (environment: string, added: boolean, rollback: { target: string; from: string; link: string }): string =>
+    replies.queuedLine(
+      environment,
+      added,
+      `roll back to \`${shortSha(rollback.target)}\` from \`${shortSha(rollback.from)}\` (${rollback.link}); the environment is held`,
+    ),
+  /** The reply's line about a revert pull request: opened (or moved), not needed, or left to a person. */
+  revertLine: (environments: readonly string[], branch: string, target: string, outcome: RevertOutcome): string => {
+    switch (outcome.kind) {
+      case "opened":
+        return replies.revertOpened(environments, outcome.pull, branch);
+      case "unchanged":
+        return replies.revertNotNeeded(environments, branch, target);
+      case "workflows":
+        return replies.revertTouchesWorkflows(environments, branch, target, outcome.files);
+    }
+  },
+  /** The message of a revert pull request's commit. */
+  revertCommitMessage: (revert: {
+    author: string;
+    environments: readonly string[];
+    from: string;
+    target: string;
+    branch: string;
+  }): string =>
+    `Revert ${revert.branch} to ${shortSha(revert.target)}\n\nRolled back from ${shortSha(revert.from)} by @${revert.author} with Sluice (${revert.environments.join(", ")}).`,
+  /** The title of a revert pull request. */
+  revertTitle: (branch: string, target: string): string => `Revert ${branch} to ${shortSha(target)} (Sluice rollback)`,
+  /** The output of the deploy check run a command creates: rendering, and who asked for it. */
+  deployQueuedOutput: (reason: "sync" | "rollback", author: string, sha: string): { title: string; summary: string } => ({
+    title: "Rendering",
+    summary: `\`/${reason}\` by ${escapeInline(author)}: rendering \`${shortSha(sha)}\`.`,
+  }),
+  /** The output of a command's deploy check run when the same request was queued already. */
+  alreadyQueuedOutput: (): { title: string; summary: string } => ({
+    title: "Already queued",
+    summary: "The same request was already queued.",
+  }),
   /** `what` is Sluice's own markdown. */
   queuedLine: (environment: string, added: boolean, what: string): string =>
     `- ${code(environment)}: ${added ? "queued" : "already queued"}: ${what}.`,
@@ -148,7 +198,7 @@ export const replies = {
     replies.queuedLine(
       environment,
       added,
-      `deploy ${code(sync.branch)} at \`${sync.sha.slice(0, 7)}\` (${sync.link})${sync.heldAt ? `; releases the hold set by \`/rollback\` to \`${sync.heldAt.slice(0, 7)}\`` : ""}`,
+      `deploy ${code(sync.branch)} at \`${shortSha(sync.sha)}\` (${sync.link})${sync.heldAt ? `; releases the hold set by \`/rollback\` to \`${shortSha(sync.heldAt)}\`` : ""}`,
     ),
   /** The body of a rollback's revert pull request. */
   revertBody: (revert: {
@@ -159,5 +209,20 @@ export const replies = {
     branch: string;
     pullRequest?: number;
   }): string =>
-    `@${revert.author} rolled back ${names(revert.environments)} from \`${revert.from.slice(0, 7)}\` to \`${revert.target.slice(0, 7)}\`${revert.pullRequest ? ` (#${revert.pullRequest})` : ""}.\n\nThis pull request makes ${code(revert.branch)} say what runs: its tree is \`${revert.target.slice(0, 7)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`,
+    `@${revert.author} rolled back ${names(revert.environments)} from \`${shortSha(revert.from)}\` to \`${shortSha(revert.target)}\`${revert.pullRequest ? ` (#${revert.pullRequest})` : ""}.\n\nThis pull request makes ${code(revert.branch)} say what runs: its tree is \`${shortSha(revert.target)}\`'s. Until it merges (or someone comments \`/sync\`), the environments are **held**: merges get previews and deploy check runs, and are not applied.`,
+};
+
+/**
+ * Notes on a `sluice/preview` check run whose Re-run button was pressed and not taken: there is
+ * no new check run to say why, and Re-run says nothing in the conversation.
+ */
+export const rerunNotes = {
+  line: (at: string, sender: string, text: string): string => `${at}: **Re-run** pressed by @${sender}: ${text}`,
+  outdated: (head: string): string => `not re-run: the pull request's head is now \`${shortSha(head)}\`, which has a preview of its own.`,
+  invalidConfig: (first: { file: string; line: number; message: string } | undefined): string =>
+    `refused: the configuration on the default branch is invalid (\`${escapeCode(first?.file ?? "")}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}); nothing was done.`,
+  refused: (sender: string, required: string, actual: string): string =>
+    `refused: re-running the preview needs **${required}** permission and @${sender} has **${actual}**; nothing was done.`,
+  tooSoon: (): string =>
+    "not re-run: a preview of this pull request was requested less than a minute ago; it updates this pull request when done.",
 };

@@ -1,6 +1,6 @@
 import { LineCounter, parseDocument, visit } from "yaml";
 import { z } from "zod";
-import { CONFIG_PATH } from "./config-defaults.ts";
+import { CONFIG_PATH } from "./config-path.ts";
 import { SourceError } from "./errors.ts";
 import { yamlErrorMessage } from "./errors.ts";
 import { lineOfPath } from "./yaml-location.ts";

@@ -1,22 +1,14 @@
 import { z } from "zod";
+import { commitShaSchema, repositoryRefSchema, type RepositoryRef } from "./git-ref.ts";
+
+export { commitShaSchema, repositoryRefSchema, type RepositoryRef } from "./git-ref.ts";
 
 /** Why a deploy happens. */
 export const deployReasonSchema = z.enum(["merge", "sync", "rollback"]);
 /** Why a deploy happens. */
 export type DeployReason = z.infer<typeof deployReasonSchema>;
 
-/** A full commit SHA, as GitHub gives it in webhooks. */
-export const commitShaSchema = z.string().regex(/^[0-9a-f]{40}$/, "must be a 40-character commit SHA");
 const sha = commitShaSchema;
-
-/** A repository as jobs name it. */
-export const repositoryRefSchema = z.strictObject({
-  owner: z.string().min(1),
-  name: z.string().min(1),
-  id: z.number().int().positive(),
-});
-/** A repository as jobs name it. */
-export type RepositoryRef = z.infer<typeof repositoryRefSchema>;
 
 /**
  * Why the app converges an environment to its branch's head: the agent came online (`started`) or

@@ -1,13 +1,19 @@
 import type { AgentReport, DriftReport, ObjectResult } from "./agent-protocol.ts";
-import type { Convergence } from "./deploy-requests.ts";
+import type { Convergence, DeployRequest } from "./deploy-requests.ts";
+import type { ReportProblem } from "./diff-report.ts";
 import { displayName } from "./identity.ts";
-import { code, escapeInline, escapeLines, fenceFor, htmlCode, tableRow } from "./markdown.ts";
-import { CHECK_RUN_TEXT_LIMIT } from "./preview-comment.ts";
-
-/** The name of an environment's deploy check run. */
-export function deployCheckName(environment: string): string {
-  return `sluice/deploy (${environment})`;
-}
+import {
+  APP_DEPLOY_STATES,
+  DEPLOY_PHASES,
+  deploymentState,
+  phaseRow,
+  type CheckRunState,
+  type DeployPhase,
+  type DeploymentState,
+} from "./deploy-phases.ts";
+import { shortSha } from "./git-ref.ts";
+import { code, escapeInline, fenceFor, htmlCode, tableRow } from "./markdown.ts";
+import { CHECK_RUN_TEXT_LIMIT, previewAnnotations, previewCheckOutput, type Annotation } from "./preview-comment.ts";
 
 const ACTION_ICON: Record<ObjectResult["action"], string> = {
   created: "🟢",
@@ -44,77 +50,38 @@ export function actionCounts(objects: readonly ObjectResult[]): string {
   return [...counts.entries()].map(([action, n]) => `${n} ${action}`).join(", ") || "no objects";
 }
 
-/** A check run's title and summary for a report. */
+/** A check run's title and summary for a report, from its phase's row. */
 export function deployCheckOutput(report: AgentReport): { title: string; summary: string; text?: string } {
-  const table = report.objects && report.objects.length > 0 ? objectTable(report.objects) : undefined;
-  const seconds = report.durationMs === undefined ? "" : ` in ${Math.round(report.durationMs / 1000)} s`;
-  switch (report.phase) {
-    case "started":
-      return { title: "Applying", summary: escapeLines(report.message) };
-    case "progress":
-      return {
-        title: report.applied !== undefined && report.total !== undefined ? `${report.applied} of ${report.total} applied` : "Applying",
-        summary: escapeLines(report.message),
-      };
-    case "succeeded":
-      return { title: `Deployed${seconds}`, summary: `${actionCounts(report.objects ?? [])}.`, ...(table ? { text: table } : {}) };
-    case "failed":
-    case "rejected":
-      return {
-        title: report.phase === "rejected" ? "Rejected by the agent" : `Failed${seconds}`,
-        summary: escapeLines(report.message.slice(0, 30_000)),
-        ...(table ? { text: table } : {}),
-      };
-    case "superseded":
-      return { title: "Superseded", summary: escapeLines(report.message) };
-    case "held":
-      return { title: "Held by /rollback", summary: heldSummary(report.message) };
-  }
+  const row = phaseRow(report.phase);
+  const facts = { ...report, counts: actionCounts(report.objects ?? []) };
+  const table = row.objectTable && report.objects && report.objects.length > 0 ? objectTable(report.objects) : undefined;
+  return { title: row.title(facts), summary: row.summary(facts), ...(table ? { text: table } : {}) };
 }
 
-/** Why a held deploy waits, and what releases it. */
-export function heldSummary(message: string): string {
-  return `${escapeLines(message)}\n\nThis deploy stays queued and does not apply: merge the revert pull request, or comment \`/sync\` (or press Re-sync) to release the environment and deploy the branch's head.`;
+/** A held deploy's check-run output, before the agent reports it: `message` says who rolled back to what. */
+export function heldOutput(message: string): { title: string; summary: string } {
+  return { title: APP_DEPLOY_STATES.held.title, summary: DEPLOY_PHASES.held.summary({ message }) };
 }
 
-/** A report's phase. */
-export type DeployPhase = AgentReport["phase"];
-
-/** Whether a phase ends the deploy: nothing after it changes GitHub. */
-export function isFinal(phase: DeployPhase): boolean {
-  return phase === "succeeded" || phase === "failed" || phase === "rejected" || phase === "superseded";
+/** The check-run output of a queued deploy (until the agent picks it up). */
+export function queuedOutput(objects: number, request: Parameters<typeof queuedSummary>[1]): { title: string; summary: string } {
+  return { title: APP_DEPLOY_STATES.queued.title, summary: queuedSummary(objects, request) };
 }
 
-/** The deploy check run's status and conclusion in a phase. */
-export function checkRunState(
-  phase: DeployPhase,
-): { status: "in_progress" | "queued" } | { status: "completed"; conclusion: "success" | "cancelled" | "failure" } {
-  if (phase === "held") return { status: "queued" };
-  if (!isFinal(phase)) return { status: "in_progress" };
-  return { status: "completed", conclusion: phase === "succeeded" ? "success" : phase === "superseded" ? "cancelled" : "failure" };
+/** The check run (state and output) and Deployment status of a held deploy closed once a newer deploy released the hold. */
+export function releasedState(
+  releasedBy: { sha: string; reason: string },
+  url: string,
+): {
+  checkRun: CheckRunState & { output: { title: string; summary: string } };
+  deployment: { state: DeploymentState; description: string };
+} {
+  const state = APP_DEPLOY_STATES.released;
+  return {
+    checkRun: { ...state.checkRun, output: { title: state.title, summary: releasedSummary(releasedBy, url) } },
+    deployment: { state: state.deployment, description: state.description },
+  };
 }
-
-/** The GitHub Deployment status a phase sets, or undefined when the phase does not change it. */
-export function deploymentState(phase: DeployPhase): "queued" | "in_progress" | "success" | "inactive" | "failure" | undefined {
-  switch (phase) {
-    case "held":
-      return "queued";
-    case "started":
-      return "in_progress";
-    case "progress":
-      return undefined;
-    case "succeeded":
-      return "success";
-    case "superseded":
-      return "inactive";
-    case "failed":
-    case "rejected":
-      return "failure";
-  }
-}
-
-/** The state of a GitHub Deployment, as Sluice writes its statuses. */
-export type DeploymentState = NonNullable<ReturnType<typeof deploymentState>>;
 
 /**
  * What a deploy's check run and Deployment first show once its job is queued. A deploy that waits
@@ -127,27 +94,25 @@ export function firstDeployState(
   held: boolean,
   reported: DeployPhase | undefined,
 ): { checkRun: "queued" | "in_progress"; deployment: DeploymentState; description: string } {
-  const checkRun = held ? "queued" : "in_progress";
+  const first = held ? APP_DEPLOY_STATES.held : APP_DEPLOY_STATES.queued;
+  const checkRun = first.checkRun.status;
   if (reported) return { checkRun, deployment: deploymentState(reported) ?? "in_progress", description: `The agent reported ${reported}` };
-  return held
-    ? { checkRun, deployment: "queued", description: "Held by /rollback" }
-    : { checkRun, deployment: "in_progress", description: "Queued for the agent" };
+  return { checkRun, deployment: first.deployment, description: first.description };
 }
 
-/** What a deploy's pull-request comment says, for the phases that comment (success and failure). */
+/** What a deploy's pull-request comment says, for the phases whose row comments (success, failure, held). */
 export function deployComment(
   deploy: { sha: string; environment: string },
   report: Pick<AgentReport, "phase" | "durationMs">,
   detailsUrl: string,
 ): string | undefined {
   const seconds = Math.round((report.durationMs ?? 0) / 1000);
-  const sha = deploy.sha.slice(0, 7);
-  const environment = escapeInline(deploy.environment);
-  if (report.phase === "succeeded") return `🚀 Deployed \`${sha}\` to **${environment}** in ${seconds} s. [Details](${detailsUrl})`;
-  if (report.phase === "failed") return `❌ Deploying \`${sha}\` to **${environment}** failed after ${seconds} s. [Details](${detailsUrl})`;
-  if (report.phase === "held")
-    return `⏸️ \`${sha}\` is not deployed to **${environment}**: the environment is held by \`/rollback\`. Merge the revert pull request or comment \`/sync\` to release it. [Details](${detailsUrl})`;
-  return undefined;
+  return phaseRow(report.phase).comment?.({
+    sha: shortSha(deploy.sha),
+    environment: escapeInline(deploy.environment),
+    seconds,
+    detailsUrl,
+  });
 }
 
 /** The buttons on a finished deploy check run; the `check_run.requested_action` webhook names them by identifier. */
@@ -158,12 +123,12 @@ export const DEPLOY_ACTIONS = [
 
 /** The summary of a held deploy's check run once a newer deploy released the hold and ran instead. */
 export function releasedSummary(releasedBy: { sha: string; reason: string }, url: string): string {
-  return `The environment was held by \`/rollback\` while this deploy waited. The hold was released by the ${releasedBy.reason} of [\`${releasedBy.sha.slice(0, 7)}\`](${url}), which deployed instead; this commit was not applied.`;
+  return `The environment was held by \`/rollback\` while this deploy waited. The hold was released by the ${releasedBy.reason} of [\`${shortSha(releasedBy.sha)}\`](${url}), which deployed instead; this commit was not applied.`;
 }
 
 /** The summary of a superseded deploy's check run, linking the deploy that runs instead. */
 export function supersededSummary(newerSha: string, newerCheckRunUrl: string): string {
-  return `Superseded by [\`${newerSha.slice(0, 7)}\`](${newerCheckRunUrl}), which was queued after this deploy and runs instead.`;
+  return `Superseded by [\`${shortSha(newerSha)}\`](${newerCheckRunUrl}), which was queued after this deploy and runs instead.`;
 }
 
 /** What a queued deploy's check run says until the agent picks it up; a deploy the app queued by itself says why. */
@@ -171,10 +136,40 @@ export function queuedSummary(
   objects: number,
   request: { sha: string; reason: string; requestedBy: string; convergence?: Convergence | undefined },
 ): string {
-  const queued = `${objects} objects of \`${request.sha.slice(0, 7)}\` queued for the agent (${request.reason}, requested by ${escapeInline(request.requestedBy)}).`;
+  const queued = `${objects} objects of \`${shortSha(request.sha)}\` queued for the agent (${request.reason}, requested by ${escapeInline(request.requestedBy)}).`;
   return request.convergence
     ? `${queued}\n\nSluice deploys the branch's head by itself: ${convergenceReason(request.convergence)}.`
     : queued;
+}
+
+/** What a Deployment says it is: a rollback names where it rolled back from, a convergence why the app deployed by itself. */
+export function deploymentDescription(request: Pick<DeployRequest, "reason" | "requestedBy" | "sha" | "from" | "convergence">): string {
+  if (request.convergence) return `Sluice: ${convergenceReason(request.convergence, { plain: true })}`;
+  if (request.reason === "rollback")
+    return `Rollback to ${shortSha(request.sha)}${request.from ? ` from ${shortSha(request.from)}` : ""} by ${request.requestedBy}`;
+  return `Sluice ${request.reason} by ${request.requestedBy}`;
+}
+
+/** The titles of a deploy request that ended before its job was queued, by cause. */
+const NOT_QUEUED_TITLES = {
+  config: "Invalid configuration",
+  checkout: "The commit cannot be checked out safely",
+  render: "Render failed",
+} as const;
+/** Why a deploy request ended before its job was queued. */
+export type NotQueuedCause = keyof typeof NOT_QUEUED_TITLES;
+
+/** The failed check run of a deploy request that was never queued: why (`cause`), and its problems as a summary and annotations. */
+export function notQueuedCheckRun(
+  cause: NotQueuedCause,
+  errors: readonly ReportProblem[],
+): { status: "completed"; conclusion: "failure"; output: { title: string; summary: string; annotations: Annotation[] } } {
+  const summary = previewCheckOutput({ environments: [], errors: [...errors] }).summary;
+  return {
+    status: "completed",
+    conclusion: "failure",
+    output: { title: NOT_QUEUED_TITLES[cause], summary, annotations: previewAnnotations(errors) },
+  };
 }
 
 /**
@@ -184,15 +179,10 @@ export function queuedSummary(
 export function convergenceReason(convergence: Convergence, options: { plain?: boolean } = {}): string {
   const show = (text: string): string => (options.plain ? text : code(text));
   const branch = show(convergence.branch);
-  const applied = convergence.applied ? show(convergence.applied.slice(0, 7)) : undefined;
+  const applied = convergence.applied ? show(shortSha(convergence.applied)) : undefined;
   if (convergence.event === "started")
     return applied ? `agent came online at ${applied}, behind ${branch}` : `agent came online behind ${branch}`;
   return applied ? `agent reported ${applied}, behind ${branch}` : `agent reported nothing deployed, behind ${branch}`;
-}
-
-/** The name of an environment's drift check run. */
-export function driftCheckName(environment: string): string {
-  return `sluice/drift (${environment})`;
 }
 
 /** A drift check run's title, summary and per-object table with the masked diffs. */
@@ -201,10 +191,10 @@ export function driftCheckOutput(report: DriftReport): { title: string; summary:
   if (report.drifted.length === 0) {
     const healed =
       report.healed.length > 0 ? ` Self-heal applied ${report.healed.map((id) => code(displayName(id))).join(", ")} again.` : "";
-    return { title: "In sync", summary: `The live cluster matches \`${report.sha.slice(0, 7)}\` (${at}).${healed}` };
+    return { title: "In sync", summary: `The live cluster matches \`${shortSha(report.sha)}\` (${at}).${healed}` };
   }
   const lines = [
-    `${report.drifted.length} of ${report.checked} objects differ from what Sluice applied at \`${report.sha.slice(0, 7)}\` (${at}).`,
+    `${report.drifted.length} of ${report.checked} objects differ from what Sluice applied at \`${shortSha(report.sha)}\` (${at}).`,
     ...report.healed.map((id) => `- 🩹 self-heal applied ${code(displayName(id))} again`),
     ...report.gaveUp.map((id) => `- ⛔ self-heal stopped healing ${code(displayName(id))}: something keeps changing it back`),
   ];

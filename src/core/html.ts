@@ -6,6 +6,7 @@ import { diffPath, displayName } from "./identity.ts";
 import type { LiveEnvironment } from "./live-preview.ts";
 import { escapeHtml, orderedChanges } from "./markdown.ts";
 import type { DiffReport } from "./diff-report.ts";
+import { shortSha } from "./git-ref.ts";
 
 /** The page template (views/diff-page.html) and the stylesheets inlined into it. */
 export interface PageViews {
@@ -99,7 +100,7 @@ function liveHtml(live: readonly LiveEnvironment[]): string {
       const title = `<h3>${escapeHtml(environment)}</h3>`;
       const drifted =
         drift && drift.objects.length > 0
-          ? `<p>Drifted from the last deploy (${escapeHtml(drift.sha.slice(0, 7))}): ${drift.objects.map((o) => `<code>${escapeHtml(o)}</code>`).join(", ")}</p>`
+          ? `<p>Drifted from the last deploy (${escapeHtml(shortSha(drift.sha))}): ${drift.objects.map((o) => `<code>${escapeHtml(o)}</code>`).join(", ")}</p>`
           : "";
       if (status.state !== "answered") {
         const why =

@@ -1,5 +1,10 @@
+import { z } from "zod";
 import { metadataOf, type KubeObject } from "./manifest.ts";
-import type { ScopeResolver } from "./scopes.ts";
+
+/** Whether a kind is namespaced, as far as is known (`core/scopes.ts`'s `ScopeResolver` answers it). */
+export interface ScopeLookup {
+  scopeOf(group: string, kind: string): "cluster" | "namespaced" | "unknown";
+}
 
 /** Identifies a resource: group, version, kind, namespace (`""` when cluster-scoped) and name. */
 export interface ResourceId {
@@ -10,6 +15,9 @@ export interface ResourceId {
   name: string;
 }
 
+/** The fields of a `ResourceId`, for schemas of messages that name objects. */
+export const resourceIdShape = { group: z.string(), version: z.string(), kind: z.string(), namespace: z.string(), name: z.string() };
+
 /** Splits an apiVersion into group and version (`v1` → core group). */
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const slash = apiVersion.lastIndexOf("/");
@@ -17,7 +25,7 @@ export function splitApiVersion(apiVersion: string): { group: string; version: s
 }
 
 /** The identity of an object; a namespaced object without a namespace takes `defaultNamespace`. */
-export function identify(object: KubeObject, defaultNamespace: string, scopes: ScopeResolver): ResourceId {
+export function identify(object: KubeObject, defaultNamespace: string, scopes: ScopeLookup): ResourceId {
   const { group, version } = splitApiVersion(String(object.apiVersion));
   const kind = String(object.kind);
   const metadata = metadataOf(object);

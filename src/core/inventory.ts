@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { deployReasonSchema } from "./deploy-requests.ts";
-import { resourceKey, type ResourceId } from "./identity.ts";
+import { resourceIdShape, resourceKey, type ResourceId } from "./identity.ts";
 
-const idSchema = z.strictObject({ group: z.string(), version: z.string(), kind: z.string(), namespace: z.string(), name: z.string() });
+const idSchema = z.strictObject(resourceIdShape);
 
 /** One deployed revision of an environment. */
 export const revisionSchema = z.strictObject({

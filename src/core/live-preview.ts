@@ -3,6 +3,7 @@ import type { ReportProblem } from "./diff-report.ts";
 import type { SourceLocation } from "./manifest.ts";
 import { displayName, resourceKey } from "./identity.ts";
 import { escapeCode, escapeHtml, escapeInline, fenceFor, utf8Length } from "./markdown.ts";
+import { shortSha } from "./git-ref.ts";
 
 /** Where one environment's live preview stands. */
 export type LiveStatus =
@@ -141,5 +142,5 @@ export function driftLine(drift: DriftSummary | undefined): string | undefined {
   const names = drift.objects.slice(0, 10).map((o) => `\`${escapeCode(o)}\``);
   const more = drift.objects.length > 10 ? ` and ${drift.objects.length - 10} more` : "";
   const healing = drift.healing ? " Self-heal is on: the agent applies them again." : "";
-  return `- ⚠️ drifted from the last deploy (\`${drift.sha.slice(0, 7)}\`), changed in the cluster by hand: ${names.join(", ")}${more}.${healing}`;
+  return `- ⚠️ drifted from the last deploy (\`${shortSha(drift.sha)}\`), changed in the cluster by hand: ${names.join(", ")}${more}.${healing}`;
 }

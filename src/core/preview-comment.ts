@@ -16,6 +16,7 @@ import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.t
 import { resourceKey } from "./identity.ts";
 import { liveProblems, liveSection, type LiveEnvironment } from "./live-preview.ts";
 import type { SourceLocation } from "./manifest.ts";
+import { shortSha } from "./git-ref.ts";
 
 /** The hidden marker that identifies Sluice's sticky comment on a pull request. */
 export const PREVIEW_MARKER = "<!-- sluice:preview -->";
@@ -47,7 +48,7 @@ export function previewComment(input: PreviewCommentInput): string {
  * count of unaffected environments comes with the summary table, right after the commit range.
  */
 function previewRendering(input: PreviewCommentInput): RenderedReport {
-  const range = `\`${input.baseSha.slice(0, 7)}\`…\`${input.headSha.slice(0, 7)}\``;
+  const range = `\`${shortSha(input.baseSha)}\`…\`${shortSha(input.headSha)}\``;
   const header = [
     "### Sluice preview",
     `Comparing ${input.compareUrl ? `[${range}](${input.compareUrl})` : range}${input.fullDiffUrl ? ` · [full diff](${input.fullDiffUrl})` : ""}`,
@@ -173,23 +174,8 @@ function headSources(report: DiffReport): Map<string, SourceLocation> {
 
 /** The sticky comment when rendering failed before any diff existed. */
 export function failureComment(message: string, headSha: string): string {
-  return `### Sluice preview\n\n❌ The preview of \`${headSha.slice(0, 7)}\` failed: ${escapeInline(message)}\n\n${PREVIEW_MARKER}`;
+  return `### Sluice preview\n\n❌ The preview of \`${shortSha(headSha)}\` failed: ${escapeInline(message)}\n\n${PREVIEW_MARKER}`;
 }
-
-/**
- * Notes on a `sluice/preview` check run whose Re-run button was pressed and not taken: there is
- * no new check run to say why, and Re-run says nothing in the conversation.
- */
-export const rerunNotes = {
-  line: (at: string, sender: string, text: string): string => `${at}: **Re-run** pressed by @${sender}: ${text}`,
-  outdated: (head: string): string => `not re-run: the pull request's head is now \`${head.slice(0, 7)}\`, which has a preview of its own.`,
-  invalidConfig: (first: { file: string; line: number; message: string } | undefined): string =>
-    `refused: the configuration on the default branch is invalid (\`${escapeCode(first?.file ?? "")}:${first?.line ?? 0}\` ${escapeInline(first?.message ?? "")}); nothing was done.`,
-  refused: (sender: string, required: string, actual: string): string =>
-    `refused: re-running the preview needs **${required}** permission and @${sender} has **${actual}**; nothing was done.`,
-  tooSoon: (): string =>
-    "not re-run: a preview of this pull request was requested less than a minute ago; it updates this pull request when done.",
-};
 
 /** The check run of a preview that gave up: why, as text (the error may quote names from the pull request). */
 export function previewFailedOutput(message: string): { title: string; summary: string } {

@@ -1,5 +1,6 @@
 import type { History } from "./agent-protocol.ts";
 import type { Revision } from "./inventory.ts";
+import { shortSha } from "./git-ref.ts";
 import { escapeInline } from "./markdown.ts";
 
 /** What `/rollback` asks for: the revision before a commit's deploy, or a revision by (a prefix of) its SHA. */
@@ -28,18 +29,18 @@ export function rollbackTarget(history: History | undefined, ask: RollbackAsk): 
   if (index === -1)
     return {
       ok: false,
-      reason: `\`${ask.before.slice(0, 7)}\` is not among the revisions the agent keeps (${knownRevisions(revisions)})`,
+      reason: `\`${shortSha(ask.before)}\` is not among the revisions the agent keeps (${knownRevisions(revisions)})`,
     };
   const target = revisions.slice(index + 1).find((r) => r.sha !== ask.before);
   return target
     ? { ok: true, target, from: live }
-    : { ok: false, reason: `nothing was deployed before \`${ask.before.slice(0, 7)}\` (${knownRevisions(revisions)})` };
+    : { ok: false, reason: `nothing was deployed before \`${shortSha(ask.before)}\` (${knownRevisions(revisions)})` };
 }
 
 /** The revisions a refusal lists: short SHA, why and when, newest first. */
 export function knownRevisions(revisions: readonly Revision[]): string {
   if (revisions.length === 0) return "none";
-  return `known: ${revisions.map((r) => `\`${r.sha.slice(0, 7)}\` ${r.reason} ${r.appliedAt.slice(0, 16).replace("T", " ")}`).join(", ")}`;
+  return `known: ${revisions.map((r) => `\`${shortSha(r.sha)}\` ${r.reason} ${r.appliedAt.slice(0, 16).replace("T", " ")}`).join(", ")}`;
 }
 
 /**
@@ -50,6 +51,74 @@ export function knownRevisions(revisions: readonly Revision[]): string {
 export function revertBranch(ask: RollbackAsk, target: string): string {
   return "before" in ask ? `sluice/revert-${ask.before}` : `sluice/rollback-to-${target}`;
 }
+
+/** An environment as a rollback plans it: its name, its tracked branch, and its history as its agent reported it. */
+export interface RollbackEnvironment {
+  name: string;
+  branch: string;
+  history: History | undefined;
+}
+
+/** What a rollback does to one environment: deploy `target` (live now: `from`), or nothing, and why. */
+export type RollbackStep =
+  { environment: string; ok: true; target: Revision; from: Revision } | { environment: string; ok: false; reason: string };
+
+/**
+ * One revert pull request of a rollback: the tracked branch it puts back, the branch it comes
+ * from, the revision live when it was asked (of the first environment it covers), the revision it
+ * goes back to, and the environments it covers, in the order they were asked.
+ */
+export interface RevertPlan {
+  branch: string;
+  head: string;
+  from: string;
+  target: string;
+  environments: string[];
+}
+
+/** A rollback as a value: one step per environment, in the order asked, and the revert pull requests they need. */
+export interface RollbackPlan {
+  steps: RollbackStep[];
+  reverts: RevertPlan[];
+}
+
+/**
+ * Plans a rollback: each environment's target ({@link rollbackTarget}), and one revert pull
+ * request per tracked branch and target, so environments that share a branch and go back to the
+ * same revision share the pull request that says so in Git.
+ */
+export function planRollback(environments: readonly RollbackEnvironment[], ask: RollbackAsk): RollbackPlan {
+  const steps: RollbackStep[] = [];
+  const reverts = new Map<string, RevertPlan>();
+  for (const env of environments) {
+    const picked = rollbackTarget(env.history, ask);
+    if (!picked.ok) {
+      steps.push({ environment: env.name, ok: false, reason: picked.reason });
+      continue;
+    }
+    const { target, from } = picked;
+    steps.push({ environment: env.name, ok: true, target, from });
+    const key = `${env.branch}\n${target.sha}`;
+    const revert = reverts.get(key) ?? {
+      branch: env.branch,
+      head: revertBranch(ask, target.sha),
+      from: from.sha,
+      target: target.sha,
+      environments: [],
+    };
+    revert.environments.push(env.name);
+    reverts.set(key, revert);
+  }
+  return { steps, reverts: [...reverts.values()] };
+}
+
+/** What became of a rollback's revert pull request. */
+export type RevertOutcome =
+  | { kind: "opened"; pull: { number: number; url: string } }
+  /** The branch already has the target's tree. */
+  | { kind: "unchanged" }
+  /** Not written: it would change these workflow files (none named when GitHub refused without naming one). */
+  | { kind: "workflows"; files: readonly string[] };
 
 /**
  * Where GitHub keeps Actions workflows: a GitHub App may create, change or delete a file below it

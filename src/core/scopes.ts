@@ -1,8 +1,8 @@
-import { groupKindKey } from "./identity.ts";
+import { groupKindKey, type ScopeLookup } from "./identity.ts";
 import { isRecord, type KubeObject } from "./manifest.ts";
 
 /** Whether a kind's objects live in a namespace, as far as Sluice can tell without a cluster. */
-export type Scope = "cluster" | "namespaced" | "unknown";
+export type Scope = ReturnType<ScopeLookup["scopeOf"]>;
 
 /** Built-in kinds that live outside namespaces, by `group/kind` (the core group is empty). */
 const BUILT_IN_CLUSTER_SCOPED = [
@@ -141,7 +141,7 @@ export function crdScopes(objects: Iterable<KubeObject>): Map<string, "cluster" 
  * then a table of well-known projects' cluster-scoped kinds. Anything else is unknown; the agent
  * asks its API server's discovery in every case.
  */
-export class ScopeResolver {
+export class ScopeResolver implements ScopeLookup {
   readonly #cluster = new Set([...BUILT_IN_CLUSTER_SCOPED, ...WELL_KNOWN_CLUSTER_SCOPED]);
   readonly #defined: ReadonlyMap<string, Scope>;
 

@@ -1,5 +1,15 @@
 import { Cluster, Redis } from "ioredis";
-import type { RedisTls } from "./tls.ts";
+
+/**
+ * What a TLS connection to Redis (`rediss://`, `rediss-cluster://`) trusts and presents, as PEM:
+ * a private CA (in place of the public roots), and a client certificate with its key for a Redis
+ * that asks for one (redis-server's `tls-auth-clients`, on by default).
+ */
+export interface RedisTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
 
 /** A connection to Redis: one server, or a Redis Cluster (whose commands are the same, key by key). */
 export type RedisClient = Redis | Cluster;

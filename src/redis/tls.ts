@@ -1,17 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { errorMessage } from "../core/errors.ts";
-import { parseRedisUrl } from "./connection.ts";
+import { parseRedisUrl, type RedisTls } from "./connection.ts";
 
-/**
- * What a TLS connection to Redis (`rediss://`, `rediss-cluster://`) trusts and presents, as PEM:
- * a private CA (in place of the public roots), and a client certificate with its key for a Redis
- * that asks for one (redis-server's `tls-auth-clients`, on by default).
- */
-export interface RedisTls {
-  ca?: string;
-  cert?: string;
-  key?: string;
-}
+export type { RedisTls } from "./connection.ts";
 
 /** The settings that name the files of `RedisTls`, the same for the app and the agent. */
 export interface RedisTlsPaths {

@@ -3,19 +3,8 @@ import { diffResources, summarize, type DiffOptions } from "../core/diff.ts";
 import type { SourceProblem } from "../core/errors.ts";
 import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/diff-report.ts";
 import { buildResourceSet, type NormalizedMemo, type ResourceSet } from "../core/resource-set.ts";
-import { concurrencyGate, mapBounded } from "../core/clock.ts";
 import type { RendererContext } from "./context.ts";
 import { renderEnvironment } from "./render-environment.ts";
-
-/**
- * Renders and compares both sides of an environment: in this process ({@link InProcessRenderer})
- * or in the app's render processes, cached.
- */
-export interface SidesRenderer {
-  /** Why an environment need not be rendered at all (such as unchanged inputs); undefined renders it. */
-  unchanged?: (env: Environment) => Promise<string | undefined>;
-  compare: (env: Environment, options?: DiffOptions) => Promise<EnvironmentComparison>;
-}
 
 /** One environment compared: its diff, and the problems of both sides tagged with the environment and side. */
 export interface EnvironmentComparison {
@@ -23,31 +12,13 @@ export interface EnvironmentComparison {
   errors: ReportProblem[];
 }
 
-/** What to compare and how. */
+/** What to compare in this process, and how. */
 export interface CompareInput {
   config: Config;
-  renderer: SidesRenderer;
+  renderer: InProcessRenderer;
   /** Only these environments (all when absent). */
   environments?: readonly string[];
   diff?: DiffOptions;
-  /** Environments compared at once (one when absent); the renderer may queue them further. */
-  concurrency?: number;
-  /** Told as each environment's inputs are read and after each one is compared. */
-  progress?: (progress: CompareProgress) => void;
-}
-
-/** How far a comparison has got, as a preview shows it while it renders. */
-export interface CompareProgress {
-  /** The environments selected. */
-  total: number;
-  /** Those whose inputs are read, so it is known whether they render: `total` once all are. */
-  classified: number;
-  /** The environments found to render so far, in configuration order. */
-  rendering: readonly string[];
-  /** The environments found not to render so far, with why (unaffected by the change), in configuration order. */
-  skipped: readonly EnvironmentDiff[];
-  /** The environments compared so far, in the order they finished. */
-  done: readonly EnvironmentDiff[];
 }
 
 /** One environment of one checkout, rendered and indexed. */
@@ -60,67 +31,24 @@ export interface RenderedSide extends ResourceSet {
   missing?: boolean;
 }
 
-/**
- * Renders every selected environment at base and head and diffs them, `concurrency` at a time.
- * Which need no render is found a few at a time ahead of the renders, in configuration order, so
- * the first render starts once the first environment's inputs are read, not all of them. The
- * report keeps configuration order whatever order the comparisons finish in.
- */
+/** Renders every selected environment at base and head in this process, one after another, and diffs them. */
 export async function compareCheckouts(input: CompareInput): Promise<DiffReport> {
-  const selected = selectEnvironments(input.config, input.environments);
-  const concurrency = Math.max(1, input.concurrency ?? 1);
-  // Reading inputs is file I/O and hashing: a few at once, started now, in order.
-  const reading = concurrencyGate(Math.max(concurrency, 8));
-  const reasons = selected.map((env) => reading(async () => input.renderer.unchanged?.(env)));
-  const results = new Map<string, { diff: EnvironmentDiff; errors: ReportProblem[] }>();
-  const done: EnvironmentDiff[] = [];
-  const found = new Map<string, string | undefined>();
-  const report = () => {
-    if (!input.progress) return;
-    const known = selected.filter((env) => found.has(env.name));
-    input.progress({
-      total: selected.length,
-      classified: known.length,
-      rendering: known.filter((env) => found.get(env.name) === undefined).map((env) => env.name),
-      skipped: known.flatMap((env) => {
-        const reason = found.get(env.name);
-        return reason === undefined ? [] : [skippedDiff(env, reason)];
-      }),
-      done: [...done],
-    });
-  };
-  const classified = Promise.all(
-    reasons.map((reading, index) =>
-      reading.then((reason) => {
-        found.set(selected[index]?.name ?? "", reason);
-        report();
-      }),
-    ),
-  );
-  // A failure to read inputs is the caller's, from here or from below; never an unhandled one.
-  classified.catch(() => undefined);
-  await mapBounded(
-    selected.map((env, index) => ({ env, reason: reasons[index] })),
-    concurrency,
-    async ({ env, reason: reading }) => {
-      const reason = await reading;
-      if (reason !== undefined) {
-        results.set(env.name, { diff: skippedDiff(env, reason), errors: [] });
-        return;
-      }
-      const compared = await input.renderer.compare(env, input.diff);
-      results.set(env.name, compared);
-      done.push(compared.diff);
-      report();
-    },
-  );
-  await classified;
-  const ordered = selected.map((env) => results.get(env.name)).filter((r) => r !== undefined);
-  return { environments: ordered.map((r) => r.diff), errors: ordered.flatMap((r) => r.errors) };
+  const compared: EnvironmentComparison[] = [];
+  for (const env of selectEnvironments(input.config, input.environments)) compared.push(await input.renderer.compare(env, input.diff));
+  return reportOf(compared);
 }
 
-function skippedDiff(env: Environment, reason: string): EnvironmentDiff {
-  return { name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped: reason };
+/** The report of environments compared, in the order given. */
+export function reportOf(compared: readonly EnvironmentComparison[]): DiffReport {
+  return { environments: compared.map((c) => c.diff), errors: compared.flatMap((c) => c.errors) };
+}
+
+/** An environment not rendered, and why (such as its inputs being unchanged). */
+export function skippedComparison(env: Environment, reason: string): EnvironmentComparison {
+  return {
+    diff: { name: env.name, summary: { added: 0, modified: 0, removed: 0, unchanged: 0 }, changes: [], skipped: reason },
+    errors: [],
+  };
 }
 
 /** Compares the two rendered sides of an environment. */
@@ -145,7 +73,7 @@ export function compareEnvironment(env: Environment, sides: Record<Side, Rendere
  * Renders both sides of an environment in this process, sharing one parse cache: most documents
  * are the same text on both sides and are parsed once.
  */
-export class InProcessRenderer implements SidesRenderer {
+export class InProcessRenderer {
   readonly #base: RendererContext;
   readonly #head: RendererContext;
 
@@ -154,6 +82,7 @@ export class InProcessRenderer implements SidesRenderer {
     this.#head = head;
   }
 
+  /** Both sides of `env` rendered here and compared. */
   async compare(env: Environment, options?: DiffOptions): Promise<EnvironmentComparison> {
     const [base, head] = await renderSides([this.#base, this.#head], env);
     if (!base || !head) throw new Error("renderSides returned fewer sides than asked");

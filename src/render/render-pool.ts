@@ -22,7 +22,7 @@ export interface RenderTask {
 
 /**
  * A comparison asked of a render process: both sides of one environment, each decoded from its
- * render cache entry when one is given (`encodeRender`'s bytes, which the app verified), rendered
+ * render cache entry when one is given (`encodeRenderEntry`'s bytes, which the app verified), rendered
  * from its checkout otherwise. The comparison runs there too, so the app never holds either side.
  */
 export interface CompareTask {
@@ -45,7 +45,7 @@ export type WireSide = Omit<RenderedSide, "resources"> & { resources: Resource[]
 /** A render process's answer to a render. */
 export type RenderReply = { id: number; ok: true; sides: WireSide[] } | { id: number; ok: false; error: string };
 
-/** The sides a comparison rendered, as render cache entries (`encodeRender`); a transient render has none. */
+/** The sides a comparison rendered, as render cache entries (`encodeRenderEntry`); a transient render has none. */
 export type RenderedEntries = Partial<Record<Side, Uint8Array>>;
 
 /** A render process's first answer to a comparison: the comparison, sent before the cache entries are made. */
@@ -67,10 +67,18 @@ export interface PoolComparison {
 
 interface RunningTask {
   id: number;
-  partial: ((message: unknown) => void) | undefined;
-  resolve: (reply: unknown) => void;
+  answer: (message: unknown, last: boolean) => void;
   reject: (error: Error) => void;
 }
+
+/** A task's answers from a render process: the first it sends (a comparison's) and its last (the only one of a render). */
+interface TaskAnswers {
+  first: Promise<unknown>;
+  last: Promise<unknown>;
+}
+
+/** What a render process answered, or why it gave no answer (it failed, or stopped answering). */
+type Answer = { message: unknown } | { failure: string };
 
 /** How big render processes may grow, and how many run at once. */
 export interface RenderPoolOptions {
@@ -122,9 +130,7 @@ class RenderProcess {
       this.#stderr = (this.#stderr + chunk.toString("utf8")).slice(-STDERR_TAIL);
     });
     this.#child.on("message", (message: { id: number; partial?: true }) => {
-      if (this.#task?.id !== message.id) return;
-      if (message.partial) this.#task.partial?.(message);
-      else this.#task.resolve(message);
+      if (this.#task?.id === message.id) this.#task.answer(message, !message.partial);
     });
     // "close" comes after stderr is drained, so V8's out-of-memory report is there to read.
     this.#child.on("close", (code, signal) => {
@@ -150,23 +156,38 @@ class RenderProcess {
     return /heap out of memory|Reached heap limit/i.test(this.#stderr);
   }
 
-  /** Runs `task`; answers it sends before its last go to `partial`. */
-  run(task: RenderProcessTask, deadlineMs: number, partial?: (message: unknown) => void): Promise<unknown> {
-    return new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`did not answer within ${deadlineMs} ms`));
-        this.kill();
-      }, deadlineMs);
-      const settle =
-        <T>(fn: (value: T) => void) =>
-        (value: T) => {
-          clearTimeout(timer);
-          this.#task = undefined;
-          fn(value);
-        };
-      this.#task = { id: task.id, partial, resolve: settle(resolve), reject: settle(reject) };
+  /** Runs `task`: both answers reject when the process fails or does not send its last within `deadlineMs`. */
+  run(task: RenderProcessTask, deadlineMs: number): TaskAnswers {
+    const first = Promise.withResolvers<unknown>();
+    const last = Promise.withResolvers<unknown>();
+    const timer = setTimeout(() => {
+      this.#task?.reject(new Error(`did not answer within ${deadlineMs} ms`));
+      this.kill();
+    }, deadlineMs);
+    const end = () => {
+      clearTimeout(timer);
+      this.#task = undefined;
+    };
+    this.#task = {
+      id: task.id,
+      answer: (message, final) => {
+        first.resolve(message);
+        if (!final) return;
+        end();
+        last.resolve(message);
+      },
+      reject: (error) => {
+        end();
+        first.reject(error);
+        last.reject(error);
+      },
+    };
+    try {
       this.#child.send(task);
-    });
+    } catch (error) {
+      this.#task.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    return { first: first.promise, last: last.promise };
   }
 
   kill(): void {
@@ -213,17 +234,14 @@ export class RenderPool {
       limits: this.#options.limits,
       requireInputs: options.requireInputs ?? false,
     };
-    const fail = (message: string) => failedSides(env, checkouts.length, message);
-    return this.#run(task, checkouts.length, {
-      answer: (message) => {
-        const reply = message as RenderReply;
-        return reply.ok
-          ? reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }))
-          : fail(`rendering ${env.path} failed: ${reply.error}`);
-      },
-      fail,
-      ok: (sides) => sides.every((side) => side.problems.length === 0),
-    });
+    const { last, started } = await this.#dispatch(task, checkouts.length);
+    const answer = await last;
+    const sides = renderedSides(env, checkouts.length, answer);
+    this.#observe(
+      started,
+      sides.every((side) => side.problems.length === 0),
+    );
+    return sides;
   }
 
   /**
@@ -247,63 +265,42 @@ export class RenderPool {
       limits: this.#options.limits,
       ...(diff ? { diff } : {}),
     };
-    let compared: EnvironmentComparison | undefined;
-    let answer: (comparison: EnvironmentComparison) => void = () => undefined;
-    const answered = new Promise<EnvironmentComparison>((resolve) => {
-      answer = (comparison) => {
-        compared ??= comparison;
-        resolve(comparison);
-      };
-    });
-    const fail = (message: string): RenderedEntries => {
-      const side = failedSide(message, env.path);
-      answer(compareEnvironment(env, { base: side, head: side }));
-      return {};
-    };
     const renders = SIDES.filter((side) => sides.cached[side] === undefined).length;
-    const entries = this.#run(task, Math.max(1, renders), {
-      partial: (message) => {
-        answer((message as CompareAnswer).comparison);
-      },
-      answer: (message) => {
-        const reply = message as CompareReply;
-        if (!reply.ok) return fail(`rendering ${env.path} failed: ${reply.error}`);
-        return compared ? reply.entries : fail(`the render process for ${env.path} sent no comparison`);
-      },
-      fail,
-      ok: () => compared?.errors.length === 0,
+    const { first, last, started } = await this.#dispatch(task, Math.max(1, renders));
+    const answer = await first;
+    const comparison = comparisonOf(env, answer);
+    const entries = last.then((final) => {
+      this.#observe(started, comparison.errors.length === 0);
+      return entriesOf(answer, final);
     });
-    // The comparison, or what kept the pool from running the task at all (it is closed).
-    const comparison = await Promise.race([answered, entries.then(() => answered)]);
     return { comparison, entries };
   }
 
-  /** Runs a task in an idle render process; a process that fails or stops answering becomes `fail`'s answer. */
-  async #run<T>(
-    task: RenderProcessTask,
-    renders: number,
-    handle: {
-      partial?: (message: unknown) => void;
-      answer: (reply: unknown) => T;
-      fail: (message: string) => T;
-      ok: (result: T) => boolean;
-    },
-  ): Promise<T> {
+  /**
+   * Runs a task in an idle render process, which goes back to the pool once the task's last
+   * answer comes or the process fails. Neither answer rejects: a failure becomes one naming the
+   * environment. Throws only when the pool is closed.
+   */
+  async #dispatch(task: RenderProcessTask, renders: number): Promise<{ first: Promise<Answer>; last: Promise<Answer>; started: number }> {
     const worker = await this.#take();
     // Renderers time out on their own; this catches a process that stopped answering.
     const deadline = this.#options.limits.timeoutMs * renders + 30_000;
     const started = performance.now();
-    let result: T;
-    try {
-      result = handle.answer(await worker.run(task, deadline, handle.partial));
-    } catch (error) {
+    const answers = worker.run(task, deadline);
+    const failure = (error: unknown): Answer => {
       const memory = worker.outOfMemory ? ` (it ran out of its ${this.#options.heapMb} MiB heap)` : "";
-      result = handle.fail(`the render process for ${task.env.path} ${errorMessage(error)}${memory}; nothing was rendered`);
-    } finally {
+      return { failure: `the render process for ${task.env.path} ${errorMessage(error)}${memory}; nothing was rendered` };
+    };
+    const last = answers.last.then((message): Answer => ({ message }), failure);
+    const first = answers.first.then((message): Answer => ({ message }), failure);
+    void last.then(() => {
       this.#give(worker);
-    }
-    this.#options.observe?.((performance.now() - started) / 1000, handle.ok(result));
-    return result;
+    });
+    return { first, last, started };
+  }
+
+  #observe(started: number, ok: boolean): void {
+    this.#options.observe?.((performance.now() - started) / 1000, ok);
   }
 
   /** The process ids of the render processes running now. */
@@ -349,8 +346,39 @@ export class RenderPool {
   }
 }
 
-function failedSides(env: Environment, sides: number, message: string): RenderedSide[] {
-  return Array.from({ length: sides }, () => failedSide(message, env.path));
+/** The sides of a render's answer; a failed render's sides each carry the problem. */
+function renderedSides(env: Environment, count: number, answer: Answer): RenderedSide[] {
+  const failed = (message: string) => Array.from({ length: count }, () => failedSide(message, env.path));
+  if ("failure" in answer) return failed(answer.failure);
+  const reply = answer.message as RenderReply;
+  return reply.ok
+    ? reply.sides.map((side) => ({ ...side, resources: new Map(side.resources.map((r) => [r.key, r])) }))
+    : failed(`rendering ${env.path} failed: ${reply.error}`);
+}
+
+function isComparison(answer: Answer): answer is { message: CompareAnswer } {
+  return "message" in answer && (answer.message as Partial<CompareAnswer>).partial === true;
+}
+
+/** The comparison a render process sent first, or one of failed sides saying why none came (its first answer was its last). */
+function comparisonOf(env: Environment, first: Answer): EnvironmentComparison {
+  if (isComparison(first)) return first.message.comparison;
+  const reply = "failure" in first ? undefined : (first.message as CompareReply);
+  const message =
+    "failure" in first
+      ? first.failure
+      : reply?.ok === false
+        ? `rendering ${env.path} failed: ${reply.error}`
+        : `the render process for ${env.path} sent no comparison`;
+  const side = failedSide(message, env.path);
+  return compareEnvironment(env, { base: side, head: side });
+}
+
+/** The entries a comparison made: none when it failed, or sent no comparison first. */
+function entriesOf(first: Answer, last: Answer): RenderedEntries {
+  if (!isComparison(first) || "failure" in last) return {};
+  const reply = last.message as CompareReply;
+  return reply.ok ? reply.entries : {};
 }
 
 /** A side that did not render and may when tried again. */

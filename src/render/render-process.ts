@@ -1,6 +1,6 @@
 import { SIDES, type Side } from "../core/diff-report.ts";
 import { errorMessage } from "../core/errors.ts";
-import { decodeRender, encodeRender, sideOfRender } from "./cached-render.ts";
+import { decodeRenderEntry, encodeRenderEntry, sideOfEntry } from "./render-entry.ts";
 import { compareEnvironment, renderSides, type RenderedSide, type RenderSideOptions } from "./compare.ts";
 import type {
   CompareAnswer,
@@ -48,7 +48,9 @@ async function renderAt(task: CompareTask, sides: readonly Side[]): Promise<Part
 /** Compares the task's environment, answering with the comparison as soon as it is made and with the new cache entries last. */
 async function compare(task: CompareTask): Promise<CompareReply> {
   // Cached sides decompress on the thread pool while the others render.
-  const decoding = Promise.all(SIDES.map((side) => (task.cached[side] ? decodeRender(task.cached[side]) : Promise.resolve(undefined))));
+  const decoding = Promise.all(
+    SIDES.map((side) => (task.cached[side] ? decodeRenderEntry(task.cached[side]) : Promise.resolve(undefined))),
+  );
   const rendered = await renderAt(
     task,
     SIDES.filter((side) => task.cached[side] === undefined),
@@ -57,7 +59,7 @@ async function compare(task: CompareTask): Promise<CompareReply> {
   const sides: Partial<Record<Side, RenderedSide>> = { ...rendered };
   SIDES.forEach((side, index) => {
     const cached = decoded[index];
-    if (cached) sides[side] = sideOfRender(cached);
+    if (cached) sides[side] = sideOfEntry(cached);
   });
   // An entry that does not decode is rendered anew.
   Object.assign(
@@ -82,7 +84,7 @@ async function compare(task: CompareTask): Promise<CompareReply> {
   await Promise.all(
     SIDES.map(async (side) => {
       const fresh = rendered[side];
-      if (fresh && !fresh.transient) entries[side] = await encodeRender(fresh);
+      if (fresh && !fresh.transient) entries[side] = await encodeRenderEntry(fresh);
     }),
   );
   return { id: task.id, ok: true, entries };

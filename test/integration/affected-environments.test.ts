@@ -2,7 +2,7 @@ import { mkdir, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { PREVIEW_QUEUE } from "../../src/app/queue/queues.ts";
-import { RENDER_CACHE_PREFIX } from "../../src/app/redis-keys.ts";
+import { RENDER_CACHE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";

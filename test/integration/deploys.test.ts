@@ -3,7 +3,7 @@ import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/clien
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { agentQueue, objectsDigest, REPORT_QUEUE, type AgentJob, type AgentReport } from "../../src/core/agent-protocol.ts";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";

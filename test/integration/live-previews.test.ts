@@ -3,13 +3,15 @@ import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kuberne
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { agentHeartbeatKey, livePreviewQueue } from "../../src/core/agent-protocol.ts";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { InventoryStore } from "../../src/agent/inventory-store.ts";
 import { Cluster } from "../../src/agent/kube/cluster.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
+import { DriftSummaries } from "../../src/app/drift/drift-summaries.ts";
+import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 import { pullRequestPayload, pushPayload } from "../helpers/payloads.ts";
@@ -398,5 +400,21 @@ describe("drift", () => {
       .poll(() => driftRun(base)?.output?.summary ?? "", { timeout: 30_000, interval: 200 })
       .toContain(`self-heal stopped healing \`ConfigMap ${repo.namespace}/settings\`: something keeps changing it back`);
     expect(await value()).toBe("fight-4");
+  });
+});
+
+describe("the drift-summary store", () => {
+  it("gives back the summary a drift report saved, and nothing for an environment never reported or sealed with another secret", async () => {
+    // Arrange: one store on the app's Redis database, and one whose MAC secret differs.
+    const store = new DriftSummaries(h.redis, new RedisMac("drift-summaries-test-secret"));
+    const other = new DriftSummaries(h.redis, new RedisMac("another-secret"));
+    const repositoryId = nextRepo++;
+    const summary = { sha: sha(), objects: ["ConfigMap drift/settings"], healing: false };
+    // Act
+    await store.save(repositoryId, "staging", { sha: summary.sha, checkRunId: 7, fingerprint: "f", summary });
+    // Assert
+    expect(await store.summary(repositoryId, "staging")).toEqual(summary);
+    expect(await store.summary(repositoryId, "production")).toBeUndefined();
+    expect(await other.summary(repositoryId, "staging")).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ApiException, KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { InventoryStore } from "../../src/agent/inventory-store.ts";
 import { Cluster } from "../../src/agent/kube/cluster.ts";

@@ -95,6 +95,14 @@ function doneCount(body: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** Opens pull request `number` with the download of its commits held until the job asks for it; lets it go on when called. */
+async function openWithCheckoutsHeld(number: number, base: string, head: string): Promise<() => void> {
+  const release = h.github.pause("repos/download-tarball-archive");
+  expect((await h.deliver("pull_request", pullRequestPayload(target, "opened", number, base, head))).status).toBe(200);
+  await expect.poll(() => h.github.calls("repos/download-tarball-archive").length, { timeout: 30_000 }).toBeGreaterThan(0);
+  return release;
+}
+
 beforeAll(async () => {
   const bin = await tempDir("sluice-streaming-bin-");
   buildLog = join(bin, "builds.log");
@@ -129,9 +137,7 @@ describe("a pull request that touches every environment", () => {
     const number = nextPullRequest++;
     const jobsBefore = await jobsDone();
     // Held until the job has read its clock; then the clock jumps, so it has rendered for long enough to stream.
-    const release = h.github.pause("repos/download-tarball-archive");
-    expect((await h.deliver("pull_request", pullRequestPayload(target, "opened", number, base, head))).status).toBe(200);
-    await expect.poll(() => h.github.calls("repos/download-tarball-archive").length, { timeout: 30_000 }).toBeGreaterThan(0);
+    const release = await openWithCheckoutsHeld(number, base, head);
     h.clock.now += 60_000;
     release();
 
@@ -197,6 +203,36 @@ describe("a pull request that touches every environment", () => {
   });
 });
 
+describe("a pull request that touches every environment, near its end", () => {
+  it("writes no progress once the renders left are expected to end within two of GitHub's write gaps: the final comment would wait behind it", async () => {
+    const [base, head] = [await commit("trace"), await commit("fatal")];
+    const number = nextPullRequest++;
+    const jobsBefore = await jobsDone();
+    // Held until the job has read its clock; then the clock moves a second and is held there:
+    // environments are done at `done` a second, so the `24 − done` left are expected within two
+    // seconds (a write's wait for its turn, and the final comment's behind it) once 8 are done.
+    const release = await openWithCheckoutsHeld(number, base, head);
+    const held = h.clock.now + 1_000;
+    h.clock.now = held;
+    const hold = setInterval(() => {
+      h.clock.now = held;
+    }, 5);
+    try {
+      release();
+      await finish(jobsBefore);
+    } finally {
+      clearInterval(hold);
+    }
+
+    const counts = commentWrites(number).map((w) => doneCount(w.body));
+    const progress = counts.slice(0, -1);
+    expect(progress.length).toBeGreaterThan(0);
+    // 8 at most; up to 11 should the held clock slip by as much as a second between two holds.
+    for (const count of progress) expect(count).toBeLessThan(12);
+    expect(counts.at(-1)).toBeUndefined();
+  });
+});
+
 async function buildsEnded(): Promise<number> {
   const text = await readFile(buildLog, "utf8").catch(() => "");
   return text.split("\n").filter((line) => line.startsWith("end ") && / build /.test(line)).length;
@@ -217,9 +253,7 @@ describe("a pull request that touches a few environments", () => {
     const number = nextPullRequest++;
     const jobsBefore = await jobsDone();
     // Held until the job has read its clock; then the clock jumps, so it has rendered for long enough to stream.
-    const release = h.github.pause("repos/download-tarball-archive");
-    expect((await h.deliver("pull_request", pullRequestPayload(target, "opened", number, base, head))).status).toBe(200);
-    await expect.poll(() => h.github.calls("repos/download-tarball-archive").length, { timeout: 30_000 }).toBeGreaterThan(0);
+    const release = await openWithCheckoutsHeld(number, base, head);
     h.clock.now += 60_000;
     release();
     await finish(jobsBefore);

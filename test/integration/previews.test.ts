@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEPLOY_REQUEST_QUEUE } from "../../src/app/queue/queues.ts";
-import { QUEUE_PREFIX } from "../../src/app/redis-keys.ts";
+import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";

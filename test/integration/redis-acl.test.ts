@@ -12,11 +12,11 @@ import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
 import { pullRequestPayload, pushPayload as push } from "../helpers/payloads.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../src/core/agent-protocol.ts";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { DEPLOY_REQUEST_QUEUE } from "../../src/app/queue/queues.ts";
-import { deployRecordKey, QUEUE_PREFIX } from "../../src/app/redis-keys.ts";
+import { deployRecordKey, QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { liveSettingsValue } from "../helpers/live.ts";
 
 // The ACL lines README's Operations section gives (Redis authentication, TLS and ACLs), with the

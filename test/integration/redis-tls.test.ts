@@ -10,7 +10,7 @@ import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
 import { pushPayload as push } from "../helpers/payloads.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { loadSettings } from "../../src/app/settings.ts";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { liveSettingsValue } from "../helpers/live.ts";
 

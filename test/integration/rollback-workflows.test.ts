@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { EnvironmentStates } from "../../src/app/services/environment-states.ts";
-import { RedisMac } from "../../src/app/services/redis-mac.ts";
+import { EnvironmentStates } from "../../src/app/deploy/environment-states.ts";
+import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import type { History } from "../../src/core/agent-protocol.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import { startHarness, WEBHOOK_SECRET, type AppHarness } from "../helpers/app-harness.ts";

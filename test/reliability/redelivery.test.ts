@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PREVIEW_QUEUE } from "../../src/app/queue/queues.ts";
-import { QUEUE_PREFIX } from "../../src/app/redis-keys.ts";
+import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { agentQueue } from "../../src/core/agent-protocol.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";

@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
-import { PREVIEW_CHECK } from "../../src/app/services/preview-service.ts";
+import { PREVIEW_CHECK } from "../../src/app/preview/preview-service.ts";
 import { deliverWebhook } from "../helpers/app-harness.ts";
 import { checkout } from "../helpers/checkouts.ts";
 import { startStack, type Stack } from "../helpers/e2e-stack.ts";

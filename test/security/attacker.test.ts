@@ -6,16 +6,16 @@ import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/clien
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEPLOY_REQUEST_QUEUE, PREVIEW_QUEUE } from "../../src/app/queue/queues.ts";
-import { QUEUE_PREFIX } from "../../src/app/redis-keys.ts";
+import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { agentQueue, latestJobKey, REPORT_QUEUE, type AgentReport } from "../../src/core/agent-protocol.ts";
-import { deployCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName } from "../../src/core/check-names.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys, privateKeyFromPem, seal, type Envelope } from "../../src/core/signing.ts";
 import { loadAgentSettings } from "../../src/agent/settings.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
 import { startHarness, WEBHOOK_SECRET, type AppHarness } from "../helpers/app-harness.ts";
-import { DeployRecords } from "../../src/app/services/deploy-records.ts";
-import { RedisMac } from "../../src/app/services/redis-mac.ts";
+import { DeployRecords } from "../../src/app/deploy/deploy-records.ts";
+import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 import { commentPayload, pullRequestPayload, pushPayload, type PayloadTarget } from "../helpers/payloads.ts";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { deliveryKey } from "../../src/app/redis-keys.ts";
+import { deliveryKey } from "../../src/app/state/redis-keys.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 import { liveParts } from "../helpers/live-markdown.ts";

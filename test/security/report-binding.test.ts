@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { deployRecordKey } from "../../src/app/redis-keys.ts";
-import { EnvironmentStates } from "../../src/app/services/environment-states.ts";
-import { PublishedPreviews } from "../../src/app/services/published-previews.ts";
-import { RedisMac } from "../../src/app/services/redis-mac.ts";
+import { deployRecordKey } from "../../src/app/state/redis-keys.ts";
+import { EnvironmentStates } from "../../src/app/deploy/environment-states.ts";
+import { PublishedPreviews } from "../../src/app/preview/published-previews.ts";
+import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import {
   agentHeartbeatKey,
   livePreviewQueue,
@@ -15,7 +15,7 @@ import {
   type LivePreviewRequest,
   type LiveReport,
 } from "../../src/core/agent-protocol.ts";
-import { deployCheckName, driftCheckName } from "../../src/core/deploy-status.ts";
+import { deployCheckName, driftCheckName } from "../../src/core/check-names.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { generateSigningKeys, privateKeyFromPem, seal, type Envelope } from "../../src/core/signing.ts";
 import { startHarness, WEBHOOK_SECRET, type AppHarness } from "../helpers/app-harness.ts";

@@ -2,7 +2,7 @@ import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { extractTarball } from "../../src/app/services/unpack-tarball.ts";
+import { extractTarball } from "../../src/app/checkouts/unpack-tarball.ts";
 import { parseConfig, type Environment } from "../../src/core/config.ts";
 import { canSandbox, probeSandbox, probeSandboxOn, runBounded, type SandboxSetting } from "../../src/render/process.ts";
 import { renderEnvironment } from "../../src/render/render-environment.ts";

@@ -5,7 +5,10 @@ import { z } from "zod";
 import type { RepositoryRef } from "../../core/deploy-requests.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import type { TreeFile } from "../../core/rollback.ts";
-import { pullRequestInfo, pullRequestSliceSchema } from "./schemas.ts";
+import { pullRequestInfo, pullRequestSliceSchema, type PullRequestInfo } from "./schemas.ts";
+import { fullName } from "../../core/git-ref.ts";
+
+export type { PullRequestInfo } from "./schemas.ts";
 
 /** A repository permission level, least to most. */
 export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "admin";
@@ -17,29 +20,12 @@ export type RepoName = Pick<RepositoryRef, "owner" | "name">;
 
 /** The web page of a check run. */
 export function checkRunUrl(webUrl: string, repository: RepoName, checkRunId: number): string {
-  return `${webUrl}/${repository.owner}/${repository.name}/runs/${checkRunId}`;
+  return `${webUrl}/${fullName(repository)}/runs/${checkRunId}`;
 }
 
 /** GitHub's REST parameters for a repository. */
 function coordinates(repository: RepoName): { owner: string; repo: string } {
   return { owner: repository.owner, repo: repository.name };
-}
-
-/** What Sluice needs to know of a pull request. */
-export interface PullRequestInfo {
-  number: number;
-  baseSha: string;
-  headSha: string;
-  baseRef: string;
-  draft: boolean;
-  state: "open" | "closed";
-  merged: boolean;
-  /** The commit its merge put on the base branch, once merged. */
-  mergeCommitSha?: string;
-  /** Who opened it (empty when GitHub does not say). */
-  author: string;
-  /** Its head is in another repository (or one GitHub no longer shows). */
-  fromFork: boolean;
 }
 
 /** A comment found on an issue or pull request. */
@@ -113,7 +99,7 @@ export class WorkflowsPermissionError extends Error {
 
   constructor(repository: RepoName, files: readonly string[], cause: unknown) {
     super(
-      `GitHub refused to write to ${repository.owner}/${repository.name}: the change touches ${files.length > 0 ? files.join(", ") : "a workflow file"} and the app has no \`workflows\` permission`,
+      `GitHub refused to write to ${fullName(repository)}: the change touches ${files.length > 0 ? files.join(", ") : "a workflow file"} and the app has no \`workflows\` permission`,
       { cause },
     );
     this.name = "WorkflowsPermissionError";
@@ -181,7 +167,7 @@ export class GitHubClient {
     if (data instanceof ReadableStream) return Readable.fromWeb(data as WebReadableStream<Uint8Array>);
     if (data instanceof ArrayBuffer) return Readable.from([Buffer.from(data)]);
     if (Buffer.isBuffer(data)) return Readable.from([data]);
-    throw new Error(`GET tarball ${repository.owner}/${repository.name}@${ref} returned ${typeof data}, not bytes`);
+    throw new Error(`GET tarball ${fullName(repository)}@${ref} returned ${typeof data}, not bytes`);
   }
 
   /** A pull request's commits, branch and state. */
@@ -333,8 +319,7 @@ export class GitHubClient {
     const { data } = await this.#octokit.rest.git.getTree({ ...coordinates(repository), tree_sha: tree, recursive: "true" });
     const listing = treeSchema.parse(data);
     // GitHub truncates a listing past 100,000 entries or 7 MB; a partial one would hide changes.
-    if (listing.truncated)
-      throw new Error(`GitHub truncated the listing of tree ${tree} in ${repository.owner}/${repository.name} (truncated: true)`);
+    if (listing.truncated) throw new Error(`GitHub truncated the listing of tree ${tree} in ${fullName(repository)} (truncated: true)`);
     return listing.tree.filter((e) => e.type === "blob").map(({ path, sha, mode }) => ({ path, sha, mode }));
   }
 

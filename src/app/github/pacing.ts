@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Clock } from "../../core/clock.ts";
 
 /** GitHub asks integrations to leave a second between one installation's writes. */
-const WRITE_GAP_MS = 1_000;
+export const WRITE_GAP_MS = 1_000;
 /** ...and more between writes that notify people (comments, issues, reviews). */
 const NOTIFICATION_GAP_MS = 3_000;
 /** Requests of one installation and lane in flight at once; more wait their turn. */

@@ -1,5 +1,22 @@
-import type { PullRequestInfo } from "./client.ts";
 import { z } from "zod";
+import { commitShaSchema } from "../../core/git-ref.ts";
+
+/** What Sluice needs to know of a pull request. */
+export interface PullRequestInfo {
+  number: number;
+  baseSha: string;
+  headSha: string;
+  baseRef: string;
+  draft: boolean;
+  state: "open" | "closed";
+  merged: boolean;
+  /** The commit its merge put on the base branch, once merged. */
+  mergeCommitSha?: string;
+  /** Who opened it (empty when GitHub does not say). */
+  author: string;
+  /** Its head is in another repository (or one GitHub no longer shows). */
+  fromFork: boolean;
+}
 
 /** The part of a pull request Sluice reads, as both the REST API and webhooks send it. */
 export const pullRequestSliceSchema = z.object({
@@ -8,8 +25,8 @@ export const pullRequestSliceSchema = z.object({
   draft: z.boolean().optional(),
   merged: z.boolean().nullable().optional(),
   merge_commit_sha: z.string().nullable().optional(),
-  base: z.object({ sha: z.string(), ref: z.string() }),
-  head: z.object({ sha: z.string(), repo: z.object({ id: z.number() }).nullable().optional() }),
+  base: z.object({ sha: commitShaSchema, ref: z.string() }),
+  head: z.object({ sha: commitShaSchema, repo: z.object({ id: z.number() }).nullable().optional() }),
   user: z.object({ login: z.string() }).nullable().optional(),
 });
 

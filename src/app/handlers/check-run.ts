@@ -1,7 +1,8 @@
 import type { Context } from "probot";
 import type { GitHubClient } from "../github/client.ts";
-import type { CheckRunOutput, CommandService } from "../services/command-service.ts";
-import { PREVIEW_CHECK, previewPullRequest } from "../services/preview-service.ts";
+import type { CheckRunOutput } from "../../core/check-run-notes.ts";
+import type { CommandService } from "../commands/command-service.ts";
+import { PREVIEW_CHECK, previewPullRequest } from "../preview/preview-service.ts";
 import { checkRunActionEventSchema, checkRunRerunEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Handles the Re-sync and Roll back buttons on Sluice's own deploy check runs. */

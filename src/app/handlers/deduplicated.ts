@@ -1,7 +1,7 @@
 import type { RedisClient } from "../../redis/connection.ts";
 import type { Histogram } from "prom-client";
-import { deliveryKey } from "../redis-keys.ts";
-import { withLogContext } from "../services/logger.ts";
+import { deliveryKey } from "../state/redis-keys.ts";
+import { withLogContext } from "../log-context.ts";
 
 /** How long a delivery being handled blocks its redeliveries; past this a crashed replica's claim lapses. */
 const HANDLING_TTL_SECONDS = 10 * 60;

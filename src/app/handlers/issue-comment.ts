@@ -1,6 +1,6 @@
 import type { Context } from "probot";
 import type { GitHubClient } from "../github/client.ts";
-import type { CommandService } from "../services/command-service.ts";
+import type { CommandService } from "../commands/command-service.ts";
 import { issueCommentEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Handles new pull-request comments that hold Sluice commands. */

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { commitShaSchema } from "../../core/git-ref.ts";
 import { pullRequestSliceSchema } from "../github/schemas.ts";
 
 const repository = z.object({ id: z.number(), name: z.string(), owner: z.object({ login: z.string() }) });
@@ -39,7 +40,7 @@ export const checkRunActionEventSchema = z.object({
   check_run: z.object({
     id: z.number(),
     name: z.string(),
-    head_sha: z.string(),
+    head_sha: commitShaSchema,
     app: z.object({ id: z.number() }).nullable().optional(),
     output: checkRunOutputSchema.optional(),
   }),
@@ -53,7 +54,7 @@ export const checkRunRerunEventSchema = z.object({
   check_run: z.object({
     id: z.number(),
     name: z.string(),
-    head_sha: z.string(),
+    head_sha: commitShaSchema,
     external_id: z.string().nullable().optional(),
     app: z.object({ id: z.number() }).nullable().optional(),
     output: checkRunOutputSchema.optional(),

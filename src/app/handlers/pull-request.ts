@@ -2,9 +2,9 @@ import type { Context } from "probot";
 import type { GitHubClient } from "../github/client.ts";
 import { pullRequestInfo } from "../github/schemas.ts";
 import type { AppQueues } from "../queue/queues.ts";
-import type { PullRequestState } from "../services/pr-state.ts";
-import { requestPreview } from "../services/preview-requests.ts";
-import type { PreviewService } from "../services/preview-service.ts";
+import type { PullRequestState } from "../state/pr-state.ts";
+import { requestPreview } from "../preview/preview-requests.ts";
+import type { PreviewService } from "../preview/preview-service.ts";
 import { pullRequestEventSchema, repositoryRef } from "./payloads.ts";
 
 /** Actions that (re)start a preview. */

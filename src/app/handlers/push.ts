@@ -2,9 +2,9 @@ import type { Context } from "probot";
 import { z } from "zod";
 import type { GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
-import type { CheckoutCache } from "../services/checkout-cache.ts";
-import type { Logger } from "../services/logger.ts";
-import { requestPushDeploys } from "../services/push-deploys.ts";
+import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
+import type { Logger } from "../log-context.ts";
+import { requestPushDeploys } from "../deploy/push-deploys.ts";
 import { repositoryRef } from "./payloads.ts";
 
 const pushSchema = z.object({

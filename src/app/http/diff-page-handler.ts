@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { renderHtmlPage, type PageViews } from "../../core/html.ts";
-import { DIFF_PAGE_PATH, type DiffPages } from "../services/diff-pages.ts";
+import { DIFF_PAGE_PATH, type DiffPages } from "../preview/diff-pages.ts";
 
 const HEADERS = {
   "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",

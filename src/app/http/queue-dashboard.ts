@@ -6,7 +6,7 @@ import { scanKeys, type RedisClient } from "../../redis/connection.ts";
 import { REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { isRecord } from "../../core/manifest.ts";
 import { DEPLOY_REQUEST_QUEUE, LIVE_TIMEOUT_QUEUE, PREVIEW_QUEUE } from "../queue/queues.ts";
-import { QUEUE_PREFIX } from "../redis-keys.ts";
+import { QUEUE_PREFIX } from "../state/redis-keys.ts";
 
 /** Where the queue dashboard is served. */
 export const DASHBOARD_PATH = "/sluice/queues";

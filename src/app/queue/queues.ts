@@ -4,8 +4,8 @@ import { z } from "zod";
 import { agentQueue, latestJobKey, livePreviewQueue, REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { commitShaSchema, deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
 import { canonicalJson } from "../../core/normalize.ts";
-import { QUEUE_PREFIX, sequenceKey } from "../redis-keys.ts";
-import type { RedisMac } from "../services/redis-mac.ts";
+import { QUEUE_PREFIX, sequenceKey } from "../state/redis-keys.ts";
+import type { RedisMac } from "../state/redis-mac.ts";
 import type { Envelope } from "../../core/signing.ts";
 
 /** Rendering of pull-request previews, consumed by the app itself. */

@@ -18,6 +18,7 @@ describe("why a deploy ended", () => {
   it("ends a refusal to prune everything at once for good, instead of burning retries", async () => {
     const cluster = Cluster.connect(inject("kubeconfigPath"), { fieldManager: "sluice-test", qps: 50 });
     try {
+      // The stage returns its refusal with its (empty) changes; rethrown here to assert on it as the error the deploy ends with.
       const refusal = prune(cluster, [id("a"), id("b")], [], {
         repositoryId: 1,
         environment: "production",
@@ -25,6 +26,9 @@ describe("why a deploy ended", () => {
         allowEmpty: false,
         adopted: [],
         now: () => 0,
+      }).then(({ changes, error }) => {
+        expect(changes).toEqual([]);
+        if (error) throw error;
       });
       await expect(refusal).rejects.toThrow(
         "refusing to prune all 2 objects of production: the new revision has none; set allowEmpty: true to allow it",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AgentKeys, compareWithSealed, type Rejection } from "../../../src/app/services/agent-keys.ts";
+import { AgentKeys, compareWithSealed, type Rejection } from "../../../src/app/agents/agent-keys.ts";
 import { parseAgentKeys } from "../../../src/app/settings.ts";
 import { driftReportSchema, type DriftReport } from "../../../src/core/agent-protocol.ts";
 import { generateSigningKeys, privateKeyFromPem, publicKeyFromPem, seal } from "../../../src/core/signing.ts";

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { CheckoutCache } from "../../../src/app/services/checkout-cache.ts";
+import { CheckoutCache } from "../../../src/app/checkouts/checkout-cache.ts";
 import { tempDir } from "../../helpers/checkouts.ts";
 
 // The cache directory's owner file, as a pod sees it: the volume outlives a killed container, and

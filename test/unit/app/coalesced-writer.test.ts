@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CoalescedWriter } from "../../../src/app/services/coalesced-writer.ts";
+import { CoalescedWriter } from "../../../src/app/preview/coalesced-writer.ts";
 
 /** A write that goes through only when the test lets it, as one waiting for GitHub's write pacing does. */
 class HeldWrites {
@@ -96,5 +96,23 @@ describe("CoalescedWriter", () => {
 
     expect(failures.map(String)).toEqual(["Error: GitHub answered 502"]);
     expect(written).toEqual(["good"]);
+  });
+
+  it("writes nothing for a value made as undefined when its turn comes: whether to write is decided then, not when it was given", async () => {
+    const writes = new HeldWrites();
+    const writer = new CoalescedWriter<string>(writes.write, (error) => {
+      throw error;
+    });
+    let wanted = true;
+    writer.update(() => "progress 1");
+    await settle();
+    writer.update(() => (wanted ? "progress 2" : undefined));
+    wanted = false;
+    await writes.next();
+    await settle();
+
+    expect(writes.written).toEqual(["progress 1"]);
+    expect(writes.waiting).toBe(0);
+    await writer.close();
   });
 });

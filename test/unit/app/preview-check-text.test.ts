@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { Probot } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GitHubClient } from "../../../src/app/github/client.ts";
-import { writePreview, type PublishedPreview } from "../../../src/app/services/published-previews.ts";
+import { writePreview, type PublishedPreview } from "../../../src/app/preview/published-previews.ts";
 import type { ResourceChange } from "../../../src/core/diff.ts";
 import type { DiffReport, EnvironmentDiff } from "../../../src/core/diff-report.ts";
 import { utf8Length } from "../../../src/core/markdown.ts";

@@ -1,14 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { DiffPages } from "../../../src/app/services/diff-pages.ts";
+import { DiffPages } from "../../../src/app/preview/diff-pages.ts";
 import { deduplicated } from "../../../src/app/handlers/deduplicated.ts";
-import { PullRequestState } from "../../../src/app/services/pr-state.ts";
-import { RedisMac } from "../../../src/app/services/redis-mac.ts";
-import { RenderCache } from "../../../src/app/services/render-cache.ts";
+import { PullRequestState } from "../../../src/app/state/pr-state.ts";
+import { RedisMac } from "../../../src/app/state/redis-mac.ts";
+import { RenderEntryStore } from "../../../src/app/preview/render-entry-store.ts";
 import type { Resource } from "../../../src/core/resource-set.ts";
-import { decodeRender, encodeRender, sideOfRender } from "../../../src/render/cached-render.ts";
-import { EnvironmentStates } from "../../../src/app/services/environment-states.ts";
+import { decodeRenderEntry, encodeRenderEntry, sideOfEntry } from "../../../src/render/render-entry.ts";
+import { EnvironmentStates } from "../../../src/app/deploy/environment-states.ts";
+import { CachedComparer } from "../../../src/app/preview/cached-comparer.ts";
+import { comparePreview, type CompareProgress } from "../../../src/app/preview/preview-comparison.ts";
+import { parseConfig } from "../../../src/core/config.ts";
+import { RenderPool } from "../../../src/render/render-pool.ts";
+import { checkout, removeCheckouts } from "../../helpers/checkouts.ts";
 
 const mac = new RedisMac("webhook-secret-for-tests");
 
@@ -18,6 +23,7 @@ beforeAll(() => {
 });
 afterAll(async () => {
   await redis.quit();
+  await removeCheckouts();
 });
 
 const resource = (name: string) => ({
@@ -129,17 +135,17 @@ describe("PullRequestState (real Redis)", () => {
   });
 });
 
-describe("RenderCache (real Redis)", () => {
-  const entry = (...resources: Resource[]) => encodeRender(sideOfRender({ resources, problems: [] }));
+describe("RenderEntryStore (real Redis)", () => {
+  const entry = (...resources: Resource[]) => encodeRenderEntry(sideOfEntry({ resources, problems: [] }));
   /** A cached render as the render process reads it: the verified bytes, decoded. */
-  const read = async (cache: RenderCache, key: string, now: number) => {
+  const read = async (cache: RenderEntryStore, key: string, now: number) => {
     const data = await cache.fetch(key, now);
-    return data ? decodeRender(data) : undefined;
+    return data ? decodeRenderEntry(data) : undefined;
   };
 
   it("stores and returns renders, bounded by entry count and size", async () => {
-    const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 400, maxEntries: 2, prefix: `test:${randomUUID()}`, mac });
-    const key = (n: number) => RenderCache.key(`digest-${n}`, { env: "x" });
+    const cache = new RenderEntryStore(redis, { ttlSeconds: 60, maxEntryBytes: 400, maxEntries: 2, prefix: `test:${randomUUID()}`, mac });
+    const key = (n: number) => RenderEntryStore.key(`digest-${n}`, { env: "x" });
     expect(await cache.set(key(1), await entry(resource("a")), 1)).toBe(true);
     expect(await cache.set(key(2), await entry(resource("b")), 2)).toBe(true);
     expect((await read(cache, key(1), 3))?.resources[0]?.id.name).toBe("a");
@@ -149,18 +155,18 @@ describe("RenderCache (real Redis)", () => {
     expect(await read(cache, key(1), 5)).toBeDefined();
     const huge = Array.from({ length: 200 }, (_, i) => ({ ...resource(`n${i}`), json: JSON.stringify({ i, pad: randomUUID() }) }));
     expect(await cache.set(key(4), await entry(...huge), 6)).toBe(false);
-    expect(RenderCache.key("d", { a: 1 })).not.toBe(RenderCache.key("d", { a: 2 }));
+    expect(RenderEntryStore.key("d", { a: 1 })).not.toBe(RenderEntryStore.key("d", { a: 2 }));
   });
 
   it("ignores an entry written by anyone but the app, so a Redis writer cannot hide a change from reviewers", async () => {
     const prefix = `test:${randomUUID()}`;
-    const cache = new RenderCache(redis, { ttlSeconds: 60, maxEntryBytes: 4096, maxEntries: 10, prefix, mac });
-    const key = RenderCache.key("digest", { env: "x" });
+    const cache = new RenderEntryStore(redis, { ttlSeconds: 60, maxEntryBytes: 4096, maxEntries: 10, prefix, mac });
+    const key = RenderEntryStore.key("digest", { env: "x" });
     await cache.set(key, await entry(resource("real")), 1);
     const { gzipSync } = await import("node:zlib");
     await redis.set(`${prefix}:${key}`, gzipSync(await entry(resource("forged"))));
     expect(await read(cache, key, 2)).toBeUndefined();
-    const other = new RenderCache(redis, {
+    const other = new RenderEntryStore(redis, {
       ttlSeconds: 60,
       maxEntryBytes: 4096,
       maxEntries: 10,
@@ -170,6 +176,59 @@ describe("RenderCache (real Redis)", () => {
     await cache.set(key, await entry(resource("real")), 3);
     expect(await read(other, key, 4)).toBeUndefined();
     expect((await read(cache, key, 5))?.resources[0]?.id.name).toBe("real");
+  });
+});
+
+describe("comparePreview (real Redis, real render processes)", () => {
+  const tools = () => ({ kustomize: inject("kustomize"), helm: inject("helm") });
+  const limits = { timeoutMs: 60_000, maxOutputBytes: 64 * 1024 * 1024 };
+  const map = (name: string, value: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  value: "${value}"\n`;
+  const warnings: string[] = [];
+  const log = { info: () => undefined, warn: (_: unknown, message: string) => void warnings.push(message), error: () => undefined };
+
+  /** Compares a configuration of an unchanged and a changed environment, its cache entries capped at `maxEntryBytes`. */
+  async function compareBoth(maxEntryBytes: number) {
+    const config = parseConfig("version: 1\nenvironments:\n  - name: same\n    path: same\n  - name: changed\n    path: changed\n");
+    const dirs = {
+      base: await checkout(undefined, { "same/a.yaml": map("a", "1"), "changed/b.yaml": map("b", "1") }),
+      head: await checkout(undefined, { "same/a.yaml": map("a", "1"), "changed/b.yaml": map("b", "2"), "changed/c.yaml": map("c", "3") }),
+    };
+    const cache = new RenderEntryStore(redis, { ttlSeconds: 60, maxEntryBytes, maxEntries: 10, prefix: `test:${randomUUID()}`, mac });
+    const pool = new RenderPool({ size: 1, heapMb: 256, tools: tools(), limits });
+    const comparer = new CachedComparer({ pool, cache, now: () => 1, log }, dirs);
+    const progress: CompareProgress[] = [];
+    try {
+      const compared = await comparePreview({ config, comparer, concurrency: 2, progress: (p) => progress.push(p) });
+      await compared.entries;
+      return { compared, comparer, cache, progress };
+    } finally {
+      await pool.close();
+    }
+  }
+
+  it("returns the report in configuration order, where each compared head is, and settles once its cache entries are stored", async () => {
+    const { compared, comparer, cache, progress } = await compareBoth(1024 * 1024);
+    expect(compared.report.environments.map((e) => [e.name, e.skipped, e.summary])).toEqual([
+      ["same", "inputs unchanged", { added: 0, modified: 0, removed: 0, unchanged: 0 }],
+      ["changed", undefined, { added: 1, modified: 1, removed: 0, unchanged: 0 }],
+    ]);
+    expect([...compared.heads.keys()]).toEqual(["changed"]);
+    const head = compared.heads.get("changed");
+    if (!head) throw new Error("no head for environment changed");
+    // Stored: the head is read back from the cache, not kept here.
+    expect(await head.unstored).toBeUndefined();
+    expect(await cache.fetch(head.key, 2)).toBeDefined();
+    expect([...((await comparer.head(head))?.resources.keys() ?? [])].sort()).toEqual(["/ConfigMap/default/b", "/ConfigMap/default/c"]);
+    expect(progress.at(-1)).toMatchObject({ total: 2, classified: 2, rendering: ["changed"], done: [{ name: "changed" }] });
+  });
+
+  it("keeps a head entry the cache would not take, so a live preview still reads it", async () => {
+    const { compared, comparer, cache } = await compareBoth(1);
+    const head = compared.heads.get("changed");
+    if (!head) throw new Error("no head for environment changed");
+    expect(await cache.fetch(head.key, 2)).toBeUndefined();
+    expect(await head.unstored).toBeDefined();
+    expect([...((await comparer.head(head))?.resources.keys() ?? [])].sort()).toEqual(["/ConfigMap/default/b", "/ConfigMap/default/c"]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { stopWithin } from "../../../src/app/stop-steps.ts";
+import { stopWithin } from "../../../src/app/wiring/stop-steps.ts";
 import { ManualClock } from "../../helpers/manual-clock.ts";
 
 describe("stopping within the grace period", () => {

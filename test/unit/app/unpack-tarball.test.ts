@@ -2,8 +2,8 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
-import { CheckoutCache } from "../../../src/app/services/checkout-cache.ts";
-import { extractTarball } from "../../../src/app/services/unpack-tarball.ts";
+import { CheckoutCache } from "../../../src/app/checkouts/checkout-cache.ts";
+import { extractTarball } from "../../../src/app/checkouts/unpack-tarball.ts";
 import { removeCheckouts, tempDir } from "../../helpers/checkouts.ts";
 import { tarball, type Entry } from "../../helpers/tarballs.ts";
 

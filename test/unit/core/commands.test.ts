@@ -140,3 +140,48 @@ describe("replies.revertTouchesWorkflows", () => {
     expect(text).toContain("once it is merged, `/sync` releases `production`, `staging`.");
   });
 });
+
+describe("replies to deploys and rollbacks", () => {
+  const a = "a".repeat(40);
+  const b = "b".repeat(40);
+
+  it("says what a rollback of one environment queued, and what its revert pull request became", () => {
+    expect(replies.rollbackLine("production", true, { target: a, from: b, link: "[check run](https://github.example/c/1)" })).toBe(
+      "- `production`: queued: roll back to `aaaaaaa` from `bbbbbbb` ([check run](https://github.example/c/1)); the environment is held.",
+    );
+    expect(replies.rollbackLine("production", false, { target: a, from: b, link: "L" })).toContain("- `production`: already queued: ");
+    const pull = { number: 7, url: "https://github.example/o/r/pull/7" };
+    expect(replies.revertLine(["production"], "main", a, { kind: "opened", pull })).toBe(
+      replies.revertOpened(["production"], pull, "main"),
+    );
+    expect(replies.revertLine(["production"], "main", a, { kind: "unchanged" })).toBe(replies.revertNotNeeded(["production"], "main", a));
+    expect(replies.revertLine(["production"], "main", a, { kind: "workflows", files: [".github/workflows/ci.yml"] })).toBe(
+      replies.revertTouchesWorkflows(["production"], "main", a, [".github/workflows/ci.yml"]),
+    );
+  });
+
+  it("writes the revert pull request's commit message and title", () => {
+    const revert = { author: "octocat", environments: ["production", "staging"], from: b, target: a, branch: "main" };
+    expect(replies.revertCommitMessage(revert)).toBe(
+      "Revert main to aaaaaaa\n\nRolled back from bbbbbbb by @octocat with Sluice (production, staging).",
+    );
+    expect(replies.revertTitle("main", a)).toBe("Revert main to aaaaaaa (Sluice rollback)");
+  });
+
+  it("writes the outputs of a command's deploy check run, and the link to it", () => {
+    expect(replies.deployQueuedOutput("rollback", "octo_cat", a)).toEqual({
+      title: "Rendering",
+      summary: "`/rollback` by octo\\_cat: rendering `aaaaaaa`.",
+    });
+    expect(replies.alreadyQueuedOutput()).toEqual({ title: "Already queued", summary: "The same request was already queued." });
+    expect(replies.checkRunLink("https://github.example/c/1")).toBe("[check run](https://github.example/c/1)");
+  });
+
+  it("writes the audit texts of a button press: no such environment, refused, and done", () => {
+    expect(replies.auditNoEnvironment("prod`x`")).toBe(
+      "refused: the default branch's configuration has no valid environment `prod'x'`; nothing was done.",
+    );
+    expect(replies.auditRefused("Sorry @octocat, no.")).toBe("refused: Sorry @octocat, no.");
+    expect(replies.auditDone(["- one", "- two"])).toBe("\n- one\n- two");
+  });
+});

@@ -2,15 +2,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { agentQueue, objectsDigest } from "../../../src/core/agent-protocol.ts";
 import { applyOrder, stageOf } from "../../../src/core/apply-order.ts";
-import {
-  actionCounts,
-  checkRunState,
-  deployCheckOutput,
-  deployComment,
-  deploymentState,
-  isFinal,
-  objectTable,
-} from "../../../src/core/deploy-status.ts";
+import { checkRunState, deploymentState, isFinal } from "../../../src/core/deploy-phases.ts";
+import { actionCounts, deployCheckOutput, deployComment, objectTable } from "../../../src/core/deploy-status.ts";
 import { computeHealth } from "../../../src/core/health.ts";
 import { labelValue, nextInventory, ownershipLabels, pruneCandidates, replayRefusal } from "../../../src/core/inventory.ts";
 import { deployJobId } from "../../../src/core/deploy-requests.ts";

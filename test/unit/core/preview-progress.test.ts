@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { EnvironmentDiff } from "../../../src/core/diff-report.ts";
 import { GITHUB_COMMENT_LIMIT, utf8Length } from "../../../src/core/markdown.ts";
 import { PREVIEW_MARKER } from "../../../src/core/preview-comment.ts";
-import { progressComment, STREAM_AFTER_MS, streamsNow } from "../../../src/core/preview-progress.ts";
+import { expectedLeftMs, progressComment, STREAM_AFTER_MS, streamsNow } from "../../../src/core/preview-progress.ts";
 
 const names = Array.from({ length: 500 }, (_, i) => `env-${String(i).padStart(3, "0")}`);
 
@@ -91,5 +91,41 @@ describe("streamsNow", () => {
     expect(streamsNow(progress(500, 495), STREAM_AFTER_MS, 2)).toBe(true);
     expect(streamsNow(progress(500, 496), STREAM_AFTER_MS, 2)).toBe(false);
     expect(streamsNow(progress(500, 496), STREAM_AFTER_MS, 1)).toBe(true);
+  });
+
+  it("stops streaming once the renders left are expected, at the rate so far, to end within two write gaps: the final comment would wait behind the write", () => {
+    // 400 of 500 done in 10 s: 100 left take 2.5 s, more than two 1 s gaps.
+    expect(streamsNow(progress(500, 400), 10_000, 2, { writeGapMs: 1_000 })).toBe(true);
+    // 450 done in 10 s: 50 left take about 1.1 s, within two gaps (the write's wait for its turn, then the final comment's).
+    expect(streamsNow(progress(500, 450), 10_000, 2, { writeGapMs: 1_000 })).toBe(false);
+    // 480 done in 10 s: 20 left take about 0.42 s.
+    expect(streamsNow(progress(500, 480), 10_000, 2, { writeGapMs: 1_000 })).toBe(false);
+    // Not every environment read yet: those unread count as renders left (20 + 100 take 2.5 s).
+    expect(streamsNow({ ...progress(500, 480), classified: 400 }, 10_000, 2, { writeGapMs: 1_000 })).toBe(true);
+    // Nothing done yet: no rate to go by, so it streams.
+    expect(streamsNow(progress(500, 0), 10_000, 2, { writeGapMs: 1_000 })).toBe(true);
+  });
+});
+
+describe("streamsNow, with the time the first environment was done", () => {
+  const progress = (done: number) => ({ total: 500, classified: 500, rendering: names, done: names.slice(0, done) });
+
+  it("goes by the rate since then: what came before the first render (checkouts, reading inputs) does not slow the estimate", () => {
+    // 421 done at 12 s, the first at 2 s: 420 in 10 s, so the 79 left take about 1.9 s, within two 1 s gaps
+    // (from the start, 79 × 12 s ÷ 421 would be 2.25 s).
+    expect(streamsNow(progress(421), 12_000, 2, { writeGapMs: 1_000, firstDoneMs: 2_000 })).toBe(false);
+    // 401 done: 400 in 10 s, the 99 left take about 2.5 s.
+    expect(streamsNow(progress(401), 12_000, 2, { writeGapMs: 1_000, firstDoneMs: 2_000 })).toBe(true);
+    // Only the first done: counted from the start, 499 left at one per 2 s.
+    expect(streamsNow(progress(1), 2_000, 2, { writeGapMs: 1_000, firstDoneMs: 2_000 })).toBe(true);
+    // The first done less than a gap ago: counted from the start (79 × 12 s ÷ 421, 2.25 s).
+    expect(streamsNow(progress(421), 12_000, 2, { writeGapMs: 1_000, firstDoneMs: 11_500 })).toBe(true);
+  });
+});
+
+describe("expectedLeftMs", () => {
+  it("is the time the environments left take at the rate so far, and unbounded before the first is done", () => {
+    expect(expectedLeftMs(100, 50, 4_000)).toBe(2_000);
+    expect(expectedLeftMs(0, 50, 4_000)).toBe(Number.POSITIVE_INFINITY);
   });
 });

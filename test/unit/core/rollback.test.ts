@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { changedFiles, revertBranch, rollbackTarget } from "../../../src/core/rollback.ts";
+import { changedFiles, planRollback, revertBranch, rollbackTarget } from "../../../src/core/rollback.ts";
 import type { Revision } from "../../../src/core/inventory.ts";
 
 const sha = (c: string): string => c.repeat(40);
@@ -69,5 +69,57 @@ describe("changedFiles", () => {
     expect(changedFiles(before, after)).toEqual(["ci.yml", "new/publish.yml", "old.yml", "tools/run.sh"]);
     expect(changedFiles(before, before)).toEqual([]);
     expect(changedFiles([], after)).toEqual(["ci.yml", "new/publish.yml", "same.yml", "tools/run.sh"]);
+  });
+});
+
+describe("planRollback", () => {
+  const env = (name: string, branch: string, history?: { revisions: Revision[] }) => ({ name, branch, history });
+
+  it("gives each environment its step, in the order asked, and one revert pull request per branch and target", () => {
+    // production and staging went from A to B on main; qa tracks its own branch; dev has no record.
+    const onMain = { revisions: [revision("b"), revision("a")] };
+    const plan = planRollback(
+      [env("production", "main", onMain), env("dev", "main"), env("staging", "main", onMain), env("qa", "qa", onMain)],
+      { before: sha("b") },
+    );
+    expect(plan.steps).toEqual([
+      { environment: "production", ok: true, target: revision("a"), from: revision("b") },
+      { environment: "dev", ok: false, reason: "the agent has reported no deployed revision of this environment yet" },
+      { environment: "staging", ok: true, target: revision("a"), from: revision("b") },
+      { environment: "qa", ok: true, target: revision("a"), from: revision("b") },
+    ]);
+    expect(plan.reverts).toEqual([
+      { branch: "main", head: `sluice/revert-${sha("b")}`, from: sha("b"), target: sha("a"), environments: ["production", "staging"] },
+      { branch: "qa", head: `sluice/revert-${sha("b")}`, from: sha("b"), target: sha("a"), environments: ["qa"] },
+    ]);
+  });
+
+  it("splits environments of one branch that go back to different revisions, keeping the first one's live revision", () => {
+    const production = { revisions: [revision("c", "sync"), revision("b"), revision("a")] };
+    const staging = { revisions: [revision("d"), revision("b"), revision("e")] };
+    const plan = planRollback([env("production", "main", production), env("staging", "main", staging)], { before: sha("b") });
+    expect(plan.reverts).toEqual([
+      { branch: "main", head: `sluice/revert-${sha("b")}`, from: sha("c"), target: sha("a"), environments: ["production"] },
+      { branch: "main", head: `sluice/revert-${sha("b")}`, from: sha("d"), target: sha("e"), environments: ["staging"] },
+    ]);
+    const shared = planRollback(
+      [env("staging", "main", staging), env("production", "main", { revisions: [revision("b"), revision("e")] })],
+      {
+        to: "eeeeeee",
+      },
+    );
+    expect(shared.reverts).toEqual([
+      { branch: "main", head: `sluice/rollback-to-${sha("e")}`, from: sha("d"), target: sha("e"), environments: ["staging", "production"] },
+    ]);
+  });
+
+  it("plans no revert pull request when no environment can roll back", () => {
+    expect(planRollback([env("production", "main"), env("staging", "main", { revisions: [] })], { to: "aaaaaaa" })).toEqual({
+      steps: [
+        { environment: "production", ok: false, reason: "the agent has reported no deployed revision of this environment yet" },
+        { environment: "staging", ok: false, reason: "the agent has reported no deployed revision of this environment yet" },
+      ],
+      reverts: [],
+    });
   });
 });

@@ -2,7 +2,7 @@ import { rm } from "node:fs/promises";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { parseConfig, type Environment } from "../../../src/core/config.ts";
 import type { Side } from "../../../src/core/diff-report.ts";
-import { decodeRender, encodeRender, sideOfRender } from "../../../src/render/cached-render.ts";
+import { decodeRenderEntry, encodeRenderEntry, sideOfEntry } from "../../../src/render/render-entry.ts";
 import { InProcessRenderer } from "../../../src/render/compare.ts";
 import { RenderPool } from "../../../src/render/render-pool.ts";
 import { openRendererContext } from "../../../src/render/setup.ts";
@@ -89,7 +89,7 @@ describe("comparisons in a render process", () => {
       expect(result.comparison).toEqual(expected);
       const remade = await result.entries;
       expect(Object.keys(remade)).toEqual(["base"]);
-      expect(await decodeRender(remade.base ?? new Uint8Array())).toEqual(await decodeRender(made.base ?? new Uint8Array()));
+      expect(await decodeRenderEntry(remade.base ?? new Uint8Array())).toEqual(await decodeRenderEntry(made.base ?? new Uint8Array()));
     });
   });
 
@@ -131,7 +131,7 @@ describe("render cache entries", () => {
       json: JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data }),
       source: { file: "m/a.yaml", line: 3 },
     });
-    const side = sideOfRender({
+    const side = sideOfEntry({
       resources: [
         resource("newlines", { a: "one\ntwo\r\nthree" }),
         resource("separators", { a: "\u2028\u2029\u0085" }),
@@ -142,8 +142,8 @@ describe("render cache entries", () => {
       unknownScopes: ["Widget.example.com"],
       notes: ["a note"],
     });
-    const decoded = await decodeRender(await encodeRender(side));
-    expect(decoded && sideOfRender(decoded)).toEqual(side);
-    expect(await decodeRender(Buffer.from("garbage"))).toBeUndefined();
+    const decoded = await decodeRenderEntry(await encodeRenderEntry(side));
+    expect(decoded && sideOfEntry(decoded)).toEqual(side);
+    expect(await decodeRenderEntry(Buffer.from("garbage"))).toBeUndefined();
   });
 });

@@ -1,0 +1,90 @@
+import { deployCheckName } from "../../core/check-names.ts";
+import { replies } from "../../core/commands.ts";
+import type { Environment } from "../../core/config.ts";
+import { deployJobId, deployRequest, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
+import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import type { AppQueues } from "../queue/queues.ts";
+import type { EnvironmentStates } from "../deploy/environment-states.ts";
+
+/** Who asked for a deploy, and from where: a comment on a pull request, or a button on a check run. */
+export interface Asker {
+  repository: RepositoryRef;
+  installationId: number;
+  author: string;
+  trigger: DeployRequest["trigger"];
+  pullRequest?: number;
+}
+
+/** A deploy a command asks for: the environment, the commit, why, and (for a rollback) the commit live when it was asked. */
+export interface CommandDeploy {
+  environment: string;
+  sha: string;
+  reason: "sync" | "rollback";
+  from?: string;
+}
+
+/** A deploy as queued: whether it was new, its check run as a reply links it, and its job. */
+export interface QueuedDeploy {
+  added: boolean;
+  link: string;
+  jobId: string;
+}
+
+/** What queueing the deploys of commands needs. */
+export interface CommandDeploysDeps {
+  queues: AppQueues;
+  environments: EnvironmentStates;
+  now: () => number;
+  webUrl: string;
+}
+
+/** Queues the deploys that `/sync`, `/rollback` and the buttons of deploy check runs ask for. */
+export class CommandDeploys {
+  readonly #deps: CommandDeploysDeps;
+
+  constructor(deps: CommandDeploysDeps) {
+    this.#deps = deps;
+  }
+
+  /** Creates the deploy check run (so the reply can link it) and queues the request. */
+  async queue(gh: GitHubClient, asker: Asker, what: CommandDeploy): Promise<QueuedDeploy> {
+    const fields = {
+      repository: asker.repository,
+      installationId: asker.installationId,
+      environment: what.environment,
+      sha: what.sha,
+      reason: what.reason,
+      requestedBy: asker.author,
+      trigger: asker.trigger,
+      ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
+      ...(what.from ? { from: what.from } : {}),
+    };
+    const jobId = deployJobId(fields);
+    const checkRunId = await gh.createCheckRun(asker.repository, deployCheckName(what.environment), what.sha, {
+      externalId: jobId,
+      status: "queued",
+      output: replies.deployQueuedOutput(what.reason, asker.author, what.sha),
+    });
+    const added = await this.#deps.queues.addDeployRequest(deployRequest({ ...fields, checkRunId }, this.#deps.now()));
+    if (!added)
+      await gh.updateCheckRun(asker.repository, checkRunId, {
+        status: "completed",
+        conclusion: "skipped",
+        output: replies.alreadyQueuedOutput(),
+      });
+    return { added, jobId, link: replies.checkRunLink(checkRunUrl(this.#deps.webUrl, asker.repository, checkRunId)) };
+  }
+
+  /** Queues a deploy of each environment's tracked branch head (a sync also releases a hold); the reply's lines. */
+  async sync(gh: GitHubClient, asker: Asker, envs: readonly Environment[]): Promise<string[]> {
+    const lines: string[] = [];
+    for (const env of envs) {
+      const sha = await gh.branchSha(asker.repository, env.branch);
+      const { hold } = await this.#deps.environments.load(asker.repository.id, env.name);
+      const queued = await this.queue(gh, asker, { environment: env.name, sha, reason: "sync" });
+      const sync = { branch: env.branch, sha, link: queued.link, ...(hold ? { heldAt: hold.sha } : {}) };
+      lines.push(replies.syncLine(env.name, queued.added, sync));
+    }
+    return lines;
+  }
+}

@@ -1,0 +1,237 @@
+import type { KeyObject } from "node:crypto";
+import type { RedisClient } from "../../redis/connection.ts";
+import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
+import type { Environment } from "../../core/config.ts";
+import { CONFIG_PATH } from "../../core/config-defaults.ts";
+import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
+import { deployCheckName } from "../../core/check-names.ts";
+import {
+  deploymentDescription,
+  firstDeployState,
+  heldOutput,
+  notQueuedCheckRun,
+  queuedOutput,
+  type NotQueuedCause,
+} from "../../core/deploy-status.ts";
+import { shortSha } from "../../core/git-ref.ts";
+import type { ReportProblem } from "../../core/diff-report.ts";
+import { parseJson } from "../../core/json.ts";
+import type { KubeObject } from "../../core/manifest.ts";
+import { seal } from "../../core/signing.ts";
+import type { RenderPool } from "../../render/render-pool.ts";
+import { checkRunUrl, type CheckRunFields, type GitHubClient } from "../github/client.ts";
+import type { AppQueues } from "../queue/queues.ts";
+import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
+import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
+import type { EnvironmentState, EnvironmentStates } from "./environment-states.ts";
+import { objectsPayload } from "./object-payloads.ts";
+import type { Logger } from "../log-context.ts";
+import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
+import { UnsafeArchiveError } from "../checkouts/unpack-tarball.ts";
+
+/** What turning deploy requests into jobs needs. */
+export interface DeployJobDeps {
+  redis: RedisClient;
+  queues: AppQueues;
+  github: (installationId: number) => Promise<GitHubClient>;
+  checkouts: CheckoutCache;
+  renderer: RenderPool;
+  records: DeployRecords;
+  environments: EnvironmentStates;
+  signingKey: KeyObject;
+  /** How long a signed job stays valid. */
+  jobTtlMs: number;
+  webUrl: string;
+  now: () => number;
+  log: Logger;
+}
+
+/**
+ * Turns a deploy request into a signed agent job: the environment from the default branch's
+ * configuration, the commit rendered in a render process, a check run and a GitHub Deployment,
+ * the record that ties them to the job, then the job signed and queued for the environment's
+ * agents. A request that cannot be deployed ends in a failed check run instead.
+ */
+export class DeployJobs {
+  readonly #deps: DeployJobDeps;
+
+  constructor(deps: DeployJobDeps) {
+    this.#deps = deps;
+  }
+
+  async prepare(request: DeployRequest): Promise<void> {
+    const deps = this.#deps;
+    const gh = await deps.github(request.installationId);
+    const config = await reviewedConfig(gh, request.repository, discoverFromCheckout(deps.checkouts, gh, request.repository));
+    const env = config.ok ? config.config.environments.find((e) => e.name === request.environment) : undefined;
+    if (!config.ok || !env) {
+      const errors = config.ok
+        ? [{ file: CONFIG_PATH, line: 1, message: `environment ${request.environment} is not in the default branch's configuration` }]
+        : config.errors;
+      await failBeforeQueue(gh, request, "config", errors);
+      return;
+    }
+    const objects = await this.#render(gh, request, env);
+    if (!objects) return;
+    const payload = await objectsPayload(deps.redis, env.name, objects);
+    const jobId = deployJobId(request);
+    const state = await deps.environments.load(request.repository.id, env.name);
+    const hold = await holdMode(gh, request, state);
+    // The agent's record decides; this only tells people at once that the deploy will wait.
+    const held = hold === "keep" && state.hold !== undefined;
+    const output =
+      held && state.hold
+        ? heldOutput(`\`${shortSha(state.hold.sha)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`)
+        : queuedOutput(objects.length, request);
+    // The job is queued first and GitHub learns of it while the agent already works (each write
+    // waits its turn in the installation's write pacing). The deploy's lock keeps its reports
+    // waiting until the check run and Deployment they update exist; the Deployment's first status
+    // is sent after the lock is let go, so the reports' newer states can replace it while it waits.
+    const first = await deps.records.exclusive(jobId, 120_000, async (): Promise<{ status: Promise<void> } | undefined> => {
+      // A request taken over from a replica that died half way has a record: its check run and
+      // Deployment are this deploy's, not to be made twice (a second one would stay queued forever).
+      const previous = await deps.records.load(jobId);
+      if (previous?.completed) {
+        // Finished while its replica was gone, before the Deployment was made: it is made now, finished.
+        const status = previous.deploymentId ? undefined : await this.#createDeployment(gh, request, env, jobId, previous, held);
+        deps.log.info({ job: jobId }, "deploy already finished; nothing to queue");
+        return status;
+      }
+      const record: DeployRecord = {
+        checkRunId: previous?.checkRunId || request.checkRunId || 0,
+        deploymentId: previous?.deploymentId ?? 0,
+        repository: request.repository,
+        installationId: request.installationId,
+        environment: env.name,
+        sha: request.sha,
+        reason: request.reason,
+        hold,
+        completed: false,
+        ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+        ...(previous?.deploymentState ? { deploymentState: previous.deploymentState } : {}),
+        ...(previous?.reported ? { reported: previous.reported } : {}),
+      };
+      // A replica that died between GitHub making the check run and saving its id left it unnamed here.
+      if (previous && !record.checkRunId)
+        record.checkRunId = (await gh.findCheckRun(request.repository, request.sha, deployCheckName(env.name), jobId)) ?? 0;
+      await deps.records.save(jobId, record);
+      const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
+      await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
+      deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
+      // A report already applied (before a takeover) wrote the check run's newest state. The check
+      // run goes first: it is what shows the deploy on the commit and the pull request.
+      if (!record.reported) {
+        const status = firstDeployState(held, undefined).checkRun;
+        record.checkRunId = await writeCheckRun(gh, { ...request, checkRunId: record.checkRunId }, { status, output });
+        await deps.records.save(jobId, record);
+      }
+      return record.deploymentId ? undefined : this.#createDeployment(gh, request, env, jobId, record, held);
+    });
+    await first?.status;
+  }
+
+  /**
+   * Makes the deploy's GitHub Deployment, saves its id in the record, and starts its first status
+   * (a record that reports were already applied to, a takeover, starts at the newest one's state),
+   * which is returned to be awaited once the deploy's lock is let go (wrapped, so that awaiting
+   * this does not await it): a report applied meanwhile replaces it if it has not gone out yet.
+   */
+  async #createDeployment(
+    gh: GitHubClient,
+    request: DeployRequest,
+    env: Environment,
+    jobId: string,
+    record: DeployRecord,
+    held: boolean,
+  ): Promise<{ status: Promise<void> }> {
+    record.deploymentId = await gh.createDeployment(request.repository, {
+      sha: request.sha,
+      environment: env.name,
+      description: deploymentDescription(request),
+      payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
+      production: env.production ?? env.name === "production",
+      transient: env.transient,
+    });
+    const first = firstDeployState(held, record.reported?.phase);
+    record.deploymentState = first.deployment;
+    await this.#deps.records.save(jobId, record);
+    const status = gh.deploymentStatus(
+      request.repository,
+      record.deploymentId,
+      {
+        state: first.deployment,
+        description: first.description,
+        logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
+      },
+      { coalesce: true },
+    );
+    // Awaited by the caller; until then a failure is not left unhandled.
+    status.catch(() => undefined);
+    return { status };
+  }
+
+  /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */
+  async #render(gh: GitHubClient, request: DeployRequest, env: Environment): Promise<KubeObject[] | undefined> {
+    const deps = this.#deps;
+    let lease;
+    try {
+      lease = await deps.checkouts.acquire(`${request.repository.id}-${request.sha}`, () => gh.tarball(request.repository, request.sha));
+    } catch (error) {
+      if (!(error instanceof UnsafeArchiveError)) throw error;
+      await failBeforeQueue(gh, request, "checkout", [{ file: ".", line: 1, message: error.message }]);
+      return undefined;
+    }
+    let side;
+    try {
+      [side] = await deps.renderer.render(env, [lease.dir], { requireInputs: true });
+    } finally {
+      lease.release();
+    }
+    if (!side) throw new Error(`rendering ${env.name} returned nothing`);
+    if (side.problems.length > 0) {
+      // A transient failure (a timeout, a render process that died) is retried by the queue.
+      if (side.transient)
+        throw new Error(
+          `rendering ${env.name} at ${shortSha(request.sha)} failed and may succeed on retry: ${side.problems[0]?.message ?? ""}`,
+        );
+      await failBeforeQueue(
+        gh,
+        request,
+        "render",
+        side.problems.map((p) => ({ ...p, environment: env.name })),
+      );
+      return undefined;
+    }
+    return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
+  }
+}
+
+/**
+ * What the job does to a hold: a rollback sets one, a sync releases it, and so does the merge of a
+ * revert pull request a rollback of this environment opened (the environment's sealed state says
+ * which); any other merge keeps it, and the agent does not apply it while held.
+ */
+async function holdMode(gh: GitHubClient, request: DeployRequest, state: EnvironmentState): Promise<AgentJob["hold"]> {
+  if (request.reason === "rollback") return "set";
+  if (request.reason === "sync") return "release";
+  if (state.revertPulls.length === 0) return "keep";
+  const pulls = await gh.mergedPullsFor(request.repository, request.sha);
+  return pulls.some((p) => state.revertPulls.includes(p)) ? "release" : "keep";
+}
+
+/** Writes the deploy's check run: the one the command already created, or a new one; returns its id. */
+async function writeCheckRun(gh: GitHubClient, request: DeployRequest, fields: CheckRunFields): Promise<number> {
+  if (request.checkRunId) {
+    await gh.updateCheckRun(request.repository, request.checkRunId, fields);
+    return request.checkRunId;
+  }
+  return gh.createCheckRun(request.repository, deployCheckName(request.environment), request.sha, {
+    externalId: deployJobId(request),
+    ...fields,
+  });
+}
+
+/** Ends a request that cannot be queued in a failed check run that says why (`cause`) and lists the problems. */
+async function failBeforeQueue(gh: GitHubClient, request: DeployRequest, cause: NotQueuedCause, errors: ReportProblem[]): Promise<void> {
+  await writeCheckRun(gh, request, notQueuedCheckRun(cause, errors));
+}

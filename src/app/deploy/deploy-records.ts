@@ -1,0 +1,80 @@
+import type { RedisClient } from "../../redis/connection.ts";
+import { z } from "zod";
+import { agentJobSchema, agentReportSchema } from "../../core/agent-protocol.ts";
+import { deployReasonSchema } from "../../core/deploy-requests.ts";
+import { DEPLOYMENT_STATES } from "../../core/deploy-phases.ts";
+import { commitShaSchema, repositoryRefSchema } from "../../core/git-ref.ts";
+import { deployRecordKey } from "../state/redis-keys.ts";
+import type { Logger } from "../log-context.ts";
+import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
+import { withRedisLock } from "../state/redis-lock.ts";
+
+const RECORD_TTL_SECONDS = 30 * 24 * 3600;
+
+/** What a deploy looks like on GitHub: its check run, Deployment and where it came from. */
+export const deployRecordSchema = z.strictObject({
+  /** 0 until the check run is written: the job is queued first, and reports wait for it. */
+  checkRunId: z.number().int().nonnegative(),
+  deploymentId: z.number().int().nonnegative(),
+  repository: repositoryRefSchema,
+  installationId: z.number().int().positive(),
+  environment: z.string(),
+  sha: commitShaSchema,
+  reason: deployReasonSchema,
+  pullRequest: z.number().int().positive().optional(),
+  /** What the job does to a hold: a rollback sets one, a sync or a revert's merge releases it. */
+  hold: agentJobSchema.shape.hold,
+  /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */
+  completed: z.boolean().default(false),
+  /** The Deployment's newest status written (or waiting for its turn): a report that would write the same again does not. */
+  deploymentState: z.enum(DEPLOYMENT_STATES).optional(),
+  /** The newest report applied: an older one, delivered late or twice, changes nothing. */
+  reported: z
+    .strictObject({ at: z.iso.datetime(), phase: agentReportSchema.shape.phase, applied: z.number().int().nonnegative() })
+    .optional(),
+});
+/** What a deploy looks like on GitHub. */
+export type DeployRecord = z.infer<typeof deployRecordSchema>;
+
+/**
+ * Deploy records in Redis, by job id. Redis is not trusted: a record carries a MAC, so a Redis
+ * writer cannot point an agent's (signed) report at another repository's check run or Deployment.
+ */
+export class DeployRecords {
+  readonly #store: SealedJson;
+  readonly #redis: RedisClient;
+  readonly #log: Logger;
+
+  constructor(redis: RedisClient, mac: RedisMac, log: Logger) {
+    this.#store = new SealedJson(redis, mac);
+    this.#redis = redis;
+    this.#log = log;
+  }
+
+  /**
+   * Runs `fn` holding the deploy's lock, which every replica's writes of its check run and
+   * Deployment take: so a report never overtakes the writes that create what it updates, and two
+   * replicas never apply reports of one deploy at once. Throws when the lock is not had in `waitMs`.
+   */
+  async exclusive<T>(jobId: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
+    return withRedisLock(this.#redis, `${deployRecordKey(jobId)}:lock`, { ttlMs: 30_000, waitMs, pollMs: 25 }, fn);
+  }
+
+  /** The record of a deploy, or undefined when there is none or it does not verify. */
+  async load(jobId: string): Promise<DeployRecord | undefined> {
+    const key = deployRecordKey(jobId);
+    const value = await this.#store.get(key);
+    if (value === undefined) return undefined;
+    const parsed = deployRecordSchema.safeParse(value);
+    if (!parsed.success) {
+      this.#log.warn({ job: jobId }, "deploy record that does not verify ignored");
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** Saves a record; its MAC binds it to its job id, so one deploy's record never passes for another's. */
+  async save(jobId: string, record: DeployRecord): Promise<void> {
+    await this.#store.set(deployRecordKey(jobId), record, RECORD_TTL_SECONDS);
+  }
+}

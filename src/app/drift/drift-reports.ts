@@ -1,0 +1,115 @@
+import { createHash } from "node:crypto";
+import type { RedisClient } from "../../redis/connection.ts";
+import { driftReportSchema, type DriftReport } from "../../core/agent-protocol.ts";
+import { driftCheckName } from "../../core/check-names.ts";
+import { driftCheckOutput } from "../../core/deploy-status.ts";
+import { displayName } from "../../core/identity.ts";
+import type { DriftSummary } from "../../core/live-preview.ts";
+import type { GitHubClient } from "../github/client.ts";
+import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "../agents/agent-keys.ts";
+import { DeployRecords } from "../deploy/deploy-records.ts";
+import type { DriftChange, DriftSummaries, MeasuredDeploy } from "./drift-summaries.ts";
+import type { Logger } from "../log-context.ts";
+import type { RedisMac } from "../state/redis-mac.ts";
+
+/** What consuming drift reports needs. */
+export interface DriftReportDeps {
+  redis: RedisClient;
+  mac: RedisMac;
+  github: (installationId: number) => Promise<GitHubClient>;
+  agentKeys: AgentKeys;
+  /** Where each environment's drift is kept; the preview comments read it too. */
+  summaries: DriftSummaries;
+  log: Logger;
+}
+
+/**
+ * Turns the agents' signed drift reports into a `sluice/drift (<env>)` check run on the commit
+ * last deployed (success when in sync, neutral with a masked per-object table when drifted) and
+ * keeps a summary for the preview comments. GitHub is written only when the drift changed.
+ */
+export class DriftReports {
+  readonly #deps: DriftReportDeps;
+  /** Read to check a drift report against the deploy it names. */
+  readonly #records: DeployRecords;
+
+  constructor(deps: DriftReportDeps) {
+    this.#deps = deps;
+    this.#records = new DeployRecords(deps.redis, deps.mac, deps.log);
+  }
+
+  /**
+   * Applies one signed drift report. Reports that do not verify, or that do not match the deploy
+   * they say the drift is measured against (its environment, repository, commit and installation),
+   * are dropped. Returns the environment's new drift when it changed (undefined otherwise), for
+   * the caller to show on the comments.
+   */
+  async consume(envelope: unknown): Promise<DriftChange | undefined> {
+    const deps = this.#deps;
+    let change: DriftChange | undefined;
+    await deps.agentKeys.consume("drift", envelope, {
+      schema: driftReportSchema,
+      log: deps.log,
+      use: async (report) => {
+        const applied = await this.#apply(report);
+        change = applied.change;
+        return applied.verdict;
+      },
+    });
+    return change;
+  }
+
+  async #apply(report: DriftReport): Promise<{ verdict: Verdict; change?: DriftChange }> {
+    const deps = this.#deps;
+    const about = { job: report.jobId, repository: report.repository.id, environment: report.environment };
+    const previous = await deps.summaries.state(report.repository.id, report.environment);
+    const deploy = previous?.deploy?.jobId === report.jobId ? previous.deploy : await this.#deployOf(report.jobId);
+    if (!deploy) return { verdict: unknownToApp(about) };
+    const verdict = compareWithSealed(deploySubject(report.jobId, report), deploySubject(deploy.jobId, deploy), about);
+    if (!verdict.accepted) return { verdict };
+    const fingerprint = fingerprintOf(report);
+    if (previous?.sha === report.sha && previous.fingerprint === fingerprint) {
+      // Nothing to write to GitHub; saved again all the same, so the deploy it is measured against
+      // outlives its record for as long as the agent keeps reporting.
+      await deps.summaries.save(report.repository.id, report.environment, { ...previous, deploy });
+      return { verdict };
+    }
+    const gh = await deps.github(deploy.installationId);
+    const output = driftCheckOutput(report);
+    const conclusion = report.drifted.length === 0 ? "success" : "neutral";
+    let checkRunId: number;
+    if (previous?.sha === report.sha) {
+      checkRunId = previous.checkRunId;
+      await gh.updateCheckRun(deploy.repository, checkRunId, { status: "completed", conclusion, output });
+    } else {
+      checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(report.environment), report.sha, {
+        status: "completed",
+        conclusion,
+        output,
+      });
+    }
+    const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
+    await deps.summaries.save(report.repository.id, report.environment, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
+    return { verdict, change: { repositoryId: report.repository.id, environment: report.environment, summary } };
+  }
+
+  /** The deploy a drift report names, from its sealed record; undefined when the app has none. */
+  async #deployOf(jobId: string): Promise<MeasuredDeploy | undefined> {
+    const record = await this.#records.load(jobId);
+    if (!record) return undefined;
+    return {
+      jobId,
+      environment: record.environment,
+      repository: record.repository,
+      installationId: record.installationId,
+      sha: record.sha,
+    };
+  }
+}
+
+/** What makes two reports the same drift: the objects and how they differ, and what self-heal did. */
+function fingerprintOf(report: DriftReport): string {
+  return createHash("sha256")
+    .update(JSON.stringify([report.drifted, report.healed, report.gaveUp]))
+    .digest("hex");
+}

@@ -1,0 +1,276 @@
+import type { KeyObject } from "node:crypto";
+import type { RedisClient } from "../../redis/connection.ts";
+import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest, type LiveReport } from "../../core/agent-protocol.ts";
+import type { Config, LiveTimeoutConclusion } from "../../core/config.ts";
+import type { DiffReport } from "../../core/diff-report.ts";
+import { parseJson } from "../../core/json.ts";
+import type { LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
+import type { KubeObject } from "../../core/manifest.ts";
+import { seal, type Envelope } from "../../core/signing.ts";
+import type { RenderedSide } from "../../render/compare.ts";
+import { errorMessage } from "../../core/errors.ts";
+import { permits, type GitHubClient, type Permission } from "../github/client.ts";
+import type { AppQueues, LiveTimeout, PreviewJob } from "../queue/queues.ts";
+import { compareWithSealed, unknownToApp, type AgentKeys, type Verdict } from "../agents/agent-keys.ts";
+import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
+import type { Logger } from "../log-context.ts";
+import { objectsPayload } from "../deploy/object-payloads.ts";
+import type { PullRequestState } from "../state/pr-state.ts";
+import type { DiffPages } from "./diff-pages.ts";
+import type { DriftChange, DriftSummaries } from "../drift/drift-summaries.ts";
+import { pageTitles, withConclusion, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
+import { discoverFromCheckout, reviewedConfig, type ConfigAt } from "../github/repository-config.ts";
+
+/** What live previews need. */
+export interface LivePreviewDeps {
+  redis: RedisClient;
+  queues: AppQueues;
+  prState: PullRequestState;
+  published: PublishedPreviews;
+  checkouts: CheckoutCache;
+  github: (installationId: number) => Promise<GitHubClient>;
+  signingKey: KeyObject;
+  agentKeys: AgentKeys;
+  /** GitHub's web URL, for links back to pull requests. */
+  webUrl: string;
+  /** How long a signed request stays valid. */
+  requestTtlMs: number;
+  /** How long the comment waits for an agent before it says none answered. */
+  timeoutMs: number;
+  diffPages: DiffPages;
+  /** What each environment's agent last found drifted. */
+  drift: DriftSummaries;
+  now: () => number;
+  log: Logger;
+}
+
+/** What `plan` decided: each environment's live status, and how to send the requests. */
+export interface Planned {
+  live: LiveEnvironment[];
+  /** Queues the signed requests and the end of the wait. */
+  send: () => Promise<void>;
+  /** How the check run concludes if the wait ends before an answer; absent when nothing was asked. */
+  liveTimeout?: LiveTimeoutConclusion;
+}
+
+/**
+ * Live previews: asks each previewed environment's agent to dry-run the head's objects against
+ * the live cluster, and folds the signed answers into the published comment and check run (at
+ * once, or late, after the wait ended). Only same-repository pull requests whose author has the
+ * commands permission of the default branch's configuration send anything to a cluster.
+ */
+export class LivePreviews {
+  readonly #deps: LivePreviewDeps;
+
+  constructor(deps: LivePreviewDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * Decides, per compared environment, whether to ask for a live preview, and signs the requests.
+   * Returns each environment's status for the comment, the conclusion the default branch gives a
+   * wait that ends without an answer, and `send`, which the caller runs once the preview that the
+   * answers will update is saved: it queues the requests and the end of the wait.
+   */
+  async plan(
+    gh: GitHubClient,
+    job: PreviewJob,
+    report: DiffReport,
+    heads: (environment: string) => Promise<RenderedSide | undefined>,
+  ): Promise<Planned> {
+    const drift = new Map(
+      await Promise.all(report.environments.map(async (e) => [e.name, await this.#deps.drift.summary(job.repository.id, e.name)] as const)),
+    );
+    const withDrift = (live: LiveEnvironment[]): LiveEnvironment[] =>
+      live.map((e) => {
+        const found = drift.get(e.environment);
+        return found && found.objects.length > 0 ? { ...e, drift: found } : e;
+      });
+    const planned = await this.#plan(gh, job, report, heads);
+    return { ...planned, live: withDrift(planned.live) };
+  }
+
+  async #plan(
+    gh: GitHubClient,
+    job: PreviewJob,
+    report: DiffReport,
+    heads: (environment: string) => Promise<RenderedSide | undefined>,
+  ): Promise<Planned> {
+    const names = report.environments.map((e) => e.name);
+    const none = (): Promise<void> => Promise.resolve();
+    const all = (reason: string) => ({
+      live: names.map((environment): LiveEnvironment => ({ environment, status: { state: "unavailable", reason } })),
+      send: none,
+    });
+    if (names.length === 0) return { live: [], send: none };
+    if (job.fromFork) return all("pull requests from forks never send their content to a cluster");
+    // Who may ask a cluster anything, and with which settings, is the default branch's word. The
+    // git preview does not depend on it: when it cannot be read, only the live part is missing.
+    let reviewed: ConfigAt;
+    let actual: Permission;
+    try {
+      reviewed = await reviewedConfig(gh, job.repository, discoverFromCheckout(this.#deps.checkouts, gh, job.repository));
+      actual = job.author ? await gh.permission(job.repository, job.author) : "none";
+    } catch (error) {
+      this.#deps.log.warn(
+        { repository: job.repository.id, error: errorMessage(error) },
+        "live preview not asked: the default branch or the author's permission could not be read",
+      );
+      return all(`the default branch's configuration or the author's permission could not be read (${errorMessage(error)})`);
+    }
+    if (!reviewed.ok) return all("the default branch's configuration is invalid");
+    const required = reviewed.config.commands.permission;
+    if (!permits(actual, required))
+      return all(
+        `the author (@${job.author || "unknown"}) has ${actual === "none" ? "no" : actual} permission and live previews need ${required}`,
+      );
+    const live: LiveEnvironment[] = [];
+    const requests: { environment: string; id: string; envelope: Envelope }[] = [];
+    for (const env of report.environments) {
+      const asked = await this.#ask(job, env.name, env.skipped, await heads(env.name), reviewed.config);
+      live.push({ environment: env.name, status: asked.status });
+      if (asked.request) requests.push(asked.request);
+    }
+    const send = async (): Promise<void> => {
+      if (requests.length === 0) return;
+      for (const r of requests) await this.#deps.queues.addLivePreview(r.environment, r.id, r.envelope);
+      const timeout: LiveTimeout = {
+        repositoryId: job.repository.id,
+        pullRequest: job.pullRequest,
+        seq: job.seq,
+        seconds: Math.round(this.#deps.timeoutMs / 1000),
+      };
+      await this.#deps.queues.addLiveTimeout(timeout, this.#deps.timeoutMs);
+    };
+    return { live, send, liveTimeout: reviewed.config.previews.liveTimeout };
+  }
+
+  async #ask(
+    job: PreviewJob,
+    environment: string,
+    skipped: string | undefined,
+    head: RenderedSide | undefined,
+    reviewed: Config,
+  ): Promise<{ status: LiveStatus; request?: { environment: string; id: string; envelope: Envelope } }> {
+    const deps = this.#deps;
+    const unavailable = (reason: string) => ({ status: { state: "unavailable", reason } as const });
+    if (skipped !== undefined) return unavailable(`not rendered (${skipped})`);
+    if (!head || head.problems.length > 0) return unavailable("the head did not render cleanly");
+    const env = reviewed.environments.find((e) => e.name === environment);
+    if (!env) return unavailable("it is not an environment of the default branch's configuration");
+    if ((await deps.redis.exists(agentHeartbeatKey(environment))) === 0) return { status: { state: "offline" } };
+    const objects = [...head.resources.values()].map((r) => parseJson(r.json) as KubeObject);
+    const payload = await objectsPayload(deps.redis, environment, objects);
+    const signedAt = deps.now();
+    const request: LivePreviewRequest = {
+      version: 1,
+      id: livePreviewRequestId(job.repository.id, job.pullRequest, job.seq, environment),
+      repository: job.repository,
+      installationId: job.installationId,
+      environment,
+      pullRequest: job.pullRequest,
+      headSha: job.headSha,
+      seq: job.seq,
+      settings: { namespace: env.namespace, prune: env.prune },
+      signedAt: new Date(signedAt).toISOString(),
+      expiresAt: new Date(signedAt + deps.requestTtlMs).toISOString(),
+      digest: payload.digest,
+      objects: payload.objects,
+    };
+    return { status: { state: "pending" }, request: { environment, id: request.id, envelope: seal("preview", request, deps.signingKey) } };
+  }
+
+  /**
+   * Folds an agent's signed answer into the published preview it answers; answers for older
+   * previews are dropped, and so are answers that do not match the request the app sent (its id,
+   * environment, repository, installation and head).
+   */
+  async consume(envelope: unknown): Promise<void> {
+    const deps = this.#deps;
+    await deps.agentKeys.consume("live", envelope, { schema: liveReportSchema, log: deps.log, use: (answer) => this.#fold(answer) });
+  }
+
+  async #fold(answer: LiveReport): Promise<Verdict> {
+    const { environment } = answer;
+    const about = { request: answer.requestId, repository: answer.repository.id, pullRequest: answer.pullRequest, environment };
+    // An answer for a preview that is no longer the newest changes nothing, matching or not.
+    let verdict: Verdict = { accepted: true };
+    await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live, preview) => {
+      // The preview is what the app sealed when it sent its requests: one went to each environment
+      // it shows as pending (or answered, or timed out), none to an unavailable or offline one.
+      const asked = live.some((e) => e.environment === environment && ["pending", "answered", "timed-out"].includes(e.status.state));
+      const reported = {
+        id: answer.requestId,
+        environment,
+        repositoryId: answer.repository.id,
+        installationId: answer.installationId,
+        sha: answer.headSha,
+      };
+      const sent = {
+        id: livePreviewRequestId(preview.repository.id, preview.pullRequest, preview.seq, environment),
+        environment,
+        repositoryId: preview.repository.id,
+        installationId: preview.installationId,
+        sha: preview.headSha,
+      };
+      verdict = asked ? compareWithSealed(reported, sent, about) : unknownToApp(about);
+      if (!verdict.accepted) return [...live];
+      return live.map((e) => (e.environment === environment ? { ...e, status: { state: "answered", report: answer } } : e));
+    });
+    return verdict;
+  }
+
+  /** Shows an environment's new drift on the comments of the repository's open pull requests that preview it. */
+  async driftChanged(change: DriftChange): Promise<void> {
+    const { repositoryId, environment, summary: drift } = change;
+    for (const pullRequest of await this.#deps.published.pullRequests(repositoryId)) {
+      const preview = await this.#deps.published.load(repositoryId, pullRequest);
+      if (!preview?.live?.some((e) => e.environment === environment)) continue;
+      await this.#update(repositoryId, pullRequest, preview.seq, (live) =>
+        live.map((e) => {
+          if (e.environment !== environment) return e;
+          const rest: LiveEnvironment = { environment: e.environment, status: e.status };
+          return drift.objects.length > 0 ? { ...rest, drift } : rest;
+        }),
+      );
+    }
+  }
+
+  /** Ends the wait: environments still pending say that no agent answered in time. */
+  async timeOut(timeout: LiveTimeout): Promise<void> {
+    await this.#update(timeout.repositoryId, timeout.pullRequest, timeout.seq, (live) =>
+      live.map((e) => (e.status.state === "pending" ? { ...e, status: { state: "timed-out", seconds: timeout.seconds } } : e)),
+    );
+  }
+
+  /** Changes the live part of the newest published preview and writes it again, all under the pull request's lock. */
+  async #update(
+    repositoryId: number,
+    pullRequest: number,
+    seq: number,
+    change: (live: readonly LiveEnvironment[], preview: PublishedPreview) => LiveEnvironment[],
+  ): Promise<void> {
+    const deps = this.#deps;
+    const written = await deps.prState.publish({ repositoryId, number: pullRequest }, seq, async () => {
+      const preview = await deps.published.load(repositoryId, pullRequest);
+      if (!preview || preview.seq !== seq || !preview.live) return;
+      const live = change(preview.live, preview);
+      if (JSON.stringify(live) === JSON.stringify(preview.live)) return;
+      // The full diff page gets the live tab: a new page, and the comment and check run link it.
+      const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview, deps.webUrl), report: preview.report, live }, deps.now());
+      const updated = { ...preview, live, fullDiffUrl };
+      await deps.published.save(withConclusion(updated));
+      await writePreview(await deps.github(preview.installationId), updated);
+    });
+    if (!written)
+      deps.log.info(
+        { repository: repositoryId, pullRequest, seq },
+        "live preview update for a preview that is no longer the newest dropped",
+      );
+  }
+}
+
+/** The id of the live-preview request for one environment of one preview: the answer names it. */
+function livePreviewRequestId(repositoryId: number, pullRequest: number, seq: number, environment: string): string {
+  return `live-${repositoryId}-${pullRequest}-${seq}-${environment}`;
+}

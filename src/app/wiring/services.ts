@@ -1,0 +1,191 @@
+import { privateKeyFromPem, publicKeyFromPem } from "../../core/signing.ts";
+import { DEFAULT_LIMITS } from "../../render/render-environment.ts";
+import { outputLimitFor, RenderPool } from "../../render/render-pool.ts";
+import type { Infrastructure } from "./infrastructure.ts";
+import type { GitHubAccess } from "../github/access.ts";
+import { AgentKeys } from "../agents/agent-keys.ts";
+import { CommandService } from "../commands/command-service.ts";
+import { Convergence } from "../deploy/convergence.ts";
+import { DeployJobs } from "../deploy/deploy-jobs.ts";
+import { DeployRecords } from "../deploy/deploy-records.ts";
+import { DeployReports } from "../deploy/deploy-reports.ts";
+import { DriftReports } from "../drift/drift-reports.ts";
+import { DriftSummaries } from "../drift/drift-summaries.ts";
+import { EnvironmentStates } from "../deploy/environment-states.ts";
+import { LivePreviews } from "../preview/live-previews.ts";
+import { PreviewService } from "../preview/preview-service.ts";
+import { PublishedPreviews } from "../preview/published-previews.ts";
+import { RenderEntryStore } from "../preview/render-entry-store.ts";
+import type { AppSettings } from "../settings.ts";
+
+/** What building the services needs: the settings, what they stand on, GitHub, and the time. */
+export interface ServiceBase {
+  settings: AppSettings;
+  infra: Infrastructure;
+  access: GitHubAccess;
+  now: () => number;
+}
+
+/** The services of the deploy flow, present when the app signs deploy jobs (it has a job signing key). */
+export interface DeployServices {
+  jobs: DeployJobs;
+  reports: DeployReports;
+  /** An agent's status that shows its environment behind a tracked branch's head gets that head deployed. */
+  convergence: Convergence;
+}
+
+/** Every flow's services, each built in one place. */
+export interface AppServices {
+  renderer: RenderPool;
+  agentKeys: AgentKeys;
+  driftReports: DriftReports;
+  /** Live previews, when the app signs jobs (so it has agents to ask). */
+  live: LivePreviews | undefined;
+  previews: PreviewService;
+  deploys: DeployServices | undefined;
+  commands: CommandService;
+}
+
+/** Builds every flow's services. */
+export function buildServices(base: ServiceBase): AppServices {
+  const { settings, infra, access, now } = base;
+  const { redis, mac, metrics, queues, prState, checkouts } = infra;
+  const agentKeys = new AgentKeys(
+    settings.agentPublicKeys.map((k) => ({
+      key: publicKeyFromPem(k.pem),
+      ...(k.environments ? { environments: k.environments } : {}),
+      ...(k.repositories ? { repositories: k.repositories } : {}),
+    })),
+    metrics.agentMessages,
+  );
+  // Drift reports write each environment's drift; the live previews read it for the comments.
+  const drift = new DriftSummaries(redis, mac);
+  const driftReports = new DriftReports({ redis, mac, github: access.installation, agentKeys, summaries: drift, log: access.log });
+  const renderer = renderPool(settings, infra);
+  const published = new PublishedPreviews(redis, mac);
+  const live = livePreviews(base, { agentKeys, drift, published });
+  const previews = new PreviewService({
+    published,
+    ...(live ? { live } : {}),
+    github: access.installation,
+    checkouts,
+    renderCache: new RenderEntryStore(redis, {
+      ttlSeconds: 7 * 24 * 3600,
+      maxEntryBytes: 64 * 1024 * 1024,
+      maxEntries: settings.renderCacheEntries,
+      mac,
+    }),
+    prState,
+    diffPages: infra.diffPages,
+    renderer,
+    webUrl: settings.githubWebUrl,
+    now,
+    log: access.log,
+  });
+  const environments = new EnvironmentStates(redis, mac);
+  const deploys = deployServices(base, { renderer, agentKeys, environments });
+  const commands = new CommandService({
+    queues,
+    prState,
+    environments,
+    now,
+    log: access.log,
+    webUrl: settings.githubWebUrl,
+    deploysEnabled: deploys !== undefined,
+    checkouts,
+  });
+  return { renderer, agentKeys, driftReports, live, previews, deploys, commands };
+}
+
+/** The render processes; one holds its renderer's whole output and the parsed objects, so the output cap follows its heap. */
+function renderPool(settings: AppSettings, infra: Infrastructure): RenderPool {
+  const limits = {
+    ...DEFAULT_LIMITS,
+    timeoutMs: settings.renderTimeoutMs,
+    maxOutputBytes: outputLimitFor(settings.renderMemoryMb),
+    sandbox: settings.renderSandbox,
+    toolMemoryBytes: settings.renderToolMemoryMb * 1024 * 1024,
+  };
+  return new RenderPool({
+    size: settings.renderProcesses,
+    heapMb: settings.renderMemoryMb,
+    tools: infra.tools,
+    limits,
+    observe: (seconds, ok) => {
+      infra.metrics.renders.observe({ outcome: ok ? "ok" : "failed" }, seconds);
+    },
+  });
+}
+
+/** Live previews, when the app has a job signing key to sign their requests with. */
+function livePreviews(
+  base: ServiceBase,
+  shared: { agentKeys: AgentKeys; drift: DriftSummaries; published: PublishedPreviews },
+): LivePreviews | undefined {
+  const { settings, infra, access, now } = base;
+  const { agentKeys, drift, published } = shared;
+  if (!settings.jobSigningKey) return undefined;
+  return new LivePreviews({
+    diffPages: infra.diffPages,
+    drift,
+    redis: infra.redis,
+    queues: infra.queues,
+    prState: infra.prState,
+    published,
+    checkouts: infra.checkouts,
+    github: access.installation,
+    signingKey: privateKeyFromPem(settings.jobSigningKey),
+    agentKeys,
+    webUrl: settings.githubWebUrl,
+    requestTtlMs: settings.jobTtlMs,
+    timeoutMs: settings.liveTimeoutMs,
+    now,
+    log: access.log,
+  });
+}
+
+/** The deploy flow's services, when the app has a job signing key to sign deploy jobs with. */
+function deployServices(
+  base: ServiceBase,
+  shared: { renderer: RenderPool; agentKeys: AgentKeys; environments: EnvironmentStates },
+): DeployServices | undefined {
+  const { settings, infra, access, now } = base;
+  const { redis, mac, queues, checkouts } = infra;
+  const { renderer, agentKeys, environments } = shared;
+  if (!settings.jobSigningKey) return undefined;
+  const log = access.log;
+  const records = new DeployRecords(redis, mac, log);
+  const signingKey = privateKeyFromPem(settings.jobSigningKey);
+  const webUrl = settings.githubWebUrl;
+  return {
+    jobs: new DeployJobs({
+      redis,
+      queues,
+      github: access.installation,
+      checkouts,
+      renderer,
+      records,
+      environments,
+      signingKey,
+      jobTtlMs: settings.jobTtlMs,
+      webUrl,
+      now,
+      log,
+    }),
+    reports: new DeployReports({ github: access.installation, records, environments, agentKeys, webUrl, log }),
+    convergence: new Convergence({
+      redis,
+      mac,
+      queues,
+      github: access.installation,
+      appGitHub: access.app,
+      checkouts,
+      environments,
+      records,
+      agentKeys,
+      jobTtlMs: settings.jobTtlMs,
+      now,
+      log,
+    }),
+  };
+}
