@@ -5,8 +5,8 @@ import { privateKeyFromPem, publicKeysFromPem } from "../core/signing.ts";
 import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
-import { checkRedisUrl } from "../redis/connection.ts";
-import { readRedisTls, type RedisTls } from "../redis/tls.ts";
+import { checkRedisUrl, type RedisTls } from "../redis/connection.ts";
+import { readRedisTls } from "../redis/tls.ts";
 
 const list = (fallback: string) =>
   z

@@ -22,8 +22,6 @@ import { redisAddress, redisReadiness, serveProbes } from "./probe-server.ts";
 import type { AgentSettings } from "./settings.ts";
 import { announceStatus } from "./status.ts";
 
-export { jsonLog, type AgentLog } from "./agent-log.ts";
-
 /** How a stop ended: everything closed in time, or the deadline passed and the connections were dropped. */
 export type StopOutcome = "finished" | "deadline";
 

@@ -1,5 +1,5 @@
 import { agentStatusSchema, STATUS_INTERVAL_MS, type AgentStatus, type AppliedRevision } from "../core/agent-protocol.ts";
-import { commitShaSchema } from "../core/deploy-requests.ts";
+import { commitShaSchema } from "../core/git-ref.ts";
 import { errorMessage } from "../core/errors.ts";
 import { inventorySchema, type Inventory } from "../core/inventory.ts";
 import { isRecord, type KubeObject } from "../core/manifest.ts";

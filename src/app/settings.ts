@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { z } from "zod";
 import { SANDBOX_SETTINGS, type SandboxSetting } from "../render/process.ts";
 import { readCgroupLimits, renderBudget, type FileReader, type RenderBudget } from "../render/render-budget.ts";
-import { checkRedisUrl } from "../redis/connection.ts";
-import { readRedisTls, type RedisTls } from "../redis/tls.ts";
+import { checkRedisUrl, type RedisTls } from "../redis/connection.ts";
+import { readRedisTls } from "../redis/tls.ts";
 import type { RedisMacSecrets } from "./state/redis-mac.ts";
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);

@@ -1,6 +1,6 @@
 import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { CONFIG_PATH } from "../core/config-defaults.ts";
+import { CONFIG_PATH } from "../core/config-path.ts";
 import type { Config } from "../core/config.ts";
 import { formatProblem } from "../core/errors.ts";
 import { renderMarkdown } from "../core/markdown.ts";

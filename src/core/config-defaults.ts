@@ -4,8 +4,6 @@ import type { Config, Environment } from "./config.ts";
 // which takes longer to load than the rest of `sluice diff`) so the common case starts fast; a
 // test checks that these defaults are the schema's.
 
-export { CONFIG_PATH } from "./config-path.ts";
-
 /** The schema's defaults for an environment, besides its name. */
 export const ENVIRONMENT_DEFAULTS: Omit<Environment, "name"> = {
   path: ".",

@@ -1,8 +1,6 @@
 import { z } from "zod";
 import { commitShaSchema, repositoryRefSchema, type RepositoryRef } from "./git-ref.ts";
 
-export { commitShaSchema, repositoryRefSchema, type RepositoryRef } from "./git-ref.ts";
-
 /** Why a deploy happens. */
 export const deployReasonSchema = z.enum(["merge", "sync", "rollback"]);
 /** Why a deploy happens. */

@@ -2,8 +2,6 @@ import { readFile } from "node:fs/promises";
 import { errorMessage } from "../core/errors.ts";
 import { parseRedisUrl, type RedisTls } from "./connection.ts";
 
-export type { RedisTls } from "./connection.ts";
-
 /** The settings that name the files of `RedisTls`, the same for the app and the agent. */
 export interface RedisTlsPaths {
   SLUICE_REDIS_CA_PATH?: string | undefined;

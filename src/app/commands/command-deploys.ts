@@ -1,7 +1,8 @@
 import { deployCheckName } from "../../core/check-names.ts";
 import { replies } from "../../core/commands.ts";
 import type { Environment } from "../../core/config.ts";
-import { deployJobId, deployRequest, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
+import { deployJobId, deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
+import { type RepositoryRef } from "../../core/git-ref.ts";
 import { checkRunUrl, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { EnvironmentStates } from "../deploy/environment-states.ts";

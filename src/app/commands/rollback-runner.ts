@@ -1,6 +1,6 @@
 import { replies } from "../../core/commands.ts";
 import type { Environment } from "../../core/config.ts";
-import type { RepositoryRef } from "../../core/deploy-requests.ts";
+import { type RepositoryRef } from "../../core/git-ref.ts";
 import type { Hold } from "../../core/inventory.ts";
 import { changedFiles, planRollback, WORKFLOWS_DIR, type RevertOutcome, type RevertPlan, type RollbackAsk } from "../../core/rollback.ts";
 import { WorkflowsPermissionError, type GitHubClient } from "../github/client.ts";

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { agentStatusSchema, latestJobKey, type AgentStatus, type AppliedRevision } from "../../core/agent-protocol.ts";
-import { deployRequest, repositoryRefSchema, type DeployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
+import { deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
+import { fullName, type RepositoryRef, repositoryRefSchema } from "../../core/git-ref.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { canonicalJson } from "../../core/normalize.ts";
 import type { RedisClient } from "../../redis/connection.ts";
@@ -14,7 +15,6 @@ import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "../log-context.ts";
 import type { RedisMac } from "../state/redis-mac.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
-import { fullName } from "../../core/git-ref.ts";
 
 /** How long the app remembers that a repository deploys to an environment without hearing of it again. */
 const REMEMBERED_TTL_SECONDS = 365 * 24 * 3600;

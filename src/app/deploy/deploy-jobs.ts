@@ -2,7 +2,7 @@ import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
 import type { Environment } from "../../core/config.ts";
-import { CONFIG_PATH } from "../../core/config-defaults.ts";
+import { CONFIG_PATH } from "../../core/config-path.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/check-names.ts";
 import {

@@ -1,4 +1,5 @@
-import { deployRequest, type RepositoryRef } from "../../core/deploy-requests.ts";
+import { deployRequest } from "../../core/deploy-requests.ts";
+import { type RepositoryRef } from "../../core/git-ref.ts";
 import type { GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";

@@ -2,13 +2,10 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ProbotOctokit } from "probot";
 import { z } from "zod";
-import type { RepositoryRef } from "../../core/deploy-requests.ts";
+import { fullName, type RepositoryRef } from "../../core/git-ref.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import type { TreeFile } from "../../core/rollback.ts";
 import { pullRequestInfo, pullRequestSliceSchema, type PullRequestInfo } from "./schemas.ts";
-import { fullName } from "../../core/git-ref.ts";
-
-export type { PullRequestInfo } from "./schemas.ts";
 
 /** A repository permission level, least to most. */
 export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "admin";

@@ -1,8 +1,9 @@
-import { CONFIG_PATH, defaultConfig } from "../../core/config-defaults.ts";
+import { defaultConfig } from "../../core/config-defaults.ts";
+import { CONFIG_PATH } from "../../core/config-path.ts";
 import { validateConfig, type Config } from "../../core/config.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { discoverConfig } from "../../render/discover.ts";
-import type { RepositoryRef } from "../../core/deploy-requests.ts";
+import { type RepositoryRef } from "../../core/git-ref.ts";
 import type { GitHubClient, RepoName } from "./client.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 

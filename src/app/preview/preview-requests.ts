@@ -1,9 +1,9 @@
-import type { RepositoryRef } from "../../core/deploy-requests.ts";
-import type { GitHubClient, PullRequestInfo } from "../github/client.ts";
+import { type RepositoryRef, shortSha } from "../../core/git-ref.ts";
+import { type GitHubClient } from "../github/client.ts";
+import { type PullRequestInfo } from "../github/schemas.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { PullRequestState } from "../state/pr-state.ts";
 import { PREVIEW_CHECK, previewExternalId } from "./preview-service.ts";
-import { shortSha } from "../../core/git-ref.ts";
 
 /**
  * Starts a preview: takes the pull request's next sequence number, puts the `sluice/preview`

@@ -1,5 +1,5 @@
 import type { Config } from "../../core/config.ts";
-import { CONFIG_PATH } from "../../core/config-defaults.ts";
+import { CONFIG_PATH } from "../../core/config-path.ts";
 import { errorMessage } from "../../core/errors.ts";
 import {
   closedComment,

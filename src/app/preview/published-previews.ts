@@ -1,11 +1,10 @@
 import type { RedisClient } from "../../redis/connection.ts";
-import type { RepositoryRef } from "../../core/deploy-requests.ts";
+import { fullName, type RepositoryRef, shortSha } from "../../core/git-ref.ts";
 import { PREVIEW_MARKER, previewCheck, publicationOf, type PreviewPublication } from "../../core/preview-comment.ts";
 import type { GitHubClient, RepoName } from "../github/client.ts";
 import { publishedSetKey, pullRequestKeys } from "../state/redis-keys.ts";
 import type { PullRequestState } from "../state/pr-state.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
-import { shortSha, fullName } from "../../core/git-ref.ts";
 
 /** How long a published preview is kept for late live answers. */
 const TTL_SECONDS = 24 * 3600;

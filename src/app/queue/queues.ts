@@ -2,7 +2,8 @@ import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, ty
 import type { RedisClient } from "../../redis/connection.ts";
 import { z } from "zod";
 import { agentQueue, latestJobKey, livePreviewQueue, REPORT_QUEUE } from "../../core/agent-protocol.ts";
-import { commitShaSchema, deployJobId, deployRequestSchema, repositoryRefSchema, type DeployRequest } from "../../core/deploy-requests.ts";
+import { deployJobId, deployRequestSchema, type DeployRequest } from "../../core/deploy-requests.ts";
+import { commitShaSchema, repositoryRefSchema } from "../../core/git-ref.ts";
 import { canonicalJson } from "../../core/normalize.ts";
 import { QUEUE_PREFIX, sequenceKey } from "../state/redis-keys.ts";
 import type { RedisMac } from "../state/redis-mac.ts";
