@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
 import { deliverWebhook } from "../helpers/app-harness.ts";
 import { checkout } from "../helpers/checkouts.ts";
-import { percentile, treeMemoryMb } from "../helpers/figures.ts";
+import { percentile, treeMemoryMb, type TreeMemory } from "../helpers/figures.ts";
 import { startStack, type Stack } from "../helpers/e2e-stack.ts";
 import { pullRequestPayload } from "../helpers/payloads.ts";
 import { shippedRuntimeEnv } from "../helpers/manifests.ts";
@@ -12,12 +12,16 @@ import type { SluiceProcess } from "../helpers/processes.ts";
 // 200 pull request previews queued at once on one app replica (plain repositories of 100
 // objects, each its own installation), then 200 more over two replicas. Prints the time from
 // delivery to comment (p50, p95) and each replica's peak memory with its render processes; fails
-// when a preview is lost or doubled, or a replica passes 400 MB.
+// when a preview is lost or doubled, or a replica passes 400 MB. A replica's memory is the sum of
+// its processes' proportional set sizes: the Node binary's pages, which the app and its render
+// processes share, count once, as they do in the pod's memory; the sum of resident sizes, which
+// counts them once per process (about 50 MB each), is printed beside it.
 
 const OWNER = "sluice-load";
 const PULLS = 200;
 const OBJECTS = 100;
-const RSS_LIMIT_MB = 400;
+const MEMORY_LIMIT_MB = 400;
+const mb = (memory: TreeMemory): string => `${Math.round(memory.pss)} MB PSS (${Math.round(memory.rss)} MB summed RSS)`;
 const suffix = randomUUID().slice(0, 6);
 const repos = Array.from({ length: PULLS }, (_, i) => ({ owner: OWNER, repo: `r-${i}`, repoId: 9700 + i, installation: 700 + i }));
 let stack: Stack | undefined;
@@ -39,12 +43,16 @@ function tree(changed: number): Record<string, string> {
 }
 
 /** Samples each process's tree memory until stopped; resolves to the peaks. */
-function sampleRss(processes: SluiceProcess[]): () => Promise<number[]> {
-  const peaks = processes.map(() => 0);
+function sampleMemory(processes: SluiceProcess[]): () => Promise<TreeMemory[]> {
+  const peaks: TreeMemory[] = processes.map(() => ({ rss: 0, pss: 0 }));
   const state = { running: true };
   const loop = (async () => {
     while (state.running) {
-      for (const [i, p] of processes.entries()) peaks[i] = Math.max(peaks[i] ?? 0, await treeMemoryMb(p.child.pid ?? 0));
+      for (const [i, p] of processes.entries()) {
+        const now = await treeMemoryMb(p.child.pid ?? 0);
+        const peak = peaks[i] ?? { rss: 0, pss: 0 };
+        peaks[i] = { rss: Math.max(peak.rss, now.rss), pss: Math.max(peak.pss, now.pss) };
+      }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   })();
@@ -123,11 +131,11 @@ afterEach((context) => {
 
 describe("load", { timeout: 1_200_000 }, () => {
   it("previews 200 pull requests opened at once on one replica, then on two, within 400 MB each", async () => {
-    const one = sampleRss([s().app]);
+    const one = sampleMemory([s().app]);
     const single = await burst([s().appUrl], 1);
-    const [singlePeak = 0] = await one();
+    const [singlePeak = { rss: 0, pss: 0 }] = await one();
     const replica = await s().startAppReplica();
-    const two = sampleRss([s().app, replica.app]);
+    const two = sampleMemory([s().app, replica.app]);
     const double = await burst([s().appUrl, replica.url], 2);
     const doublePeaks = await two();
     const p50 = percentile(single.latencies, 50);
@@ -135,10 +143,10 @@ describe("load", { timeout: 1_200_000 }, () => {
     console.log(
       [
         `${PULLS} previews of ${OBJECTS}-object repositories opened at once:`,
-        `  one replica: delivery → comment p50 ${(p50 / 1000).toFixed(1)} s, p95 ${(p95 / 1000).toFixed(1)} s (p95/p50 ${(p95 / p50).toFixed(2)}, goal ≤ 3), all in ${(single.wallMs / 1000).toFixed(1)} s; peak RSS ${Math.round(singlePeak)} MB with its render processes (goal ≤ ${RSS_LIMIT_MB})`,
-        `  two replicas: p50 ${(percentile(double.latencies, 50) / 1000).toFixed(1)} s, p95 ${(percentile(double.latencies, 95) / 1000).toFixed(1)} s, all in ${(double.wallMs / 1000).toFixed(1)} s (${(double.wallMs / single.wallMs).toFixed(2)}× one replica's, goal ≤ 0.5); peak RSS ${doublePeaks.map((m) => Math.round(m)).join(" and ")} MB`,
+        `  one replica: delivery → comment p50 ${(p50 / 1000).toFixed(1)} s, p95 ${(p95 / 1000).toFixed(1)} s (p95/p50 ${(p95 / p50).toFixed(2)}, goal ≤ 3), all in ${(single.wallMs / 1000).toFixed(1)} s; peak ${mb(singlePeak)} with its render processes (goal ≤ ${MEMORY_LIMIT_MB} MB PSS)`,
+        `  two replicas: p50 ${(percentile(double.latencies, 50) / 1000).toFixed(1)} s, p95 ${(percentile(double.latencies, 95) / 1000).toFixed(1)} s, all in ${(double.wallMs / 1000).toFixed(1)} s (${(double.wallMs / single.wallMs).toFixed(2)}× one replica's, goal ≤ 0.5); peaks ${doublePeaks.map(mb).join(" and ")}`,
       ].join("\n"),
     );
-    for (const peak of [singlePeak, ...doublePeaks]) expect(peak).toBeLessThanOrEqual(RSS_LIMIT_MB);
+    for (const peak of [singlePeak, ...doublePeaks]) expect(peak.pss).toBeLessThanOrEqual(MEMORY_LIMIT_MB);
   });
 });
