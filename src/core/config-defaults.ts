@@ -19,6 +19,7 @@ export const ENVIRONMENT_DEFAULTS: Omit<Environment, "name"> = {
   selfHeal: false,
   transient: false,
   drift: { ignore: [] },
+  freeze: [],
 };
 
 /** The schema's defaults for the rest of a configuration. */

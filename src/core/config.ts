@@ -4,6 +4,9 @@ import { CONFIG_PATH } from "./config-path.ts";
 import { SourceError } from "./errors.ts";
 import { yamlErrorMessage } from "./errors.ts";
 import { lineOfPath } from "./yaml-location.ts";
+import { approvalSchema } from "./approval.ts";
+import { durationSchema } from "./duration.ts";
+import { freezeWindowSchema } from "./freeze.ts";
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -101,6 +104,22 @@ const environmentSchema = z.strictObject({
     })
     .default({ ignore: [] })
     .describe("How the agent tells drift from the live cluster's own changes."),
+  promotion: z
+    .strictObject({
+      after: z.string().min(1).describe("The environment that must run a commit first (staging)."),
+      soak: durationSchema
+        .default(0)
+        .describe(
+          "How long the upstream environment must run the commit (or a later one) healthy and without drift (15m, 2h); without it, the commit is promoted once the upstream has deployed it healthy.",
+        ),
+    })
+    .optional()
+    .describe("Apply a commit only once the upstream environment has proven it; newer merges never restart a commit's soak."),
+  approval: approvalSchema.optional(),
+  freeze: z
+    .array(freezeWindowSchema)
+    .default([])
+    .describe("Times when merges are previewed but not applied; they apply when the freeze ends (newest wins)."),
 });
 
 /** The schema of `.github/sluice.yml`. */
@@ -141,6 +160,8 @@ export const configSchema = z
           message: `duplicates environments[${first}].name "${env.name}"; names must be unique`,
         });
       }
+      for (const message of promotionIssues(config.environments, index))
+        ctx.addIssue({ code: "custom", path: ["environments", index, "promotion", "after"], message });
       if (env.render === "helm" || env.helm !== undefined) {
         if (env.render !== "helm" && env.render !== "auto") {
           ctx.addIssue({
@@ -152,6 +173,32 @@ export const configSchema = z
       }
     });
   });
+
+/**
+ * What is wrong with an environment's `promotion.after`: an environment that does not exist, the
+ * environment itself, another branch's environment, or a cycle of promotions (named in order).
+ */
+function promotionIssues(
+  environments: readonly { name: string; branch: string; promotion?: { after: string } | undefined }[],
+  index: number,
+): string[] {
+  const env = environments[index];
+  const after = env?.promotion?.after;
+  if (!env || after === undefined) return [];
+  const byName = new Map(environments.map((e) => [e.name, e]));
+  const upstream = byName.get(after);
+  if (!upstream) return [`names environment "${after}", which is not in this configuration`];
+  if (after === env.name) return ["names the environment itself"];
+  if (upstream.branch !== env.branch)
+    return [`names "${after}", which tracks branch ${upstream.branch}; an environment promotes from one on its own branch (${env.branch})`];
+  const chain = [env.name];
+  for (let next: string | undefined = after; next !== undefined; next = byName.get(next)?.promotion?.after) {
+    if (next === env.name) return [`makes a cycle of promotions: ${[...chain, env.name].join(" → ")}`];
+    if (chain.includes(next)) return [];
+    chain.push(next);
+  }
+  return [];
+}
 
 /** A validated configuration with defaults filled in. */
 export type Config = z.output<typeof configSchema>;

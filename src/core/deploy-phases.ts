@@ -54,6 +54,8 @@ export interface PhaseRow {
   readonly waitsForHold: boolean;
   /** A deploy that releases the hold (a sync, a revert's merge) releases it in this phase only. */
   readonly releasesHold: boolean;
+  /** What the phase tells promotion of the environment: its commit runs healthy, or the deploy failed (the line stops). */
+  readonly outcome: "deployed" | "failed" | undefined;
   /** Whether the report's duration counts in the deploy-duration histogram (the deploy ran to an end of its own). */
   readonly timed: boolean;
   /** Whether the check run carries the Re-sync and Roll back buttons. */
@@ -98,6 +100,7 @@ const OPEN = {
   checkRun: IN_PROGRESS,
   waitsForHold: false,
   releasesHold: false,
+  outcome: undefined,
   timed: false,
   buttons: false,
   objectTable: false,
@@ -119,6 +122,7 @@ export const DEPLOY_PHASES = {
   },
   succeeded: {
     ...FINAL,
+    outcome: "deployed",
     timed: true,
     checkRun: { status: "completed", conclusion: "success" },
     deployment: "success",
@@ -131,6 +135,7 @@ export const DEPLOY_PHASES = {
   },
   failed: {
     ...FINAL,
+    outcome: "failed",
     timed: true,
     checkRun: { status: "completed", conclusion: "failure" },
     deployment: "failure",
@@ -143,6 +148,7 @@ export const DEPLOY_PHASES = {
   superseded: { ...FINAL, checkRun: { status: "completed", conclusion: "cancelled" }, deployment: "inactive", title: () => "Superseded" },
   rejected: {
     ...FINAL,
+    outcome: "failed",
     timed: true,
     checkRun: { status: "completed", conclusion: "failure" },
     deployment: "failure",
@@ -230,3 +236,134 @@ export const APP_DEPLOY_STATES = {
     description: "Held by /rollback; not deployed",
   },
 } as const satisfies Record<string, { checkRun: CheckRunState; deployment: DeploymentState; title: string; description: string }>;
+
+/** What a gate's texts are made of: the environment it gates and what it waits for, already escaped. */
+export interface GateFacts {
+  /** The environment the deploy is for. */
+  readonly environment?: string;
+  /** The upstream environment of a promotion. */
+  readonly after?: string;
+  /** A commit's short SHA the text is about (the upstream's failed one, or the newer one promoted instead). */
+  readonly sha?: string;
+  /** "9 of 15 min", for a soak under way. */
+  readonly soak?: string;
+  readonly approvals?: number;
+  readonly required?: number;
+  /** "Monday 09:00 Europe/Berlin". */
+  readonly until?: string;
+  /** Who may approve ("write permission or active membership in @acme/release"). */
+  readonly approvers?: string;
+  /** Who approved so far. */
+  readonly approvedBy?: readonly string[];
+  /** Who refused, and why; or why the freeze (already escaped). */
+  readonly by?: string;
+  readonly reason?: string;
+  /** How long an approval was waited for ("24 h"). */
+  readonly timeout?: string;
+}
+
+/** One state of a deploy held by a gate (promotion, approval or freeze), decided by the app: a row like a phase's. */
+export interface GateRow {
+  /** Ends the deploy: it will not be applied. */
+  readonly final: boolean;
+  readonly checkRun: CheckRunState;
+  /** The Deployment status the state writes; undefined: the deploy has no Deployment yet (it waits for its promotion). */
+  readonly deployment: DeploymentState | undefined;
+  /** Whether the check run carries the Approve button. */
+  readonly approve: boolean;
+  readonly title: (facts: GateFacts) => string;
+  /** The check run's summary (Markdown). */
+  readonly summary: (facts: GateFacts) => string;
+}
+
+const env = (f: GateFacts): string => `\`${f.environment ?? ""}\``;
+const upstream = (f: GateFacts): string => `\`${f.after ?? ""}\``;
+
+const QUEUED = { status: "queued" } as const;
+
+/**
+ * The states the app holds a deploy in before it hands it to the agents, and how the ones that
+ * never reach them end. The check run shows each; the pipeline line of the merged pull request's
+ * comment and of each deploy check run is made of them.
+ */
+export const GATE_STATES = {
+  /** Waiting for the upstream environment to run the commit. */
+  promotion: {
+    final: false,
+    checkRun: QUEUED,
+    deployment: undefined,
+    approve: false,
+    title: (f) => `Waiting for ${f.after ?? ""}`,
+    summary: (f) =>
+      `${env(f)} deploys this commit once ${upstream(f)} has run it (or a later commit that contains it) healthy and without drift for the soak time.`,
+  },
+  /** The upstream environment runs the commit; its soak is under way. */
+  soaking: {
+    final: false,
+    checkRun: QUEUED,
+    deployment: undefined,
+    approve: false,
+    title: (f) => `Soaking in ${f.after ?? ""}: ${f.soak ?? ""}`,
+    summary: (f) =>
+      `${upstream(f)} runs this commit; its soak ${f.soak ?? ""}. Newer merges do not restart it: ${env(f)} then takes the newest commit that has soaked. \`/promote ${f.environment ?? ""} <reason>\` skips the rest of the soak.`,
+  },
+  /** The upstream environment failed to deploy this commit or one before it: nothing passes until a fix deploys there. */
+  stopped: {
+    final: false,
+    checkRun: QUEUED,
+    deployment: undefined,
+    approve: false,
+    title: (f) => `Stopped: ${f.after ?? ""} failed to deploy ${f.sha ?? ""}`,
+    summary: (f) =>
+      `${upstream(f)} failed to deploy \`${f.sha ?? ""}\`, which this commit contains: the line is stopped until a later commit deploys there healthy, or someone comments \`/sync ${f.after ?? ""}\`.`,
+  },
+  approval: {
+    final: false,
+    checkRun: QUEUED,
+    deployment: "queued",
+    approve: true,
+    title: (f) => `Waiting for approval (${f.approvals ?? 0} of ${f.required ?? 1})`,
+    summary: (f) =>
+      `Needs ${f.required ?? 1} approval${f.required === 1 ? "" : "s"} from ${f.approvers ?? "a permitted person"}${
+        f.approvedBy && f.approvedBy.length > 0 ? `; approved by ${f.approvedBy.join(", ")}` : ""
+      }. Press Approve or comment \`/approve ${f.environment ?? ""}\`; \`/reject ${f.environment ?? ""} <reason>\` ends the wait.`,
+  },
+  frozen: {
+    final: false,
+    checkRun: QUEUED,
+    deployment: "queued",
+    approve: false,
+    title: (f) => `Frozen until ${f.until ?? ""}`,
+    summary: (f) =>
+      `${env(f)} is frozen until ${f.until ?? ""}: ${f.reason ?? ""}. This deploy applies when the freeze ends, unless a newer one replaces it; an admin can comment \`/sync ${f.environment ?? ""} --override-freeze <reason>\`.`,
+  },
+  refused: {
+    final: true,
+    checkRun: { status: "completed", conclusion: "failure" },
+    deployment: "failure",
+    approve: false,
+    title: (f) => `Rejected by ${f.by ?? ""}`,
+    summary: (f) => `${f.by ?? ""} rejected this deploy: ${f.reason ?? ""}. It is not applied; the next merge or \`/sync\` asks again.`,
+  },
+  timedOut: {
+    final: true,
+    checkRun: { status: "completed", conclusion: "failure" },
+    deployment: "failure",
+    approve: false,
+    title: () => "Approval timed out",
+    summary: (f) =>
+      `Not enough approvals within ${f.timeout ?? "the approval timeout"} (${f.approvals ?? 0} of ${f.required ?? 1}). It is not applied; the next merge or \`/sync\` asks again.`,
+  },
+  /** A newer commit passed the gate first; this one is not deployed on its own. */
+  passed: {
+    final: true,
+    checkRun: { status: "completed", conclusion: "skipped" },
+    deployment: "inactive",
+    approve: false,
+    title: (f) => `Not deployed: ${f.sha ?? "a newer commit"} went instead`,
+    summary: (f) => `\`${f.sha ?? ""}\`, a newer commit that contains this one, was deployed instead.`,
+  },
+} as const satisfies Record<string, GateRow>;
+
+/** A state of a deploy held by a gate. */
+export type GateState = keyof typeof GATE_STATES;

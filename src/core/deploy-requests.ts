@@ -41,13 +41,14 @@ export const deployRequestSchema = z.strictObject({
    * What asked: `push` for a merge (redelivering the push asks again for the same deploy), or
    * `comment-<id>` for a command, or `action-<delivery>` for a check-run button, so every `/sync`
    * and `/rollback` is a request of its own, or `converge-<ms>` when the app itself deploys a
-   * branch head an agent is behind (one request per attempt).
+   * branch head an agent is behind (one request per attempt), or `promotion` when the commit
+   * passed its upstream environment's soak (one request per environment and commit).
    */
   trigger: z
     .string()
     .regex(
-      /^(push|comment-\d+|action-[0-9a-f-]{8,64}|converge-\d+)$/,
-      "must be push, comment-<id>, action-<delivery id> or converge-<time in ms>",
+      /^(push|promotion|comment-\d+|action-[0-9a-f-]{8,64}|converge-\d+)$/,
+      "must be push, promotion, comment-<id>, action-<delivery id> or converge-<time in ms>",
     ),
   /** Why the app itself asked for this deploy: an agent's status showed the environment behind the tracked branch. */
   convergence: convergenceSchema.optional(),
@@ -55,6 +56,8 @@ export const deployRequestSchema = z.strictObject({
   checkRunId: z.number().int().positive().optional(),
   /** For a rollback: the commit that was live when it was asked for. */
   from: sha.optional(),
+  /** A `/sync --override-freeze`: the deploy applies through a freeze; who asked and why are recorded. */
+  overrideFreeze: z.strictObject({ by: z.string().min(1), reason: z.string().min(1).max(200) }).optional(),
   /**
    * Orders the deploys of one repository environment: it only grows (at least the request time in
    * milliseconds), and the agent refuses a job older than the last it accepted.
@@ -87,6 +90,7 @@ export interface DeployRequestFields {
   checkRunId?: number;
   from?: string;
   convergence?: Convergence;
+  overrideFreeze?: { by: string; reason: string };
 }
 
 /**

@@ -5,11 +5,14 @@ import { displayName } from "./identity.ts";
 import {
   APP_DEPLOY_STATES,
   DEPLOY_PHASES,
+  GATE_STATES,
   deploymentState,
   phaseRow,
   type CheckRunState,
   type DeployPhase,
   type DeploymentState,
+  type GateFacts,
+  type GateState,
 } from "./deploy-phases.ts";
 import { shortSha } from "./git-ref.ts";
 import { code, escapeInline, fenceFor, htmlCode, tableRow } from "./markdown.ts";
@@ -64,8 +67,13 @@ export function heldOutput(message: string): { title: string; summary: string } 
 }
 
 /** The check-run output of a queued deploy (until the agent picks it up). */
-export function queuedOutput(objects: number, request: Parameters<typeof queuedSummary>[1]): { title: string; summary: string } {
-  return { title: APP_DEPLOY_STATES.queued.title, summary: queuedSummary(objects, request) };
+export function queuedOutput(
+  objects: number,
+  request: Parameters<typeof queuedSummary>[1],
+  note?: string,
+): { title: string; summary: string } {
+  const summary = queuedSummary(objects, request);
+  return { title: APP_DEPLOY_STATES.queued.title, summary: note ? `${summary}\n\n${note}` : summary };
 }
 
 /** The check run (state and output) and Deployment status of a held deploy closed once a newer deploy released the hold. */
@@ -220,5 +228,28 @@ export function driftCheckOutput(report: DriftReport): { title: string; summary:
     title: `${report.drifted.length} object${report.drifted.length === 1 ? "" : "s"} drifted`,
     summary: `${lines.join("\n")}\n\n${rows.join("\n")}`.slice(0, CHECK_RUN_TEXT_LIMIT),
     ...(text ? { text } : {}),
+  };
+}
+
+/** The Approve button of a deploy check run that waits for approval. */
+export const APPROVE_ACTIONS = [
+  { label: "Approve", description: "Approve this deploy", identifier: "approve" },
+] as const satisfies readonly { label: string; description: string; identifier: string }[];
+
+/** A deploy check run in a gate's state: its status, conclusion, title, summary and (when it waits for approval) the Approve button. */
+export function gateCheckRun(
+  state: GateState,
+  facts: GateFacts,
+): {
+  status: CheckRunState["status"];
+  conclusion?: "success" | "failure" | "cancelled" | "skipped";
+  output: { title: string; summary: string };
+  actions: readonly { label: string; description: string; identifier: string }[];
+} {
+  const row = GATE_STATES[state];
+  return {
+    ...row.checkRun,
+    output: { title: row.title(facts), summary: row.summary(facts) },
+    actions: row.approve ? APPROVE_ACTIONS : [],
   };
 }

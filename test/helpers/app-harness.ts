@@ -70,6 +70,10 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** The clock of the app's GitHub write pacing, for tests that decide when its waits end. */
   pacingClock?: PacingClock;
+  /** Keeps the database's data at start and stop, for an app started again (or a second replica) on it. */
+  keepData?: boolean;
+  /** The fake GitHub and clock of another harness, for a second replica or a restarted app; that harness stops the fake GitHub. */
+  shared?: Pick<AppHarness, "github" | "clock">;
 }
 
 /** Delivers a webhook to the app at `url` as GitHub does: signed with the test secret, over HTTP. */
@@ -99,15 +103,15 @@ export async function deliverWebhook(
 /** Starts the app the way `sluice app` does, with settings from an environment. */
 export async function startHarness(options: HarnessOptions): Promise<AppHarness> {
   const { database } = options;
-  const github = await new FakeGitHub().start();
+  const github = options.shared?.github ?? (await new FakeGitHub().start());
   const base = new URL(options.redisUrl);
   base.pathname = `/${database}`;
   const redisUrl = base.toString();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  await redis.flushdb();
+  if (!options.keepData) await redis.flushdb();
   const port = await freePort();
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const clock = new TestClock();
+  const clock = options.shared?.clock ?? new TestClock();
   const settings = await loadSettings({
     PATH: process.env.PATH,
     APP_ID: String(FakeGitHub.APP_ID),
@@ -140,8 +144,8 @@ export async function startHarness(options: HarnessOptions): Promise<AppHarness>
     deliver: (event, payload, deliveryId) => deliverWebhook(url, event, payload, deliveryId),
     stop: async () => {
       await app.stop();
-      await github.stop();
-      await redis.flushdb();
+      if (!options.shared) await github.stop();
+      if (!options.keepData) await redis.flushdb();
       await redis.quit();
     },
   };

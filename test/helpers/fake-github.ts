@@ -89,6 +89,8 @@ interface FakeRepo {
       html_url?: string;
       title?: string;
       body?: string;
+      /** Who opened it. */
+      user?: { login: string };
     }
   >;
   branches: Map<string, string>;
@@ -128,6 +130,8 @@ export class FakeGitHub {
   /** The delivery attempts the app asked to redeliver, by id, in order. */
   readonly redeliveries: number[] = [];
   readonly #repos = new Map<string, FakeRepo>();
+  /** Team memberships by `org/team-slug`, then login, both lower-cased (GitHub ignores their case). */
+  readonly #teams = new Map<string, Map<string, "active" | "pending">>();
   readonly #paused = new Map<string, Promise<void>>();
   readonly #failures = new Map<string, Reply[]>();
   #server: Server | undefined;
@@ -218,6 +222,14 @@ export class FakeGitHub {
   /** Sets a user's role on a repository. */
   setPermission(owner: string, name: string, user: string, role: string): void {
     this.#repo(owner, name).permissions.set(user, role);
+  }
+
+  /** Makes `user` a member of an organization's team: active, or invited and not yet accepted (pending). */
+  setTeamMember(org: string, teamSlug: string, user: string, state: "active" | "pending" = "active"): void {
+    const key = `${org}/${teamSlug}`.toLowerCase();
+    const members = this.#teams.get(key) ?? new Map<string, "active" | "pending">();
+    members.set(user.toLowerCase(), state);
+    this.#teams.set(key, members);
   }
 
   /** Records a deployment (newest first, as GitHub lists them) with its latest state. */
@@ -594,6 +606,12 @@ export class FakeGitHub {
         const permission = repo().permissions.get(p.username ?? "") ?? "none";
         const legacy = permission === "maintain" ? "write" : permission === "triage" ? "read" : permission;
         return { status: 200, body: { permission: legacy, role_name: permission, user: { login: p.username } } };
+      }
+      case "teams/get-membership-for-user-in-org": {
+        const state = this.#teams.get(`${p.org ?? ""}/${p.team_slug ?? ""}`.toLowerCase())?.get((p.username ?? "").toLowerCase());
+        if (!state) return { status: 404, body: { message: "Not Found" } };
+        const href = `${this.url}/teams/${p.team_slug ?? ""}/memberships/${p.username ?? ""}`;
+        return { status: 200, body: { url: href, role: "member", state } };
       }
       case "repos/get-branch": {
         const sha = repo().branches.get(p.branch ?? "");

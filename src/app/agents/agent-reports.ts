@@ -3,6 +3,7 @@ import type { Convergence } from "../deploy/convergence.ts";
 import type { DeployReports } from "../deploy/deploy-reports.ts";
 import type { DriftReports } from "../drift/drift-reports.ts";
 import type { LivePreviews } from "../preview/live-previews.ts";
+import type { Promotions } from "../promotion/promotions.ts";
 
 /** Which service an agent's message is for: a live-preview answer, a drift report, an agent's status, or a deploy report. */
 export type AgentReportKind = "live" | "drift" | "status" | "deploy";
@@ -24,6 +25,8 @@ export interface AgentReportConsumers {
   driftReports: DriftReports;
   convergence: Convergence | undefined;
   deployReports: DeployReports | undefined;
+  /** Promotion reads each environment's drift: a drift breaks the soak of what it runs. */
+  promotions: Promotions | undefined;
 }
 
 /**
@@ -38,7 +41,12 @@ export function agentReportJob(consumers: AgentReportConsumers): (envelope: unkn
         return;
       case "drift": {
         const change = await consumers.driftReports.consume(envelope);
-        if (change) await consumers.live?.driftChanged(change);
+        if (!change) return;
+        await consumers.live?.driftChanged(change);
+        await consumers.promotions?.observed(change.deploy, change.environment, {
+          kind: "drift",
+          drifted: change.summary.objects.length > 0,
+        });
         return;
       }
       case "status":

@@ -14,6 +14,8 @@ export interface Asker {
   author: string;
   trigger: DeployRequest["trigger"];
   pullRequest?: number;
+  /** A `/sync --override-freeze`: who and why, carried on the deploy request. */
+  overrideFreeze?: { by: string; reason: string };
 }
 
 /** A deploy a command asks for: the environment, the commit, why, and (for a rollback) the commit live when it was asked. */
@@ -37,6 +39,8 @@ export interface CommandDeploysDeps {
   environments: EnvironmentStates;
   now: () => number;
   webUrl: string;
+  /** The newest commit promotion asked an environment to deploy: a promoted environment syncs to it, not to the branch head. */
+  promotedSha?: ((repositoryId: number, environment: string) => Promise<string | undefined>) | undefined;
 }
 
 /** Queues the deploys that `/sync`, `/rollback` and the buttons of deploy check runs ask for. */
@@ -59,6 +63,7 @@ export class CommandDeploys {
       trigger: asker.trigger,
       ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
       ...(what.from ? { from: what.from } : {}),
+      ...(asker.overrideFreeze && what.reason === "sync" ? { overrideFreeze: asker.overrideFreeze } : {}),
     };
     const jobId = deployJobId(fields);
     const checkRunId = await gh.createCheckRun(asker.repository, deployCheckName(what.environment), what.sha, {
@@ -80,7 +85,12 @@ export class CommandDeploys {
   async sync(gh: GitHubClient, asker: Asker, envs: readonly Environment[]): Promise<string[]> {
     const lines: string[] = [];
     for (const env of envs) {
-      const sha = await gh.branchSha(asker.repository, env.branch);
+      const promoted = env.promotion && this.#deps.promotedSha ? await this.#deps.promotedSha(asker.repository.id, env.name) : undefined;
+      if (env.promotion && !promoted) {
+        lines.push(replies.nothingPromotedYet(env.name, env.promotion.after));
+        continue;
+      }
+      const sha = promoted ?? (await gh.branchSha(asker.repository, env.branch));
       const { hold } = await this.#deps.environments.load(asker.repository.id, env.name);
       const queued = await this.queue(gh, asker, { environment: env.name, sha, reason: "sync" });
       const sync = { branch: env.branch, sha, link: queued.link, ...(hold ? { heldAt: hold.sha } : {}) };

@@ -1,6 +1,7 @@
 import { parseDeployCheckName } from "../../core/check-names.ts";
 import { withNote, type CheckRunOutput } from "../../core/check-run-notes.ts";
-import { helpText, parseCommand, replies, rerunNotes, type Command } from "../../core/commands.ts";
+import { helpText, parseCommand, replies, rerunNotes, type Command, type HelpOptions } from "../../core/commands.ts";
+import { teamName } from "../../core/approval.ts";
 import type { Config, Environment } from "../../core/config.ts";
 import { type RepositoryRef } from "../../core/git-ref.ts";
 import type { RollbackAsk } from "../../core/rollback.ts";
@@ -15,6 +16,10 @@ import type { PullRequestState } from "../state/pr-state.ts";
 import { requestPreview } from "../preview/preview-requests.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 import { RollbackRunner } from "./rollback-runner.ts";
+import { GateCommands, requiredPermission } from "./gate-commands.ts";
+import type { GatedDeploys } from "../promotion/gated-deploys.ts";
+import type { Promotions } from "../promotion/promotions.ts";
+import { freezeAt } from "../../core/freeze.ts";
 
 /** A comment that may hold a command. */
 export interface CommentEvent {
@@ -58,6 +63,11 @@ export interface CommandDeps {
   deploysEnabled: boolean;
   /** Commit checkouts, for repositories whose environments are discovered rather than configured. */
   checkouts: CheckoutCache;
+  /** Deploys waiting at approvals and freezes, and promotion; absent when the app does not deploy. */
+  gated?: GatedDeploys | undefined;
+  promotions?: Promotions | undefined;
+  /** The newest commit promotion asked an environment to deploy: what `/sync` deploys there. */
+  promotedSha?: (repositoryId: number, environment: string) => Promise<string | undefined>;
 }
 
 /** How a command is answered: `reply` always; `idle` (an answer that changes nothing) at most once a minute per pull request. */
@@ -84,10 +94,12 @@ export class CommandService {
   readonly #deps: CommandDeps;
   readonly #deploys: CommandDeploys;
   readonly #rollbacks: RollbackRunner;
+  readonly #gates: GateCommands;
 
   constructor(deps: CommandDeps) {
     this.#deps = deps;
     this.#deploys = new CommandDeploys(deps);
+    this.#gates = new GateCommands({ gated: deps.gated, promotions: deps.promotions, log: deps.log });
     this.#rollbacks = new RollbackRunner({ deploys: this.#deploys, environments: deps.environments, now: deps.now, log: deps.log });
   }
 
@@ -110,10 +122,10 @@ export class CommandService {
       case undefined:
         return;
       case "help":
-        await answer.idle(helpText(environments, permission), "help");
+        await answer.idle(helpText(environments, permission, undefined, helpOptions(config.config)), "help");
         return;
       case "invalid":
-        await answer.idle(helpText(environments, permission, command.reason), "invalid");
+        await answer.idle(helpText(environments, permission, command.reason, helpOptions(config.config)), "invalid");
         return;
       case "diff":
         await this.#diff(gh, { event, pull, permission }, answer);
@@ -122,7 +134,38 @@ export class CommandService {
       case "rollback":
         await this.#deploy(gh, { event, pull, config: config.config, command }, answer);
         return;
+      case "approve":
+      case "reject":
+      case "promote":
+        await this.#gate(gh, { event, config: config.config, command }, answer);
+        return;
     }
+  }
+
+  /** `/approve` (the environment's approval policy decides), `/reject` and `/promote` (the commands permission). */
+  async #gate(
+    gh: GitHubClient,
+    ask: { event: CommentEvent; config: Config; command: Extract<Command, { kind: "approve" | "reject" | "promote" }> },
+    answer: Answer,
+  ): Promise<void> {
+    const { event, config, command } = ask;
+    const env = config.environments.find((e) => e.name === command.environment);
+    if (!env) return;
+    const asker = { repository: event.repository, installationId: event.installationId, author: event.author };
+    if (command.kind === "approve") {
+      await answer.reply(await this.#gates.approve(gh, asker, env));
+      return;
+    }
+    const refusal = await this.#refusal(gh, event.repository, event.author, command.kind, config.commands.permission);
+    if (refusal) {
+      await answer.idle(refusal, "refused");
+      return;
+    }
+    await answer.reply(
+      command.kind === "reject"
+        ? await this.#gates.reject(gh, asker, env, command.reason)
+        : await this.#gates.promote(asker, env, command.reason),
+    );
   }
 
   /**
@@ -131,7 +174,8 @@ export class CommandService {
    */
   async handleAction(gh: GitHubClient, event: CheckRunActionEvent): Promise<void> {
     const name = parseDeployCheckName(event.checkRun.name);
-    const kind = event.identifier === "sync" ? "sync" : event.identifier === "rollback" ? "rollback" : undefined;
+    const kind =
+      event.identifier === "sync" || event.identifier === "rollback" || event.identifier === "approve" ? event.identifier : undefined;
     if (!name || !kind) return;
     const audit = async (text: string): Promise<void> => {
       const line = replies.auditLine(new Date(this.#deps.now()).toISOString(), event.sender, kind, text);
@@ -141,6 +185,12 @@ export class CommandService {
     const env = config.ok ? config.config.environments.find((e) => e.name === name) : undefined;
     if (!config.ok || !env) {
       await audit(replies.auditNoEnvironment(name));
+      return;
+    }
+    if (kind === "approve") {
+      // Who may approve is the environment's approval policy, judged with the approval.
+      const asker = { repository: event.repository, installationId: event.installationId, author: event.sender };
+      await audit(await this.#gates.approve(gh, asker, env, event.checkRun.headSha));
       return;
     }
     const refusal = await this.#refusal(gh, event.repository, event.sender, kind, config.config.commands.permission);
@@ -236,7 +286,7 @@ export class CommandService {
   /** `/sync` and `/rollback`: refused without the permission or on an open fork's pull request; otherwise handed on. */
   async #deploy(gh: GitHubClient, ask: DeployAsk, answer: Answer): Promise<void> {
     const { event, pull, config, command } = ask;
-    const refusal = await this.#refusal(gh, event.repository, event.author, command.kind, config.commands.permission);
+    const refusal = await this.#refusal(gh, event.repository, event.author, command.kind, requiredPermission(command, config));
     if (refusal) {
       await answer.idle(refusal, "refused");
       return;
@@ -253,6 +303,12 @@ export class CommandService {
       pullRequest: event.pullRequest,
     };
     const envs = envsNamed(config, command.environments);
+    if (command.kind === "sync" && command.overrideFreeze !== undefined) {
+      await answer.reply(
+        await this.#overrideFreeze(gh, { ...asker, overrideFreeze: { by: event.author, reason: command.overrideFreeze } }, envs),
+      );
+      return;
+    }
     if (command.kind === "sync") {
       await answer.reply(replies.deployed(event.author, "sync", await this.#deploys.sync(gh, asker, envs)));
       return;
@@ -269,6 +325,24 @@ export class CommandService {
     await answer.reply(
       replies.deployed(event.author, "rollback", await this.#rollback(gh, asker, { envs, ask: rollbackAsk, named: command.named })),
     );
+  }
+
+  /** `/sync --override-freeze` (an admin's, checked before): the sync, through the freeze of each environment frozen now. */
+  async #overrideFreeze(
+    gh: GitHubClient,
+    asker: Asker & { overrideFreeze: { by: string; reason: string } },
+    envs: Environment[],
+  ): Promise<string> {
+    const now = this.#deps.now();
+    const frozen = envs.filter((e) => freezeAt(e.freeze, now) !== undefined).map((e) => e.name);
+    const notFrozen = envs.filter((e) => !frozen.includes(e.name)).map((e) => e.name);
+    const lines = await this.#deploys.sync(gh, asker, envs);
+    if (frozen.length === 0) return replies.notFrozen(asker.author, { environments: notFrozen, lines });
+    this.#deps.log.info(
+      { repository: asker.repository.id, environments: frozen, by: asker.author, reason: asker.overrideFreeze.reason },
+      "freeze overridden",
+    );
+    return replies.freezeOverridden(asker.author, { frozen, notFrozen, reason: asker.overrideFreeze.reason, lines });
   }
 
   /** A rollback's reply lines: without names, a pull request's rollback acts on the environments that deployed its merge. */
@@ -305,6 +379,24 @@ export class CommandService {
     this.#deps.log.info({ repository: who.repository.id, author: who.author, command: who.command, permission: actual }, "command refused");
     return actual;
   }
+}
+
+/** What `/help` says of the environments that wait for approval. */
+function helpOptions(config: Config): HelpOptions {
+  return {
+    approvals: config.environments.flatMap((e) =>
+      e.approval
+        ? [
+            {
+              environment: e.name,
+              from: e.approval.from.map((source) => (source.kind === "permission" ? source.level : teamName(source))).join(" or "),
+              required: e.approval.required,
+              notAuthor: e.approval.notAuthor,
+            },
+          ]
+        : [],
+    ),
+  };
 }
 
 /** The configured environments a command names, in configuration order. */

@@ -37,7 +37,8 @@ export type ConvergenceDecision =
   | { action: "deploy"; sha: string; branch: string }
   | {
       action: "skip";
-      reason: "converged" | "held" | "not-configured" | "manual" | "no-branch" | "invalid-config" | "in-flight" | "rate-limited";
+      reason:
+        "converged" | "held" | "not-configured" | "manual" | "promoted" | "no-branch" | "invalid-config" | "in-flight" | "rate-limited";
     };
 
 /** What converging environments to Git needs. */
@@ -210,6 +211,8 @@ export class Convergence {
       return { action: "skip", reason: "not-configured" };
     }
     if (!env.autoDeploy) return { action: "skip", reason: "manual" };
+    // An environment promoted from another is behind its branch on purpose: promotion moves it.
+    if (env.promotion) return { action: "skip", reason: "promoted" };
     let head: string;
     try {
       head = await gh.branchSha(repository, env.branch);

@@ -41,6 +41,8 @@ export interface DeployJobDeps {
   signingKey: KeyObject;
   /** How long a signed job stays valid. */
   jobTtlMs: number;
+  /** Whether a deploy goes to the agents now or waits at its environment's approval or freeze (all go when absent). */
+  admit?: (gh: GitHubClient, request: DeployRequest, env: Environment) => Promise<{ go: true; note?: string } | { go: false }>;
   webUrl: string;
   now: () => number;
   log: Logger;
@@ -73,6 +75,8 @@ export class DeployJobs {
     }
     const objects = await this.#render(gh, request, env);
     if (!objects) return;
+    const admission = deps.admit ? await deps.admit(gh, request, env) : { go: true as const };
+    if (!admission.go) return;
     const payload = await objectsPayload(deps.redis, env.name, objects);
     const jobId = deployJobId(request);
     const state = await deps.environments.load(request.repository.id, env.name);
@@ -82,7 +86,7 @@ export class DeployJobs {
     const output =
       held && state.hold
         ? heldOutput(`\`${shortSha(state.hold.sha)}\` was rolled back to by ${state.hold.by} at ${state.hold.at}.`)
-        : queuedOutput(objects.length, request);
+        : queuedOutput(objects.length, request, "note" in admission ? admission.note : undefined);
     // The job is queued first and GitHub learns of it while the agent already works (each write
     // waits its turn in the installation's write pacing). The deploy's lock keeps its reports
     // waiting until the check run and Deployment they update exist; the Deployment's first status
@@ -144,14 +148,7 @@ export class DeployJobs {
     record: DeployRecord,
     held: boolean,
   ): Promise<{ status: Promise<void> }> {
-    record.deploymentId = await gh.createDeployment(request.repository, {
-      sha: request.sha,
-      environment: env.name,
-      description: deploymentDescription(request),
-      payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
-      production: env.production ?? env.name === "production",
-      transient: env.transient,
-    });
+    record.deploymentId = await createDeployment(gh, request, env, jobId);
     const first = firstDeployState(held, record.reported?.phase);
     record.deploymentState = first.deployment;
     await this.#deps.records.save(jobId, record);
@@ -204,6 +201,18 @@ export class DeployJobs {
     }
     return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
   }
+}
+
+/** Makes a deploy's GitHub Deployment; returns its id. */
+export async function createDeployment(gh: GitHubClient, request: DeployRequest, env: Environment, jobId: string): Promise<number> {
+  return gh.createDeployment(request.repository, {
+    sha: request.sha,
+    environment: env.name,
+    description: deploymentDescription(request),
+    payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
+    production: env.production ?? env.name === "production",
+    transient: env.transient,
+  });
 }
 
 /**

@@ -15,6 +15,8 @@ export interface DeployReportDeps {
   agentKeys: AgentKeys;
   webUrl: string;
   log: Logger;
+  /** Told each deploy's end (healthy or failed), for promotion: a healthy deploy starts its commit's soak. */
+  observe?: (deploy: DeployRecord, outcome: "deployed" | "failed") => Promise<void>;
 }
 
 /**
@@ -108,6 +110,9 @@ export class DeployReports {
     if (final) {
       // A final state is on GitHub before the deploy counts as finished: if a write fails, the
       // report is retried (and applied again), never dropped as a report for a finished deploy.
+      // Promotion learns of the outcome now, not after the paced writes: a soak starts when the deploy ended.
+      const outcome = phaseRow(report.phase).outcome;
+      if (outcome && deps.observe) await deps.observe(record, outcome);
       await Promise.all(writes);
       await deps.records.save(report.jobId, applied);
       return verdict;

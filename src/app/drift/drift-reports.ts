@@ -90,7 +90,15 @@ export class DriftReports {
     }
     const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
     await deps.summaries.save(report.repository.id, report.environment, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
-    return { verdict, change: { repositoryId: report.repository.id, environment: report.environment, summary } };
+    return {
+      verdict,
+      change: {
+        repositoryId: report.repository.id,
+        environment: report.environment,
+        summary,
+        deploy: { repository: deploy.repository, installationId: deploy.installationId },
+      },
+    };
   }
 
   /** The deploy a drift report names, from its sealed record; undefined when the app has none. */

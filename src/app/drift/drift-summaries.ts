@@ -36,6 +36,8 @@ export interface DriftChange {
   repositoryId: number;
   environment: string;
   summary: DriftSummary;
+  /** The deploy the drift is measured against: its repository and installation. */
+  deploy: Pick<MeasuredDeploy, "repository" | "installationId">;
 }
 
 /**

@@ -3,14 +3,12 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ProbotOctokit } from "probot";
 import { z } from "zod";
 import { fullName, type RepositoryRef } from "../../core/git-ref.ts";
+import { PERMISSION_ORDER, type Permission } from "../../core/permission.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import type { TreeFile } from "../../core/rollback.ts";
 import { pullRequestInfo, pullRequestSliceSchema, type PullRequestInfo } from "./schemas.ts";
 
-/** A repository permission level, least to most. */
-export type Permission = "none" | "read" | "triage" | "write" | "maintain" | "admin";
-/** Permission levels in increasing order. */
-export const PERMISSION_ORDER: readonly Permission[] = ["none", "read", "triage", "write", "maintain", "admin"];
+export { PERMISSION_ORDER, permits, type Permission } from "../../core/permission.ts";
 
 /** The repository an API call is about: Sluice's `RepositoryRef`, or just its owner and name. */
 export type RepoName = Pick<RepositoryRef, "owner" | "name">;
@@ -218,6 +216,25 @@ export class GitHubClient {
       return PERMISSION_ORDER.includes(role as Permission) ? (role as Permission) : "none";
     } catch (error) {
       if (status(error) === 404) return "none";
+      throw error;
+    }
+  }
+
+  /**
+   * Whether a user is an active member of an organization's team (a pending invitation is not).
+   * GitHub answers 404 for a non-member, an unknown team, and an organization the app cannot see;
+   * the app needs the organization's Members permission (read) to ask.
+   */
+  async teamMembership(org: string, teamSlug: string, username: string): Promise<boolean> {
+    try {
+      const { data } = await this.#octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: teamSlug, username });
+      return z.object({ state: z.enum(["active", "pending"]) }).parse(data).state === "active";
+    } catch (error) {
+      if (status(error) === 404) return false;
+      if (status(error) === 403) {
+        const question = `whether ${username} is in team @${org}/${teamSlug}`;
+        throw new Error(`GitHub refused to tell ${question}: the app needs the organization's Members permission (read)`, { cause: error });
+      }
       throw error;
     }
   }
@@ -526,9 +543,4 @@ function checkRunBody(fields: CheckRunFields) {
     ...(fields.detailsUrl ? { details_url: fields.detailsUrl } : {}),
     ...(fields.output ? { output: fields.output } : {}),
   };
-}
-
-/** Whether `actual` is at least `required`. */
-export function permits(actual: Permission, required: Permission): boolean {
-  return PERMISSION_ORDER.indexOf(actual) >= PERMISSION_ORDER.indexOf(required);
 }

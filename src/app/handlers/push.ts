@@ -5,12 +5,14 @@ import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import type { Logger } from "../log-context.ts";
 import { requestPushDeploys } from "../deploy/push-deploys.ts";
+import type { Promotions } from "../promotion/promotions.ts";
 import { repositoryRef } from "./payloads.ts";
 
 const pushSchema = z.object({
   ref: z.string(),
   after: z.string(),
   deleted: z.boolean().optional(),
+  forced: z.boolean().optional(),
   installation: z.object({ id: z.number() }),
   repository: z.object({ id: z.number(), name: z.string(), owner: z.object({ login: z.string() }) }),
   pusher: z.object({ name: z.string() }).optional(),
@@ -24,6 +26,7 @@ export function pushHandler(deps: {
   checkouts: CheckoutCache;
   now: () => number;
   log: Logger;
+  promotions?: Promotions | undefined;
 }) {
   return async (context: Context<"push">): Promise<void> => {
     const event = pushSchema.parse(context.payload);
@@ -34,6 +37,7 @@ export function pushHandler(deps: {
       branch: event.ref.slice("refs/heads/".length),
       sha: event.after,
       pusher: event.sender?.login ?? event.pusher?.name ?? "unknown",
+      forced: event.forced ?? false,
     });
     context.log.info({ environments, sha: event.after }, "push deploys queued");
   };

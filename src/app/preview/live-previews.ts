@@ -20,6 +20,7 @@ import type { DiffPages } from "./diff-pages.ts";
 import type { DriftChange, DriftSummaries } from "../drift/drift-summaries.ts";
 import { pageTitles, withConclusion, writePreview, type PublishedPreview, type PublishedPreviews } from "./published-previews.ts";
 import { discoverFromCheckout, reviewedConfig, type ConfigAt } from "../github/repository-config.ts";
+import { mergeGroupPullRequest } from "./merge-group-previews.ts";
 
 /** What live previews need. */
 export interface LivePreviewDeps {
@@ -104,6 +105,8 @@ export class LivePreviews {
     });
     if (names.length === 0) return { live: [], send: none };
     if (job.fromFork) return all("pull requests from forks never send their content to a cluster");
+    const heldByOthers = await this.#heldByOthers(gh, job);
+    if (heldByOthers !== undefined) return all(heldByOthers);
     // Who may ask a cluster anything, and with which settings, is the default branch's word. The
     // git preview does not depend on it: when it cannot be read, only the live part is missing.
     let reviewed: ConfigAt;
@@ -143,6 +146,23 @@ export class LivePreviews {
       await this.#deps.queues.addLiveTimeout(timeout, this.#deps.timeoutMs);
     };
     return { live, send, liveTimeout: reviewed.config.previews.liveTimeout };
+  }
+
+  /**
+   * Why a merge group's commit is not sent to a cluster, or undefined when it may be (and for a
+   * pull request's own preview). A group built on an earlier group's commit, not on the branch's
+   * head, also holds the pull requests queued ahead of it, whose authors and forks this preview
+   * did not check; a group whose parent is the branch's head holds only its own pull request.
+   */
+  async #heldByOthers(gh: GitHubClient, job: PreviewJob): Promise<string | undefined> {
+    const queued = mergeGroupPullRequest(job.pullRequest);
+    if (queued === undefined) return undefined;
+    try {
+      if ((await gh.branchSha(job.repository, job.baseRef)) === job.baseSha) return undefined;
+    } catch (error) {
+      return `the head of ${job.baseRef} could not be read (${errorMessage(error)})`;
+    }
+    return `the merge queue's commit also holds the pull requests queued ahead of #${queued}; only a group built on the head of ${job.baseRef} is sent to a cluster`;
   }
 
   async #ask(

@@ -37,7 +37,8 @@ import type { Logger } from "../log-context.ts";
 import type { PullRequestState } from "../state/pr-state.ts";
 import type { RenderEntryStore } from "./render-entry-store.ts";
 import { comparePreview, type CompareProgress, type PreviewComparison } from "./preview-comparison.ts";
-import { configAt } from "../github/repository-config.ts";
+import { configAt, type ConfigAt } from "../github/repository-config.ts";
+import { mergeGroupLink, mergeGroupPullRequest, type MergeGroupLink } from "./merge-group-previews.ts";
 import { discoverBoth } from "../../render/discover.ts";
 
 /** The name of the preview check run. */
@@ -103,9 +104,14 @@ export class PreviewService {
     // before the renders start. Released when the job ends, whichever way.
     const checkouts = this.#fetchCheckouts(gh, job);
     try {
-      const config = await configAt(gh, job.repository, job.baseSha);
+      const [config, groupConfig] = await Promise.all([configAt(gh, job.repository, job.baseSha), this.#groupConfig(gh, job)]);
       if (!config.ok) {
         await this.#publishFailure(gh, job, config.errors, `${CONFIG_PATH} on the base branch is invalid`);
+        return;
+      }
+      if (groupConfig && !groupConfig.ok) {
+        const errors = groupConfig.errors.map((e) => ({ ...e, side: "head" as const }));
+        await this.#publishFailure(gh, job, errors, `${CONFIG_PATH} in the merge queue's commit is invalid`);
         return;
       }
       if (job.draft && !config.config.previews.drafts) {
@@ -141,11 +147,18 @@ export class PreviewService {
     // The render processes make the new cache entries while the comment is written; they are
     // stored as they come (a failed write is logged, never fatal), and the job ends after them.
     const { report, entries, head } = compared;
+    const mergeGroup = this.#mergeGroup(job);
     // The page is stored while the comment is prepared; the comment is posted once it is.
     const page = deps.diffPages.prepare(
       {
         ...pageTitles(
-          { repository: job.repository, pullRequest: job.pullRequest, baseSha: job.baseSha, headSha: job.headSha },
+          {
+            repository: job.repository,
+            pullRequest: job.pullRequest,
+            baseSha: job.baseSha,
+            headSha: job.headSha,
+            ...(mergeGroup ? { mergeGroup } : {}),
+          },
           deps.webUrl,
         ),
         report,
@@ -168,6 +181,7 @@ export class PreviewService {
       fullDiffUrl: page.url,
       ...(live ? { live: live.live } : {}),
       ...(live?.liveTimeout ? { liveTimeout: live.liveTimeout } : {}),
+      ...(mergeGroup ? { mergeGroup } : {}),
     };
     const published = await deps.prState.publish(pr, job.seq, async () => {
       await this.#endWaiting(gh, job);
@@ -252,6 +266,22 @@ export class PreviewService {
     });
   }
 
+  /**
+   * The configuration in a merge group's commit, which is what the base branch gets once the
+   * queue merges it: one that does not validate there would stop the branch's deploys and
+   * commands, which read it from then on. Undefined for a pull request's own preview, which the
+   * base's configuration alone governs.
+   */
+  async #groupConfig(gh: GitHubClient, job: PreviewJob): Promise<ConfigAt | undefined> {
+    return this.#mergeGroup(job) ? configAt(gh, job.repository, job.headSha) : undefined;
+  }
+
+  /** The pull request a merge group's preview tests, with its link; undefined for a pull request's own preview. */
+  #mergeGroup(job: PreviewJob): MergeGroupLink | undefined {
+    const queued = mergeGroupPullRequest(job.pullRequest);
+    return queued === undefined ? undefined : mergeGroupLink(job.repository, queued, this.#deps.webUrl);
+  }
+
   /** The GitHub page comparing the job's base and head. */
   #compareUrl(job: PreviewJob): string {
     return `${this.#deps.webUrl}/${fullName(job.repository)}/compare/${job.baseSha}...${job.headSha}`;
@@ -263,7 +293,7 @@ export class PreviewService {
    * as environments finish. Writes go one at a time, each under the pull request's lock and only
    * while no newer preview was published; a body not yet written when a newer one comes is
    * dropped, so GitHub's write pacing sees one edit at a time, never a queue. The check run is
-   * left in progress.
+   * left in progress. A merge group's preview has no comment, so nothing streams.
    */
   #stream(
     gh: GitHubClient,
@@ -271,6 +301,7 @@ export class PreviewService {
     started: number,
   ): { progress: (progress: CompareProgress) => void; close: () => Promise<void> } {
     const deps = this.#deps;
+    if (this.#mergeGroup(job)) return { progress: () => undefined, close: () => Promise.resolve() };
     const pr = { repositoryId: job.repository.id, number: job.pullRequest };
     let commentId: number | undefined;
     let superseded = false;
@@ -329,12 +360,13 @@ export class PreviewService {
     const report: DiffReport = { environments: [], errors };
     await this.#deps.prState.publish(pr, job.seq, async () => {
       await this.#endWaiting(gh, job);
-      await upsertComment(
-        gh,
-        job.repository,
-        job.pullRequest,
-        failureComment(`${title}: ${errors.map((e) => `\`${e.file}:${e.line}\` ${e.message}`).join("; ")}`, job.headSha),
-      );
+      if (!this.#mergeGroup(job))
+        await upsertComment(
+          gh,
+          job.repository,
+          job.pullRequest,
+          failureComment(`${title}: ${errors.map((e) => `\`${e.file}:${e.line}\` ${e.message}`).join("; ")}`, job.headSha),
+        );
       await gh.updateCheckRun(job.repository, job.checkRunId, {
         status: "completed",
         conclusion: "failure",

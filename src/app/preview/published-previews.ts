@@ -5,6 +5,7 @@ import type { GitHubClient, RepoName } from "../github/client.ts";
 import { publishedSetKey, pullRequestKeys } from "../state/redis-keys.ts";
 import type { PullRequestState } from "../state/pr-state.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
+import { mergeGroupText, type MergeGroupLink } from "./merge-group-previews.ts";
 
 /** How long a published preview is kept for late live answers. */
 const TTL_SECONDS = 24 * 3600;
@@ -16,6 +17,8 @@ export interface PublishedPreview extends PreviewPublication {
   pullRequest: number;
   seq: number;
   checkRunId: number;
+  /** Set for a merge group's preview: the pull request the queue tests. It gets no comment; its check run's text says it all. */
+  mergeGroup?: MergeGroupLink;
 }
 
 /**
@@ -79,14 +82,18 @@ export async function publishPreview(gh: GitHubClient, prState: PullRequestState
 }
 
 /**
- * Writes a preview's comment and check run (in progress while a live answer is awaited); the
+ * Writes a preview's comment and check run (in progress while a live answer is awaited; a merge
+ * group's preview has no comment, its check run's text holds what the comment would); the
  * caller holds the pull request's lock. With `pageStored`, the diff page they link to is still
  * being stored, and nothing is written before it is.
  */
 export async function writePreview(gh: GitHubClient, preview: PublishedPreview, pageStored?: Promise<void>): Promise<void> {
   const { comment, check } = publicationOf(preview);
-  await upsertComment(gh, preview.repository, preview.pullRequest, comment, pageStored);
-  await gh.updateCheckRun(preview.repository, preview.checkRunId, { ...check, detailsUrl: preview.fullDiffUrl });
+  const { mergeGroup } = preview;
+  if (mergeGroup) await pageStored;
+  else await upsertComment(gh, preview.repository, preview.pullRequest, comment, pageStored);
+  const output = mergeGroup ? { ...check.output, text: mergeGroupText(mergeGroup, comment) } : check.output;
+  await gh.updateCheckRun(preview.repository, preview.checkRunId, { ...check, output, detailsUrl: preview.fullDiffUrl });
 }
 
 /**
@@ -103,9 +110,9 @@ export function waitingForLive(preview: PublishedPreview): boolean {
   return previewCheck(preview).status === "in_progress";
 }
 
-/** The full diff page's title and subtitle for a pull request's preview. */
+/** The full diff page's title and subtitle for a pull request's preview (a merge group's names the queued pull request). */
 export function pageTitles(
-  preview: Pick<PublishedPreview, "repository" | "pullRequest" | "baseSha" | "headSha">,
+  preview: Pick<PublishedPreview, "repository" | "pullRequest" | "baseSha" | "headSha" | "mergeGroup">,
   webUrl: string,
 ): {
   title: string;
@@ -113,9 +120,10 @@ export function pageTitles(
   link: string;
 } {
   const repository = fullName(preview.repository);
+  const number = preview.mergeGroup?.pullRequest ?? preview.pullRequest;
   return {
-    title: `${repository}#${preview.pullRequest}`,
+    title: `${repository}#${number}${preview.mergeGroup ? " in the merge queue" : ""}`,
     subtitle: `${shortSha(preview.baseSha)}…${shortSha(preview.headSha)}`,
-    link: `${webUrl}/${repository}/pull/${preview.pullRequest}`,
+    link: `${webUrl}/${repository}/pull/${number}`,
   };
 }

@@ -16,6 +16,17 @@ export const DEPLOY_REQUEST_QUEUE = "deploy-requests";
 /** Delayed checks that end the wait for a live preview nobody answered. */
 export const LIVE_TIMEOUT_QUEUE = "live-preview-timeouts";
 
+/** Promotion checks of a repository: at once after what may move a commit on, or delayed to a soak's or freeze's end. */
+export const PROMOTION_QUEUE = "promotions";
+
+/** A promotion check: which repository, through which installation. */
+export const promotionCheckSchema = z.strictObject({
+  repository: repositoryRefSchema,
+  installationId: z.number().int().positive(),
+});
+/** A promotion check. */
+export type PromotionCheck = z.infer<typeof promotionCheckSchema>;
+
 /** The end of a live preview's wait: which preview. */
 export const liveTimeoutSchema = z.strictObject({
   repositoryId: z.number().int().positive(),
@@ -100,6 +111,7 @@ export class AppQueues {
   readonly #livePreviews = new Map<string, Queue>();
   readonly #liveTimeouts: Queue;
   readonly #reports: Queue;
+  readonly #promotions: Queue;
 
   constructor(connection: RedisClient, options: AppQueueOptions) {
     this.#connection = connection;
@@ -110,6 +122,7 @@ export class AppQueues {
     this.#deploy = new Queue(DEPLOY_REQUEST_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#liveTimeouts = new Queue(LIVE_TIMEOUT_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#reports = new Queue(REPORT_QUEUE.name, { connection, prefix: REPORT_QUEUE.prefix });
+    this.#promotions = new Queue(PROMOTION_QUEUE, { connection, prefix: QUEUE_PREFIX });
   }
 
   /** How many jobs wait, run, are delayed or failed in each queue the app uses (agents' queues once it has added to them). */
@@ -120,7 +133,32 @@ export class AppQueues {
   }
 
   #all(): Queue[] {
-    return [this.#preview, this.#deploy, this.#liveTimeouts, this.#reports, ...this.#agents.values(), ...this.#livePreviews.values()];
+    return [
+      this.#preview,
+      this.#deploy,
+      this.#liveTimeouts,
+      this.#reports,
+      this.#promotions,
+      ...this.#agents.values(),
+      ...this.#livePreviews.values(),
+    ];
+  }
+
+  /**
+   * Queues a promotion check of a repository at `at` (ms; now or later). One check per repository
+   * and moment: a soak's end asked for by two replicas, or twice, is one job, kept in Redis across
+   * app restarts.
+   */
+  async addPromotionCheck(check: PromotionCheck, at: number): Promise<void> {
+    const data = promotionCheckSchema.parse(check);
+    await this.#promotions.add("promotion", sealed(this.#mac, PROMOTION_QUEUE, data), {
+      jobId: `promotion-${data.repository.id}-${at}`,
+      delay: Math.max(0, at - this.#now()),
+      attempts: 5,
+      backoff: { type: "exponential", delay: 2_000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
   }
 
   /** Queues a signed live-preview request for the agents serving `environment`; it is worth nothing once the preview is old. */
@@ -284,6 +322,17 @@ export function liveTimeoutWorker(connection: ConnectionOptions, mac: RedisMac, 
     LIVE_TIMEOUT_QUEUE,
     async (job: Job) => {
       await process(openQueued(job.data, mac, LIVE_TIMEOUT_QUEUE, liveTimeoutSchema));
+    },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
+  );
+}
+
+/** Runs promotion checks; entries the app did not queue fail at once. One at a time per replica: each takes the repository's lock. */
+export function promotionWorker(connection: ConnectionOptions, mac: RedisMac, process: (check: PromotionCheck) => Promise<void>): Worker {
+  return new Worker(
+    PROMOTION_QUEUE,
+    async (job: Job) => {
+      await process(openQueued(job.data, mac, PROMOTION_QUEUE, promotionCheckSchema));
     },
     { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
   );

@@ -92,3 +92,18 @@ export function redeliveryKey(guid: string): string {
 
 /** When the newest webhook delivery the app looked at for failures was delivered (ISO time). */
 export const DELIVERIES_CHECKED_KEY = "sluice:deliveries:checked";
+
+/** What promotion, approvals and freezes keep of a repository environment (its outcomes, its waiting deploy). */
+export function gateKey(repositoryId: number, environment: string): string {
+  return `sluice:gate:${repositoryId}:${environment}`;
+}
+
+/** The commits pushed to a repository's branch, in push order, for promotion. */
+export function lineKey(repositoryId: number, branch: string): string {
+  return `sluice:line:${repositoryId}:${encodeURIComponent(branch)}`;
+}
+
+/** Held while one replica decides a repository's promotions: two replicas never promote twice. */
+export function promotionLockKey(repositoryId: number): string {
+  return `sluice:promotion-lock:${repositoryId}`;
+}

@@ -9,6 +9,7 @@ import type { GitHubAccess } from "../github/access.ts";
 import { checkRunActionHandler, checkRunRerunHandler } from "../handlers/check-run.ts";
 import { deduplicated } from "../handlers/deduplicated.ts";
 import { issueCommentHandler } from "../handlers/issue-comment.ts";
+import { mergeGroupHandler } from "../handlers/merge-group.ts";
 import { pullRequestHandler } from "../handlers/pull-request.ts";
 import { pushHandler } from "../handlers/push.ts";
 import { diffPageHandler } from "../http/diff-page-handler.ts";
@@ -62,9 +63,18 @@ export function probotApp(deps: ProbotAppDeps): ApplicationFunction {
       "pull_request",
       deduplicated(redis, pullRequestHandler({ github, queues, prState, previews: services.previews }), timings, gate),
     );
+    app.on("merge_group", deduplicated(redis, mergeGroupHandler({ github, queues, prState }), timings, gate));
     app.on("issue_comment.created", deduplicated(redis, issueCommentHandler({ github, commands }), timings, gate));
     if (services.deploys)
-      app.on("push", deduplicated(redis, pushHandler({ github, queues, checkouts, now, log: access.log }), timings, gate));
+      app.on(
+        "push",
+        deduplicated(
+          redis,
+          pushHandler({ github, queues, checkouts, now, log: access.log, promotions: services.deploys.promotions }),
+          timings,
+          gate,
+        ),
+      );
     app.on(
       "check_run.requested_action",
       deduplicated(redis, checkRunActionHandler({ appId: settings.appId, github, commands }), timings, gate),

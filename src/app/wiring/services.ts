@@ -17,6 +17,13 @@ import { PreviewService } from "../preview/preview-service.ts";
 import { PublishedPreviews } from "../preview/published-previews.ts";
 import { RenderEntryStore } from "../preview/render-entry-store.ts";
 import type { AppSettings } from "../settings.ts";
+import { GatedDeploys } from "../promotion/gated-deploys.ts";
+import { GateStates } from "../promotion/gate-states.ts";
+import { Promotions } from "../promotion/promotions.ts";
+import { createDeployment } from "../deploy/deploy-jobs.ts";
+import type { GitHubClient } from "../github/client.ts";
+import type { PromotionCheck } from "../queue/queues.ts";
+import type { Config } from "../../core/config.ts";
 
 /** What building the services needs: the settings, what they stand on, GitHub, and the time. */
 export interface ServiceBase {
@@ -32,6 +39,10 @@ export interface DeployServices {
   reports: DeployReports;
   /** An agent's status that shows its environment behind a tracked branch's head gets that head deployed. */
   convergence: Convergence;
+  /** Environments promoted from others: soaks, `/promote`. */
+  promotions: Promotions;
+  /** Deploys waiting at approvals and freezes. */
+  gated: GatedDeploys;
 }
 
 /** Every flow's services, each built in one place. */
@@ -93,6 +104,11 @@ export function buildServices(base: ServiceBase): AppServices {
     webUrl: settings.githubWebUrl,
     deploysEnabled: deploys !== undefined,
     checkouts,
+    gated: deploys?.gated,
+    promotions: deploys?.promotions,
+    ...(deploys
+      ? { promotedSha: (repositoryId: number, environment: string) => deploys.promotions.promotedSha(repositoryId, environment) }
+      : {}),
   });
   return { renderer, agentKeys, driftReports, live, previews, deploys, commands };
 }
@@ -153,26 +169,56 @@ function deployServices(
   const { redis, mac, queues, checkouts } = infra;
   const { renderer, agentKeys, environments } = shared;
   if (!settings.jobSigningKey) return undefined;
-  const log = access.log;
+  const { log } = access;
   const records = new DeployRecords(redis, mac, log);
-  const signingKey = privateKeyFromPem(settings.jobSigningKey);
   const webUrl = settings.githubWebUrl;
+  const gates = new GateStates(redis, mac);
+  // The pipeline admits each deploy at its environment's gates, and a deploy whose wait is over goes through it again.
+  const gated: GatedDeploys = new GatedDeploys({
+    gates,
+    records,
+    createDeployment,
+    wake: (check, at) => queues.addPromotionCheck(check, at),
+    prepare: (request) => jobs.prepare(request),
+    webUrl,
+    now,
+    log,
+  });
+  const jobs: DeployJobs = new DeployJobs({
+    redis,
+    queues,
+    github: access.installation,
+    checkouts,
+    renderer,
+    records,
+    environments,
+    signingKey: privateKeyFromPem(settings.jobSigningKey),
+    jobTtlMs: settings.jobTtlMs,
+    webUrl,
+    now,
+    log,
+    admit: (gh, request, env) => gated.admit(gh, request, env),
+  });
+  const github = access.installation;
+  const pending = (gh: GitHubClient, check: PromotionCheck, config: Config) => gated.release(gh, check, config);
+  const promotions = new Promotions({ redis, gates, queues, github, checkouts, pending, now, log });
   return {
-    jobs: new DeployJobs({
-      redis,
-      queues,
+    jobs,
+    gated,
+    promotions,
+    reports: new DeployReports({
       github: access.installation,
-      checkouts,
-      renderer,
       records,
       environments,
-      signingKey,
-      jobTtlMs: settings.jobTtlMs,
+      agentKeys,
       webUrl,
-      now,
       log,
+      observe: (deploy, outcome) =>
+        promotions.observed({ repository: deploy.repository, installationId: deploy.installationId }, deploy.environment, {
+          kind: outcome,
+          sha: deploy.sha,
+        }),
     }),
-    reports: new DeployReports({ github: access.installation, records, environments, agentKeys, webUrl, log }),
     convergence: new Convergence({
       redis,
       mac,

@@ -4,7 +4,7 @@ import type { Infrastructure } from "./infrastructure.ts";
 import type { AppServices } from "./services.ts";
 import { deployRequestJob } from "../deploy/deploy-request-jobs.ts";
 import { previewJobs } from "../preview/preview-jobs.ts";
-import { deployRequestWorker, liveTimeoutWorker, previewWorker, reportWorker } from "../queue/queues.ts";
+import { deployRequestWorker, liveTimeoutWorker, previewWorker, promotionWorker, reportWorker } from "../queue/queues.ts";
 import type { Logger } from "../log-context.ts";
 
 /** The app's running queue workers. */
@@ -60,10 +60,12 @@ function deployWorkers(infra: Infrastructure, services: AppServices, now: () => 
     driftReports: services.driftReports,
     convergence: deploys.convergence,
     deployReports: deploys.reports,
+    promotions: deploys.promotions,
   });
   return [
     deployRequestWorker(redis, { mac, now }, deployRequestJob(deploys)),
     reportWorker(redis, fromAgents),
+    promotionWorker(redis, mac, (check) => deploys.promotions.run(check)),
     ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
   ];
 }

@@ -1,14 +1,12 @@
-import { generateKeyPairSync } from "node:crypto";
-import { pino } from "pino";
-import { Probot } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { GitHubClient } from "../../../src/app/github/client.ts";
+import type { GitHubClient } from "../../../src/app/github/client.ts";
 import { writePreview, type PublishedPreview } from "../../../src/app/preview/published-previews.ts";
 import type { ResourceChange } from "../../../src/core/diff.ts";
 import type { DiffReport, EnvironmentDiff } from "../../../src/core/diff-report.ts";
 import { utf8Length } from "../../../src/core/markdown.ts";
 import { PREVIEW_MARKER, publicationOf } from "../../../src/core/preview-comment.ts";
 import { FakeGitHub } from "../../helpers/fake-github.ts";
+import { fakeGitHubClient } from "../../helpers/github-client.ts";
 
 // The check run's text carries what the preview comment had no room for (issue 28): it reaches
 // GitHub as a field GitHub's OpenAPI allows, and stays there when the annotations take several requests.
@@ -22,14 +20,7 @@ let gh: GitHubClient;
 beforeAll(async () => {
   github = await new FakeGitHub().start();
   github.addRepo(REPOSITORY.owner, REPOSITORY.name, REPOSITORY.id);
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const probot = new Probot({
-    appId: FakeGitHub.APP_ID,
-    privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
-    baseUrl: github.url,
-    log: pino({ level: "silent" }),
-  });
-  gh = new GitHubClient(await probot.auth(INSTALLATION), FakeGitHub.APP_ID);
+  gh = await fakeGitHubClient(github, INSTALLATION);
 });
 afterAll(async () => {
   await github.stop();

@@ -1,8 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { helpText, parseCommand, replies } from "../../../src/core/commands.ts";
+import { helpText, parseCommand, replies, type Command } from "../../../src/core/commands.ts";
 import { liveParts } from "../../helpers/live-markdown.ts";
 
 const envs = ["staging", "production"];
+
+/** Each body parses exactly to its command (no field more, none less). */
+function expectParses(cases: readonly [string, Command][]): void {
+  for (const [body, command] of cases) expect(parseCommand(body, envs), body).toStrictEqual(command);
+}
+
+/** Why `body` is an invalid command (undefined when it is not one). */
+function invalidReason(body: string): string | undefined {
+  const command = parseCommand(body, envs);
+  return command?.kind === "invalid" ? command.reason : undefined;
+}
 
 describe("parseCommand", () => {
   it("reads commands on the first line only", () => {
@@ -72,6 +83,12 @@ describe("replies show what the commenter wrote as text", () => {
     "/sluice x`#1`y`GH-2`",
     "/sync a`[x](https://evil.example)` b`@octo-org/admins` c`![i](https://evil.example/p.png)`",
     "/rollback staging`@octo-org/admins`",
+    "/approve prod`@octo-org/admins`",
+    "/approve staging x`[x](https://evil.example)`",
+    "/reject qa`![i](https://evil.example/p.png)` reason",
+    "/promote x`<img src=https://evil.example/p.png>` now",
+    "/sync --x`#1`y`GH-2`",
+    `/reject production ${"@octo-org/admins ".repeat(20)}`,
   ];
 
   it("echoes no link, image, HTML, mention or reference of an invalid command", () => {
@@ -183,5 +200,261 @@ describe("replies to deploys and rollbacks", () => {
     );
     expect(replies.auditRefused("Sorry @octocat, no.")).toBe("refused: Sorry @octocat, no.");
     expect(replies.auditDone(["- one", "- two"])).toBe("\n- one\n- two");
+  });
+});
+
+describe("parseCommand: /approve", () => {
+  it("takes exactly one environment that exists", () => {
+    expect(parseCommand("/approve production", envs)).toStrictEqual({ kind: "approve", environment: "production" });
+    expect(parseCommand("/sluice approve staging\nthanks", envs)).toStrictEqual({ kind: "approve", environment: "staging" });
+  });
+
+  it("says what it expected when the environment is missing, extra or unknown", () => {
+    expect(invalidReason("/approve")).toBe("`/approve <env>` needs the name of an environment");
+    expect(invalidReason("/approve staging production")).toBe(
+      "`/approve <env>` takes one environment and nothing after it, not `production`",
+    );
+    expect(invalidReason("/approve qa")).toBe("unknown environment `qa`");
+    expect(invalidReason("/sluice approve")).toBe("`/approve <env>` needs the name of an environment");
+  });
+});
+
+describe("parseCommand: /reject and /promote", () => {
+  it("take an environment and the rest of the first line as the reason, trimmed, its spacing kept", () => {
+    expectParses([
+      [
+        "/reject production   breaks the  login page \nmore text",
+        { kind: "reject", environment: "production", reason: "breaks the  login page" },
+      ],
+      ["/promote production fix verified on staging", { kind: "promote", environment: "production", reason: "fix verified on staging" }],
+      ["/sluice promote production\tincident 42", { kind: "promote", environment: "production", reason: "incident 42" }],
+    ]);
+  });
+
+  it("need a reason", () => {
+    expect(invalidReason("/reject production")).toBe("`/reject <env> <reason>` needs a reason after the environment");
+    expect(invalidReason("/promote production   \nbecause")).toBe("`/promote <env> <reason>` needs a reason after the environment");
+    expect(invalidReason("/reject")).toBe("`/reject <env> <reason>` needs the name of an environment");
+    expect(invalidReason("/promote")).toBe("`/promote <env> <reason>` needs the name of an environment");
+  });
+
+  it("take a reason of at most 200 characters as people count them (not UTF-16 units or code points)", () => {
+    expectParses([
+      [`/reject production ${"r".repeat(200)}`, { kind: "reject", environment: "production", reason: "r".repeat(200) }],
+      [`/promote production ${"🚀".repeat(200)}`, { kind: "promote", environment: "production", reason: "🚀".repeat(200) }],
+    ]);
+    expect(parseCommand(`/promote production ${"👩‍👩‍👧".repeat(200)}`, envs)).toMatchObject({ kind: "promote" });
+    expect(invalidReason(`/reject production ${"r".repeat(201)}`)).toBe(
+      "the reason of `/reject <env> <reason>` is 201 characters long; it takes at most 200",
+    );
+  });
+
+  it("name an environment that exists", () => {
+    expect(invalidReason("/reject qa too risky")).toBe("unknown environment `qa`");
+    expect(invalidReason("/promote prod`@octo-org/admins` now")).toBe("unknown environment `prod'@octo-org/admins'`");
+  });
+});
+
+describe("parseCommand: /sync --override-freeze", () => {
+  it("takes everything after the flag as the reason", () => {
+    const override = (environments: string[], overrideFreeze: string): Command => ({
+      kind: "sync",
+      environments,
+      named: environments !== envs,
+      overrideFreeze,
+    });
+    expectParses([
+      ["/sync production --override-freeze  incident 42: hotfix --now", override(["production"], "incident 42: hotfix --now")],
+      ["/sync --override-freeze release train", override(envs, "release train")],
+      ["/sluice sync staging --override-freeze x --override-freeze y", override(["staging"], "x --override-freeze y")],
+    ]);
+  });
+
+  it("leaves a plain /sync without the field", () => {
+    expect(parseCommand("/sync production", envs)).toStrictEqual({ kind: "sync", environments: ["production"], named: true });
+  });
+
+  it("needs a reason of at most 200 characters", () => {
+    const usage = "`/sync [env…] --override-freeze <reason>`";
+    expect(invalidReason("/sync production --override-freeze")).toBe(`${usage} needs a reason after \`--override-freeze\``);
+    expect(invalidReason(`/sync --override-freeze ${"r".repeat(201)}`)).toBe(
+      `the reason of ${usage} is 201 characters long; it takes at most 200`,
+    );
+    expect(invalidReason("/sync qa --override-freeze hotfix")).toBe("unknown environment `qa`");
+  });
+
+  it("refuses other options, and the flag on any other command", () => {
+    expect(invalidReason("/sync production --force")).toBe(
+      "`/sync` takes one option, `--override-freeze <reason>` after the environments, not `--force`",
+    );
+    expect(invalidReason("/sync --override-freeze=hotfix")).toBe(
+      "`/sync` takes one option, `--override-freeze <reason>` after the environments, not `--override-freeze=hotfix`",
+    );
+    const elsewhere = "`--override-freeze` goes only with `/sync`: `/sync [env…] --override-freeze <reason>`";
+    const bodies = [
+      "/rollback production --override-freeze hotfix",
+      "/approve production --override-freeze",
+      "/promote production --override-freeze hotfix",
+      "/reject production too risky --override-freeze",
+    ];
+    for (const body of bodies) expect(invalidReason(body), body).toBe(elsewhere);
+    expect(invalidReason("/diff --override-freeze x")).toBe("/diff takes no arguments");
+  });
+});
+
+describe("helpText: promotion commands", () => {
+  it("lists the new commands", () => {
+    const text = helpText(envs, "write");
+    for (const usage of [
+      "| `/approve <env>` |",
+      "| `/reject <env> <reason>` |",
+      "| `/promote <env> <reason>` |",
+      "| `/sync [env…] --override-freeze <reason>` |",
+    ])
+      expect(text).toContain(usage);
+  });
+
+  it("says who may use them: the commands permission, admin, and each environment's approval policy", () => {
+    const text = helpText(envs, "maintain", undefined, {
+      approvals: [
+        { environment: "production", from: "@octo-org/release-managers", required: 2, notAuthor: true },
+        { environment: "staging", from: "write", required: 1, notAuthor: false },
+      ],
+    });
+    expect(text).toContain(
+      "`/sync`, `/rollback`, `/promote` and `/reject` need **maintain** permission on this repository; `/sync … --override-freeze` needs **admin**.",
+    );
+    expect(text).toContain(
+      "`/approve <env>` is for whoever the environment's `approval.from` allows: `production`: members of team `@octo-org/release-managers`, 2 approvals, not the pull request's author or the person who merged it; `staging`: **write** permission or more, 1 approval.",
+    );
+    expect(liveParts(text)).toEqual([]);
+  });
+
+  it("says when no environment waits for approval, and keeps to the general rule when it is not told", () => {
+    expect(helpText(envs, "write", undefined, { approvals: [] })).toContain(
+      "`/approve <env>` is for whoever the environment's `approval.from` allows: no environment here waits for approval.",
+    );
+    expect(helpText(envs, "write")).toContain("`/approve <env>` is for whoever the environment's `approval.from` allows.");
+  });
+});
+
+describe("replies to approvals, rejections, promotions and freeze overrides", () => {
+  const sha = "a".repeat(40);
+  const upstreamSha = "b".repeat(40);
+  const nasty = "see @someone <b>bold</b> `rm -rf /` https://evil.example/x [x](https://evil.example) #12";
+  const lines = ["- `production`: queued: deploy `main` at `aaaaaaa` ([check run](https://github.example/c/1))."];
+
+  it("records an approval: how many of how many, and deploying now once enough", () => {
+    expect(replies.approvalRecorded("octocat", { environment: "production", sha, approvals: 1, required: 2 })).toBe(
+      "@octocat approved the deploy of `aaaaaaa` to `production`: 1 of 2 approvals; waiting for 1 more.",
+    );
+    expect(replies.approvalRecorded("octocat", { environment: "production", sha, approvals: 2, required: 2 })).toBe(
+      "@octocat approved the deploy of `aaaaaaa` to `production`: 2 of 2 approvals; deploying now.",
+    );
+    expect(replies.approvalRecorded("octocat", { environment: "production", sha, approvals: 1, required: 1 })).toBe(
+      "@octocat approved the deploy of `aaaaaaa` to `production`: 1 of 1 approval; deploying now.",
+    );
+  });
+
+  it("refuses an approval with the reason given", () => {
+    expect(replies.approvalRefused("octocat", { environment: "production", reason: "you opened this pull request" })).toBe(
+      "Sorry @octocat, your approval of `production` is not counted; nothing was done. Why: you opened this pull request",
+    );
+  });
+
+  it("records a rejection with its reason", () => {
+    expect(replies.rejectionRecorded("octocat", { environment: "production", sha, reason: "breaks login" })).toBe(
+      "@octocat rejected the deploy of `aaaaaaa` to `production`: it will not be applied. Reason: breaks login",
+    );
+  });
+
+  it("says when nothing waits for approval, and when the environment has no approval policy", () => {
+    expect(replies.nothingAwaitingApproval("octocat", { environment: "staging", command: "approve" })).toBe(
+      "@octocat nothing is waiting for approval in `staging`, so `/approve` did nothing.",
+    );
+    expect(replies.nothingAwaitingApproval("octocat", { environment: "staging", command: "reject", noPolicy: true })).toBe(
+      "@octocat `staging` has no approval policy (`approval` in its configuration), so nothing there waits for approval and `/reject` did nothing.",
+    );
+  });
+
+  it("records a promotion: the soak it skips, and what comes next", () => {
+    expect(replies.promotionRecorded("octocat", { environment: "production", upstream: "staging", sha, reason: "incident 42" })).toBe(
+      "@octocat promoted `aaaaaaa` to `production`, skipping the rest of its soak in `staging`; deploying now. Reason: incident 42",
+    );
+    expect(
+      replies.promotionRecorded("octocat", {
+        environment: "production",
+        upstream: "staging",
+        sha,
+        reason: "incident 42",
+        waitsForApproval: true,
+      }),
+    ).toBe(
+      "@octocat promoted `aaaaaaa` to `production`, skipping the rest of its soak in `staging`; it now waits for approval. Reason: incident 42",
+    );
+  });
+
+  it("says why there is nothing to promote", () => {
+    expect(replies.nothingToPromote("octocat", { environment: "production", why: { kind: "nothing-soaking", upstream: "staging" } })).toBe(
+      "@octocat no commit of `staging` is soaking on its way to `production`, so there is nothing to promote. Nothing was done.",
+    );
+    expect(
+      replies.nothingToPromote("octocat", {
+        environment: "production",
+        why: { kind: "upstream-failed", upstream: "staging", sha: upstreamSha },
+      }),
+    ).toBe(
+      "@octocat `staging` failed with `bbbbbbb`, which stops the line to `production` until a fix is merged or someone comments `/sync` for `staging`; there is nothing to promote. Nothing was done.",
+    );
+    expect(replies.nothingToPromote("octocat", { environment: "staging", why: { kind: "not-gated" } })).toBe(
+      "@octocat `staging` has no promotion gate (`promotion.after` in its configuration): it takes each merge as it comes, so there is nothing to promote. Nothing was done.",
+    );
+  });
+
+  it("records a freeze override (who, why), names environments that were not frozen, and refuses one without admin", () => {
+    expect(replies.freezeOverridden("octocat", { frozen: ["production"], reason: "incident 42", lines })).toBe(
+      `@octocat overrode the freeze of \`production\` with \`/sync --override-freeze\`. Reason: incident 42\n\n${lines[0]}`,
+    );
+    expect(replies.freezeOverridden("octocat", { frozen: ["production"], notFrozen: ["staging"], reason: "incident 42", lines })).toBe(
+      `@octocat overrode the freeze of \`production\` with \`/sync --override-freeze\`; \`staging\` is not frozen and deploys as a normal \`/sync\`. Reason: incident 42\n\n${lines[0]}`,
+    );
+    expect(replies.overrideRefused("octocat", "maintain")).toBe(
+      "Sorry @octocat, `/sync --override-freeze` needs **admin** permission on this repository and you have **maintain**. Nothing was done.",
+    );
+    expect(replies.notFrozen("octocat", { environments: ["staging", "production"], lines })).toBe(
+      `@octocat \`staging\`, \`production\` are not frozen, so \`--override-freeze\` is not needed: they deploy as a normal \`/sync\`.\n\n${lines[0]}`,
+    );
+    expect(replies.notFrozen("octocat", { environments: ["staging"], lines })).toContain(
+      "`staging` is not frozen, so `--override-freeze` is not needed: it deploys as a normal `/sync`.",
+    );
+  });
+
+  it("shows the commenter's reason and the configuration's names as text: only the commenter is mentioned", () => {
+    const environment = "prod`@octo-org/admins`";
+    const texts = [
+      replies.approvalRecorded("octocat", { environment, sha, approvals: 1, required: 2 }),
+      replies.approvalRefused("octocat", { environment, reason: nasty }),
+      replies.rejectionRecorded("octocat", { environment, sha, reason: nasty }),
+      replies.nothingAwaitingApproval("octocat", { environment, command: "approve" }),
+      replies.nothingAwaitingApproval("octocat", { environment, command: "reject", noPolicy: true }),
+      replies.promotionRecorded("octocat", { environment, upstream: environment, sha, reason: nasty }),
+      replies.nothingToPromote("octocat", { environment, why: { kind: "nothing-soaking", upstream: environment } }),
+      replies.nothingToPromote("octocat", { environment, why: { kind: "upstream-failed", upstream: environment, sha } }),
+      replies.nothingToPromote("octocat", { environment, why: { kind: "not-gated" } }),
+      replies.freezeOverridden("octocat", { frozen: [environment], notFrozen: [environment], reason: nasty, lines }),
+      replies.overrideRefused("octocat", "write"),
+      replies.notFrozen("octocat", { environments: [environment], lines }),
+    ];
+    for (const text of texts) {
+      expect(text.startsWith("@octocat ") || text.startsWith("Sorry @octocat,"), text).toBe(true);
+      expect(
+        liveParts(text, ["https://github.example/c/1"]).filter((part) => part !== "mention @octocat"),
+        text,
+      ).toEqual([]);
+    }
+    // The reason reads as written, with nothing in it live.
+    expect(replies.rejectionRecorded("octocat", { environment: "production", sha, reason: nasty })).toContain(
+      "Reason: see @\u200bsomeone &lt;b&gt;bold&lt;/b&gt; \\`rm -rf /\\` https:\u200b//evil.example/x \\[x\\]\\(https:\u200b//evil.example\\) \\#\u200b12",
+    );
   });
 });

@@ -55,6 +55,7 @@ describe("parseConfig", () => {
       selfHeal: false,
       transient: false,
       drift: { ignore: [] },
+      freeze: [],
     });
     expect(config.commands.permission).toBe("write");
     expect(config.previews.drafts).toBe(true);
@@ -167,5 +168,159 @@ describe("configJsonSchema", () => {
     // Every field is a row, nested ones by path.
     expect(configReference()).toContain("| `environments[].drift.ignore[].jsonPointers` | `[]` |");
     expect(configReference()).toContain("| `environments[].name` | required |");
+  });
+});
+
+describe("freeze windows in the configuration", () => {
+  const config = (freeze: string) =>
+    ["version: 1", "environments:", "  - name: production", "    freeze:", freeze, "  - name: staging"].join("\n") + "\n";
+
+  it("reads one-off and recurring windows, with their zones", () => {
+    const parsed = parseConfig(
+      config(
+        [
+          "      - from: 2026-12-24T18:00",
+          "        until: 2027-01-04T09:00",
+          "        timezone: Europe/Berlin",
+          "        reason: Holidays",
+          "      - schedule: 0 18 * * FRI",
+          "        duration: 2d15h",
+          "        reason: Weekend",
+        ].join("\n"),
+      ),
+    );
+    expect(parsed.environments[0]?.freeze).toMatchObject([
+      { kind: "once", from: Date.parse("2026-12-24T17:00:00Z"), until: Date.parse("2027-01-04T08:00:00Z"), timezone: "Europe/Berlin" },
+      { kind: "recurring", duration: 63 * 3_600_000, timezone: "UTC", reason: "Weekend" },
+    ]);
+    expect(parsed.environments[1]?.freeze).toEqual([]);
+  });
+
+  it("names the line of an `until` that is not after `from`", () => {
+    const text = config(
+      [
+        "      - from: 2026-12-24T18:00",
+        "        until: 2026-12-24T09:00",
+        "        timezone: Europe/Berlin",
+        "        reason: Holidays",
+      ].join("\n"),
+    );
+    expect(errorsOf(text)).toEqual([
+      {
+        line: 6,
+        field: "environments[0].freeze[0].until",
+        message:
+          '.github/sluice.yml:6: environments[0].freeze[0].until: must be after from (2026-12-24T18:00 Europe/Berlin), not "2026-12-24T09:00"',
+      },
+    ]);
+  });
+
+  it("names the line of an unknown time zone, of a bad schedule and of a stray field", () => {
+    const text = config(
+      [
+        "      - from: 2026-12-24T18:00",
+        "        until: 2027-01-04T09:00",
+        "        timezone: Europe/Berln",
+        "        reason: Holidays",
+        "      - schedule: 0 18 * * FRY",
+        "        duration: 1d",
+        "        reason: Weekend",
+        "        timzone: UTC",
+      ].join("\n"),
+    );
+    expect(errorsOf(text)).toEqual([
+      {
+        line: 7,
+        field: "environments[0].freeze[0].timezone",
+        message:
+          '.github/sluice.yml:7: environments[0].freeze[0].timezone: is not a time zone: "Europe/Berln"; use an IANA name such as Europe/Berlin, America/New_York or UTC',
+      },
+      {
+        line: 9,
+        field: "environments[0].freeze[1].schedule",
+        message:
+          '.github/sluice.yml:9: environments[0].freeze[1].schedule: day-of-week "FRY" is not a number 0-7 or a name SUN-SAT in "0 18 * * FRY"',
+      },
+      {
+        line: 12,
+        field: "environments[0].freeze[1].timzone",
+        message: '.github/sluice.yml:12: environments[0].freeze[1].timzone: unknown field "timzone"',
+      },
+    ]);
+  });
+});
+
+describe("promotion in the configuration", () => {
+  /** A configuration of these environments, each `name` or `[name, its other lines]`, one field a line. */
+  const config = (...environments: (string | [string, string[]])[]) =>
+    [
+      "version: 1",
+      "environments:",
+      ...environments.flatMap((env) => {
+        const [name, lines] = typeof env === "string" ? [env, []] : env;
+        return [`  - name: ${name}`, ...lines.map((line) => `    ${line}`)];
+      }),
+    ].join("\n") + "\n";
+  const after = (upstream: string, soak?: string): string[] => [
+    "promotion:",
+    `  after: ${upstream}`,
+    ...(soak === undefined ? [] : [`  soak: ${soak}`]),
+  ];
+  /** The error `validateConfig` gives for `field` of environment `index` at `line`. */
+  const issue = (line: number, index: number, field: "after" | "soak", message: string) => {
+    const path = `environments[${index}].promotion.${field}`;
+    return { line, field: path, message: `.github/sluice.yml:${line}: ${path}: ${message}` };
+  };
+
+  it("reads a chain of promotions, with the soak in milliseconds and 0 when not given", () => {
+    const parsed = parseConfig(config("dev", ["staging", after("dev")], ["production", after("staging", "1h30m")]));
+    expect(parsed.environments.map((e) => e.promotion)).toEqual([
+      undefined,
+      { after: "dev", soak: 0 },
+      { after: "staging", soak: 5_400_000 },
+    ]);
+  });
+
+  it("names the line of an unknown `after`, and of the environment itself", () => {
+    expect(errorsOf(config("staging", ["production", after("stagin")]))).toEqual([
+      issue(6, 1, "after", 'names environment "stagin", which is not in this configuration'),
+    ]);
+    expect(errorsOf(config("staging", ["production", after("production")]))).toEqual([
+      issue(6, 1, "after", "names the environment itself"),
+    ]);
+  });
+
+  it("names the line of an `after` on another branch", () => {
+    expect(errorsOf(config(["staging", ["branch: develop"]], ["production", after("staging")]))).toEqual([
+      issue(7, 1, "after", 'names "staging", which tracks branch develop; an environment promotes from one on its own branch (main)'),
+    ]);
+  });
+
+  it("names a cycle of three environments in order, at each one's line", () => {
+    const text = config(["dev", after("production")], ["staging", after("dev")], ["production", after("staging")]);
+    expect(errorsOf(text)).toEqual([
+      issue(5, 0, "after", "makes a cycle of promotions: dev → production → staging → dev"),
+      issue(8, 1, "after", "makes a cycle of promotions: staging → dev → production → staging"),
+      issue(11, 2, "after", "makes a cycle of promotions: production → staging → dev → production"),
+    ]);
+  });
+
+  it("does not call an environment downstream of a cycle part of it", () => {
+    const text = config(["dev", after("staging")], ["staging", after("dev")], ["production", after("staging")]);
+    expect(errorsOf(text).map((e) => e.field)).toEqual(["environments[0].promotion.after", "environments[1].promotion.after"]);
+  });
+
+  it("names the line of a soak that is not a duration", () => {
+    const text = config(
+      "staging",
+      ["production", after("staging", "15")],
+      ["canary", after("staging", "soon")],
+      ["eu", after("staging", "0m")],
+    );
+    expect(errorsOf(text)).toEqual([
+      issue(7, 1, "soak", "must be a duration such as 15m, 2h or 1h30m, not the number 15 (a number needs a unit: 15m)"),
+      issue(11, 2, "soak", 'must be a duration such as 15m, 2h or 1h30m, not "soon"'),
+      issue(15, 3, "soak", 'must be longer than 0, not "0m"'),
+    ]);
   });
 });

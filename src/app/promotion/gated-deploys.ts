@@ -1,0 +1,326 @@
+import { approversText, judgeApproval, type ApprovalJudgement, type ApproverFacts } from "../../core/approval.ts";
+import type { Config, Environment } from "../../core/config.ts";
+import { decideGate, hasDeployGates, type GateDecision } from "../../core/deploy-gate.ts";
+import { broughtBy } from "../../core/promotion.ts";
+import { deployCheckName } from "../../core/check-names.ts";
+import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
+import { GATE_STATES, type GateFacts, type GateState } from "../../core/deploy-phases.ts";
+import { gateCheckRun } from "../../core/deploy-status.ts";
+import { formatDuration } from "../../core/duration.ts";
+import { escapeInline } from "../../core/markdown.ts";
+import { shortSha, type RepositoryRef } from "../../core/git-ref.ts";
+import { approverFacts } from "../github/approvers.ts";
+import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import type { Logger } from "../log-context.ts";
+import type { PromotionCheck } from "../queue/queues.ts";
+import type { DeployRecord, DeployRecords } from "../deploy/deploy-records.ts";
+import type { GateStates, PendingDeploy } from "./gate-states.ts";
+
+/** At most this many commits besides its own are brought by a waiting deploy (their authors are looked up on approval). */
+const MAX_BROUGHT = 50;
+
+/** What holding deploys at approvals and freezes needs. */
+export interface GatedDeployDeps {
+  gates: GateStates;
+  records: DeployRecords;
+  /** Makes a deploy's GitHub Deployment (as the deploy pipeline makes them); returns its id. */
+  createDeployment: (gh: GitHubClient, request: DeployRequest, env: Environment, jobId: string) => Promise<number>;
+  /** Asks for a promotion check of the repository at `at`: a freeze's end, an approval's timeout, enough approvals. */
+  wake: (check: PromotionCheck, at: number) => Promise<void>;
+  /** Hands a deploy whose wait is over to the deploy pipeline again. */
+  prepare: (request: DeployRequest) => Promise<void>;
+  webUrl: string;
+  now: () => number;
+  log: Logger;
+}
+
+/** Whether a deploy goes to the agents now, and a note for its check run when it goes through a freeze. */
+export type Admission = { go: true; note?: string } | { go: false };
+
+/** An approval's outcome: counted (with how many there are now), or refused with the reason; or nothing waits. */
+export type ApprovalOutcome =
+  { kind: "counted"; approvals: number; required: number; sha: string } | { kind: "refused"; reason: string } | { kind: "none" };
+
+/**
+ * Deploys that wait at an environment's approval or freeze. A deploy that must wait becomes the
+ * environment's pending deploy (a newer one replaces it: newest wins), with a check run and a
+ * GitHub Deployment that say what it waits for; approvals, refusals and timeouts are recorded on
+ * both. When its wait is over it goes back through the deploy pipeline, which signs it then, so
+ * the agent gets a fresh job however long it waited.
+ */
+export class GatedDeploys {
+  readonly #deps: GatedDeployDeps;
+
+  constructor(deps: GatedDeployDeps) {
+    this.#deps = deps;
+  }
+
+  /** Whether `request` goes to the agents now; when not, it waits as the environment's pending deploy. */
+  async admit(gh: GitHubClient, request: DeployRequest, env: Environment): Promise<Admission> {
+    const deps = this.#deps;
+    const now = deps.now();
+    // Promotion moves an environment only past what it was last asked to deploy, however it was asked.
+    if (env.promotion)
+      await deps.gates.update(request.repository.id, env.name, (gate) => [
+        { ...gate, requested: { sha: request.sha, at: now } },
+        undefined,
+      ]);
+    if (!hasDeployGates(env)) return { go: true };
+    const promoted = await this.#promotedAlong(request, env);
+    const jobId = deployJobId(request);
+    const { decision, replaced, pending } = await deps.gates.update(request.repository.id, env.name, (gate) => {
+      const same = gate.pending?.jobId === jobId ? gate.pending : undefined;
+      const waiting: PendingDeploy = same ?? {
+        jobId,
+        request,
+        since: now,
+        approvals: [],
+        ...(request.overrideFreeze ? { override: { ...request.overrideFreeze, at: now } } : {}),
+        brings: carried(gate.pending, request.sha, promoted),
+      };
+      const decided = decideGate(env, { ...waiting, reason: request.reason }, now);
+      const old = gate.pending && gate.pending.jobId !== jobId ? gate.pending : undefined;
+      const next = { ...gate };
+      if (decided.kind === "wait") next.pending = waiting;
+      else delete next.pending;
+      return [next, { decision: decided, replaced: old, pending: waiting }];
+    });
+    if (replaced) await this.#end(gh, replaced, "passed", { sha: shortSha(request.sha) });
+    if (decision.kind === "go") {
+      const override = pending.override;
+      return override
+        ? { go: true, note: `Applied during a freeze: overridden by ${escapeInline(override.by)}: ${escapeInline(override.reason)}.` }
+        : { go: true };
+    }
+    if (decision.kind === "end") {
+      await this.#end(gh, pending, decision.state, this.#facts(env, decision, pending));
+      return { go: false };
+    }
+    await this.#show(gh, pending, env, decision.state, this.#facts(env, decision, pending));
+    if (decision.wakeAt !== undefined)
+      await deps.wake({ repository: request.repository, installationId: request.installationId }, decision.wakeAt);
+    return { go: false };
+  }
+
+  /** The commits of the promotion line a promoted `request` brings besides its own: those the environment has not deployed. */
+  async #promotedAlong(request: DeployRequest, env: Environment): Promise<PendingDeploy["brings"]> {
+    if (!env.promotion || !env.approval) return [];
+    const { gates } = this.#deps;
+    const [line, own] = await Promise.all([gates.line(request.repository.id, env.branch), gates.load(request.repository.id, env.name)]);
+    const runs = own.events.findLast((e) => e.kind === "deployed");
+    return broughtBy(line, runs?.kind === "deployed" ? runs.sha : undefined, request.sha, MAX_BROUGHT).map((c) => ({
+      sha: c.sha,
+      merger: c.pusher,
+    }));
+  }
+
+  /**
+   * Looks again at each environment's pending deploy: one whose wait is over goes to the agents,
+   * one whose approval timed out ends. Returns when to look again (a freeze's end, a timeout).
+   */
+  async release(gh: GitHubClient, check: PromotionCheck, config: Config): Promise<number[]> {
+    const deps = this.#deps;
+    const wakes: number[] = [];
+    for (const env of config.environments) {
+      if (!hasDeployGates(env)) continue;
+      const gate = await deps.gates.load(check.repository.id, env.name);
+      const pending = gate.pending;
+      if (!pending) continue;
+      const decision = decideGate(env, { ...pending, reason: pending.request.reason }, deps.now());
+      if (decision.kind === "wait") {
+        if (decision.wakeAt !== undefined) wakes.push(decision.wakeAt);
+        continue;
+      }
+      // The pipeline admits it again and finds its wait over (or its approval timed out).
+      await deps.prepare(pending.request);
+    }
+    return wakes;
+  }
+
+  /**
+   * Records `login`'s approval of the environment's pending deploy, when the policy counts it.
+   * `sha`, given by the Approve button, is the commit of the check run pressed: an approval counts
+   * only for the deploy its approver saw, never for a newer one that replaced it meanwhile.
+   */
+  async approve(
+    gh: GitHubClient,
+    env: Environment,
+    request: Pick<DeployRequest, "repository">,
+    login: string,
+    sha?: string,
+  ): Promise<ApprovalOutcome> {
+    const deps = this.#deps;
+    const policy = env.approval;
+    const repository = request.repository;
+    const gate = await deps.gates.load(repository.id, env.name);
+    const pending = gate.pending;
+    if (!policy || !pending) return { kind: "none" };
+    if (sha !== undefined && pending.request.sha !== sha)
+      return {
+        kind: "refused",
+        reason: `${shortSha(sha)} no longer waits for approval in ${env.name}: ${shortSha(pending.request.sha)} replaced it, and its own check run has the Approve button`,
+      };
+    const author = pending.author ?? (await authorOf(gh, pending.request.repository, pending.request.sha, pending.request.pullRequest));
+    const merger = pending.merger ?? (pending.request.reason === "merge" ? pending.request.requestedBy : undefined);
+    const judged = await judgeAll(gh, policy, await approverFacts(gh, repository, login, policy), {
+      pending,
+      author,
+      merger,
+    });
+    if (!judged.ok) return { kind: "refused", reason: judged.reason };
+    const updated = await deps.gates.update(repository.id, env.name, (g) => {
+      if (g.pending?.jobId !== pending.jobId) return [g, undefined];
+      const next: PendingDeploy = {
+        ...g.pending,
+        approvals: [...g.pending.approvals, { login, at: deps.now() }],
+        ...(author ? { author } : {}),
+        ...(merger ? { merger } : {}),
+      };
+      return [{ ...g, pending: next }, next];
+    });
+    if (!updated) return { kind: "none" };
+    deps.log.info({ environment: env.name, sha: pending.request.sha, by: login }, "deploy approved");
+    const decision = decideGate(env, { ...updated, reason: updated.request.reason }, deps.now());
+    if (decision.kind === "wait") await this.#show(gh, updated, env, decision.state, this.#facts(env, decision, updated));
+    else await deps.wake({ repository, installationId: updated.request.installationId }, deps.now());
+    return { kind: "counted", approvals: updated.approvals.length, required: policy.required, sha: updated.request.sha };
+  }
+
+  /** Ends the environment's pending deploy as rejected by `login`; false when nothing waits. */
+  async reject(
+    gh: GitHubClient,
+    env: Environment,
+    repositoryId: number,
+    login: string,
+    reason: string,
+  ): Promise<PendingDeploy | undefined> {
+    const deps = this.#deps;
+    const pending = await deps.gates.update(repositoryId, env.name, (g) => {
+      const next = { ...g };
+      delete next.pending;
+      return [next, g.pending];
+    });
+    if (!pending) return undefined;
+    await this.#end(gh, pending, "refused", { by: escapeInline(login), reason: escapeInline(reason) });
+    deps.log.info({ environment: env.name, sha: pending.request.sha, by: login }, "deploy rejected");
+    return pending;
+  }
+
+  #facts(env: Environment, decision: Exclude<GateDecision, { kind: "go" }>, pending: PendingDeploy): GateFacts {
+    return {
+      ...decision.facts,
+      environment: escapeInline(env.name),
+      ...(env.approval
+        ? { approvers: approversText(env.approval), ...(env.approval.timeout ? { timeout: formatDuration(env.approval.timeout) } : {}) }
+        : {}),
+      approvedBy: pending.approvals.map((a) => escapeInline(a.login)),
+    };
+  }
+
+  /** Shows a waiting deploy's state on its check run and Deployment, making them when it has none yet. */
+  async #show(gh: GitHubClient, pending: PendingDeploy, env: Environment, state: GateState, facts: GateFacts): Promise<void> {
+    const deps = this.#deps;
+    const { request, jobId } = pending;
+    const fields = gateCheckRun(state, facts);
+    await deps.records.exclusive(jobId, 60_000, async () => {
+      const previous = await deps.records.load(jobId);
+      const record: DeployRecord = previous ?? {
+        checkRunId: request.checkRunId ?? 0,
+        deploymentId: 0,
+        repository: request.repository,
+        installationId: request.installationId,
+        environment: env.name,
+        sha: request.sha,
+        reason: request.reason,
+        hold: "keep",
+        completed: false,
+        ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+      };
+      if (record.checkRunId) await gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true });
+      else
+        record.checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, {
+          externalId: jobId,
+          ...fields,
+        });
+      if (!record.deploymentId) record.deploymentId = await deps.createDeployment(gh, request, env, jobId);
+      const deployment = GATE_STATES[state].deployment;
+      if (deployment) {
+        await gh.deploymentStatus(
+          request.repository,
+          record.deploymentId,
+          { state: deployment, description: fields.output.title, logUrl: checkRunUrl(deps.webUrl, request.repository, record.checkRunId) },
+          { coalesce: true },
+        );
+        record.deploymentState = deployment;
+      }
+      await deps.records.save(jobId, record);
+    });
+  }
+
+  /** Ends a deploy that will not be applied (rejected, timed out, replaced) on its check run and Deployment. */
+  async #end(
+    gh: GitHubClient,
+    pending: PendingDeploy,
+    state: Extract<GateState, "refused" | "timedOut" | "passed">,
+    facts: GateFacts,
+  ): Promise<void> {
+    const deps = this.#deps;
+    const { request, jobId } = pending;
+    const fields = gateCheckRun(state, facts);
+    await deps.records.exclusive(jobId, 60_000, async () => {
+      const record = await deps.records.load(jobId);
+      if (!record || record.completed) return;
+      if (record.checkRunId) await gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true });
+      const deployment = GATE_STATES[state].deployment;
+      if (record.deploymentId)
+        await gh.deploymentStatus(
+          request.repository,
+          record.deploymentId,
+          { state: deployment, description: fields.output.title, logUrl: checkRunUrl(deps.webUrl, request.repository, record.checkRunId) },
+          { coalesce: true },
+        );
+      await deps.records.save(jobId, { ...record, completed: true });
+    });
+  }
+}
+
+/** The author of the merged pull request commit `sha` came from, when there is one. */
+async function authorOf(gh: GitHubClient, repository: RepositoryRef, sha: string, pullRequest?: number): Promise<string | undefined> {
+  const [number] = pullRequest ? [pullRequest] : await gh.mergedPullsFor(repository, sha);
+  if (number === undefined) return undefined;
+  const pull = await gh.pullRequest(repository, number);
+  return pull.author || undefined;
+}
+
+/**
+ * What a new waiting deploy of `sha` brings besides its own commit: the commits of the promotion
+ * line it passes (`promoted`), and from the waiting deploy it replaces, that one's commit and merger
+ * and what it brought.
+ */
+function carried(old: PendingDeploy | undefined, sha: string, promoted: PendingDeploy["brings"]): PendingDeploy["brings"] {
+  const merger = old && (old.merger ?? (old.request.reason === "merge" ? old.request.requestedBy : undefined));
+  const replaced = old ? [...old.brings, { sha: old.request.sha, ...(merger ? { merger } : {}) }] : [];
+  const all = [...replaced, ...promoted];
+  return all.filter((b, i) => b.sha !== sha && all.findIndex((o) => o.sha === b.sha && o.merger === b.merger) === i).slice(-MAX_BROUGHT);
+}
+
+/**
+ * Judges an approval of the pending deploy's own commit (its `author` and `merger`), then of each
+ * commit it brings from the deploys it replaced: four eyes holds for every change that applies.
+ */
+async function judgeAll(
+  gh: GitHubClient,
+  policy: NonNullable<Environment["approval"]>,
+  approver: ApproverFacts,
+  subject: { pending: PendingDeploy; author: string | undefined; merger: string | undefined },
+): Promise<ApprovalJudgement> {
+  const { pending } = subject;
+  const own = judgeApproval(policy, approver, { author: subject.author, merger: subject.merger, approvals: pending.approvals });
+  if (!own.ok || !policy.notAuthor) return own;
+  for (const brought of pending.brings) {
+    const author = await authorOf(gh, pending.request.repository, brought.sha);
+    const judged = judgeApproval(policy, approver, { author, merger: brought.merger, approvals: [] });
+    if (!judged.ok) return { ok: false, reason: `this deploy brings ${shortSha(brought.sha)} too, and of it: ${judged.reason}` };
+  }
+  return own;
+}
