@@ -16,7 +16,7 @@ export interface DeployReportDeps {
   webUrl: string;
   log: Logger;
   /** Told each deploy's end (healthy or failed), for promotion: a healthy deploy starts its commit's soak. */
-  observe?: (deploy: DeployRecord, outcome: "deployed" | "failed") => Promise<void>;
+  observe?: (deploy: DeployRecord, outcome: "deployed" | "failed", at: number) => Promise<void>;
 }
 
 /**
@@ -112,7 +112,7 @@ export class DeployReports {
       // report is retried (and applied again), never dropped as a report for a finished deploy.
       // Promotion learns of the outcome now, not after the paced writes: a soak starts when the deploy ended.
       const outcome = phaseRow(report.phase).outcome;
-      if (outcome && deps.observe) await deps.observe(record, outcome);
+      if (outcome && deps.observe) await deps.observe(record, outcome, Date.parse(report.at));
       await Promise.all(writes);
       await deps.records.save(report.jobId, applied);
       return verdict;

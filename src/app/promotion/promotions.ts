@@ -39,7 +39,7 @@ export interface PromotionDeps {
 }
 
 /** What the app sees happen in an environment: a deploy's end, or a change of its drift. */
-export type ObservedEvent = { kind: "deployed" | "failed"; sha: string } | { kind: "drift"; drifted: boolean };
+export type ObservedEvent = { kind: "deployed" | "failed"; sha: string; at?: number } | { kind: "drift"; drifted: boolean; at?: number };
 
 /** A push as promotion sees it. */
 export interface PromotionPush {
@@ -103,11 +103,13 @@ export class Promotions {
   }
 
   /**
-   * An environment's deploy ended, or its drift changed: recorded at the app's time (soaks are
-   * measured by one clock), and its downstream environments are looked at again.
+   * An environment's deploy ended, or its drift changed: recorded at the time it happened (a
+   * deploy report's signed time, never later than the app's clock), and its downstream
+   * environments are looked at again.
    */
   async observed(check: PromotionCheck, environment: string, event: ObservedEvent): Promise<void> {
-    const feeds = await this.#deps.gates.record(check.repository.id, environment, { ...event, at: this.#deps.now() });
+    const at = Math.min(event.at ?? Infinity, this.#deps.now());
+    const feeds = await this.#deps.gates.record(check.repository.id, environment, { ...event, at });
     if (feeds) await this.check(check);
   }
 
@@ -260,7 +262,18 @@ export class Promotions {
     ]);
     deps.log.info({ repository: fullName(check.repository), environment: env.name, sha }, "commit promoted");
     for (const w of passed)
-      await gh.updateCheckRun(check.repository, w.checkRunId, gateCheckRun("passed", { sha: shortSha(sha) }), { coalesce: true });
+      this.#write(gh.updateCheckRun(check.repository, w.checkRunId, gateCheckRun("passed", { sha: shortSha(sha) }), { coalesce: true }));
+  }
+
+  /**
+   * A check-run write of a waiting commit, not awaited: it waits its turn in the installation's
+   * write pacing while the check goes on and the repository's lock is let go, so a soak's end is
+   * never held up behind writes. A write that fails is logged; the next change writes the state whole.
+   */
+  #write(write: Promise<void>): void {
+    write.catch((error: unknown) => {
+      this.#deps.log.warn({ error: error instanceof Error ? error.message : String(error) }, "promotion state not written to GitHub");
+    });
   }
 
   /** Each commit still waiting for its promotion shows where it is: waiting, soaking (until when), or stopped by a failure upstream. */
@@ -282,7 +295,7 @@ export class Promotions {
       const shown = `${fields.output.title}\n${pipeline(w.sha)}`;
       if (shown === w.title) continue;
       const output = { ...fields.output, summary: `${fields.output.summary}\n\n**Pipeline:** ${pipeline(w.sha)}` };
-      await gh.updateCheckRun(check.repository, w.checkRunId, { ...fields, output }, { coalesce: true });
+      this.#write(gh.updateCheckRun(check.repository, w.checkRunId, { ...fields, output }, { coalesce: true }));
       changed.push({ sha: w.sha, title: shown });
     }
     if (changed.length === 0) return;

@@ -213,10 +213,11 @@ function deployServices(
       agentKeys,
       webUrl,
       log,
-      observe: (deploy, outcome) =>
+      observe: (deploy, outcome, at) =>
         promotions.observed({ repository: deploy.repository, installationId: deploy.installationId }, deploy.environment, {
           kind: outcome,
           sha: deploy.sha,
+          at,
         }),
     }),
     convergence: new Convergence({
