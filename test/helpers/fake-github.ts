@@ -307,6 +307,11 @@ export class FakeGitHub {
     return this.requests.filter((r) => r.operationId === operationId);
   }
 
+  /** A repository's GitHub Deployments, newest first, with their newest state. */
+  deploymentsOf(owner: string, name: string): readonly { id: number; sha: string; environment: string; state: string }[] {
+    return this.#repo(owner, name).deployments;
+  }
+
   #repo(owner: string, name: string): FakeRepo {
     const repo = this.#repos.get(`${owner}/${name}`);
     if (!repo) throw new Error(`fake GitHub has no repository ${owner}/${name}`);

@@ -159,9 +159,18 @@ export function describeScaleOut(options: ScaleOutOptions): void {
       // Each merge: one deploy check run and one Deployment; the newest of each repository succeeded.
       const deployRuns = (m: (typeof merges)[number]) =>
         [...github.checkRuns.values()].filter((r) => r.head_sha === m.sha && r.name === deployCheckName("production"));
-      await expect
-        .poll(() => merges.filter((m) => deployRuns(m).some((r) => r.status === "completed")).length, { timeout: 300_000, interval: 500 })
-        .toBe(merges.length);
+      try {
+        await expect
+          .poll(() => merges.filter((m) => deployRuns(m).some((r) => r.status === "completed")).length, { timeout: 300_000, interval: 500 })
+          .toBe(merges.length);
+      } catch (error) {
+        // Which merges never finished, and what their check runs and Deployments say, for the log.
+        for (const m of merges.filter((merge) => !deployRuns(merge).some((r) => r.status === "completed")))
+          console.error(
+            `${m.repo.repo}@${m.sha.slice(0, 7)} (newest: ${String(m.newest)}): check runs ${JSON.stringify(deployRuns(m).map((r) => [r.status, r.output?.title]))}, Deployments ${JSON.stringify(github.deploymentsOf(OWNER, m.repo.repo).filter((d) => d.sha === m.sha))}`,
+          );
+        throw error;
+      }
       const mergesMs = performance.now() - started;
       // Late reports and redeliveries settle before anything is counted.
       await new Promise((resolve) => setTimeout(resolve, 3_000));
