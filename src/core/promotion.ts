@@ -195,8 +195,7 @@ export function decidePromotion(facts: PromotionFacts): PromotionDecision {
     if (status.since !== undefined) wakeAt = Math.min(wakeAt ?? Infinity, status.since + facts.soakMs);
   });
   const decision: PromotionDecision = { statuses, ...(wakeAt !== undefined ? { wakeAt } : {}) };
-  const outcomes = facts.upstream.filter((e) => (e.kind === "deployed" || e.kind === "failed") && e.at <= now);
-  const last = outcomes.reduce<EnvironmentEvent | undefined>((newest, e) => (!newest || e.at >= newest.at ? e : newest), undefined);
+  const last = lastOutcome(facts.upstream, now);
   if (last?.kind === "failed") decision.stopped = { sha: last.sha, at: last.at };
   const requested = facts.requested === undefined ? -1 : lineIndex(line, facts.requested);
   const sha = line[candidate]?.sha;
@@ -222,4 +221,14 @@ export function broughtBy(line: readonly LineCommit[], previous: string | undefi
 /** Adds a fact to a list, oldest dropped beyond {@link KEPT_FACTS}. */
 export function kept<T>(list: readonly T[], item: T): T[] {
   return [...list, item].slice(-KEPT_FACTS);
+}
+
+/** A deploy's outcome in an environment's events. */
+export type DeployOutcome = Extract<EnvironmentEvent, { kind: "deployed" | "failed" }>;
+
+/** An environment's newest deploy outcome up to `now` (all of them when absent). */
+export function lastOutcome(events: readonly EnvironmentEvent[], now = Infinity): DeployOutcome | undefined {
+  let last: DeployOutcome | undefined;
+  for (const e of events) if ((e.kind === "deployed" || e.kind === "failed") && e.at <= now && (!last || e.at >= last.at)) last = e;
+  return last;
 }

@@ -6,15 +6,7 @@ import type { GateFacts, GateState } from "../../core/deploy-phases.ts";
 import { gateCheckRun } from "../../core/deploy-status.ts";
 import { fullName, shortSha, type RepositoryRef } from "../../core/git-ref.ts";
 import { code, escapeInline } from "../../core/markdown.ts";
-import {
-  contains,
-  decidePromotion,
-  kept,
-  lineIndex,
-  type EnvironmentEvent,
-  type LineCommit,
-  type PromotionDecision,
-} from "../../core/promotion.ts";
+import { contains, decidePromotion, kept, lastOutcome, lineIndex, type LineCommit, type PromotionDecision } from "../../core/promotion.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
@@ -145,9 +137,7 @@ export class Promotions {
     const last = lastOutcome(upstream.events);
     if (last?.kind === "failed") return { ok: false, why: { kind: "upstream-failed", upstream: after, sha: last.sha } };
     const sha = last?.sha;
-    const requested = own.requested ? lineIndex(line, own.requested.sha) : -1;
-    if (!sha || (requested >= 0 && contains(line, requested, lineIndex(line, sha))))
-      return { ok: false, why: { kind: "nothing-soaking", upstream: after } };
+    if (!sha || asked(line, own, sha)) return { ok: false, why: { kind: "nothing-soaking", upstream: after } };
     const now = deps.now();
     await deps.gates.update(check.repository.id, env.name, (g) => [
       { ...g, promotions: kept(g.promotions, { kind: "promoted", sha, at: now, by, reason }) },
@@ -341,11 +331,4 @@ function waitingState(env: Environment, line: LineCommit[], decision: PromotionD
 function asked(line: readonly LineCommit[], gate: Gate, sha: string): boolean {
   const requested = gate.requested ? lineIndex(line, gate.requested.sha) : -1;
   return requested >= 0 && contains(line, requested, lineIndex(line, sha));
-}
-
-/** An environment's newest deploy outcome. */
-function lastOutcome(events: readonly EnvironmentEvent[]): Extract<EnvironmentEvent, { kind: "deployed" | "failed" }> | undefined {
-  let last: Extract<EnvironmentEvent, { kind: "deployed" | "failed" }> | undefined;
-  for (const e of events) if ((e.kind === "deployed" || e.kind === "failed") && (!last || e.at >= last.at)) last = e;
-  return last;
 }
