@@ -160,7 +160,8 @@ export class DeployJobs {
         description: first.description,
         logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
       },
-      { coalesce: true },
+      // Sent once the lock is let go: a replica that applied the deploy's final report meanwhile wrote what comes after it.
+      { coalesce: true, guard: this.#deps.records.guard(jobId, (r) => !r.completed && r.deploymentState === first.deployment) },
     );
     // Awaited by the caller; until then a failure is not left unhandled.
     status.catch(() => undefined);

@@ -7,9 +7,12 @@ import { commitShaSchema, repositoryRefSchema } from "../../core/git-ref.ts";
 import { deployRecordKey } from "../state/redis-keys.ts";
 import type { Logger } from "../log-context.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
-import { withRedisLock } from "../state/redis-lock.ts";
+import { LockTimeoutError, withRedisLock } from "../state/redis-lock.ts";
+import type { WriteGuard } from "../github/pacing.ts";
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
+/** How long a guarded write waits for its deploy's lock before it gives way to the holder's newer write. */
+const GUARD_WAIT_MS = 3_000;
 
 /** What a deploy looks like on GitHub: its check run, Deployment and where it came from. */
 export const deployRecordSchema = z.strictObject({
@@ -58,6 +61,29 @@ export class DeployRecords {
    */
   async exclusive<T>(jobId: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
     return withRedisLock(this.#redis, `${deployRecordKey(jobId)}:lock`, { ttlMs: 30_000, waitMs, pollMs: 25 }, fn);
+  }
+
+  /**
+   * A guard ({@link WriteGuard}) for a write of a deploy's state that is not its last (an
+   * in-progress check run, a Deployment's first status), sent without waiting for its turn in this
+   * replica's write pacing. Another replica may apply the deploy's next report meanwhile, and write
+   * through its own pacing: so when the write's turn comes it goes out under the deploy's lock, and
+   * only if `current` still holds for the record then. A write the deploy moved past (finished, or a
+   * newer report applied) is not sent: what moved it wrote the newer state. A lock held past the
+   * wait is a newer state being written now, and the older one gives way too.
+   */
+  guard(jobId: string, current: (record: DeployRecord) => boolean): WriteGuard {
+    return async (send) => {
+      try {
+        return await this.exclusive(jobId, GUARD_WAIT_MS, async () => {
+          const record = await this.load(jobId);
+          return record && current(record) ? send() : undefined;
+        });
+      } catch (error) {
+        if (error instanceof LockTimeoutError) return undefined;
+        throw error;
+      }
+    };
   }
 
   /** The record of a deploy, or undefined when there is none or it does not verify. */

@@ -1,5 +1,5 @@
 import { agentReportSchema, type AgentReport } from "../../core/agent-protocol.ts";
-import { checkRunState, deploymentState, isFinal, isNewer, phaseRow } from "../../core/deploy-phases.ts";
+import { checkRunState, deploymentState, isFinal, isNewer, phaseRow, type DeploymentState } from "../../core/deploy-phases.ts";
 import { DEPLOY_ACTIONS, deployCheckOutput, deployComment, releasedState, supersededSummary } from "../../core/deploy-status.ts";
 import { checkRunUrl, type GitHubClient } from "../github/client.ts";
 import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "../agents/agent-keys.ts";
@@ -76,30 +76,8 @@ export class DeployReports {
       });
       for (const jobId of held) await deps.records.exclusive(jobId, 60_000, () => this.#release(jobId, record, logUrl));
     }
-    const gh = await deps.github(record.installationId);
-    const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report, record)) };
-    // A finished deploy's check run carries the Re-sync and Roll back buttons.
-    const actions = phaseRow(report.phase).buttons ? { actions: DEPLOY_ACTIONS } : {};
+    const { writes, deployment } = await this.#write(report, record, logUrl);
     const final = isFinal(report.phase);
-    // Each write replaces the same object's older state still waiting for its turn (issue 28): a
-    // burst of reports costs one check-run update, and a deploy that ends quickly skips straight
-    // from the check run's first state to its last.
-    const writes: Promise<void>[] = [
-      gh.updateCheckRun(record.repository, record.checkRunId, { ...checkRunState(report.phase), output, ...actions }, { coalesce: true }),
-    ];
-    const state = deploymentState(report.phase);
-    const deployment = state !== undefined && record.deploymentId > 0 && state !== record.deploymentState ? state : undefined;
-    if (deployment)
-      writes.push(
-        gh.deploymentStatus(
-          record.repository,
-          record.deploymentId,
-          { state: deployment, description: output.title, logUrl },
-          { coalesce: true },
-        ),
-      );
-    const comment = deployComment(record, report, logUrl);
-    if (comment) writes.push(commentOnPull(gh, record, comment));
     if (phaseRow(report.phase).waitsForHold) await deps.environments.heldJob(record.repository.id, record.environment, report.jobId);
     const applied: DeployRecord = {
       ...record,
@@ -125,6 +103,53 @@ export class DeployReports {
       });
     await deps.records.save(report.jobId, applied);
     return verdict;
+  }
+
+  /**
+   * Starts the report's writes to GitHub: the check run's state, the Deployment's status when it
+   * changes, and a comment on the pull request when the phase makes one. Each write replaces the
+   * same object's older state still waiting for its turn (issue 28): a burst of reports costs one
+   * check-run update, and a deploy that ends quickly skips straight from the check run's first
+   * state to its last. A final state is written under the deploy's lock; an earlier one, not
+   * awaited, goes out only if no replica moved the deploy past it meanwhile.
+   */
+  async #write(
+    report: AgentReport,
+    record: DeployRecord,
+    logUrl: string,
+  ): Promise<{ writes: Promise<void>[]; deployment: DeploymentState | undefined }> {
+    const deps = this.#deps;
+    const gh = await deps.github(record.installationId);
+    const output = { ...deployCheckOutput(report), ...(await this.#supersededBy(report, record)) };
+    // A finished deploy's check run carries the Re-sync and Roll back buttons.
+    const actions = phaseRow(report.phase).buttons ? { actions: DEPLOY_ACTIONS } : {};
+    const state = deploymentState(report.phase);
+    const deployment = state !== undefined && record.deploymentId > 0 && state !== record.deploymentState ? state : undefined;
+    const guarded = (current: (r: DeployRecord) => boolean) =>
+      isFinal(report.phase)
+        ? { coalesce: true }
+        : { coalesce: true, guard: deps.records.guard(report.jobId, (r) => !r.completed && current(r)) };
+    const applied = report.applied ?? 0;
+    const writes: Promise<void>[] = [
+      gh.updateCheckRun(
+        record.repository,
+        record.checkRunId,
+        { ...checkRunState(report.phase), output, ...actions },
+        guarded((r) => r.reported?.at === report.at && r.reported.phase === report.phase && r.reported.applied === applied),
+      ),
+    ];
+    if (deployment)
+      writes.push(
+        gh.deploymentStatus(
+          record.repository,
+          record.deploymentId,
+          { state: deployment, description: output.title, logUrl },
+          guarded((r) => r.deploymentState === deployment),
+        ),
+      );
+    const comment = deployComment(record, report, logUrl);
+    if (comment) writes.push(commentOnPull(gh, record, comment));
+    return { writes, deployment };
   }
 
   /** Closes the check run and Deployment of a deploy the agent held, once a newer deploy released the hold. */

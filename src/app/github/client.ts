@@ -6,6 +6,7 @@ import { fullName, type RepositoryRef } from "../../core/git-ref.ts";
 import { PERMISSION_ORDER, type Permission } from "../../core/permission.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import type { TreeFile } from "../../core/rollback.ts";
+import type { Supersede, WriteGuard } from "./pacing.ts";
 import { pullRequestInfo, pullRequestSliceSchema, type PullRequestInfo } from "./schemas.ts";
 
 export { PERMISSION_ORDER, permits, type Permission } from "../../core/permission.ts";
@@ -24,6 +25,23 @@ function coordinates(repository: RepoName): { owner: string; repo: string } {
 }
 
 /** A comment found on an issue or pull request. */
+/** How a write of one object's state goes out: combined with its newer states while it waits (`coalesce`, see `Supersede`), and sent only if its `guard` lets it when its turn comes. */
+export interface WriteOptions {
+  coalesce?: boolean;
+  guard?: WriteGuard;
+}
+
+/** The request options that carry `options` to the write pacing, for the object `key`. */
+function writeRequest(options: WriteOptions, key: string, final: boolean): { request?: { supersede?: Supersede; guard?: WriteGuard } } {
+  if (!options.coalesce && !options.guard) return {};
+  return {
+    request: {
+      ...(options.coalesce ? { supersede: { key, final } } : {}),
+      ...(options.guard ? { guard: options.guard } : {}),
+    },
+  };
+}
+
 export interface IssueComment {
   id: number;
   body: string;
@@ -285,7 +303,7 @@ export class GitHubClient {
     repository: RepoName,
     deploymentId: number,
     fields: { state: "queued" | "in_progress" | "success" | "failure" | "error" | "inactive"; description: string; logUrl?: string },
-    options: { coalesce?: boolean } = {},
+    options: WriteOptions = {},
   ): Promise<void> {
     // GitHub's auto_inactive marks the earlier successful deployments of the environment inactive:
     // right for a success, which is now what runs there, and for nothing else.
@@ -296,13 +314,7 @@ export class GitHubClient {
       description: fields.description.slice(0, 140),
       ...(fields.logUrl ? { log_url: fields.logUrl } : {}),
       auto_inactive: fields.state === "success",
-      ...(options.coalesce
-        ? {
-            request: {
-              supersede: { key: `deployment ${deploymentId}`, final: fields.state !== "queued" && fields.state !== "in_progress" },
-            },
-          }
-        : {}),
+      ...writeRequest(options, `deployment ${deploymentId}`, fields.state !== "queued" && fields.state !== "in_progress"),
     });
   }
 
@@ -492,19 +504,14 @@ export class GitHubClient {
    * `coalesce` (and no annotations), a newer state of the check run written before this one goes
    * out replaces it (a completed one is never replaced): see `Supersede` in pacing.ts.
    */
-  async updateCheckRun(
-    repository: RepoName,
-    checkRunId: number,
-    fields: CheckRunFields,
-    options: { coalesce?: boolean } = {},
-  ): Promise<void> {
+  async updateCheckRun(repository: RepoName, checkRunId: number, fields: CheckRunFields, options: WriteOptions = {}): Promise<void> {
     const [first, rest] = splitAnnotations(fields.output);
-    const coalesce = options.coalesce && !fields.output?.annotations?.length;
+    const coalesce = options.coalesce === true && !fields.output?.annotations?.length;
     await this.#octokit.rest.checks.update({
       ...coordinates(repository),
       check_run_id: checkRunId,
       ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
-      ...(coalesce ? { request: { supersede: { key: `check-run ${checkRunId}`, final: fields.status === "completed" } } } : {}),
+      ...writeRequest({ ...options, coalesce }, `check-run ${checkRunId}`, fields.status === "completed"),
     });
     await this.#moreAnnotations(repository, checkRunId, fields.output, rest);
   }

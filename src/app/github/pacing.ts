@@ -62,6 +62,14 @@ export interface Supersede {
 
 const supersedeSchema = z.strictObject({ key: z.string().min(1), final: z.boolean() });
 
+/**
+ * A write's condition, given as the request option `guard`: when the write's turn comes (each try
+ * of it), the guard is handed the send and decides then whether it still goes, resolving to the
+ * send's answer, or undefined when the write is not wanted any more. A state one replica kept
+ * waiting for its turn is so checked against what another replica wrote meanwhile.
+ */
+export type WriteGuard = (send: () => Promise<unknown>) => Promise<unknown>;
+
 /** The newest write of one object in a lane: what it sends when its turn comes, and the answer every caller of it gets. */
 interface Slot {
   send: () => unknown;
@@ -115,9 +123,12 @@ export class GitHubPacing {
 
   async #send<T>(key: string, options: { method: string; url: string; request?: unknown }, request: () => T | Promise<T>): Promise<T> {
     const kind = requestKind(options.method, options.url);
-    const supersede = kind === "write" || kind === "notification" ? supersedeOf(options) : undefined;
-    if (supersede) return this.#sendNewest(key, kind, options, request, supersede);
-    return this.#attempts(key, kind, options, request);
+    const writes = kind === "write" || kind === "notification";
+    const guard = writes ? guardOf(options) : undefined;
+    const send = guard ? () => guard(async () => request()) as Promise<T> : request;
+    const supersede = writes ? supersedeOf(options) : undefined;
+    if (supersede) return this.#sendNewest(key, kind, options, send, supersede);
+    return this.#attempts(key, kind, options, send);
   }
 
   /** Sends a write of one object's state in the turn of the newest waiting write of that object, or in a turn of its own. */
@@ -241,6 +252,15 @@ function supersedeOf(options: { request?: unknown }): Supersede | undefined {
   if (!parsed.success)
     throw new Error(`request option supersede must be { key: non-empty string, final: boolean }, got ${JSON.stringify(value)}`);
   return parsed.data;
+}
+
+/** The request option `guard` of a write ({@link WriteGuard}), or undefined when it has none. */
+function guardOf(options: { request?: unknown }): WriteGuard | undefined {
+  const value: unknown =
+    typeof options.request === "object" && options.request !== null ? Reflect.get(options.request, "guard") : undefined;
+  if (value === undefined) return undefined;
+  if (typeof value !== "function") throw new Error(`request option guard must be a function, got ${typeof value}`);
+  return value as WriteGuard;
 }
 
 /** How a request counts: token requests and reads are not paced; writes are; some writes notify people. */

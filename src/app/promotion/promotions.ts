@@ -8,7 +8,8 @@ import { fullName, shortSha, type RepositoryRef } from "../../core/git-ref.ts";
 import { code, escapeInline } from "../../core/markdown.ts";
 import { contains, decidePromotion, kept, lastOutcome, lineIndex, type LineCommit, type PromotionDecision } from "../../core/promotion.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
-import type { GitHubClient } from "../github/client.ts";
+import type { CheckRunFields, GitHubClient } from "../github/client.ts";
+import type { WriteGuard } from "../github/pacing.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 import type { Logger } from "../log-context.ts";
 import type { AppQueues, PromotionCheck } from "../queue/queues.ts";
@@ -276,8 +277,9 @@ export class Promotions {
     pipeline: (sha: string) => string,
   ): Promise<void> {
     const deps = this.#deps;
-    const own = await deps.gates.load(check.repository.id, env.name);
-    const changed: { sha: string; title: string }[] = [];
+    const repositoryId = check.repository.id;
+    const own = await deps.gates.load(repositoryId, env.name);
+    const changed: { sha: string; checkRunId: number; title: string; fields: CheckRunFields }[] = [];
     for (const w of own.waiting) {
       const [state, facts] = waitingState(env, line, decision, w.sha);
       const fields = gateCheckRun(state, { ...facts, environment: escapeInline(env.name) });
@@ -285,14 +287,22 @@ export class Promotions {
       const shown = `${fields.output.title}\n${pipeline(w.sha)}`;
       if (shown === w.title) continue;
       const output = { ...fields.output, summary: `${fields.output.summary}\n\n**Pipeline:** ${pipeline(w.sha)}` };
-      this.#write(gh.updateCheckRun(check.repository, w.checkRunId, { ...fields, output }, { coalesce: true }));
-      changed.push({ sha: w.sha, title: shown });
+      changed.push({ sha: w.sha, checkRunId: w.checkRunId, title: shown, fields: { ...fields, output } });
     }
     if (changed.length === 0) return;
-    await deps.gates.update(check.repository.id, env.name, (g) => [
+    await deps.gates.update(repositoryId, env.name, (g) => [
       { ...g, waiting: g.waiting.map((w) => ({ ...w, title: changed.find((c) => c.sha === w.sha)?.title ?? w.title })) },
       undefined,
     ]);
+    // When its turn comes, a state goes out only while its commit still waits and nothing newer was
+    // shown: another replica may have promoted the commit, whose deploy now writes its check run.
+    for (const c of changed) {
+      const guard: WriteGuard = async (send) => {
+        const gate = await deps.gates.load(repositoryId, env.name);
+        return gate.waiting.some((w) => w.sha === c.sha && w.title === c.title) ? send() : undefined;
+      };
+      this.#write(gh.updateCheckRun(check.repository, c.checkRunId, c.fields, { coalesce: true, guard }));
+    }
   }
 }
 

@@ -13,6 +13,14 @@ const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call
 /** Extends the lock only if it is still ours. */
 const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) end return 0`;
 
+/** The lock was not had within the wait: another holder kept it. */
+export class LockTimeoutError extends Error {
+  constructor(key: string, waitMs: number) {
+    super(`${key} stayed locked for ${String(waitMs)} ms`);
+    this.name = "LockTimeoutError";
+  }
+}
+
 /**
  * Runs `fn` holding a lock shared by every replica. The lock expires `ttlMs` after its holder
  * dies; while `fn` runs it is renewed every third of that, so a slow holder (GitHub writes paced a
@@ -22,7 +30,7 @@ export async function withRedisLock<T>(redis: RedisClient, key: string, timing: 
   const token = randomUUID();
   const deadline = performance.now() + timing.waitMs;
   while ((await redis.set(key, token, "PX", timing.ttlMs, "NX")) !== "OK") {
-    if (performance.now() > deadline) throw new Error(`${key} stayed locked for ${timing.waitMs} ms`);
+    if (performance.now() > deadline) throw new LockTimeoutError(key, timing.waitMs);
     await new Promise((resolve) => setTimeout(resolve, timing.pollMs));
   }
   const renew = setInterval(() => {

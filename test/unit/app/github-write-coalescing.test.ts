@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { Probot, type ProbotOctokit } from "probot";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installationOctokit } from "../../../src/app/github/installation-octokit.ts";
-import { GitHubPacing, type Supersede } from "../../../src/app/github/pacing.ts";
+import { GitHubPacing, type Supersede, type WriteGuard } from "../../../src/app/github/pacing.ts";
 import { FakeGitHub } from "../../helpers/fake-github.ts";
 import { ManualClock } from "../../helpers/manual-clock.ts";
 
@@ -105,6 +105,38 @@ describe("combining writes of one object while they wait for their turn", () => 
     clock.advance(1_000);
     await late;
     expect(sentTitles(id)).toEqual(["Deployed", "Applying"]);
+  });
+
+  it("asks a write's guard when its turn comes, not when it is made, and sends nothing the guard turns down", async () => {
+    const octokit = await client();
+    const id = await checkRun(octokit);
+    let wanted = true;
+    const asked: string[] = [];
+    const guard: WriteGuard = async (send) => {
+      asked.push(wanted ? "sent" : "dropped");
+      return wanted ? send() : undefined;
+    };
+    const guarded = (title: string) =>
+      octokit.request("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", {
+        owner: "o",
+        repo: "r",
+        check_run_id: id,
+        status: "in_progress" as const,
+        output: { title, summary: title },
+        request: { guard },
+      });
+    const applying = guarded("Applying");
+    await clock.asleep();
+    // Another replica moved the deploy on while this write waited for its turn.
+    wanted = false;
+    clock.advance(1_000);
+    expect(await applying).toBeUndefined();
+    expect(asked).toEqual(["dropped"]);
+    expect(sentTitles(id)).toEqual([]);
+    wanted = true;
+    await clock.run(guarded("3 of 5 applied"));
+    expect(asked).toEqual(["dropped", "sent"]);
+    expect(sentTitles(id)).toEqual(["3 of 5 applied"]);
   });
 
   it("keeps other objects' writes, and writes that do not ask for it, apart", async () => {
