@@ -3,6 +3,7 @@ import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/clien
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { deployCheckName } from "../../src/core/check-names.ts";
+import { PIPELINE_MARKER } from "../../src/core/pipeline-comment.ts";
 import { generateSigningKeys } from "../../src/core/signing.ts";
 import type { RunningAgent } from "../../src/agent/start.ts";
 import { PROMOTION_QUEUE } from "../../src/app/queue/queues.ts";
@@ -126,6 +127,14 @@ async function comment(number: number, body: string, user: string): Promise<void
   await h.deliver("issue_comment", commentPayload(target, number, nextComment++, body, user));
 }
 const replies = (number: number): string[] => botReplies(h, number);
+/** The pipeline comments on pull request `number`: there is one, edited as its commit moves. */
+const pipelineComments = (number: number): string[] =>
+  h.github.comments.filter((c) => c.issue === number && c.body.startsWith(PIPELINE_MARKER)).map((c) => c.body);
+/** The one pipeline comment of pull request `number`, once it says what `expected` matches. */
+async function pipelineSays(number: number, expected: RegExp): Promise<void> {
+  await expect.poll(() => pipelineComments(number).at(-1), { timeout: 30_000 }).toMatch(expected);
+  expect(pipelineComments(number)).toHaveLength(1);
+}
 
 beforeAll(async () => {
   h = await startPromotionHarness({
@@ -206,6 +215,12 @@ describe("promotion", { timeout: 240_000 }, () => {
     await expect.poll(() => titleOf(shas.a ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev: ends \d\d:\d\d UTC$/);
     expect(titleOf(shas.a, "production")).toBe("Waiting for staging");
     expect(runs(shas.a, "staging").map((r) => r.status)).toEqual(["queued"]);
+    // The merged pull request shows where its commit is, in one comment; its deploys comment nothing themselves.
+    await pipelineSays(
+      1,
+      /\*\*Pipeline of `\w{7}`:\*\* `dev` ✓ deployed \d\d:\d\d UTC · `staging` soaking in dev: ends \d\d:\d\d UTC · `production` waiting for staging$/,
+    );
+    expect(h.github.comments.filter((c) => c.issue === 1 && c.body.includes("Deployed"))).toEqual([]);
     // The soak's end is a check queued in Redis, for the moment dev's deploy ended plus the soak.
     await expect.poll(delayedChecks, { timeout: 30_000 }).toHaveLength(1);
     const checks = await delayedChecks();
@@ -253,6 +268,10 @@ describe("promotion", { timeout: 240_000 }, () => {
     expect(titleOf(shas.a ?? "", "production")).toMatch(/^Not deployed: \w{7} went instead$/);
     const waiting = runs(shas.b ?? "", "production").at(-1);
     expect(waiting?.actions?.map((a) => a.identifier)).toEqual(["approve"]);
+    await pipelineSays(
+      2,
+      /`staging` ✓ deployed \d\d:\d\d UTC · `production` waiting for approval\n\nApprove with .*`\/approve production`/,
+    );
     // carol wrote pull request 2 (Codertocat merged it); mallory lacks maintain.
     await comment(2, "/approve production", "carol");
     await comment(2, "/approve production", "mallory");
@@ -264,6 +283,9 @@ describe("promotion", { timeout: 240_000 }, () => {
     await deployed(shas.b ?? "", "production");
     expect(await liveVersion("production")).toBe("b");
     expect(replies(2)[2]).toMatch(/^@maya approved the deploy of `\w{7}` to `production`: 1 of 1 approval; deploying now\.$/);
+    // Both merged pull requests' commits are live everywhere now: a by b, which contains it.
+    for (const number of [1, 2])
+      await pipelineSays(number, /`production` ✓ deployed \d\d:\d\d UTC\n\n✅ Deployed to every environment: dev, staging, production\.$/);
   });
 
   it("stops the line at a failed dev deploy until a fix deploys there", async () => {
@@ -275,6 +297,7 @@ describe("promotion", { timeout: 240_000 }, () => {
     // However long it waits, nothing of the failed commit reaches staging.
     await reach(h.clock.now + 2 * SOAK_MS);
     expect(titleOf(shas.bad, "staging")).toMatch(/^Stopped/);
+    await pipelineSays(4, /`dev` ✗ failed · `staging` stopped: dev failed to deploy \w{7} · `production` waiting for staging$/);
     shas.fix = await merge(5, "fix");
     await deployed(shas.fix, "dev");
     // A minute past the soak of the fix, whose deploy the app saw end a moment after its check run said so.

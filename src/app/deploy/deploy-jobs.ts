@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
-import type { Environment } from "../../core/config.ts";
+import type { Config, Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-path.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/check-names.ts";
@@ -112,6 +112,7 @@ export class DeployJobs {
         hold,
         completed: false,
         ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+        ...(inPipeline(config.config, env) ? { pipeline: true } : {}),
         ...(previous?.deploymentState ? { deploymentState: previous.deploymentState } : {}),
         ...(previous?.reported ? { reported: previous.reported } : {}),
       };
@@ -160,8 +161,9 @@ export class DeployJobs {
         description: first.description,
         logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
       },
-      // Sent once the lock is let go: a replica that applied the deploy's final report meanwhile wrote what comes after it.
-      { coalesce: true, guard: this.#deps.records.guard(jobId, (r) => !r.completed && r.deploymentState === first.deployment) },
+      // Sent once the lock is let go: a replica that applied a newer report meanwhile wrote what comes after it. (A
+      // takeover of a finished deploy starts at its final state, which goes.)
+      { coalesce: true, guard: this.#deps.records.guard(jobId, (r) => r.deploymentState === first.deployment) },
     );
     // Awaited by the caller; until then a failure is not left unhandled.
     status.catch(() => undefined);
@@ -202,6 +204,11 @@ export class DeployJobs {
     }
     return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
   }
+}
+
+/** Whether `env` is in its branch's promotion pipeline: some environment deployed from the branch is promoted. */
+function inPipeline(config: Config, env: Environment): boolean {
+  return env.autoDeploy && config.environments.some((e) => e.autoDeploy && e.branch === env.branch && e.promotion !== undefined);
 }
 
 /** Makes a deploy's GitHub Deployment; returns its id. */

@@ -25,6 +25,8 @@ export const deployRecordSchema = z.strictObject({
   sha: commitShaSchema,
   reason: deployReasonSchema,
   pullRequest: z.number().int().positive().optional(),
+  /** The environment is in its branch's promotion pipeline: the merged pull request's pipeline comment shows this deploy, and it comments nothing itself. */
+  pipeline: z.boolean().optional(),
   /** What the job does to a hold: a rollback sets one, a sync or a revert's merge releases it. */
   hold: agentJobSchema.shape.hold,
   /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */

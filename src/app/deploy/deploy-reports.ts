@@ -172,11 +172,11 @@ export class DeployReports {
   }
 }
 
-/** Comments on the pull request a deploy came from: the command's, or the merged one for a merge. */
+/** Comments on the pull request a deploy came from: the command's, or the merged one for a merge (whose pipeline comment shows a promoted branch's deploys). */
 async function commentOnPull(gh: GitHubClient, record: DeployRecord, text: string): Promise<void> {
   const pulls = record.pullRequest
     ? [record.pullRequest]
-    : record.reason === "merge"
+    : record.reason === "merge" && !record.pipeline
       ? await gh.mergedPullsFor(record.repository, record.sha)
       : [];
   const [first] = pulls;

@@ -96,9 +96,15 @@ export class GateStates {
     });
   }
 
-  /** Adds an event to an environment's outcomes; returns whether another environment is promoted from it. */
-  async record(repositoryId: number, environment: string, event: EnvironmentEvent): Promise<boolean> {
-    return this.update(repositoryId, environment, (gate) => [{ ...gate, events: kept(gate.events, event) }, gate.feeds]);
+  /**
+   * Adds an event to an environment's outcomes; returns whether another environment is promoted
+   * from it (`feeds`) and whether it is promoted itself (promotion asked it for a commit).
+   */
+  async record(repositoryId: number, environment: string, event: EnvironmentEvent): Promise<{ feeds: boolean; promoted: boolean }> {
+    return this.update(repositoryId, environment, (gate) => [
+      { ...gate, events: kept(gate.events, event) },
+      { feeds: gate.feeds, promoted: gate.requested !== undefined },
+    ]);
   }
 
   async line(repositoryId: number, branch: string): Promise<LineCommit[]> {

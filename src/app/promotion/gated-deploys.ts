@@ -29,6 +29,8 @@ export interface GatedDeployDeps {
   wake: (check: PromotionCheck, at: number) => Promise<void>;
   /** Hands a deploy whose wait is over to the deploy pipeline again. */
   prepare: (request: DeployRequest) => Promise<void>;
+  /** Told when a deploy starts to wait: the pipeline comments show it. */
+  changed?: (check: PromotionCheck) => Promise<void>;
   webUrl: string;
   now: () => number;
   log: Logger;
@@ -97,8 +99,9 @@ export class GatedDeploys {
       return { go: false };
     }
     await this.#show(gh, pending, env, decision.state, this.#facts(env, decision, pending));
-    if (decision.wakeAt !== undefined)
-      await deps.wake({ repository: request.repository, installationId: request.installationId }, decision.wakeAt);
+    const check = { repository: request.repository, installationId: request.installationId };
+    if (decision.wakeAt !== undefined) await deps.wake(check, decision.wakeAt);
+    if (env.promotion) await deps.changed?.(check);
     return { go: false };
   }
 

@@ -5,7 +5,8 @@ import { deployRequest } from "../../core/deploy-requests.ts";
 import type { GateFacts, GateState } from "../../core/deploy-phases.ts";
 import { gateCheckRun } from "../../core/deploy-status.ts";
 import { fullName, shortSha, type RepositoryRef } from "../../core/git-ref.ts";
-import { code, escapeInline } from "../../core/markdown.ts";
+import { escapeInline } from "../../core/markdown.ts";
+import { pipelineLine } from "../../core/pipeline-comment.ts";
 import { contains, decidePromotion, kept, lastOutcome, lineIndex, type LineCommit, type PromotionDecision } from "../../core/promotion.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import type { CheckRunFields, GitHubClient } from "../github/client.ts";
@@ -17,6 +18,7 @@ import type { RedisClient } from "../../redis/connection.ts";
 import { promotionLockKey } from "../state/redis-keys.ts";
 import { withRedisLock } from "../state/redis-lock.ts";
 import type { Gate, GateStates } from "./gate-states.ts";
+import { pipelineSteps } from "./pipeline-steps.ts";
 
 /** What promotion needs. */
 export interface PromotionDeps {
@@ -27,6 +29,8 @@ export interface PromotionDeps {
   checkouts: CheckoutCache;
   /** Runs the repository's deploys that wait at an approval or a freeze whose wait may be over. */
   pending: (gh: GitHubClient, check: PromotionCheck, config: Config) => Promise<number[]>;
+  /** Told when where the repository's commits are may have changed: the pipeline comments are brought up to date. */
+  changed?: (check: PromotionCheck) => Promise<void>;
   now: () => number;
   log: Logger;
 }
@@ -102,8 +106,10 @@ export class Promotions {
    */
   async observed(check: PromotionCheck, environment: string, event: ObservedEvent): Promise<void> {
     const at = Math.min(event.at ?? Infinity, this.#deps.now());
-    const feeds = await this.#deps.gates.record(check.repository.id, environment, { ...event, at });
+    const { feeds, promoted } = await this.#deps.gates.record(check.repository.id, environment, { ...event, at });
     if (feeds) await this.check(check);
+    // An environment of a pipeline changed: the merged pull requests' pipeline comments show it.
+    if (feeds || promoted) await this.#deps.changed?.(check);
   }
 
   /** The newest commit an environment was asked to deploy, when promotion has asked it anything. */
@@ -173,13 +179,14 @@ export class Promotions {
         if (decision.wakeAt !== undefined) wakes.push(decision.wakeAt);
       }
       for (const [env, line, decision] of decided) {
-        const pipeline = await this.#pipeline(check.repository.id, config.config, env.branch, line);
-        await this.#showWaiting(gh, check, env, line, decision, pipeline);
+        const steps = await pipelineSteps(deps.gates, check.repository.id, config.config, env.branch, line);
+        await this.#showWaiting(gh, check, env, line, decision, (sha) => pipelineLine(steps(sha)));
       }
       wakes.push(...(await deps.pending(gh, check, config.config)));
       // Every wake ahead of when this check began is kept: one that passed while it ran is due at once.
       const next = Math.min(...wakes.filter((at) => at > started));
       if (Number.isFinite(next)) await deps.queues.addPromotionCheck(check, next);
+      await deps.changed?.(check);
     });
   }
 
@@ -208,16 +215,6 @@ export class Promotions {
     });
     if (decision.promote) await this.#queue(gh, check, env, line, own, decision.promote);
     return [line, decision];
-  }
-
-  /**
-   * Where each commit of a branch is, environment by environment in the configuration's order, as
-   * one line: "`dev` ✓ deployed 12:03 UTC · `staging` soaking in dev: ends 12:18 UTC · `production` waiting for staging".
-   */
-  async #pipeline(repositoryId: number, config: Config, branch: string, line: LineCommit[]): Promise<(sha: string) => string> {
-    const envs = config.environments.filter((e) => e.branch === branch && e.autoDeploy);
-    const gates = await Promise.all(envs.map((e) => this.#deps.gates.load(repositoryId, e.name)));
-    return (sha) => envs.map((env, i) => `${code(env.name)} ${whereIn(gates[i], line, sha)}`).join(" · ");
   }
 
   /** Queues the promotion of `sha` to `env`, in the check run that waited for it; the commits it contains are passed over. */
@@ -304,23 +301,6 @@ export class Promotions {
       this.#write(gh.updateCheckRun(check.repository, c.checkRunId, c.fields, { coalesce: true, guard }));
     }
   }
-}
-
-/** Where a commit is in one environment, for the pipeline line: deployed (by it or a later commit), failed, or what it waits for. */
-function whereIn(gate: Gate | undefined, line: LineCommit[], sha: string): string {
-  if (!gate) return "";
-  const index = lineIndex(line, sha);
-  const deployed = gate.events.find((e) => e.kind === "deployed" && contains(line, lineIndex(line, e.sha), index));
-  if (deployed) return `✓ deployed ${new Date(deployed.at).toISOString().slice(11, 16)} UTC`;
-  if (gate.events.some((e) => e.kind === "failed" && e.sha === sha)) return "✗ failed";
-  const waiting = gate.waiting.find((w) => w.sha === sha);
-  if (waiting) return lowerFirst(waiting.title.split("\n")[0] ?? "");
-  if (gate.pending?.request.sha === sha) return "waiting for approval or a freeze's end";
-  return "deploying";
-}
-
-function lowerFirst(text: string): string {
-  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 /** Where a commit waiting for its promotion stands, as a gate state and its facts. */

@@ -57,6 +57,8 @@ export type PreviewJob = z.infer<typeof previewJobSchema>;
 
 /** A request as it waits in Redis: the request and its MAC. */
 const queuedSchema = z.strictObject({ request: z.unknown(), mac: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
+/** Brings a repository's pipeline comments (one per merged pull request whose commit is being promoted) up to date. */
+export const PIPELINE_COMMENT_QUEUE = "pipeline-comments";
 /** Requests older than this are dropped unread: nothing legitimate waits a day. */
 const MAX_REQUEST_AGE_MS = 24 * 3600 * 1000;
 
@@ -112,6 +114,7 @@ export class AppQueues {
   readonly #liveTimeouts: Queue;
   readonly #reports: Queue;
   readonly #promotions: Queue;
+  readonly #pipelineComments: Queue;
 
   constructor(connection: RedisClient, options: AppQueueOptions) {
     this.#connection = connection;
@@ -123,6 +126,7 @@ export class AppQueues {
     this.#liveTimeouts = new Queue(LIVE_TIMEOUT_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#reports = new Queue(REPORT_QUEUE.name, { connection, prefix: REPORT_QUEUE.prefix });
     this.#promotions = new Queue(PROMOTION_QUEUE, { connection, prefix: QUEUE_PREFIX });
+    this.#pipelineComments = new Queue(PIPELINE_COMMENT_QUEUE, { connection, prefix: QUEUE_PREFIX });
   }
 
   /** How many jobs wait, run, are delayed or failed in each queue the app uses (agents' queues once it has added to them). */
@@ -139,6 +143,7 @@ export class AppQueues {
       this.#liveTimeouts,
       this.#reports,
       this.#promotions,
+      this.#pipelineComments,
       ...this.#agents.values(),
       ...this.#livePreviews.values(),
     ];
@@ -157,6 +162,21 @@ export class AppQueues {
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },
       removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  /**
+   * Asks for a repository's pipeline comments to be brought up to date. Each ask is a job of its
+   * own (they run one at a time per repository, each from the newest state), so an ask that comes
+   * while one runs is never lost to it.
+   */
+  async addPipelineComments(check: PromotionCheck): Promise<void> {
+    const data = promotionCheckSchema.parse(check);
+    await this.#pipelineComments.add("pipeline-comments", sealed(this.#mac, PIPELINE_COMMENT_QUEUE, data), {
+      attempts: 5,
+      backoff: { type: "exponential", delay: 2_000 },
+      removeOnComplete: { age: 3600, count: 1_000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
   }
@@ -333,6 +353,21 @@ export function promotionWorker(connection: ConnectionOptions, mac: RedisMac, pr
     PROMOTION_QUEUE,
     async (job: Job) => {
       await process(openQueued(job.data, mac, PROMOTION_QUEUE, promotionCheckSchema));
+    },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
+  );
+}
+
+/** Brings pipeline comments up to date; entries the app did not queue fail at once. */
+export function pipelineCommentWorker(
+  connection: ConnectionOptions,
+  mac: RedisMac,
+  process: (check: PromotionCheck) => Promise<void>,
+): Worker {
+  return new Worker(
+    PIPELINE_COMMENT_QUEUE,
+    async (job: Job) => {
+      await process(openQueued(job.data, mac, PIPELINE_COMMENT_QUEUE, promotionCheckSchema));
     },
     { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
   );

@@ -107,3 +107,13 @@ export function lineKey(repositoryId: number, branch: string): string {
 export function promotionLockKey(repositoryId: number): string {
   return `sluice:promotion-lock:${repositoryId}`;
 }
+
+/** The pipeline comment of a commit: the merged pull request it is on, its id, and what it shows. */
+export function pipelineCommentKey(repositoryId: number, sha: string): string {
+  return `sluice:pipeline-comment:${repositoryId}:${sha}`;
+}
+
+/** Held while one replica writes a repository's pipeline comments: a comment is made once, and each edit is the newest. */
+export function pipelineCommentLockKey(repositoryId: number): string {
+  return `sluice:pipeline-comment-lock:${repositoryId}`;
+}

@@ -19,6 +19,7 @@ import { RenderEntryStore } from "../preview/render-entry-store.ts";
 import type { AppSettings } from "../settings.ts";
 import { GatedDeploys } from "../promotion/gated-deploys.ts";
 import { GateStates } from "../promotion/gate-states.ts";
+import { PipelineComments } from "../promotion/pipeline-comments.ts";
 import { Promotions } from "../promotion/promotions.ts";
 import { createDeployment } from "../deploy/deploy-jobs.ts";
 import type { GitHubClient } from "../github/client.ts";
@@ -41,6 +42,7 @@ export interface DeployServices {
   convergence: Convergence;
   /** Environments promoted from others: soaks, `/promote`. */
   promotions: Promotions;
+  pipelineComments: PipelineComments;
   /** Deploys waiting at approvals and freezes. */
   gated: GatedDeploys;
 }
@@ -174,12 +176,15 @@ function deployServices(
   const webUrl = settings.githubWebUrl;
   const gates = new GateStates(redis, mac);
   // The pipeline admits each deploy at its environment's gates, and a deploy whose wait is over goes through it again.
+  const pipelineComments = new PipelineComments({ redis, mac, gates, queues, github: access.installation, checkouts, log });
+  const changed = (check: PromotionCheck) => pipelineComments.changed(check);
   const gated: GatedDeploys = new GatedDeploys({
     gates,
     records,
     createDeployment,
     wake: (check, at) => queues.addPromotionCheck(check, at),
     prepare: (request) => jobs.prepare(request),
+    changed,
     webUrl,
     now,
     log,
@@ -201,11 +206,12 @@ function deployServices(
   });
   const github = access.installation;
   const pending = (gh: GitHubClient, check: PromotionCheck, config: Config) => gated.release(gh, check, config);
-  const promotions = new Promotions({ redis, gates, queues, github, checkouts, pending, now, log });
+  const promotions = new Promotions({ redis, gates, queues, github, checkouts, pending, changed, now, log });
   return {
     jobs,
     gated,
     promotions,
+    pipelineComments,
     reports: new DeployReports({
       github: access.installation,
       records,

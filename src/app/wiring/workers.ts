@@ -4,7 +4,14 @@ import type { Infrastructure } from "./infrastructure.ts";
 import type { AppServices } from "./services.ts";
 import { deployRequestJob } from "../deploy/deploy-request-jobs.ts";
 import { previewJobs } from "../preview/preview-jobs.ts";
-import { deployRequestWorker, liveTimeoutWorker, previewWorker, promotionWorker, reportWorker } from "../queue/queues.ts";
+import {
+  deployRequestWorker,
+  liveTimeoutWorker,
+  pipelineCommentWorker,
+  previewWorker,
+  promotionWorker,
+  reportWorker,
+} from "../queue/queues.ts";
 import type { Logger } from "../log-context.ts";
 
 /** The app's running queue workers. */
@@ -66,6 +73,7 @@ function deployWorkers(infra: Infrastructure, services: AppServices, now: () => 
     deployRequestWorker(redis, { mac, now }, deployRequestJob(deploys)),
     reportWorker(redis, fromAgents),
     promotionWorker(redis, mac, (check) => deploys.promotions.run(check)),
+    pipelineCommentWorker(redis, mac, (check) => deploys.pipelineComments.refresh(check)),
     ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
   ];
 }

@@ -1,0 +1,102 @@
+import { z } from "zod";
+import { pipelineComment, pipelineDone, type PipelineStep } from "../../core/pipeline-comment.ts";
+import type { RepositoryRef } from "../../core/git-ref.ts";
+import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
+import type { GitHubClient } from "../github/client.ts";
+import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
+import type { Logger } from "../log-context.ts";
+import type { AppQueues, PromotionCheck } from "../queue/queues.ts";
+import type { RedisClient } from "../../redis/connection.ts";
+import { pipelineCommentKey, pipelineCommentLockKey } from "../state/redis-keys.ts";
+import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
+import { withRedisLock } from "../state/redis-lock.ts";
+import type { GateStates } from "./gate-states.ts";
+import { pipelineSteps } from "./pipeline-steps.ts";
+
+/** The newest commits of a branch whose comments are kept up to date; older ones have moved on or been passed over. */
+const RECENT_COMMITS = 10;
+const TTL_SECONDS = 90 * 24 * 3600;
+
+/** A commit's pipeline comment: the merged pull request it is on (0: none), its id once made, and the body it shows. */
+const commentStateSchema = z.strictObject({
+  pull: z.number().int().nonnegative(),
+  commentId: z.number().int().positive().optional(),
+  body: z.string().optional(),
+  /** Deployed everywhere (or on no pull request): never written again. */
+  done: z.boolean(),
+});
+type CommentState = z.infer<typeof commentStateSchema>;
+
+/** What pipeline comments need. */
+export interface PipelineCommentDeps {
+  redis: RedisClient;
+  mac: RedisMac;
+  gates: GateStates;
+  queues: AppQueues;
+  github: (installationId: number) => Promise<GitHubClient>;
+  checkouts: CheckoutCache;
+  log: Logger;
+}
+
+/**
+ * The merged pull request's one comment that shows where its commit is in the promotion pipeline
+ * ("`dev` ✓ deployed 12:03 UTC · `staging` soaking in dev: ends 12:18 UTC · `production` waiting
+ * for staging"), made once and edited as the commit moves. Asked for by whatever moves a commit (a
+ * promotion check, a deploy's end, a deploy that starts to wait); each ask is a queue job, and the
+ * jobs of one repository run one at a time from the newest state, so two replicas never make a
+ * comment twice and an older body never lands after a newer one.
+ */
+export class PipelineComments {
+  readonly #deps: PipelineCommentDeps;
+  readonly #store: SealedJson;
+
+  constructor(deps: PipelineCommentDeps) {
+    this.#deps = deps;
+    this.#store = new SealedJson(deps.redis, deps.mac);
+  }
+
+  /** Asks for the repository's pipeline comments to be brought up to date. */
+  async changed(check: PromotionCheck): Promise<void> {
+    await this.#deps.queues.addPipelineComments(check);
+  }
+
+  /** Brings the pipeline comments of the repository's newest promoted commits up to date (the queue job). */
+  async refresh(check: PromotionCheck): Promise<void> {
+    const deps = this.#deps;
+    const repositoryId = check.repository.id;
+    await withRedisLock(deps.redis, pipelineCommentLockKey(repositoryId), { ttlMs: 60_000, waitMs: 300_000, pollMs: 100 }, async () => {
+      const gh = await deps.github(check.installationId);
+      const config = await reviewedConfig(gh, check.repository, discoverFromCheckout(deps.checkouts, gh, check.repository));
+      if (!config.ok) return;
+      const branches = new Set(config.config.environments.filter((e) => e.promotion && e.autoDeploy).map((e) => e.branch));
+      for (const branch of branches) {
+        const line = await deps.gates.line(repositoryId, branch);
+        const steps = await pipelineSteps(deps.gates, repositoryId, config.config, branch, line);
+        for (const commit of line.slice(-RECENT_COMMITS)) await this.#show(gh, check.repository, commit.sha, steps(commit.sha));
+      }
+    });
+  }
+
+  /** Makes or edits one commit's comment when what it shows changed. */
+  async #show(gh: GitHubClient, repository: RepositoryRef, sha: string, steps: PipelineStep[]): Promise<void> {
+    const key = pipelineCommentKey(repository.id, sha);
+    const state = commentStateSchema.safeParse(await this.#store.get(key)).data;
+    if (state?.done) return;
+    const body = pipelineComment(sha, steps);
+    if (state?.body === body) return;
+    const pull = state?.pull ?? (await gh.mergedPullsFor(repository, sha))[0] ?? 0;
+    // A commit pushed without a pull request has nowhere to show its pipeline but its check runs.
+    if (pull === 0) {
+      await this.#save(key, { pull, done: true });
+      return;
+    }
+    let commentId = state?.commentId;
+    if (commentId) await gh.updateComment(repository, commentId, body);
+    else commentId = await gh.createComment(repository, pull, body);
+    await this.#save(key, { pull, commentId, body, done: pipelineDone(steps) });
+  }
+
+  async #save(key: string, state: CommentState): Promise<void> {
+    await this.#store.set(key, state, TTL_SECONDS);
+  }
+}
