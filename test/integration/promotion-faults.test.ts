@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -12,12 +12,13 @@ import { PROMOTION_QUEUE } from "../../src/app/queue/queues.ts";
 import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { testAgentSettings } from "../helpers/agent-settings.ts";
 import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
-import { pushPayload } from "../helpers/payloads.ts";
+import { commentPayload, pushPayload } from "../helpers/payloads.ts";
+import { botReplies } from "../helpers/promotion-agent.ts";
 import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
 import type { FakeGitHub, FakeCheckRun } from "../helpers/fake-github.ts";
 
-// Promotion under faults (issue 26): the app restarted during a soak, two app replicas on one
-// Redis, Redis restarted during a soak. A soak's end is a delayed check in Redis; it is reached by
+// Promotion under faults (issue 26): the app restarted during a soak and during a wait for
+// approval, two app replicas on one Redis, Redis restarted during a soak. A soak's end is a delayed check in Redis; it is reached by
 // moving the harness clock and running the checks queued up to it, so nothing here waits on time.
 
 const OWNER = "sluice-promo-faults";
@@ -44,6 +45,8 @@ interface Line {
   replicas: { h: AppHarness; running: boolean }[];
   agent: RunningAgent;
   promotions: Queue;
+  /** Staging's `approval` policy, when its deploys wait for one (YAML flow mapping). */
+  approval?: string;
 }
 
 /** A line's app replicas and where they keep their data. */
@@ -57,7 +60,7 @@ function first(line: Replicas): AppHarness {
   return r.h;
 }
 
-function config(line: Pick<Line, "ns">): string {
+function config(line: Pick<Line, "ns" | "approval">): string {
   return `version: 1
 environments:
   - name: dev
@@ -67,7 +70,7 @@ environments:
     path: envs/staging
     namespace: ${line.ns.staging}
     promotion: { after: dev, soak: 10m }
-`;
+${line.approval ? `    approval: ${line.approval}\n` : ""}`;
 }
 
 function files(line: Line, version: string): Record<string, string> {
@@ -103,9 +106,10 @@ async function stopReplica(line: Replicas, h: AppHarness): Promise<void> {
   await h.redis.quit();
 }
 
-async function startLine(tag: string, repoId: number, redisUrl: string, database: number): Promise<Line> {
+async function startLine(tag: string, repoId: number, redisUrl: string, database: number, approval?: string): Promise<Line> {
   const ns = Object.fromEntries(ENVS.map((e) => [e, `deploy-pf${tag}-${e}-${suffix}`])) as Record<Env, string>;
   const base: Omit<Line, "agent" | "promotions"> = {
+    ...(approval ? { approval } : {}),
     tag,
     target: { owner: OWNER, repo: `${REPO}-${tag}`, repoId, installation: 62 },
     ns,
@@ -120,6 +124,7 @@ async function startLine(tag: string, repoId: number, redisUrl: string, database
   await h.github.addCommit(OWNER, base.target.repo, initial, await checkout(undefined, { ".github/sluice.yml": config(base) }));
   h.github.setBranch(OWNER, base.target.repo, "main", initial);
   h.github.setPermission(OWNER, base.target.repo, "carol", "maintain");
+  h.github.setPermission(OWNER, base.target.repo, "maya", "maintain");
   await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: base.agentNamespace } });
   const agentBase = {
     redisUrl: h.redisUrl,
@@ -214,6 +219,19 @@ async function soaking(line: Line, version: string, to?: AppHarness[]): Promise<
   return { commit, ends };
 }
 
+/** The version staging runs, if any. */
+async function liveStaging(line: Line): Promise<string | undefined> {
+  try {
+    const live = (await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace: line.ns.staging } })) as {
+      data?: Record<string, string>;
+    };
+    return live.data?.version;
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 404) return undefined;
+    throw error;
+  }
+}
+
 /** Staging asked once: one agent job, one Deployment, one deploy check run, which says it deployed. */
 const once = { jobs: 1, deployments: 1, checkRuns: [expect.stringMatching(/^Deployed/)] };
 
@@ -298,6 +316,51 @@ describe("promotion under faults", { timeout: 300_000 }, () => {
     await expect.poll(() => runs(shared, commit, "staging")[0]?.output?.title, { timeout: 60_000 }).toMatch(/^Deployed/);
     await reach(shared, ends + SOAK_MS);
     expect(await stagingAsks(shared, commit)).toEqual(once);
+  });
+});
+
+describe("promotion waiting for approval", { timeout: 300_000 }, () => {
+  let gated: Line;
+  let nextComment = 81_000;
+
+  beforeAll(async () => {
+    gated = await startLine("c", 9312, inject("redisUrl"), 19, "{ required: 2, from: maintain, notAuthor: false, timeout: 1h }");
+  });
+
+  it("keeps an approval and the approval's timeout across an app restart: the second approval after it deploys", async () => {
+    const { commit, ends } = await soaking(gated, "g1");
+    github(gated).setPull(OWNER, gated.target.repo, {
+      number: 1,
+      base: { sha: commit, ref: "main" },
+      head: { sha: commit, ref: "feature-1" },
+      state: "closed",
+      draft: false,
+      merged: true,
+      merge_commit_sha: commit,
+      user: { login: "dave" },
+    });
+    await reach(gated, ends);
+    await expect.poll(() => titleOf(gated, commit, "staging"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 2)");
+    // The approval's timeout is a check queued for an hour after the wait began.
+    await expect.poll(async () => (await delayedChecks(gated)).length, { timeout: 30_000 }).toBe(1);
+    const [timesOut = 0] = await delayedChecks(gated);
+    expect(timesOut).toBeGreaterThanOrEqual(ends + 3600_000);
+    expect(timesOut).toBeLessThanOrEqual(first(gated).clock.now + 3600_000);
+    const old = first(gated);
+    await old.deliver("issue_comment", commentPayload(gated.target, 1, nextComment++, "/approve staging", "carol"));
+    await expect.poll(() => titleOf(gated, commit, "staging"), { timeout: 30_000 }).toBe("Waiting for approval (1 of 2)");
+    // The app goes away while the deploy waits, and a new one starts on the same Redis half an hour later.
+    await stopReplica(gated, old);
+    old.clock.now = ends + 1800_000;
+    const next = await addReplica(gated);
+    expect(await delayedChecks(gated)).toEqual([timesOut]);
+    expect(await liveStaging(gated)).toBeUndefined();
+    // carol's approval was kept: maya's is the second, and staging deploys.
+    await next.deliver("issue_comment", commentPayload(gated.target, 1, nextComment++, "/approve staging", "maya"));
+    await deployed(gated, commit, "staging");
+    expect(await liveStaging(gated)).toBe("g1");
+    expect(botReplies(next, 1).at(-1)).toMatch(/^@maya approved the deploy of `\w{7}` to `staging`: 2 of 2 approvals; deploying now\.$/);
+    expect(await stagingAsks(gated, commit)).toEqual(once);
   });
 });
 
