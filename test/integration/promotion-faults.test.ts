@@ -372,7 +372,7 @@ describe("promotion when Redis restarts", { timeout: 300_000 }, () => {
   beforeAll(async () => {
     redisDir = await tempDir("sluice-promotion-faults-");
     redis = await startLocalRedis(redisDir, process.env.PATH);
-    own = await startLine("b", 9311, redis.url, 0);
+    own = await startLine("b", 9311, redis.url, 0, "{ required: 1, from: maintain, notAuthor: false }");
   });
 
   afterAll(async () => {
@@ -384,17 +384,36 @@ describe("promotion when Redis restarts", { timeout: 300_000 }, () => {
     await redis.stop();
   });
 
-  it("keeps the soak's end across a Redis restart (AOF) and promotes at that moment", async () => {
+  it("keeps the soak's end and then the wait for approval across Redis restarts (AOF)", async () => {
     const { commit, ends } = await soaking(own, "p1");
     // Redis stops (writing its AOF) and starts again on the same port and data, mid-soak.
     const port = Number(new URL(redis.url).port);
-    await redis.stop();
-    redis = await startLocalRedis(redisDir, process.env.PATH, { port });
+    const restart = async () => {
+      await redis.stop();
+      redis = await startLocalRedis(redisDir, process.env.PATH, { port });
+    };
+    await restart();
     await expect.poll(() => delayedChecks(own), { timeout: 30_000 }).toEqual([ends]);
     await reach(own, ends - 1);
     expect(titleOf(own, commit, "staging")).toMatch(/^Soaking in dev/);
+    // At the soak's end, staging's deploy waits for an approval; Redis restarts during the wait.
     await reach(own, ends);
+    await expect.poll(() => titleOf(own, commit, "staging"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 1)");
+    github(own).setPull(OWNER, own.target.repo, {
+      number: 1,
+      base: { sha: commit, ref: "main" },
+      head: { sha: commit, ref: "feature-1" },
+      state: "closed",
+      draft: false,
+      merged: true,
+      merge_commit_sha: commit,
+      user: { login: "dave" },
+    });
+    await restart();
+    await expect.poll(async () => (await fetch(`${first(own).url}/readyz`)).status, { timeout: 30_000 }).toBe(200);
+    await first(own).deliver("issue_comment", commentPayload(own.target, 1, 82_000, "/approve staging", "carol"));
     await deployed(own, commit, "staging");
+    expect(await liveStaging(own)).toBe("p1");
     expect(await stagingAsks(own, commit)).toEqual(once);
   });
 });
