@@ -5,7 +5,7 @@ import { fullName, type RepositoryRef, repositoryRefSchema } from "../../core/gi
 import { errorMessage } from "../../core/errors.ts";
 import { canonicalJson } from "../../core/normalize.ts";
 import type { RedisClient } from "../../redis/connection.ts";
-import type { GitHubClient } from "../github/client.ts";
+import { isNotFound, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import { convergenceKey, convergenceRateKey, environmentRepositoriesKey, sequenceKey } from "../state/redis-keys.ts";
 import type { AgentKeys, Verdict } from "../agents/agent-keys.ts";
@@ -217,8 +217,7 @@ export class Convergence {
     try {
       head = await gh.branchSha(repository, env.branch);
     } catch (error) {
-      if (typeof error === "object" && error !== null && "status" in error && error.status === 404)
-        return { action: "skip", reason: "no-branch" };
+      if (isNotFound(error)) return { action: "skip", reason: "no-branch" };
       throw error;
     }
     if (applied?.sha === head) return { action: "skip", reason: "converged" };

@@ -11,8 +11,12 @@ import { LockTimeoutError, withRedisLock } from "../state/redis-lock.ts";
 import type { WriteGuard } from "../github/pacing.ts";
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
-/** How long a guarded write waits for its deploy's lock before it gives way to the holder's newer write. */
-const GUARD_WAIT_MS = 3_000;
+/**
+ * How long a guarded write waits for its deploy's lock (outside its pacing lane's places, so the
+ * holder's own writes go meanwhile): a holder applies a report or makes the deploy's objects,
+ * which takes seconds; one that keeps it longer is writing the deploy's newer state.
+ */
+const GUARD_WAIT_MS = 30_000;
 
 /** What a deploy looks like on GitHub: its check run, Deployment and where it came from. */
 export const deployRecordSchema = z.strictObject({
@@ -25,7 +29,7 @@ export const deployRecordSchema = z.strictObject({
   sha: commitShaSchema,
   reason: deployReasonSchema,
   pullRequest: z.number().int().positive().optional(),
-  /** The environment is in its branch's promotion pipeline: the merged pull request's pipeline comment shows this deploy, and it comments nothing itself. */
+  /** The environment is in its branch's promotion pipeline: the merged pull request's pipeline comment shows a merge's outcome, which posts no comment of its own. */
   pipeline: z.boolean().optional(),
   /** What the job does to a hold: a rollback sets one, a sync or a revert's merge releases it. */
   hold: agentJobSchema.shape.hold,
@@ -72,7 +76,7 @@ export class DeployRecords {
    * through its own pacing: so when the write's turn comes it goes out under the deploy's lock, and
    * only if `current` still holds for the record then. A write the deploy moved past (finished, or a
    * newer report applied) is not sent: what moved it wrote the newer state. A lock held past the
-   * wait is a newer state being written now, and the older one gives way too.
+   * wait (30 s) is taken as a newer state being written, and the older one gives way too.
    */
   guard(jobId: string, current: (record: DeployRecord) => boolean): WriteGuard {
     return async (send) => {

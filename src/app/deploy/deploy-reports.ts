@@ -147,7 +147,10 @@ export class DeployReports {
           guarded((r) => r.deploymentState === deployment),
         ),
       );
-    const comment = deployComment(record, report, logUrl);
+    // A merge's outcome in a promoted branch is on the merged pull request's pipeline comment instead.
+    const folded =
+      record.pipeline === true && record.reason === "merge" && !record.pullRequest && phaseRow(report.phase).outcome !== undefined;
+    const comment = folded ? undefined : deployComment(record, report, logUrl);
     if (comment) writes.push(commentOnPull(gh, record, comment));
     return { writes, deployment };
   }
@@ -172,11 +175,11 @@ export class DeployReports {
   }
 }
 
-/** Comments on the pull request a deploy came from: the command's, or the merged one for a merge (whose pipeline comment shows a promoted branch's deploys). */
+/** Comments on the pull request a deploy came from: the command's, or the merged one for a merge. */
 async function commentOnPull(gh: GitHubClient, record: DeployRecord, text: string): Promise<void> {
   const pulls = record.pullRequest
     ? [record.pullRequest]
-    : record.reason === "merge" && !record.pipeline
+    : record.reason === "merge"
       ? await gh.mergedPullsFor(record.repository, record.sha)
       : [];
   const [first] = pulls;

@@ -102,6 +102,11 @@ function status(error: unknown): number | undefined {
   return typeof error === "object" && error !== null && "status" in error && typeof error.status === "number" ? error.status : undefined;
 }
 
+/** Whether GitHub answered 404: the object is gone (or was never there), or the app may not see it. */
+export function isNotFound(error: unknown): boolean {
+  return status(error) === 404;
+}
+
 /**
  * GitHub refused a commit or branch write because it changes an Actions workflow: a GitHub App
  * needs the `workflows` permission for that. `files` are the workflow files GitHub named (it

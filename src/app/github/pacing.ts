@@ -70,9 +70,16 @@ const supersedeSchema = z.strictObject({ key: z.string().min(1), final: z.boolea
  */
 export type WriteGuard = (send: () => Promise<unknown>) => Promise<unknown>;
 
+/** What a request sends when its turn comes, and the guard that decides then whether it still goes. */
+interface Turn<T> {
+  send: () => T | Promise<T>;
+  guard: WriteGuard | undefined;
+}
+
 /** The newest write of one object in a lane: what it sends when its turn comes, and the answer every caller of it gets. */
 interface Slot {
   send: () => unknown;
+  guard: WriteGuard | undefined;
   final: boolean;
   /** Set once its turn came and it went out: a newer write then waits for a turn of its own. */
   gone: boolean;
@@ -125,10 +132,9 @@ export class GitHubPacing {
     const kind = requestKind(options.method, options.url);
     const writes = kind === "write" || kind === "notification";
     const guard = writes ? guardOf(options) : undefined;
-    const send = guard ? () => guard(async () => request()) as Promise<T> : request;
     const supersede = writes ? supersedeOf(options) : undefined;
-    if (supersede) return this.#sendNewest(key, kind, options, send, supersede);
-    return this.#attempts(key, kind, options, send);
+    if (supersede) return this.#sendNewest(key, kind, options, { send: request, guard }, supersede);
+    return this.#attempts(key, kind, options, () => ({ send: request, guard }));
   }
 
   /** Sends a write of one object's state in the turn of the newest waiting write of that object, or in a turn of its own. */
@@ -136,26 +142,27 @@ export class GitHubPacing {
     key: string,
     kind: RequestKind,
     options: { method: string; url: string },
-    request: () => T | Promise<T>,
+    request: Turn<T>,
     supersede: Supersede,
   ): Promise<T> {
     const pace = this.#pace(key);
     const waiting = pace.newest.get(supersede.key);
     if (waiting && !waiting.gone && !waiting.final) {
-      waiting.send = request;
+      waiting.send = request.send;
+      waiting.guard = request.guard;
       waiting.final = supersede.final;
       return waiting.answer as Promise<T>;
     }
-    const slot: Slot = { send: request, final: supersede.final, gone: false, answer: Promise.resolve() };
+    const slot: Slot = { send: request.send, guard: request.guard, final: supersede.final, gone: false, answer: Promise.resolve() };
     pace.newest.set(supersede.key, slot);
     // A final state's retry is dropped only for a newer final one: a final state is never dropped.
     const newer = (): Promise<unknown> | undefined => {
       const latest = pace.newest.get(supersede.key);
       return latest && latest !== slot && (!slot.final || latest.final) ? latest.answer : undefined;
     };
-    const send = (): T | Promise<T> => {
+    const send = (): Turn<T> => {
       slot.gone = true;
-      return slot.send() as T | Promise<T>;
+      return { send: slot.send as () => T | Promise<T>, guard: slot.guard };
     };
     slot.answer = this.#attempts(key, kind, options, send, newer).finally(() => {
       if (pace.newest.get(supersede.key) === slot) pace.newest.delete(supersede.key);
@@ -165,26 +172,34 @@ export class GitHubPacing {
 
   /**
    * Sends a request in its turn, trying again after what GitHub asks to wait for; `newer`, for a
-   * write of one object's state, gives the answer of a newer write of it instead of a retry.
+   * write of one object's state, gives the answer of a newer write of it instead of a retry. What
+   * is sent is asked for when the turn comes (`next`); its guard, if any, decides before the
+   * request takes one of the lane's places, so a guard that waits holds up no other request.
    */
   async #attempts<T>(
     key: string,
     kind: RequestKind,
     options: { method: string; url: string },
-    request: () => T | Promise<T>,
+    next: () => Turn<T>,
     newer?: () => Promise<unknown> | undefined,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const pace = this.#pace(key);
       if (kind === "write" || kind === "notification") await this.#turn(pace, kind === "notification");
-      await this.#enter(pace);
+      const { send, guard } = next();
+      const inLane = async (): Promise<T> => {
+        await this.#enter(pace);
+        try {
+          return await send();
+        } finally {
+          this.#leave(pace);
+        }
+      };
       let failure: unknown;
       try {
-        return await request();
+        return guard ? ((await guard(inLane)) as T) : await inLane();
       } catch (error) {
         failure = error;
-      } finally {
-        this.#leave(pace);
       }
       const now = this.#clock.now();
       const retry = retryAfter(failure, attempt, now);

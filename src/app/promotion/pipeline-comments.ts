@@ -1,28 +1,31 @@
 import { z } from "zod";
-import { pipelineComment, pipelineDone, type PipelineStep } from "../../core/pipeline-comment.ts";
+import { errorMessage } from "../../core/errors.ts";
+import { PIPELINE_MARKER, pipelineComment, pipelineDone, type PipelineStep } from "../../core/pipeline-comment.ts";
 import type { RepositoryRef } from "../../core/git-ref.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
-import type { GitHubClient } from "../github/client.ts";
+import { isNotFound, type GitHubClient } from "../github/client.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 import type { Logger } from "../log-context.ts";
 import type { AppQueues, PromotionCheck } from "../queue/queues.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import { pipelineCommentKey, pipelineCommentLockKey } from "../state/redis-keys.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
-import { withRedisLock } from "../state/redis-lock.ts";
+import { LockTimeoutError, withRedisLock } from "../state/redis-lock.ts";
 import type { GateStates } from "./gate-states.ts";
 import { pipelineSteps } from "./pipeline-steps.ts";
 
 /** The newest commits of a branch whose comments are kept up to date; older ones have moved on or been passed over. */
 const RECENT_COMMITS = 10;
 const TTL_SECONDS = 90 * 24 * 3600;
+/** How soon a job that found another replica writing the repository's comments asks again. */
+const BUSY_RETRY_MS = 2_000;
 
 /** A commit's pipeline comment: the merged pull request it is on (0: none), its id once made, and the body it shows. */
 const commentStateSchema = z.strictObject({
   pull: z.number().int().nonnegative(),
   commentId: z.number().int().positive().optional(),
   body: z.string().optional(),
-  /** Deployed everywhere (or on no pull request): never written again. */
+  /** Deployed everywhere: never written again. */
   done: z.boolean(),
 });
 type CommentState = z.infer<typeof commentStateSchema>;
@@ -55,26 +58,49 @@ export class PipelineComments {
     this.#store = new SealedJson(deps.redis, deps.mac);
   }
 
-  /** Asks for the repository's pipeline comments to be brought up to date. */
-  async changed(check: PromotionCheck): Promise<void> {
-    await this.#deps.queues.addPipelineComments(check);
+  /** Asks for the repository's pipeline comments to be brought up to date (`delayMs` from now). */
+  async changed(check: PromotionCheck, delayMs = 0): Promise<void> {
+    await this.#deps.queues.addPipelineComments(check, delayMs);
   }
 
-  /** Brings the pipeline comments of the repository's newest promoted commits up to date (the queue job). */
+  /**
+   * Brings the pipeline comments of the repository's newest promoted commits up to date (the
+   * queue job). While another replica's job holds the repository, this one asks again a moment
+   * later rather than wait in a worker's place: that job may have read the state before this ask.
+   * A commit whose comment fails to write does not hold up the others; the job fails after them,
+   * and its retry writes what is still behind.
+   */
   async refresh(check: PromotionCheck): Promise<void> {
     const deps = this.#deps;
     const repositoryId = check.repository.id;
-    await withRedisLock(deps.redis, pipelineCommentLockKey(repositoryId), { ttlMs: 60_000, waitMs: 300_000, pollMs: 100 }, async () => {
-      const gh = await deps.github(check.installationId);
-      const config = await reviewedConfig(gh, check.repository, discoverFromCheckout(deps.checkouts, gh, check.repository));
-      if (!config.ok) return;
-      const branches = new Set(config.config.environments.filter((e) => e.promotion && e.autoDeploy).map((e) => e.branch));
-      for (const branch of branches) {
-        const line = await deps.gates.line(repositoryId, branch);
-        const steps = await pipelineSteps(deps.gates, repositoryId, config.config, branch, line);
-        for (const commit of line.slice(-RECENT_COMMITS)) await this.#show(gh, check.repository, commit.sha, steps(commit.sha));
-      }
-    });
+    try {
+      await withRedisLock(deps.redis, pipelineCommentLockKey(repositoryId), { ttlMs: 60_000, waitMs: 0, pollMs: 100 }, () =>
+        this.#refresh(check),
+      );
+    } catch (error) {
+      if (!(error instanceof LockTimeoutError)) throw error;
+      await this.changed(check, BUSY_RETRY_MS);
+    }
+  }
+
+  async #refresh(check: PromotionCheck): Promise<void> {
+    const deps = this.#deps;
+    const repositoryId = check.repository.id;
+    const gh = await deps.github(check.installationId);
+    const config = await reviewedConfig(gh, check.repository, discoverFromCheckout(deps.checkouts, gh, check.repository));
+    if (!config.ok) return;
+    const branches = new Set(config.config.environments.filter((e) => e.promotion && e.autoDeploy).map((e) => e.branch));
+    const failures: unknown[] = [];
+    for (const branch of branches) {
+      const line = await deps.gates.line(repositoryId, branch);
+      const steps = await pipelineSteps(deps.gates, repositoryId, config.config, branch, line);
+      for (const commit of line.slice(-RECENT_COMMITS))
+        await this.#show(gh, check.repository, commit.sha, steps(commit.sha)).catch((error: unknown) => {
+          deps.log.warn({ sha: commit.sha, error: errorMessage(error) }, "pipeline comment not written");
+          failures.push(error);
+        });
+    }
+    if (failures.length > 0) throw new Error(`${String(failures.length)} pipeline comments not written: ${errorMessage(failures[0])}`);
   }
 
   /** Makes or edits one commit's comment when what it shows changed. */
@@ -84,16 +110,33 @@ export class PipelineComments {
     if (state?.done) return;
     const body = pipelineComment(sha, steps);
     if (state?.body === body) return;
-    const pull = state?.pull ?? (await gh.mergedPullsFor(repository, sha))[0] ?? 0;
-    // A commit pushed without a pull request has nowhere to show its pipeline but its check runs.
-    if (pull === 0) {
-      await this.#save(key, { pull, done: true });
+    const done = pipelineDone(steps);
+    // GitHub may not have tied a just-merged commit to its pull request yet: asked again next time,
+    // until the commit is deployed everywhere (pushed without a pull request, it shows its pipeline on its check runs only).
+    const pull = state?.pull ?? (await gh.mergedPullsFor(repository, sha))[0];
+    if (pull === undefined) {
+      if (done) await this.#save(key, { pull: 0, done });
       return;
     }
-    let commentId = state?.commentId;
-    if (commentId) await gh.updateComment(repository, commentId, body);
-    else commentId = await gh.createComment(repository, pull, body);
-    await this.#save(key, { pull, commentId, body, done: pipelineDone(steps) });
+    const commentId = await this.#write(gh, repository, pull, state?.commentId, body);
+    await this.#save(key, { pull, commentId, body, done });
+  }
+
+  /**
+   * Edits the comment, or makes it: a comment someone deleted is made again, and one made before
+   * its id was kept (a write whose answer was lost) is found by its marker rather than made twice.
+   */
+  async #write(gh: GitHubClient, repository: RepositoryRef, pull: number, commentId: number | undefined, body: string): Promise<number> {
+    const id = commentId ?? (await gh.findComment(repository, pull, PIPELINE_MARKER))?.id;
+    if (id !== undefined) {
+      try {
+        await gh.updateComment(repository, id, body);
+        return id;
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
+    return gh.createComment(repository, pull, body);
   }
 
   async #save(key: string, state: CommentState): Promise<void> {

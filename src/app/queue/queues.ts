@@ -171,9 +171,10 @@ export class AppQueues {
    * own (they run one at a time per repository, each from the newest state), so an ask that comes
    * while one runs is never lost to it.
    */
-  async addPipelineComments(check: PromotionCheck): Promise<void> {
+  async addPipelineComments(check: PromotionCheck, delayMs = 0): Promise<void> {
     const data = promotionCheckSchema.parse(check);
     await this.#pipelineComments.add("pipeline-comments", sealed(this.#mac, PIPELINE_COMMENT_QUEUE, data), {
+      delay: delayMs,
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },
       removeOnComplete: { age: 3600, count: 1_000 },

@@ -139,6 +139,37 @@ describe("combining writes of one object while they wait for their turn", () => 
     expect(sentTitles(id)).toEqual(["3 of 5 applied"]);
   });
 
+  it("lets a guard wait outside the lane's places: ten guards waiting hold up no other write", async () => {
+    const octokit = await client();
+    const ids: number[] = [];
+    for (let i = 0; i < 11; i++) ids.push(await clock.run(checkRun(octokit)));
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    // Each guard waits (as for a deploy's lock another replica holds) before it sends.
+    const guard: WriteGuard = async (send) => {
+      await gate;
+      return send();
+    };
+    const guarded = ids.slice(0, 10).map((id) =>
+      octokit.request("PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}", {
+        owner: "o",
+        repo: "r",
+        check_run_id: id,
+        status: "in_progress" as const,
+        output: { title: "Applying", summary: "Applying" },
+        request: { guard },
+      }),
+    );
+    const last = ids[10] ?? 0;
+    await clock.run(update(octokit, last, "plain"));
+    expect(sentTitles(last)).toEqual(["plain"]);
+    open();
+    await clock.run(Promise.all(guarded));
+    for (const id of ids.slice(0, 10)) expect(sentTitles(id)).toEqual(["Applying"]);
+  });
+
   it("keeps other objects' writes, and writes that do not ask for it, apart", async () => {
     const octokit = await client();
     const one = await checkRun(octokit);
