@@ -2,6 +2,7 @@ import { z } from "zod";
 import { errorMessage } from "../../core/errors.ts";
 import { PIPELINE_MARKER, pipelineComment, pipelineDone, type PipelineStep } from "../../core/pipeline-comment.ts";
 import type { RepositoryRef } from "../../core/git-ref.ts";
+import type { LineCommit } from "../../core/promotion.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import { isNotFound, type GitHubClient } from "../github/client.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
@@ -17,6 +18,8 @@ import { pipelineSteps } from "./pipeline-steps.ts";
 /** The newest commits of a branch whose comments are kept up to date; older ones have moved on or been passed over. */
 const RECENT_COMMITS = 10;
 const TTL_SECONDS = 90 * 24 * 3600;
+/** How long after its push a commit's pull request is looked for (GitHub ties a merge commit to its pull request within moments). */
+const PULL_LINK_WAIT_MS = 60_000;
 /** How soon a job that found another replica writing the repository's comments asks again. */
 const BUSY_RETRY_MS = 2_000;
 
@@ -38,6 +41,7 @@ export interface PipelineCommentDeps {
   queues: AppQueues;
   github: (installationId: number) => Promise<GitHubClient>;
   checkouts: CheckoutCache;
+  now: () => number;
   log: Logger;
 }
 
@@ -95,7 +99,7 @@ export class PipelineComments {
       const line = await deps.gates.line(repositoryId, branch);
       const steps = await pipelineSteps(deps.gates, repositoryId, config.config, branch, line);
       for (const commit of line.slice(-RECENT_COMMITS))
-        await this.#show(gh, check.repository, commit.sha, steps(commit.sha)).catch((error: unknown) => {
+        await this.#show(gh, check.repository, commit, steps(commit.sha)).catch((error: unknown) => {
           deps.log.warn({ sha: commit.sha, error: errorMessage(error) }, "pipeline comment not written");
           failures.push(error);
         });
@@ -104,18 +108,19 @@ export class PipelineComments {
   }
 
   /** Makes or edits one commit's comment when what it shows changed. */
-  async #show(gh: GitHubClient, repository: RepositoryRef, sha: string, steps: PipelineStep[]): Promise<void> {
+  async #show(gh: GitHubClient, repository: RepositoryRef, commit: LineCommit, steps: PipelineStep[]): Promise<void> {
+    const { sha } = commit;
     const key = pipelineCommentKey(repository.id, sha);
     const state = commentStateSchema.safeParse(await this.#store.get(key)).data;
     if (state?.done) return;
     const body = pipelineComment(sha, steps);
     if (state?.body === body) return;
     const done = pipelineDone(steps);
-    // GitHub may not have tied a just-merged commit to its pull request yet: asked again next time,
-    // until the commit is deployed everywhere (pushed without a pull request, it shows its pipeline on its check runs only).
+    // GitHub may not have tied a just-merged commit to its pull request yet: asked again for a
+    // minute after the push. A commit pushed without one shows its pipeline on its check runs only.
     const pull = state?.pull ?? (await gh.mergedPullsFor(repository, sha))[0];
-    if (pull === undefined) {
-      if (done) await this.#save(key, { pull: 0, done });
+    if (pull === undefined || pull === 0) {
+      if (done || this.#deps.now() - commit.at > PULL_LINK_WAIT_MS) await this.#save(key, { pull: 0, done: true });
       return;
     }
     const commentId = await this.#write(gh, repository, pull, state?.commentId, body);

@@ -176,7 +176,7 @@ function deployServices(
   const webUrl = settings.githubWebUrl;
   const gates = new GateStates(redis, mac);
   // The pipeline admits each deploy at its environment's gates, and a deploy whose wait is over goes through it again.
-  const pipelineComments = new PipelineComments({ redis, mac, gates, queues, github: access.installation, checkouts, log });
+  const pipelineComments = new PipelineComments({ redis, mac, gates, queues, github: access.installation, checkouts, now, log });
   const changed = (check: PromotionCheck) => pipelineComments.changed(check);
   const gated: GatedDeploys = new GatedDeploys({
     gates,
