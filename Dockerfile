@@ -16,8 +16,10 @@ WORKDIR /src
 COPY scripts/test-tools.sh ./scripts/
 COPY test/env/tools/kustomize ./test/env/tools/kustomize
 COPY test/env/tools/helm ./test/env/tools/helm
-# Cache mounts (BuildKit, buildah) keep Go's module and build caches between builds, out of the layer.
-RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+# Cache mounts (BuildKit, buildah) keep Go's module and build caches between builds, out of the
+# layer, at paths of their own that do not depend on the base image's user or GOPATH.
+ENV GOMODCACHE=/cache/go-mod GOCACHE=/cache/go-build
+RUN --mount=type=cache,target=/cache/go-mod --mount=type=cache,target=/cache/go-build \
     SLUICE_TOOLS_CACHE=/tools bash scripts/test-tools.sh kustomize helm \
  && mkdir /out && cp /tools/kustomize-*/kustomize /tools/helm-*/helm /out/
 
@@ -25,12 +27,12 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
+RUN --mount=type=cache,target=/cache/npm npm ci --omit=dev --no-audit --no-fund --cache /cache/npm
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+RUN --mount=type=cache,target=/cache/npm npm ci --no-audit --no-fund --cache /cache/npm
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/bundle-cli.ts ./scripts/
