@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { Config } from "./config.ts";
 import { commitShaSchema } from "./git-ref.ts";
 
 /**
@@ -231,4 +232,9 @@ export function lastOutcome(events: readonly EnvironmentEvent[], now = Infinity)
   let last: DeployOutcome | undefined;
   for (const e of events) if ((e.kind === "deployed" || e.kind === "failed") && e.at <= now && (!last || e.at >= last.at)) last = e;
   return last;
+}
+
+/** The branches whose environments are promoted: a push to one joins its line, and its merges show a pipeline. */
+export function promotedBranches(config: Pick<Config, "environments">): Set<string> {
+  return new Set(config.environments.filter((e) => e.promotion !== undefined && e.autoDeploy).map((e) => e.branch));
 }

@@ -4,14 +4,18 @@ import { Probot } from "probot";
 import { GitHubClient } from "../../src/app/github/client.ts";
 import { FakeGitHub } from "./fake-github.ts";
 
-/** A `GitHubClient` that talks to `github` as the app's installation `installationId` (as the app itself without one). */
-export async function fakeGitHubClient(github: FakeGitHub, installationId?: number): Promise<GitHubClient> {
+/** A Probot app (a key of its own, silent) whose GitHub is `github`. */
+export function fakeProbot(github: FakeGitHub): Probot {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const probot = new Probot({
+  return new Probot({
     appId: FakeGitHub.APP_ID,
     privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
     baseUrl: github.url,
     log: pino({ level: "silent" }),
   });
-  return new GitHubClient(await probot.auth(installationId), FakeGitHub.APP_ID);
+}
+
+/** A `GitHubClient` that talks to `github` as the app's installation `installationId` (as the app itself without one). */
+export async function fakeGitHubClient(github: FakeGitHub, installationId?: number): Promise<GitHubClient> {
+  return new GitHubClient(await fakeProbot(github).auth(installationId), FakeGitHub.APP_ID);
 }

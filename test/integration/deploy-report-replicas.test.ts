@@ -1,7 +1,5 @@
-import { generateKeyPairSync } from "node:crypto";
 import { Redis } from "ioredis";
-import { pino } from "pino";
-import { Probot } from "probot";
+import type { Probot } from "probot";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { AgentKeys } from "../../src/app/agents/agent-keys.ts";
 import { DeployRecords, type DeployRecord } from "../../src/app/deploy/deploy-records.ts";
@@ -15,6 +13,7 @@ import type { AgentReport } from "../../src/core/agent-protocol.ts";
 import { deployCheckName } from "../../src/core/check-names.ts";
 import { generateSigningKeys, privateKeyFromPem, publicKeyFromPem, seal } from "../../src/core/signing.ts";
 import { FakeGitHub } from "../helpers/fake-github.ts";
+import { fakeProbot } from "../helpers/github-client.ts";
 import { ManualClock } from "../helpers/manual-clock.ts";
 
 // Two app replicas apply the reports of one deploy, each through its own GitHub write pacing: the
@@ -43,13 +42,7 @@ beforeAll(async () => {
   url.pathname = "/12";
   redis = new Redis(url.toString(), { maxRetriesPerRequest: null });
   await redis.flushdb();
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  probot = new Probot({
-    appId: FakeGitHub.APP_ID,
-    privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
-    baseUrl: github.url,
-    log: pino({ level: "silent" }),
-  });
+  probot = fakeProbot(github);
 });
 afterAll(async () => {
   await redis.flushdb();

@@ -219,6 +219,20 @@ async function soaking(line: Line, version: string, to?: AppHarness[]): Promise<
   return { commit, ends };
 }
 
+/** Pull request #1 of the line, by dave, merged as `commit`: what `/approve` is commented on. */
+function mergedPull(line: Line, commit: string): void {
+  github(line).setPull(OWNER, line.target.repo, {
+    number: 1,
+    base: { sha: commit, ref: "main" },
+    head: { sha: commit, ref: "feature-1" },
+    state: "closed",
+    draft: false,
+    merged: true,
+    merge_commit_sha: commit,
+    user: { login: "dave" },
+  });
+}
+
 /** The version staging runs, if any. */
 async function liveStaging(line: Line): Promise<string | undefined> {
   try {
@@ -329,16 +343,7 @@ describe("promotion waiting for approval", { timeout: 300_000 }, () => {
 
   it("keeps an approval and the approval's timeout across an app restart: the second approval after it deploys", async () => {
     const { commit, ends } = await soaking(gated, "g1");
-    github(gated).setPull(OWNER, gated.target.repo, {
-      number: 1,
-      base: { sha: commit, ref: "main" },
-      head: { sha: commit, ref: "feature-1" },
-      state: "closed",
-      draft: false,
-      merged: true,
-      merge_commit_sha: commit,
-      user: { login: "dave" },
-    });
+    mergedPull(gated, commit);
     await reach(gated, ends);
     await expect.poll(() => titleOf(gated, commit, "staging"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 2)");
     // The approval's timeout is a check queued for an hour after the wait began.
@@ -399,16 +404,7 @@ describe("promotion when Redis restarts", { timeout: 300_000 }, () => {
     // At the soak's end, staging's deploy waits for an approval; Redis restarts during the wait.
     await reach(own, ends);
     await expect.poll(() => titleOf(own, commit, "staging"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 1)");
-    github(own).setPull(OWNER, own.target.repo, {
-      number: 1,
-      base: { sha: commit, ref: "main" },
-      head: { sha: commit, ref: "feature-1" },
-      state: "closed",
-      draft: false,
-      merged: true,
-      merge_commit_sha: commit,
-      user: { login: "dave" },
-    });
+    mergedPull(own, commit);
     await restart();
     await expect.poll(async () => (await fetch(`${first(own).url}/readyz`)).status, { timeout: 30_000 }).toBe(200);
     await first(own).deliver("issue_comment", commentPayload(own.target, 1, 82_000, "/approve staging", "carol"));

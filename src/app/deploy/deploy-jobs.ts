@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
-import type { Config, Environment } from "../../core/config.ts";
+import type { Environment } from "../../core/config.ts";
 import { CONFIG_PATH } from "../../core/config-path.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/check-names.ts";
@@ -14,6 +14,7 @@ import {
   type NotQueuedCause,
 } from "../../core/deploy-status.ts";
 import { shortSha } from "../../core/git-ref.ts";
+import { promotedBranches } from "../../core/promotion.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { KubeObject } from "../../core/manifest.ts";
@@ -112,7 +113,7 @@ export class DeployJobs {
         hold,
         completed: false,
         ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
-        ...(inPipeline(config.config, env) ? { pipeline: true } : {}),
+        ...(env.autoDeploy && promotedBranches(config.config).has(env.branch) ? { pipeline: true } : {}),
         ...(previous?.deploymentState ? { deploymentState: previous.deploymentState } : {}),
         ...(previous?.reported ? { reported: previous.reported } : {}),
       };
@@ -204,11 +205,6 @@ export class DeployJobs {
     }
     return [...side.resources.values()].map((r) => parseJson(r.json) as KubeObject);
   }
-}
-
-/** Whether `env` is in its branch's promotion pipeline: some environment deployed from the branch is promoted. */
-function inPipeline(config: Config, env: Environment): boolean {
-  return env.autoDeploy && config.environments.some((e) => e.autoDeploy && e.branch === env.branch && e.promotion !== undefined);
 }
 
 /** Makes a deploy's GitHub Deployment; returns its id. */

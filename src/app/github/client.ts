@@ -24,7 +24,6 @@ function coordinates(repository: RepoName): { owner: string; repo: string } {
   return { owner: repository.owner, repo: repository.name };
 }
 
-/** A comment found on an issue or pull request. */
 /** How a write of one object's state goes out: combined with its newer states while it waits (`coalesce`, see `Supersede`), and sent only if its `guard` lets it when its turn comes. */
 export interface WriteOptions {
   coalesce?: boolean;
@@ -42,6 +41,7 @@ function writeRequest(options: WriteOptions, key: string, final: boolean): { req
   };
 }
 
+/** A comment found on an issue or pull request. */
 export interface IssueComment {
   id: number;
   body: string;

@@ -77,9 +77,7 @@ interface Turn<T> {
 }
 
 /** The newest write of one object in a lane: what it sends when its turn comes, and the answer every caller of it gets. */
-interface Slot {
-  send: () => unknown;
-  guard: WriteGuard | undefined;
+interface Slot extends Turn<unknown> {
   final: boolean;
   /** Set once its turn came and it went out: a newer write then waits for a turn of its own. */
   gone: boolean;
@@ -148,12 +146,10 @@ export class GitHubPacing {
     const pace = this.#pace(key);
     const waiting = pace.newest.get(supersede.key);
     if (waiting && !waiting.gone && !waiting.final) {
-      waiting.send = request.send;
-      waiting.guard = request.guard;
-      waiting.final = supersede.final;
+      Object.assign(waiting, request, { final: supersede.final });
       return waiting.answer as Promise<T>;
     }
-    const slot: Slot = { send: request.send, guard: request.guard, final: supersede.final, gone: false, answer: Promise.resolve() };
+    const slot: Slot = { ...request, final: supersede.final, gone: false, answer: Promise.resolve() };
     pace.newest.set(supersede.key, slot);
     // A final state's retry is dropped only for a newer final one: a final state is never dropped.
     const newer = (): Promise<unknown> | undefined => {
@@ -260,8 +256,7 @@ export class GitHubPacing {
 
 /** The request option `supersede` of a write ({@link Supersede}), or undefined when it has none. */
 function supersedeOf(options: { request?: unknown }): Supersede | undefined {
-  const value: unknown =
-    typeof options.request === "object" && options.request !== null ? Reflect.get(options.request, "supersede") : undefined;
+  const value = requestOption(options, "supersede");
   if (value === undefined) return undefined;
   const parsed = supersedeSchema.safeParse(value);
   if (!parsed.success)
@@ -271,11 +266,15 @@ function supersedeOf(options: { request?: unknown }): Supersede | undefined {
 
 /** The request option `guard` of a write ({@link WriteGuard}), or undefined when it has none. */
 function guardOf(options: { request?: unknown }): WriteGuard | undefined {
-  const value: unknown =
-    typeof options.request === "object" && options.request !== null ? Reflect.get(options.request, "guard") : undefined;
+  const value = requestOption(options, "guard");
   if (value === undefined) return undefined;
   if (typeof value !== "function") throw new Error(`request option guard must be a function, got ${typeof value}`);
   return value as WriteGuard;
+}
+
+/** The request option `name` octokit passed through (`options.request[name]`), or undefined. */
+function requestOption(options: { request?: unknown }, name: string): unknown {
+  return typeof options.request === "object" && options.request !== null ? Reflect.get(options.request, name) : undefined;
 }
 
 /** How a request counts: token requests and reads are not paced; writes are; some writes notify people. */

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { errorMessage } from "../../core/errors.ts";
 import { PIPELINE_MARKER, pipelineComment, pipelineDone, type PipelineStep } from "../../core/pipeline-comment.ts";
 import type { RepositoryRef } from "../../core/git-ref.ts";
-import type { LineCommit } from "../../core/promotion.ts";
+import { promotedBranches, type LineCommit } from "../../core/promotion.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import { isNotFound, type GitHubClient } from "../github/client.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
@@ -93,9 +93,8 @@ export class PipelineComments {
     const gh = await deps.github(check.installationId);
     const config = await reviewedConfig(gh, check.repository, discoverFromCheckout(deps.checkouts, gh, check.repository));
     if (!config.ok) return;
-    const branches = new Set(config.config.environments.filter((e) => e.promotion && e.autoDeploy).map((e) => e.branch));
     const failures: unknown[] = [];
-    for (const branch of branches) {
+    for (const branch of promotedBranches(config.config)) {
       const line = await deps.gates.line(repositoryId, branch);
       const steps = await pipelineSteps(deps.gates, repositoryId, config.config, branch, line);
       for (const commit of line.slice(-RECENT_COMMITS))

@@ -1,10 +1,9 @@
-import { generateKeyPairSync } from "node:crypto";
-import { pino } from "pino";
-import { Probot, type ProbotOctokit } from "probot";
+import type { Probot, ProbotOctokit } from "probot";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installationOctokit } from "../../../src/app/github/installation-octokit.ts";
 import { GitHubPacing, type Supersede, type WriteGuard } from "../../../src/app/github/pacing.ts";
 import { FakeGitHub } from "../../helpers/fake-github.ts";
+import { fakeProbot } from "../../helpers/github-client.ts";
 import { ManualClock } from "../../helpers/manual-clock.ts";
 
 // Writes of one object's state (a check run, a Deployment's statuses) that wait for the same turn
@@ -21,13 +20,7 @@ let installation = 500;
 beforeAll(async () => {
   github = await new FakeGitHub().start();
   github.addRepo("o", "r", 1);
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  probot = new Probot({
-    appId: FakeGitHub.APP_ID,
-    privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
-    baseUrl: github.url,
-    log: pino({ level: "silent" }),
-  });
+  probot = fakeProbot(github);
 });
 afterAll(async () => {
   await github.stop();
