@@ -267,6 +267,10 @@ describe("promotion", { timeout: 240_000 }, () => {
   it("holds production for approval: the author's and merger's approvals are refused, a maintainer's deploys it", async () => {
     const stagingA = runs(shas.a ?? "", "staging").at(-1);
     expect(stagingA?.conclusion).toBe("success");
+    // The waiting deploy's Deployment status is still on its way to GitHub (held here until the
+    // end) when the approval comes: the deploy goes all the same, for the write waits its turn
+    // outside the deploy's lock.
+    const releaseStatuses = h.github.pause("repos/create-deployment-status");
     // Past the soak of a and b in staging: production takes the newest that soaked, b.
     await reach(h.clock.now + SOAK_MS + 60_000);
     await expect.poll(() => titleOf(shas.b ?? "", "production"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 1)");
@@ -285,8 +289,12 @@ describe("promotion", { timeout: 240_000 }, () => {
     expect(replies(2)[1]).toMatch(/^Sorry @mallory, .*maintain/);
     expect(await liveVersion("production")).toBeUndefined();
     await comment(2, "/approve production", "maya");
+    try {
+      await expect.poll(() => liveVersion("production"), { timeout: 60_000, interval: 200 }).toBe("b");
+    } finally {
+      releaseStatuses();
+    }
     await deployed(shas.b ?? "", "production");
-    expect(await liveVersion("production")).toBe("b");
     expect(replies(2)[2]).toMatch(/^@maya approved the deploy of `\w{7}` to `production`: 1 of 1 approval; deploying now\.$/);
     // Both merged pull requests' commits are live everywhere now: a by b, which contains it.
     for (const number of [1, 2])
@@ -327,5 +335,33 @@ describe("promotion", { timeout: 240_000 }, () => {
     await comment(6, "/promote production because", "reader");
     await expect.poll(() => replies(6).length, { timeout: 30_000 }).toBe(2);
     expect(replies(6).at(-1)).toMatch(/^Sorry @reader, `\/promote` needs \*\*write\*\* permission/);
+  });
+
+  it("queues a push's deploy before it writes anything to GitHub: dev applies while no check run can be made", async () => {
+    // GitHub holds every new check run (the push's waiting ones for staging and production, dev's own) until the end.
+    const releaseCheckRuns = h.github.pause("checks/create");
+    try {
+      shas.e = await merge(10, "e");
+      await expect.poll(() => liveVersion("dev"), { timeout: 60_000, interval: 200 }).toBe("e");
+    } finally {
+      releaseCheckRuns();
+    }
+    await deployed(shas.e, "dev");
+    await expect.poll(() => titleOf(shas.e ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
+  });
+
+  it("applies a deploy's end while an earlier deploy's final writes still wait for GitHub", async () => {
+    // GitHub holds every final Deployment status: f's end waits for its own until the end.
+    const releaseStatuses = h.github.pause("repos/create-deployment-status", (body) => body.state === "success");
+    try {
+      shas.f = await merge(11, "f");
+      await deployed(shas.f, "dev");
+      // g's reports come after f's end, which still waits: g's end is applied all the same, and its soak starts.
+      shas.g = await merge(12, "g");
+      await deployed(shas.g, "dev");
+      await expect.poll(() => titleOf(shas.g ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
+    } finally {
+      releaseStatuses();
+    }
   });
 });

@@ -13,6 +13,7 @@ import {
   queuedOutput,
   type NotQueuedCause,
 } from "../../core/deploy-status.ts";
+import { errorMessage } from "../../core/errors.ts";
 import { shortSha } from "../../core/git-ref.ts";
 import { promotedBranches } from "../../core/promotion.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
@@ -90,17 +91,17 @@ export class DeployJobs {
         : queuedOutput(objects.length, request, "note" in admission ? admission.note : undefined);
     // The job is queued first and GitHub learns of it while the agent already works (each write
     // waits its turn in the installation's write pacing). The deploy's lock keeps its reports
-    // waiting until the check run and Deployment they update exist; the Deployment's first status
-    // is sent after the lock is let go, so the reports' newer states can replace it while it waits.
-    const first = await deps.records.exclusive(jobId, 120_000, async (): Promise<{ status: Promise<void> } | undefined> => {
+    // waiting until the check run and Deployment they update exist; the states written to objects
+    // that exist are not awaited, so the reports' newer states can replace them while they wait.
+    await deps.records.exclusive(jobId, 120_000, async (): Promise<void> => {
       // A request taken over from a replica that died half way has a record: its check run and
       // Deployment are this deploy's, not to be made twice (a second one would stay queued forever).
       const previous = await deps.records.load(jobId);
       if (previous?.completed) {
         // Finished while its replica was gone, before the Deployment was made: it is made now, finished.
-        const status = previous.deploymentId ? undefined : await this.#createDeployment(gh, request, env, jobId, previous, held);
+        if (!previous.deploymentId) await this.#createDeployment(gh, request, env, jobId, previous, held);
         deps.log.info({ job: jobId }, "deploy already finished; nothing to queue");
-        return status;
+        return;
       }
       const record: DeployRecord = {
         checkRunId: previous?.checkRunId || request.checkRunId || 0,
@@ -127,20 +128,32 @@ export class DeployJobs {
       // A report already applied (before a takeover) wrote the check run's newest state. The check
       // run goes first: it is what shows the deploy on the commit and the pull request.
       if (!record.reported) {
-        const status = firstDeployState(held, undefined).checkRun;
-        record.checkRunId = await writeCheckRun(gh, { ...request, checkRunId: record.checkRunId }, { status, output });
-        await deps.records.save(jobId, record);
+        const fields = { status: firstDeployState(held, undefined).checkRun, output };
+        if (record.checkRunId) {
+          // Made already (by a command, a promotion's wait or an approval's): its first state goes when its turn comes, unless a report came first.
+          const guard = deps.records.guard(jobId, (r) => !r.reported && !r.completed);
+          this.#write(gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true, guard }), jobId);
+        } else {
+          record.checkRunId = await writeCheckRun(gh, request, fields);
+          await deps.records.save(jobId, record);
+        }
       }
-      return record.deploymentId ? undefined : this.#createDeployment(gh, request, env, jobId, record, held);
+      if (!record.deploymentId) await this.#createDeployment(gh, request, env, jobId, record, held);
     });
-    await first?.status;
+  }
+
+  /** A deploy's state that is not its last on its way to GitHub, not awaited: one that fails is logged, and the deploy's next state is written whole. */
+  #write(write: Promise<void>, jobId: string): void {
+    write.catch((error: unknown) => {
+      this.#deps.log.warn({ job: jobId, error: errorMessage(error) }, "deploy state not written to GitHub");
+    });
   }
 
   /**
    * Makes the deploy's GitHub Deployment, saves its id in the record, and starts its first status
    * (a record that reports were already applied to, a takeover, starts at the newest one's state),
-   * which is returned to be awaited once the deploy's lock is let go (wrapped, so that awaiting
-   * this does not await it): a report applied meanwhile replaces it if it has not gone out yet.
+   * not awaited: it is sent once the deploy's lock is let go, and a report applied meanwhile
+   * replaces it if it has not gone out yet.
    */
   async #createDeployment(
     gh: GitHubClient,
@@ -149,7 +162,7 @@ export class DeployJobs {
     jobId: string,
     record: DeployRecord,
     held: boolean,
-  ): Promise<{ status: Promise<void> }> {
+  ): Promise<void> {
     record.deploymentId = await createDeployment(gh, request, env, jobId);
     const first = firstDeployState(held, record.reported?.phase);
     record.deploymentState = first.deployment;
@@ -162,13 +175,11 @@ export class DeployJobs {
         description: first.description,
         logUrl: checkRunUrl(this.#deps.webUrl, request.repository, record.checkRunId),
       },
-      // Sent once the lock is let go: a replica that applied a newer report meanwhile wrote what comes after it. (A
+      // Its turn comes after the lock is let go: a replica that applied a newer report meanwhile wrote what comes after it. (A
       // takeover of a finished deploy starts at its final state, which goes.)
       { coalesce: true, guard: this.#deps.records.guard(jobId, (r) => r.deploymentState === first.deployment) },
     );
-    // Awaited by the caller; until then a failure is not left unhandled.
-    status.catch(() => undefined);
-    return { status };
+    this.#write(status, jobId);
   }
 
   /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */

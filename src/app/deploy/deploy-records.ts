@@ -31,6 +31,8 @@ export const deployRecordSchema = z.strictObject({
   pullRequest: z.number().int().positive().optional(),
   /** The environment is in its branch's promotion pipeline: the merged pull request's pipeline comment shows a merge's outcome, which posts no comment of its own. */
   pipeline: z.boolean().optional(),
+  /** Set while the deploy waits at an approval or a freeze: the newest wait shown, whose states go out only while it is this. */
+  waiting: z.string().optional(),
   /** What the job does to a hold: a rollback sets one, a sync or a revert's merge releases it. */
   hold: agentJobSchema.shape.hold,
   /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */
@@ -89,6 +91,19 @@ export class DeployRecords {
         if (error instanceof LockTimeoutError) return undefined;
         throw error;
       }
+    };
+  }
+
+  /**
+   * A guard like {@link guard} that reads the record without the deploy's lock, for the states of a
+   * deploy that waits at an approval or a freeze: their sends never hold up the deploy's release,
+   * which takes the lock to queue the job. A state read as current just before the release may
+   * still reach GitHub after the release's first state; the deploy's reports write after it.
+   */
+  whileWaiting(jobId: string, current: (record: DeployRecord) => boolean): WriteGuard {
+    return async (send) => {
+      const record = await this.load(jobId);
+      return record && current(record) ? send() : undefined;
     };
   }
 

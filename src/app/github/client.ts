@@ -6,7 +6,7 @@ import { fullName, type RepositoryRef } from "../../core/git-ref.ts";
 import { PERMISSION_ORDER, type Permission } from "../../core/permission.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import type { TreeFile } from "../../core/rollback.ts";
-import type { Supersede, WriteGuard } from "./pacing.ts";
+import { WriteNotSent, type Supersede, type WriteGuard } from "./pacing.ts";
 import { pullRequestInfo, pullRequestSliceSchema, type PullRequestInfo } from "./schemas.ts";
 
 export { PERMISSION_ORDER, permits, type Permission } from "../../core/permission.ts";
@@ -31,6 +31,17 @@ export interface WriteOptions {
 }
 
 /** The request options that carry `options` to the write pacing, for the object `key`. */
+/** Waits for a write; false when its guard turned it down ({@link WriteNotSent}): what it wrote was moved past, and nothing is wrong. */
+async function unlessTurnedDown(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    if (error instanceof WriteNotSent) return false;
+    throw error;
+  }
+}
+
 function writeRequest(options: WriteOptions, key: string, final: boolean): { request?: { supersede?: Supersede; guard?: WriteGuard } } {
   if (!options.coalesce && !options.guard) return {};
   return {
@@ -312,15 +323,17 @@ export class GitHubClient {
   ): Promise<void> {
     // GitHub's auto_inactive marks the earlier successful deployments of the environment inactive:
     // right for a success, which is now what runs there, and for nothing else.
-    await this.#octokit.rest.repos.createDeploymentStatus({
-      ...coordinates(repository),
-      deployment_id: deploymentId,
-      state: fields.state,
-      description: fields.description.slice(0, 140),
-      ...(fields.logUrl ? { log_url: fields.logUrl } : {}),
-      auto_inactive: fields.state === "success",
-      ...writeRequest(options, `deployment ${deploymentId}`, fields.state !== "queued" && fields.state !== "in_progress"),
-    });
+    await unlessTurnedDown(
+      this.#octokit.rest.repos.createDeploymentStatus({
+        ...coordinates(repository),
+        deployment_id: deploymentId,
+        state: fields.state,
+        description: fields.description.slice(0, 140),
+        ...(fields.logUrl ? { log_url: fields.logUrl } : {}),
+        auto_inactive: fields.state === "success",
+        ...writeRequest(options, `deployment ${deploymentId}`, fields.state !== "queued" && fields.state !== "in_progress"),
+      }),
+    );
   }
 
   /** The tree of a commit (Git Data API). */
@@ -512,13 +525,15 @@ export class GitHubClient {
   async updateCheckRun(repository: RepoName, checkRunId: number, fields: CheckRunFields, options: WriteOptions = {}): Promise<void> {
     const [first, rest] = splitAnnotations(fields.output);
     const coalesce = options.coalesce === true && !fields.output?.annotations?.length;
-    await this.#octokit.rest.checks.update({
-      ...coordinates(repository),
-      check_run_id: checkRunId,
-      ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
-      ...writeRequest({ ...options, coalesce }, `check-run ${checkRunId}`, fields.status === "completed"),
-    });
-    await this.#moreAnnotations(repository, checkRunId, fields.output, rest);
+    const sent = await unlessTurnedDown(
+      this.#octokit.rest.checks.update({
+        ...coordinates(repository),
+        check_run_id: checkRunId,
+        ...checkRunBody({ ...fields, ...(first ? { output: first } : {}) }),
+        ...writeRequest({ ...options, coalesce }, `check-run ${checkRunId}`, fields.status === "completed"),
+      }),
+    );
+    if (sent) await this.#moreAnnotations(repository, checkRunId, fields.output, rest);
   }
 
   async #moreAnnotations(repository: RepoName, id: number, output: CheckRunFields["output"], rest: Annotation[]): Promise<void> {

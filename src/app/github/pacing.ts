@@ -66,9 +66,18 @@ const supersedeSchema = z.strictObject({ key: z.string().min(1), final: z.boolea
  * A write's condition, given as the request option `guard`: when the write's turn comes (each try
  * of it), the guard is handed the send and decides then whether it still goes, resolving to the
  * send's answer, or undefined when the write is not wanted any more. A state one replica kept
- * waiting for its turn is so checked against what another replica wrote meanwhile.
+ * waiting for its turn is so checked against what another replica wrote meanwhile. A write turned
+ * down rejects with {@link WriteNotSent}.
  */
 export type WriteGuard = (send: () => Promise<unknown>) => Promise<unknown>;
+
+/** A guarded write its guard turned down when its turn came: not sent, for what it writes was moved past meanwhile. */
+export class WriteNotSent extends Error {
+  constructor(method: string, url: string) {
+    super(`${method} ${url} not sent: its guard turned it down`);
+    this.name = "WriteNotSent";
+  }
+}
 
 /** What a request sends when its turn comes, and the guard that decides then whether it still goes. */
 interface Turn<T> {
@@ -193,7 +202,10 @@ export class GitHubPacing {
       };
       let failure: unknown;
       try {
-        return guard ? ((await guard(inLane)) as T) : await inLane();
+        if (!guard) return await inLane();
+        const answer = await guard(inLane);
+        if (answer === undefined) throw new WriteNotSent(options.method, options.url);
+        return answer as T;
       } catch (error) {
         failure = error;
       }

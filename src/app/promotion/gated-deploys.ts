@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { approversText, judgeApproval, type ApprovalJudgement, type ApproverFacts } from "../../core/approval.ts";
 import type { Config, Environment } from "../../core/config.ts";
 import { decideGate, hasDeployGates, type GateDecision } from "../../core/deploy-gate.ts";
@@ -7,6 +8,7 @@ import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { GATE_STATES, type GateFacts, type GateState } from "../../core/deploy-phases.ts";
 import { gateCheckRun } from "../../core/deploy-status.ts";
 import { formatDuration } from "../../core/duration.ts";
+import { errorMessage } from "../../core/errors.ts";
 import { escapeInline } from "../../core/markdown.ts";
 import { shortSha, type RepositoryRef } from "../../core/git-ref.ts";
 import { approverFacts } from "../github/approvers.ts";
@@ -220,12 +222,21 @@ export class GatedDeploys {
     };
   }
 
-  /** Shows a waiting deploy's state on its check run and Deployment, making them when it has none yet. */
+  /**
+   * Shows a waiting deploy's state on its check run and Deployment, making them when it has none
+   * yet. Only the making is done under the deploy's lock (their ids are what its release and its
+   * reports write to): the Deployment first and the check run last, so a deploy seen waiting on its
+   * commit can go at once when approved. The states go out after the lock is let go, each in its
+   * turn, and only while this is still the newest thing shown of the deploy: an approval that
+   * releases it, a newer wait, or another replica's state replaces them.
+   */
   async #show(gh: GitHubClient, pending: PendingDeploy, env: Environment, state: GateState, facts: GateFacts): Promise<void> {
     const deps = this.#deps;
     const { request, jobId } = pending;
     const fields = gateCheckRun(state, facts);
-    await deps.records.exclusive(jobId, 60_000, async () => {
+    const deployment = GATE_STATES[state].deployment;
+    const shown = randomUUID();
+    const { record, created } = await deps.records.exclusive(jobId, 60_000, async () => {
       const previous = await deps.records.load(jobId);
       const record: DeployRecord = previous ?? {
         checkRunId: request.checkRunId ?? 0,
@@ -239,24 +250,38 @@ export class GatedDeploys {
         completed: false,
         ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
       };
-      if (record.checkRunId) await gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true });
-      else
+      record.waiting = shown;
+      if (deployment) record.deploymentState = deployment;
+      if (!record.deploymentId) {
+        record.deploymentId = await deps.createDeployment(gh, request, env, jobId);
+        await deps.records.save(jobId, record);
+      }
+      const created = !record.checkRunId;
+      if (created)
         record.checkRunId = await gh.createCheckRun(request.repository, deployCheckName(env.name), request.sha, {
           externalId: jobId,
           ...fields,
         });
-      if (!record.deploymentId) record.deploymentId = await deps.createDeployment(gh, request, env, jobId);
-      const deployment = GATE_STATES[state].deployment;
-      if (deployment) {
-        await gh.deploymentStatus(
+      await deps.records.save(jobId, record);
+      return { record, created };
+    });
+    const guard = deps.records.whileWaiting(jobId, (r) => r.waiting === shown && !r.completed);
+    if (!created) this.#write(gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true, guard }));
+    if (deployment)
+      this.#write(
+        gh.deploymentStatus(
           request.repository,
           record.deploymentId,
           { state: deployment, description: fields.output.title, logUrl: checkRunUrl(deps.webUrl, request.repository, record.checkRunId) },
-          { coalesce: true },
-        );
-        record.deploymentState = deployment;
-      }
-      await deps.records.save(jobId, record);
+          { coalesce: true, guard },
+        ),
+      );
+  }
+
+  /** A waiting deploy's state on its way to GitHub, not awaited: one that fails is logged, and the deploy's next state is written whole. */
+  #write(write: Promise<void>): void {
+    write.catch((error: unknown) => {
+      this.#deps.log.warn({ error: errorMessage(error) }, "waiting deploy's state not written to GitHub");
     });
   }
 

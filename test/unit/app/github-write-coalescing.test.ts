@@ -1,7 +1,7 @@
 import type { Probot, ProbotOctokit } from "probot";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { installationOctokit } from "../../../src/app/github/installation-octokit.ts";
-import { GitHubPacing, type Supersede, type WriteGuard } from "../../../src/app/github/pacing.ts";
+import { GitHubPacing, WriteNotSent, type Supersede, type WriteGuard } from "../../../src/app/github/pacing.ts";
 import { FakeGitHub } from "../../helpers/fake-github.ts";
 import { fakeProbot } from "../../helpers/github-client.ts";
 import { ManualClock } from "../../helpers/manual-clock.ts";
@@ -123,7 +123,7 @@ describe("combining writes of one object while they wait for their turn", () => 
     // Another replica moved the deploy on while this write waited for its turn.
     wanted = false;
     clock.advance(1_000);
-    expect(await applying).toBeUndefined();
+    await expect(applying).rejects.toBeInstanceOf(WriteNotSent);
     expect(asked).toEqual(["dropped"]);
     expect(sentTitles(id)).toEqual([]);
     wanted = true;
