@@ -350,6 +350,19 @@ describe("promotion", { timeout: 240_000 }, () => {
     await expect.poll(() => titleOf(shas.e ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
   });
 
+  it("starts a soak when the deploy ends, though GitHub has not made the deploy's check run yet", async () => {
+    // GitHub holds the making of dev's check runs: the deploy's lock is held meanwhile, in its replica's write pacing.
+    const releaseCheckRuns = h.github.pause("checks/create", (body) => body.name === deployCheckName("dev"));
+    try {
+      shas.h = await merge(13, "h");
+      await expect.poll(() => liveVersion("dev"), { timeout: 60_000, interval: 200 }).toBe("h");
+      await expect.poll(() => titleOf(shas.h ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
+    } finally {
+      releaseCheckRuns();
+    }
+    await deployed(shas.h, "dev");
+  });
+
   it("applies a deploy's end while an earlier deploy's final writes still wait for GitHub", async () => {
     // GitHub holds every final Deployment status: f's end waits for its own until the end.
     const releaseStatuses = h.github.pause("repos/create-deployment-status", (body) => body.state === "success");
