@@ -42,11 +42,12 @@ export class DeployReports {
     await deps.agentKeys.consume("report", envelope, {
       schema: agentReportSchema,
       log: deps.log,
-      // A short wait: the queue retries later. A report that does not end its deploy waits least, for
-      // the report queue takes one message at a time; a final one has a queue of its own (DEPLOY_END_QUEUE).
+      // A short wait: the queue retries later. A report that does not end its deploy hardly waits
+      // (the lock is mostly held while the deploy's objects are made, in their turn in the write
+      // pacing), for the report queue takes one message at a time; a final one has a queue of its own (DEPLOY_END_QUEUE).
       use: async (report) => {
         await this.#observeEnd(report);
-        return deps.records.exclusive(report.jobId, isFinal(report.phase) ? 10_000 : 1_000, () => this.#apply(report));
+        return deps.records.exclusive(report.jobId, isFinal(report.phase) ? 10_000 : 100, () => this.#apply(report));
       },
     });
   }

@@ -360,7 +360,10 @@ export function deployRequestWorker(
     async (job: Job) => {
       await process(openDeployRequest(job.data, options.mac, options.now()));
     },
-    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
+    // A request mostly waits: for its render (the render pool bounds those) and for the paced
+    // writes that make its check run and Deployment. A few at once, so a promotion due now does not
+    // wait behind other deploys' writes.
+    { connection, prefix: QUEUE_PREFIX, concurrency: 8 },
   );
 }
 
