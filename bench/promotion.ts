@@ -240,7 +240,7 @@ try {
   );
   console.log(`    of which soak end → the app's "commit promoted": ${figure(decided)}`);
   console.log(
-    `    dev live → staging live, beyond the soak: ${figure(overhead)}; of which dev live → the soak's start (the app records dev's deploy end when its final report comes): ${figure(soakStartLag)}, after a median ${median(writesBefore)} GitHub writes`,
+    `    dev live → staging live, beyond the soak: ${figure(overhead)}; of which dev live → the soak's start (the app records dev's deploy end once its GitHub writes are out): ${figure(soakStartLag)}, after a median ${median(writesBefore)} GitHub writes`,
   );
   console.log(
     `  approval (production, /approve by a maintainer): comment → live ${figure(approved)} (goal p50 ≤ 1000 ms); p50 / plain push → live = ${(median(approved) / peer).toFixed(2)}`,

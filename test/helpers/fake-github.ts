@@ -132,7 +132,7 @@ export class FakeGitHub {
   readonly #repos = new Map<string, FakeRepo>();
   /** Team memberships by `org/team-slug`, then login, both lower-cased (GitHub ignores their case). */
   readonly #teams = new Map<string, Map<string, "active" | "pending">>();
-  readonly #paused = new Map<string, { held: Promise<void>; which: (body: Record<string, unknown>) => boolean }>();
+  readonly #paused = new Map<string, Promise<void>>();
   readonly #failures = new Map<string, Reply[]>();
   #server: Server | undefined;
   #nextId = 1000;
@@ -280,18 +280,20 @@ export class FakeGitHub {
   }
 
   /**
-   * Holds every request for `operationId` (answered in order once released), or only those whose
-   * body `which` picks, as a slow GitHub would. Returns the release.
+   * Holds every request for `operationId` (answered in order once released), as a slow GitHub
+   * would. Returns the release.
    */
-  pause(operationId: string, which: (body: Record<string, unknown>) => boolean = () => true): () => void {
+  pause(operationId: string): () => void {
     let release = (): void => undefined;
-    const held = new Promise<void>((resolve) => {
-      release = () => {
-        this.#paused.delete(operationId);
-        resolve();
-      };
-    });
-    this.#paused.set(operationId, { held, which });
+    this.#paused.set(
+      operationId,
+      new Promise((resolve) => {
+        release = () => {
+          this.#paused.delete(operationId);
+          resolve();
+        };
+      }),
+    );
     return release;
   }
 
@@ -368,8 +370,7 @@ export class FakeGitHub {
       this.#send(res, { status: 422, body: { message: "Validation Failed", errors } });
       return;
     }
-    const paused = this.#paused.get(matched.operation.operationId);
-    if (paused?.which((body ?? {}) as Record<string, unknown>)) await paused.held;
+    await this.#paused.get(matched.operation.operationId);
     const failure = this.#failures.get(matched.operation.operationId)?.shift();
     if (failure) {
       this.#send(res, failure);

@@ -271,25 +271,25 @@ describe("promotion", { timeout: 240_000 }, () => {
     // end) when the approval comes: the deploy goes all the same, for the write waits its turn
     // outside the deploy's lock.
     const releaseStatuses = h.github.pause("repos/create-deployment-status");
-    // Past the soak of a and b in staging: production takes the newest that soaked, b.
-    await reach(h.clock.now + SOAK_MS + 60_000);
-    await expect.poll(() => titleOf(shas.b ?? "", "production"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 1)");
-    expect(titleOf(shas.a ?? "", "production")).toMatch(/^Not deployed: \w{7} went instead$/);
-    const waiting = runs(shas.b ?? "", "production").at(-1);
-    expect(waiting?.actions?.map((a) => a.identifier)).toEqual(["approve"]);
-    await pipelineSays(
-      2,
-      /`staging` ✓ deployed \d\d:\d\d UTC · `production` waiting for approval\n\nApprove with .*`\/approve production`/,
-    );
-    // carol wrote pull request 2 (Codertocat merged it); mallory lacks maintain.
-    await comment(2, "/approve production", "carol");
-    await comment(2, "/approve production", "mallory");
-    await expect.poll(() => replies(2).length, { timeout: 30_000 }).toBe(2);
-    expect(replies(2)[0]).toMatch(/^Sorry @carol, your approval of `production` is not counted.*carol authored the pull request/);
-    expect(replies(2)[1]).toMatch(/^Sorry @mallory, .*maintain/);
-    expect(await liveVersion("production")).toBeUndefined();
-    await comment(2, "/approve production", "maya");
     try {
+      // Past the soak of a and b in staging: production takes the newest that soaked, b.
+      await reach(h.clock.now + SOAK_MS + 60_000);
+      await expect.poll(() => titleOf(shas.b ?? "", "production"), { timeout: 60_000 }).toBe("Waiting for approval (0 of 1)");
+      expect(titleOf(shas.a ?? "", "production")).toMatch(/^Not deployed: \w{7} went instead$/);
+      const waiting = runs(shas.b ?? "", "production").at(-1);
+      expect(waiting?.actions?.map((a) => a.identifier)).toEqual(["approve"]);
+      await pipelineSays(
+        2,
+        /`staging` ✓ deployed \d\d:\d\d UTC · `production` waiting for approval\n\nApprove with .*`\/approve production`/,
+      );
+      // carol wrote pull request 2 (Codertocat merged it); mallory lacks maintain.
+      await comment(2, "/approve production", "carol");
+      await comment(2, "/approve production", "mallory");
+      await expect.poll(() => replies(2).length, { timeout: 30_000 }).toBe(2);
+      expect(replies(2)[0]).toMatch(/^Sorry @carol, your approval of `production` is not counted.*carol authored the pull request/);
+      expect(replies(2)[1]).toMatch(/^Sorry @mallory, .*maintain/);
+      expect(await liveVersion("production")).toBeUndefined();
+      await comment(2, "/approve production", "maya");
       await expect.poll(() => liveVersion("production"), { timeout: 60_000, interval: 200 }).toBe("b");
     } finally {
       releaseStatuses();
@@ -335,46 +335,5 @@ describe("promotion", { timeout: 240_000 }, () => {
     await comment(6, "/promote production because", "reader");
     await expect.poll(() => replies(6).length, { timeout: 30_000 }).toBe(2);
     expect(replies(6).at(-1)).toMatch(/^Sorry @reader, `\/promote` needs \*\*write\*\* permission/);
-  });
-
-  it("queues a push's deploy before it writes anything to GitHub: dev applies while no check run can be made", async () => {
-    // GitHub holds every new check run (the push's waiting ones for staging and production, dev's own) until the end.
-    const releaseCheckRuns = h.github.pause("checks/create");
-    try {
-      shas.e = await merge(10, "e");
-      await expect.poll(() => liveVersion("dev"), { timeout: 60_000, interval: 200 }).toBe("e");
-    } finally {
-      releaseCheckRuns();
-    }
-    await deployed(shas.e, "dev");
-    await expect.poll(() => titleOf(shas.e ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
-  });
-
-  it("starts a soak when the deploy ends, though GitHub has not made the deploy's check run yet", async () => {
-    // GitHub holds the making of dev's check runs: the deploy's lock is held meanwhile, in its replica's write pacing.
-    const releaseCheckRuns = h.github.pause("checks/create", (body) => body.name === deployCheckName("dev"));
-    try {
-      shas.h = await merge(13, "h");
-      await expect.poll(() => liveVersion("dev"), { timeout: 60_000, interval: 200 }).toBe("h");
-      await expect.poll(() => titleOf(shas.h ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
-    } finally {
-      releaseCheckRuns();
-    }
-    await deployed(shas.h, "dev");
-  });
-
-  it("applies a deploy's end while an earlier deploy's final writes still wait for GitHub", async () => {
-    // GitHub holds every final Deployment status: f's end waits for its own until the end.
-    const releaseStatuses = h.github.pause("repos/create-deployment-status", (body) => body.state === "success");
-    try {
-      shas.f = await merge(11, "f");
-      await deployed(shas.f, "dev");
-      // g's reports come after f's end, which still waits: g's end is applied all the same, and its soak starts.
-      shas.g = await merge(12, "g");
-      await deployed(shas.g, "dev");
-      await expect.poll(() => titleOf(shas.g ?? "", "staging"), { timeout: 30_000 }).toMatch(/^Soaking in dev/);
-    } finally {
-      releaseStatuses();
-    }
   });
 });

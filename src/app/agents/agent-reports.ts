@@ -1,6 +1,4 @@
-import { DEPLOY_PHASE_NAMES, isFinal, type DeployPhase } from "../../core/deploy-phases.ts";
 import { isRecord } from "../../core/manifest.ts";
-import { envelopeSchema, type Envelope } from "../../core/signing.ts";
 import type { Convergence } from "../deploy/convergence.ts";
 import type { DeployReports } from "../deploy/deploy-reports.ts";
 import type { DriftReports } from "../drift/drift-reports.ts";
@@ -29,25 +27,6 @@ export interface AgentReportConsumers {
   deployReports: DeployReports | undefined;
   /** Promotion reads each environment's drift: a drift breaks the soak of what it runs. */
   promotions: Promotions | undefined;
-  /** Where final deploy reports go to be applied, off this queue (see `DEPLOY_END_QUEUE`); applied here when absent. */
-  deployEnds?: ((envelope: Envelope) => Promise<void>) | undefined;
-}
-
-/**
- * The envelope when it is a deploy report that says its phase is final. Read before it is
- * verified, only to route it: where it goes, it is verified like any report.
- */
-export function claimsFinalPhase(envelope: unknown): Envelope | undefined {
-  const parsed = envelopeSchema.safeParse(envelope);
-  if (!parsed.success || parsed.data.kind !== "report") return undefined;
-  let body: unknown;
-  try {
-    body = JSON.parse(parsed.data.body);
-  } catch {
-    return undefined;
-  }
-  const phase = isRecord(body) ? body.phase : undefined;
-  return DEPLOY_PHASE_NAMES.includes(phase as DeployPhase) && isFinal(phase as DeployPhase) ? parsed.data : undefined;
 }
 
 /**
@@ -73,11 +52,8 @@ export function agentReportJob(consumers: AgentReportConsumers): (envelope: unkn
       case "status":
         await consumers.convergence?.consume(envelope);
         return;
-      case "deploy": {
-        const final = consumers.deployEnds ? claimsFinalPhase(envelope) : undefined;
-        if (final) await consumers.deployEnds?.(final);
-        else await consumers.deployReports?.consume(envelope);
-      }
+      case "deploy":
+        await consumers.deployReports?.consume(envelope);
     }
   };
 }

@@ -4,7 +4,7 @@ import { agentJobSchema, agentReportSchema } from "../../core/agent-protocol.ts"
 import { deployReasonSchema } from "../../core/deploy-requests.ts";
 import { DEPLOYMENT_STATES } from "../../core/deploy-phases.ts";
 import { commitShaSchema, repositoryRefSchema } from "../../core/git-ref.ts";
-import { deployEndKey, deployRecordKey } from "../state/redis-keys.ts";
+import { deployRecordKey } from "../state/redis-keys.ts";
 import type { Logger } from "../log-context.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
 import { LockTimeoutError, withRedisLock } from "../state/redis-lock.ts";
@@ -105,16 +105,6 @@ export class DeployRecords {
       const record = await this.load(jobId);
       return record && current(record) ? send() : undefined;
     };
-  }
-
-  /** Claims the telling of the deploy's end (to promotion): true for the first claim only. */
-  async claimEnd(jobId: string): Promise<boolean> {
-    return (await this.#redis.set(deployEndKey(jobId), "1", "EX", RECORD_TTL_SECONDS, "NX")) === "OK";
-  }
-
-  /** Gives a claim of the deploy's end back, when telling it failed: the report's retry tells it. */
-  async releaseEnd(jobId: string): Promise<void> {
-    await this.#redis.del(deployEndKey(jobId));
   }
 
   /** The record of a deploy, or undefined when there is none or it does not verify. */

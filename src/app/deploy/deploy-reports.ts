@@ -42,38 +42,9 @@ export class DeployReports {
     await deps.agentKeys.consume("report", envelope, {
       schema: agentReportSchema,
       log: deps.log,
-      // A short wait: the queue retries later. A report that does not end its deploy hardly waits
-      // (the lock is mostly held while the deploy's objects are made, in their turn in the write
-      // pacing), for the report queue takes one message at a time; a final one has a queue of its own (DEPLOY_END_QUEUE).
-      use: async (report) => {
-        await this.#observeEnd(report);
-        return deps.records.exclusive(report.jobId, isFinal(report.phase) ? 10_000 : 100, () => this.#apply(report));
-      },
+      // A short wait: the queue retries later, and other deploys' reports are not held up meanwhile.
+      use: (report) => deps.records.exclusive(report.jobId, 10_000, () => this.#apply(report)),
     });
-  }
-
-  /**
-   * Tells promotion of a deploy's end (its first final report that matches the deploy's record),
-   * once, and before the deploy's lock: the lock may be held while the deploy's check run is made,
-   * waiting its turn in the write pacing, and a soak starts when the deploy ended, not when GitHub
-   * shows it.
-   */
-  async #observeEnd(report: AgentReport): Promise<void> {
-    const deps = this.#deps;
-    const outcome = phaseRow(report.phase).outcome;
-    if (!outcome || !deps.observe || !isFinal(report.phase)) return;
-    const record = await deps.records.load(report.jobId);
-    if (!record || record.completed) return;
-    const about = { job: report.jobId, phase: report.phase };
-    if (!compareWithSealed(deploySubject(report.jobId, report), deploySubject(report.jobId, record), about).accepted) return;
-    if (!(await deps.records.claimEnd(report.jobId))) return;
-    try {
-      await deps.observe(record, outcome, Date.parse(report.at));
-    } catch (error) {
-      // Told again when the report is retried.
-      await deps.records.releaseEnd(report.jobId);
-      throw error;
-    }
   }
 
   async #apply(report: AgentReport): Promise<Verdict> {
@@ -117,6 +88,9 @@ export class DeployReports {
     if (final) {
       // A final state is on GitHub before the deploy counts as finished: if a write fails, the
       // report is retried (and applied again), never dropped as a report for a finished deploy.
+      // Promotion learns of the outcome now, not after the paced writes: a soak starts when the deploy ended.
+      const outcome = phaseRow(report.phase).outcome;
+      if (outcome && deps.observe) await deps.observe(record, outcome, Date.parse(report.at));
       await Promise.all(writes);
       await deps.records.save(report.jobId, applied);
       return verdict;

@@ -34,9 +34,7 @@ export async function requestPushDeploys(
     deps.log.warn({ repository: push.repository.id, sha: push.sha }, "push not deployed: the default branch's configuration is invalid");
     return [];
   }
-  const promoted = deps.promotions ? await deps.promotions.pushed(push, config.config) : [];
-  const queued = promoted.map((e) => e.name);
-  // The push's deploys are queued before anything is written to GitHub: a write waits its turn in the installation's pacing.
+  const queued = deps.promotions ? await deps.promotions.pushed(gh, push, config.config) : [];
   for (const env of config.config.environments) {
     if (env.branch !== push.branch || !env.autoDeploy || (deps.promotions && env.promotion)) continue;
     const request = deployRequest(
@@ -54,6 +52,5 @@ export async function requestPushDeploys(
     await deps.queues.addDeployRequest(request);
     queued.push(env.name);
   }
-  await deps.promotions?.showWaiting(gh, push, promoted);
   return queued;
 }

@@ -5,7 +5,7 @@ import { Queue } from "bullmq";
 import { scanKeys, type RedisClient } from "../../redis/connection.ts";
 import { REPORT_QUEUE } from "../../core/agent-protocol.ts";
 import { isRecord } from "../../core/manifest.ts";
-import { DEPLOY_END_QUEUE, DEPLOY_REQUEST_QUEUE, LIVE_TIMEOUT_QUEUE, PREVIEW_QUEUE } from "../queue/queues.ts";
+import { DEPLOY_REQUEST_QUEUE, LIVE_TIMEOUT_QUEUE, PREVIEW_QUEUE } from "../queue/queues.ts";
 import { QUEUE_PREFIX } from "../state/redis-keys.ts";
 
 /** Where the queue dashboard is served. */
@@ -90,7 +90,7 @@ export async function queueDashboard(options: { redis: RedisClient; token: strin
     listed.set(key, queue);
     board.addQueue(adapter(queue));
   };
-  for (const name of [PREVIEW_QUEUE, DEPLOY_REQUEST_QUEUE, DEPLOY_END_QUEUE, LIVE_TIMEOUT_QUEUE]) list(name, QUEUE_PREFIX);
+  for (const name of [PREVIEW_QUEUE, DEPLOY_REQUEST_QUEUE, LIVE_TIMEOUT_QUEUE]) list(name, QUEUE_PREFIX);
   list(REPORT_QUEUE.name, REPORT_QUEUE.prefix);
   // Agents' queues are named after environments, which only the repositories' configurations know: found by their meta keys.
   let discoveredAt = -Infinity;

@@ -298,6 +298,11 @@ export class GatedDeploys {
     await deps.records.exclusive(jobId, 60_000, async () => {
       const record = await deps.records.load(jobId);
       if (!record || record.completed) return;
+      // Waiting states still on their way (this replica's or another's) are turned down from now on: this end's go after them.
+      if (record.waiting !== undefined) {
+        delete record.waiting;
+        await deps.records.save(jobId, record);
+      }
       if (record.checkRunId) await gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true });
       const deployment = GATE_STATES[state].deployment;
       if (record.deploymentId)

@@ -63,11 +63,11 @@ export class Promotions {
   }
 
   /**
-   * A push to a branch that environments are promoted on: the commit joins the line (before the
-   * push's own deploys are queued, so their ends count for it). Returns the environments promoted
-   * rather than deployed by the push; {@link showWaiting} then writes their check runs.
+   * A push to a branch that environments are promoted on: the commit joins the line, each
+   * promoted environment shows a deploy check run that waits for its upstream, and a check runs.
+   * Returns the environments promoted rather than deployed by the push.
    */
-  async pushed(push: PromotionPush, config: Config): Promise<Environment[]> {
+  async pushed(gh: GitHubClient, push: PromotionPush, config: Config): Promise<string[]> {
     const promoted = config.environments.filter((e) => e.branch === push.branch && e.autoDeploy && e.promotion);
     if (promoted.length === 0) return [];
     const deps = this.#deps;
@@ -77,17 +77,10 @@ export class Promotions {
       forced: push.forced,
       pusher: push.pusher,
     });
-    for (const env of promoted)
-      await deps.gates.update(push.repository.id, env.promotion?.after ?? "", (g) => [{ ...g, feeds: true }, undefined]);
-    return promoted;
-  }
-
-  /** Each environment a push promotes (`promoted`, from {@link pushed}) shows a deploy check run that waits for its upstream; then a check runs. */
-  async showWaiting(gh: GitHubClient, push: PromotionPush, promoted: readonly Environment[]): Promise<void> {
-    if (promoted.length === 0) return;
-    const deps = this.#deps;
     const line = await deps.gates.line(push.repository.id, push.branch);
     for (const env of promoted) {
+      const after = env.promotion?.after ?? "";
+      await deps.gates.update(push.repository.id, after, (g) => [{ ...g, feeds: true }, undefined]);
       const gate = await deps.gates.load(push.repository.id, env.name);
       // A push seen again (a redelivery, another replica) after its commit was promoted waits for nothing.
       if (gate.waiting.some((w) => w.sha === push.sha) || asked(line, gate, push.sha)) continue;
@@ -103,6 +96,7 @@ export class Promotions {
       ]);
     }
     await this.check({ repository: push.repository, installationId: push.installationId });
+    return promoted.map((e) => e.name);
   }
 
   /**

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type WorkerOptions } from "bullmq";
 import type { RedisClient } from "../../redis/connection.ts";
 import { z } from "zod";
@@ -16,15 +15,6 @@ export const PREVIEW_QUEUE = "preview-render";
 export const DEPLOY_REQUEST_QUEUE = "deploy-requests";
 /** Delayed checks that end the wait for a live preview nobody answered. */
 export const LIVE_TIMEOUT_QUEUE = "live-preview-timeouts";
-
-/**
- * The agents' final deploy reports, moved off their report queue (which takes one message at a
- * time, in order): each waits for its deploy's final GitHub writes, which take their turn in the
- * installation's write pacing, without holding up the reports, drift and live answers behind it.
- */
-export const DEPLOY_END_QUEUE = "deploy-ends";
-/** Final reports applied at once, each waiting for its own writes. */
-const DEPLOY_END_CONCURRENCY = 4;
 
 /** Promotion checks of a repository: at once after what may move a commit on, or delayed to a soak's or freeze's end. */
 export const PROMOTION_QUEUE = "promotions";
@@ -125,7 +115,6 @@ export class AppQueues {
   readonly #reports: Queue;
   readonly #promotions: Queue;
   readonly #pipelineComments: Queue;
-  readonly #deployEnds: Queue;
 
   constructor(connection: RedisClient, options: AppQueueOptions) {
     this.#connection = connection;
@@ -138,7 +127,6 @@ export class AppQueues {
     this.#reports = new Queue(REPORT_QUEUE.name, { connection, prefix: REPORT_QUEUE.prefix });
     this.#promotions = new Queue(PROMOTION_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#pipelineComments = new Queue(PIPELINE_COMMENT_QUEUE, { connection, prefix: QUEUE_PREFIX });
-    this.#deployEnds = new Queue(DEPLOY_END_QUEUE, { connection, prefix: QUEUE_PREFIX });
   }
 
   /** How many jobs wait, run, are delayed or failed in each queue the app uses (agents' queues once it has added to them). */
@@ -156,7 +144,6 @@ export class AppQueues {
       this.#reports,
       this.#promotions,
       this.#pipelineComments,
-      this.#deployEnds,
       ...this.#agents.values(),
       ...this.#livePreviews.values(),
     ];
@@ -191,20 +178,6 @@ export class AppQueues {
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },
       removeOnComplete: { age: 3600, count: 1_000 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
-  }
-
-  /**
-   * Hands an agent's final deploy report, as it came (signed: it is verified when applied), to the
-   * deploy-ends worker. The same report twice is one job; retried as the agent retries its reports.
-   */
-  async addDeployEnd(envelope: Envelope): Promise<void> {
-    await this.#deployEnds.add("deploy-end", envelope, {
-      jobId: `end-${createHash("sha256").update(canonicalJson(envelope)).digest("hex").slice(0, 40)}`,
-      attempts: 10,
-      backoff: { type: "exponential", delay: 1_000 },
-      removeOnComplete: { age: 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
   }
@@ -360,10 +333,7 @@ export function deployRequestWorker(
     async (job: Job) => {
       await process(openDeployRequest(job.data, options.mac, options.now()));
     },
-    // A request mostly waits: for its render (the render pool bounds those) and for the paced
-    // writes that make its check run and Deployment. A few at once, so a promotion due now does not
-    // wait behind other deploys' writes.
-    { connection, prefix: QUEUE_PREFIX, concurrency: 8 },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
   );
 }
 
@@ -401,17 +371,6 @@ export function pipelineCommentWorker(
       await process(openQueued(job.data, mac, PIPELINE_COMMENT_QUEUE, promotionCheckSchema));
     },
     { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
-  );
-}
-
-/** Applies the agents' final deploy reports, a few at once: reports of one deploy are kept apart by its lock. */
-export function deployEndWorker(connection: ConnectionOptions, process: (envelope: unknown) => Promise<void>): Worker {
-  return new Worker(
-    DEPLOY_END_QUEUE,
-    async (job: Job) => {
-      await process(job.data);
-    },
-    { connection, prefix: QUEUE_PREFIX, concurrency: DEPLOY_END_CONCURRENCY },
   );
 }
 

@@ -17,11 +17,6 @@ export function deployRecordKey(jobId: string): string {
   return `sluice:deploy:${jobId}`;
 }
 
-/** Set once a deploy's end was told to promotion: its final report's retries do not tell it again. */
-export function deployEndKey(jobId: string): string {
-  return `sluice:deploy:${jobId}:ended`;
-}
-
 /**
  * The keys of one pull request's preview state and command rate limits (`diff`, `invalid`); they
  * share a hash tag, so scripts over them work on Redis Cluster.

@@ -5,7 +5,6 @@ import type { AppServices } from "./services.ts";
 import { deployRequestJob } from "../deploy/deploy-request-jobs.ts";
 import { previewJobs } from "../preview/preview-jobs.ts";
 import {
-  deployEndWorker,
   deployRequestWorker,
   liveTimeoutWorker,
   pipelineCommentWorker,
@@ -69,12 +68,10 @@ function deployWorkers(infra: Infrastructure, services: AppServices, now: () => 
     convergence: deploys.convergence,
     deployReports: deploys.reports,
     promotions: deploys.promotions,
-    deployEnds: (envelope) => infra.queues.addDeployEnd(envelope),
   });
   return [
     deployRequestWorker(redis, { mac, now }, deployRequestJob(deploys)),
     reportWorker(redis, fromAgents),
-    deployEndWorker(redis, (envelope) => deploys.reports.consume(envelope)),
     promotionWorker(redis, mac, (check) => deploys.promotions.run(check)),
     pipelineCommentWorker(redis, mac, (check) => deploys.pipelineComments.refresh(check)),
     ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
