@@ -122,6 +122,8 @@ export class DeployJobs {
       if (previous && !record.checkRunId)
         record.checkRunId = (await gh.findCheckRun(request.repository, request.sha, deployCheckName(env.name), jobId)) ?? 0;
       await deps.records.save(jobId, record);
+      // A deploy that waited at an approval or a freeze goes: the states of its wait still on their way are turned down.
+      await deps.records.clearWaiting(jobId);
       const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
       await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
       deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");

@@ -4,7 +4,7 @@ import { agentJobSchema, agentReportSchema } from "../../core/agent-protocol.ts"
 import { deployReasonSchema } from "../../core/deploy-requests.ts";
 import { DEPLOYMENT_STATES } from "../../core/deploy-phases.ts";
 import { commitShaSchema, repositoryRefSchema } from "../../core/git-ref.ts";
-import { deployRecordKey } from "../state/redis-keys.ts";
+import { deployRecordKey, deployWaitingKey } from "../state/redis-keys.ts";
 import type { Logger } from "../log-context.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
 import { LockTimeoutError, withRedisLock } from "../state/redis-lock.ts";
@@ -31,8 +31,6 @@ export const deployRecordSchema = z.strictObject({
   pullRequest: z.number().int().positive().optional(),
   /** The environment is in its branch's promotion pipeline: the merged pull request's pipeline comment shows a merge's outcome, which posts no comment of its own. */
   pipeline: z.boolean().optional(),
-  /** Set while the deploy waits at an approval or a freeze: the newest wait shown, whose states go out only while it is this. */
-  waiting: z.string().optional(),
   /** What the job does to a hold: a rollback sets one, a sync or a revert's merge releases it. */
   hold: agentJobSchema.shape.hold,
   /** Set by the first final report; later reports (a replayed job's refusal) change nothing on GitHub. */
@@ -95,15 +93,29 @@ export class DeployRecords {
   }
 
   /**
-   * A guard like {@link guard} that reads the record without the deploy's lock, for the states of a
-   * deploy that waits at an approval or a freeze: their sends never hold up the deploy's release,
-   * which takes the lock to queue the job. A state read as current just before the release may
-   * still reach GitHub after the release's first state; the deploy's reports write after it.
+   * Marks the wait now shown of a deploy that waits at an approval or a freeze (`token`, one per
+   * showing). Kept beside the record rather than in it, so app replicas of the version before read
+   * the record as they wrote it during a rolling upgrade.
    */
-  whileWaiting(jobId: string, current: (record: DeployRecord) => boolean): WriteGuard {
+  async markWaiting(jobId: string, token: string): Promise<void> {
+    await this.#redis.set(deployWaitingKey(jobId), token, "EX", RECORD_TTL_SECONDS);
+  }
+
+  /** The deploy waits no more (released, or ended): the states of its waits still on their way are turned down. */
+  async clearWaiting(jobId: string): Promise<void> {
+    await this.#redis.del(deployWaitingKey(jobId));
+  }
+
+  /**
+   * A guard like {@link guard} for the states of the wait `token` shows: sent only while it is the
+   * deploy's newest wait and the deploy is not finished. It reads without the deploy's lock, so its
+   * sends never hold up the deploy's release, which takes the lock to queue the job; a state read as
+   * current just before the release or an end may still reach GitHub after their first state.
+   */
+  whileWaiting(jobId: string, token: string): WriteGuard {
     return async (send) => {
-      const record = await this.load(jobId);
-      return record && current(record) ? send() : undefined;
+      const [mark, record] = await Promise.all([this.#redis.get(deployWaitingKey(jobId)), this.load(jobId)]);
+      return mark === token && record && !record.completed ? send() : undefined;
     };
   }
 

@@ -250,7 +250,7 @@ export class GatedDeploys {
         completed: false,
         ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
       };
-      record.waiting = shown;
+      await deps.records.markWaiting(jobId, shown);
       if (deployment) record.deploymentState = deployment;
       if (!record.deploymentId) {
         record.deploymentId = await deps.createDeployment(gh, request, env, jobId);
@@ -265,7 +265,7 @@ export class GatedDeploys {
       await deps.records.save(jobId, record);
       return { record, created };
     });
-    const guard = deps.records.whileWaiting(jobId, (r) => r.waiting === shown && !r.completed);
+    const guard = deps.records.whileWaiting(jobId, shown);
     if (!created) this.#write(gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true, guard }));
     if (deployment)
       this.#write(
@@ -299,10 +299,7 @@ export class GatedDeploys {
       const record = await deps.records.load(jobId);
       if (!record || record.completed) return;
       // Waiting states still on their way (this replica's or another's) are turned down from now on: this end's go after them.
-      if (record.waiting !== undefined) {
-        delete record.waiting;
-        await deps.records.save(jobId, record);
-      }
+      await deps.records.clearWaiting(jobId);
       if (record.checkRunId) await gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true });
       const deployment = GATE_STATES[state].deployment;
       if (record.deploymentId)

@@ -17,6 +17,11 @@ export function deployRecordKey(jobId: string): string {
   return `sluice:deploy:${jobId}`;
 }
 
+/** The newest wait shown of a deploy that waits at an approval or a freeze (a token per showing). */
+export function deployWaitingKey(jobId: string): string {
+  return `sluice:deploy:${jobId}:waiting`;
+}
+
 /**
  * The keys of one pull request's preview state and command rate limits (`diff`, `invalid`); they
  * share a hash tag, so scripts over them work on Redis Cluster.
