@@ -84,16 +84,7 @@ let nextSha = 1;
 async function merge(version: number, number: number): Promise<{ sha: string; sentAt: number }> {
   const sha = createHash("sha1").update(`bench-promotion-${nextSha++}`).digest("hex");
   await github.addCommit(target.owner, target.repo, sha, await checkout(undefined, files(version)));
-  github.setPull(target.owner, target.repo, {
-    number,
-    base: { sha, ref: "main" },
-    head: { sha, ref: `feature-${number}` },
-    state: "closed",
-    draft: false,
-    merged: true,
-    merge_commit_sha: sha,
-    user: { login: AUTHOR },
-  });
+  github.setMergedPull(target.owner, target.repo, { number, merge: sha, author: AUTHOR });
   github.setBranch(target.owner, target.repo, "main", sha);
   const sentAt = Date.now();
   const { status } = await deliverWebhook(`http://127.0.0.1:${port}`, "push", pushPayload(target, sha));

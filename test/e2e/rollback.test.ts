@@ -55,15 +55,7 @@ async function merge(number: number, name: string, version = name): Promise<stri
   shas[name] = id;
   await github.addCommit(OWNER, REPO, id, await checkout(undefined, files(version)), parent ? [parent] : []);
   github.setBranch(OWNER, REPO, "main", id);
-  github.setPull(OWNER, REPO, {
-    number,
-    base: { sha: parent ?? id, ref: "main" },
-    head: { sha: id, ref: `feature-${number}` },
-    state: "closed",
-    draft: false,
-    merged: true,
-    merge_commit_sha: id,
-  });
+  github.setMergedPull(OWNER, REPO, { number, merge: id, base: parent ?? id });
   await deliver("push", pushPayload(target, id));
   return id;
 }

@@ -219,6 +219,28 @@ export class FakeGitHub {
     this.#repo(owner, name).pulls.set(pull.number, pull);
   }
 
+  /**
+   * Sets pull request `number` as merged, as the commit `merge`: from its head (`merge` unless
+   * given, on `headRef`, `feature-<number>` unless given) onto `branch` (`main` unless given) at
+   * `base` (`merge` unless given), written by `author` when given.
+   */
+  setMergedPull(
+    owner: string,
+    name: string,
+    pull: { number: number; merge: string; base?: string; head?: string; branch?: string; headRef?: string; author?: string },
+  ): void {
+    this.setPull(owner, name, {
+      number: pull.number,
+      base: { sha: pull.base ?? pull.merge, ref: pull.branch ?? "main" },
+      head: { sha: pull.head ?? pull.merge, ref: pull.headRef ?? `feature-${String(pull.number)}` },
+      state: "closed",
+      draft: false,
+      merged: true,
+      merge_commit_sha: pull.merge,
+      ...(pull.author ? { user: { login: pull.author } } : {}),
+    });
+  }
+
   /** Sets a user's role on a repository. */
   setPermission(owner: string, name: string, user: string, role: string): void {
     this.#repo(owner, name).permissions.set(user, role);

@@ -66,16 +66,7 @@ async function merge(number: number, version: string, author: string, branch = "
   const id = sha();
   await h.github.addCommit(OWNER, REPO, id, await checkout(undefined, files(version)));
   h.github.setBranch(OWNER, REPO, branch, id);
-  h.github.setPull(OWNER, REPO, {
-    number,
-    base: { sha: id, ref: branch },
-    head: { sha: id, ref: `feature-${number}` },
-    state: "closed",
-    draft: false,
-    merged: true,
-    merge_commit_sha: id,
-    user: { login: author },
-  });
+  h.github.setMergedPull(OWNER, REPO, { number, merge: id, branch, author });
   await h.deliver("push", pushPayload(target, id, `refs/heads/${branch}`));
   return id;
 }

@@ -443,15 +443,7 @@ describe("pull request commands", () => {
 
   it("never takes a rollback's target from GitHub Deployments, which anyone with write access can create", async () => {
     const { head } = await pullWithConfig(26);
-    h.github.setPull(OWNER, REPO, {
-      number: 26,
-      base: { sha: head, ref: "main" },
-      head: { sha: head, ref: "feature" },
-      state: "closed",
-      draft: false,
-      merged: true,
-      merge_commit_sha: head,
-    });
+    h.github.setMergedPull(OWNER, REPO, { number: 26, merge: head, headRef: "feature" });
     h.github.setPermission(OWNER, REPO, "admin-user", "admin");
     // A GitHub Actions job (or any writer) created these; the agent never deployed anything.
     h.github.addDeployment(OWNER, REPO, { sha: sha(), environment: "staging", state: "success" });

@@ -221,16 +221,7 @@ async function soaking(line: Line, version: string, to?: AppHarness[]): Promise<
 
 /** Pull request #1 of the line, by dave, merged as `commit`: what `/approve` is commented on. */
 function mergedPull(line: Line, commit: string): void {
-  github(line).setPull(OWNER, line.target.repo, {
-    number: 1,
-    base: { sha: commit, ref: "main" },
-    head: { sha: commit, ref: "feature-1" },
-    state: "closed",
-    draft: false,
-    merged: true,
-    merge_commit_sha: commit,
-    user: { login: "dave" },
-  });
+  github(line).setMergedPull(OWNER, line.target.repo, { number: 1, merge: commit, author: "dave" });
 }
 
 /** The version staging runs, if any. */

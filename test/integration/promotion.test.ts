@@ -82,16 +82,7 @@ async function merge(
   const id = sha();
   await h.github.addCommit(OWNER, REPO, id, await checkout(undefined, files(version, options.broken)));
   h.github.setBranch(OWNER, REPO, branch, id);
-  h.github.setPull(OWNER, REPO, {
-    number,
-    base: { sha: id, ref: branch },
-    head: { sha: id, ref: `feature-${number}` },
-    state: "closed",
-    draft: false,
-    merged: true,
-    merge_commit_sha: id,
-    user: { login: options.author ?? "carol" },
-  });
+  h.github.setMergedPull(OWNER, REPO, { number, merge: id, branch, author: options.author ?? "carol" });
   await h.deliver("push", pushPayload(target, id, `refs/heads/${branch}`));
   return id;
 }

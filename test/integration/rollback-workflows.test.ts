@@ -61,15 +61,7 @@ async function mergedPull(before: Record<string, string>, merged: Record<string,
   await h.github.addCommit(OWNER, repo.repo, a, await checkout(undefined, { ".github/sluice.yml": config(repo), ...before }));
   await h.github.addCommit(OWNER, repo.repo, b, await checkout(undefined, { ".github/sluice.yml": config(repo), ...merged }), [a]);
   h.github.setBranch(OWNER, repo.repo, "main", b);
-  h.github.setPull(OWNER, repo.repo, {
-    number: 1,
-    base: { sha: a, ref: "main" },
-    head: { sha: b, ref: "feature" },
-    state: "closed",
-    draft: false,
-    merged: true,
-    merge_commit_sha: b,
-  });
+  h.github.setMergedPull(OWNER, repo.repo, { number: 1, merge: b, base: a, headRef: "feature" });
   const at = new Date(h.clock.now).toISOString();
   const history: History = {
     revisions: [

@@ -13,7 +13,6 @@ import {
   queuedOutput,
   type NotQueuedCause,
 } from "../../core/deploy-status.ts";
-import { errorMessage } from "../../core/errors.ts";
 import { shortSha } from "../../core/git-ref.ts";
 import { promotedBranches } from "../../core/promotion.ts";
 import type { ReportProblem } from "../../core/diff-report.ts";
@@ -21,7 +20,7 @@ import { parseJson } from "../../core/json.ts";
 import type { KubeObject } from "../../core/manifest.ts";
 import { seal } from "../../core/signing.ts";
 import type { RenderPool } from "../../render/render-pool.ts";
-import { checkRunUrl, type CheckRunFields, type GitHubClient } from "../github/client.ts";
+import { checkRunUrl, writeInBackground, type CheckRunFields, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
@@ -122,8 +121,8 @@ export class DeployJobs {
       if (previous && !record.checkRunId)
         record.checkRunId = (await gh.findCheckRun(request.repository, request.sha, deployCheckName(env.name), jobId)) ?? 0;
       await deps.records.save(jobId, record);
-      // A deploy that waited at an approval or a freeze goes: the states of its wait still on their way are turned down.
-      await deps.records.clearWaiting(jobId);
+      // A deploy that waited at an approval or a freeze (its record was made then) goes: the states of its wait still on their way are turned down.
+      if (previous) await deps.records.clearWaiting(jobId);
       const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
       await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
       deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
@@ -144,11 +143,9 @@ export class DeployJobs {
     });
   }
 
-  /** A deploy's state that is not its last on its way to GitHub, not awaited: one that fails is logged, and the deploy's next state is written whole. */
+  /** A deploy's state that is not its last, on its way to GitHub in the background. */
   #write(write: Promise<void>, jobId: string): void {
-    write.catch((error: unknown) => {
-      this.#deps.log.warn({ job: jobId, error: errorMessage(error) }, "deploy state not written to GitHub");
-    });
+    writeInBackground(write, this.#deps.log, { job: jobId }, "deploy state not written to GitHub");
   }
 
   /**

@@ -1,7 +1,7 @@
 import { agentReportSchema, type AgentReport } from "../../core/agent-protocol.ts";
 import { checkRunState, deploymentState, isFinal, isNewer, phaseRow, type DeploymentState } from "../../core/deploy-phases.ts";
 import { DEPLOY_ACTIONS, deployCheckOutput, deployComment, releasedState, supersededSummary } from "../../core/deploy-status.ts";
-import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import { checkRunUrl, writeInBackground, type GitHubClient } from "../github/client.ts";
 import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "../agents/agent-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
@@ -97,10 +97,7 @@ export class DeployReports {
     }
     // The next report can be taken while these wait for their turn, and replace them: a state that
     // fails to go out is logged, and the deploy's final state, written whole, covers it.
-    for (const write of writes)
-      write.catch((error: unknown) => {
-        deps.log.warn({ ...about, error: error instanceof Error ? error.message : String(error) }, "deploy state not written to GitHub");
-      });
+    for (const write of writes) writeInBackground(write, deps.log, about, "deploy state not written to GitHub");
     await deps.records.save(report.jobId, applied);
     return verdict;
   }

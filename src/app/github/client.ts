@@ -2,12 +2,14 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { ProbotOctokit } from "probot";
 import { z } from "zod";
+import { errorMessage } from "../../core/errors.ts";
 import { fullName, type RepositoryRef } from "../../core/git-ref.ts";
 import { PERMISSION_ORDER, type Permission } from "../../core/permission.ts";
 import type { Annotation } from "../../core/preview-comment.ts";
 import type { TreeFile } from "../../core/rollback.ts";
 import { WriteNotSent, type Supersede, type WriteGuard } from "./pacing.ts";
 import { pullRequestInfo, pullRequestSliceSchema, type PullRequestInfo } from "./schemas.ts";
+import type { Logger } from "../log-context.ts";
 
 export { PERMISSION_ORDER, permits, type Permission } from "../../core/permission.ts";
 
@@ -30,7 +32,17 @@ export interface WriteOptions {
   guard?: WriteGuard;
 }
 
-/** The request options that carry `options` to the write pacing, for the object `key`. */
+/**
+ * Lets a write of a state that is not its object's last go on in the background: it waits its turn
+ * in the write pacing while the caller goes on, and one that fails is logged (`message`, with
+ * `about`), for the object's next state is written whole.
+ */
+export function writeInBackground(write: Promise<void>, log: Logger, about: Record<string, unknown>, message: string): void {
+  write.catch((error: unknown) => {
+    log.warn({ ...about, error: errorMessage(error) }, message);
+  });
+}
+
 /** Waits for a write; false when its guard turned it down ({@link WriteNotSent}): what it wrote was moved past, and nothing is wrong. */
 async function unlessTurnedDown(write: Promise<unknown>): Promise<boolean> {
   try {
@@ -42,6 +54,7 @@ async function unlessTurnedDown(write: Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** The request options that carry `options` to the write pacing, for the object `key`. */
 function writeRequest(options: WriteOptions, key: string, final: boolean): { request?: { supersede?: Supersede; guard?: WriteGuard } } {
   if (!options.coalesce && !options.guard) return {};
   return {

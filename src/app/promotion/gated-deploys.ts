@@ -8,11 +8,10 @@ import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { GATE_STATES, type GateFacts, type GateState } from "../../core/deploy-phases.ts";
 import { gateCheckRun } from "../../core/deploy-status.ts";
 import { formatDuration } from "../../core/duration.ts";
-import { errorMessage } from "../../core/errors.ts";
 import { escapeInline } from "../../core/markdown.ts";
 import { shortSha, type RepositoryRef } from "../../core/git-ref.ts";
 import { approverFacts } from "../github/approvers.ts";
-import { checkRunUrl, type GitHubClient } from "../github/client.ts";
+import { checkRunUrl, writeInBackground, type GitHubClient } from "../github/client.ts";
 import type { Logger } from "../log-context.ts";
 import type { PromotionCheck } from "../queue/queues.ts";
 import type { DeployRecord, DeployRecords } from "../deploy/deploy-records.ts";
@@ -278,11 +277,9 @@ export class GatedDeploys {
       );
   }
 
-  /** A waiting deploy's state on its way to GitHub, not awaited: one that fails is logged, and the deploy's next state is written whole. */
+  /** A waiting deploy's state, on its way to GitHub in the background. */
   #write(write: Promise<void>): void {
-    write.catch((error: unknown) => {
-      this.#deps.log.warn({ error: errorMessage(error) }, "waiting deploy's state not written to GitHub");
-    });
+    writeInBackground(write, this.#deps.log, {}, "waiting deploy's state not written to GitHub");
   }
 
   /** Ends a deploy that will not be applied (rejected, timed out, replaced) on its check run and Deployment. */

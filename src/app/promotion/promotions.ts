@@ -9,7 +9,7 @@ import { escapeInline } from "../../core/markdown.ts";
 import { pipelineLine } from "../../core/pipeline-comment.ts";
 import { contains, decidePromotion, kept, lastOutcome, lineIndex, type LineCommit, type PromotionDecision } from "../../core/promotion.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
-import type { CheckRunFields, GitHubClient } from "../github/client.ts";
+import { writeInBackground, type CheckRunFields, type GitHubClient } from "../github/client.ts";
 import type { WriteGuard } from "../github/pacing.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 import type { Logger } from "../log-context.ts";
@@ -259,9 +259,7 @@ export class Promotions {
    * never held up behind writes. A write that fails is logged; the next change writes the state whole.
    */
   #write(write: Promise<void>): void {
-    write.catch((error: unknown) => {
-      this.#deps.log.warn({ error: error instanceof Error ? error.message : String(error) }, "promotion state not written to GitHub");
-    });
+    writeInBackground(write, this.#deps.log, {}, "promotion state not written to GitHub");
   }
 
   /** Each commit still waiting for its promotion shows where it is: waiting, soaking (until when), or stopped by a failure upstream. */

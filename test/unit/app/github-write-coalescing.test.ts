@@ -1,5 +1,6 @@
 import type { Probot, ProbotOctokit } from "probot";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { GitHubClient } from "../../../src/app/github/client.ts";
 import { installationOctokit } from "../../../src/app/github/installation-octokit.ts";
 import { GitHubPacing, WriteNotSent, type Supersede, type WriteGuard } from "../../../src/app/github/pacing.ts";
 import { FakeGitHub } from "../../helpers/fake-github.ts";
@@ -130,6 +131,23 @@ describe("combining writes of one object while they wait for their turn", () => 
     await clock.run(guarded("3 of 5 applied"));
     expect(asked).toEqual(["dropped", "sent"]);
     expect(sentTitles(id)).toEqual(["3 of 5 applied"]);
+  });
+
+  it("answers a check-run update or Deployment status its guard turns down as done: nothing sent, nothing failed", async () => {
+    const octokit = await client();
+    const id = await checkRun(octokit);
+    const gh = new GitHubClient(octokit, FakeGitHub.APP_ID);
+    const repository = { owner: "o", name: "r" };
+    const guard: WriteGuard = () => Promise.resolve(undefined);
+    const statusesBefore = github.calls("repos/create-deployment-status").length;
+    await clock.run(
+      Promise.all([
+        gh.updateCheckRun(repository, id, { status: "in_progress", output: { title: "Applying", summary: "." } }, { guard }),
+        gh.deploymentStatus(repository, 1, { state: "in_progress", description: "Applying" }, { coalesce: true, guard }),
+      ]),
+    );
+    expect(sentTitles(id)).toEqual([]);
+    expect(github.calls("repos/create-deployment-status")).toHaveLength(statusesBefore);
   });
 
   it("lets a guard wait outside the lane's places: ten guards waiting hold up no other write", async () => {
