@@ -17,16 +17,12 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { parseConfig, type Environment } from "../src/core/config.ts";
 import { PREVIEW_MARKER } from "../src/core/preview-comment.ts";
-import { renderSide } from "../src/render/compare.ts";
-import { DEFAULT_LIMITS } from "../src/render/render-environment.ts";
 import { RenderPool } from "../src/render/render-pool.ts";
-import { openRendererContext } from "../src/render/setup.ts";
 import { startTestEnv } from "../test/env/start.ts";
 import { examplePayload, startHarness, type AppHarness } from "../test/helpers/app-harness.ts";
 import { median } from "./measure.ts";
-import { monorepoConfig, monorepoEnvironments, writeMonorepo, type MonorepoEnvironment, type MonorepoVersion } from "./monorepo-tree.ts";
+import { monorepoEnvironments, writeMonorepo, type MonorepoVersion } from "./monorepo-tree.ts";
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { environments: { type: "string", default: "500" }, runs: { type: "string", default: "1" } } });
@@ -34,84 +30,52 @@ const count = Number(values.environments);
 const runs = Number(values.runs);
 const cores = availableParallelism();
 const environments = monorepoEnvironments(count);
-/** The environments as the configuration gives them to a renderer, by name. */
-const configured = new Map<string, Environment>(parseConfig(monorepoConfig(environments)).environments.map((e) => [e.name, e]));
 
-/** Sluice's own render of each environment of the checkout in `dir` (the tool and reading its output), one after another, summed. */
-async function engineTime(dir: string, tools: { kustomize: string; helm: string }): Promise<number> {
-  const context = await openRendererContext(dir, { kustomize: tools.kustomize, helm: tools.helm }, { ...DEFAULT_LIMITS, sandbox: "off" });
-  const started = performance.now();
-  try {
-    for (const env of environments) {
-      const entry = configured.get(env.name);
-      if (!entry) throw new Error(`environment ${env.name} is not in the generated configuration`);
-      const side = await renderSide(context, entry);
-      if (side.problems.length > 0) throw new Error(`environment ${env.name} did not render: ${side.problems[0]?.message ?? ""}`);
-    }
-  } finally {
-    await context.dispose();
-  }
-  return performance.now() - started;
-}
-
-/** The renderer's own time for each environment of the checkout in `dir`, one after another, summed. */
-async function rendererTime(
+/**
+ * The renderers alone, or Sluice's own render, over every environment of the checkout in `dir`,
+ * one after another (bench/monorepo-renderers.ts), in a process of their own: started from this
+ * one, whose heap holds the app and the test environment, each renderer's fork would cost several
+ * times what it costs a user's shell or CI step.
+ */
+async function renderersAlone(
   dir: string,
   tools: { kustomize: string; helm: string },
+  mode: "renderers" | "sluice",
 ): Promise<{ ms: number; byKind: Record<string, number> }> {
-  const byKind: Record<string, number> = { plain: 0, kustomize: 0, helm: 0 };
-  const context = await openRendererContext(dir, { kustomize: tools.kustomize, helm: tools.helm }, { ...DEFAULT_LIMITS, sandbox: "off" });
-  try {
-    for (const env of environments) {
-      const started = performance.now();
-      await renderOne(dir, env, tools, context);
-      byKind[env.kind] = (byKind[env.kind] ?? 0) + performance.now() - started;
-    }
-  } finally {
-    await context.dispose();
-  }
-  return { ms: Object.values(byKind).reduce((a, b) => a + b, 0), byKind };
-}
-
-async function renderOne(
-  dir: string,
-  env: MonorepoEnvironment,
-  tools: { kustomize: string; helm: string },
-  context: Awaited<ReturnType<typeof openRendererContext>>,
-): Promise<void> {
-  const path = join(dir, env.path);
-  if (env.kind === "kustomize") await run(tools.kustomize, ["build", path], { maxBuffer: 1024 ** 3 });
-  else if (env.kind === "helm")
-    await run(
-      tools.helm,
-      ["template", env.name, path, "--namespace", env.namespace, "--skip-tests", "--values", join(path, env.values ?? "")],
-      {
-        maxBuffer: 1024 ** 3,
-      },
-    );
-  else {
-    const entry = configured.get(env.name);
-    if (!entry) throw new Error(`environment ${env.name} is not in the generated configuration`);
-    const side = await renderSide(context, entry);
-    if (side.problems.length > 0) throw new Error(`plain environment ${env.name} did not read: ${side.problems[0]?.message ?? ""}`);
-  }
+  const script = new URL("./monorepo-renderers.ts", import.meta.url).pathname;
+  const { stdout } = await run(
+    process.execPath,
+    [script, "--dir", dir, "--kustomize", tools.kustomize, "--helm", tools.helm, "--environments", String(count), "--mode", mode],
+    { maxBuffer: 1024 * 1024 },
+  );
+  return JSON.parse(stdout) as { ms: number; byKind: Record<string, number> };
 }
 
 /**
- * CPU time, in ms, of this process's render processes and the renderers they ran and waited for
- * (`/proc/<pid>/stat`: utime + stime + cutime + cstime, in clock ticks of 10 ms).
+ * CPU time, in ms, of this process's render processes and everything under them: their launchers,
+ * the sandboxes and the renderers (`/proc/<pid>/stat`: utime + stime of each process alive, and
+ * cutime + cstime of the children each has waited for, in clock ticks of 10 ms).
  */
 async function renderCpuMs(): Promise<number> {
-  let ticks = 0;
+  const processes = new Map<number, { parent: number; ticks: number; render: boolean }>();
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (!stat) continue;
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[1]) !== process.pid) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (!cmdline.includes("render-process")) continue;
-    ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+    processes.set(Number(entry), {
+      parent: Number(fields[1]),
+      ticks: [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0),
+      render: Number(fields[1]) === process.pid && cmdline.includes("render-process"),
+    });
   }
+  const underRender = (pid: number): boolean => {
+    for (let at = processes.get(pid), hops = 0; at && hops < 32; at = processes.get(at.parent), hops += 1) if (at.render) return true;
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, proc] of processes) if (underRender(pid)) ticks += proc.ticks;
   return ticks * 10;
 }
 
@@ -314,13 +278,13 @@ try {
       results.cold.push(await preview(h, v0.sha, v1.sha));
       // The peer: every environment of the head of (b), rendered by its renderer alone, just before
       // and just after the preview (the machine is shared: the mean of the two follows its load).
-      const engineBefore = await engineTime(v2.dir, env.tools);
-      const before = await rendererTime(v2.dir, env.tools);
+      const engineBefore = await renderersAlone(v2.dir, env.tools, "sluice");
+      const before = await renderersAlone(v2.dir, env.tools, "renderers");
       results.warm.push(await preview(h, v1.sha, v2.sha));
-      const after = await rendererTime(v2.dir, env.tools);
-      const engineAfter = await engineTime(v2.dir, env.tools);
+      const after = await renderersAlone(v2.dir, env.tools, "renderers");
+      const engineAfter = await renderersAlone(v2.dir, env.tools, "sluice");
       results.peer.push((before.ms + after.ms) / 2);
-      results.engine.push((engineBefore + engineAfter) / 2);
+      results.engine.push((engineBefore.ms + engineAfter.ms) / 2);
       results.byKind.push(before.byKind);
       // (a): three environments touched; everything cached but their heads.
       results.a.push(await preview(h, v1.sha, v1a.sha));

@@ -24,8 +24,8 @@ export async function openRendererContext(
   tools: RenderTools,
   limits: RenderLimits = DEFAULT_LIMITS,
 ): Promise<RendererContext & { dispose: Scratch["dispose"] }> {
-  const scratch = await createScratch();
   const { sandbox = "auto", toolMemoryBytes, ...bounds } = limits;
+  const scratch = await createScratch(toolMemoryBytes);
   return {
     checkoutRoot,
     tools,

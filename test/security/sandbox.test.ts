@@ -7,6 +7,7 @@ import { parseConfig, type Environment } from "../../src/core/config.ts";
 import { canSandbox, probeSandbox, probeSandboxOn, runBounded, type SandboxSetting } from "../../src/render/process.ts";
 import { renderEnvironment } from "../../src/render/render-environment.ts";
 import { RenderPool } from "../../src/render/render-pool.ts";
+import { goRuntimeEnv } from "../../src/render/sandbox.ts";
 import { openRendererContext } from "../../src/render/setup.ts";
 import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
 import { tarball, type Entry } from "../helpers/tarballs.ts";
@@ -58,6 +59,16 @@ async function unpackAndRender(entries: Entry[], path: string, sandbox: SandboxS
   } finally {
     await context.dispose();
   }
+}
+
+/** A render pool whose helm and kustomize runs may take 1536 MiB of address space: 128 MiB to hold, past what Go reserves. */
+function cappedPool(size: number, sandbox: SandboxSetting): RenderPool {
+  return new RenderPool({
+    size,
+    heapMb: 128,
+    tools: tools(),
+    limits: { timeoutMs: 60_000, maxOutputBytes: 16 * 1024 * 1024, sandbox, toolMemoryBytes: 1536 * 1024 * 1024 },
+  });
 }
 
 const MODES: [string, SandboxSetting][] = [
@@ -304,12 +315,7 @@ describe.each(MODES)("with %s, a renderer reads nothing outside its checkout", (
       "fine/Chart.yaml": "apiVersion: v2\nname: fine\nversion: 1.0.0\n",
       "fine/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: fine }\n",
     });
-    const pool = new RenderPool({
-      size: 2,
-      heapMb: 128,
-      tools: tools(),
-      limits: { timeoutMs: 60_000, maxOutputBytes: 16 * 1024 * 1024, sandbox, toolMemoryBytes: 1536 * 1024 * 1024 },
-    });
+    const pool = cappedPool(2, sandbox);
     try {
       const [[hog], [fine]] = await Promise.all([pool.render(env({ path: "hog" }), [root]), pool.render(env({ path: "fine" }), [root])]);
       expect(hog?.problems).toEqual([
@@ -325,6 +331,27 @@ describe.each(MODES)("with %s, a renderer reads nothing outside its checkout", (
         `a 300-byte chart template that allocates 1.5 GB (${mode})`,
         "that render fails at its 1536 MiB of address space, naming the chart; the other renders",
       );
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("collects a render's garbage before it reaches the tool's memory cap (its collector otherwise off)", async () => {
+    if (sandbox === "required" && !(await canSandbox())) return;
+    // 400 strings of 2 MB, each dropped at once: 800 MB allocated, never more than a few MB held,
+    // against 128 MiB the tool may hold under a 1536 MiB cap.
+    const root = await checkout(undefined, {
+      "churn/Chart.yaml": "apiVersion: v2\nname: churn\nversion: 1.0.0\n",
+      "churn/templates/cm.yaml":
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: churn }\ndata:\n{{- range $i := until 400 }}\n  k{{ $i }}: {{ repeat 2000000 "x" | len | quote }}\n{{- end }}\n',
+    });
+    const pool = cappedPool(1, sandbox);
+    try {
+      const [side] = await pool.render(env({ path: "churn" }), [root]);
+      expect(side?.problems).toEqual([]);
+      expect(JSON.parse(side?.resources.get("/ConfigMap/default/churn")?.json ?? "{}")).toMatchObject({
+        data: { k0: "2000000", k399: "2000000" },
+      });
     } finally {
       await pool.close();
     }
@@ -407,6 +434,16 @@ describe("the namespace sandbox holds even where a path check fails", () => {
 });
 
 describe("a renderer's scratch", () => {
+  it("turns Go's collector off below three quarters of what a tool may hold, and bounds it where nothing is capped", () => {
+    const mib = 1024 * 1024;
+    expect(goRuntimeEnv(3584 * mib)).toEqual({ GOGC: "off", GOMEMLIMIT: "1632MiB" });
+    expect(goRuntimeEnv(1536 * mib)).toEqual({ GOGC: "off", GOMEMLIMIT: "96MiB" });
+    // A cap below what Go reserves still leaves the collector a target.
+    expect(goRuntimeEnv(1024 * mib)).toEqual({ GOGC: "off", GOMEMLIMIT: "64MiB" });
+    expect(goRuntimeEnv(undefined, 24 * 1024 * mib)).toEqual({ GOGC: "off", GOMEMLIMIT: "1024MiB" });
+    expect(goRuntimeEnv(undefined, 2048 * mib)).toEqual({ GOGC: "off", GOMEMLIMIT: "512MiB" });
+  });
+
   it("is never the root directory, which the sandbox would hand over writable", async () => {
     if (!(await canSandbox())) return;
     const result = await runBounded("/bin/true", [], { cwd: "/", env: {}, timeoutMs: 10_000, maxOutputBytes: 1024, sandbox: "required" });
