@@ -71,7 +71,13 @@ export class GatedDeploys {
     if (!hasDeployGates(env)) return { go: true };
     const promoted = await this.#promotedAlong(request, env);
     const jobId = deployJobId(request);
-    const { decision, replaced, pending } = await deps.gates.update(request.repository.id, env.name, (gate) => {
+    type Admitted =
+      { overtakenBy: PendingDeploy } | { decision: GateDecision; replaced: PendingDeploy | undefined; pending: PendingDeploy };
+    const admitted = await deps.gates.update(request.repository.id, env.name, (gate): [typeof gate, Admitted] => {
+      // Requests are rendered and admitted in any order (several at once, retries): one older than
+      // the deploy already waiting never takes its place, newest by sequence, not by arrival.
+      if (gate.pending && gate.pending.jobId !== jobId && gate.pending.request.sequence > request.sequence)
+        return [gate, { overtakenBy: gate.pending }];
       const same = gate.pending?.jobId === jobId ? gate.pending : undefined;
       const waiting: PendingDeploy = same ?? {
         jobId,
@@ -88,6 +94,11 @@ export class GatedDeploys {
       else delete next.pending;
       return [next, { decision: decided, replaced: old, pending: waiting }];
     });
+    if ("overtakenBy" in admitted) {
+      await this.#overtaken(gh, request, admitted.overtakenBy);
+      return { go: false };
+    }
+    const { decision, replaced, pending } = admitted;
     if (replaced) await this.#end(gh, replaced, "passed", { sha: shortSha(request.sha) });
     if (decision.kind === "go") {
       const override = pending.override;
@@ -283,6 +294,26 @@ export class GatedDeploys {
   }
 
   /** Ends a deploy that will not be applied (rejected, timed out, replaced) on its check run and Deployment. */
+  /**
+   * Ends a request that arrived after a newer deploy of its environment began to wait: it never
+   * waits itself. A check run of its own (a command's) or a wait it had before says the newer one goes instead.
+   */
+  async #overtaken(gh: GitHubClient, request: DeployRequest, newer: PendingDeploy): Promise<void> {
+    const deps = this.#deps;
+    const jobId = deployJobId(request);
+    const facts = { sha: shortSha(newer.request.sha) };
+    deps.log.info(
+      { job: jobId, environment: request.environment, newer: newer.jobId },
+      "deploy request older than the waiting deploy; not deployed",
+    );
+    if (await deps.records.load(jobId)) {
+      await this.#end(gh, { jobId, request, since: deps.now(), approvals: [], brings: [] }, "passed", facts);
+      return;
+    }
+    if (request.checkRunId)
+      await gh.updateCheckRun(request.repository, request.checkRunId, gateCheckRun("passed", facts), { coalesce: true });
+  }
+
   async #end(
     gh: GitHubClient,
     pending: PendingDeploy,
