@@ -354,6 +354,16 @@ export const GATE_STATES = {
     summary: (f) =>
       `Not enough approvals within ${f.timeout ?? "the approval timeout"} (${f.approvals ?? 0} of ${f.required ?? 1}). It is not applied; the next merge or \`/sync\` asks again.`,
   },
+  /** Asked for after a newer deploy of the environment began to wait: that one waits in its place. */
+  overtaken: {
+    final: true,
+    checkRun: { status: "completed", conclusion: "skipped" },
+    deployment: "inactive",
+    approve: false,
+    title: (f) => `Not deployed: ${f.sha ?? "a newer commit"} waits in its place`,
+    summary: (f) =>
+      `\`${f.sha ?? ""}\`, asked for after this one, already waits at ${env(f)}'s gate; this one is not deployed on its own (it reached the gate last).`,
+  },
   /** A newer commit passed the gate first; this one is not deployed on its own. */
   passed: {
     final: true,

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { DeployRecords } from "../../src/app/deploy/deploy-records.ts";
 import { GitHubClient } from "../../src/app/github/client.ts";
 import { installationOctokit } from "../../src/app/github/installation-octokit.ts";
@@ -9,7 +9,7 @@ import { GatedDeploys } from "../../src/app/promotion/gated-deploys.ts";
 import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import { deployCheckName } from "../../src/core/check-names.ts";
 import { parseConfig, type Environment } from "../../src/core/config.ts";
-import { deployRequest, type DeployRequest } from "../../src/core/deploy-requests.ts";
+import { deployJobId, deployRequest, type DeployRequest } from "../../src/core/deploy-requests.ts";
 import { FakeGitHub } from "../helpers/fake-github.ts";
 import { fakeProbot } from "../helpers/github-client.ts";
 
@@ -20,35 +20,45 @@ import { fakeProbot } from "../helpers/github-client.ts";
 
 const OWNER = "sluice-gate-order";
 const REPO = "svc";
-const REPO_ID = 32_000;
 const INSTALLATION = 32_100;
-const repository = { owner: OWNER, name: REPO, id: REPO_ID };
 let github: FakeGitHub;
 let redis: Redis;
 let gh: GitHubClient;
 let gates: GateStates;
+let records: DeployRecords;
 let gated: GatedDeploys;
 let now = Date.parse("2026-12-04T10:00:00Z");
+/** Each test's own repository, so none depends on another's gates. */
+let repoId = 32_000;
+let repository = { owner: OWNER, name: REPO, id: repoId };
 
 const mac = new RedisMac("gate-order-test-secret");
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const production: Environment = (() => {
-  const env = parseConfig("version: 1\nenvironments:\n  - name: production\n    path: envs/production\n    approval: { required: 1 }\n")
-    .environments[0];
-  if (!env) throw new Error("no environment");
+function environment(yaml: string, name: string): Environment {
+  const env = parseConfig(`version: 1\nenvironments:\n${yaml}`).environments.find((e) => e.name === name);
+  if (!env) throw new Error(`no environment ${name}`);
   return env;
-})();
+}
+const production = environment(
+  "  - name: production\n    path: envs/production\n    approval: { required: 1, timeout: 1h }\n",
+  "production",
+);
+
+beforeEach(() => {
+  repoId += 1;
+  repository = { owner: OWNER, name: `${REPO}-${String(repoId)}`, id: repoId };
+  github.addRepo(repository.owner, repository.name, repository.id);
+});
 
 beforeAll(async () => {
   github = await new FakeGitHub().start();
-  github.addRepo(OWNER, REPO, REPO_ID);
   const url = new URL(inject("redisUrl"));
   url.pathname = "/21";
   redis = new Redis(url.toString(), { maxRetriesPerRequest: null });
   await redis.flushdb();
   gh = new GitHubClient(await installationOctokit(fakeProbot(github), new GitHubPacing(), INSTALLATION, "background"), FakeGitHub.APP_ID);
   gates = new GateStates(redis, mac);
-  const records = new DeployRecords(redis, mac, silent);
+  records = new DeployRecords(redis, mac, silent);
   gated = new GatedDeploys({
     gates,
     records,
@@ -86,6 +96,9 @@ function request(sha: string, sequence: number, fields: Partial<DeployRequest> =
   return { ...made, sequence, ...fields };
 }
 
+const waitingSha = async (environment = "production"): Promise<string | undefined> =>
+  (await gates.load(repoId, environment)).pending?.request.sha;
+
 const titles = (sha: string): (string | undefined)[] =>
   [...github.checkRuns.values()].filter((r) => r.head_sha === sha && r.name === deployCheckName("production")).map((r) => r.output?.title);
 
@@ -94,28 +107,76 @@ describe("a deploy waiting at an approval", () => {
     const older = request("a".repeat(40), 10);
     const newer = request("b".repeat(40), 11);
     expect(await gated.admit(gh, newer, production)).toEqual({ go: false });
-    expect((await gates.load(REPO_ID, "production")).pending?.request.sha).toBe(newer.sha);
+    expect(await waitingSha()).toBe(newer.sha);
     // The older one's render finished last (or its first attempt failed and was retried).
     expect(await gated.admit(gh, older, production)).toEqual({ go: false });
-    expect((await gates.load(REPO_ID, "production")).pending?.request.sha).toBe(newer.sha);
+    expect(await waitingSha()).toBe(newer.sha);
     await expect.poll(() => titles(newer.sha)).toEqual(["Waiting for approval (0 of 1)"]);
     expect(titles(older.sha)).toEqual([]);
     // A newer one still replaces it, and says so on its check run.
     const newest = request("c".repeat(40), 12);
     expect(await gated.admit(gh, newest, production)).toEqual({ go: false });
-    expect((await gates.load(REPO_ID, "production")).pending?.request.sha).toBe(newest.sha);
+    expect(await waitingSha()).toBe(newest.sha);
     await expect.poll(() => titles(newer.sha)).toEqual([`Not deployed: ${"c".repeat(7)} went instead`]);
   });
 
-  it("ends an older command's own check run as passed over, rather than leave it queued", async () => {
-    const waiting = (await gates.load(REPO_ID, "production")).pending;
-    if (!waiting) throw new Error("the first test left no deploy waiting");
+  it("ends an older command's own check run as not deployed, rather than leave it queued", async () => {
+    const newer = request("b".repeat(40), 21);
+    expect(await gated.admit(gh, newer, production)).toEqual({ go: false });
     const sha = "d".repeat(40);
     const checkRunId = await gh.createCheckRun(repository, deployCheckName("production"), sha, { status: "queued" });
-    const sync = request(sha, waiting.request.sequence - 5, { reason: "sync", trigger: "comment-77", checkRunId });
+    const sync = request(sha, 16, { reason: "sync", trigger: "comment-77", checkRunId });
     expect(await gated.admit(gh, sync, production)).toEqual({ go: false });
-    expect((await gates.load(REPO_ID, "production")).pending?.jobId).toBe(waiting.jobId);
-    await expect.poll(() => titles(sha)).toEqual([`Not deployed: ${waiting.request.sha.slice(0, 7)} went instead`]);
+    expect(await waitingSha()).toBe(newer.sha);
+    await expect.poll(() => titles(sha)).toEqual([`Not deployed: ${"b".repeat(7)} waits in its place`]);
     expect(github.checkRuns.get(checkRunId)).toMatchObject({ status: "completed", conclusion: "skipped" });
+  });
+
+  it("leaves an older deploy the agents were already given to their reports when its request is retried", async () => {
+    // A rollback went to the agents; its replica died before the queue heard, and the queue tries it again
+    // once a newer merge waits for approval.
+    const rollback = request("e".repeat(40), 30, { reason: "rollback", trigger: "comment-78" });
+    expect(await gated.admit(gh, rollback, production)).toEqual({ go: true });
+    const checkRunId = await gh.createCheckRun(repository, deployCheckName("production"), rollback.sha, { status: "in_progress" });
+    const jobId = deployJobId(rollback);
+    const record = {
+      checkRunId,
+      deploymentId: 0,
+      repository,
+      installationId: INSTALLATION,
+      environment: "production",
+      sha: rollback.sha,
+      reason: "rollback" as const,
+      hold: "keep" as const,
+      completed: false,
+    };
+    await records.save(jobId, record);
+    const merge = request("f".repeat(40), 31);
+    expect(await gated.admit(gh, merge, production)).toEqual({ go: false });
+    expect(await gated.admit(gh, rollback, production)).toEqual({ go: false });
+    expect(await waitingSha()).toBe(merge.sha);
+    expect(await records.load(jobId)).toEqual(record);
+    expect(github.checkRuns.get(checkRunId)).toMatchObject({ status: "in_progress" });
+  });
+
+  it("is replaced by an older request once its own wait has timed out", async () => {
+    const newer = request("b".repeat(40), 41);
+    expect(await gated.admit(gh, newer, production)).toEqual({ go: false });
+    now += 2 * 3600_000;
+    const older = request("a".repeat(40), 40);
+    expect(await gated.admit(gh, older, production)).toEqual({ go: false });
+    expect(await waitingSha()).toBe(older.sha);
+  });
+
+  it("leaves what a promoted environment was asked at the newer commit", async () => {
+    const yaml =
+      "  - name: staging\n    path: envs/staging\n  - name: prod\n    path: envs/prod\n    promotion: { after: staging, soak: 5m }\n    approval: { required: 1 }\n";
+    const prod = environment(yaml, "prod");
+    const newer = request("b".repeat(40), 51, { environment: "prod", trigger: "promotion" });
+    expect(await gated.admit(gh, newer, prod)).toEqual({ go: false });
+    const older = request("a".repeat(40), 50, { environment: "prod", trigger: "promotion" });
+    expect(await gated.admit(gh, older, prod)).toEqual({ go: false });
+    expect(await waitingSha("prod")).toBe(newer.sha);
+    expect((await gates.load(repoId, "prod")).requested?.sha).toBe(newer.sha);
   });
 });

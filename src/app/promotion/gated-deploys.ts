@@ -15,7 +15,7 @@ import { checkRunUrl, writeInBackground, type GitHubClient } from "../github/cli
 import type { Logger } from "../log-context.ts";
 import type { PromotionCheck } from "../queue/queues.ts";
 import type { DeployRecord, DeployRecords } from "../deploy/deploy-records.ts";
-import type { GateStates, PendingDeploy } from "./gate-states.ts";
+import type { Gate, GateStates, PendingDeploy } from "./gate-states.ts";
 
 /** At most this many commits besides its own are brought by a waiting deploy (their authors are looked up on approval). */
 const MAX_BROUGHT = 50;
@@ -63,21 +63,28 @@ export class GatedDeploys {
     const deps = this.#deps;
     const now = deps.now();
     // Promotion moves an environment only past what it was last asked to deploy, however it was asked.
-    if (env.promotion)
-      await deps.gates.update(request.repository.id, env.name, (gate) => [
-        { ...gate, requested: { sha: request.sha, at: now } },
-        undefined,
-      ]);
-    if (!hasDeployGates(env)) return { go: true };
+    const asked = (gate: Gate): Gate => (env.promotion ? { ...gate, requested: { sha: request.sha, at: now } } : gate);
+    if (!hasDeployGates(env)) {
+      if (env.promotion) await deps.gates.update(request.repository.id, env.name, (gate) => [asked(gate), undefined]);
+      return { go: true };
+    }
     const promoted = await this.#promotedAlong(request, env);
     const jobId = deployJobId(request);
     type Admitted =
       { overtakenBy: PendingDeploy } | { decision: GateDecision; replaced: PendingDeploy | undefined; pending: PendingDeploy };
-    const admitted = await deps.gates.update(request.repository.id, env.name, (gate): [typeof gate, Admitted] => {
+    const admitted = await deps.gates.update(request.repository.id, env.name, (current): [Gate, Admitted] => {
       // Requests are rendered and admitted in any order (several at once, retries): one older than
-      // the deploy already waiting never takes its place, newest by sequence, not by arrival.
-      if (gate.pending && gate.pending.jobId !== jobId && gate.pending.request.sequence > request.sequence)
-        return [gate, { overtakenBy: gate.pending }];
+      // the deploy already waiting (and still able to go) takes neither its place nor what the
+      // environment was asked: newest by sequence, not by arrival.
+      const newer = current.pending;
+      if (
+        newer &&
+        newer.jobId !== jobId &&
+        newer.request.sequence > request.sequence &&
+        decideGate(env, { ...newer, reason: newer.request.reason }, now).kind !== "end"
+      )
+        return [current, { overtakenBy: newer }];
+      const gate = asked(current);
       const same = gate.pending?.jobId === jobId ? gate.pending : undefined;
       const waiting: PendingDeploy = same ?? {
         jobId,
@@ -95,7 +102,7 @@ export class GatedDeploys {
       return [next, { decision: decided, replaced: old, pending: waiting }];
     });
     if ("overtakenBy" in admitted) {
-      await this.#overtaken(gh, request, admitted.overtakenBy);
+      await this.#overtaken(gh, request, env, admitted.overtakenBy);
       return { go: false };
     }
     const { decision, replaced, pending } = admitted;
@@ -293,27 +300,22 @@ export class GatedDeploys {
     writeInBackground(write, this.#deps.log, {}, "waiting deploy's state not written to GitHub");
   }
 
-  /** Ends a deploy that will not be applied (rejected, timed out, replaced) on its check run and Deployment. */
   /**
-   * Ends a request that arrived after a newer deploy of its environment began to wait: it never
-   * waits itself. A check run of its own (a command's) or a wait it had before says the newer one goes instead.
+   * A request that reached the gate after a newer deploy of its environment began to wait: it never
+   * waits itself. A check run of its own (a command's) says which commit waits in its place. One
+   * with a record was handed to the agents before (its replica died before the queue heard so):
+   * its reports say how it ends, and the agent supersedes it by the newer one's sequence.
    */
-  async #overtaken(gh: GitHubClient, request: DeployRequest, newer: PendingDeploy): Promise<void> {
+  async #overtaken(gh: GitHubClient, request: DeployRequest, env: Environment, newer: PendingDeploy): Promise<void> {
     const deps = this.#deps;
     const jobId = deployJobId(request);
-    const facts = { sha: shortSha(newer.request.sha) };
-    deps.log.info(
-      { job: jobId, environment: request.environment, newer: newer.jobId },
-      "deploy request older than the waiting deploy; not deployed",
-    );
-    if (await deps.records.load(jobId)) {
-      await this.#end(gh, { jobId, request, since: deps.now(), approvals: [], brings: [] }, "passed", facts);
-      return;
-    }
-    if (request.checkRunId)
-      await gh.updateCheckRun(request.repository, request.checkRunId, gateCheckRun("passed", facts), { coalesce: true });
+    deps.log.info({ job: jobId, environment: env.name, newer: newer.jobId }, "deploy request older than the waiting deploy; not deployed");
+    if (!request.checkRunId || (await deps.records.load(jobId))) return;
+    const fields = gateCheckRun("overtaken", { sha: shortSha(newer.request.sha), environment: env.name });
+    await gh.updateCheckRun(request.repository, request.checkRunId, fields, { coalesce: true });
   }
 
+  /** Ends a deploy that will not be applied (rejected, timed out, replaced) on its check run and Deployment. */
   async #end(
     gh: GitHubClient,
     pending: PendingDeploy,
