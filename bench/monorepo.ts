@@ -13,7 +13,7 @@
 // a second behind that edit), how busy the app's event loop was, and how often the pool had fewer
 // comparisons to run than processes.
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -21,6 +21,7 @@ import { PREVIEW_MARKER } from "../src/core/preview-comment.ts";
 import { RenderPool } from "../src/render/render-pool.ts";
 import { startTestEnv } from "../test/env/start.ts";
 import { examplePayload, startHarness, type AppHarness } from "../test/helpers/app-harness.ts";
+import { processTable, processTree } from "../test/helpers/figures.ts";
 import { median } from "./measure.ts";
 import { monorepoEnvironments, writeMonorepo, type MonorepoVersion } from "./monorepo-tree.ts";
 
@@ -52,31 +53,18 @@ async function renderersAlone(
 }
 
 /**
- * CPU time, in ms, of this process's render processes and everything under them: their launchers,
- * the sandboxes and the renderers (`/proc/<pid>/stat`: utime + stime of each process alive, and
- * cutime + cstime of the children each has waited for, in clock ticks of 10 ms).
+ * CPU time, in ms, of this process's render processes and everything under them (the sandboxes
+ * and the renderers): each one alive, and the children each has waited for.
  */
 async function renderCpuMs(): Promise<number> {
-  const processes = new Map<number, { parent: number; ticks: number; render: boolean }>();
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    if (!stat) continue;
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    processes.set(Number(entry), {
-      parent: Number(fields[1]),
-      ticks: [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0),
-      render: Number(fields[1]) === process.pid && cmdline.includes("render-process"),
-    });
+  const table = await processTable();
+  let total = 0;
+  for (const [pid, { parent }] of table) {
+    if (parent !== process.pid) continue;
+    const cmdline = await readFile(`/proc/${String(pid)}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.includes("render-process")) for (const under of processTree(table, pid)) total += table.get(under)?.cpuMs ?? 0;
   }
-  const underRender = (pid: number): boolean => {
-    for (let at = processes.get(pid), hops = 0; at && hops < 32; at = processes.get(at.parent), hops += 1) if (at.render) return true;
-    return false;
-  };
-  let ticks = 0;
-  for (const [pid, proc] of processes) if (underRender(pid)) ticks += proc.ticks;
-  return ticks * 10;
+  return total;
 }
 
 /** A metric's value summed over its labels. */

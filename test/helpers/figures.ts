@@ -25,19 +25,40 @@ export interface TreeMemory {
   pss: number;
 }
 
-/** The memory of a process and all its descendants. */
-export async function treeMemoryMb(root: number): Promise<TreeMemory> {
-  const parents = new Map<number, number>();
+/** One process as `/proc/<pid>/stat` gives it. */
+export interface ProcessEntry {
+  parent: number;
+  /** CPU time, in ms: its own (utime + stime) and that of the children it has waited for (cutime + cstime). */
+  cpuMs: number;
+}
+
+/** Every process now, by pid. */
+export async function processTable(): Promise<Map<number, ProcessEntry>> {
+  const table = new Map<number, ProcessEntry>();
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Clock ticks of 10 ms.
+    const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+    table.set(Number(entry), { parent: Number(fields[1]), cpuMs: ticks * 10 });
   }
+  return table;
+}
+
+/** `root` and all its descendants in `table`. */
+export function processTree(table: ReadonlyMap<number, ProcessEntry>, root: number): number[] {
   const inTree = (pid: number): boolean => {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parents.get(p)) if (p === root) return true;
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = table.get(p)?.parent) if (p === root) return true;
     return false;
   };
-  const pids = [...parents.keys()].filter(inTree);
+  return [...table.keys()].filter(inTree);
+}
+
+/** The memory of a process and all its descendants. */
+export async function treeMemoryMb(root: number): Promise<TreeMemory> {
+  const pids = processTree(await processTable(), root);
   const [rss, pss] = await Promise.all([Promise.all(pids.map((pid) => memoryMb(pid))), Promise.all(pids.map(pssMb))]);
   const sum = (sizes: number[]): number => sizes.reduce((total, mb) => total + mb, 0);
   return { rss: sum(rss), pss: sum(pss) };

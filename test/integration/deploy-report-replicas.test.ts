@@ -1,19 +1,17 @@
-import { Redis } from "ioredis";
 import type { Probot } from "probot";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { AgentKeys } from "../../src/app/agents/agent-keys.ts";
 import { DeployRecords, type DeployRecord } from "../../src/app/deploy/deploy-records.ts";
 import { DeployReports } from "../../src/app/deploy/deploy-reports.ts";
 import { EnvironmentStates } from "../../src/app/deploy/environment-states.ts";
-import { GitHubClient } from "../../src/app/github/client.ts";
-import { installationOctokit } from "../../src/app/github/installation-octokit.ts";
+import type { GitHubClient } from "../../src/app/github/client.ts";
 import { GitHubPacing } from "../../src/app/github/pacing.ts";
 import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import type { AgentReport } from "../../src/core/agent-protocol.ts";
 import { deployCheckName } from "../../src/core/check-names.ts";
 import { generateSigningKeys, privateKeyFromPem, publicKeyFromPem, seal } from "../../src/core/signing.ts";
-import { FakeGitHub } from "../helpers/fake-github.ts";
-import { fakeProbot } from "../helpers/github-client.ts";
+import { fakeProbot, pacedGitHubClient } from "../helpers/github-client.ts";
+import { handWired } from "../helpers/hand-wired.ts";
 import { ManualClock } from "../helpers/manual-clock.ts";
 
 // Two app replicas apply the reports of one deploy, each through its own GitHub write pacing: the
@@ -28,29 +26,15 @@ const REPO = "svc";
 const REPO_ID = 31_000;
 const agentKeys = generateSigningKeys();
 const agentKey = privateKeyFromPem(agentKeys.privateKey);
-let github: FakeGitHub;
-let redis: Redis;
+const wired = handWired(12);
 let probot: Probot;
 let installation = 31_100;
 let job = 1;
 const SHA = "c".repeat(40);
 
-beforeAll(async () => {
-  github = await new FakeGitHub().start();
-  github.addRepo(OWNER, REPO, REPO_ID);
-  const url = new URL(inject("redisUrl"));
-  url.pathname = "/12";
-  redis = new Redis(url.toString(), { maxRetriesPerRequest: null });
-  await redis.flushdb();
-  probot = fakeProbot(github);
-});
-afterAll(async () => {
-  await redis.flushdb();
-  await redis.quit();
-  await github.stop();
-});
-afterEach(() => {
-  expect(github.violations).toEqual([]);
+beforeAll(() => {
+  wired.github.addRepo(OWNER, REPO, REPO_ID);
+  probot = fakeProbot(wired.github);
 });
 
 const mac = new RedisMac("replicas-test-secret");
@@ -59,11 +43,11 @@ const silent = { info: () => undefined, warn: () => undefined, error: () => unde
 /** One replica's report consumer: its own pacing (on `clock`, the system's when absent), the shared Redis. */
 function replica(clock?: ManualClock): { reports: DeployReports; client: (id: number) => Promise<GitHubClient> } {
   const pacing = new GitHubPacing(undefined, clock ? { clock } : {});
-  const client = async (id: number) => new GitHubClient(await installationOctokit(probot, pacing, id, "background"), FakeGitHub.APP_ID);
+  const client = (id: number) => pacedGitHubClient(probot, pacing, id);
   const reports = new DeployReports({
     github: client,
-    records: new DeployRecords(redis, mac, silent),
-    environments: new EnvironmentStates(redis, mac),
+    records: new DeployRecords(wired.redis, mac, silent),
+    environments: new EnvironmentStates(wired.redis, mac),
     agentKeys: new AgentKeys([{ key: publicKeyFromPem(agentKeys.publicKey) }]),
     webUrl: "https://github.example",
     log: silent,
@@ -96,7 +80,7 @@ async function queuedDeploy(gh: GitHubClient, installationId: number): Promise<D
     completed: false,
     deploymentState: "queued",
   };
-  await new DeployRecords(redis, mac, silent).save(jobId, record);
+  await new DeployRecords(wired.redis, mac, silent).save(jobId, record);
   return { ...record, jobId };
 }
 
@@ -132,18 +116,20 @@ describe("a deploy's reports applied by two replicas", () => {
     await clock.asleep();
     // The deploy ends: replica B applies the final report, whose writes go out at once.
     await b.reports.consume(report(deploy, "succeeded", new Date(at + 50)));
-    const run = () => github.checkRuns.get(deploy.checkRunId);
+    const run = () => wired.github.checkRuns.get(deploy.checkRunId);
     expect(run()).toMatchObject({ status: "completed", conclusion: "success" });
     // Replica A's turn comes.
-    const before = github.requests.length;
+    const before = wired.github.requests.length;
     while (clock.wakeUps.length > 0) {
       clock.advance((clock.wakeUps[0] ?? clock.elapsed) - clock.elapsed);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    await expect.poll(() => github.requests.length > before || clock.wakeUps.length === 0, { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => wired.github.requests.length > before || clock.wakeUps.length === 0, { timeout: 10_000 }).toBe(true);
     // Whatever A sent, the check run is still completed and the Deployment's newest status is its outcome.
     expect(run()).toMatchObject({ status: "completed", conclusion: "success" });
-    const statuses = github.calls("repos/create-deployment-status").filter((c) => c.params.deployment_id === String(deploy.deploymentId));
+    const statuses = wired.github
+      .calls("repos/create-deployment-status")
+      .filter((c) => c.params.deployment_id === String(deploy.deploymentId));
     expect(statuses.at(-1)?.body).toMatchObject({ state: "success" });
   });
 });

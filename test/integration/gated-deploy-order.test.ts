@@ -1,8 +1,7 @@
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createDeployment } from "../../src/app/deploy/deploy-jobs.ts";
 import { DeployRecords } from "../../src/app/deploy/deploy-records.ts";
-import { GitHubClient } from "../../src/app/github/client.ts";
-import { installationOctokit } from "../../src/app/github/installation-octokit.ts";
+import type { GitHubClient } from "../../src/app/github/client.ts";
 import { GitHubPacing } from "../../src/app/github/pacing.ts";
 import { GateStates } from "../../src/app/promotion/gate-states.ts";
 import { GatedDeploys } from "../../src/app/promotion/gated-deploys.ts";
@@ -10,8 +9,8 @@ import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import { deployCheckName } from "../../src/core/check-names.ts";
 import { parseConfig, type Environment } from "../../src/core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest } from "../../src/core/deploy-requests.ts";
-import { FakeGitHub } from "../helpers/fake-github.ts";
-import { fakeProbot } from "../helpers/github-client.ts";
+import { fakeProbot, pacedGitHubClient } from "../helpers/github-client.ts";
+import { handWired } from "../helpers/hand-wired.ts";
 
 // Deploy requests reach an environment's gates in any order: the deploy-request queue runs two at
 // once in each app replica, renders take their own time, and a failed attempt is retried seconds
@@ -21,8 +20,7 @@ import { fakeProbot } from "../helpers/github-client.ts";
 const OWNER = "sluice-gate-order";
 const REPO = "svc";
 const INSTALLATION = 32_100;
-let github: FakeGitHub;
-let redis: Redis;
+const wired = handWired(21);
 let gh: GitHubClient;
 let gates: GateStates;
 let records: DeployRecords;
@@ -47,30 +45,17 @@ const production = environment(
 beforeEach(() => {
   repoId += 1;
   repository = { owner: OWNER, name: `${REPO}-${String(repoId)}`, id: repoId };
-  github.addRepo(repository.owner, repository.name, repository.id);
+  wired.github.addRepo(repository.owner, repository.name, repository.id);
 });
 
 beforeAll(async () => {
-  github = await new FakeGitHub().start();
-  const url = new URL(inject("redisUrl"));
-  url.pathname = "/21";
-  redis = new Redis(url.toString(), { maxRetriesPerRequest: null });
-  await redis.flushdb();
-  gh = new GitHubClient(await installationOctokit(fakeProbot(github), new GitHubPacing(), INSTALLATION, "background"), FakeGitHub.APP_ID);
-  gates = new GateStates(redis, mac);
-  records = new DeployRecords(redis, mac, silent);
+  gh = await pacedGitHubClient(fakeProbot(wired.github), new GitHubPacing(), INSTALLATION);
+  gates = new GateStates(wired.redis, mac);
+  records = new DeployRecords(wired.redis, mac, silent);
   gated = new GatedDeploys({
     gates,
     records,
-    createDeployment: (client, request, env, jobId) =>
-      client.createDeployment(request.repository, {
-        sha: request.sha,
-        environment: env.name,
-        description: request.reason,
-        payload: { jobId },
-        production: true,
-        transient: false,
-      }),
+    createDeployment,
     wake: () => Promise.resolve(),
     prepare: () => Promise.resolve(),
     webUrl: "https://github.example",
@@ -78,15 +63,6 @@ beforeAll(async () => {
     log: silent,
   });
 });
-afterAll(async () => {
-  await redis.flushdb();
-  await redis.quit();
-  await github.stop();
-});
-afterEach(() => {
-  expect(github.violations).toEqual([]);
-});
-
 function request(sha: string, sequence: number, fields: Partial<DeployRequest> = {}): DeployRequest {
   now += 1000;
   const made = deployRequest(
@@ -100,7 +76,9 @@ const waitingSha = async (environment = "production"): Promise<string | undefine
   (await gates.load(repoId, environment)).pending?.request.sha;
 
 const titles = (sha: string): (string | undefined)[] =>
-  [...github.checkRuns.values()].filter((r) => r.head_sha === sha && r.name === deployCheckName("production")).map((r) => r.output?.title);
+  [...wired.github.checkRuns.values()]
+    .filter((r) => r.head_sha === sha && r.name === deployCheckName("production"))
+    .map((r) => r.output?.title);
 
 describe("a deploy waiting at an approval", () => {
   it("stays the one waiting when an older request of its environment arrives after it", async () => {
@@ -129,7 +107,7 @@ describe("a deploy waiting at an approval", () => {
     expect(await gated.admit(gh, sync, production)).toEqual({ go: false });
     expect(await waitingSha()).toBe(newer.sha);
     await expect.poll(() => titles(sha)).toEqual([`Not deployed: ${"b".repeat(7)} waits in its place`]);
-    expect(github.checkRuns.get(checkRunId)).toMatchObject({ status: "completed", conclusion: "skipped" });
+    expect(wired.github.checkRuns.get(checkRunId)).toMatchObject({ status: "completed", conclusion: "skipped" });
   });
 
   it("leaves an older deploy the agents were already given to their reports when its request is retried", async () => {
@@ -156,7 +134,7 @@ describe("a deploy waiting at an approval", () => {
     expect(await gated.admit(gh, rollback, production)).toEqual({ go: false });
     expect(await waitingSha()).toBe(merge.sha);
     expect(await records.load(jobId)).toEqual(record);
-    expect(github.checkRuns.get(checkRunId)).toMatchObject({ status: "in_progress" });
+    expect(wired.github.checkRuns.get(checkRunId)).toMatchObject({ status: "in_progress" });
   });
 
   it("is replaced by an older request once its own wait has timed out", async () => {

@@ -77,12 +77,7 @@ export class GatedDeploys {
       // the deploy already waiting (and still able to go) takes neither its place nor what the
       // environment was asked: newest by sequence, not by arrival.
       const newer = current.pending;
-      if (
-        newer &&
-        newer.jobId !== jobId &&
-        newer.request.sequence > request.sequence &&
-        decideGate(env, { ...newer, reason: newer.request.reason }, now).kind !== "end"
-      )
+      if (newer && newer.jobId !== jobId && newer.request.sequence > request.sequence && decidePending(env, newer, now).kind !== "end")
         return [current, { overtakenBy: newer }];
       const gate = asked(current);
       const same = gate.pending?.jobId === jobId ? gate.pending : undefined;
@@ -94,7 +89,7 @@ export class GatedDeploys {
         ...(request.overrideFreeze ? { override: { ...request.overrideFreeze, at: now } } : {}),
         brings: carried(gate.pending, request.sha, promoted),
       };
-      const decided = decideGate(env, { ...waiting, reason: request.reason }, now);
+      const decided = decidePending(env, waiting, now);
       const old = gate.pending && gate.pending.jobId !== jobId ? gate.pending : undefined;
       const next = { ...gate };
       if (decided.kind === "wait") next.pending = waiting;
@@ -148,7 +143,7 @@ export class GatedDeploys {
       const gate = await deps.gates.load(check.repository.id, env.name);
       const pending = gate.pending;
       if (!pending) continue;
-      const decision = decideGate(env, { ...pending, reason: pending.request.reason }, deps.now());
+      const decision = decidePending(env, pending, deps.now());
       if (decision.kind === "wait") {
         if (decision.wakeAt !== undefined) wakes.push(decision.wakeAt);
         continue;
@@ -202,7 +197,7 @@ export class GatedDeploys {
     });
     if (!updated) return { kind: "none" };
     deps.log.info({ environment: env.name, sha: pending.request.sha, by: login }, "deploy approved");
-    const decision = decideGate(env, { ...updated, reason: updated.request.reason }, deps.now());
+    const decision = decidePending(env, updated, deps.now());
     if (decision.kind === "wait") await this.#show(gh, updated, env, decision.state, this.#facts(env, decision, updated));
     else await deps.wake({ repository, installationId: updated.request.installationId }, deps.now());
     return { kind: "counted", approvals: updated.approvals.length, required: policy.required, sha: updated.request.sha };
@@ -342,6 +337,11 @@ export class GatedDeploys {
       await deps.records.save(jobId, { ...record, completed: true });
     });
   }
+}
+
+/** What the environment's gates decide for a deploy waiting (or about to wait) there, at `now`. */
+function decidePending(env: Environment, pending: PendingDeploy, now: number): GateDecision {
+  return decideGate(env, { ...pending, reason: pending.request.reason }, now);
 }
 
 /** The author of the merged pull request commit `sha` came from, when there is one. */
