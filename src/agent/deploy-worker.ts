@@ -83,6 +83,7 @@ export function reporter(job: AgentJob, now: () => number, send: (report: AgentR
       repository: job.repository,
       installationId: job.installationId,
       environment: job.environment,
+      ...(job.cluster === undefined ? {} : { cluster: job.cluster }),
       sha: job.sha,
       at: new Date(now()).toISOString(),
       ...fields,

@@ -25,6 +25,7 @@ import { DeployError, HealthTimeoutError, HeldJobError, PermanentDeployError, Re
 import { waitForHealth, withHealth } from "./health-wait.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import type { Cluster } from "./kube/cluster.ts";
+import { targetName } from "../core/fleet.ts";
 import { withOwnership } from "./ownership.ts";
 import type { Planned } from "./preflight.ts";
 import { prune } from "./prune.ts";
@@ -42,7 +43,8 @@ export interface DeployerDeps {
   inventories: InventoryStore;
   /** The app's public keys: several while a key rotation overlaps. */
   appKey: VerificationKeys;
-  policy: AgentPolicy & { environments: readonly string[]; maxJobAgeMs: number };
+  /** `cluster`: the one cluster of a fleet the agent serves, whose jobs alone it takes. */
+  policy: AgentPolicy & { environments: readonly string[]; maxJobAgeMs: number; cluster?: string | undefined };
   concurrency: number;
   healthTimeoutMs: number;
   clock: Clock;
@@ -67,6 +69,11 @@ export function verifyJob(envelope: unknown, deps: Pick<DeployerDeps, "appKey" |
   const job = parsed.data;
   if (!deps.policy.environments.includes(job.environment))
     throw new RejectedJobError(`environment ${job.environment} is not served by this agent`);
+  // A job signed for one cluster of a fleet is moved to another's queue only by someone who can write to Redis.
+  if (job.cluster !== deps.policy.cluster)
+    throw new RejectedJobError(
+      `job ${job.id} is for ${job.cluster === undefined ? "an environment without clusters" : `cluster ${job.cluster}`}; this agent serves ${deps.policy.cluster === undefined ? "no named cluster" : `cluster ${deps.policy.cluster}`}`,
+    );
   return job;
 }
 
@@ -109,7 +116,7 @@ export class Deployer {
 
   /** Whether a newer job for the same repository environment was queued since this one. */
   async supersededBy(job: AgentJob): Promise<string | undefined> {
-    const latest = await this.#deps.redis.get(latestJobKey(job.environment, job.repository.id));
+    const latest = await this.#deps.redis.get(latestJobKey(targetName(job.environment, job.cluster), job.repository.id));
     return latest && latest !== job.id ? latest : undefined;
   }
 

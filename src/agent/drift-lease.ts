@@ -1,4 +1,5 @@
 import { agentQueue } from "../core/agent-protocol.ts";
+import { targetName } from "../core/fleet.ts";
 import type { RedisClient } from "../redis/connection.ts";
 
 /**
@@ -11,22 +12,22 @@ export const DRIFT_LEASE_MS = 15_000;
 /** How often every replica takes or renews the leases of its environments. */
 export const DRIFT_LEASE_RENEW_MS = 5_000;
 
-/** The Redis key of an environment's drift lease, in the hash slot of the environment's queue. */
-export function driftLeaseKey(environment: string): string {
-  return `${agentQueue(environment).prefix}:drift-lease`;
+/** The Redis key of an environment's drift lease (of one cluster of a fleet: its target), in the hash slot of its queue. */
+export function driftLeaseKey(target: string): string {
+  return `${agentQueue(target).prefix}:drift-lease`;
 }
 
 /** When the environment's next drift check is due, kept where whichever replica holds the lease next finds it. */
-export function driftDueKey(environment: string): string {
-  return `${agentQueue(environment).prefix}:drift-due`;
+export function driftDueKey(target: string): string {
+  return `${agentQueue(target).prefix}:drift-due`;
 }
 
 /**
  * A counter moved each time a deploy of the environment is remembered for drift checks, so the
  * lease holder's watches follow the new inventory whichever replica deployed it.
  */
-export function appliedGenerationKey(environment: string): string {
-  return `${agentQueue(environment).prefix}:applied-generation`;
+export function appliedGenerationKey(target: string): string {
+  return `${agentQueue(target).prefix}:applied-generation`;
 }
 
 // The lease is "<held until, ms since the epoch> <holder>". Expiry is decided against the caller's
@@ -64,6 +65,8 @@ export interface DriftLeaseOptions {
   now: () => number;
   /** How long a lease lasts without a renewal; `DRIFT_LEASE_MS` unless a test says otherwise. */
   leaseMs?: number;
+  /** The cluster of a fleet the agent serves: its replicas share a lease apart from other clusters'. */
+  cluster?: string | undefined;
 }
 
 /**
@@ -78,6 +81,7 @@ export class DriftLease {
   readonly #holder: string;
   readonly #now: () => number;
   readonly #leaseMs: number;
+  readonly #cluster: string | undefined;
 
   constructor(redis: RedisClient, options: DriftLeaseOptions) {
     if (/\s/.test(options.holder)) throw new Error(`a drift lease holder has no spaces, got ${JSON.stringify(options.holder)}`);
@@ -85,6 +89,11 @@ export class DriftLease {
     this.#holder = options.holder;
     this.#now = options.now;
     this.#leaseMs = options.leaseMs ?? DRIFT_LEASE_MS;
+    this.#cluster = options.cluster;
+  }
+
+  #target(environment: string): string {
+    return targetName(environment, this.#cluster);
   }
 
   /** Takes or renews the lease of `environment`; true when this agent holds it for the next `leaseMs`. */
@@ -92,24 +101,24 @@ export class DriftLease {
     const now = this.#now();
     // Redis drops a lease nobody renewed for a long while; until then the clock above decides.
     const keepMs = Math.max(4 * this.#leaseMs, 60_000);
-    const taken = await this.#redis.eval(HOLD, 1, driftLeaseKey(environment), this.#holder, now, now + this.#leaseMs, keepMs);
+    const taken = await this.#redis.eval(HOLD, 1, driftLeaseKey(this.#target(environment)), this.#holder, now, now + this.#leaseMs, keepMs);
     return taken === 1;
   }
 
   /** Gives the lease of `environment` up when this agent holds it. */
   async release(environment: string): Promise<void> {
-    await this.#redis.eval(RELEASE, 1, driftLeaseKey(environment), this.#holder);
+    await this.#redis.eval(RELEASE, 1, driftLeaseKey(this.#target(environment)), this.#holder);
   }
 
   /** When the next drift check of `environment` is due (ms since the epoch), or undefined when none is set or it does not read as a time. */
   async dueAt(environment: string): Promise<number | undefined> {
-    const text = await this.#redis.get(driftDueKey(environment));
+    const text = await this.#redis.get(driftDueKey(this.#target(environment)));
     const due = Number(text ?? "");
     return text !== null && Number.isSafeInteger(due) ? due : undefined;
   }
 
   /** Sets when the next drift check of `environment` is due. */
   async setDueAt(environment: string, at: number): Promise<void> {
-    await this.#redis.set(driftDueKey(environment), String(Math.round(at)));
+    await this.#redis.set(driftDueKey(this.#target(environment)), String(Math.round(at)));
   }
 }

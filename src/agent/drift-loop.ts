@@ -185,7 +185,7 @@ export class DriftLoop {
       if (this.#followed.delete(environment)) watcher.follow(environment, []);
       return;
     }
-    const generation = (await this.#deps.redis.get(appliedGenerationKey(environment))) ?? "";
+    const generation = (await this.#deps.redis.get(appliedGenerationKey(this.#deps.drift.target(environment)))) ?? "";
     if (this.#followed.get(environment) === generation) return;
     watcher.follow(environment, await this.#deps.drift.inventoried(environment));
     this.#followed.set(environment, generation);

@@ -11,6 +11,7 @@ import { canonicalJson } from "../core/normalize.ts";
 import type { Envelope } from "../core/signing.ts";
 import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
 import { appliedGenerationKey } from "./drift-lease.ts";
+import { targetName } from "../core/fleet.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
@@ -48,16 +49,22 @@ export class DriftChecker {
     this.#deps = deps;
   }
 
+  /** Where the agent keeps an environment's keys in Redis: the environment, or its cluster of a fleet (`core/fleet.ts`'s `targetName`). */
+  target(environment: string): string {
+    return targetName(environment, this.#deps.policy.cluster);
+  }
+
   /** Keeps the job just applied, for later drift checks. */
   async remember(job: AgentJob, envelope: Envelope): Promise<void> {
-    await this.#deps.redis.set(appliedJobKey(job.environment, job.repository.id), JSON.stringify(envelope));
-    await this.#deps.redis.sadd(appliedSetKey(job.environment), String(job.repository.id));
-    await this.#deps.redis.incr(appliedGenerationKey(job.environment));
+    const target = this.target(job.environment);
+    await this.#deps.redis.set(appliedJobKey(target, job.repository.id), JSON.stringify(envelope));
+    await this.#deps.redis.sadd(appliedSetKey(target), String(job.repository.id));
+    await this.#deps.redis.incr(appliedGenerationKey(target));
   }
 
   /** The objects the inventories of every repository applied to `environment` record, for the drift watches. */
   async inventoried(environment: string): Promise<ResourceId[]> {
-    const ids = await this.#deps.redis.smembers(appliedSetKey(environment));
+    const ids = await this.#deps.redis.smembers(appliedSetKey(this.target(environment)));
     const inventories = await Promise.all(ids.map((id) => this.#deps.inventories.read(Number(id), environment)));
     return inventories.flatMap((inventory) => inventory?.objects ?? []);
   }
@@ -68,7 +75,7 @@ export class DriftChecker {
    * `DriftLease`): once it says no, another replica checks and the rest is left to it.
    */
   async checkEnvironment(environment: string, options: { stillHeld?: () => Promise<boolean> } = {}): Promise<Omit<DriftReport, "at">[]> {
-    const ids = await this.#deps.redis.smembers(appliedSetKey(environment));
+    const ids = await this.#deps.redis.smembers(appliedSetKey(this.target(environment)));
     const reports: Omit<DriftReport, "at">[] = [];
     for (const id of ids) {
       if (options.stillHeld && !(await options.stillHeld())) break;
@@ -118,6 +125,7 @@ export class DriftChecker {
       repository: job.repository,
       installationId: job.installationId,
       environment,
+      ...(job.cluster === undefined ? {} : { cluster: job.cluster }),
       sha: job.sha,
       jobId: job.id,
       checked: planned.length,
@@ -138,7 +146,7 @@ export class DriftChecker {
   /** The applied job, if its signature verifies and the inventory in the cluster records it as the newest revision. */
   async #applied(environment: string, repositoryId: number): Promise<AgentJob | undefined> {
     const deps = this.#deps;
-    const text = await deps.redis.get(appliedJobKey(environment, repositoryId));
+    const text = await deps.redis.get(appliedJobKey(this.target(environment), repositoryId));
     if (!text) return undefined;
     let job: AgentJob;
     try {

@@ -10,7 +10,8 @@ const HEARTBEAT_TTL_SECONDS = 30;
 /** What the heartbeat writes to. */
 export interface HeartbeatDeps {
   redis: RedisClient;
-  environments: readonly string[];
+  /** The environments it serves, each by its target (`core/fleet.ts`'s `targetName`: the environment, or its cluster of a fleet). */
+  targets: readonly string[];
   /** The deploy queues, whose one-job-at-a-time limit each beat sets again. */
   queues: () => readonly Queue[];
   now: () => number;
@@ -50,13 +51,13 @@ export class Heartbeat {
 
   /** Removes the heartbeat keys: this agent answers nothing any more. */
   async clear(): Promise<void> {
-    await Promise.all(this.#deps.environments.map((environment) => this.#deps.redis.del(agentHeartbeatKey(environment))));
+    await Promise.all(this.#deps.targets.map((target) => this.#deps.redis.del(agentHeartbeatKey(target))));
   }
 
   async #beat(): Promise<void> {
-    const { redis, environments, now } = this.#deps;
+    const { redis, targets, now } = this.#deps;
     await Promise.all([
-      ...environments.map((environment) => redis.set(agentHeartbeatKey(environment), String(now()), "EX", HEARTBEAT_TTL_SECONDS)),
+      ...targets.map((target) => redis.set(agentHeartbeatKey(target), String(now()), "EX", HEARTBEAT_TTL_SECONDS)),
       ...this.#deps.queues().map((queue) => queue.setGlobalConcurrency(1)),
     ]);
   }

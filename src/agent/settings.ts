@@ -6,6 +6,7 @@ import { z } from "zod";
 import { parseRepositoryRules, type RepositoryRule } from "../core/policy.ts";
 import { errorMessage } from "../core/errors.ts";
 import { checkRedisUrl, type RedisTls } from "../redis/connection.ts";
+import { clusterNameSchema } from "../core/fleet.ts";
 import { readRedisTls } from "../redis/tls.ts";
 
 const list = (fallback: string) =>
@@ -33,6 +34,7 @@ export const envSchema = z.object({
   SLUICE_APP_PUBLIC_KEY_PATH: z.string().optional(),
   SLUICE_AGENT_SIGNING_KEY: z.string().optional(),
   SLUICE_AGENT_SIGNING_KEY_PATH: z.string().optional(),
+  SLUICE_AGENT_CLUSTER: clusterNameSchema.optional(),
   SLUICE_AGENT_ENVIRONMENTS: list("").refine((envs) => envs.length > 0, {
     error: "SLUICE_AGENT_ENVIRONMENTS must name at least one environment",
   }),
@@ -68,6 +70,11 @@ export interface AgentSettings {
   /** The agent's own key, which signs its reports. */
   signingKey: KeyObject;
   environments: string[];
+  /**
+   * The cluster it serves its environments on, for an environment that runs on several (a fleet):
+   * it takes only that cluster's jobs, from that cluster's queues. Unset: the environments' one cluster.
+   */
+  cluster: string | undefined;
   /** Which repositories it serves, and the namespaces each may write to. */
   rules: RepositoryRule[];
   /** Cluster-scoped kinds it may apply, `Kind` (core group) or `Kind.group`. */
@@ -151,6 +158,7 @@ export async function loadAgentSettings(env: NodeJS.ProcessEnv): Promise<AgentSe
     appKeys: await key(e.SLUICE_APP_PUBLIC_KEY, e.SLUICE_APP_PUBLIC_KEY_PATH, "SLUICE_APP_PUBLIC_KEY", publicKeysFromPem),
     signingKey: await key(e.SLUICE_AGENT_SIGNING_KEY, e.SLUICE_AGENT_SIGNING_KEY_PATH, "SLUICE_AGENT_SIGNING_KEY", privateKeyFromPem),
     environments: e.SLUICE_AGENT_ENVIRONMENTS,
+    cluster: e.SLUICE_AGENT_CLUSTER,
     rules,
     clusterKinds: e.SLUICE_AGENT_CLUSTER_KINDS,
     allowAdoption: e.SLUICE_AGENT_ALLOW_ADOPTION === "true",

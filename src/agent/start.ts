@@ -14,6 +14,7 @@ import { DriftChecker } from "./drift.ts";
 import { DriftLease } from "./drift-lease.ts";
 import { DriftLoop } from "./drift-loop.ts";
 import { Heartbeat } from "./heartbeat.ts";
+import { targetName } from "../core/fleet.ts";
 import { InventoryStore } from "./inventory-store.ts";
 import { Cluster } from "./kube/cluster.ts";
 import { livePreviewProcessor } from "./live-preview-worker.ts";
@@ -188,7 +189,13 @@ function assemble(settings: AgentSettings, runtime: Runtime, cluster: Cluster): 
   const stopping = new Promise<void>((resolve) => {
     wake = resolve;
   });
-  const heartbeat = new Heartbeat({ redis, environments: settings.environments, queues: () => queues.map((q) => q.queue), now, log });
+  const heartbeat = new Heartbeat({
+    redis,
+    targets: settings.environments.map((e) => targetName(e, settings.cluster)),
+    queues: () => queues.map((q) => q.queue),
+    now,
+    log,
+  });
   return {
     runtime,
     redis,
@@ -231,6 +238,7 @@ function services(
     allowPodSecurityLabels: settings.allowPodSecurityLabels,
     environments: settings.environments,
     maxJobAgeMs: settings.maxJobAgeMs,
+    cluster: settings.cluster,
   };
   const inventories = new InventoryStore(cluster, settings.namespace);
   // What deploys, drift checks and live previews share: the cluster, its record, the keys and the policy.
@@ -241,7 +249,7 @@ function services(
     clock: { now, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
   });
   const drift = new DriftChecker({ ...shared, now });
-  const lease = new DriftLease(redis, { holder: `${hostname()}/${randomUUID().slice(0, 8)}`, now });
+  const lease = new DriftLease(redis, { holder: `${hostname()}/${randomUUID().slice(0, 8)}`, now, cluster: settings.cluster });
   const driftLoop = new DriftLoop({
     ...runtime,
     redis,
@@ -284,6 +292,7 @@ function announced(settings: AgentSettings, runtime: Runtime, cluster: Cluster, 
     cluster,
     namespace: settings.namespace,
     environments: settings.environments,
+    clusterName: settings.cluster,
     now: runtime.now,
     log: runtime.log,
     send: async (body) => {
@@ -302,7 +311,7 @@ async function startWorkers(settings: AgentSettings, parts: AgentParts): Promise
   const { redis, state } = parts;
   await untilReady(redis, parts.stopping);
   for (const environment of settings.environments) {
-    const q = agentQueue(environment);
+    const q = agentQueue(targetName(environment, settings.cluster));
     const queue = new Queue(q.name, { connection: redis, prefix: q.prefix });
     queue.on("error", (error) => {
       parts.connectionError("deploy queue", error);
@@ -320,7 +329,7 @@ async function startWorkers(settings: AgentSettings, parts: AgentParts): Promise
       stalledInterval: settings.lockMs,
       maxStalledCount: 5,
     });
-    const live = livePreviewQueue(environment);
+    const live = livePreviewQueue(targetName(environment, settings.cluster));
     const previews = new Worker(live.name, parts.processors.preview, { connection: redis, prefix: live.prefix, concurrency: 2 });
     for (const worker of [deploys, previews]) {
       // BullMQ's own traces (a lost connection, a failed lock renewal) go through the agent's log, as JSON.

@@ -11,6 +11,8 @@ export interface StatusOptions {
   /** The agent's namespace, where its inventory ConfigMaps live. */
   namespace: string;
   environments: readonly string[];
+  /** The cluster of a fleet the agent serves its environments on, named in every status. */
+  clusterName?: string | undefined;
   /** Signs and queues one status for the app. */
   send: (status: AgentStatus) => Promise<void>;
   now: () => number;
@@ -75,6 +77,7 @@ export function announceStatus(options: StatusOptions): StatusAnnouncer {
         const status = agentStatusSchema.parse({
           version: 1,
           environment,
+          ...(options.clusterName === undefined ? {} : { cluster: options.clusterName }),
           event,
           repositories: appliedRevisions(configMaps, environment),
           at: new Date(now()).toISOString(),

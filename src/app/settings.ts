@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { clusterNameSchema } from "../core/fleet.ts";
 import { readFile } from "node:fs/promises";
 import { inlineOrFile } from "../core/secrets.ts";
 import { availableParallelism, tmpdir, totalmem } from "node:os";
@@ -90,12 +91,15 @@ export interface AgentKey {
   pem: string;
   environments?: string[];
   repositories?: number[];
+  /** The clusters of a fleet its agent serves (`SLUICE_AGENT_CLUSTER`): a key bound to clusters speaks for no message without one. */
+  clusters?: string[];
 }
 
 /**
  * Reads concatenated PEM public keys. The comment lines right above a key bind it:
  * `# environments: a,b` to those environments, `# repositories: 123,456` to those repositories
- * (numeric ids: a rename does not change them). Other comment lines are ignored.
+ * (numeric ids: a rename does not change them), `# clusters: eu-1,eu-2` to those clusters of a
+ * fleet. Other comment lines are ignored.
  * @throws Error naming the key and the line when a binding cannot be read
  */
 export function parseAgentKeys(text: string): AgentKey[] {
@@ -132,6 +136,18 @@ function bindAgentKey(key: AgentKey, line: string, where: string): void {
       key.repositories = values.map(Number);
       return;
     }
+    case "clusters": {
+      if (values.length === 0) throw problem(`"${line.trim()}" names no cluster; leave the line out to allow them all`);
+      const notName = values.find((v) => !clusterNameSchema.safeParse(v).success);
+      if (notName !== undefined)
+        throw problem(
+          `"${line.trim()}" names "${notName}"; a cluster is named as its agent's SLUICE_AGENT_CLUSTER, a DNS label such as eu-1`,
+        );
+      key.clusters = values;
+      return;
+    }
+    case "cluster":
+      throw problem(`"${line.trim()}" binds nothing: the line is "# clusters: …"`);
     case "environment":
       throw problem(`"${line.trim()}" binds nothing: the line is "# environments: …"`);
     case "repository":

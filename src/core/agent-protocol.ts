@@ -3,6 +3,7 @@ import { z } from "zod";
 import { deployJobId, deployReasonSchema, type DeployRequest } from "./deploy-requests.ts";
 import { commitShaSchema, repositoryRefSchema } from "./git-ref.ts";
 import { driftIgnoreSchema, type Environment } from "./config.ts";
+import { clusterNameSchema } from "./fleet.ts";
 import { DEPLOY_PHASE_NAMES } from "./deploy-phases.ts";
 import { holdSchema, revisionSchema } from "./inventory.ts";
 import type { KubeObject } from "./manifest.ts";
@@ -19,6 +20,8 @@ export const agentJobSchema = z.strictObject({
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
   environment: z.string().min(1),
+  /** The one cluster of a fleet this job is for; an agent of another cluster (or of none) refuses it. */
+  cluster: clusterNameSchema.optional(),
   sha,
   reason: deployReasonSchema,
   requestedBy: z.string().min(1),
@@ -52,12 +55,12 @@ export const agentJobSchema = z.strictObject({
 /** A deploy job. */
 export type AgentJob = z.infer<typeof agentJobSchema>;
 
-/** The agent job for a request, signed at `signedAt` and valid for `ttlMs`. */
+/** The agent job for a request (for one cluster of a fleet, `time.cluster`), signed at `signedAt` and valid for `ttlMs`. */
 export function agentJob(
   request: DeployRequest,
   env: Environment,
   payload: { digest: string; objects: AgentJob["objects"] },
-  time: { signedAt: number; ttlMs: number; hold: AgentJob["hold"] },
+  time: { signedAt: number; ttlMs: number; hold: AgentJob["hold"]; cluster?: string | undefined },
 ): AgentJob {
   return {
     version: 1,
@@ -65,6 +68,7 @@ export function agentJob(
     repository: request.repository,
     installationId: request.installationId,
     environment: env.name,
+    ...(time.cluster === undefined ? {} : { cluster: time.cluster }),
     sha: request.sha,
     reason: request.reason,
     requestedBy: request.requestedBy,
@@ -168,6 +172,8 @@ export const agentReportSchema = z.strictObject({
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
   environment: z.string(),
+  /** The cluster of a fleet whose agent reports (the job's). */
+  cluster: clusterNameSchema.optional(),
   sha,
   /** One of the rows of `DEPLOY_PHASES`. */
   phase: z.enum(DEPLOY_PHASE_NAMES),
@@ -194,22 +200,27 @@ export function objectsDigest(objects: readonly KubeObject[]): string {
   return hash.digest("hex");
 }
 
-/** The queue an environment's deploy jobs go to; its prefix's hash tag keeps it in one cluster slot. */
-export function agentQueue(environment: string): { name: string; prefix: string } {
-  return { name: `deploy-${environment}`, prefix: `{sluice-${environment}}` };
+/**
+ * The queue an environment's deploy jobs go to; its prefix's hash tag keeps it in one Redis
+ * Cluster slot. This and the keys below take a target (`core/fleet.ts`'s `targetName`): the
+ * environment's name, or `<environment>@<cluster>` for one cluster of a fleet, whose agents keep
+ * apart from the other clusters'.
+ */
+export function agentQueue(target: string): { name: string; prefix: string } {
+  return { name: `deploy-${target}`, prefix: `{sluice-${target}}` };
 }
 
 /** The live-preview requests of one environment, for its agents. */
-export function livePreviewQueue(environment: string): { name: string; prefix: string } {
-  return { name: `live-preview-${environment}`, prefix: `{sluice-${environment}}` };
+export function livePreviewQueue(target: string): { name: string; prefix: string } {
+  return { name: `live-preview-${target}`, prefix: `{sluice-${target}}` };
 }
 
 /**
  * Set (with a short expiry) by a running agent of an environment. Only a hint, since Redis is not
  * trusted: it decides whether the app waits for a live preview, never what anything does.
  */
-export function agentHeartbeatKey(environment: string): string {
-  return `{sluice-${environment}}:agent-alive`;
+export function agentHeartbeatKey(target: string): string {
+  return `{sluice-${target}}:agent-alive`;
 }
 
 /**
@@ -217,13 +228,13 @@ export function agentHeartbeatKey(environment: string): string {
  * checks. Redis is not trusted: the agent checks the app's signature and its own inventory's
  * digest before it believes it.
  */
-export function appliedJobKey(environment: string, repositoryId: number): string {
-  return `{sluice-${environment}}:applied:${repositoryId}`;
+export function appliedJobKey(target: string, repositoryId: number): string {
+  return `{sluice-${target}}:applied:${repositoryId}`;
 }
 
 /** The repositories an environment's agents have applied (a hint: each is verified as above). */
-export function appliedSetKey(environment: string): string {
-  return `{sluice-${environment}}:applied`;
+export function appliedSetKey(target: string): string {
+  return `{sluice-${target}}:applied`;
 }
 
 /** How an object differs from what Sluice last applied. */
@@ -245,6 +256,8 @@ export const driftReportSchema = z.strictObject({
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
   environment: z.string(),
+  /** The cluster of a fleet whose agent checked. */
+  cluster: clusterNameSchema.optional(),
   /** The commit last applied, which the drift is measured against. */
   sha,
   jobId: z.string().min(1),
@@ -281,6 +294,8 @@ export type AppliedRevision = z.infer<typeof appliedRevisionSchema>;
 export const agentStatusSchema = z.strictObject({
   version: z.literal(1),
   environment: z.string().min(1),
+  /** The cluster the agent serves the environment on, when it names one: the app learns a fleet's clusters from it. */
+  cluster: clusterNameSchema.optional(),
   /** `started`: the agent just came online; `running`: the periodic status. */
   event: z.enum(["started", "running"]),
   /** One entry per repository the environment's inventories name (none in an empty cluster). */
@@ -297,11 +312,11 @@ export const STATUS_INTERVAL_MS = 5 * 60 * 1000;
 export const REPORT_QUEUE = { name: "agent-reports", prefix: "{sluice}" } as const;
 
 /** The Redis key that names the newest job of a repository's environment, for newest-wins. */
-export function latestJobKey(environment: string, repositoryId: number): string {
-  return `{sluice-${environment}}:latest:${repositoryId}`;
+export function latestJobKey(target: string, repositoryId: number): string {
+  return `{sluice-${target}}:latest:${repositoryId}`;
 }
 
-/** The Redis key of a content-addressed object blob. */
+/** The Redis key of a content-addressed object blob: in the environment's own hash tag, read by the agents of each of its clusters. */
 export function blobKey(environment: string, digest: string): string {
   return `{sluice-${environment}}:blob:${digest}`;
 }

@@ -19,6 +19,8 @@ export const ENVIRONMENT_DEFAULTS: Omit<Environment, "name"> = {
   selfHeal: false,
   transient: false,
   drift: { ignore: [] },
+  clusters: [],
+  waves: [],
   freeze: [],
 };
 

@@ -7,6 +7,7 @@ import { lineOfPath } from "./yaml-location.ts";
 import { approvalSchema } from "./approval.ts";
 import { durationSchema } from "./duration.ts";
 import { freezeWindowSchema } from "./freeze.ts";
+import { clusterPatternSchema, isGlob, matchesCluster, type FleetSettings } from "./fleet.ts";
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -115,6 +116,26 @@ const environmentSchema = z.strictObject({
     })
     .optional()
     .describe("Apply a commit only once the upstream environment has proven it; newer merges never restart a commit's soak."),
+  clusters: z
+    .array(clusterPatternSchema)
+    .default([])
+    .describe(
+      "The clusters the environment runs on, by the name their agents give (SLUICE_AGENT_CLUSTER) or a glob of it ('eu-*', '*' for every agent that serves the environment). Empty: the environment has one cluster, whose agents name none.",
+    ),
+  waves: z
+    .array(z.array(clusterPatternSchema).min(1, "must name at least one cluster"))
+    .default([])
+    .describe(
+      "The order a deploy reaches the clusters in, one list of names or globs per wave ([[canary-eu], ['eu-*'], ['us-*', 'ap-*']]); a cluster goes in the first wave that matches it, those no wave matches in a last wave. A failure in a wave stops the later ones. Without clusters, the waves list them.",
+    ),
+  bake: durationSchema
+    .optional()
+    .describe("How long each wave must run healthy and without drift before the next starts (10m, 1h); none by default."),
+  clusterTimeout: durationSchema
+    .optional()
+    .describe(
+      "How long a wave waits for a cluster's agent to end its deploy before the wave is held and the check run names the cluster (15m by default).",
+    ),
   approval: approvalSchema.optional(),
   freeze: z
     .array(freezeWindowSchema)
@@ -160,6 +181,15 @@ export const configSchema = z
           message: `duplicates environments[${first}].name "${env.name}"; names must be unique`,
         });
       }
+      for (const [wave, patterns] of env.waves.entries())
+        for (const [position, pattern] of patterns.entries()) {
+          if (env.clusters.length === 0 || isGlob(pattern) || env.clusters.some((c) => matchesCluster(c, pattern))) continue;
+          ctx.addIssue({
+            code: "custom",
+            path: ["environments", index, "waves", wave, position],
+            message: `names cluster ${pattern}, which clusters does not list or match`,
+          });
+        }
       for (const message of promotionIssues(config.environments, index))
         ctx.addIssue({ code: "custom", path: ["environments", index, "promotion", "after"], message });
       if (env.render === "helm" || env.helm !== undefined) {
@@ -364,4 +394,18 @@ export function configReference(schema: Record<string, unknown> = configJsonSche
 
 function isRecordLike(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** How long a wave waits for a silent cluster unless the environment says otherwise. */
+export const DEFAULT_CLUSTER_TIMEOUT_MS = 15 * 60_000;
+
+/** An environment's fleet: its clusters and waves, or undefined for an environment on one unnamed cluster. */
+export function fleetOf(env: Pick<Environment, "clusters" | "waves" | "bake" | "clusterTimeout">): FleetSettings | undefined {
+  if (env.clusters.length === 0 && env.waves.length === 0) return undefined;
+  return {
+    clusters: env.clusters,
+    waves: env.waves,
+    bakeMs: env.bake ?? 0,
+    clusterTimeoutMs: env.clusterTimeout ?? DEFAULT_CLUSTER_TIMEOUT_MS,
+  };
 }

@@ -122,7 +122,14 @@ export class FakeGitHub {
   readonly checkRuns = new Map<number, FakeCheckRun>();
   readonly reactions: { commentId: number; content: string }[] = [];
   readonly deploymentStatuses: { deploymentId: number; state: string; log_url?: string }[] = [];
-  readonly deploymentsCreated: { id: number; ref: string; environment: string; auto_merge?: boolean; required_contexts?: unknown[] }[] = [];
+  readonly deploymentsCreated: {
+    id: number;
+    ref: string;
+    environment: string;
+    auto_merge?: boolean;
+    required_contexts?: unknown[];
+    payload?: unknown;
+  }[] = [];
   /** Pull requests the app opened. */
   readonly pullsCreated: { number: number; head: string; base: string; title: string }[] = [];
   /** The app's webhook deliveries (every attempt), as GitHub keeps them. */
@@ -662,6 +669,7 @@ export class FakeGitHub {
           environment: String(body.environment),
           auto_merge: body.auto_merge as boolean,
           required_contexts: body.required_contexts as unknown[],
+          payload: body.payload,
         };
         this.deploymentsCreated.push(deployment);
         repo().deployments.unshift({ id: deployment.id, sha: deployment.ref, environment: deployment.environment, state: "pending" });

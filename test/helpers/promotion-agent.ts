@@ -15,6 +15,8 @@ export async function startPromotionAgent(
     environments: readonly string[];
     owner: string;
     namespace: string;
+    /** The cluster of a fleet it serves (`SLUICE_AGENT_CLUSTER`). */
+    cluster?: string;
   },
 ): Promise<RunningAgent> {
   const settings = await loadAgentSettings({
@@ -30,6 +32,7 @@ export async function startPromotionAgent(
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
     SLUICE_AGENT_NAMESPACE: options.namespace,
     SLUICE_DRIFT_INTERVAL_SECONDS: "0",
+    ...(options.cluster ? { SLUICE_AGENT_CLUSTER: options.cluster } : {}),
   });
   return startAgent(settings, { log: () => undefined, now: h.clock.read });
 }

@@ -27,6 +27,10 @@ const APP_ACL =
 const AGENT_ACL =
   "user agent-production on #<sha256 of the password> resetchannels resetkeys -@all +@read +@write +@blocking +@transaction +ping +select +hello +auth +client|setname +client|getname +client|id +client|info +echo +quit +reset +eval +evalsha +script|load +script|exists -@dangerous -function +info -scan -randomkey ~{sluice-production}:* ~{sluice}:agent-reports:[a-z]* %W~{sluice}:agent-reports:*";
 
+/** The agent of one cluster of a fleet (README's Many clusters): its cluster's keys, and its environment's job blobs read-only. */
+const FLEET_AGENT_ACL =
+  "user agent-production-eu-1 on #<sha256 of the password> resetchannels resetkeys -@all +@read +@write +@blocking +@transaction +ping +select +hello +auth +client|setname +client|getname +client|id +client|info +echo +quit +reset +eval +evalsha +script|load +script|exists -@dangerous -function +info -scan -randomkey ~{sluice-production@eu-1}:* %R~{sluice-production}:blob:* ~{sluice}:agent-reports:[a-z]* %W~{sluice}:agent-reports:*";
+
 const OWNER = "sluice-test";
 const DATABASE = 22;
 const DASHBOARD_TOKEN = "redis-acl-dashboard-token";
@@ -34,6 +38,7 @@ const appKeys = generateSigningKeys();
 const agentKeys = generateSigningKeys();
 const appPassword = randomUUID();
 const agentPassword = randomUUID();
+const fleetPassword = randomUUID();
 let server: RedisServer;
 let h: AppHarness;
 let kube: KubernetesObjectApi;
@@ -74,7 +79,11 @@ function namespaceName(prefix: string): string {
 beforeAll(async () => {
   const dir = await tempDir("sluice-redis-acl-");
   const aclFile = join(dir, "users.acl");
-  await writeFile(aclFile, `${aclLine(APP_ACL, appPassword)}\n${aclLine(AGENT_ACL, agentPassword)}\n`, { mode: 0o600 });
+  await writeFile(
+    aclFile,
+    `${aclLine(APP_ACL, appPassword)}\n${aclLine(AGENT_ACL, agentPassword)}\n${aclLine(FLEET_AGENT_ACL, fleetPassword)}\n`,
+    { mode: 0o600 },
+  );
   // A Redis of this file's own, so the users exist only here. The default user stays, for the
   // harness's own checks and cleanup (FLUSHDB), which the app's user may not run.
   server = await startRedis(dir, undefined, ["--aclfile", aclFile]);
@@ -228,6 +237,81 @@ describe("an agent and the app with the least-privilege Redis ACLs of README", {
       await expect(asAgent.call("FUNCTION", "FLUSH")).rejects.toThrow(/NOPERM/);
     } finally {
       await stagingQueue.close();
+      asAgent.disconnect();
+    }
+  });
+});
+
+describe("the agent of one cluster of a fleet with README's ACL", { timeout: 180_000 }, () => {
+  const repoId = 7302;
+  const repoName = `fleet-${repoId}`;
+  const namespace = namespaceName("deploy-fleet");
+  const head = "e".repeat(40);
+  // Over the inline limit: the job's objects travel as a blob under the environment's tag, which the cluster's agent reads.
+  const large = "x".repeat(300 * 1024);
+  const files: Record<string, string> = {
+    ".github/sluice.yml": `version: 1\nenvironments:\n  - name: production\n    path: manifests\n    namespace: ${namespace}\n    clusters: [eu-1]\n`,
+    "manifests/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${namespace}\n`,
+    "manifests/cm.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  key: from-fleet\n  large: ${large}\n`,
+  };
+  let fleetAgent: RunningAgent | undefined;
+  afterAll(async () => {
+    await fleetAgent?.stop();
+  });
+
+  it("deploys a merge to its cluster, touching nothing outside its cluster's keys and the blob", async () => {
+    await agent?.stop();
+    agent = undefined;
+    const agentNamespace = namespaceName("sluice-fleet");
+    await kube.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: agentNamespace } });
+    h.github.addRepo(OWNER, repoName, repoId);
+    await h.github.addCommit(OWNER, repoName, head, await checkout(undefined, files));
+    const logged: string[] = [];
+    const settings = await testAgentSettings(
+      {
+        redisUrl: userUrl("agent-production-eu-1", fleetPassword),
+        kubeconfigPath: inject("kubeconfigPath"),
+        appPublicKey: appKeys.publicKey,
+        agentPrivateKey: agentKeys.privateKey,
+      },
+      {
+        SLUICE_AGENT_ENVIRONMENTS: "production",
+        SLUICE_AGENT_CLUSTER: "eu-1",
+        SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
+        SLUICE_AGENT_NAMESPACES: "deploy-*",
+        SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
+        SLUICE_AGENT_NAMESPACE: agentNamespace,
+        SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
+        SLUICE_DRIFT_INTERVAL_SECONDS: "2",
+      },
+    );
+    fleetAgent = await startAgent(settings, {
+      log: (level, message, fields) => logged.push(JSON.stringify({ level, message, fields })),
+      now: h.clock.read,
+    });
+    await fleetAgent.started;
+    // Its status names its cluster, which the app learns before the merge's rollout is planned.
+    await expect.poll(() => h.redis.hlen("sluice:fleet-clusters:production"), { timeout: 30_000 }).toBe(1);
+    h.github.setBranch(OWNER, repoName, "main", head);
+    await h.deliver("push", push({ owner: OWNER, repo: repoName, repoId, installation: 31 }, head));
+
+    await expect.poll(() => liveValue(namespace), { timeout: 90_000, interval: 250 }).toBe("from-fleet");
+    await expect
+      .poll(() => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head).map((r) => r.output?.title), { timeout: 60_000 })
+      .toEqual(["Deployed to 1 cluster in 1 wave"]);
+    expect(await h.redis.keys("{sluice-production}:blob:*")).toHaveLength(1);
+    expect(logged.filter((l) => l.includes("NOPERM"))).toEqual([]);
+    expect((await refused()).filter((r) => r.startsWith("agent-production-eu-1"))).toEqual([]);
+    const asAgent = new Redis(userUrl("agent-production-eu-1", fleetPassword), { maxRetriesPerRequest: 1 });
+    try {
+      // The environment's own queue, another cluster's, and a write to the blobs are refused.
+      const [blob] = await h.redis.keys("{sluice-production}:blob:*");
+      await expect(asAgent.lrange(`${agentQueue("production").prefix}:${agentQueue("production").name}:wait`, 0, -1)).rejects.toThrow(
+        /NOPERM/,
+      );
+      await expect(asAgent.get(latestJobKey("production@eu-2", repoId))).rejects.toThrow(/NOPERM/);
+      await expect(asAgent.set(blob ?? "", "forged")).rejects.toThrow(/NOPERM/);
+    } finally {
       asAgent.disconnect();
     }
   });

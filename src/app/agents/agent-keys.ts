@@ -12,6 +12,8 @@ export interface AgentKey {
   key: KeyObject;
   environments?: readonly string[];
   repositories?: readonly number[];
+  /** The clusters of a fleet it speaks for; a key bound to clusters speaks for no message without one. */
+  clusters?: readonly string[];
 }
 
 /**
@@ -20,6 +22,8 @@ export interface AgentKey {
  */
 export interface AgentMessage {
   environment: string;
+  /** The cluster of a fleet the message is from. */
+  cluster?: string | undefined;
   repository?: { id: number };
   repositories?: readonly { repository: { id: number } }[];
 }
@@ -35,7 +39,7 @@ function repositoryIds(message: AgentMessage): number[] {
  * repository, it names a deploy or request the app has no record of (`unknown`), or it differs
  * from what the app sealed for it (`mismatch`).
  */
-export type Rejection = "signature" | "malformed" | "environment" | "repository" | "unknown" | "mismatch";
+export type Rejection = "signature" | "malformed" | "environment" | "cluster" | "repository" | "unknown" | "mismatch";
 
 /**
  * What a consumer made of a message whose signature and key binding hold: accepted, or dropped
@@ -54,6 +58,7 @@ const DROPPED: Record<Rejection, string> = {
   signature: "agent message with an unknown signature dropped",
   malformed: "malformed agent message dropped",
   environment: "agent message signed by a key not bound to its environment dropped",
+  cluster: "agent message signed by a key not bound to its cluster dropped",
   repository: "agent message signed by a key not bound to its repository dropped",
   unknown: "agent message about nothing the app sent dropped",
   mismatch: "agent message that differs from what the app sealed dropped",
@@ -122,7 +127,7 @@ export class AgentKeys {
     envelope: unknown,
   ): { message: T; binding: KeyBinding } | { rejected: Rejection; details: Record<string, unknown> } {
     let refused: { rejected: Rejection; details: Record<string, unknown> } | undefined;
-    for (const { key, environments, repositories } of this.#keys) {
+    for (const { key, environments, repositories, clusters } of this.#keys) {
       let message: T;
       try {
         message = schema.parse(open(kind, envelope, key));
@@ -132,6 +137,8 @@ export class AgentKeys {
       }
       if (environments && !environments.includes(message.environment))
         refused ??= { rejected: "environment", details: { environment: message.environment, bound: environments } };
+      else if (clusters && (message.cluster === undefined || !clusters.includes(message.cluster)))
+        refused ??= { rejected: "cluster", details: { cluster: message.cluster ?? null, bound: clusters } };
       else if (repositories && repositoryIds(message).some((id) => !repositories.includes(id)))
         refused ??= {
           rejected: "repository",

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { FleetClusters } from "./fleet-clusters.ts";
 import { agentStatusSchema, latestJobKey, type AgentStatus, type AppliedRevision } from "../../core/agent-protocol.ts";
 import { deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
 import { fullName, type RepositoryRef, repositoryRefSchema } from "../../core/git-ref.ts";
@@ -53,6 +54,8 @@ export interface ConvergenceDeps {
   environments: EnvironmentStates;
   records: DeployRecords;
   agentKeys: AgentKeys;
+  /** Where the clusters of fleets are learned, from the statuses of agents that name one. */
+  clusters?: FleetClusters;
   /** How long a signed job stays valid: a deploy requested longer ago than this can no longer be applied. */
   jobTtlMs: number;
   now: () => number;
@@ -116,7 +119,13 @@ export class Convergence {
     await deps.agentKeys.consume("status", envelope, {
       schema: agentStatusSchema,
       log: deps.log,
-      use: (status, binding): Promise<Verdict> => {
+      use: async (status, binding): Promise<Verdict> => {
+        // An agent of one cluster of a fleet: the environment's globs now match its cluster. Its
+        // environment converges through its deploys' rollouts, not one cluster's status.
+        if (status.cluster !== undefined) {
+          await deps.clusters?.announced(status.environment, status.cluster, deps.now());
+          return { accepted: true };
+        }
         if (!this.#closed && !this.#running.has(status.environment)) {
           // A key bound to some repositories speaks for those alone, whatever else deploys there.
           const run = this.reconcile(status, binding.repositories)
@@ -127,7 +136,7 @@ export class Convergence {
             .finally(() => this.#running.delete(status.environment));
           this.#running.set(status.environment, run);
         }
-        return Promise.resolve({ accepted: true });
+        return { accepted: true };
       },
     });
   }

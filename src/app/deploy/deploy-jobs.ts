@@ -1,7 +1,8 @@
 import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
-import type { Environment } from "../../core/config.ts";
+import { fleetOf, type Environment } from "../../core/config.ts";
+import { nextStep, rolloutSummary, rolloutTitle, type Rollout } from "../../core/fleet.ts";
 import { CONFIG_PATH } from "../../core/config-path.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/check-names.ts";
@@ -29,6 +30,7 @@ import { objectsPayload } from "./object-payloads.ts";
 import type { Logger } from "../log-context.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 import { UnsafeArchiveError } from "../checkouts/unpack-tarball.ts";
+import type { Rollouts } from "./rollouts.ts";
 
 /** What turning deploy requests into jobs needs. */
 export interface DeployJobDeps {
@@ -44,6 +46,8 @@ export interface DeployJobDeps {
   jobTtlMs: number;
   /** Whether a deploy goes to the agents now or waits at its environment's approval or freeze (all go when absent). */
   admit?: (gh: GitHubClient, request: DeployRequest, env: Environment) => Promise<{ go: true; note?: string } | { go: false }>;
+  /** Environments on several clusters: their deploys roll out wave by wave (none when absent: such deploys fail, saying why). */
+  rollouts?: Rollouts;
   webUrl: string;
   now: () => number;
   log: Logger;
@@ -78,6 +82,8 @@ export class DeployJobs {
     if (!objects) return;
     const admission = deps.admit ? await deps.admit(gh, request, env) : { go: true as const };
     if (!admission.go) return;
+    const rollout = await this.#planRollout(gh, request, env);
+    if (rollout === false) return;
     const payload = await objectsPayload(deps.redis, env.name, objects);
     const jobId = deployJobId(request);
     const state = await deps.environments.load(request.repository.id, env.name);
@@ -102,21 +108,12 @@ export class DeployJobs {
         deps.log.info({ job: jobId }, "deploy already finished; nothing to queue");
         return;
       }
-      const record: DeployRecord = {
-        checkRunId: previous?.checkRunId || request.checkRunId || 0,
-        deploymentId: previous?.deploymentId ?? 0,
-        repository: request.repository,
-        installationId: request.installationId,
-        environment: env.name,
-        sha: request.sha,
-        reason: request.reason,
+      const record = deployRecord(request, {
         hold,
-        completed: false,
-        ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
-        ...(env.autoDeploy && promotedBranches(config.config).has(env.branch) ? { pipeline: true } : {}),
-        ...(previous?.deploymentState ? { deploymentState: previous.deploymentState } : {}),
-        ...(previous?.reported ? { reported: previous.reported } : {}),
-      };
+        previous,
+        rollout,
+        pipeline: env.autoDeploy && promotedBranches(config.config).has(env.branch),
+      });
       // A replica that died between GitHub making the check run and saving its id left it unnamed here.
       if (previous && !record.checkRunId)
         record.checkRunId = (await gh.findCheckRun(request.repository, request.sha, deployCheckName(env.name), jobId)) ?? 0;
@@ -124,15 +121,19 @@ export class DeployJobs {
       // A deploy that waited at an approval or a freeze (its record was made then) goes: the states of its wait still on their way are turned down.
       if (previous) await deps.records.clearWaiting(jobId);
       const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
-      await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
+      if (record.rollout && deps.rollouts) await deps.rollouts.begin(jobId, record, job);
+      else await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
       deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
       // A report already applied (before a takeover) wrote the check run's newest state. The check
       // run goes first: it is what shows the deploy on the commit and the pull request.
-      if (!record.reported) {
-        const fields = { status: firstDeployState(held, undefined).checkRun, output };
+      if (!reportedAny(record)) {
+        const fields = {
+          status: firstDeployState(held, undefined).checkRun,
+          output: record.rollout ? rolloutOutput(record.rollout, deps.now()) : output,
+        };
         if (record.checkRunId) {
           // Made already (by a command, a promotion's wait or an approval's): its first state goes when its turn comes, unless a report came first.
-          const guard = deps.records.guard(jobId, (r) => !r.reported && !r.completed);
+          const guard = deps.records.guard(jobId, (r) => !reportedAny(r) && !r.completed);
           this.#write(gh.updateCheckRun(request.repository, record.checkRunId, fields, { coalesce: true, guard }), jobId);
         } else {
           record.checkRunId = await writeCheckRun(gh, request, fields);
@@ -162,7 +163,7 @@ export class DeployJobs {
     record: DeployRecord,
     held: boolean,
   ): Promise<void> {
-    record.deploymentId = await createDeployment(gh, request, env, jobId);
+    record.deploymentId = await createDeployment(gh, request, env, jobId, record.rollout);
     const first = firstDeployState(held, record.reported?.phase);
     record.deploymentState = first.deployment;
     await this.#deps.records.save(jobId, record);
@@ -179,6 +180,28 @@ export class DeployJobs {
       { coalesce: true, guard: this.#deps.records.guard(jobId, (r) => r.deploymentState === first.deployment) },
     );
     this.#write(status, jobId);
+  }
+
+  /**
+   * The rollout of a deploy to an environment on several clusters, undefined for one on a single
+   * cluster, or false (after a failed check run) when the environment's clusters match none.
+   */
+  async #planRollout(gh: GitHubClient, request: DeployRequest, env: Environment): Promise<Rollout | undefined | false> {
+    const fleet = fleetOf(env);
+    if (!fleet) return undefined;
+    const problem = (message: string) => failBeforeQueue(gh, request, "config", [{ file: CONFIG_PATH, line: 1, message }]);
+    if (!this.#deps.rollouts) {
+      await problem(`environment ${env.name} lists clusters, and this app does not roll deploys out over clusters`);
+      return false;
+    }
+    const rollout = await this.#deps.rollouts.plan(env, fleet);
+    if (rollout.waves.length === 0) {
+      await problem(
+        `environment ${env.name} lists clusters ${[...fleet.clusters, ...fleet.waves.flat()].join(", ")}, and no agent that names one of them (SLUICE_AGENT_CLUSTER) has announced itself; nothing was deployed`,
+      );
+      return false;
+    }
+    return rollout;
   }
 
   /** Renders the request's commit in a render process; undefined (after a failed check run) when it cannot be deployed. */
@@ -217,16 +240,66 @@ export class DeployJobs {
   }
 }
 
-/** Makes a deploy's GitHub Deployment; returns its id. */
-export async function createDeployment(gh: GitHubClient, request: DeployRequest, env: Environment, jobId: string): Promise<number> {
+/** Makes a deploy's GitHub Deployment (for a fleet, one for the whole environment, its clusters by wave in the payload); returns its id. */
+export async function createDeployment(
+  gh: GitHubClient,
+  request: DeployRequest,
+  env: Environment,
+  jobId: string,
+  rollout?: Rollout,
+): Promise<number> {
   return gh.createDeployment(request.repository, {
     sha: request.sha,
     environment: env.name,
     description: deploymentDescription(request),
-    payload: { jobId, reason: request.reason, ...(request.from ? { rollbackFrom: request.from } : {}) },
+    payload: {
+      jobId,
+      reason: request.reason,
+      ...(request.from ? { rollbackFrom: request.from } : {}),
+      ...(rollout ? { waves: rollout.waves } : {}),
+    },
     production: env.production ?? env.name === "production",
     transient: env.transient,
   });
+}
+
+/** Whether a report was applied already (before a takeover), or one of the rollout's clusters': its newest state is on the check run. */
+function reportedAny(record: DeployRecord): boolean {
+  return record.reported !== undefined || (record.rollout !== undefined && Object.keys(record.rollout.clusters).length > 0);
+}
+
+/**
+ * A deploy's record as its job is queued. A request taken over from a replica that died half way
+ * keeps what its record had: the check run, the Deployment and its state, the newest report, and
+ * the rollout as it was (its waves and what its clusters reported).
+ */
+function deployRecord(
+  request: DeployRequest,
+  options: { hold: AgentJob["hold"]; previous: DeployRecord | undefined; rollout: Rollout | undefined; pipeline: boolean },
+): DeployRecord {
+  const { previous, rollout } = options;
+  return {
+    checkRunId: previous?.checkRunId || request.checkRunId || 0,
+    deploymentId: previous?.deploymentId ?? 0,
+    repository: request.repository,
+    installationId: request.installationId,
+    environment: request.environment,
+    sha: request.sha,
+    reason: request.reason,
+    hold: options.hold,
+    completed: false,
+    ...(request.pullRequest ? { pullRequest: request.pullRequest } : {}),
+    ...(options.pipeline ? { pipeline: true } : {}),
+    ...(previous?.deploymentState ? { deploymentState: previous.deploymentState } : {}),
+    ...(previous?.reported ? { reported: previous.reported } : {}),
+    ...(rollout ? { rollout: previous?.rollout ?? rollout } : {}),
+  };
+}
+
+/** A rollout's check-run output as it starts. */
+function rolloutOutput(rollout: Rollout, now: number): { title: string; summary: string } {
+  const step = nextStep(rollout, now);
+  return { title: rolloutTitle(rollout, step), summary: rolloutSummary(rollout, step) };
 }
 
 /**

@@ -4,6 +4,7 @@ import { agentJobSchema, agentReportSchema } from "../../core/agent-protocol.ts"
 import { deployReasonSchema } from "../../core/deploy-requests.ts";
 import { DEPLOYMENT_STATES } from "../../core/deploy-phases.ts";
 import { commitShaSchema, repositoryRefSchema } from "../../core/git-ref.ts";
+import { rolloutSchema } from "../../core/fleet.ts";
 import { deployRecordKey, deployWaitingKey } from "../state/redis-keys.ts";
 import type { Logger } from "../log-context.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
@@ -41,6 +42,8 @@ export const deployRecordSchema = z.strictObject({
   reported: z
     .strictObject({ at: z.iso.datetime(), phase: agentReportSchema.shape.phase, applied: z.number().int().nonnegative() })
     .optional(),
+  /** For an environment on several clusters: the rollout's waves and each cluster's newest report (the record's own `reported` stays unset). */
+  rollout: rolloutSchema.optional(),
 });
 /** What a deploy looks like on GitHub. */
 export type DeployRecord = z.infer<typeof deployRecordSchema>;

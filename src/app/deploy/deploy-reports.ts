@@ -6,6 +6,9 @@ import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Ve
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "../log-context.ts";
+import { targetName } from "../../core/fleet.ts";
+import type { Rollouts } from "./rollouts.ts";
+import { commentOnPull } from "./deploy-comments.ts";
 
 /** What consuming reports needs. */
 export interface DeployReportDeps {
@@ -13,6 +16,8 @@ export interface DeployReportDeps {
   records: DeployRecords;
   environments: EnvironmentStates;
   agentKeys: AgentKeys;
+  /** Deploys to an environment on several clusters: a cluster's report goes to its rollout. */
+  rollouts?: Rollouts;
   webUrl: string;
   log: Logger;
   /** Told each deploy's end (healthy or failed), for promotion: a healthy deploy starts its commit's soak. */
@@ -61,6 +66,7 @@ export class DeployReports {
       return verdict;
     }
     if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
+    if (record.rollout || report.cluster !== undefined) return this.#applyToRollout(report, record, about);
     if (record.reported && !isFinal(report.phase) && !isNewer(report, record.reported)) {
       deps.log.info(about, "report older than one already applied dropped");
       return verdict;
@@ -99,6 +105,29 @@ export class DeployReports {
     // fails to go out is logged, and the deploy's final state, written whole, covers it.
     for (const write of writes) writeInBackground(write, deps.log, about, "deploy state not written to GitHub");
     await deps.records.save(report.jobId, applied);
+    return verdict;
+  }
+
+  /**
+   * A cluster's report about a deploy to an environment on several clusters: its history is kept
+   * per cluster, and the rollout decides the rest. A report with a cluster about a deploy without
+   * one, or the reverse, is not this deploy's.
+   */
+  async #applyToRollout(report: AgentReport, record: DeployRecord, about: Record<string, unknown>): Promise<Verdict> {
+    const deps = this.#deps;
+    if (!record.rollout || report.cluster === undefined || !deps.rollouts)
+      return {
+        accepted: false,
+        reason: "mismatch",
+        details: { ...about, cluster: report.cluster ?? null, rollout: record.rollout !== undefined },
+      };
+    const verdict = await deps.rollouts.report(report, { ...record, rollout: record.rollout });
+    if (verdict.accepted && report.history)
+      await deps.environments.observe(record.repository.id, targetName(record.environment, report.cluster), {
+        history: report.history,
+        at: report.at,
+        released: false,
+      });
     return verdict;
   }
 
@@ -170,15 +199,4 @@ export class DeployReports {
     if (!newer?.checkRunId || newer.repository.id !== record.repository.id || newer.environment !== record.environment) return undefined;
     return { summary: supersededSummary(newer.sha, checkRunUrl(this.#deps.webUrl, newer.repository, newer.checkRunId)) };
   }
-}
-
-/** Comments on the pull request a deploy came from: the command's, or the merged one for a merge. */
-async function commentOnPull(gh: GitHubClient, record: DeployRecord, text: string): Promise<void> {
-  const pulls = record.pullRequest
-    ? [record.pullRequest]
-    : record.reason === "merge"
-      ? await gh.mergedPullsFor(record.repository, record.sha)
-      : [];
-  const [first] = pulls;
-  if (first !== undefined) await gh.createComment(record.repository, first, text);
 }

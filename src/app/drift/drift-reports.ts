@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { targetName } from "../../core/fleet.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import { driftReportSchema, type DriftReport } from "../../core/agent-protocol.ts";
 import { driftCheckName } from "../../core/check-names.ts";
@@ -62,8 +63,10 @@ export class DriftReports {
   async #apply(report: DriftReport): Promise<{ verdict: Verdict; change?: DriftChange }> {
     const deps = this.#deps;
     const about = { job: report.jobId, repository: report.repository.id, environment: report.environment };
-    const previous = await deps.summaries.state(report.repository.id, report.environment);
-    const deploy = previous?.deploy?.jobId === report.jobId ? previous.deploy : await this.#deployOf(report.jobId);
+    // Each cluster of a fleet has a drift of its own, kept and shown apart.
+    const target = targetName(report.environment, report.cluster);
+    const previous = await deps.summaries.state(report.repository.id, target);
+    const deploy = previous?.deploy?.jobId === report.jobId ? previous.deploy : await this.#deployOf(report.jobId, report.cluster);
     if (!deploy) return { verdict: unknownToApp(about) };
     const verdict = compareWithSealed(deploySubject(report.jobId, report), deploySubject(deploy.jobId, deploy), about);
     if (!verdict.accepted) return { verdict };
@@ -71,7 +74,7 @@ export class DriftReports {
     if (previous?.sha === report.sha && previous.fingerprint === fingerprint) {
       // Nothing to write to GitHub; saved again all the same, so the deploy it is measured against
       // outlives its record for as long as the agent keeps reporting.
-      await deps.summaries.save(report.repository.id, report.environment, { ...previous, deploy });
+      await deps.summaries.save(report.repository.id, target, { ...previous, deploy });
       return { verdict };
     }
     const gh = await deps.github(deploy.installationId);
@@ -82,14 +85,16 @@ export class DriftReports {
       checkRunId = previous.checkRunId;
       await gh.updateCheckRun(deploy.repository, checkRunId, { status: "completed", conclusion, output });
     } else {
-      checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(report.environment), report.sha, {
+      checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(target), report.sha, {
         status: "completed",
         conclusion,
         output,
       });
     }
     const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
-    await deps.summaries.save(report.repository.id, report.environment, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
+    await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
+    // One cluster's drift is its rollout's to read (a wave bakes without drift); the environment's comments and promotion read environments.
+    if (report.cluster !== undefined) return { verdict };
     return {
       verdict,
       change: {
@@ -101,10 +106,15 @@ export class DriftReports {
     };
   }
 
-  /** The deploy a drift report names, from its sealed record; undefined when the app has none. */
-  async #deployOf(jobId: string): Promise<MeasuredDeploy | undefined> {
+  /**
+   * The deploy a drift report names, from its sealed record; undefined when the app has none, or
+   * when the report's cluster is not one the deploy reached (or it has one, and the deploy none).
+   */
+  async #deployOf(jobId: string, cluster: string | undefined): Promise<MeasuredDeploy | undefined> {
     const record = await this.#records.load(jobId);
     if (!record) return undefined;
+    const clusters = record.rollout?.waves.flat();
+    if (clusters ? cluster === undefined || !clusters.includes(cluster) : cluster !== undefined) return undefined;
     return {
       jobId,
       environment: record.environment,

@@ -1,7 +1,7 @@
 import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest, type LiveReport } from "../../core/agent-protocol.ts";
-import type { Config, LiveTimeoutConclusion } from "../../core/config.ts";
+import { fleetOf, type Config, type LiveTimeoutConclusion } from "../../core/config.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
 import type { LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
@@ -178,6 +178,8 @@ export class LivePreviews {
     if (!head || head.problems.length > 0) return unavailable("the head did not render cleanly");
     const env = reviewed.environments.find((e) => e.name === environment);
     if (!env) return unavailable("it is not an environment of the default branch's configuration");
+    // A fleet's clusters each answer for themselves; until their answers are grouped, the rendered diff is the preview.
+    if (fleetOf(env)) return unavailable("it runs on several clusters, and live previews ask environments on one cluster only");
     if ((await deps.redis.exists(agentHeartbeatKey(environment))) === 0) return { status: { state: "offline" } };
     const objects = [...head.resources.values()].map((r) => parseJson(r.json) as KubeObject);
     const payload = await objectsPayload(deps.redis, environment, objects);

@@ -19,6 +19,14 @@ export const LIVE_TIMEOUT_QUEUE = "live-preview-timeouts";
 /** Promotion checks of a repository: at once after what may move a commit on, or delayed to a soak's or freeze's end. */
 export const PROMOTION_QUEUE = "promotions";
 
+/** Checks of a rollout over an environment's clusters: at a bake's end, or when a wave's clusters should have answered. */
+export const ROLLOUT_QUEUE = "rollout-checks";
+
+/** A rollout check: which deploy. */
+export const rolloutCheckSchema = z.strictObject({ jobId: z.string().min(1) });
+/** A rollout check. */
+export type RolloutCheck = z.infer<typeof rolloutCheckSchema>;
+
 /** A promotion check: which repository, through which installation. */
 export const promotionCheckSchema = z.strictObject({
   repository: repositoryRefSchema,
@@ -115,6 +123,7 @@ export class AppQueues {
   readonly #reports: Queue;
   readonly #promotions: Queue;
   readonly #pipelineComments: Queue;
+  readonly #rollouts: Queue;
 
   constructor(connection: RedisClient, options: AppQueueOptions) {
     this.#connection = connection;
@@ -127,6 +136,7 @@ export class AppQueues {
     this.#reports = new Queue(REPORT_QUEUE.name, { connection, prefix: REPORT_QUEUE.prefix });
     this.#promotions = new Queue(PROMOTION_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#pipelineComments = new Queue(PIPELINE_COMMENT_QUEUE, { connection, prefix: QUEUE_PREFIX });
+    this.#rollouts = new Queue(ROLLOUT_QUEUE, { connection, prefix: QUEUE_PREFIX });
   }
 
   /** How many jobs wait, run, are delayed or failed in each queue the app uses (agents' queues once it has added to them). */
@@ -144,6 +154,7 @@ export class AppQueues {
       this.#reports,
       this.#promotions,
       this.#pipelineComments,
+      this.#rollouts,
       ...this.#agents.values(),
       ...this.#livePreviews.values(),
     ];
@@ -158,6 +169,19 @@ export class AppQueues {
     const data = promotionCheckSchema.parse(check);
     await this.#promotions.add("promotion", sealed(this.#mac, PROMOTION_QUEUE, data), {
       jobId: `promotion-${data.repository.id}-${at}`,
+      delay: Math.max(0, at - this.#now()),
+      attempts: 5,
+      backoff: { type: "exponential", delay: 2_000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  /** Queues a check of a rollout at `at` (ms): one per deploy and moment, however many replicas ask. */
+  async addRolloutCheck(check: RolloutCheck, at: number): Promise<void> {
+    const data = rolloutCheckSchema.parse(check);
+    await this.#rollouts.add("rollout", sealed(this.#mac, ROLLOUT_QUEUE, data), {
+      jobId: `rollout-${data.jobId}-${at}`,
       delay: Math.max(0, at - this.#now()),
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },
@@ -212,15 +236,16 @@ export class AppQueues {
   }
 
   /**
-   * Queues a signed job for the agents serving `environment`. Retries with backoff cover
+   * Queues a signed job for the agents serving `target` (an environment, or one cluster of a
+   * fleet's: `core/fleet.ts`'s `targetName`). Retries with backoff cover
    * transient API and Redis errors; the agent ends permanent failures without retrying.
    */
-  async addAgentJob(environment: string, jobId: string, envelope: Envelope): Promise<void> {
-    let queue = this.#agents.get(environment);
+  async addAgentJob(target: string, jobId: string, envelope: Envelope): Promise<void> {
+    let queue = this.#agents.get(target);
     if (!queue) {
-      const q = agentQueue(environment);
+      const q = agentQueue(target);
       queue = new Queue(q.name, { connection: this.#connection, prefix: q.prefix });
-      this.#agents.set(environment, queue);
+      this.#agents.set(target, queue);
     }
     await queue.add("deploy", envelope, {
       jobId,
@@ -337,41 +362,45 @@ export function deployRequestWorker(
   );
 }
 
-/** Ends the waits of live previews nobody answered; entries the app did not queue fail at once. */
+/** A worker of one of the app's MAC'd queues: what the app did not queue, or a malformed entry, fails at once. */
+function sealedWorker<T>(
+  name: string,
+  schema: z.ZodType<T>,
+  connection: ConnectionOptions,
+  mac: RedisMac,
+  process: (data: T) => Promise<void>,
+): Worker {
+  return new Worker(
+    name,
+    async (job: Job) => {
+      await process(openQueued(job.data, mac, name, schema));
+    },
+    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
+  );
+}
+
+/** Ends the waits of live previews nobody answered. */
 export function liveTimeoutWorker(connection: ConnectionOptions, mac: RedisMac, process: (timeout: LiveTimeout) => Promise<void>): Worker {
-  return new Worker(
-    LIVE_TIMEOUT_QUEUE,
-    async (job: Job) => {
-      await process(openQueued(job.data, mac, LIVE_TIMEOUT_QUEUE, liveTimeoutSchema));
-    },
-    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
-  );
+  return sealedWorker(LIVE_TIMEOUT_QUEUE, liveTimeoutSchema, connection, mac, process);
 }
 
-/** Runs promotion checks; entries the app did not queue fail at once. One at a time per replica: each takes the repository's lock. */
+/** Runs promotion checks, two at a time per replica: each takes the repository's lock. */
 export function promotionWorker(connection: ConnectionOptions, mac: RedisMac, process: (check: PromotionCheck) => Promise<void>): Worker {
-  return new Worker(
-    PROMOTION_QUEUE,
-    async (job: Job) => {
-      await process(openQueued(job.data, mac, PROMOTION_QUEUE, promotionCheckSchema));
-    },
-    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
-  );
+  return sealedWorker(PROMOTION_QUEUE, promotionCheckSchema, connection, mac, process);
 }
 
-/** Brings pipeline comments up to date; entries the app did not queue fail at once. */
+/** Runs rollout checks: a wave's bake end or timeout, each under its deploy's lock. */
+export function rolloutCheckWorker(connection: ConnectionOptions, mac: RedisMac, process: (check: RolloutCheck) => Promise<void>): Worker {
+  return sealedWorker(ROLLOUT_QUEUE, rolloutCheckSchema, connection, mac, process);
+}
+
+/** Brings pipeline comments up to date. */
 export function pipelineCommentWorker(
   connection: ConnectionOptions,
   mac: RedisMac,
   process: (check: PromotionCheck) => Promise<void>,
 ): Worker {
-  return new Worker(
-    PIPELINE_COMMENT_QUEUE,
-    async (job: Job) => {
-      await process(openQueued(job.data, mac, PIPELINE_COMMENT_QUEUE, promotionCheckSchema));
-    },
-    { connection, prefix: QUEUE_PREFIX, concurrency: 2 },
-  );
+  return sealedWorker(PIPELINE_COMMENT_QUEUE, promotionCheckSchema, connection, mac, process);
 }
 
 /** Consumes the agents' signed reports. */

@@ -80,6 +80,11 @@ export function environmentRepositoriesKey(environment: string): string {
   return `sluice:environment-repositories:${environment}`;
 }
 
+/** The clusters whose agents announced themselves for an environment (a hash: cluster → time, MAC'd per field). */
+export function fleetClustersKey(environment: string): string {
+  return `sluice:fleet-clusters:${environment}`;
+}
+
 /** Set while the app's own deploy of a branch head to a repository environment is in flight: it is asked for once. */
 export function convergenceKey(repositoryId: number, environment: string, sha: string): string {
   return `sluice:converge:${repositoryId}:${environment}:${sha}`;

@@ -7,7 +7,9 @@ import { AgentKeys } from "../agents/agent-keys.ts";
 import { CommandService } from "../commands/command-service.ts";
 import { Convergence } from "../deploy/convergence.ts";
 import { DeployJobs } from "../deploy/deploy-jobs.ts";
-import { DeployRecords } from "../deploy/deploy-records.ts";
+import { DeployRecords, type DeployRecord } from "../deploy/deploy-records.ts";
+import { FleetClusters } from "../deploy/fleet-clusters.ts";
+import { Rollouts, type RolloutDeps } from "../deploy/rollouts.ts";
 import { DeployReports } from "../deploy/deploy-reports.ts";
 import { DriftReports } from "../drift/drift-reports.ts";
 import { DriftSummaries } from "../drift/drift-summaries.ts";
@@ -38,6 +40,8 @@ export interface ServiceBase {
 export interface DeployServices {
   jobs: DeployJobs;
   reports: DeployReports;
+  /** Deploys to environments on several clusters, wave by wave. */
+  rollouts: Rollouts;
   /** An agent's status that shows its environment behind a tracked branch's head gets that head deployed. */
   convergence: Convergence;
   /** Environments promoted from others: soaks, `/promote`. */
@@ -68,6 +72,7 @@ export function buildServices(base: ServiceBase): AppServices {
       key: publicKeyFromPem(k.pem),
       ...(k.environments ? { environments: k.environments } : {}),
       ...(k.repositories ? { repositories: k.repositories } : {}),
+      ...(k.clusters ? { clusters: k.clusters } : {}),
     })),
     metrics.agentMessages,
   );
@@ -96,7 +101,7 @@ export function buildServices(base: ServiceBase): AppServices {
     log: access.log,
   });
   const environments = new EnvironmentStates(redis, mac);
-  const deploys = deployServices(base, { renderer, agentKeys, environments });
+  const deploys = deployServices(base, { renderer, agentKeys, environments, drift });
   const commands = new CommandService({
     queues,
     prState,
@@ -162,18 +167,48 @@ function livePreviews(
   });
 }
 
+/** Deploys to environments on several clusters, rolled out wave by wave. */
+function rolloutService(
+  base: ServiceBase,
+  parts: Pick<RolloutDeps, "records" | "clusters" | "drift" | "signingKey" | "observe">,
+): Rollouts {
+  const { settings, infra, access, now } = base;
+  return new Rollouts({
+    redis: infra.redis,
+    mac: infra.mac,
+    queues: infra.queues,
+    github: access.installation,
+    jobTtlMs: settings.jobTtlMs,
+    webUrl: settings.githubWebUrl,
+    now,
+    log: access.log,
+    ...parts,
+  });
+}
+
 /** The deploy flow's services, when the app has a job signing key to sign deploy jobs with. */
 function deployServices(
   base: ServiceBase,
-  shared: { renderer: RenderPool; agentKeys: AgentKeys; environments: EnvironmentStates },
+  shared: { renderer: RenderPool; agentKeys: AgentKeys; environments: EnvironmentStates; drift: DriftSummaries },
 ): DeployServices | undefined {
   const { settings, infra, access, now } = base;
   const { redis, mac, queues, checkouts } = infra;
   const { renderer, agentKeys, environments } = shared;
   if (!settings.jobSigningKey) return undefined;
   const { log } = access;
+  const github = access.installation;
   const records = new DeployRecords(redis, mac, log);
   const webUrl = settings.githubWebUrl;
+  const signingKey = privateKeyFromPem(settings.jobSigningKey);
+  const clusters = new FleetClusters(redis, mac);
+  // Promotion learns a rollout's end as it learns a deploy's.
+  const observe = (deploy: DeployRecord, outcome: "deployed" | "failed", at: number) =>
+    promotions.observed({ repository: deploy.repository, installationId: deploy.installationId }, deploy.environment, {
+      kind: outcome,
+      sha: deploy.sha,
+      at,
+    });
+  const rollouts = rolloutService(base, { records, clusters, drift: shared.drift, signingKey, observe });
   const gates = new GateStates(redis, mac);
   // The pipeline admits each deploy at its environment's gates, and a deploy whose wait is over goes through it again.
   const pipelineComments = new PipelineComments({ redis, mac, gates, queues, github: access.installation, checkouts, now, log });
@@ -197,45 +232,34 @@ function deployServices(
     renderer,
     records,
     environments,
-    signingKey: privateKeyFromPem(settings.jobSigningKey),
+    signingKey,
     jobTtlMs: settings.jobTtlMs,
+    rollouts,
     webUrl,
     now,
     log,
     admit: (gh, request, env) => gated.admit(gh, request, env),
   });
-  const github = access.installation;
   const pending = (gh: GitHubClient, check: PromotionCheck, config: Config) => gated.release(gh, check, config);
   const promotions = new Promotions({ redis, gates, queues, github, checkouts, pending, changed, now, log });
   return {
     jobs,
+    rollouts,
     gated,
     promotions,
     pipelineComments,
-    reports: new DeployReports({
-      github: access.installation,
-      records,
-      environments,
-      agentKeys,
-      webUrl,
-      log,
-      observe: (deploy, outcome, at) =>
-        promotions.observed({ repository: deploy.repository, installationId: deploy.installationId }, deploy.environment, {
-          kind: outcome,
-          sha: deploy.sha,
-          at,
-        }),
-    }),
+    reports: new DeployReports({ github, records, environments, agentKeys, rollouts, webUrl, log, observe }),
     convergence: new Convergence({
       redis,
       mac,
       queues,
-      github: access.installation,
+      github,
       appGitHub: access.app,
       checkouts,
       environments,
       records,
       agentKeys,
+      clusters,
       jobTtlMs: settings.jobTtlMs,
       now,
       log,

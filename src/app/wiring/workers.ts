@@ -11,6 +11,7 @@ import {
   previewWorker,
   promotionWorker,
   reportWorker,
+  rolloutCheckWorker,
 } from "../queue/queues.ts";
 import type { Logger } from "../log-context.ts";
 
@@ -73,6 +74,7 @@ function deployWorkers(infra: Infrastructure, services: AppServices, now: () => 
     deployRequestWorker(redis, { mac, now }, deployRequestJob(deploys)),
     reportWorker(redis, fromAgents),
     promotionWorker(redis, mac, (check) => deploys.promotions.run(check)),
+    rolloutCheckWorker(redis, mac, (check) => deploys.rollouts.check(check.jobId)),
     pipelineCommentWorker(redis, mac, (check) => deploys.pipelineComments.refresh(check)),
     ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
   ];

@@ -40,12 +40,13 @@ function verifying(settings: AgentSettings): Parameters<typeof verifyJob>[1] {
       allowPodSecurityLabels: settings.allowPodSecurityLabels,
       environments: settings.environments,
       maxJobAgeMs: settings.maxJobAgeMs,
+      cluster: settings.cluster,
     },
   };
 }
 
-/** A deploy job of `environment`, signed by `privateKey`. */
-function signedJob(privateKey: string, environment = "production") {
+/** A deploy job of `environment` (for one cluster of a fleet, `cluster`), signed by `privateKey`. */
+function signedJob(privateKey: string, environment = "production", cluster?: string) {
   const objects = [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace: "team-a" }, data: { v: "1" } }];
   const job: AgentJob = {
     version: 1,
@@ -53,6 +54,7 @@ function signedJob(privateKey: string, environment = "production") {
     repository: { owner: "acme", name: "web", id: 7 },
     installationId: 1,
     environment,
+    ...(cluster ? { cluster } : {}),
     sha: "a".repeat(40),
     reason: "merge",
     requestedBy: "octocat",
@@ -131,6 +133,25 @@ describe("the agent's settings", () => {
     const one = await loadAgentSettings(env());
     const deps = verifying(one);
     expect(() => verifyJob(signedJob(next.privateKey), deps)).toThrow("the job's signature does not verify with the configured public key");
+  });
+
+  it("takes the jobs of its own cluster of a fleet alone: not another cluster's, not an environment's without clusters", async () => {
+    const eu1 = verifying(await loadAgentSettings(env({ SLUICE_AGENT_CLUSTER: "eu-1" })));
+    expect(verifyJob(signedJob(appKeys.privateKey, "production", "eu-1"), eu1).cluster).toBe("eu-1");
+    // Moved to this cluster's queue by someone who can write to Redis: signed for eu-2, refused here.
+    expect(() => verifyJob(signedJob(appKeys.privateKey, "production", "eu-2"), eu1)).toThrow(
+      `job merge-7-production-${"a".repeat(40)} is for cluster eu-2; this agent serves cluster eu-1`,
+    );
+    expect(() => verifyJob(signedJob(appKeys.privateKey, "production"), eu1)).toThrow(
+      "is for an environment without clusters; this agent serves cluster eu-1",
+    );
+    const single = verifying(await loadAgentSettings(env()));
+    expect(() => verifyJob(signedJob(appKeys.privateKey, "production", "eu-1"), single)).toThrow(
+      "is for cluster eu-1; this agent serves no named cluster",
+    );
+    await expect(loadAgentSettings(env({ SLUICE_AGENT_CLUSTER: "EU 1" }))).rejects.toThrow(
+      /SLUICE_AGENT_CLUSTER: must be lowercase letters/,
+    );
   });
 
   it("stops within a deadline shorter than the shipped Deployment's grace period", async () => {

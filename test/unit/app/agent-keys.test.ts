@@ -7,11 +7,12 @@ import { generateSigningKeys, privateKeyFromPem, publicKeyFromPem, seal } from "
 const first = generateSigningKeys();
 const second = generateSigningKeys();
 
-const drift = (environment: string, repositoryId: number): DriftReport => ({
+const drift = (environment: string, repositoryId: number, cluster?: string): DriftReport => ({
   version: 1,
   repository: { owner: "acme", name: "shop", id: repositoryId },
   installationId: 1,
   environment,
+  ...(cluster ? { cluster } : {}),
   sha: "a".repeat(40),
   jobId: `merge-${repositoryId}-${environment}-a`,
   checked: 0,
@@ -22,7 +23,10 @@ const drift = (environment: string, repositoryId: number): DriftReport => ({
 });
 
 /** Opens one drift report with `keys`: what `use` was handed, and what was logged and counted. */
-async function consume(keys: readonly { pem: string; environments?: string[]; repositories?: number[] }[], report: DriftReport) {
+async function consume(
+  keys: readonly { pem: string; environments?: string[]; repositories?: number[]; clusters?: string[] }[],
+  report: DriftReport,
+) {
   const rejected: Rejection[] = [];
   const logged: { message: string; details: Record<string, unknown> }[] = [];
   const used: DriftReport[] = [];
@@ -69,6 +73,19 @@ describe("agent key files", () => {
     ]);
   });
 
+  it("read a clusters line, and refuse one that names nothing or something that is not a cluster's name", () => {
+    expect(parseAgentKeys(`# environments: production\n# clusters: eu-1, eu-2\n${first.publicKey}`)).toEqual([
+      { pem: first.publicKey.trim(), environments: ["production"], clusters: ["eu-1", "eu-2"] },
+    ]);
+    expect(() => parseAgentKeys(`# clusters:\n${first.publicKey}`)).toThrow('key 1 (line 1): "# clusters:" names no cluster');
+    expect(() => parseAgentKeys(`# clusters: EU_1\n${first.publicKey}`)).toThrow(
+      'names "EU_1"; a cluster is named as its agent\'s SLUICE_AGENT_CLUSTER',
+    );
+    expect(() => parseAgentKeys(`# cluster: eu-1\n${first.publicKey}`)).toThrow(
+      '"# cluster: eu-1" binds nothing: the line is "# clusters: …"',
+    );
+  });
+
   it("refuse a repositories line that names owner/name, names nothing, or a binding line spelled in the singular", () => {
     expect(() => parseAgentKeys(`# repositories: acme/shop\n${first.publicKey}`)).toThrow(
       'SLUICE_AGENT_PUBLIC_KEYS: key 1 (line 1): "# repositories: acme/shop" names "acme/shop"; repositories are numeric ids',
@@ -105,6 +122,24 @@ describe("agent key bindings", () => {
         details: { kind: "drift", repository: 202, bound: [101] },
       },
     ]);
+  });
+
+  it("drop a message from another cluster, or from none, signed by a key bound to clusters", async () => {
+    const keys = [{ pem: first.publicKey, environments: ["production"], clusters: ["eu-1"] }];
+    expect((await consume(keys, drift("production", 101, "eu-1"))).used).toHaveLength(1);
+    // eu-1's key speaking for eu-2 (a stolen key, or a misconfigured agent): its drift is not eu-2's.
+    const other = await consume(keys, drift("production", 101, "eu-2"));
+    expect(other.used).toEqual([]);
+    expect(other.rejected).toEqual(["cluster"]);
+    expect(other.logged).toEqual([
+      {
+        message: "agent message signed by a key not bound to its cluster dropped",
+        details: { kind: "drift", cluster: "eu-2", bound: ["eu-1"] },
+      },
+    ]);
+    expect((await consume(keys, drift("production", 101))).rejected).toEqual(["cluster"]);
+    // A key bound to no cluster speaks for any, as before fleets.
+    expect((await consume([{ pem: first.publicKey }], drift("production", 101, "eu-2"))).used).toHaveLength(1);
   });
 
   it("take any one of a key's entries that allows the message, and nothing across two entries", async () => {

@@ -55,6 +55,8 @@ describe("parseConfig", () => {
       selfHeal: false,
       transient: false,
       drift: { ignore: [] },
+      clusters: [],
+      waves: [],
       freeze: [],
     });
     expect(config.commands.permission).toBe("write");

@@ -1,0 +1,297 @@
+import { randomUUID } from "node:crypto";
+import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { Queue } from "bullmq";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { deployCheckName } from "../../src/core/check-names.ts";
+import { generateSigningKeys } from "../../src/core/signing.ts";
+import type { RunningAgent } from "../../src/agent/start.ts";
+import { ROLLOUT_QUEUE } from "../../src/app/queue/queues.ts";
+import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
+import { startTestEnv, type TestEnv } from "../env/start.ts";
+import type { AppHarness } from "../helpers/app-harness.ts";
+import { reachPromotionChecks, startPromotionAgent, startPromotionHarness } from "../helpers/promotion-agent.ts";
+import { pullRequestPayload, pushPayload } from "../helpers/payloads.ts";
+import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
+import type { FakeCheckRun } from "../helpers/fake-github.ts";
+
+// One environment on three clusters, each a real apiserver with its own etcd and its own agent
+// (SLUICE_AGENT_CLUSTER), GitHub faked: a merge reaches the canary, bakes, then the other two; a
+// refusal by the canary's admission policy stops the next wave; an agent that is down holds its
+// wave. The app's clock is the harness's: a bake's end and a wave's timeout are reached by moving
+// the clock and running the rollout check the app queued for that moment.
+
+const OWNER = "sluice-fleet";
+const REPO = "shop";
+const REPO_ID = 9400;
+const target = { owner: OWNER, repo: REPO, repoId: REPO_ID, installation: 61 };
+const CLUSTERS = ["canary", "eu-1", "eu-2"] as const;
+type ClusterName = (typeof CLUSTERS)[number];
+const suffix = randomUUID().slice(0, 6);
+const NS = `deploy-fleet-${suffix}`;
+const AGENT_NS = `sluice-fleet-${suffix}`;
+const BAKE_MS = 10 * 60_000;
+const TIMEOUT_MS = 5 * 60_000;
+const appKeys = generateSigningKeys();
+const agentKeys = Object.fromEntries(CLUSTERS.map((c) => [c, generateSigningKeys()])) as Record<
+  ClusterName,
+  ReturnType<typeof generateSigningKeys>
+>;
+const config = `version: 1
+environments:
+  - name: production
+    path: envs/production
+    namespace: ${NS}
+    waves: [[canary], ["eu-*"]]
+    bake: 10m
+    clusterTimeout: 5m
+`;
+
+let h: AppHarness;
+let extra: TestEnv[] = [];
+const kubeconfigs = {} as Record<ClusterName, string>;
+const kube = {} as Record<ClusterName, KubernetesObjectApi>;
+const agents = {} as Partial<Record<ClusterName, RunningAgent>>;
+let rollouts: Queue;
+let nextSha = 1;
+const sha = (): string => (nextSha++).toString(16).padStart(40, "f");
+
+function files(version: string): Record<string, string> {
+  return {
+    ".github/sluice.yml": config,
+    "envs/production/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS}\n  labels:\n    sluice-test/fleet: "${suffix}"\n`,
+    "envs/production/cm.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  version: "${version}"\n`,
+  };
+}
+
+/** Merges pull request `number` as a new commit of `version` and pushes main there. */
+async function merge(number: number, version: string): Promise<string> {
+  const id = sha();
+  await h.github.addCommit(OWNER, REPO, id, await checkout(undefined, files(version)));
+  h.github.setBranch(OWNER, REPO, "main", id);
+  h.github.setMergedPull(OWNER, REPO, { number, merge: id, branch: "main", author: "carol" });
+  await h.deliver("push", pushPayload(target, id, "refs/heads/main"));
+  return id;
+}
+
+const runs = (commit: string): FakeCheckRun[] =>
+  [...h.github.checkRuns.values()].filter((r) => r.head_sha === commit && r.name === deployCheckName("production"));
+const titleOf = (commit: string): string | undefined => runs(commit).at(-1)?.output?.title ?? undefined;
+const says = (commit: string, expected: RegExp) => expect.poll(() => titleOf(commit), { timeout: 60_000, interval: 200 }).toMatch(expected);
+
+async function liveVersion(cluster: ClusterName): Promise<string | undefined> {
+  try {
+    const live = (await kube[cluster].read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace: NS } })) as {
+      data?: Record<string, string>;
+    };
+    return live.data?.version;
+  } catch (error) {
+    if (error instanceof ApiException && error.code === 404) return undefined;
+    throw error;
+  }
+}
+
+const versions = (): Promise<(string | undefined)[]> => Promise.all(CLUSTERS.map((c) => liveVersion(c)));
+
+/** The moment of the newest rollout check the app queued for later. */
+async function lastCheck(): Promise<number> {
+  const due = (await rollouts.getDelayed()).map((j) => Number(/-(\d+)$/.exec(j.id ?? "")?.[1] ?? 0));
+  return Math.max(0, ...due);
+}
+
+async function startAgent(cluster: ClusterName): Promise<void> {
+  agents[cluster] = await startPromotionAgent(h, {
+    kubeconfigPath: kubeconfigs[cluster],
+    appPublicKey: appKeys.publicKey,
+    agentPrivateKey: agentKeys[cluster].privateKey,
+    environments: ["production"],
+    owner: OWNER,
+    namespace: AGENT_NS,
+    cluster,
+  });
+}
+
+/** Two more clusters: an etcd and an apiserver each, beside the test environment's own. */
+async function startClusters(): Promise<void> {
+  // Their own directories and free ports, and the test environment's Redis.
+  const own = new Set(["KUBECONFIG", "SLUICE_TEST_ENV_DIR", "SLUICE_ETCD_PORT", "SLUICE_APISERVER_PORT"]);
+  const env: NodeJS.ProcessEnv = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !own.has(name))),
+    REDIS_URL: inject("redisUrl"),
+  };
+  extra = await Promise.all([1, 2].map(() => startTestEnv({ env, log: () => undefined, controllers: false })));
+  kubeconfigs.canary = inject("kubeconfigPath");
+  kubeconfigs["eu-1"] = extra[0]?.kubeconfigPath ?? "";
+  kubeconfigs["eu-2"] = extra[1]?.kubeconfigPath ?? "";
+  for (const cluster of CLUSTERS) {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigs[cluster]);
+    kube[cluster] = KubernetesObjectApi.makeApiClient(kc);
+    await kube[cluster].create({ apiVersion: "v1", kind: "Namespace", metadata: { name: AGENT_NS } });
+  }
+}
+
+/** The canary's admission policy: no ConfigMap of this test's namespace may say version "bad". */
+async function refuseBadOnCanary(): Promise<void> {
+  const name = `fleet-no-bad-${suffix}`;
+  await kube.canary.create({
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingAdmissionPolicy",
+    metadata: { name },
+    spec: {
+      failurePolicy: "Fail",
+      matchConstraints: {
+        namespaceSelector: { matchLabels: { "sluice-test/fleet": suffix } },
+        resourceRules: [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["configmaps"] }],
+      },
+      validations: [
+        {
+          expression: "!has(object.data) || !('version' in object.data) || object.data.version != 'bad'",
+          message: "version bad is refused here",
+        },
+      ],
+    },
+  });
+  await kube.canary.create({
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingAdmissionPolicyBinding",
+    metadata: { name },
+    spec: { policyName: name, validationActions: ["Deny"] },
+  });
+  // The apiserver loads a policy a moment after it is made: until a dry run is refused, it is not in force.
+  await expect
+    .poll(
+      async () =>
+        kube.canary
+          .create(
+            { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe", namespace: NS }, data: { version: "bad" } },
+            undefined,
+            "All",
+          )
+          .then(() => "allowed")
+          .catch((error: unknown) => (error instanceof ApiException ? String(error.code) : "error")),
+      { timeout: 30_000, interval: 250 },
+    )
+    .toBe("422");
+}
+
+beforeAll(async () => {
+  await startClusters();
+  const publicKeys = CLUSTERS.map((c) => `# environments: production\n# clusters: ${c}\n${agentKeys[c].publicKey}`).join("\n");
+  h = await startPromotionHarness({
+    database: 22,
+    repository: { owner: OWNER, repo: REPO, repoId: REPO_ID },
+    config,
+    keys: { jobSigningKey: appKeys.privateKey, agentPublicKeys: publicKeys },
+    firstCommit: sha(),
+  });
+  for (const cluster of CLUSTERS) await startAgent(cluster);
+  rollouts = new Queue(ROLLOUT_QUEUE, { connection: { url: h.redisUrl }, prefix: QUEUE_PREFIX });
+}, 180_000);
+
+afterAll(async () => {
+  await rollouts.close();
+  for (const agent of Object.values(agents)) await agent.stop();
+  await h.stop();
+  const name = `fleet-no-bad-${suffix}`;
+  await kube.canary
+    .delete({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicyBinding", metadata: { name } })
+    .catch(() => undefined);
+  await kube.canary
+    .delete({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy", metadata: { name } })
+    .catch(() => undefined);
+  for (const namespace of [NS, AGENT_NS])
+    await kube.canary.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }).catch(() => undefined);
+  for (const env of extra) await env.stop();
+  await removeCheckouts();
+}, 120_000);
+
+afterEach(() => {
+  expect(h.github.violations).toEqual([]);
+});
+
+describe("a fleet of three clusters", { timeout: 240_000 }, () => {
+  it("rolls a merge out to the canary, bakes it, then to the other two, on one check run and one Deployment", async () => {
+    // Each agent announces its cluster when it starts: the environment's `eu-*` matches both eu clusters then.
+    await expect.poll(() => h.redis.hlen("sluice:fleet-clusters:production"), { timeout: 30_000 }).toBe(3);
+    const v1 = await merge(1, "v1");
+    await says(v1, /^Baking wave 1 of 2 until \d\d:\d\d UTC: 1 of 3 clusters deployed$/);
+    expect(await versions()).toEqual(["v1", undefined, undefined]);
+    // The bake is not over until its time: the check for its end is queued for it.
+    const bakeEnd = await lastCheck();
+    expect(bakeEnd - h.clock.now).toBeGreaterThan(BAKE_MS - 60_000);
+    await reachPromotionChecks(h, rollouts, bakeEnd);
+    await says(v1, /^Deployed to 3 clusters in 2 waves$/);
+    expect(await versions()).toEqual(["v1", "v1", "v1"]);
+    const run = runs(v1);
+    expect(run).toHaveLength(1);
+    expect(run[0]?.conclusion).toBe("success");
+    expect(run[0]?.output?.summary).toMatch(/\| 1 \| `canary` \| ✅ deployed \|/);
+    expect(run[0]?.output?.summary).toMatch(/\| 2 \| `eu-2` \| ✅ deployed \|/);
+    // One Deployment for the environment, its clusters by wave in the payload; its statuses end in success, never failure.
+    const deployments = h.github.deploymentsCreated.filter((d) => d.ref === v1);
+    expect(deployments).toHaveLength(1);
+    expect(deployments[0]?.payload).toMatchObject({ waves: [["canary"], ["eu-1", "eu-2"]] });
+    const states = () => h.github.deploymentStatuses.filter((s) => s.deploymentId === deployments[0]?.id).map((s) => s.state);
+    // The check run is written first; the Deployment's status takes its turn in the write pacing after it.
+    await expect.poll(() => states().at(-1), { timeout: 30_000 }).toBe("success");
+    expect(states()).not.toContain("failure");
+    // The merged pull request hears of the end once, for every cluster.
+    await expect
+      .poll(() => h.github.comments.filter((c) => c.issue === 1).map((c) => c.body), { timeout: 30_000 })
+      .toEqual([expect.stringMatching(/^🚀 Deployed `f{6}[0-9a-f]` to \*\*production\*\* on 3 clusters in 2 waves\. \[Details\]/)]);
+  });
+
+  it("stops the later waves when the canary's admission policy refuses the commit, and says so", async () => {
+    await refuseBadOnCanary();
+    const bad = await merge(2, "bad");
+    await says(bad, /^Stopped at wave 1 of 2: canary failed$/);
+    const run = runs(bad).at(-1);
+    expect(run?.conclusion).toBe("failure");
+    expect(run?.output?.summary).toContain("The later waves were not started (2 clusters: eu-1, eu-2): canary did not deploy.");
+    expect(run?.output?.summary).toContain("version bad is refused here");
+    await expect
+      .poll(() => h.github.comments.filter((c) => c.issue === 2).map((c) => c.body), { timeout: 30_000 })
+      .toEqual([
+        expect.stringMatching(
+          /^❌ Deploying `\w{7}` to \*\*production\*\* stopped at wave 1 of 2: canary failed; the later waves were not started\./,
+        ),
+      ]);
+    // No check is left to start the next wave, and the other clusters keep what they ran.
+    await reachPromotionChecks(h, rollouts, h.clock.now + BAKE_MS + TIMEOUT_MS);
+    expect(await versions()).toEqual(["v1", "v1", "v1"]);
+    expect(titleOf(bad)).toBe("Stopped at wave 1 of 2: canary failed");
+  });
+
+  it("previews a pull request of the fleet from its rendered diff, and says why it asks no cluster for a live one", async () => {
+    h.github.setPermission(OWNER, REPO, "Codertocat", "write");
+    const base = h.github.branch(OWNER, REPO, "main") ?? "";
+    const head = sha();
+    await h.github.addCommit(OWNER, REPO, head, await checkout(undefined, files("v9")));
+    await h.deliver("pull_request", pullRequestPayload(target, "opened", 40, base, head));
+    await expect
+      .poll(() => h.github.comments.find((c) => c.issue === 40)?.body, { timeout: 60_000 })
+      .toContain("**`production`**: no live preview: it runs on several clusters, and live previews ask environments on one cluster only.");
+    expect(h.github.comments.find((c) => c.issue === 40)?.body).toContain("+  version: v9");
+  });
+
+  it("holds a wave whose cluster's agent is down, names the cluster and since when, and goes on when it answers", async () => {
+    await agents["eu-2"]?.stop();
+    delete agents["eu-2"];
+    const v3 = await merge(3, "v3");
+    await says(v3, /^Baking wave 1 of 2/);
+    await reachPromotionChecks(h, rollouts, await lastCheck());
+    await expect.poll(() => liveVersion("eu-1"), { timeout: 60_000 }).toBe("v3");
+    await says(v3, /^Deploying wave 2 of 2: 2 of 3 clusters deployed$/);
+    // eu-2's agent never takes the job: at the wave's timeout the wave is held, and the check run says by whom.
+    const timeout = await lastCheck();
+    await reachPromotionChecks(h, rollouts, timeout);
+    await says(v3, /^Wave 2 of 2 held: eu-2 not answering since \d\d:\d\d UTC$/);
+    expect(runs(v3).at(-1)?.status).toBe("in_progress");
+    expect(runs(v3).at(-1)?.output?.summary).toMatch(/\| 2 \| `eu-2` \| 🔇 no answer since \d\d:\d\d UTC \|/);
+    expect(await liveVersion("eu-2")).toBe("v1");
+    // The agent comes back, takes the job still queued for it, and the rollout ends.
+    await startAgent("eu-2");
+    await says(v3, /^Deployed to 3 clusters in 2 waves$/);
+    expect(await versions()).toEqual(["v3", "v3", "v3"]);
+  });
+});
