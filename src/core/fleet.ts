@@ -111,7 +111,7 @@ export const rolloutSchema = z.strictObject({
   unmatched: z.array(z.string()).default([]),
   /** Why the rollout stopped before its last wave, once it did. */
   stopped: z
-    .strictObject({ reason: z.enum(["failed", "drift", "superseded"]), clusters: z.array(z.string()), at: z.number().int() })
+    .strictObject({ reason: z.enum(["failed", "held", "drift", "superseded"]), clusters: z.array(z.string()), at: z.number().int() })
     .optional(),
 });
 /** A rollout's progress. */
@@ -144,12 +144,12 @@ export type RolloutStep =
   /** Every wave succeeded. */
   | { kind: "succeeded" }
   /** The rollout stopped before its last wave (see `stopped`). */
-  | { kind: "stopped"; reason: "failed" | "drift" | "superseded"; clusters: string[] };
+  | { kind: "stopped"; reason: "failed" | "held" | "drift" | "superseded"; clusters: string[] };
 
 /** Phases that stop a rollout: a cluster failed, refused the job, was held by `/rollback`, or was given a newer job. */
-function stopsRollout(phase: DeployPhase): "failed" | "superseded" | undefined {
-  if (phase === "failed" || phase === "rejected" || phase === "held") return "failed";
-  if (phase === "superseded") return "superseded";
+function stopsRollout(phase: DeployPhase): "failed" | "held" | "superseded" | undefined {
+  if (phase === "failed" || phase === "rejected") return "failed";
+  if (phase === "held" || phase === "superseded") return phase;
   return undefined;
 }
 
@@ -162,7 +162,7 @@ function stopsRollout(phase: DeployPhase): "failed" | "superseded" | undefined {
 export function nextStep(rollout: Rollout, now: number, drifted: ReadonlySet<string> = new Set()): RolloutStep {
   if (rollout.stopped) return { kind: "stopped", reason: rollout.stopped.reason, clusters: rollout.stopped.clusters };
   const wave = rollout.waves[rollout.wave] ?? [];
-  for (const reason of ["failed", "superseded"] as const) {
+  for (const reason of ["failed", "held", "superseded"] as const) {
     const clusters = wave.filter((c) => {
       const phase = rollout.clusters[c]?.phase;
       return phase !== undefined && stopsRollout(phase) === reason;
@@ -183,6 +183,19 @@ export function nextStep(rollout: Rollout, now: number, drifted: ReadonlySet<str
   const drifting = wave.filter((c) => drifted.has(c));
   if (!last && drifting.length > 0) return { kind: "stopped", reason: "drift", clusters: drifting };
   return last ? { kind: "succeeded" } : { kind: "next", wave: rollout.wave + 1 };
+}
+
+/** A rollback's rollout: every cluster at once, in one wave with no bake, since it undoes what the waves let through. */
+export function allAtOnce(rollout: Rollout): Rollout {
+  return { ...rollout, waves: [rollout.waves.flat()], bakeMs: 0 };
+}
+
+/**
+ * The cluster whose history stands for the environment's, for `/rollback`: the first of the first
+ * wave, which every rollout reaches first (a rollout stopped there reached no other cluster).
+ */
+export function historyCluster(rollout: Pick<Rollout, "waves">): string | undefined {
+  return rollout.waves[0]?.[0];
 }
 
 /** The rollout moved to wave `wave` at `now`. */
@@ -247,7 +260,9 @@ export function rolloutTitle(rollout: Rollout, step: RolloutStep): string {
           : "Superseded by a newer deploy"
         : step.reason === "drift"
           ? `Stopped after ${of}: ${step.clusters.join(", ")} drifted while baking`
-          : `Stopped at ${of}: ${step.clusters.join(", ")} failed`;
+          : step.reason === "held"
+            ? `Held by /rollback on ${step.clusters.join(", ")}`
+            : `Stopped at ${of}: ${step.clusters.join(", ")} failed`;
   }
 }
 
@@ -258,10 +273,13 @@ function stopNote(rollout: Rollout, step: RolloutStep): string {
   const why =
     step.reason === "superseded"
       ? "a newer deploy replaced this one"
-      : step.reason === "drift"
-        ? `${step.clusters.join(", ")} drifted from what was applied during the bake`
-        : `${step.clusters.join(", ")} did not deploy`;
-  return `\n\nThe later waves were not started (${later.length} cluster${later.length === 1 ? "" : "s"}: ${later.join(", ")}): ${escapeInline(why)}. Comment \`/sync\` to deploy again once it is fixed.`;
+      : step.reason === "held"
+        ? `${step.clusters.join(", ")} ${step.clusters.length === 1 ? "is" : "are"} held by \`/rollback\`: merge the revert pull request, or comment \`/sync\`, to release the environment`
+        : step.reason === "drift"
+          ? `${step.clusters.join(", ")} drifted from what was applied during the bake`
+          : `${step.clusters.join(", ")} did not deploy`;
+  const again = step.reason === "held" ? "" : " Comment `/sync` to deploy again once it is fixed.";
+  return `\n\nThe later waves were not started (${later.length} cluster${later.length === 1 ? "" : "s"}: ${later.join(", ")}): ${step.reason === "held" ? why : escapeInline(why)}.${again}`;
 }
 
 /** Why each cluster that stopped the rollout did, in its own words (the table's note is cut short). */
@@ -308,13 +326,15 @@ export function rolloutComment(
     return `🚀 Deployed ${where} on ${total} cluster${total === 1 ? "" : "s"} in ${rollout.waves.length} wave${rollout.waves.length === 1 ? "" : "s"}. [Details](${detailsUrl})`;
   }
   if (step.kind !== "stopped" || step.reason === "superseded") return undefined;
+  if (step.reason === "held")
+    return `⏸️ ${where} is not deployed: the environment is held by \`/rollback\` on ${step.clusters.map((c) => escapeInline(c)).join(", ")}. Merge the revert pull request or comment \`/sync\` to release it. [Details](${detailsUrl})`;
   const why = step.reason === "drift" ? "drifted while baking" : "failed";
   return `❌ Deploying ${where} stopped at wave ${rollout.wave + 1} of ${rollout.waves.length}: ${step.clusters.map((c) => escapeInline(c)).join(", ")} ${why}; the later waves were not started. [Details](${detailsUrl})`;
 }
 
 /** The check run's status and conclusion, and the Deployment's state, at a step. */
 export function rolloutStates(step: RolloutStep): {
-  checkRun: { status: "in_progress" } | { status: "completed"; conclusion: "success" | "failure" | "cancelled" };
+  checkRun: { status: "in_progress" } | { status: "completed"; conclusion: "success" | "failure" | "cancelled" | "skipped" };
   deployment: "in_progress" | "success" | "failure" | "inactive";
 } {
   switch (step.kind) {
@@ -323,7 +343,9 @@ export function rolloutStates(step: RolloutStep): {
     case "stopped":
       return step.reason === "superseded"
         ? { checkRun: { status: "completed", conclusion: "cancelled" }, deployment: "inactive" }
-        : { checkRun: { status: "completed", conclusion: "failure" }, deployment: "failure" };
+        : step.reason === "held"
+          ? { checkRun: { status: "completed", conclusion: "skipped" }, deployment: "inactive" }
+          : { checkRun: { status: "completed", conclusion: "failure" }, deployment: "failure" };
     default:
       return { checkRun: { status: "in_progress" }, deployment: "in_progress" };
   }

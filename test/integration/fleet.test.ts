@@ -9,8 +9,8 @@ import { ROLLOUT_QUEUE } from "../../src/app/queue/queues.ts";
 import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { startTestEnv, type TestEnv } from "../env/start.ts";
 import type { AppHarness } from "../helpers/app-harness.ts";
-import { reachPromotionChecks, startPromotionAgent, startPromotionHarness } from "../helpers/promotion-agent.ts";
-import { pullRequestPayload, pushPayload } from "../helpers/payloads.ts";
+import { botReplies, reachPromotionChecks, startPromotionAgent, startPromotionHarness } from "../helpers/promotion-agent.ts";
+import { commentPayload, pullRequestPayload, pushPayload } from "../helpers/payloads.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
 import type { FakeCheckRun } from "../helpers/fake-github.ts";
 
@@ -54,6 +54,8 @@ const agents = {} as Partial<Record<ClusterName, RunningAgent>>;
 let rollouts: Queue;
 let nextSha = 1;
 const sha = (): string => (nextSha++).toString(16).padStart(40, "f");
+/** The commits the tests merged, by version. */
+const shas: Record<string, string> = {};
 
 function files(version: string): Record<string, string> {
   return {
@@ -214,6 +216,7 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     // Each agent announces its cluster when it starts: the environment's `eu-*` matches both eu clusters then.
     await expect.poll(() => h.redis.hlen("sluice:fleet-clusters:production"), { timeout: 30_000 }).toBe(3);
     const v1 = await merge(1, "v1");
+    shas.v1 = v1;
     await says(v1, /^Baking wave 1 of 2 until \d\d:\d\d UTC: 1 of 3 clusters deployed$/);
     expect(await versions()).toEqual(["v1", undefined, undefined]);
     // The bake is not over until its time: the check for its end is queued for it.
@@ -293,5 +296,27 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     await startAgent("eu-2");
     await says(v3, /^Deployed to 3 clusters in 2 waves$/);
     expect(await versions()).toEqual(["v3", "v3", "v3"]);
+  });
+
+  it("rolls back every cluster at once with /rollback, holds the next merge on all of them, and /sync releases them in waves", async () => {
+    h.github.setPermission(OWNER, REPO, "carol", "maintain");
+    await h.deliver("issue_comment", commentPayload(target, 3, 80_001, "/rollback", "carol"));
+    await expect.poll(() => botReplies(h, 3).length, { timeout: 30_000 }).toBe(1);
+    expect(botReplies(h, 3)[0]).toMatch(/production/);
+    // The canary's history stands for the environment's: v1 was live before v3 (the refused commit never was).
+    await expect.poll(versions, { timeout: 60_000, interval: 250 }).toEqual(["v1", "v1", "v1"]);
+    // The rollback's own check run, on the commit it went back to: every cluster in one wave.
+    await says(shas.v1 ?? "", /^Deployed to 3 clusters in 1 wave$/);
+    // A merge while held applies nowhere, and says so on one check run.
+    const v5 = await merge(5, "v5");
+    await says(v5, /^Held by \/rollback on canary$/);
+    expect(runs(v5).at(-1)?.conclusion).toBe("skipped");
+    expect(await versions()).toEqual(["v1", "v1", "v1"]);
+    // /sync releases the hold and deploys the branch's head through the waves again.
+    await h.deliver("issue_comment", commentPayload(target, 5, 80_002, "/sync production", "carol"));
+    await says(v5, /^Baking wave 1 of 2/);
+    expect(await liveVersion("canary")).toBe("v5");
+    await reachPromotionChecks(h, rollouts, await lastCheck());
+    await expect.poll(versions, { timeout: 60_000, interval: 250 }).toEqual(["v5", "v5", "v5"]);
   });
 });

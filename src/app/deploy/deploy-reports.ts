@@ -6,7 +6,7 @@ import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Ve
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "../log-context.ts";
-import { targetName } from "../../core/fleet.ts";
+import { historyCluster, targetName } from "../../core/fleet.ts";
 import type { Rollouts } from "./rollouts.ts";
 import { commentOnPull } from "./deploy-comments.ts";
 
@@ -122,12 +122,21 @@ export class DeployReports {
         details: { ...about, cluster: report.cluster ?? null, rollout: record.rollout !== undefined },
       };
     const verdict = await deps.rollouts.report(report, { ...record, rollout: record.rollout });
-    if (verdict.accepted && report.history)
-      await deps.environments.observe(record.repository.id, targetName(record.environment, report.cluster), {
+    if (!verdict.accepted || !report.history) return verdict;
+    await deps.environments.observe(record.repository.id, targetName(record.environment, report.cluster), {
+      history: report.history,
+      at: report.at,
+      released: false,
+    });
+    // The first cluster of the first wave sees every rollout first: its history is what `/rollback` chooses from, and its hold the environment's.
+    if (report.cluster === historyCluster(record.rollout)) {
+      const released = record.hold === "release" || (record.hold === "set" && !report.history.hold);
+      await deps.environments.observe(record.repository.id, record.environment, {
         history: report.history,
         at: report.at,
-        released: false,
+        released: released && phaseRow(report.phase).releasesHold,
       });
+    }
     return verdict;
   }
 

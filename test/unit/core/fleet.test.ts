@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { fleetOf, parseConfig, ConfigError } from "../../../src/core/config.ts";
 import {
+  allAtOnce,
+  historyCluster,
   matchesCluster,
+  rolloutStates,
   nextStep,
   planWaves,
   rolloutSummary,
@@ -123,6 +126,18 @@ describe("nextStep", () => {
     // The table's note is short; the whole reason follows it, fenced.
     expect(summary).toContain("**eu-2**:\n\n```\ndenied by admission webhook\n```");
     expect(summary).toContain("⏹️ not started");
+  });
+
+  it("stops as held, not failed, when /rollback holds a cluster, and rolls a rollback out to every cluster at once", () => {
+    const held = withClusterReport(start, "canary-eu", { ...report("started", T0 + MIN), phase: "held", message: "held by /rollback" });
+    const step = nextStep(held, T0 + MIN);
+    expect(step).toEqual({ kind: "stopped", reason: "held", clusters: ["canary-eu"] });
+    expect(rolloutTitle(held, step)).toBe("Held by /rollback on canary-eu");
+    expect(rolloutStates(step)).toEqual({ checkRun: { status: "completed", conclusion: "skipped" }, deployment: "inactive" });
+    const back = allAtOnce(start);
+    expect(back.waves).toEqual([["canary-eu", "eu-1", "eu-2", "us-1"]]);
+    expect(back.bakeMs).toBe(0);
+    expect(historyCluster(start)).toBe("canary-eu");
   });
 
   it("ends when its last wave deployed, without a bake after it", () => {
