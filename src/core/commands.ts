@@ -1,4 +1,5 @@
 import { shortSha } from "./git-ref.ts";
+import { clusterNameSchema } from "./fleet.ts";
 import { code, escapeCode, escapeInline } from "./markdown.ts";
 import type { RevertOutcome } from "./rollback.ts";
 
@@ -7,7 +8,7 @@ export type Command =
   | { kind: "diff" }
   | { kind: "help" }
   /** `overrideFreeze` is the commenter's reason for deploying through a freeze window (raw text: escape it wherever it is shown). */
-  | { kind: "sync"; environments: string[]; named: boolean; overrideFreeze?: string }
+  | { kind: "sync"; environments: string[]; named: boolean; overrideFreeze?: string; cluster?: string }
   | { kind: "rollback"; environments: string[]; named: boolean; to?: string }
   | { kind: "approve"; environment: string }
   /** `reason` is the commenter's raw text (trimmed, at most {@link REASON_LENGTH} characters): escape it wherever it is shown. */
@@ -21,8 +22,9 @@ type Invalid = Extract<Command, { kind: "invalid" }>;
 
 const NAMES = ["diff", "help", "sync", "rollback", "approve", "reject", "promote"] as const;
 
-/** The one option a command takes: `/sync [env…] --override-freeze <reason>`. */
+/** The options of `/sync`: `/sync [env…] --override-freeze <reason>`, `/sync <env> --cluster <name>`. */
 const OVERRIDE_FREEZE = "--override-freeze";
+const CLUSTER = "--cluster";
 
 /** Commands with arguments that take no option: `--override-freeze` among them is a mistake, not a word of a reason. */
 const WITHOUT_OPTIONS: ReadonlySet<string> = new Set(["rollback", "approve", "reject", "promote"]);
@@ -147,14 +149,28 @@ function rollbackOf(args: readonly string[], environments: readonly string[]): C
   return command.kind === "rollback" ? { ...command, to: target } : command;
 }
 
-/** `/sync [env…]` and `/sync [env…] --override-freeze <reason>`: everything after the flag is the reason. */
+/**
+ * `/sync [env…]`, `/sync <env> --cluster <name>` (one cluster of a fleet), and either with
+ * `--override-freeze <reason>` last: everything after that flag is the reason.
+ */
 function syncOf(args: Args, environments: readonly string[]): Command {
   const flag = args.words.indexOf(OVERRIDE_FREEZE);
-  const named = flag === -1 ? args.words : args.words.slice(0, flag);
+  const before = flag === -1 ? args.words : args.words.slice(0, flag);
+  const at = before.indexOf(CLUSTER);
+  const cluster = at === -1 ? undefined : before[at + 1];
+  if (at !== -1 && (cluster === undefined || !clusterNameSchema.safeParse(cluster).success))
+    return invalid(
+      `\`/sync <env> ${CLUSTER} <name>\` takes one cluster's name, as its agent's SLUICE_AGENT_CLUSTER gives it (such as eu-1)`,
+    );
+  const named = at === -1 ? before : [...before.slice(0, at), ...before.slice(at + 2)];
   const option = named.find((word) => word.startsWith("-"));
   if (option !== undefined)
-    return invalid(`\`/sync\` takes one option, \`${OVERRIDE_FREEZE} <reason>\` after the environments, not ${echo(option)}`);
-  const command = environmentsOf("sync", named, environments);
+    return invalid(
+      `\`/sync\` takes two options, \`${CLUSTER} <name>\` and \`${OVERRIDE_FREEZE} <reason>\` after the environments, not ${echo(option)}`,
+    );
+  if (cluster !== undefined && named.length !== 1) return invalid(`\`/sync <env> ${CLUSTER} <name>\` names one environment`);
+  const synced = environmentsOf("sync", named, environments);
+  const command = synced.kind === "sync" && cluster !== undefined ? { ...synced, cluster } : synced;
   if (flag === -1 || command.kind !== "sync") return command;
   const reason = reasonOf(`\`/sync [env…] ${OVERRIDE_FREEZE} <reason>\``, args.from(flag + 1), code(OVERRIDE_FREEZE));
   return typeof reason === "string" ? { ...command, overrideFreeze: reason } : reason;
@@ -220,6 +236,7 @@ export function helpText(environments: readonly string[], permission: string, re
 | \`/reject <env> <reason>\` | refuse the deploy waiting for approval in that environment: it is not applied |
 | \`/promote <env> <reason>\` | deploy the commit soaking upstream of that environment now, skipping the rest of its soak |
 | \`/sync [env…] --override-freeze <reason>\` | deploy now although a freeze window holds the environment |
+| \`/sync <env> --cluster <name>\` | deploy the branch's head to one cluster of an environment on several |
 | \`/help\` | show this message |
 
 Environments: ${names(environments) || "none"}. Without names, \`/sync\` acts on all of them and \`/rollback\` on those that deployed this pull request's merge.
@@ -343,6 +360,11 @@ export const replies = {
       added,
       `deploy ${code(sync.branch)} at \`${shortSha(sync.sha)}\` (${sync.link})${sync.heldAt ? `; releases the hold set by \`/rollback\` to \`${shortSha(sync.heldAt)}\`` : ""}`,
     ),
+  /** A `/sync --cluster` naming a cluster the environment does not run on (or an environment on one cluster). */
+  notAClusterOf: (environment: string, cluster: string, why: "single" | "unlisted"): string =>
+    why === "single"
+      ? `- ${code(environment)}: nothing queued: it runs on one cluster; \`--cluster\` is for environments that list \`clusters\` or \`waves\`.`
+      : `- ${code(environment)}: nothing queued: its \`clusters\` and \`waves\` do not name or match ${code(cluster)}.`,
   /** A `/sync` of an environment promoted from another that has not been promoted anything yet: it would skip the soak. */
   nothingPromotedYet: (environment: string, upstream: string): string =>
     `- ${code(environment)}: nothing queued: no commit has been promoted from ${code(upstream)} yet, and \`/sync\` deploys what promotion chose (\`/promote ${environment} <reason>\` skips a soak).`,

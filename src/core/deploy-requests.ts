@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { clusterNameSchema } from "./fleet.ts";
 import { commitShaSchema, repositoryRefSchema, type RepositoryRef } from "./git-ref.ts";
 
 /** Why a deploy happens. */
@@ -58,6 +59,8 @@ export const deployRequestSchema = z.strictObject({
   from: sha.optional(),
   /** A `/sync --override-freeze`: the deploy applies through a freeze; who asked and why are recorded. */
   overrideFreeze: z.strictObject({ by: z.string().min(1), reason: z.string().min(1).max(200) }).optional(),
+  /** A `/sync --cluster`: only this cluster of the environment's fleet is deployed. */
+  cluster: clusterNameSchema.optional(),
   /**
    * Orders the deploys of one repository environment: it only grows (at least the request time in
    * milliseconds), and the agent refuses a job older than the last it accepted.
@@ -91,6 +94,7 @@ export interface DeployRequestFields {
   from?: string;
   convergence?: Convergence;
   overrideFreeze?: { by: string; reason: string };
+  cluster?: string;
 }
 
 /**

@@ -107,6 +107,8 @@ export const rolloutSchema = z.strictObject({
   /** The settings the rollout started with (from the default branch then). */
   bakeMs: z.number().int().nonnegative(),
   clusterTimeoutMs: z.number().int().positive(),
+  /** The cluster whose history stands for the environment's (see `historyCluster`), fixed when the whole fleet was planned. */
+  historyCluster: z.string().optional(),
   /** Globs that matched no known cluster when the rollout was planned. */
   unmatched: z.array(z.string()).default([]),
   /** Why the rollout stopped before its last wave, once it did. */
@@ -125,6 +127,7 @@ export function startRollout(plan: WavePlan, fleet: FleetSettings, now: number):
     waveAt: now,
     clusters: {},
     revision: 0,
+    ...(plan.waves[0]?.[0] === undefined ? {} : { historyCluster: plan.waves[0][0] }),
     bakeMs: fleet.bakeMs,
     clusterTimeoutMs: fleet.clusterTimeoutMs,
     unmatched: plan.unmatched,
@@ -194,8 +197,13 @@ export function allAtOnce(rollout: Rollout): Rollout {
  * The cluster whose history stands for the environment's, for `/rollback`: the first of the first
  * wave, which every rollout reaches first (a rollout stopped there reached no other cluster).
  */
-export function historyCluster(rollout: Pick<Rollout, "waves">): string | undefined {
-  return rollout.waves[0]?.[0];
+export function historyCluster(rollout: Pick<Rollout, "waves" | "historyCluster">): string | undefined {
+  return rollout.historyCluster ?? rollout.waves[0]?.[0];
+}
+
+/** A rollout of one cluster of the fleet (`/sync --cluster`), whatever its wave. */
+export function only(rollout: Rollout, cluster: string): Rollout {
+  return { ...rollout, waves: [[cluster]], bakeMs: 0, unmatched: [] };
 }
 
 /** The rollout moved to wave `wave` at `now`. */

@@ -319,4 +319,24 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     await reachPromotionChecks(h, rollouts, await lastCheck());
     await expect.poll(versions, { timeout: 60_000, interval: 250 }).toEqual(["v5", "v5", "v5"]);
   });
+
+  it("deploys one cluster alone with /sync production --cluster, and says so of a cluster the environment does not run on", async () => {
+    // A hand deletes eu-2's ConfigMap: that cluster alone is deployed again.
+    await kube["eu-2"].delete({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace: NS } });
+    expect(await versions()).toEqual(["v5", "v5", undefined]);
+    const head = h.github.branch(OWNER, REPO, "main") ?? "";
+    const before = runs(head).length;
+    await h.deliver("issue_comment", commentPayload(target, 5, 80_003, "/sync production --cluster eu-2", "carol"));
+    await expect.poll(() => liveVersion("eu-2"), { timeout: 60_000 }).toBe("v5");
+    await expect.poll(() => runs(head).length, { timeout: 30_000 }).toBe(before + 1);
+    await says(head, /^Deployed to 1 cluster in 1 wave$/);
+    const summary = runs(head).at(-1)?.output?.summary ?? "";
+    expect(summary).toMatch(/\| 1 \| `eu-2` \| ✅ deployed \|/);
+    expect(summary).not.toContain("`canary`");
+    await expect.poll(() => botReplies(h, 5).at(-1), { timeout: 30_000 }).toContain("`production@eu-2`");
+    await h.deliver("issue_comment", commentPayload(target, 5, 80_004, "/sync production --cluster us-9", "carol"));
+    await expect
+      .poll(() => botReplies(h, 5).at(-1), { timeout: 30_000 })
+      .toContain("`production`: nothing queued: its `clusters` and `waves` do not name or match `us-9`.");
+  });
 });

@@ -1,4 +1,6 @@
 import { deployCheckName } from "../../core/check-names.ts";
+import { fleetOf } from "../../core/config.ts";
+import { matchesCluster } from "../../core/fleet.ts";
 import { replies } from "../../core/commands.ts";
 import type { Environment } from "../../core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
@@ -16,6 +18,8 @@ export interface Asker {
   pullRequest?: number;
   /** A `/sync --override-freeze`: who and why, carried on the deploy request. */
   overrideFreeze?: { by: string; reason: string };
+  /** A `/sync --cluster`: the one cluster of a fleet to deploy. */
+  cluster?: string;
 }
 
 /** A deploy a command asks for: the environment, the commit, why, and (for a rollback) the commit live when it was asked. */
@@ -64,6 +68,7 @@ export class CommandDeploys {
       ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
       ...(what.from ? { from: what.from } : {}),
       ...(asker.overrideFreeze && what.reason === "sync" ? { overrideFreeze: asker.overrideFreeze } : {}),
+      ...(asker.cluster && what.reason === "sync" ? { cluster: asker.cluster } : {}),
     };
     const jobId = deployJobId(fields);
     const checkRunId = await gh.createCheckRun(asker.repository, deployCheckName(what.environment), what.sha, {
@@ -90,12 +95,24 @@ export class CommandDeploys {
         lines.push(replies.nothingPromotedYet(env.name, env.promotion.after));
         continue;
       }
+      const notOurs = asker.cluster === undefined ? undefined : notAClusterOf(env, asker.cluster);
+      if (notOurs) {
+        lines.push(replies.notAClusterOf(env.name, asker.cluster ?? "", notOurs));
+        continue;
+      }
       const sha = promoted ?? (await gh.branchSha(asker.repository, env.branch));
       const { hold } = await this.#deps.environments.load(asker.repository.id, env.name);
       const queued = await this.queue(gh, asker, { environment: env.name, sha, reason: "sync" });
       const sync = { branch: env.branch, sha, link: queued.link, ...(hold ? { heldAt: hold.sha } : {}) };
-      lines.push(replies.syncLine(env.name, queued.added, sync));
+      lines.push(replies.syncLine(asker.cluster ? `${env.name}@${asker.cluster}` : env.name, queued.added, sync));
     }
     return lines;
   }
+}
+
+/** Why `/sync --cluster` cannot deploy `cluster` of `env`: it runs on one cluster, or lists no cluster of that name. */
+function notAClusterOf(env: Environment, cluster: string): "single" | "unlisted" | undefined {
+  const fleet = fleetOf(env);
+  if (!fleet) return "single";
+  return [...fleet.clusters, ...fleet.waves.flat()].some((pattern) => matchesCluster(pattern, cluster)) ? undefined : "unlisted";
 }

@@ -2,7 +2,7 @@ import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
 import { fleetOf, type Environment } from "../../core/config.ts";
-import { allAtOnce, nextStep, rolloutSummary, rolloutTitle, type Rollout } from "../../core/fleet.ts";
+import { allAtOnce, nextStep, only, rolloutSummary, rolloutTitle, type Rollout } from "../../core/fleet.ts";
 import { CONFIG_PATH } from "../../core/config-path.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/check-names.ts";
@@ -195,8 +195,12 @@ export class DeployJobs {
       return false;
     }
     const planned = await this.#deps.rollouts.plan(env, fleet);
-    // A rollback undoes what the waves let through: it reaches every cluster at once.
-    const rollout = request.reason === "rollback" && planned.waves.length > 0 ? allAtOnce(planned) : planned;
+    // A rollback undoes what the waves let through: it reaches every cluster at once. A `/sync --cluster` reaches its cluster alone.
+    const rollout = request.cluster
+      ? only(planned, request.cluster)
+      : request.reason === "rollback" && planned.waves.length > 0
+        ? allAtOnce(planned)
+        : planned;
     if (rollout.waves.length === 0) {
       await problem(
         `environment ${env.name} lists clusters ${[...fleet.clusters, ...fleet.waves.flat()].join(", ")}, and no agent that names one of them (SLUICE_AGENT_CLUSTER) has announced itself; nothing was deployed`,

@@ -290,7 +290,8 @@ export class AppQueues {
       ),
     );
     const data = deployRequestSchema.parse({ ...request, sequence });
-    await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
+    // One cluster's `/sync` leaves the environment's rollout under way to its other clusters.
+    if (data.cluster === undefined) await this.#redis.set(latestJobKey(data.environment, data.repository.id), jobId, "EX", 30 * 24 * 3600);
     await this.#deploy.add("deploy", sealed(this.#mac, DEPLOY_REQUEST_QUEUE, data), {
       jobId,
       attempts: 3,

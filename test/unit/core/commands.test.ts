@@ -255,6 +255,30 @@ describe("parseCommand: /reject and /promote", () => {
   });
 });
 
+describe("parseCommand: /sync --cluster", () => {
+  it("names one cluster of one environment, before or after it, and with an override after both", () => {
+    const one = { kind: "sync", environments: ["production"], named: true, cluster: "eu-1" };
+    expect(parseCommand("/sync production --cluster eu-1", envs)).toStrictEqual(one);
+    expect(parseCommand("/sync --cluster eu-1 production", envs)).toStrictEqual(one);
+    expect(parseCommand("/sync production --cluster eu-1 --override-freeze incident 7", envs)).toStrictEqual({
+      ...one,
+      overrideFreeze: "incident 7",
+    });
+  });
+
+  it("refuses a cluster that is not a name, none, and a cluster of no or several environments", () => {
+    const usage = "`/sync <env> --cluster <name>`";
+    expect(invalidReason("/sync production --cluster")).toBe(
+      `${usage} takes one cluster's name, as its agent's SLUICE_AGENT_CLUSTER gives it (such as eu-1)`,
+    );
+    expect(invalidReason("/sync production --cluster EU_1")).toBe(
+      `${usage} takes one cluster's name, as its agent's SLUICE_AGENT_CLUSTER gives it (such as eu-1)`,
+    );
+    expect(invalidReason("/sync --cluster eu-1")).toBe(`${usage} names one environment`);
+    expect(invalidReason("/sync production staging --cluster eu-1")).toBe(`${usage} names one environment`);
+  });
+});
+
 describe("parseCommand: /sync --override-freeze", () => {
   it("takes everything after the flag as the reason", () => {
     const override = (environments: string[], overrideFreeze: string): Command => ({
@@ -285,10 +309,10 @@ describe("parseCommand: /sync --override-freeze", () => {
 
   it("refuses other options, and the flag on any other command", () => {
     expect(invalidReason("/sync production --force")).toBe(
-      "`/sync` takes one option, `--override-freeze <reason>` after the environments, not `--force`",
+      "`/sync` takes two options, `--cluster <name>` and `--override-freeze <reason>` after the environments, not `--force`",
     );
     expect(invalidReason("/sync --override-freeze=hotfix")).toBe(
-      "`/sync` takes one option, `--override-freeze <reason>` after the environments, not `--override-freeze=hotfix`",
+      "`/sync` takes two options, `--cluster <name>` and `--override-freeze <reason>` after the environments, not `--override-freeze=hotfix`",
     );
     const elsewhere = "`--override-freeze` goes only with `/sync`: `/sync [env…] --override-freeze <reason>`";
     const bodies = [
