@@ -27,8 +27,20 @@ export const clusterPatternSchema = z
 /** Whether `pattern` (a name, or a glob with `*`) names the cluster `name`. */
 export function matchesCluster(pattern: string, name: string): boolean {
   if (!pattern.includes("*")) return pattern === name;
-  // A pattern holds only [a-z0-9-*] (clusterPatternSchema): nothing but `*` means anything in a regular expression.
-  return new RegExp(`^${pattern.replaceAll("*", ".*")}$`).test(name);
+  // Part by part, each at its first place after the one before: linear in the name, whatever the
+  // pattern (a regular expression of `.*`s backtracks exponentially on `*a*a*a…b`).
+  const parts = pattern.split("*");
+  const first = parts[0] ?? "";
+  const last = parts.at(-1) ?? "";
+  if (name.length < first.length + last.length || !name.startsWith(first) || !name.endsWith(last)) return false;
+  let at = first.length;
+  const end = name.length - last.length;
+  for (const part of parts.slice(1, -1)) {
+    const found = name.indexOf(part, at);
+    if (found < 0 || found + part.length > end) return false;
+    at = found + part.length;
+  }
+  return true;
 }
 
 /** Whether a pattern is a glob, which only clusters whose agents announced themselves can match. */
@@ -84,6 +96,8 @@ export const clusterReportSchema = z.strictObject({
   phase: z.string() as z.ZodType<DeployPhase>,
   applied: z.number().int().nonnegative(),
   total: z.number().int().nonnegative().optional(),
+  /** When the app applied it, by the app's clock: a bake is timed from it, never from the agent's clock. */
+  receivedAt: z.number().int().nonnegative(),
   /** The report's own words, cut short (`CLUSTER_MESSAGE_LIMIT`): why a cluster failed is on the check run. */
   message: z.string().max(2_000),
 });
@@ -100,6 +114,8 @@ export const rolloutSchema = z.strictObject({
   wave: z.number().int().nonnegative(),
   /** When that wave's jobs were queued (ms): a cluster silent past the timeout holds the wave. */
   waveAt: z.number().int().nonnegative(),
+  /** When the jobs of the wave's clusters that have not taken theirs were last signed again (ms; `waveAt` until then). */
+  signedAt: z.number().int().nonnegative().optional(),
   /** The newest report per cluster. */
   clusters: z.record(z.string(), clusterReportSchema).default({}),
   /** Moved by every change: a state written in the background goes out only while the rollout is still at its revision. */
@@ -179,7 +195,7 @@ export function nextStep(rollout: Rollout, now: number, drifted: ReadonlySet<str
     // Every phase that ends a cluster's job but not in success stopped the rollout above: what is open never answered its end.
     return { kind: "held", silent: open, since: rollout.waveAt };
   }
-  const done = Math.max(...wave.map((c) => Date.parse(rollout.clusters[c]?.at ?? "1970-01-01T00:00:00Z")));
+  const done = Math.max(...wave.map((c) => rollout.clusters[c]?.receivedAt ?? 0));
   const until = done + rollout.bakeMs;
   const last = rollout.wave === rollout.waves.length - 1;
   if (!last && now < until) return { kind: "baking", until };
@@ -208,7 +224,9 @@ export function only(rollout: Rollout, cluster: string): Rollout {
 
 /** The rollout moved to wave `wave` at `now`. */
 export function toWave(rollout: Rollout, wave: number, now: number): Rollout {
-  return { ...rollout, wave, waveAt: now };
+  const next: Rollout = { ...rollout, wave, waveAt: now };
+  delete next.signedAt;
+  return next;
 }
 
 /** The rollout with one cluster's report applied; a report older than the cluster's newest changes nothing. */
@@ -287,8 +305,11 @@ function stopNote(rollout: Rollout, step: RolloutStep): string {
           ? `${step.clusters.join(", ")} drifted from what was applied during the bake`
           : `${step.clusters.join(", ")} did not deploy`;
   const again = step.reason === "held" ? "" : " Comment `/sync` to deploy again once it is fixed.";
-  return `\n\nThe later waves were not started (${later.length} cluster${later.length === 1 ? "" : "s"}: ${later.join(", ")}): ${step.reason === "held" ? why : escapeInline(why)}.${again}`;
+  return `\n\nThe later waves were not started (${later.length} cluster${later.length === 1 ? "" : "s"}: ${later.slice(0, 20).join(", ")}${later.length > 20 ? ", …" : ""}): ${step.reason === "held" ? why : escapeInline(why)}.${again}`;
 }
+
+/** How much of a check run's summary (65,535 characters) the per-cluster table may take: the rest is for why a rollout stopped. */
+const ROWS_LIMIT = 40_000;
 
 /** Why each cluster that stopped the rollout did, in its own words (the table's note is cut short). */
 function failures(rollout: Rollout, step: RolloutStep): string {
@@ -304,14 +325,28 @@ function failures(rollout: Rollout, step: RolloutStep): string {
 
 /** The check run's summary: one row per cluster, by wave, with what each did; then what stopped the rollout, if anything did. */
 export function rolloutSummary(rollout: Rollout, step: RolloutStep): string {
-  const rows = rollout.waves.flatMap((wave, index) =>
+  const cells = rollout.waves.flatMap((wave, index) =>
     wave.map((cluster) => {
       const report = rollout.clusters[cluster];
       const applied = report?.total !== undefined ? `${report.applied} of ${report.total}` : report ? String(report.applied) : "";
       const note = report && report.phase !== "succeeded" && report.message ? escapeInline(report.message.slice(0, 200)) : "";
-      return tableRow([String(index + 1), code(cluster), clusterState(rollout, cluster, index, step), applied, note]);
+      return { state: clusterState(rollout, cluster, index, step), row: [String(index + 1), code(cluster), "", applied, note] };
     }),
   );
+  // Rows while they fit a check run's summary, with room for what follows; the rest counted by state.
+  const rows: string[] = [];
+  let length = 0;
+  for (const [index, { state, row }] of cells.entries()) {
+    const line = tableRow(row.map((cell, i) => (i === 2 ? state : cell)));
+    if (length + line.length > ROWS_LIMIT) {
+      const rest = new Map<string, number>();
+      for (const cell of cells.slice(index)) rest.set(cell.state, (rest.get(cell.state) ?? 0) + 1);
+      rows.push(`\n…and ${cells.length - index} more clusters: ${[...rest].map(([s, n]) => `${n} ${s}`).join(", ")}.`);
+      break;
+    }
+    rows.push(line);
+    length += line.length + 1;
+  }
   const bake =
     rollout.bakeMs > 0 ? ` Each wave bakes ${Math.round(rollout.bakeMs / 60_000)} min, healthy and without drift, before the next.` : "";
   const unmatched =

@@ -51,6 +51,7 @@ function replica(clock?: ManualClock): { reports: DeployReports; client: (id: nu
     agentKeys: new AgentKeys([{ key: publicKeyFromPem(agentKeys.publicKey) }]),
     webUrl: "https://github.example",
     log: silent,
+    now: Date.now,
   });
   return { reports, client };
 }

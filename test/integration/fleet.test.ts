@@ -3,12 +3,15 @@ import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/clien
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { deployCheckName } from "../../src/core/check-names.ts";
-import { generateSigningKeys } from "../../src/core/signing.ts";
+import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
+import { REPORT_QUEUE, type AgentReport, type AgentStatus } from "../../src/core/agent-protocol.ts";
+import { EnvironmentStates } from "../../src/app/deploy/environment-states.ts";
+import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import type { RunningAgent } from "../../src/agent/start.ts";
 import { ROLLOUT_QUEUE } from "../../src/app/queue/queues.ts";
 import { QUEUE_PREFIX } from "../../src/app/state/redis-keys.ts";
 import { startTestEnv, type TestEnv } from "../env/start.ts";
-import type { AppHarness } from "../helpers/app-harness.ts";
+import { WEBHOOK_SECRET, type AppHarness } from "../helpers/app-harness.ts";
 import { botReplies, reachPromotionChecks, startPromotionAgent, startPromotionHarness } from "../helpers/promotion-agent.ts";
 import { commentPayload, pullRequestPayload, pushPayload } from "../helpers/payloads.ts";
 import { checkout, removeCheckouts } from "../helpers/checkouts.ts";
@@ -292,7 +295,9 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     expect(runs(v3).at(-1)?.status).toBe("in_progress");
     expect(runs(v3).at(-1)?.output?.summary).toMatch(/\| 2 \| `eu-2` \| 🔇 no answer since \d\d:\d\d UTC \|/);
     expect(await liveVersion("eu-2")).toBe("v1");
-    // The agent comes back, takes the job still queued for it, and the rollout ends.
+    // It stays down longer than a job lives (15 min): the waiting job is signed again meanwhile, so the one it finds is valid.
+    await reachPromotionChecks(h, rollouts, h.clock.now + 16 * 60_000);
+    // The agent comes back, takes the job queued for it, and the rollout ends.
     await startAgent("eu-2");
     await says(v3, /^Deployed to 3 clusters in 2 waves$/);
     expect(await versions()).toEqual(["v3", "v3", "v3"]);
@@ -338,5 +343,73 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     await expect
       .poll(() => botReplies(h, 5).at(-1), { timeout: 30_000 })
       .toContain("`production`: nothing queued: its `clusters` and `waves` do not name or match `us-9`.");
+  });
+
+  it("keeps out of /rollback's history what one cluster's agent names that the app never deployed, and dates it no later than now", async () => {
+    const states = new EnvironmentStates(h.redis, new RedisMac(WEBHOOK_SECRET));
+    const before = await states.load(REPO_ID, "production");
+    const live = before.history?.revisions[0];
+    expect(live).toBeDefined();
+    const head = h.github.branch(OWNER, REPO, "main") ?? "";
+    const jobId = runs(head).find((r) => r.output?.title === "Deployed to 3 clusters in 2 waves")?.external_id ?? "";
+    expect(jobId).not.toBe("");
+    // The canary's key, stolen: a report about a real deploy whose history names a commit of the attacker's choosing, dated far ahead.
+    const forged = "0badc0de".repeat(5);
+    const report: AgentReport = {
+      version: 1,
+      jobId,
+      repository: { owner: OWNER, name: REPO, id: REPO_ID },
+      installationId: target.installation,
+      environment: "production",
+      cluster: "canary",
+      sha: head,
+      phase: "succeeded",
+      message: "deployed",
+      history: {
+        revisions: [
+          ...(live ? [live] : []),
+          {
+            sha: forged,
+            jobId: `merge-${REPO_ID}-production-${forged}`,
+            digest: "0".repeat(64),
+            appliedAt: "2026-01-01T00:00:00.000Z",
+            reason: "merge",
+          },
+        ],
+      },
+      at: "2099-01-01T00:00:00.000Z",
+    };
+    const reports = new Queue(REPORT_QUEUE.name, { connection: { url: h.redisUrl }, prefix: REPORT_QUEUE.prefix });
+    try {
+      await reports.add("report", seal("report", report, privateKeyFromPem(agentKeys.canary.privateKey)));
+      await expect.poll(async () => (await states.load(REPO_ID, "production")).historyAt, { timeout: 30_000 }).not.toBe(before.historyAt);
+    } finally {
+      await reports.close();
+    }
+    const after = await states.load(REPO_ID, "production");
+    expect(after.history?.revisions.map((r) => r.sha)).not.toContain(forged);
+    expect(after.history?.revisions[0]?.sha).toBe(live?.sha);
+    expect(Date.parse(after.historyAt ?? "")).toBeLessThanOrEqual(h.clock.now);
+  });
+
+  it("dates a cluster's announcement by its status, so a status replayed from Redis keeps a retired cluster known no longer", async () => {
+    const old = h.clock.now - 8 * 24 * 3600 * 1000;
+    const status: AgentStatus = {
+      version: 1,
+      environment: "production",
+      cluster: "canary",
+      event: "running",
+      repositories: [],
+      at: new Date(old).toISOString(),
+    };
+    const reports = new Queue(REPORT_QUEUE.name, { connection: { url: h.redisUrl }, prefix: REPORT_QUEUE.prefix });
+    try {
+      await reports.add("status", seal("status", status, privateKeyFromPem(agentKeys.canary.privateKey)));
+      await expect
+        .poll(async () => (await h.redis.hget("sluice:fleet-clusters:production", "canary"))?.split(" ")[0], { timeout: 30_000 })
+        .toBe(String(old));
+    } finally {
+      await reports.close();
+    }
   });
 });

@@ -123,7 +123,8 @@ export class Convergence {
         // An agent of one cluster of a fleet: the environment's globs now match its cluster. Its
         // environment converges through its deploys' rollouts, not one cluster's status.
         if (status.cluster !== undefined) {
-          await deps.clusters?.announced(status.environment, status.cluster, deps.now());
+          const at = Math.min(Date.parse(status.at), deps.now());
+          await deps.clusters?.announced(status.environment, status.cluster, at, binding.repositories);
           return { accepted: true };
         }
         if (!this.#closed && !this.#running.has(status.environment)) {

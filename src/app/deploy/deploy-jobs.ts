@@ -194,7 +194,7 @@ export class DeployJobs {
       await problem(`environment ${env.name} lists clusters, and this app does not roll deploys out over clusters`);
       return false;
     }
-    const planned = await this.#deps.rollouts.plan(env, fleet);
+    const planned = await this.#deps.rollouts.plan(env, fleet, request.repository.id);
     // A rollback undoes what the waves let through: it reaches every cluster at once. A `/sync --cluster` reaches its cluster alone.
     const rollout = request.cluster
       ? only(planned, request.cluster)

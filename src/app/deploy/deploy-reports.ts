@@ -6,7 +6,8 @@ import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Ve
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "../log-context.ts";
-import { historyCluster, targetName } from "../../core/fleet.ts";
+import { historyCluster, targetName, waveOf } from "../../core/fleet.ts";
+import type { Revision } from "../../core/inventory.ts";
 import type { Rollouts } from "./rollouts.ts";
 import { commentOnPull } from "./deploy-comments.ts";
 
@@ -20,6 +21,7 @@ export interface DeployReportDeps {
   rollouts?: Rollouts;
   webUrl: string;
   log: Logger;
+  now: () => number;
   /** Told each deploy's end (healthy or failed), for promotion: a healthy deploy starts its commit's soak. */
   observe?: (deploy: DeployRecord, outcome: "deployed" | "failed", at: number) => Promise<void>;
 }
@@ -61,12 +63,12 @@ export class DeployReports {
     // environment, repository, commit or installation (another agent's key, say) is not this deploy's.
     const verdict = compareWithSealed(deploySubject(report.jobId, report), deploySubject(report.jobId, record), about);
     if (!verdict.accepted) return verdict;
+    if (record.rollout || report.cluster !== undefined) return this.#applyToRollout(report, record, about);
     if (record.completed) {
       deps.log.warn(about, "report for a finished deploy dropped");
       return verdict;
     }
     if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
-    if (record.rollout || report.cluster !== undefined) return this.#applyToRollout(report, record, about);
     if (record.reported && !isFinal(report.phase) && !isNewer(report, record.reported)) {
       deps.log.info(about, "report older than one already applied dropped");
       return verdict;
@@ -109,35 +111,54 @@ export class DeployReports {
   }
 
   /**
-   * A cluster's report about a deploy to an environment on several clusters: its history is kept
-   * per cluster, and the rollout decides the rest. A report with a cluster about a deploy without
-   * one, or the reverse, is not this deploy's.
+   * A cluster's report about a deploy to an environment on several clusters: the rollout decides
+   * what it does, and its history is kept per cluster, also once the rollout ended (another
+   * cluster's failure ends it while this one still reports). A report with a cluster about a
+   * deploy without one, or the reverse, or from a cluster the rollout does not reach, is not this
+   * deploy's.
    */
   async #applyToRollout(report: AgentReport, record: DeployRecord, about: Record<string, unknown>): Promise<Verdict> {
     const deps = this.#deps;
-    if (!record.rollout || report.cluster === undefined || !deps.rollouts)
+    const rollout = record.rollout;
+    const cluster = report.cluster;
+    if (!rollout || cluster === undefined || !deps.rollouts || waveOf(rollout, cluster) === undefined)
       return {
         accepted: false,
         reason: "mismatch",
-        details: { ...about, cluster: report.cluster ?? null, rollout: record.rollout !== undefined },
+        details: { ...about, cluster: cluster ?? null, rollout: rollout?.waves.flat() ?? null },
       };
-    const verdict = await deps.rollouts.report(report, { ...record, rollout: record.rollout });
-    if (!verdict.accepted || !report.history) return verdict;
-    await deps.environments.observe(record.repository.id, targetName(record.environment, report.cluster), {
-      history: report.history,
-      at: report.at,
-      released: false,
-    });
+    if (!record.completed) {
+      if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
+      await deps.rollouts.report(report, { ...record, rollout });
+    }
+    if (!report.history) return { accepted: true };
+    const history = { ...report.history, revisions: await this.#sealedRevisions(record, report.history.revisions) };
+    // By the app's clock at most: an agent that dates its report in the future would keep its history newest for good.
+    const at = new Date(Math.min(Date.parse(report.at), deps.now())).toISOString();
+    await deps.environments.observe(record.repository.id, targetName(record.environment, cluster), { history, at, released: false });
     // The first cluster of the first wave sees every rollout first: its history is what `/rollback` chooses from, and its hold the environment's.
-    if (report.cluster === historyCluster(record.rollout)) {
+    if (cluster === historyCluster(rollout)) {
       const released = record.hold === "release" || (record.hold === "set" && !report.history.hold);
       await deps.environments.observe(record.repository.id, record.environment, {
-        history: report.history,
-        at: report.at,
+        history,
+        at,
         released: released && phaseRow(report.phase).releasesHold,
       });
     }
-    return verdict;
+    return { accepted: true };
+  }
+
+  /**
+   * The revisions of a cluster's history that are deploys the app itself made of this repository
+   * environment, at the commit each says: one cluster's agent speaks for every cluster's
+   * `/rollback`, so it must not be able to name a commit the app never deployed there.
+   */
+  async #sealedRevisions(record: DeployRecord, revisions: readonly Revision[]): Promise<Revision[]> {
+    const sealed = await Promise.all(revisions.map((revision) => this.#deps.records.load(revision.jobId)));
+    return revisions.filter((revision, i) => {
+      const deploy = sealed[i];
+      return deploy?.repository.id === record.repository.id && deploy.environment === record.environment && deploy.sha === revision.sha;
+    });
   }
 
   /**

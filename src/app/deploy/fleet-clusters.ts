@@ -21,23 +21,29 @@ export class FleetClusters {
     this.#mac = mac;
   }
 
-  /** An agent of `cluster` sent a status for `environment` at `at` (ms). */
-  async announced(environment: string, cluster: string, at: number): Promise<void> {
+  /**
+   * An agent of `cluster` sent a status for `environment` at `at` (ms, the status's own time, at
+   * most the app's: a status replayed from Redis keeps a cluster known no longer than it was). A
+   * key bound to some repositories announces the cluster for those alone (`repositories`), so one
+   * team's agent never joins another team's fleet.
+   */
+  async announced(environment: string, cluster: string, at: number, repositories?: readonly number[]): Promise<void> {
     const key = fleetClustersKey(environment);
-    const value = String(at);
+    const value = `${Math.round(at)} ${repositories ? repositories.join(",") : "*"}`;
     await this.#redis.hset(key, cluster, `${value} ${this.#mac.sign(`${key}:${cluster}`, value)}`);
     await this.#redis.pexpire(key, KNOWN_FOR_MS);
   }
 
-  /** The clusters of `environment` whose agents announced themselves in the last week, by `now`, sorted. */
-  async known(environment: string, now: number): Promise<string[]> {
+  /** The clusters of `environment` announced for `repositoryId` in the week before `now`, sorted. */
+  async known(environment: string, now: number, repositoryId: number): Promise<string[]> {
     const key = fleetClustersKey(environment);
     const all = await this.#redis.hgetall(key);
     const known: string[] = [];
     for (const [cluster, text] of Object.entries(all)) {
-      const [value = "", mac = ""] = text.split(" ");
-      if (!this.#mac.verify(`${key}:${cluster}`, value, mac)) continue;
-      if (now - Number(value) <= KNOWN_FOR_MS) known.push(cluster);
+      const [at = "", repositories = "", mac = ""] = text.split(" ");
+      if (!this.#mac.verify(`${key}:${cluster}`, `${at} ${repositories}`, mac)) continue;
+      const forRepository = repositories === "*" || repositories.split(",").includes(String(repositoryId));
+      if (forRepository && now - Number(at) <= KNOWN_FOR_MS) known.push(cluster);
     }
     return known.sort();
   }

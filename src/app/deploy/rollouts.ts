@@ -70,10 +70,10 @@ export class Rollouts {
     this.#templates = new SealedJson(deps.redis, deps.mac);
   }
 
-  /** A new rollout of `env`: its clusters (globs matched against those whose agents announced themselves) in waves. */
-  async plan(env: Environment, fleet: FleetSettings): Promise<Rollout> {
+  /** A new rollout of `env` for a repository: its clusters (globs matched against those whose agents announced themselves for it) in waves. */
+  async plan(env: Environment, fleet: FleetSettings, repositoryId: number): Promise<Rollout> {
     const { clusters, now } = this.#deps;
-    return startRollout(planWaves(fleet, await clusters.known(env.name, now())), fleet, now());
+    return startRollout(planWaves(fleet, await clusters.known(env.name, now(), repositoryId)), fleet, now());
   }
 
   /**
@@ -106,6 +106,7 @@ export class Rollouts {
       phase: report.phase,
       applied: report.applied ?? 0,
       ...(report.total === undefined ? {} : { total: report.total }),
+      receivedAt: this.#deps.now(),
       message: report.message.slice(0, CLUSTER_MESSAGE_LIMIT),
     });
     await this.#settle(report.jobId, { ...record, rollout });
@@ -132,15 +133,18 @@ export class Rollouts {
     const deps = this.#deps;
     const now = deps.now();
     let current = record;
-    let step = nextStep(current.rollout, now, await this.#drifted(current));
+    let step = nextStep(current.rollout, now, await this.#drifted(jobId, current));
     if (step.kind === "next" && (await this.#overtaken(jobId, current))) step = { kind: "stopped", reason: "superseded", clusters: [] };
     if (step.kind === "next") {
       current = { ...current, rollout: toWave(current.rollout, step.wave, now) };
-      await deps.records.save(jobId, current);
+      // Queued before the record says so: a failure part-way leaves the record at the wave before, and the retry queues the wave again (BullMQ keeps one job per id).
       await this.#queueWave(jobId, current);
+      await deps.records.save(jobId, current);
       step = nextStep(current.rollout, now);
     } else if (step.kind === "baking") {
       await deps.queues.addRolloutCheck({ jobId }, step.until);
+    } else if (step.kind === "working" || step.kind === "held") {
+      current = await this.#keepFresh(jobId, current, step.kind === "working" ? step.until : undefined);
     } else if (step.kind === "stopped" && !current.rollout.stopped) {
       current = { ...current, rollout: { ...current.rollout, stopped: { reason: step.reason, clusters: step.clusters, at: now } } };
     }
@@ -184,18 +188,12 @@ export class Rollouts {
     const deps = this.#deps;
     const rollout = record.rollout;
     if (!rollout) return;
-    const parsed = agentJobSchema.safeParse(await this.#templates.get(templateKey(jobId)));
-    if (!parsed.success) throw new Error(`deploy ${jobId} lost its job (it does not verify); comment /sync to deploy again`);
+    const template = await this.#template(jobId);
     const wave = rollout.waves[rollout.wave] ?? [];
     const signedAt = deps.now();
     for (const cluster of wave) {
       if (rollout.clusters[cluster] && phaseRow(rollout.clusters[cluster].phase).endsJob) continue;
-      const job: AgentJob = {
-        ...parsed.data,
-        cluster,
-        signedAt: new Date(signedAt).toISOString(),
-        expiresAt: new Date(signedAt + deps.jobTtlMs).toISOString(),
-      };
+      const job = this.#signedFor(template, cluster, signedAt);
       const target = targetName(record.environment, cluster);
       await deps.redis.set(latestJobKey(target, record.repository.id), jobId, "EX", 30 * 24 * 3600);
       await deps.queues.addAgentJob(target, jobId, seal("job", job, deps.signingKey));
@@ -204,13 +202,64 @@ export class Rollouts {
     deps.log.info({ job: jobId, wave: rollout.wave + 1, clusters: wave }, "rollout wave queued");
   }
 
+  /**
+   * Keeps the jobs of a wave's clusters that have not taken theirs valid while the wave waits for
+   * them: an agent down past a job's lifetime would refuse the job it finds when it comes back, and
+   * its refusal would stop the rollout. Every half lifetime the waiting jobs are signed again and
+   * replace the queued ones; a check is queued for the next time (or the wave's timeout, if sooner).
+   */
+  async #keepFresh(
+    jobId: string,
+    record: DeployRecord & { rollout: Rollout },
+    timeout: number | undefined,
+  ): Promise<DeployRecord & { rollout: Rollout }> {
+    const deps = this.#deps;
+    const now = deps.now();
+    const half = Math.floor(deps.jobTtlMs / 2);
+    let current = record;
+    const signedAt = current.rollout.signedAt ?? current.rollout.waveAt;
+    if (now - signedAt >= half) {
+      const waiting = (current.rollout.waves[current.rollout.wave] ?? []).filter((cluster) => !current.rollout.clusters[cluster]);
+      const template = await this.#template(jobId);
+      for (const cluster of waiting)
+        await deps.queues.replaceAgentJob(
+          targetName(current.environment, cluster),
+          jobId,
+          seal("job", this.#signedFor(template, cluster, now), deps.signingKey),
+        );
+      current = { ...current, rollout: { ...current.rollout, signedAt: now } };
+      deps.log.info({ job: jobId, clusters: waiting }, "waiting jobs of a rollout's wave signed again");
+    }
+    const next = (current.rollout.signedAt ?? current.rollout.waveAt) + half;
+    await deps.queues.addRolloutCheck({ jobId }, timeout === undefined ? next : Math.min(next, timeout));
+    return current;
+  }
+
+  /** The deploy's kept job, which each wave's jobs are signed from. */
+  async #template(jobId: string): Promise<AgentJob> {
+    const parsed = agentJobSchema.safeParse(await this.#templates.get(templateKey(jobId)));
+    if (!parsed.success) throw new Error(`deploy ${jobId} lost its job (it does not verify); comment /sync to deploy again`);
+    return parsed.data;
+  }
+
+  /** The kept job for one cluster, signed at `signedAt`. */
+  #signedFor(template: AgentJob, cluster: string, signedAt: number): AgentJob {
+    return {
+      ...template,
+      cluster,
+      signedAt: new Date(signedAt).toISOString(),
+      expiresAt: new Date(signedAt + this.#deps.jobTtlMs).toISOString(),
+    };
+  }
+
   /** The clusters of the rollout's current wave whose newest drift report, for this commit, found drift. */
-  async #drifted(record: DeployRecord & { rollout: Rollout }): Promise<Set<string>> {
+  async #drifted(jobId: string, record: DeployRecord & { rollout: Rollout }): Promise<Set<string>> {
     const wave = record.rollout.waves[record.rollout.wave] ?? [];
     const drifted = new Set<string>();
     for (const cluster of wave) {
       const state = await this.#deps.drift.state(record.repository.id, targetName(record.environment, cluster));
-      if (state?.summary && state.sha === record.sha && state.summary.objects.length > 0) drifted.add(cluster);
+      // Drift of this deploy only: a `/sync` of the same commit is measured afresh.
+      if (state?.summary && state.deploy?.jobId === jobId && state.summary.objects.length > 0) drifted.add(cluster);
     }
     return drifted;
   }

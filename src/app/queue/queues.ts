@@ -241,19 +241,43 @@ export class AppQueues {
    * transient API and Redis errors; the agent ends permanent failures without retrying.
    */
   async addAgentJob(target: string, jobId: string, envelope: Envelope): Promise<void> {
-    let queue = this.#agents.get(target);
-    if (!queue) {
-      const q = agentQueue(target);
-      queue = new Queue(q.name, { connection: this.#connection, prefix: q.prefix });
-      this.#agents.set(target, queue);
-    }
-    await queue.add("deploy", envelope, {
+    await this.#agentQueue(target).add("deploy", envelope, {
       jobId,
       attempts: 5,
       backoff: { type: "exponential", delay: 5_000 },
       removeOnComplete: { age: 7 * 24 * 3600 },
       removeOnFail: { age: 30 * 24 * 3600 },
     });
+  }
+
+  /** The queue of `target`'s deploy jobs, opened once. */
+  #agentQueue(target: string): Queue {
+    let queue = this.#agents.get(target);
+    if (!queue) {
+      const q = agentQueue(target);
+      queue = new Queue(q.name, { connection: this.#connection, prefix: q.prefix });
+      this.#agents.set(target, queue);
+    }
+    return queue;
+  }
+
+  /**
+   * Queues a job signed again in place of the one of the same id still waiting for `target`'s
+   * agents (one an agent is applying, or has applied, is left as it is).
+   */
+  async replaceAgentJob(target: string, jobId: string, envelope: Envelope): Promise<void> {
+    const existing = await this.#agentQueue(target).getJob(jobId);
+    if (existing) {
+      const state = await existing.getState();
+      if (state === "active" || state === "completed") return;
+      // An agent that took it meanwhile holds its lock: BullMQ refuses the removal, and the agent applies the job it has.
+      const removed = await existing.remove().then(
+        () => true,
+        () => false,
+      );
+      if (!removed) return;
+    }
+    await this.addAgentJob(target, jobId, envelope);
   }
 
   /** Queues a preview render. The id is unique per pull request, head and sequence number. */

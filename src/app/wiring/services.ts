@@ -248,7 +248,7 @@ function deployServices(
     gated,
     promotions,
     pipelineComments,
-    reports: new DeployReports({ github, records, environments, agentKeys, rollouts, webUrl, log, observe }),
+    reports: new DeployReports({ github, records, environments, agentKeys, rollouts, webUrl, log, now, observe }),
     convergence: new Convergence({
       redis,
       mac,

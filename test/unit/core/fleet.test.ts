@@ -28,11 +28,13 @@ const fleet = (overrides: Partial<FleetSettings> = {}): FleetSettings => ({
   ...overrides,
 });
 
-const report = (phase: "started" | "succeeded" | "failed" | "rejected" | "superseded", at: number, message = "") => ({
-  at: new Date(at).toISOString(),
+/** A cluster's report applied at `at` by the app's clock; the agent's own clock says `agentAt` (the same unless a test says otherwise). */
+const report = (phase: "started" | "succeeded" | "failed" | "rejected" | "superseded", at: number, message = "", agentAt = at) => ({
+  at: new Date(agentAt).toISOString(),
   phase,
   applied: phase === "succeeded" ? 5 : 0,
   total: 5,
+  receivedAt: at,
   message,
 });
 
@@ -104,6 +106,18 @@ describe("nextStep", () => {
     expect(nextStep(deployed, T0 + 13 * MIN)).toEqual({ kind: "next", wave: 1 });
   });
 
+  it("times a bake by the app's clock, whatever the agent's clock says", () => {
+    // An agent whose clock is an hour behind (or that lies) reports its success at 09:03.
+    const skewed = withClusterReport(start, "canary-eu", report("succeeded", T0 + 3 * MIN, "", T0 - 57 * MIN));
+    expect(nextStep(skewed, T0 + 4 * MIN)).toEqual({ kind: "baking", until: T0 + 13 * MIN });
+  });
+
+  it("matches a glob that would make a regular expression backtrack without end, at once", () => {
+    const glob = `${"*a".repeat(30)}b`;
+    expect(matchesCluster(glob, "a".repeat(63))).toBe(false);
+    expect(matchesCluster(glob, `${"a".repeat(62)}b`)).toBe(true);
+  });
+
   it("stops after a wave that drifted while it baked", () => {
     const deployed = waveDeployed(start, T0 + 3 * MIN);
     const step = nextStep(deployed, T0 + 13 * MIN, new Set(["canary-eu"]));
@@ -147,6 +161,16 @@ describe("nextStep", () => {
     const step = nextStep(rollout, T0 + 23 * MIN);
     expect(step).toEqual({ kind: "succeeded" });
     expect(rolloutTitle(rollout, step)).toBe("Deployed to 4 clusters in 3 waves");
+  });
+
+  it("keeps the table of 2,000 clusters within a check run's summary, counting by state those past its limit", () => {
+    const names = Array.from({ length: 2_000 }, (_, i) => `cluster-${String(i).padStart(4, "0")}`);
+    const big = startRollout(planWaves(fleet({ waves: [["cluster-*"]] }), names), fleet(), T0);
+    const failed = withClusterReport(big, "cluster-0001", report("failed", T0 + MIN, "x".repeat(2_000)));
+    const summary = rolloutSummary(failed, nextStep(failed, T0 + MIN));
+    expect(summary.length).toBeLessThan(65_535);
+    expect(summary).toMatch(/…and \d+ more clusters: \d+ 🕐 queued\./);
+    expect(summary).toContain(`**cluster-0001**:\n\n\`\`\`\n${"x".repeat(2_000)}\n\`\`\``);
   });
 
   it("fits a hundred clusters' table in a check run's summary many times over", () => {
