@@ -129,7 +129,7 @@ export class DeployReports {
       };
     if (!record.completed) {
       if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
-      await deps.rollouts.report(report, { ...record, rollout });
+      await deps.rollouts.report(report, cluster, { ...record, rollout });
     }
     if (!report.history) return { accepted: true };
     const history = { ...report.history, revisions: await this.#sealedRevisions(record, report.history.revisions) };

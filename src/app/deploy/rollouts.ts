@@ -15,7 +15,6 @@ import {
   startRollout,
   targetName,
   toWave,
-  waveOf,
   withClusterReport,
   type FleetSettings,
   type Rollout,
@@ -28,7 +27,6 @@ import type { DriftSummaries } from "../drift/drift-summaries.ts";
 import type { Logger } from "../log-context.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
 import { deployRecordKey } from "../state/redis-keys.ts";
-import type { Verdict } from "../agents/agent-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { FleetClusters } from "./fleet-clusters.ts";
 import { commentOnPull } from "./deploy-comments.ts";
@@ -87,19 +85,14 @@ export class Rollouts {
   }
 
   /**
-   * Applies one cluster's report to the rollout, under the deploy's lock: the cluster must be one
-   * the rollout reaches (a report from another cluster's agent, signed by a key bound to it, is not
-   * this deploy's), and a report older than the cluster's newest changes nothing.
+   * Applies the report of `cluster`, one the rollout reaches (`DeployReports` checked it), under the
+   * deploy's lock: a report older than the cluster's newest changes nothing.
    */
-  async report(report: AgentReport, record: DeployRecord & { rollout: Rollout }): Promise<Verdict> {
-    const about = { job: report.jobId, cluster: report.cluster ?? null, phase: report.phase };
-    const cluster = report.cluster;
-    if (cluster === undefined || waveOf(record.rollout, cluster) === undefined)
-      return { accepted: false, reason: "mismatch", details: { ...about, clusters: record.rollout.waves.flat() } };
+  async report(report: AgentReport, cluster: string, record: DeployRecord & { rollout: Rollout }): Promise<void> {
     const last = record.rollout.clusters[cluster];
     if (last && (isFinal(last.phase) || !isNewer(report, last))) {
-      this.#deps.log.info(about, "cluster report older than one already applied dropped");
-      return { accepted: true };
+      this.#deps.log.info({ job: report.jobId, cluster, phase: report.phase }, "cluster report older than one already applied dropped");
+      return;
     }
     const rollout = withClusterReport(record.rollout, cluster, {
       at: report.at,
@@ -110,7 +103,6 @@ export class Rollouts {
       message: report.message.slice(0, CLUSTER_MESSAGE_LIMIT),
     });
     await this.#settle(report.jobId, { ...record, rollout });
-    return { accepted: true };
   }
 
   /** The delayed check of a rollout: a bake that ended, or a wave whose timeout passed. */
