@@ -125,6 +125,8 @@ export const rolloutSchema = z.strictObject({
   clusterTimeoutMs: z.number().int().positive(),
   /** The cluster whose history stands for the environment's (see `historyCluster`), fixed when the whole fleet was planned. */
   historyCluster: z.string().optional(),
+  /** A deploy of this one cluster alone (`/sync --cluster`, a cluster converged): its end is not the environment's. */
+  only: z.string().optional(),
   /** Globs that matched no known cluster when the rollout was planned. */
   unmatched: z.array(z.string()).default([]),
   /** Why the rollout stopped before its last wave, once it did. */
@@ -219,7 +221,7 @@ export function historyCluster(rollout: Pick<Rollout, "waves" | "historyCluster"
 
 /** A rollout of one cluster of the fleet (`/sync --cluster`), whatever its wave. */
 export function only(rollout: Rollout, cluster: string): Rollout {
-  return { ...rollout, waves: [[cluster]], bakeMs: 0, unmatched: [] };
+  return { ...rollout, waves: [[cluster]], bakeMs: 0, unmatched: [], only: cluster };
 }
 
 /** The rollout moved to wave `wave` at `now`. */

@@ -234,6 +234,13 @@ export function lastOutcome(events: readonly EnvironmentEvent[], now = Infinity)
   return last;
 }
 
+/** The commit of an environment's newest healthy deploy (for a fleet, of its newest rollout that reached every wave). */
+export function lastDeployed(events: readonly EnvironmentEvent[]): string | undefined {
+  let last: Extract<EnvironmentEvent, { kind: "deployed" }> | undefined;
+  for (const e of events) if (e.kind === "deployed" && (!last || e.at >= last.at)) last = e;
+  return last?.sha;
+}
+
 /** The branches whose environments are promoted: a push to one joins its line, and its merges show a pipeline. */
 export function promotedBranches(config: Pick<Config, "environments">): Set<string> {
   return new Set(config.environments.filter((e) => e.promotion !== undefined && e.autoDeploy).map((e) => e.branch));

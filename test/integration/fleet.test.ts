@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ApiException, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { deployCheckName } from "../../src/core/check-names.ts";
@@ -411,5 +411,28 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     } finally {
       await reports.close();
     }
+  });
+
+  it("converges a cluster that comes back empty to the environment's newest rollout, by itself and alone", async () => {
+    await agents["eu-2"]?.stop();
+    delete agents["eu-2"];
+    // eu-2 is rebuilt: its objects and its agent's record are gone.
+    await kube["eu-2"].delete({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace: NS } });
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigs["eu-2"]);
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.deleteCollectionNamespacedConfigMap({ namespace: AGENT_NS });
+    const head = h.github.branch(OWNER, REPO, "main") ?? "";
+    const before = runs(head).length;
+    // Its agent starts, and its status says it runs nothing: the app deploys it what the whole fleet runs, not waiting for a merge.
+    await startAgent("eu-2");
+    await expect.poll(() => liveVersion("eu-2"), { timeout: 60_000 }).toBe("v5");
+    // Its own check run (the status a test replayed for the canary converged the canary meanwhile, which changed nothing there).
+    const own = () =>
+      runs(head)
+        .slice(before)
+        .find((r) => r.output?.summary?.includes("`eu-2`"));
+    await expect.poll(() => own()?.output?.title, { timeout: 30_000 }).toBe("Deployed to 1 cluster in 1 wave");
+    expect(own()?.output?.summary).toMatch(/\| 1 \| `eu-2` \| ✅ deployed \|/);
   });
 });

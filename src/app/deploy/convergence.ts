@@ -1,14 +1,18 @@
 import { z } from "zod";
 import type { FleetClusters } from "./fleet-clusters.ts";
+import { ClusterConvergence } from "./cluster-convergence.ts";
+import { queueConvergence } from "./convergence-requests.ts";
+import type { GateStates } from "../promotion/gate-states.ts";
+import { targetName } from "../../core/fleet.ts";
 import { agentStatusSchema, latestJobKey, type AgentStatus, type AppliedRevision } from "../../core/agent-protocol.ts";
-import { deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
+import type { DeployRequest } from "../../core/deploy-requests.ts";
 import { fullName, type RepositoryRef, repositoryRefSchema } from "../../core/git-ref.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { canonicalJson } from "../../core/normalize.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import { isNotFound, type GitHubClient } from "../github/client.ts";
 import type { AppQueues } from "../queue/queues.ts";
-import { convergenceKey, convergenceRateKey, environmentRepositoriesKey, sequenceKey } from "../state/redis-keys.ts";
+import { environmentRepositoriesKey, sequenceKey } from "../state/redis-keys.ts";
 import type { AgentKeys, Verdict } from "../agents/agent-keys.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import type { DeployRecords } from "./deploy-records.ts";
@@ -56,6 +60,8 @@ export interface ConvergenceDeps {
   agentKeys: AgentKeys;
   /** Where the clusters of fleets are learned, from the statuses of agents that name one. */
   clusters?: FleetClusters;
+  /** Environments' sealed outcomes: a fleet's cluster converges to its environment's newest rollout (none without them). */
+  gates?: Pick<GateStates, "load">;
   /** How long a signed job stays valid: a deploy requested longer ago than this can no longer be applied. */
   jobTtlMs: number;
   now: () => number;
@@ -76,9 +82,13 @@ export class Convergence {
   /** The reconciliation running per environment: a status that arrives meanwhile is not queued behind it. */
   readonly #running = new Map<string, Promise<void>>();
   #closed = false;
+  readonly #clusters: ClusterConvergence | undefined;
 
   constructor(deps: ConvergenceDeps) {
     this.#deps = deps;
+    this.#clusters = deps.gates
+      ? new ClusterConvergence({ ...deps, gates: deps.gates, perMinute: deps.perMinute ?? DEFAULT_PER_MINUTE })
+      : undefined;
   }
 
   /** Remembers that a repository deploys to an environment (called with every verified deploy request). */
@@ -120,26 +130,37 @@ export class Convergence {
       schema: agentStatusSchema,
       log: deps.log,
       use: async (status, binding): Promise<Verdict> => {
-        // An agent of one cluster of a fleet: the environment's globs now match its cluster. Its
-        // environment converges through its deploys' rollouts, not one cluster's status.
-        if (status.cluster !== undefined) {
+        const cluster = status.cluster;
+        // An agent of one cluster of a fleet: the environment's globs now match its cluster, and the cluster alone converges.
+        if (cluster !== undefined) {
           const at = Math.min(Date.parse(status.at), deps.now());
-          await deps.clusters?.announced(status.environment, status.cluster, at, binding.repositories);
-          return { accepted: true };
+          await deps.clusters?.announced(status.environment, cluster, at, binding.repositories);
         }
-        if (!this.#closed && !this.#running.has(status.environment)) {
+        const key = targetName(status.environment, cluster);
+        if (!this.#closed && !this.#running.has(key)) {
           // A key bound to some repositories speaks for those alone, whatever else deploys there.
-          const run = this.reconcile(status, binding.repositories)
+          const work =
+            cluster === undefined
+              ? this.reconcile(status, binding.repositories)
+              : this.#reconcileCluster({ ...status, cluster }, binding.repositories);
+          const run = work
             .then(() => undefined)
             .catch((error: unknown) => {
-              deps.log.error({ environment: status.environment, error: errorMessage(error) }, "environment not converged");
+              deps.log.error({ environment: status.environment, cluster, error: errorMessage(error) }, "environment not converged");
             })
-            .finally(() => this.#running.delete(status.environment));
-          this.#running.set(status.environment, run);
+            .finally(() => this.#running.delete(key));
+          this.#running.set(key, run);
         }
         return { accepted: true };
       },
     });
+  }
+
+  /** Converges one cluster of a fleet to its environment's newest rollout (`ClusterConvergence`), for the repositories its key may speak for. */
+  async #reconcileCluster(status: AgentStatus & { cluster: string }, only?: readonly number[]): Promise<void> {
+    if (!this.#clusters) return;
+    const targets = (await this.targets(status.environment)).filter((t) => !only || only.includes(t.repository.id));
+    await this.#clusters.reconcile(status, targets);
   }
 
   /**
@@ -232,27 +253,17 @@ export class Convergence {
     }
     if (applied?.sha === head) return { action: "skip", reason: "converged" };
     if (await this.#inFlight(repository.id, environment)) return { action: "skip", reason: "in-flight" };
-    if (!(await this.#withinRate(environment))) return { action: "skip", reason: "rate-limited" };
-    // Asked once per head while its deploy may still be applied: after that, a status still behind asks again.
-    const marked = await deps.redis.set(convergenceKey(repository.id, environment, head), "1", "PX", deps.jobTtlMs, "NX");
-    if (marked !== "OK") return { action: "skip", reason: "in-flight" };
-    const now = deps.now();
-    await deps.queues.addDeployRequest(
-      deployRequest(
-        {
-          repository,
-          installationId: target.installationId,
-          environment,
-          sha: head,
-          reason: "merge",
-          requestedBy: "sluice",
-          trigger: `converge-${now}`,
-          convergence: { event: status.event, branch: env.branch, ...(applied ? { applied: applied.sha } : {}) },
-        },
-        now,
-      ),
+    const queued = await queueConvergence(
+      { ...deps, perMinute: deps.perMinute ?? DEFAULT_PER_MINUTE },
+      {
+        repository,
+        installationId: target.installationId,
+        environment,
+        sha: head,
+        convergence: { event: status.event, branch: env.branch, ...(applied ? { applied: applied.sha } : {}) },
+      },
     );
-    return { action: "deploy", sha: head, branch: env.branch };
+    return queued === "deploy" ? { action: "deploy", sha: head, branch: env.branch } : { action: "skip", reason: queued };
   }
 
   /**
@@ -271,13 +282,5 @@ export class Convergence {
     if (deps.now() - Number(sequence) >= deps.jobTtlMs) return false;
     const record = await deps.records.load(jobId);
     return !record?.completed;
-  }
-
-  /** Counts one deploy against the environment's limit for the current minute; false when it is spent. */
-  async #withinRate(environment: string): Promise<boolean> {
-    const key = convergenceRateKey(environment);
-    const count = await this.#deps.redis.incr(key);
-    if (count === 1) await this.#deps.redis.expire(key, 60);
-    return count <= (this.#deps.perMinute ?? DEFAULT_PER_MINUTE);
   }
 }

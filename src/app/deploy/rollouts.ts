@@ -169,7 +169,8 @@ export class Rollouts {
       return;
     }
     const outcome = step.kind === "succeeded" ? "deployed" : step.kind === "stopped" && step.reason !== "superseded" ? "failed" : undefined;
-    if (outcome && deps.observe) await deps.observe(current, outcome, now);
+    // One cluster's deploy alone says nothing of the environment: promotion reads whole rollouts.
+    if (outcome && deps.observe && current.rollout.only === undefined) await deps.observe(current, outcome, now);
     await Promise.all(writes);
     await deps.records.save(jobId, saved);
     deps.log.info({ job: jobId, step: step.kind }, "rollout ended");

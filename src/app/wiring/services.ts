@@ -260,6 +260,7 @@ function deployServices(
       records,
       agentKeys,
       clusters,
+      gates,
       jobTtlMs: settings.jobTtlMs,
       now,
       log,
