@@ -11,6 +11,7 @@ import { startHarness, type AppHarness } from "../helpers/app-harness.ts";
 import { checkout, removeCheckouts, tempDir } from "../helpers/checkouts.ts";
 import { pullRequestPayload, pushPayload as push } from "../helpers/payloads.ts";
 import { startAgent, type RunningAgent } from "../../src/agent/start.ts";
+import type { AgentLog } from "../../src/agent/agent-log.ts";
 import { agentQueue, latestJobKey, REPORT_QUEUE } from "../../src/core/agent-protocol.ts";
 import { deployCheckName } from "../../src/core/check-names.ts";
 import { PREVIEW_MARKER } from "../../src/core/preview-comment.ts";
@@ -110,6 +111,35 @@ afterEach(() => {
   expect(h.github.violations).toEqual([]);
 });
 
+/**
+ * An agent of production connecting as `redisUrl`'s user, its inventories in `agentNamespace`,
+ * started and answering; `extra` settings on top (a cluster of a fleet).
+ */
+async function startAclAgent(
+  redisUrl: string,
+  agentNamespace: string,
+  extra: Record<string, string>,
+  log: AgentLog,
+): Promise<RunningAgent> {
+  const settings = await testAgentSettings(
+    { redisUrl, kubeconfigPath: inject("kubeconfigPath"), appPublicKey: appKeys.publicKey, agentPrivateKey: agentKeys.privateKey },
+    {
+      SLUICE_AGENT_ENVIRONMENTS: "production",
+      SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
+      SLUICE_AGENT_NAMESPACES: "deploy-*",
+      SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
+      SLUICE_AGENT_NAMESPACE: agentNamespace,
+      SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
+      // Drift checks within the test's time, through the drift lease and the applied job the agent keeps in Redis.
+      SLUICE_DRIFT_INTERVAL_SECONDS: "2",
+      ...extra,
+    },
+  );
+  const started = await startAgent(settings, { log, now: h.clock.read });
+  await started.started;
+  return started;
+}
+
 const liveValue = (namespace: string): Promise<string | undefined> => liveSettingsValue(kube, namespace);
 
 describe("an agent and the app with the least-privilege Redis ACLs of README", { timeout: 180_000 }, () => {
@@ -135,26 +165,9 @@ describe("an agent and the app with the least-privilege Redis ACLs of README", {
     h.github.addRepo(OWNER, repoName, repoId);
     h.github.setPermission(OWNER, repoName, "alice", "write");
     await h.github.addCommit(OWNER, repoName, head, await checkout(undefined, files("from-main")));
-    const settings = await testAgentSettings(
-      {
-        redisUrl: userUrl("agent-production", agentPassword),
-        kubeconfigPath: inject("kubeconfigPath"),
-        appPublicKey: appKeys.publicKey,
-        agentPrivateKey: agentKeys.privateKey,
-      },
-      {
-        SLUICE_AGENT_ENVIRONMENTS: "production",
-        SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
-        SLUICE_AGENT_NAMESPACES: "deploy-*",
-        SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
-        SLUICE_AGENT_NAMESPACE: agentNamespace,
-        SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
-        // Drift checks within the test's time, through the drift lease and the applied job the agent keeps in Redis.
-        SLUICE_DRIFT_INTERVAL_SECONDS: "2",
-      },
+    agent = await startAclAgent(userUrl("agent-production", agentPassword), agentNamespace, {}, (level, message, fields) =>
+      logged.push({ level, message, fields }),
     );
-    agent = await startAgent(settings, { log: (level, message, fields) => logged.push({ level, message, fields }), now: h.clock.read });
-    await agent.started;
 
     h.github.setBranch(OWNER, repoName, "main", head);
     const { status } = await h.deliver("push", push({ owner: OWNER, repo: repoName, repoId, installation: 31 }, head));
@@ -267,29 +280,12 @@ describe("the agent of one cluster of a fleet with README's ACL", { timeout: 180
     h.github.addRepo(OWNER, repoName, repoId);
     await h.github.addCommit(OWNER, repoName, head, await checkout(undefined, files));
     const logged: string[] = [];
-    const settings = await testAgentSettings(
-      {
-        redisUrl: userUrl("agent-production-eu-1", fleetPassword),
-        kubeconfigPath: inject("kubeconfigPath"),
-        appPublicKey: appKeys.publicKey,
-        agentPrivateKey: agentKeys.privateKey,
-      },
-      {
-        SLUICE_AGENT_ENVIRONMENTS: "production",
-        SLUICE_AGENT_CLUSTER: "eu-1",
-        SLUICE_AGENT_REPOSITORIES: `${OWNER}/*`,
-        SLUICE_AGENT_NAMESPACES: "deploy-*",
-        SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
-        SLUICE_AGENT_NAMESPACE: agentNamespace,
-        SLUICE_HEALTH_TIMEOUT_SECONDS: "30",
-        SLUICE_DRIFT_INTERVAL_SECONDS: "2",
-      },
+    fleetAgent = await startAclAgent(
+      userUrl("agent-production-eu-1", fleetPassword),
+      agentNamespace,
+      { SLUICE_AGENT_CLUSTER: "eu-1" },
+      (level, message, fields) => logged.push(JSON.stringify({ level, message, fields })),
     );
-    fleetAgent = await startAgent(settings, {
-      log: (level, message, fields) => logged.push(JSON.stringify({ level, message, fields })),
-      now: h.clock.read,
-    });
-    await fleetAgent.started;
     // Its status names its cluster, which the app learns before the merge's rollout is planned.
     await expect.poll(() => h.redis.hlen("sluice:fleet-clusters:production"), { timeout: 30_000 }).toBe(1);
     h.github.setBranch(OWNER, repoName, "main", head);

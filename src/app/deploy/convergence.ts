@@ -59,9 +59,9 @@ export interface ConvergenceDeps {
   records: DeployRecords;
   agentKeys: AgentKeys;
   /** Where the clusters of fleets are learned, from the statuses of agents that name one. */
-  clusters?: FleetClusters;
-  /** Environments' sealed outcomes: a fleet's cluster converges to its environment's newest rollout (none without them). */
-  gates?: Pick<GateStates, "load">;
+  clusters: FleetClusters;
+  /** Environments' sealed outcomes: a fleet's cluster converges to its environment's newest rollout. */
+  gates: Pick<GateStates, "load">;
   /** How long a signed job stays valid: a deploy requested longer ago than this can no longer be applied. */
   jobTtlMs: number;
   now: () => number;
@@ -82,13 +82,11 @@ export class Convergence {
   /** The reconciliation running per environment: a status that arrives meanwhile is not queued behind it. */
   readonly #running = new Map<string, Promise<void>>();
   #closed = false;
-  readonly #clusters: ClusterConvergence | undefined;
+  readonly #clusters: ClusterConvergence;
 
   constructor(deps: ConvergenceDeps) {
     this.#deps = deps;
-    this.#clusters = deps.gates
-      ? new ClusterConvergence({ ...deps, gates: deps.gates, perMinute: deps.perMinute ?? DEFAULT_PER_MINUTE })
-      : undefined;
+    this.#clusters = new ClusterConvergence({ ...deps, perMinute: deps.perMinute ?? DEFAULT_PER_MINUTE });
   }
 
   /** Remembers that a repository deploys to an environment (called with every verified deploy request). */
@@ -134,7 +132,7 @@ export class Convergence {
         // An agent of one cluster of a fleet: the environment's globs now match its cluster, and the cluster alone converges.
         if (cluster !== undefined) {
           const at = Math.min(Date.parse(status.at), deps.now());
-          await deps.clusters?.announced(status.environment, cluster, at, binding.repositories);
+          await deps.clusters.announced(status.environment, cluster, at, binding.repositories);
         }
         const key = targetName(status.environment, cluster);
         if (!this.#closed && !this.#running.has(key)) {
@@ -158,7 +156,6 @@ export class Convergence {
 
   /** Converges one cluster of a fleet to its environment's newest rollout (`ClusterConvergence`), for the repositories its key may speak for. */
   async #reconcileCluster(status: AgentStatus & { cluster: string }, only?: readonly number[]): Promise<void> {
-    if (!this.#clusters) return;
     const targets = (await this.targets(status.environment)).filter((t) => !only || only.includes(t.repository.id));
     await this.#clusters.reconcile(status, targets);
   }

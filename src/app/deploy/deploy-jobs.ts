@@ -46,8 +46,8 @@ export interface DeployJobDeps {
   jobTtlMs: number;
   /** Whether a deploy goes to the agents now or waits at its environment's approval or freeze (all go when absent). */
   admit?: (gh: GitHubClient, request: DeployRequest, env: Environment) => Promise<{ go: true; note?: string } | { go: false }>;
-  /** Environments on several clusters: their deploys roll out wave by wave (none when absent: such deploys fail, saying why). */
-  rollouts?: Rollouts;
+  /** Environments on several clusters: their deploys roll out wave by wave. */
+  rollouts: Rollouts;
   webUrl: string;
   now: () => number;
   log: Logger;
@@ -121,7 +121,7 @@ export class DeployJobs {
       // A deploy that waited at an approval or a freeze (its record was made then) goes: the states of its wait still on their way are turned down.
       if (previous) await deps.records.clearWaiting(jobId);
       const job = agentJob(request, env, payload, { signedAt: deps.now(), ttlMs: deps.jobTtlMs, hold });
-      if (record.rollout && deps.rollouts) await deps.rollouts.begin(jobId, record, job);
+      if (record.rollout) await deps.rollouts.begin(jobId, record, job);
       else await deps.queues.addAgentJob(env.name, jobId, seal("job", job, deps.signingKey));
       deps.log.info({ job: jobId, objects: objects.length }, "deploy job queued");
       // A report already applied (before a takeover) wrote the check run's newest state. The check
@@ -189,11 +189,6 @@ export class DeployJobs {
   async #planRollout(gh: GitHubClient, request: DeployRequest, env: Environment): Promise<Rollout | undefined | false> {
     const fleet = fleetOf(env);
     if (!fleet) return undefined;
-    const problem = (message: string) => failBeforeQueue(gh, request, "config", [{ file: CONFIG_PATH, line: 1, message }]);
-    if (!this.#deps.rollouts) {
-      await problem(`environment ${env.name} lists clusters, and this app does not roll deploys out over clusters`);
-      return false;
-    }
     const planned = await this.#deps.rollouts.plan(env, fleet, request.repository.id);
     // A rollback undoes what the waves let through: it reaches every cluster at once. A `/sync --cluster` reaches its cluster alone.
     const rollout = request.cluster
@@ -202,9 +197,13 @@ export class DeployJobs {
         ? allAtOnce(planned)
         : planned;
     if (rollout.waves.length === 0) {
-      await problem(
-        `environment ${env.name} lists clusters ${[...fleet.clusters, ...fleet.waves.flat()].join(", ")}, and no agent that names one of them (SLUICE_AGENT_CLUSTER) has announced itself; nothing was deployed`,
-      );
+      await failBeforeQueue(gh, request, "config", [
+        {
+          file: CONFIG_PATH,
+          line: 1,
+          message: `environment ${env.name} lists clusters ${[...fleet.clusters, ...fleet.waves.flat()].join(", ")}, and no agent that names one of them (SLUICE_AGENT_CLUSTER) has announced itself; nothing was deployed`,
+        },
+      ]);
       return false;
     }
     return rollout;

@@ -6,7 +6,7 @@ import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Ve
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 import type { Logger } from "../log-context.ts";
-import { historyCluster, targetName, waveOf } from "../../core/fleet.ts";
+import { historyCluster, waveOf } from "../../core/fleet.ts";
 import type { Revision } from "../../core/inventory.ts";
 import type { Rollouts } from "./rollouts.ts";
 import { commentOnPull } from "./deploy-comments.ts";
@@ -112,8 +112,8 @@ export class DeployReports {
 
   /**
    * A cluster's report about a deploy to an environment on several clusters: the rollout decides
-   * what it does, and its history is kept per cluster, also once the rollout ended (another
-   * cluster's failure ends it while this one still reports). A report with a cluster about a
+   * what it does, and the history of the cluster that stands for the environment is kept, also once
+   * the rollout ended (another cluster's failure ends it while this one still reports). A report with a cluster about a
    * deploy without one, or the reverse, or from a cluster the rollout does not reach, is not this
    * deploy's.
    */
@@ -131,20 +131,17 @@ export class DeployReports {
       if (!record.checkRunId) throw new Error(`deploy ${report.jobId} has no check run yet; its ${report.phase} report is retried`);
       await deps.rollouts.report(report, cluster, { ...record, rollout });
     }
-    if (!report.history) return { accepted: true };
+    // The first cluster of the first wave sees every rollout first: its history is what `/rollback` chooses from, and its hold the environment's.
+    if (!report.history || cluster !== historyCluster(rollout)) return { accepted: true };
     const history = { ...report.history, revisions: await this.#sealedRevisions(record, report.history.revisions) };
     // By the app's clock at most: an agent that dates its report in the future would keep its history newest for good.
     const at = new Date(Math.min(Date.parse(report.at), deps.now())).toISOString();
-    await deps.environments.observe(record.repository.id, targetName(record.environment, cluster), { history, at, released: false });
-    // The first cluster of the first wave sees every rollout first: its history is what `/rollback` chooses from, and its hold the environment's.
-    if (cluster === historyCluster(rollout)) {
-      const released = record.hold === "release" || (record.hold === "set" && !report.history.hold);
-      await deps.environments.observe(record.repository.id, record.environment, {
-        history,
-        at,
-        released: released && phaseRow(report.phase).releasesHold,
-      });
-    }
+    const released = record.hold === "release" || (record.hold === "set" && !report.history.hold);
+    await deps.environments.observe(record.repository.id, record.environment, {
+      history,
+      at,
+      released: released && phaseRow(report.phase).releasesHold,
+    });
     return { accepted: true };
   }
 

@@ -26,7 +26,7 @@ import type { AppQueues } from "../queue/queues.ts";
 import type { DriftSummaries } from "../drift/drift-summaries.ts";
 import type { Logger } from "../log-context.ts";
 import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
-import { deployRecordKey } from "../state/redis-keys.ts";
+import { deployJobTemplateKey } from "../state/redis-keys.ts";
 import type { DeployRecord, DeployRecords } from "./deploy-records.ts";
 import type { FleetClusters } from "./fleet-clusters.ts";
 import { commentOnPull } from "./deploy-comments.ts";
@@ -80,7 +80,7 @@ export class Rollouts {
    * Called under the deploy's lock.
    */
   async begin(jobId: string, record: DeployRecord, job: AgentJob): Promise<void> {
-    await this.#templates.set(templateKey(jobId), job, TEMPLATE_TTL_SECONDS);
+    await this.#templates.set(deployJobTemplateKey(jobId), job, TEMPLATE_TTL_SECONDS);
     await this.#queueWave(jobId, record);
   }
 
@@ -125,7 +125,9 @@ export class Rollouts {
     const deps = this.#deps;
     const now = deps.now();
     let current = record;
-    let step = nextStep(current.rollout, now, await this.#drifted(jobId, current));
+    let step = nextStep(current.rollout, now);
+    // Drift is read only once a wave has baked, not at every report of its clusters.
+    if (step.kind === "next") step = nextStep(current.rollout, now, await this.#drifted(jobId, current));
     if (step.kind === "next" && (await this.#overtaken(jobId, current))) step = { kind: "stopped", reason: "superseded", clusters: [] };
     if (step.kind === "next") {
       current = { ...current, rollout: toWave(current.rollout, step.wave, now) };
@@ -184,13 +186,14 @@ export class Rollouts {
     const template = await this.#template(jobId);
     const wave = rollout.waves[rollout.wave] ?? [];
     const signedAt = deps.now();
-    for (const cluster of wave) {
-      if (rollout.clusters[cluster] && phaseRow(rollout.clusters[cluster].phase).endsJob) continue;
-      const job = this.#signedFor(template, cluster, signedAt);
-      const target = targetName(record.environment, cluster);
-      await deps.redis.set(latestJobKey(target, record.repository.id), jobId, "EX", 30 * 24 * 3600);
-      await deps.queues.addAgentJob(target, jobId, seal("job", job, deps.signingKey));
-    }
+    const due = wave.filter((cluster) => !(rollout.clusters[cluster] && phaseRow(rollout.clusters[cluster].phase).endsJob));
+    await Promise.all(
+      due.map(async (cluster) => {
+        const target = targetName(record.environment, cluster);
+        await deps.redis.set(latestJobKey(target, record.repository.id), jobId, "EX", 30 * 24 * 3600);
+        await deps.queues.addAgentJob(target, jobId, seal("job", this.#signedFor(template, cluster, signedAt), deps.signingKey));
+      }),
+    );
     await deps.queues.addRolloutCheck({ jobId }, rollout.waveAt + rollout.clusterTimeoutMs);
     deps.log.info({ job: jobId, wave: rollout.wave + 1, clusters: wave }, "rollout wave queued");
   }
@@ -230,7 +233,7 @@ export class Rollouts {
 
   /** The deploy's kept job, which each wave's jobs are signed from. */
   async #template(jobId: string): Promise<AgentJob> {
-    const parsed = agentJobSchema.safeParse(await this.#templates.get(templateKey(jobId)));
+    const parsed = agentJobSchema.safeParse(await this.#templates.get(deployJobTemplateKey(jobId)));
     if (!parsed.success) throw new Error(`deploy ${jobId} lost its job (it does not verify); comment /sync to deploy again`);
     return parsed.data;
   }
@@ -248,13 +251,16 @@ export class Rollouts {
   /** The clusters of the rollout's current wave whose newest drift report, for this commit, found drift. */
   async #drifted(jobId: string, record: DeployRecord & { rollout: Rollout }): Promise<Set<string>> {
     const wave = record.rollout.waves[record.rollout.wave] ?? [];
-    const drifted = new Set<string>();
-    for (const cluster of wave) {
-      const state = await this.#deps.drift.state(record.repository.id, targetName(record.environment, cluster));
-      // Drift of this deploy only: a `/sync` of the same commit is measured afresh.
-      if (state?.summary && state.deploy?.jobId === jobId && state.summary.objects.length > 0) drifted.add(cluster);
-    }
-    return drifted;
+    const states = await Promise.all(
+      wave.map((cluster) => this.#deps.drift.state(record.repository.id, targetName(record.environment, cluster))),
+    );
+    // Drift of this deploy only: a `/sync` of the same commit is measured afresh.
+    return new Set(
+      wave.filter((_, i) => {
+        const state = states[i];
+        return state?.deploy?.jobId === jobId && state.summary.objects.length > 0;
+      }),
+    );
   }
 
   /**
@@ -266,9 +272,4 @@ export class Rollouts {
     const latest = await this.#deps.redis.get(latestJobKey(record.environment, record.repository.id));
     return latest !== null && latest !== jobId;
   }
-}
-
-/** The Redis key of a rollout's job, kept to sign for each wave. */
-function templateKey(jobId: string): string {
-  return `${deployRecordKey(jobId)}:job`;
 }

@@ -17,6 +17,11 @@ export function deployRecordKey(jobId: string): string {
   return `sluice:deploy:${jobId}`;
 }
 
+/** A fleet deploy's unsigned job, kept to sign each wave's jobs from when the wave starts. */
+export function deployJobTemplateKey(jobId: string): string {
+  return `${deployRecordKey(jobId)}:job`;
+}
+
 /** The newest wait shown of a deploy that waits at an approval or a freeze (a token per showing). */
 export function deployWaitingKey(jobId: string): string {
   return `sluice:deploy:${jobId}:waiting`;
