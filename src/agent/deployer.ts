@@ -69,12 +69,21 @@ export function verifyJob(envelope: unknown, deps: Pick<DeployerDeps, "appKey" |
   const job = parsed.data;
   if (!deps.policy.environments.includes(job.environment))
     throw new RejectedJobError(`environment ${job.environment} is not served by this agent`);
-  // A job signed for one cluster of a fleet is moved to another's queue only by someone who can write to Redis.
-  if (job.cluster !== deps.policy.cluster)
-    throw new RejectedJobError(
-      `job ${job.id} is for ${job.cluster === undefined ? "an environment without clusters" : `cluster ${job.cluster}`}; this agent serves ${deps.policy.cluster === undefined ? "no named cluster" : `cluster ${deps.policy.cluster}`}`,
-    );
+  requireCluster(`job ${job.id}`, job.cluster, deps.policy);
   return job;
+}
+
+/**
+ * Refuses a job or request signed for another cluster of a fleet than the agent's (or for one,
+ * when the agent names none, or the other way round): it reaches another cluster's queue only
+ * through someone who can write to Redis.
+ * @throws RejectedJobError naming both clusters
+ */
+export function requireCluster(what: string, cluster: string | undefined, policy: Pick<DeployerDeps["policy"], "cluster">): void {
+  if (cluster === policy.cluster) return;
+  const signedFor = cluster === undefined ? "an environment without clusters" : `cluster ${cluster}`;
+  const serves = policy.cluster === undefined ? "no named cluster" : `cluster ${policy.cluster}`;
+  throw new RejectedJobError(`${what} is for ${signedFor}; this agent serves ${serves}`);
 }
 
 /**

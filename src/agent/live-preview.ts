@@ -9,7 +9,7 @@ import type { KubeObject } from "../core/manifest.ts";
 import { canonicalJson } from "../core/normalize.ts";
 import { namespacesFor, podSecurityChanges, podSecurityRefusal, policyViolations, type OwnershipPolicy } from "../core/policy.ts";
 import { open, SignatureError, type VerificationKeys } from "../core/signing.ts";
-import { admitJob, loadObjects, resolveScopes, type DeployerDeps } from "./deployer.ts";
+import { admitJob, loadObjects, requireCluster, resolveScopes, type DeployerDeps } from "./deployer.ts";
 import { RejectedJobError } from "./errors.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
@@ -50,6 +50,7 @@ export function verifyPreviewRequest(envelope: unknown, deps: Pick<LivePreviewDe
   const request = parsed.data;
   if (!deps.policy.environments.includes(request.environment))
     throw new RejectedJobError(`environment ${request.environment} is not served by this agent`);
+  requireCluster(`preview request ${request.id}`, request.cluster, deps.policy);
   admitJob(request, deps.policy, deps.now());
   return request;
 }
@@ -143,13 +144,17 @@ async function dryRunOne(
 /** The fields of a live answer that come from the request it answers. */
 export function liveAnswerHeader(
   request: LivePreviewRequest,
-): Pick<LiveReport, "version" | "requestId" | "repository" | "installationId" | "environment" | "pullRequest" | "headSha" | "seq"> {
+): Pick<
+  LiveReport,
+  "version" | "requestId" | "repository" | "installationId" | "environment" | "cluster" | "pullRequest" | "headSha" | "seq"
+> {
   return {
     version: 1,
     requestId: request.id,
     repository: request.repository,
     installationId: request.installationId,
     environment: request.environment,
+    ...(request.cluster === undefined ? {} : { cluster: request.cluster }),
     pullRequest: request.pullRequest,
     headSha: request.headSha,
     seq: request.seq,

@@ -103,6 +103,8 @@ export const livePreviewRequestSchema = z.strictObject({
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
   environment: z.string().min(1),
+  /** The one cluster of a fleet whose agent is asked; an agent of another cluster (or of none) refuses it. */
+  cluster: clusterNameSchema.optional(),
   pullRequest: z.number().int().positive(),
   headSha: sha,
   /** The preview this answers: a newer one makes the answer moot. */
@@ -139,6 +141,8 @@ export const liveReportSchema = z.strictObject({
   repository: repositoryRefSchema,
   installationId: z.number().int().positive(),
   environment: z.string(),
+  /** The cluster of a fleet whose agent answers (the request's). */
+  cluster: clusterNameSchema.optional(),
   pullRequest: z.number().int().positive(),
   headSha: sha,
   seq: z.number().int().positive(),

@@ -3,6 +3,7 @@ import { ColorSchemeType } from "diff2html/lib/types.js";
 import type { ResourceChange } from "./diff.ts";
 import { formatProblem } from "./errors.ts";
 import { diffPath, displayName } from "./identity.ts";
+import { targetName } from "./fleet.ts";
 import type { LiveEnvironment } from "./live-preview.ts";
 import { escapeHtml, orderedChanges } from "./markdown.ts";
 import type { DiffReport } from "./diff-report.ts";
@@ -96,8 +97,8 @@ export function renderHtmlPage(report: DiffReport, views: PageViews, options: Pa
 /** The live tab: per environment, its status, refusals and prunes, and every live diff side by side. */
 function liveHtml(live: readonly LiveEnvironment[]): string {
   return live
-    .map(({ environment, status, drift }) => {
-      const title = `<h3>${escapeHtml(environment)}</h3>`;
+    .map(({ environment, cluster, status, drift }) => {
+      const title = `<h3>${escapeHtml(targetName(environment, cluster))}</h3>`;
       const drifted =
         drift && drift.objects.length > 0
           ? `<p>Drifted from the last deploy (${escapeHtml(shortSha(drift.sha))}): ${drift.objects.map((o) => `<code>${escapeHtml(o)}</code>`).join(", ")}</p>`

@@ -18,39 +18,60 @@ export type LiveStatus =
    */
   | { state: "offline" };
 
-/** One previewed environment's live preview. */
+/** One previewed environment's live preview (for a fleet, one cluster's: a fleet has an entry per cluster). */
 export interface LiveEnvironment {
   environment: string;
+  /** The cluster of a fleet whose agent this entry asks. */
+  cluster?: string;
   status: LiveStatus;
-  /** What the environment's agent last found drifted from the last deploy. */
+  /** What the environment's (or the cluster's) agent last found drifted from the last deploy. */
   drift?: DriftSummary;
 }
 
 /** The live section keeps to this many bytes; diffs that do not fit are named without their text. */
 export const LIVE_SECTION_BUDGET = 24_000;
 
+/** A fleet's clusters are named up to this many bytes per answer; the diff page names every one. */
+const CLUSTER_NAMES_BUDGET = 2_000;
+
 const ACTION_ICON: Record<LiveChange["action"], string> = { create: "🟢", configure: "🟡", refused: "❌" };
+
+/** Entries that give the same answer: one environment, or the clusters of a fleet whose agents said the same. */
+interface LiveGroup {
+  environment: string;
+  /** The fleet's clusters that gave this answer, sorted; absent for an environment on one cluster. */
+  clusters?: string[];
+  /** The fleet's number of clusters, when it gave more than one answer. */
+  of?: number;
+  status: LiveStatus;
+  drift?: DriftSummary;
+}
 
 /**
  * The live-cluster section of the preview comment: per environment, what merging would change in
  * the live cluster (masked diffs, by the agent), what would be pruned, and what the API server's
- * admission chain or the agent's policy would refuse; or plainly why there is no live preview.
+ * admission chain or the agent's policy would refuse; or plainly why there is no live preview. A
+ * fleet's clusters that give the same answer (and drift) are shown once, with their names, so a
+ * hundred clusters take a few lines.
  */
 export function liveSection(environments: readonly LiveEnvironment[], budget = LIVE_SECTION_BUDGET): string {
   const title = "#### Live cluster";
   if (environments.length === 0) return `${title}\n\nNo environment was rendered, so nothing was compared with the cluster.`;
   const parts: string[] = [title];
   let used = utf8Length(title);
-  const diffs: { environment: string; change: LiveChange }[] = [];
-  for (const { environment, status, drift } of environments) {
-    const text = [environmentLine(environment, status), driftLine(drift)].filter(Boolean).join("\n");
+  const groups = liveGroups(environments);
+  const named = new Set(groups.map((g) => g.environment)).size > 1 || groups.some((g) => g.clusters);
+  const diffs: { where: string; change: LiveChange }[] = [];
+  for (const group of groups) {
+    const text = [environmentLine(groupLabel(group), group.status), driftLine(group.drift)].filter(Boolean).join("\n");
     parts.push(text);
     used += utf8Length(text) + 2;
-    if (status.state === "answered") for (const change of status.report.changes) if (change.diff) diffs.push({ environment, change });
+    if (group.status.state !== "answered") continue;
+    for (const change of group.status.report.changes) if (change.diff) diffs.push({ where: named ? diffPlace(group) : "", change });
   }
   const omitted: string[] = [];
-  for (const { environment, change } of diffs) {
-    const block = diffBlock(environment, change, environments.length > 1);
+  for (const { where, change } of diffs) {
+    const block = diffBlock(where, change);
     if (used + utf8Length(block) + 2 > budget) {
       omitted.push(`\`${escapeCode(displayName(change))}\``);
       continue;
@@ -62,8 +83,85 @@ export function liveSection(environments: readonly LiveEnvironment[], budget = L
   return parts.join("\n\n");
 }
 
-function environmentLine(environment: string, status: LiveStatus): string {
-  const name = `**\`${escapeCode(environment)}\`**`;
+/**
+ * The entries as the comment shows them: an environment on one cluster as it is; a fleet's
+ * clusters grouped by what they answered and found drifted, groups in the order of their first
+ * cluster, all in the order the environments first appear.
+ */
+function liveGroups(environments: readonly LiveEnvironment[]): LiveGroup[] {
+  const byEnvironment = new Map<string, LiveEnvironment[]>();
+  for (const entry of environments) {
+    const name = entry.cluster === undefined ? `\u0000${byEnvironment.size}` : entry.environment;
+    byEnvironment.set(name, [...(byEnvironment.get(name) ?? []), entry]);
+  }
+  const groups: LiveGroup[] = [];
+  for (const entries of byEnvironment.values()) {
+    const [first] = entries;
+    if (!first) continue;
+    if (first.cluster === undefined) {
+      groups.push(first);
+      continue;
+    }
+    const answers = new Map<string, LiveGroup & { clusters: string[] }>();
+    for (const entry of [...entries].sort((a, b) => (a.cluster ?? "").localeCompare(b.cluster ?? ""))) {
+      const key = answerKey(entry);
+      const group = answers.get(key);
+      if (group) group.clusters.push(entry.cluster ?? "");
+      else
+        answers.set(key, {
+          environment: entry.environment,
+          clusters: [entry.cluster ?? ""],
+          status: entry.status,
+          ...(entry.drift ? { drift: entry.drift } : {}),
+        });
+    }
+    for (const group of answers.values()) groups.push(answers.size > 1 ? { ...group, of: entries.length } : group);
+  }
+  return groups;
+}
+
+/** What makes two clusters' entries the same answer: everything but who asked, who answered and when. */
+function answerKey({ status, drift }: LiveEnvironment): string {
+  const said =
+    status.state === "answered"
+      ? { error: status.report.error, changes: status.report.changes, unchanged: status.report.unchanged, prune: status.report.prune }
+      : status;
+  const found = drift && drift.objects.length > 0 ? drift : undefined;
+  return JSON.stringify([status.state, said, found]);
+}
+
+/** The clusters of a group, as many as fit `CLUSTER_NAMES_BUDGET`, then how many more. */
+function clusterNames(clusters: readonly string[], quote = (cluster: string) => `\`${escapeCode(cluster)}\``): string {
+  const shown: string[] = [];
+  let used = 0;
+  for (const cluster of clusters) {
+    const name = quote(cluster);
+    if (used + utf8Length(name) > CLUSTER_NAMES_BUDGET) break;
+    shown.push(name);
+    used += utf8Length(name) + 2;
+  }
+  const more = clusters.length - shown.length;
+  return more > 0 ? `${shown.join(", ")} and ${more} more (the diff page names each)` : shown.join(", ");
+}
+
+function groupLabel(group: LiveGroup): string {
+  const name = `**\`${escapeCode(group.environment)}\`**`;
+  if (!group.clusters) return name;
+  const count = group.clusters.length;
+  const of = group.of === undefined ? (count === 1 ? "" : `all ${count} clusters, `) : `${count} of ${group.of} clusters, `;
+  return `${name} on ${of}${clusterNames(group.clusters)}`;
+}
+
+function diffPlace(group: LiveGroup): string {
+  const environment = `\`${escapeCode(group.environment)}\``;
+  if (!group.clusters) return ` in ${environment}`;
+  const [first = ""] = group.clusters;
+  const others = group.clusters.length - 1;
+  return ` in ${environment} on \`${escapeCode(first)}\`${others > 0 ? ` and ${others} more` : ""}`;
+}
+
+/** What one environment (or group of a fleet's clusters), named by `name` as the comment shows it, says. */
+function environmentLine(name: string, status: LiveStatus): string {
   switch (status.state) {
     case "pending":
       return `${name}: ⏳ waiting for the agent's dry-run against the live cluster.`;
@@ -96,23 +194,25 @@ function answeredLines(name: string, report: LiveReport): string {
   return lines.join("\n");
 }
 
-function diffBlock(environment: string, change: LiveChange, named: boolean): string {
-  const where = named ? ` in \`${escapeCode(environment)}\`` : "";
+function diffBlock(where: string, change: LiveChange): string {
   const fence = fenceFor(change.diff ?? "");
   return `<details><summary>${ACTION_ICON[change.action]} live ${change.action} <code>${escapeHtml(displayName(change))}</code>${where}</summary>\n\n${fence}diff\n${change.diff ?? ""}\n${fence}\n</details>`;
 }
 
 /**
  * Refusals as problems on the objects' files and lines in the head, for the check run's
- * annotations and conclusion: admission feedback before merge.
+ * annotations and conclusion: admission feedback before merge. A refusal that several clusters of
+ * a fleet give alike is one problem that names them.
  */
 export function liveProblems(
   environments: readonly LiveEnvironment[],
   sourceOf: (environment: string, key: string) => SourceLocation | undefined,
 ): ReportProblem[] {
   const problems: ReportProblem[] = [];
-  for (const { environment, status } of environments) {
+  for (const group of liveGroups(environments)) {
+    const { environment, status } = group;
     if (status.state !== "answered") continue;
+    const where = group.clusters ? ` (clusters ${clusterNames(group.clusters, (c) => c)})` : "";
     for (const change of status.report.changes) {
       if (change.action !== "refused") continue;
       const at = sourceOf(environment, resourceKey(change)) ?? { file: ".github/sluice.yml", line: 1 };
@@ -122,7 +222,7 @@ export function liveProblems(
         line: at.line,
         environment,
         side: "head",
-        message: `${displayName(change)} would be refused by ${by} in the live cluster: ${change.message ?? ""}`,
+        message: `${displayName(change)} would be refused by ${by} in the live cluster${where}: ${change.message ?? ""}`,
       });
     }
   }

@@ -14,6 +14,7 @@ import {
 } from "./markdown.ts";
 import { hasChanges, type DiffReport, type ReportProblem } from "./diff-report.ts";
 import { resourceKey } from "./identity.ts";
+import { targetName } from "./fleet.ts";
 import { liveProblems, liveSection, type LiveEnvironment } from "./live-preview.ts";
 import type { SourceLocation } from "./manifest.ts";
 import { shortSha } from "./git-ref.ts";
@@ -124,8 +125,10 @@ function checkOf(input: PreviewPublication, text: string | undefined): PreviewCh
     return { title: note?.title ?? title, summary, ...(text ? { text } : {}), annotations };
   };
   const rendered = previewConclusion(checked);
-  const waiting = live.filter((e) => e.status.state === "pending").map((e) => e.environment);
-  const late = live.filter((e) => e.status.state === "timed-out" || e.status.state === "offline").map((e) => e.environment);
+  const waiting = live.filter((e) => e.status.state === "pending").map((e) => targetName(e.environment, e.cluster));
+  const late = live
+    .filter((e) => e.status.state === "timed-out" || e.status.state === "offline")
+    .map((e) => targetName(e.environment, e.cluster));
   const timeout = input.liveTimeout ?? "failure";
   let next: PreviewCheck;
   if (rendered === "failure") next = { status: "completed", conclusion: "failure", output: output() };
@@ -161,8 +164,13 @@ const checkNotes = {
     `❌ A live answer came after this check completed as ${concluded}, and it fails the preview (below). A check that passed is not turned into a failure, as the pull request may have merged on it: comment \`/diff\` or press Re-run to check again.`,
 };
 
+/** Names the environments (or clusters of a fleet, `env@cluster`): the first 20, then how many more. */
 function names(environments: readonly string[]): string {
-  return environments.map((e) => `\`${escapeCode(e)}\``).join(", ");
+  const shown = environments
+    .slice(0, 20)
+    .map((e) => `\`${escapeCode(e)}\``)
+    .join(", ");
+  return environments.length > 20 ? `${shown} and ${environments.length - 20} more` : shown;
 }
 
 function headSources(report: DiffReport): Map<string, SourceLocation> {

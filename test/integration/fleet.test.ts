@@ -268,16 +268,31 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     expect(titleOf(bad)).toBe("Stopped at wave 1 of 2: canary failed");
   });
 
-  it("previews a pull request of the fleet from its rendered diff, and says why it asks no cluster for a live one", async () => {
+  it("previews a pull request on each cluster of the fleet, and groups the clusters that answer alike", async () => {
     h.github.setPermission(OWNER, REPO, "Codertocat", "write");
-    const base = h.github.branch(OWNER, REPO, "main") ?? "";
+    // Branched from v1, which every cluster runs (the merge of "bad" stopped at the canary).
+    const base = shas.v1 ?? "";
     const head = sha();
-    await h.github.addCommit(OWNER, REPO, head, await checkout(undefined, files("v9")));
+    await h.github.addCommit(OWNER, REPO, head, await checkout(undefined, files("bad")));
     await h.deliver("pull_request", pullRequestPayload(target, "opened", 40, base, head));
+    // Each cluster's agent dry-runs the head against its own cluster: the canary's admission policy refuses it, the other two would take it.
+    const comment = () => h.github.comments.find((c) => c.issue === 40)?.body ?? "";
     await expect
-      .poll(() => h.github.comments.find((c) => c.issue === 40)?.body, { timeout: 60_000 })
-      .toContain("**`production`**: no live preview: it runs on several clusters, and live previews ask environments on one cluster only.");
-    expect(h.github.comments.find((c) => c.issue === 40)?.body).toContain("+  version: v9");
+      .poll(comment, { timeout: 60_000 })
+      .toContain("**`production`** on 2 of 3 clusters, `eu-1`, `eu-2`: 1 object would change live");
+    expect(comment()).toContain(
+      "**`production`** on 1 of 3 clusters, `canary`: 0 objects would change live, 0 would be pruned, 1 would be refused",
+    );
+    expect(comment()).toContain("version bad is refused here");
+    // The two clusters' one diff is shown once, and says where.
+    expect(comment().match(/live configure <code>ConfigMap [\w-]+\/web<\/code> in `production` on `eu-1` and 1 more/g)).toHaveLength(1);
+    const check = () => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head).at(-1);
+    await expect.poll(() => check()?.conclusion, { timeout: 30_000 }).toBe("failure");
+    expect(check()?.annotations.map((a) => a.message)).toContainEqual(
+      expect.stringMatching(
+        /^ConfigMap [\w-]+\/web would be refused by the API server in the live cluster \(clusters canary\): .*version bad is refused here/,
+      ),
+    );
   });
 
   it("holds a wave whose cluster's agent is down, names the cluster and since when, and goes on when it answers", async () => {

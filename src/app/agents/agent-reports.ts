@@ -43,6 +43,8 @@ export function agentReportJob(consumers: AgentReportConsumers): (envelope: unkn
         const change = await consumers.driftReports.consume(envelope);
         if (!change) return;
         await consumers.live?.driftChanged(change);
+        // One cluster's drift is its rollout's to read (a wave bakes without drift), not promotion's.
+        if (change.cluster !== undefined) return;
         await consumers.promotions?.observed(change.deploy, change.environment, {
           kind: "drift",
           drifted: change.summary.objects.length > 0,

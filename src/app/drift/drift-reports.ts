@@ -93,13 +93,12 @@ export class DriftReports {
     }
     const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
     await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
-    // One cluster's drift is its rollout's to read (a wave bakes without drift); the environment's comments and promotion read environments.
-    if (report.cluster !== undefined) return { verdict };
     return {
       verdict,
       change: {
         repositoryId: report.repository.id,
         environment: report.environment,
+        ...(report.cluster === undefined ? {} : { cluster: report.cluster }),
         summary,
         deploy: { repository: deploy.repository, installationId: deploy.installationId },
       },

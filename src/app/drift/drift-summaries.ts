@@ -35,6 +35,8 @@ export interface DriftState {
 export interface DriftChange {
   repositoryId: number;
   environment: string;
+  /** The cluster of a fleet whose drift changed: its rollout and its entry on the comments read it, promotion does not. */
+  cluster?: string;
   summary: DriftSummary;
   /** The deploy the drift is measured against: its repository and installation. */
   deploy: Pick<MeasuredDeploy, "repository" | "installationId">;

@@ -1,10 +1,12 @@
 import type { KeyObject } from "node:crypto";
+import { planWaves, targetName } from "../../core/fleet.ts";
+import type { FleetClusters } from "../deploy/fleet-clusters.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest, type LiveReport } from "../../core/agent-protocol.ts";
 import { fleetOf, type Config, type LiveTimeoutConclusion } from "../../core/config.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
-import type { LiveEnvironment, LiveStatus } from "../../core/live-preview.ts";
+import type { LiveEnvironment } from "../../core/live-preview.ts";
 import type { KubeObject } from "../../core/manifest.ts";
 import { seal, type Envelope } from "../../core/signing.ts";
 import type { RenderedSide } from "../../render/compare.ts";
@@ -41,6 +43,8 @@ export interface LivePreviewDeps {
   diffPages: DiffPages;
   /** What each environment's agent last found drifted. */
   drift: DriftSummaries;
+  /** The clusters whose agents announced themselves for a fleet: what its globs match. */
+  clusters: FleetClusters;
   now: () => number;
   log: Logger;
 }
@@ -79,16 +83,15 @@ export class LivePreviews {
     report: DiffReport,
     heads: (environment: string) => Promise<RenderedSide | undefined>,
   ): Promise<Planned> {
-    const drift = new Map(
-      await Promise.all(report.environments.map(async (e) => [e.name, await this.#deps.drift.summary(job.repository.id, e.name)] as const)),
-    );
-    const withDrift = (live: LiveEnvironment[]): LiveEnvironment[] =>
-      live.map((e) => {
-        const found = drift.get(e.environment);
-        return found && found.objects.length > 0 ? { ...e, drift: found } : e;
-      });
     const planned = await this.#plan(gh, job, report, heads);
-    return { ...planned, live: withDrift(planned.live) };
+    // Each entry shows what its agent last found drifted: an environment's, or one cluster's of a fleet.
+    const live = await Promise.all(
+      planned.live.map(async (entry) => {
+        const found = await this.#deps.drift.summary(job.repository.id, targetName(entry.environment, entry.cluster));
+        return found && found.objects.length > 0 ? { ...entry, drift: found } : entry;
+      }),
+    );
+    return { ...planned, live };
   }
 
   async #plan(
@@ -128,15 +131,16 @@ export class LivePreviews {
         `the author (@${job.author || "unknown"}) has ${actual === "none" ? "no" : actual} permission and live previews need ${required}`,
       );
     const live: LiveEnvironment[] = [];
-    const requests: { environment: string; id: string; envelope: Envelope }[] = [];
+    const requests: Request[] = [];
     for (const env of report.environments) {
-      const asked = await this.#ask(job, env.name, env.skipped, await heads(env.name), reviewed.config);
-      live.push({ environment: env.name, status: asked.status });
-      if (asked.request) requests.push(asked.request);
+      for (const asked of await this.#ask(job, env.name, env.skipped, await heads(env.name), reviewed.config)) {
+        live.push(asked.entry);
+        if (asked.request) requests.push(asked.request);
+      }
     }
     const send = async (): Promise<void> => {
       if (requests.length === 0) return;
-      for (const r of requests) await this.#deps.queues.addLivePreview(r.environment, r.id, r.envelope);
+      for (const r of requests) await this.#deps.queues.addLivePreview(r.target, r.id, r.envelope);
       const timeout: LiveTimeout = {
         repositoryId: job.repository.id,
         pullRequest: job.pullRequest,
@@ -165,41 +169,63 @@ export class LivePreviews {
     return `the merge queue's commit also holds the pull requests queued ahead of #${queued}; only a group built on the head of ${job.baseRef} is sent to a cluster`;
   }
 
+  /**
+   * The live entries of one previewed environment, with the signed request for each that is asked:
+   * one entry on one cluster, or one per cluster of a fleet (each cluster's agent dry-runs the same
+   * objects against its own cluster, and the comment groups the clusters that answer alike).
+   */
   async #ask(
     job: PreviewJob,
     environment: string,
     skipped: string | undefined,
     head: RenderedSide | undefined,
     reviewed: Config,
-  ): Promise<{ status: LiveStatus; request?: { environment: string; id: string; envelope: Envelope } }> {
+  ): Promise<Asked[]> {
     const deps = this.#deps;
-    const unavailable = (reason: string) => ({ status: { state: "unavailable", reason } as const });
+    const unavailable = (reason: string): Asked[] => [{ entry: { environment, status: { state: "unavailable", reason } } }];
     if (skipped !== undefined) return unavailable(`not rendered (${skipped})`);
     if (!head || head.problems.length > 0) return unavailable("the head did not render cleanly");
     const env = reviewed.environments.find((e) => e.name === environment);
     if (!env) return unavailable("it is not an environment of the default branch's configuration");
-    // A fleet's clusters each answer for themselves; until their answers are grouped, the rendered diff is the preview.
-    if (fleetOf(env)) return unavailable("it runs on several clusters, and live previews ask environments on one cluster only");
-    if ((await deps.redis.exists(agentHeartbeatKey(environment))) === 0) return { status: { state: "offline" } };
+    const fleet = fleetOf(env);
+    const clusters: (string | undefined)[] = fleet
+      ? planWaves(fleet, await deps.clusters.known(environment, deps.now(), job.repository.id)).waves.flat()
+      : [undefined];
+    if (clusters.length === 0) return unavailable("none of its clusters' agents has announced itself yet");
+    const online = await Promise.all(
+      clusters.map(async (cluster) => (await deps.redis.exists(agentHeartbeatKey(targetName(environment, cluster)))) > 0),
+    );
+    if (!online.some(Boolean))
+      return clusters.map((cluster) => ({ entry: { environment, ...clusterField(cluster), status: { state: "offline" } } }));
     const objects = [...head.resources.values()].map((r) => parseJson(r.json) as KubeObject);
+    // Stored once under the environment's own tag, where each of its clusters' agents reads it.
     const payload = await objectsPayload(deps.redis, environment, objects);
     const signedAt = deps.now();
-    const request: LivePreviewRequest = {
-      version: 1,
-      id: livePreviewRequestId(job.repository.id, job.pullRequest, job.seq, environment),
-      repository: job.repository,
-      installationId: job.installationId,
-      environment,
-      pullRequest: job.pullRequest,
-      headSha: job.headSha,
-      seq: job.seq,
-      settings: { namespace: env.namespace, prune: env.prune },
-      signedAt: new Date(signedAt).toISOString(),
-      expiresAt: new Date(signedAt + deps.requestTtlMs).toISOString(),
-      digest: payload.digest,
-      objects: payload.objects,
-    };
-    return { status: { state: "pending" }, request: { environment, id: request.id, envelope: seal("preview", request, deps.signingKey) } };
+    return clusters.map((cluster, i): Asked => {
+      const entry = { environment, ...clusterField(cluster) };
+      if (!online[i]) return { entry: { ...entry, status: { state: "offline" } } };
+      const target = targetName(environment, cluster);
+      const request: LivePreviewRequest = {
+        version: 1,
+        id: livePreviewRequestId(job.repository.id, job.pullRequest, job.seq, target),
+        repository: job.repository,
+        installationId: job.installationId,
+        environment,
+        ...clusterField(cluster),
+        pullRequest: job.pullRequest,
+        headSha: job.headSha,
+        seq: job.seq,
+        settings: { namespace: env.namespace, prune: env.prune },
+        signedAt: new Date(signedAt).toISOString(),
+        expiresAt: new Date(signedAt + deps.requestTtlMs).toISOString(),
+        digest: payload.digest,
+        objects: payload.objects,
+      };
+      return {
+        entry: { ...entry, status: { state: "pending" } },
+        request: { target, id: request.id, envelope: seal("preview", request, deps.signingKey) },
+      };
+    });
   }
 
   /**
@@ -213,14 +239,16 @@ export class LivePreviews {
   }
 
   async #fold(answer: LiveReport): Promise<Verdict> {
-    const { environment } = answer;
-    const about = { request: answer.requestId, repository: answer.repository.id, pullRequest: answer.pullRequest, environment };
+    const { environment, cluster } = answer;
+    const target = targetName(environment, cluster);
+    const about = { request: answer.requestId, repository: answer.repository.id, pullRequest: answer.pullRequest, environment: target };
+    const answers = (e: LiveEnvironment) => e.environment === environment && e.cluster === cluster;
     // An answer for a preview that is no longer the newest changes nothing, matching or not.
     let verdict: Verdict = { accepted: true };
     await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live, preview) => {
       // The preview is what the app sealed when it sent its requests: one went to each environment
       // it shows as pending (or answered, or timed out), none to an unavailable or offline one.
-      const asked = live.some((e) => e.environment === environment && ["pending", "answered", "timed-out"].includes(e.status.state));
+      const asked = live.some((e) => answers(e) && ["pending", "answered", "timed-out"].includes(e.status.state));
       const reported = {
         id: answer.requestId,
         environment,
@@ -229,7 +257,7 @@ export class LivePreviews {
         sha: answer.headSha,
       };
       const sent = {
-        id: livePreviewRequestId(preview.repository.id, preview.pullRequest, preview.seq, environment),
+        id: livePreviewRequestId(preview.repository.id, preview.pullRequest, preview.seq, target),
         environment,
         repositoryId: preview.repository.id,
         installationId: preview.installationId,
@@ -237,21 +265,22 @@ export class LivePreviews {
       };
       verdict = asked ? compareWithSealed(reported, sent, about) : unknownToApp(about);
       if (!verdict.accepted) return [...live];
-      return live.map((e) => (e.environment === environment ? { ...e, status: { state: "answered", report: answer } } : e));
+      return live.map((e) => (answers(e) ? { ...e, status: { state: "answered", report: answer } } : e));
     });
     return verdict;
   }
 
   /** Shows an environment's new drift on the comments of the repository's open pull requests that preview it. */
   async driftChanged(change: DriftChange): Promise<void> {
-    const { repositoryId, environment, summary: drift } = change;
+    const { repositoryId, environment, cluster, summary: drift } = change;
+    const shows = (e: LiveEnvironment) => e.environment === environment && e.cluster === cluster;
     for (const pullRequest of await this.#deps.published.pullRequests(repositoryId)) {
       const preview = await this.#deps.published.load(repositoryId, pullRequest);
-      if (!preview?.live?.some((e) => e.environment === environment)) continue;
+      if (!preview?.live?.some(shows)) continue;
       await this.#update(repositoryId, pullRequest, preview.seq, (live) =>
         live.map((e) => {
-          if (e.environment !== environment) return e;
-          const rest: LiveEnvironment = { environment: e.environment, status: e.status };
+          if (!shows(e)) return e;
+          const rest: LiveEnvironment = { environment: e.environment, ...clusterField(e.cluster), status: e.status };
           return drift.objects.length > 0 ? { ...rest, drift } : rest;
         }),
       );
@@ -292,7 +321,25 @@ export class LivePreviews {
   }
 }
 
-/** The id of the live-preview request for one environment of one preview: the answer names it. */
-function livePreviewRequestId(repositoryId: number, pullRequest: number, seq: number, environment: string): string {
-  return `live-${repositoryId}-${pullRequest}-${seq}-${environment}`;
+/** One entry of the live section, and the signed request that asks its agent, when one is asked. */
+interface Asked {
+  entry: LiveEnvironment;
+  request?: Request;
+}
+
+/** A signed live-preview request and the agents' queue it goes to (`env`, or `env@cluster`). */
+interface Request {
+  target: string;
+  id: string;
+  envelope: Envelope;
+}
+
+/** The id of the live-preview request for one environment (or one cluster of a fleet, `env@cluster`) of one preview: the answer names it. */
+function livePreviewRequestId(repositoryId: number, pullRequest: number, seq: number, target: string): string {
+  return `live-${repositoryId}-${pullRequest}-${seq}-${target}`;
+}
+
+/** `{ cluster }` for one cluster of a fleet, nothing for an environment on one cluster. */
+function clusterField(cluster: string | undefined): { cluster?: string } {
+  return cluster === undefined ? {} : { cluster };
 }

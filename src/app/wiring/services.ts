@@ -81,7 +81,9 @@ export function buildServices(base: ServiceBase): AppServices {
   const driftReports = new DriftReports({ redis, mac, github: access.installation, agentKeys, summaries: drift, log: access.log });
   const renderer = renderPool(settings, infra);
   const published = new PublishedPreviews(redis, mac);
-  const live = livePreviews(base, { agentKeys, drift, published });
+  // Agents' statuses announce a fleet's clusters; rollouts and live previews ask those a glob matches.
+  const clusters = new FleetClusters(redis, mac);
+  const live = livePreviews(base, { agentKeys, drift, published, clusters });
   const previews = new PreviewService({
     published,
     ...(live ? { live } : {}),
@@ -101,7 +103,7 @@ export function buildServices(base: ServiceBase): AppServices {
     log: access.log,
   });
   const environments = new EnvironmentStates(redis, mac);
-  const deploys = deployServices(base, { renderer, agentKeys, environments, drift });
+  const deploys = deployServices(base, { renderer, agentKeys, environments, drift, clusters });
   const commands = new CommandService({
     queues,
     prState,
@@ -143,14 +145,15 @@ function renderPool(settings: AppSettings, infra: Infrastructure): RenderPool {
 /** Live previews, when the app has a job signing key to sign their requests with. */
 function livePreviews(
   base: ServiceBase,
-  shared: { agentKeys: AgentKeys; drift: DriftSummaries; published: PublishedPreviews },
+  shared: { agentKeys: AgentKeys; drift: DriftSummaries; published: PublishedPreviews; clusters: FleetClusters },
 ): LivePreviews | undefined {
   const { settings, infra, access, now } = base;
-  const { agentKeys, drift, published } = shared;
+  const { agentKeys, drift, published, clusters } = shared;
   if (!settings.jobSigningKey) return undefined;
   return new LivePreviews({
     diffPages: infra.diffPages,
     drift,
+    clusters,
     redis: infra.redis,
     queues: infra.queues,
     prState: infra.prState,
@@ -189,18 +192,17 @@ function rolloutService(
 /** The deploy flow's services, when the app has a job signing key to sign deploy jobs with. */
 function deployServices(
   base: ServiceBase,
-  shared: { renderer: RenderPool; agentKeys: AgentKeys; environments: EnvironmentStates; drift: DriftSummaries },
+  shared: { renderer: RenderPool; agentKeys: AgentKeys; environments: EnvironmentStates; drift: DriftSummaries; clusters: FleetClusters },
 ): DeployServices | undefined {
   const { settings, infra, access, now } = base;
   const { redis, mac, queues, checkouts } = infra;
-  const { renderer, agentKeys, environments } = shared;
+  const { renderer, agentKeys, environments, clusters } = shared;
   if (!settings.jobSigningKey) return undefined;
   const { log } = access;
   const github = access.installation;
   const records = new DeployRecords(redis, mac, log);
   const webUrl = settings.githubWebUrl;
   const signingKey = privateKeyFromPem(settings.jobSigningKey);
-  const clusters = new FleetClusters(redis, mac);
   // Promotion learns a rollout's end as it learns a deploy's.
   const observe = (deploy: DeployRecord, outcome: "deployed" | "failed", at: number) =>
     promotions.observed({ repository: deploy.repository, installationId: deploy.installationId }, deploy.environment, {

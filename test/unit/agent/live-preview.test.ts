@@ -54,6 +54,24 @@ describe("live-preview requests", () => {
   });
 });
 
+describe("live-preview requests for a fleet", () => {
+  const sign = (r: LivePreviewRequest) => seal("preview", r, privateKeyFromPem(keys.privateKey));
+  const onEu1 = { ...deps, policy: { ...policy, cluster: "eu-1" } };
+
+  it("are answered only by the agent of the cluster they name", () => {
+    expect(verifyPreviewRequest(sign({ ...request, cluster: "eu-1" }), onEu1).cluster).toBe("eu-1");
+    expect(() => verifyPreviewRequest(sign({ ...request, cluster: "eu-2" }), onEu1)).toThrow(
+      "preview request live-1-2-3-production is for cluster eu-2; this agent serves cluster eu-1",
+    );
+    expect(() => verifyPreviewRequest(sign(request), onEu1)).toThrow(
+      "is for an environment without clusters; this agent serves cluster eu-1",
+    );
+    expect(() => verifyPreviewRequest(sign({ ...request, cluster: "eu-1" }), deps)).toThrow(
+      "is for cluster eu-1; this agent serves no named cluster",
+    );
+  });
+});
+
 describe("the live section", () => {
   const answer = (diffs: number): LiveReport => ({
     version: 1,
