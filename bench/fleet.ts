@@ -4,18 +4,22 @@
 // cluster, then the next nine, then the rest. The peer, in the same run: the same objects merged to
 // an environment on one cluster, served by one more agent. Figures: push → the rollout's end and
 // push → the last wave's first report, against push → the single-cluster deploy's end; GitHub
-// writes per deploy for each; Redis keys per cluster; the check run's summary size.
+// writes per deploy for each; Redis keys per cluster; the check run's summary size. Then a pull
+// request's live preview with three clusters' agents stopped: pull request opened → every other
+// cluster's answer in the comment, and the comment's size.
 // Usage: npm run bench:fleet [-- --clusters 100] [--rounds 3] [--objects 5]
 import { parseArgs } from "node:util";
 import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { agentHeartbeatKey } from "../src/core/agent-protocol.ts";
 import { deployCheckName } from "../src/core/check-names.ts";
+import { targetName } from "../src/core/fleet.ts";
 import { generateSigningKeys } from "../src/core/signing.ts";
 import type { RunningAgent } from "../src/agent/start.ts";
 import { DeployRecords } from "../src/app/deploy/deploy-records.ts";
 import { RedisMac } from "../src/app/state/redis-mac.ts";
 import { startHarness, WEBHOOK_SECRET } from "../test/helpers/app-harness.ts";
 import { checkout } from "../test/helpers/checkouts.ts";
-import { pushPayload } from "../test/helpers/payloads.ts";
+import { pullRequestPayload, pushPayload } from "../test/helpers/payloads.ts";
 import { startPromotionAgent } from "../test/helpers/promotion-agent.ts";
 import { startTestEnv } from "../test/env/start.ts";
 import { median } from "./measure.ts";
@@ -162,6 +166,21 @@ try {
       [...h.github.checkRuns.values()].filter((r) => r.head_sha === merge.commit).at(-1)?.output?.summary ?? "",
     );
   }
+  // A pull request previewed on every cluster, three of whose agents are stopped (their heartbeats gone).
+  for (const agent of agents.splice(clusterCount - 3, 3)) await agent.stop();
+  // Their heartbeats would lapse within a minute; gone at once here.
+  await h.redis.del(...clusters.slice(-3).map((c) => agentHeartbeatKey(targetName("production", c))));
+  h.github.setPermission(target.owner, target.repo, "Codertocat", "write");
+  const base = h.github.branch(target.owner, target.repo, "main") ?? "";
+  const head = sha();
+  await h.github.addCommit(target.owner, target.repo, head, await checkout(undefined, files(rounds + 1)));
+  const opened = performance.now();
+  await h.deliver("pull_request", pullRequestPayload(target, "opened", 7, base, head));
+  const comment = (): string => h.github.comments.find((c) => c.issue === 7)?.body ?? "";
+  await until(() => /on \d+ of \d+ clusters, .*would change live/.test(comment()) && !comment().includes("waiting"), "every live answer");
+  const previewMs = performance.now() - opened;
+  const commentBytes = Buffer.byteLength(comment());
+  const answers = (comment().match(/^\*\*`production`\*\* on /gm) ?? []).length;
   const keysOf = async (pattern: string): Promise<number> => {
     let cursor = "0";
     let count = 0;
@@ -183,6 +202,9 @@ try {
     `  GitHub writes per deploy: ${median(figures.fleetWrites)} for ${clusterCount} clusters, ${median(figures.singleWrites)} for one`,
   );
   console.log(`  Redis keys per cluster: ${perCluster.toFixed(1)}; check run summary at ${clusterCount} clusters: ${summaryBytes} bytes`);
+  console.log(
+    `  live preview on ${clusterCount} clusters (3 agents stopped): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${answers} distinct answers`,
+  );
 } finally {
   for (const agent of agents) await agent.stop();
   await h.stop();

@@ -9,7 +9,7 @@ export type Command =
   | { kind: "help" }
   /** `overrideFreeze` is the commenter's reason for deploying through a freeze window (raw text: escape it wherever it is shown). */
   | { kind: "sync"; environments: string[]; named: boolean; overrideFreeze?: string; cluster?: string }
-  | { kind: "rollback"; environments: string[]; named: boolean; to?: string }
+  | { kind: "rollback"; environments: string[]; named: boolean; to?: string; cluster?: string }
   | { kind: "approve"; environment: string }
   /** `reason` is the commenter's raw text (trimmed, at most {@link REASON_LENGTH} characters): escape it wherever it is shown. */
   | { kind: "reject"; environment: string; reason: string }
@@ -138,15 +138,34 @@ function invalid(reason: string): Invalid {
   return { kind: "invalid", reason };
 }
 
-/** `/rollback [env…]` and `/rollback [env…] to <sha>`. */
-function rollbackOf(args: readonly string[], environments: readonly string[]): Command {
+/** `/rollback [env…]`, `/rollback [env…] to <sha>`, and either as `/rollback <env> --cluster <name>` (one cluster of a fleet). */
+function rollbackOf(words: readonly string[], environments: readonly string[]): Command {
+  const option = clusterOption("rollback", words);
+  if ("kind" in option) return option;
+  const { cluster, rest: args } = option;
+  const other = args.find((word) => word.startsWith("-"));
+  if (other !== undefined) return invalid(`\`/rollback\` takes one option, \`${CLUSTER} <name>\`, not ${echo(other)}`);
   const to = args.indexOf("to");
-  if (to === -1) return environmentsOf("rollback", args, environments);
-  const target = args[to + 1];
-  if (to !== args.length - 2 || target === undefined || !/^[0-9a-f]{7,40}$/.test(target))
+  const named = to === -1 ? args : args.slice(0, to);
+  if (cluster !== undefined && named.length !== 1) return invalid(`\`/rollback <env> ${CLUSTER} <name>\` names one environment`);
+  const command = environmentsOf("rollback", named, environments);
+  if (command.kind !== "rollback") return command;
+  const target = to === -1 ? undefined : args[to + 1];
+  if (to !== -1 && (to !== args.length - 2 || target === undefined || !/^[0-9a-f]{7,40}$/.test(target)))
     return invalid("`/rollback [env…] to <sha>` takes one commit SHA (7 to 40 hex digits) after `to`");
-  const command = environmentsOf("rollback", args.slice(0, to), environments);
-  return command.kind === "rollback" ? { ...command, to: target } : command;
+  return { ...command, ...(target === undefined ? {} : { to: target }), ...(cluster === undefined ? {} : { cluster }) };
+}
+
+/** A command's words without its `--cluster <name>`, and the name; invalid when the name is missing or not a cluster's. */
+function clusterOption(name: "sync" | "rollback", words: readonly string[]): { cluster?: string; rest: readonly string[] } | Invalid {
+  const at = words.indexOf(CLUSTER);
+  if (at === -1) return { rest: words };
+  const cluster = words[at + 1];
+  if (cluster === undefined || !clusterNameSchema.safeParse(cluster).success)
+    return invalid(
+      `\`/${name} <env> ${CLUSTER} <name>\` takes one cluster's name, as its agent's SLUICE_AGENT_CLUSTER gives it (such as eu-1)`,
+    );
+  return { cluster, rest: [...words.slice(0, at), ...words.slice(at + 2)] };
 }
 
 /**
@@ -155,14 +174,9 @@ function rollbackOf(args: readonly string[], environments: readonly string[]): C
  */
 function syncOf(args: Args, environments: readonly string[]): Command {
   const flag = args.words.indexOf(OVERRIDE_FREEZE);
-  const before = flag === -1 ? args.words : args.words.slice(0, flag);
-  const at = before.indexOf(CLUSTER);
-  const cluster = at === -1 ? undefined : before[at + 1];
-  if (at !== -1 && (cluster === undefined || !clusterNameSchema.safeParse(cluster).success))
-    return invalid(
-      `\`/sync <env> ${CLUSTER} <name>\` takes one cluster's name, as its agent's SLUICE_AGENT_CLUSTER gives it (such as eu-1)`,
-    );
-  const named = at === -1 ? before : [...before.slice(0, at), ...before.slice(at + 2)];
+  const clustered = clusterOption("sync", flag === -1 ? args.words : args.words.slice(0, flag));
+  if ("kind" in clustered) return clustered;
+  const { cluster, rest: named } = clustered;
   const option = named.find((word) => word.startsWith("-"));
   if (option !== undefined)
     return invalid(
@@ -236,7 +250,8 @@ export function helpText(environments: readonly string[], permission: string, re
 | \`/reject <env> <reason>\` | refuse the deploy waiting for approval in that environment: it is not applied |
 | \`/promote <env> <reason>\` | deploy the commit soaking upstream of that environment now, skipping the rest of its soak |
 | \`/sync [env…] --override-freeze <reason>\` | deploy now although a freeze window holds the environment |
-| \`/sync <env> --cluster <name>\` | deploy the branch's head to one cluster of an environment on several |
+| \`/sync <env> --cluster <name>\` | deploy the branch's head to one cluster of an environment on several (and release that cluster's hold) |
+| \`/rollback <env> --cluster <name>\` | roll one cluster of an environment on several back (also with \`to <sha>\`), and hold that cluster alone |
 | \`/help\` | show this message |
 
 Environments: ${names(environments) || "none"}. Without names, \`/sync\` acts on all of them and \`/rollback\` on those that deployed this pull request's merge.
@@ -317,6 +332,18 @@ export const replies = {
       environment,
       added,
       `roll back to \`${shortSha(rollback.target)}\` from \`${shortSha(rollback.from)}\` (${rollback.link}); the environment is held`,
+    ),
+  /** A rollback of one cluster of a fleet: that cluster alone is held, in its agent's record. */
+  clusterRollbackLine: (
+    environment: string,
+    cluster: string,
+    added: boolean,
+    rollback: { target: string; from: string; link: string },
+  ): string =>
+    replies.queuedLine(
+      `${environment}@${cluster}`,
+      added,
+      `roll back to \`${shortSha(rollback.target)}\` from \`${shortSha(rollback.from)}\` (${rollback.link}); ${code(cluster)} alone is held: a merge stops at its wave until \`/sync ${environment} --cluster ${cluster}\` releases it, and no revert pull request is opened`,
     ),
   /** The reply's line about a revert pull request: opened (or moved), not needed, or left to a person. */
   revertLine: (environments: readonly string[], branch: string, target: string, outcome: RevertOutcome): string => {

@@ -17,6 +17,8 @@ export async function startPromotionAgent(
     namespace: string;
     /** The cluster of a fleet it serves (`SLUICE_AGENT_CLUSTER`). */
     cluster?: string;
+    /** How often it checks for drift (`SLUICE_DRIFT_INTERVAL_SECONDS`); never by default. */
+    driftSeconds?: number;
   },
 ): Promise<RunningAgent> {
   const settings = await loadAgentSettings({
@@ -31,7 +33,7 @@ export async function startPromotionAgent(
     SLUICE_AGENT_NAMESPACES: "deploy-*",
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
     SLUICE_AGENT_NAMESPACE: options.namespace,
-    SLUICE_DRIFT_INTERVAL_SECONDS: "0",
+    SLUICE_DRIFT_INTERVAL_SECONDS: String(options.driftSeconds ?? 0),
     ...(options.cluster ? { SLUICE_AGENT_CLUSTER: options.cluster } : {}),
   });
   return startAgent(settings, { log: () => undefined, now: h.clock.read });

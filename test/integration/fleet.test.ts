@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { deployCheckName } from "../../src/core/check-names.ts";
@@ -112,6 +112,7 @@ async function startAgent(cluster: ClusterName): Promise<void> {
     owner: OWNER,
     namespace: AGENT_NS,
     cluster,
+    driftSeconds: 2,
   });
 }
 
@@ -245,6 +246,34 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     await expect
       .poll(() => h.github.comments.filter((c) => c.issue === 1).map((c) => c.body), { timeout: 30_000 })
       .toEqual([expect.stringMatching(/^🚀 Deployed `f{6}[0-9a-f]` to \*\*production\*\* on 3 clusters in 2 waves\. \[Details\]/)]);
+  });
+
+  it("reports the fleet's drift on one check run with a row per drifted cluster, and names the clusters in sync", async () => {
+    const v1 = shas.v1 ?? "";
+    const driftRuns = () => [...h.github.checkRuns.values()].filter((r) => r.head_sha === v1 && r.name.startsWith("sluice/drift"));
+    const title = () => driftRuns().at(-1)?.output?.title;
+    await expect.poll(title, { timeout: 60_000, interval: 200 }).toBe("In sync on 3 clusters");
+    // Someone edits eu-1's ConfigMap by hand.
+    const edit = async (version: string) => {
+      const live = await kube["eu-1"].read<KubernetesObject>({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "web", namespace: NS },
+      });
+      await kube["eu-1"].replace({ ...live, data: { version } } as KubernetesObject, undefined, undefined, "kubectl-edit");
+    };
+    await edit("by-hand");
+    await expect.poll(title, { timeout: 60_000, interval: 200 }).toBe("Drifted on 1 of 3 clusters");
+    const run = driftRuns().at(-1);
+    expect(run?.conclusion).toBe("neutral");
+    expect(run?.output?.summary).toContain(`| \`eu-1\` | 1: \`ConfigMap ${NS}/web\` | off |`);
+    expect(run?.output?.summary).toContain("In sync: `canary`, `eu-2`.");
+    expect(run?.output?.text).toContain("#### `eu-1`");
+    // One check run for the environment's deploy, written again as its clusters report: none per cluster.
+    expect(driftRuns().map((r) => r.name)).toEqual(["sluice/drift (production)"]);
+    await edit("v1");
+    await expect.poll(title, { timeout: 60_000, interval: 200 }).toBe("In sync on 3 clusters");
+    expect(driftRuns()).toHaveLength(1);
   });
 
   it("stops the later waves when the canary's admission policy refuses the commit, and says so", async () => {
@@ -449,5 +478,25 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
         .find((r) => r.output?.summary?.includes("`eu-2`"));
     await expect.poll(() => own()?.output?.title, { timeout: 30_000 }).toBe("Deployed to 1 cluster in 1 wave");
     expect(own()?.output?.summary).toMatch(/\| 1 \| `eu-2` \| ✅ deployed \|/);
+  });
+
+  it("rolls one cluster back with /rollback production --cluster, holds it alone, and /sync --cluster releases it", async () => {
+    const v1 = shas.v1 ?? "";
+    await h.deliver("issue_comment", commentPayload(target, 5, 80_005, `/rollback production --cluster eu-1 to ${v1}`, "carol"));
+    await expect.poll(() => liveVersion("eu-1"), { timeout: 60_000 }).toBe("v1");
+    expect(await versions()).toEqual(["v5", "v1", "v5"]);
+    await expect.poll(() => botReplies(h, 5).at(-1), { timeout: 30_000 }).toContain("`production@eu-1`");
+    expect(botReplies(h, 5).at(-1)).toContain("`eu-1` alone is held");
+    // No revert pull request (the one there is, the whole environment's rollback opened): the branch, and the other clusters, keep what they run.
+    expect(h.github.pullsCreated).toHaveLength(1);
+    // The next merge reaches the canary and eu-2; eu-1's agent keeps its hold, and the rollout says so.
+    const v6 = await merge(6, "v6");
+    await says(v6, /^Baking wave 1 of 2/);
+    await reachPromotionChecks(h, rollouts, await lastCheck());
+    await says(v6, /^Held by \/rollback on eu-1$/);
+    await expect.poll(versions, { timeout: 60_000, interval: 250 }).toEqual(["v6", "v1", "v6"]);
+    // /sync of that cluster releases it.
+    await h.deliver("issue_comment", commentPayload(target, 6, 80_006, "/sync production --cluster eu-1", "carol"));
+    await expect.poll(() => liveVersion("eu-1"), { timeout: 60_000 }).toBe("v6");
   });
 });

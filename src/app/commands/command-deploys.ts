@@ -18,7 +18,7 @@ export interface Asker {
   pullRequest?: number;
   /** A `/sync --override-freeze`: who and why, carried on the deploy request. */
   overrideFreeze?: { by: string; reason: string };
-  /** A `/sync --cluster`: the one cluster of a fleet to deploy. */
+  /** A `/sync --cluster` or `/rollback --cluster`: the one cluster of a fleet to deploy. */
   cluster?: string;
 }
 
@@ -68,7 +68,7 @@ export class CommandDeploys {
       ...(asker.pullRequest ? { pullRequest: asker.pullRequest } : {}),
       ...(what.from ? { from: what.from } : {}),
       ...(asker.overrideFreeze && what.reason === "sync" ? { overrideFreeze: asker.overrideFreeze } : {}),
-      ...(asker.cluster && what.reason === "sync" ? { cluster: asker.cluster } : {}),
+      ...(asker.cluster ? { cluster: asker.cluster } : {}),
     };
     const jobId = deployJobId(fields);
     const checkRunId = await gh.createCheckRun(asker.repository, deployCheckName(what.environment), what.sha, {
@@ -110,8 +110,8 @@ export class CommandDeploys {
   }
 }
 
-/** Why `/sync --cluster` cannot deploy `cluster` of `env`: it runs on one cluster, or lists no cluster of that name. */
-function notAClusterOf(env: Environment, cluster: string): "single" | "unlisted" | undefined {
+/** Why `/sync --cluster` or `/rollback --cluster` cannot deploy `cluster` of `env`: it runs on one cluster, or lists no cluster of that name. */
+export function notAClusterOf(env: Environment, cluster: string): "single" | "unlisted" | undefined {
   const fleet = fleetOf(env);
   if (!fleet) return "single";
   return [...fleet.clusters, ...fleet.waves.flat()].some((pattern) => matchesCluster(pattern, cluster)) ? undefined : "unlisted";

@@ -301,7 +301,7 @@ export class CommandService {
       author: event.author,
       trigger: `comment-${event.commentId}`,
       pullRequest: event.pullRequest,
-      ...(command.kind === "sync" && command.cluster !== undefined ? { cluster: command.cluster } : {}),
+      ...(command.cluster !== undefined ? { cluster: command.cluster } : {}),
     };
     const envs = envsNamed(config, command.environments);
     if (command.kind === "sync" && command.overrideFreeze !== undefined) {

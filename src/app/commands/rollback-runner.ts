@@ -4,7 +4,7 @@ import { type RepositoryRef } from "../../core/git-ref.ts";
 import type { Hold } from "../../core/inventory.ts";
 import { changedFiles, planRollback, WORKFLOWS_DIR, type RevertOutcome, type RevertPlan, type RollbackAsk } from "../../core/rollback.ts";
 import { WorkflowsPermissionError, type GitHubClient } from "../github/client.ts";
-import type { Asker, CommandDeploys } from "./command-deploys.ts";
+import { notAClusterOf, type Asker, type CommandDeploys } from "./command-deploys.ts";
 import type { EnvironmentStates } from "../deploy/environment-states.ts";
 import type { Logger } from "../log-context.ts";
 
@@ -36,9 +36,29 @@ export class RollbackRunner {
 
   /**
    * Queues a rollback of each environment to a revision from the agent's own history, holds the
-   * environment, and opens (or moves) the revert pull requests; the reply's lines.
+   * environment, and opens (or moves) the revert pull requests; the reply's lines. A rollback of
+   * one cluster of a fleet (`asker.cluster`) deploys that cluster alone and holds it alone, in its
+   * agent's record: the branch, and the other clusters, keep what they run, so no revert pull
+   * request is opened and the environment is not held.
    */
   async run(gh: GitHubClient, asker: Asker, envs: readonly Environment[], ask: RollbackAsk): Promise<string[]> {
+    const { cluster } = asker;
+    if (cluster !== undefined) {
+      const notOurs = envs.map((env) => notAClusterOf(env, cluster));
+      const lines = notOurs.flatMap((why, i) => (why ? [replies.notAClusterOf(envs[i]?.name ?? "", cluster, why)] : []));
+      const ours = envs.filter((_, i) => notOurs[i] === undefined);
+      return ours.length === 0 ? lines : [...lines, ...(await this.#rollBack(gh, asker, ours, ask, cluster))];
+    }
+    return this.#rollBack(gh, asker, envs, ask, undefined);
+  }
+
+  async #rollBack(
+    gh: GitHubClient,
+    asker: Asker,
+    envs: readonly Environment[],
+    ask: RollbackAsk,
+    cluster: string | undefined,
+  ): Promise<string[]> {
     const states = await Promise.all(envs.map((env) => this.#deps.environments.load(asker.repository.id, env.name)));
     const plan = planRollback(
       envs.map((env, i) => ({ name: env.name, branch: env.branch, history: states[i]?.history })),
@@ -58,10 +78,15 @@ export class RollbackRunner {
         reason: "rollback",
         from: from.sha,
       });
-      lines.push(replies.rollbackLine(step.environment, queued.added, { target: target.sha, from: from.sha, link: queued.link }));
+      const rollback = { target: target.sha, from: from.sha, link: queued.link };
+      if (cluster !== undefined) {
+        lines.push(replies.clusterRollbackLine(step.environment, cluster, queued.added, rollback));
+        continue;
+      }
+      lines.push(replies.rollbackLine(step.environment, queued.added, rollback));
       holds.set(step.environment, { by: asker.author, at: new Date(this.#deps.now()).toISOString(), jobId: queued.jobId, sha: target.sha });
     }
-    for (const revert of plan.reverts) {
+    for (const revert of cluster === undefined ? plan.reverts : []) {
       const outcome = await this.#revertPull(gh, asker, revert);
       const pull = outcome.kind === "opened" ? outcome.pull : undefined;
       // Held at once, so the next merge's check run says so; merging the revert pull request releases it.

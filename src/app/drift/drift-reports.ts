@@ -7,6 +7,7 @@ import { driftCheckOutput } from "../../core/deploy-status.ts";
 import { displayName } from "../../core/identity.ts";
 import type { DriftSummary } from "../../core/live-preview.ts";
 import type { GitHubClient } from "../github/client.ts";
+import type { FleetDrift } from "./fleet-drift.ts";
 import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "../agents/agent-keys.ts";
 import { DeployRecords } from "../deploy/deploy-records.ts";
 import type { DriftChange, DriftSummaries, MeasuredDeploy } from "./drift-summaries.ts";
@@ -21,6 +22,8 @@ export interface DriftReportDeps {
   agentKeys: AgentKeys;
   /** Where each environment's drift is kept; the preview comments read it too. */
   summaries: DriftSummaries;
+  /** Where a fleet's clusters' drift goes: one check run per deploy, not one per cluster. */
+  fleet: FleetDrift;
   log: Logger;
 }
 
@@ -37,6 +40,11 @@ export class DriftReports {
   constructor(deps: DriftReportDeps) {
     this.#deps = deps;
     this.#records = new DeployRecords(deps.redis, deps.mac, deps.log);
+  }
+
+  /** The drift check runs of deploys that reached several clusters. */
+  get fleet(): FleetDrift {
+    return this.#deps.fleet;
   }
 
   /**
@@ -75,24 +83,18 @@ export class DriftReports {
       // Nothing to write to GitHub; saved again all the same, so the deploy it is measured against
       // outlives its record for as long as the agent keeps reporting.
       await deps.summaries.save(report.repository.id, target, { ...previous, deploy });
+      if (report.cluster !== undefined) await deps.fleet.keep(deploy.jobId);
       return { verdict };
     }
-    const gh = await deps.github(deploy.installationId);
-    const output = driftCheckOutput(report);
-    const conclusion = report.drifted.length === 0 ? "success" : "neutral";
-    let checkRunId: number;
-    if (previous?.sha === report.sha) {
-      checkRunId = previous.checkRunId;
-      await gh.updateCheckRun(deploy.repository, checkRunId, { status: "completed", conclusion, output });
-    } else {
-      checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(target), report.sha, {
-        status: "completed",
-        conclusion,
-        output,
-      });
-    }
     const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
-    await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
+    if (report.cluster === undefined) {
+      const checkRunId = await this.#writeCheckRun(report, deploy, previous?.sha === report.sha ? previous.checkRunId : undefined);
+      await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
+    } else {
+      // A cluster of a fleet is a row of its deploy's one drift check run.
+      await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, fingerprint, summary });
+      await deps.fleet.record(deploy, report.cluster, report);
+    }
     return {
       verdict,
       change: {
@@ -103,6 +105,19 @@ export class DriftReports {
         deploy: { repository: deploy.repository, installationId: deploy.installationId },
       },
     };
+  }
+
+  /** Writes an environment's drift check run: a new one on a commit it has none on, else its own again. */
+  async #writeCheckRun(report: DriftReport, deploy: MeasuredDeploy, checkRunId: number | undefined): Promise<number> {
+    const gh = await this.#deps.github(deploy.installationId);
+    const fields = {
+      status: "completed",
+      conclusion: report.drifted.length === 0 ? "success" : "neutral",
+      output: driftCheckOutput(report),
+    } as const;
+    if (checkRunId === undefined) return gh.createCheckRun(deploy.repository, driftCheckName(report.environment), report.sha, fields);
+    await gh.updateCheckRun(deploy.repository, checkRunId, fields);
+    return checkRunId;
   }
 
   /**

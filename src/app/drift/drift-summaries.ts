@@ -26,7 +26,8 @@ export interface DriftState {
   /** Absent in states written before drift reports were checked against the deploy. */
   deploy?: MeasuredDeploy;
   sha: string;
-  checkRunId: number;
+  /** The environment's drift check run; absent for one cluster of a fleet, a row of its deploy's check run. */
+  checkRunId?: number;
   fingerprint: string;
   summary: DriftSummary;
 }

@@ -22,6 +22,9 @@ export const PROMOTION_QUEUE = "promotions";
 /** Checks of a rollout over an environment's clusters: at a bake's end, or when a wave's clusters should have answered. */
 export const ROLLOUT_QUEUE = "rollout-checks";
 
+/** Writes the drift check run of a deploy that reached several clusters, a moment after a cluster's report. */
+export const FLEET_DRIFT_QUEUE = "fleet-drift";
+
 /** A rollout check: which deploy. */
 export const rolloutCheckSchema = z.strictObject({ jobId: z.string().min(1) });
 /** A rollout check. */
@@ -124,6 +127,7 @@ export class AppQueues {
   readonly #promotions: Queue;
   readonly #pipelineComments: Queue;
   readonly #rollouts: Queue;
+  readonly #fleetDrift: Queue;
 
   constructor(connection: RedisClient, options: AppQueueOptions) {
     this.#connection = connection;
@@ -137,6 +141,7 @@ export class AppQueues {
     this.#promotions = new Queue(PROMOTION_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#pipelineComments = new Queue(PIPELINE_COMMENT_QUEUE, { connection, prefix: QUEUE_PREFIX });
     this.#rollouts = new Queue(ROLLOUT_QUEUE, { connection, prefix: QUEUE_PREFIX });
+    this.#fleetDrift = new Queue(FLEET_DRIFT_QUEUE, { connection, prefix: QUEUE_PREFIX });
   }
 
   /** How many jobs wait, run, are delayed or failed in each queue the app uses (agents' queues once it has added to them). */
@@ -155,6 +160,7 @@ export class AppQueues {
       this.#promotions,
       this.#pipelineComments,
       this.#rollouts,
+      this.#fleetDrift,
       ...this.#agents.values(),
       ...this.#livePreviews.values(),
     ];
@@ -182,6 +188,22 @@ export class AppQueues {
     const data = rolloutCheckSchema.parse(check);
     await this.#rollouts.add("rollout", sealed(this.#mac, ROLLOUT_QUEUE, data), {
       jobId: `rollout-${data.jobId}-${at}`,
+      delay: Math.max(0, at - this.#now()),
+      attempts: 5,
+      backoff: { type: "exponential", delay: 2_000 },
+      removeOnComplete: { age: 3600 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  /**
+   * Asks for a deploy's fleet drift check run to be written at `at` (ms): asks for the same deploy
+   * and moment, from any replica, are one job, so reports that come together are one write.
+   */
+  async addFleetDriftWrite(jobId: string, at: number): Promise<void> {
+    const data = rolloutCheckSchema.parse({ jobId });
+    await this.#fleetDrift.add("fleet-drift", sealed(this.#mac, FLEET_DRIFT_QUEUE, data), {
+      jobId: `fleet-drift-${data.jobId}-${at}`,
       delay: Math.max(0, at - this.#now()),
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },
@@ -417,6 +439,11 @@ export function promotionWorker(connection: ConnectionOptions, mac: RedisMac, pr
 /** Runs rollout checks: a wave's bake end or timeout, each under its deploy's lock. */
 export function rolloutCheckWorker(connection: ConnectionOptions, mac: RedisMac, process: (check: RolloutCheck) => Promise<void>): Worker {
   return sealedWorker(ROLLOUT_QUEUE, rolloutCheckSchema, connection, mac, process);
+}
+
+/** Writes fleets' drift check runs, each under its deploy's writer lock. */
+export function fleetDriftWorker(connection: ConnectionOptions, mac: RedisMac, process: (check: RolloutCheck) => Promise<void>): Worker {
+  return sealedWorker(FLEET_DRIFT_QUEUE, rolloutCheckSchema, connection, mac, process);
 }
 
 /** Brings pipeline comments up to date. */

@@ -66,6 +66,11 @@ export function driftKey(repositoryId: number, environment: string): string {
   return `sluice:drift:${repositoryId}:${environment}`;
 }
 
+/** The drift of a deploy that reached several clusters: a hash of each cluster's newest report (`:check` its check run, `:lock` its writer). */
+export function fleetDriftKey(jobId: string): string {
+  return `sluice:fleet-drift:${jobId}`;
+}
+
 /** The pull requests of a repository with a published preview, for updating their comments when drift changes. */
 export function publishedSetKey(repositoryId: number): string {
   return `sluice:published:${repositoryId}`;

@@ -9,6 +9,7 @@ import { Convergence } from "../deploy/convergence.ts";
 import { DeployJobs } from "../deploy/deploy-jobs.ts";
 import { DeployRecords, type DeployRecord } from "../deploy/deploy-records.ts";
 import { FleetClusters } from "../deploy/fleet-clusters.ts";
+import { FleetDrift } from "../drift/fleet-drift.ts";
 import { Rollouts, type RolloutDeps } from "../deploy/rollouts.ts";
 import { DeployReports } from "../deploy/deploy-reports.ts";
 import { DriftReports } from "../drift/drift-reports.ts";
@@ -78,7 +79,15 @@ export function buildServices(base: ServiceBase): AppServices {
   );
   // Drift reports write each environment's drift; the live previews read it for the comments.
   const drift = new DriftSummaries(redis, mac);
-  const driftReports = new DriftReports({ redis, mac, github: access.installation, agentKeys, summaries: drift, log: access.log });
+  const fleet = new FleetDrift({
+    redis,
+    mac,
+    github: access.installation,
+    schedule: (jobId, at) => queues.addFleetDriftWrite(jobId, at),
+    now,
+    log: access.log,
+  });
+  const driftReports = new DriftReports({ redis, mac, github: access.installation, agentKeys, summaries: drift, fleet, log: access.log });
   const renderer = renderPool(settings, infra);
   const published = new PublishedPreviews(redis, mac);
   // Agents' statuses announce a fleet's clusters; rollouts and live previews ask those a glob matches.

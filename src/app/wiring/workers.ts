@@ -12,6 +12,7 @@ import {
   promotionWorker,
   reportWorker,
   rolloutCheckWorker,
+  fleetDriftWorker,
 } from "../queue/queues.ts";
 import type { Logger } from "../log-context.ts";
 
@@ -75,6 +76,7 @@ function deployWorkers(infra: Infrastructure, services: AppServices, now: () => 
     reportWorker(redis, fromAgents),
     promotionWorker(redis, mac, (check) => deploys.promotions.run(check)),
     rolloutCheckWorker(redis, mac, (check) => deploys.rollouts.check(check.jobId)),
+    fleetDriftWorker(redis, mac, (check) => services.driftReports.fleet.write(check.jobId)),
     pipelineCommentWorker(redis, mac, (check) => deploys.pipelineComments.refresh(check)),
     ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
   ];

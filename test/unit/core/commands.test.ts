@@ -279,6 +279,25 @@ describe("parseCommand: /sync --cluster", () => {
   });
 });
 
+describe("parseCommand: /rollback --cluster", () => {
+  it("names one cluster of one environment, with or without a revision", () => {
+    const one = { kind: "rollback", environments: ["production"], named: true, cluster: "eu-1" };
+    expect(parseCommand("/rollback production --cluster eu-1", envs)).toStrictEqual(one);
+    expect(parseCommand("/rollback --cluster eu-1 production to abc1234", envs)).toStrictEqual({ ...one, to: "abc1234" });
+    expect(parseCommand("/rollback production to abc1234 --cluster eu-1", envs)).toStrictEqual({ ...one, to: "abc1234" });
+  });
+
+  it("refuses a cluster that is not a name, a cluster of no or several environments, and other options", () => {
+    const usage = "`/rollback <env> --cluster <name>`";
+    expect(invalidReason("/rollback production --cluster")).toBe(
+      `${usage} takes one cluster's name, as its agent's SLUICE_AGENT_CLUSTER gives it (such as eu-1)`,
+    );
+    expect(invalidReason("/rollback --cluster eu-1")).toBe(`${usage} names one environment`);
+    expect(invalidReason("/rollback production staging --cluster eu-1 to abc1234")).toBe(`${usage} names one environment`);
+    expect(invalidReason("/rollback production --force")).toBe("`/rollback` takes one option, `--cluster <name>`, not `--force`");
+  });
+});
+
 describe("parseCommand: /sync --override-freeze", () => {
   it("takes everything after the flag as the reason", () => {
     const override = (environments: string[], overrideFreeze: string): Command => ({

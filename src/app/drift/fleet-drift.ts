@@ -1,0 +1,114 @@
+import { createHash } from "node:crypto";
+import type { RedisClient } from "../../redis/connection.ts";
+import type { DriftReport } from "../../core/agent-protocol.ts";
+import { driftCheckName } from "../../core/check-names.ts";
+import { fleetDriftOutput, fleetDriftRow, type FleetDriftRow } from "../../core/fleet-drift.ts";
+import type { GitHubClient } from "../github/client.ts";
+import type { Logger } from "../log-context.ts";
+import { withRedisLock } from "../state/redis-lock.ts";
+import { SealedJson, type RedisMac } from "../state/redis-mac.ts";
+import { fleetDriftKey } from "../state/redis-keys.ts";
+import type { MeasuredDeploy } from "./drift-summaries.ts";
+
+/** How long a deploy's fleet drift is kept after its last report. */
+const TTL_SECONDS = 30 * 24 * 3600;
+/** Reports that come within this long of each other are written to GitHub together. */
+export const FLEET_DRIFT_WRITE_MS = 2_000;
+
+/** What writing a fleet's drift needs. */
+export interface FleetDriftDeps {
+  redis: RedisClient;
+  mac: RedisMac;
+  github: (installationId: number) => Promise<GitHubClient>;
+  /** Asks for `write(jobId)` at `at`; asks for the same moment are one. */
+  schedule: (jobId: string, at: number) => Promise<void>;
+  now: () => number;
+  log: Logger;
+}
+
+/** A deploy's drift check run, and a hash of what it says now. */
+interface FleetDriftCheck {
+  checkRunId: number;
+  written: string;
+}
+
+/** One cluster's field: its row, and the deploy (from the app's record) it is measured against. */
+interface StoredRow {
+  deploy: MeasuredDeploy;
+  row: FleetDriftRow;
+}
+
+/**
+ * The drift of a deploy that reached several clusters, as one `sluice/drift (<env>)` check run
+ * on its commit with a row per cluster, not a check run per cluster. Each cluster's newest drift is
+ * a MAC'd field of one hash (clusters reporting at once never overwrite each other), and the check
+ * run is written from the whole hash a moment after a report: a hundred clusters reporting after a
+ * deploy cost a few writes, not a hundred.
+ */
+export class FleetDrift {
+  readonly #deps: FleetDriftDeps;
+  readonly #checks: SealedJson;
+
+  constructor(deps: FleetDriftDeps) {
+    this.#deps = deps;
+    this.#checks = new SealedJson(deps.redis, deps.mac);
+  }
+
+  /** Keeps one cluster's drift report (checked against `deploy`, the app's record) and asks for the check run to be written. */
+  async record(deploy: MeasuredDeploy, cluster: string, report: DriftReport): Promise<void> {
+    const { redis, mac, now } = this.#deps;
+    const key = fleetDriftKey(deploy.jobId);
+    const json = JSON.stringify({ deploy, row: fleetDriftRow(report) } satisfies StoredRow);
+    await redis.hset(key, cluster, `${mac.sign(`${key}:${cluster}`, json)} ${json}`);
+    await redis.expire(key, TTL_SECONDS);
+    const at = Math.ceil((now() + 1) / FLEET_DRIFT_WRITE_MS) * FLEET_DRIFT_WRITE_MS;
+    await this.#deps.schedule(deploy.jobId, at);
+  }
+
+  /** Keeps a deploy's fleet drift for another `TTL_SECONDS`: its clusters still report, the same as before. */
+  async keep(jobId: string): Promise<void> {
+    const key = fleetDriftKey(jobId);
+    await Promise.all([this.#deps.redis.expire(key, TTL_SECONDS), this.#deps.redis.expire(`${key}:check`, TTL_SECONDS)]);
+  }
+
+  /** Writes the deploy's drift check run from every cluster's newest row, once per deploy at a time; nothing when it says the same. */
+  async write(jobId: string): Promise<void> {
+    const key = fleetDriftKey(jobId);
+    await withRedisLock(this.#deps.redis, `${key}:lock`, { ttlMs: 30_000, waitMs: 60_000, pollMs: 50 }, async () => {
+      const stored = await this.#rows(key);
+      const deploy = Object.values(stored)[0]?.deploy;
+      if (!deploy) return;
+      const rows = Object.fromEntries(Object.entries(stored).map(([cluster, { row }]) => [cluster, row]));
+      const { conclusion, output } = fleetDriftOutput(deploy.sha, rows);
+      const written = createHash("sha256")
+        .update(JSON.stringify([conclusion, output]))
+        .digest("hex");
+      // Sealed by this app, so its shape is the one it wrote.
+      const check = (await this.#checks.get(`${key}:check`)) as FleetDriftCheck | undefined;
+      if (check?.written === written) return;
+      const gh = await this.#deps.github(deploy.installationId);
+      const fields = { status: "completed", conclusion, output } as const;
+      let checkRunId = check?.checkRunId;
+      if (checkRunId === undefined)
+        checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(deploy.environment), deploy.sha, fields);
+      else await gh.updateCheckRun(deploy.repository, checkRunId, fields);
+      await this.#checks.set(`${key}:check`, { checkRunId, written } satisfies FleetDriftCheck, TTL_SECONDS);
+    });
+  }
+
+  /** Every cluster's row whose MAC verifies: a field written by anyone else to Redis is not a cluster's drift. */
+  async #rows(key: string): Promise<Record<string, StoredRow>> {
+    const rows: Record<string, StoredRow> = {};
+    for (const [cluster, value] of Object.entries(await this.#deps.redis.hgetall(key))) {
+      const space = value.indexOf(" ");
+      const json = value.slice(space + 1);
+      if (space < 0 || !this.#deps.mac.verify(`${key}:${cluster}`, json, value.slice(0, space))) {
+        this.#deps.log.warn({ key, cluster }, "fleet drift row that does not verify ignored");
+        continue;
+      }
+      // MAC'd by this app, so its shape is the one it wrote.
+      rows[cluster] = JSON.parse(json) as StoredRow;
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,108 @@
+import type { DriftReport } from "./agent-protocol.ts";
+import { driftCheckOutput } from "./deploy-status.ts";
+import { shortSha } from "./git-ref.ts";
+import { displayName } from "./identity.ts";
+import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, tableRow, utf8Length } from "./markdown.ts";
+
+/** A drifted cluster's objects are named up to this many; its detail keeps to this many characters. */
+const NAMED_OBJECTS = 10;
+const DETAIL_LIMIT = 4_000;
+/** The check run's summary keeps to this many bytes, its text to GitHub's limit less room for the notes. */
+const SUMMARY_BUDGET = 60_000;
+
+/** What one cluster of a fleet last found drifted from a deploy: one row of the environment's drift check run. */
+export interface FleetDriftRow {
+  /** When the cluster's agent checked (its report's time). */
+  at: string;
+  checked: number;
+  /** How many objects differ, and the first of them by name. */
+  count: number;
+  drifted: string[];
+  healed: number;
+  gaveUp: number;
+  /** The cluster's own drift summary (its per-object table), cut to `DETAIL_LIMIT`. */
+  detail: string;
+}
+
+/** One cluster's drift report as a row of the fleet's table. */
+export function fleetDriftRow(report: DriftReport): FleetDriftRow {
+  const detail = driftCheckOutput(report).summary;
+  return {
+    at: report.at,
+    checked: report.checked,
+    count: report.drifted.length,
+    drifted: report.drifted.slice(0, NAMED_OBJECTS).map(displayName),
+    healed: report.healed.length,
+    gaveUp: report.gaveUp.length,
+    detail: detail.length > DETAIL_LIMIT ? `${detail.slice(0, DETAIL_LIMIT)}\n\n… cut here; the cluster's agent log has the rest.` : detail,
+  };
+}
+
+/**
+ * The one `sluice/drift (<env>)` check run of a deploy that reached several clusters: which
+ * clusters drifted and how (a row each, their per-object tables in the text), and the clusters in
+ * sync by name. Neutral when any cluster drifted, success when none did; it fits a check run at
+ * any number of clusters.
+ */
+export function fleetDriftOutput(
+  sha: string,
+  rows: Readonly<Record<string, FleetDriftRow>>,
+): { conclusion: "success" | "neutral"; output: { title: string; summary: string; text?: string } } {
+  const clusters = Object.keys(rows).sort();
+  const drifted = clusters.filter((c) => (rows[c]?.count ?? 0) > 0);
+  const inSync = clusters.filter((c) => (rows[c]?.count ?? 0) === 0);
+  const n = clusters.length;
+  const title = drifted.length === 0 ? `In sync on ${plural(n, "cluster")}` : `Drifted on ${drifted.length} of ${plural(n, "cluster")}`;
+  const lines = [`Each cluster's agent compared its live objects with what Sluice applied at \`${shortSha(sha)}\`.`];
+  let used = utf8Length(lines[0] ?? "");
+  if (drifted.length > 0) {
+    const table = ["| Cluster | Objects drifted | Self-heal | Checked |", "|---|---|---|---|"];
+    let shown = 0;
+    for (const cluster of drifted) {
+      const row = rows[cluster];
+      if (!row) continue;
+      const names =
+        row.drifted.map(code).join(", ") + (row.count > row.drifted.length ? ` and ${row.count - row.drifted.length} more` : "");
+      const heal = [row.healed > 0 ? `applied ${row.healed} again` : "", row.gaveUp > 0 ? `stopped for ${row.gaveUp}` : ""].filter(Boolean);
+      const line = tableRow([code(cluster), `${row.count}: ${names}`, heal.join("; ") || "off", escapeInline(row.at)]);
+      if (used + utf8Length(line) > SUMMARY_BUDGET / 2) break;
+      table.push(line);
+      used += utf8Length(line) + 1;
+      shown++;
+    }
+    lines.push(table.join("\n"));
+    if (shown < drifted.length)
+      lines.push(
+        `${drifted.length - shown} more drifted clusters are not listed here: ${plural(drifted.length, "cluster")} drifted in all.`,
+      );
+  }
+  if (inSync.length > 0) lines.push(`In sync: ${namesWithin(inSync, SUMMARY_BUDGET - used)}.`);
+  let text = "";
+  for (const cluster of drifted) {
+    const block = `#### ${code(cluster)}\n\n${rows[cluster]?.detail ?? ""}\n\n`;
+    if (text.length + block.length > CHECK_RUN_TEXT_LIMIT - 1_000) break;
+    text += block;
+  }
+  return {
+    conclusion: drifted.length === 0 ? "success" : "neutral",
+    output: { title, summary: lines.join("\n\n"), ...(text ? { text } : {}) },
+  };
+}
+
+/** Names as many clusters as fit `budget` bytes, then counts the rest. */
+function namesWithin(clusters: readonly string[], budget: number): string {
+  const shown: string[] = [];
+  let used = 0;
+  for (const cluster of clusters) {
+    const name = code(cluster);
+    if (used + utf8Length(name) + 2 > budget - 100) break;
+    shown.push(name);
+    used += utf8Length(name) + 2;
+  }
+  const more = clusters.length - shown.length;
+  return more > 0 ? `${shown.join(", ")} and ${more} more` : shown.join(", ");
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
