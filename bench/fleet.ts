@@ -180,7 +180,7 @@ try {
   await until(() => /on \d+ of \d+ clusters, .*would change live/.test(comment()) && !comment().includes("waiting"), "every live answer");
   const previewMs = performance.now() - opened;
   const commentBytes = Buffer.byteLength(comment());
-  const answers = (comment().match(/^\*\*`production`\*\* on /gm) ?? []).length;
+  const answers = (comment().match(/^\*\*`production`\*\* on .*$/gm) ?? []).map((line) => line.replace(/, `c-\d+`.*?:/, ", …:"));
   const keysOf = async (pattern: string): Promise<number> => {
     let cursor = "0";
     let count = 0;
@@ -203,8 +203,9 @@ try {
   );
   console.log(`  Redis keys per cluster: ${perCluster.toFixed(1)}; check run summary at ${clusterCount} clusters: ${summaryBytes} bytes`);
   console.log(
-    `  live preview on ${clusterCount} clusters (3 agents stopped): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${answers} distinct answers`,
+    `  live preview on ${clusterCount} clusters (3 agents stopped): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${answers.length} distinct answers:`,
   );
+  for (const answer of answers) console.log(`    ${answer}`);
 } finally {
   for (const agent of agents) await agent.stop();
   await h.stop();

@@ -2,10 +2,11 @@ import type { DriftReport } from "./agent-protocol.ts";
 import { driftCheckOutput } from "./deploy-status.ts";
 import { shortSha } from "./git-ref.ts";
 import { displayName } from "./identity.ts";
-import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, tableRow, utf8Length } from "./markdown.ts";
+import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, prefixWithin, tableRow, utf8Length } from "./markdown.ts";
 
 /** A drifted cluster's objects are named up to this many; its detail keeps to this many characters. */
 const NAMED_OBJECTS = 10;
+const NAME_LIMIT = 200;
 const DETAIL_LIMIT = 4_000;
 /** The check run's summary keeps to this many bytes, its text to GitHub's limit less room for the notes. */
 const SUMMARY_BUDGET = 60_000;
@@ -31,10 +32,14 @@ export function fleetDriftRow(report: DriftReport): FleetDriftRow {
     at: report.at,
     checked: report.checked,
     count: report.drifted.length,
-    drifted: report.drifted.slice(0, NAMED_OBJECTS).map(displayName),
+    drifted: report.drifted.slice(0, NAMED_OBJECTS).map((o) => {
+      const name = displayName(o);
+      return name.length > NAME_LIMIT ? `${prefixWithin(name, NAME_LIMIT)}…` : name;
+    }),
     healed: report.healed.length,
     gaveUp: report.gaveUp.length,
-    detail: detail.length > DETAIL_LIMIT ? `${detail.slice(0, DETAIL_LIMIT)}\n\n… cut here; the cluster's agent log has the rest.` : detail,
+    detail:
+      detail.length > DETAIL_LIMIT ? `${prefixWithin(detail, DETAIL_LIMIT)}\n\n… cut here; the cluster's agent log has the rest.` : detail,
   };
 }
 
@@ -65,7 +70,7 @@ export function fleetDriftOutput(
         row.drifted.map(code).join(", ") + (row.count > row.drifted.length ? ` and ${row.count - row.drifted.length} more` : "");
       const heal = [row.healed > 0 ? `applied ${row.healed} again` : "", row.gaveUp > 0 ? `stopped for ${row.gaveUp}` : ""].filter(Boolean);
       const line = tableRow([code(cluster), `${row.count}: ${names}`, heal.join("; ") || "off", escapeInline(row.at)]);
-      if (used + utf8Length(line) > SUMMARY_BUDGET / 2) break;
+      if (used + utf8Length(line) > SUMMARY_BUDGET / 2) continue;
       table.push(line);
       used += utf8Length(line) + 1;
       shown++;
@@ -80,7 +85,7 @@ export function fleetDriftOutput(
   let text = "";
   for (const cluster of drifted) {
     const block = `#### ${code(cluster)}\n\n${rows[cluster]?.detail ?? ""}\n\n`;
-    if (text.length + block.length > CHECK_RUN_TEXT_LIMIT - 1_000) break;
+    if (text.length + block.length > CHECK_RUN_TEXT_LIMIT - 1_000) continue;
     text += block;
   }
   return {

@@ -271,6 +271,11 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     expect(run?.output?.text).toContain("#### `eu-1`");
     // One check run for the environment's deploy, written again as its clusters report: none per cluster.
     expect(driftRuns().map((r) => r.name)).toEqual(["sluice/drift (production)"]);
+    // A Redis writer copies the sealed record of the check run into the hash as a cluster named `check`: it is no cluster's row.
+    const key = `sluice:fleet-drift:${REPO_ID}:production:${v1}`;
+    const sealed = (await h.redis.getBuffer(`${key}:check`)) ?? Buffer.alloc(0);
+    expect(sealed.length).toBeGreaterThan(43);
+    await h.redis.hset(key, "check", `${sealed.subarray(0, 43).toString("ascii")} ${sealed.subarray(43).toString("utf8")}`);
     await edit("v1");
     await expect.poll(title, { timeout: 60_000, interval: 200 }).toBe("In sync on 3 clusters");
     expect(driftRuns()).toHaveLength(1);
@@ -374,6 +379,8 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     await kube["eu-2"].delete({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "web", namespace: NS } });
     expect(await versions()).toEqual(["v5", "v5", undefined]);
     const head = h.github.branch(OWNER, REPO, "main") ?? "";
+    const driftRuns = () => [...h.github.checkRuns.values()].filter((r) => r.head_sha === head && r.name.startsWith("sluice/drift"));
+    await expect.poll(() => driftRuns().at(-1)?.output?.title, { timeout: 60_000, interval: 200 }).toBe("Drifted on 1 of 3 clusters");
     const before = runs(head).length;
     await h.deliver("issue_comment", commentPayload(target, 5, 80_003, "/sync production --cluster eu-2", "carol"));
     await expect.poll(() => liveVersion("eu-2"), { timeout: 60_000 }).toBe("v5");
@@ -383,6 +390,9 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     expect(summary).toMatch(/\| 1 \| `eu-2` \| ✅ deployed \|/);
     expect(summary).not.toContain("`canary`");
     await expect.poll(() => botReplies(h, 5).at(-1), { timeout: 30_000 }).toContain("`production@eu-2`");
+    // The cluster deployed alone stays a row of its commit's one drift check run.
+    await expect.poll(() => driftRuns().at(-1)?.output?.title, { timeout: 60_000, interval: 200 }).toBe("In sync on 3 clusters");
+    expect(driftRuns()).toHaveLength(1);
     await h.deliver("issue_comment", commentPayload(target, 5, 80_004, "/sync production --cluster us-9", "carol"));
     await expect
       .poll(() => botReplies(h, 5).at(-1), { timeout: 30_000 })

@@ -350,7 +350,10 @@ async function expectStillPending(p: PendingPreview, comment: string): Promise<v
 /** The production agent's own answer is folded in: the preview was open to answers all along. */
 async function expectGenuineFolded(p: PendingPreview): Promise<void> {
   await send("live", answer(requestOf(p, "production"), "the production agent's own answer"), productionKeys);
-  expect(commentOn(p)).toContain("the production agent's own answer");
+  // Folded at once, written a moment later with whatever else came meanwhile.
+  const preview = await published.load(p.repo.repoId, p.pullRequest);
+  expect(preview?.live?.find((e) => e.environment === "production")?.status.state).toBe("answered");
+  await expect.poll(() => commentOn(p), { timeout: 30_000, interval: 100 }).toContain("the production agent's own answer");
 }
 
 describe("a live-preview answer is folded only into the request the app sent", () => {

@@ -83,7 +83,8 @@ export class DriftReports {
       // Nothing to write to GitHub; saved again all the same, so the deploy it is measured against
       // outlives its record for as long as the agent keeps reporting.
       await deps.summaries.save(report.repository.id, target, { ...previous, deploy });
-      if (report.cluster !== undefined) await deps.fleet.keep(deploy.jobId);
+      if (report.cluster !== undefined)
+        await deps.fleet.keep({ repositoryId: deploy.repository.id, environment: deploy.environment, sha: deploy.sha });
       return { verdict };
     }
     const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
@@ -91,9 +92,10 @@ export class DriftReports {
       const checkRunId = await this.#writeCheckRun(report, deploy, previous?.sha === report.sha ? previous.checkRunId : undefined);
       await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
     } else {
-      // A cluster of a fleet is a row of its deploy's one drift check run.
-      await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, fingerprint, summary });
+      // A cluster of a fleet is a row of its commit's one drift check run; kept there first, so a
+      // failure half way is retried rather than taken for drift already shown.
       await deps.fleet.record(deploy, report.cluster, report);
+      await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, fingerprint, summary });
     }
     return {
       verdict,

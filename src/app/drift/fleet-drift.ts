@@ -20,30 +20,38 @@ export interface FleetDriftDeps {
   redis: RedisClient;
   mac: RedisMac;
   github: (installationId: number) => Promise<GitHubClient>;
-  /** Asks for `write(jobId)` at `at`; asks for the same moment are one. */
-  schedule: (jobId: string, at: number) => Promise<void>;
+  /** Asks for `write(commit)` at `at`; asks for the same moment are one. */
+  schedule: (commit: FleetCommit, at: number) => Promise<void>;
   now: () => number;
   log: Logger;
 }
 
-/** A deploy's drift check run, and a hash of what it says now. */
+/** The commit of an environment whose drift check run a fleet's clusters share, whichever deploys took them there. */
+export interface FleetCommit {
+  repositoryId: number;
+  environment: string;
+  sha: string;
+}
+
+/** A commit's drift check run, and a hash of what it says now. */
 interface FleetDriftCheck {
   checkRunId: number;
   written: string;
 }
 
-/** One cluster's field: its row, and the deploy (from the app's record) it is measured against. */
+/** One cluster's field: its row, and the deploy (from the app's record) it is measured against, of the commit. */
 interface StoredRow {
   deploy: MeasuredDeploy;
   row: FleetDriftRow;
 }
 
 /**
- * The drift of a deploy that reached several clusters, as one `sluice/drift (<env>)` check run
- * on its commit with a row per cluster, not a check run per cluster. Each cluster's newest drift is
- * a MAC'd field of one hash (clusters reporting at once never overwrite each other), and the check
- * run is written from the whole hash a moment after a report: a hundred clusters reporting after a
- * deploy cost a few writes, not a hundred.
+ * The drift of a fleet's clusters at one commit, as one `sluice/drift (<env>)` check run on it with
+ * a row per cluster, not a check run per cluster (nor per deploy: a cluster deployed alone, by
+ * `/sync --cluster` or as it joined, stays a row of its commit's check run). Each cluster's newest
+ * drift is a MAC'd field of one hash (clusters reporting at once never overwrite each other), and
+ * the check run is written from the whole hash a moment after a report: a hundred clusters
+ * reporting after a deploy cost a few writes, not a hundred.
  */
 export class FleetDrift {
   readonly #deps: FleetDriftDeps;
@@ -57,23 +65,24 @@ export class FleetDrift {
   /** Keeps one cluster's drift report (checked against `deploy`, the app's record) and asks for the check run to be written. */
   async record(deploy: MeasuredDeploy, cluster: string, report: DriftReport): Promise<void> {
     const { redis, mac, now } = this.#deps;
-    const key = fleetDriftKey(deploy.jobId);
+    const commit = { repositoryId: deploy.repository.id, environment: deploy.environment, sha: deploy.sha };
+    const key = fleetDriftKey(commit);
     const json = JSON.stringify({ deploy, row: fleetDriftRow(report) } satisfies StoredRow);
-    await redis.hset(key, cluster, `${mac.sign(`${key}:${cluster}`, json)} ${json}`);
+    await redis.hset(key, cluster, `${mac.sign(rowPurpose(key, cluster), json)} ${json}`);
     await redis.expire(key, TTL_SECONDS);
     const at = Math.ceil((now() + 1) / FLEET_DRIFT_WRITE_MS) * FLEET_DRIFT_WRITE_MS;
-    await this.#deps.schedule(deploy.jobId, at);
+    await this.#deps.schedule(commit, at);
   }
 
-  /** Keeps a deploy's fleet drift for another `TTL_SECONDS`: its clusters still report, the same as before. */
-  async keep(jobId: string): Promise<void> {
-    const key = fleetDriftKey(jobId);
+  /** Keeps a commit's fleet drift for another `TTL_SECONDS`: its clusters still report, the same as before. */
+  async keep(commit: FleetCommit): Promise<void> {
+    const key = fleetDriftKey(commit);
     await Promise.all([this.#deps.redis.expire(key, TTL_SECONDS), this.#deps.redis.expire(`${key}:check`, TTL_SECONDS)]);
   }
 
-  /** Writes the deploy's drift check run from every cluster's newest row, once per deploy at a time; nothing when it says the same. */
-  async write(jobId: string): Promise<void> {
-    const key = fleetDriftKey(jobId);
+  /** Writes the commit's drift check run from every cluster's newest row, once per commit at a time; nothing when it says the same. */
+  async write(commit: FleetCommit): Promise<void> {
+    const key = fleetDriftKey(commit);
     await withRedisLock(this.#deps.redis, `${key}:lock`, { ttlMs: 30_000, waitMs: 60_000, pollMs: 50 }, async () => {
       const stored = await this.#rows(key);
       const deploy = Object.values(stored)[0]?.deploy;
@@ -102,7 +111,7 @@ export class FleetDrift {
     for (const [cluster, value] of Object.entries(await this.#deps.redis.hgetall(key))) {
       const space = value.indexOf(" ");
       const json = value.slice(space + 1);
-      if (space < 0 || !this.#deps.mac.verify(`${key}:${cluster}`, json, value.slice(0, space))) {
+      if (space < 0 || !this.#deps.mac.verify(rowPurpose(key, cluster), json, value.slice(0, space))) {
         this.#deps.log.warn({ key, cluster }, "fleet drift row that does not verify ignored");
         continue;
       }
@@ -111,4 +120,9 @@ export class FleetDrift {
     }
     return rows;
   }
+}
+
+/** What a row's MAC is for: its own prefix, so no other sealed value of the hash's family (`:check`) passes for a row. */
+function rowPurpose(key: string, cluster: string): string {
+  return `fleet-drift-row\n${key}\n${cluster}`;
 }

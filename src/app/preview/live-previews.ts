@@ -245,7 +245,7 @@ export class LivePreviews {
     const answers = (e: LiveEnvironment) => e.environment === environment && e.cluster === cluster;
     // An answer for a preview that is no longer the newest changes nothing, matching or not.
     let verdict: Verdict = { accepted: true };
-    await this.#update(answer.repository.id, answer.pullRequest, answer.seq, (live, preview) => {
+    await this.#update(answer.repository.id, answer.pullRequest, answer.seq, "soon", (live, preview) => {
       // The preview is what the app sealed when it sent its requests: one went to each environment
       // it shows as pending (or answered, or timed out), none to an unavailable or offline one.
       const asked = live.some((e) => answers(e) && ["pending", "answered", "timed-out"].includes(e.status.state));
@@ -277,7 +277,7 @@ export class LivePreviews {
     for (const pullRequest of await this.#deps.published.pullRequests(repositoryId)) {
       const preview = await this.#deps.published.load(repositoryId, pullRequest);
       if (!preview?.live?.some(shows)) continue;
-      await this.#update(repositoryId, pullRequest, preview.seq, (live) =>
+      await this.#update(repositoryId, pullRequest, preview.seq, "soon", (live) =>
         live.map((e) => {
           if (!shows(e)) return e;
           const rest: LiveEnvironment = { environment: e.environment, ...clusterField(e.cluster), status: e.status };
@@ -287,18 +287,32 @@ export class LivePreviews {
     }
   }
 
-  /** Ends the wait: environments still pending say that no agent answered in time. */
+  /**
+   * Ends the wait: environments still pending say that no agent answered in time. A timeout with
+   * `write` ends nothing: it writes the answers and drift folded in since the preview's last write.
+   */
   async timeOut(timeout: LiveTimeout): Promise<void> {
-    await this.#update(timeout.repositoryId, timeout.pullRequest, timeout.seq, (live) =>
+    if (timeout.write) {
+      await this.#update(timeout.repositoryId, timeout.pullRequest, timeout.seq, "now", (live) => [...live]);
+      return;
+    }
+    await this.#update(timeout.repositoryId, timeout.pullRequest, timeout.seq, "now", (live) =>
       live.map((e) => (e.status.state === "pending" ? { ...e, status: { state: "timed-out", seconds: timeout.seconds } } : e)),
     );
   }
 
-  /** Changes the live part of the newest published preview and writes it again, all under the pull request's lock. */
+  /**
+   * Changes the live part of the newest published preview under the pull request's lock, and
+   * writes it (`now`), or keeps it marked unwritten and asks for one write a moment later (`soon`):
+   * a hundred clusters answering within a second cost a write or two, not a hundred, and an answer
+   * never waits behind another's write in GitHub's pacing. What is written is always the newest
+   * preview as saved, under the lock, so a write never puts back an older state.
+   */
   async #update(
     repositoryId: number,
     pullRequest: number,
     seq: number,
+    when: "now" | "soon",
     change: (live: readonly LiveEnvironment[], preview: PublishedPreview) => LiveEnvironment[],
   ): Promise<void> {
     const deps = this.#deps;
@@ -306,12 +320,28 @@ export class LivePreviews {
       const preview = await deps.published.load(repositoryId, pullRequest);
       if (!preview || preview.seq !== seq || !preview.live) return;
       const live = change(preview.live, preview);
-      if (JSON.stringify(live) === JSON.stringify(preview.live)) return;
+      const changed = JSON.stringify(live) !== JSON.stringify(preview.live);
+      if (when === "soon") {
+        if (!changed) return;
+        // The write is asked for before the preview says it is: a failure between the two leaves a write with nothing to do, never a preview no write will come for.
+        if (!preview.unwritten)
+          await deps.queues.addLiveTimeout({ repositoryId, pullRequest, seq, seconds: 1, write: true }, WRITE_DELAY_MS);
+        await deps.published.save({ ...preview, live, unwritten: true });
+        return;
+      }
+      if (!changed && !preview.unwritten) return;
       // The full diff page gets the live tab: a new page, and the comment and check run link it.
       const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview, deps.webUrl), report: preview.report, live }, deps.now());
-      const updated = { ...preview, live, fullDiffUrl };
+      const updated: PublishedPreview = { ...preview, live, fullDiffUrl };
+      delete updated.unwritten;
       await deps.published.save(withConclusion(updated));
-      await writePreview(await deps.github(preview.installationId), updated);
+      try {
+        await writePreview(await deps.github(preview.installationId), updated);
+      } catch (error) {
+        // Not written: the next write, or this one's retry, writes it.
+        await deps.published.save({ ...withConclusion(updated), unwritten: true });
+        throw error;
+      }
     });
     if (!written)
       deps.log.info(
@@ -320,6 +350,9 @@ export class LivePreviews {
       );
   }
 }
+
+/** Live answers folded into a preview are written this long after the first of them. */
+const WRITE_DELAY_MS = 1_000;
 
 /** One entry of the live section, and the signed request that asks its agent, when one is asked. */
 interface Asked {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job, type WorkerOptions } from "bullmq";
 import type { RedisClient } from "../../redis/connection.ts";
 import { z } from "zod";
@@ -22,8 +23,17 @@ export const PROMOTION_QUEUE = "promotions";
 /** Checks of a rollout over an environment's clusters: at a bake's end, or when a wave's clusters should have answered. */
 export const ROLLOUT_QUEUE = "rollout-checks";
 
-/** Writes the drift check run of a deploy that reached several clusters, a moment after a cluster's report. */
+/** Writes the drift check run of a fleet's commit, a moment after a cluster's report. */
 export const FLEET_DRIFT_QUEUE = "fleet-drift";
+
+/** A fleet drift write: which environment's commit. */
+export const fleetDriftWriteSchema = z.strictObject({
+  repositoryId: z.number().int().positive(),
+  environment: z.string().min(1),
+  sha: z.string().regex(/^[0-9a-f]{40}$/),
+});
+/** A fleet drift write. */
+export type FleetDriftWrite = z.infer<typeof fleetDriftWriteSchema>;
 
 /** A rollout check: which deploy. */
 export const rolloutCheckSchema = z.strictObject({ jobId: z.string().min(1) });
@@ -38,12 +48,16 @@ export const promotionCheckSchema = z.strictObject({
 /** A promotion check. */
 export type PromotionCheck = z.infer<typeof promotionCheckSchema>;
 
-/** The end of a live preview's wait: which preview. */
+/**
+ * The end of a live preview's wait: which preview. With `write`, not an end: the live answers
+ * folded into the preview since its last write are written, a moment after the first of them.
+ */
 export const liveTimeoutSchema = z.strictObject({
   repositoryId: z.number().int().positive(),
   pullRequest: z.number().int().positive(),
   seq: z.number().int().positive(),
   seconds: z.number().int().positive(),
+  write: z.literal(true).optional(),
 });
 /** The end of a live preview's wait. */
 export type LiveTimeout = z.infer<typeof liveTimeoutSchema>;
@@ -197,13 +211,13 @@ export class AppQueues {
   }
 
   /**
-   * Asks for a deploy's fleet drift check run to be written at `at` (ms): asks for the same deploy
+   * Asks for a fleet commit's drift check run to be written at `at` (ms): asks for the same commit
    * and moment, from any replica, are one job, so reports that come together are one write.
    */
-  async addFleetDriftWrite(jobId: string, at: number): Promise<void> {
-    const data = rolloutCheckSchema.parse({ jobId });
+  async addFleetDriftWrite(commit: FleetDriftWrite, at: number): Promise<void> {
+    const data = fleetDriftWriteSchema.parse(commit);
     await this.#fleetDrift.add("fleet-drift", sealed(this.#mac, FLEET_DRIFT_QUEUE, data), {
-      jobId: `fleet-drift-${data.jobId}-${at}`,
+      jobId: `fleet-drift-${data.repositoryId}-${data.environment}-${data.sha}-${at}`,
       delay: Math.max(0, at - this.#now()),
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },
@@ -248,8 +262,10 @@ export class AppQueues {
   /** Queues the check that ends a live preview's wait after `delayMs`. */
   async addLiveTimeout(timeout: LiveTimeout, delayMs: number): Promise<void> {
     const data = liveTimeoutSchema.parse(timeout);
+    // The end is one job per preview; each asked-for write is one of its own.
+    const at = data.write ? `write-${randomUUID()}` : "end";
     await this.#liveTimeouts.add("live-timeout", sealed(this.#mac, LIVE_TIMEOUT_QUEUE, data), {
-      jobId: `live-timeout-${data.repositoryId}-${data.pullRequest}-${data.seq}`,
+      jobId: `live-timeout-${data.repositoryId}-${data.pullRequest}-${data.seq}-${at}`,
       delay: delayMs,
       attempts: 3,
       removeOnComplete: { age: 3600 },
@@ -441,9 +457,9 @@ export function rolloutCheckWorker(connection: ConnectionOptions, mac: RedisMac,
   return sealedWorker(ROLLOUT_QUEUE, rolloutCheckSchema, connection, mac, process);
 }
 
-/** Writes fleets' drift check runs, each under its deploy's writer lock. */
-export function fleetDriftWorker(connection: ConnectionOptions, mac: RedisMac, process: (check: RolloutCheck) => Promise<void>): Worker {
-  return sealedWorker(FLEET_DRIFT_QUEUE, rolloutCheckSchema, connection, mac, process);
+/** Writes fleets' drift check runs, each under its commit's writer lock. */
+export function fleetDriftWorker(connection: ConnectionOptions, mac: RedisMac, process: (write: FleetDriftWrite) => Promise<void>): Worker {
+  return sealedWorker(FLEET_DRIFT_QUEUE, fleetDriftWriteSchema, connection, mac, process);
 }
 
 /** Brings pipeline comments up to date. */

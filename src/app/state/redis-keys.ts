@@ -66,9 +66,9 @@ export function driftKey(repositoryId: number, environment: string): string {
   return `sluice:drift:${repositoryId}:${environment}`;
 }
 
-/** The drift of a deploy that reached several clusters: a hash of each cluster's newest report (`:check` its check run, `:lock` its writer). */
-export function fleetDriftKey(jobId: string): string {
-  return `sluice:fleet-drift:${jobId}`;
+/** The drift of a fleet's clusters at one commit: a hash of each cluster's newest report (`:check` its check run, `:lock` its writer). */
+export function fleetDriftKey(commit: { repositoryId: number; environment: string; sha: string }): string {
+  return `sluice:fleet-drift:${commit.repositoryId}:${commit.environment}:${commit.sha}`;
 }
 
 /** The pull requests of a repository with a published preview, for updating their comments when drift changes. */

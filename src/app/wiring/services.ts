@@ -83,7 +83,7 @@ export function buildServices(base: ServiceBase): AppServices {
     redis,
     mac,
     github: access.installation,
-    schedule: (jobId, at) => queues.addFleetDriftWrite(jobId, at),
+    schedule: (commit, at) => queues.addFleetDriftWrite(commit, at),
     now,
     log: access.log,
   });
