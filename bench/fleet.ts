@@ -174,11 +174,14 @@ try {
   const base = h.github.branch(target.owner, target.repo, "main") ?? "";
   const head = sha();
   await h.github.addCommit(target.owner, target.repo, head, await checkout(undefined, files(rounds + 1)));
+  const writesBefore = writes();
   const opened = performance.now();
   await h.deliver("pull_request", pullRequestPayload(target, "opened", 7, base, head));
   const comment = (): string => h.github.comments.find((c) => c.issue === 7)?.body ?? "";
   await until(() => /on \d+ of \d+ clusters, .*would change live/.test(comment()) && !comment().includes("waiting"), "every live answer");
   const previewMs = performance.now() - opened;
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const previewWrites = writes() - writesBefore;
   const commentBytes = Buffer.byteLength(comment());
   const answers = (comment().match(/^\*\*`production`\*\* on .*$/gm) ?? []).map((line) => line.replace(/, `c-\d+`.*?:/, ", …:"));
   const keysOf = async (pattern: string): Promise<number> => {
@@ -203,7 +206,7 @@ try {
   );
   console.log(`  Redis keys per cluster: ${perCluster.toFixed(1)}; check run summary at ${clusterCount} clusters: ${summaryBytes} bytes`);
   console.log(
-    `  live preview on ${clusterCount} clusters (3 agents stopped): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${answers.length} distinct answers:`,
+    `  live preview on ${clusterCount} clusters (3 agents stopped): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${previewWrites} GitHub writes, ${answers.length} distinct answers:`,
   );
   for (const answer of answers) console.log(`    ${answer}`);
 } finally {

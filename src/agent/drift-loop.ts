@@ -20,6 +20,8 @@ export interface DriftLoopDeps {
   intervalMs: number;
   /** Whether watches see hand edits between the polls. */
   watch: boolean;
+  /** Whether a watch checks on a write of an object's status too (an agent of a fleet's cluster: a wave bakes healthy). */
+  watchStatus?: boolean;
   send: (report: DriftReport) => Promise<void>;
   log: AgentLog;
   now: () => number;
@@ -54,6 +56,7 @@ export class DriftLoop {
       deps.intervalMs > 0 && deps.watch
         ? new DriftWatcher({
             cluster: deps.cluster,
+            statusWrites: deps.watchStatus === true,
             sleep: deps.sleep,
             log: deps.log,
             onChange: (environment, reason) => {

@@ -43,16 +43,22 @@ export function watchTargets(environment: string, objects: readonly ResourceId[]
  * of a manager other than the agent's and the cluster's controllers, outside the status
  * subresource. An entry's time moves whenever its manager writes, so a new token is a new write by
  * another hand; the agent's own applies only move its own entry (or shrink another's, which keeps
- * its time), and leave the tokens as they were.
+ * its time), and leave the tokens as they were. With `statusWrites`, every write of the status
+ * subresource (by any manager: a controller saying how the object is) is a token too, so a change
+ * of health is checked as soon as it is written.
  */
-export function foreignHands(metadata: ObjectMetadata, ownManager: string): string {
+export function foreignHands(metadata: ObjectMetadata, ownManager: string, statusWrites = false): string {
   const entries = Array.isArray(metadata.managedFields) ? (metadata.managedFields as unknown[]) : [];
   const tokens: string[] = [];
   for (const entry of entries) {
     if (!isRecord(entry)) continue;
     const manager = typeof entry.manager === "string" ? entry.manager : "";
-    if (manager === ownManager || DEFAULT_IGNORED_MANAGERS.includes(manager) || entry.subresource === "status") continue;
     const field = (value: unknown): string => (typeof value === "string" ? value : "");
+    if (statusWrites && entry.subresource === "status") {
+      tokens.push(`${manager}|${field(entry.operation)}|status|${field(entry.time)}`);
+      continue;
+    }
+    if (manager === ownManager || DEFAULT_IGNORED_MANAGERS.includes(manager) || entry.subresource === "status") continue;
     tokens.push(`${manager}|${field(entry.operation)}|${field(entry.subresource)}|${field(entry.time)}`);
   }
   return tokens.sort().join("\n");
@@ -95,6 +101,8 @@ export interface DriftWatcherOptions {
   log: WatchLog;
   debounceMs?: number;
   timeoutSeconds?: number;
+  /** Whether a write of an object's status calls for a check too (a fleet's agent: a wave bakes healthy). */
+  statusWrites?: boolean;
 }
 
 /**
@@ -112,7 +120,7 @@ export class DriftWatcher {
   #stopped: Promise<void> | undefined;
 
   constructor(options: DriftWatcherOptions) {
-    this.#options = { debounceMs: DRIFT_DEBOUNCE_MS, timeoutSeconds: WATCH_TIMEOUT_SECONDS, ...options };
+    this.#options = { debounceMs: DRIFT_DEBOUNCE_MS, timeoutSeconds: WATCH_TIMEOUT_SECONDS, statusWrites: false, ...options };
   }
 
   /** The running watches' keys (see `watchKey`). */
@@ -382,7 +390,7 @@ class KindWatch {
 
   /** Records the hands on an inventoried object and reports another hand's write or its deletion. */
   #observe(type: "ADDED" | "MODIFIED" | "DELETED", name: string, metadata: ObjectMetadata): void {
-    const hands = foreignHands(metadata, this.#options.cluster.fieldManager);
+    const hands = foreignHands(metadata, this.#options.cluster.fieldManager, this.#options.statusWrites);
     const verdict = eventVerdict(type, hands, this.#seen.get(name));
     if (type === "DELETED") this.#seen.delete(name);
     else this.#seen.set(name, hands);

@@ -1,6 +1,8 @@
 import type { RedisClient } from "../redis/connection.ts";
 import { appliedJobKey, appliedSetKey, type AgentJob, type DriftedObject, type DriftReport } from "../core/agent-protocol.ts";
 import { mapBounded } from "../core/clock.ts";
+import { computeHealth } from "../core/health.ts";
+import { prefixWithin } from "../core/markdown.ts";
 import type { DriftIgnore } from "../core/config.ts";
 import { ignoredPaths, mayHaveDrifted, withoutPaths } from "../core/drift.ts";
 import { withHeal } from "../core/inventory.ts";
@@ -99,7 +101,7 @@ export class DriftChecker {
       id,
       object: withOwnership(object, job.repository, job.environment),
     }));
-    const drifted = await findDrift(deps.cluster, planned, job.settings.driftIgnore, deps.concurrency);
+    const { drifted, unhealthy } = await inspect(deps.cluster, planned, job.settings.driftIgnore, deps.concurrency);
     const healed: ResourceId[] = [];
     const gaveUp: ResourceId[] = [];
     // Heal only while this is still the newest revision: a deploy that landed meanwhile wins.
@@ -132,6 +134,8 @@ export class DriftChecker {
       drifted,
       healed,
       gaveUp,
+      // Only a fleet's rollouts read health (a wave bakes healthy): other reports stay as they were.
+      ...(job.cluster === undefined ? {} : { unhealthy }),
     };
   }
 
@@ -197,13 +201,33 @@ export async function findDrift(
   rules: readonly DriftIgnore[],
   concurrency: number,
 ): Promise<DriftedObject[]> {
+  return (await inspect(cluster, planned, rules, concurrency)).drifted;
+}
+
+/** An object whose live status is not current, and why. */
+type Unhealthy = NonNullable<DriftReport["unhealthy"]>[number];
+
+/** {@link findDrift}, and the live objects that are not healthy (kstatus), from the same listing. */
+async function inspect(
+  cluster: Cluster,
+  planned: readonly Planned[],
+  rules: readonly DriftIgnore[],
+  concurrency: number,
+): Promise<{ drifted: DriftedObject[]; unhealthy: Unhealthy[] }> {
   const live = await listLive(cluster, planned, concurrency);
+  const unhealthy: Unhealthy[] = [];
+  for (const p of planned) {
+    const found = live.get(resourceKey(p.id));
+    const health = found ? computeHealth(found) : undefined;
+    if (health && health.status !== "current")
+      unhealthy.push({ ...idFields(p.id), health: health.status, message: prefixWithin(health.message, 1_000) });
+  }
   const results = await mapBounded(planned, concurrency, async (p): Promise<DriftedObject | undefined> => {
     const found = live.get(resourceKey(p.id));
     if (!found) return { ...idFields(p.id), action: "missing" };
     return mayHaveDrifted(found, cluster.fieldManager, rules, p.id) ? driftOf(cluster, p, found, rules) : undefined;
   });
-  return results.filter((r): r is DriftedObject => r !== undefined);
+  return { drifted: results.filter((r): r is DriftedObject => r !== undefined), unhealthy };
 }
 
 /** How one object drifted from what was applied, or undefined when it did not. */

@@ -260,6 +260,7 @@ function services(
     environments: settings.environments,
     intervalMs: settings.driftIntervalMs,
     watch: settings.driftWatch,
+    watchStatus: settings.cluster !== undefined,
     send: (report) => send("drift", report),
   });
   const previews = {

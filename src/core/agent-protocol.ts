@@ -271,6 +271,10 @@ export const driftReportSchema = z.strictObject({
   healed: z.array(z.strictObject(objectIdShape)),
   /** Objects self-heal stopped healing, because something keeps changing them back. */
   gaveUp: z.array(z.strictObject(objectIdShape)),
+  /** Objects whose live status is not current (kstatus: still converging, or failed), with why: a wave of a fleet bakes healthy. */
+  unhealthy: z
+    .array(z.strictObject({ ...objectIdShape, health: z.enum(["in-progress", "failed"]), message: z.string().max(1_000) }))
+    .optional(),
   at: z.iso.datetime(),
 });
 /** A drift report. */

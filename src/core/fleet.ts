@@ -131,7 +131,11 @@ export const rolloutSchema = z.strictObject({
   unmatched: z.array(z.string()).default([]),
   /** Why the rollout stopped before its last wave, once it did. */
   stopped: z
-    .strictObject({ reason: z.enum(["failed", "held", "drift", "superseded"]), clusters: z.array(z.string()), at: z.number().int() })
+    .strictObject({
+      reason: z.enum(["failed", "held", "drift", "unhealthy", "superseded"]),
+      clusters: z.array(z.string()),
+      at: z.number().int(),
+    })
     .optional(),
 });
 /** A rollout's progress. */
@@ -165,7 +169,13 @@ export type RolloutStep =
   /** Every wave succeeded. */
   | { kind: "succeeded" }
   /** The rollout stopped before its last wave (see `stopped`). */
-  | { kind: "stopped"; reason: "failed" | "held" | "drift" | "superseded"; clusters: string[] };
+  | { kind: "stopped"; reason: "failed" | "held" | "drift" | "unhealthy" | "superseded"; clusters: string[] };
+
+/** What a wave's clusters' agents last found when its bake ends: which drifted from the deploy, and which have objects not healthy. */
+export interface BakeFindings {
+  drifted?: ReadonlySet<string>;
+  unhealthy?: ReadonlySet<string>;
+}
 
 /** Phases that stop a rollout: a cluster failed, refused the job, was held by `/rollback`, or was given a newer job. */
 function stopsRollout(phase: DeployPhase): "failed" | "held" | "superseded" | undefined {
@@ -175,12 +185,12 @@ function stopsRollout(phase: DeployPhase): "failed" | "held" | "superseded" | un
 }
 
 /**
- * What a rollout does next at `now`, given its clusters' newest reports and which of them drift
- * (`drifted`, read when a wave's bake ends: a wave bakes healthy and without drift). A failure or
+ * What a rollout does next at `now`, given its clusters' newest reports and what their agents
+ * found when the wave's bake ended (`found`: a wave bakes healthy and without drift). A failure or
  * a refusal in a wave stops every later wave; a cluster silent past the timeout holds its wave
  * (a late answer lets it go on).
  */
-export function nextStep(rollout: Rollout, now: number, drifted: ReadonlySet<string> = new Set()): RolloutStep {
+export function nextStep(rollout: Rollout, now: number, found: BakeFindings = {}): RolloutStep {
   if (rollout.stopped) return { kind: "stopped", reason: rollout.stopped.reason, clusters: rollout.stopped.clusters };
   const wave = rollout.waves[rollout.wave] ?? [];
   for (const reason of ["failed", "held", "superseded"] as const) {
@@ -201,8 +211,10 @@ export function nextStep(rollout: Rollout, now: number, drifted: ReadonlySet<str
   const until = done + rollout.bakeMs;
   const last = rollout.wave === rollout.waves.length - 1;
   if (!last && now < until) return { kind: "baking", until };
-  const drifting = wave.filter((c) => drifted.has(c));
+  const drifting = wave.filter((c) => found.drifted?.has(c));
   if (!last && drifting.length > 0) return { kind: "stopped", reason: "drift", clusters: drifting };
+  const ailing = wave.filter((c) => found.unhealthy?.has(c));
+  if (!last && ailing.length > 0) return { kind: "stopped", reason: "unhealthy", clusters: ailing };
   return last ? { kind: "succeeded" } : { kind: "next", wave: rollout.wave + 1 };
 }
 
@@ -286,8 +298,8 @@ export function rolloutTitle(rollout: Rollout, step: RolloutStep): string {
         ? step.clusters.length > 0
           ? `Superseded on ${step.clusters.join(", ")}`
           : "Superseded by a newer deploy"
-        : step.reason === "drift"
-          ? `Stopped after ${of}: ${step.clusters.join(", ")} drifted while baking`
+        : step.reason === "drift" || step.reason === "unhealthy"
+          ? `Stopped after ${of}: ${step.clusters.join(", ")} ${bakeFailure(step.reason)}`
           : step.reason === "held"
             ? `Held by /rollback on ${step.clusters.join(", ")}`
             : `Stopped at ${of}: ${step.clusters.join(", ")} failed`;
@@ -305,7 +317,9 @@ function stopNote(rollout: Rollout, step: RolloutStep): string {
         ? `${step.clusters.join(", ")} ${step.clusters.length === 1 ? "is" : "are"} held by \`/rollback\`: merge the revert pull request, or comment \`/sync\`, to release the environment`
         : step.reason === "drift"
           ? `${step.clusters.join(", ")} drifted from what was applied during the bake`
-          : `${step.clusters.join(", ")} did not deploy`;
+          : step.reason === "unhealthy"
+            ? `${step.clusters.join(", ")} had objects not healthy at the end of the bake (their agents' drift checks name them)`
+            : `${step.clusters.join(", ")} did not deploy`;
   const again = step.reason === "held" ? "" : " Comment `/sync` to deploy again once it is fixed.";
   return `\n\nThe later waves were not started (${later.length} cluster${later.length === 1 ? "" : "s"}: ${later.slice(0, 20).join(", ")}${later.length > 20 ? ", …" : ""}): ${step.reason === "held" ? why : escapeInline(why)}.${again}`;
 }
@@ -358,6 +372,11 @@ export function rolloutSummary(rollout: Rollout, step: RolloutStep): string {
   return `${rollout.waves.length} wave${rollout.waves.length === 1 ? "" : "s"}.${bake}\n\n| Wave | Cluster | State | Objects | Note |\n|--:|---|---|--:|---|\n${rows.join("\n")}${stopNote(rollout, step)}${failures(rollout, step)}${unmatched}`;
 }
 
+/** How a wave's bake failed, after the clusters' names. */
+function bakeFailure(reason: "drift" | "unhealthy"): string {
+  return reason === "drift" ? "drifted while baking" : "not healthy at the end of the bake";
+}
+
 /** The comment on the merged pull request once a rollout ended (none for a superseded one). */
 export function rolloutComment(
   deploy: { sha: string; environment: string },
@@ -373,7 +392,7 @@ export function rolloutComment(
   if (step.kind !== "stopped" || step.reason === "superseded") return undefined;
   if (step.reason === "held")
     return `⏸️ ${where} is not deployed: the environment is held by \`/rollback\` on ${step.clusters.map((c) => escapeInline(c)).join(", ")}. Merge the revert pull request or comment \`/sync\` to release it. [Details](${detailsUrl})`;
-  const why = step.reason === "drift" ? "drifted while baking" : "failed";
+  const why = step.reason === "drift" || step.reason === "unhealthy" ? bakeFailure(step.reason) : "failed";
   return `❌ Deploying ${where} stopped at wave ${rollout.wave + 1} of ${rollout.waves.length}: ${step.clusters.map((c) => escapeInline(c)).join(", ")} ${why}; the later waves were not started. [Details](${detailsUrl})`;
 }
 

@@ -2,7 +2,7 @@ import type { LiveChange, LiveReport } from "./agent-protocol.ts";
 import type { ReportProblem } from "./diff-report.ts";
 import type { SourceLocation } from "./manifest.ts";
 import { displayName, resourceKey } from "./identity.ts";
-import { escapeCode, escapeHtml, escapeInline, fenceFor, utf8Length } from "./markdown.ts";
+import { escapeCode, escapeHtml, escapeInline, fenceFor, prefixWithin, utf8Length } from "./markdown.ts";
 import { shortSha } from "./git-ref.ts";
 
 /** Where one environment's live preview stands. */
@@ -30,6 +30,9 @@ export interface LiveEnvironment {
 
 /** The live section keeps to this many bytes; diffs that do not fit are named without their text. */
 export const LIVE_SECTION_BUDGET = 24_000;
+
+/** One environment's (or group of clusters') lines keep to this many bytes; the diff page has the rest. */
+const GROUP_BUDGET = 4_000;
 
 /** A fleet's clusters are named up to this many bytes per answer; the diff page names every one. */
 const CLUSTER_NAMES_BUDGET = 2_000;
@@ -63,7 +66,10 @@ export function liveSection(environments: readonly LiveEnvironment[], budget = L
   const named = new Set(groups.map((g) => g.environment)).size > 1 || groups.some((g) => g.clusters);
   const diffs: { where: string; change: LiveChange }[] = [];
   for (const group of groups) {
-    const text = [environmentLine(groupLabel(group), group.status), driftLine(group.drift)].filter(Boolean).join("\n");
+    const whole = [environmentLine(groupLabel(group), group.status), driftLine(group.drift)].filter(Boolean).join("\n");
+    // One agent's long answer (a refusal's message is the API server's) never pushes the others out.
+    const text =
+      utf8Length(whole) > GROUP_BUDGET ? `${prefixWithin(whole, GROUP_BUDGET)}\n- … cut here; the full diff page has the rest.` : whole;
     parts.push(text);
     used += utf8Length(text) + 2;
     if (group.status.state !== "answered") continue;
@@ -234,6 +240,8 @@ export interface DriftSummary {
   sha: string;
   objects: string[];
   healing: boolean;
+  /** Objects whose live status is not current, with why (a fleet's clusters report it: a wave bakes healthy). */
+  unhealthy?: string[];
 }
 
 /** One line about drift, for an environment's part of the live section. */

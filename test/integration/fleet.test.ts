@@ -1,4 +1,9 @@
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { Queue } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
@@ -6,6 +11,7 @@ import { deployCheckName } from "../../src/core/check-names.ts";
 import { generateSigningKeys, privateKeyFromPem, seal } from "../../src/core/signing.ts";
 import { REPORT_QUEUE, type AgentReport, type AgentStatus } from "../../src/core/agent-protocol.ts";
 import { EnvironmentStates } from "../../src/app/deploy/environment-states.ts";
+import { DriftSummaries } from "../../src/app/drift/drift-summaries.ts";
 import { RedisMac } from "../../src/app/state/redis-mac.ts";
 import type { RunningAgent } from "../../src/agent/start.ts";
 import { ROLLOUT_QUEUE } from "../../src/app/queue/queues.ts";
@@ -60,8 +66,9 @@ const sha = (): string => (nextSha++).toString(16).padStart(40, "f");
 /** The commits the tests merged, by version. */
 const shas: Record<string, string> = {};
 
-function files(version: string): Record<string, string> {
+function files(version: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    ...extra,
     ".github/sluice.yml": config,
     "envs/production/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS}\n  labels:\n    sluice-test/fleet: "${suffix}"\n`,
     "envs/production/cm.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  version: "${version}"\n`,
@@ -69,9 +76,9 @@ function files(version: string): Record<string, string> {
 }
 
 /** Merges pull request `number` as a new commit of `version` and pushes main there. */
-async function merge(number: number, version: string): Promise<string> {
+async function merge(number: number, version: string, extra: Record<string, string> = {}): Promise<string> {
   const id = sha();
-  await h.github.addCommit(OWNER, REPO, id, await checkout(undefined, files(version)));
+  await h.github.addCommit(OWNER, REPO, id, await checkout(undefined, files(version, extra)));
   h.github.setBranch(OWNER, REPO, "main", id);
   h.github.setMergedPull(OWNER, REPO, { number, merge: id, branch: "main", author: "carol" });
   await h.deliver("push", pushPayload(target, id, "refs/heads/main"));
@@ -82,6 +89,11 @@ const runs = (commit: string): FakeCheckRun[] =>
   [...h.github.checkRuns.values()].filter((r) => r.head_sha === commit && r.name === deployCheckName("production"));
 const titleOf = (commit: string): string | undefined => runs(commit).at(-1)?.output?.title ?? undefined;
 const says = (commit: string, expected: RegExp) => expect.poll(() => titleOf(commit), { timeout: 60_000, interval: 200 }).toMatch(expected);
+
+/** Runs kubectl against a cluster. */
+async function kubectl(cluster: ClusterName, args: string[]): Promise<void> {
+  await promisify(execFile)("kubectl", ["--kubeconfig", kubeconfigs[cluster], ...args]);
+}
 
 async function liveVersion(cluster: ClusterName): Promise<string | undefined> {
   try {
@@ -205,6 +217,10 @@ afterAll(async () => {
   await kube.canary
     .delete({ apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy", metadata: { name } })
     .catch(() => undefined);
+  await kube.canary
+    .delete({ apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", metadata: { name: "widgets.fleet.sluice.test" } })
+    .catch(() => undefined);
+  await rm(join(tmpdir(), `fleet-widgets-${suffix}.json`), { force: true });
   for (const namespace of [NS, AGENT_NS])
     await kube.canary.delete({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }).catch(() => undefined);
   for (const env of extra) await env.stop();
@@ -276,6 +292,8 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     const sealed = (await h.redis.getBuffer(`${key}:check`)) ?? Buffer.alloc(0);
     expect(sealed.length).toBeGreaterThan(43);
     await h.redis.hset(key, "check", `${sealed.subarray(0, 43).toString("ascii")} ${sealed.subarray(43).toString("utf8")}`);
+    // And deletes that record: the check run is found on GitHub by its external id, not made again.
+    await h.redis.del(`${key}:check`);
     await edit("v1");
     await expect.poll(title, { timeout: 60_000, interval: 200 }).toBe("In sync on 3 clusters");
     expect(driftRuns()).toHaveLength(1);
@@ -508,5 +526,78 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     // /sync of that cluster releases it.
     await h.deliver("issue_comment", commentPayload(target, 6, 80_006, "/sync production --cluster eu-1", "carol"));
     await expect.poll(() => liveVersion("eu-1"), { timeout: 60_000 }).toBe("v6");
+  });
+
+  it("stops the rollout when a wave's objects are not healthy at the end of its bake", async () => {
+    // A kind whose health is its conditions, on every cluster; objects of it are healthy until their status says otherwise.
+    const crd = {
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: "widgets.fleet.sluice.test" },
+      spec: {
+        group: "fleet.sluice.test",
+        scope: "Namespaced",
+        names: { plural: "widgets", singular: "widget", kind: "Widget" },
+        versions: [
+          {
+            name: "v1",
+            served: true,
+            storage: true,
+            subresources: { status: {} },
+            schema: {
+              openAPIV3Schema: {
+                type: "object",
+                properties: {
+                  spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+                  status: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+                },
+              },
+            },
+          },
+        ],
+      },
+    };
+    // Made with kubectl: the client's typed model would drop the schema's `x-kubernetes-` fields.
+    const crdFile = join(tmpdir(), `fleet-widgets-${suffix}.json`);
+    await writeFile(crdFile, JSON.stringify(crd));
+    for (const cluster of CLUSTERS) await kubectl(cluster, ["create", "-f", crdFile]);
+    const widget = { apiVersion: "fleet.sluice.test/v1", kind: "Widget", metadata: { name: "w", namespace: NS } };
+    for (const cluster of CLUSTERS)
+      await expect
+        .poll(
+          () =>
+            kube[cluster]
+              .create(widget, undefined, "All")
+              .then(() => "served")
+              .catch((error: unknown) => (error instanceof ApiException ? String(error.code) : "error")),
+          { timeout: 30_000, interval: 250 },
+        )
+        .toBe("served");
+    const before = await versions();
+    const v7 = await merge(7, "v7", {
+      "envs/production/widget.yaml": "apiVersion: fleet.sluice.test/v1\nkind: Widget\nmetadata:\n  name: w\n",
+    });
+    await says(v7, /^Baking wave 1 of 2/);
+    // During the bake the canary's widget fails: its status (a controller's word) says it is stalled.
+    const status = { status: { conditions: [{ type: "Stalled", status: "True", reason: "Broken", message: "the widget broke" }] } };
+    await kubectl("canary", [
+      "patch",
+      "widgets.fleet.sluice.test",
+      "w",
+      "--namespace",
+      NS,
+      "--subresource=status",
+      "--type=merge",
+      "--patch",
+      JSON.stringify(status),
+    ]);
+    // The canary's agent says so in its next drift check.
+    const summaries = new DriftSummaries(h.redis, new RedisMac(WEBHOOK_SECRET));
+    await expect
+      .poll(async () => (await summaries.summary(REPO_ID, "production@canary"))?.unhealthy, { timeout: 30_000, interval: 250 })
+      .toEqual([`Widget ${NS}/w (failed: the widget broke)`]);
+    await reachPromotionChecks(h, rollouts, await lastCheck());
+    await says(v7, /^Stopped after wave 1 of 2: canary not healthy at the end of the bake$/);
+    expect(await versions()).toEqual(["v7", before[1], before[2]]);
   });
 });

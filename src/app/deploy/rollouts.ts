@@ -16,6 +16,7 @@ import {
   targetName,
   toWave,
   withClusterReport,
+  type BakeFindings,
   type FleetSettings,
   type Rollout,
 } from "../../core/fleet.ts";
@@ -127,7 +128,7 @@ export class Rollouts {
     let current = record;
     let step = nextStep(current.rollout, now);
     // Drift is read only once a wave has baked, not at every report of its clusters.
-    if (step.kind === "next") step = nextStep(current.rollout, now, await this.#drifted(jobId, current));
+    if (step.kind === "next") step = nextStep(current.rollout, now, await this.#baked(jobId, current));
     if (step.kind === "next" && (await this.#overtaken(jobId, current))) step = { kind: "stopped", reason: "superseded", clusters: [] };
     if (step.kind === "next") {
       current = { ...current, rollout: toWave(current.rollout, step.wave, now) };
@@ -248,19 +249,21 @@ export class Rollouts {
     };
   }
 
-  /** The clusters of the rollout's current wave whose newest drift report, for this commit, found drift. */
-  async #drifted(jobId: string, record: DeployRecord & { rollout: Rollout }): Promise<Set<string>> {
+  /**
+   * What the newest drift reports of the rollout's current wave, for this deploy, found: the
+   * clusters that drifted, and those with objects not healthy.
+   */
+  async #baked(jobId: string, record: DeployRecord & { rollout: Rollout }): Promise<BakeFindings> {
     const wave = record.rollout.waves[record.rollout.wave] ?? [];
     const states = await Promise.all(
       wave.map((cluster) => this.#deps.drift.state(record.repository.id, targetName(record.environment, cluster))),
     );
-    // Drift of this deploy only: a `/sync` of the same commit is measured afresh.
-    return new Set(
-      wave.filter((_, i) => {
-        const state = states[i];
-        return state?.deploy?.jobId === jobId && state.summary.objects.length > 0;
-      }),
-    );
+    // Of this deploy only: a `/sync` of the same commit is measured afresh.
+    const ours = (i: number) => (states[i]?.deploy?.jobId === jobId ? states[i] : undefined);
+    return {
+      drifted: new Set(wave.filter((_, i) => (ours(i)?.summary.objects.length ?? 0) > 0)),
+      unhealthy: new Set(wave.filter((_, i) => (ours(i)?.summary.unhealthy?.length ?? 0) > 0)),
+    };
   }
 
   /**

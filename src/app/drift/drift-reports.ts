@@ -87,7 +87,13 @@ export class DriftReports {
         await deps.fleet.keep({ repositoryId: deploy.repository.id, environment: deploy.environment, sha: deploy.sha });
       return { verdict };
     }
-    const summary: DriftSummary = { sha: report.sha, objects: report.drifted.map(displayName), healing: report.healed.length > 0 };
+    const unhealthy = (report.unhealthy ?? []).slice(0, 20).map((o) => `${displayName(o)} (${o.health}: ${o.message})`);
+    const summary: DriftSummary = {
+      sha: report.sha,
+      objects: report.drifted.map(displayName),
+      healing: report.healed.length > 0,
+      ...(unhealthy.length > 0 ? { unhealthy } : {}),
+    };
     if (report.cluster === undefined) {
       const checkRunId = await this.#writeCheckRun(report, deploy, previous?.sha === report.sha ? previous.checkRunId : undefined);
       await deps.summaries.save(report.repository.id, target, { deploy, sha: report.sha, checkRunId, fingerprint, summary });
@@ -144,6 +150,6 @@ export class DriftReports {
 /** What makes two reports the same drift: the objects and how they differ, and what self-heal did. */
 function fingerprintOf(report: DriftReport): string {
   return createHash("sha256")
-    .update(JSON.stringify([report.drifted, report.healed, report.gaveUp]))
+    .update(JSON.stringify([report.drifted, report.healed, report.gaveUp, report.unhealthy ?? []]))
     .digest("hex");
 }

@@ -97,9 +97,12 @@ export class FleetDrift {
       if (check?.written === written) return;
       const gh = await this.#deps.github(deploy.installationId);
       const fields = { status: "completed", conclusion, output } as const;
-      let checkRunId = check?.checkRunId;
-      if (checkRunId === undefined)
-        checkRunId = await gh.createCheckRun(deploy.repository, driftCheckName(deploy.environment), deploy.sha, fields);
+      // The check run is named by its external id too: when the record of it is gone from Redis
+      // (expired, or deleted by someone else), GitHub's own list finds it, so it is never made twice.
+      const name = driftCheckName(deploy.environment);
+      const externalId = `fleet-drift-${deploy.environment}`;
+      let checkRunId = check?.checkRunId ?? (await gh.findCheckRun(deploy.repository, deploy.sha, name, externalId));
+      if (checkRunId === undefined) checkRunId = await gh.createCheckRun(deploy.repository, name, deploy.sha, { ...fields, externalId });
       else await gh.updateCheckRun(deploy.repository, checkRunId, fields);
       await this.#checks.set(`${key}:check`, { checkRunId, written } satisfies FleetDriftCheck, TTL_SECONDS);
     });

@@ -39,6 +39,8 @@ describe("drift watch decisions", () => {
 
     expect(foreignHands(metadata, "sluice")).toBe("kubectl-patch|Update||2026-12-03T10:00:03Z");
     expect(foreignHands({}, "sluice")).toBe("");
+    // A fleet's agent counts status writes too: a change of health is checked at once.
+    expect(foreignHands(metadata, "sluice", true).split("\n")).toContain("some-operator|Update|status|2026-12-03T10:00:02Z");
   });
 
   it("call a new hand, or a hand writing again, an edit; the same hands, or fewer, quiet; a deletion a deletion", () => {

@@ -104,6 +104,17 @@ describe("a fleet's live section", () => {
     expect(section).toMatch(/`edge-0000`, .* and \d+ more \(the diff page names each\): merging changes nothing/);
   });
 
+  it("keeps one cluster's long answer from pushing the other clusters' answers out", () => {
+    const long: LiveChange = { ...refused, message: `denied: ${"x".repeat(60_000)}` };
+    const section = liveSection([
+      { environment: "production", cluster: "a-1", status: { state: "answered", report: answer("a-1", [long]) } },
+      { environment: "production", cluster: "b-1", status: { state: "answered", report: answer("b-1", []) } },
+    ]);
+    expect(Buffer.byteLength(section)).toBeLessThan(10_000);
+    expect(section).toContain("- … cut here; the full diff page has the rest.");
+    expect(section).toContain("**`production`** on 1 of 2 clusters, `b-1`: merging changes nothing");
+  });
+
   it("makes one annotation of a refusal that several clusters give alike, naming them", () => {
     const problems = liveProblems(hundredClusters(), () => ({ file: "envs/production/web.yaml", line: 3 }));
     expect(problems).toEqual([

@@ -120,9 +120,17 @@ describe("nextStep", () => {
 
   it("stops after a wave that drifted while it baked", () => {
     const deployed = waveDeployed(start, T0 + 3 * MIN);
-    const step = nextStep(deployed, T0 + 13 * MIN, new Set(["canary-eu"]));
+    const step = nextStep(deployed, T0 + 13 * MIN, { drifted: new Set(["canary-eu"]) });
     expect(step).toEqual({ kind: "stopped", reason: "drift", clusters: ["canary-eu"] });
     expect(rolloutTitle(deployed, step)).toBe("Stopped after wave 1 of 3: canary-eu drifted while baking");
+  });
+
+  it("stops after a wave whose objects are not healthy when its bake ends", () => {
+    const deployed = waveDeployed(start, T0 + 3 * MIN);
+    const step = nextStep(deployed, T0 + 13 * MIN, { unhealthy: new Set(["canary-eu"]) });
+    expect(step).toEqual({ kind: "stopped", reason: "unhealthy", clusters: ["canary-eu"] });
+    expect(rolloutTitle(deployed, step)).toBe("Stopped after wave 1 of 3: canary-eu not healthy at the end of the bake");
+    expect(nextStep(deployed, T0 + 13 * MIN, { unhealthy: new Set(["us-east"]) })).toEqual({ kind: "next", wave: 1 });
   });
 
   it("stops the later waves when a cluster of a wave fails, and names them", () => {
