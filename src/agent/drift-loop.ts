@@ -1,5 +1,6 @@
 import type { DriftReport } from "../core/agent-protocol.ts";
 import { errorMessage } from "../core/errors.ts";
+import { CoalescedRuns } from "../core/coalesced-runs.ts";
 import type { RedisClient } from "../redis/connection.ts";
 import type { AgentLog } from "./agent-log.ts";
 import type { DriftChecker } from "./drift.ts";
@@ -39,7 +40,8 @@ export class DriftLoop {
   readonly #deps: DriftLoopDeps;
   readonly #watcher: DriftWatcher | undefined;
   /** One drift check of an environment at a time, whether the poll or a watch asked for it. */
-  readonly #checking = new Map<string, Promise<void>>();
+  /** The checks of each environment: a stream of writes (a controller writing an object's status again and again) costs a check at a time. */
+  readonly #checking = new CoalescedRuns();
   /** The applied generation each followed environment's watches were set up for. */
   readonly #followed = new Map<string, string>();
   #stopped = false;
@@ -82,7 +84,7 @@ export class DriftLoop {
   async finished(): Promise<void> {
     await this.#watcher?.stop();
     await this.#run;
-    await Promise.allSettled(this.#checking.values());
+    await this.#checking.settled();
   }
 
   /** Gives up the leases, so another replica takes the checks over at once. */
@@ -146,11 +148,9 @@ export class DriftLoop {
     return this.#deps.now() + this.#deps.intervalMs * (0.9 + this.#deps.random() * 0.2);
   }
 
+  /** Checks an environment after the check under way, if any: one check runs and one more waits at most (see `CoalescedRuns`). */
   #checkInTurn(environment: string): Promise<void> {
-    // A check that failed (its report not queued) does not hold up the next one; its caller saw the failure.
-    const run = (this.#checking.get(environment) ?? Promise.resolve()).catch(() => undefined).then(() => this.#check(environment));
-    this.#checking.set(environment, run);
-    return run;
+    return this.#checking.run(environment, () => this.#check(environment));
   }
 
   /** Checks one environment whose lease this agent holds, renewing the lease as it goes, and sends a report per repository. */

@@ -21,6 +21,8 @@ export interface FleetDriftRow {
   drifted: string[];
   healed: number;
   gaveUp: number;
+  /** Objects whose live status is not current, the first of them with their health and why (older rows have none). */
+  unhealthy?: string[];
   /** The cluster's own drift summary (its per-object table), cut to `DETAIL_LIMIT`. */
   detail: string;
 }
@@ -38,6 +40,9 @@ export function fleetDriftRow(report: DriftReport): FleetDriftRow {
     }),
     healed: report.healed.length,
     gaveUp: report.gaveUp.length,
+    unhealthy: (report.unhealthy ?? [])
+      .slice(0, NAMED_OBJECTS)
+      .map((o) => prefixWithin(`${displayName(o)} (${o.health}: ${o.message})`, NAME_LIMIT)),
     detail:
       detail.length > DETAIL_LIMIT ? `${prefixWithin(detail, DETAIL_LIMIT)}\n\n… cut here; the cluster's agent log has the rest.` : detail,
   };
@@ -56,8 +61,10 @@ export function fleetDriftOutput(
   const clusters = Object.keys(rows).sort();
   const drifted = clusters.filter((c) => (rows[c]?.count ?? 0) > 0);
   const inSync = clusters.filter((c) => (rows[c]?.count ?? 0) === 0);
+  const ailing = clusters.filter((c) => (rows[c]?.unhealthy?.length ?? 0) > 0);
   const n = clusters.length;
-  const title = drifted.length === 0 ? `In sync on ${plural(n, "cluster")}` : `Drifted on ${drifted.length} of ${plural(n, "cluster")}`;
+  const drift = drifted.length === 0 ? `In sync on ${plural(n, "cluster")}` : `Drifted on ${drifted.length} of ${plural(n, "cluster")}`;
+  const title = ailing.length === 0 ? drift : `${drift}; ${ailing.length} not healthy`;
   const lines = [`Each cluster's agent compared its live objects with what Sluice applied at \`${shortSha(sha)}\`.`];
   let used = utf8Length(lines[0] ?? "");
   if (drifted.length > 0) {
@@ -81,6 +88,16 @@ export function fleetDriftOutput(
         `${drifted.length - shown} more drifted clusters are not listed here: ${plural(drifted.length, "cluster")} drifted in all.`,
       );
   }
+  if (ailing.length > 0) {
+    const table = ["| Cluster | Objects not healthy |", "|---|---|"];
+    for (const cluster of ailing) {
+      const line = tableRow([code(cluster), (rows[cluster]?.unhealthy ?? []).map(code).join(", ")]);
+      if (used + utf8Length(line) > (SUMMARY_BUDGET * 3) / 4) continue;
+      table.push(line);
+      used += utf8Length(line) + 1;
+    }
+    lines.push(table.join("\n"));
+  }
   if (inSync.length > 0) lines.push(`In sync: ${namesWithin(inSync, SUMMARY_BUDGET - used)}.`);
   let text = "";
   for (const cluster of drifted) {
@@ -89,7 +106,7 @@ export function fleetDriftOutput(
     text += block;
   }
   return {
-    conclusion: drifted.length === 0 ? "success" : "neutral",
+    conclusion: drifted.length === 0 && ailing.length === 0 ? "success" : "neutral",
     output: { title, summary: lines.join("\n\n"), ...(text ? { text } : {}) },
   };
 }

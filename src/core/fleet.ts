@@ -318,7 +318,7 @@ function stopNote(rollout: Rollout, step: RolloutStep): string {
         : step.reason === "drift"
           ? `${step.clusters.join(", ")} drifted from what was applied during the bake`
           : step.reason === "unhealthy"
-            ? `${step.clusters.join(", ")} had objects not healthy at the end of the bake (their agents' drift checks name them)`
+            ? `${step.clusters.join(", ")} had objects not healthy at the end of the bake (the \`sluice/drift\` check run names them)`
             : `${step.clusters.join(", ")} did not deploy`;
   const again = step.reason === "held" ? "" : " Comment `/sync` to deploy again once it is fixed.";
   return `\n\nThe later waves were not started (${later.length} cluster${later.length === 1 ? "" : "s"}: ${later.slice(0, 20).join(", ")}${later.length > 20 ? ", …" : ""}): ${step.reason === "held" ? why : escapeInline(why)}.${again}`;

@@ -6,7 +6,7 @@ import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest, type Live
 import { fleetOf, type Config, type LiveTimeoutConclusion } from "../../core/config.ts";
 import type { DiffReport } from "../../core/diff-report.ts";
 import { parseJson } from "../../core/json.ts";
-import type { LiveEnvironment } from "../../core/live-preview.ts";
+import type { DriftSummary, LiveEnvironment } from "../../core/live-preview.ts";
 import type { KubeObject } from "../../core/manifest.ts";
 import { seal, type Envelope } from "../../core/signing.ts";
 import type { RenderedSide } from "../../render/compare.ts";
@@ -88,7 +88,7 @@ export class LivePreviews {
     const live = await Promise.all(
       planned.live.map(async (entry) => {
         const found = await this.#deps.drift.summary(job.repository.id, targetName(entry.environment, entry.cluster));
-        return found && found.objects.length > 0 ? { ...entry, drift: found } : entry;
+        return found && found.objects.length > 0 ? { ...entry, drift: shownDrift(found) } : entry;
       }),
     );
     return { ...planned, live };
@@ -272,7 +272,8 @@ export class LivePreviews {
 
   /** Shows an environment's new drift on the comments of the repository's open pull requests that preview it. */
   async driftChanged(change: DriftChange): Promise<void> {
-    const { repositoryId, environment, cluster, summary: drift } = change;
+    const { repositoryId, environment, cluster } = change;
+    const drift = shownDrift(change.summary);
     const shows = (e: LiveEnvironment) => e.environment === environment && e.cluster === cluster;
     for (const pullRequest of await this.#deps.published.pullRequests(repositoryId)) {
       const preview = await this.#deps.published.load(repositoryId, pullRequest);
@@ -323,25 +324,27 @@ export class LivePreviews {
       const changed = JSON.stringify(live) !== JSON.stringify(preview.live);
       if (when === "soon") {
         if (!changed) return;
-        // The write is asked for before the preview says it is: a failure between the two leaves a write with nothing to do, never a preview no write will come for.
-        if (!preview.unwritten)
+        // The write is asked for before the preview says it is: a failure between the two leaves a
+        // write with nothing to do. One asked for long ago that never wrote (its tries all failed)
+        // is asked for again, so an update is never left unwritten.
+        let asked = preview.unwritten;
+        if (asked === undefined || deps.now() - asked > WRITE_AGAIN_MS) {
           await deps.queues.addLiveTimeout({ repositoryId, pullRequest, seq, seconds: 1, write: true }, WRITE_DELAY_MS);
-        await deps.published.save({ ...preview, live, unwritten: true });
+          asked = deps.now();
+        }
+        await deps.published.save({ ...preview, live, unwritten: asked });
         return;
       }
-      if (!changed && !preview.unwritten) return;
+      if (!changed && preview.unwritten === undefined) return;
       // The full diff page gets the live tab: a new page, and the comment and check run link it.
       const fullDiffUrl = await deps.diffPages.store({ ...pageTitles(preview, deps.webUrl), report: preview.report, live }, deps.now());
-      const updated: PublishedPreview = { ...preview, live, fullDiffUrl };
-      delete updated.unwritten;
-      await deps.published.save(withConclusion(updated));
-      try {
-        await writePreview(await deps.github(preview.installationId), updated);
-      } catch (error) {
-        // Not written: the next write, or this one's retry, writes it.
-        await deps.published.save({ ...withConclusion(updated), unwritten: true });
-        throw error;
-      }
+      // Saved still marked unwritten until GitHub has it: a replica that dies mid-write leaves it for the retry.
+      const updated = withConclusion({ ...preview, live, fullDiffUrl, unwritten: preview.unwritten ?? deps.now() });
+      await deps.published.save(updated);
+      await writePreview(await deps.github(preview.installationId), updated);
+      const done: PublishedPreview = { ...updated };
+      delete done.unwritten;
+      await deps.published.save(done);
     });
     if (!written)
       deps.log.info(
@@ -351,8 +354,19 @@ export class LivePreviews {
   }
 }
 
+/**
+ * The part of a drift summary the comment shows: the drifted objects, not the health a fleet's
+ * agent also reports (a bake reads it), so a message that changes with every check ("3 of 5
+ * available", then "4 of 5") never rewrites a comment that would look the same.
+ */
+function shownDrift(summary: DriftSummary): DriftSummary {
+  return { sha: summary.sha, objects: summary.objects, healing: summary.healing };
+}
+
 /** Live answers folded into a preview are written this long after the first of them. */
 const WRITE_DELAY_MS = 1_000;
+/** A write asked for this long ago that has not written yet is asked for again. */
+const WRITE_AGAIN_MS = 60_000;
 
 /** One entry of the live section, and the signed request that asks its agent, when one is asked. */
 interface Asked {

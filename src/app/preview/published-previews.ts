@@ -19,8 +19,8 @@ export interface PublishedPreview extends PreviewPublication {
   checkRunId: number;
   /** Set for a merge group's preview: the pull request the queue tests. It gets no comment; its check run's text says it all. */
   mergeGroup?: MergeGroupLink;
-  /** Live answers or drift were folded in since the comment and check run were last written: a write is asked for. */
-  unwritten?: true;
+  /** Live answers or drift were folded in since the comment and check run were last written: when (ms) a write was asked for. */
+  unwritten?: number;
 }
 
 /**

@@ -267,7 +267,8 @@ export class AppQueues {
     await this.#liveTimeouts.add("live-timeout", sealed(this.#mac, LIVE_TIMEOUT_QUEUE, data), {
       jobId: `live-timeout-${data.repositoryId}-${data.pullRequest}-${data.seq}-${at}`,
       delay: delayMs,
-      attempts: 3,
+      attempts: 5,
+      backoff: { type: "exponential", delay: 2_000 },
       removeOnComplete: { age: 3600 },
       removeOnFail: { age: 24 * 3600 },
     });

@@ -50,6 +50,27 @@ describe("a fleet's drift check run", () => {
     });
   });
 
+  it("names the objects a cluster reports not healthy, and is neutral for them", () => {
+    const ailing: DriftReport = {
+      ...report("eu-1", 0),
+      unhealthy: [
+        {
+          group: "apps",
+          version: "v1",
+          kind: "Deployment",
+          namespace: "shop",
+          name: "web",
+          health: "in-progress",
+          message: "1 of 3 replicas available",
+        },
+      ],
+    };
+    const { conclusion, output } = fleetDriftOutput(sha, { "eu-1": fleetDriftRow(ailing), "eu-2": fleetDriftRow(report("eu-2", 0)) });
+    expect(conclusion).toBe("neutral");
+    expect(output.title).toBe("In sync on 2 clusters; 1 not healthy");
+    expect(output.summary).toContain("| `eu-1` | `Deployment shop/web (in-progress: 1 of 3 replicas available)` |");
+  });
+
   it("fits a check run at 2,000 clusters, every one of them drifted", () => {
     const rows = Object.fromEntries(
       Array.from({ length: 2_000 }, (_, i) => [`edge-${String(i).padStart(4, "0")}`, fleetDriftRow(report(`edge-${i}`, 30))]),
