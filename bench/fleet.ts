@@ -5,8 +5,8 @@
 // an environment on one cluster, served by one more agent. Figures: push → the rollout's end and
 // push → the last wave's first report, against push → the single-cluster deploy's end; GitHub
 // writes per deploy for each; Redis keys per cluster; the check run's summary size. Then a pull
-// request's live preview with three clusters' agents stopped: pull request opened → every other
-// cluster's answer in the comment, and the comment's size.
+// request's live preview giving three answers (three clusters' agents stopped, two refusing the
+// namespace by policy): pull request opened → every answer in the comment, its size and writes.
 // Usage: npm run bench:fleet [-- --clusters 100] [--rounds 3] [--objects 5]
 import { parseArgs } from "node:util";
 import { KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
@@ -166,10 +166,16 @@ try {
       [...h.github.checkRuns.values()].filter((r) => r.head_sha === merge.commit).at(-1)?.output?.summary ?? "",
     );
   }
-  // A pull request previewed on every cluster, three of whose agents are stopped (their heartbeats gone).
-  for (const agent of agents.splice(clusterCount - 3, 3)) await agent.stop();
+  // A pull request previewed on every cluster, giving three answers: three clusters' agents are
+  // stopped (their heartbeats gone), two run with a policy that does not allow the namespace, the
+  // rest would apply the change.
+  for (const agent of agents.splice(clusterCount - 5, 5)) await agent.stop();
   // Their heartbeats would lapse within a minute; gone at once here.
   await h.redis.del(...clusters.slice(-3).map((c) => agentHeartbeatKey(targetName("production", c))));
+  for (const [i, cluster] of clusters.slice(-5, -3).entries())
+    agents.push(
+      await startPromotionAgent(h, { ...agentOptions(`bench-fleet-agent-${clusterCount - 5 + i}`, cluster), namespaces: "other-*" }),
+    );
   h.github.setPermission(target.owner, target.repo, "Codertocat", "write");
   const base = h.github.branch(target.owner, target.repo, "main") ?? "";
   const head = sha();
@@ -206,7 +212,7 @@ try {
   );
   console.log(`  Redis keys per cluster: ${perCluster.toFixed(1)}; check run summary at ${clusterCount} clusters: ${summaryBytes} bytes`);
   console.log(
-    `  live preview on ${clusterCount} clusters (3 agents stopped): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${previewWrites} GitHub writes, ${answers.length} distinct answers:`,
+    `  live preview on ${clusterCount} clusters (3 agents stopped, 2 refusing): opened → every answer in the comment ${seconds(previewMs)}; comment ${commentBytes} bytes, ${previewWrites} GitHub writes, ${answers.length} distinct answers:`,
   );
   for (const answer of answers) console.log(`    ${answer}`);
 } finally {

@@ -19,6 +19,8 @@ export async function startPromotionAgent(
     cluster?: string;
     /** How often it checks for drift (`SLUICE_DRIFT_INTERVAL_SECONDS`); never by default. */
     driftSeconds?: number;
+    /** The namespaces its policy lets the owner's repositories use (`SLUICE_AGENT_NAMESPACES`); `deploy-*` by default. */
+    namespaces?: string;
   },
 ): Promise<RunningAgent> {
   const settings = await loadAgentSettings({
@@ -30,7 +32,7 @@ export async function startPromotionAgent(
     SLUICE_AGENT_PROBE_PORT: "0",
     SLUICE_AGENT_PROBE_HOST: "127.0.0.1",
     SLUICE_AGENT_REPOSITORIES: `${options.owner}/*`,
-    SLUICE_AGENT_NAMESPACES: "deploy-*",
+    SLUICE_AGENT_NAMESPACES: options.namespaces ?? "deploy-*",
     SLUICE_AGENT_CLUSTER_KINDS: "Namespace",
     SLUICE_AGENT_NAMESPACE: options.namespace,
     SLUICE_DRIFT_INTERVAL_SECONDS: String(options.driftSeconds ?? 0),
