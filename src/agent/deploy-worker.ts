@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Job } from "bullmq";
 import type { AgentJob, AgentReport } from "../core/agent-protocol.ts";
 import { errorMessage } from "../core/errors.ts";
+import { clusterField } from "../core/fleet.ts";
 import type { Envelope } from "../core/signing.ts";
 import type { AgentLog } from "./agent-log.ts";
 import { admitJob, verifyJob, type Deployer, type DeployerDeps, type Report } from "./deployer.ts";
@@ -83,7 +84,7 @@ export function reporter(job: AgentJob, now: () => number, send: (report: AgentR
       repository: job.repository,
       installationId: job.installationId,
       environment: job.environment,
-      ...(job.cluster === undefined ? {} : { cluster: job.cluster }),
+      ...clusterField(job.cluster),
       sha: job.sha,
       at: new Date(now()).toISOString(),
       ...fields,

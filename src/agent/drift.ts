@@ -13,7 +13,7 @@ import { canonicalJson } from "../core/normalize.ts";
 import type { Envelope } from "../core/signing.ts";
 import { loadObjects, resolveScopes, verifyJob, type DeployerDeps } from "./deployer.ts";
 import { appliedGenerationKey } from "./drift-lease.ts";
-import { targetName } from "../core/fleet.ts";
+import { clusterField, targetName } from "../core/fleet.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
 import { withOwnership } from "./ownership.ts";
@@ -127,7 +127,7 @@ export class DriftChecker {
       repository: job.repository,
       installationId: job.installationId,
       environment,
-      ...(job.cluster === undefined ? {} : { cluster: job.cluster }),
+      ...clusterField(job.cluster),
       sha: job.sha,
       jobId: job.id,
       checked: planned.length,

@@ -10,6 +10,7 @@ import { canonicalJson } from "../core/normalize.ts";
 import { namespacesFor, podSecurityChanges, podSecurityRefusal, policyViolations, type OwnershipPolicy } from "../core/policy.ts";
 import { open, SignatureError, type VerificationKeys } from "../core/signing.ts";
 import { admitJob, loadObjects, requireCluster, resolveScopes, type DeployerDeps } from "./deployer.ts";
+import { clusterField } from "../core/fleet.ts";
 import { RejectedJobError } from "./errors.ts";
 import type { InventoryStore } from "./inventory-store.ts";
 import { KubeApiError, type Cluster } from "./kube/cluster.ts";
@@ -154,7 +155,7 @@ export function liveAnswerHeader(
     repository: request.repository,
     installationId: request.installationId,
     environment: request.environment,
-    ...(request.cluster === undefined ? {} : { cluster: request.cluster }),
+    ...clusterField(request.cluster),
     pullRequest: request.pullRequest,
     headSha: request.headSha,
     seq: request.seq,

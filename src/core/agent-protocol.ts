@@ -3,7 +3,7 @@ import { z } from "zod";
 import { deployJobId, deployReasonSchema, type DeployRequest } from "./deploy-requests.ts";
 import { commitShaSchema, repositoryRefSchema } from "./git-ref.ts";
 import { driftIgnoreSchema, type Environment } from "./config.ts";
-import { clusterNameSchema } from "./fleet.ts";
+import { clusterField, clusterNameSchema } from "./fleet.ts";
 import { DEPLOY_PHASE_NAMES } from "./deploy-phases.ts";
 import { holdSchema, revisionSchema } from "./inventory.ts";
 import type { KubeObject } from "./manifest.ts";
@@ -68,7 +68,7 @@ export function agentJob(
     repository: request.repository,
     installationId: request.installationId,
     environment: env.name,
-    ...(time.cluster === undefined ? {} : { cluster: time.cluster }),
+    ...clusterField(time.cluster),
     sha: request.sha,
     reason: request.reason,
     requestedBy: request.requestedBy,

@@ -2,7 +2,7 @@ import type { DriftReport } from "./agent-protocol.ts";
 import { driftCheckOutput } from "./deploy-status.ts";
 import { shortSha } from "./git-ref.ts";
 import { displayName } from "./identity.ts";
-import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, prefixWithin, tableRow, utf8Length } from "./markdown.ts";
+import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, namesWithin, prefixWithin, tableRow, utf8Length } from "./markdown.ts";
 
 /** A drifted cluster's objects are named up to this many; its detail keeps to this many characters. */
 const NAMED_OBJECTS = 10;
@@ -27,6 +27,11 @@ export interface FleetDriftRow {
   detail: string;
 }
 
+/** An object a drift report names not healthy, as people read it: `Deployment shop/web (in-progress: 1 of 3 replicas available)`. */
+export function unhealthyLine(object: NonNullable<DriftReport["unhealthy"]>[number]): string {
+  return `${displayName(object)} (${object.health}: ${object.message})`;
+}
+
 /** One cluster's drift report as a row of the fleet's table. */
 export function fleetDriftRow(report: DriftReport): FleetDriftRow {
   const detail = driftCheckOutput(report).summary;
@@ -40,9 +45,7 @@ export function fleetDriftRow(report: DriftReport): FleetDriftRow {
     }),
     healed: report.healed.length,
     gaveUp: report.gaveUp.length,
-    unhealthy: (report.unhealthy ?? [])
-      .slice(0, NAMED_OBJECTS)
-      .map((o) => prefixWithin(`${displayName(o)} (${o.health}: ${o.message})`, NAME_LIMIT)),
+    unhealthy: (report.unhealthy ?? []).slice(0, NAMED_OBJECTS).map((o) => prefixWithin(unhealthyLine(o), NAME_LIMIT)),
     detail:
       detail.length > DETAIL_LIMIT ? `${prefixWithin(detail, DETAIL_LIMIT)}\n\n… cut here; the cluster's agent log has the rest.` : detail,
   };
@@ -98,7 +101,7 @@ export function fleetDriftOutput(
     }
     lines.push(table.join("\n"));
   }
-  if (inSync.length > 0) lines.push(`In sync: ${namesWithin(inSync, SUMMARY_BUDGET - used)}.`);
+  if (inSync.length > 0) lines.push(`In sync: ${namesWithin(inSync, SUMMARY_BUDGET - used - 100)}.`);
   let text = "";
   for (const cluster of drifted) {
     const block = `#### ${code(cluster)}\n\n${rows[cluster]?.detail ?? ""}\n\n`;
@@ -109,20 +112,6 @@ export function fleetDriftOutput(
     conclusion: drifted.length === 0 && ailing.length === 0 ? "success" : "neutral",
     output: { title, summary: lines.join("\n\n"), ...(text ? { text } : {}) },
   };
-}
-
-/** Names as many clusters as fit `budget` bytes, then counts the rest. */
-function namesWithin(clusters: readonly string[], budget: number): string {
-  const shown: string[] = [];
-  let used = 0;
-  for (const cluster of clusters) {
-    const name = code(cluster);
-    if (used + utf8Length(name) + 2 > budget - 100) break;
-    shown.push(name);
-    used += utf8Length(name) + 2;
-  }
-  const more = clusters.length - shown.length;
-  return more > 0 ? `${shown.join(", ")} and ${more} more` : shown.join(", ");
 }
 
 function plural(n: number, noun: string): string {

@@ -73,7 +73,7 @@ export interface WavePlan {
  * matches it; clusters no wave matches go in a last wave of their own. Empty waves are left out.
  */
 export function planWaves(fleet: FleetSettings, known: readonly string[]): WavePlan {
-  const patterns = [...fleet.clusters, ...fleet.waves.flat()];
+  const patterns = fleetPatterns(fleet);
   const listed = fleet.clusters.length > 0 ? fleet.clusters : fleet.waves.flat();
   const names = new Set<string>();
   for (const pattern of listed) {
@@ -427,4 +427,19 @@ export function rolloutEnded(step: RolloutStep): boolean {
  */
 export function targetName(environment: string, cluster?: string): string {
   return cluster === undefined ? environment : `${environment}@${cluster}`;
+}
+
+/** `{ cluster }` for one cluster of a fleet, nothing for an environment on one cluster: the optional field of messages and requests. */
+export function clusterField(cluster: string | undefined): { cluster?: string } {
+  return cluster === undefined ? {} : { cluster };
+}
+
+/** Every name and glob a fleet's configuration gives, in `clusters` and in `waves`. */
+export function fleetPatterns(fleet: FleetSettings): string[] {
+  return [...fleet.clusters, ...fleet.waves.flat()];
+}
+
+/** Whether a fleet's configuration names `cluster`, or has a glob that matches it. */
+export function listsCluster(fleet: FleetSettings, cluster: string): boolean {
+  return fleetPatterns(fleet).some((pattern) => matchesCluster(pattern, cluster));
 }

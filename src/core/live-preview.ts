@@ -2,7 +2,7 @@ import type { LiveChange, LiveReport } from "./agent-protocol.ts";
 import type { ReportProblem } from "./diff-report.ts";
 import type { SourceLocation } from "./manifest.ts";
 import { displayName, resourceKey } from "./identity.ts";
-import { escapeCode, escapeHtml, escapeInline, fenceFor, prefixWithin, utf8Length } from "./markdown.ts";
+import { escapeCode, escapeHtml, escapeInline, fenceFor, namesWithin, prefixWithin, utf8Length } from "./markdown.ts";
 import { shortSha } from "./git-ref.ts";
 
 /** Where one environment's live preview stands. */
@@ -137,17 +137,8 @@ function answerKey({ status, drift }: LiveEnvironment): string {
 }
 
 /** The clusters of a group, as many as fit `CLUSTER_NAMES_BUDGET`, then how many more. */
-function clusterNames(clusters: readonly string[], quote = (cluster: string) => `\`${escapeCode(cluster)}\``): string {
-  const shown: string[] = [];
-  let used = 0;
-  for (const cluster of clusters) {
-    const name = quote(cluster);
-    if (used + utf8Length(name) > CLUSTER_NAMES_BUDGET) break;
-    shown.push(name);
-    used += utf8Length(name) + 2;
-  }
-  const more = clusters.length - shown.length;
-  return more > 0 ? `${shown.join(", ")} and ${more} more (the diff page names each)` : shown.join(", ");
+function clusterNames(clusters: readonly string[], quote?: (cluster: string) => string): string {
+  return namesWithin(clusters, CLUSTER_NAMES_BUDGET, { ...(quote ? { quote } : {}), note: "(the diff page names each)" });
 }
 
 function groupLabel(group: LiveGroup): string {

@@ -641,6 +641,28 @@ export function code(text: string): string {
 }
 
 /**
+ * As many of `names` as fit `budget` bytes, each as `quote` gives it (a code span unless told),
+ * joined by commas; then how many more, and `note` after that when some were left out.
+ */
+export function namesWithin(
+  names: readonly string[],
+  budget: number,
+  options: { quote?: (name: string) => string; note?: string } = {},
+): string {
+  const quote = options.quote ?? code;
+  const shown: string[] = [];
+  let used = 0;
+  for (const name of names) {
+    const quoted = quote(name);
+    if (used + utf8Length(quoted) + 2 > budget) break;
+    shown.push(quoted);
+    used += utf8Length(quoted) + 2;
+  }
+  const more = names.length - shown.length;
+  return more > 0 ? `${shown.join(", ")} and ${more} more${options.note ? ` ${options.note}` : ""}` : shown.join(", ");
+}
+
+/**
  * Escapes untrusted text for one line of markdown: no line breaks, no HTML, no emphasis, links,
  * images, headings or tables, no bare URL that GitHub would link, and no mention or reference
  * (see {@link defuseReferences}): nothing GitHub shows as Sluice's own words.

@@ -1,6 +1,6 @@
 import { deployCheckName } from "../../core/check-names.ts";
 import { fleetOf } from "../../core/config.ts";
-import { matchesCluster } from "../../core/fleet.ts";
+import { listsCluster } from "../../core/fleet.ts";
 import { replies } from "../../core/commands.ts";
 import type { Environment } from "../../core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
@@ -114,5 +114,5 @@ export class CommandDeploys {
 export function notAClusterOf(env: Environment, cluster: string): "single" | "unlisted" | undefined {
   const fleet = fleetOf(env);
   if (!fleet) return "single";
-  return [...fleet.clusters, ...fleet.waves.flat()].some((pattern) => matchesCluster(pattern, cluster)) ? undefined : "unlisted";
+  return listsCluster(fleet, cluster) ? undefined : "unlisted";
 }

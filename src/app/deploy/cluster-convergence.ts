@@ -1,35 +1,27 @@
 import { latestJobKey, type AgentStatus, type AppliedRevision } from "../../core/agent-protocol.ts";
 import { fleetOf } from "../../core/config.ts";
 import { errorMessage } from "../../core/errors.ts";
-import { matchesCluster, targetName } from "../../core/fleet.ts";
+import { listsCluster, targetName } from "../../core/fleet.ts";
 import { fullName, type RepositoryRef } from "../../core/git-ref.ts";
 import { lastDeployed } from "../../core/promotion.ts";
-import type { RedisClient } from "../../redis/connection.ts";
 import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 import type { Logger } from "../log-context.ts";
 import type { GateStates } from "../promotion/gate-states.ts";
-import type { AppQueues } from "../queue/queues.ts";
-import { queueConvergence } from "./convergence-requests.ts";
+import { queueConvergence, type ConvergenceRequestDeps } from "./convergence-requests.ts";
 import type { DeployRecords } from "./deploy-records.ts";
 import type { EnvironmentStates } from "./environment-states.ts";
 
-/** What converging one cluster of a fleet needs. */
-export interface ClusterConvergenceDeps {
-  redis: RedisClient;
-  queues: AppQueues;
+/** What converging one cluster of a fleet needs, besides queueing the deploy. */
+export interface ClusterConvergenceDeps extends ConvergenceRequestDeps {
   github: (installationId: number) => Promise<GitHubClient>;
   checkouts: CheckoutCache;
   environments: EnvironmentStates;
   records: DeployRecords;
   /** The environment's sealed outcomes: the commit its newest rollout deployed to every wave. */
   gates: Pick<GateStates, "load">;
-  jobTtlMs: number;
-  now: () => number;
   log: Logger;
-  /** Deploys queued by the app itself per environment and minute. */
-  perMinute: number;
 }
 
 /** Why a cluster was or was not converged, for logs and tests. */
@@ -86,12 +78,15 @@ export class ClusterConvergence {
     const env = config.ok ? config.config.environments.find((e) => e.name === environment) : undefined;
     const fleet = env ? fleetOf(env) : undefined;
     if (!env || !fleet || !env.autoDeploy) return "not-configured";
-    if (![...fleet.clusters, ...fleet.waves.flat()].some((pattern) => matchesCluster(pattern, cluster))) return "not-listed";
+    if (!listsCluster(fleet, cluster)) return "not-listed";
     const sha = lastDeployed((await deps.gates.load(repository.id, environment)).events);
     if (sha === undefined) return "nothing-deployed";
     if (applied) return applied.sha === sha ? "converged" : "has-a-revision";
-    const target_ = targetName(environment, cluster);
-    if ((await this.#inFlight(latestJobKey(environment, repository.id))) || (await this.#inFlight(latestJobKey(target_, repository.id))))
+    const clusterTarget = targetName(environment, cluster);
+    if (
+      (await this.#inFlight(latestJobKey(environment, repository.id))) ||
+      (await this.#inFlight(latestJobKey(clusterTarget, repository.id)))
+    )
       return "in-flight";
     return queueConvergence(deps, {
       repository,

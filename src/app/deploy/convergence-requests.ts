@@ -1,6 +1,6 @@
 import type { Convergence as ConvergenceFacts, DeployRequest } from "../../core/deploy-requests.ts";
 import { deployRequest } from "../../core/deploy-requests.ts";
-import { targetName } from "../../core/fleet.ts";
+import { clusterField, targetName } from "../../core/fleet.ts";
 import type { RepositoryRef } from "../../core/git-ref.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import type { AppQueues } from "../queue/queues.ts";
@@ -10,6 +10,7 @@ import { convergenceKey, convergenceRateKey } from "../state/redis-keys.ts";
 export interface ConvergenceRequestDeps {
   redis: RedisClient;
   queues: AppQueues;
+  /** How long a signed job stays valid: a deploy requested longer ago than this can no longer be applied. */
   jobTtlMs: number;
   now: () => number;
   /** Deploys queued by the app itself per environment and minute. */
@@ -60,7 +61,7 @@ export async function queueConvergence(
         requestedBy: "sluice",
         trigger,
         convergence: ask.convergence,
-        ...(ask.cluster === undefined ? {} : { cluster: ask.cluster }),
+        ...clusterField(ask.cluster),
       },
       now,
     ),

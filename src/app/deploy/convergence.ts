@@ -1,23 +1,16 @@
 import { z } from "zod";
 import type { FleetClusters } from "./fleet-clusters.ts";
-import { ClusterConvergence } from "./cluster-convergence.ts";
+import { ClusterConvergence, type ClusterConvergenceDeps } from "./cluster-convergence.ts";
 import { queueConvergence } from "./convergence-requests.ts";
-import type { GateStates } from "../promotion/gate-states.ts";
 import { targetName } from "../../core/fleet.ts";
 import { agentStatusSchema, latestJobKey, type AgentStatus, type AppliedRevision } from "../../core/agent-protocol.ts";
 import type { DeployRequest } from "../../core/deploy-requests.ts";
 import { fullName, type RepositoryRef, repositoryRefSchema } from "../../core/git-ref.ts";
 import { errorMessage } from "../../core/errors.ts";
 import { canonicalJson } from "../../core/normalize.ts";
-import type { RedisClient } from "../../redis/connection.ts";
 import { isNotFound, type GitHubClient } from "../github/client.ts";
-import type { AppQueues } from "../queue/queues.ts";
 import { environmentRepositoriesKey, sequenceKey } from "../state/redis-keys.ts";
 import type { AgentKeys, Verdict } from "../agents/agent-keys.ts";
-import type { CheckoutCache } from "../checkouts/checkout-cache.ts";
-import type { DeployRecords } from "./deploy-records.ts";
-import type { EnvironmentStates } from "./environment-states.ts";
-import type { Logger } from "../log-context.ts";
 import type { RedisMac } from "../state/redis-mac.ts";
 import { discoverFromCheckout, reviewedConfig } from "../github/repository-config.ts";
 
@@ -47,25 +40,13 @@ export type ConvergenceDecision =
     };
 
 /** What converging environments to Git needs. */
-export interface ConvergenceDeps {
-  redis: RedisClient;
+export interface ConvergenceDeps extends Omit<ClusterConvergenceDeps, "perMinute"> {
   mac: RedisMac;
-  queues: AppQueues;
-  github: (installationId: number) => Promise<GitHubClient>;
   /** A client authenticated as the app itself, to find the installation of a repository the app forgot (a Redis flush). */
   appGitHub: () => Promise<GitHubClient>;
-  checkouts: CheckoutCache;
-  environments: EnvironmentStates;
-  records: DeployRecords;
   agentKeys: AgentKeys;
   /** Where the clusters of fleets are learned, from the statuses of agents that name one. */
   clusters: FleetClusters;
-  /** Environments' sealed outcomes: a fleet's cluster converges to its environment's newest rollout. */
-  gates: Pick<GateStates, "load">;
-  /** How long a signed job stays valid: a deploy requested longer ago than this can no longer be applied. */
-  jobTtlMs: number;
-  now: () => number;
-  log: Logger;
   /** Deploys queued by the app itself per environment and minute; 20 unless a test says otherwise. */
   perMinute?: number;
 }

@@ -2,7 +2,7 @@ import type { KeyObject } from "node:crypto";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentJob, type AgentJob } from "../../core/agent-protocol.ts";
 import { fleetOf, type Environment } from "../../core/config.ts";
-import { allAtOnce, nextStep, only, rolloutSummary, rolloutTitle, type Rollout } from "../../core/fleet.ts";
+import { allAtOnce, fleetPatterns, nextStep, only, rolloutSummary, rolloutTitle, type Rollout } from "../../core/fleet.ts";
 import { CONFIG_PATH } from "../../core/config-path.ts";
 import { deployJobId, type DeployRequest } from "../../core/deploy-requests.ts";
 import { deployCheckName } from "../../core/check-names.ts";
@@ -201,7 +201,7 @@ export class DeployJobs {
         {
           file: CONFIG_PATH,
           line: 1,
-          message: `environment ${env.name} lists clusters ${[...fleet.clusters, ...fleet.waves.flat()].join(", ")}, and no agent that names one of them (SLUICE_AGENT_CLUSTER) has announced itself; nothing was deployed`,
+          message: `environment ${env.name} lists clusters ${fleetPatterns(fleet).join(", ")}, and no agent that names one of them (SLUICE_AGENT_CLUSTER) has announced itself; nothing was deployed`,
         },
       ]);
       return false;

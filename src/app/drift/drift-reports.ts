@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { targetName } from "../../core/fleet.ts";
+import { clusterField, targetName } from "../../core/fleet.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import { driftReportSchema, type DriftReport } from "../../core/agent-protocol.ts";
 import { driftCheckName } from "../../core/check-names.ts";
@@ -8,6 +8,7 @@ import { displayName } from "../../core/identity.ts";
 import type { DriftSummary } from "../../core/live-preview.ts";
 import type { GitHubClient } from "../github/client.ts";
 import type { FleetDrift } from "./fleet-drift.ts";
+import { unhealthyLine } from "../../core/fleet-drift.ts";
 import { compareWithSealed, deploySubject, unknownToApp, type AgentKeys, type Verdict } from "../agents/agent-keys.ts";
 import { DeployRecords } from "../deploy/deploy-records.ts";
 import type { DriftChange, DriftSummaries, MeasuredDeploy } from "./drift-summaries.ts";
@@ -40,11 +41,6 @@ export class DriftReports {
   constructor(deps: DriftReportDeps) {
     this.#deps = deps;
     this.#records = new DeployRecords(deps.redis, deps.mac, deps.log);
-  }
-
-  /** The drift check runs of deploys that reached several clusters. */
-  get fleet(): FleetDrift {
-    return this.#deps.fleet;
   }
 
   /**
@@ -83,11 +79,10 @@ export class DriftReports {
       // Nothing to write to GitHub; saved again all the same, so the deploy it is measured against
       // outlives its record for as long as the agent keeps reporting.
       await deps.summaries.save(report.repository.id, target, { ...previous, deploy });
-      if (report.cluster !== undefined)
-        await deps.fleet.keep({ repositoryId: deploy.repository.id, environment: deploy.environment, sha: deploy.sha });
+      if (report.cluster !== undefined) await deps.fleet.keep(deploy);
       return { verdict };
     }
-    const unhealthy = (report.unhealthy ?? []).slice(0, 20).map((o) => `${displayName(o)} (${o.health}: ${o.message})`);
+    const unhealthy = (report.unhealthy ?? []).slice(0, 20).map(unhealthyLine);
     const summary: DriftSummary = {
       sha: report.sha,
       objects: report.drifted.map(displayName),
@@ -108,7 +103,7 @@ export class DriftReports {
       change: {
         repositoryId: report.repository.id,
         environment: report.environment,
-        ...(report.cluster === undefined ? {} : { cluster: report.cluster }),
+        ...clusterField(report.cluster),
         summary,
         deploy: { repository: deploy.repository, installationId: deploy.installationId },
       },

@@ -65,7 +65,7 @@ export class FleetDrift {
   /** Keeps one cluster's drift report (checked against `deploy`, the app's record) and asks for the check run to be written. */
   async record(deploy: MeasuredDeploy, cluster: string, report: DriftReport): Promise<void> {
     const { redis, mac, now } = this.#deps;
-    const commit = { repositoryId: deploy.repository.id, environment: deploy.environment, sha: deploy.sha };
+    const commit = commitOf(deploy);
     const key = fleetDriftKey(commit);
     const json = JSON.stringify({ deploy, row: fleetDriftRow(report) } satisfies StoredRow);
     await redis.hset(key, cluster, `${mac.sign(rowPurpose(key, cluster), json)} ${json}`);
@@ -74,9 +74,9 @@ export class FleetDrift {
     await this.#deps.schedule(commit, at);
   }
 
-  /** Keeps a commit's fleet drift for another `TTL_SECONDS`: its clusters still report, the same as before. */
-  async keep(commit: FleetCommit): Promise<void> {
-    const key = fleetDriftKey(commit);
+  /** Keeps the fleet drift of a deploy's commit for another `TTL_SECONDS`: its clusters still report, the same as before. */
+  async keep(deploy: MeasuredDeploy): Promise<void> {
+    const key = fleetDriftKey(commitOf(deploy));
     await Promise.all([this.#deps.redis.expire(key, TTL_SECONDS), this.#deps.redis.expire(`${key}:check`, TTL_SECONDS)]);
   }
 
@@ -123,6 +123,11 @@ export class FleetDrift {
     }
     return rows;
   }
+}
+
+/** The commit whose drift check run a deploy's clusters are rows of. */
+function commitOf(deploy: MeasuredDeploy): FleetCommit {
+  return { repositoryId: deploy.repository.id, environment: deploy.environment, sha: deploy.sha };
 }
 
 /** What a row's MAC is for: its own prefix, so no other sealed value of the hash's family (`:check`) passes for a row. */

@@ -1,5 +1,5 @@
 import type { KeyObject } from "node:crypto";
-import { planWaves, targetName } from "../../core/fleet.ts";
+import { clusterField, planWaves, targetName } from "../../core/fleet.ts";
 import type { FleetClusters } from "../deploy/fleet-clusters.ts";
 import type { RedisClient } from "../../redis/connection.ts";
 import { agentHeartbeatKey, liveReportSchema, type LivePreviewRequest, type LiveReport } from "../../core/agent-protocol.ts";
@@ -384,9 +384,4 @@ interface Request {
 /** The id of the live-preview request for one environment (or one cluster of a fleet, `env@cluster`) of one preview: the answer names it. */
 function livePreviewRequestId(repositoryId: number, pullRequest: number, seq: number, target: string): string {
   return `live-${repositoryId}-${pullRequest}-${seq}-${target}`;
-}
-
-/** `{ cluster }` for one cluster of a fleet, nothing for an environment on one cluster. */
-function clusterField(cluster: string | undefined): { cluster?: string } {
-  return cluster === undefined ? {} : { cluster };
 }

@@ -187,27 +187,13 @@ export class AppQueues {
    */
   async addPromotionCheck(check: PromotionCheck, at: number): Promise<void> {
     const data = promotionCheckSchema.parse(check);
-    await this.#promotions.add("promotion", sealed(this.#mac, PROMOTION_QUEUE, data), {
-      jobId: `promotion-${data.repository.id}-${at}`,
-      delay: Math.max(0, at - this.#now()),
-      attempts: 5,
-      backoff: { type: "exponential", delay: 2_000 },
-      removeOnComplete: { age: 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
+    await this.#addAt(this.#promotions, "promotion", data, `promotion-${data.repository.id}-${at}`, at);
   }
 
   /** Queues a check of a rollout at `at` (ms): one per deploy and moment, however many replicas ask. */
   async addRolloutCheck(check: RolloutCheck, at: number): Promise<void> {
     const data = rolloutCheckSchema.parse(check);
-    await this.#rollouts.add("rollout", sealed(this.#mac, ROLLOUT_QUEUE, data), {
-      jobId: `rollout-${data.jobId}-${at}`,
-      delay: Math.max(0, at - this.#now()),
-      attempts: 5,
-      backoff: { type: "exponential", delay: 2_000 },
-      removeOnComplete: { age: 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
+    await this.#addAt(this.#rollouts, "rollout", data, `rollout-${data.jobId}-${at}`, at);
   }
 
   /**
@@ -216,8 +202,16 @@ export class AppQueues {
    */
   async addFleetDriftWrite(commit: FleetDriftWrite, at: number): Promise<void> {
     const data = fleetDriftWriteSchema.parse(commit);
-    await this.#fleetDrift.add("fleet-drift", sealed(this.#mac, FLEET_DRIFT_QUEUE, data), {
-      jobId: `fleet-drift-${data.repositoryId}-${data.environment}-${data.sha}-${at}`,
+    await this.#addAt(this.#fleetDrift, "fleet-drift", data, `fleet-drift-${data.repositoryId}-${data.environment}-${data.sha}-${at}`, at);
+  }
+
+  /**
+   * Adds a sealed job to run at `at` (ms; now or later) under `jobId`: asks for the same id are one
+   * job, kept in Redis across restarts, tried again with backoff.
+   */
+  async #addAt(queue: Queue, name: string, data: object, jobId: string, at: number): Promise<void> {
+    await queue.add(name, sealed(this.#mac, queue.name, data), {
+      jobId,
       delay: Math.max(0, at - this.#now()),
       attempts: 5,
       backoff: { type: "exponential", delay: 2_000 },

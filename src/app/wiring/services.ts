@@ -57,6 +57,8 @@ export interface AppServices {
   renderer: RenderPool;
   agentKeys: AgentKeys;
   driftReports: DriftReports;
+  /** The drift check runs of fleets' commits, written by their own queue's worker. */
+  fleetDrift: FleetDrift;
   /** Live previews, when the app signs jobs (so it has agents to ask). */
   live: LivePreviews | undefined;
   previews: PreviewService;
@@ -79,7 +81,7 @@ export function buildServices(base: ServiceBase): AppServices {
   );
   // Drift reports write each environment's drift; the live previews read it for the comments.
   const drift = new DriftSummaries(redis, mac);
-  const fleet = new FleetDrift({
+  const fleetDrift = new FleetDrift({
     redis,
     mac,
     github: access.installation,
@@ -87,7 +89,15 @@ export function buildServices(base: ServiceBase): AppServices {
     now,
     log: access.log,
   });
-  const driftReports = new DriftReports({ redis, mac, github: access.installation, agentKeys, summaries: drift, fleet, log: access.log });
+  const driftReports = new DriftReports({
+    redis,
+    mac,
+    github: access.installation,
+    agentKeys,
+    summaries: drift,
+    fleet: fleetDrift,
+    log: access.log,
+  });
   const renderer = renderPool(settings, infra);
   const published = new PublishedPreviews(redis, mac);
   // Agents' statuses announce a fleet's clusters; rollouts and live previews ask those a glob matches.
@@ -128,7 +138,7 @@ export function buildServices(base: ServiceBase): AppServices {
       ? { promotedSha: (repositoryId: number, environment: string) => deploys.promotions.promotedSha(repositoryId, environment) }
       : {}),
   });
-  return { renderer, agentKeys, driftReports, live, previews, deploys, commands };
+  return { renderer, agentKeys, driftReports, fleetDrift, live, previews, deploys, commands };
 }
 
 /** The render processes; one holds its renderer's whole output and the parsed objects, so the output cap follows its heap. */

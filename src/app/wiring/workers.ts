@@ -76,7 +76,7 @@ function deployWorkers(infra: Infrastructure, services: AppServices, now: () => 
     reportWorker(redis, fromAgents),
     promotionWorker(redis, mac, (check) => deploys.promotions.run(check)),
     rolloutCheckWorker(redis, mac, (check) => deploys.rollouts.check(check.jobId)),
-    fleetDriftWorker(redis, mac, (write) => services.driftReports.fleet.write(write)),
+    fleetDriftWorker(redis, mac, (write) => services.fleetDrift.write(write)),
     pipelineCommentWorker(redis, mac, (check) => deploys.pipelineComments.refresh(check)),
     ...(live ? [liveTimeoutWorker(redis, mac, (timeout) => live.timeOut(timeout))] : []),
   ];
