@@ -1,13 +1,15 @@
 // Benchmark: previews of a monorepo of 500 environments (bench/monorepo-tree.ts) through the
 // running app against the fake GitHub, against the renderers themselves run in the same
 // invocation (kustomize build, helm template, and Sluice's own read of a plain directory, one
-// environment after another, summed and divided by the cores).
+// environment after another, summed and divided by the cores; and the same renderers run on every
+// core at once, as a CI job that renders in parallel would run them).
 //   (a) a pull request touching 3 environments: delivery → comment, and how many were rendered;
 //   (b) one touching the shared files of all of them (the base's renders cached by an earlier
 //       pull request, and cold): delivery → first comment, → complete comment; the app's peak RSS.
 // Usage: node bench/monorepo.ts [--environments 500] [--runs 1]; BENCH_RENDER_PROCESSES=n sets the
 // app's SLUICE_RENDER_PROCESSES (one per CPU by default). Prints the CPU the render processes and
-// their renderers used meanwhile, as a share of the cores: how busy the pool kept them; and where
+// their renderers used meanwhile, as a share of the cores: how busy the pool kept them (and the
+// render processes' own part of it); and where
 // the time of (b) went: the first comparison asked of the render pool, the last one answered, the
 // final comment at GitHub and the progress edit before it (GitHub's pacing holds the final comment
 // a second behind that edit), how busy the app's event loop was, and how often the pool had fewer
@@ -42,11 +44,26 @@ async function renderersAlone(
   dir: string,
   tools: { kustomize: string; helm: string },
   mode: "renderers" | "sluice",
+  parallel = 1,
 ): Promise<{ ms: number; byKind: Record<string, number> }> {
   const script = new URL("./monorepo-renderers.ts", import.meta.url).pathname;
   const { stdout } = await run(
     process.execPath,
-    [script, "--dir", dir, "--kustomize", tools.kustomize, "--helm", tools.helm, "--environments", String(count), "--mode", mode],
+    [
+      script,
+      "--dir",
+      dir,
+      "--kustomize",
+      tools.kustomize,
+      "--helm",
+      tools.helm,
+      "--environments",
+      String(count),
+      "--mode",
+      mode,
+      "--parallel",
+      String(parallel),
+    ],
     { maxBuffer: 1024 * 1024 },
   );
   return JSON.parse(stdout) as { ms: number; byKind: Record<string, number> };
@@ -54,17 +71,21 @@ async function renderersAlone(
 
 /**
  * CPU time, in ms, of this process's render processes and everything under them (the sandboxes
- * and the renderers): each one alive, and the children each has waited for.
+ * and the renderers): each one alive, and the children each has waited for; and of the render
+ * processes alone.
  */
-async function renderCpuMs(): Promise<number> {
+async function renderCpuMs(): Promise<{ total: number; own: number }> {
   const table = await processTable();
   let total = 0;
+  let own = 0;
   for (const [pid, { parent }] of table) {
     if (parent !== process.pid) continue;
     const cmdline = await readFile(`/proc/${String(pid)}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.includes("render-process")) for (const under of processTree(table, pid)) total += table.get(under)?.cpuMs ?? 0;
+    if (!cmdline.includes("render-process")) continue;
+    own += table.get(pid)?.ownMs ?? 0;
+    for (const under of processTree(table, pid)) total += table.get(under)?.cpuMs ?? 0;
   }
-  return total;
+  return { total, own };
 }
 
 /** A metric's value summed over its labels. */
@@ -139,6 +160,8 @@ interface Timed {
   appCpuMs: number;
   /** CPU time of the render processes and their renderers meanwhile. */
   renderCpuMs: number;
+  /** CPU time of the render processes alone meanwhile. */
+  renderOwnCpuMs: number;
   peakRssMb: number;
   renders: number;
   rendered: number;
@@ -188,7 +211,15 @@ async function preview(h: AppHarness, base: string, head: string): Promise<Timed
   let completeMs: number | undefined;
   try {
     await h.deliver("pull_request", payload);
+    // Looked at again only once the fake GitHub has answered something more: a search of every
+    // comment each tick would take CPU from the app it measures.
+    let seen = -1;
     for (;;) {
+      if (h.github.answered === seen) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        continue;
+      }
+      seen = h.github.answered;
       const comment = h.github.comments.find((c) => c.issue === number && c.body.includes(PREVIEW_MARKER));
       if (comment && firstMs === undefined) firstMs = performance.now() - started;
       // Complete: the final body is in (a progress body says how many are done).
@@ -204,7 +235,7 @@ async function preview(h: AppHarness, base: string, head: string): Promise<Timed
   const checkMs = performance.now() - started;
   const loopBusy = performance.eventLoopUtilization(loopBefore).utilization;
   const cpu = process.cpuUsage(cpuBefore);
-  const renderCpu = (await renderCpuMs()) - renderCpuBefore;
+  const renderCpuAfter = await renderCpuMs();
   const body = h.github.comments.find((c) => c.issue === number)?.body ?? "";
   const rendered = environments.filter(
     (env) => new RegExp(`^\\| \`${env.name}\` \\|.*\\|$`, "m").exec(body)?.[0].includes("inputs unchanged") === false,
@@ -225,7 +256,8 @@ async function preview(h: AppHarness, base: string, head: string): Promise<Timed
     completeMs: completeMs ?? checkMs,
     checkMs,
     appCpuMs: (cpu.user + cpu.system) / 1000,
-    renderCpuMs: renderCpu,
+    renderCpuMs: renderCpuAfter.total - renderCpuBefore.total,
+    renderOwnCpuMs: renderCpuAfter.own - renderCpuBefore.own,
     peakRssMb: peak / 1024 / 1024,
     renders: (await metric(h, "sluice_render_duration_seconds_count")) - rendersBefore,
     rendered,
@@ -236,11 +268,20 @@ const env = await startTestEnv({ env: { ...process.env, KUBECONFIG: "" }, kubern
 const work = await mkdtemp(join(tmpdir(), "sluice-bench-monorepo-"));
 try {
   const touched = [environments[0], environments[1], environments[2]].map((e) => e?.name ?? "");
-  const results: { a: Timed[]; warm: Timed[]; cold: Timed[]; peer: number[]; engine: number[]; byKind: Record<string, number>[] } = {
+  const results: {
+    a: Timed[];
+    warm: Timed[];
+    cold: Timed[];
+    peer: number[];
+    parallelPeer: number[];
+    engine: number[];
+    byKind: Record<string, number>[];
+  } = {
     a: [],
     warm: [],
     cold: [],
     peer: [],
+    parallelPeer: [],
     engine: [],
     byKind: [],
   };
@@ -266,12 +307,16 @@ try {
       results.cold.push(await preview(h, v0.sha, v1.sha));
       // The peer: every environment of the head of (b), rendered by its renderer alone, just before
       // and just after the preview (the machine is shared: the mean of the two follows its load).
+      // The second peer: the same renderers run on every core at once, as a CI job would run them.
       const engineBefore = await renderersAlone(v2.dir, env.tools, "sluice");
+      const parallelBefore = await renderersAlone(v2.dir, env.tools, "renderers", cores);
       const before = await renderersAlone(v2.dir, env.tools, "renderers");
       results.warm.push(await preview(h, v1.sha, v2.sha));
       const after = await renderersAlone(v2.dir, env.tools, "renderers");
+      const parallelAfter = await renderersAlone(v2.dir, env.tools, "renderers", cores);
       const engineAfter = await renderersAlone(v2.dir, env.tools, "sluice");
       results.peer.push((before.ms + after.ms) / 2);
+      results.parallelPeer.push((parallelBefore.ms + parallelAfter.ms) / 2);
       results.engine.push((engineBefore.ms + engineAfter.ms) / 2);
       results.byKind.push(before.byKind);
       // (a): three environments touched; everything cached but their heads.
@@ -291,6 +336,10 @@ try {
   console.log(
     `  peer: the renderers alone, one environment after another   ${peer.toFixed(0)} ms  (plain ${(kinds.plain ?? 0).toFixed(0)}, kustomize ${(kinds.kustomize ?? 0).toFixed(0)}, helm ${(kinds.helm ?? 0).toFixed(0)}); ÷ ${cores} cores = ${share.toFixed(0)} ms`,
   );
+  const parallelPeer = median(results.parallelPeer);
+  console.log(
+    `  peer: the same renderers, ${cores} at a time (as a CI job on every core)   ${parallelPeer.toFixed(0)} ms = ${(parallelPeer / share).toFixed(2)}× (sum of renders ÷ cores)`,
+  );
   const engine = median(results.engine);
   console.log(
     `  Sluice's own render of each (the tool and reading its output), one after another ${engine.toFixed(0)} ms; ÷ ${cores} cores = ${(engine / cores).toFixed(0)} ms`,
@@ -299,7 +348,7 @@ try {
     `  (a) 3 environments touched: delivery → comment            ${m(results.a, "completeMs").toFixed(0)} ms  (rendered ${m(results.a, "rendered")} environments, ${m(results.a, "renders")} renders)`,
   );
   console.log(
-    `  (b) shared files of all ${count} touched, base cached: first comment ${m(results.warm, "firstMs").toFixed(0)} ms, complete ${m(results.warm, "completeMs").toFixed(0)} ms = ${(m(results.warm, "completeMs") / share).toFixed(2)}× (sum of renders ÷ cores), ${(m(results.warm, "completeMs") / (engine / cores)).toFixed(2)}× (Sluice's renders ÷ cores), check completed ${m(results.warm, "checkMs").toFixed(0)} ms; CPU: render processes and renderers ${m(results.warm, "renderCpuMs").toFixed(0)} ms (${((100 * m(results.warm, "renderCpuMs")) / (cores * m(results.warm, "completeMs"))).toFixed(0)}% of ${cores} cores), app process ${m(results.warm, "appCpuMs").toFixed(0)} ms  (rendered ${m(results.warm, "rendered")}, ${m(results.warm, "renders")} renders); app peak RSS ${m(results.warm, "peakRssMb").toFixed(0)} MB`,
+    `  (b) shared files of all ${count} touched, base cached: first comment ${m(results.warm, "firstMs").toFixed(0)} ms, complete ${m(results.warm, "completeMs").toFixed(0)} ms = ${(m(results.warm, "completeMs") / share).toFixed(2)}× (sum of renders ÷ cores), ${(m(results.warm, "completeMs") / parallelPeer).toFixed(2)}× (the renderers ${cores} at a time), ${(m(results.warm, "completeMs") / (engine / cores)).toFixed(2)}× (Sluice's renders ÷ cores), check completed ${m(results.warm, "checkMs").toFixed(0)} ms; CPU: render processes and renderers ${m(results.warm, "renderCpuMs").toFixed(0)} ms (${((100 * m(results.warm, "renderCpuMs")) / (cores * m(results.warm, "completeMs"))).toFixed(0)}% of ${cores} cores; the render processes themselves ${m(results.warm, "renderOwnCpuMs").toFixed(0)} ms), app process ${m(results.warm, "appCpuMs").toFixed(0)} ms  (rendered ${m(results.warm, "rendered")}, ${m(results.warm, "renders")} renders); app peak RSS ${m(results.warm, "peakRssMb").toFixed(0)} MB`,
   );
   for (const [name, list] of [
     ["base cached", results.warm],

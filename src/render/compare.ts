@@ -4,6 +4,7 @@ import type { SourceProblem } from "../core/errors.ts";
 import type { DiffReport, EnvironmentDiff, ReportProblem, Side } from "../core/diff-report.ts";
 import { buildResourceSet, type NormalizedMemo, type ResourceSet } from "../core/resource-set.ts";
 import type { RendererContext } from "./context.ts";
+import { PathMemo } from "./files.ts";
 import { renderEnvironment } from "./render-environment.ts";
 
 /** One environment compared: its diff, and the problems of both sides tagged with the environment and side. */
@@ -104,7 +105,9 @@ export async function renderSides(
 ): Promise<RenderedSide[]> {
   const parseCache = new Map<string, unknown>();
   const normalized: NormalizedMemo = new WeakMap();
-  return Promise.all(contexts.map((context) => renderSide({ ...context, parseCache, normalized }, env, options)));
+  // The checkouts do not change while they render: each path is looked at once.
+  const paths = new PathMemo();
+  return Promise.all(contexts.map((context) => renderSide({ ...context, parseCache, normalized, paths }, env, options)));
 }
 
 /** Renders one side of one environment of one checkout and indexes its resources. */

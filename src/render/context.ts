@@ -1,5 +1,6 @@
 import type { AliasBudget, ParseOptions } from "../core/manifest.ts";
 import type { NormalizedMemo } from "../core/resource-set.ts";
+import type { PathReads } from "./files.ts";
 import type { RunOptions } from "./process.ts";
 import type { RenderTools } from "./tools.ts";
 
@@ -12,6 +13,8 @@ export interface RendererContext {
   parseCache?: Map<string, unknown>;
   /** Normalized JSON of those parsed documents, shared the same way. */
   normalized?: NormalizedMemo;
+  /** How the render looks at paths of its checkout while resolving them: each asked of the system once in one render. */
+  paths?: PathReads;
   /** The alias budget of the render under way; every stream it parses takes from the same one. */
   budget?: AliasBudget;
 }

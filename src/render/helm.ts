@@ -3,7 +3,7 @@ import type { SourceProblem } from "../core/errors.ts";
 import { isRecord, parseManifests, type SourceLocation } from "../core/manifest.ts";
 import { RenderError } from "./errors.ts";
 import { errorMessage } from "../core/errors.ts";
-import { CheckoutPathError, inEnvironment, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
+import { CheckoutPathError, inEnvironment, readCheckoutFile, relativeTo, resolveInside, type PathReads } from "./files.ts";
 import type { Rendered } from "./plain.ts";
 import { runBounded, runsSandboxed } from "./process.ts";
 import { sharedParseOptions, type RendererContext } from "./context.ts";
@@ -20,7 +20,7 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
   if (!context.tools.helm) {
     throw new RenderError({ file: chartFile, line: 1, message: "helm was not found; install it or set SLUICE_HELM" }, "missing-tool");
   }
-  const chart = await readChart(context.checkoutRoot, chartFile);
+  const chart = await readChart(context.checkoutRoot, chartFile, context.paths);
   const chartName = chart.name;
   const helm = env.helm ?? { values: [], set: {}, includeCRDs: true, apiVersions: [] };
   const args = ["template", helm.releaseName ?? env.name, dir, "--namespace", env.namespace, "--skip-tests"];
@@ -28,7 +28,7 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
   if (helm.kubeVersion) args.push("--kube-version", helm.kubeVersion);
   for (const apiVersion of helm.apiVersions) args.push("--api-versions", apiVersion);
   for (const values of helm.values) {
-    const resolved = await resolveInside(dir, values).catch((error: unknown) => {
+    const resolved = await resolveInside(dir, values, context.paths).catch((error: unknown) => {
       throw new RenderError({ file: chartFile, line: 1, message: `helm values file ${values}: ${errorMessage(error)}` }, "exit");
     });
     if (resolved.kind === "directory") {
@@ -73,10 +73,10 @@ export async function renderHelm(context: RendererContext, dir: string, env: Env
 /** Chart.yaml is metadata: a few kilobytes at most. */
 const MAX_CHART_FILE = 1024 * 1024;
 
-async function readChart(checkoutRoot: string, chartFile: string): Promise<{ name: string; text: string }> {
+async function readChart(checkoutRoot: string, chartFile: string, paths?: PathReads): Promise<{ name: string; text: string }> {
   let text: string;
   try {
-    text = (await readCheckoutFile(checkoutRoot, chartFile, MAX_CHART_FILE)).toString("utf8");
+    text = (await readCheckoutFile(checkoutRoot, chartFile, MAX_CHART_FILE, paths)).toString("utf8");
   } catch (error) {
     const missing = error instanceof CheckoutPathError && error.problem === "missing";
     throw new RenderError(

@@ -4,7 +4,7 @@ import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import { join, relative, resolve, sep } from "node:path";
 import type { Environment } from "../core/config.ts";
-import { readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
+import { PathMemo, readCheckoutFile, relativeTo, remembered, resolveInside } from "./files.ts";
 import { KUSTOMIZATION_FILES, loadKustomization, localReferences, type Kustomization } from "./kustomizations.ts";
 
 /** The files an environment's render reads, and a digest of their paths and contents. */
@@ -117,23 +117,23 @@ export class CheckoutReads {
   readonly #charts = new Map<string, Promise<{ chart: ReadonlySet<string>; links: readonly string[]; directories: number }>>();
   readonly #ignores = new Map<string, Promise<HelmIgnore | undefined>>();
   readonly #directories = new Map<string, Promise<Dirent[]>>();
-  readonly #stats = new Map<string, Promise<Stats | undefined>>();
+  readonly #paths = new PathMemo();
   readonly #resolved = new Map<string, Promise<Resolved | undefined>>();
   readonly #kustomizations = new Map<string, Promise<Kustomization | undefined>>();
 
   /** What is at `path` (a link itself, not its target); undefined when nothing is. */
   lstat(path: string): Promise<Stats | undefined> {
-    return once(this.#stats, path, () => lstat(path).catch(() => undefined));
+    return this.#paths.lstat(path);
   }
 
   /** Where `path` (relative to `root`) leads inside the checkout; undefined when it leaves it, loops or is a device. */
   resolve(root: string, path: string): Promise<Resolved | undefined> {
-    return once(this.#resolved, `${root}\0${path}`, () => resolveInside(root, path).catch(() => undefined));
+    return remembered(this.#resolved, `${root}\0${path}`, () => resolveInside(root, path, this.#paths).catch(() => undefined));
   }
 
   /** The kustomization in `dir`; undefined when there is none or it cannot be read (the render says why). */
   kustomization(root: string, dir: string): Promise<Kustomization | undefined> {
-    return once(this.#kustomizations, dir, () => loadKustomization(root, dir).catch(() => undefined));
+    return remembered(this.#kustomizations, dir, () => loadKustomization(root, dir, this.#paths).catch(() => undefined));
   }
 
   /** Directories listed and files read so far: each at most once. */
@@ -141,7 +141,7 @@ export class CheckoutReads {
 
   /** A directory's entries. */
   directory(dir: string): Promise<Dirent[]> {
-    return once(this.#directories, dir, () => {
+    return remembered(this.#directories, dir, () => {
       this.counts.directories += 1;
       return readdir(dir, { withFileTypes: true });
     });
@@ -149,7 +149,7 @@ export class CheckoutReads {
 
   /** A file's content digest; a link's is of its target, so a change made only through a link changes it. */
   digest(path: string): Promise<Buffer> {
-    return once(this.#digests, path, () => {
+    return remembered(this.#digests, path, () => {
       this.counts.files += 1;
       return contentDigest(path);
     });
@@ -157,7 +157,7 @@ export class CheckoutReads {
 
   /** Every file and link of the chart in `dir` (absolute), and how many directories were read to list them. */
   chart(dir: string): Promise<{ chart: ReadonlySet<string>; links: readonly string[]; directories: number }> {
-    return once(this.#charts, dir, async () => {
+    return remembered(this.#charts, dir, async () => {
       const chart = new Set<string>();
       const listed = new Set<string>();
       const links = await listTree(dir, chart, listed, this);
@@ -167,18 +167,8 @@ export class CheckoutReads {
 
   /** The chart's .helmignore as helm reads it (see {@link helmIgnore}). */
   helmIgnore(root: string, dir: string): Promise<HelmIgnore | undefined> {
-    return once(this.#ignores, dir, () => helmIgnore(root, dir));
+    return remembered(this.#ignores, dir, () => helmIgnore(root, dir));
   }
-}
-
-/** The value kept under `key`, made once; a failure is not kept, so the next caller tries again. */
-function once<T>(memo: Map<string, Promise<T>>, key: string, make: () => Promise<T>): Promise<T> {
-  const known = memo.get(key);
-  if (known) return known;
-  const made = make();
-  memo.set(key, made);
-  made.catch(() => memo.delete(key));
-  return made;
 }
 
 async function contentDigest(path: string): Promise<Buffer> {

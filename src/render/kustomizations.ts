@@ -1,7 +1,7 @@
 import { lstat } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { decodeManifest, isRecord } from "../core/manifest.ts";
-import { CheckoutPathError, readCheckoutFile, relativeTo, resolveInside } from "./files.ts";
+import { CheckoutPathError, readCheckoutFile, relativeTo, resolveInside, SYSTEM_PATHS, type PathReads } from "./files.ts";
 
 /** File names kustomize accepts for a kustomization, in its order of preference. */
 export const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -199,12 +199,12 @@ export interface RefusedReference {
  * none or it is empty; a kustomization that is not a map is left to kustomize to report.
  * @throws UnreadableKustomizationError when it cannot be read strictly (see parseStrictly), is not a regular file, or is too large
  */
-export async function loadKustomization(root: string, dir: string): Promise<Kustomization | undefined> {
+export async function loadKustomization(root: string, dir: string, paths: PathReads = SYSTEM_PATHS): Promise<Kustomization | undefined> {
   const name = await findKustomization(dir);
   if (!name) return undefined;
   const file = relativeTo(root, join(dir, name));
   // A kustomization that is a link inside the checkout is read through it, as kustomize does.
-  const bytes = await readCheckoutFile(root, file, MAX_KUSTOMIZATION_BYTES).catch((error: unknown) => {
+  const bytes = await readCheckoutFile(root, file, MAX_KUSTOMIZATION_BYTES, paths).catch((error: unknown) => {
     throw new UnreadableKustomizationError(
       file,
       1,
@@ -228,6 +228,7 @@ export async function loadKustomization(root: string, dir: string): Promise<Kust
 export async function readKustomizations(
   root: string,
   dir: string,
+  paths: PathReads = SYSTEM_PATHS,
 ): Promise<{ kustomizations: Kustomization[]; remote: RefusedReference[]; outside: RefusedReference[] }> {
   const kustomizations: Kustomization[] = [];
   const remote: RefusedReference[] = [];
@@ -237,16 +238,16 @@ export async function readKustomizations(
   async function visit(path: string): Promise<void> {
     if (visited.has(path)) return;
     visited.add(path);
-    const target = await resolveInside(root, relativeTo(root, path)).catch(() => undefined);
+    const target = await resolveInside(root, relativeTo(root, path), paths).catch(() => undefined);
     if (target?.kind !== "directory") return;
-    const kustomization = await loadKustomization(root, target.absolute);
+    const kustomization = await loadKustomization(root, target.absolute, paths);
     if (!kustomization) return;
     kustomizations.push(kustomization);
     // A reference must stay inside from every directory kustomize might read it relative to.
     const check = async (ref: string, file: string, line: number, ...bases: string[]): Promise<boolean> => {
       const at = { file, line, ref };
       if (isRemote(ref)) remote.push(at);
-      else if ((await Promise.all(bases.map((base) => leavesCheckout(realRoot, base, ref)))).some(Boolean)) outside.push(at);
+      else if ((await Promise.all(bases.map((base) => leavesCheckout(realRoot, base, ref, paths)))).some(Boolean)) outside.push(at);
       else return true;
       return false;
     };
@@ -263,11 +264,11 @@ export async function readKustomizations(
     for (const ref of plugins.paths) {
       if (!(await check(ref, kustomization.file, lineOf(kustomization.text, ref), kustomization.dir))) continue;
       const path = resolve(kustomization.dir, ref);
-      const target = await resolveInside(root, relativeTo(root, path)).catch(() => undefined);
+      const target = await resolveInside(root, relativeTo(root, path), paths).catch(() => undefined);
       if (target?.kind === "directory") await visit(path);
       else if (target?.kind === "file") {
         const file = relativeTo(root, target.absolute);
-        const bytes = await readCheckoutFile(root, file, MAX_KUSTOMIZATION_BYTES).catch((error: unknown) => {
+        const bytes = await readCheckoutFile(root, file, MAX_KUSTOMIZATION_BYTES, paths).catch((error: unknown) => {
           throw new UnreadableKustomizationError(
             file,
             1,
@@ -283,14 +284,17 @@ export async function readKustomizations(
   return { kustomizations, remote, outside };
 }
 
-/** Whether a local reference of the kustomization in `dir` leads outside the checkout at `root`, as written or through links. */
-async function leavesCheckout(root: string, dir: string, ref: string): Promise<boolean> {
+/**
+ * Whether a local reference of the kustomization in `dir` leads outside the checkout at `root`, as
+ * written or through links; one whose path cannot be followed (an I/O error) counts as leading out.
+ */
+async function leavesCheckout(root: string, dir: string, ref: string, paths: PathReads): Promise<boolean> {
   if (isAbsolute(ref)) return true;
   const path = resolve(dir, ref);
   if (path !== root && !path.startsWith(root + sep)) return true;
-  return resolveInside(root, relativeTo(root, path)).then(
+  return resolveInside(root, relativeTo(root, path), paths).then(
     () => false,
-    (error: unknown) => error instanceof CheckoutPathError && error.problem === "outside",
+    (error: unknown) => error instanceof CheckoutPathError && (error.problem === "outside" || error.problem === "unreadable"),
   );
 }
 

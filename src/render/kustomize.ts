@@ -29,7 +29,7 @@ export async function renderKustomize(context: RendererContext, dir: string): Pr
       "missing-tool",
     );
   }
-  const { kustomizations, remote, outside } = await readKustomizations(context.checkoutRoot, dir).catch((error: unknown) => {
+  const { kustomizations, remote, outside } = await readKustomizations(context.checkoutRoot, dir, context.paths).catch((error: unknown) => {
     if (error instanceof UnreadableKustomizationError)
       throw new RenderError({ file: error.file, line: error.line, message: error.reason }, "exit");
     throw error;

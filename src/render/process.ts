@@ -122,7 +122,7 @@ export async function runBounded(command: string, args: readonly string[], optio
     const binary = bwrap && !command.includes("/") ? ((await findOnPath(command, path)) ?? command) : command;
     argv = bwrap ? [bwrap, ...(await sandboxArgs(binary, options.readable ?? [], options)), ...args] : [binary, ...args];
     if (options.memoryBytes !== undefined) {
-      const prlimit = await findOnPath("prlimit", path);
+      const prlimit = await prlimitOn(path);
       if (!prlimit) throw new Error("prlimit (util-linux), which limits a renderer's memory, is not on PATH");
       argv = [prlimit, `--as=${options.memoryBytes}`, "--", ...argv];
     }
@@ -131,6 +131,18 @@ export async function runBounded(command: string, args: readonly string[], optio
   }
   const [file = command, ...rest] = argv;
   return runProcess(spawn, file, rest, options);
+}
+
+/** Where prlimit was found, by PATH: looked up once per process, not once per render. */
+const prlimits = new Map<string, string>();
+
+async function prlimitOn(path: string | undefined): Promise<string | undefined> {
+  const known = prlimits.get(path ?? "");
+  if (known) return known;
+  const found = await findOnPath("prlimit", path);
+  // Only a find is kept: prlimit installed later is found then.
+  if (found) prlimits.set(path ?? "", found);
+  return found;
 }
 
 /** Library directories a dynamically linked command needs; a static one (helm and kustomize as shipped) needs none. */

@@ -57,7 +57,7 @@ export async function renderEnvironment(
     };
   let target: Awaited<ReturnType<typeof resolveInside>>;
   try {
-    target = await resolveInside(context.checkoutRoot, env.path);
+    target = await resolveInside(context.checkoutRoot, env.path, context.paths);
   } catch (error) {
     return { objects: [], problems: [{ file: env.path, line: 1, message: errorMessage(error) }] };
   }
@@ -73,7 +73,7 @@ export async function renderEnvironment(
   try {
     if (target.kind === "file") {
       const file = relativeTo(context.checkoutRoot, target.absolute);
-      const decoded = decodeManifest(await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes));
+      const decoded = decodeManifest(await readCheckoutFile(context.checkoutRoot, file, context.run.maxOutputBytes, context.paths));
       if ("problem" in decoded) return { objects: [], problems: [{ file, line: decoded.line ?? 1, message: decoded.problem }] };
       return parseManifests(decoded.text, { file, ...sharedParseOptions(context) });
     }

@@ -113,6 +113,8 @@ export class FakeGitHub {
   /** The id of the app under test, which the harness configures as APP_ID. */
   static readonly APP_ID = 12345;
   readonly requests: RecordedRequest[] = [];
+  /** Answers sent so far: what the fake holds changes only before one is sent. */
+  answered = 0;
   readonly violations: string[] = [];
   /** The code GitHub would hand the manifest flow's redirect; converting it works once. */
   manifestCode: string | undefined;
@@ -415,6 +417,7 @@ export class FakeGitHub {
   }
 
   #send(res: ServerResponse, reply: Reply): void {
+    this.answered += 1;
     // As GitHub does, every answer says how much of the hour's budget is left.
     const headers = {
       "x-ratelimit-limit": "5000",

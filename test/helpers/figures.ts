@@ -30,6 +30,8 @@ export interface ProcessEntry {
   parent: number;
   /** CPU time, in ms: its own (utime + stime) and that of the children it has waited for (cutime + cstime). */
   cpuMs: number;
+  /** Its own CPU time alone (utime + stime), in ms. */
+  ownMs: number;
 }
 
 /** Every process now, by pid. */
@@ -42,7 +44,8 @@ export async function processTable(): Promise<Map<number, ProcessEntry>> {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // Clock ticks of 10 ms.
     const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
-    table.set(Number(entry), { parent: Number(fields[1]), cpuMs: ticks * 10 });
+    const own = Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    table.set(Number(entry), { parent: Number(fields[1]), cpuMs: ticks * 10, ownMs: own * 10 });
   }
   return table;
 }

@@ -78,27 +78,35 @@ export async function comparePreview(input: PreviewComparisonInput): Promise<Pre
   return { report: reportOf(compared), heads, entries: Promise.all(entries).then(() => undefined) };
 }
 
-/** Tells `progress` (when given) how far the comparison of `selected` has got. */
+/**
+ * Tells `progress` (when given) how far the comparison of `selected` has got. It is told after
+ * every environment read and compared, a thousand times for 500 environments, so each report is
+ * one pass over plain arrays: a skipped environment's entry is made once, when it is read.
+ */
 function progressTracker(
   selected: readonly Environment[],
   progress: ((progress: CompareProgress) => void) | undefined,
 ): { classified: (index: number, reason: string | undefined) => void; compared: (diff: EnvironmentDiff) => void } {
-  const found = new Map<number, string | undefined>();
+  /** By configuration index: undefined until read, then the environment's name when it renders or its skipped entry. */
+  const found: (string | EnvironmentDiff | undefined)[] = Array.from({ length: selected.length }, () => undefined);
+  let classified = 0;
   const done: EnvironmentDiff[] = [];
   const report = () => {
     if (!progress) return;
-    const known = selected.flatMap((env, index) => (found.has(index) ? [{ env, reason: found.get(index) }] : []));
-    progress({
-      total: selected.length,
-      classified: known.length,
-      rendering: known.filter(({ reason }) => reason === undefined).map(({ env }) => env.name),
-      skipped: known.flatMap(({ env, reason }) => (reason === undefined ? [] : [skippedComparison(env, reason).diff])),
-      done: [...done],
-    });
+    const rendering: string[] = [];
+    const skipped: EnvironmentDiff[] = [];
+    for (const entry of found) {
+      if (typeof entry === "string") rendering.push(entry);
+      else if (entry) skipped.push(entry);
+    }
+    progress({ total: selected.length, classified, rendering, skipped, done: done.slice() });
   };
   return {
     classified: (index, reason) => {
-      found.set(index, reason);
+      const env = selected[index];
+      if (!env || found[index] !== undefined) return;
+      found[index] = reason === undefined ? env.name : skippedComparison(env, reason).diff;
+      classified += 1;
       report();
     },
     compared: (diff) => {

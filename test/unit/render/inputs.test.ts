@@ -1,6 +1,10 @@
+import { mkdir, symlink } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseConfig, type Environment } from "../../../src/core/config.ts";
+import { PathMemo, resolveInside, SYSTEM_PATHS, type PathReads } from "../../../src/render/files.ts";
 import { CheckoutReads, environmentInputs } from "../../../src/render/inputs.ts";
+import { readKustomizations } from "../../../src/render/kustomizations.ts";
 import { checkout, removeCheckouts } from "../../helpers/checkouts.ts";
 
 afterAll(removeCheckouts);
@@ -98,5 +102,85 @@ describe("environmentInputs", () => {
     // Read from the environment down, then each parent once: 61 directories in all, not one walk per kustomization.
     expect(inputs.directoriesRead).toBe(61);
     expect(inputs.files).toHaveLength(260);
+  });
+});
+
+describe("PathMemo", () => {
+  it("resolves every path as the system does, links out and loops included, asking the system once per path", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i += 1) files[`deep/er/still/f${i}.yaml`] = "a: 1\n";
+    const root = await checkout(undefined, files);
+    await symlink("f0.yaml", join(root, "deep/er/still/inside.yaml"));
+    await symlink("../../..", join(root, "deep/er/up"));
+    await symlink("up/../../etc/passwd", join(root, "deep/er/leak"));
+    await symlink("loop-b", join(root, "deep/loop-a"));
+    await symlink("loop-a", join(root, "deep/loop-b"));
+    await mkdir(join(root, "deep/er/still/empty"));
+    const paths = [
+      ...Object.keys(files),
+      "deep/er/still/inside.yaml",
+      "deep/er/leak",
+      "deep/loop-a",
+      "deep/er/still/empty",
+      "deep/er/still/missing.yaml",
+    ];
+    const counter = (asked: string[]): PathReads => ({
+      lstat: (path) => (asked.push(`lstat ${path}`), SYSTEM_PATHS.lstat(path)),
+      readlink: (path) => (asked.push(`readlink ${path}`), SYSTEM_PATHS.readlink(path)),
+      realpath: (path) => (asked.push(`realpath ${path}`), SYSTEM_PATHS.realpath(path)),
+    });
+    const settle = (promise: Promise<unknown>) =>
+      promise.then(
+        (value) => value,
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      );
+    const once: string[] = [];
+    const every: string[] = [];
+    const memo = new PathMemo(counter(once));
+    const remembered = await Promise.all(paths.map((path) => settle(resolveInside(root, path, memo))));
+    const direct = await Promise.all(paths.map((path) => settle(resolveInside(root, path, counter(every)))));
+    expect(remembered).toEqual(direct);
+    expect(direct).toContain("deep/er/leak resolves outside the checkout");
+    expect(direct).toContain("deep/loop-a is a loop of symbolic links");
+    expect(direct).toContainEqual({ absolute: join(root, "deep/er/still/f0.yaml"), kind: "file", size: 5 });
+    // Each path on the way asked once for all 35 paths: the root, three directories, 33 entries and the links' targets.
+    expect(new Set(once).size).toBe(once.length);
+    expect(every.filter((asked) => asked.endsWith("/deep")).length).toBeGreaterThan(30);
+    expect(once.length).toBeLessThan(every.length / 3);
+  });
+
+  it('refuses a reference whose path cannot be followed (an I/O error, not "missing"), and does not keep the failure', async () => {
+    const root = await checkout(undefined, {
+      "env/kustomization.yaml": "resources:\n  - shared/cm.yaml\n",
+      "elsewhere/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+    });
+    await symlink("../elsewhere", join(root, "env/shared"));
+    let failures = 1;
+    const flaky: PathReads = {
+      ...SYSTEM_PATHS,
+      lstat: (path) =>
+        path.endsWith("/env/shared") && failures-- > 0
+          ? Promise.reject(Object.assign(new Error("EIO: i/o error, lstat"), { code: "EIO" }))
+          : SYSTEM_PATHS.lstat(path),
+    };
+    const memo = new PathMemo(flaky);
+    const first = await readKustomizations(root, join(root, "env"), memo);
+    expect(first.outside).toEqual([{ file: "env/kustomization.yaml", line: 2, ref: "shared/cm.yaml" }]);
+    const again = await readKustomizations(root, join(root, "env"), memo);
+    expect(again.outside).toEqual([]);
+    await expect(
+      resolveInside(
+        root,
+        "env/shared/cm.yaml",
+        new PathMemo({ ...flaky, lstat: () => Promise.reject(Object.assign(new Error("EIO"), { code: "EIO" })) }),
+      ),
+    ).rejects.toThrow("env/shared/cm.yaml cannot be followed: EIO");
+  });
+
+  it("takes only a path that cannot exist as nothing there", async () => {
+    const root = await checkout(undefined, { "a.yaml": "a: 1\n" });
+    expect(await SYSTEM_PATHS.lstat(join(root, "missing"))).toBeUndefined();
+    expect(await SYSTEM_PATHS.lstat(join(root, "a.yaml", "under-a-file"))).toBeUndefined();
+    expect(await SYSTEM_PATHS.lstat(join(root, "x".repeat(300)))).toBeUndefined();
   });
 });
