@@ -101,7 +101,9 @@ export class DriftChecker {
       id,
       object: withOwnership(object, job.repository, job.environment),
     }));
-    const { drifted, unhealthy } = await inspect(deps.cluster, planned, job.settings.driftIgnore, deps.concurrency);
+    // Only a fleet's rollouts read health (a wave bakes healthy): other agents do not work it out.
+    const fleet = job.cluster !== undefined;
+    const { drifted, unhealthy } = await inspect(deps.cluster, planned, job.settings.driftIgnore, deps.concurrency, fleet);
     const healed: ResourceId[] = [];
     const gaveUp: ResourceId[] = [];
     // Heal only while this is still the newest revision: a deploy that landed meanwhile wins.
@@ -134,8 +136,7 @@ export class DriftChecker {
       drifted,
       healed,
       gaveUp,
-      // Only a fleet's rollouts read health (a wave bakes healthy): other reports stay as they were.
-      ...(job.cluster === undefined ? {} : { unhealthy }),
+      ...(fleet ? { unhealthy } : {}),
     };
   }
 
@@ -201,22 +202,23 @@ export async function findDrift(
   rules: readonly DriftIgnore[],
   concurrency: number,
 ): Promise<DriftedObject[]> {
-  return (await inspect(cluster, planned, rules, concurrency)).drifted;
+  return (await inspect(cluster, planned, rules, concurrency, false)).drifted;
 }
 
 /** An object whose live status is not current, and why. */
 type Unhealthy = NonNullable<DriftReport["unhealthy"]>[number];
 
-/** {@link findDrift}, and the live objects that are not healthy (kstatus), from the same listing. */
+/** {@link findDrift}, and with `withHealth` the live objects that are not healthy (kstatus), from the same listing. */
 async function inspect(
   cluster: Cluster,
   planned: readonly Planned[],
   rules: readonly DriftIgnore[],
   concurrency: number,
+  withHealth: boolean,
 ): Promise<{ drifted: DriftedObject[]; unhealthy: Unhealthy[] }> {
   const live = await listLive(cluster, planned, concurrency);
   const unhealthy: Unhealthy[] = [];
-  for (const p of planned) {
+  for (const p of withHealth ? planned : []) {
     const found = live.get(resourceKey(p.id));
     const health = found ? computeHealth(found) : undefined;
     if (health && health.status !== "current")

@@ -1,5 +1,5 @@
 import { shortSha } from "./git-ref.ts";
-import { clusterNameSchema } from "./fleet.ts";
+import { clusterNameSchema, targetName } from "./fleet.ts";
 import { code, escapeCode, escapeInline } from "./markdown.ts";
 import type { RevertOutcome } from "./rollback.ts";
 
@@ -283,6 +283,11 @@ export type NothingToPromote =
 const BUTTON_LABELS = { sync: "Re-sync", rollback: "Roll back", approve: "Approve" } as const;
 
 /** Replies to commands: one function per situation, the commenter mentioned first. */
+/** What a rollback deploys, from what, and its check run. */
+function rollingBack(rollback: { target: string; from: string; link: string }): string {
+  return `roll back to \`${shortSha(rollback.target)}\` from \`${shortSha(rollback.from)}\` (${rollback.link})`;
+}
+
 export const replies = {
   invalidConfig: (author: string, first: { file: string; line: number; message: string } | undefined): string =>
     `@${author} the configuration on the default branch is invalid, so no command can run: ${code(`${first?.file ?? ""}:${first?.line ?? 0}`)} ${escapeInline(first?.message ?? "")}`,
@@ -328,11 +333,7 @@ export const replies = {
   checkRunLink: (url: string): string => `[check run](${url})`,
   /** A rollback of one environment: the revision it deploys, the one live, and the check run. */
   rollbackLine: (environment: string, added: boolean, rollback: { target: string; from: string; link: string }): string =>
-    replies.queuedLine(
-      environment,
-      added,
-      `roll back to \`${shortSha(rollback.target)}\` from \`${shortSha(rollback.from)}\` (${rollback.link}); the environment is held`,
-    ),
+    replies.queuedLine(environment, added, `${rollingBack(rollback)}; the environment is held`),
   /** A rollback of one cluster of a fleet: that cluster alone is held, in its agent's record. */
   clusterRollbackLine: (
     environment: string,
@@ -341,9 +342,9 @@ export const replies = {
     rollback: { target: string; from: string; link: string },
   ): string =>
     replies.queuedLine(
-      `${environment}@${cluster}`,
+      targetName(environment, cluster),
       added,
-      `roll back to \`${shortSha(rollback.target)}\` from \`${shortSha(rollback.from)}\` (${rollback.link}); ${code(cluster)} alone is held: a merge stops at its wave until \`/sync ${environment} --cluster ${cluster}\` releases it, and no revert pull request is opened`,
+      `${rollingBack(rollback)}; ${code(cluster)} alone is held: a merge stops at its wave until \`/sync ${environment} --cluster ${cluster}\` releases it, and no revert pull request is opened`,
     ),
   /** The reply's line about a revert pull request: opened (or moved), not needed, or left to a person. */
   revertLine: (environments: readonly string[], branch: string, target: string, outcome: RevertOutcome): string => {

@@ -2,7 +2,7 @@ import type { DriftReport } from "./agent-protocol.ts";
 import { driftCheckOutput } from "./deploy-status.ts";
 import { shortSha } from "./git-ref.ts";
 import { displayName } from "./identity.ts";
-import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, namesWithin, prefixWithin, tableRow, utf8Length } from "./markdown.ts";
+import { CHECK_RUN_TEXT_LIMIT, code, escapeInline, namesWithin, plural, prefixWithin, tableRow, utf8Length } from "./markdown.ts";
 
 /** A drifted cluster's objects are named up to this many; its detail keeps to this many characters. */
 const NAMED_OBJECTS = 10;
@@ -70,37 +70,38 @@ export function fleetDriftOutput(
   const title = ailing.length === 0 ? drift : `${drift}; ${ailing.length} not healthy`;
   const lines = [`Each cluster's agent compared its live objects with what Sluice applied at \`${shortSha(sha)}\`.`];
   let used = utf8Length(lines[0] ?? "");
+  /** A table of `rowLines` under `header`, skipping each row that would take the summary past `limit` bytes: how many it shows. */
+  const table = (header: string, rowLines: readonly string[], limit: number): number => {
+    const kept = [header];
+    for (const line of rowLines) {
+      if (used + utf8Length(line) > limit) continue;
+      kept.push(line);
+      used += utf8Length(line) + 1;
+    }
+    lines.push(kept.join("\n"));
+    return kept.length - 1;
+  };
   if (drifted.length > 0) {
-    const table = ["| Cluster | Objects drifted | Self-heal | Checked |", "|---|---|---|---|"];
-    let shown = 0;
-    for (const cluster of drifted) {
+    const rowLines = drifted.flatMap((cluster) => {
       const row = rows[cluster];
-      if (!row) continue;
+      if (!row) return [];
       const names =
         row.drifted.map(code).join(", ") + (row.count > row.drifted.length ? ` and ${row.count - row.drifted.length} more` : "");
       const heal = [row.healed > 0 ? `applied ${row.healed} again` : "", row.gaveUp > 0 ? `stopped for ${row.gaveUp}` : ""].filter(Boolean);
-      const line = tableRow([code(cluster), `${row.count}: ${names}`, heal.join("; ") || "off", escapeInline(row.at)]);
-      if (used + utf8Length(line) > SUMMARY_BUDGET / 2) continue;
-      table.push(line);
-      used += utf8Length(line) + 1;
-      shown++;
-    }
-    lines.push(table.join("\n"));
+      return [tableRow([code(cluster), `${row.count}: ${names}`, heal.join("; ") || "off", escapeInline(row.at)])];
+    });
+    const shown = table("| Cluster | Objects drifted | Self-heal | Checked |\n|---|---|---|---|", rowLines, SUMMARY_BUDGET / 2);
     if (shown < drifted.length)
       lines.push(
         `${drifted.length - shown} more drifted clusters are not listed here: ${plural(drifted.length, "cluster")} drifted in all.`,
       );
   }
-  if (ailing.length > 0) {
-    const table = ["| Cluster | Objects not healthy |", "|---|---|"];
-    for (const cluster of ailing) {
-      const line = tableRow([code(cluster), (rows[cluster]?.unhealthy ?? []).map(code).join(", ")]);
-      if (used + utf8Length(line) > (SUMMARY_BUDGET * 3) / 4) continue;
-      table.push(line);
-      used += utf8Length(line) + 1;
-    }
-    lines.push(table.join("\n"));
-  }
+  if (ailing.length > 0)
+    table(
+      "| Cluster | Objects not healthy |\n|---|---|",
+      ailing.map((cluster) => tableRow([code(cluster), (rows[cluster]?.unhealthy ?? []).map(code).join(", ")])),
+      (SUMMARY_BUDGET * 3) / 4,
+    );
   if (inSync.length > 0) lines.push(`In sync: ${namesWithin(inSync, SUMMARY_BUDGET - used - 100)}.`);
   let text = "";
   for (const cluster of drifted) {
@@ -112,8 +113,4 @@ export function fleetDriftOutput(
     conclusion: drifted.length === 0 && ailing.length === 0 ? "success" : "neutral",
     output: { title, summary: lines.join("\n\n"), ...(text ? { text } : {}) },
   };
-}
-
-function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }

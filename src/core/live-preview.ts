@@ -2,7 +2,7 @@ import type { LiveChange, LiveReport } from "./agent-protocol.ts";
 import type { ReportProblem } from "./diff-report.ts";
 import type { SourceLocation } from "./manifest.ts";
 import { displayName, resourceKey } from "./identity.ts";
-import { escapeCode, escapeHtml, escapeInline, fenceFor, namesWithin, prefixWithin, utf8Length } from "./markdown.ts";
+import { code, escapeCode, escapeHtml, escapeInline, fenceFor, namesWithin, prefixWithin, utf8Length } from "./markdown.ts";
 import { shortSha } from "./git-ref.ts";
 
 /** Where one environment's live preview stands. */
@@ -98,7 +98,9 @@ function liveGroups(environments: readonly LiveEnvironment[]): LiveGroup[] {
   const byEnvironment = new Map<string, LiveEnvironment[]>();
   for (const entry of environments) {
     const name = entry.cluster === undefined ? `\u0000${byEnvironment.size}` : entry.environment;
-    byEnvironment.set(name, [...(byEnvironment.get(name) ?? []), entry]);
+    const entries = byEnvironment.get(name);
+    if (entries) entries.push(entry);
+    else byEnvironment.set(name, [entry]);
   }
   const groups: LiveGroup[] = [];
   for (const entries of byEnvironment.values()) {
@@ -142,7 +144,7 @@ function clusterNames(clusters: readonly string[], quote?: (cluster: string) => 
 }
 
 function groupLabel(group: LiveGroup): string {
-  const name = `**\`${escapeCode(group.environment)}\`**`;
+  const name = `**${code(group.environment)}**`;
   if (!group.clusters) return name;
   const count = group.clusters.length;
   const of = group.of === undefined ? (count === 1 ? "" : `all ${count} clusters, `) : `${count} of ${group.of} clusters, `;
@@ -150,11 +152,11 @@ function groupLabel(group: LiveGroup): string {
 }
 
 function diffPlace(group: LiveGroup): string {
-  const environment = `\`${escapeCode(group.environment)}\``;
+  const environment = code(group.environment);
   if (!group.clusters) return ` in ${environment}`;
   const [first = ""] = group.clusters;
   const others = group.clusters.length - 1;
-  return ` in ${environment} on \`${escapeCode(first)}\`${others > 0 ? ` and ${others} more` : ""}`;
+  return ` in ${environment} on ${code(first)}${others > 0 ? ` and ${others} more` : ""}`;
 }
 
 /** What one environment (or group of a fleet's clusters), named by `name` as the comment shows it, says. */

@@ -224,7 +224,8 @@ function environmentsIntro(items: readonly Item[], context: Context): string {
   return `**${plural(environments, "environment")} changed, too many for a line each here**: their names and counts follow (🟢 added, 🟡 modified, 🔴 removed).${link}`;
 }
 
-function plural(count: number, noun: string): string {
+/** `1 cluster`, `3 clusters`: a count and its noun, plural unless one. */
+export function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 

@@ -1,8 +1,8 @@
 import type { LiveTimeoutConclusion } from "./config.ts";
 import {
   CHECK_RUN_TEXT_LIMIT,
+  code,
   errorList,
-  escapeCode,
   escapeInline,
   escapeLines,
   fitWithin,
@@ -166,10 +166,7 @@ const checkNotes = {
 
 /** Names the environments (or clusters of a fleet, `env@cluster`): the first 20, then how many more. */
 function names(environments: readonly string[]): string {
-  const shown = environments
-    .slice(0, 20)
-    .map((e) => `\`${escapeCode(e)}\``)
-    .join(", ");
+  const shown = environments.slice(0, 20).map(code).join(", ");
   return environments.length > 20 ? `${shown} and ${environments.length - 20} more` : shown;
 }
 

@@ -291,7 +291,7 @@ describe("a fleet of three clusters", { timeout: 240_000 }, () => {
     const key = `sluice:fleet-drift:${REPO_ID}:production:${v1}`;
     const sealed = (await h.redis.getBuffer(`${key}:check`)) ?? Buffer.alloc(0);
     expect(sealed.length).toBeGreaterThan(43);
-    await h.redis.hset(key, "check", `${sealed.subarray(0, 43).toString("ascii")} ${sealed.subarray(43).toString("utf8")}`);
+    await h.redis.hset(key, "check", sealed);
     // And deletes that record: the check run is found on GitHub by its external id, not made again.
     await h.redis.del(`${key}:check`);
     await edit("v1");

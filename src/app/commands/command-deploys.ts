@@ -1,6 +1,6 @@
 import { deployCheckName } from "../../core/check-names.ts";
 import { fleetOf } from "../../core/config.ts";
-import { listsCluster } from "../../core/fleet.ts";
+import { listsCluster, targetName } from "../../core/fleet.ts";
 import { replies } from "../../core/commands.ts";
 import type { Environment } from "../../core/config.ts";
 import { deployJobId, deployRequest, type DeployRequest } from "../../core/deploy-requests.ts";
@@ -95,24 +95,29 @@ export class CommandDeploys {
         lines.push(replies.nothingPromotedYet(env.name, env.promotion.after));
         continue;
       }
-      const notOurs = asker.cluster === undefined ? undefined : notAClusterOf(env, asker.cluster);
-      if (notOurs) {
-        lines.push(replies.notAClusterOf(env.name, asker.cluster ?? "", notOurs));
+      const refused = clusterRefusal(env, asker.cluster);
+      if (refused) {
+        lines.push(refused);
         continue;
       }
       const sha = promoted ?? (await gh.branchSha(asker.repository, env.branch));
       const { hold } = await this.#deps.environments.load(asker.repository.id, env.name);
       const queued = await this.queue(gh, asker, { environment: env.name, sha, reason: "sync" });
       const sync = { branch: env.branch, sha, link: queued.link, ...(hold ? { heldAt: hold.sha } : {}) };
-      lines.push(replies.syncLine(asker.cluster ? `${env.name}@${asker.cluster}` : env.name, queued.added, sync));
+      lines.push(replies.syncLine(targetName(env.name, asker.cluster), queued.added, sync));
     }
     return lines;
   }
 }
 
-/** Why `/sync --cluster` or `/rollback --cluster` cannot deploy `cluster` of `env`: it runs on one cluster, or lists no cluster of that name. */
-export function notAClusterOf(env: Environment, cluster: string): "single" | "unlisted" | undefined {
+/**
+ * The reply's line when `/sync --cluster` or `/rollback --cluster` cannot deploy `cluster` of
+ * `env` (it runs on one cluster, or lists no cluster of that name); undefined when it can, or when
+ * no cluster is named.
+ */
+export function clusterRefusal(env: Environment, cluster: string | undefined): string | undefined {
+  if (cluster === undefined) return undefined;
   const fleet = fleetOf(env);
-  if (!fleet) return "single";
-  return listsCluster(fleet, cluster) ? undefined : "unlisted";
+  const why = !fleet ? "single" : listsCluster(fleet, cluster) ? undefined : "unlisted";
+  return why ? replies.notAClusterOf(env.name, cluster, why) : undefined;
 }

@@ -4,7 +4,7 @@ import { type RepositoryRef } from "../../core/git-ref.ts";
 import type { Hold } from "../../core/inventory.ts";
 import { changedFiles, planRollback, WORKFLOWS_DIR, type RevertOutcome, type RevertPlan, type RollbackAsk } from "../../core/rollback.ts";
 import { WorkflowsPermissionError, type GitHubClient } from "../github/client.ts";
-import { notAClusterOf, type Asker, type CommandDeploys } from "./command-deploys.ts";
+import { clusterRefusal, type Asker, type CommandDeploys } from "./command-deploys.ts";
 import type { EnvironmentStates } from "../deploy/environment-states.ts";
 import type { Logger } from "../log-context.ts";
 
@@ -44,9 +44,9 @@ export class RollbackRunner {
   async run(gh: GitHubClient, asker: Asker, envs: readonly Environment[], ask: RollbackAsk): Promise<string[]> {
     const { cluster } = asker;
     if (cluster !== undefined) {
-      const notOurs = envs.map((env) => notAClusterOf(env, cluster));
-      const lines = notOurs.flatMap((why, i) => (why ? [replies.notAClusterOf(envs[i]?.name ?? "", cluster, why)] : []));
-      const ours = envs.filter((_, i) => notOurs[i] === undefined);
+      const refusals = envs.map((env) => clusterRefusal(env, cluster));
+      const lines = refusals.filter((line) => line !== undefined);
+      const ours = envs.filter((_, i) => refusals[i] === undefined);
       return ours.length === 0 ? lines : [...lines, ...(await this.#rollBack(gh, asker, ours, ask, cluster))];
     }
     return this.#rollBack(gh, asker, envs, ask, undefined);

@@ -68,7 +68,7 @@ export class FleetDrift {
     const commit = commitOf(deploy);
     const key = fleetDriftKey(commit);
     const json = JSON.stringify({ deploy, row: fleetDriftRow(report) } satisfies StoredRow);
-    await redis.hset(key, cluster, `${mac.sign(rowPurpose(key, cluster), json)} ${json}`);
+    await redis.hset(key, cluster, mac.seal(rowPurpose(key, cluster), Buffer.from(json)));
     await redis.expire(key, TTL_SECONDS);
     const at = Math.ceil((now() + 1) / FLEET_DRIFT_WRITE_MS) * FLEET_DRIFT_WRITE_MS;
     await this.#deps.schedule(commit, at);
@@ -111,15 +111,14 @@ export class FleetDrift {
   /** Every cluster's row whose MAC verifies: a field written by anyone else to Redis is not a cluster's drift. */
   async #rows(key: string): Promise<Record<string, StoredRow>> {
     const rows: Record<string, StoredRow> = {};
-    for (const [cluster, value] of Object.entries(await this.#deps.redis.hgetall(key))) {
-      const space = value.indexOf(" ");
-      const json = value.slice(space + 1);
-      if (space < 0 || !this.#deps.mac.verify(rowPurpose(key, cluster), json, value.slice(0, space))) {
+    for (const [cluster, sealed] of Object.entries(await this.#deps.redis.hgetallBuffer(key))) {
+      const json = this.#deps.mac.open(rowPurpose(key, cluster), sealed);
+      if (!json) {
         this.#deps.log.warn({ key, cluster }, "fleet drift row that does not verify ignored");
         continue;
       }
       // MAC'd by this app, so its shape is the one it wrote.
-      rows[cluster] = JSON.parse(json) as StoredRow;
+      rows[cluster] = JSON.parse(json.toString("utf8")) as StoredRow;
     }
     return rows;
   }

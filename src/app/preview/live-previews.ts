@@ -242,7 +242,7 @@ export class LivePreviews {
     const { environment, cluster } = answer;
     const target = targetName(environment, cluster);
     const about = { request: answer.requestId, repository: answer.repository.id, pullRequest: answer.pullRequest, environment: target };
-    const answers = (e: LiveEnvironment) => e.environment === environment && e.cluster === cluster;
+    const answers = entryOf(environment, cluster);
     // An answer for a preview that is no longer the newest changes nothing, matching or not.
     let verdict: Verdict = { accepted: true };
     await this.#update(answer.repository.id, answer.pullRequest, answer.seq, "soon", (live, preview) => {
@@ -274,7 +274,7 @@ export class LivePreviews {
   async driftChanged(change: DriftChange): Promise<void> {
     const { repositoryId, environment, cluster } = change;
     const drift = shownDrift(change.summary);
-    const shows = (e: LiveEnvironment) => e.environment === environment && e.cluster === cluster;
+    const shows = entryOf(environment, cluster);
     for (const pullRequest of await this.#deps.published.pullRequests(repositoryId)) {
       const preview = await this.#deps.published.load(repositoryId, pullRequest);
       if (!preview?.live?.some(shows)) continue;
@@ -361,6 +361,11 @@ export class LivePreviews {
  */
 function shownDrift(summary: DriftSummary): DriftSummary {
   return { sha: summary.sha, objects: summary.objects, healing: summary.healing };
+}
+
+/** Whether a live entry is the one of `environment` (on `cluster`, for a fleet). */
+function entryOf(environment: string, cluster: string | undefined): (entry: LiveEnvironment) => boolean {
+  return (entry) => entry.environment === environment && entry.cluster === cluster;
 }
 
 /** Live answers folded into a preview are written this long after the first of them. */
